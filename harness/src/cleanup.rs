@@ -1,0 +1,43 @@
+//! Last-resort cleanup: what a run must undo if it is interrupted (Ctrl-C, SIGTERM).
+//!
+//! Providers register an undo action as soon as they start creating things, and remove
+//! it after a normal teardown. The signal handler runs whatever is still registered.
+
+use std::sync::{Arc, Mutex, Once};
+
+type Undo = Arc<dyn Fn() + Send + Sync>;
+
+static REGISTERED: Mutex<Vec<(String, Undo)>> = Mutex::new(Vec::new());
+static HANDLER: Once = Once::new();
+
+/// Registers `undo` under `key`; it runs if the process is interrupted before [`unregister`].
+pub fn register(key: &str, undo: impl Fn() + Send + Sync + 'static) {
+    install_signal_handler();
+    REGISTERED.lock().unwrap_or_else(|e| e.into_inner()).push((key.to_owned(), Arc::new(undo)));
+}
+
+pub fn unregister(key: &str) {
+    REGISTERED.lock().unwrap_or_else(|e| e.into_inner()).retain(|(k, _)| k != key);
+}
+
+/// Runs and forgets every registered undo action.
+pub fn run_all() {
+    let actions: Vec<_> = std::mem::take(&mut *REGISTERED.lock().unwrap_or_else(|e| e.into_inner()));
+    for (key, undo) in actions {
+        eprintln!("cni-conformance: cleaning up {key}");
+        undo();
+    }
+}
+
+fn install_signal_handler() {
+    HANDLER.call_once(|| {
+        let installed = ctrlc::set_handler(|| {
+            eprintln!("cni-conformance: interrupted, removing what this run created");
+            run_all();
+            std::process::exit(130);
+        });
+        if let Err(e) = installed {
+            eprintln!("cni-conformance: could not install the Ctrl-C handler ({e}); an interrupted run needs `cargo xtask gc`");
+        }
+    });
+}

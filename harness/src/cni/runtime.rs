@@ -1,0 +1,436 @@
+//! Runs CNI plugin binaries exactly as a container runtime does (CNI spec 1.0.0).
+//!
+//! ADD runs a conflist's plugins in order, each given the previous one's result as
+//! `prevResult` and only the `runtimeConfig` keys its `capabilities` ask for; the final
+//! result is cached so that CHECK and DEL get what ADD returned. DEL runs in reverse order.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{HarnessError, Result};
+
+/// Where Debian's `containernetworking-plugins` installs the reference plugins.
+pub const DEBIAN_PLUGIN_DIR: &str = "/usr/lib/cni";
+
+/// A network configuration list (`.conflist`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetworkConfigList {
+    pub cni_version: String,
+    pub name: String,
+    pub plugins: Vec<Map<String, Value>>,
+}
+
+impl NetworkConfigList {
+    /// Parses a conflist; `origin` names where it came from in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<Self> {
+        let malformed = |detail: String| HarnessError::FixtureMalformed { path: origin.to_owned(), detail };
+        let value: Value = serde_json::from_str(text).map_err(|e| malformed(format!("not valid JSON: {e}")))?;
+        let field = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
+        let cni_version = field("cniVersion").ok_or_else(|| malformed("cniVersion: expected a string such as \"1.0.0\"".into()))?;
+        let name = field("name").ok_or_else(|| malformed("name: expected the network's name".into()))?;
+        let plugins = value
+            .get("plugins")
+            .and_then(Value::as_array)
+            .ok_or_else(|| malformed("plugins: expected a list of plugin configurations".into()))?;
+        let plugins = plugins
+            .iter()
+            .enumerate()
+            .map(|(i, plugin)| {
+                let plugin = plugin.as_object().ok_or_else(|| malformed(format!("plugins[{i}]: expected an object")))?;
+                if plugin.get("type").and_then(Value::as_str).is_none() {
+                    return Err(malformed(format!("plugins[{i}].type: expected the plugin's binary name")));
+                }
+                Ok(plugin.clone())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if plugins.is_empty() {
+            return Err(malformed("plugins: expected at least one plugin".into()));
+        }
+        Ok(Self { cni_version, name, plugins })
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| HarnessError::FixtureUnreadable { path: path.to_owned(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// The first plugin of the given type, for filling in run-specific values.
+    pub fn plugin_mut(&mut self, plugin_type: &str) -> Option<&mut Map<String, Value>> {
+        self.plugins.iter_mut().find(|p| p.get("type").and_then(Value::as_str) == Some(plugin_type))
+    }
+
+    fn plugin_types(&self) -> impl Iterator<Item = &str> {
+        self.plugins.iter().map(|p| p["type"].as_str().expect("checked in parse"))
+    }
+}
+
+/// One attachment of a network to a container, as a runtime describes it to plugins.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub container_id: String,
+    pub netns: PathBuf,
+    pub ifname: String,
+    /// `CNI_ARGS` pairs, e.g. `K8S_POD_NAMESPACE`.
+    pub args: Vec<(String, String)>,
+    /// Values offered to plugins through `runtimeConfig`, each given only to plugins whose
+    /// `capabilities` ask for it (e.g. `portMappings`, `bandwidth`, `mac`).
+    pub capability_args: Map<String, Value>,
+}
+
+/// An IP assignment from a CNI result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpConfig {
+    pub address: ipnet::IpNet,
+    pub gateway: Option<IpAddr>,
+    pub interface: Option<usize>,
+}
+
+/// The parts of a CNI result the harness uses, plus the raw result to pass on.
+#[derive(Debug, Clone)]
+pub struct CniResult {
+    pub raw: Value,
+    pub ips: Vec<IpConfig>,
+    /// How long the whole ADD chain took: the pod network start-up time.
+    pub elapsed: Duration,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CachedResult {
+    kind: String,
+    container_id: String,
+    if_name: String,
+    network_name: String,
+    result: Value,
+}
+
+#[derive(Deserialize)]
+struct PluginError {
+    code: Option<u32>,
+    msg: Option<String>,
+    details: Option<String>,
+}
+
+/// Executes plugin binaries for one node.
+#[derive(Debug, Clone)]
+pub struct CniRuntime {
+    /// `CNI_PATH`: where plugin binaries are looked up.
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Where ADD results are cached for CHECK and DEL.
+    pub cache_dir: PathBuf,
+    /// The network namespace the runtime itself lives in (the node's); plugins run there.
+    pub runtime_netns: Option<String>,
+}
+
+impl CniRuntime {
+    /// Fails with the plugin's name and the searched path when a plugin of the list is missing.
+    pub fn require_plugins(&self, list: &NetworkConfigList) -> Result<()> {
+        list.plugin_types().try_for_each(|plugin| self.plugin_path(plugin).map(drop))
+    }
+
+    fn plugin_path(&self, plugin: &str) -> Result<PathBuf> {
+        self.plugin_dirs
+            .iter()
+            .map(|dir| dir.join(plugin))
+            .find(|path| path.is_file())
+            .ok_or_else(|| HarnessError::MissingPlugin { plugin: plugin.to_owned(), searched: self.cni_path() })
+    }
+
+    fn cni_path(&self) -> String {
+        std::env::join_paths(&self.plugin_dirs).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default()
+    }
+
+    /// CNI ADD: runs the chain in order and caches the final result.
+    pub fn add(&self, list: &NetworkConfigList, attachment: &Attachment) -> Result<CniResult> {
+        let started = Instant::now();
+        let mut previous: Option<Value> = None;
+        for plugin in &list.plugins {
+            let result = self.invoke("ADD", list, plugin, attachment, previous.as_ref())?;
+            let result = result.ok_or_else(|| HarnessError::CniResult {
+                plugin: plugin_type(plugin).to_owned(),
+                detail: "ADD printed no result".into(),
+            })?;
+            previous = Some(result);
+        }
+        let raw = previous.expect("a conflist has at least one plugin");
+        let ips = parse_ips(&raw, list)?;
+        self.store(list, attachment, &raw)?;
+        Ok(CniResult { raw, ips, elapsed: started.elapsed() })
+    }
+
+    /// CNI CHECK: asks every plugin whether the attachment is still as ADD left it.
+    pub fn check(&self, list: &NetworkConfigList, attachment: &Attachment) -> Result<()> {
+        let cached = self.cached(list, attachment)?.ok_or_else(|| HarnessError::NotReady {
+            what: format!("network `{}` of container {}", list.name, attachment.container_id),
+            detail: "no cached ADD result to CHECK against".into(),
+        })?;
+        for plugin in &list.plugins {
+            self.invoke("CHECK", list, plugin, attachment, Some(&cached))?;
+        }
+        Ok(())
+    }
+
+    /// CNI DEL: runs the chain in reverse with the cached result; runs every plugin and
+    /// returns the first error, so one failing plugin does not leak the others' state.
+    pub fn del(&self, list: &NetworkConfigList, attachment: &Attachment) -> Result<()> {
+        let cached = self.cached(list, attachment)?;
+        let mut first_error = None;
+        for plugin in list.plugins.iter().rev() {
+            if let Err(e) = self.invoke("DEL", list, plugin, attachment, cached.as_ref()) {
+                first_error.get_or_insert(e);
+            }
+        }
+        let _ = std::fs::remove_file(self.cache_path(list, attachment));
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn invoke(
+        &self,
+        command: &str,
+        list: &NetworkConfigList,
+        plugin: &Map<String, Value>,
+        attachment: &Attachment,
+        previous: Option<&Value>,
+    ) -> Result<Option<Value>> {
+        let plugin_name = plugin_type(plugin);
+        let binary = self.plugin_path(plugin_name)?;
+        let config = plugin_config(list, plugin, attachment, previous);
+        let mut process = match &self.runtime_netns {
+            Some(netns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", netns]).arg(&binary);
+                c
+            }
+            None => Command::new(&binary),
+        };
+        let cni_args = attachment.args.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(";");
+        process
+            .env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", &attachment.container_id)
+            .env("CNI_NETNS", &attachment.netns)
+            .env("CNI_IFNAME", &attachment.ifname)
+            .env("CNI_ARGS", cni_args)
+            .env("CNI_PATH", self.cni_path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let failed = |message: String| HarnessError::CniPlugin {
+            command: command.to_owned(),
+            plugin: plugin_name.to_owned(),
+            container: attachment.container_id.clone(),
+            message,
+        };
+        let mut child = process.spawn().map_err(|e| failed(format!("could not start {}: {e}", binary.display())))?;
+        child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(config.to_string().as_bytes())
+            .map_err(|e| failed(format!("could not write the config to its stdin: {e}")))?;
+        let output = child.wait_with_output().map_err(|e| failed(e.to_string()))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            let message = match serde_json::from_str::<PluginError>(&stdout) {
+                Ok(PluginError { code, msg, details }) => format!(
+                    "error code {}: {}{}",
+                    code.map_or("?".into(), |c| c.to_string()),
+                    msg.unwrap_or_default(),
+                    details.map(|d| format!(" ({d})")).unwrap_or_default()
+                ),
+                Err(_) => format!("{} {}", output.status, String::from_utf8_lossy(&output.stderr).trim()),
+            };
+            return Err(failed(message));
+        }
+        if stdout.trim().is_empty() {
+            return Ok(None);
+        }
+        serde_json::from_str(&stdout)
+            .map(Some)
+            .map_err(|e| HarnessError::CniResult { plugin: plugin_name.to_owned(), detail: format!("{e}: {stdout}") })
+    }
+
+    fn cache_path(&self, list: &NetworkConfigList, attachment: &Attachment) -> PathBuf {
+        self.cache_dir
+            .join("results")
+            .join(format!("{}-{}-{}", list.name, attachment.container_id, attachment.ifname))
+    }
+
+    fn store(&self, list: &NetworkConfigList, attachment: &Attachment, result: &Value) -> Result<()> {
+        let path = self.cache_path(list, attachment);
+        let record = CachedResult {
+            kind: "cniCacheV1".into(),
+            container_id: attachment.container_id.clone(),
+            if_name: attachment.ifname.clone(),
+            network_name: list.name.clone(),
+            result: result.clone(),
+        };
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(path.parent().expect("cache path has a parent"))?;
+            std::fs::write(&path, serde_json::to_vec(&record).expect("cache record serializes"))
+        };
+        write().map_err(|e| HarnessError::Command { command: format!("write CNI cache {}", path.display()), detail: e.to_string() })
+    }
+
+    fn cached(&self, list: &NetworkConfigList, attachment: &Attachment) -> Result<Option<Value>> {
+        let path = self.cache_path(list, attachment);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice::<CachedResult>(&bytes)
+                .map(|record| Some(record.result))
+                .map_err(|e| HarnessError::CniResult { plugin: "cache".into(), detail: format!("{}: {e}", path.display()) }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(HarnessError::Command { command: format!("read CNI cache {}", path.display()), detail: e.to_string() }),
+        }
+    }
+}
+
+fn plugin_type(plugin: &Map<String, Value>) -> &str {
+    plugin["type"].as_str().expect("checked in parse")
+}
+
+/// The stdin config of one plugin: its own fields plus the list's name and version, the
+/// previous result, and the runtime config its capabilities ask for.
+fn plugin_config(list: &NetworkConfigList, plugin: &Map<String, Value>, attachment: &Attachment, previous: Option<&Value>) -> Value {
+    let mut config = plugin.clone();
+    config.insert("cniVersion".into(), Value::String(list.cni_version.clone()));
+    config.insert("name".into(), Value::String(list.name.clone()));
+    if let Some(previous) = previous {
+        config.insert("prevResult".into(), previous.clone());
+    }
+    config.remove("capabilities");
+    let wanted = plugin.get("capabilities").and_then(Value::as_object);
+    let runtime_config: Map<String, Value> = attachment
+        .capability_args
+        .iter()
+        .filter(|(key, _)| wanted.and_then(|w| w.get(*key)).and_then(Value::as_bool) == Some(true))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !runtime_config.is_empty() {
+        config.insert("runtimeConfig".into(), Value::Object(runtime_config));
+    }
+    Value::Object(config)
+}
+
+fn parse_ips(result: &Value, list: &NetworkConfigList) -> Result<Vec<IpConfig>> {
+    let ips = result.get("ips").cloned().unwrap_or(Value::Array(vec![]));
+    let ips: Vec<IpConfig> = serde_json::from_value(ips).map_err(|e| HarnessError::CniResult {
+        plugin: list.plugins.last().map(plugin_type).unwrap_or("?").to_owned(),
+        detail: format!("ips: {e}"),
+    })?;
+    Ok(ips)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn list() -> NetworkConfigList {
+        NetworkConfigList::parse(
+            r#"{"cniVersion":"1.0.0","name":"lab","plugins":[
+                {"type":"bridge","bridge":"cni0"},
+                {"type":"portmap","capabilities":{"portMappings":true}},
+                {"type":"tuning","capabilities":{"mac":false}}]}"#,
+            Path::new("test.conflist"),
+        )
+        .unwrap()
+    }
+
+    fn attachment() -> Attachment {
+        let mut capability_args = Map::new();
+        capability_args.insert("portMappings".into(), json!([{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]));
+        capability_args.insert("mac".into(), json!("c2:11:22:33:44:55"));
+        Attachment { container_id: "c1".into(), netns: "/run/netns/p".into(), ifname: "eth0".into(), args: vec![], capability_args }
+    }
+
+    #[test]
+    fn runtime_config_goes_only_to_plugins_that_ask_for_it() {
+        let list = list();
+        let bridge = plugin_config(&list, &list.plugins[0], &attachment(), None);
+        assert!(bridge.get("runtimeConfig").is_none());
+        let portmap = plugin_config(&list, &list.plugins[1], &attachment(), None);
+        assert_eq!(portmap["runtimeConfig"]["portMappings"][0]["hostPort"], 8080);
+        assert!(portmap["runtimeConfig"].get("mac").is_none());
+        let tuning = plugin_config(&list, &list.plugins[2], &attachment(), None);
+        assert!(tuning.get("runtimeConfig").is_none(), "capability set to false is not asked for");
+    }
+
+    #[test]
+    fn each_plugin_gets_the_list_name_version_and_previous_result() {
+        let list = list();
+        let previous = json!({"cniVersion": "1.0.0", "ips": [{"address": "10.244.1.2/24"}]});
+        let config = plugin_config(&list, &list.plugins[1], &attachment(), Some(&previous));
+        assert_eq!(config["name"], "lab");
+        assert_eq!(config["cniVersion"], "1.0.0");
+        assert_eq!(config["prevResult"], previous);
+        assert!(config.get("capabilities").is_none());
+    }
+
+    #[test]
+    fn a_conflist_without_plugin_types_is_named() {
+        let error = NetworkConfigList::parse(r#"{"cniVersion":"1.0.0","name":"x","plugins":[{"bridge":"b"}]}"#, Path::new("x.conflist"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("x.conflist") && error.contains("plugins[0].type"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_plugin_names_the_plugin_and_the_path() {
+        let runtime = CniRuntime { plugin_dirs: vec!["/nonexistent/cni".into()], cache_dir: "/tmp".into(), runtime_netns: None };
+        let error = runtime.require_plugins(&list()).unwrap_err().to_string();
+        assert!(error.contains("`bridge`") && error.contains("/nonexistent/cni"), "{error}");
+    }
+
+    /// Stand-in plugins (shell scripts) record what they were given, so the chain's
+    /// order, `prevResult` and cache can be checked without root.
+    #[test]
+    fn add_chains_results_check_and_del_get_the_cached_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        for name in ["first", "second"] {
+            let script = format!(
+                "#!/bin/sh\ncfg=$(cat)\necho \"$CNI_COMMAND {name} $cfg\" >> {log}\nif [ \"$CNI_COMMAND\" = ADD ]; then echo '{{\"cniVersion\":\"1.0.0\",\"ips\":[{{\"address\":\"10.244.1.7/24\"}}],\"by\":\"{name}\"}}'; fi\n",
+                log = log.display()
+            );
+            let path = dir.path().join(name);
+            std::fs::write(&path, script).unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        }
+        let list = NetworkConfigList::parse(
+            r#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"first"},{"type":"second"}]}"#,
+            Path::new("n.conflist"),
+        )
+        .unwrap();
+        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), runtime_netns: None };
+        let result = runtime.add(&list, &attachment()).unwrap();
+        assert_eq!(result.ips[0].address.to_string(), "10.244.1.7/24");
+        assert_eq!(result.raw["by"], "second");
+        runtime.check(&list, &attachment()).unwrap();
+        runtime.del(&list, &attachment()).unwrap();
+        let calls: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(str::to_owned).collect();
+        let order: Vec<String> = calls.iter().map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" ")).collect();
+        assert_eq!(order, ["ADD first", "ADD second", "CHECK first", "CHECK second", "DEL second", "DEL first"]);
+        assert!(!calls[0].contains("prevResult"), "the first plugin has no previous result");
+        assert!(calls[1].contains(r#""by":"first""#), "the second plugin gets the first's result: {}", calls[1]);
+        assert!(calls[4].contains(r#""by":"second""#), "DEL gets the cached final result: {}", calls[4]);
+        assert!(runtime.check(&list, &attachment()).is_err(), "the cache is gone after DEL");
+    }
+
+    #[test]
+    fn a_plugin_error_carries_its_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broken");
+        std::fs::write(&path, "#!/bin/sh\necho '{\"cniVersion\":\"1.0.0\",\"code\":7,\"msg\":\"bad config\",\"details\":\"no bridge\"}'\nexit 1\n").unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let list = NetworkConfigList::parse(r#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"broken"}]}"#, Path::new("n")).unwrap();
+        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().into(), runtime_netns: None };
+        let error = runtime.add(&list, &attachment()).unwrap_err().to_string();
+        assert!(error.contains("CNI ADD of plugin `broken`") && error.contains("error code 7: bad config (no bridge)"), "{error}");
+    }
+}

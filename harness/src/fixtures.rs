@@ -1,0 +1,254 @@
+//! Fixtures: real YAML a person could `kubectl apply` or `kind create`, read into neutral objects.
+//!
+//! Every error names the file, the object and the field, and says what was expected.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{HarnessError, Result};
+use crate::model::{EgressPolicy, LabelSelector, Labels, NodeRole};
+
+/// The repository's `fixtures/` directory (or `CNICONF_FIXTURES`).
+pub fn fixtures_dir() -> PathBuf {
+    std::env::var_os("CNICONF_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::workspace_root().join("fixtures"))
+}
+
+/// Resolves a path relative to [`fixtures_dir`].
+pub fn fixture_path(relative: &str) -> PathBuf {
+    fixtures_dir().join(relative)
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| HarnessError::FixtureUnreadable { path: path.to_owned(), source })
+}
+
+fn malformed(path: &Path, detail: impl Into<String>) -> HarnessError {
+    HarnessError::FixtureMalformed { path: path.to_owned(), detail: detail.into() }
+}
+
+fn yaml_options() -> serde_saphyr::Options {
+    // YAML 1.1 booleans (`y`, `on`) stay strings: a label value `y` must not become `true`.
+    serde_saphyr::options! { strict_booleans: true }
+}
+
+/// A kind `Cluster` config: the node list the lab copies and the kind provider passes on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KindClusterConfig {
+    pub kind: String,
+    pub api_version: String,
+    #[serde(default)]
+    pub networking: KindNetworking,
+    pub nodes: Vec<KindNode>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KindNetworking {
+    #[serde(default, rename = "disableDefaultCNI")]
+    pub disable_default_cni: bool,
+    pub pod_subnet: Option<ipnet::Ipv4Net>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct KindNode {
+    pub role: NodeRole,
+    #[serde(default)]
+    pub labels: Labels,
+}
+
+impl KindClusterConfig {
+    /// Node names as kind gives them: `<cluster>-control-plane`, `<cluster>-worker`, `<cluster>-worker2`, ...
+    pub fn node_names(&self, cluster: &str) -> Vec<String> {
+        let (mut control_planes, mut workers) = (0, 0);
+        self.nodes
+            .iter()
+            .map(|node| {
+                let (base, count) = match node.role {
+                    NodeRole::ControlPlane => ("control-plane", &mut control_planes),
+                    NodeRole::Worker => ("worker", &mut workers),
+                };
+                *count += 1;
+                match *count {
+                    1 => format!("{cluster}-{base}"),
+                    n => format!("{cluster}-{base}{n}"),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Reads a kind cluster config and checks what the harness relies on.
+pub fn load_kind_config(path: &Path) -> Result<KindClusterConfig> {
+    let text = read(path)?;
+    let config: KindClusterConfig =
+        serde_saphyr::from_str_with_options(&text, yaml_options()).map_err(|e| malformed(path, e.to_string()))?;
+    if config.kind != "Cluster" || !config.api_version.starts_with("kind.x-k8s.io/") {
+        return Err(malformed(
+            path,
+            format!("expected `kind: Cluster` with `apiVersion: kind.x-k8s.io/v1alpha4`, found kind `{}` apiVersion `{}`", config.kind, config.api_version),
+        ));
+    }
+    if !config.networking.disable_default_cni {
+        return Err(malformed(path, "networking.disableDefaultCNI must be true: the CNI under test must be the only one"));
+    }
+    if !config.nodes.iter().any(|n| n.role == NodeRole::ControlPlane) {
+        return Err(malformed(path, "nodes: expected at least one node with role control-plane"));
+    }
+    Ok(config)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AntreaObject {
+    api_version: String,
+    kind: String,
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: serde_json::Value,
+}
+
+#[derive(Debug, Deserialize)]
+struct ObjectMeta {
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AntreaEgressSpec {
+    applied_to: AppliedTo,
+    #[serde(rename = "egressIP")]
+    egress_ip: Option<IpAddr>,
+    #[serde(rename = "externalIPPool")]
+    external_ip_pool: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AppliedTo {
+    #[serde(default)]
+    namespace_selector: LabelSelector,
+    #[serde(default)]
+    pod_selector: LabelSelector,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExternalIpPoolSpec {
+    #[serde(default)]
+    node_selector: LabelSelector,
+}
+
+const ANTREA_API_VERSIONS: [&str; 2] = ["crd.antrea.io/v1alpha2", "crd.antrea.io/v1beta1"];
+
+/// Reads an Antrea `Egress` (and the `ExternalIPPool` it names) into a neutral [`EgressPolicy`].
+pub fn load_antrea_egress(path: &Path) -> Result<EgressPolicy> {
+    let text = read(path)?;
+    let objects: Vec<AntreaObject> =
+        serde_saphyr::from_multiple_with_options(&text, yaml_options()).map_err(|e| malformed(path, e.to_string()))?;
+    for object in &objects {
+        if !ANTREA_API_VERSIONS.contains(&object.api_version.as_str()) {
+            return Err(malformed(
+                path,
+                format!("{} `{}`: apiVersion `{}` is not one of {}", object.kind, object.metadata.name, object.api_version, ANTREA_API_VERSIONS.join(", ")),
+            ));
+        }
+    }
+    let mut egresses = objects.iter().filter(|o| o.kind == "Egress");
+    let egress = egresses.next().ok_or_else(|| malformed(path, "expected one object of kind Egress, found none"))?;
+    if let Some(extra) = egresses.next() {
+        return Err(malformed(path, format!("expected one Egress, found a second one: `{}`", extra.metadata.name)));
+    }
+    let object_path = |field: &str| format!("Egress `{}` field {field}", egress.metadata.name);
+    let spec: AntreaEgressSpec =
+        serde_json::from_value(egress.spec.clone()).map_err(|e| malformed(path, format!("{}: {e}", object_path("spec"))))?;
+    let pool_name = spec
+        .external_ip_pool
+        .ok_or_else(|| malformed(path, format!("{}: expected the name of an ExternalIPPool that says which nodes may carry the egress IP", object_path("spec.externalIPPool"))))?;
+    let pool = objects
+        .iter()
+        .find(|o| o.kind == "ExternalIPPool" && o.metadata.name == pool_name)
+        .ok_or_else(|| malformed(path, format!("{} names ExternalIPPool `{pool_name}`, which is not in this file", object_path("spec.externalIPPool"))))?;
+    let pool_spec: ExternalIpPoolSpec = serde_json::from_value(pool.spec.clone())
+        .map_err(|e| malformed(path, format!("ExternalIPPool `{pool_name}` field spec: {e}")))?;
+    let egress_ip = spec
+        .egress_ip
+        .ok_or_else(|| malformed(path, format!("{}: expected an IPv4 address", object_path("spec.egressIP"))))?;
+    Ok(EgressPolicy {
+        name: egress.metadata.name.clone(),
+        namespace_selector: spec.applied_to.namespace_selector,
+        pod_selector: spec.applied_to.pod_selector,
+        egress_ip,
+        gateway_node_selector: pool_spec.node_selector,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::labels;
+
+    fn write(contents: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), contents).unwrap();
+        file
+    }
+
+    #[test]
+    fn the_seed_egress_fixture_reads_as_a_neutral_policy() {
+        let policy = load_antrea_egress(&fixture_path("egress/prod-web.antrea.yaml")).unwrap();
+        assert_eq!(policy.name, "egress-prod-web");
+        assert_eq!(policy.namespace_selector.match_labels, labels([("env", "prod")]));
+        assert_eq!(policy.pod_selector.match_labels, labels([("role", "web")]));
+        assert_eq!(policy.gateway_node_selector.match_labels, labels([("network-role", "egress-gateway")]));
+        assert_eq!(policy.egress_ip.to_string(), "10.10.0.8");
+    }
+
+    #[test]
+    fn the_kind_config_names_nodes_as_kind_does() {
+        let config = load_kind_config(&fixture_path("cluster/kind.yaml")).unwrap();
+        assert_eq!(config.node_names("c"), ["c-control-plane", "c-worker", "c-worker2"]);
+        assert_eq!(config.nodes[2].labels, labels([("network-role", "egress-gateway")]));
+    }
+
+    #[test]
+    fn a_missing_pool_is_named() {
+        let file = write("apiVersion: crd.antrea.io/v1alpha2\nkind: Egress\nmetadata: {name: e}\nspec:\n  appliedTo: {}\n  egressIP: 10.0.0.1\n  externalIPPool: nowhere\n");
+        let error = load_antrea_egress(file.path()).unwrap_err().to_string();
+        assert!(error.contains("ExternalIPPool `nowhere`, which is not in this file"), "{error}");
+        assert!(error.contains(&file.path().display().to_string()), "{error}");
+    }
+
+    #[test]
+    fn a_misspelled_field_is_named() {
+        let file = write("apiVersion: crd.antrea.io/v1alpha2\nkind: Egress\nmetadata: {name: e}\nspec:\n  appliedTo: {}\n  egresIP: 10.0.0.1\n");
+        let error = load_antrea_egress(file.path()).unwrap_err().to_string();
+        assert!(error.contains("Egress `e` field spec") && error.contains("egresIP"), "{error}");
+    }
+
+    #[test]
+    fn a_wrong_api_version_is_named() {
+        let file = write("apiVersion: crd.antrea.io/vlalpha2\nkind: Egress\nmetadata: {name: e}\nspec: {}\n");
+        let error = load_antrea_egress(file.path()).unwrap_err().to_string();
+        assert!(error.contains("apiVersion `crd.antrea.io/vlalpha2`"), "{error}");
+    }
+
+    #[test]
+    fn broken_yaml_names_the_file() {
+        let file = write("kind: Cluster\nnodes: [\n");
+        let error = load_kind_config(file.path()).unwrap_err().to_string();
+        assert!(error.starts_with("malformed fixture"), "{error}");
+        assert!(error.contains(&file.path().display().to_string()), "{error}");
+    }
+
+    #[test]
+    fn a_kind_config_with_the_default_cni_is_refused() {
+        let file = write("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n  - role: control-plane\n");
+        let error = load_kind_config(file.path()).unwrap_err().to_string();
+        assert!(error.contains("disableDefaultCNI must be true"), "{error}");
+    }
+}

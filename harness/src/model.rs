@@ -1,0 +1,119 @@
+//! Provider- and CNI-neutral objects the scenarios speak in: namespaces, pods, nodes, egress policies.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Kubernetes-style labels.
+pub type Labels = BTreeMap<String, String>;
+
+/// Builds labels from pairs: `labels([("role", "web")])`.
+pub fn labels<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Labels {
+    pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+}
+
+/// A `matchLabels` selector; an empty one selects everything, as in Kubernetes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LabelSelector {
+    #[serde(default)]
+    pub match_labels: Labels,
+}
+
+impl LabelSelector {
+    pub fn matches(&self, labels: &Labels) -> bool {
+        self.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+    }
+}
+
+/// The role a node plays, as in a kind cluster config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeRole {
+    ControlPlane,
+    Worker,
+}
+
+/// A node of a running cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub name: String,
+    pub role: NodeRole,
+    pub labels: Labels,
+    /// The node's address on the underlay (kind's Docker network).
+    pub address: IpAddr,
+}
+
+/// A namespace to create; its name is already unique to the trial.
+#[derive(Debug, Clone)]
+pub struct NamespaceSpec {
+    pub name: String,
+    pub labels: Labels,
+}
+
+/// A pod to create: where it runs and what it is labelled.
+#[derive(Debug, Clone)]
+pub struct PodSpec {
+    pub name: String,
+    pub namespace: String,
+    pub labels: Labels,
+    pub node: String,
+}
+
+/// A running pod with its address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pod {
+    pub name: String,
+    pub namespace: String,
+    pub labels: Labels,
+    pub node: String,
+    pub address: IpAddr,
+}
+
+/// An egress policy in neutral form: which pods leave the cluster through which IP, and
+/// which nodes may carry it. Each CNI profile renders it as its own object (Antrea
+/// `Egress` + `ExternalIPPool`, Cilium `CiliumEgressGatewayPolicy`); the lab realizes it
+/// with its reference egress gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressPolicy {
+    pub name: String,
+    pub namespace_selector: LabelSelector,
+    pub pod_selector: LabelSelector,
+    /// The source address selected pods must be seen with outside the cluster.
+    pub egress_ip: IpAddr,
+    /// Nodes that may hold the egress IP.
+    pub gateway_node_selector: LabelSelector,
+}
+
+impl EgressPolicy {
+    /// Whether the policy selects this pod, given its namespace's labels.
+    pub fn selects(&self, pod: &Pod, namespace_labels: &Labels) -> bool {
+        self.namespace_selector.matches(namespace_labels) && self.pod_selector.matches(&pod.labels)
+    }
+}
+
+/// Where a realized egress policy stands, as its CNI reports it (Antrea `status.egressNode`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressStatus {
+    pub egress_node: String,
+    pub egress_ip: IpAddr,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_selector_selects_everything() {
+        assert!(LabelSelector::default().matches(&labels([("a", "b")])));
+    }
+
+    #[test]
+    fn a_selector_needs_every_label() {
+        let selector = LabelSelector { match_labels: labels([("role", "web"), ("env", "prod")]) };
+        assert!(selector.matches(&labels([("role", "web"), ("env", "prod"), ("x", "y")])));
+        assert!(!selector.matches(&labels([("role", "web")])));
+        assert!(!selector.matches(&labels([("role", "db"), ("env", "prod")])));
+    }
+}

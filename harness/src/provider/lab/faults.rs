@@ -1,0 +1,81 @@
+//! Faults the lab can inject into its own datapath, so each suite can prove that its
+//! assertions catch them. `CNICONF_LAB_FAULTS=gateway-snat-missing,...` injects them by hand.
+
+use crate::error::{HarnessError, Result};
+
+/// One deliberate breakage of the lab datapath.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LabFault {
+    /// Nodes do not masquerade pod traffic leaving the cluster.
+    NodeMasqueradeOff,
+    /// The gateway node forwards selected pods' traffic without the SNAT to the egress IP.
+    GatewaySnatMissing,
+    /// The gateway SNATs to an address other than the policy's egress IP.
+    WrongEgressIp,
+    /// The policy route that steers a selected pod's traffic to the gateway is missing.
+    PolicyRouteMissing,
+    /// The egress gateway ignores the pod selector and takes every pod of the node.
+    SelectorIgnored,
+    /// Nothing listens on the external echo port.
+    ExternalEchoDown,
+    /// The external host drops everything it receives.
+    ExternalUnreachable,
+}
+
+pub const FAULTS_VARIABLE: &str = "CNICONF_LAB_FAULTS";
+
+impl LabFault {
+    pub const ALL: [LabFault; 7] = [
+        LabFault::NodeMasqueradeOff,
+        LabFault::GatewaySnatMissing,
+        LabFault::WrongEgressIp,
+        LabFault::PolicyRouteMissing,
+        LabFault::SelectorIgnored,
+        LabFault::ExternalEchoDown,
+        LabFault::ExternalUnreachable,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LabFault::NodeMasqueradeOff => "node-masquerade-off",
+            LabFault::GatewaySnatMissing => "gateway-snat-missing",
+            LabFault::WrongEgressIp => "wrong-egress-ip",
+            LabFault::PolicyRouteMissing => "policy-route-missing",
+            LabFault::SelectorIgnored => "selector-ignored",
+            LabFault::ExternalEchoDown => "external-echo-down",
+            LabFault::ExternalUnreachable => "external-unreachable",
+        }
+    }
+
+    /// Parses a comma-separated list, naming the variable and the known faults on error.
+    pub fn parse_list(text: &str) -> Result<Vec<LabFault>> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|name| {
+                Self::ALL.into_iter().find(|f| f.name() == name).ok_or_else(|| HarnessError::UnknownFault {
+                    name: name.to_owned(),
+                    variable: FAULTS_VARIABLE.into(),
+                    expected: Self::ALL.map(LabFault::name).join(", "),
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_names_round_trip() {
+        let names = LabFault::ALL.map(LabFault::name).join(",");
+        assert_eq!(LabFault::parse_list(&names).unwrap(), LabFault::ALL);
+    }
+
+    #[test]
+    fn an_unknown_fault_lists_the_known_ones() {
+        let error = LabFault::parse_list("snat-off").unwrap_err().to_string();
+        assert!(error.contains("`snat-off`") && error.contains("gateway-snat-missing"), "{error}");
+    }
+}

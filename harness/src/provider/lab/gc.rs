@@ -1,0 +1,97 @@
+//! Removing lab clusters: the normal teardown, the Ctrl-C path and `cargo xtask gc` share this.
+//!
+//! Everything a lab creates is a network namespace named `cniconf-<id>-...` plus a state
+//! directory under /run. Deleting the namespaces deletes their links, routes and firewall
+//! rules with them; the host's own namespace is never touched.
+
+use std::path::{Path, PathBuf};
+
+use super::shell::run;
+use crate::error::Result;
+
+/// Every lab cluster name starts with this.
+pub const NAME_PREFIX: &str = "cniconf-";
+/// Per-run state (CNI cache, host-local leases, the owner's pid).
+pub const STATE_ROOT: &str = "/run/cni-conformance";
+const NETNS_DIR: &str = "/run/netns";
+
+pub fn state_dir(cluster: &str) -> PathBuf {
+    Path::new(STATE_ROOT).join(cluster)
+}
+
+fn owner_file(cluster: &str) -> PathBuf {
+    state_dir(cluster).join("owner.pid")
+}
+
+/// Records this process as the cluster's owner, so `gc` leaves a live run alone.
+pub fn claim(cluster: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(state_dir(cluster))?;
+    std::fs::write(owner_file(cluster), std::process::id().to_string())
+}
+
+fn owner_alive(cluster: &str) -> bool {
+    std::fs::read_to_string(owner_file(cluster))
+        .ok()
+        .and_then(|pid| pid.trim().parse::<u32>().ok())
+        .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+}
+
+fn namespaces_of(cluster: &str) -> Vec<String> {
+    let prefix = format!("{cluster}-");
+    list_dir(NETNS_DIR).into_iter().filter(|name| name.starts_with(&prefix)).collect()
+}
+
+fn list_dir(dir: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Kills what runs in the cluster's namespaces, deletes them and its state directory.
+pub fn remove_cluster(cluster: &str) -> Result<usize> {
+    let namespaces = namespaces_of(cluster);
+    let pids: Vec<String> = namespaces
+        .iter()
+        .filter_map(|ns| run("ip", &["netns", "pids", ns], None).ok())
+        .flat_map(|out| out.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    if !pids.is_empty() {
+        let mut args = vec!["-9"];
+        args.extend(pids.iter().map(String::as_str));
+        // A process may have exited meanwhile; that is fine.
+        let _ = run("kill", &args, None);
+    }
+    if !namespaces.is_empty() {
+        let batch: String = namespaces.iter().map(|ns| format!("netns del {ns}\n")).collect();
+        run("ip", &["-force", "-batch", "-"], Some(&batch))?;
+    }
+    let _ = std::fs::remove_dir_all(state_dir(cluster));
+    Ok(namespaces.len())
+}
+
+/// A lab cluster left on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftover {
+    pub cluster: String,
+    pub namespaces: usize,
+    /// The run that made it is still going.
+    pub owner_alive: bool,
+}
+
+/// Every lab cluster that has namespaces or state on this machine.
+pub fn leftovers() -> Vec<Leftover> {
+    let mut clusters: Vec<String> = list_dir(NETNS_DIR)
+        .into_iter()
+        .chain(list_dir(STATE_ROOT))
+        .filter_map(|name| {
+            let id = name.strip_prefix(NAME_PREFIX)?.split('-').next()?.to_owned();
+            Some(format!("{NAME_PREFIX}{id}"))
+        })
+        .collect();
+    clusters.sort();
+    clusters.dedup();
+    clusters
+        .into_iter()
+        .map(|cluster| Leftover { namespaces: namespaces_of(&cluster).len(), owner_alive: owner_alive(&cluster), cluster })
+        .collect()
+}

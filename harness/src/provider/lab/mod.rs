@@ -1,0 +1,509 @@
+//! The lab provider: a kind-shaped cluster made of network namespaces on this kernel.
+//!
+//! An underlay bridge stands for kind's Docker network; each node and the external host
+//! is a namespace on it. Pods are namespaces wired by the real reference CNI plugins,
+//! which the lab runs as each node's container runtime would. Node agents masquerade pod
+//! traffic leaving the cluster, as kindnet does; the reference egress gateway realizes
+//! egress policies. Nothing is created in the host's own namespace.
+
+mod addressing;
+mod egress;
+pub mod faults;
+pub mod gc;
+mod shell;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use cni_probe::Observation;
+use ipnet::Ipv4Net;
+
+pub use self::faults::LabFault;
+use self::egress::EgressGateway;
+use super::{Cluster, ClusterInfo};
+use crate::cleanup;
+use crate::cni::runtime::{Attachment, CniRuntime, NetworkConfigList, DEBIAN_PLUGIN_DIR};
+use crate::cni::{CniProfile, Feature, Installation};
+use crate::error::{HarnessError, Result};
+use crate::fixtures::{self, KindClusterConfig};
+use crate::model::{EgressPolicy, EgressStatus, Labels, NamespaceSpec, Node, Pod, PodSpec};
+
+/// How to build a lab: its shape and the faults to inject.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    /// The kind cluster config the lab copies (nodes, roles, labels, pod subnet).
+    pub kind_config: PathBuf,
+    pub faults: Vec<LabFault>,
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        Self { kind_config: fixtures::fixture_path("cluster/kind.yaml"), faults: Vec::new() }
+    }
+}
+
+impl LabOptions {
+    /// Defaults, with faults from `CNICONF_LAB_FAULTS` and the config from `CNICONF_KIND_CONFIG`.
+    pub fn from_env() -> Result<Self> {
+        let mut options = Self::default();
+        if let Some(path) = std::env::var_os("CNICONF_KIND_CONFIG") {
+            options.kind_config = path.into();
+        }
+        if let Ok(list) = std::env::var(faults::FAULTS_VARIABLE) {
+            options.faults = LabFault::parse_list(&list)?;
+        }
+        Ok(options)
+    }
+
+    pub fn with_fault(fault: LabFault) -> Self {
+        Self { faults: vec![fault], ..Self::default() }
+    }
+}
+
+/// Why the lab cannot host a scenario needing `feature` with `cni`, if it cannot.
+pub fn cannot_host(cni: &CniProfile, _feature: Feature) -> Option<String> {
+    match cni.installation {
+        Installation::ReferencePlugins { .. } => None,
+    }
+}
+
+/// Tools the lab runs, with what each is for and how to get it.
+const TOOLS: [(&str, &str, &str); 4] = [
+    ("ip", "network namespaces, links, routes", "apt-get install iproute2"),
+    ("iptables-restore", "masquerade and SNAT rules inside node namespaces", "apt-get install iptables"),
+    ("sysctl", "forwarding inside node namespaces", "apt-get install procps"),
+    ("kill", "stopping what runs in the lab's namespaces", "apt-get install procps"),
+];
+
+struct LabNode {
+    node: Node,
+    netns: String,
+    pod_cidr: Ipv4Net,
+    runtime: CniRuntime,
+    network: NetworkConfigList,
+}
+
+struct LabPod {
+    pod: Pod,
+    netns: String,
+    node_index: usize,
+    attachment: Attachment,
+}
+
+#[derive(Default)]
+struct Registry {
+    namespaces: BTreeMap<String, Labels>,
+    pods: Vec<LabPod>,
+    next_pod: usize,
+    next_egress_ip: usize,
+}
+
+/// A running lab cluster.
+pub struct Lab {
+    info: ClusterInfo,
+    nodes: Vec<Node>,
+    lab_nodes: Vec<LabNode>,
+    probe: PathBuf,
+    faults: Vec<LabFault>,
+    registry: Mutex<Registry>,
+    gateway: Mutex<EgressGateway>,
+    echo_server: Mutex<Option<Child>>,
+    torn_down: AtomicBool,
+}
+
+impl Lab {
+    /// Builds the lab, or removes whatever it had built and says why it could not.
+    pub fn provision(cni: &CniProfile, options: &LabOptions) -> Result<Lab> {
+        let started = Instant::now();
+        let uid = shell::effective_uid();
+        if uid != 0 {
+            return Err(HarnessError::NotRoot { uid });
+        }
+        for (tool, purpose, install) in TOOLS {
+            if !shell::on_path(tool) {
+                return Err(HarnessError::MissingTool { tool: tool.into(), purpose: purpose.into(), install: install.into() });
+            }
+        }
+        let probe = find_probe()?;
+        let Installation::ReferencePlugins { conflist } = cni.installation;
+        let network = NetworkConfigList::load(&fixtures::fixture_path(conflist))?;
+        let plugin_dirs = plugin_dirs();
+        CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: PathBuf::new(), runtime_netns: None }.require_plugins(&network)?;
+        let config = fixtures::load_kind_config(&options.kind_config)?;
+
+        let cluster = new_cluster_name();
+        gc::claim(&cluster).map_err(|e| HarnessError::Command {
+            command: format!("create {}", gc::state_dir(&cluster).display()),
+            detail: e.to_string(),
+        })?;
+        let undo_name = cluster.clone();
+        cleanup::register(&cluster, move || {
+            let _ = gc::remove_cluster(&undo_name);
+        });
+        let built = Self::build(&cluster, cni, options, &config, network, plugin_dirs, probe, started);
+        if built.is_err() {
+            let _ = gc::remove_cluster(&cluster);
+            cleanup::unregister(&cluster);
+        }
+        built
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        cluster: &str,
+        cni: &CniProfile,
+        options: &LabOptions,
+        config: &KindClusterConfig,
+        network_template: NetworkConfigList,
+        plugin_dirs: Vec<PathBuf>,
+        probe: PathBuf,
+        started: Instant,
+    ) -> Result<Lab> {
+        let pod_subnet = config.networking.pod_subnet.unwrap_or_else(|| "10.244.0.0/16".parse().expect("valid"));
+        let names = config.node_names(cluster);
+        let underlay = format!("{cluster}-underlay");
+        let external_netns = format!("{cluster}-external");
+        let mut lab_nodes = Vec::new();
+        for (index, (name, kind_node)) in names.iter().zip(&config.nodes).enumerate() {
+            let pod_cidr = addressing::pod_cidr(pod_subnet, index).ok_or_else(|| HarnessError::FixtureMalformed {
+                path: options.kind_config.clone(),
+                detail: format!("networking.podSubnet {pod_subnet} has no /24 left for node {index}"),
+            })?;
+            let state = gc::state_dir(cluster).join(name);
+            let mut network = network_template.clone();
+            fill_in_node_network(&mut network, pod_cidr, &state)?;
+            lab_nodes.push(LabNode {
+                node: Node { name: name.clone(), role: kind_node.role, labels: kind_node.labels.clone(), address: IpAddr::V4(addressing::node_address(index)) },
+                netns: name.clone(),
+                pod_cidr,
+                runtime: CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: state.join("cache"), runtime_netns: Some(name.clone()) },
+                network,
+            });
+        }
+
+        let mut all = vec![underlay.clone(), external_netns.clone()];
+        all.extend(lab_nodes.iter().map(|n| n.netns.clone()));
+        shell::ip_batch(None, &all.iter().map(|ns| format!("netns add {ns}")).collect::<Vec<_>>())?;
+
+        // The underlay: a bridge with one port per host, each host's end named eth0.
+        let mut underlay_setup = vec!["link add kind type bridge".to_owned(), "link set kind up".to_owned()];
+        for (port, host) in all.iter().skip(1).enumerate() {
+            underlay_setup.push(format!("link add port{port} mtu 1600 type veth peer name eth0 mtu 1600 netns {host}"));
+            underlay_setup.push(format!("link set port{port} master kind up"));
+        }
+        shell::ip_batch(Some(&underlay), &underlay_setup)?;
+
+        let masquerade = !options.faults.contains(&LabFault::NodeMasqueradeOff);
+        for (index, lab_node) in lab_nodes.iter().enumerate() {
+            let mut setup = vec![
+                "link set lo up".to_owned(),
+                format!("addr add {}/{} dev eth0", lab_node.node.address, addressing::UNDERLAY_PREFIX),
+                "link set eth0 up".to_owned(),
+                // Pod-to-pod traffic never takes an egress route.
+                format!("rule add to {pod_subnet} lookup main pref 90"),
+            ];
+            for other in lab_nodes.iter().enumerate().filter(|(i, _)| *i != index).map(|(_, n)| n) {
+                setup.push(format!("route add {} via {}", other.pod_cidr, other.node.address));
+            }
+            shell::ip_batch(Some(&lab_node.netns), &setup)?;
+            shell::in_netns(
+                &lab_node.netns,
+                "sysctl",
+                &["-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0", "net.ipv4.conf.eth0.rp_filter=0"],
+                None,
+            )?;
+            shell::in_netns(&lab_node.netns, "iptables-restore", &["--noflush"], Some(&node_nat_rules(lab_node.pod_cidr, pod_subnet, masquerade)))?;
+        }
+
+        // The external host knows the pod CIDRs, as a routed underlay (a cloud VPC) would:
+        // a missing SNAT then shows up as the pod's address, not as a timeout.
+        let mut external_setup = vec![
+            "link set lo up".to_owned(),
+            format!("addr add {}/{} dev eth0", addressing::external_address(), addressing::UNDERLAY_PREFIX),
+            "link set eth0 up".to_owned(),
+        ];
+        external_setup.extend(lab_nodes.iter().map(|n| format!("route add {} via {}", n.pod_cidr, n.node.address)));
+        shell::ip_batch(Some(&external_netns), &external_setup)?;
+        if options.faults.contains(&LabFault::ExternalUnreachable) {
+            shell::in_netns(&external_netns, "iptables-restore", &["--noflush"], Some("*filter\n-A INPUT -i eth0 -j DROP\nCOMMIT\n"))?;
+        }
+        let echo_server = if options.faults.contains(&LabFault::ExternalEchoDown) {
+            None
+        } else {
+            Some(start_echo_server(&external_netns, &probe)?)
+        };
+
+        let nodes = lab_nodes.iter().map(|n| n.node.clone()).collect();
+        let info = ClusterInfo {
+            provider: "lab".into(),
+            cluster: cluster.to_owned(),
+            cni: cni.name.to_owned(),
+            cni_version: reference_plugins_version(),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned(),
+            ready_in: started.elapsed(),
+        };
+        Ok(Lab {
+            info,
+            nodes,
+            lab_nodes,
+            probe,
+            faults: options.faults.clone(),
+            registry: Mutex::new(Registry::default()),
+            gateway: Mutex::new(EgressGateway::default()),
+            echo_server: Mutex::new(echo_server),
+            torn_down: AtomicBool::new(false),
+        })
+    }
+
+    fn node_index(&self, name: &str) -> Result<usize> {
+        self.lab_nodes.iter().position(|n| n.node.name == name).ok_or_else(|| HarnessError::NotFound {
+            what: "node".into(),
+            wanted: format!("`{name}` (nodes: {})", self.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")),
+        })
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Cluster for Lab {
+    fn info(&self) -> &ClusterInfo {
+        &self.info
+    }
+
+    fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    fn create_namespace(&self, namespace: &NamespaceSpec) -> Result<()> {
+        let mut labels = namespace.labels.clone();
+        labels.insert("kubernetes.io/metadata.name".into(), namespace.name.clone());
+        self.registry().namespaces.insert(namespace.name.clone(), labels);
+        Ok(())
+    }
+
+    fn create_pod(&self, spec: &PodSpec) -> Result<Pod> {
+        let node_index = self.node_index(&spec.node)?;
+        let sequence = {
+            let mut registry = self.registry();
+            if !registry.namespaces.contains_key(&spec.namespace) {
+                return Err(HarnessError::NotFound { what: "namespace".into(), wanted: format!("`{}` for pod {}", spec.namespace, spec.name) });
+            }
+            registry.next_pod += 1;
+            registry.next_pod
+        };
+        let netns = format!("{}-pod{sequence}", self.info.cluster);
+        shell::ip_batch(None, &[format!("netns add {netns}")])?;
+        shell::ip_batch(Some(&netns), &["link set lo up".to_owned()])?;
+        let lab_node = &self.lab_nodes[node_index];
+        let attachment = Attachment {
+            container_id: netns.clone(),
+            netns: PathBuf::from("/run/netns").join(&netns),
+            ifname: "eth0".into(),
+            args: vec![
+                ("IgnoreUnknown".into(), "1".into()),
+                ("K8S_POD_NAMESPACE".into(), spec.namespace.clone()),
+                ("K8S_POD_NAME".into(), spec.name.clone()),
+                ("K8S_POD_INFRA_CONTAINER_ID".into(), netns.clone()),
+            ],
+            capability_args: Default::default(),
+        };
+        let result = lab_node.runtime.add(&lab_node.network, &attachment)?;
+        lab_node.runtime.check(&lab_node.network, &attachment).map_err(|e| HarnessError::NotReady {
+            what: format!("pod {}/{} on node {}", spec.namespace, spec.name, spec.node),
+            detail: format!("CNI CHECK after ADD failed: {e}"),
+        })?;
+        let address = result.ips.first().map(|ip| ip.address.addr()).ok_or_else(|| HarnessError::CniResult {
+            plugin: "bridge".into(),
+            detail: format!("ADD for pod {}/{} returned no IP", spec.namespace, spec.name),
+        })?;
+        let pod = Pod { name: spec.name.clone(), namespace: spec.namespace.clone(), labels: spec.labels.clone(), node: spec.node.clone(), address };
+        let namespace_labels = {
+            let mut registry = self.registry();
+            registry.pods.push(LabPod { pod: pod.clone(), netns, node_index, attachment });
+            registry.namespaces[&spec.namespace].clone()
+        };
+        self.gateway.lock().unwrap_or_else(|e| e.into_inner()).admit_pod(self, &pod, node_index, &namespace_labels)?;
+        Ok(pod)
+    }
+
+    fn allocate_egress_ip(&self) -> Result<IpAddr> {
+        let mut registry = self.registry();
+        let ip = addressing::egress_ip(registry.next_egress_ip).ok_or_else(|| HarnessError::NotFound {
+            what: "free egress IP".into(),
+            wanted: "the lab's pool 172.18.0.200-239 (40 policies per run)".into(),
+        })?;
+        registry.next_egress_ip += 1;
+        Ok(IpAddr::V4(ip))
+    }
+
+    fn apply_egress_policy(&self, policy: &EgressPolicy) -> Result<()> {
+        let pods: Vec<(Pod, usize, Labels)> = {
+            let registry = self.registry();
+            registry.pods.iter().map(|p| (p.pod.clone(), p.node_index, registry.namespaces[&p.pod.namespace].clone())).collect()
+        };
+        self.gateway.lock().unwrap_or_else(|e| e.into_inner()).apply(self, policy, &pods)
+    }
+
+    fn egress_status(&self, policy: &EgressPolicy) -> Result<Option<EgressStatus>> {
+        Ok(self.gateway.lock().unwrap_or_else(|e| e.into_inner()).status(&policy.name))
+    }
+
+    fn external_echo_url(&self) -> String {
+        format!("http://{}:{}/", addressing::external_address(), addressing::ECHO_PORT)
+    }
+
+    fn external_closed_port_url(&self) -> String {
+        format!("http://{}:{}/", addressing::external_address(), addressing::CLOSED_PORT)
+    }
+
+    fn request_from(&self, pod: &Pod, url: &str, timeout: Duration) -> Result<Observation> {
+        let netns = {
+            let registry = self.registry();
+            let found = registry.pods.iter().find(|p| p.pod == *pod);
+            found.map(|p| p.netns.clone()).ok_or_else(|| HarnessError::NotFound { what: "pod".into(), wanted: format!("{}/{}", pod.namespace, pod.name) })?
+        };
+        let timeout_ms = timeout.as_millis().to_string();
+        let output = Command::new("ip")
+            .args(["netns", "exec", &netns])
+            .arg(&self.probe)
+            .args(["get", url, "--timeout-ms", &timeout_ms])
+            .output()
+            .map_err(|e| HarnessError::Command { command: format!("cni-probe get {url} in pod {}/{}", pod.namespace, pod.name), detail: e.to_string() })?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        serde_json::from_str(stdout.trim()).map_err(|e| HarnessError::Command {
+            command: format!("cni-probe get {url} in pod {}/{}", pod.namespace, pod.name),
+            detail: format!("{}: unreadable observation ({e}): {stdout} {}", output.status, String::from_utf8_lossy(&output.stderr)),
+        })
+    }
+
+    fn teardown(&self) -> Result<()> {
+        if self.torn_down.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        // Pods leave as the kubelet removes them: CNI DEL with the cached result.
+        let pods = std::mem::take(&mut self.registry().pods);
+        for pod in &pods {
+            let node = &self.lab_nodes[pod.node_index];
+            if let Err(e) = node.runtime.del(&node.network, &pod.attachment) {
+                eprintln!("cni-conformance: warning: {e}");
+            }
+        }
+        if let Some(mut echo) = self.echo_server.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = echo.kill();
+            let _ = echo.wait();
+        }
+        let removed = gc::remove_cluster(&self.info.cluster);
+        cleanup::unregister(&self.info.cluster);
+        removed.map(drop)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Err(e) = self.teardown() {
+            eprintln!("cni-conformance: failed to remove lab cluster {}: {e}; run `cargo xtask gc`", self.info.cluster);
+        }
+    }
+}
+
+/// The run-unique cluster name every lab object starts with.
+fn new_cluster_name() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let id = (std::process::id() ^ nanos.rotate_left(11)) & 0xff_ffff;
+    format!("{}{id:06x}", gc::NAME_PREFIX)
+}
+
+fn plugin_dirs() -> Vec<PathBuf> {
+    match std::env::var_os("CNI_PATH") {
+        Some(paths) => std::env::split_paths(&paths).collect(),
+        None => vec![PathBuf::from(DEBIAN_PLUGIN_DIR)],
+    }
+}
+
+/// The probe binary: `CNI_PROBE`, or next to the running test binary as cargo lays them out.
+fn find_probe() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("CNI_PROBE") {
+        return Ok(path.into());
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    let candidates: Vec<PathBuf> = exe.ancestors().skip(1).take(2).map(|dir| dir.join("cni-probe")).collect();
+    candidates.iter().find(|c| c.is_file()).cloned().ok_or_else(|| HarnessError::MissingProbe {
+        searched: candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", "),
+    })
+}
+
+/// The Debian package version of the reference plugins (the binaries say "version unknown").
+fn reference_plugins_version() -> String {
+    shell::run("dpkg-query", &["-W", "-f=${Version}", "containernetworking-plugins"], None)
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|_| "unknown (not from Debian's package)".into())
+}
+
+/// Fills the node's pod CIDR and state directory into the conflist's IPAM.
+fn fill_in_node_network(network: &mut NetworkConfigList, pod_cidr: Ipv4Net, state: &std::path::Path) -> Result<()> {
+    let bridge = network.plugin_mut("bridge").ok_or_else(|| HarnessError::FixtureMalformed {
+        path: "cni/reference/10-lab.conflist".into(),
+        detail: "plugins: expected a plugin of type bridge".into(),
+    })?;
+    let ipam = bridge.entry("ipam").or_insert_with(|| serde_json::json!({"type": "host-local"}));
+    ipam["ranges"] = serde_json::json!([[{ "subnet": pod_cidr.to_string() }]]);
+    ipam["dataDir"] = serde_json::Value::String(state.join("ipam").display().to_string());
+    Ok(())
+}
+
+/// The node agent's NAT: egress SNAT first, then masquerade for pod traffic leaving the cluster.
+fn node_nat_rules(pod_cidr: Ipv4Net, pod_subnet: Ipv4Net, masquerade: bool) -> String {
+    let mut rules = String::from("*nat\n:LAB-EGRESS - [0:0]\n:LAB-MASQUERADE - [0:0]\n-A POSTROUTING -j LAB-EGRESS\n-A POSTROUTING -j LAB-MASQUERADE\n");
+    if masquerade {
+        rules.push_str(&format!("-A LAB-MASQUERADE -s {pod_cidr} ! -d {pod_subnet} -o eth0 -j MASQUERADE\n"));
+    }
+    rules.push_str("COMMIT\n");
+    rules
+}
+
+/// Starts the probe's echo server on the external host and waits for it to be bound.
+fn start_echo_server(netns: &str, probe: &std::path::Path) -> Result<Child> {
+    let listen = format!("0.0.0.0:{}", addressing::ECHO_PORT);
+    let command = format!("cni-probe serve --listen {listen} in {netns}");
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", netns])
+        .arg(probe)
+        .args(["serve", "--listen", &listen, "--name", "external"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| HarnessError::Command { command: command.clone(), detail: e.to_string() })?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let _ = ready_tx.send(lines.next().and_then(|l| l.ok()));
+        // Keep draining so the server never blocks on a full pipe.
+        for _ in lines {}
+    });
+    match ready_rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(Some(line)) if line.starts_with("listening on") => Ok(child),
+        outcome => {
+            let _ = child.kill();
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                let _ = pipe.read_to_string(&mut stderr);
+            }
+            let _ = child.wait();
+            let detail = match outcome {
+                Err(_) => "not listening after 10s".to_owned(),
+                _ => format!("exited before listening: {}", stderr.trim()),
+            };
+            Err(HarnessError::Command { command, detail })
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Reports: every view of a run (JUnit, golden snapshots, the terminal summary) is a
+//! consumer of one stream of [`RunEvent`]s, and [`Destinations`] is the one place that
+//! decides where reports go.
+
+pub mod golden;
+pub mod junit;
+pub mod summary;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::error::{HarnessError, Result};
+use crate::provider::ClusterInfo;
+use crate::verdict::Verdict;
+
+/// How one scenario ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrialOutcome {
+    Passed(Verdict),
+    /// The verdict failed: the datapath did not do what the scenario says.
+    Failed(Verdict),
+    /// The scenario could not reach a verdict: set-up failed, a wait timed out, a panic.
+    Error(String),
+    /// The provider or CNI cannot host the scenario; the reason says why.
+    Ignored(String),
+}
+
+impl TrialOutcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            TrialOutcome::Passed(_) => "passed",
+            TrialOutcome::Failed(_) => "failed",
+            TrialOutcome::Error(_) => "error",
+            TrialOutcome::Ignored(_) => "ignored",
+        }
+    }
+
+    /// The line a person reads: the verdict's evidence, the error, or the reason.
+    pub fn message(&self) -> String {
+        match self {
+            TrialOutcome::Passed(v) | TrialOutcome::Failed(v) => v.message(),
+            TrialOutcome::Error(message) | TrialOutcome::Ignored(message) => message.clone(),
+        }
+    }
+}
+
+/// One finished scenario.
+#[derive(Debug, Clone)]
+pub struct TrialRecord {
+    pub scenario: String,
+    /// The sentence the scenario tests.
+    pub sentence: String,
+    pub outcome: TrialOutcome,
+    pub duration: Duration,
+}
+
+/// What happens during a suite run, in order.
+#[derive(Debug)]
+pub enum RunEvent<'a> {
+    Started { suite: &'a str, provider: &'a str, cni: &'a str },
+    ClusterReady(&'a ClusterInfo),
+    /// The cluster could not be built; every scenario fails with this.
+    ProvisioningFailed { error: &'a str },
+    TrialFinished(&'a TrialRecord),
+    Finished { elapsed: Duration },
+}
+
+/// A consumer of the event stream.
+pub trait Reporter: Send {
+    fn on_event(&mut self, event: &RunEvent<'_>);
+    /// Called once after `Finished`: writes files, returns what it wrote or what went wrong.
+    fn finish(&mut self) -> ReportResult;
+}
+
+/// What a reporter wrote, and the problems that must fail the run (a golden mismatch).
+#[derive(Debug, Default)]
+pub struct ReportResult {
+    pub written: Vec<PathBuf>,
+    pub problems: Vec<String>,
+}
+
+/// Where a suite's reports go: `CNICONF_REPORT_DIR` (default `target/cni-conformance`)
+/// for JUnit and summaries, `CNICONF_GOLDEN_DIR` (default `golden/`) for snapshots.
+#[derive(Debug, Clone)]
+pub struct Destinations {
+    pub junit: PathBuf,
+    pub summary: PathBuf,
+    pub golden: PathBuf,
+}
+
+impl Destinations {
+    pub fn for_suite(suite: &str) -> Self {
+        let env_dir = |name: &str| std::env::var_os(name).map(PathBuf::from);
+        let reports = env_dir("CNICONF_REPORT_DIR").unwrap_or_else(|| crate::workspace_root().join("target/cni-conformance"));
+        let golden = env_dir("CNICONF_GOLDEN_DIR").unwrap_or_else(|| crate::workspace_root().join("golden"));
+        Self {
+            junit: reports.join(suite).join("junit.xml"),
+            summary: reports.join(suite).join("summary.json"),
+            golden: golden.join(suite),
+        }
+    }
+}
+
+/// The stream: dispatches each event to every reporter, in order.
+pub struct EventStream {
+    reporters: Mutex<Vec<Box<dyn Reporter>>>,
+}
+
+impl EventStream {
+    pub fn new(reporters: Vec<Box<dyn Reporter>>) -> Self {
+        Self { reporters: Mutex::new(reporters) }
+    }
+
+    pub fn emit(&self, event: RunEvent<'_>) {
+        for reporter in self.reporters.lock().unwrap_or_else(|e| e.into_inner()).iter_mut() {
+            reporter.on_event(&event);
+        }
+    }
+
+    pub fn finish(&self) -> ReportResult {
+        let mut all = ReportResult::default();
+        for reporter in self.reporters.lock().unwrap_or_else(|e| e.into_inner()).iter_mut() {
+            let result = reporter.finish();
+            all.written.extend(result.written);
+            all.problems.extend(result.problems);
+        }
+        all
+    }
+}
+
+/// Writes `contents` to `path` through a temporary file in the same directory and a
+/// rename, so a reader never sees half a report.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
+    let failed = |detail: String| HarnessError::Report { path: path.to_owned(), detail };
+    let dir = path.parent().ok_or_else(|| failed("has no parent directory".into()))?;
+    std::fs::create_dir_all(dir).map_err(|e| failed(format!("creating {}: {e}", dir.display())))?;
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| failed(e.to_string()))?;
+    std::io::Write::write_all(&mut file, contents).map_err(|e| failed(e.to_string()))?;
+    file.as_file().sync_all().map_err(|e| failed(e.to_string()))?;
+    file.persist(path).map_err(|e| failed(e.to_string()))?;
+    Ok(())
+}
+
+/// The deterministic part of a trial: what golden files and summaries hold.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrialDigest<'a> {
+    pub scenario: &'a str,
+    pub sentence: &'a str,
+    pub outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<&'a Verdict>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignored_because: Option<&'a str>,
+}
+
+impl<'a> From<&'a TrialRecord> for TrialDigest<'a> {
+    fn from(record: &'a TrialRecord) -> Self {
+        let (verdict, ignored_because) = match &record.outcome {
+            TrialOutcome::Passed(v) | TrialOutcome::Failed(v) => (Some(v), None),
+            TrialOutcome::Ignored(reason) => (None, Some(reason.as_str())),
+            TrialOutcome::Error(_) => (None, None),
+        };
+        Self { scenario: &record.scenario, sentence: &record.sentence, outcome: record.outcome.label(), verdict, ignored_because }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_atomic_write_replaces_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deep/report.xml");
+        write_atomically(&path, b"first").unwrap();
+        write_atomically(&path, b"second").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "second");
+        let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary files stay behind");
+    }
+}

@@ -1,0 +1,320 @@
+//! Scenarios and suites, and the runner that turns a suite into a libtest-mimic test binary.
+//!
+//! One cluster per test binary, built by the first scenario that needs it and torn down
+//! before the process exits, whether scenarios pass, fail, panic or time out (`--list`
+//! and `--exact` with no match build nothing). Scenarios share the cluster and isolate
+//! themselves by unique names, so they run in parallel.
+
+use std::panic::AssertUnwindSafe;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cni_probe::Observation;
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+
+use crate::cni::{CniProfile, Feature};
+use crate::error::{HarnessError, Result};
+use crate::fixtures;
+use crate::model::{EgressPolicy, EgressStatus, LabelSelector, Labels, NamespaceSpec, Node, NodeRole, Pod, PodSpec};
+use crate::provider::{Cluster, ProviderChoice};
+use crate::report::golden::GoldenReport;
+use crate::report::junit::JunitReport;
+use crate::report::summary::SummaryReport;
+use crate::report::{Destinations, EventStream, RunEvent, TrialOutcome, TrialRecord};
+use crate::verdict::snat::{self, AddressBook, ExpectedSource};
+use crate::verdict::{reach, Verdict};
+
+/// Every kind of wait, with its budget. Waits take their budget from here, never a literal.
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    /// One scenario from start to verdict, set-up included.
+    pub trial: Duration,
+    /// One probe request (connect and answer).
+    pub request: Duration,
+    /// An egress policy reporting itself realized.
+    pub egress_realized: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self { trial: Duration::from_secs(120), request: Duration::from_secs(3), egress_realized: Duration::from_secs(30) }
+    }
+}
+
+/// A scenario body: set-up, traffic, verdict.
+pub type ScenarioBody = fn(&mut ScenarioContext) -> Result<Verdict>;
+
+/// One declarative scenario: its name, the sentence it tests, what it needs, its body.
+#[derive(Clone)]
+pub struct Scenario {
+    pub name: &'static str,
+    pub sentence: &'static str,
+    pub requires: &'static [Feature],
+    pub body: ScenarioBody,
+}
+
+/// A CNI profile and the scenarios to run against it.
+pub struct Suite {
+    name: String,
+    cni: CniProfile,
+    scenarios: Vec<Scenario>,
+    timeouts: Timeouts,
+}
+
+impl Suite {
+    pub fn new(name: &str, cni: CniProfile) -> Self {
+        Self { name: name.to_owned(), cni, scenarios: Vec::new(), timeouts: Timeouts::default() }
+    }
+
+    pub fn scenarios(mut self, scenarios: Vec<Scenario>) -> Self {
+        self.scenarios.extend(scenarios);
+        self
+    }
+
+    /// Runs the suite as a test binary: parses libtest arguments, runs, reports, tears down.
+    pub fn run(self) -> ExitCode {
+        let args = Arguments::from_args();
+        let started = Instant::now();
+        let provider = ProviderChoice::from_env().map_err(|e| e.to_string());
+        let destinations = Destinations::for_suite(&self.name);
+        let events = EventStream::new(vec![
+            Box::new(JunitReport::new(destinations.junit.clone())),
+            Box::new(GoldenReport::new(destinations.golden.clone())),
+            Box::new(SummaryReport::new(&destinations)),
+        ]);
+        let provider_name = provider.as_ref().map(|p| p.name()).unwrap_or("unknown");
+        let run = Arc::new(SuiteRun {
+            cni: self.cni.clone(),
+            provider,
+            timeouts: self.timeouts.clone(),
+            cluster: Mutex::new(None),
+            events,
+            trials: AtomicUsize::new(0),
+        });
+        let trials = self.scenarios.iter().cloned().map(|scenario| {
+            let run = Arc::clone(&run);
+            Trial::ignorable_test(scenario.name, move || {
+                let record = run.run_trial(&scenario);
+                run.events.emit(RunEvent::TrialFinished(&record));
+                match record.outcome {
+                    TrialOutcome::Passed(_) => Ok(Completion::Completed),
+                    TrialOutcome::Ignored(reason) => Ok(Completion::ignored_with(reason)),
+                    failed => Err(Failed::from(failed.message())),
+                }
+            })
+        });
+        if args.list {
+            return libtest_mimic::run(&args, trials.collect()).exit_code();
+        }
+        run.events.emit(RunEvent::Started { suite: &self.name, provider: provider_name, cni: self.cni.name });
+        let conclusion = libtest_mimic::run(&args, trials.collect());
+        // Conclusion::exit would skip every Drop: tear down first, then report, then exit.
+        let teardown = run.teardown();
+        run.events.emit(RunEvent::Finished { elapsed: started.elapsed() });
+        let reports = run.events.finish();
+        for problem in reports.problems.iter().chain(teardown.as_ref().err()) {
+            eprintln!("cni-conformance: {problem}");
+        }
+        if conclusion.has_failed() || !reports.problems.is_empty() || teardown.is_err() {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// The state one suite run shares between its trials.
+struct SuiteRun {
+    cni: CniProfile,
+    provider: std::result::Result<ProviderChoice, String>,
+    timeouts: Timeouts,
+    /// Built on first use; an error is kept so every trial reports the same one.
+    cluster: Mutex<Option<std::result::Result<Arc<dyn Cluster>, String>>>,
+    events: EventStream,
+    trials: AtomicUsize,
+}
+
+impl SuiteRun {
+    fn cluster(&self) -> std::result::Result<Arc<dyn Cluster>, String> {
+        let mut slot = self.cluster.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(built) = slot.as_ref() {
+            return built.clone();
+        }
+        let built = match &self.provider {
+            Ok(provider) => provider.provision(&self.cni).map_err(|e| e.to_string()),
+            Err(e) => Err(e.clone()),
+        };
+        match &built {
+            Ok(cluster) => self.events.emit(RunEvent::ClusterReady(cluster.info())),
+            Err(error) => self.events.emit(RunEvent::ProvisioningFailed { error }),
+        }
+        *slot = Some(built.clone());
+        built
+    }
+
+    fn run_trial(&self, scenario: &Scenario) -> TrialRecord {
+        let started = Instant::now();
+        let outcome = match self.cannot_host(scenario) {
+            Some(reason) => TrialOutcome::Ignored(reason),
+            None => match self.cluster() {
+                Ok(cluster) => {
+                    let trial = self.trials.fetch_add(1, Ordering::SeqCst) + 1;
+                    run_scenario(&cluster, scenario, &self.timeouts, &format!("t{trial}"))
+                }
+                Err(error) => TrialOutcome::Error(format!("cluster could not be provisioned: {error}")),
+            },
+        };
+        TrialRecord { scenario: scenario.name.to_owned(), sentence: scenario.sentence.to_owned(), outcome, duration: started.elapsed() }
+    }
+
+    fn cannot_host(&self, scenario: &Scenario) -> Option<String> {
+        scenario.requires.iter().find_map(|&feature| {
+            if !self.cni.has(feature) {
+                return Some(format!("CNI {} has no {}", self.cni.name, feature.name()));
+            }
+            self.provider.as_ref().ok()?.cannot_host(&self.cni, feature)
+        })
+    }
+
+    fn teardown(&self) -> std::result::Result<(), String> {
+        let built = self.cluster.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match built {
+            Some(Ok(cluster)) => cluster.teardown().map_err(|e| format!("failed to tear down cluster {}: {e}; run `cargo xtask gc`", cluster.info().cluster)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Runs one scenario on `cluster` under the trial timeout, catching panics; `trial` makes
+/// its object names unique. Self-tests call this directly on a faulty lab.
+pub fn run_scenario(cluster: &Arc<dyn Cluster>, scenario: &Scenario, timeouts: &Timeouts, trial: &str) -> TrialOutcome {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let mut cx = ScenarioContext::new(Arc::clone(cluster), trial, timeouts.clone());
+    let body = scenario.body;
+    std::thread::spawn(move || {
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| body(&mut cx)));
+        let _ = done_tx.send(result);
+    });
+    match done_rx.recv_timeout(timeouts.trial) {
+        Ok(Ok(Ok(verdict))) if verdict.passed => TrialOutcome::Passed(verdict),
+        Ok(Ok(Ok(verdict))) => TrialOutcome::Failed(verdict),
+        Ok(Ok(Err(error))) => TrialOutcome::Error(error.to_string()),
+        Ok(Err(panic)) => {
+            let message = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+            TrialOutcome::Error(format!("scenario panicked: {}", message.unwrap_or_default()))
+        }
+        Err(_) => TrialOutcome::Error(format!("scenario timed out after {}s (Timeouts::trial)", timeouts.trial.as_secs())),
+    }
+}
+
+/// What a scenario body works with: the cluster, seen through names unique to its trial.
+pub struct ScenarioContext {
+    cluster: Arc<dyn Cluster>,
+    trial: String,
+    timeouts: Timeouts,
+    book: AddressBook,
+}
+
+impl ScenarioContext {
+    fn new(cluster: Arc<dyn Cluster>, trial: &str, timeouts: Timeouts) -> Self {
+        let book = AddressBook { nodes: cluster.nodes().to_vec(), ..Default::default() };
+        Self { cluster, trial: trial.to_owned(), timeouts, book }
+    }
+
+    /// Creates a namespace named `<base>-<trial>` with `labels`; returns its name.
+    pub fn namespace(&mut self, base: &str, labels: Labels) -> Result<String> {
+        let name = format!("{base}-{}", self.trial);
+        self.cluster.create_namespace(&NamespaceSpec { name: name.clone(), labels })?;
+        Ok(name)
+    }
+
+    /// Creates a pod on `node` and waits until its network is ready.
+    pub fn pod(&mut self, namespace: &str, name: &str, labels: Labels, node: &Node) -> Result<Pod> {
+        let pod = self.cluster.create_pod(&PodSpec { name: name.to_owned(), namespace: namespace.to_owned(), labels, node: node.name.clone() })?;
+        self.book.pods.push(pod.clone());
+        Ok(pod)
+    }
+
+    /// The first worker node.
+    pub fn a_worker(&self) -> Result<Node> {
+        self.cluster
+            .nodes()
+            .iter()
+            .find(|n| n.role == NodeRole::Worker)
+            .cloned()
+            .ok_or_else(|| HarnessError::NotFound { what: "worker node".into(), wanted: "any".into() })
+    }
+
+    /// A worker node that `selector` does not select (e.g. one that is not an egress gateway).
+    pub fn worker_outside(&self, selector: &LabelSelector) -> Result<Node> {
+        self.cluster
+            .nodes()
+            .iter()
+            .find(|n| n.role == NodeRole::Worker && !selector.matches(&n.labels))
+            .cloned()
+            .ok_or_else(|| HarnessError::NotFound { what: "worker node".into(), wanted: format!("outside the selector {:?}", selector.match_labels) })
+    }
+
+    /// Loads an egress policy fixture and fills in the run-specific values: a unique name,
+    /// an egress IP of this cluster, and a namespace selector narrowed to `namespace`.
+    pub fn egress_policy(&mut self, fixture: &str, namespace: &str) -> Result<EgressPolicy> {
+        let mut policy = fixtures::load_antrea_egress(&fixtures::fixture_path(fixture))?;
+        policy.name = format!("{}-{}", policy.name, self.trial);
+        policy.egress_ip = self.cluster.allocate_egress_ip()?;
+        policy.namespace_selector.match_labels.insert("kubernetes.io/metadata.name".into(), namespace.to_owned());
+        self.book.egress_ips.push((policy.egress_ip, format!("egress policy {}", policy.name)));
+        Ok(policy)
+    }
+
+    /// Applies the policy and waits until the CNI reports it realized with its egress IP:
+    /// the datapath state the traffic needs, checked before any traffic.
+    pub fn realize_egress_policy(&mut self, policy: &EgressPolicy) -> Result<EgressStatus> {
+        self.cluster.apply_egress_policy(policy)?;
+        let deadline = Instant::now() + self.timeouts.egress_realized;
+        loop {
+            match self.cluster.egress_status(policy)? {
+                Some(status) if status.egress_ip == policy.egress_ip => return Ok(status),
+                _ if Instant::now() >= deadline => {
+                    return Err(HarnessError::Timeout {
+                        what: format!("egress policy {} to be realized with egress IP {} (Timeouts::egress_realized)", policy.name, policy.egress_ip),
+                        seconds: self.timeouts.egress_realized.as_secs_f64(),
+                    })
+                }
+                _ => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    }
+
+    /// Calls the external echo server from `pod`.
+    pub fn request_external_echo(&self, pod: &Pod) -> Result<Observation> {
+        self.cluster.request_from(pod, &self.cluster.external_echo_url(), self.timeouts.request)
+    }
+
+    /// Calls a port on the external host where nothing listens, from `pod`.
+    pub fn request_closed_external_port(&self, pod: &Pod) -> Result<Observation> {
+        self.cluster.request_from(pod, &self.cluster.external_closed_port_url(), self.timeouts.request)
+    }
+
+    /// The expectation that `pod` is seen with its own node's address.
+    pub fn its_node_ip(&self, pod: &Pod) -> Result<ExpectedSource> {
+        ExpectedSource::node_of(pod, &self.book)
+            .ok_or_else(|| HarnessError::NotFound { what: "node".into(), wanted: format!("`{}` of pod {}/{}", pod.node, pod.namespace, pod.name) })
+    }
+
+    /// The expectation that traffic is seen with the realized policy's egress IP.
+    pub fn the_egress_ip(&self, policy: &EgressPolicy, status: &EgressStatus) -> ExpectedSource {
+        ExpectedSource::egress_ip(status.egress_ip, &format!("egress policy {}", policy.name), &status.egress_node)
+    }
+
+    /// Judges the source address the external host saw.
+    pub fn source_seen_outside(&self, client: &Pod, expected: &ExpectedSource, observation: &Observation) -> Verdict {
+        snat::source_address(expected, observation, client, &self.book)
+    }
+
+    /// Judges a request that must be refused, naming what it was sent to.
+    pub fn refused(&self, target: &str, client: &Pod, observation: &Observation) -> Verdict {
+        reach::refused(target, client, observation)
+    }
+}

@@ -1,0 +1,77 @@
+//! Egress SNAT: which source address the world outside the cluster sees (thesis ch. 3.1).
+
+use crate::cni::Feature;
+use crate::error::Result;
+use crate::model::labels;
+use crate::scenario::{Scenario, ScenarioContext};
+use crate::verdict::Verdict;
+
+/// The seeds' Antrea `Egress`: pods labelled role=web in namespaces labelled env=prod.
+const PROD_WEB_EGRESS: &str = "egress/prod-web.antrea.yaml";
+
+/// Every egress scenario, in the order a reader would check them.
+pub fn all() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "closed_external_port_is_refused_not_dropped",
+            sentence: "A pod's request to a port nothing listens on at the external host is refused, not dropped, so a wrong source can be told from a lost packet.",
+            requires: &[],
+            body: closed_external_port_is_refused_not_dropped,
+        },
+        Scenario {
+            name: "pod_without_egress_policy_leaves_with_its_node_ip",
+            sentence: "A pod no egress policy selects reaches the external host with its node's IP as source.",
+            requires: &[],
+            body: pod_without_egress_policy_leaves_with_its_node_ip,
+        },
+        Scenario {
+            name: "selected_pod_leaves_with_the_egress_ip",
+            sentence: "A pod labelled role=web in a namespace labelled env=prod reaches the external host with the egress IP as source, through the gateway node.",
+            requires: &[Feature::EgressGateway],
+            body: selected_pod_leaves_with_the_egress_ip,
+        },
+        Scenario {
+            name: "unselected_pod_beside_a_selected_one_keeps_its_node_ip",
+            sentence: "A pod the egress policy does not select, on the same node as one it does, keeps its node's IP as source.",
+            requires: &[Feature::EgressGateway],
+            body: unselected_pod_beside_a_selected_one_keeps_its_node_ip,
+        },
+    ]
+}
+
+fn closed_external_port_is_refused_not_dropped(cx: &mut ScenarioContext) -> Result<Verdict> {
+    let namespace = cx.namespace("probe", labels([]))?;
+    let node = cx.a_worker()?;
+    let client = cx.pod(&namespace, "client", labels([]), &node)?;
+    let seen = cx.request_closed_external_port(&client)?;
+    Ok(cx.refused("a closed port of the external host", &client, &seen))
+}
+
+fn pod_without_egress_policy_leaves_with_its_node_ip(cx: &mut ScenarioContext) -> Result<Verdict> {
+    let namespace = cx.namespace("dev", labels([("env", "dev")]))?;
+    let node = cx.a_worker()?;
+    let web = cx.pod(&namespace, "web", labels([("role", "web")]), &node)?;
+    let seen = cx.request_external_echo(&web)?;
+    Ok(cx.source_seen_outside(&web, &cx.its_node_ip(&web)?, &seen))
+}
+
+fn selected_pod_leaves_with_the_egress_ip(cx: &mut ScenarioContext) -> Result<Verdict> {
+    let prod = cx.namespace("prod", labels([("env", "prod")]))?;
+    let policy = cx.egress_policy(PROD_WEB_EGRESS, &prod)?;
+    let node = cx.worker_outside(&policy.gateway_node_selector)?;
+    let web = cx.pod(&prod, "web", labels([("role", "web")]), &node)?;
+    let realized = cx.realize_egress_policy(&policy)?;
+    let seen = cx.request_external_echo(&web)?;
+    Ok(cx.source_seen_outside(&web, &cx.the_egress_ip(&policy, &realized), &seen))
+}
+
+fn unselected_pod_beside_a_selected_one_keeps_its_node_ip(cx: &mut ScenarioContext) -> Result<Verdict> {
+    let prod = cx.namespace("prod", labels([("env", "prod")]))?;
+    let policy = cx.egress_policy(PROD_WEB_EGRESS, &prod)?;
+    let node = cx.worker_outside(&policy.gateway_node_selector)?;
+    cx.pod(&prod, "web", labels([("role", "web")]), &node)?;
+    let db = cx.pod(&prod, "db", labels([("role", "db")]), &node)?;
+    cx.realize_egress_policy(&policy)?;
+    let seen = cx.request_external_echo(&db)?;
+    Ok(cx.source_seen_outside(&db, &cx.its_node_ip(&db)?, &seen))
+}

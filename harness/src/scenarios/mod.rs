@@ -1,0 +1,3 @@
+//! The scenario library: CNI- and provider-agnostic scenarios that suites pick from.
+
+pub mod egress;

@@ -1,0 +1,97 @@
+//! Verdicts: pure functions from measurements to pass or fail, with the evidence that decided.
+//!
+//! A verdict never touches the network. It states the check, what was expected and what
+//! was observed (each as a deterministic *role* for golden files and a raw detail for
+//! people), and, when it fails, why: a wrong source is not a timeout.
+
+pub mod reach;
+pub mod snat;
+
+use serde::Serialize;
+
+/// One side of a comparison: a role that golden files can hold, a detail people can read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Evidence {
+    /// Deterministic: `own-node`, `egress-ip`, `pod`, `refused`, ...
+    pub role: String,
+    /// Raw and run-specific: addresses, node names, error text.
+    #[serde(skip)]
+    pub detail: String,
+}
+
+impl Evidence {
+    pub fn new(role: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self { role: role.into(), detail: detail.into() }
+    }
+}
+
+/// Why a check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureReason {
+    /// The request was answered, with a source address other than the expected one.
+    WrongSource,
+    /// The connection was refused where an answer was expected.
+    Refused,
+    /// Nothing came back in time.
+    TimedOut,
+    /// The network reported no route.
+    Unreachable,
+    /// The server answered something that is not an echo.
+    BadReply,
+    /// The request was answered where a refusal was expected.
+    Answered,
+    /// The probe itself failed.
+    ProbeFailed,
+}
+
+impl FailureReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            FailureReason::WrongSource => "wrong source address",
+            FailureReason::Refused => "connection refused",
+            FailureReason::TimedOut => "timed out",
+            FailureReason::Unreachable => "unreachable",
+            FailureReason::BadReply => "bad reply",
+            FailureReason::Answered => "answered",
+            FailureReason::ProbeFailed => "probe failed",
+        }
+    }
+}
+
+/// The outcome of one check, with its evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    /// What was checked, as a phrase: "source address seen by the external host".
+    pub check: String,
+    /// What it was checked on, run-specific: "pod prod-t3/web".
+    #[serde(skip)]
+    pub subject: String,
+    pub passed: bool,
+    pub expected: Evidence,
+    pub observed: Evidence,
+    /// Set exactly when the check failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<FailureReason>,
+    /// Where to look when it fails: the node, object or rule that should have done it.
+    #[serde(skip)]
+    pub look_at: String,
+}
+
+impl Verdict {
+    /// One line for terminals, JUnit messages and panics: expected, observed, why.
+    pub fn message(&self) -> String {
+        let status = match self.reason {
+            None => "ok".to_owned(),
+            Some(reason) => reason.describe().to_owned(),
+        };
+        let mut message = format!(
+            "{} from {}: {status}: expected {} ({}), observed {} ({})",
+            self.check, self.subject, self.expected.role, self.expected.detail, self.observed.role, self.observed.detail
+        );
+        if self.reason.is_some() && !self.look_at.is_empty() {
+            message.push_str(&format!("; look at {}", self.look_at));
+        }
+        message
+    }
+}
