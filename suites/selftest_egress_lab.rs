@@ -1,1 +1,87 @@
-fn main(){}
+//! Self-test of egress_lab by fault injection: each fault in the lab datapath must make
+//! exactly the scenarios that should catch it fail, for the stated reason (a timeout is
+//! not a wrong source), and leave every other scenario passing.
+
+use std::sync::Arc;
+
+use harness::cni;
+use harness::provider::lab::{Lab, LabFault, LabOptions};
+use harness::provider::Cluster;
+use harness::report::TrialOutcome;
+use harness::scenario::run_scenarios;
+use harness::scenarios::egress;
+use harness::verdict::FailureReason::{self, Refused, TimedOut, WrongSource};
+use harness::Timeouts;
+use libtest_mimic::{Arguments, Failed, Trial};
+
+const CLOSED_PORT: &str = "closed_external_port_is_refused_not_dropped";
+const NO_POLICY: &str = "pod_without_egress_policy_leaves_with_its_node_ip";
+const SELECTED: &str = "selected_pod_leaves_with_the_egress_ip";
+const UNSELECTED: &str = "unselected_pod_beside_a_selected_one_keeps_its_node_ip";
+
+/// A scenario that must fail, why, and the role of what it must have seen instead.
+type Expected = (&'static str, FailureReason, &'static str);
+
+fn expected_failures(fault: Option<LabFault>) -> Vec<Expected> {
+    match fault {
+        None => vec![],
+        Some(LabFault::NodeMasqueradeOff) => vec![(NO_POLICY, WrongSource, "pod"), (UNSELECTED, WrongSource, "pod")],
+        Some(LabFault::GatewaySnatMissing) => vec![(SELECTED, WrongSource, "pod")],
+        Some(LabFault::WrongEgressIp) => vec![(SELECTED, WrongSource, "unknown")],
+        Some(LabFault::PolicyRouteMissing) => vec![(SELECTED, WrongSource, "own-node")],
+        Some(LabFault::PodSelectorIgnored) => vec![(UNSELECTED, WrongSource, "egress-ip")],
+        Some(LabFault::ExternalEchoDown) => vec![(NO_POLICY, Refused, "refused"), (SELECTED, Refused, "refused"), (UNSELECTED, Refused, "refused")],
+        Some(LabFault::ExternalUnreachable) => vec![
+            (CLOSED_PORT, TimedOut, "timed-out"),
+            (NO_POLICY, TimedOut, "timed-out"),
+            (SELECTED, TimedOut, "timed-out"),
+            (UNSELECTED, TimedOut, "timed-out"),
+        ],
+    }
+}
+
+fn check(fault: Option<LabFault>) -> Result<(), Failed> {
+    let options = fault.map(LabOptions::with_fault).unwrap_or_default();
+    let cluster: Arc<dyn Cluster> = Arc::new(Lab::provision(&cni::reference(), &options).map_err(|e| e.to_string())?);
+    // A short request timeout keeps the dropped-traffic fault quick; it is still a timeout.
+    let timeouts = Timeouts { request: std::time::Duration::from_secs(1), ..Timeouts::default() };
+    let outcomes = run_scenarios(&cluster, &egress::all(), &timeouts);
+    cluster.teardown().map_err(|e| e.to_string())?;
+
+    let expected = expected_failures(fault);
+    let mut wrong = Vec::new();
+    for (scenario, outcome) in &outcomes {
+        match (expected.iter().find(|(name, ..)| name == scenario), outcome) {
+            (None, TrialOutcome::Passed(_)) => {}
+            (None, other) => wrong.push(format!("{scenario} should pass but {}: {}", other.label(), other.message())),
+            (Some((_, reason, observed_role)), TrialOutcome::Failed(verdict)) => {
+                if verdict.reason != Some(*reason) || verdict.observed.role != *observed_role {
+                    wrong.push(format!(
+                        "{scenario} failed for the wrong reason: expected {} observing {observed_role}, got: {}",
+                        reason.describe(),
+                        verdict.message()
+                    ));
+                }
+                let message = verdict.message();
+                if !(message.contains(&format!("expected {}", verdict.expected.role)) && message.contains(&format!("observed {observed_role}"))) {
+                    wrong.push(format!("{scenario}: the message does not name expected and observed: {message}"));
+                }
+            }
+            (Some(_), other) => wrong.push(format!("{scenario} should fail its verdict but {}: {}", other.label(), other.message())),
+        }
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(wrong.join("\n").into())
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Arguments::from_args();
+    let mut trials = vec![Trial::test("healthy_lab_passes_every_egress_scenario", || check(None))];
+    trials.extend(LabFault::ALL.map(|fault| {
+        Trial::test(format!("fault_{}_is_caught", fault.name().replace('-', "_")), move || check(Some(fault)))
+    }));
+    libtest_mimic::run(&args, trials).exit_code()
+}

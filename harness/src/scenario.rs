@@ -209,6 +209,19 @@ pub fn run_scenario(cluster: &Arc<dyn Cluster>, scenario: &Scenario, timeouts: &
     }
 }
 
+/// Runs every scenario on `cluster` side by side, as a suite run would, and returns each
+/// outcome by scenario name. Self-tests use it to see which scenarios a fault breaks.
+pub fn run_scenarios(cluster: &Arc<dyn Cluster>, scenarios: &[Scenario], timeouts: &Timeouts) -> Vec<(&'static str, TrialOutcome)> {
+    std::thread::scope(|scope| {
+        let running: Vec<_> = scenarios
+            .iter()
+            .enumerate()
+            .map(|(i, scenario)| scope.spawn(move || (scenario.name, run_scenario(cluster, scenario, timeouts, &format!("t{}", i + 1)))))
+            .collect();
+        running.into_iter().map(|handle| handle.join().expect("run_scenario catches panics")).collect()
+    })
+}
+
 /// What a scenario body works with: the cluster, seen through names unique to its trial.
 pub struct ScenarioContext {
     cluster: Arc<dyn Cluster>,

@@ -61,7 +61,7 @@ impl EgressGateway {
         self.policies.push(RealizedPolicy { policy: policy.clone(), gateway, gateway_name, snat_to });
         let realized = self.policies.len() - 1;
         for (pod, node, namespace_labels) in pods {
-            if policy.selects(pod, namespace_labels) {
+            if selects(lab, policy, pod, namespace_labels) {
                 self.program(lab, realized, pod, *node)?;
             }
         }
@@ -70,7 +70,7 @@ impl EgressGateway {
 
     /// Programs a new pod for every policy that selects it.
     pub fn admit_pod(&mut self, lab: &Lab, pod: &Pod, node: usize, namespace_labels: &Labels) -> Result<()> {
-        let selecting: Vec<usize> = (0..self.policies.len()).filter(|&i| self.policies[i].policy.selects(pod, namespace_labels)).collect();
+        let selecting: Vec<usize> = (0..self.policies.len()).filter(|&i| selects(lab, &self.policies[i].policy, pod, namespace_labels)).collect();
         selecting.into_iter().try_for_each(|i| self.program(lab, i, pod, node))
     }
 
@@ -82,11 +82,7 @@ impl EgressGateway {
 
     fn program(&mut self, lab: &Lab, realized: usize, pod: &Pod, node: usize) -> Result<()> {
         let (gateway, snat_to) = (self.policies[realized].gateway, self.policies[realized].snat_to);
-        let source = if lab.faults.contains(&LabFault::SelectorIgnored) {
-            lab.lab_nodes[node].pod_cidr.to_string()
-        } else {
-            format!("{}/32", pod.address)
-        };
+        let source = format!("{}/32", pod.address);
         if node != gateway {
             self.ensure_tunnel(lab, node, gateway)?;
             let table = addressing::tunnel(node, gateway).table;
@@ -124,4 +120,13 @@ impl EgressGateway {
         shell::ip_batch(Some(&lab.lab_nodes[node].netns), &node_side)?;
         shell::ip_batch(Some(&lab.lab_nodes[gateway].netns), &end(&tunnel.gateway_device, gateway_address, node_address, tunnel.gateway_side))
     }
+}
+
+/// Whether the gateway takes `pod` for `policy`: the policy's selectors, unless a fault
+/// makes it ignore the pod selector.
+fn selects(lab: &Lab, policy: &EgressPolicy, pod: &Pod, namespace_labels: &Labels) -> bool {
+    if lab.faults.contains(&LabFault::PodSelectorIgnored) {
+        return policy.namespace_selector.matches(namespace_labels);
+    }
+    policy.selects(pod, namespace_labels)
 }

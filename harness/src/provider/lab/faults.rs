@@ -14,8 +14,9 @@ pub enum LabFault {
     WrongEgressIp,
     /// The policy route that steers a selected pod's traffic to the gateway is missing.
     PolicyRouteMissing,
-    /// The egress gateway ignores the pod selector and takes every pod of the node.
-    SelectorIgnored,
+    /// The egress gateway ignores the policy's pod selector and takes every pod of the
+    /// namespaces the policy selects.
+    PodSelectorIgnored,
     /// Nothing listens on the external echo port.
     ExternalEchoDown,
     /// The external host drops everything it receives.
@@ -30,7 +31,7 @@ impl LabFault {
         LabFault::GatewaySnatMissing,
         LabFault::WrongEgressIp,
         LabFault::PolicyRouteMissing,
-        LabFault::SelectorIgnored,
+        LabFault::PodSelectorIgnored,
         LabFault::ExternalEchoDown,
         LabFault::ExternalUnreachable,
     ];
@@ -41,7 +42,7 @@ impl LabFault {
             LabFault::GatewaySnatMissing => "gateway-snat-missing",
             LabFault::WrongEgressIp => "wrong-egress-ip",
             LabFault::PolicyRouteMissing => "policy-route-missing",
-            LabFault::SelectorIgnored => "selector-ignored",
+            LabFault::PodSelectorIgnored => "pod-selector-ignored",
             LabFault::ExternalEchoDown => "external-echo-down",
             LabFault::ExternalUnreachable => "external-unreachable",
         }

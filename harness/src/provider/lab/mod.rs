@@ -207,6 +207,11 @@ impl Lab {
                 "link set eth0 up".to_owned(),
                 // Pod-to-pod traffic never takes an egress route.
                 format!("rule add to {pod_subnet} lookup main pref 90"),
+                // The pod bridge, made before the bridge plugin finds it, with a fixed MAC:
+                // a bridge left to itself takes the lowest MAC of its ports, so every pod
+                // joining could change it and fail the plugin's CHECK for the pods before.
+                format!("link add {POD_BRIDGE} address {} type bridge", pod_bridge_mac(index)),
+                format!("link set {POD_BRIDGE} up"),
             ];
             for other in lab_nodes.iter().enumerate().filter(|(i, _)| *i != index).map(|(_, n)| n) {
                 setup.push(format!("route add {} via {}", other.pod_cidr, other.node.address));
@@ -412,6 +417,13 @@ impl Drop for Lab {
             eprintln!("cni-conformance: failed to remove lab cluster {}: {e}; run `cargo xtask gc`", self.info.cluster);
         }
     }
+}
+
+/// The bridge the conflist's bridge plugin attaches pods to.
+const POD_BRIDGE: &str = "cni0";
+
+fn pod_bridge_mac(node_index: usize) -> String {
+    format!("02:42:0a:f4:{node_index:02x}:01")
 }
 
 /// The run-unique cluster name every lab object starts with.
