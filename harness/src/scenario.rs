@@ -331,3 +331,119 @@ impl ScenarioContext {
         reach::refused(target, client, observation)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The runner's mechanics (panics, timeouts, ignoring), on a stand-in cluster that
+    //! carries no traffic: no verdict about a datapath is reached here.
+
+    use super::*;
+    use crate::model::{EgressPolicy, EgressStatus};
+
+    struct StandInCluster {
+        info: crate::provider::ClusterInfo,
+    }
+
+    impl Cluster for StandInCluster {
+        fn info(&self) -> &crate::provider::ClusterInfo {
+            &self.info
+        }
+        fn nodes(&self) -> &[Node] {
+            &[]
+        }
+        fn create_namespace(&self, _: &NamespaceSpec) -> Result<()> {
+            Ok(())
+        }
+        fn create_pod(&self, pod: &PodSpec) -> Result<Pod> {
+            Err(HarnessError::NotReady { what: format!("pod {}", pod.name), detail: "stand-in".into() })
+        }
+        fn allocate_egress_ip(&self) -> Result<std::net::IpAddr> {
+            Ok("192.0.2.1".parse().unwrap())
+        }
+        fn apply_egress_policy(&self, _: &EgressPolicy) -> Result<()> {
+            Ok(())
+        }
+        fn egress_status(&self, _: &EgressPolicy) -> Result<Option<EgressStatus>> {
+            Ok(None)
+        }
+        fn external_echo_url(&self) -> String {
+            "http://192.0.2.2/".into()
+        }
+        fn external_closed_port_url(&self) -> String {
+            "http://192.0.2.2:1/".into()
+        }
+        fn request_from(&self, _: &Pod, _: &str, _: Duration) -> Result<Observation> {
+            unreachable!("no scenario here sends traffic")
+        }
+        fn teardown(&self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    fn stand_in() -> Arc<dyn Cluster> {
+        Arc::new(StandInCluster {
+            info: crate::provider::ClusterInfo {
+                provider: "stand-in".into(),
+                cluster: "c".into(),
+                cni: "none".into(),
+                cni_version: "0".into(),
+                kernel: "0".into(),
+                ready_in: Duration::ZERO,
+            },
+        })
+    }
+
+    fn scenario(body: ScenarioBody) -> Scenario {
+        Scenario { name: "s", sentence: "s", requires: &[], body }
+    }
+
+    #[test]
+    fn a_panicking_scenario_is_an_error_with_its_message() {
+        let outcome = run_scenario(&stand_in(), &scenario(|_| panic!("boom")), &Timeouts::default(), "t1");
+        assert_eq!(outcome, TrialOutcome::Error("scenario panicked: boom".into()));
+    }
+
+    #[test]
+    fn a_scenario_over_its_budget_times_out() {
+        let timeouts = Timeouts { trial: Duration::from_millis(50), ..Timeouts::default() };
+        let outcome = run_scenario(
+            &stand_in(),
+            &scenario(|_| {
+                std::thread::sleep(Duration::from_secs(2));
+                unreachable!()
+            }),
+            &timeouts,
+            "t1",
+        );
+        assert!(matches!(&outcome, TrialOutcome::Error(m) if m.contains("timed out") && m.contains("Timeouts::trial")), "{outcome:?}");
+    }
+
+    #[test]
+    fn a_policy_never_realized_times_out_naming_the_policy() {
+        let timeouts = Timeouts { egress_realized: Duration::from_millis(10), ..Timeouts::default() };
+        let outcome = run_scenario(
+            &stand_in(),
+            &scenario(|cx| {
+                let policy = cx.egress_policy("egress/prod-web.antrea.yaml", "prod-t1")?;
+                cx.realize_egress_policy(&policy)?;
+                unreachable!()
+            }),
+            &timeouts,
+            "t1",
+        );
+        assert!(
+            matches!(&outcome, TrialOutcome::Error(m) if m.contains("egress policy egress-prod-web-t1 to be realized") && m.contains("egress_realized")),
+            "{outcome:?}"
+        );
+    }
+
+    #[test]
+    fn set_up_errors_are_errors_not_verdicts() {
+        let outcome = run_scenario(&stand_in(), &scenario(|cx| {
+            let node = Node { name: "n".into(), role: NodeRole::Worker, labels: Labels::new(), address: "192.0.2.3".parse().unwrap() };
+            cx.pod("ns", "web", Labels::new(), &node)?;
+            unreachable!()
+        }), &Timeouts::default(), "t1");
+        assert!(matches!(&outcome, TrialOutcome::Error(m) if m.contains("pod web is not ready")), "{outcome:?}");
+    }
+}

@@ -1,1 +1,41 @@
-fn main(){}
+//! `cargo xtask`: what cargo alone cannot express — installing the lab's packages,
+//! the test and certification jobs, and removing what killed runs left behind.
+
+mod certify;
+mod deps;
+mod gc;
+mod test;
+mod util;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  deps [--check]   install the lab's Debian packages (as root), or with --check only report what is missing
+  test             deps, then the whole test suite (what CI runs)
+  certify          deps, then every lab suite, then a summary of each scenario's verdict and evidence
+  gc [--force]     remove lab clusters left by killed runs (--force: also those of runs still alive)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| args.iter().skip(1).any(|a| a == name);
+    let result = match args.first().map(String::as_str) {
+        Some("deps") => deps::run(flag("--check")),
+        Some("test") => deps::run(false).and_then(|()| test::run()),
+        Some("certify") => deps::run(false).and_then(|()| certify::run()),
+        Some("gc") => gc::run(flag("--force")),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown command {:?}\n\n{USAGE}", other.unwrap_or(""))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -96,3 +96,36 @@ impl Reporter for JunitReport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::TrialRecord;
+    use crate::verdict::{Evidence, FailureReason, Verdict};
+
+    #[test]
+    fn failures_with_terminal_escapes_and_markup_still_make_valid_xml() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("junit.xml");
+        let mut report = JunitReport::new(path.clone());
+        report.on_event(&RunEvent::Started { suite: "s", provider: "lab", cni: "reference" });
+        let verdict = Verdict {
+            check: "source <address> & \u{1b}[31mcolour\u{1b}[0m".into(),
+            subject: "pod a/b".into(),
+            passed: false,
+            expected: Evidence::new("egress-ip", "1.2.3.4"),
+            observed: Evidence::new("pod", "10.0.0.1"),
+            reason: Some(FailureReason::WrongSource),
+            look_at: String::new(),
+        };
+        let record = TrialRecord { scenario: "x".into(), sentence: "y".into(), outcome: TrialOutcome::Failed(verdict), duration: Duration::ZERO };
+        report.on_event(&RunEvent::TrialFinished(&record));
+        report.on_event(&RunEvent::Finished { elapsed: Duration::ZERO });
+        let result = report.finish();
+        assert_eq!(result.written, vec![path.clone()]);
+        let xml = std::fs::read_to_string(&path).unwrap();
+        assert!(!xml.contains('\u{1b}'), "no raw escape characters in XML");
+        assert!(xml.contains("&lt;address&gt; &amp;"), "{xml}");
+        assert!(xml.contains(r#"type="wrong source address""#), "{xml}");
+    }
+}

@@ -95,3 +95,30 @@ pub fn leftovers() -> Vec<Leftover> {
         .map(|cluster| Leftover { namespaces: namespaces_of(&cluster).len(), owner_alive: owner_alive(&cluster), cluster })
         .collect()
 }
+
+/// What `collect` did with one leftover cluster.
+#[derive(Debug)]
+pub enum Collected {
+    Removed { namespaces: usize },
+    /// Its run is still going; removed only with `force`.
+    KeptAlive,
+    Failed(String),
+}
+
+/// Removes every leftover lab cluster whose run is gone (all of them with `force`).
+pub fn collect(force: bool) -> Vec<(Leftover, Collected)> {
+    leftovers()
+        .into_iter()
+        .map(|leftover| {
+            let collected = if leftover.owner_alive && !force {
+                Collected::KeptAlive
+            } else {
+                match remove_cluster(&leftover.cluster) {
+                    Ok(namespaces) => Collected::Removed { namespaces },
+                    Err(e) => Collected::Failed(e.to_string()),
+                }
+            };
+            (leftover, collected)
+        })
+        .collect()
+}

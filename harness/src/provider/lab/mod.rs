@@ -12,6 +12,8 @@ pub mod faults;
 pub mod gc;
 mod shell;
 
+pub use self::shell::effective_uid;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::net::IpAddr;

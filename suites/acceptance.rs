@@ -1,0 +1,215 @@
+//! Acceptance tests: the suite binaries used as a user would use them — listing without
+//! root, running without root, a faulty datapath's JUnit report, Ctrl-C, and SIGKILL
+//! followed by gc. They run the `egress_lab` binary that `cargo test` built beside them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use harness::provider::lab::gc;
+
+/// The newest `egress_lab-<hash>` test binary next to this one.
+fn egress_lab_binary() -> PathBuf {
+    let deps = std::env::current_exe().unwrap().parent().unwrap().to_owned();
+    std::fs::read_dir(&deps)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("egress_lab-") && p.extension().is_none()
+        })
+        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).unwrap())
+        .unwrap_or_else(|| panic!("no egress_lab binary in {}; build it with `cargo test --no-run`", deps.display()))
+}
+
+/// Runs `binary args` as the unprivileged user `nobody`.
+fn as_nobody(binary: &Path) -> Command {
+    let mut command = Command::new("setpriv");
+    command.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(binary);
+    command
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+/// A report directory `nobody` can write to, removed at the end of the test.
+fn report_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    dir
+}
+
+/// JUnit parsed by Python's XML parser, independent of the crate that wrote it:
+/// returns one `name|status|message` line per testcase.
+fn junit_cases(path: &Path) -> Vec<String> {
+    let script = r#"
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+assert root.tag == "testsuites", root.tag
+for suite in root.iter("testsuite"):
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert props.get("provider") == "lab", props
+    for case in suite.iter("testcase"):
+        status = "passed"
+        message = ""
+        for kind in ("failure", "error", "skipped"):
+            node = case.find(kind)
+            if node is not None:
+                status, message = kind, node.get("message") or ""
+        print(f"{case.get('name')}|{status}|{message}")
+"#;
+    let output = Command::new("python3").args(["-c", script]).arg(path).output().expect("python3 runs");
+    assert!(output.status.success(), "JUnit {} is not valid: {}", path.display(), text(&output));
+    String::from_utf8(output.stdout).unwrap().lines().map(str::to_owned).collect()
+}
+
+/// Names of lab namespaces whose owner is this child process.
+fn clusters_of(pid: u32) -> Vec<String> {
+    std::fs::read_dir(gc::STATE_ROOT)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| std::fs::read_to_string(e.path().join("owner.pid")).is_ok_and(|p| p.trim() == pid.to_string()))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn namespaces_of(cluster: &str) -> usize {
+    std::fs::read_dir("/run/netns")
+        .map(|entries| entries.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(&format!("{cluster}-"))).count())
+        .unwrap_or(0)
+}
+
+/// Starts egress_lab with traffic that hangs (the external host drops everything) and
+/// waits until its cluster exists; returns the child and its cluster's name.
+fn start_hanging_run(reports: &Path) -> (std::process::Child, String) {
+    let child = Command::new(egress_lab_binary())
+        .env("CNICONF_LAB_FAULTS", "external-unreachable")
+        .env("CNICONF_REPORT_DIR", reports)
+        .env("CNICONF_GOLDEN_DIR", reports.join("golden"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(cluster) = clusters_of(child.id()).into_iter().next() {
+            if namespaces_of(&cluster) >= 5 {
+                // Let the scenarios start their pods and requests.
+                std::thread::sleep(Duration::from_millis(700));
+                return (child, cluster);
+            }
+        }
+        assert!(Instant::now() < deadline, "egress_lab built no cluster within 20s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn listing_needs_no_root_and_builds_nothing() {
+    let before = gc::leftovers().len();
+    let output = as_nobody(&egress_lab_binary()).arg("--list").output().unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let listed = String::from_utf8_lossy(&output.stdout);
+    for scenario in ["selected_pod_leaves_with_the_egress_ip", "pod_without_egress_policy_leaves_with_its_node_ip"] {
+        assert!(listed.contains(&format!("{scenario}: test")), "{listed}");
+    }
+    let terse = as_nobody(&egress_lab_binary()).args(["--list", "--format", "terse"]).output().unwrap();
+    assert!(terse.status.success(), "nextest's listing works: {}", text(&terse));
+    assert_eq!(gc::leftovers().len(), before, "listing created no cluster");
+}
+
+#[test]
+fn an_exact_filter_that_matches_nothing_builds_nothing() {
+    let reports = report_dir();
+    let output = Command::new(egress_lab_binary())
+        .args(["--exact", "no_such_scenario"])
+        .env("CNICONF_REPORT_DIR", reports.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(!text(&output).contains("cluster ready"), "{}", text(&output));
+}
+
+#[test]
+fn a_run_without_root_fails_clearly_and_still_writes_junit() {
+    let reports = report_dir();
+    let output = as_nobody(&egress_lab_binary())
+        .env("CNICONF_REPORT_DIR", reports.path())
+        .env("CNICONF_GOLDEN_DIR", reports.path().join("golden"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(text(&output).contains("the lab provider needs root"), "{}", text(&output));
+    let cases = junit_cases(&reports.path().join("egress_lab/junit.xml"));
+    assert!(cases.iter().any(|c| c.starts_with("Infrastructure/Provisioning|error|the lab provider needs root")), "{cases:#?}");
+}
+
+#[test]
+fn an_unknown_fault_name_is_refused_with_the_known_ones() {
+    let reports = report_dir();
+    let output = Command::new(egress_lab_binary())
+        .env("CNICONF_LAB_FAULTS", "snat-off")
+        .env("CNICONF_REPORT_DIR", reports.path())
+        .env("CNICONF_GOLDEN_DIR", reports.path().join("golden"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(text(&output).contains("unknown lab fault `snat-off` in CNICONF_LAB_FAULTS; expected one of: node-masquerade-off"), "{}", text(&output));
+}
+
+#[test]
+fn a_faulty_datapath_fails_the_run_and_junit_carries_the_evidence() {
+    let reports = report_dir();
+    let output = Command::new(egress_lab_binary())
+        .env("CNICONF_LAB_FAULTS", "gateway-snat-missing")
+        .env("CNICONF_REPORT_DIR", reports.path())
+        .env("CNICONF_GOLDEN_DIR", reports.path().join("golden"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "{}", text(&output));
+    let cases = junit_cases(&reports.path().join("egress_lab/junit.xml"));
+    let selected = cases.iter().find(|c| c.starts_with("selected_pod_leaves_with_the_egress_ip|")).unwrap();
+    assert!(selected.contains("|failure|") && selected.contains("expected egress-ip") && selected.contains("observed pod"), "{selected}");
+    let others: Vec<_> = cases.iter().filter(|c| !c.starts_with("selected_pod")).collect();
+    assert!(others.iter().all(|c| c.contains("|passed|")), "{others:#?}");
+}
+
+fn interrupting_leaves_nothing_behind(signal: &str) {
+    let reports = report_dir();
+    let (mut child, cluster) = start_hanging_run(reports.path());
+    Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "interrupted runs exit with 130");
+    assert_eq!(namespaces_of(&cluster), 0, "namespaces of {cluster} remain");
+    assert!(!gc::state_dir(&cluster).exists());
+}
+
+#[test]
+fn ctrl_c_leaves_nothing_behind() {
+    interrupting_leaves_nothing_behind("-INT");
+}
+
+#[test]
+fn sigterm_leaves_nothing_behind() {
+    interrupting_leaves_nothing_behind("-TERM");
+}
+
+#[test]
+fn a_killed_run_is_removed_by_gc() {
+    let reports = report_dir();
+    let (mut child, cluster) = start_hanging_run(reports.path());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(namespaces_of(&cluster) > 0, "SIGKILL cannot clean up; gc must");
+    let leftover = gc::leftovers().into_iter().find(|l| l.cluster == cluster).expect("gc sees the killed run's cluster");
+    assert!(!leftover.owner_alive);
+    // What `cargo xtask gc` does; live runs of the other tests are left alone.
+    let collected = gc::collect(false);
+    assert!(collected.iter().any(|(l, c)| l.cluster == cluster && matches!(c, gc::Collected::Removed { .. })), "{collected:?}");
+    assert_eq!(namespaces_of(&cluster), 0);
+    assert!(!gc::state_dir(&cluster).exists());
+}

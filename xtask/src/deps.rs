@@ -1,0 +1,44 @@
+//! `cargo xtask deps`: the Debian packages the lab needs, installed when root.
+
+use std::process::Command;
+
+/// (package, a file it installs that the lab uses)
+const PACKAGES: [(&str, &str); 5] = [
+    ("containernetworking-plugins", "/usr/lib/cni/bridge"),
+    ("iproute2", "/usr/sbin/ip"),
+    ("iptables", "/usr/sbin/iptables-restore"),
+    ("procps", "/usr/bin/kill"),
+    ("util-linux", "/usr/bin/setpriv"),
+];
+
+fn missing() -> Vec<&'static str> {
+    PACKAGES.iter().filter(|(_, file)| !std::path::Path::new(file).exists()).map(|(p, _)| *p).collect()
+}
+
+pub fn run(check_only: bool) -> Result<(), String> {
+    let missing = missing();
+    if missing.is_empty() {
+        eprintln!("xtask deps: all lab packages present ({})", PACKAGES.map(|(p, _)| p).join(", "));
+        return Ok(());
+    }
+    let command = format!("apt-get update && apt-get install -y --no-install-recommends {}", missing.join(" "));
+    if check_only {
+        return Err(format!("missing Debian packages: {}; install them with `{command}`", missing.join(", ")));
+    }
+    if harness::provider::lab::effective_uid() != 0 {
+        return Err(format!("missing Debian packages: {}; as root, run:\n  {command}", missing.join(", ")));
+    }
+    eprintln!("xtask deps: installing {}", missing.join(", "));
+    let status = Command::new("sh")
+        .args(["-c", &command])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .map_err(|e| format!("failed to run `{command}`: {e}"))?;
+    if !status.success() {
+        return Err(format!("`{command}` failed ({status})"));
+    }
+    match self::missing().as_slice() {
+        [] => Ok(()),
+        still => Err(format!("still missing after install: {}", still.join(", "))),
+    }
+}
