@@ -110,16 +110,21 @@ fn start_hanging_run(reports: &Path) -> (std::process::Child, String) {
 
 #[test]
 fn listing_needs_no_root_and_builds_nothing() {
-    let before = gc::leftovers().len();
-    let output = as_nobody(&egress_lab_binary()).arg("--list").output().unwrap();
-    assert!(output.status.success(), "{}", text(&output));
-    let listed = String::from_utf8_lossy(&output.stdout);
+    let reports = report_dir();
+    let list = |extra: &[&str]| {
+        let output = as_nobody(&egress_lab_binary()).arg("--list").args(extra).env("CNICONF_REPORT_DIR", reports.path()).output().unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        // Nothing ran: as nobody a cluster could not even be attempted without an error.
+        assert!(!text(&output).contains("cluster"), "{}", text(&output));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let listed = list(&[]);
     for scenario in ["selected_pod_leaves_with_the_egress_ip", "pod_without_egress_policy_leaves_with_its_node_ip"] {
         assert!(listed.contains(&format!("{scenario}: test")), "{listed}");
     }
-    let terse = as_nobody(&egress_lab_binary()).args(["--list", "--format", "terse"]).output().unwrap();
-    assert!(terse.status.success(), "nextest's listing works: {}", text(&terse));
-    assert_eq!(gc::leftovers().len(), before, "listing created no cluster");
+    let terse = list(&["--format", "terse"]);
+    assert_eq!(terse.lines().count(), 4, "nextest's terse listing: {terse}");
+    assert!(!reports.path().join("egress_lab").exists(), "listing writes no reports");
 }
 
 #[test]
@@ -212,4 +217,29 @@ fn a_killed_run_is_removed_by_gc() {
     assert!(collected.iter().any(|(l, c)| l.cluster == cluster && matches!(c, gc::Collected::Removed { .. })), "{collected:?}");
     assert_eq!(namespaces_of(&cluster), 0);
     assert!(!gc::state_dir(&cluster).exists());
+}
+
+#[test]
+fn missing_tools_plugins_and_malformed_fixtures_are_named() {
+    let empty = tempfile::tempdir().unwrap();
+    let broken = empty.path().join("kind.yaml");
+    std::fs::write(&broken, "kind: Cluster\nnodes: [\n").unwrap();
+    let cases: [(&str, &std::ffi::OsStr, String); 3] = [
+        ("PATH", empty.path().as_os_str(), "required tool `ip` was not found on PATH".into()),
+        ("CNI_PATH", empty.path().as_os_str(), format!("CNI plugin `bridge` was not found in CNI_PATH {}", empty.path().display())),
+        ("CNICONF_KIND_CONFIG", broken.as_os_str(), format!("malformed fixture {}", broken.display())),
+    ];
+    for (variable, value, expected) in cases {
+        let reports = report_dir();
+        let output = Command::new(egress_lab_binary())
+            .env(variable, value)
+            .env("CNICONF_REPORT_DIR", reports.path())
+            .env("CNICONF_GOLDEN_DIR", reports.path().join("golden"))
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{variable}: {}", text(&output));
+        assert!(text(&output).contains(&expected), "{variable}: expected `{expected}` in:\n{}", text(&output));
+        let cases = junit_cases(&reports.path().join("egress_lab/junit.xml"));
+        assert!(cases.iter().any(|c| c.starts_with("Infrastructure/Provisioning|error|") && c.contains(&expected)), "{cases:#?}");
+    }
 }

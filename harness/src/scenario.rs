@@ -398,6 +398,23 @@ mod tests {
     }
 
     #[test]
+    fn a_scenario_needing_what_the_cni_lacks_is_ignored_with_the_reason() {
+        let cni = CniProfile { features: &[], ..crate::cni::reference() };
+        let run = SuiteRun {
+            cni,
+            provider: Ok(ProviderChoice::Lab(Default::default())),
+            timeouts: Timeouts::default(),
+            cluster: Mutex::new(None),
+            events: EventStream::new(vec![]),
+            trials: AtomicUsize::new(0),
+        };
+        let needs_egress = Scenario { requires: &[Feature::EgressGateway], ..scenario(|_| unreachable!()) };
+        let record = run.run_trial(&needs_egress);
+        assert_eq!(record.outcome, TrialOutcome::Ignored("CNI reference has no egress gateway".into()));
+        assert!(run.cluster.lock().unwrap().is_none(), "no cluster is built for an ignored scenario");
+    }
+
+    #[test]
     fn a_panicking_scenario_is_an_error_with_its_message() {
         let outcome = run_scenario(&stand_in(), &scenario(|_| panic!("boom")), &Timeouts::default(), "t1");
         assert_eq!(outcome, TrialOutcome::Error("scenario panicked: boom".into()));

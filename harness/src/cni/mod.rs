@@ -2,8 +2,6 @@
 
 pub mod runtime;
 
-use crate::error::{HarnessError, Result};
-
 /// A capability a scenario may need from the CNI (and its provider).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Feature {
@@ -50,13 +48,4 @@ pub fn reference() -> CniProfile {
         features: &[Feature::EgressGateway],
         installation: Installation::ReferencePlugins { conflist: "cni/reference/10-lab.conflist" },
     }
-}
-
-/// Every profile by name.
-pub fn by_name(name: &str) -> Result<CniProfile> {
-    let known = [reference()];
-    known.iter().find(|p| p.name == name).cloned().ok_or_else(|| HarnessError::NotFound {
-        what: "CNI profile".into(),
-        wanted: format!("`{name}` (known: {})", known.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")),
-    })
 }
