@@ -40,6 +40,19 @@ fn report_dir() -> tempfile::TempDir {
     dir
 }
 
+/// Runs egress_lab with `env` and reports in a fresh directory; returns its output and
+/// the directory (its JUnit file is at `egress_lab/junit.xml`).
+fn run_egress_lab(env: &[(&str, &std::ffi::OsStr)]) -> (Output, tempfile::TempDir) {
+    let reports = report_dir();
+    let output = Command::new(egress_lab_binary())
+        .envs(env.iter().copied())
+        .env("CNICONF_REPORT_DIR", reports.path())
+        .env("CNICONF_GOLDEN_DIR", reports.path().join("golden"))
+        .output()
+        .unwrap();
+    (output, reports)
+}
+
 /// JUnit parsed by Python's XML parser, independent of the crate that wrote it:
 /// returns one `name|status|message` line per testcase.
 fn junit_cases(path: &Path) -> Vec<String> {
@@ -130,11 +143,7 @@ fn listing_needs_no_root_and_builds_nothing() {
 #[test]
 fn an_exact_filter_that_matches_nothing_builds_nothing() {
     let reports = report_dir();
-    let output = Command::new(egress_lab_binary())
-        .args(["--exact", "no_such_scenario"])
-        .env("CNICONF_REPORT_DIR", reports.path())
-        .output()
-        .unwrap();
+    let output = Command::new(egress_lab_binary()).args(["--exact", "no_such_scenario"]).env("CNICONF_REPORT_DIR", reports.path()).output().unwrap();
     assert!(output.status.success(), "{}", text(&output));
     assert!(!text(&output).contains("cluster ready"), "{}", text(&output));
 }
@@ -155,26 +164,14 @@ fn a_run_without_root_fails_clearly_and_still_writes_junit() {
 
 #[test]
 fn an_unknown_fault_name_is_refused_with_the_known_ones() {
-    let reports = report_dir();
-    let output = Command::new(egress_lab_binary())
-        .env("CNICONF_LAB_FAULTS", "snat-off")
-        .env("CNICONF_REPORT_DIR", reports.path())
-        .env("CNICONF_GOLDEN_DIR", reports.path().join("golden"))
-        .output()
-        .unwrap();
+    let (output, _reports) = run_egress_lab(&[("CNICONF_LAB_FAULTS", "snat-off".as_ref())]);
     assert!(!output.status.success());
     assert!(text(&output).contains("unknown lab fault `snat-off` in CNICONF_LAB_FAULTS; expected one of: node-masquerade-off"), "{}", text(&output));
 }
 
 #[test]
 fn a_faulty_datapath_fails_the_run_and_junit_carries_the_evidence() {
-    let reports = report_dir();
-    let output = Command::new(egress_lab_binary())
-        .env("CNICONF_LAB_FAULTS", "gateway-snat-missing")
-        .env("CNICONF_REPORT_DIR", reports.path())
-        .env("CNICONF_GOLDEN_DIR", reports.path().join("golden"))
-        .output()
-        .unwrap();
+    let (output, reports) = run_egress_lab(&[("CNICONF_LAB_FAULTS", "gateway-snat-missing".as_ref())]);
     assert!(!output.status.success(), "{}", text(&output));
     let cases = junit_cases(&reports.path().join("egress_lab/junit.xml"));
     let selected = cases.iter().find(|c| c.starts_with("selected_pod_leaves_with_the_egress_ip|")).unwrap();
@@ -230,13 +227,7 @@ fn missing_tools_plugins_and_malformed_fixtures_are_named() {
         ("CNICONF_KIND_CONFIG", broken.as_os_str(), format!("malformed fixture {}", broken.display())),
     ];
     for (variable, value, expected) in cases {
-        let reports = report_dir();
-        let output = Command::new(egress_lab_binary())
-            .env(variable, value)
-            .env("CNICONF_REPORT_DIR", reports.path())
-            .env("CNICONF_GOLDEN_DIR", reports.path().join("golden"))
-            .output()
-            .unwrap();
+        let (output, reports) = run_egress_lab(&[(variable, value)]);
         assert!(!output.status.success(), "{variable}: {}", text(&output));
         assert!(text(&output).contains(&expected), "{variable}: expected `{expected}` in:\n{}", text(&output));
         let cases = junit_cases(&reports.path().join("egress_lab/junit.xml"));
