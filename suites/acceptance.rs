@@ -7,6 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use harness::provider::lab::gc;
+use harness::provider::runs;
 
 /// The newest `egress_lab-<hash>` test binary next to this one.
 fn egress_lab_binary() -> PathBuf {
@@ -79,7 +80,7 @@ for suite in root.iter("testsuite"):
 
 /// Names of lab namespaces whose owner is this child process.
 fn clusters_of(pid: u32) -> Vec<String> {
-    std::fs::read_dir(gc::STATE_ROOT)
+    std::fs::read_dir(runs::state_root())
         .map(|entries| {
             entries
                 .filter_map(|e| e.ok())
@@ -187,7 +188,7 @@ fn interrupting_leaves_nothing_behind(signal: &str) {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "interrupted runs exit with 130");
     assert_eq!(namespaces_of(&cluster), 0, "namespaces of {cluster} remain");
-    assert!(!gc::state_dir(&cluster).exists());
+    assert!(!runs::state_dir(&cluster).exists());
 }
 
 #[test]
@@ -213,7 +214,7 @@ fn a_killed_run_is_removed_by_gc() {
     let collected = gc::collect(false);
     assert!(collected.iter().any(|(l, c)| l.cluster == cluster && matches!(c, gc::Collected::Removed { .. })), "{collected:?}");
     assert_eq!(namespaces_of(&cluster), 0);
-    assert!(!gc::state_dir(&cluster).exists());
+    assert!(!runs::state_dir(&cluster).exists());
 }
 
 #[test]

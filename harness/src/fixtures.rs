@@ -184,6 +184,7 @@ pub fn load_antrea_egress(path: &Path) -> Result<EgressPolicy> {
         pod_selector: spec.applied_to.pod_selector,
         egress_ip,
         gateway_node_selector: pool_spec.node_selector,
+        excluded_cidrs: Vec::new(),
     })
 }
 

@@ -84,6 +84,8 @@ pub struct EgressPolicy {
     pub egress_ip: IpAddr,
     /// Nodes that may hold the egress IP.
     pub gateway_node_selector: LabelSelector,
+    /// Destinations whose traffic keeps the node IP (Cilium `excludedCIDRs`).
+    pub excluded_cidrs: Vec<ipnet::Ipv4Net>,
 }
 
 impl EgressPolicy {

@@ -25,7 +25,7 @@ pub fn run(check_only: bool) -> Result<(), String> {
     if check_only {
         return Err(format!("missing Debian packages: {}; install them with `{command}`", missing.join(", ")));
     }
-    if harness::provider::lab::effective_uid() != 0 {
+    if harness::provider::host::effective_uid() != 0 {
         return Err(format!("missing Debian packages: {}; as root, run:\n  {command}", missing.join(", ")));
     }
     eprintln!("xtask deps: installing {}", missing.join(", "));

@@ -1,5 +1,8 @@
-//! CNI profiles: everything that differs between network plugins lives here, nowhere else.
+//! CNI profiles: everything that differs between network plugins lives here, nowhere else:
+//! the pinned version, how it is installed and awaited, what it can do, and how the
+//! scenarios' neutral egress policy becomes its own objects.
 
+pub mod egress;
 pub mod runtime;
 
 /// A capability a scenario may need from the CNI (and its provider).
@@ -7,12 +10,18 @@ pub mod runtime;
 pub enum Feature {
     /// Selected pods leave the cluster with an egress IP held by a gateway node.
     EgressGateway,
+    /// When the egress node fails, another node of the pool takes the egress IP over.
+    EgressFailover,
+    /// Traffic to destinations excluded from an egress policy keeps the node IP.
+    EgressExcludedCidrs,
 }
 
 impl Feature {
     pub fn name(self) -> &'static str {
         match self {
             Feature::EgressGateway => "egress gateway",
+            Feature::EgressFailover => "egress failover",
+            Feature::EgressExcludedCidrs => "egress excluded CIDRs",
         }
     }
 }
@@ -23,14 +32,34 @@ pub enum Installation {
     /// Reference plugin binaries run by the harness as the node's container runtime,
     /// with this conflist (relative to `fixtures/`).
     ReferencePlugins { conflist: &'static str },
+    /// A release manifest, applied with server-side apply; `{version}` is filled in.
+    Manifest { url: &'static str },
+    /// A Helm chart with values.
+    Helm { repo_name: &'static str, repo_url: &'static str, chart: &'static str, release: &'static str, namespace: &'static str, values: &'static [(&'static str, &'static str)] },
 }
 
-/// A network plugin under test: its name, what it can do and how it is installed.
+/// A workload of the CNI that must be ready before any scenario runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Workload {
+    pub kind: &'static str,
+    pub namespace: &'static str,
+    pub name: &'static str,
+}
+
+/// A network plugin under test.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CniProfile {
     pub name: &'static str,
+    /// The pinned version; bump it here, in one line.
+    pub version: &'static str,
     pub features: &'static [Feature],
     pub installation: Installation,
+    /// What must be ready after installation.
+    pub readiness: &'static [Workload],
+    /// The CNI replaces kube-proxy (kind then creates the cluster without it).
+    pub replaces_kube_proxy: bool,
+    /// How the neutral egress policy is expressed and how its realization is checked.
+    pub egress: egress::EgressDialect,
 }
 
 impl CniProfile {
@@ -41,11 +70,86 @@ impl CniProfile {
 
 /// The CNI reference plugins (bridge + host-local, chained with tuning) as Debian ships them,
 /// with the lab's reference egress gateway: policy routing over VXLAN to a gateway node
-/// that SNATs to the egress IP.
+/// that SNATs to the egress IP. Its version is the installed package's.
 pub fn reference() -> CniProfile {
     CniProfile {
         name: "reference",
+        version: "as installed",
         features: &[Feature::EgressGateway],
         installation: Installation::ReferencePlugins { conflist: "cni/reference/10-lab.conflist" },
+        readiness: &[],
+        replaces_kube_proxy: false,
+        egress: egress::EgressDialect::LabReference,
+    }
+}
+
+/// Antrea, from its release manifest. Egress is on by default since Antrea 1.6.
+pub fn antrea() -> CniProfile {
+    CniProfile {
+        name: "antrea",
+        version: "2.2.0",
+        features: &[Feature::EgressGateway, Feature::EgressFailover],
+        installation: Installation::Manifest { url: "https://github.com/antrea-io/antrea/releases/download/v{version}/antrea.yml" },
+        readiness: &[
+            Workload { kind: "DaemonSet", namespace: "kube-system", name: "antrea-agent" },
+            Workload { kind: "Deployment", namespace: "kube-system", name: "antrea-controller" },
+        ],
+        replaces_kube_proxy: false,
+        egress: egress::EgressDialect::Antrea,
+    }
+}
+
+/// Cilium, from its Helm chart, with the egress gateway, BPF masquerading and kube-proxy
+/// replacement on, as its egress gateway requires.
+pub fn cilium() -> CniProfile {
+    CniProfile {
+        name: "cilium",
+        version: "1.16.6",
+        features: &[Feature::EgressGateway, Feature::EgressExcludedCidrs],
+        installation: Installation::Helm {
+            repo_name: "cilium",
+            repo_url: "https://helm.cilium.io/",
+            chart: "cilium/cilium",
+            release: "cilium",
+            namespace: "kube-system",
+            values: &[
+                ("kubeProxyReplacement", "true"),
+                ("egressGateway.enabled", "true"),
+                ("bpf.masquerade", "true"),
+                ("ipam.mode", "kubernetes"),
+                ("image.pullPolicy", "IfNotPresent"),
+            ],
+        },
+        readiness: &[
+            Workload { kind: "DaemonSet", namespace: "kube-system", name: "cilium" },
+            Workload { kind: "Deployment", namespace: "kube-system", name: "cilium-operator" },
+        ],
+        replaces_kube_proxy: true,
+        egress: egress::EgressDialect::Cilium,
+    }
+}
+
+/// Every profile, for lookups by name.
+pub fn all() -> [CniProfile; 3] {
+    [reference(), antrea(), cilium()]
+}
+
+/// The profile called `name`, or an error that lists the known ones.
+pub fn by_name(name: &str) -> crate::Result<CniProfile> {
+    all().into_iter().find(|p| p.name == name).ok_or_else(|| crate::HarnessError::UnknownCni {
+        name: name.to_owned(),
+        expected: all().map(|p| p.name).join(", "),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_cni_lists_the_known_ones() {
+        let error = by_name("calico").unwrap_err().to_string();
+        assert_eq!(error, "unknown CNI `calico`; expected one of: reference, antrea, cilium");
+        assert_eq!(by_name("cilium").unwrap().name, "cilium");
     }
 }

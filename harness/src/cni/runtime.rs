@@ -228,12 +228,12 @@ impl CniRuntime {
             message,
         };
         let mut child = process.spawn().map_err(|e| failed(format!("could not start {}: {e}", binary.display())))?;
-        child
-            .stdin
-            .take()
-            .expect("stdin is piped")
-            .write_all(config.to_string().as_bytes())
-            .map_err(|e| failed(format!("could not write the config to its stdin: {e}")))?;
+        // A plugin may exit without reading its config (a broken pipe); what it printed and
+        // its exit status say why, as they would to any runtime.
+        match child.stdin.take().expect("stdin is piped").write_all(config.to_string().as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(failed(format!("could not write the config to its stdin: {e}"))),
+            _ => {}
+        }
         let output = child.wait_with_output().map_err(|e| failed(e.to_string()))?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         if !output.status.success() {

@@ -1,7 +1,11 @@
 //! Providers: where clusters come from. Scenarios see only the [`Cluster`] trait; what
 //! differs between the lab, kind and an existing cluster lives behind it.
 
+pub mod cli;
+pub mod host;
+pub mod kind;
 pub mod lab;
+pub mod runs;
 
 use std::net::IpAddr;
 use std::sync::Arc;

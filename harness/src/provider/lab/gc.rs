@@ -4,37 +4,11 @@
 //! directory under /run. Deleting the namespaces deletes their links, routes and firewall
 //! rules with them; the host's own namespace is never touched.
 
-use std::path::{Path, PathBuf};
-
 use super::shell::run;
 use crate::error::Result;
+use crate::provider::runs::{self, NAME_PREFIX};
 
-/// Every lab cluster name starts with this.
-pub const NAME_PREFIX: &str = "cniconf-";
-/// Per-run state (CNI cache, host-local leases, the owner's pid).
-pub const STATE_ROOT: &str = "/run/cni-conformance";
 const NETNS_DIR: &str = "/run/netns";
-
-pub fn state_dir(cluster: &str) -> PathBuf {
-    Path::new(STATE_ROOT).join(cluster)
-}
-
-fn owner_file(cluster: &str) -> PathBuf {
-    state_dir(cluster).join("owner.pid")
-}
-
-/// Records this process as the cluster's owner, so `gc` leaves a live run alone.
-pub fn claim(cluster: &str) -> std::io::Result<()> {
-    std::fs::create_dir_all(state_dir(cluster))?;
-    std::fs::write(owner_file(cluster), std::process::id().to_string())
-}
-
-fn owner_alive(cluster: &str) -> bool {
-    std::fs::read_to_string(owner_file(cluster))
-        .ok()
-        .and_then(|pid| pid.trim().parse::<u32>().ok())
-        .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
-}
 
 fn namespaces_of(cluster: &str) -> Vec<String> {
     let prefix = format!("{cluster}-");
@@ -65,7 +39,7 @@ pub fn remove_cluster(cluster: &str) -> Result<usize> {
         let batch: String = namespaces.iter().map(|ns| format!("netns del {ns}\n")).collect();
         run("ip", &["-force", "-batch", "-"], Some(&batch))?;
     }
-    let _ = std::fs::remove_dir_all(state_dir(cluster));
+    runs::release(cluster);
     Ok(namespaces.len())
 }
 
@@ -78,11 +52,12 @@ pub struct Leftover {
     pub owner_alive: bool,
 }
 
-/// Every lab cluster that has namespaces or state on this machine.
+/// Every lab cluster that has namespaces or state on this machine (kind clusters have
+/// no namespaces here; the kind provider's gc handles those).
 pub fn leftovers() -> Vec<Leftover> {
     let mut clusters: Vec<String> = list_dir(NETNS_DIR)
         .into_iter()
-        .chain(list_dir(STATE_ROOT))
+        .chain(runs::claimed("lab"))
         .filter_map(|name| {
             let id = name.strip_prefix(NAME_PREFIX)?.split('-').next()?.to_owned();
             Some(format!("{NAME_PREFIX}{id}"))
@@ -92,7 +67,7 @@ pub fn leftovers() -> Vec<Leftover> {
     clusters.dedup();
     clusters
         .into_iter()
-        .map(|cluster| Leftover { namespaces: namespaces_of(&cluster).len(), owner_alive: owner_alive(&cluster), cluster })
+        .map(|cluster| Leftover { namespaces: namespaces_of(&cluster).len(), owner_alive: runs::owner_alive(&cluster), cluster })
         .collect()
 }
 

@@ -12,8 +12,6 @@ pub mod faults;
 pub mod gc;
 mod shell;
 
-pub use self::shell::effective_uid;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::net::IpAddr;
@@ -28,7 +26,7 @@ use ipnet::Ipv4Net;
 
 pub use self::faults::LabFault;
 use self::egress::EgressGateway;
-use super::{Cluster, ClusterInfo};
+use super::{host, runs, Cluster, ClusterInfo};
 use crate::cleanup;
 use crate::cni::runtime::{Attachment, CniRuntime, NetworkConfigList, DEBIAN_PLUGIN_DIR};
 use crate::cni::{CniProfile, Feature, Installation};
@@ -69,9 +67,11 @@ impl LabOptions {
 }
 
 /// Why the lab cannot host a scenario needing `feature` with `cni`, if it cannot.
-pub fn cannot_host(cni: &CniProfile, _feature: Feature) -> Option<String> {
-    match cni.installation {
-        Installation::ReferencePlugins { .. } => None,
+pub fn cannot_host(cni: &CniProfile, feature: Feature) -> Option<String> {
+    match (&cni.installation, feature) {
+        (Installation::ReferencePlugins { .. }, Feature::EgressGateway) => None,
+        (Installation::ReferencePlugins { .. }, _) => Some(format!("the lab's reference egress gateway has no {}", feature.name())),
+        _ => Some(format!("the lab runs only the reference CNI plugins; {} needs the kind or existing provider", cni.name)),
     }
 }
 
@@ -123,25 +123,27 @@ impl Lab {
     /// Builds the lab, or removes whatever it had built and says why it could not.
     pub fn provision(cni: &CniProfile, options: &LabOptions) -> Result<Lab> {
         let started = Instant::now();
-        let uid = shell::effective_uid();
+        let uid = host::effective_uid();
         if uid != 0 {
             return Err(HarnessError::NotRoot { uid });
         }
         for (tool, purpose, install) in TOOLS {
-            if !shell::on_path(tool) {
+            if !host::on_path(tool) {
                 return Err(HarnessError::MissingTool { tool: tool.into(), purpose: purpose.into(), install: install.into() });
             }
         }
         let probe = find_probe()?;
-        let Installation::ReferencePlugins { conflist } = cni.installation;
+        let Installation::ReferencePlugins { conflist } = cni.installation else {
+            return Err(HarnessError::NotFound { what: "lab support".into(), wanted: format!("CNI {}: the lab runs only the reference CNI plugins", cni.name) });
+        };
         let network = NetworkConfigList::load(&fixtures::fixture_path(conflist))?;
         let plugin_dirs = plugin_dirs();
         CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: PathBuf::new(), runtime_netns: None }.require_plugins(&network)?;
         let config = fixtures::load_kind_config(&options.kind_config)?;
 
-        let cluster = new_cluster_name();
-        gc::claim(&cluster).map_err(|e| HarnessError::Command {
-            command: format!("create {}", gc::state_dir(&cluster).display()),
+        let cluster = runs::new_cluster_name();
+        runs::claim(&cluster, "lab").map_err(|e| HarnessError::Command {
+            command: format!("create {}", runs::state_dir(&cluster).display()),
             detail: e.to_string(),
         })?;
         let undo_name = cluster.clone();
@@ -177,7 +179,7 @@ impl Lab {
                 path: options.kind_config.clone(),
                 detail: format!("networking.podSubnet {pod_subnet} has no /24 left for node {index}"),
             })?;
-            let state = gc::state_dir(cluster).join(name);
+            let state = runs::state_dir(cluster).join(name);
             let mut network = network_template.clone();
             fill_in_node_network(&mut network, pod_cidr, &state)?;
             lab_nodes.push(LabNode {
@@ -426,13 +428,6 @@ const POD_BRIDGE: &str = "cni0";
 
 fn pod_bridge_mac(node_index: usize) -> String {
     format!("02:42:0a:f4:{node_index:02x}:01")
-}
-
-/// The run-unique cluster name every lab object starts with.
-fn new_cluster_name() -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    let id = (std::process::id() ^ nanos.rotate_left(11)) & 0xff_ffff;
-    format!("{}{id:06x}", gc::NAME_PREFIX)
 }
 
 fn plugin_dirs() -> Vec<PathBuf> {

@@ -1,0 +1,116 @@
+//! External command-line tools (kind, kubectl, helm, docker) run through duct: each
+//! invocation is a [`CliStep`] with a purpose and a timeout, long ones report progress
+//! with elapsed time, and a failure carries the tool's stderr.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::error::{HarnessError, Result};
+
+/// One invocation of an external tool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliStep {
+    /// What it is for, as progress and errors say it: "creating kind cluster cniconf-1a2b3c".
+    pub purpose: String,
+    pub program: String,
+    pub args: Vec<String>,
+    pub timeout: Duration,
+}
+
+impl CliStep {
+    pub fn new(purpose: impl Into<String>, program: &str, args: impl IntoIterator<Item = impl Into<String>>, timeout: Duration) -> Self {
+        Self { purpose: purpose.into(), program: program.to_owned(), args: args.into_iter().map(Into::into).collect(), timeout }
+    }
+}
+
+impl fmt::Display for CliStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.program, self.args.join(" "))
+    }
+}
+
+/// How often a running step says it is still running.
+const PROGRESS_EVERY: Duration = Duration::from_secs(15);
+
+/// Runs `step`, printing progress to stderr; returns its stdout. A non-zero exit becomes an
+/// error with the command and its stderr; a step over its timeout is killed.
+pub fn run(step: &CliStep) -> Result<String> {
+    let started = Instant::now();
+    eprintln!("cni-conformance: {} ...", step.purpose);
+    let failed = |detail: String| HarnessError::Command { command: step.to_string(), detail: format!("{} ({detail})", step.purpose) };
+    let handle = duct::cmd(&step.program, &step.args)
+        .stdout_capture()
+        .stderr_capture()
+        .stdin_null()
+        .unchecked()
+        // Its own process group, so a timeout can stop what the tool started too (kind
+        // runs docker); duct's kill reaches only the direct child.
+        .before_spawn(|command| {
+            std::os::unix::process::CommandExt::process_group(command, 0);
+            Ok(())
+        })
+        .start()
+        .map_err(|e| failed(format!("could not start {}: {e}", step.program)))?;
+    let deadline = started + step.timeout;
+    let output = loop {
+        let next = (Instant::now() + PROGRESS_EVERY).min(deadline);
+        match handle.wait_deadline(next).map_err(|e| failed(e.to_string()))? {
+            Some(output) => break output,
+            None if Instant::now() >= deadline => {
+                for pid in handle.pids() {
+                    let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
+                }
+                let _ = handle.kill();
+                return Err(HarnessError::Timeout { what: format!("`{step}` ({})", step.purpose), seconds: step.timeout.as_secs_f64() });
+            }
+            None => eprintln!("cni-conformance: {} still running ({}s)", step.purpose, started.elapsed().as_secs()),
+        }
+    };
+    if !output.status.success() {
+        return Err(failed(format!("{}: {}", output.status, String::from_utf8_lossy(&output.stderr).trim())));
+    }
+    eprintln!("cni-conformance: {} done in {:.1}s", step.purpose, started.elapsed().as_secs_f64());
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stdout_comes_back() {
+        let step = CliStep::new("saying hello", "sh", ["-c", "echo hello"], Duration::from_secs(5));
+        assert_eq!(run(&step).unwrap(), "hello\n");
+    }
+
+    #[test]
+    fn a_failure_carries_the_command_purpose_and_stderr() {
+        let step = CliStep::new("creating kind cluster x", "sh", ["-c", "echo 'node image not found' >&2; exit 1"], Duration::from_secs(5));
+        let error = run(&step).unwrap_err().to_string();
+        assert!(error.contains("sh -c") && error.contains("creating kind cluster x") && error.contains("node image not found"), "{error}");
+    }
+
+    #[test]
+    fn a_step_over_its_timeout_is_killed_and_named() {
+        let step = CliStep::new("waiting forever", "sleep", ["30"], Duration::from_millis(200));
+        let started = Instant::now();
+        let error = run(&step).unwrap_err().to_string();
+        assert!(started.elapsed() < Duration::from_secs(5), "killed, not waited for");
+        assert!(error.contains("timed out after 0.2s") && error.contains("waiting forever"), "{error}");
+    }
+
+    #[test]
+    fn a_timeout_stops_what_the_tool_started_too() {
+        let step = CliStep::new("starting a grandchild", "sh", ["-c", "sleep 30; echo late"], Duration::from_millis(200));
+        let started = Instant::now();
+        assert!(run(&step).is_err());
+        assert!(started.elapsed() < Duration::from_secs(5), "the grandchild holding the output pipe was stopped too");
+    }
+
+    #[test]
+    fn a_missing_program_is_named() {
+        let step = CliStep::new("creating a cluster", "no-such-kind-binary", ["create"], Duration::from_secs(5));
+        let error = run(&step).unwrap_err().to_string();
+        assert!(error.contains("could not start no-such-kind-binary"), "{error}");
+    }
+}

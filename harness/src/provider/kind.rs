@@ -1,0 +1,385 @@
+//! The kind provider's cluster lifecycle, driven through the `kind`, `kubectl`, `helm` and
+//! `docker` command lines: a disposable cluster per CNI, named for the run, with its
+//! kubeconfig in a private file (never merged into the user's own), deleted when the suite
+//! ends; or, with `CNICONF_KEEP_CLUSTER=1`, kept and reused between runs.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::cli::{self, CliStep};
+use super::runs;
+use crate::cni::{CniProfile, Installation};
+use crate::error::{HarnessError, Result};
+use crate::fixtures;
+
+/// The probe image the harness builds (`cargo xtask image`) and loads into kind nodes.
+pub const PROBE_IMAGE: &str = concat!("cni-probe:", env!("CARGO_PKG_VERSION"));
+
+/// How long each kind of step may take.
+#[derive(Debug, Clone)]
+pub struct KindTimeouts {
+    pub create_cluster: Duration,
+    pub install_cni: Duration,
+    pub cni_ready: Duration,
+    pub load_image: Duration,
+    pub delete_cluster: Duration,
+}
+
+impl Default for KindTimeouts {
+    fn default() -> Self {
+        Self {
+            create_cluster: Duration::from_secs(300),
+            install_cni: Duration::from_secs(300),
+            cni_ready: Duration::from_secs(600),
+            load_image: Duration::from_secs(180),
+            delete_cluster: Duration::from_secs(120),
+        }
+    }
+}
+
+/// How to build a kind cluster.
+#[derive(Debug, Clone)]
+pub struct KindOptions {
+    pub kind_config: PathBuf,
+    /// Keep the cluster after the run and reuse it next time (`CNICONF_KEEP_CLUSTER=1`).
+    pub keep: bool,
+    /// Fail, rather than ignore, scenarios when a tool is missing (`CNICONF_REQUIRE_TOOLS=1`).
+    pub require_tools: bool,
+    pub timeouts: KindTimeouts,
+}
+
+pub const KEEP_VARIABLE: &str = "CNICONF_KEEP_CLUSTER";
+pub const REQUIRE_TOOLS_VARIABLE: &str = "CNICONF_REQUIRE_TOOLS";
+
+impl KindOptions {
+    pub fn from_env() -> Self {
+        let flag = |name: &str| std::env::var(name).is_ok_and(|v| v == "1" || v == "true");
+        Self {
+            kind_config: std::env::var_os("CNICONF_KIND_CONFIG").map(PathBuf::from).unwrap_or_else(|| fixtures::fixture_path("cluster/kind.yaml")),
+            keep: flag(KEEP_VARIABLE),
+            require_tools: flag(REQUIRE_TOOLS_VARIABLE),
+            timeouts: KindTimeouts::default(),
+        }
+    }
+}
+
+/// The tools a kind run of `cni` needs: (tool, what for, how to get it).
+pub fn required_tools(cni: &CniProfile) -> Vec<(&'static str, &'static str, &'static str)> {
+    let mut tools = vec![
+        ("kind", "creating and deleting clusters", "see https://kind.sigs.k8s.io/docs/user/quick-start/#installation"),
+        ("docker", "kind's nodes and the external echo container", "install Docker Engine"),
+        ("kubectl", "installing the CNI and waiting for it", "see https://kubernetes.io/docs/tasks/tools/"),
+    ];
+    if matches!(cni.installation, Installation::Helm { .. }) {
+        tools.push(("helm", "installing the CNI's chart", "see https://helm.sh/docs/intro/install/"));
+    }
+    tools
+}
+
+/// The first missing tool as an error, if any.
+pub fn missing_tool(cni: &CniProfile) -> Option<HarnessError> {
+    required_tools(cni).into_iter().find(|(tool, ..)| !super::host::on_path(tool)).map(|(tool, purpose, install)| HarnessError::MissingTool {
+        tool: tool.into(),
+        purpose: purpose.into(),
+        install: install.into(),
+    })
+}
+
+/// Why scenarios are ignored rather than run: a missing tool, unless the user asked for failures.
+pub fn unavailable(cni: &CniProfile, options: &KindOptions) -> Option<String> {
+    if options.require_tools {
+        return None;
+    }
+    missing_tool(cni).map(|e| format!("{e} (set {REQUIRE_TOOLS_VARIABLE}=1 to fail instead of ignoring)"))
+}
+
+/// The cluster name: run-unique, or stable per CNI when kept for reuse.
+pub fn cluster_name(cni: &CniProfile, keep: bool) -> String {
+    if keep {
+        format!("{}keep-{}", runs::NAME_PREFIX, cni.name)
+    } else {
+        runs::new_cluster_name()
+    }
+}
+
+/// The kind config for `cni`: the fixture's cluster, with the default CNI disabled and,
+/// for a CNI that replaces kube-proxy, kube-proxy off.
+pub fn render_kind_config(path: &Path, cni: &CniProfile) -> Result<String> {
+    fixtures::load_kind_config(path)?;
+    let text = std::fs::read_to_string(path).map_err(|source| HarnessError::FixtureUnreadable { path: path.to_owned(), source })?;
+    let mut config: Value = serde_saphyr::from_str_with_options(&text, serde_saphyr::options! { strict_booleans: true })
+        .map_err(|e| HarnessError::FixtureMalformed { path: path.to_owned(), detail: e.to_string() })?;
+    let networking = config
+        .as_object_mut()
+        .expect("checked by load_kind_config")
+        .entry("networking")
+        .or_insert_with(|| Value::Object(Default::default()));
+    networking["disableDefaultCNI"] = Value::Bool(true);
+    if cni.replaces_kube_proxy {
+        networking["kubeProxyMode"] = Value::String("none".into());
+    }
+    Ok(serde_saphyr::to_string(&config).expect("JSON values serialize"))
+}
+
+/// Files of one kind run, in its private state directory.
+#[derive(Debug, Clone)]
+pub struct RunFiles {
+    pub kind_config: PathBuf,
+    pub kubeconfig: PathBuf,
+}
+
+impl RunFiles {
+    pub fn in_dir(dir: &Path) -> Self {
+        Self { kind_config: dir.join("kind.yaml"), kubeconfig: dir.join("kubeconfig") }
+    }
+}
+
+/// Every command a kind run makes, in order: what `provision` executes and what the
+/// snapshot tests show a reviewer.
+#[derive(Debug, Clone)]
+pub struct KindPlan {
+    pub create: CliStep,
+    /// Writes the private kubeconfig of a kept cluster that already exists.
+    pub export_kubeconfig: CliStep,
+    pub install: Vec<CliStep>,
+    pub await_ready: Vec<CliStep>,
+    pub load_probe_image: CliStep,
+    pub delete: CliStep,
+}
+
+impl KindPlan {
+    pub fn new(cluster: &str, cni: &CniProfile, files: &RunFiles, timeouts: &KindTimeouts) -> Self {
+        let kubeconfig = files.kubeconfig.display().to_string();
+        let kubectl = |purpose: String, args: Vec<String>, timeout| {
+            let mut all = vec!["--kubeconfig".to_owned(), kubeconfig.clone()];
+            all.extend(args);
+            CliStep::new(purpose, "kubectl", all, timeout)
+        };
+        let install = match &cni.installation {
+            Installation::ReferencePlugins { .. } => vec![],
+            Installation::Manifest { url } => vec![kubectl(
+                format!("installing {} {}", cni.name, cni.version),
+                vec!["apply".into(), "--server-side".into(), "-f".into(), url.replace("{version}", cni.version)],
+                timeouts.install_cni,
+            )],
+            Installation::Helm { repo_name, repo_url, chart, release, namespace, values } => {
+                let mut args: Vec<String> = ["--kubeconfig", &kubeconfig, "install", release, chart, "--version", cni.version, "--namespace", namespace]
+                    .map(str::to_owned)
+                    .into();
+                for (key, value) in values.iter() {
+                    args.extend(["--set".to_owned(), format!("{key}={value}")]);
+                }
+                if cni.replaces_kube_proxy {
+                    // Without kube-proxy the agent must reach the API server directly.
+                    args.extend(["--set".to_owned(), format!("k8sServiceHost={cluster}-control-plane"), "--set".to_owned(), "k8sServicePort=6443".to_owned()]);
+                }
+                vec![
+                    CliStep::new(format!("adding the {repo_name} Helm repository"), "helm", ["repo", "add", repo_name, repo_url, "--force-update"], timeouts.install_cni),
+                    CliStep::new(format!("installing {} {}", cni.name, cni.version), "helm", args, timeouts.install_cni),
+                ]
+            }
+        };
+        let timeout_flag = format!("--timeout={}s", timeouts.cni_ready.as_secs());
+        let await_ready = cni
+            .readiness
+            .iter()
+            .map(|w| {
+                kubectl(
+                    format!("waiting for {} {}/{}", w.kind, w.namespace, w.name),
+                    vec!["--namespace".into(), w.namespace.into(), "rollout".into(), "status".into(), format!("{}/{}", w.kind.to_lowercase(), w.name), timeout_flag.clone()],
+                    timeouts.cni_ready,
+                )
+            })
+            .collect();
+        Self {
+            create: CliStep::new(
+                format!("creating kind cluster {cluster}"),
+                "kind",
+                ["create", "cluster", "--name", cluster, "--config", &files.kind_config.display().to_string(), "--kubeconfig", &kubeconfig],
+                timeouts.create_cluster,
+            ),
+            export_kubeconfig: CliStep::new(
+                format!("reusing kept kind cluster {cluster}"),
+                "kind",
+                ["export", "kubeconfig", "--name", cluster, "--kubeconfig", &kubeconfig],
+                timeouts.create_cluster,
+            ),
+            install,
+            await_ready,
+            load_probe_image: CliStep::new(
+                format!("loading {PROBE_IMAGE} into {cluster}"),
+                "kind",
+                ["load", "docker-image", PROBE_IMAGE, "--name", cluster],
+                timeouts.load_image,
+            ),
+            delete: CliStep::new(format!("deleting kind cluster {cluster}"), "kind", ["delete", "cluster", "--name", cluster, "--kubeconfig", &kubeconfig], timeouts.delete_cluster),
+        }
+    }
+}
+
+/// Clusters kind knows about.
+pub fn existing_clusters(timeouts: &KindTimeouts) -> Result<Vec<String>> {
+    let listed = cli::run(&CliStep::new("listing kind clusters", "kind", ["get", "clusters"], timeouts.delete_cluster))?;
+    Ok(listed.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("No kind clusters")).map(str::to_owned).collect())
+}
+
+/// A kind cluster of this run, created and with its CNI installed and ready.
+#[derive(Debug)]
+pub struct KindCluster {
+    pub name: String,
+    pub files: RunFiles,
+    pub plan: KindPlan,
+    pub keep: bool,
+}
+
+impl KindCluster {
+    /// Creates (or, when kept, reuses) the cluster, installs the CNI, waits for it and loads
+    /// the probe image. On any failure the cluster is deleted (unless kept) before the error
+    /// is returned; an interrupt deletes it too.
+    pub fn create(cni: &CniProfile, options: &KindOptions) -> Result<Self> {
+        if let Some(missing) = missing_tool(cni) {
+            return Err(missing);
+        }
+        let name = cluster_name(cni, options.keep);
+        let dir = runs::claim(&name, "kind")
+            .map_err(|e| HarnessError::Command { command: format!("create {}", runs::state_dir(&name).display()), detail: e.to_string() })?;
+        let files = RunFiles::in_dir(&dir);
+        std::fs::write(&files.kind_config, render_kind_config(&options.kind_config, cni)?)
+            .map_err(|e| HarnessError::Command { command: format!("write {}", files.kind_config.display()), detail: e.to_string() })?;
+        let plan = KindPlan::new(&name, cni, &files, &options.timeouts);
+        let cluster = Self { name, files, plan, keep: options.keep };
+        if !cluster.keep {
+            let delete = cluster.plan.delete.clone();
+            let name = cluster.name.clone();
+            crate::cleanup::register(&cluster.name, move || {
+                let _ = cli::run(&delete);
+                runs::release(&name);
+            });
+        }
+        match cluster.bring_up(&options.timeouts) {
+            Ok(()) => Ok(cluster),
+            Err(error) => {
+                if let Err(cleanup) = cluster.delete() {
+                    eprintln!("cni-conformance: {cleanup}");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    fn bring_up(&self, timeouts: &KindTimeouts) -> Result<()> {
+        let reuse = self.keep && existing_clusters(timeouts)?.contains(&self.name);
+        if reuse {
+            cli::run(&self.plan.export_kubeconfig)?;
+        } else {
+            cli::run(&self.plan.create)?;
+            for step in &self.plan.install {
+                cli::run(step)?;
+            }
+        }
+        for step in &self.plan.await_ready {
+            cli::run(step)?;
+        }
+        cli::run(&self.plan.load_probe_image).map(drop)
+    }
+
+    /// Deletes the cluster unless it is kept; idempotent.
+    pub fn delete(&self) -> Result<()> {
+        if self.keep {
+            eprintln!("cni-conformance: keeping kind cluster {} ({KEEP_VARIABLE}); `cargo xtask gc --force` deletes it", self.name);
+            return Ok(());
+        }
+        let deleted = cli::run(&self.plan.delete);
+        crate::cleanup::unregister(&self.name);
+        runs::release(&self.name);
+        deleted.map(drop)
+    }
+}
+
+/// What `gc` did with one kind cluster.
+#[derive(Debug)]
+pub enum KindCollected {
+    Deleted(String),
+    KeptAlive(String),
+    KeptForReuse(String),
+    Failed(String, String),
+}
+
+/// Deletes kind clusters of this harness whose run is gone; kept clusters and those of live
+/// runs only with `force`.
+pub fn collect(force: bool, timeouts: &KindTimeouts) -> Result<Vec<KindCollected>> {
+    let mut collected = Vec::new();
+    for name in existing_clusters(timeouts)?.into_iter().filter(|n| n.starts_with(runs::NAME_PREFIX)) {
+        let kept = name.starts_with(&format!("{}keep-", runs::NAME_PREFIX));
+        if !force && kept {
+            collected.push(KindCollected::KeptForReuse(name));
+            continue;
+        }
+        if !force && runs::owner_alive(&name) {
+            collected.push(KindCollected::KeptAlive(name));
+            continue;
+        }
+        let delete = CliStep::new(format!("deleting kind cluster {name}"), "kind", ["delete", "cluster", "--name", &name], timeouts.delete_cluster);
+        match cli::run(&delete) {
+            Ok(_) => {
+                runs::release(&name);
+                collected.push(KindCollected::Deleted(name));
+            }
+            Err(e) => collected.push(KindCollected::Failed(name, e.to_string())),
+        }
+    }
+    Ok(collected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cni;
+
+    fn plan_text(cni: &CniProfile) -> String {
+        let files = RunFiles::in_dir(Path::new("/run/cni-conformance/cniconf-0a1b2c"));
+        let plan = KindPlan::new("cniconf-0a1b2c", cni, &files, &KindTimeouts::default());
+        let mut steps = vec![&plan.create];
+        steps.extend(&plan.install);
+        steps.extend(&plan.await_ready);
+        steps.extend([&plan.load_probe_image, &plan.delete]);
+        steps.iter().map(|s| format!("# {} (timeout {}s)\n{s}\n", s.purpose, s.timeout.as_secs())).collect()
+    }
+
+    #[test]
+    fn antrea_install_plan() {
+        insta::assert_snapshot!("antrea_kind_plan", plan_text(&cni::antrea()));
+    }
+
+    #[test]
+    fn cilium_install_plan() {
+        insta::assert_snapshot!("cilium_kind_plan", plan_text(&cni::cilium()));
+    }
+
+    #[test]
+    fn antrea_kind_config() {
+        insta::assert_snapshot!("antrea_kind_config", render_kind_config(&fixtures::fixture_path("cluster/kind.yaml"), &cni::antrea()).unwrap());
+    }
+
+    #[test]
+    fn cilium_kind_config_turns_kube_proxy_off() {
+        let config = render_kind_config(&fixtures::fixture_path("cluster/kind.yaml"), &cni::cilium()).unwrap();
+        assert!(config.contains("kubeProxyMode: none"), "{config}");
+        insta::assert_snapshot!("cilium_kind_config", config);
+    }
+
+    #[test]
+    fn kept_clusters_have_a_stable_name_per_cni() {
+        assert_eq!(cluster_name(&cni::antrea(), true), "cniconf-keep-antrea");
+        assert_ne!(cluster_name(&cni::antrea(), false), cluster_name(&cni::cilium(), false));
+    }
+
+    #[test]
+    fn helm_is_needed_only_for_helm_installs() {
+        let tools = |cni: &CniProfile| required_tools(cni).into_iter().map(|t| t.0).collect::<Vec<_>>();
+        assert_eq!(tools(&cni::antrea()), ["kind", "docker", "kubectl"]);
+        assert_eq!(tools(&cni::cilium()), ["kind", "docker", "kubectl", "helm"]);
+    }
+}

@@ -1,0 +1,70 @@
+//! Run bookkeeping shared by every provider: run-unique names, a private state directory
+//! per cluster, and which process owns it, so `gc` can tell a killed run from a live one.
+
+use std::path::{Path, PathBuf};
+
+/// Every cluster, namespace, container and directory a run makes starts with this.
+pub const NAME_PREFIX: &str = "cniconf-";
+
+/// Where per-run state lives: `/run/cni-conformance` for root, else the user's runtime dir.
+pub fn state_root() -> PathBuf {
+    if super::host::effective_uid() == 0 {
+        return PathBuf::from("/run/cni-conformance");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) => PathBuf::from(dir).join("cni-conformance"),
+        None => std::env::temp_dir().join(format!("cni-conformance-{}", super::host::effective_uid())),
+    }
+}
+
+pub fn state_dir(cluster: &str) -> PathBuf {
+    state_root().join(cluster)
+}
+
+fn owner_file(cluster: &str) -> PathBuf {
+    state_dir(cluster).join("owner.pid")
+}
+
+/// A new run-unique cluster name: `cniconf-` and six hex digits.
+pub fn new_cluster_name() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let id = (std::process::id() ^ nanos.rotate_left(11)) & 0xff_ffff;
+    format!("{NAME_PREFIX}{id:06x}")
+}
+
+/// Creates the cluster's state directory (private to this user) and records this process
+/// as its owner and which provider made it.
+pub fn claim(cluster: &str, provider: &str) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = state_dir(cluster);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    std::fs::write(dir.join("provider"), provider)?;
+    std::fs::write(owner_file(cluster), std::process::id().to_string())?;
+    Ok(dir)
+}
+
+/// Whether the process that claimed `cluster` is still running.
+pub fn owner_alive(cluster: &str) -> bool {
+    std::fs::read_to_string(owner_file(cluster))
+        .ok()
+        .and_then(|pid| pid.trim().parse::<u32>().ok())
+        .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+}
+
+/// Names of clusters with a state directory made by `provider`.
+pub fn claimed(provider: &str) -> Vec<String> {
+    std::fs::read_dir(state_root())
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|name| name.starts_with(NAME_PREFIX))
+                .filter(|name| std::fs::read_to_string(state_dir(name).join("provider")).is_ok_and(|p| p == provider))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn release(cluster: &str) {
+    let _ = std::fs::remove_dir_all(state_dir(cluster));
+}

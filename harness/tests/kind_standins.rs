@@ -1,0 +1,157 @@
+//! The kind provider's lifecycle against stand-in `kind`, `kubectl`, `helm` and `docker`
+//! executables on PATH that record their arguments and answer like the real ones. This
+//! tests the sequence of calls, errors and cleanup; it creates no real cluster.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use harness::cni;
+use harness::provider::kind::{KindCluster, KindOptions, KindTimeouts};
+use harness::provider::runs;
+
+/// PATH is process-wide: one test at a time.
+static PATH_LOCK: Mutex<()> = Mutex::new(());
+
+struct StandIns {
+    dir: tempfile::TempDir,
+    original_path: String,
+}
+
+/// Every stand-in appends `<tool> <args>` to calls.log, fails when its command line
+/// matches $STANDIN_FAIL (printing $STANDIN_STDERR), sleeps when it matches $STANDIN_HANG,
+/// and answers `kind get clusters` with $STANDIN_CLUSTERS.
+const STANDIN: &str = r#"#!/bin/sh
+line="$(basename "$0") $*"
+echo "$line" >> "$STANDIN_DIR/calls.log"
+case "$line" in *"$STANDIN_FAIL"*) if [ -n "$STANDIN_FAIL" ]; then echo "$STANDIN_STDERR" >&2; exit 1; fi;; esac
+case "$line" in *"$STANDIN_HANG"*) if [ -n "$STANDIN_HANG" ]; then sleep 30; fi;; esac
+case "$line" in
+  "kind get clusters") if [ -n "$STANDIN_CLUSTERS" ]; then echo "$STANDIN_CLUSTERS"; else echo "No kind clusters found." >&2; fi;;
+  "kind create cluster"*|"kind export kubeconfig"*) for a in "$@"; do if [ "$prev" = "--kubeconfig" ]; then echo "apiVersion: v1" > "$a"; fi; prev="$a"; done;;
+esac
+exit 0
+"#;
+
+impl StandIns {
+    fn install() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for tool in ["kind", "kubectl", "helm", "docker"] {
+            let path = dir.path().join(tool);
+            std::fs::write(&path, STANDIN).unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        }
+        let original_path = std::env::var("PATH").unwrap();
+        // SAFETY: PATH_LOCK serializes every test that touches the environment.
+        unsafe {
+            std::env::set_var("PATH", format!("{}:{original_path}", dir.path().display()));
+            std::env::set_var("STANDIN_DIR", dir.path());
+            for name in ["STANDIN_FAIL", "STANDIN_HANG", "STANDIN_CLUSTERS", "STANDIN_STDERR"] {
+                std::env::remove_var(name);
+            }
+        }
+        Self { dir, original_path }
+    }
+
+    fn set(&self, name: &str, value: &str) {
+        // SAFETY: as above.
+        unsafe { std::env::set_var(name, value) };
+    }
+
+    fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("calls.log")).unwrap_or_default().lines().map(|l| {
+            // Paths differ per run; keep the words a reader compares.
+            l.split(' ').map(|w| if w.starts_with('/') { Path::new(w).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default() } else { w.to_owned() }).collect::<Vec<_>>().join(" ")
+        }).collect()
+    }
+}
+
+impl Drop for StandIns {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe { std::env::set_var("PATH", &self.original_path) };
+    }
+}
+
+fn options() -> KindOptions {
+    KindOptions { keep: false, require_tools: true, ..KindOptions::from_env() }
+}
+
+fn words(calls: &[String]) -> Vec<String> {
+    calls.iter().map(|c| c.split(' ').take(3).collect::<Vec<_>>().join(" ")).collect()
+}
+
+fn cluster_of(calls: &[String]) -> String {
+    let create = calls.iter().find(|c| c.starts_with("kind create cluster")).expect("a create call");
+    create.split(' ').nth(4).unwrap().to_owned()
+}
+
+#[test]
+fn antrea_cluster_is_created_installed_awaited_loaded_and_deleted() {
+    let _lock = PATH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let standins = StandIns::install();
+    let cluster = KindCluster::create(&cni::antrea(), &options()).unwrap();
+    assert!(cluster.files.kubeconfig.exists(), "the kubeconfig is private to the run, at {}", cluster.files.kubeconfig.display());
+    let state: PathBuf = runs::state_dir(&cluster.name);
+    cluster.delete().unwrap();
+    let calls = standins.calls();
+    assert_eq!(
+        words(&calls),
+        ["kind create cluster", "kubectl --kubeconfig kubeconfig", "kubectl --kubeconfig kubeconfig", "kubectl --kubeconfig kubeconfig", "kind load docker-image", "kind delete cluster"],
+        "{calls:#?}"
+    );
+    assert!(calls[1].ends_with("apply --server-side -f https://github.com/antrea-io/antrea/releases/download/v2.2.0/antrea.yml"), "{}", calls[1]);
+    assert!(calls[2].contains("rollout status daemonset/antrea-agent"), "{}", calls[2]);
+    assert!(calls[5].contains(&format!("--name {}", cluster_of(&calls))), "the run's own cluster is deleted");
+    assert!(!state.exists(), "the run's state directory is removed");
+}
+
+#[test]
+fn a_failed_install_deletes_the_cluster_and_carries_the_tools_stderr() {
+    let _lock = PATH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let standins = StandIns::install();
+    standins.set("STANDIN_FAIL", "helm --kubeconfig");
+    standins.set("STANDIN_STDERR", "Error: INSTALLATION FAILED: chart not found");
+    let error = KindCluster::create(&cni::cilium(), &options()).unwrap_err().to_string();
+    assert!(error.contains("installing cilium 1.16.6") && error.contains("INSTALLATION FAILED: chart not found"), "{error}");
+    let calls = standins.calls();
+    assert_eq!(words(&calls), ["kind create cluster", "helm repo add", "helm --kubeconfig kubeconfig", "kind delete cluster"], "{calls:#?}");
+    assert!(!runs::state_dir(&cluster_of(&calls)).exists());
+}
+
+#[test]
+fn a_hanging_step_times_out_and_the_cluster_is_deleted() {
+    let _lock = PATH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let standins = StandIns::install();
+    standins.set("STANDIN_HANG", "rollout status");
+    let timeouts = KindTimeouts { cni_ready: Duration::ZERO, ..KindTimeouts::default() };
+    let started = std::time::Instant::now();
+    let error = KindCluster::create(&cni::antrea(), &KindOptions { timeouts, ..options() }).unwrap_err().to_string();
+    assert!(error.contains("timed out") && error.contains("waiting for DaemonSet kube-system/antrea-agent"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(10), "the hanging stand-in was stopped, not waited for");
+    assert!(standins.calls().last().unwrap().starts_with("kind delete cluster"), "{:#?}", standins.calls());
+}
+
+#[test]
+fn a_kept_cluster_is_reused_and_not_deleted() {
+    let _lock = PATH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let standins = StandIns::install();
+    standins.set("STANDIN_CLUSTERS", "cniconf-keep-antrea");
+    let cluster = KindCluster::create(&cni::antrea(), &KindOptions { keep: true, ..options() }).unwrap();
+    cluster.delete().unwrap();
+    let calls = standins.calls();
+    assert_eq!(words(&calls), ["kind get clusters", "kind export kubeconfig", "kubectl --kubeconfig kubeconfig", "kubectl --kubeconfig kubeconfig", "kind load docker-image"], "{calls:#?}");
+    runs::release("cniconf-keep-antrea");
+}
+
+#[test]
+fn a_missing_tool_is_named_with_how_to_get_it() {
+    let _lock = PATH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let standins = StandIns::install();
+    std::fs::remove_file(standins.dir.path().join("helm")).unwrap();
+    // SAFETY: PATH_LOCK is held.
+    unsafe { std::env::set_var("PATH", standins.dir.path()) };
+    let error = KindCluster::create(&cni::cilium(), &options()).unwrap_err().to_string();
+    assert!(error.contains("required tool `helm` was not found on PATH (installing the CNI's chart)"), "{error}");
+    assert!(standins.calls().is_empty(), "nothing ran");
+}
