@@ -4,6 +4,7 @@
 mod certify;
 mod deps;
 mod gc;
+mod image;
 mod test;
 mod util;
 
@@ -13,8 +14,9 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   deps [--check]   install the lab's Debian packages (as root), or with --check only report what is missing
-  test             deps, then the whole test suite (what CI runs)
+  test             deps, the probe image (when Docker is here), then the whole test suite (what CI runs)
   certify          deps, then every lab suite, then a summary of each scenario's verdict and evidence
+  image            build the probe's FROM-scratch container image (cni-probe:<version>) with Docker
   gc [--force]     remove lab clusters left by killed runs (--force: also those of runs still alive)";
 
 fn main() -> ExitCode {
@@ -24,6 +26,7 @@ fn main() -> ExitCode {
         Some("deps") => deps::run(flag("--check")),
         Some("test") => deps::run(false).and_then(|()| test::run()),
         Some("certify") => deps::run(false).and_then(|()| certify::run()),
+        Some("image") => image::run(),
         Some("gc") => gc::run(flag("--force")),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");

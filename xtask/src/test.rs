@@ -32,6 +32,12 @@ impl Totals {
 }
 
 pub fn run() -> Result<(), String> {
+    // The image tests need the probe image; without Docker they are ignored with the reason.
+    if harness::provider::host::on_path("docker") {
+        crate::image::run()?;
+    } else {
+        eprintln!("xtask test: no docker on PATH; the probe image tests will be ignored");
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut child = Command::new(cargo)
         .args(["test", "--workspace"])

@@ -2,6 +2,7 @@
 //! differs between the lab, kind and an existing cluster lives behind it.
 
 pub mod cli;
+pub mod external;
 pub mod host;
 pub mod kind;
 pub mod lab;

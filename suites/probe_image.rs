@@ -1,0 +1,79 @@
+//! The probe image, run for real with testcontainers: two containers on a Docker network,
+//! the echo reports the client container's address, a closed port is refused. Ignored
+//! with the reason when Docker or the image is missing, unless CNICONF_REQUIRE_TOOLS=1.
+
+use std::sync::Arc;
+
+use cni_probe::Observation;
+use harness::provider::cli::{self, CliStep};
+use harness::provider::external::ProbeContainer;
+use harness::provider::kind::{PROBE_IMAGE, REQUIRE_TOOLS_VARIABLE};
+use harness::provider::runs;
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+
+/// Why the image cannot be run here, if it cannot.
+fn unavailable() -> Option<String> {
+    let inspect = CliStep::new("looking for the probe image", "docker", ["image", "inspect", PROBE_IMAGE], std::time::Duration::from_secs(30));
+    cli::run(&inspect).err().map(|e| format!("{e}; build it with `cargo xtask image`"))
+}
+
+/// A private Docker network for one trial, removed at the end.
+struct Network(String);
+
+impl Network {
+    fn create() -> Result<Self, Failed> {
+        let name = format!("{}net", runs::new_cluster_name());
+        cli::run(&CliStep::new("creating a Docker network", "docker", ["network", "create", &name], std::time::Duration::from_secs(30)))?;
+        Ok(Self(name))
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        let _ = cli::run(&CliStep::new("removing a Docker network", "docker", ["network", "rm", &self.0], std::time::Duration::from_secs(30)));
+    }
+}
+
+fn observe(client: &ProbeContainer, url: &str) -> Result<Observation, Failed> {
+    let printed = client.exec(&["get", url, "--timeout-ms", "3000"])?;
+    serde_json::from_str(printed.trim()).map_err(|e| format!("unreadable observation {printed:?}: {e}").into())
+}
+
+fn echo_reports_the_client_containers_address() -> Result<(), Failed> {
+    let runtime = Arc::new(tokio::runtime::Runtime::new()?);
+    let network = Network::create()?;
+    let echo = ProbeContainer::start(&runtime, &network.0, "external", &network.0)?;
+    let client = ProbeContainer::start(&runtime, &network.0, "client", &network.0)?;
+    match observe(&client, &format!("http://{}:8080/", echo.address))? {
+        Observation::Answered { reply } if reply.client.ip() == client.address && reply.server == "external" => Ok(()),
+        other => Err(format!("expected an answer from `external` seeing {}, observed {other:?}", client.address).into()),
+    }
+}
+
+fn a_closed_port_between_containers_is_refused() -> Result<(), Failed> {
+    let runtime = Arc::new(tokio::runtime::Runtime::new()?);
+    let network = Network::create()?;
+    let echo = ProbeContainer::start(&runtime, &network.0, "external", &network.0)?;
+    let client = ProbeContainer::start(&runtime, &network.0, "client", &network.0)?;
+    match observe(&client, &format!("http://{}:8081/", echo.address))? {
+        Observation::Refused { .. } => Ok(()),
+        other => Err(format!("expected refused, observed {other:?}").into()),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Arguments::from_args();
+    let require = std::env::var(REQUIRE_TOOLS_VARIABLE).is_ok_and(|v| v == "1");
+    let trial = |name: &'static str, body: fn() -> Result<(), Failed>| {
+        Trial::ignorable_test(name, move || match unavailable() {
+            Some(reason) if !require => Ok(Completion::ignored_with(reason)),
+            Some(reason) => Err(reason.into()),
+            None => body().map(|()| Completion::Completed),
+        })
+    };
+    let trials = vec![
+        trial("echo_reports_the_client_containers_address", echo_reports_the_client_containers_address),
+        trial("a_closed_port_between_containers_is_refused", a_closed_port_between_containers_is_refused),
+    ];
+    libtest_mimic::run(&args, trials).exit_code()
+}

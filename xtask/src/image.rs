@@ -1,0 +1,50 @@
+//! `cargo xtask image`: the probe as a `FROM scratch` container image — a static build of
+//! the binary, the Dockerfile beside it, `docker build`.
+
+use std::process::Command;
+
+use harness::provider::kind::PROBE_IMAGE;
+
+use crate::util::workspace_root;
+
+/// The host's target triple, from rustc.
+fn host_triple() -> Result<String, String> {
+    let output = Command::new("rustc").arg("-vV").output().map_err(|e| format!("failed to run `rustc -vV`: {e}"))?;
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .ok_or_else(|| "`rustc -vV` named no host triple".into())
+}
+
+pub fn run() -> Result<(), String> {
+    let root = workspace_root();
+    let triple = host_triple()?;
+    let target_dir = root.join("target/probe-image");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // With an explicit --target, RUSTFLAGS reach only the probe, not build scripts.
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--bin", "cni-probe", "--target", &triple, "--target-dir"])
+        .arg(&target_dir)
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .current_dir(&root)
+        .status()
+        .map_err(|e| format!("failed to build the static probe: {e}"))?;
+    if !status.success() {
+        return Err(format!("building the static probe failed ({status})"));
+    }
+    let context = target_dir.join("context");
+    std::fs::create_dir_all(&context).map_err(|e| format!("creating {}: {e}", context.display()))?;
+    let copy = |from: std::path::PathBuf, name: &str| std::fs::copy(&from, context.join(name)).map_err(|e| format!("copying {}: {e}", from.display()));
+    copy(target_dir.join(&triple).join("release/cni-probe"), "cni-probe")?;
+    copy(root.join("probe/Dockerfile"), "Dockerfile")?;
+    let output = Command::new("docker")
+        .args(["build", "--quiet", "--tag", PROBE_IMAGE])
+        .arg(&context)
+        .output()
+        .map_err(|e| format!("failed to run `docker build` (is Docker installed?): {e}"))?;
+    if !output.status.success() {
+        return Err(format!("`docker build --tag {PROBE_IMAGE}` failed: {}", String::from_utf8_lossy(&output.stderr).trim()));
+    }
+    eprintln!("xtask image: built {PROBE_IMAGE} ({})", String::from_utf8_lossy(&output.stdout).trim());
+    Ok(())
+}
