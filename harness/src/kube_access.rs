@@ -1,0 +1,356 @@
+//! Kubernetes access with kube-rs, for providers with a real API server (kind, existing):
+//! server-side apply of multi-document fixtures (discovery per kind, waiting for a CRD to
+//! be established before its objects), readiness waits that always carry a named budget,
+//! exec into pods, and logs. The API is blocking; a private tokio runtime drives kube.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{AttachParams, DeleteParams, DynamicObject, LogParams, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::{self, Scope};
+use kube::{Api, Client};
+use serde_json::Value;
+
+use crate::error::{HarnessError, Result};
+
+/// The field manager of every server-side apply the harness makes.
+pub const FIELD_MANAGER: &str = "cni-conformance";
+
+/// A blocking handle on one cluster's API server.
+#[derive(Clone)]
+pub struct KubeAccess {
+    client: Client,
+    runtime: Arc<tokio::runtime::Runtime>,
+}
+
+fn api_error(what: impl Into<String>) -> impl FnOnce(kube::Error) -> HarnessError {
+    let what = what.into();
+    move |e| HarnessError::Command { command: what, detail: e.to_string() }
+}
+
+impl KubeAccess {
+    /// Connects with a kubeconfig file and context (the run's private one, or the user's).
+    pub fn connect(runtime: Arc<tokio::runtime::Runtime>, kubeconfig: &std::path::Path, context: Option<&str>) -> Result<Self> {
+        let what = format!("connecting with kubeconfig {}", kubeconfig.display());
+        let client = runtime.block_on(async {
+            let config = kube::config::Kubeconfig::read_from(kubeconfig).map_err(|e| HarnessError::Command { command: what.clone(), detail: e.to_string() })?;
+            let options = kube::config::KubeConfigOptions { context: context.map(str::to_owned), ..Default::default() };
+            let config = kube::Config::from_custom_kubeconfig(config, &options).await.map_err(|e| HarnessError::Command { command: what.clone(), detail: e.to_string() })?;
+            Client::try_from(config).map_err(api_error(what.clone()))
+        })?;
+        Ok(Self { client, runtime })
+    }
+
+    /// Wraps an existing client (tests use a `tower_test` mock).
+    pub fn with_client(client: Client, runtime: Arc<tokio::runtime::Runtime>) -> Self {
+        Self { client, runtime }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// Server-side applies `objects` in order. Before the first object of a custom kind,
+    /// waits (within `crd_budget`) for its CRD to be established.
+    pub fn apply(&self, objects: &[Value], crd_budget: Duration) -> Result<()> {
+        self.block_on(async {
+            for object in objects {
+                apply_one(&self.client, object, crd_budget).await?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Deletes an object like those given to [`apply`](Self::apply); absent is fine.
+    pub fn delete(&self, object: &Value) -> Result<()> {
+        self.block_on(async {
+            let (api, name) = dynamic_api(&self.client, object).await?;
+            match api.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
+                Err(e) => Err(api_error(format!("deleting {}", describe(object)))(e)),
+            }
+        })
+    }
+
+    /// Reads an object's current state, or `None` if it does not exist.
+    pub fn get(&self, object: &Value) -> Result<Option<Value>> {
+        self.block_on(async {
+            let (api, name) = dynamic_api(&self.client, object).await?;
+            let found = api.get_opt(&name).await.map_err(api_error(format!("reading {}", describe(object))))?;
+            Ok(found.map(|o| serde_json::to_value(o).expect("objects serialize")))
+        })
+    }
+
+    /// Waits until the pod is Ready, within `budget` (named in the error as `budget_name`).
+    pub fn wait_pod_ready(&self, namespace: &str, name: &str, budget: Duration, budget_name: &str) -> Result<Pod> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        // The timer must be made inside the runtime, so the whole wait is one async block.
+        let waited = self.block_on(async { tokio::time::timeout(budget, kube::runtime::wait::await_condition(pods, name, is_pod_ready)).await });
+        match waited {
+            Ok(Ok(Some(pod))) => Ok(pod),
+            Ok(Ok(None)) => Err(HarnessError::NotReady { what: format!("pod {namespace}/{name}"), detail: "it was deleted while waiting".into() }),
+            Ok(Err(e)) => Err(HarnessError::NotReady { what: format!("pod {namespace}/{name}"), detail: e.to_string() }),
+            Err(_) => Err(HarnessError::Timeout { what: format!("pod {namespace}/{name} to be Ready ({budget_name})"), seconds: budget.as_secs_f64() }),
+        }
+    }
+
+    /// Runs `command` in a pod's container and returns its stdout.
+    pub fn exec(&self, namespace: &str, pod: &str, container: Option<&str>, command: &[&str]) -> Result<String> {
+        let what = format!("exec `{}` in pod {namespace}/{pod}", command.join(" "));
+        self.block_on(async {
+            use tokio::io::AsyncReadExt;
+            let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+            let mut params = AttachParams::default().stdout(true).stderr(false);
+            if let Some(container) = container {
+                params = params.container(container);
+            }
+            let mut process = pods.exec(pod, command.to_vec(), &params).await.map_err(api_error(what.clone()))?;
+            let mut stdout = String::new();
+            if let Some(mut reader) = process.stdout() {
+                reader.read_to_string(&mut stdout).await.map_err(|e| HarnessError::Command { command: what.clone(), detail: e.to_string() })?;
+            }
+            let _ = process.join().await;
+            Ok(stdout)
+        })
+    }
+
+    /// A pod's log, for failure messages.
+    pub fn logs(&self, namespace: &str, pod: &str) -> Result<String> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        self.block_on(pods.logs(pod, &LogParams::default())).map_err(api_error(format!("reading logs of pod {namespace}/{pod}")))
+    }
+}
+
+/// The Ready condition, which `is_pod_running` does not mean.
+pub fn is_pod_ready(pod: Option<&Pod>) -> bool {
+    pod.and_then(|p| p.status.as_ref())
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|conditions| conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn describe(object: &Value) -> String {
+    format!(
+        "{} {}",
+        object["kind"].as_str().unwrap_or("object"),
+        object["metadata"]["name"].as_str().unwrap_or("(unnamed)")
+    )
+}
+
+fn group_version_kind(object: &Value) -> Result<GroupVersionKind> {
+    let malformed = |detail: &str| HarnessError::FixtureMalformed { path: describe(object).into(), detail: detail.into() };
+    let api_version = object["apiVersion"].as_str().ok_or_else(|| malformed("apiVersion: expected a string"))?;
+    let kind = object["kind"].as_str().ok_or_else(|| malformed("kind: expected a string"))?;
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    Ok(GroupVersionKind::gvk(group, version, kind))
+}
+
+/// The dynamic API for an object, found by discovery, and its name.
+async fn dynamic_api(client: &Client, object: &Value) -> Result<(Api<DynamicObject>, String)> {
+    let gvk = group_version_kind(object)?;
+    let name = object["metadata"]["name"]
+        .as_str()
+        .ok_or_else(|| HarnessError::FixtureMalformed { path: describe(object).into(), detail: "metadata.name: expected a name".into() })?
+        .to_owned();
+    let (resource, capabilities) = discovery::pinned_kind(client, &gvk)
+        .await
+        .map_err(api_error(format!("discovering {}/{} {}", gvk.group, gvk.version, gvk.kind)))?;
+    let api = match (capabilities.scope, object["metadata"]["namespace"].as_str()) {
+        (Scope::Namespaced, Some(namespace)) => Api::namespaced_with(client.clone(), namespace, &resource),
+        (Scope::Namespaced, None) => Api::default_namespaced_with(client.clone(), &resource),
+        (Scope::Cluster, _) => Api::all_with(client.clone(), &resource),
+    };
+    Ok((api, name))
+}
+
+async fn apply_one(client: &Client, object: &Value, crd_budget: Duration) -> Result<()> {
+    // Discovery decides: a kind the server does not serve yet is waited for as a CRD.
+    let (api, name) = match dynamic_api(client, object).await {
+        Ok(found) => found,
+        Err(not_served) => {
+            let gvk = group_version_kind(object)?;
+            await_crd_established(client, &gvk, crd_budget, &not_served.to_string()).await?;
+            dynamic_api(client, object).await?
+        }
+    };
+    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(object))
+        .await
+        .map_err(api_error(format!("applying {}", describe(object))))?;
+    Ok(())
+}
+
+/// Waits for the CRD that serves `gvk` (found by group and kind) to be Established.
+async fn await_crd_established(client: &Client, gvk: &GroupVersionKind, budget: Duration, not_served: &str) -> Result<()> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let established = |crd: &CustomResourceDefinition| {
+        crd.spec.group == gvk.group
+            && crd.spec.names.kind == gvk.kind
+            && crd.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Established" && c.status == "True"))
+    };
+    let wait = async {
+        loop {
+            let listed = crds.list(&Default::default()).await.map_err(api_error("listing CustomResourceDefinitions"))?;
+            if listed.items.iter().any(established) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    tokio::time::timeout(budget, wait).await.unwrap_or_else(|_| {
+        Err(HarnessError::Timeout {
+            what: format!(
+                "the CRD of {}/{} {} to be established (discovery: {not_served}; is the CNI installed with this feature?)",
+                gvk.group, gvk.version, gvk.kind
+            ),
+            seconds: budget.as_secs_f64(),
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    //! Against `tower_test` mocks: no cluster is contacted. Each test scripts the API
+    //! server's side of the conversation and checks what the client asked for.
+
+    use super::*;
+    use http::{Request, Response, StatusCode};
+    use kube::client::Body;
+    use serde_json::json;
+
+    type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+    fn mocked() -> (KubeAccess, Handle, Arc<tokio::runtime::Runtime>) {
+        let runtime = Arc::new(tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap());
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = runtime.block_on(async { Client::new(service, "default") });
+        (KubeAccess::with_client(client, Arc::clone(&runtime)), handle, runtime)
+    }
+
+    fn respond(send: tower_test::mock::SendResponse<Response<Body>>, status: StatusCode, body: Value) {
+        send.send_response(Response::builder().status(status).body(Body::from(serde_json::to_vec(&body).unwrap())).unwrap());
+    }
+
+    fn egress_resources() -> Value {
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "crd.antrea.io/v1beta1", "resources": [
+            {"name": "egresses", "singularName": "egress", "namespaced": false, "kind": "Egress", "verbs": ["get", "list", "patch", "delete"]}
+        ]})
+    }
+
+    fn egress() -> Value {
+        json!({"apiVersion": "crd.antrea.io/v1beta1", "kind": "Egress", "metadata": {"name": "egress-prod-web"}, "spec": {"egressIP": "172.18.0.200"}})
+    }
+
+    /// Answers the server-side apply PATCH of the Egress, checking its form.
+    async fn expect_apply(handle: &mut Handle) {
+        let (request, send) = handle.next_request().await.expect("the apply request");
+        assert_eq!(request.method(), "PATCH");
+        assert_eq!(request.uri().path(), "/apis/crd.antrea.io/v1beta1/egresses/egress-prod-web");
+        let query = request.uri().query().unwrap_or_default().to_owned();
+        assert!(query.contains("fieldManager=cni-conformance") && query.contains("force=true"), "{query}");
+        assert_eq!(request.headers()["content-type"], "application/apply-patch+yaml");
+        respond(send, StatusCode::OK, egress());
+    }
+
+    #[test]
+    fn apply_discovers_the_kind_and_applies_server_side() {
+        let (access, mut handle, runtime) = mocked();
+        let server = runtime.spawn(async move {
+            let (request, send) = handle.next_request().await.unwrap();
+            assert_eq!(request.uri().path(), "/apis/crd.antrea.io/v1beta1");
+            respond(send, StatusCode::OK, egress_resources());
+            expect_apply(&mut handle).await;
+        });
+        access.apply(&[egress()], Duration::from_secs(5)).unwrap();
+        runtime.block_on(server).unwrap();
+    }
+
+    #[test]
+    fn apply_waits_for_a_crd_that_is_not_served_yet() {
+        let (access, mut handle, runtime) = mocked();
+        let server = runtime.spawn(async move {
+            let (_, send) = handle.next_request().await.unwrap();
+            respond(send, StatusCode::NOT_FOUND, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}));
+            let (request, send) = handle.next_request().await.unwrap();
+            assert_eq!(request.uri().path(), "/apis/apiextensions.k8s.io/v1/customresourcedefinitions");
+            respond(send, StatusCode::OK, json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinitionList", "metadata": {}, "items": [{
+                "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "egresses.crd.antrea.io"},
+                "spec": {"group": "crd.antrea.io", "scope": "Cluster", "names": {"kind": "Egress", "plural": "egresses"}, "versions": []},
+                "status": {"conditions": [{"type": "Established", "status": "True"}]}
+            }]}));
+            let (request, send) = handle.next_request().await.unwrap();
+            assert_eq!(request.uri().path(), "/apis/crd.antrea.io/v1beta1");
+            respond(send, StatusCode::OK, egress_resources());
+            expect_apply(&mut handle).await;
+        });
+        access.apply(&[egress()], Duration::from_secs(5)).unwrap();
+        runtime.block_on(server).unwrap();
+    }
+
+    #[test]
+    fn a_crd_that_never_comes_times_out_naming_the_kind() {
+        let (access, mut handle, runtime) = mocked();
+        runtime.spawn(async move {
+            while let Some((request, send)) = handle.next_request().await {
+                if request.uri().path().contains("customresourcedefinitions") {
+                    respond(send, StatusCode::OK, json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinitionList", "metadata": {}, "items": []}));
+                } else {
+                    respond(send, StatusCode::NOT_FOUND, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404, "message": "not found"}));
+                }
+            }
+        });
+        let error = access.apply(&[egress()], Duration::from_millis(800)).unwrap_err().to_string();
+        assert!(error.contains("timed out after 0.8s") && error.contains("the CRD of crd.antrea.io/v1beta1 Egress to be established"), "{error}");
+    }
+
+    fn pod_list(ready: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": [{
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "prod", "resourceVersion": "1"},
+            "status": {"podIP": "10.244.1.5", "conditions": [{"type": "Ready", "status": ready}]}
+        }]})
+    }
+
+    #[test]
+    fn a_ready_pod_is_returned() {
+        let (access, mut handle, runtime) = mocked();
+        runtime.spawn(async move {
+            let (request, send) = handle.next_request().await.unwrap();
+            assert_eq!(request.uri().path(), "/api/v1/namespaces/prod/pods");
+            assert!(request.uri().query().unwrap().contains("metadata.name%3Dweb"), "{:?}", request.uri());
+            respond(send, StatusCode::OK, pod_list("True"));
+            // Keep answering the watch that may follow, with nothing.
+            while let Some((_, send)) = handle.next_request().await {
+                drop(send);
+            }
+        });
+        let pod = access.wait_pod_ready("prod", "web", Duration::from_secs(5), "Timeouts::pod_ready").unwrap();
+        assert_eq!(pod.status.unwrap().pod_ip.as_deref(), Some("10.244.1.5"));
+    }
+
+    #[test]
+    fn a_pod_that_never_gets_ready_times_out_naming_the_budget() {
+        let (access, mut handle, runtime) = mocked();
+        runtime.spawn(async move {
+            let (_, send) = handle.next_request().await.unwrap();
+            respond(send, StatusCode::OK, pod_list("False"));
+            // The watch never answers: the pod stays unready.
+            let _pending = handle.next_request().await;
+            std::future::pending::<()>().await;
+        });
+        let error = access.wait_pod_ready("prod", "web", Duration::from_millis(300), "Timeouts::pod_ready").unwrap_err().to_string();
+        assert!(error.contains("pod prod/web to be Ready (Timeouts::pod_ready)") && error.contains("0.3s"), "{error}");
+    }
+
+    #[test]
+    fn readiness_is_the_ready_condition_not_running() {
+        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}})).unwrap();
+        assert!(!is_pod_ready(Some(&pod)));
+        assert!(!is_pod_ready(None));
+    }
+}
