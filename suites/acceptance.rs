@@ -11,16 +11,21 @@ use harness::provider::runs;
 
 /// The newest `egress_lab-<hash>` test binary next to this one.
 fn egress_lab_binary() -> PathBuf {
+    suite_binary("egress_lab")
+}
+
+/// The newest `<suite>-<hash>` test binary next to this one.
+fn suite_binary(suite: &str) -> PathBuf {
     let deps = std::env::current_exe().unwrap().parent().unwrap().to_owned();
     std::fs::read_dir(&deps)
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             let name = p.file_name().unwrap().to_string_lossy();
-            name.starts_with("egress_lab-") && p.extension().is_none()
+            name.starts_with(&format!("{suite}-")) && p.extension().is_none()
         })
         .max_by_key(|p| p.metadata().and_then(|m| m.modified()).unwrap())
-        .unwrap_or_else(|| panic!("no egress_lab binary in {}; build it with `cargo test --no-run`", deps.display()))
+        .unwrap_or_else(|| panic!("no {suite} binary in {}; build it with `cargo test --no-run`", deps.display()))
 }
 
 /// Runs `binary args` as the unprivileged user `nobody`.
@@ -44,8 +49,13 @@ fn report_dir() -> tempfile::TempDir {
 /// Runs egress_lab with `env` and reports in a fresh directory; returns its output and
 /// the directory (its JUnit file is at `egress_lab/junit.xml`).
 fn run_egress_lab(env: &[(&str, &std::ffi::OsStr)]) -> (Output, tempfile::TempDir) {
+    run_suite("egress_lab", env)
+}
+
+/// Runs a suite binary with `env` and reports in a fresh directory.
+fn run_suite(suite: &str, env: &[(&str, &std::ffi::OsStr)]) -> (Output, tempfile::TempDir) {
     let reports = report_dir();
-    let output = Command::new(egress_lab_binary())
+    let output = Command::new(suite_binary(suite))
         .envs(env.iter().copied())
         .env("CNICONF_REPORT_DIR", reports.path())
         .env("CNICONF_GOLDEN_DIR", reports.path().join("golden"))
@@ -57,13 +67,18 @@ fn run_egress_lab(env: &[(&str, &std::ffi::OsStr)]) -> (Output, tempfile::TempDi
 /// JUnit parsed by Python's XML parser, independent of the crate that wrote it:
 /// returns one `name|status|message` line per testcase.
 fn junit_cases(path: &Path) -> Vec<String> {
+    junit_cases_of(path, "lab")
+}
+
+/// As [`junit_cases`], for a run on `provider`.
+fn junit_cases_of(path: &Path, provider: &str) -> Vec<String> {
     let script = r#"
 import sys, xml.etree.ElementTree as ET
 root = ET.parse(sys.argv[1]).getroot()
 assert root.tag == "testsuites", root.tag
 for suite in root.iter("testsuite"):
     props = {p.get("name"): p.get("value") for p in suite.iter("property")}
-    assert props.get("provider") == "lab", props
+    assert props.get("provider") == sys.argv[2], props
     for case in suite.iter("testcase"):
         status = "passed"
         message = ""
@@ -73,7 +88,7 @@ for suite in root.iter("testsuite"):
                 status, message = kind, node.get("message") or ""
         print(f"{case.get('name')}|{status}|{message}")
 "#;
-    let output = Command::new("python3").args(["-c", script]).arg(path).output().expect("python3 runs");
+    let output = Command::new("python3").args(["-c", script]).arg(path).arg(provider).output().expect("python3 runs");
     assert!(output.status.success(), "JUnit {} is not valid: {}", path.display(), text(&output));
     String::from_utf8(output.stdout).unwrap().lines().map(str::to_owned).collect()
 }
@@ -234,4 +249,43 @@ fn missing_tools_plugins_and_malformed_fixtures_are_named() {
         let cases = junit_cases(&reports.path().join("egress_lab/junit.xml"));
         assert!(cases.iter().any(|c| c.starts_with("Infrastructure/Provisioning|error|") && c.contains(&expected)), "{cases:#?}");
     }
+}
+
+#[test]
+fn kind_suites_without_kind_are_ignored_with_the_reason_or_fail_when_required() {
+    if harness::provider::host::on_path("kind") {
+        return; // A machine with kind runs the real thing instead.
+    }
+    let empty_golden = report_dir();
+    let (output, reports) = run_suite("egress_antrea", &[("CNICONF_GOLDEN_DIR", empty_golden.path().as_os_str())]);
+    assert!(output.status.success(), "ignored scenarios do not fail the run: {}", text(&output));
+    let cases = junit_cases_of(&reports.path().join("egress_antrea/junit.xml"), "kind");
+    assert_eq!(cases.len(), 5, "{cases:#?}");
+    assert!(cases.iter().all(|c| c.contains("|skipped|required tool `kind` was not found on PATH")), "{cases:#?}");
+    assert!(cases.iter().any(|c| c.starts_with("egress_ip_moves_to_another_node_when_its_node_fails|")), "{cases:#?}");
+    assert_eq!(std::fs::read_dir(empty_golden.path()).unwrap().count(), 0, "ignored scenarios write no golden records");
+
+    let (output, reports) = run_suite("egress_cilium", &[("CNICONF_REQUIRE_TOOLS", "1".as_ref())]);
+    assert!(!output.status.success(), "with the switch, a missing tool fails: {}", text(&output));
+    let cases = junit_cases_of(&reports.path().join("egress_cilium/junit.xml"), "kind");
+    assert!(cases.iter().any(|c| c.starts_with("Infrastructure/Provisioning|error|required tool `kind`")), "{cases:#?}");
+}
+
+#[test]
+fn the_lab_declines_real_cnis_with_the_reason() {
+    let (output, reports) = run_suite("egress_antrea", &[("CNICONF_PROVIDER", "lab".as_ref())]);
+    assert!(output.status.success(), "{}", text(&output));
+    let cases = junit_cases_of(&reports.path().join("egress_antrea/junit.xml"), "lab");
+    assert!(cases.iter().all(|c| c.contains("|skipped|the lab runs only the reference CNI plugins; antrea needs the kind or existing provider")), "{cases:#?}");
+}
+
+#[test]
+fn the_existing_provider_names_what_it_needs() {
+    let (output, _reports) = run_suite("egress_cilium", &[("CNICONF_PROVIDER", "existing".as_ref()), ("CNICONF_EGRESS_IPS", "192.0.2.7".as_ref())]);
+    assert!(!output.status.success());
+    assert!(text(&output).contains("set CNICONF_EXTERNAL_ECHO=<address:port>"), "{}", text(&output));
+    let (output, _reports) = run_suite("egress_cilium", &[("CNICONF_PROVIDER", "existing".as_ref()), ("CNICONF_EXTERNAL_ECHO", "not-an-address".as_ref())]);
+    assert!(text(&output).contains("CNICONF_EXTERNAL_ECHO: `not-an-address` is not an address:port"), "{}", text(&output));
+    let (output, _reports) = run_suite("egress_cilium", &[("CNICONF_PROVIDER", "gke".as_ref())]);
+    assert!(text(&output).contains("unknown provider `gke` in CNICONF_PROVIDER; expected one of: lab, kind, existing"), "{}", text(&output));
 }

@@ -3,12 +3,27 @@
 //! Providers register an undo action as soon as they start creating things, and remove
 //! it after a normal teardown. The signal handler runs whatever is still registered.
 
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex, Once, RwLock};
+
+use crate::error::{HarnessError, Result};
 
 type Undo = Arc<dyn Fn() + Send + Sync>;
 
 static REGISTERED: Mutex<Vec<(String, Undo)>> = Mutex::new(Vec::new());
 static HANDLER: Once = Once::new();
+/// True once an interrupt is being handled; creations hold it for reading.
+static INTERRUPTED: RwLock<bool> = RwLock::new(false);
+
+/// Runs a short creation step (a namespace, a link) unless the run is being interrupted.
+/// An interrupt waits for steps in flight, so what they made is removed too, and refuses
+/// later ones: nothing is created after the cleanup has looked.
+pub fn guard_creation<T>(create: impl FnOnce() -> Result<T>) -> Result<T> {
+    let interrupted = INTERRUPTED.read().unwrap_or_else(|e| e.into_inner());
+    if *interrupted {
+        return Err(HarnessError::Interrupted);
+    }
+    create()
+}
 
 /// Registers `undo` under `key`; it runs if the process is interrupted before [`unregister`].
 pub fn register(key: &str, undo: impl Fn() + Send + Sync + 'static) {
@@ -33,6 +48,7 @@ fn install_signal_handler() {
     HANDLER.call_once(|| {
         let installed = ctrlc::set_handler(|| {
             eprintln!("cni-conformance: interrupted, removing what this run created");
+            *INTERRUPTED.write().unwrap_or_else(|e| e.into_inner()) = true;
             run_all();
             std::process::exit(130);
         });

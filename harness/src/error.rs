@@ -8,7 +8,7 @@ pub enum HarnessError {
     #[error("the lab provider needs root (CAP_NET_ADMIN) to create network namespaces; running as uid {uid}. Run as root, e.g. `sudo -E cargo test --test <suite>`")]
     NotRoot { uid: u32 },
 
-    #[error("required tool `{tool}` was not found on PATH ({purpose}); install it with `{install}` or run `cargo xtask deps`")]
+    #[error("required tool `{tool}` was not found on PATH ({purpose}); {install}")]
     MissingTool { tool: String, purpose: String, install: String },
 
     #[error("CNI plugin `{plugin}` was not found in CNI_PATH {searched}; install Debian's containernetworking-plugins with `cargo xtask deps`")]
@@ -49,6 +49,9 @@ pub enum HarnessError {
 
     #[error("no {what} matches {wanted}")]
     NotFound { what: String, wanted: String },
+
+    #[error("the run was interrupted; nothing more is created")]
+    Interrupted,
 
     #[error("failed to write report {path}: {detail}")]
     Report { path: PathBuf, detail: String },

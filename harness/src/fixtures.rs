@@ -188,6 +188,22 @@ pub fn load_antrea_egress(path: &Path) -> Result<EgressPolicy> {
     })
 }
 
+/// Budgets of the egress scenarios (`budgets/egress.yaml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EgressBudgets {
+    pub failover_seconds: f64,
+}
+
+pub fn load_egress_budgets(path: &Path) -> Result<EgressBudgets> {
+    let text = read(path)?;
+    let budgets: EgressBudgets = serde_saphyr::from_str_with_options(&text, yaml_options()).map_err(|e| malformed(path, e.to_string()))?;
+    if !(budgets.failover_seconds > 0.0) {
+        return Err(malformed(path, format!("failoverSeconds: expected a positive number of seconds, found {}", budgets.failover_seconds)));
+    }
+    Ok(budgets)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,7 +229,21 @@ mod tests {
     fn the_kind_config_names_nodes_as_kind_does() {
         let config = load_kind_config(&fixture_path("cluster/kind.yaml")).unwrap();
         assert_eq!(config.node_names("c"), ["c-control-plane", "c-worker", "c-worker2"]);
-        assert_eq!(config.nodes[2].labels, labels([("network-role", "egress-gateway")]));
+        assert_eq!(config.nodes[2].labels, labels([("network-role", "egress-gateway"), ("egress-pool", "prod")]));
+    }
+
+    #[test]
+    fn the_failover_fixture_pools_both_workers() {
+        let policy = load_antrea_egress(&fixture_path("egress/prod-web-failover.antrea.yaml")).unwrap();
+        assert_eq!(policy.gateway_node_selector.match_labels, labels([("egress-pool", "prod")]));
+        assert!(load_egress_budgets(&fixture_path("budgets/egress.yaml")).unwrap().failover_seconds > 0.0);
+    }
+
+    #[test]
+    fn a_negative_budget_is_named() {
+        let file = write("failoverSeconds: -1\n");
+        let error = load_egress_budgets(file.path()).unwrap_err().to_string();
+        assert!(error.contains("failoverSeconds: expected a positive number"), "{error}");
     }
 
     #[test]

@@ -77,7 +77,7 @@ impl Suite {
     pub fn run(self) -> ExitCode {
         let args = Arguments::from_args();
         let started = Instant::now();
-        let provider = ProviderChoice::from_env().map_err(|e| e.to_string());
+        let provider = ProviderChoice::from_env(&self.cni).map_err(|e| e.to_string());
         let destinations = Destinations::for_suite(&self.name);
         let events = EventStream::new(vec![
             Box::new(JunitReport::new(destinations.junit.clone())),
@@ -170,11 +170,14 @@ impl SuiteRun {
     }
 
     fn cannot_host(&self, scenario: &Scenario) -> Option<String> {
+        if let Some(reason) = self.provider.as_ref().ok().and_then(|p| p.unavailable(&self.cni)) {
+            return Some(reason);
+        }
         scenario.requires.iter().find_map(|&feature| {
             if !self.cni.has(feature) {
                 return Some(format!("CNI {} has no {}", self.cni.name, feature.name()));
             }
-            self.provider.as_ref().ok()?.cannot_host(&self.cni, feature)
+            self.provider.as_ref().ok()?.cannot_host(feature)
         })
     }
 
@@ -258,6 +261,50 @@ impl ScenarioContext {
             .find(|n| n.role == NodeRole::Worker)
             .cloned()
             .ok_or_else(|| HarnessError::NotFound { what: "worker node".into(), wanted: "any".into() })
+    }
+
+    /// The control-plane node (pods placed there tolerate its taint).
+    pub fn control_plane(&self) -> Result<Node> {
+        self.cluster
+            .nodes()
+            .iter()
+            .find(|n| n.role == NodeRole::ControlPlane)
+            .cloned()
+            .ok_or_else(|| HarnessError::NotFound { what: "control-plane node".into(), wanted: "any".into() })
+    }
+
+    /// Stops the node, as a failure would.
+    pub fn stop_node(&mut self, name: &str) -> Result<()> {
+        let node = self.cluster.nodes().iter().find(|n| n.name == name).cloned().ok_or_else(|| HarnessError::NotFound { what: "node".into(), wanted: format!("`{name}`") })?;
+        self.cluster.stop_node(&node)
+    }
+
+    /// Waits until the policy's egress IP is reported on a node other than `from`; returns
+    /// the new status and how long it took. The wait is bounded by twice the budget, so a
+    /// slow failover is measured (and judged against the budget) rather than cut short.
+    pub fn await_egress_moved(&mut self, policy: &EgressPolicy, from: &str, budget: Duration) -> Result<(EgressStatus, Duration)> {
+        let started = Instant::now();
+        let limit = budget * 2;
+        loop {
+            if let Some(status) = self.cluster.egress_status(policy)? {
+                if status.egress_node != from {
+                    return Ok((status, started.elapsed()));
+                }
+            }
+            if started.elapsed() >= limit {
+                return Err(HarnessError::Timeout { what: format!("egress policy {}'s IP to leave node {from} (twice the failover budget)", policy.name), seconds: limit.as_secs_f64() });
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Excludes the external host from the policy's destinations (Cilium `excludedCIDRs`).
+    pub fn exclude_external_host(&self, policy: &mut EgressPolicy) -> Result<()> {
+        let url = self.cluster.external_echo_url();
+        let host = url.trim_start_matches("http://").split(['/', ':']).next().unwrap_or_default();
+        let address: std::net::Ipv4Addr = host.parse().map_err(|_| HarnessError::NotFound { what: "IPv4 address".into(), wanted: format!("of the external echo {url}") })?;
+        policy.excluded_cidrs.push(ipnet::Ipv4Net::new(address, 32).expect("a /32 is valid"));
+        Ok(())
     }
 
     /// A worker node that `selector` does not select (e.g. one that is not an egress gateway).
@@ -374,6 +421,9 @@ mod tests {
         }
         fn request_from(&self, _: &Pod, _: &str, _: Duration) -> Result<Observation> {
             unreachable!("no scenario here sends traffic")
+        }
+        fn stop_node(&self, _: &Node) -> Result<()> {
+            Ok(())
         }
         fn teardown(&self) -> Result<()> {
             Ok(())

@@ -1,9 +1,13 @@
 //! How each CNI expresses the scenarios' neutral egress policy, and how it says the policy
 //! is realized. The objects are the ones in the seeds (thesis ch. 3.1.1).
 
+use std::net::IpAddr;
+
 use serde_json::{json, Value};
 
-use crate::model::{EgressPolicy, LabelSelector};
+use crate::error::{HarnessError, Result};
+use crate::kube_access::KubeAccess;
+use crate::model::{EgressPolicy, EgressStatus, LabelSelector, Node};
 
 /// A CNI's way of saying "these pods leave through this IP".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,11 +79,69 @@ impl EgressDialect {
         }
     }
 
+    /// The node that carries the policy's egress IP: the first, by name, its node selector
+    /// selects (Cilium's rule; Antrea reports its choice in the status instead).
+    pub fn gateway_node<'n>(self, policy: &EgressPolicy, nodes: &'n [Node]) -> Result<&'n Node> {
+        let mut selected: Vec<&Node> = nodes.iter().filter(|n| policy.gateway_node_selector.matches(&n.labels)).collect();
+        selected.sort_by(|a, b| a.name.cmp(&b.name));
+        selected.first().copied().ok_or_else(|| HarnessError::NotFound {
+            what: "node".into(),
+            wanted: format!("the gateway node selector {:?} of egress policy {}", policy.gateway_node_selector.match_labels, policy.name),
+        })
+    }
+
+    /// Whether the CNI reports the policy realized, and where: Antrea's `status.egressNode`;
+    /// for Cilium, the policy's egress IP in the BPF egress map of the gateway node's agent.
+    pub fn realized(self, access: &KubeAccess, policy: &EgressPolicy, nodes: &[Node]) -> Result<Option<EgressStatus>> {
+        match self {
+            EgressDialect::LabReference => Err(HarnessError::NotFound { what: "API object".into(), wanted: "the lab realizes its own policies".into() }),
+            EgressDialect::Antrea => {
+                let egress = self.render(policy).pop().expect("the Egress is rendered last");
+                let status = access.get(&egress)?.map(|o| o["status"].clone()).unwrap_or(Value::Null);
+                Ok(antrea_status(&status, policy.egress_ip))
+            }
+            EgressDialect::Cilium => {
+                let gateway = self.gateway_node(policy, nodes)?;
+                let agent = cilium_agent_on(access, &gateway.name)?;
+                let listed = access.exec("kube-system", &agent, Some("cilium-agent"), &["cilium-dbg", "bpf", "egress", "list"])?;
+                Ok(cilium_lists_egress_ip(&listed, policy.egress_ip).then(|| EgressStatus { egress_node: gateway.name.clone(), egress_ip: policy.egress_ip }))
+            }
+        }
+    }
+
     /// Whether the CNI assigns the egress IP to the gateway node itself (Antrea does,
     /// Cilium expects it there already).
     pub fn assigns_egress_ip(self) -> bool {
         !matches!(self, EgressDialect::Cilium)
     }
+}
+
+/// An Antrea Egress status as the neutral status: realized once `egressNode` is set.
+fn antrea_status(status: &Value, requested: IpAddr) -> Option<EgressStatus> {
+    let node = status["egressNode"].as_str().filter(|n| !n.is_empty())?;
+    let ip = status["egressIP"].as_str().and_then(|ip| ip.parse().ok()).unwrap_or(requested);
+    Some(EgressStatus { egress_node: node.to_owned(), egress_ip: ip })
+}
+
+/// Whether `cilium-dbg bpf egress list` output has an entry SNATing to `egress_ip`
+/// (columns: source IP, destination CIDR, egress IP, gateway IP).
+fn cilium_lists_egress_ip(listed: &str, egress_ip: IpAddr) -> bool {
+    let wanted = egress_ip.to_string();
+    listed.lines().skip(1).any(|line| line.split_whitespace().nth(2) == Some(wanted.as_str()))
+}
+
+/// The Cilium agent pod on `node`.
+fn cilium_agent_on(access: &KubeAccess, node: &str) -> Result<String> {
+    use k8s_openapi::api::core::v1::Pod;
+    let api: kube::Api<Pod> = kube::Api::namespaced(access.client().clone(), "kube-system");
+    let params = kube::api::ListParams::default().labels("k8s-app=cilium").fields(&format!("spec.nodeName={node}"));
+    let pods = access
+        .block_on(api.list(&params))
+        .map_err(|e| HarnessError::Command { command: format!("listing Cilium agents on node {node}"), detail: e.to_string() })?;
+    pods.items
+        .into_iter()
+        .find_map(|p| p.metadata.name)
+        .ok_or_else(|| HarnessError::NotFound { what: "Cilium agent pod".into(), wanted: format!("k8s-app=cilium on node {node}") })
 }
 
 fn selector(selector: &LabelSelector) -> Value {
@@ -112,6 +174,36 @@ mod tests {
         let mut policy = seed_policy();
         policy.excluded_cidrs = vec!["172.18.0.128/25".parse().unwrap()];
         insta::assert_snapshot!("cilium_egress", to_yaml(&EgressDialect::Cilium.render(&policy)));
+    }
+
+    #[test]
+    fn antrea_is_realized_once_it_names_an_egress_node() {
+        let requested = "172.18.0.200".parse().unwrap();
+        assert_eq!(antrea_status(&json!({}), requested), None);
+        assert_eq!(antrea_status(&json!({"egressNode": ""}), requested), None);
+        let status = antrea_status(&json!({"egressNode": "c-worker2"}), requested).unwrap();
+        assert_eq!((status.egress_node.as_str(), status.egress_ip), ("c-worker2", requested));
+    }
+
+    #[test]
+    fn cilium_is_realized_when_its_map_snats_to_the_egress_ip() {
+        let listed = "Source IP    Destination CIDR   Egress IP      Gateway IP\n10.244.1.5   0.0.0.0/0          172.18.0.200   172.18.0.4\n";
+        assert!(cilium_lists_egress_ip(listed, "172.18.0.200".parse().unwrap()));
+        assert!(!cilium_lists_egress_ip(listed, "172.18.0.4".parse().unwrap()), "the gateway IP column is not the egress IP");
+        assert!(!cilium_lists_egress_ip("Source IP    Destination CIDR   Egress IP      Gateway IP\n", "172.18.0.200".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_gateway_is_the_first_selected_node_by_name() {
+        use crate::model::{labels, NodeRole};
+        let node = |name: &str, gateway: bool| Node {
+            name: name.into(),
+            role: NodeRole::Worker,
+            labels: if gateway { labels([("network-role", "egress-gateway")]) } else { labels([]) },
+            address: "172.18.0.9".parse().unwrap(),
+        };
+        let nodes = [node("c-worker3", true), node("c-worker", false), node("c-worker2", true)];
+        assert_eq!(EgressDialect::Cilium.gateway_node(&seed_policy(), &nodes).unwrap().name, "c-worker2");
     }
 
     #[test]

@@ -68,12 +68,12 @@ impl KindOptions {
 /// The tools a kind run of `cni` needs: (tool, what for, how to get it).
 pub fn required_tools(cni: &CniProfile) -> Vec<(&'static str, &'static str, &'static str)> {
     let mut tools = vec![
-        ("kind", "creating and deleting clusters", "see https://kind.sigs.k8s.io/docs/user/quick-start/#installation"),
-        ("docker", "kind's nodes and the external echo container", "install Docker Engine"),
-        ("kubectl", "installing the CNI and waiting for it", "see https://kubernetes.io/docs/tasks/tools/"),
+        ("kind", "creating and deleting clusters", "install it from https://kind.sigs.k8s.io/docs/user/quick-start/#installation"),
+        ("docker", "kind's nodes and the external echo container", "install Docker Engine from https://docs.docker.com/engine/install/"),
+        ("kubectl", "installing the CNI and waiting for it", "install it from https://kubernetes.io/docs/tasks/tools/"),
     ];
     if matches!(cni.installation, Installation::Helm { .. }) {
-        tools.push(("helm", "installing the CNI's chart", "see https://helm.sh/docs/intro/install/"));
+        tools.push(("helm", "installing the CNI's chart", "install it from https://helm.sh/docs/intro/install/"));
     }
     tools
 }
@@ -371,6 +371,13 @@ mod tests {
     }
 
     #[test]
+    fn egress_ips_come_from_the_top_of_the_first_block_of_kinds_network() {
+        let pool = egress_pool("172.18.0.0/16".parse().unwrap());
+        assert_eq!((pool.len(), pool[0].to_string(), pool[39].to_string()), (40, "172.18.0.200".into(), "172.18.0.239".into()));
+        assert!(egress_pool("10.0.0.0/25".parse().unwrap()).is_empty(), "a /25 has no .200");
+    }
+
+    #[test]
     fn kept_clusters_have_a_stable_name_per_cni() {
         assert_eq!(cluster_name(&cni::antrea(), true), "cniconf-keep-antrea");
         assert_ne!(cluster_name(&cni::antrea(), false), cluster_name(&cni::cilium(), false));
@@ -382,4 +389,131 @@ mod tests {
         assert_eq!(tools(&cni::antrea()), ["kind", "docker", "kubectl"]);
         assert_eq!(tools(&cni::cilium()), ["kind", "docker", "kubectl", "helm"]);
     }
+}
+
+/// Egress IPs for a Docker network: addresses .200 to .239 of its first /24, away from
+/// the low addresses Docker hands to containers.
+pub fn egress_pool(subnet: ipnet::Ipv4Net) -> Vec<std::net::IpAddr> {
+    let base = u32::from(subnet.network());
+    (200..240u32)
+        .map(|host| std::net::Ipv4Addr::from(base + host))
+        .filter(|ip| subnet.contains(ip))
+        .map(std::net::IpAddr::V4)
+        .collect()
+}
+
+/// The IPv4 subnet of a Docker network.
+fn docker_network_subnet(network: &str, timeouts: &KindTimeouts) -> Result<ipnet::Ipv4Net> {
+    let inspect = CliStep::new(
+        format!("reading the subnet of Docker network {network}"),
+        "docker",
+        ["network", "inspect", network, "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"],
+        timeouts.load_image,
+    );
+    let printed = cli::run(&inspect)?;
+    printed.split_whitespace().find_map(|s| s.parse().ok()).ok_or_else(|| HarnessError::NotFound {
+        what: "IPv4 subnet".into(),
+        wanted: format!("of Docker network {network} (it said {printed:?})"),
+    })
+}
+
+/// What the kind provider adds around the API server: the external echo container on
+/// kind's network, egress IPs from that network, node containers to stop or address.
+pub struct KindEnvironment {
+    cluster: KindCluster,
+    echo: std::sync::Mutex<Option<super::external::ProbeContainer>>,
+    echo_address: std::net::SocketAddr,
+    egress_pool: Vec<std::net::IpAddr>,
+    next_egress_ip: std::sync::atomic::AtomicUsize,
+    timeouts: KindTimeouts,
+}
+
+/// kind's Docker network, where nodes and the external echo meet.
+pub const KIND_NETWORK: &str = "kind";
+
+impl KindEnvironment {
+    pub fn start(cluster: KindCluster, runtime: &std::sync::Arc<tokio::runtime::Runtime>, timeouts: &KindTimeouts) -> Result<Self> {
+        let subnet = docker_network_subnet(KIND_NETWORK, timeouts)?;
+        let echo = super::external::ProbeContainer::start(runtime, KIND_NETWORK, "external", &cluster.name)?;
+        let echo_address = std::net::SocketAddr::new(echo.address, super::external::ECHO_PORT);
+        Ok(Self {
+            cluster,
+            echo: std::sync::Mutex::new(Some(echo)),
+            echo_address,
+            egress_pool: egress_pool(subnet),
+            next_egress_ip: Default::default(),
+            timeouts: timeouts.clone(),
+        })
+    }
+
+    fn docker(&self, purpose: String, args: &[&str]) -> Result<()> {
+        cli::run(&CliStep::new(purpose, "docker", args.iter().copied(), self.timeouts.load_image)).map(drop)
+    }
+}
+
+impl super::kubernetes::Environment for KindEnvironment {
+    fn allocate_egress_ip(&self) -> Result<std::net::IpAddr> {
+        let index = self.next_egress_ip.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.egress_pool.get(index).copied().ok_or_else(|| HarnessError::NotFound {
+            what: "free egress IP".into(),
+            wanted: format!("in the {} addresses kept for egress on Docker network {KIND_NETWORK}", self.egress_pool.len()),
+        })
+    }
+
+    fn place_egress_ip(&self, node: &crate::model::Node, ip: std::net::IpAddr) -> Result<()> {
+        // kind node containers are named after their nodes.
+        self.docker(format!("putting egress IP {ip} on node {}", node.name), &["exec", &node.name, "ip", "addr", "add", &format!("{ip}/32"), "dev", "eth0"])
+    }
+
+    fn external_echo(&self) -> std::net::SocketAddr {
+        self.echo_address
+    }
+
+    fn probe_image(&self) -> String {
+        PROBE_IMAGE.to_owned()
+    }
+
+    fn stop_node(&self, node: &crate::model::Node) -> Result<()> {
+        self.docker(format!("stopping node {}", node.name), &["stop", &node.name])
+    }
+
+    fn teardown(&self) -> Result<()> {
+        drop(self.echo.lock().unwrap_or_else(|e| e.into_inner()).take());
+        self.cluster.delete()
+    }
+}
+
+/// Builds a kind cluster with `cni` and connects to it.
+pub fn provision(cni: &CniProfile, options: &KindOptions) -> Result<super::kubernetes::KubeCluster> {
+    let started = std::time::Instant::now();
+    let cluster = KindCluster::create(cni, options)?;
+    let kubeconfig = cluster.files.kubeconfig.clone();
+    let name = cluster.name.clone();
+    let runtime = std::sync::Arc::new(
+        tokio::runtime::Runtime::new().map_err(|e| HarnessError::Command { command: "starting a tokio runtime".into(), detail: e.to_string() })?,
+    );
+    let environment = match KindEnvironment::start(cluster, &runtime, &options.timeouts) {
+        Ok(environment) => environment,
+        Err(e) => {
+            let _ = cli::run(&KindPlan::new(&name, cni, &RunFiles { kind_config: PathBuf::new(), kubeconfig }, &options.timeouts).delete);
+            runs::release(&name);
+            return Err(e);
+        }
+    };
+    let access = match crate::kube_access::KubeAccess::connect(runtime, &kubeconfig, None) {
+        Ok(access) => access,
+        Err(e) => {
+            let _ = super::kubernetes::Environment::teardown(&environment);
+            return Err(e);
+        }
+    };
+    let info = super::ClusterInfo {
+        provider: "kind".into(),
+        cluster: name,
+        cni: cni.name.into(),
+        cni_version: cni.version.into(),
+        kernel: String::new(),
+        ready_in: started.elapsed(),
+    };
+    super::kubernetes::KubeCluster::new(info, access, cni.clone(), Box::new(environment), Default::default())
 }

@@ -2,9 +2,11 @@
 //! differs between the lab, kind and an existing cluster lives behind it.
 
 pub mod cli;
+pub mod existing;
 pub mod external;
 pub mod host;
 pub mod kind;
+pub mod kubernetes;
 pub mod lab;
 pub mod runs;
 
@@ -48,50 +50,73 @@ pub trait Cluster: Send + Sync {
     fn external_closed_port_url(&self) -> String;
     /// Requests `url` from inside `pod` with the probe.
     fn request_from(&self, pod: &Pod, url: &str, timeout: Duration) -> Result<Observation>;
+    /// Stops a node, as a failure would (failover scenarios).
+    fn stop_node(&self, node: &Node) -> Result<()>;
     /// Removes everything the run created. Idempotent.
     fn teardown(&self) -> Result<()>;
 }
 
-/// Which provider to use, from `CNICONF_PROVIDER` (default: `lab`).
+/// Which provider to use: `CNICONF_PROVIDER`, or the suite's default for its CNI.
 #[derive(Debug, Clone)]
 pub enum ProviderChoice {
     Lab(lab::LabOptions),
+    Kind(kind::KindOptions),
+    Existing(existing::ExistingOptions),
 }
 
 pub const PROVIDER_VARIABLE: &str = "CNICONF_PROVIDER";
-const PROVIDERS: &[&str] = &["lab"];
+const PROVIDERS: &[&str] = &["lab", "kind", "existing"];
 
 impl ProviderChoice {
-    pub fn from_env() -> Result<Self> {
-        let name = std::env::var(PROVIDER_VARIABLE).unwrap_or_else(|_| "lab".into());
+    /// The provider named by `CNICONF_PROVIDER`, else the default for `cni`: the lab for the
+    /// reference plugins it runs itself, kind for every real CNI.
+    pub fn from_env(cni: &CniProfile) -> Result<Self> {
+        let default = match cni.installation {
+            crate::cni::Installation::ReferencePlugins { .. } => "lab",
+            _ => "kind",
+        };
+        let name = std::env::var(PROVIDER_VARIABLE).ok().filter(|n| !n.is_empty()).unwrap_or_else(|| default.into());
         match name.as_str() {
             "lab" => Ok(ProviderChoice::Lab(lab::LabOptions::from_env()?)),
-            _ => Err(HarnessError::UnknownProvider {
-                name,
-                variable: PROVIDER_VARIABLE.into(),
-                expected: PROVIDERS.join(", "),
-            }),
+            "kind" => Ok(ProviderChoice::Kind(kind::KindOptions::from_env())),
+            "existing" => Ok(ProviderChoice::Existing(existing::ExistingOptions::from_env()?)),
+            _ => Err(HarnessError::UnknownProvider { name, variable: PROVIDER_VARIABLE.into(), expected: PROVIDERS.join(", ") }),
         }
     }
 
     pub fn name(&self) -> &'static str {
         match self {
             ProviderChoice::Lab(_) => "lab",
+            ProviderChoice::Kind(_) => "kind",
+            ProviderChoice::Existing(_) => "existing",
+        }
+    }
+
+    /// Why no scenario can run here at all (a missing tool), when that means "ignored".
+    pub fn unavailable(&self, cni: &CniProfile) -> Option<String> {
+        match self {
+            ProviderChoice::Lab(_) => lab::unavailable(cni),
+            ProviderChoice::Kind(options) => kind::unavailable(cni, options),
+            ProviderChoice::Existing(_) => None,
         }
     }
 
     /// Why this provider cannot host a scenario needing `feature` with `cni`, if it cannot.
-    pub fn cannot_host(&self, cni: &CniProfile, feature: Feature) -> Option<String> {
+    pub fn cannot_host(&self, feature: Feature) -> Option<String> {
         match self {
-            ProviderChoice::Lab(_) => lab::cannot_host(cni, feature),
+            ProviderChoice::Lab(_) => lab::cannot_host(feature),
+            ProviderChoice::Kind(_) => None,
+            ProviderChoice::Existing(options) => existing::cannot_host(options, feature),
         }
     }
 
-    /// Builds a cluster with `cni`; it is torn down by [`Cluster::teardown`], by Ctrl-C,
-    /// or by `cargo xtask gc` after a killed run.
+    /// Builds (or connects to) a cluster with `cni`; it is torn down by [`Cluster::teardown`],
+    /// by Ctrl-C, or by `cargo xtask gc` after a killed run.
     pub fn provision(&self, cni: &CniProfile) -> Result<Arc<dyn Cluster>> {
         match self {
             ProviderChoice::Lab(options) => Ok(Arc::new(lab::Lab::provision(cni, options)?)),
+            ProviderChoice::Kind(options) => Ok(Arc::new(kind::provision(cni, options)?)),
+            ProviderChoice::Existing(options) => Ok(Arc::new(existing::provision(cni, options)?)),
         }
     }
 }

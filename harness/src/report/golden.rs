@@ -2,11 +2,13 @@
 //! what is deterministic (outcome, check, the *roles* of expected and observed
 //! addresses, the failure reason), never addresses, ports or timings.
 //!
-//! A mismatch fails the run. Accept a reviewed change with `INSTA_UPDATE=always`.
+//! Ignored and errored trials are not recorded: whether a tool is installed or a wait
+//! timed out says nothing about the CNI (JUnit has them). A mismatch fails the run;
+//! accept a reviewed change with `INSTA_UPDATE=always`.
 
 use std::path::PathBuf;
 
-use super::{ReportResult, Reporter, RunEvent, TrialDigest};
+use super::{ReportResult, Reporter, RunEvent, TrialDigest, TrialOutcome};
 
 pub struct GoldenReport {
     dir: PathBuf,
@@ -33,7 +35,7 @@ impl Reporter for GoldenReport {
             RunEvent::Started { cni, .. } => self.cni = (*cni).to_owned(),
             RunEvent::ProvisioningFailed { .. } => self.provisioning_failed = true,
             // Without a cluster there is nothing deterministic to compare; JUnit has the failure.
-            RunEvent::TrialFinished(record) if !self.provisioning_failed => {
+            RunEvent::TrialFinished(record) if !self.provisioning_failed && matches!(record.outcome, TrialOutcome::Passed(_) | TrialOutcome::Failed(_)) => {
                 let name = format!("{}__{}", self.cni, record.scenario);
                 let content = render(&TrialDigest::from(*record));
                 let dir = self.dir.clone();

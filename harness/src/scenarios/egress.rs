@@ -1,13 +1,19 @@
 //! Egress SNAT: which source address the world outside the cluster sees (thesis ch. 3.1).
 
+use std::time::Duration;
+
 use crate::cni::Feature;
 use crate::error::Result;
+use crate::fixtures;
 use crate::model::labels;
 use crate::scenario::{Scenario, ScenarioContext};
-use crate::verdict::Verdict;
+use crate::verdict::{budget, Verdict};
 
 /// The seeds' Antrea `Egress`: pods labelled role=web in namespaces labelled env=prod.
 const PROD_WEB_EGRESS: &str = "egress/prod-web.antrea.yaml";
+/// The same policy with an ExternalIPPool over both workers.
+const PROD_WEB_FAILOVER_EGRESS: &str = "egress/prod-web-failover.antrea.yaml";
+const EGRESS_BUDGETS: &str = "budgets/egress.yaml";
 
 /// Every egress scenario, in the order a reader would check them.
 pub fn all() -> Vec<Scenario> {
@@ -37,6 +43,26 @@ pub fn all() -> Vec<Scenario> {
             body: unselected_pod_beside_a_selected_one_keeps_its_node_ip,
         },
     ]
+}
+
+/// When the node holding the egress IP fails, another node of the pool takes it over.
+pub fn failover() -> Vec<Scenario> {
+    vec![Scenario {
+        name: "egress_ip_moves_to_another_node_when_its_node_fails",
+        sentence: "When the node holding the egress IP stops, another node of its pool takes the IP over within the budget, and selected pods still leave with it.",
+        requires: &[Feature::EgressGateway, Feature::EgressFailover],
+        body: egress_ip_moves_to_another_node_when_its_node_fails,
+    }]
+}
+
+/// Destinations excluded from a policy are reached without the gateway.
+pub fn excluded_destinations() -> Vec<Scenario> {
+    vec![Scenario {
+        name: "traffic_to_an_excluded_destination_keeps_the_node_ip",
+        sentence: "A selected pod's traffic to a destination the policy excludes keeps its node's IP as source.",
+        requires: &[Feature::EgressGateway, Feature::EgressExcludedCidrs],
+        body: traffic_to_an_excluded_destination_keeps_the_node_ip,
+    }]
 }
 
 fn closed_external_port_is_refused_not_dropped(cx: &mut ScenarioContext) -> Result<Verdict> {
@@ -74,4 +100,31 @@ fn unselected_pod_beside_a_selected_one_keeps_its_node_ip(cx: &mut ScenarioConte
     cx.realize_egress_policy(&policy)?;
     let seen = cx.request_external_echo(&db)?;
     Ok(cx.source_seen_outside(&db, &cx.its_node_ip(&db)?, &seen))
+}
+
+fn egress_ip_moves_to_another_node_when_its_node_fails(cx: &mut ScenarioContext) -> Result<Verdict> {
+    let budget = Duration::from_secs_f64(fixtures::load_egress_budgets(&fixtures::fixture_path(EGRESS_BUDGETS))?.failover_seconds);
+    let prod = cx.namespace("prod", labels([("env", "prod")]))?;
+    let policy = cx.egress_policy(PROD_WEB_FAILOVER_EGRESS, &prod)?;
+    // On the control plane, the pod outlives whichever worker fails.
+    let web = cx.pod(&prod, "web", labels([("role", "web")]), &cx.control_plane()?)?;
+    let before = cx.realize_egress_policy(&policy)?;
+    cx.stop_node(&before.egress_node)?;
+    let (after, took) = cx.await_egress_moved(&policy, &before.egress_node, budget)?;
+    let seen = cx.request_external_echo(&web)?;
+    Ok(budget::all_of([
+        cx.source_seen_outside(&web, &cx.the_egress_ip(&policy, &after), &seen),
+        budget::within("egress IP failover time", &format!("egress policy {}", policy.name), budget, took, "the CNI's egress controller and its node health checks"),
+    ]))
+}
+
+fn traffic_to_an_excluded_destination_keeps_the_node_ip(cx: &mut ScenarioContext) -> Result<Verdict> {
+    let prod = cx.namespace("prod", labels([("env", "prod")]))?;
+    let mut policy = cx.egress_policy(PROD_WEB_EGRESS, &prod)?;
+    cx.exclude_external_host(&mut policy)?;
+    let node = cx.worker_outside(&policy.gateway_node_selector)?;
+    let web = cx.pod(&prod, "web", labels([("role", "web")]), &node)?;
+    cx.realize_egress_policy(&policy)?;
+    let seen = cx.request_external_echo(&web)?;
+    Ok(cx.source_seen_outside(&web, &cx.its_node_ip(&web)?, &seen))
 }

@@ -4,6 +4,7 @@
 //! was observed (each as a deterministic *role* for golden files and a raw detail for
 //! people), and, when it fails, why: a wrong source is not a timeout.
 
+pub mod budget;
 pub mod reach;
 pub mod snat;
 
@@ -43,6 +44,8 @@ pub enum FailureReason {
     Answered,
     /// The probe itself failed.
     ProbeFailed,
+    /// A measured time exceeded its budget.
+    OverBudget,
 }
 
 impl FailureReason {
@@ -55,6 +58,7 @@ impl FailureReason {
             FailureReason::BadReply => "bad reply",
             FailureReason::Answered => "answered",
             FailureReason::ProbeFailed => "probe failed",
+            FailureReason::OverBudget => "over budget",
         }
     }
 }

@@ -66,21 +66,28 @@ impl LabOptions {
     }
 }
 
-/// Why the lab cannot host a scenario needing `feature` with `cni`, if it cannot.
-pub fn cannot_host(cni: &CniProfile, feature: Feature) -> Option<String> {
-    match (&cni.installation, feature) {
-        (Installation::ReferencePlugins { .. }, Feature::EgressGateway) => None,
-        (Installation::ReferencePlugins { .. }, _) => Some(format!("the lab's reference egress gateway has no {}", feature.name())),
+/// Why the lab cannot host `cni` at all: it runs only the reference plugins itself.
+pub fn unavailable(cni: &CniProfile) -> Option<String> {
+    match cni.installation {
+        Installation::ReferencePlugins { .. } => None,
         _ => Some(format!("the lab runs only the reference CNI plugins; {} needs the kind or existing provider", cni.name)),
+    }
+}
+
+/// Why the lab cannot host a scenario needing `feature`, if it cannot.
+pub fn cannot_host(feature: Feature) -> Option<String> {
+    match feature {
+        Feature::EgressGateway => None,
+        _ => Some(format!("the lab's reference egress gateway has no {}", feature.name())),
     }
 }
 
 /// Tools the lab runs, with what each is for and how to get it.
 const TOOLS: [(&str, &str, &str); 4] = [
-    ("ip", "network namespaces, links, routes", "apt-get install iproute2"),
-    ("iptables-restore", "masquerade and SNAT rules inside node namespaces", "apt-get install iptables"),
-    ("sysctl", "forwarding inside node namespaces", "apt-get install procps"),
-    ("kill", "stopping what runs in the lab's namespaces", "apt-get install procps"),
+    ("ip", "network namespaces, links, routes", "install it with `apt-get install iproute2` or run `cargo xtask deps`"),
+    ("iptables-restore", "masquerade and SNAT rules inside node namespaces", "install it with `apt-get install iptables` or run `cargo xtask deps`"),
+    ("sysctl", "forwarding inside node namespaces", "install it with `apt-get install procps` or run `cargo xtask deps`"),
+    ("kill", "stopping what runs in the lab's namespaces", "install it with `apt-get install procps` or run `cargo xtask deps`"),
 ];
 
 struct LabNode {
@@ -193,7 +200,7 @@ impl Lab {
 
         let mut all = vec![underlay.clone(), external_netns.clone()];
         all.extend(lab_nodes.iter().map(|n| n.netns.clone()));
-        shell::ip_batch(None, &all.iter().map(|ns| format!("netns add {ns}")).collect::<Vec<_>>())?;
+        cleanup::guard_creation(|| shell::ip_batch(None, &all.iter().map(|ns| format!("netns add {ns}")).collect::<Vec<_>>()))?;
 
         // The underlay: a bridge with one port per host, each host's end named eth0.
         let mut underlay_setup = vec!["link add kind type bridge".to_owned(), "link set kind up".to_owned()];
@@ -309,7 +316,7 @@ impl Cluster for Lab {
             registry.next_pod
         };
         let netns = format!("{}-pod{sequence}", self.info.cluster);
-        shell::ip_batch(None, &[format!("netns add {netns}")])?;
+        cleanup::guard_creation(|| shell::ip_batch(None, &[format!("netns add {netns}")]))?;
         shell::ip_batch(Some(&netns), &["link set lo up".to_owned()])?;
         let lab_node = &self.lab_nodes[node_index];
         let attachment = Attachment {
@@ -391,6 +398,10 @@ impl Cluster for Lab {
             command: format!("cni-probe get {url} in pod {}/{}", pod.namespace, pod.name),
             detail: format!("{}: unreadable observation ({e}): {stdout} {}", output.status, String::from_utf8_lossy(&output.stderr)),
         })
+    }
+
+    fn stop_node(&self, node: &Node) -> Result<()> {
+        Err(HarnessError::NotFound { what: "way to stop".into(), wanted: format!("lab node {} (the lab hosts no failover scenarios)", node.name) })
     }
 
     fn teardown(&self) -> Result<()> {

@@ -1,0 +1,251 @@
+//! A [`Cluster`] on a real API server, shared by the kind and existing providers: pods are
+//! probe containers, policies are the CNI profile's objects, probes run through exec.
+//! What differs between kind and an existing cluster sits behind [`Environment`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use cni_probe::Observation;
+use serde_json::{json, Value};
+
+use super::{Cluster, ClusterInfo};
+use crate::cni::CniProfile;
+use crate::error::{HarnessError, Result};
+use crate::kube_access::KubeAccess;
+use crate::model::{EgressPolicy, EgressStatus, NamespaceSpec, Node, NodeRole, Pod, PodSpec};
+
+/// Every namespace a run creates carries this label with the run's cluster name, so the
+/// existing provider deletes exactly its own.
+pub const RUN_LABEL: &str = "cni-conformance.run";
+
+/// Budgets of the waits on a real API server.
+#[derive(Debug, Clone)]
+pub struct KubeTimeouts {
+    pub pod_ready: Duration,
+    pub crd_established: Duration,
+}
+
+impl Default for KubeTimeouts {
+    fn default() -> Self {
+        Self { pod_ready: Duration::from_secs(180), crd_established: Duration::from_secs(60) }
+    }
+}
+
+/// What a provider adds around an API server.
+pub trait Environment: Send + Sync {
+    /// An egress IP routable from the external echo, unique within the run.
+    fn allocate_egress_ip(&self) -> Result<IpAddr>;
+    /// Puts `ip` on `node`'s interface, for CNIs that expect it there (Cilium).
+    fn place_egress_ip(&self, node: &Node, ip: IpAddr) -> Result<()>;
+    /// Where the external echo listens.
+    fn external_echo(&self) -> SocketAddr;
+    /// The probe image pods run.
+    fn probe_image(&self) -> String;
+    /// Stops a node (for failover scenarios).
+    fn stop_node(&self, node: &Node) -> Result<()>;
+    /// Removes what the provider made (the kind cluster, the echo container).
+    fn teardown(&self) -> Result<()>;
+}
+
+/// A cluster reached through kube-rs.
+pub struct KubeCluster {
+    info: ClusterInfo,
+    access: KubeAccess,
+    cni: CniProfile,
+    nodes: Vec<Node>,
+    environment: Box<dyn Environment>,
+    timeouts: KubeTimeouts,
+    /// Cluster-scoped objects this run applied (policies), deleted at teardown.
+    applied: Mutex<Vec<Value>>,
+    torn_down: std::sync::atomic::AtomicBool,
+}
+
+impl KubeCluster {
+    /// Connects the pieces; on failure the environment is torn down before the error returns.
+    pub fn new(mut info: ClusterInfo, access: KubeAccess, cni: CniProfile, environment: Box<dyn Environment>, timeouts: KubeTimeouts) -> Result<Self> {
+        let (nodes, kernel) = match list_nodes(&access) {
+            Ok(listed) => listed,
+            Err(e) => {
+                let _ = environment.teardown();
+                return Err(e);
+            }
+        };
+        info.kernel = kernel;
+        Ok(Self { info, access, cni, nodes, environment, timeouts, applied: Mutex::new(vec![]), torn_down: Default::default() })
+    }
+
+    pub fn access(&self) -> &KubeAccess {
+        &self.access
+    }
+}
+
+/// The nodes, with their role, labels and InternalIP, and the first node's kernel.
+fn list_nodes(access: &KubeAccess) -> Result<(Vec<Node>, String)> {
+    use k8s_openapi::api::core::v1::Node as KubeNode;
+    let api: kube::Api<KubeNode> = kube::Api::all(access.client().clone());
+    let listed = access
+        .block_on(api.list(&Default::default()))
+        .map_err(|e| HarnessError::Command { command: "listing nodes".into(), detail: e.to_string() })?;
+    let kernel = listed.items.iter().find_map(|n| Some(n.status.as_ref()?.node_info.as_ref()?.kernel_version.clone())).unwrap_or_default();
+    let mut nodes: Vec<Node> = listed.items.iter().filter_map(node_of).collect();
+    nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok((nodes, kernel))
+}
+
+fn node_of(node: &k8s_openapi::api::core::v1::Node) -> Option<Node> {
+    let labels = node.metadata.labels.clone().unwrap_or_default();
+    let address = node.status.as_ref()?.addresses.as_ref()?.iter().find(|a| a.type_ == "InternalIP")?.address.parse().ok()?;
+    let role = if labels.contains_key("node-role.kubernetes.io/control-plane") { NodeRole::ControlPlane } else { NodeRole::Worker };
+    Some(Node { name: node.metadata.name.clone()?, role, labels: labels.into_iter().collect(), address })
+}
+
+/// The namespace object of a trial, labelled as the run's.
+pub fn namespace_object(namespace: &NamespaceSpec, run: &str) -> Value {
+    let mut labels = namespace.labels.clone();
+    labels.insert(RUN_LABEL.into(), run.into());
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace.name, "labels": labels}})
+}
+
+/// A probe pod pinned to its node; it serves the echo and is exec'd into to make requests.
+pub fn pod_object(pod: &PodSpec, image: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": pod.name, "namespace": pod.namespace, "labels": pod.labels},
+        "spec": {
+            "nodeName": pod.node,
+            "terminationGracePeriodSeconds": 1,
+            // Scenarios may place pods on the control plane (failover keeps them off the failing node).
+            "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}],
+            "containers": [{
+                "name": "probe",
+                "image": image,
+                "imagePullPolicy": "IfNotPresent",
+                "args": ["serve", "--listen", "0.0.0.0:8080", "--name", pod.name],
+                "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1},
+            }],
+        },
+    })
+}
+
+impl Cluster for KubeCluster {
+    fn info(&self) -> &ClusterInfo {
+        &self.info
+    }
+
+    fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    fn create_namespace(&self, namespace: &NamespaceSpec) -> Result<()> {
+        self.access.apply(&[namespace_object(namespace, &self.info.cluster)], self.timeouts.crd_established)
+    }
+
+    fn create_pod(&self, spec: &PodSpec) -> Result<Pod> {
+        self.access.apply(&[pod_object(spec, &self.environment.probe_image())], self.timeouts.crd_established)?;
+        let ready = self.access.wait_pod_ready(&spec.namespace, &spec.name, self.timeouts.pod_ready, "KubeTimeouts::pod_ready")?;
+        let address = ready
+            .status
+            .and_then(|s| s.pod_ip)
+            .and_then(|ip| ip.parse().ok())
+            .ok_or_else(|| HarnessError::NotReady { what: format!("pod {}/{}", spec.namespace, spec.name), detail: "Ready but without a pod IP".into() })?;
+        Ok(Pod { name: spec.name.clone(), namespace: spec.namespace.clone(), labels: spec.labels.clone(), node: spec.node.clone(), address })
+    }
+
+    fn allocate_egress_ip(&self) -> Result<IpAddr> {
+        self.environment.allocate_egress_ip()
+    }
+
+    fn apply_egress_policy(&self, policy: &EgressPolicy) -> Result<()> {
+        if !self.cni.egress.assigns_egress_ip() {
+            let gateway = self.cni.egress.gateway_node(policy, &self.nodes)?;
+            self.environment.place_egress_ip(gateway, policy.egress_ip)?;
+        }
+        let objects = self.cni.egress.render(policy);
+        self.access.apply(&objects, self.timeouts.crd_established)?;
+        self.applied.lock().unwrap_or_else(|e| e.into_inner()).extend(objects);
+        Ok(())
+    }
+
+    fn egress_status(&self, policy: &EgressPolicy) -> Result<Option<EgressStatus>> {
+        self.cni.egress.realized(&self.access, policy, &self.nodes)
+    }
+
+    fn external_echo_url(&self) -> String {
+        format!("http://{}/", self.environment.external_echo())
+    }
+
+    fn external_closed_port_url(&self) -> String {
+        let echo = self.environment.external_echo();
+        format!("http://{}:{}/", echo.ip(), echo.port() + 1)
+    }
+
+    fn request_from(&self, pod: &Pod, url: &str, timeout: Duration) -> Result<Observation> {
+        let timeout_ms = timeout.as_millis().to_string();
+        let printed = self.access.exec(&pod.namespace, &pod.name, Some("probe"), &["/cni-probe", "get", url, "--timeout-ms", &timeout_ms])?;
+        serde_json::from_str(printed.trim()).map_err(|e| HarnessError::Command {
+            command: format!("cni-probe get {url} in pod {}/{}", pod.namespace, pod.name),
+            detail: format!("unreadable observation ({e}): {printed}"),
+        })
+    }
+
+    fn stop_node(&self, node: &Node) -> Result<()> {
+        self.environment.stop_node(node)
+    }
+
+    fn teardown(&self) -> Result<()> {
+        if self.torn_down.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let mut problems = Vec::new();
+        for object in self.applied.lock().unwrap_or_else(|e| e.into_inner()).drain(..).rev() {
+            if let Err(e) = self.access.delete(&object) {
+                problems.push(e.to_string());
+            }
+        }
+        if let Err(e) = delete_run_namespaces(&self.access, &self.info.cluster) {
+            problems.push(e.to_string());
+        }
+        if let Err(e) = self.environment.teardown() {
+            problems.push(e.to_string());
+        }
+        eprintln!("cni-conformance: removed the run's objects from {} in {:.1}s", self.info.cluster, started.elapsed().as_secs_f64());
+        match problems.is_empty() {
+            true => Ok(()),
+            false => Err(HarnessError::Command { command: format!("tearing down {}", self.info.cluster), detail: problems.join("; ") }),
+        }
+    }
+}
+
+/// Deletes the namespaces labelled as this run's, and nothing else.
+fn delete_run_namespaces(access: &KubeAccess, run: &str) -> Result<()> {
+    use k8s_openapi::api::core::v1::Namespace;
+    let api: kube::Api<Namespace> = kube::Api::all(access.client().clone());
+    let selector = kube::api::ListParams::default().labels(&format!("{RUN_LABEL}={run}"));
+    access
+        .block_on(api.delete_collection(&Default::default(), &selector))
+        .map(drop)
+        .map_err(|e| HarnessError::Command { command: format!("deleting namespaces labelled {RUN_LABEL}={run}"), detail: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::labels;
+
+    #[test]
+    fn a_probe_pod_is_pinned_to_its_node_and_serves_the_echo() {
+        let spec = PodSpec { name: "web".into(), namespace: "prod-t3".into(), labels: labels([("role", "web")]), node: "c-worker".into() };
+        insta::assert_snapshot!("probe_pod", crate::cni::egress::to_yaml(&[pod_object(&spec, "cni-probe:0.1.0")]));
+    }
+
+    #[test]
+    fn trial_namespaces_carry_the_run_label() {
+        let namespace = NamespaceSpec { name: "prod-t3".into(), labels: labels([("env", "prod")]) };
+        let object = namespace_object(&namespace, "cniconf-0a1b2c");
+        assert_eq!(object["metadata"]["labels"][RUN_LABEL], "cniconf-0a1b2c");
+        assert_eq!(object["metadata"]["labels"]["env"], "prod");
+    }
+}

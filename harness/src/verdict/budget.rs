@@ -1,0 +1,53 @@
+//! Budget verdicts: a measured duration against the budget a fixture states.
+
+use std::time::Duration;
+
+use super::{Evidence, FailureReason, Verdict};
+
+/// Was `measured` within `budget`? The roles say only which side of the budget it fell.
+pub fn within(check: &str, subject: &str, budget: Duration, measured: Duration, look_at: &str) -> Verdict {
+    let over = measured > budget;
+    Verdict {
+        check: check.to_owned(),
+        subject: subject.to_owned(),
+        passed: !over,
+        expected: Evidence::new("within-budget", format!("at most {:.1}s", budget.as_secs_f64())),
+        observed: Evidence::new(if over { "over-budget" } else { "within-budget" }, format!("{:.1}s", measured.as_secs_f64())),
+        reason: over.then_some(FailureReason::OverBudget),
+        look_at: look_at.to_owned(),
+    }
+}
+
+/// The first failing verdict, else the last: a scenario with several checks fails for the
+/// first one that did not hold.
+pub fn all_of(verdicts: impl IntoIterator<Item = Verdict>) -> Verdict {
+    let mut last = None;
+    for verdict in verdicts {
+        if !verdict.passed {
+            return verdict;
+        }
+        last = Some(verdict);
+    }
+    last.expect("at least one verdict")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn over_budget_fails_and_says_by_how_much() {
+        let verdict = within("egress IP failover time", "egress policy p", Duration::from_secs(30), Duration::from_secs(42), "the CNI's agent");
+        assert_eq!(verdict.reason, Some(FailureReason::OverBudget));
+        assert!(verdict.message().contains("expected within-budget (at most 30.0s), observed over-budget (42.0s)"), "{}", verdict.message());
+        assert!(within("t", "s", Duration::from_secs(30), Duration::from_secs(30), "").passed);
+    }
+
+    #[test]
+    fn all_of_reports_the_first_failure() {
+        let ok = within("a", "s", Duration::from_secs(2), Duration::from_secs(1), "");
+        let late = within("b", "s", Duration::from_secs(1), Duration::from_secs(2), "");
+        assert_eq!(all_of([ok.clone(), late.clone()]).check, "b");
+        assert_eq!(all_of([ok.clone()]).check, "a");
+    }
+}
