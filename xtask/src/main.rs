@@ -5,6 +5,7 @@ mod certify;
 mod deps;
 mod gc;
 mod image;
+mod lint;
 mod test;
 mod util;
 
@@ -14,8 +15,9 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   deps [--check]   install the lab's Debian packages (as root), or with --check only report what is missing
-  test             deps, the probe image (when Docker is here), then the whole test suite (what CI runs)
+  test             deps, workflow lint, the probe image (when Docker is here), then the whole test suite (what CI runs)
   certify          deps, then every lab suite, then a summary of each scenario's verdict and evidence
+  lint             lint the GitHub Actions workflows with actionlint
   image            build the probe's FROM-scratch container image (cni-probe:<version>) with Docker
   gc [--force]     remove lab clusters left by killed runs (--force: also those of runs still alive)";
 
@@ -27,6 +29,7 @@ fn main() -> ExitCode {
         Some("test") => deps::run(false).and_then(|()| test::run()),
         Some("certify") => deps::run(false).and_then(|()| certify::run()),
         Some("image") => image::run(),
+        Some("lint") => lint::run(),
         Some("gc") => gc::run(flag("--force")),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");

@@ -32,6 +32,7 @@ impl Totals {
 }
 
 pub fn run() -> Result<(), String> {
+    crate::lint::run()?;
     // The image tests need the probe image; without Docker they are ignored with the reason.
     if harness::provider::host::on_path("docker") {
         crate::image::run()?;
