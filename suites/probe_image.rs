@@ -17,12 +17,14 @@ fn unavailable() -> Option<String> {
     cli::run(&inspect).err().map(|e| format!("{e}; build it with `cargo xtask image`"))
 }
 
-/// A private Docker network for one trial, removed at the end.
+/// A private Docker network for one trial, claimed as a run (so gc leaves its containers
+/// alone while it lives) and removed at the end.
 struct Network(String);
 
 impl Network {
     fn create() -> Result<Self, Failed> {
         let name = format!("{}net", runs::new_cluster_name());
+        runs::claim(&name, "probe-image-test")?;
         cli::run(&CliStep::new("creating a Docker network", "docker", ["network", "create", &name], std::time::Duration::from_secs(30)))?;
         Ok(Self(name))
     }
@@ -30,6 +32,7 @@ impl Network {
 
 impl Drop for Network {
     fn drop(&mut self) {
+        runs::release(&self.0);
         let _ = cli::run(&CliStep::new("removing a Docker network", "docker", ["network", "rm", &self.0], std::time::Duration::from_secs(30)));
     }
 }
@@ -61,6 +64,25 @@ fn a_closed_port_between_containers_is_refused() -> Result<(), Failed> {
     }
 }
 
+fn gc_removes_containers_of_dead_runs_and_keeps_live_ones() -> Result<(), Failed> {
+    let (dead, live) = (runs::new_cluster_name(), runs::new_cluster_name());
+    runs::claim(&live, "kind")?;
+    let start = |cluster: &str| -> Result<String, Failed> {
+        let label = format!("{}={cluster}", harness::provider::external::CLUSTER_LABEL);
+        let id = cli::run(&CliStep::new("starting a labelled container", "docker", ["run", "--detach", "--label", &label, PROBE_IMAGE], std::time::Duration::from_secs(30)))?;
+        Ok(id.trim().chars().take(12).collect())
+    };
+    let (dead_id, live_id) = (start(&dead)?, start(&live)?);
+    let removed = harness::provider::external::collect(false)?;
+    let live_kept = !removed.iter().any(|r| r.contains(&live));
+    let _ = cli::run(&CliStep::new("removing the live run's container", "docker", ["rm", "--force", &live_id], std::time::Duration::from_secs(30)));
+    runs::release(&live);
+    match (removed.iter().any(|r| r.starts_with(&dead_id)), live_kept) {
+        (true, true) => Ok(()),
+        outcome => Err(format!("expected the dead run's container removed and the live one kept, got {outcome:?} from {removed:?}").into()),
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
     let require = std::env::var(REQUIRE_TOOLS_VARIABLE).is_ok_and(|v| v == "1");
@@ -74,6 +96,7 @@ fn main() -> std::process::ExitCode {
     let trials = vec![
         trial("echo_reports_the_client_containers_address", echo_reports_the_client_containers_address),
         trial("a_closed_port_between_containers_is_refused", a_closed_port_between_containers_is_refused),
+        trial("gc_removes_containers_of_dead_runs_and_keeps_live_ones", gc_removes_containers_of_dead_runs_and_keeps_live_ones),
     ];
     libtest_mimic::run(&args, trials).exit_code()
 }

@@ -63,3 +63,24 @@ impl Drop for ProbeContainer {
         }
     }
 }
+
+/// Removes probe containers whose run is gone (all of them with `force`); returns their names.
+pub fn collect(force: bool) -> Result<Vec<String>> {
+    use super::cli::{self, CliStep};
+    let timeout = Duration::from_secs(60);
+    let listed = cli::run(&CliStep::new(
+        "listing the harness's containers",
+        "docker",
+        ["ps", "--all", "--filter", &format!("label={CLUSTER_LABEL}"), "--format", &format!("{{{{.ID}}}} {{{{.Label \"{CLUSTER_LABEL}\"}}}}")],
+        timeout,
+    ))?;
+    let mut removed = Vec::new();
+    for line in listed.lines() {
+        let Some((id, cluster)) = line.split_once(' ') else { continue };
+        if force || !super::runs::owner_alive(cluster) {
+            cli::run(&CliStep::new(format!("removing container {id} of {cluster}"), "docker", ["rm", "--force", id], timeout))?;
+            removed.push(format!("{id} ({cluster})"));
+        }
+    }
+    Ok(removed)
+}
