@@ -348,6 +348,35 @@ mod tests {
     }
 
     #[test]
+    fn antrea_realization_is_read_from_the_egress_status() {
+        use crate::cni::egress::EgressDialect;
+        let (access, mut handle, runtime) = mocked();
+        runtime.spawn(async move {
+            let (request, send) = handle.next_request().await.unwrap();
+            assert_eq!(request.uri().path(), "/apis/crd.antrea.io/v1beta1");
+            respond(send, StatusCode::OK, egress_resources());
+            let (request, send) = handle.next_request().await.unwrap();
+            assert_eq!((request.method().as_str(), request.uri().path()), ("GET", "/apis/crd.antrea.io/v1beta1/egresses/egress-prod-web"));
+            let mut realized = egress();
+            realized["status"] = json!({"egressNode": "c-worker2", "egressIP": "172.18.0.200"});
+            respond(send, StatusCode::OK, realized);
+        });
+        let mut policy = crate::fixtures::load_antrea_egress(&crate::fixtures::fixture_path("egress/prod-web.antrea.yaml")).unwrap();
+        policy.egress_ip = "172.18.0.200".parse().unwrap();
+        let status = EgressDialect::Antrea.realized(&access, &policy, &[]).unwrap().expect("realized");
+        assert_eq!(status.egress_node, "c-worker2");
+    }
+
+    #[test]
+    fn a_broken_kubeconfig_is_named() {
+        let runtime = Arc::new(tokio::runtime::Runtime::new().unwrap());
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "apiVersion: v1\nclusters: [\n").unwrap();
+        let error = KubeAccess::connect(runtime, file.path(), None).err().expect("a broken kubeconfig fails").to_string();
+        assert!(error.contains(&file.path().display().to_string()), "{error}");
+    }
+
+    #[test]
     fn readiness_is_the_ready_condition_not_running() {
         let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}})).unwrap();
         assert!(!is_pod_ready(Some(&pod)));

@@ -144,7 +144,13 @@ impl Cluster for KubeCluster {
 
     fn create_pod(&self, spec: &PodSpec) -> Result<Pod> {
         self.access.apply(&[pod_object(spec, &self.environment.probe_image())], self.timeouts.crd_established)?;
-        let ready = self.access.wait_pod_ready(&spec.namespace, &spec.name, self.timeouts.pod_ready, "KubeTimeouts::pod_ready")?;
+        let ready = self.access.wait_pod_ready(&spec.namespace, &spec.name, self.timeouts.pod_ready, "KubeTimeouts::pod_ready").map_err(|e| {
+            // The probe's own log usually says why (image missing, bind failed).
+            match self.access.logs(&spec.namespace, &spec.name) {
+                Ok(log) if !log.trim().is_empty() => HarnessError::NotReady { what: format!("pod {}/{}", spec.namespace, spec.name), detail: format!("{e}; its log: {}", log.trim()) },
+                _ => e,
+            }
+        })?;
         let address = ready
             .status
             .and_then(|s| s.pod_ip)
