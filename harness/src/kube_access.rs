@@ -247,6 +247,13 @@ mod tests {
         json!({"apiVersion": "crd.antrea.io/v1beta1", "kind": "Egress", "metadata": {"name": "egress-prod-web"}, "spec": {"egressIP": "172.18.0.200"}})
     }
 
+    /// Answers the discovery of crd.antrea.io/v1beta1 with the Egress resource.
+    async fn answer_egress_discovery(handle: &mut Handle) {
+        let (request, send) = handle.next_request().await.expect("a discovery request");
+        assert_eq!(request.uri().path(), "/apis/crd.antrea.io/v1beta1");
+        respond(send, StatusCode::OK, egress_resources());
+    }
+
     /// Answers the server-side apply PATCH of the Egress, checking its form.
     async fn expect_apply(handle: &mut Handle) {
         let (request, send) = handle.next_request().await.expect("the apply request");
@@ -262,9 +269,7 @@ mod tests {
     fn apply_discovers_the_kind_and_applies_server_side() {
         let (access, mut handle, runtime) = mocked();
         let server = runtime.spawn(async move {
-            let (request, send) = handle.next_request().await.unwrap();
-            assert_eq!(request.uri().path(), "/apis/crd.antrea.io/v1beta1");
-            respond(send, StatusCode::OK, egress_resources());
+            answer_egress_discovery(&mut handle).await;
             expect_apply(&mut handle).await;
         });
         access.apply(&[egress()], Duration::from_secs(5)).unwrap();
@@ -284,9 +289,7 @@ mod tests {
                 "spec": {"group": "crd.antrea.io", "scope": "Cluster", "names": {"kind": "Egress", "plural": "egresses"}, "versions": []},
                 "status": {"conditions": [{"type": "Established", "status": "True"}]}
             }]}));
-            let (request, send) = handle.next_request().await.unwrap();
-            assert_eq!(request.uri().path(), "/apis/crd.antrea.io/v1beta1");
-            respond(send, StatusCode::OK, egress_resources());
+            answer_egress_discovery(&mut handle).await;
             expect_apply(&mut handle).await;
         });
         access.apply(&[egress()], Duration::from_secs(5)).unwrap();
@@ -352,9 +355,7 @@ mod tests {
         use crate::cni::egress::EgressDialect;
         let (access, mut handle, runtime) = mocked();
         runtime.spawn(async move {
-            let (request, send) = handle.next_request().await.unwrap();
-            assert_eq!(request.uri().path(), "/apis/crd.antrea.io/v1beta1");
-            respond(send, StatusCode::OK, egress_resources());
+            answer_egress_discovery(&mut handle).await;
             let (request, send) = handle.next_request().await.unwrap();
             assert_eq!((request.method().as_str(), request.uri().path()), ("GET", "/apis/crd.antrea.io/v1beta1/egresses/egress-prod-web"));
             let mut realized = egress();

@@ -253,29 +253,24 @@ impl ScenarioContext {
         Ok(pod)
     }
 
+    /// The first node that `matches`, or an error saying what was wanted.
+    fn node_where(&self, what: &str, wanted: String, matches: impl Fn(&Node) -> bool) -> Result<Node> {
+        self.cluster.nodes().iter().find(|n| matches(n)).cloned().ok_or_else(|| HarnessError::NotFound { what: what.into(), wanted })
+    }
+
     /// The first worker node.
     pub fn a_worker(&self) -> Result<Node> {
-        self.cluster
-            .nodes()
-            .iter()
-            .find(|n| n.role == NodeRole::Worker)
-            .cloned()
-            .ok_or_else(|| HarnessError::NotFound { what: "worker node".into(), wanted: "any".into() })
+        self.node_where("worker node", "any".into(), |n| n.role == NodeRole::Worker)
     }
 
     /// The control-plane node (pods placed there tolerate its taint).
     pub fn control_plane(&self) -> Result<Node> {
-        self.cluster
-            .nodes()
-            .iter()
-            .find(|n| n.role == NodeRole::ControlPlane)
-            .cloned()
-            .ok_or_else(|| HarnessError::NotFound { what: "control-plane node".into(), wanted: "any".into() })
+        self.node_where("control-plane node", "any".into(), |n| n.role == NodeRole::ControlPlane)
     }
 
     /// Stops the node, as a failure would.
     pub fn stop_node(&mut self, name: &str) -> Result<()> {
-        let node = self.cluster.nodes().iter().find(|n| n.name == name).cloned().ok_or_else(|| HarnessError::NotFound { what: "node".into(), wanted: format!("`{name}`") })?;
+        let node = self.node_where("node", format!("`{name}`"), |n| n.name == name)?;
         self.cluster.stop_node(&node)
     }
 
@@ -309,12 +304,7 @@ impl ScenarioContext {
 
     /// A worker node that `selector` does not select (e.g. one that is not an egress gateway).
     pub fn worker_outside(&self, selector: &LabelSelector) -> Result<Node> {
-        self.cluster
-            .nodes()
-            .iter()
-            .find(|n| n.role == NodeRole::Worker && !selector.matches(&n.labels))
-            .cloned()
-            .ok_or_else(|| HarnessError::NotFound { what: "worker node".into(), wanted: format!("outside the selector {:?}", selector.match_labels) })
+        self.node_where("worker node", format!("outside the selector {:?}", selector.match_labels), |n| n.role == NodeRole::Worker && !selector.matches(&n.labels))
     }
 
     /// Loads an egress policy fixture and fills in the run-specific values: a unique name,
