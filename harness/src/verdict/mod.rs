@@ -7,6 +7,7 @@
 pub mod budget;
 pub mod reach;
 pub mod snat;
+pub mod weights;
 
 use serde::Serialize;
 
@@ -46,6 +47,8 @@ pub enum FailureReason {
     ProbeFailed,
     /// A measured time exceeded its budget.
     OverBudget,
+    /// Some backend's share of a traffic split is not its weight's.
+    SplitDeviates,
 }
 
 impl FailureReason {
@@ -59,6 +62,7 @@ impl FailureReason {
             FailureReason::Answered => "answered",
             FailureReason::ProbeFailed => "probe failed",
             FailureReason::OverBudget => "over budget",
+            FailureReason::SplitDeviates => "split deviates from the weights",
         }
     }
 }

@@ -1,0 +1,330 @@
+//! Traffic-split verdicts: does each backend get its weight's share of requests?
+//!
+//! Each backend's count is an exact binomial test of "its share is its weight's share",
+//! inverted as a Clopper–Pearson interval: the split fails when some backend's interval
+//! excludes its expected share. The confidence is set so that a correct split fails with
+//! probability at most `false_fail` (Bonferroni over the independent backends), and the
+//! number of requests follows from that, the tolerance and the power wanted against a
+//! split that is off by the tolerance, not from a constant. A weight-0 backend must get
+//! nothing, a weight-100 % backend everything.
+
+use serde::Serialize;
+use statrs::distribution::{Beta, ContinuousCDF, Normal};
+
+use super::{Evidence, FailureReason, Verdict};
+
+/// What a split must satisfy, and how sure the verdict must be.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SplitCriteria {
+    /// A backend whose share is off by this much (0.05 = 5 points) must be caught...
+    pub tolerance: f64,
+    /// ...with at least this probability (the power);
+    pub power: f64,
+    /// and a correct split may fail with at most this probability (alpha).
+    pub false_fail: f64,
+}
+
+impl Default for SplitCriteria {
+    fn default() -> Self {
+        Self { tolerance: 0.05, power: 0.95, false_fail: 0.01 }
+    }
+}
+
+fn z(probability: f64) -> f64 {
+    Normal::standard().inverse_cdf(probability)
+}
+
+fn shares(weights: &[u32]) -> Vec<f64> {
+    let total: u32 = weights.iter().sum();
+    weights.iter().map(|&w| if total == 0 { 0.0 } else { f64::from(w) / f64::from(total) }).collect()
+}
+
+/// How many backends are tested independently: those with a share strictly between 0 and
+/// 1, where two such backends are one test (each one's count fixes the other's).
+fn independent_tests(expected: &[f64]) -> usize {
+    match expected.iter().filter(|&&p| p > 0.0 && p < 1.0).count() {
+        0 | 1 | 2 => 1,
+        k => k,
+    }
+}
+
+impl SplitCriteria {
+    /// The confidence of each backend's interval.
+    pub fn confidence(&self, weights: &[u32]) -> f64 {
+        1.0 - self.false_fail / independent_tests(&shares(weights)) as f64
+    }
+
+    /// The number of requests that meets the criteria for `weights`.
+    pub fn sample_size(&self, weights: &[u32]) -> u64 {
+        let expected = shares(weights);
+        let per_test_alpha = 1.0 - self.confidence(weights);
+        let split_needs = expected
+            .iter()
+            .filter(|&&p| p > 0.0 && p < 1.0)
+            .flat_map(|&p0| [p0 - self.tolerance, p0 + self.tolerance].map(move |p1| (p0, p1)))
+            .filter(|&(_, p1)| p1 > 0.0 && p1 < 1.0)
+            .map(|(p0, p1)| {
+                let spread = z(1.0 - per_test_alpha / 2.0) * (p0 * (1.0 - p0)).sqrt() + z(self.power) * (p1 * (1.0 - p1)).sqrt();
+                (spread / self.tolerance).powi(2).ceil() as u64
+            })
+            .max();
+        // With all weight on one backend, a leak of `tolerance` is seen with `power` once
+        // some request has hit another backend.
+        let leak_needs = ((1.0 - self.power).ln() / (1.0 - self.tolerance).ln()).ceil() as u64;
+        split_needs.unwrap_or(leak_needs).max(leak_needs)
+    }
+
+    /// Judges observed `counts` against `weights` (same order).
+    pub fn judge(&self, backends: &[(String, u32)], counts: &[u64]) -> SplitVerdict {
+        let weights: Vec<u32> = backends.iter().map(|(_, w)| *w).collect();
+        let expected = shares(&weights);
+        let confidence = self.confidence(&weights);
+        let requests: u64 = counts.iter().sum();
+        let shares = backends
+            .iter()
+            .zip(&expected)
+            .zip(counts)
+            .map(|(((name, weight), &p0), &count)| {
+                let observed = if requests == 0 { 0.0 } else { count as f64 / requests as f64 };
+                let interval = clopper_pearson(count, requests, confidence);
+                let consistent = match p0 {
+                    p if p == 0.0 => count == 0,
+                    p if p == 1.0 => count == requests,
+                    p => interval.0 <= p && p <= interval.1,
+                };
+                BackendShare { backend: name.clone(), weight: *weight, expected: p0, count, observed, interval, consistent }
+            })
+            .collect();
+        SplitVerdict { criteria: *self, confidence, requests, shares }
+    }
+}
+
+/// The exact two-sided interval for a binomial proportion at `confidence`.
+pub fn clopper_pearson(successes: u64, trials: u64, confidence: f64) -> (f64, f64) {
+    if trials == 0 {
+        return (0.0, 1.0);
+    }
+    let tail = (1.0 - confidence) / 2.0;
+    let (k, n) = (successes as f64, trials as f64);
+    let lower = if successes == 0 { 0.0 } else { Beta::new(k, n - k + 1.0).expect("valid shape").inverse_cdf(tail) };
+    let upper = if successes == trials { 1.0 } else { Beta::new(k + 1.0, n - k).expect("valid shape").inverse_cdf(1.0 - tail) };
+    (lower, upper)
+}
+
+/// One backend's part of the verdict: what the report holds for it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BackendShare {
+    pub backend: String,
+    pub weight: u32,
+    pub expected: f64,
+    pub count: u64,
+    pub observed: f64,
+    /// The Clopper–Pearson interval of the observed share.
+    pub interval: (f64, f64),
+    /// The expected share lies within the interval (for weight 0 or 100 %: exactly met).
+    pub consistent: bool,
+}
+
+/// The whole split's verdict, with the evidence per backend.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SplitVerdict {
+    pub criteria: SplitCriteria,
+    pub confidence: f64,
+    pub requests: u64,
+    pub shares: Vec<BackendShare>,
+}
+
+impl SplitVerdict {
+    pub fn passed(&self) -> bool {
+        self.shares.iter().all(|s| s.consistent)
+    }
+
+    /// Per backend: weight, count, observed share, interval and decision.
+    pub fn table(&self) -> String {
+        self.shares
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} (weight {}, expected {:.1}%): {} of {} = {:.1}%, {:.1}% interval [{:.1}%, {:.1}%] {}",
+                    s.backend,
+                    s.weight,
+                    s.expected * 100.0,
+                    s.count,
+                    self.requests,
+                    s.observed * 100.0,
+                    self.confidence * 100.0,
+                    s.interval.0 * 100.0,
+                    s.interval.1 * 100.0,
+                    if s.consistent { "consistent" } else { "DEVIATES" }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// As a report verdict: roles say only consistent or deviating; the detail holds the table.
+    pub fn verdict(&self, subject: &str, look_at: &str) -> Verdict {
+        let passed = self.passed();
+        Verdict {
+            check: "traffic split across backends".into(),
+            subject: subject.to_owned(),
+            passed,
+            expected: Evidence::new(
+                "split-as-weighted",
+                format!(
+                    "every share within {:.0} points, false-fail rate {:.0}%, power {:.0}%",
+                    self.criteria.tolerance * 100.0,
+                    self.criteria.false_fail * 100.0,
+                    self.criteria.power * 100.0
+                ),
+            ),
+            observed: Evidence::new(if passed { "split-as-weighted" } else { "split-deviates" }, self.table()),
+            reason: (!passed).then_some(FailureReason::SplitDeviates),
+            look_at: look_at.to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The verdict's error rates, checked by simulation over many synthetic samples, for a
+    //! random balancer (each request picks a backend by weight) and a deterministic one
+    //! (smooth weighted round robin, as nginx does).
+
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    const STAGES: [[u32; 2]; 5] = [[5, 95], [25, 75], [50, 50], [75, 25], [100, 0]];
+    const SAMPLES: usize = 1000;
+
+    fn backends(weights: &[u32]) -> Vec<(String, u32)> {
+        weights.iter().enumerate().map(|(i, &w)| (format!("b{i}"), w)).collect()
+    }
+
+    /// Counts of `n` requests each sent to backend i with probability `shares[i]`.
+    fn random_counts(rng: &mut StdRng, shares: &[f64], n: u64) -> Vec<u64> {
+        let mut counts = vec![0; shares.len()];
+        for _ in 0..n {
+            let mut x: f64 = rng.random();
+            let chosen = shares.iter().position(|&p| {
+                x -= p;
+                x < 0.0
+            });
+            counts[chosen.unwrap_or(shares.len() - 1)] += 1;
+        }
+        counts
+    }
+
+    /// Counts of `n` requests under smooth weighted round robin with `weights`.
+    fn round_robin_counts(weights: &[u32], n: u64) -> Vec<u64> {
+        let total: i64 = weights.iter().map(|&w| i64::from(w)).sum();
+        let mut current = vec![0i64; weights.len()];
+        let mut counts = vec![0; weights.len()];
+        for _ in 0..n {
+            for (c, &w) in current.iter_mut().zip(weights) {
+                *c += i64::from(w);
+            }
+            let best = (0..weights.len()).max_by_key(|&i| (current[i], std::cmp::Reverse(i))).unwrap();
+            current[best] -= total;
+            counts[best] += 1;
+        }
+        counts
+    }
+
+    /// The same shares moved by `tolerance` toward the first backend (or away, if it is full).
+    fn deviated(weights: &[u32], tolerance: f64) -> Vec<f64> {
+        let mut p = shares(weights);
+        let shift = if p[0] + tolerance <= 1.0 { tolerance } else { -tolerance };
+        p[0] += shift;
+        p[1] -= shift;
+        p
+    }
+
+    fn fail_rate(criteria: &SplitCriteria, weights: &[u32], mut sample: impl FnMut(u64) -> Vec<u64>) -> f64 {
+        let n = criteria.sample_size(weights);
+        let failed = (0..SAMPLES).filter(|_| !criteria.judge(&backends(weights), &sample(n)).passed()).count();
+        failed as f64 / SAMPLES as f64
+    }
+
+    /// Three standard errors of a rate estimated from SAMPLES trials.
+    fn margin(rate: f64) -> f64 {
+        3.0 * (rate * (1.0 - rate) / SAMPLES as f64).sqrt()
+    }
+
+    #[test]
+    fn a_correct_random_split_fails_at_most_at_the_stated_rate() {
+        let criteria = SplitCriteria::default();
+        let mut rng = StdRng::seed_from_u64(7);
+        for weights in STAGES.iter().map(|w| w.as_slice()).chain([[40, 40, 20].as_slice()]) {
+            let rate = fail_rate(&criteria, weights, |n| random_counts(&mut rng, &shares(weights), n));
+            assert!(rate <= criteria.false_fail + margin(criteria.false_fail), "{weights:?}: false-fail rate {rate}");
+        }
+    }
+
+    #[test]
+    fn a_random_split_off_by_the_tolerance_is_caught_with_the_stated_power() {
+        let criteria = SplitCriteria::default();
+        let mut rng = StdRng::seed_from_u64(11);
+        for weights in STAGES {
+            let off = deviated(&weights, criteria.tolerance);
+            let rate = fail_rate(&criteria, &weights, |n| random_counts(&mut rng, &off, n));
+            assert!(rate >= criteria.power - margin(criteria.power), "{weights:?} off by 5 points: caught {rate}");
+        }
+    }
+
+    #[test]
+    fn a_deterministic_balancer_passes_when_right_and_fails_when_off() {
+        let criteria = SplitCriteria::default();
+        for weights in STAGES {
+            let n = criteria.sample_size(&weights);
+            assert!(criteria.judge(&backends(&weights), &round_robin_counts(&weights, n)).passed(), "{weights:?}");
+            let off: Vec<u32> = deviated(&weights, criteria.tolerance).iter().map(|p| (p * 1000.0).round() as u32).collect();
+            assert!(!criteria.judge(&backends(&weights), &round_robin_counts(&off, n)).passed(), "{weights:?} off by 5 points passed");
+        }
+    }
+
+    #[test]
+    fn the_gateway_api_rule_passes_a_62_38_split_of_a_70_30_route_but_this_verdict_does_not() {
+        // Gateway API conformance: 500 requests, each share within 5 points, up to 10 tries.
+        let mut rng = StdRng::seed_from_u64(13);
+        let actual = [0.62, 0.38];
+        let gateway_api_passes = (0..SAMPLES)
+            .filter(|_| (0..10).any(|_| (random_counts(&mut rng, &actual, 500)[0] as f64 / 500.0 - 0.70).abs() <= 0.05))
+            .count() as f64
+            / SAMPLES as f64;
+        assert!(gateway_api_passes > 0.5, "the anchor's weakness as documented: {gateway_api_passes}");
+        let criteria = SplitCriteria::default();
+        let ours = fail_rate(&criteria, &[70, 30], |n| random_counts(&mut rng, &actual, n));
+        assert!(ours >= 0.99, "an 8-point deviation is caught: {ours}");
+    }
+
+    #[test]
+    fn sample_sizes_follow_from_the_criteria_not_a_constant() {
+        let criteria = SplitCriteria::default();
+        let sizes: Vec<u64> = STAGES.iter().map(|w| criteria.sample_size(w)).collect();
+        assert!(sizes.iter().all(|&n| n < 5000), "fewer than the Gateway API's 500 x 10: {sizes:?}");
+        assert!(sizes[2] > sizes[0], "a 50/50 split needs more requests than a 5/95 one: {sizes:?}");
+        assert_eq!(sizes[4], 59, "all on one backend: a 5-point leak is seen with 95% power within 59 requests");
+        let looser = SplitCriteria { tolerance: 0.10, ..criteria };
+        assert!(looser.sample_size(&[50, 50]) * 3 < criteria.sample_size(&[50, 50]));
+    }
+
+    #[test]
+    fn a_weight_zero_backend_must_get_nothing() {
+        let criteria = SplitCriteria::default();
+        let verdict = criteria.judge(&backends(&[100, 0]), &[58, 1]);
+        assert!(!verdict.passed());
+        assert!(verdict.table().contains("b1 (weight 0, expected 0.0%): 1 of 59"), "{}", verdict.table());
+        let report = verdict.verdict("route canary", "the gateway's upstream weights");
+        assert_eq!((report.reason, report.observed.role.as_str()), (Some(FailureReason::SplitDeviates), "split-deviates"));
+    }
+
+    #[test]
+    fn intervals_are_exact_at_the_edges() {
+        assert_eq!(clopper_pearson(0, 10, 0.95).0, 0.0);
+        assert_eq!(clopper_pearson(10, 10, 0.95).1, 1.0);
+        let (lo, hi) = clopper_pearson(50, 100, 0.95);
+        assert!((lo - 0.398).abs() < 0.002 && (hi - 0.602).abs() < 0.002, "({lo}, {hi})");
+    }
+}
