@@ -5,11 +5,13 @@
 //! prints one [`Observation`] as JSON: what was seen, or why nothing was (refused, timed
 //! out, unreachable). Nothing here knows where it runs: a network namespace or a container.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use serde::{Deserialize, Serialize};
@@ -75,6 +77,22 @@ enum Command {
         #[arg(long, default_value = "probe")]
         name: String,
     },
+    /// Send many requests at a concurrency and print a [`LoadReport`] as JSON.
+    Load {
+        url: String,
+        #[arg(long, default_value_t = 100)]
+        requests: u64,
+        #[arg(long, default_value_t = 4)]
+        concurrency: u64,
+        /// Give up on one request after this many milliseconds.
+        #[arg(long, default_value_t = 3000)]
+        timeout_ms: u64,
+        /// Count the values of this response header too (e.g. a route generation).
+        #[arg(long)]
+        header: Option<String>,
+    },
+    /// Ask a serving probe at URL (its REQUESTS_PATH) how many requests it answered.
+    Served { url: String },
     /// Request URL once and print the observation as JSON; exit 0 only if it answered.
     Get {
         url: String,
@@ -94,6 +112,21 @@ pub fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Load { url, requests, concurrency, timeout_ms, header } => {
+            let report = load(&url, requests, concurrency, Duration::from_millis(timeout_ms), header.as_deref());
+            println!("{}", serde_json::to_string(&report).expect("report serializes"));
+            ExitCode::SUCCESS
+        }
+        Command::Served { url } => match agent(Duration::from_secs(3)).get(&url).call().map_err(|e| e.to_string()).and_then(|mut r| r.body_mut().read_to_string().map_err(|e| e.to_string())) {
+            Ok(body) => {
+                println!("{}", body.trim());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cni-probe served: {url}: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Get { url, timeout_ms } => {
             let observation = get(&url, Duration::from_millis(timeout_ms));
             println!("{}", serde_json::to_string(&observation).expect("observation serializes"));
@@ -105,8 +138,18 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The path where a serving probe says how many requests it answered.
+pub const REQUESTS_PATH: &str = "/__probe/requests";
+
+/// What a serving probe answered so far (requests to [`REQUESTS_PATH`] not counted).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServedRequests {
+    pub requests: u64,
+}
+
 fn serve(listen: SocketAddr, name: &str) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let server = Arc::new(tiny_http::Server::http(listen)?);
+    let served = Arc::new(AtomicU64::new(0));
     let bound = server.server_addr().to_ip().unwrap_or(listen);
     // The line the harness waits for: the socket is bound, requests will be answered.
     println!("listening on {bound}");
@@ -114,9 +157,16 @@ fn serve(listen: SocketAddr, name: &str) -> Result<(), Box<dyn std::error::Error
     let workers: Vec<_> = (0..4)
         .map(|_| {
             let server = Arc::clone(&server);
+            let served = Arc::clone(&served);
             let name = name.to_owned();
             std::thread::spawn(move || {
                 for request in server.incoming_requests() {
+                    if request.url() == REQUESTS_PATH {
+                        let body = serde_json::to_string(&ServedRequests { requests: served.load(Ordering::SeqCst) }).expect("serializes");
+                        let _ = request.respond(tiny_http::Response::from_string(body));
+                        continue;
+                    }
+                    served.fetch_add(1, Ordering::SeqCst);
                     answer(request, &name);
                 }
             })
@@ -139,14 +189,13 @@ fn answer(request: tiny_http::Request, name: &str) {
     let _ = request.respond(tiny_http::Response::from_string(body).with_header(header));
 }
 
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).build().into()
+}
+
 /// Requests `url` once and says what happened.
 pub fn get(url: &str, timeout: Duration) -> Observation {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    match agent.get(url).call() {
+    match agent(timeout).get(url).call() {
         Ok(mut response) => {
             let status = response.status().as_u16();
             let body = response.body_mut().read_to_string().unwrap_or_default();
@@ -157,6 +206,109 @@ pub fn get(url: &str, timeout: Duration) -> Observation {
         }
         Err(error) => classify(error),
     }
+}
+
+/// What a load run saw: who answered, with which status, how fast.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadReport {
+    pub requests: u64,
+    /// Answers by the `server` name in the echo reply.
+    pub by_server: BTreeMap<String, u64>,
+    /// Answers by HTTP status.
+    pub by_status: BTreeMap<u16, u64>,
+    /// Requests that got no HTTP answer, by outcome (refused, timed out, ...).
+    pub failures: BTreeMap<String, u64>,
+    /// Answers by the value of the recorded header ("" when absent).
+    pub by_header: BTreeMap<String, u64>,
+    /// The recorded header's value of each answer, in the order the answers came.
+    pub header_sequence: Vec<String>,
+    pub latency_ms: Percentiles,
+    pub elapsed_ms: f64,
+    pub requests_per_second: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Percentiles {
+    fn of(mut samples: Vec<f64>) -> Self {
+        if samples.is_empty() {
+            return Self::default();
+        }
+        samples.sort_by(f64::total_cmp);
+        let at = |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
+        Self { p50: at(0.50), p90: at(0.90), p99: at(0.99), max: samples[samples.len() - 1] }
+    }
+}
+
+struct Answer {
+    server: Option<String>,
+    status: Option<u16>,
+    failure: Option<&'static str>,
+    header: String,
+    latency_ms: f64,
+}
+
+/// Sends `requests` requests to `url` from `concurrency` workers, each on its own
+/// keep-alive connection, and reports what answered.
+pub fn load(url: &str, requests: u64, concurrency: u64, timeout: Duration, header: Option<&str>) -> LoadReport {
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let answers = Arc::new(Mutex::new(Vec::with_capacity(requests as usize)));
+    let workers: Vec<_> = (0..concurrency.max(1))
+        .map(|_| {
+            let (next, answers, url, header) = (Arc::clone(&next), Arc::clone(&answers), url.to_owned(), header.map(str::to_owned));
+            std::thread::spawn(move || {
+                let agent = agent(timeout);
+                while next.fetch_add(1, Ordering::SeqCst) < requests {
+                    let sent = Instant::now();
+                    let answer = match agent.get(&url).call() {
+                        Ok(mut response) => {
+                            let status = response.status().as_u16();
+                            let value = header.as_deref().and_then(|h| response.headers().get(h)).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+                            let body = response.body_mut().read_to_string().unwrap_or_default();
+                            let server = serde_json::from_str::<EchoReply>(&body).ok().map(|r| r.server);
+                            Answer { server, status: Some(status), failure: None, header: value, latency_ms: sent.elapsed().as_secs_f64() * 1e3 }
+                        }
+                        Err(error) => Answer { server: None, status: None, failure: Some(classify(error).kind()), header: String::new(), latency_ms: sent.elapsed().as_secs_f64() * 1e3 },
+                    };
+                    answers.lock().expect("not poisoned").push(answer);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        let _ = worker.join();
+    }
+    let elapsed = started.elapsed();
+    let answers = std::mem::take(&mut *answers.lock().expect("not poisoned"));
+    let mut report = LoadReport { requests: answers.len() as u64, ..Default::default() };
+    for answer in &answers {
+        if let Some(server) = &answer.server {
+            *report.by_server.entry(server.clone()).or_default() += 1;
+        }
+        if let Some(status) = answer.status {
+            *report.by_status.entry(status).or_default() += 1;
+            *report.by_header.entry(answer.header.clone()).or_default() += 1;
+            report.header_sequence.push(answer.header.clone());
+        }
+        if let Some(failure) = answer.failure {
+            *report.failures.entry(failure.to_owned()).or_default() += 1;
+        }
+    }
+    if header.is_none() {
+        report.header_sequence.clear();
+        report.by_header.clear();
+    }
+    report.latency_ms = Percentiles::of(answers.iter().map(|a| a.latency_ms).collect());
+    report.elapsed_ms = elapsed.as_secs_f64() * 1e3;
+    report.requests_per_second = report.requests as f64 / elapsed.as_secs_f64().max(1e-9);
+    report
 }
 
 fn classify(error: ureq::Error) -> Observation {
@@ -193,6 +345,32 @@ mod tests {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let observation = get(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(2));
         assert!(matches!(observation, Observation::Refused { .. }), "{observation:?}");
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let p = Percentiles::of((1..=100).map(f64::from).collect());
+        assert_eq!((p.p50, p.p90, p.p99, p.max), (50.0, 90.0, 99.0, 100.0));
+        assert_eq!(Percentiles::of(vec![]), Percentiles::default());
+    }
+
+    #[test]
+    fn load_counts_who_answered_and_what_failed() {
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let addr = server.server_addr().to_ip().unwrap();
+        let handle = std::thread::spawn(move || {
+            for _ in 0..20 {
+                let request = server.recv().unwrap();
+                answer(request, "backend");
+            }
+        });
+        let report = load(&format!("http://{addr}/"), 20, 4, Duration::from_secs(2), None);
+        handle.join().unwrap();
+        assert_eq!((report.requests, report.by_server.get("backend"), report.by_status.get(&200)), (20, Some(&20), Some(&20)));
+        assert!(report.requests_per_second > 0.0 && report.latency_ms.max >= report.latency_ms.p50);
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let refused = load(&format!("http://127.0.0.1:{port}/"), 3, 2, Duration::from_secs(2), None);
+        assert_eq!(refused.failures.get("refused"), Some(&3));
     }
 
     #[test]
