@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{HarnessError, Result};
-use crate::model::{EgressPolicy, LabelSelector, Labels, NodeRole};
+use crate::model::{EgressPolicy, HttpRoute, LabelSelector, Labels, NodeRole, WeightedBackend};
+use crate::verdict::weights::SplitCriteria;
 
 /// The repository's `fixtures/` directory (or `CNICONF_FIXTURES`).
 pub fn fixtures_dir() -> PathBuf {
@@ -204,6 +205,154 @@ pub fn load_egress_budgets(path: &Path) -> Result<EgressBudgets> {
     Ok(budgets)
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HttpRouteObject {
+    api_version: String,
+    kind: String,
+    metadata: ObjectMeta,
+    spec: HttpRouteSpec,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HttpRouteSpec {
+    rules: Vec<RouteRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RouteRule {
+    #[serde(default)]
+    matches: Vec<RouteMatch>,
+    #[serde(default)]
+    filters: Vec<RouteFilter>,
+    backend_refs: Vec<RouteBackend>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RouteMatch {
+    path: RoutePath,
+}
+
+#[derive(Debug, Deserialize)]
+struct RoutePath {
+    #[serde(rename = "type")]
+    match_type: String,
+    value: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RouteFilter {
+    #[serde(rename = "type")]
+    filter_type: String,
+    request_mirror: Option<RequestMirror>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestMirror {
+    backend_ref: RouteBackend,
+}
+
+#[derive(Debug, Deserialize)]
+struct RouteBackend {
+    #[serde(default = "service_kind")]
+    kind: String,
+    name: String,
+    port: u16,
+    #[serde(default = "one")]
+    weight: u32,
+}
+
+fn service_kind() -> String {
+    "Service".into()
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Reads a Gateway API `HTTPRoute` with one rule (one PathPrefix match, weighted Service
+/// backends, optionally a RequestMirror filter) into a neutral [`HttpRoute`].
+pub fn load_http_route(path: &Path) -> Result<HttpRoute> {
+    let text = read(path)?;
+    let route: HttpRouteObject = serde_saphyr::from_str_with_options(&text, yaml_options()).map_err(|e| malformed(path, e.to_string()))?;
+    if route.kind != "HTTPRoute" || !route.api_version.starts_with("gateway.networking.k8s.io/") {
+        return Err(malformed(path, format!("expected kind HTTPRoute of gateway.networking.k8s.io, found {} {}", route.api_version, route.kind)));
+    }
+    let name = route.metadata.name;
+    let field = |f: &str| format!("HTTPRoute `{name}` field {f}");
+    let [rule] = <[RouteRule; 1]>::try_from(route.spec.rules).map_err(|rules| malformed(path, format!("{}: expected exactly one rule, found {}", field("spec.rules"), rules.len())))?;
+    let path_prefix = match rule.matches.as_slice() {
+        [RouteMatch { path }] if path.match_type == "PathPrefix" => path.value.clone(),
+        _ => return Err(malformed(path, format!("{}: expected one match of type PathPrefix", field("spec.rules[0].matches")))),
+    };
+    let service = |backend: &RouteBackend, at: &str| {
+        if backend.kind != "Service" {
+            return Err(malformed(path, format!("{}: kind {} is not supported, expected Service", field(at), backend.kind)));
+        }
+        Ok(WeightedBackend { service: backend.name.clone(), port: backend.port, weight: backend.weight })
+    };
+    let backends = rule.backend_refs.iter().enumerate().map(|(i, b)| service(b, &format!("spec.rules[0].backendRefs[{i}]"))).collect::<Result<Vec<_>>>()?;
+    if backends.is_empty() {
+        return Err(malformed(path, format!("{}: expected at least one backend", field("spec.rules[0].backendRefs"))));
+    }
+    let mut mirror_to = None;
+    for (i, filter) in rule.filters.iter().enumerate() {
+        match (filter.filter_type.as_str(), &filter.request_mirror) {
+            ("RequestMirror", Some(mirror)) => {
+                let target = service(&mirror.backend_ref, &format!("spec.rules[0].filters[{i}].requestMirror.backendRef"))?;
+                mirror_to = Some((target.service, target.port));
+            }
+            (other, _) => return Err(malformed(path, format!("{}: filter type {other} is not supported (RequestMirror is)", field(&format!("spec.rules[0].filters[{i}]"))))),
+        }
+    }
+    Ok(HttpRoute { name, path_prefix, backends, mirror_to, generation: 0 })
+}
+
+/// Budgets of the canary scenarios (`budgets/canary.yaml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CanaryBudgets {
+    pub converge_seconds: f64,
+    pub split: SplitCriteriaFixture,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SplitCriteriaFixture {
+    pub tolerance: f64,
+    pub power: f64,
+    pub false_fail: f64,
+}
+
+impl CanaryBudgets {
+    pub fn criteria(&self) -> SplitCriteria {
+        SplitCriteria { tolerance: self.split.tolerance, power: self.split.power, false_fail: self.split.false_fail }
+    }
+}
+
+pub fn load_canary_budgets(path: &Path) -> Result<CanaryBudgets> {
+    let text = read(path)?;
+    let budgets: CanaryBudgets = serde_saphyr::from_str_with_options(&text, yaml_options()).map_err(|e| malformed(path, e.to_string()))?;
+    let probability = |name: &str, value: f64| {
+        if value > 0.0 && value < 1.0 {
+            Ok(())
+        } else {
+            Err(malformed(path, format!("split.{name}: expected a number between 0 and 1, found {value}")))
+        }
+    };
+    probability("tolerance", budgets.split.tolerance)?;
+    probability("power", budgets.split.power)?;
+    probability("falseFail", budgets.split.false_fail)?;
+    if !(budgets.converge_seconds > 0.0) {
+        return Err(malformed(path, format!("convergeSeconds: expected a positive number of seconds, found {}", budgets.converge_seconds)));
+    }
+    Ok(budgets)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,6 +386,30 @@ mod tests {
         let policy = load_antrea_egress(&fixture_path("egress/prod-web-failover.antrea.yaml")).unwrap();
         assert_eq!(policy.gateway_node_selector.match_labels, labels([("egress-pool", "prod")]));
         assert!(load_egress_budgets(&fixture_path("budgets/egress.yaml")).unwrap().failover_seconds > 0.0);
+    }
+
+    #[test]
+    fn the_thesis_routes_read_as_neutral_routes() {
+        let canary = load_http_route(&fixture_path("canary/current-weather-route.yaml")).unwrap();
+        assert_eq!((canary.path_prefix.as_str(), canary.weights(), canary.mirror_to.clone()), ("/getCurrentWeather", vec![95, 5], None));
+        let mirror = load_http_route(&fixture_path("canary/weather-mirror-route.yaml")).unwrap();
+        assert_eq!(mirror.mirror_to, Some(("traffic-analyzer".into(), 8080)));
+        let budgets = load_canary_budgets(&fixture_path("budgets/canary.yaml")).unwrap();
+        assert_eq!(budgets.criteria(), SplitCriteria::default());
+    }
+
+    #[test]
+    fn an_unsupported_route_filter_is_named() {
+        let file = write("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n  - matches: [{path: {type: PathPrefix, value: /}}]\n    filters: [{type: URLRewrite}]\n    backendRefs: [{name: a, port: 80}]\n");
+        let error = load_http_route(file.path()).unwrap_err().to_string();
+        assert!(error.contains("HTTPRoute `r` field spec.rules[0].filters[0]: filter type URLRewrite is not supported"), "{error}");
+    }
+
+    #[test]
+    fn a_split_probability_out_of_range_is_named() {
+        let file = write("convergeSeconds: 10\nsplit: {tolerance: 5, power: 0.95, falseFail: 0.01}\n");
+        let error = load_canary_budgets(file.path()).unwrap_err().to_string();
+        assert!(error.contains("split.tolerance: expected a number between 0 and 1, found 5"), "{error}");
     }
 
     #[test]

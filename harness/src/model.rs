@@ -102,6 +102,44 @@ pub struct EgressStatus {
     pub egress_ip: IpAddr,
 }
 
+/// A backend of a route: a Service by name and port, with its weight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightedBackend {
+    pub service: String,
+    pub port: u16,
+    pub weight: u32,
+}
+
+/// An HTTP route in neutral form: requests under a path prefix are split across weighted
+/// backends, and optionally copied to a mirror (Gateway API `HTTPRoute`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRoute {
+    pub name: String,
+    pub path_prefix: String,
+    pub backends: Vec<WeightedBackend>,
+    /// A Service every request is also copied to (`RequestMirror`).
+    pub mirror_to: Option<(String, u16)>,
+    /// Sent back in `X-Route-Generation` by every answer of this version of the route.
+    pub generation: u64,
+}
+
+/// The response header that tells which version of a route answered.
+pub const ROUTE_GENERATION_HEADER: &str = "X-Route-Generation";
+
+impl HttpRoute {
+    /// The weights, in backend order.
+    pub fn weights(&self) -> Vec<u32> {
+        self.backends.iter().map(|b| b.weight).collect()
+    }
+
+    /// Sets the weights, in backend order.
+    pub fn set_weights(&mut self, weights: &[u32]) {
+        for (backend, &weight) in self.backends.iter_mut().zip(weights) {
+            backend.weight = weight;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

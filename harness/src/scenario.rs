@@ -17,14 +17,15 @@ use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use crate::cni::{CniProfile, Feature};
 use crate::error::{HarnessError, Result};
 use crate::fixtures;
-use crate::model::{EgressPolicy, EgressStatus, LabelSelector, Labels, NamespaceSpec, Node, NodeRole, Pod, PodSpec};
+use crate::model::{EgressPolicy, EgressStatus, HttpRoute, LabelSelector, Labels, NamespaceSpec, Node, NodeRole, Pod, PodSpec, ROUTE_GENERATION_HEADER};
 use crate::provider::{Cluster, ProviderChoice};
 use crate::report::golden::GoldenReport;
 use crate::report::junit::JunitReport;
 use crate::report::summary::SummaryReport;
 use crate::report::{Destinations, EventStream, RunEvent, TrialOutcome, TrialRecord};
 use crate::verdict::snat::{self, AddressBook, ExpectedSource};
-use crate::verdict::{reach, Verdict};
+use crate::verdict::rollout::{self, Convergence};
+use crate::verdict::{budget, reach, Verdict};
 
 /// Every kind of wait, with its budget. Waits take their budget from here, never a literal.
 #[derive(Debug, Clone)]
@@ -225,6 +226,10 @@ pub fn run_scenarios(cluster: &Arc<dyn Cluster>, scenarios: &[Scenario], timeout
     })
 }
 
+fn labels_of_app(service: &str) -> Labels {
+    crate::model::labels([("app", service)])
+}
+
 /// What a scenario body works with: the cluster, seen through names unique to its trial.
 pub struct ScenarioContext {
     cluster: Arc<dyn Cluster>,
@@ -256,6 +261,86 @@ impl ScenarioContext {
     /// The first node that `matches`, or an error saying what was wanted.
     fn node_where(&self, what: &str, wanted: String, matches: impl Fn(&Node) -> bool) -> Result<Node> {
         self.cluster.nodes().iter().find(|n| matches(n)).cloned().ok_or_else(|| HarnessError::NotFound { what: what.into(), wanted })
+    }
+
+    /// Loads an HTTPRoute fixture and makes it the trial's: a unique name, and its path
+    /// prefix under `/<trial>` so routes of parallel trials never meet.
+    pub fn http_route(&mut self, fixture: &str) -> Result<HttpRoute> {
+        let mut route = fixtures::load_http_route(&fixtures::fixture_path(fixture))?;
+        route.name = format!("{}-{}", route.name, self.trial);
+        route.path_prefix = format!("/{}{}", self.trial, route.path_prefix);
+        Ok(route)
+    }
+
+    /// One probe pod per Service the route sends to (backends, then the mirror), named as
+    /// the Service and spread over the workers.
+    pub fn backend_pods(&mut self, namespace: &str, route: &HttpRoute) -> Result<Vec<Pod>> {
+        let workers: Vec<Node> = self.cluster.nodes().iter().filter(|n| n.role == NodeRole::Worker).cloned().collect();
+        if workers.is_empty() {
+            return Err(HarnessError::NotFound { what: "worker node".into(), wanted: "any, for the route's backends".into() });
+        }
+        let services = route.backends.iter().map(|b| b.service.clone()).chain(route.mirror_to.iter().map(|(s, _)| s.clone()));
+        services.enumerate().map(|(i, service)| self.pod(namespace, &service, labels_of_app(&service), &workers[i % workers.len()])).collect()
+    }
+
+    /// Applies the route as its next generation and measures from outside until a whole
+    /// batch of answers comes from it; the verdict says whether it went live within the budget.
+    pub fn roll_out(&mut self, namespace: &str, route: &mut HttpRoute) -> Result<Verdict> {
+        let budget = Duration::from_secs_f64(self.canary_budgets()?.converge_seconds);
+        route.generation += 1;
+        self.cluster.apply_http_route(namespace, route)?;
+        // From the route being accepted (by the API, or the lab's gateway) until it answers.
+        let started = Instant::now();
+        let url = self.cluster.gateway_url(&route.path_prefix);
+        let wanted = route.generation.to_string();
+        let convergence = loop {
+            let batch = self.cluster.load_from_outside(&url, 20, 4, Some(ROUTE_GENERATION_HEADER))?;
+            let live = batch.by_header.get(&wanted) == Some(&batch.requests) && batch.requests > 0;
+            if live || started.elapsed() >= budget * 2 {
+                break Convergence { generation: route.generation, live, elapsed: started.elapsed(), last_seen: batch.by_header };
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        Ok(rollout::live_within(&route.name, &convergence, budget))
+    }
+
+    /// Sends as many requests through the route as the split criteria need, from outside,
+    /// and judges every answer and the split by the route's weights.
+    pub fn split_seen_outside(&mut self, route: &HttpRoute) -> Result<Verdict> {
+        let criteria = self.canary_budgets()?.criteria();
+        let requests = criteria.sample_size(&route.weights());
+        let report = self.cluster.load_from_outside(&self.cluster.gateway_url(&route.path_prefix), requests, 8, None)?;
+        let backends: Vec<(String, u32)> = route.backends.iter().map(|b| (b.service.clone(), b.weight)).collect();
+        let names: Vec<String> = backends.iter().map(|(n, _)| n.clone()).collect();
+        let counts: Vec<u64> = names.iter().map(|n| report.by_server.get(n).copied().unwrap_or(0)).collect();
+        let mut split = criteria.judge(&backends, &counts).verdict(&format!("route {}", route.name), "the Gateway's upstream weights for the route");
+        split.observed.detail.push_str(&format!(
+            "; load: {} requests at 8 concurrent, {:.0} requests/s, latency p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms",
+            report.requests, report.requests_per_second, report.latency_ms.p50, report.latency_ms.p90, report.latency_ms.p99
+        ));
+        Ok(budget::all_of([rollout::answered_by_backends(&route.name, &report, &names), split]))
+    }
+
+    /// Sends `requests` through a mirroring route and judges that clients were answered by
+    /// the backends while `mirror` got one copy of each.
+    pub fn mirroring_seen(&mut self, route: &HttpRoute, mirror: &Pod, requests: u64) -> Result<Verdict> {
+        let before = self.cluster.served_requests(mirror)?;
+        let report = self.cluster.load_from_outside(&self.cluster.gateway_url(&route.path_prefix), requests, 8, None)?;
+        let backends: Vec<String> = route.backends.iter().map(|b| b.service.clone()).collect();
+        // Mirrored copies are sent beside the answers; give the last ones a moment to land.
+        let deadline = Instant::now() + self.timeouts.request;
+        let copies = loop {
+            let copies = self.cluster.served_requests(mirror)? - before;
+            if copies >= requests || Instant::now() >= deadline {
+                break copies;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Ok(budget::all_of([rollout::answered_by_backends(&route.name, &report, &backends), rollout::mirrored(&route.name, requests, copies)]))
+    }
+
+    fn canary_budgets(&self) -> Result<fixtures::CanaryBudgets> {
+        fixtures::load_canary_budgets(&fixtures::fixture_path("budgets/canary.yaml"))
     }
 
     /// The first worker node.
@@ -411,6 +496,18 @@ mod tests {
         }
         fn request_from(&self, _: &Pod, _: &str, _: Duration) -> Result<Observation> {
             unreachable!("no scenario here sends traffic")
+        }
+        fn apply_http_route(&self, _: &str, _: &crate::model::HttpRoute) -> Result<()> {
+            Ok(())
+        }
+        fn gateway_url(&self, path: &str) -> String {
+            format!("http://192.0.2.3{path}")
+        }
+        fn load_from_outside(&self, _: &str, _: u64, _: u64, _: Option<&str>) -> Result<cni_probe::LoadReport> {
+            unreachable!("no scenario here sends traffic")
+        }
+        fn served_requests(&self, _: &Pod) -> Result<u64> {
+            Ok(0)
         }
         fn stop_node(&self, _: &Node) -> Result<()> {
             Ok(())

@@ -222,6 +222,8 @@ pub struct LoadReport {
     pub by_header: BTreeMap<String, u64>,
     /// The recorded header's value of each answer, in the order the answers came.
     pub header_sequence: Vec<String>,
+    /// The first few answers that were not echo replies: status and body, as evidence.
+    pub odd_answers: Vec<String>,
     pub latency_ms: Percentiles,
     pub elapsed_ms: f64,
     pub requests_per_second: f64,
@@ -247,6 +249,7 @@ impl Percentiles {
 }
 
 struct Answer {
+    odd: Option<String>,
     server: Option<String>,
     status: Option<u16>,
     failure: Option<&'static str>,
@@ -273,9 +276,10 @@ pub fn load(url: &str, requests: u64, concurrency: u64, timeout: Duration, heade
                             let value = header.as_deref().and_then(|h| response.headers().get(h)).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
                             let body = response.body_mut().read_to_string().unwrap_or_default();
                             let server = serde_json::from_str::<EchoReply>(&body).ok().map(|r| r.server);
-                            Answer { server, status: Some(status), failure: None, header: value, latency_ms: sent.elapsed().as_secs_f64() * 1e3 }
+                            let odd = server.is_none().then(|| format!("HTTP {status}: {}", body.chars().take(200).collect::<String>()));
+                            Answer { odd, server, status: Some(status), failure: None, header: value, latency_ms: sent.elapsed().as_secs_f64() * 1e3 }
                         }
-                        Err(error) => Answer { server: None, status: None, failure: Some(classify(error).kind()), header: String::new(), latency_ms: sent.elapsed().as_secs_f64() * 1e3 },
+                        Err(error) => Answer { odd: None, server: None, status: None, failure: Some(classify(error).kind()), header: String::new(), latency_ms: sent.elapsed().as_secs_f64() * 1e3 },
                     };
                     answers.lock().expect("not poisoned").push(answer);
                 }
@@ -296,6 +300,9 @@ pub fn load(url: &str, requests: u64, concurrency: u64, timeout: Duration, heade
             *report.by_status.entry(status).or_default() += 1;
             *report.by_header.entry(answer.header.clone()).or_default() += 1;
             report.header_sequence.push(answer.header.clone());
+        }
+        if let Some(odd) = answer.odd.as_ref().filter(|_| report.odd_answers.len() < 3) {
+            report.odd_answers.push(odd.clone());
         }
         if let Some(failure) = answer.failure {
             *report.failures.entry(failure.to_owned()).or_default() += 1;

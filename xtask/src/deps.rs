@@ -3,12 +3,14 @@
 use std::process::Command;
 
 /// (package, a file it installs that the lab uses)
-const PACKAGES: [(&str, &str); 7] = [
+const PACKAGES: [(&str, &str); 8] = [
     ("containernetworking-plugins", "/usr/lib/cni/bridge"),
     ("iproute2", "/usr/sbin/ip"),
     ("iptables", "/usr/sbin/iptables-restore"),
     ("procps", "/usr/bin/kill"),
     ("util-linux", "/usr/bin/setpriv"),
+    // The lab's Gateway for the canary suites.
+    ("nginx-light", "/usr/sbin/nginx"),
     // The workflow lint: actionlint checks `run:` scripts with shellcheck, in a venv.
     ("shellcheck", "/usr/bin/shellcheck"),
     ("python3-venv", "/usr/share/doc/python3-venv"),

@@ -14,6 +14,10 @@ pub enum Feature {
     EgressFailover,
     /// Traffic to destinations excluded from an egress policy keeps the node IP.
     EgressExcludedCidrs,
+    /// A Gateway API implementation that splits HTTPRoute traffic by backend weights.
+    GatewayWeights,
+    /// The HTTPRoute RequestMirror filter.
+    RequestMirror,
 }
 
 impl Feature {
@@ -22,6 +26,8 @@ impl Feature {
             Feature::EgressGateway => "egress gateway",
             Feature::EgressFailover => "egress failover",
             Feature::EgressExcludedCidrs => "egress excluded CIDRs",
+            Feature::GatewayWeights => "Gateway API weighted routes",
+            Feature::RequestMirror => "Gateway API request mirroring",
         }
     }
 }
@@ -69,13 +75,14 @@ impl CniProfile {
 }
 
 /// The CNI reference plugins (bridge + host-local, chained with tuning) as Debian ships them,
-/// with the lab's reference egress gateway: policy routing over VXLAN to a gateway node
-/// that SNATs to the egress IP. Its version is the installed package's.
+/// with the lab's reference egress gateway (policy routing over VXLAN to a gateway node
+/// that SNATs to the egress IP) and the lab's nginx Gateway. Its version is the installed
+/// package's.
 pub fn reference() -> CniProfile {
     CniProfile {
         name: "reference",
         version: "as installed",
-        features: &[Feature::EgressGateway],
+        features: &[Feature::EgressGateway, Feature::GatewayWeights, Feature::RequestMirror],
         installation: Installation::ReferencePlugins { conflist: "cni/reference/10-lab.conflist" },
         readiness: &[],
         replaces_kube_proxy: false,
@@ -88,7 +95,7 @@ pub fn antrea() -> CniProfile {
     CniProfile {
         name: "antrea",
         version: "2.2.0",
-        features: &[Feature::EgressGateway, Feature::EgressFailover],
+        features: &[Feature::EgressGateway, Feature::EgressFailover, Feature::GatewayWeights, Feature::RequestMirror],
         installation: Installation::Manifest { url: "https://github.com/antrea-io/antrea/releases/download/v{version}/antrea.yml" },
         readiness: &[
             Workload { kind: "DaemonSet", namespace: "kube-system", name: "antrea-agent" },
@@ -105,7 +112,7 @@ pub fn cilium() -> CniProfile {
     CniProfile {
         name: "cilium",
         version: "1.16.6",
-        features: &[Feature::EgressGateway, Feature::EgressExcludedCidrs],
+        features: &[Feature::EgressGateway, Feature::EgressExcludedCidrs, Feature::GatewayWeights, Feature::RequestMirror],
         installation: Installation::Helm {
             repo_name: "cilium",
             repo_url: "https://helm.cilium.io/",

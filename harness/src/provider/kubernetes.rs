@@ -6,14 +6,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use cni_probe::Observation;
+use cni_probe::{LoadReport, Observation};
 use serde_json::{json, Value};
 
 use super::{Cluster, ClusterInfo};
 use crate::cni::CniProfile;
 use crate::error::{HarnessError, Result};
 use crate::kube_access::KubeAccess;
-use crate::model::{EgressPolicy, EgressStatus, NamespaceSpec, Node, NodeRole, Pod, PodSpec};
+use crate::cni::Feature;
+use crate::model::{EgressPolicy, EgressStatus, HttpRoute, NamespaceSpec, Node, NodeRole, Pod, PodSpec};
 
 /// Every namespace a run creates carries this label with the run's cluster name, so the
 /// existing provider deletes exactly its own.
@@ -29,6 +30,16 @@ pub struct KubeTimeouts {
 impl Default for KubeTimeouts {
     fn default() -> Self {
         Self { pod_ready: Duration::from_secs(180), crd_established: Duration::from_secs(60) }
+    }
+}
+
+/// What clusters on an API server cannot host yet.
+pub fn cannot_host(feature: Feature) -> Option<String> {
+    match feature {
+        Feature::GatewayWeights | Feature::RequestMirror => {
+            Some("Gateway API routes on kind and existing clusters are not implemented yet (Gateway, MetalLB, HTTPRoute apply)".into())
+        }
+        _ => None,
     }
 }
 
@@ -196,6 +207,22 @@ impl Cluster for KubeCluster {
         })
     }
 
+    fn apply_http_route(&self, _namespace: &str, route: &HttpRoute) -> Result<()> {
+        Err(not_yet(&format!("applying HTTPRoute {}", route.name)))
+    }
+
+    fn gateway_url(&self, path: &str) -> String {
+        format!("http://gateway.not-implemented{path}")
+    }
+
+    fn load_from_outside(&self, url: &str, _requests: u64, _concurrency: u64, _header: Option<&str>) -> Result<LoadReport> {
+        Err(not_yet(&format!("load against {url}")))
+    }
+
+    fn served_requests(&self, pod: &Pod) -> Result<u64> {
+        Err(not_yet(&format!("reading served requests of pod {}/{}", pod.namespace, pod.name)))
+    }
+
     fn stop_node(&self, node: &Node) -> Result<()> {
         self.environment.stop_node(node)
     }
@@ -223,6 +250,10 @@ impl Cluster for KubeCluster {
             false => Err(HarnessError::Command { command: format!("tearing down {}", self.info.cluster), detail: problems.join("; ") }),
         }
     }
+}
+
+fn not_yet(what: &str) -> HarnessError {
+    HarnessError::NotFound { what: "implementation".into(), wanted: format!("{what} on an API-server cluster (not implemented yet; such scenarios are ignored)") }
 }
 
 /// Deletes the namespaces labelled as this run's, and nothing else.

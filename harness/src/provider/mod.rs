@@ -14,11 +14,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cni_probe::Observation;
+use cni_probe::{LoadReport, Observation};
 
 use crate::cni::{CniProfile, Feature};
 use crate::error::{HarnessError, Result};
-use crate::model::{EgressPolicy, EgressStatus, NamespaceSpec, Node, Pod, PodSpec};
+use crate::model::{EgressPolicy, EgressStatus, HttpRoute, NamespaceSpec, Node, Pod, PodSpec};
 
 /// What a run reports about where it ran.
 #[derive(Debug, Clone)]
@@ -50,6 +50,16 @@ pub trait Cluster: Send + Sync {
     fn external_closed_port_url(&self) -> String;
     /// Requests `url` from inside `pod` with the probe.
     fn request_from(&self, pod: &Pod, url: &str, timeout: Duration) -> Result<Observation>;
+    /// Routes HTTP through the cluster's Gateway as `route` says, to Services (pods of the
+    /// same name) in `namespace`; replaces an earlier version of the same route.
+    fn apply_http_route(&self, namespace: &str, route: &HttpRoute) -> Result<()>;
+    /// The Gateway's URL for `path`, as a client outside the cluster uses it.
+    fn gateway_url(&self, path: &str) -> String;
+    /// Sends `requests` requests to `url` from outside the cluster at `concurrency`,
+    /// recording `header` of each answer.
+    fn load_from_outside(&self, url: &str, requests: u64, concurrency: u64, header: Option<&str>) -> Result<LoadReport>;
+    /// How many requests the probe in `pod` has answered.
+    fn served_requests(&self, pod: &Pod) -> Result<u64>;
     /// Stops a node, as a failure would (failover scenarios).
     fn stop_node(&self, node: &Node) -> Result<()>;
     /// Removes everything the run created. Idempotent.
@@ -105,8 +115,8 @@ impl ProviderChoice {
     pub fn cannot_host(&self, feature: Feature) -> Option<String> {
         match self {
             ProviderChoice::Lab(_) => lab::cannot_host(feature),
-            ProviderChoice::Kind(_) => None,
-            ProviderChoice::Existing(options) => existing::cannot_host(options, feature),
+            ProviderChoice::Kind(_) => kubernetes::cannot_host(feature),
+            ProviderChoice::Existing(options) => kubernetes::cannot_host(feature).or_else(|| existing::cannot_host(options, feature)),
         }
     }
 

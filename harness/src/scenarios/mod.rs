@@ -1,3 +1,4 @@
 //! The scenario library: CNI- and provider-agnostic scenarios that suites pick from.
 
+pub mod canary;
 pub mod egress;

@@ -6,6 +6,7 @@
 
 pub mod budget;
 pub mod reach;
+pub mod rollout;
 pub mod snat;
 pub mod weights;
 
@@ -49,6 +50,12 @@ pub enum FailureReason {
     OverBudget,
     /// Some backend's share of a traffic split is not its weight's.
     SplitDeviates,
+    /// An older version of a route is still being served.
+    StaleRoute,
+    /// Requests were answered with errors or by something other than the route's backends.
+    ErrorAnswers,
+    /// The mirror did not get exactly one copy per request.
+    MirrorMismatch,
 }
 
 impl FailureReason {
@@ -63,6 +70,9 @@ impl FailureReason {
             FailureReason::ProbeFailed => "probe failed",
             FailureReason::OverBudget => "over budget",
             FailureReason::SplitDeviates => "split deviates from the weights",
+            FailureReason::StaleRoute => "stale route still served",
+            FailureReason::ErrorAnswers => "error answers",
+            FailureReason::MirrorMismatch => "mirror copies do not match requests",
         }
     }
 }

@@ -21,12 +21,35 @@ pub enum LabFault {
     ExternalEchoDown,
     /// The external host drops everything it receives.
     ExternalUnreachable,
+    /// The gateway swaps the weights of a route's first two backends.
+    WrongWeights,
+    /// The last backend of every route stops answering once the route is applied.
+    BackendDown,
+    /// The gateway ignores RequestMirror filters.
+    MirroringOff,
+    /// The gateway keeps serving its first configuration: later route changes never go live.
+    StaleConfig,
 }
 
 pub const FAULTS_VARIABLE: &str = "CNICONF_LAB_FAULTS";
 
 impl LabFault {
-    pub const ALL: [LabFault; 7] = [
+    pub const ALL: [LabFault; 11] = [
+        LabFault::NodeMasqueradeOff,
+        LabFault::GatewaySnatMissing,
+        LabFault::WrongEgressIp,
+        LabFault::PolicyRouteMissing,
+        LabFault::PodSelectorIgnored,
+        LabFault::ExternalEchoDown,
+        LabFault::ExternalUnreachable,
+        LabFault::WrongWeights,
+        LabFault::BackendDown,
+        LabFault::MirroringOff,
+        LabFault::StaleConfig,
+    ];
+
+    /// The faults of the egress datapath (the others break the HTTP Gateway).
+    pub const EGRESS: [LabFault; 7] = [
         LabFault::NodeMasqueradeOff,
         LabFault::GatewaySnatMissing,
         LabFault::WrongEgressIp,
@@ -35,6 +58,9 @@ impl LabFault {
         LabFault::ExternalEchoDown,
         LabFault::ExternalUnreachable,
     ];
+
+    /// The faults of the lab's HTTP Gateway.
+    pub const GATEWAY: [LabFault; 4] = [LabFault::WrongWeights, LabFault::BackendDown, LabFault::MirroringOff, LabFault::StaleConfig];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -45,6 +71,10 @@ impl LabFault {
             LabFault::PodSelectorIgnored => "pod-selector-ignored",
             LabFault::ExternalEchoDown => "external-echo-down",
             LabFault::ExternalUnreachable => "external-unreachable",
+            LabFault::WrongWeights => "wrong-weights",
+            LabFault::BackendDown => "backend-down",
+            LabFault::MirroringOff => "mirroring-off",
+            LabFault::StaleConfig => "stale-config",
         }
     }
 

@@ -9,6 +9,7 @@
 mod addressing;
 mod egress;
 pub mod faults;
+mod gateway;
 pub mod gc;
 mod shell;
 
@@ -21,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use cni_probe::Observation;
+use cni_probe::{LoadReport, Observation};
 use ipnet::Ipv4Net;
 
 pub use self::faults::LabFault;
@@ -32,7 +33,7 @@ use crate::cni::runtime::{Attachment, CniRuntime, NetworkConfigList, DEBIAN_PLUG
 use crate::cni::{CniProfile, Feature, Installation};
 use crate::error::{HarnessError, Result};
 use crate::fixtures::{self, KindClusterConfig};
-use crate::model::{EgressPolicy, EgressStatus, Labels, NamespaceSpec, Node, Pod, PodSpec};
+use crate::model::{EgressPolicy, EgressStatus, HttpRoute, Labels, NamespaceSpec, Node, Pod, PodSpec};
 
 /// How to build a lab: its shape and the faults to inject.
 #[derive(Debug, Clone)]
@@ -77,7 +78,7 @@ pub fn unavailable(cni: &CniProfile) -> Option<String> {
 /// Why the lab cannot host a scenario needing `feature`, if it cannot.
 pub fn cannot_host(feature: Feature) -> Option<String> {
     match feature {
-        Feature::EgressGateway => None,
+        Feature::EgressGateway | Feature::GatewayWeights | Feature::RequestMirror => None,
         _ => Some(format!("the lab's reference egress gateway has no {}", feature.name())),
     }
 }
@@ -103,6 +104,8 @@ struct LabPod {
     netns: String,
     node_index: usize,
     attachment: Attachment,
+    /// The pod's main process: the probe serving the echo under the pod's name.
+    server: Option<Child>,
 }
 
 #[derive(Default)]
@@ -123,6 +126,12 @@ pub struct Lab {
     registry: Mutex<Registry>,
     gateway: Mutex<EgressGateway>,
     echo_server: Mutex<Option<Child>>,
+    external_netns: String,
+    /// The Gateway for HTTP routes, started with the first route.
+    http_gateway: Mutex<Option<gateway::Gateway>>,
+    /// Loads hold it for reading, route changes for writing: one trial's reload never cuts
+    /// another trial's keep-alive connections in the middle of a measurement.
+    gateway_quiet: std::sync::RwLock<()>,
     torn_down: AtomicBool,
 }
 
@@ -252,7 +261,7 @@ impl Lab {
         let echo_server = if options.faults.contains(&LabFault::ExternalEchoDown) {
             None
         } else {
-            Some(start_echo_server(&external_netns, &probe)?)
+            Some(start_probe_server(&external_netns, &probe, "external", addressing::ECHO_PORT)?)
         };
 
         let nodes = lab_nodes.iter().map(|n| n.node.clone()).collect();
@@ -273,6 +282,9 @@ impl Lab {
             registry: Mutex::new(Registry::default()),
             gateway: Mutex::new(EgressGateway::default()),
             echo_server: Mutex::new(echo_server),
+            external_netns,
+            http_gateway: Mutex::new(None),
+            gateway_quiet: std::sync::RwLock::new(()),
             torn_down: AtomicBool::new(false),
         })
     }
@@ -281,6 +293,28 @@ impl Lab {
         self.lab_nodes.iter().position(|n| n.node.name == name).ok_or_else(|| HarnessError::NotFound {
             what: "node".into(),
             wanted: format!("`{name}` (nodes: {})", self.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")),
+        })
+    }
+
+    fn netns_of(&self, pod: &Pod) -> Result<String> {
+        let registry = self.registry();
+        let found = registry.pods.iter().find(|p| p.pod == *pod);
+        found.map(|p| p.netns.clone()).ok_or_else(|| HarnessError::NotFound { what: "pod".into(), wanted: format!("{}/{}", pod.namespace, pod.name) })
+    }
+
+    /// Runs the probe with `args` in `netns` and reads the JSON it prints.
+    fn probe_json<T: serde::de::DeserializeOwned>(&self, netns: &str, args: &[&str], place: &str) -> Result<T> {
+        let command = format!("cni-probe {} in {place}", args.join(" "));
+        let output = Command::new("ip")
+            .args(["netns", "exec", netns])
+            .arg(&self.probe)
+            .args(args)
+            .output()
+            .map_err(|e| HarnessError::Command { command: command.clone(), detail: e.to_string() })?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        serde_json::from_str(stdout.trim()).map_err(|e| HarnessError::Command {
+            command,
+            detail: format!("{}: unreadable output ({e}): {stdout} {}", output.status, String::from_utf8_lossy(&output.stderr)),
         })
     }
 
@@ -341,9 +375,10 @@ impl Cluster for Lab {
             detail: format!("ADD for pod {}/{} returned no IP", spec.namespace, spec.name),
         })?;
         let pod = Pod { name: spec.name.clone(), namespace: spec.namespace.clone(), labels: spec.labels.clone(), node: spec.node.clone(), address };
+        let server = start_probe_server(&netns, &self.probe, &spec.name, addressing::ECHO_PORT)?;
         let namespace_labels = {
             let mut registry = self.registry();
-            registry.pods.push(LabPod { pod: pod.clone(), netns, node_index, attachment });
+            registry.pods.push(LabPod { pod: pod.clone(), netns, node_index, attachment, server: Some(server) });
             registry.namespaces[&spec.namespace].clone()
         };
         self.gateway.lock().unwrap_or_else(|e| e.into_inner()).admit_pod(self, &pod, node_index, &namespace_labels)?;
@@ -381,23 +416,58 @@ impl Cluster for Lab {
     }
 
     fn request_from(&self, pod: &Pod, url: &str, timeout: Duration) -> Result<Observation> {
-        let netns = {
+        let netns = self.netns_of(pod)?;
+        self.probe_json(&netns, &["get", url, "--timeout-ms", &timeout.as_millis().to_string()], &format!("pod {}/{}", pod.namespace, pod.name))
+    }
+
+    fn apply_http_route(&self, namespace: &str, route: &HttpRoute) -> Result<()> {
+        let address_of = |service: &str| -> Result<IpAddr> {
             let registry = self.registry();
-            let found = registry.pods.iter().find(|p| p.pod == *pod);
-            found.map(|p| p.netns.clone()).ok_or_else(|| HarnessError::NotFound { what: "pod".into(), wanted: format!("{}/{}", pod.namespace, pod.name) })?
+            let found = registry.pods.iter().find(|p| p.pod.namespace == namespace && p.pod.name == service);
+            found.map(|p| p.pod.address).ok_or_else(|| HarnessError::NotFound { what: "Service".into(), wanted: format!("{namespace}/{service} (a pod of that name)") })
         };
-        let timeout_ms = timeout.as_millis().to_string();
-        let output = Command::new("ip")
-            .args(["netns", "exec", &netns])
-            .arg(&self.probe)
-            .args(["get", url, "--timeout-ms", &timeout_ms])
-            .output()
-            .map_err(|e| HarnessError::Command { command: format!("cni-probe get {url} in pod {}/{}", pod.namespace, pod.name), detail: e.to_string() })?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        serde_json::from_str(stdout.trim()).map_err(|e| HarnessError::Command {
-            command: format!("cni-probe get {url} in pod {}/{}", pod.namespace, pod.name),
-            detail: format!("{}: unreadable observation ({e}): {stdout} {}", output.status, String::from_utf8_lossy(&output.stderr)),
-        })
+        let backends = route.backends.iter().map(|b| Ok((address_of(&b.service)?, b.port, b.weight))).collect::<Result<Vec<_>>>()?;
+        let mirror = route.mirror_to.as_ref().map(|(service, port)| Ok::<_, HarnessError>((address_of(service)?, *port))).transpose()?;
+        let _no_loads_running = self.gateway_quiet.write().unwrap_or_else(|e| e.into_inner());
+        let mut gateway = self.http_gateway.lock().unwrap_or_else(|e| e.into_inner());
+        if gateway.is_none() {
+            let pod_routes: Vec<_> = self.lab_nodes.iter().map(|n| (n.pod_cidr, n.node.address)).collect();
+            *gateway = Some(gateway::Gateway::start(&self.info.cluster, &runs::state_dir(&self.info.cluster), &pod_routes, &self.faults)?);
+        }
+        gateway.as_mut().expect("started above").apply(gateway::ResolvedRoute { route: route.clone(), backends, mirror }, &self.faults)?;
+        if self.faults.contains(&LabFault::BackendDown) {
+            if let Some(last) = route.backends.last() {
+                let mut registry = self.registry();
+                if let Some(pod) = registry.pods.iter_mut().find(|p| p.pod.namespace == namespace && p.pod.name == last.service) {
+                    if let Some(mut server) = pod.server.take() {
+                        let _ = server.kill();
+                        let _ = server.wait();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn gateway_url(&self, path: &str) -> String {
+        format!("http://{}{path}", gateway::gateway_address())
+    }
+
+    fn load_from_outside(&self, url: &str, requests: u64, concurrency: u64, header: Option<&str>) -> Result<LoadReport> {
+        let (requests, concurrency) = (requests.to_string(), concurrency.to_string());
+        let mut args = vec!["load", url, "--requests", &requests, "--concurrency", &concurrency, "--timeout-ms", "3000"];
+        if let Some(header) = header {
+            args.extend(["--header", header]);
+        }
+        let _no_reload_meanwhile = self.gateway_quiet.read().unwrap_or_else(|e| e.into_inner());
+        self.probe_json(&self.external_netns, &args, "the external host")
+    }
+
+    fn served_requests(&self, pod: &Pod) -> Result<u64> {
+        let netns = self.netns_of(pod)?;
+        let url = format!("http://127.0.0.1:{}{}", addressing::ECHO_PORT, cni_probe::REQUESTS_PATH);
+        let served: cni_probe::ServedRequests = self.probe_json(&netns, &["served", &url], &format!("pod {}/{}", pod.namespace, pod.name))?;
+        Ok(served.requests)
     }
 
     fn stop_node(&self, node: &Node) -> Result<()> {
@@ -409,12 +479,19 @@ impl Cluster for Lab {
             return Ok(());
         }
         // Pods leave as the kubelet removes them: CNI DEL with the cached result.
-        let pods = std::mem::take(&mut self.registry().pods);
-        for pod in &pods {
+        let mut pods = std::mem::take(&mut self.registry().pods);
+        for pod in &mut pods {
+            if let Some(mut server) = pod.server.take() {
+                let _ = server.kill();
+                let _ = server.wait();
+            }
             let node = &self.lab_nodes[pod.node_index];
             if let Err(e) = node.runtime.del(&node.network, &pod.attachment) {
                 eprintln!("cni-conformance: warning: {e}");
             }
+        }
+        if let Some(mut gateway) = self.http_gateway.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            gateway.stop();
         }
         if let Some(mut echo) = self.echo_server.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = echo.kill();
@@ -489,14 +566,14 @@ fn node_nat_rules(pod_cidr: Ipv4Net, pod_subnet: Ipv4Net, masquerade: bool) -> S
     rules
 }
 
-/// Starts the probe's echo server on the external host and waits for it to be bound.
-fn start_echo_server(netns: &str, probe: &std::path::Path) -> Result<Child> {
-    let listen = format!("0.0.0.0:{}", addressing::ECHO_PORT);
+/// Starts the probe's echo server in `netns` under `name` and waits for it to be bound.
+fn start_probe_server(netns: &str, probe: &std::path::Path, name: &str, port: u16) -> Result<Child> {
+    let listen = format!("0.0.0.0:{port}");
     let command = format!("cni-probe serve --listen {listen} in {netns}");
     let mut child = Command::new("ip")
         .args(["netns", "exec", netns])
         .arg(probe)
-        .args(["serve", "--listen", &listen, "--name", "external"])
+        .args(["serve", "--listen", &listen, "--name", name])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,0 +1,224 @@
+//! The lab's Gateway: a real nginx on the underlay (at an address a LoadBalancer would
+//! give), configured from HTTPRoutes the way NGINX Gateway Fabric translates them: one
+//! weighted upstream per route rule, `mirror` for RequestMirror, and the route's
+//! generation in a response header so a new configuration can be seen to be live.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::process::Child;
+
+use super::{addressing, shell, LabFault};
+use crate::error::{HarnessError, Result};
+use crate::model::{HttpRoute, ROUTE_GENERATION_HEADER};
+
+/// The Gateway's address on the underlay, as MetalLB would hand out on kind's network.
+pub fn gateway_address() -> Ipv4Addr {
+    Ipv4Addr::new(172, 18, 0, 150)
+}
+
+/// A route with its backends resolved to pod addresses.
+#[derive(Debug, Clone)]
+pub struct ResolvedRoute {
+    pub route: HttpRoute,
+    /// (address, weight) per backend, in the route's order.
+    pub backends: Vec<(IpAddr, u16, u32)>,
+    pub mirror: Option<(IpAddr, u16)>,
+}
+
+/// The nginx configuration for every route, as NGINX Gateway Fabric would write it.
+pub fn render_config(prefix: &Path, routes: &BTreeMap<String, ResolvedRoute>, faults: &[LabFault]) -> String {
+    let dir = prefix.display();
+    let mut http = String::new();
+    let mut locations = String::new();
+    for (index, resolved) in routes.values().enumerate() {
+        let route = &resolved.route;
+        let mut backends = resolved.backends.clone();
+        if faults.contains(&LabFault::WrongWeights) && backends.len() >= 2 {
+            let (first, second) = (backends[0].2, backends[1].2);
+            backends[0].2 = second;
+            backends[1].2 = first;
+        }
+        // nginx has no weight 0: a backend without weight is left out, as NGF does.
+        let servers: Vec<String> = backends.iter().filter(|b| b.2 > 0).map(|(ip, port, weight)| format!("    server {ip}:{port} weight={weight};\n")).collect();
+        locations.push_str(&format!("    location {} {{\n        add_header {ROUTE_GENERATION_HEADER} {} always;\n", route.path_prefix, route.generation));
+        if servers.is_empty() {
+            locations.push_str("        return 500;\n    }\n");
+            continue;
+        }
+        http.push_str(&format!("  upstream route{index} {{\n{}  }}\n", servers.concat()));
+        if let Some((ip, port)) = resolved.mirror.filter(|_| !faults.contains(&LabFault::MirroringOff)) {
+            locations.push_str(&format!("        mirror /_mirror/route{index};\n"));
+            locations.push_str(&format!("        proxy_pass http://route{index};\n    }}\n"));
+            locations.push_str(&format!("    location = /_mirror/route{index} {{\n        internal;\n        proxy_pass http://{ip}:{port}$request_uri;\n    }}\n"));
+        } else {
+            locations.push_str(&format!("        proxy_pass http://route{index};\n    }}\n"));
+        }
+    }
+    format!(
+        "daemon off;\nuser root;\nworker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log warn;\nevents {{ worker_connections 1024; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n  fastcgi_temp_path {dir}/fastcgi;\n  uwsgi_temp_path {dir}/uwsgi;\n  scgi_temp_path {dir}/scgi;\n  proxy_connect_timeout 2s;\n{http}  server {{\n    listen {}:80;\n{locations}  }}\n}}\n",
+        gateway_address()
+    )
+}
+
+/// The running gateway of one lab.
+pub struct Gateway {
+    prefix: PathBuf,
+    process: Child,
+    /// What nginx is configured with.
+    served: BTreeMap<String, ResolvedRoute>,
+    /// The newest version of every route; with the stale-config fault, one ahead of `served`.
+    latest: BTreeMap<String, ResolvedRoute>,
+}
+
+impl Gateway {
+    /// Makes the gateway's namespace on the underlay and starts nginx in it.
+    pub fn start(cluster: &str, state: &Path, pod_routes: &[(ipnet::Ipv4Net, IpAddr)], faults: &[LabFault]) -> Result<Self> {
+        if !super::host::on_path("nginx") {
+            return Err(HarnessError::MissingTool {
+                tool: "nginx".into(),
+                purpose: "the lab's Gateway".into(),
+                install: "install it with `apt-get install nginx-light` or run `cargo xtask deps`".into(),
+            });
+        }
+        let netns = format!("{cluster}-gateway");
+        crate::cleanup::guard_creation(|| shell::ip_batch(None, &[format!("netns add {netns}")]))?;
+        shell::ip_batch(
+            Some(&format!("{cluster}-underlay")),
+            &[format!("link add gateway mtu 1600 type veth peer name eth0 mtu 1600 netns {netns}"), "link set gateway master kind up".to_owned()],
+        )?;
+        let mut setup = vec!["link set lo up".to_owned(), format!("addr add {}/{} dev eth0", gateway_address(), addressing::UNDERLAY_PREFIX), "link set eth0 up".to_owned()];
+        setup.extend(pod_routes.iter().map(|(cidr, via)| format!("route add {cidr} via {via}")));
+        shell::ip_batch(Some(&netns), &setup)?;
+        let prefix = state.join("gateway");
+        for dir in ["", "body", "proxy", "fastcgi", "uwsgi", "scgi"] {
+            std::fs::create_dir_all(prefix.join(dir)).map_err(|e| HarnessError::Command { command: format!("create {}", prefix.display()), detail: e.to_string() })?;
+        }
+        let config = prefix.join("nginx.conf");
+        write_config(&config, &render_config(&prefix, &BTreeMap::new(), faults))?;
+        let process = std::process::Command::new("ip")
+            .args(["netns", "exec", &netns, "nginx", "-p"])
+            .arg(&prefix)
+            .arg("-c")
+            .arg(&config)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| HarnessError::Command { command: "nginx".into(), detail: e.to_string() })?;
+        let gateway = Self { prefix, process, served: BTreeMap::new(), latest: BTreeMap::new() };
+        gateway.await_listening()?;
+        Ok(gateway)
+    }
+
+    fn await_listening(&self) -> Result<()> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if self.prefix.join("nginx.pid").exists() {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let log = std::fs::read_to_string(self.prefix.join("error.log")).unwrap_or_default();
+        Err(HarnessError::NotReady { what: "the lab gateway (nginx)".into(), detail: format!("no pid file after 10s; error.log: {}", log.trim()) })
+    }
+
+    /// Sets `route` and reloads nginx. With the stale-config fault, nginx gets the route's
+    /// previous version instead (none for a new route): every change is one version late.
+    pub fn apply(&mut self, route: ResolvedRoute, faults: &[LabFault]) -> Result<()> {
+        let name = route.route.name.clone();
+        let previous = self.latest.insert(name.clone(), route.clone());
+        match (faults.contains(&LabFault::StaleConfig), previous) {
+            (false, _) => drop(self.served.insert(name, route)),
+            (true, Some(previous)) => drop(self.served.insert(name, previous)),
+            (true, None) => drop(self.served.remove(&name)),
+        }
+        let config = self.prefix.join("nginx.conf");
+        write_config(&config, &render_config(&self.prefix, &self.served, faults))?;
+        let master = std::fs::read_to_string(self.prefix.join("nginx.pid")).map_err(|e| HarnessError::Command { command: "read nginx.pid".into(), detail: e.to_string() })?;
+        let master = master.trim();
+        let old_workers = workers_of(master);
+        shell::run("kill", &["-HUP", master], None)?;
+        // A reload is not atomic: old workers keep accepting until they are told to quit.
+        // Like NGINX Gateway Fabric, report the route applied only once they have gone.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let workers = workers_of(master);
+            if !workers.is_empty() && workers.iter().all(|w| !old_workers.contains(w)) {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(HarnessError::NotReady { what: "the lab gateway's reload".into(), detail: format!("old workers {old_workers:?} still running after 10s") });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// The worker processes of an nginx master, from /proc.
+fn workers_of(master: &str) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{master}/task"))
+        .map(|tasks| {
+            tasks
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok())
+                .flat_map(|children| children.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn write_config(path: &Path, text: &str) -> Result<()> {
+    crate::report::write_atomically(path, text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::WeightedBackend;
+
+    fn resolved(weights: [u32; 2], mirror: bool) -> BTreeMap<String, ResolvedRoute> {
+        let route = HttpRoute {
+            name: "current-weather-route-t1".into(),
+            path_prefix: "/t1/getCurrentWeather".into(),
+            backends: vec![
+                WeightedBackend { service: "current-weather-pod-1".into(), port: 8080, weight: weights[0] },
+                WeightedBackend { service: "current-weather-pod-2".into(), port: 8080, weight: weights[1] },
+            ],
+            mirror_to: mirror.then(|| ("traffic-analyzer".to_owned(), 8080)),
+            generation: 3,
+        };
+        let backends = vec![("10.244.1.2".parse().unwrap(), 8080, weights[0]), ("10.244.2.2".parse().unwrap(), 8080, weights[1])];
+        let mirror = mirror.then(|| ("10.244.1.9".parse().unwrap(), 8080));
+        BTreeMap::from([(route.name.clone(), ResolvedRoute { route, backends, mirror })])
+    }
+
+    #[test]
+    fn a_canary_route_becomes_a_weighted_upstream() {
+        insta::assert_snapshot!("nginx_canary", render_config(Path::new("/run/gw"), &resolved([95, 5], false), &[]));
+    }
+
+    #[test]
+    fn a_mirror_filter_becomes_an_nginx_mirror() {
+        let config = render_config(Path::new("/run/gw"), &resolved([60, 40], true), &[]);
+        assert!(config.contains("mirror /_mirror/route0;") && config.contains("proxy_pass http://10.244.1.9:8080$request_uri;"), "{config}");
+        let off = render_config(Path::new("/run/gw"), &resolved([60, 40], true), &[LabFault::MirroringOff]);
+        assert!(!off.contains("mirror "), "{off}");
+    }
+
+    #[test]
+    fn a_weight_zero_backend_is_left_out() {
+        let config = render_config(Path::new("/run/gw"), &resolved([100, 0], false), &[]);
+        assert!(config.contains("server 10.244.1.2:8080 weight=100;") && !config.contains("10.244.2.2"), "{config}");
+    }
+
+    #[test]
+    fn the_wrong_weights_fault_swaps_them() {
+        let config = render_config(Path::new("/run/gw"), &resolved([95, 5], false), &[LabFault::WrongWeights]);
+        assert!(config.contains("server 10.244.1.2:8080 weight=5;"), "{config}");
+    }
+}
