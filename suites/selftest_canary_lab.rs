@@ -22,6 +22,7 @@ const STAGE_75: &str = "late_stage_at_75_percent_is_honoured";
 const STAGE_100: &str = "full_stage_at_100_percent_sends_everything_to_the_new_version";
 const LIVE: &str = "new_weights_are_live_before_they_are_judged";
 const MIRROR: &str = "mirrored_requests_reach_the_analyzer_while_clients_get_the_app";
+const REPLICAS: &str = "replica_ratio_canary_splits_75_25_at_random";
 
 fn expected_failures(fault: Option<LabFault>) -> Vec<(&'static str, FailureReason)> {
     match fault {
@@ -31,6 +32,7 @@ fn expected_failures(fault: Option<LabFault>) -> Vec<(&'static str, FailureReaso
         // The new version is down: the gateway sends its share to the stable one, or errors when it has all.
         Some(LabFault::BackendDown) => vec![(STAGE_5, SplitDeviates), (STAGE_25, SplitDeviates), (STAGE_50, SplitDeviates), (STAGE_75, SplitDeviates), (STAGE_100, ErrorAnswers), (LIVE, SplitDeviates)],
         Some(LabFault::MirroringOff) => vec![(MIRROR, MirrorMismatch)],
+        Some(LabFault::UniformProbabilities) => vec![(REPLICAS, SplitDeviates)],
         Some(LabFault::StaleConfig) => [STAGE_0, STAGE_5, STAGE_25, STAGE_50, STAGE_75, STAGE_100, LIVE, MIRROR].map(|s| (s, StaleRoute)).into(),
         Some(other) => panic!("{} is not a fault of the Gateway", other.name()),
     }

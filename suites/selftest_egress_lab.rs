@@ -32,7 +32,7 @@ fn expected_failures(fault: Option<LabFault>) -> Vec<Expected> {
         Some(LabFault::PodSelectorIgnored) => vec![(UNSELECTED, WrongSource, "egress-ip")],
         Some(LabFault::ExternalEchoDown) => vec![(NO_POLICY, Refused, "refused"), (SELECTED, Refused, "refused"), (UNSELECTED, Refused, "refused")],
         // Faults of the lab's HTTP Gateway do not touch egress.
-        Some(LabFault::WrongWeights | LabFault::BackendDown | LabFault::MirroringOff | LabFault::StaleConfig) => vec![],
+        Some(LabFault::WrongWeights | LabFault::BackendDown | LabFault::MirroringOff | LabFault::StaleConfig | LabFault::UniformProbabilities) => vec![],
         Some(LabFault::ExternalUnreachable) => vec![
             (CLOSED_PORT, TimedOut, "timed-out"),
             (NO_POLICY, TimedOut, "timed-out"),

@@ -294,7 +294,7 @@ impl ScenarioContext {
         let url = self.cluster.gateway_url(&route.path_prefix);
         let wanted = route.generation.to_string();
         let convergence = loop {
-            let batch = self.cluster.load_from_outside(&url, 20, 4, Some(ROUTE_GENERATION_HEADER))?;
+            let batch = self.cluster.load_from_outside(&url, &self.load(20, Some(ROUTE_GENERATION_HEADER), false))?;
             let live = batch.by_header.get(&wanted) == Some(&batch.requests) && batch.requests > 0;
             if live || started.elapsed() >= budget * 2 {
                 break Convergence { generation: route.generation, live, elapsed: started.elapsed(), last_seen: batch.by_header };
@@ -309,7 +309,7 @@ impl ScenarioContext {
     pub fn split_seen_outside(&mut self, route: &HttpRoute) -> Result<Verdict> {
         let criteria = self.canary_budgets()?.criteria();
         let requests = criteria.sample_size(&route.weights());
-        let report = self.cluster.load_from_outside(&self.cluster.gateway_url(&route.path_prefix), requests, 8, None)?;
+        let report = self.cluster.load_from_outside(&self.cluster.gateway_url(&route.path_prefix), &self.load(requests, None, false))?;
         let backends: Vec<(String, u32)> = route.backends.iter().map(|b| (b.service.clone(), b.weight)).collect();
         let names: Vec<String> = backends.iter().map(|(n, _)| n.clone()).collect();
         let counts: Vec<u64> = names.iter().map(|n| report.by_server.get(n).copied().unwrap_or(0)).collect();
@@ -321,11 +321,30 @@ impl ScenarioContext {
         Ok(budget::all_of([rollout::answered_by_backends(&route.name, &report, &names), split]))
     }
 
+    /// Exposes the pods matching `selector` as a LoadBalancer Service; returns its URL.
+    pub fn load_balancer_service(&mut self, namespace: &str, name: &str, selector: Labels) -> Result<String> {
+        self.cluster.expose_service(namespace, name, &selector, 8080)
+    }
+
+    /// Sends as many requests to `url` as the criteria need for a split by group size
+    /// (one share per pod), from outside, and judges the split between the groups.
+    pub fn split_between_groups_seen_outside(&mut self, url: &str, groups: &[(&str, &[Pod])]) -> Result<Verdict> {
+        let criteria = self.canary_budgets()?.criteria();
+        let weights: Vec<u32> = groups.iter().map(|(_, pods)| pods.len() as u32).collect();
+        // A Service balances per connection: each request needs its own for independent choices.
+        let report = self.cluster.load_from_outside(url, &self.load(criteria.sample_size(&weights), None, true))?;
+        let counts: Vec<u64> = groups.iter().map(|(_, pods)| pods.iter().filter_map(|p| report.by_server.get(&p.name)).sum()).collect();
+        let backends: Vec<(String, u32)> = groups.iter().zip(&weights).map(|((name, _), w)| ((*name).to_owned(), *w)).collect();
+        let pods: Vec<String> = groups.iter().flat_map(|(_, pods)| pods.iter().map(|p| p.name.clone())).collect();
+        let split = criteria.judge(&backends, &counts).verdict(&format!("Service at {url}"), "the Service's endpoint selection (per-endpoint probabilities)");
+        Ok(budget::all_of([rollout::answered_by_backends(url, &report, &pods), split]))
+    }
+
     /// Sends `requests` through a mirroring route and judges that clients were answered by
     /// the backends while `mirror` got one copy of each.
     pub fn mirroring_seen(&mut self, route: &HttpRoute, mirror: &Pod, requests: u64) -> Result<Verdict> {
         let before = self.cluster.served_requests(mirror)?;
-        let report = self.cluster.load_from_outside(&self.cluster.gateway_url(&route.path_prefix), requests, 8, None)?;
+        let report = self.cluster.load_from_outside(&self.cluster.gateway_url(&route.path_prefix), &self.load(requests, None, false))?;
         let backends: Vec<String> = route.backends.iter().map(|b| b.service.clone()).collect();
         // Mirrored copies are sent beside the answers; give the last ones a moment to land.
         let deadline = Instant::now() + self.timeouts.request;
@@ -337,6 +356,17 @@ impl ScenarioContext {
             std::thread::sleep(Duration::from_millis(50));
         };
         Ok(budget::all_of([rollout::answered_by_backends(&route.name, &report, &backends), rollout::mirrored(&route.name, requests, copies)]))
+    }
+
+    /// A load from outside: `requests` at the suites' concurrency of 8 (4 for small batches).
+    fn load(&self, requests: u64, header: Option<&str>, new_connection_per_request: bool) -> cni_probe::LoadOptions {
+        cni_probe::LoadOptions {
+            requests,
+            concurrency: if requests < 50 { 4 } else { 8 },
+            timeout: self.timeouts.request,
+            header: header.map(str::to_owned),
+            new_connection_per_request,
+        }
     }
 
     fn canary_budgets(&self) -> Result<fixtures::CanaryBudgets> {
@@ -500,10 +530,13 @@ mod tests {
         fn apply_http_route(&self, _: &str, _: &crate::model::HttpRoute) -> Result<()> {
             Ok(())
         }
+        fn expose_service(&self, _: &str, _: &str, _: &Labels, _: u16) -> Result<String> {
+            Ok("http://192.0.2.4/".into())
+        }
         fn gateway_url(&self, path: &str) -> String {
             format!("http://192.0.2.3{path}")
         }
-        fn load_from_outside(&self, _: &str, _: u64, _: u64, _: Option<&str>) -> Result<cni_probe::LoadReport> {
+        fn load_from_outside(&self, _: &str, _: &cni_probe::LoadOptions) -> Result<cni_probe::LoadReport> {
             unreachable!("no scenario here sends traffic")
         }
         fn served_requests(&self, _: &Pod) -> Result<u64> {

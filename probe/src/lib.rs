@@ -90,6 +90,10 @@ enum Command {
         /// Count the values of this response header too (e.g. a route generation).
         #[arg(long)]
         header: Option<String>,
+        /// Open a new connection for every request, so that a balancer choosing per
+        /// connection (L4) makes an independent choice per request.
+        #[arg(long)]
+        new_connection_per_request: bool,
     },
     /// Ask a serving probe at URL (its REQUESTS_PATH) how many requests it answered.
     Served { url: String },
@@ -112,8 +116,9 @@ pub fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Load { url, requests, concurrency, timeout_ms, header } => {
-            let report = load(&url, requests, concurrency, Duration::from_millis(timeout_ms), header.as_deref());
+        Command::Load { url, requests, concurrency, timeout_ms, header, new_connection_per_request } => {
+            let options = LoadOptions { requests, concurrency, timeout: Duration::from_millis(timeout_ms), header, new_connection_per_request };
+            let report = load(&url, &options);
             println!("{}", serde_json::to_string(&report).expect("report serializes"));
             ExitCode::SUCCESS
         }
@@ -257,9 +262,23 @@ struct Answer {
     latency_ms: f64,
 }
 
-/// Sends `requests` requests to `url` from `concurrency` workers, each on its own
-/// keep-alive connection, and reports what answered.
-pub fn load(url: &str, requests: u64, concurrency: u64, timeout: Duration, header: Option<&str>) -> LoadReport {
+/// How to run a load.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub requests: u64,
+    pub concurrency: u64,
+    pub timeout: Duration,
+    /// Count the values of this response header too.
+    pub header: Option<String>,
+    /// No keep-alive: every request on a new connection.
+    pub new_connection_per_request: bool,
+}
+
+/// Sends requests to `url` from concurrent workers, each on its own keep-alive
+/// connection unless asked for a new one per request, and reports what answered.
+pub fn load(url: &str, options: &LoadOptions) -> LoadReport {
+    let LoadOptions { requests, concurrency, timeout, header, new_connection_per_request } = options.clone();
+    let header = header.as_deref();
     let started = Instant::now();
     let next = Arc::new(AtomicU64::new(0));
     let answers = Arc::new(Mutex::new(Vec::with_capacity(requests as usize)));
@@ -267,8 +286,11 @@ pub fn load(url: &str, requests: u64, concurrency: u64, timeout: Duration, heade
         .map(|_| {
             let (next, answers, url, header) = (Arc::clone(&next), Arc::clone(&answers), url.to_owned(), header.map(str::to_owned));
             std::thread::spawn(move || {
-                let agent = agent(timeout);
+                let mut agent = agent(timeout);
                 while next.fetch_add(1, Ordering::SeqCst) < requests {
+                    if new_connection_per_request {
+                        agent = self::agent(timeout);
+                    }
                     let sent = Instant::now();
                     let answer = match agent.get(&url).call() {
                         Ok(mut response) => {
@@ -371,12 +393,13 @@ mod tests {
                 answer(request, "backend");
             }
         });
-        let report = load(&format!("http://{addr}/"), 20, 4, Duration::from_secs(2), None);
+        let options = |requests| LoadOptions { requests, concurrency: 4, timeout: Duration::from_secs(2), header: None, new_connection_per_request: false };
+        let report = load(&format!("http://{addr}/"), &options(20));
         handle.join().unwrap();
         assert_eq!((report.requests, report.by_server.get("backend"), report.by_status.get(&200)), (20, Some(&20), Some(&20)));
         assert!(report.requests_per_second > 0.0 && report.latency_ms.max >= report.latency_ms.p50);
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let refused = load(&format!("http://127.0.0.1:{port}/"), 3, 2, Duration::from_secs(2), None);
+        let refused = load(&format!("http://127.0.0.1:{port}/"), &options(3));
         assert_eq!(refused.failures.get("refused"), Some(&3));
     }
 

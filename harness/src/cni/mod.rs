@@ -18,6 +18,8 @@ pub enum Feature {
     GatewayWeights,
     /// The HTTPRoute RequestMirror filter.
     RequestMirror,
+    /// LoadBalancer Services balanced across endpoints (kube-proxy or its replacement).
+    LoadBalancerService,
 }
 
 impl Feature {
@@ -28,6 +30,7 @@ impl Feature {
             Feature::EgressExcludedCidrs => "egress excluded CIDRs",
             Feature::GatewayWeights => "Gateway API weighted routes",
             Feature::RequestMirror => "Gateway API request mirroring",
+            Feature::LoadBalancerService => "LoadBalancer Services",
         }
     }
 }
@@ -82,7 +85,7 @@ pub fn reference() -> CniProfile {
     CniProfile {
         name: "reference",
         version: "as installed",
-        features: &[Feature::EgressGateway, Feature::GatewayWeights, Feature::RequestMirror],
+        features: &[Feature::EgressGateway, Feature::GatewayWeights, Feature::RequestMirror, Feature::LoadBalancerService],
         installation: Installation::ReferencePlugins { conflist: "cni/reference/10-lab.conflist" },
         readiness: &[],
         replaces_kube_proxy: false,
@@ -95,7 +98,7 @@ pub fn antrea() -> CniProfile {
     CniProfile {
         name: "antrea",
         version: "2.2.0",
-        features: &[Feature::EgressGateway, Feature::EgressFailover, Feature::GatewayWeights, Feature::RequestMirror],
+        features: &[Feature::EgressGateway, Feature::EgressFailover, Feature::GatewayWeights, Feature::RequestMirror, Feature::LoadBalancerService],
         installation: Installation::Manifest { url: "https://github.com/antrea-io/antrea/releases/download/v{version}/antrea.yml" },
         readiness: &[
             Workload { kind: "DaemonSet", namespace: "kube-system", name: "antrea-agent" },
@@ -112,7 +115,7 @@ pub fn cilium() -> CniProfile {
     CniProfile {
         name: "cilium",
         version: "1.16.6",
-        features: &[Feature::EgressGateway, Feature::EgressExcludedCidrs, Feature::GatewayWeights, Feature::RequestMirror],
+        features: &[Feature::EgressGateway, Feature::EgressExcludedCidrs, Feature::GatewayWeights, Feature::RequestMirror, Feature::LoadBalancerService],
         installation: Installation::Helm {
             repo_name: "cilium",
             repo_url: "https://helm.cilium.io/",

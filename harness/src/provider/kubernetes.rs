@@ -36,7 +36,7 @@ impl Default for KubeTimeouts {
 /// What clusters on an API server cannot host yet.
 pub fn cannot_host(feature: Feature) -> Option<String> {
     match feature {
-        Feature::GatewayWeights | Feature::RequestMirror => {
+        Feature::GatewayWeights | Feature::RequestMirror | Feature::LoadBalancerService => {
             Some("Gateway API routes on kind and existing clusters are not implemented yet (Gateway, MetalLB, HTTPRoute apply)".into())
         }
         _ => None,
@@ -211,11 +211,15 @@ impl Cluster for KubeCluster {
         Err(not_yet(&format!("applying HTTPRoute {}", route.name)))
     }
 
+    fn expose_service(&self, namespace: &str, name: &str, _selector: &crate::model::Labels, _port: u16) -> Result<String> {
+        Err(not_yet(&format!("exposing Service {namespace}/{name}")))
+    }
+
     fn gateway_url(&self, path: &str) -> String {
         format!("http://gateway.not-implemented{path}")
     }
 
-    fn load_from_outside(&self, url: &str, _requests: u64, _concurrency: u64, _header: Option<&str>) -> Result<LoadReport> {
+    fn load_from_outside(&self, url: &str, _load: &cni_probe::LoadOptions) -> Result<LoadReport> {
         Err(not_yet(&format!("load against {url}")))
     }
 

@@ -53,11 +53,13 @@ pub trait Cluster: Send + Sync {
     /// Routes HTTP through the cluster's Gateway as `route` says, to Services (pods of the
     /// same name) in `namespace`; replaces an earlier version of the same route.
     fn apply_http_route(&self, namespace: &str, route: &HttpRoute) -> Result<()>;
+    /// Exposes the pods of `namespace` matching `selector` as a LoadBalancer Service on
+    /// `port`, balanced per connection at random like kube-proxy; returns its URL outside.
+    fn expose_service(&self, namespace: &str, name: &str, selector: &crate::model::Labels, port: u16) -> Result<String>;
     /// The Gateway's URL for `path`, as a client outside the cluster uses it.
     fn gateway_url(&self, path: &str) -> String;
-    /// Sends `requests` requests to `url` from outside the cluster at `concurrency`,
-    /// recording `header` of each answer.
-    fn load_from_outside(&self, url: &str, requests: u64, concurrency: u64, header: Option<&str>) -> Result<LoadReport>;
+    /// Sends requests to `url` from outside the cluster as `load` says.
+    fn load_from_outside(&self, url: &str, load: &cni_probe::LoadOptions) -> Result<LoadReport>;
     /// How many requests the probe in `pod` has answered.
     fn served_requests(&self, pod: &Pod) -> Result<u64>;
     /// Stops a node, as a failure would (failover scenarios).

@@ -29,6 +29,12 @@ pub fn all() -> Vec<Scenario> {
             body: new_weights_are_live_before_they_are_judged,
         },
         Scenario {
+            name: "replica_ratio_canary_splits_75_25_at_random",
+            sentence: "A LoadBalancer Service over three stable pods and one canary pod sends a quarter of its connections, chosen at random, to the canary.",
+            requires: &[Feature::LoadBalancerService],
+            body: replica_ratio_canary_splits_75_25_at_random,
+        },
+        Scenario {
             name: "mirrored_requests_reach_the_analyzer_while_clients_get_the_app",
             sentence: "Every request to the paid endpoints is answered by the app, and a copy of each reaches the traffic analyzer.",
             requires: &[Feature::GatewayWeights, Feature::RequestMirror],
@@ -101,4 +107,13 @@ fn mirrored_requests_reach_the_analyzer_while_clients_get_the_app(cx: &mut Scena
         return Ok(live);
     }
     cx.mirroring_seen(&route, &analyzer, 200)
+}
+
+fn replica_ratio_canary_splits_75_25_at_random(cx: &mut ScenarioContext) -> Result<Verdict> {
+    let namespace = cx.namespace("replicas", labels([]))?;
+    let (worker, stable_labels) = (cx.a_worker()?, labels([("app", "web"), ("version", "stable")]));
+    let stable = (0..3).map(|i| cx.pod(&namespace, &format!("web-stable-{i}"), stable_labels.clone(), &worker)).collect::<Result<Vec<_>>>()?;
+    let canary = vec![cx.pod(&namespace, "web-canary-0", labels([("app", "web"), ("version", "canary")]), &worker)?];
+    let url = cx.load_balancer_service(&namespace, "web", labels([("app", "web")]))?;
+    cx.split_between_groups_seen_outside(&url, &[("stable", &stable), ("canary", &canary)])
 }

@@ -27,14 +27,16 @@ pub enum LabFault {
     BackendDown,
     /// The gateway ignores RequestMirror filters.
     MirroringOff,
-    /// The gateway keeps serving its first configuration: later route changes never go live.
+    /// Every route change is served one version late (a new route not at all).
     StaleConfig,
+    /// A Service's random endpoint rules all use probability 1/n instead of 1/(n-i).
+    UniformProbabilities,
 }
 
 pub const FAULTS_VARIABLE: &str = "CNICONF_LAB_FAULTS";
 
 impl LabFault {
-    pub const ALL: [LabFault; 11] = [
+    pub const ALL: [LabFault; 12] = [
         LabFault::NodeMasqueradeOff,
         LabFault::GatewaySnatMissing,
         LabFault::WrongEgressIp,
@@ -46,6 +48,7 @@ impl LabFault {
         LabFault::BackendDown,
         LabFault::MirroringOff,
         LabFault::StaleConfig,
+        LabFault::UniformProbabilities,
     ];
 
     /// The faults of the egress datapath (the others break the HTTP Gateway).
@@ -59,8 +62,8 @@ impl LabFault {
         LabFault::ExternalUnreachable,
     ];
 
-    /// The faults of the lab's HTTP Gateway.
-    pub const GATEWAY: [LabFault; 4] = [LabFault::WrongWeights, LabFault::BackendDown, LabFault::MirroringOff, LabFault::StaleConfig];
+    /// The faults of the lab's HTTP Gateway and Service load balancing.
+    pub const GATEWAY: [LabFault; 5] = [LabFault::WrongWeights, LabFault::BackendDown, LabFault::MirroringOff, LabFault::StaleConfig, LabFault::UniformProbabilities];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -75,6 +78,7 @@ impl LabFault {
             LabFault::BackendDown => "backend-down",
             LabFault::MirroringOff => "mirroring-off",
             LabFault::StaleConfig => "stale-config",
+            LabFault::UniformProbabilities => "uniform-probabilities",
         }
     }
 

@@ -1,5 +1,5 @@
-//! The lab's Gateway: a real nginx on the underlay (at an address a LoadBalancer would
-//! give), configured from HTTPRoutes the way NGINX Gateway Fabric translates them: one
+//! The lab's Gateway: a real nginx in the edge namespace (at an address a LoadBalancer
+//! would give), configured from HTTPRoutes the way NGINX Gateway Fabric translates them: one
 //! weighted upstream per route rule, `mirror` for RequestMirror, and the route's
 //! generation in a response header so a new configuration can be seen to be live.
 
@@ -8,13 +8,34 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::Child;
 
-use super::{addressing, shell, LabFault};
+use super::{shell, LabFault};
 use crate::error::{HarnessError, Result};
 use crate::model::{HttpRoute, ROUTE_GENERATION_HEADER};
 
 /// The Gateway's address on the underlay, as MetalLB would hand out on kind's network.
 pub fn gateway_address() -> Ipv4Addr {
     Ipv4Addr::new(172, 18, 0, 150)
+}
+
+/// The n-th LoadBalancer Service address: 172.18.0.151 to .199.
+pub fn service_address(index: usize) -> Option<Ipv4Addr> {
+    (index < 49).then(|| Ipv4Addr::new(172, 18, 0, 151 + index as u8))
+}
+
+/// kube-proxy-style rules for a Service VIP: each endpoint rule takes its share of what
+/// the rules before it left (1/k, 1/(k-1), ..., 1), chosen at random per connection, then
+/// masquerade so answers come back through the VIP. The uniform-probabilities fault makes
+/// every rule 1/k instead: the classic mistake.
+pub fn service_rules(chain: &str, vip: Ipv4Addr, endpoints: &[(IpAddr, u16)], faults: &[LabFault]) -> String {
+    let k = endpoints.len();
+    let mut rules = format!("*nat\n:{chain} - [0:0]\n-A PREROUTING -d {vip}/32 -p tcp --dport 80 -j {chain}\n");
+    for (i, (ip, port)) in endpoints.iter().enumerate() {
+        let probability = if faults.contains(&LabFault::UniformProbabilities) { 1.0 / k as f64 } else { 1.0 / (k - i) as f64 };
+        let choose = if i + 1 < k { format!("-m statistic --mode random --probability {probability:.10} ") } else { String::new() };
+        rules.push_str(&format!("-A {chain} -p tcp {choose}-j DNAT --to-destination {ip}:{port}\n"));
+    }
+    rules.push_str("COMMIT\n");
+    rules
 }
 
 /// A route with its backends resolved to pod addresses.
@@ -72,8 +93,8 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Makes the gateway's namespace on the underlay and starts nginx in it.
-    pub fn start(cluster: &str, state: &Path, pod_routes: &[(ipnet::Ipv4Net, IpAddr)], faults: &[LabFault]) -> Result<Self> {
+    /// Starts nginx in the lab's edge namespace.
+    pub fn start(netns: &str, state: &Path, faults: &[LabFault]) -> Result<Self> {
         if !super::host::on_path("nginx") {
             return Err(HarnessError::MissingTool {
                 tool: "nginx".into(),
@@ -81,15 +102,6 @@ impl Gateway {
                 install: "install it with `apt-get install nginx-light` or run `cargo xtask deps`".into(),
             });
         }
-        let netns = format!("{cluster}-gateway");
-        crate::cleanup::guard_creation(|| shell::ip_batch(None, &[format!("netns add {netns}")]))?;
-        shell::ip_batch(
-            Some(&format!("{cluster}-underlay")),
-            &[format!("link add gateway mtu 1600 type veth peer name eth0 mtu 1600 netns {netns}"), "link set gateway master kind up".to_owned()],
-        )?;
-        let mut setup = vec!["link set lo up".to_owned(), format!("addr add {}/{} dev eth0", gateway_address(), addressing::UNDERLAY_PREFIX), "link set eth0 up".to_owned()];
-        setup.extend(pod_routes.iter().map(|(cidr, via)| format!("route add {cidr} via {via}")));
-        shell::ip_batch(Some(&netns), &setup)?;
         let prefix = state.join("gateway");
         for dir in ["", "body", "proxy", "fastcgi", "uwsgi", "scgi"] {
             std::fs::create_dir_all(prefix.join(dir)).map_err(|e| HarnessError::Command { command: format!("create {}", prefix.display()), detail: e.to_string() })?;
@@ -97,7 +109,7 @@ impl Gateway {
         let config = prefix.join("nginx.conf");
         write_config(&config, &render_config(&prefix, &BTreeMap::new(), faults))?;
         let process = std::process::Command::new("ip")
-            .args(["netns", "exec", &netns, "nginx", "-p"])
+            .args(["netns", "exec", netns, "nginx", "-p"])
             .arg(&prefix)
             .arg("-c")
             .arg(&config)
@@ -214,6 +226,14 @@ mod tests {
     fn a_weight_zero_backend_is_left_out() {
         let config = render_config(Path::new("/run/gw"), &resolved([100, 0], false), &[]);
         assert!(config.contains("server 10.244.1.2:8080 weight=100;") && !config.contains("10.244.2.2"), "{config}");
+    }
+
+    #[test]
+    fn service_rules_split_evenly_per_endpoint() {
+        let endpoints: Vec<(IpAddr, u16)> = (1..=4).map(|i| (format!("10.244.1.{i}").parse().unwrap(), 8080)).collect();
+        insta::assert_snapshot!("service_rules", service_rules("LAB-SVC-0", service_address(0).unwrap(), &endpoints, &[]));
+        let uniform = service_rules("LAB-SVC-0", service_address(0).unwrap(), &endpoints, &[LabFault::UniformProbabilities]);
+        assert_eq!(uniform.matches("--probability 0.2500000000").count(), 3, "{uniform}");
     }
 
     #[test]

@@ -78,7 +78,7 @@ pub fn unavailable(cni: &CniProfile) -> Option<String> {
 /// Why the lab cannot host a scenario needing `feature`, if it cannot.
 pub fn cannot_host(feature: Feature) -> Option<String> {
     match feature {
-        Feature::EgressGateway | Feature::GatewayWeights | Feature::RequestMirror => None,
+        Feature::EgressGateway | Feature::GatewayWeights | Feature::RequestMirror | Feature::LoadBalancerService => None,
         _ => Some(format!("the lab's reference egress gateway has no {}", feature.name())),
     }
 }
@@ -114,6 +114,7 @@ struct Registry {
     pods: Vec<LabPod>,
     next_pod: usize,
     next_egress_ip: usize,
+    next_service: usize,
 }
 
 /// A running lab cluster.
@@ -127,6 +128,8 @@ pub struct Lab {
     gateway: Mutex<EgressGateway>,
     echo_server: Mutex<Option<Child>>,
     external_netns: String,
+    /// Where the Gateway and LoadBalancer Services live.
+    edge_netns: String,
     /// The Gateway for HTTP routes, started with the first route.
     http_gateway: Mutex<Option<gateway::Gateway>>,
     /// Loads hold it for reading, route changes for writing: one trial's reload never cuts
@@ -207,7 +210,8 @@ impl Lab {
             });
         }
 
-        let mut all = vec![underlay.clone(), external_netns.clone()];
+        let edge_netns = format!("{cluster}-edge");
+        let mut all = vec![underlay.clone(), external_netns.clone(), edge_netns.clone()];
         all.extend(lab_nodes.iter().map(|n| n.netns.clone()));
         cleanup::guard_creation(|| shell::ip_batch(None, &all.iter().map(|ns| format!("netns add {ns}")).collect::<Vec<_>>()))?;
 
@@ -258,6 +262,16 @@ impl Lab {
         if options.faults.contains(&LabFault::ExternalUnreachable) {
             shell::in_netns(&external_netns, "iptables-restore", &["--noflush"], Some("*filter\n-A INPUT -i eth0 -j DROP\nCOMMIT\n"))?;
         }
+        // The edge: where a LoadBalancer (MetalLB on kind) puts the Gateway's and Services'
+        // addresses; like the external host it routes to pods through their nodes.
+        let mut edge_setup = vec![
+            "link set lo up".to_owned(),
+            format!("addr add {}/{} dev eth0", gateway::gateway_address(), addressing::UNDERLAY_PREFIX),
+            "link set eth0 up".to_owned(),
+        ];
+        edge_setup.extend(lab_nodes.iter().map(|n| format!("route add {} via {}", n.pod_cidr, n.node.address)));
+        shell::ip_batch(Some(&edge_netns), &edge_setup)?;
+        shell::in_netns(&edge_netns, "iptables-restore", &["--noflush"], Some(&format!("*nat\n-A POSTROUTING -d {pod_subnet} -j MASQUERADE\nCOMMIT\n")))?;
         let echo_server = if options.faults.contains(&LabFault::ExternalEchoDown) {
             None
         } else {
@@ -283,6 +297,7 @@ impl Lab {
             gateway: Mutex::new(EgressGateway::default()),
             echo_server: Mutex::new(echo_server),
             external_netns,
+            edge_netns,
             http_gateway: Mutex::new(None),
             gateway_quiet: std::sync::RwLock::new(()),
             torn_down: AtomicBool::new(false),
@@ -431,8 +446,7 @@ impl Cluster for Lab {
         let _no_loads_running = self.gateway_quiet.write().unwrap_or_else(|e| e.into_inner());
         let mut gateway = self.http_gateway.lock().unwrap_or_else(|e| e.into_inner());
         if gateway.is_none() {
-            let pod_routes: Vec<_> = self.lab_nodes.iter().map(|n| (n.pod_cidr, n.node.address)).collect();
-            *gateway = Some(gateway::Gateway::start(&self.info.cluster, &runs::state_dir(&self.info.cluster), &pod_routes, &self.faults)?);
+            *gateway = Some(gateway::Gateway::start(&self.edge_netns, &runs::state_dir(&self.info.cluster), &self.faults)?);
         }
         gateway.as_mut().expect("started above").apply(gateway::ResolvedRoute { route: route.clone(), backends, mirror }, &self.faults)?;
         if self.faults.contains(&LabFault::BackendDown) {
@@ -449,15 +463,35 @@ impl Cluster for Lab {
         Ok(())
     }
 
+    fn expose_service(&self, namespace: &str, name: &str, selector: &Labels, port: u16) -> Result<String> {
+        let (index, endpoints) = {
+            let mut registry = self.registry();
+            let endpoints: Vec<(IpAddr, u16)> =
+                registry.pods.iter().filter(|p| p.pod.namespace == namespace && selector.iter().all(|(k, v)| p.pod.labels.get(k) == Some(v))).map(|p| (p.pod.address, port)).collect();
+            registry.next_service += 1;
+            (registry.next_service - 1, endpoints)
+        };
+        if endpoints.is_empty() {
+            return Err(HarnessError::NotFound { what: "endpoints".into(), wanted: format!("pods of Service {namespace}/{name} (selector {selector:?})") });
+        }
+        let vip = gateway::service_address(index).ok_or_else(|| HarnessError::NotFound { what: "free Service address".into(), wanted: "in 172.18.0.151-199".into() })?;
+        shell::ip_batch(Some(&self.edge_netns), &[format!("addr add {vip}/32 dev eth0")])?;
+        shell::in_netns(&self.edge_netns, "iptables-restore", &["--noflush"], Some(&gateway::service_rules(&format!("LAB-SVC-{index}"), vip, &endpoints, &self.faults)))?;
+        Ok(format!("http://{vip}/"))
+    }
+
     fn gateway_url(&self, path: &str) -> String {
         format!("http://{}{path}", gateway::gateway_address())
     }
 
-    fn load_from_outside(&self, url: &str, requests: u64, concurrency: u64, header: Option<&str>) -> Result<LoadReport> {
-        let (requests, concurrency) = (requests.to_string(), concurrency.to_string());
-        let mut args = vec!["load", url, "--requests", &requests, "--concurrency", &concurrency, "--timeout-ms", "3000"];
-        if let Some(header) = header {
+    fn load_from_outside(&self, url: &str, load: &cni_probe::LoadOptions) -> Result<LoadReport> {
+        let (requests, concurrency, timeout) = (load.requests.to_string(), load.concurrency.to_string(), load.timeout.as_millis().to_string());
+        let mut args = vec!["load", url, "--requests", &requests, "--concurrency", &concurrency, "--timeout-ms", &timeout];
+        if let Some(header) = &load.header {
             args.extend(["--header", header]);
+        }
+        if load.new_connection_per_request {
+            args.push("--new-connection-per-request");
         }
         let _no_reload_meanwhile = self.gateway_quiet.read().unwrap_or_else(|e| e.into_inner());
         self.probe_json(&self.external_netns, &args, "the external host")
