@@ -265,6 +265,11 @@ fn kind_suites_without_kind_are_ignored_with_the_reason_or_fail_when_required() 
     assert!(cases.iter().any(|c| c.starts_with("egress_ip_moves_to_another_node_when_its_node_fails|")), "{cases:#?}");
     assert_eq!(std::fs::read_dir(empty_golden.path()).unwrap().count(), 0, "ignored scenarios write no golden records");
 
+    let (output, reports) = run_suite("canary_cilium", &[]);
+    assert!(output.status.success(), "{}", text(&output));
+    let cases = junit_cases_of(&reports.path().join("canary_cilium/junit.xml"), "kind");
+    assert!(cases.len() == 9 && cases.iter().all(|c| c.contains("|skipped|required tool `kind`")), "{cases:#?}");
+
     let (output, reports) = run_suite("egress_cilium", &[("CNICONF_REQUIRE_TOOLS", "1".as_ref())]);
     assert!(!output.status.success(), "with the switch, a missing tool fails: {}", text(&output));
     let cases = junit_cases_of(&reports.path().join("egress_cilium/junit.xml"), "kind");

@@ -86,8 +86,11 @@ impl Suite {
             Box::new(SummaryReport::new(&destinations)),
         ]);
         let provider_name = provider.as_ref().map(|p| p.name()).unwrap_or("unknown");
+        let mut features: Vec<Feature> = self.scenarios.iter().flat_map(|s| s.requires.iter().copied()).collect();
+        features.dedup();
         let run = Arc::new(SuiteRun {
             cni: self.cni.clone(),
+            features,
             provider,
             timeouts: self.timeouts.clone(),
             cluster: Mutex::new(None),
@@ -129,6 +132,8 @@ impl Suite {
 /// The state one suite run shares between its trials.
 struct SuiteRun {
     cni: CniProfile,
+    /// Everything the suite's scenarios need, for providers that install add-ons.
+    features: Vec<Feature>,
     provider: std::result::Result<ProviderChoice, String>,
     timeouts: Timeouts,
     /// Built on first use; an error is kept so every trial reports the same one.
@@ -144,7 +149,7 @@ impl SuiteRun {
             return built.clone();
         }
         let built = match &self.provider {
-            Ok(provider) => provider.provision(&self.cni).map_err(|e| e.to_string()),
+            Ok(provider) => provider.provision(&self.cni, &self.features).map_err(|e| e.to_string()),
             Err(e) => Err(e.clone()),
         };
         match &built {
@@ -178,7 +183,7 @@ impl SuiteRun {
             if !self.cni.has(feature) {
                 return Some(format!("CNI {} has no {}", self.cni.name, feature.name()));
             }
-            self.provider.as_ref().ok()?.cannot_host(feature)
+            self.provider.as_ref().ok()?.cannot_host(&self.cni, feature)
         })
     }
 
@@ -572,6 +577,7 @@ mod tests {
         let cni = CniProfile { features: &[], ..crate::cni::reference() };
         let run = SuiteRun {
             cni,
+            features: vec![],
             provider: Ok(ProviderChoice::Lab(Default::default())),
             timeouts: Timeouts::default(),
             cluster: Mutex::new(None),

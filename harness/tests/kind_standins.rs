@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use harness::cni;
-use harness::provider::kind::{KindCluster, KindOptions, KindTimeouts};
+use harness::provider::kind::{Addons, KindCluster, KindOptions, KindTimeouts};
 use harness::provider::runs;
 
 /// PATH is process-wide: one test at a time.
@@ -90,7 +90,7 @@ fn cluster_of(calls: &[String]) -> String {
 fn antrea_cluster_is_created_installed_awaited_loaded_and_deleted() {
     let _lock = PATH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let standins = StandIns::install();
-    let cluster = KindCluster::create(&cni::antrea(), &options()).unwrap();
+    let cluster = KindCluster::create(&cni::antrea(), &options(), Addons::default()).unwrap();
     assert!(cluster.files.kubeconfig.exists(), "the kubeconfig is private to the run, at {}", cluster.files.kubeconfig.display());
     let state: PathBuf = runs::state_dir(&cluster.name);
     cluster.delete().unwrap();
@@ -112,7 +112,7 @@ fn a_failed_install_deletes_the_cluster_and_carries_the_tools_stderr() {
     let standins = StandIns::install();
     standins.set("STANDIN_FAIL", "helm --kubeconfig");
     standins.set("STANDIN_STDERR", "Error: INSTALLATION FAILED: chart not found");
-    let error = KindCluster::create(&cni::cilium(), &options()).unwrap_err().to_string();
+    let error = KindCluster::create(&cni::cilium(), &options(), Addons::default()).unwrap_err().to_string();
     assert!(error.contains("installing cilium 1.16.6") && error.contains("INSTALLATION FAILED: chart not found"), "{error}");
     let calls = standins.calls();
     assert_eq!(words(&calls), ["kind create cluster", "helm repo add", "helm --kubeconfig kubeconfig", "kind delete cluster"], "{calls:#?}");
@@ -126,7 +126,7 @@ fn a_hanging_step_times_out_and_the_cluster_is_deleted() {
     standins.set("STANDIN_HANG", "rollout status");
     let timeouts = KindTimeouts { cni_ready: Duration::ZERO, ..KindTimeouts::default() };
     let started = std::time::Instant::now();
-    let error = KindCluster::create(&cni::antrea(), &KindOptions { timeouts, ..options() }).unwrap_err().to_string();
+    let error = KindCluster::create(&cni::antrea(), &KindOptions { timeouts, ..options() }, Addons::default()).unwrap_err().to_string();
     assert!(error.contains("timed out") && error.contains("waiting for DaemonSet kube-system/antrea-agent"), "{error}");
     assert!(started.elapsed() < Duration::from_secs(10), "the hanging stand-in was stopped, not waited for");
     assert!(standins.calls().last().unwrap().starts_with("kind delete cluster"), "{:#?}", standins.calls());
@@ -137,7 +137,7 @@ fn a_kept_cluster_is_reused_and_not_deleted() {
     let _lock = PATH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let standins = StandIns::install();
     standins.set("STANDIN_CLUSTERS", "cniconf-keep-antrea");
-    let cluster = KindCluster::create(&cni::antrea(), &KindOptions { keep: true, ..options() }).unwrap();
+    let cluster = KindCluster::create(&cni::antrea(), &KindOptions { keep: true, ..options() }, Addons::default()).unwrap();
     cluster.delete().unwrap();
     let calls = standins.calls();
     assert_eq!(words(&calls), ["kind get clusters", "kind export kubeconfig", "kubectl --kubeconfig kubeconfig", "kubectl --kubeconfig kubeconfig", "kind load docker-image"], "{calls:#?}");
@@ -151,7 +151,7 @@ fn a_missing_tool_is_named_with_how_to_get_it() {
     std::fs::remove_file(standins.dir.path().join("helm")).unwrap();
     // SAFETY: PATH_LOCK is held.
     unsafe { std::env::set_var("PATH", standins.dir.path()) };
-    let error = KindCluster::create(&cni::cilium(), &options()).unwrap_err().to_string();
+    let error = KindCluster::create(&cni::cilium(), &options(), Addons::default()).unwrap_err().to_string();
     assert!(error.contains("required tool `helm` was not found on PATH (installing the CNI's chart)"), "{error}");
     assert!(standins.calls().is_empty(), "nothing ran");
 }

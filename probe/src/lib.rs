@@ -274,6 +274,29 @@ pub struct LoadOptions {
     pub new_connection_per_request: bool,
 }
 
+impl LoadOptions {
+    /// The `cni-probe` arguments that run this load against `url`.
+    pub fn to_args(&self, url: &str) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "load".into(),
+            url.into(),
+            "--requests".into(),
+            self.requests.to_string(),
+            "--concurrency".into(),
+            self.concurrency.to_string(),
+            "--timeout-ms".into(),
+            self.timeout.as_millis().to_string(),
+        ];
+        if let Some(header) = &self.header {
+            args.extend(["--header".into(), header.clone()]);
+        }
+        if self.new_connection_per_request {
+            args.push("--new-connection-per-request".into());
+        }
+        args
+    }
+}
+
 /// Sends requests to `url` from concurrent workers, each on its own keep-alive
 /// connection unless asked for a new one per request, and reports what answered.
 pub fn load(url: &str, options: &LoadOptions) -> LoadReport {
@@ -374,6 +397,15 @@ mod tests {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let observation = get(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(2));
         assert!(matches!(observation, Observation::Refused { .. }), "{observation:?}");
+    }
+
+    #[test]
+    fn load_options_round_trip_through_the_command_line() {
+        let options = LoadOptions { requests: 59, concurrency: 8, timeout: Duration::from_millis(2500), header: Some("X-Route-Generation".into()), new_connection_per_request: true };
+        let mut argv = vec!["cni-probe".to_owned()];
+        argv.extend(options.to_args("http://192.0.2.1/"));
+        let Command::Load { url, requests, concurrency, timeout_ms, header, new_connection_per_request } = Cli::try_parse_from(argv).unwrap().command else { panic!("not a load") };
+        assert_eq!((url.as_str(), requests, concurrency, timeout_ms, header.as_deref(), new_connection_per_request), ("http://192.0.2.1/", 59, 8, 2500, Some("X-Route-Generation"), true));
     }
 
     #[test]

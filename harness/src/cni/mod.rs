@@ -55,6 +55,18 @@ pub struct Workload {
     pub name: &'static str,
 }
 
+/// How a CNI offers the Gateway API: its GatewayClass, and what else must be installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewaySupport {
+    pub class: &'static str,
+    /// Values added to the CNI's own Helm install (Cilium's built-in Gateway API).
+    pub cni_values: &'static [(&'static str, &'static str)],
+    /// A separate implementation to install (NGINX Gateway Fabric next to Antrea).
+    pub implementation: Option<Installation>,
+    pub implementation_version: &'static str,
+    pub readiness: &'static [Workload],
+}
+
 /// A network plugin under test.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CniProfile {
@@ -69,6 +81,8 @@ pub struct CniProfile {
     pub replaces_kube_proxy: bool,
     /// How the neutral egress policy is expressed and how its realization is checked.
     pub egress: egress::EgressDialect,
+    /// How HTTPRoutes are served (on clusters with an API server).
+    pub gateway: Option<GatewaySupport>,
 }
 
 impl CniProfile {
@@ -90,6 +104,7 @@ pub fn reference() -> CniProfile {
         readiness: &[],
         replaces_kube_proxy: false,
         egress: egress::EgressDialect::LabReference,
+        gateway: None,
     }
 }
 
@@ -106,6 +121,21 @@ pub fn antrea() -> CniProfile {
         ],
         replaces_kube_proxy: false,
         egress: egress::EgressDialect::Antrea,
+        // Antrea has no Gateway API implementation; the thesis pairs it with NGINX Gateway Fabric.
+        gateway: Some(GatewaySupport {
+            class: "nginx",
+            cni_values: &[],
+            implementation: Some(Installation::Helm {
+                repo_name: "",
+                repo_url: "",
+                chart: "oci://ghcr.io/nginx/charts/nginx-gateway-fabric",
+                release: "ngf",
+                namespace: "nginx-gateway",
+                values: &[("service.type", "LoadBalancer")],
+            }),
+            implementation_version: "1.6.2",
+            readiness: &[Workload { kind: "Deployment", namespace: "nginx-gateway", name: "ngf-nginx-gateway-fabric" }],
+        }),
     }
 }
 
@@ -136,6 +166,13 @@ pub fn cilium() -> CniProfile {
         ],
         replaces_kube_proxy: true,
         egress: egress::EgressDialect::Cilium,
+        gateway: Some(GatewaySupport {
+            class: "cilium",
+            cni_values: &[("gatewayAPI.enabled", "true")],
+            implementation: None,
+            implementation_version: "",
+            readiness: &[],
+        }),
     }
 }
 

@@ -66,6 +66,9 @@ impl ExistingOptions {
 pub fn cannot_host(options: &ExistingOptions, feature: Feature) -> Option<String> {
     match feature {
         Feature::EgressFailover => Some("the existing provider does not stop nodes of a cluster it does not own".into()),
+        Feature::GatewayWeights | Feature::RequestMirror | Feature::LoadBalancerService => {
+            Some("loads from outside need a probe the harness runs there; the existing provider has only the user's echo".into())
+        }
         Feature::EgressGateway | Feature::EgressExcludedCidrs if options.egress_ips.is_empty() => {
             Some(format!("no egress IPs given: set {EGRESS_IPS_VARIABLE} to addresses the external echo can reach"))
         }
@@ -99,6 +102,10 @@ impl Environment for UserEnvironment {
 
     fn probe_image(&self) -> String {
         self.options.probe_image.clone()
+    }
+
+    fn run_probe_outside(&self, _args: &[String]) -> Result<String> {
+        Err(HarnessError::NotFound { what: "probe outside the cluster".into(), wanted: "on an existing cluster (only the user's echo is there)".into() })
     }
 
     fn stop_node(&self, node: &Node) -> Result<()> {

@@ -123,17 +123,49 @@ pub fn render_kind_config(path: &Path, cni: &CniProfile) -> Result<String> {
     Ok(serde_saphyr::to_string(&config).expect("JSON values serialize"))
 }
 
+/// Gateway API CRDs, standard channel, installed before the CNI so its controllers see them.
+pub const GATEWAY_API_VERSION: &str = "v1.2.1";
+/// MetalLB gives LoadBalancer Services and Gateways addresses on kind's network (thesis ch. 4).
+pub const METALLB_VERSION: &str = "v0.14.9";
+
+/// What a suite needs besides the CNI, from its scenarios' features.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Addons {
+    pub gateway_api: bool,
+    pub load_balancer: bool,
+}
+
+impl Addons {
+    pub fn for_features(features: &[crate::cni::Feature]) -> Self {
+        use crate::cni::Feature;
+        let gateway_api = features.iter().any(|f| matches!(f, Feature::GatewayWeights | Feature::RequestMirror));
+        Self { gateway_api, load_balancer: gateway_api || features.contains(&Feature::LoadBalancerService) }
+    }
+}
+
 /// Files of one kind run, in its private state directory.
 #[derive(Debug, Clone)]
 pub struct RunFiles {
     pub kind_config: PathBuf,
     pub kubeconfig: PathBuf,
+    /// MetalLB's address pool on kind's network, written once the network exists.
+    pub address_pool: PathBuf,
 }
 
 impl RunFiles {
     pub fn in_dir(dir: &Path) -> Self {
-        Self { kind_config: dir.join("kind.yaml"), kubeconfig: dir.join("kubeconfig") }
+        Self { kind_config: dir.join("kind.yaml"), kubeconfig: dir.join("kubeconfig"), address_pool: dir.join("metallb-pool.yaml") }
     }
+}
+
+/// MetalLB's pool: .240 to .250 of the first /24 of kind's network (egress IPs use .200 to .239).
+pub fn address_pool_objects(subnet: ipnet::Ipv4Net) -> Vec<Value> {
+    let base = u32::from(subnet.network());
+    let (first, last) = (std::net::Ipv4Addr::from(base + 240), std::net::Ipv4Addr::from(base + 250));
+    vec![
+        serde_json::json!({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool", "metadata": {"name": "cni-conformance", "namespace": "metallb-system"}, "spec": {"addresses": [format!("{first}-{last}")]}}),
+        serde_json::json!({"apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement", "metadata": {"name": "cni-conformance", "namespace": "metallb-system"}, "spec": {"ipAddressPools": ["cni-conformance"]}}),
+    ]
 }
 
 /// Every command a kind run makes, in order: what `provision` executes and what the
@@ -143,56 +175,97 @@ pub struct KindPlan {
     pub create: CliStep,
     /// Writes the private kubeconfig of a kept cluster that already exists.
     pub export_kubeconfig: CliStep,
+    /// On a new cluster: the CNI and add-ons, each followed by waiting for it.
     pub install: Vec<CliStep>,
+    /// On a kept cluster being reused: only the waits.
     pub await_ready: Vec<CliStep>,
     pub load_probe_image: CliStep,
     pub delete: CliStep,
 }
 
 impl KindPlan {
-    pub fn new(cluster: &str, cni: &CniProfile, files: &RunFiles, timeouts: &KindTimeouts) -> Self {
+    pub fn new(cluster: &str, cni: &CniProfile, files: &RunFiles, timeouts: &KindTimeouts, addons: Addons) -> Self {
         let kubeconfig = files.kubeconfig.display().to_string();
         let kubectl = |purpose: String, args: Vec<String>, timeout| {
             let mut all = vec!["--kubeconfig".to_owned(), kubeconfig.clone()];
             all.extend(args);
             CliStep::new(purpose, "kubectl", all, timeout)
         };
-        let install = match &cni.installation {
-            Installation::ReferencePlugins { .. } => vec![],
-            Installation::Manifest { url } => vec![kubectl(
+        let gateway = cni.gateway.as_ref().filter(|_| addons.gateway_api);
+        let helm_install = |name: &str, version: &str, installation: &Installation, extra: &[(&str, &str)]| -> Vec<CliStep> {
+            let Installation::Helm { repo_name, repo_url, chart, release, namespace, values } = installation else { return vec![] };
+            let mut args: Vec<String> =
+                ["--kubeconfig", &kubeconfig, "install", release, chart, "--version", version, "--namespace", namespace, "--create-namespace"].map(str::to_owned).into();
+            for (key, value) in values.iter().chain(extra) {
+                args.extend(["--set".to_owned(), format!("{key}={value}")]);
+            }
+            let mut steps = Vec::new();
+            if !repo_name.is_empty() {
+                steps.push(CliStep::new(format!("adding the {repo_name} Helm repository"), "helm", ["repo", "add", repo_name, repo_url, "--force-update"], timeouts.install_cni));
+            }
+            steps.push(CliStep::new(format!("installing {name} {version}"), "helm", args, timeouts.install_cni));
+            steps
+        };
+        let mut install = Vec::new();
+        if addons.gateway_api {
+            install.push(kubectl(
+                format!("installing the Gateway API {GATEWAY_API_VERSION} CRDs"),
+                vec!["apply".into(), "--server-side".into(), "-f".into(), format!("https://github.com/kubernetes-sigs/gateway-api/releases/download/{GATEWAY_API_VERSION}/standard-install.yaml")],
+                timeouts.install_cni,
+            ));
+        }
+        match &cni.installation {
+            Installation::ReferencePlugins { .. } => {}
+            Installation::Manifest { url } => install.push(kubectl(
                 format!("installing {} {}", cni.name, cni.version),
                 vec!["apply".into(), "--server-side".into(), "-f".into(), url.replace("{version}", cni.version)],
                 timeouts.install_cni,
-            )],
-            Installation::Helm { repo_name, repo_url, chart, release, namespace, values } => {
-                let mut args: Vec<String> = ["--kubeconfig", &kubeconfig, "install", release, chart, "--version", cni.version, "--namespace", namespace]
-                    .map(str::to_owned)
-                    .into();
-                for (key, value) in values.iter() {
-                    args.extend(["--set".to_owned(), format!("{key}={value}")]);
-                }
+            )),
+            helm @ Installation::Helm { .. } => {
+                let mut extra: Vec<(&str, String)> = Vec::new();
                 if cni.replaces_kube_proxy {
                     // Without kube-proxy the agent must reach the API server directly.
-                    args.extend(["--set".to_owned(), format!("k8sServiceHost={cluster}-control-plane"), "--set".to_owned(), "k8sServicePort=6443".to_owned()]);
+                    extra.push(("k8sServiceHost", format!("{cluster}-control-plane")));
+                    extra.push(("k8sServicePort", "6443".into()));
                 }
-                vec![
-                    CliStep::new(format!("adding the {repo_name} Helm repository"), "helm", ["repo", "add", repo_name, repo_url, "--force-update"], timeouts.install_cni),
-                    CliStep::new(format!("installing {} {}", cni.name, cni.version), "helm", args, timeouts.install_cni),
-                ]
+                extra.extend(gateway.into_iter().flat_map(|g| g.cni_values.iter().map(|(k, v)| (*k, (*v).to_owned()))));
+                let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                install.extend(helm_install(cni.name, cni.version, helm, &extra));
             }
-        };
+        }
         let timeout_flag = format!("--timeout={}s", timeouts.cni_ready.as_secs());
-        let await_ready = cni
-            .readiness
-            .iter()
-            .map(|w| {
-                kubectl(
-                    format!("waiting for {} {}/{}", w.kind, w.namespace, w.name),
-                    vec!["--namespace".into(), w.namespace.into(), "rollout".into(), "status".into(), format!("{}/{}", w.kind.to_lowercase(), w.name), timeout_flag.clone()],
-                    timeouts.cni_ready,
-                )
-            })
-            .collect();
+        let rollout = |w: &crate::cni::Workload| {
+            kubectl(
+                format!("waiting for {} {}/{}", w.kind, w.namespace, w.name),
+                vec!["--namespace".into(), w.namespace.into(), "rollout".into(), "status".into(), format!("{}/{}", w.kind.to_lowercase(), w.name), timeout_flag.clone()],
+                timeouts.cni_ready,
+            )
+        };
+        // Installing: only when the cluster is new. Waiting: also when a kept one is reused.
+        install.extend(cni.readiness.iter().map(rollout));
+        let mut await_ready: Vec<CliStep> = cni.readiness.iter().map(rollout).collect();
+        if addons.load_balancer {
+            let controller = crate::cni::Workload { kind: "Deployment", namespace: "metallb-system", name: "controller" };
+            install.push(kubectl(
+                format!("installing MetalLB {METALLB_VERSION}"),
+                vec!["apply".into(), "--server-side".into(), "-f".into(), format!("https://raw.githubusercontent.com/metallb/metallb/{METALLB_VERSION}/config/manifests/metallb-native.yaml")],
+                timeouts.install_cni,
+            ));
+            install.push(rollout(&controller));
+            install.push(kubectl(
+                "giving MetalLB addresses on kind's network".into(),
+                vec!["apply".into(), "--server-side".into(), "-f".into(), files.address_pool.display().to_string()],
+                timeouts.install_cni,
+            ));
+            await_ready.push(rollout(&controller));
+        }
+        if let Some(gateway) = gateway {
+            if let Some(implementation) = &gateway.implementation {
+                install.extend(helm_install("the Gateway API implementation", gateway.implementation_version, implementation, &[]));
+            }
+            install.extend(gateway.readiness.iter().map(rollout));
+            await_ready.extend(gateway.readiness.iter().map(rollout));
+        }
         Self {
             create: CliStep::new(
                 format!("creating kind cluster {cluster}"),
@@ -232,13 +305,14 @@ pub struct KindCluster {
     pub files: RunFiles,
     pub plan: KindPlan,
     pub keep: bool,
+    pub addons: Addons,
 }
 
 impl KindCluster {
     /// Creates (or, when kept, reuses) the cluster, installs the CNI, waits for it and loads
     /// the probe image. On any failure the cluster is deleted (unless kept) before the error
     /// is returned; an interrupt deletes it too.
-    pub fn create(cni: &CniProfile, options: &KindOptions) -> Result<Self> {
+    pub fn create(cni: &CniProfile, options: &KindOptions, addons: Addons) -> Result<Self> {
         if let Some(missing) = missing_tool(cni) {
             return Err(missing);
         }
@@ -248,8 +322,8 @@ impl KindCluster {
         let files = RunFiles::in_dir(&dir);
         std::fs::write(&files.kind_config, render_kind_config(&options.kind_config, cni)?)
             .map_err(|e| HarnessError::Command { command: format!("write {}", files.kind_config.display()), detail: e.to_string() })?;
-        let plan = KindPlan::new(&name, cni, &files, &options.timeouts);
-        let cluster = Self { name, files, plan, keep: options.keep };
+        let plan = KindPlan::new(&name, cni, &files, &options.timeouts, addons);
+        let cluster = Self { name, files, plan, keep: options.keep, addons };
         if !cluster.keep {
             let delete = cluster.plan.delete.clone();
             let name = cluster.name.clone();
@@ -273,14 +347,20 @@ impl KindCluster {
         let reuse = self.keep && existing_clusters(timeouts)?.contains(&self.name);
         if reuse {
             cli::run(&self.plan.export_kubeconfig)?;
+            for step in &self.plan.await_ready {
+                cli::run(step)?;
+            }
         } else {
             cli::run(&self.plan.create)?;
+            if self.addons.load_balancer {
+                // kind's network exists once the cluster does.
+                let pool = address_pool_objects(docker_network_subnet(KIND_NETWORK, timeouts)?);
+                std::fs::write(&self.files.address_pool, crate::cni::egress::to_yaml(&pool))
+                    .map_err(|e| HarnessError::Command { command: format!("write {}", self.files.address_pool.display()), detail: e.to_string() })?;
+            }
             for step in &self.plan.install {
                 cli::run(step)?;
             }
-        }
-        for step in &self.plan.await_ready {
-            cli::run(step)?;
         }
         cli::run(&self.plan.load_probe_image).map(drop)
     }
@@ -339,11 +419,14 @@ mod tests {
     use crate::cni;
 
     fn plan_text(cni: &CniProfile) -> String {
+        plan_text_with(cni, Addons::default())
+    }
+
+    fn plan_text_with(cni: &CniProfile, addons: Addons) -> String {
         let files = RunFiles::in_dir(Path::new("/run/cni-conformance/cniconf-0a1b2c"));
-        let plan = KindPlan::new("cniconf-0a1b2c", cni, &files, &KindTimeouts::default());
+        let plan = KindPlan::new("cniconf-0a1b2c", cni, &files, &KindTimeouts::default(), addons);
         let mut steps = vec![&plan.create];
         steps.extend(&plan.install);
-        steps.extend(&plan.await_ready);
         steps.extend([&plan.load_probe_image, &plan.delete]);
         steps.iter().map(|s| format!("# {} (timeout {}s)\n{s}\n", s.purpose, s.timeout.as_secs())).collect()
     }
@@ -356,6 +439,26 @@ mod tests {
     #[test]
     fn cilium_install_plan() {
         insta::assert_snapshot!("cilium_kind_plan", plan_text(&cni::cilium()));
+    }
+
+    #[test]
+    fn antrea_with_nginx_gateway_fabric_and_metallb_plan() {
+        let addons = Addons::for_features(&[crate::cni::Feature::GatewayWeights]);
+        insta::assert_snapshot!("antrea_canary_kind_plan", plan_text_with(&cni::antrea(), addons));
+    }
+
+    #[test]
+    fn cilium_with_its_gateway_api_and_metallb_plan() {
+        let addons = Addons::for_features(&[crate::cni::Feature::GatewayWeights]);
+        let plan = plan_text_with(&cni::cilium(), addons);
+        assert!(plan.find("standard-install.yaml").unwrap() < plan.find("helm --kubeconfig").unwrap(), "CRDs before Cilium: {plan}");
+        insta::assert_snapshot!("cilium_canary_kind_plan", plan);
+    }
+
+    #[test]
+    fn metallb_gets_the_top_of_kinds_first_block() {
+        let pool = address_pool_objects("172.18.0.0/16".parse().unwrap());
+        assert_eq!(pool[0]["spec"]["addresses"][0], "172.18.0.240-172.18.0.250");
     }
 
     #[test]
@@ -477,6 +580,12 @@ impl super::kubernetes::Environment for KindEnvironment {
         self.docker(format!("stopping node {}", node.name), &["stop", &node.name])
     }
 
+    fn run_probe_outside(&self, args: &[String]) -> Result<String> {
+        let echo = self.echo.lock().unwrap_or_else(|e| e.into_inner());
+        let echo = echo.as_ref().ok_or_else(|| HarnessError::NotReady { what: "the external echo container".into(), detail: "already removed".into() })?;
+        echo.exec(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
     fn teardown(&self) -> Result<()> {
         drop(self.echo.lock().unwrap_or_else(|e| e.into_inner()).take());
         self.cluster.delete()
@@ -484,9 +593,10 @@ impl super::kubernetes::Environment for KindEnvironment {
 }
 
 /// Builds a kind cluster with `cni` and connects to it.
-pub fn provision(cni: &CniProfile, options: &KindOptions) -> Result<super::kubernetes::KubeCluster> {
+pub fn provision(cni: &CniProfile, options: &KindOptions, features: &[crate::cni::Feature]) -> Result<super::kubernetes::KubeCluster> {
     let started = std::time::Instant::now();
-    let cluster = KindCluster::create(cni, options)?;
+    let addons = Addons::for_features(features);
+    let cluster = KindCluster::create(cni, options, addons)?;
     let kubeconfig = cluster.files.kubeconfig.clone();
     let name = cluster.name.clone();
     let runtime = std::sync::Arc::new(
@@ -495,7 +605,7 @@ pub fn provision(cni: &CniProfile, options: &KindOptions) -> Result<super::kuber
     let environment = match KindEnvironment::start(cluster, &runtime, &options.timeouts) {
         Ok(environment) => environment,
         Err(e) => {
-            let _ = cli::run(&KindPlan::new(&name, cni, &RunFiles { kind_config: PathBuf::new(), kubeconfig }, &options.timeouts).delete);
+            let _ = cli::run(&KindPlan::new(&name, cni, &RunFiles::in_dir(&runs::state_dir(&name)), &options.timeouts, addons).delete);
             runs::release(&name);
             return Err(e);
         }

@@ -25,22 +25,83 @@ pub const RUN_LABEL: &str = "cni-conformance.run";
 pub struct KubeTimeouts {
     pub pod_ready: Duration,
     pub crd_established: Duration,
+    /// A Gateway or LoadBalancer Service getting its address.
+    pub address_assigned: Duration,
 }
 
 impl Default for KubeTimeouts {
     fn default() -> Self {
-        Self { pod_ready: Duration::from_secs(180), crd_established: Duration::from_secs(60) }
+        Self { pod_ready: Duration::from_secs(180), crd_established: Duration::from_secs(60), address_assigned: Duration::from_secs(120) }
     }
 }
 
-/// What clusters on an API server cannot host yet.
-pub fn cannot_host(feature: Feature) -> Option<String> {
+/// What a cluster on an API server cannot host, given its CNI profile.
+pub fn cannot_host(cni: &CniProfile, feature: Feature) -> Option<String> {
     match feature {
-        Feature::GatewayWeights | Feature::RequestMirror | Feature::LoadBalancerService => {
-            Some("Gateway API routes on kind and existing clusters are not implemented yet (Gateway, MetalLB, HTTPRoute apply)".into())
-        }
+        Feature::GatewayWeights | Feature::RequestMirror if cni.gateway.is_none() => Some(format!("no Gateway API implementation is known for {}", cni.name)),
         _ => None,
     }
+}
+
+/// Where the run's shared Gateway lives.
+pub fn gateway_namespace(run: &str) -> String {
+    format!("{run}-gateway")
+}
+
+/// The run's Gateway: one HTTP listener that takes routes from every namespace.
+pub fn gateway_object(class: &str, run: &str) -> Value {
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": "conformance", "namespace": gateway_namespace(run)},
+        "spec": {
+            "gatewayClassName": class,
+            "listeners": [{"name": "http", "protocol": "HTTP", "port": 80, "allowedRoutes": {"namespaces": {"from": "All"}}}],
+        },
+    })
+}
+
+/// A Service selecting the probe pods labelled `app=<name>`.
+fn service_object(namespace: &str, name: &str, port: u16, selector: &crate::model::Labels, load_balancer: bool) -> Value {
+    let mut service = json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"selector": selector, "ports": [{"name": "http", "port": port, "targetPort": 8080}]},
+    });
+    if load_balancer {
+        service["spec"]["type"] = json!("LoadBalancer");
+    }
+    service
+}
+
+/// The route's Services (one per backend and the mirror) and its HTTPRoute, attached to
+/// the run's Gateway, with its generation in a response header.
+pub fn route_objects(namespace: &str, route: &HttpRoute, run: &str) -> Vec<Value> {
+    let app = |service: &str| crate::model::labels([("app", service)]);
+    let mut objects: Vec<Value> = route.backends.iter().map(|b| service_object(namespace, &b.service, b.port, &app(&b.service), false)).collect();
+    let mut filters = vec![json!({
+        "type": "ResponseHeaderModifier",
+        "responseHeaderModifier": {"add": [{"name": crate::model::ROUTE_GENERATION_HEADER, "value": route.generation.to_string()}]},
+    })];
+    if let Some((service, port)) = &route.mirror_to {
+        objects.push(service_object(namespace, service, *port, &app(service), false));
+        filters.push(json!({"type": "RequestMirror", "requestMirror": {"backendRef": {"name": service, "port": port}}}));
+    }
+    objects.push(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": route.name, "namespace": namespace},
+        "spec": {
+            "parentRefs": [{"name": "conformance", "namespace": gateway_namespace(run)}],
+            "rules": [{
+                "matches": [{"path": {"type": "PathPrefix", "value": route.path_prefix}}],
+                "filters": filters,
+                "backendRefs": route.backends.iter().map(|b| json!({"kind": "Service", "name": b.service, "port": b.port, "weight": b.weight})).collect::<Vec<_>>(),
+            }],
+        },
+    }));
+    objects
 }
 
 /// What a provider adds around an API server.
@@ -55,6 +116,9 @@ pub trait Environment: Send + Sync {
     fn probe_image(&self) -> String;
     /// Stops a node (for failover scenarios).
     fn stop_node(&self, node: &Node) -> Result<()>;
+    /// Runs the probe with `args` outside the cluster (where the external echo runs) and
+    /// returns what it printed.
+    fn run_probe_outside(&self, args: &[String]) -> Result<String>;
     /// Removes what the provider made (the kind cluster, the echo container).
     fn teardown(&self) -> Result<()>;
 }
@@ -69,6 +133,8 @@ pub struct KubeCluster {
     timeouts: KubeTimeouts,
     /// Cluster-scoped objects this run applied (policies), deleted at teardown.
     applied: Mutex<Vec<Value>>,
+    /// The run's Gateway address, once it has one.
+    gateway_address: Mutex<Option<IpAddr>>,
     torn_down: std::sync::atomic::AtomicBool,
 }
 
@@ -83,11 +149,41 @@ impl KubeCluster {
             }
         };
         info.kernel = kernel;
-        Ok(Self { info, access, cni, nodes, environment, timeouts, applied: Mutex::new(vec![]), torn_down: Default::default() })
+        Ok(Self { info, access, cni, nodes, environment, timeouts, applied: Mutex::new(vec![]), gateway_address: Mutex::new(None), torn_down: Default::default() })
     }
 
     pub fn access(&self) -> &KubeAccess {
         &self.access
+    }
+
+    /// Polls `object` until `address_of` finds an address in it, within the address budget.
+    fn await_address(&self, object: &Value, what: &str, address_of: impl Fn(&Value) -> Option<IpAddr>) -> Result<IpAddr> {
+        let deadline = Instant::now() + self.timeouts.address_assigned;
+        loop {
+            if let Some(address) = self.access.get(object)?.as_ref().and_then(&address_of) {
+                return Ok(address);
+            }
+            if Instant::now() >= deadline {
+                return Err(HarnessError::Timeout { what: format!("{what} to get an address (KubeTimeouts::address_assigned; is MetalLB installed?)"), seconds: self.timeouts.address_assigned.as_secs_f64() });
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
+    /// The run's Gateway, created on first use; its address.
+    fn gateway(&self) -> Result<IpAddr> {
+        let mut address = self.gateway_address.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(address) = *address {
+            return Ok(address);
+        }
+        let support = self.cni.gateway.as_ref().ok_or_else(|| HarnessError::NotFound { what: "Gateway API implementation".into(), wanted: format!("for {}", self.cni.name) })?;
+        let run = &self.info.cluster;
+        let namespace = NamespaceSpec { name: gateway_namespace(run), labels: Default::default() };
+        let gateway = gateway_object(support.class, run);
+        self.access.apply(&[namespace_object(&namespace, run), gateway.clone()], self.timeouts.crd_established)?;
+        let found = self.await_address(&gateway, "the run's Gateway", |g| g["status"]["addresses"][0]["value"].as_str()?.parse().ok())?;
+        *address = Some(found);
+        Ok(found)
     }
 }
 
@@ -207,24 +303,36 @@ impl Cluster for KubeCluster {
         })
     }
 
-    fn apply_http_route(&self, _namespace: &str, route: &HttpRoute) -> Result<()> {
-        Err(not_yet(&format!("applying HTTPRoute {}", route.name)))
+    fn apply_http_route(&self, namespace: &str, route: &HttpRoute) -> Result<()> {
+        self.gateway()?;
+        self.access.apply(&route_objects(namespace, route, &self.info.cluster), self.timeouts.crd_established)
     }
 
-    fn expose_service(&self, namespace: &str, name: &str, _selector: &crate::model::Labels, _port: u16) -> Result<String> {
-        Err(not_yet(&format!("exposing Service {namespace}/{name}")))
+    fn expose_service(&self, namespace: &str, name: &str, selector: &crate::model::Labels, _port: u16) -> Result<String> {
+        let service = service_object(namespace, name, 80, selector, true);
+        self.access.apply(&[service.clone()], self.timeouts.crd_established)?;
+        let address = self.await_address(&service, &format!("Service {namespace}/{name}"), |s| s["status"]["loadBalancer"]["ingress"][0]["ip"].as_str()?.parse().ok())?;
+        Ok(format!("http://{address}/"))
     }
 
     fn gateway_url(&self, path: &str) -> String {
-        format!("http://gateway.not-implemented{path}")
+        match self.gateway() {
+            Ok(address) => format!("http://{address}{path}"),
+            Err(e) => format!("http://gateway-without-address{path} ({e})"),
+        }
     }
 
-    fn load_from_outside(&self, url: &str, _load: &cni_probe::LoadOptions) -> Result<LoadReport> {
-        Err(not_yet(&format!("load against {url}")))
+    fn load_from_outside(&self, url: &str, load: &cni_probe::LoadOptions) -> Result<LoadReport> {
+        let printed = self.environment.run_probe_outside(&load.to_args(url))?;
+        serde_json::from_str(printed.trim()).map_err(|e| HarnessError::Command { command: format!("cni-probe load {url} outside the cluster"), detail: format!("unreadable report ({e}): {printed}") })
     }
 
     fn served_requests(&self, pod: &Pod) -> Result<u64> {
-        Err(not_yet(&format!("reading served requests of pod {}/{}", pod.namespace, pod.name)))
+        let url = format!("http://127.0.0.1:8080{}", cni_probe::REQUESTS_PATH);
+        let printed = self.access.exec(&pod.namespace, &pod.name, Some("probe"), &["/cni-probe", "served", &url])?;
+        let served: cni_probe::ServedRequests = serde_json::from_str(printed.trim())
+            .map_err(|e| HarnessError::Command { command: format!("cni-probe served in pod {}/{}", pod.namespace, pod.name), detail: format!("{e}: {printed}") })?;
+        Ok(served.requests)
     }
 
     fn stop_node(&self, node: &Node) -> Result<()> {
@@ -256,10 +364,6 @@ impl Cluster for KubeCluster {
     }
 }
 
-fn not_yet(what: &str) -> HarnessError {
-    HarnessError::NotFound { what: "implementation".into(), wanted: format!("{what} on an API-server cluster (not implemented yet; such scenarios are ignored)") }
-}
-
 /// Deletes the namespaces labelled as this run's, and nothing else.
 fn delete_run_namespaces(access: &KubeAccess, run: &str) -> Result<()> {
     use k8s_openapi::api::core::v1::Namespace;
@@ -280,6 +384,24 @@ mod tests {
     fn a_probe_pod_is_pinned_to_its_node_and_serves_the_echo() {
         let spec = PodSpec { name: "web".into(), namespace: "prod-t3".into(), labels: labels([("role", "web")]), node: "c-worker".into() };
         insta::assert_snapshot!("probe_pod", crate::cni::egress::to_yaml(&[pod_object(&spec, "cni-probe:0.1.0")]));
+    }
+
+    #[test]
+    fn a_mirroring_route_becomes_services_and_an_httproute_on_the_runs_gateway() {
+        let mut route = crate::fixtures::load_http_route(&crate::fixtures::fixture_path("canary/weather-mirror-route.yaml")).unwrap();
+        route.name = "weather-mirror-route-t8".into();
+        route.path_prefix = "/t8/getPaidForecast".into();
+        route.generation = 1;
+        let objects = route_objects("paid-t8", &route, "cniconf-0a1b2c");
+        insta::assert_snapshot!("mirror_route_objects", crate::cni::egress::to_yaml(&objects));
+        insta::assert_snapshot!("gateway_object", crate::cni::egress::to_yaml(&[gateway_object("nginx", "cniconf-0a1b2c")]));
+    }
+
+    #[test]
+    fn a_cni_without_a_gateway_api_implementation_cannot_host_routes() {
+        assert!(cannot_host(&crate::cni::antrea(), Feature::GatewayWeights).is_none());
+        let reference = crate::cni::reference();
+        assert_eq!(cannot_host(&reference, Feature::RequestMirror).unwrap(), "no Gateway API implementation is known for reference");
     }
 
     #[test]

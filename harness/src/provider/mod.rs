@@ -114,20 +114,21 @@ impl ProviderChoice {
     }
 
     /// Why this provider cannot host a scenario needing `feature` with `cni`, if it cannot.
-    pub fn cannot_host(&self, feature: Feature) -> Option<String> {
+    pub fn cannot_host(&self, cni: &CniProfile, feature: Feature) -> Option<String> {
         match self {
             ProviderChoice::Lab(_) => lab::cannot_host(feature),
-            ProviderChoice::Kind(_) => kubernetes::cannot_host(feature),
-            ProviderChoice::Existing(options) => kubernetes::cannot_host(feature).or_else(|| existing::cannot_host(options, feature)),
+            ProviderChoice::Kind(_) => kubernetes::cannot_host(cni, feature),
+            ProviderChoice::Existing(options) => kubernetes::cannot_host(cni, feature).or_else(|| existing::cannot_host(options, feature)),
         }
     }
 
     /// Builds (or connects to) a cluster with `cni`; it is torn down by [`Cluster::teardown`],
     /// by Ctrl-C, or by `cargo xtask gc` after a killed run.
-    pub fn provision(&self, cni: &CniProfile) -> Result<Arc<dyn Cluster>> {
+    /// `features` are what the suite's scenarios need (kind installs add-ons for them).
+    pub fn provision(&self, cni: &CniProfile, features: &[Feature]) -> Result<Arc<dyn Cluster>> {
         match self {
             ProviderChoice::Lab(options) => Ok(Arc::new(lab::Lab::provision(cni, options)?)),
-            ProviderChoice::Kind(options) => Ok(Arc::new(kind::provision(cni, options)?)),
+            ProviderChoice::Kind(options) => Ok(Arc::new(kind::provision(cni, options, features)?)),
             ProviderChoice::Existing(options) => Ok(Arc::new(existing::provision(cni, options)?)),
         }
     }

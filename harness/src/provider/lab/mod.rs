@@ -485,14 +485,8 @@ impl Cluster for Lab {
     }
 
     fn load_from_outside(&self, url: &str, load: &cni_probe::LoadOptions) -> Result<LoadReport> {
-        let (requests, concurrency, timeout) = (load.requests.to_string(), load.concurrency.to_string(), load.timeout.as_millis().to_string());
-        let mut args = vec!["load", url, "--requests", &requests, "--concurrency", &concurrency, "--timeout-ms", &timeout];
-        if let Some(header) = &load.header {
-            args.extend(["--header", header]);
-        }
-        if load.new_connection_per_request {
-            args.push("--new-connection-per-request");
-        }
+        let args = load.to_args(url);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let _no_reload_meanwhile = self.gateway_quiet.read().unwrap_or_else(|e| e.into_inner());
         self.probe_json(&self.external_netns, &args, "the external host")
     }
