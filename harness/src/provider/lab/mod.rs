@@ -250,27 +250,20 @@ impl Lab {
             shell::in_netns(&lab_node.netns, "iptables-restore", &["--noflush"], Some(&node_nat_rules(lab_node.pod_cidr, pod_subnet, masquerade)))?;
         }
 
-        // The external host knows the pod CIDRs, as a routed underlay (a cloud VPC) would:
-        // a missing SNAT then shows up as the pod's address, not as a timeout.
-        let mut external_setup = vec![
-            "link set lo up".to_owned(),
-            format!("addr add {}/{} dev eth0", addressing::external_address(), addressing::UNDERLAY_PREFIX),
-            "link set eth0 up".to_owned(),
-        ];
-        external_setup.extend(lab_nodes.iter().map(|n| format!("route add {} via {}", n.pod_cidr, n.node.address)));
-        shell::ip_batch(Some(&external_netns), &external_setup)?;
+        // Hosts on the underlay that route to pods through their nodes. The external host
+        // does, as a routed underlay (a cloud VPC) would: a missing SNAT then shows up as the
+        // pod's address, not as a timeout. The edge is where a LoadBalancer (MetalLB on
+        // kind) puts the Gateway's and Services' addresses.
+        let underlay_host = |address: std::net::Ipv4Addr| -> Vec<String> {
+            let mut setup = vec!["link set lo up".to_owned(), format!("addr add {address}/{} dev eth0", addressing::UNDERLAY_PREFIX), "link set eth0 up".to_owned()];
+            setup.extend(lab_nodes.iter().map(|n| format!("route add {} via {}", n.pod_cidr, n.node.address)));
+            setup
+        };
+        shell::ip_batch(Some(&external_netns), &underlay_host(addressing::external_address()))?;
         if options.faults.contains(&LabFault::ExternalUnreachable) {
             shell::in_netns(&external_netns, "iptables-restore", &["--noflush"], Some("*filter\n-A INPUT -i eth0 -j DROP\nCOMMIT\n"))?;
         }
-        // The edge: where a LoadBalancer (MetalLB on kind) puts the Gateway's and Services'
-        // addresses; like the external host it routes to pods through their nodes.
-        let mut edge_setup = vec![
-            "link set lo up".to_owned(),
-            format!("addr add {}/{} dev eth0", gateway::gateway_address(), addressing::UNDERLAY_PREFIX),
-            "link set eth0 up".to_owned(),
-        ];
-        edge_setup.extend(lab_nodes.iter().map(|n| format!("route add {} via {}", n.pod_cidr, n.node.address)));
-        shell::ip_batch(Some(&edge_netns), &edge_setup)?;
+        shell::ip_batch(Some(&edge_netns), &underlay_host(gateway::gateway_address()))?;
         shell::in_netns(&edge_netns, "iptables-restore", &["--noflush"], Some(&format!("*nat\n-A POSTROUTING -d {pod_subnet} -j MASQUERADE\nCOMMIT\n")))?;
         let echo_server = if options.faults.contains(&LabFault::ExternalEchoDown) {
             None
