@@ -123,16 +123,19 @@ impl Gateway {
         Ok(gateway)
     }
 
+    /// Waits until nginx has written its pid file with its pid: it has read its config and
+    /// opened its sockets. (`ip netns exec` execs nginx in place, so the child is the master.)
     fn await_listening(&self) -> Result<()> {
+        let master = self.process.id().to_string();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while std::time::Instant::now() < deadline {
-            if self.prefix.join("nginx.pid").exists() {
+            if std::fs::read_to_string(self.prefix.join("nginx.pid")).is_ok_and(|pid| pid.trim() == master) {
                 return Ok(());
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         let log = std::fs::read_to_string(self.prefix.join("error.log")).unwrap_or_default();
-        Err(HarnessError::NotReady { what: "the lab gateway (nginx)".into(), detail: format!("no pid file after 10s; error.log: {}", log.trim()) })
+        Err(HarnessError::NotReady { what: "the lab gateway (nginx)".into(), detail: format!("no pid file with pid {master} after 10s; error.log: {}", log.trim()) })
     }
 
     /// Sets `route` and reloads nginx. With the stale-config fault, nginx gets the route's
@@ -147,8 +150,8 @@ impl Gateway {
         }
         let config = self.prefix.join("nginx.conf");
         write_config(&config, &render_config(&self.prefix, &self.served, faults))?;
-        let master = std::fs::read_to_string(self.prefix.join("nginx.pid")).map_err(|e| HarnessError::Command { command: "read nginx.pid".into(), detail: e.to_string() })?;
-        let master = master.trim();
+        let master = self.process.id().to_string();
+        let master = master.as_str();
         let old_workers = workers_of(master);
         shell::run("kill", &["-HUP", master], None)?;
         // A reload is not atomic: old workers keep accepting until they are told to quit.
