@@ -297,10 +297,7 @@ impl Cluster for KubeCluster {
     fn request_from(&self, pod: &Pod, url: &str, timeout: Duration) -> Result<Observation> {
         let timeout_ms = timeout.as_millis().to_string();
         let printed = self.access.exec(&pod.namespace, &pod.name, Some("probe"), &["/cni-probe", "get", url, "--timeout-ms", &timeout_ms])?;
-        serde_json::from_str(printed.trim()).map_err(|e| HarnessError::Command {
-            command: format!("cni-probe get {url} in pod {}/{}", pod.namespace, pod.name),
-            detail: format!("unreadable observation ({e}): {printed}"),
-        })
+        super::probe_output(&printed, || format!("cni-probe get {url} in pod {}/{}", pod.namespace, pod.name))
     }
 
     fn apply_http_route(&self, namespace: &str, route: &HttpRoute) -> Result<()> {
@@ -324,14 +321,13 @@ impl Cluster for KubeCluster {
 
     fn load_from_outside(&self, url: &str, load: &cni_probe::LoadOptions) -> Result<LoadReport> {
         let printed = self.environment.run_probe_outside(&load.to_args(url))?;
-        serde_json::from_str(printed.trim()).map_err(|e| HarnessError::Command { command: format!("cni-probe load {url} outside the cluster"), detail: format!("unreadable report ({e}): {printed}") })
+        super::probe_output(&printed, || format!("cni-probe load {url} outside the cluster"))
     }
 
     fn served_requests(&self, pod: &Pod) -> Result<u64> {
         let url = format!("http://127.0.0.1:8080{}", cni_probe::REQUESTS_PATH);
         let printed = self.access.exec(&pod.namespace, &pod.name, Some("probe"), &["/cni-probe", "served", &url])?;
-        let served: cni_probe::ServedRequests = serde_json::from_str(printed.trim())
-            .map_err(|e| HarnessError::Command { command: format!("cni-probe served in pod {}/{}", pod.namespace, pod.name), detail: format!("{e}: {printed}") })?;
+        let served: cni_probe::ServedRequests = super::probe_output(&printed, || format!("cni-probe served in pod {}/{}", pod.namespace, pod.name))?;
         Ok(served.requests)
     }
 

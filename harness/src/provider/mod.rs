@@ -68,6 +68,11 @@ pub trait Cluster: Send + Sync {
     fn teardown(&self) -> Result<()>;
 }
 
+/// Reads what the probe printed (one JSON value); `command` names it in the error.
+pub fn probe_output<T: serde::de::DeserializeOwned>(printed: &str, command: impl FnOnce() -> String) -> Result<T> {
+    serde_json::from_str(printed.trim()).map_err(|e| HarnessError::Command { command: command(), detail: format!("unreadable probe output ({e}): {printed}") })
+}
+
 /// Which provider to use: `CNICONF_PROVIDER`, or the suite's default for its CNI.
 #[derive(Debug, Clone)]
 pub enum ProviderChoice {

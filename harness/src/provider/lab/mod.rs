@@ -319,11 +319,8 @@ impl Lab {
             .args(args)
             .output()
             .map_err(|e| HarnessError::Command { command: command.clone(), detail: e.to_string() })?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        serde_json::from_str(stdout.trim()).map_err(|e| HarnessError::Command {
-            command,
-            detail: format!("{}: unreadable output ({e}): {stdout} {}", output.status, String::from_utf8_lossy(&output.stderr)),
-        })
+        let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        super::probe_output(&String::from_utf8_lossy(&output.stdout), || format!("{command} ({}; it printed {printed:?})", output.status))
     }
 
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
