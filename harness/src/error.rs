@@ -26,9 +26,6 @@ pub enum HarnessError {
     #[error("unknown provider `{name}` in {variable}; expected one of: {expected}")]
     UnknownProvider { name: String, variable: String, expected: String },
 
-    #[error("unknown CNI `{name}`; expected one of: {expected}")]
-    UnknownCni { name: String, expected: String },
-
     #[error("unknown lab fault `{name}` in {variable}; expected one of: {expected}")]
     UnknownFault { name: String, variable: String, expected: String },
 

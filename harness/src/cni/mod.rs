@@ -175,28 +175,3 @@ pub fn cilium() -> CniProfile {
         }),
     }
 }
-
-/// Every profile, for lookups by name.
-pub fn all() -> [CniProfile; 3] {
-    [reference(), antrea(), cilium()]
-}
-
-/// The profile called `name`, or an error that lists the known ones.
-pub fn by_name(name: &str) -> crate::Result<CniProfile> {
-    all().into_iter().find(|p| p.name == name).ok_or_else(|| crate::HarnessError::UnknownCni {
-        name: name.to_owned(),
-        expected: all().map(|p| p.name).join(", "),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_unknown_cni_lists_the_known_ones() {
-        let error = by_name("calico").unwrap_err().to_string();
-        assert_eq!(error, "unknown CNI `calico`; expected one of: reference, antrea, cilium");
-        assert_eq!(by_name("cilium").unwrap().name, "cilium");
-    }
-}
