@@ -26,6 +26,9 @@ pub enum HarnessError {
     #[error("unknown provider `{name}` in {variable}; expected one of: {expected}")]
     UnknownProvider { name: String, variable: String, expected: String },
 
+    #[error("unknown {what} `{name}` in {variable}; expected one of: {expected}")]
+    UnknownName { what: String, name: String, variable: String, expected: String },
+
     #[error("unknown lab fault `{name}` in {variable}; expected one of: {expected}")]
     UnknownFault { name: String, variable: String, expected: String },
 

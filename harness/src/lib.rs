@@ -9,6 +9,7 @@ pub mod cleanup;
 pub mod cni;
 pub mod error;
 pub mod fixtures;
+pub mod gateway;
 pub mod kube_access;
 pub mod model;
 pub mod provider;

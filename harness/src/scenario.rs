@@ -180,8 +180,8 @@ impl SuiteRun {
             return Some(reason);
         }
         scenario.requires.iter().find_map(|&feature| {
-            if !self.cni.has(feature) {
-                return Some(format!("CNI {} has no {}", self.cni.name, feature.name()));
+            if let Some(reason) = self.cni.lacks(feature) {
+                return Some(reason);
             }
             self.provider.as_ref().ok()?.cannot_host(&self.cni, feature)
         })

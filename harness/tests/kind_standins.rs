@@ -115,7 +115,7 @@ fn a_failed_install_deletes_the_cluster_and_carries_the_tools_stderr() {
     let error = KindCluster::create(&cni::cilium(), &options(), Addons::default()).unwrap_err().to_string();
     assert!(error.contains("installing cilium 1.16.6") && error.contains("INSTALLATION FAILED: chart not found"), "{error}");
     let calls = standins.calls();
-    assert_eq!(words(&calls), ["kind create cluster", "helm repo add", "helm --kubeconfig kubeconfig", "kind delete cluster"], "{calls:#?}");
+    assert_eq!(words(&calls), ["kind create cluster", "helm --kubeconfig kubeconfig", "kind delete cluster"], "{calls:#?}");
     assert!(!runs::state_dir(&cluster_of(&calls)).exists());
 }
 

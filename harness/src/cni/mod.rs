@@ -5,6 +5,8 @@
 pub mod egress;
 pub mod runtime;
 
+use crate::gateway::{self, GatewayImplementation};
+
 /// A capability a scenario may need from the CNI (and its provider).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Feature {
@@ -23,6 +25,11 @@ pub enum Feature {
 }
 
 impl Feature {
+    /// Whether the Gateway API implementation, not the CNI, provides it.
+    pub fn is_gateway_feature(self) -> bool {
+        matches!(self, Feature::GatewayWeights | Feature::RequestMirror)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Feature::EgressGateway => "egress gateway",
@@ -43,8 +50,9 @@ pub enum Installation {
     ReferencePlugins { conflist: &'static str },
     /// A release manifest, applied with server-side apply; `{version}` is filled in.
     Manifest { url: &'static str },
-    /// A Helm chart with values.
-    Helm { repo_name: &'static str, repo_url: &'static str, chart: &'static str, release: &'static str, namespace: &'static str, values: &'static [(&'static str, &'static str)] },
+    /// A Helm chart with values. The chart is named by `--repo <repo_url>` (or is an OCI
+    /// reference when `repo_url` is empty), so the user's own Helm repositories are untouched.
+    Helm { repo_url: &'static str, chart: &'static str, release: &'static str, namespace: &'static str, values: &'static [(&'static str, &'static str)] },
 }
 
 /// A workload of the CNI that must be ready before any scenario runs.
@@ -53,18 +61,6 @@ pub struct Workload {
     pub kind: &'static str,
     pub namespace: &'static str,
     pub name: &'static str,
-}
-
-/// How a CNI offers the Gateway API: its GatewayClass, and what else must be installed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GatewaySupport {
-    pub class: &'static str,
-    /// Values added to the CNI's own Helm install (Cilium's built-in Gateway API).
-    pub cni_values: &'static [(&'static str, &'static str)],
-    /// A separate implementation to install (NGINX Gateway Fabric next to Antrea).
-    pub implementation: Option<Installation>,
-    pub implementation_version: &'static str,
-    pub readiness: &'static [Workload],
 }
 
 /// A network plugin under test.
@@ -81,13 +77,31 @@ pub struct CniProfile {
     pub replaces_kube_proxy: bool,
     /// How the neutral egress policy is expressed and how its realization is checked.
     pub egress: egress::EgressDialect,
-    /// How HTTPRoutes are served (on clusters with an API server).
-    pub gateway: Option<GatewaySupport>,
+    /// The Gateway API implementation HTTPRoutes go through by default; its features, not
+    /// the CNI's, decide the HTTPRoute scenarios ([`GATEWAY_VARIABLE`](crate::gateway::GATEWAY_VARIABLE) picks another).
+    pub gateway: Option<GatewayImplementation>,
 }
 
 impl CniProfile {
     pub fn has(&self, feature: Feature) -> bool {
-        self.features.contains(&feature)
+        self.lacks(feature).is_none()
+    }
+
+    /// Why a scenario needing `feature` cannot run with this profile, if it cannot: the CNI
+    /// lacks it, or, for HTTPRoute features, its Gateway implementation does.
+    pub fn lacks(&self, feature: Feature) -> Option<String> {
+        if !feature.is_gateway_feature() {
+            return (!self.features.contains(&feature)).then(|| format!("CNI {} has no {}", self.name, feature.name()));
+        }
+        match &self.gateway {
+            Some(gateway) => gateway.lacks(feature),
+            None => Some(format!("no Gateway API implementation is known for {}", self.name)),
+        }
+    }
+
+    /// The DaemonSet of the CNI's node agent, whose image says which version really runs.
+    pub fn agent(&self) -> Option<&Workload> {
+        self.readiness.iter().find(|w| w.kind == "DaemonSet")
     }
 }
 
@@ -99,12 +113,12 @@ pub fn reference() -> CniProfile {
     CniProfile {
         name: "reference",
         version: "as installed",
-        features: &[Feature::EgressGateway, Feature::GatewayWeights, Feature::RequestMirror, Feature::LoadBalancerService],
+        features: &[Feature::EgressGateway, Feature::LoadBalancerService],
         installation: Installation::ReferencePlugins { conflist: "cni/reference/10-lab.conflist" },
         readiness: &[],
         replaces_kube_proxy: false,
         egress: egress::EgressDialect::LabReference,
-        gateway: None,
+        gateway: Some(gateway::lab_reference_nginx()),
     }
 }
 
@@ -113,7 +127,7 @@ pub fn antrea() -> CniProfile {
     CniProfile {
         name: "antrea",
         version: "2.2.0",
-        features: &[Feature::EgressGateway, Feature::EgressFailover, Feature::GatewayWeights, Feature::RequestMirror, Feature::LoadBalancerService],
+        features: &[Feature::EgressGateway, Feature::EgressFailover, Feature::LoadBalancerService],
         installation: Installation::Manifest { url: "https://github.com/antrea-io/antrea/releases/download/v{version}/antrea.yml" },
         readiness: &[
             Workload { kind: "DaemonSet", namespace: "kube-system", name: "antrea-agent" },
@@ -122,20 +136,7 @@ pub fn antrea() -> CniProfile {
         replaces_kube_proxy: false,
         egress: egress::EgressDialect::Antrea,
         // Antrea has no Gateway API implementation; the thesis pairs it with NGINX Gateway Fabric.
-        gateway: Some(GatewaySupport {
-            class: "nginx",
-            cni_values: &[],
-            implementation: Some(Installation::Helm {
-                repo_name: "",
-                repo_url: "",
-                chart: "oci://ghcr.io/nginx/charts/nginx-gateway-fabric",
-                release: "ngf",
-                namespace: "nginx-gateway",
-                values: &[("service.type", "LoadBalancer")],
-            }),
-            implementation_version: "1.6.2",
-            readiness: &[Workload { kind: "Deployment", namespace: "nginx-gateway", name: "ngf-nginx-gateway-fabric" }],
-        }),
+        gateway: Some(gateway::nginx_gateway_fabric()),
     }
 }
 
@@ -145,11 +146,10 @@ pub fn cilium() -> CniProfile {
     CniProfile {
         name: "cilium",
         version: "1.16.6",
-        features: &[Feature::EgressGateway, Feature::EgressExcludedCidrs, Feature::GatewayWeights, Feature::RequestMirror, Feature::LoadBalancerService],
+        features: &[Feature::EgressGateway, Feature::EgressExcludedCidrs, Feature::LoadBalancerService],
         installation: Installation::Helm {
-            repo_name: "cilium",
             repo_url: "https://helm.cilium.io/",
-            chart: "cilium/cilium",
+            chart: "cilium",
             release: "cilium",
             namespace: "kube-system",
             values: &[
@@ -163,15 +163,11 @@ pub fn cilium() -> CniProfile {
         readiness: &[
             Workload { kind: "DaemonSet", namespace: "kube-system", name: "cilium" },
             Workload { kind: "Deployment", namespace: "kube-system", name: "cilium-operator" },
+            // Since 1.16 a DaemonSet of its own carries L7 and Gateway traffic.
+            Workload { kind: "DaemonSet", namespace: "kube-system", name: "cilium-envoy" },
         ],
         replaces_kube_proxy: true,
         egress: egress::EgressDialect::Cilium,
-        gateway: Some(GatewaySupport {
-            class: "cilium",
-            cni_values: &[("gatewayAPI.enabled", "true")],
-            implementation: None,
-            implementation_version: "",
-            readiness: &[],
-        }),
+        gateway: Some(gateway::cilium_gateway()),
     }
 }

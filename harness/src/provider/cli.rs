@@ -15,11 +15,27 @@ pub struct CliStep {
     pub program: String,
     pub args: Vec<String>,
     pub timeout: Duration,
+    /// Failures that mean "not yet" rather than "no", retried within a named budget.
+    pub retry: Option<Retry>,
+}
+
+/// When a failed step is tried again: its stderr names a transient cause, and the budget
+/// (counted from the first try) is not spent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retry {
+    pub transient: &'static [&'static str],
+    pub budget: Duration,
+    pub budget_name: &'static str,
 }
 
 impl CliStep {
     pub fn new(purpose: impl Into<String>, program: &str, args: impl IntoIterator<Item = impl Into<String>>, timeout: Duration) -> Self {
-        Self { purpose: purpose.into(), program: program.to_owned(), args: args.into_iter().map(Into::into).collect(), timeout }
+        Self { purpose: purpose.into(), program: program.to_owned(), args: args.into_iter().map(Into::into).collect(), timeout, retry: None }
+    }
+
+    /// The same step, tried again while it fails with stderr containing one of `transient`.
+    pub fn retried_on(self, transient: &'static [&'static str], budget: Duration, budget_name: &'static str) -> Self {
+        Self { retry: Some(Retry { transient, budget, budget_name }), ..self }
     }
 }
 
@@ -32,9 +48,36 @@ impl fmt::Display for CliStep {
 /// How often a running step says it is still running.
 const PROGRESS_EVERY: Duration = Duration::from_secs(15);
 
+/// How long a retried step waits between tries.
+const RETRY_EVERY: Duration = Duration::from_secs(2);
+
 /// Runs `step`, printing progress to stderr; returns its stdout. A non-zero exit becomes an
-/// error with the command and its stderr; a step over its timeout is killed.
+/// error with the command and its stderr; a step over its timeout is killed. A step with a
+/// [`Retry`] is tried again on a transient failure until its budget is spent; the error then
+/// names the budget and the last failure.
 pub fn run(step: &CliStep) -> Result<String> {
+    let Some(retry) = &step.retry else { return run_once(step) };
+    let started = Instant::now();
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match run_once(step) {
+            Err(HarnessError::Command { command, detail }) if retry.transient.iter().any(|t| detail.contains(t)) => {
+                if started.elapsed() + RETRY_EVERY > retry.budget {
+                    return Err(HarnessError::Timeout {
+                        what: format!("{} to stop failing transiently ({}; {tries} tries; last: `{command}`: {detail})", step.purpose, retry.budget_name),
+                        seconds: retry.budget.as_secs_f64(),
+                    });
+                }
+                eprintln!("cni-conformance: {} failed transiently (try {tries}), trying again", step.purpose);
+                std::thread::sleep(RETRY_EVERY.min(retry.budget));
+            }
+            done => return done,
+        }
+    }
+}
+
+fn run_once(step: &CliStep) -> Result<String> {
     let started = Instant::now();
     eprintln!("cni-conformance: {} ...", step.purpose);
     let failed = |detail: String| HarnessError::Command { command: step.to_string(), detail: format!("{} ({detail})", step.purpose) };
@@ -105,6 +148,34 @@ mod tests {
         let started = Instant::now();
         assert!(run(&step).is_err());
         assert!(started.elapsed() < Duration::from_secs(5), "the grandchild holding the output pipe was stopped too");
+    }
+
+    #[test]
+    fn a_transient_failure_is_retried_until_it_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let counter = dir.path().join("tries");
+        // Fails twice like a webhook that is not serving yet, then succeeds.
+        let script = format!("n=$(cat {0} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {0}; if [ $n -lt 3 ]; then echo 'Internal error occurred: failed calling webhook \"ipaddresspoolvalidationwebhook.metallb.io\"' >&2; exit 1; fi; echo applied", counter.display());
+        let step = CliStep::new("giving MetalLB addresses", "sh", ["-c", &script], Duration::from_secs(5)).retried_on(&["failed calling webhook"], Duration::from_secs(30), "KindTimeouts::webhook_ready");
+        assert_eq!(run(&step).unwrap(), "applied\n");
+        assert_eq!(std::fs::read_to_string(&counter).unwrap().trim(), "3");
+    }
+
+    #[test]
+    fn a_transient_failure_past_its_budget_names_the_budget_and_the_last_error() {
+        let step = CliStep::new("giving MetalLB addresses", "sh", ["-c", "echo 'dial tcp 10.96.0.5:443: connect: connection refused' >&2; exit 1"], Duration::from_secs(5))
+            .retried_on(&["connection refused"], Duration::from_millis(100), "KindTimeouts::webhook_ready");
+        let error = run(&step).unwrap_err().to_string();
+        assert!(error.contains("KindTimeouts::webhook_ready") && error.contains("connection refused") && error.contains("giving MetalLB addresses"), "{error}");
+    }
+
+    #[test]
+    fn a_lasting_failure_is_not_retried() {
+        let step = CliStep::new("applying", "sh", ["-c", "echo 'admission webhook denied the request: invalid range' >&2; exit 1"], Duration::from_secs(5))
+            .retried_on(&["failed calling webhook"], Duration::from_secs(30), "KindTimeouts::webhook_ready");
+        let started = Instant::now();
+        let error = run(&step).unwrap_err().to_string();
+        assert!(started.elapsed() < Duration::from_secs(2) && error.contains("denied the request"), "{error}");
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct KindTimeouts {
     pub cni_ready: Duration,
     pub load_image: Duration,
     pub delete_cluster: Duration,
+    /// A validating webhook (MetalLB's) starting to serve after its Deployment rolled out.
+    pub webhook_ready: Duration,
 }
 
 impl Default for KindTimeouts {
@@ -35,6 +37,7 @@ impl Default for KindTimeouts {
             cni_ready: Duration::from_secs(600),
             load_image: Duration::from_secs(180),
             delete_cluster: Duration::from_secs(120),
+            webhook_ready: Duration::from_secs(120),
         }
     }
 }
@@ -191,36 +194,35 @@ impl KindPlan {
             all.extend(args);
             CliStep::new(purpose, "kubectl", all, timeout)
         };
+        let apply = |purpose: String, source: String| kubectl(purpose, vec!["apply".into(), "--server-side".into(), "-f".into(), source], timeouts.install_cni);
         let gateway = cni.gateway.as_ref().filter(|_| addons.gateway_api);
-        let helm_install = |name: &str, version: &str, installation: &Installation, extra: &[(&str, &str)]| -> Vec<CliStep> {
-            let Installation::Helm { repo_name, repo_url, chart, release, namespace, values } = installation else { return vec![] };
-            let mut args: Vec<String> =
-                ["--kubeconfig", &kubeconfig, "install", release, chart, "--version", version, "--namespace", namespace, "--create-namespace"].map(str::to_owned).into();
+        // `--repo` names the chart's repository for this install only: the user's own Helm
+        // repositories (`helm repo add`) are left as they were.
+        let helm_install = |name: &str, version: &str, installation: &Installation, extra: &[(&str, &str)]| -> Option<CliStep> {
+            let Installation::Helm { repo_url, chart, release, namespace, values } = installation else { return None };
+            let mut args: Vec<String> = ["--kubeconfig", &kubeconfig, "install", release, chart].map(str::to_owned).into();
+            if !repo_url.is_empty() {
+                args.extend(["--repo".to_owned(), (*repo_url).to_owned()]);
+            }
+            args.extend(["--version", version, "--namespace", namespace, "--create-namespace"].map(str::to_owned));
             for (key, value) in values.iter().chain(extra) {
                 args.extend(["--set".to_owned(), format!("{key}={value}")]);
             }
-            let mut steps = Vec::new();
-            if !repo_name.is_empty() {
-                steps.push(CliStep::new(format!("adding the {repo_name} Helm repository"), "helm", ["repo", "add", repo_name, repo_url, "--force-update"], timeouts.install_cni));
-            }
-            steps.push(CliStep::new(format!("installing {name} {version}"), "helm", args, timeouts.install_cni));
-            steps
+            Some(CliStep::new(format!("installing {name} {version}"), "helm", args, timeouts.install_cni))
         };
         let mut install = Vec::new();
         if addons.gateway_api {
-            install.push(kubectl(
+            install.push(apply(
                 format!("installing the Gateway API {GATEWAY_API_VERSION} CRDs"),
-                vec!["apply".into(), "--server-side".into(), "-f".into(), format!("https://github.com/kubernetes-sigs/gateway-api/releases/download/{GATEWAY_API_VERSION}/standard-install.yaml")],
-                timeouts.install_cni,
+                format!("https://github.com/kubernetes-sigs/gateway-api/releases/download/{GATEWAY_API_VERSION}/standard-install.yaml"),
             ));
+            for crds in gateway.map(|g| g.extra_crds).unwrap_or_default() {
+                install.push(apply(format!("installing CRDs {} needs: {}", gateway.expect("extra CRDs come from a gateway").name, crds.why), crds.url.replace("{gateway_api}", GATEWAY_API_VERSION)));
+            }
         }
         match &cni.installation {
             Installation::ReferencePlugins { .. } => {}
-            Installation::Manifest { url } => install.push(kubectl(
-                format!("installing {} {}", cni.name, cni.version),
-                vec!["apply".into(), "--server-side".into(), "-f".into(), url.replace("{version}", cni.version)],
-                timeouts.install_cni,
-            )),
+            Installation::Manifest { url } => install.push(apply(format!("installing {} {}", cni.name, cni.version), url.replace("{version}", cni.version))),
             helm @ Installation::Helm { .. } => {
                 let mut extra: Vec<(&str, String)> = Vec::new();
                 if cni.replaces_kube_proxy {
@@ -245,23 +247,24 @@ impl KindPlan {
         install.extend(cni.readiness.iter().map(rollout));
         let mut await_ready: Vec<CliStep> = cni.readiness.iter().map(rollout).collect();
         if addons.load_balancer {
-            let controller = crate::cni::Workload { kind: "Deployment", namespace: "metallb-system", name: "controller" };
-            install.push(kubectl(
+            install.push(apply(
                 format!("installing MetalLB {METALLB_VERSION}"),
-                vec!["apply".into(), "--server-side".into(), "-f".into(), format!("https://raw.githubusercontent.com/metallb/metallb/{METALLB_VERSION}/config/manifests/metallb-native.yaml")],
-                timeouts.install_cni,
+                format!("https://raw.githubusercontent.com/metallb/metallb/{METALLB_VERSION}/config/manifests/metallb-native.yaml"),
             ));
-            install.push(rollout(&controller));
-            install.push(kubectl(
-                "giving MetalLB addresses on kind's network".into(),
-                vec!["apply".into(), "--server-side".into(), "-f".into(), files.address_pool.display().to_string()],
-                timeouts.install_cni,
-            ));
-            await_ready.push(rollout(&controller));
+            // The controller serves the pool's validating webhook; the speakers answer ARP for
+            // the addresses in L2 mode. Both must run before a pool means anything.
+            install.extend(METALLB_WORKLOADS.iter().map(rollout));
+            // Rolled out is not yet serving: the webhook's endpoint and certificate follow a
+            // moment later, so the pool is retried on the webhook's own errors, within a budget.
+            install.push(
+                apply("giving MetalLB addresses on kind's network".into(), files.address_pool.display().to_string())
+                    .retried_on(WEBHOOK_NOT_READY, timeouts.webhook_ready, "KindTimeouts::webhook_ready"),
+            );
+            await_ready.extend(METALLB_WORKLOADS.iter().map(rollout));
         }
         if let Some(gateway) = gateway {
-            if let Some(implementation) = &gateway.implementation {
-                install.extend(helm_install("the Gateway API implementation", gateway.implementation_version, implementation, &[]));
+            if let Some(implementation) = &gateway.installation {
+                install.extend(helm_install(&format!("the Gateway API implementation {}", gateway.name), gateway.version, implementation, &[]));
             }
             install.extend(gateway.readiness.iter().map(rollout));
             await_ready.extend(gateway.readiness.iter().map(rollout));
@@ -291,6 +294,17 @@ impl KindPlan {
         }
     }
 }
+
+/// MetalLB's workloads in `metallb-native.yaml`: the controller (IPAM and the webhook) and
+/// the speaker DaemonSet (ARP in L2 mode).
+const METALLB_WORKLOADS: &[crate::cni::Workload] = &[
+    crate::cni::Workload { kind: "Deployment", namespace: "metallb-system", name: "controller" },
+    crate::cni::Workload { kind: "DaemonSet", namespace: "metallb-system", name: "speaker" },
+];
+
+/// What kubectl prints while MetalLB's webhook is not serving yet (no endpoint, the
+/// connection refused, or its certificate not yet injected).
+const WEBHOOK_NOT_READY: &[&str] = &["failed calling webhook", "no endpoints available for service", "connection refused", "x509: certificate signed by unknown authority"];
 
 /// Clusters kind knows about.
 pub fn existing_clusters(timeouts: &KindTimeouts) -> Result<Vec<String>> {
@@ -428,7 +442,13 @@ mod tests {
         let mut steps = vec![&plan.create];
         steps.extend(&plan.install);
         steps.extend([&plan.load_probe_image, &plan.delete]);
-        steps.iter().map(|s| format!("# {} (timeout {}s)\n{s}\n", s.purpose, s.timeout.as_secs())).collect()
+        steps
+            .iter()
+            .map(|s| {
+                let retry = s.retry.as_ref().map(|r| format!("; retried for up to {}s ({}) on: {}", r.budget.as_secs(), r.budget_name, r.transient.join(" | "))).unwrap_or_default();
+                format!("# {} (timeout {}s{retry})\n{s}\n", s.purpose, s.timeout.as_secs())
+            })
+            .collect()
     }
 
     #[test]
@@ -453,6 +473,37 @@ mod tests {
         let plan = plan_text_with(&cni::cilium(), addons);
         assert!(plan.find("standard-install.yaml").unwrap() < plan.find("helm --kubeconfig").unwrap(), "CRDs before Cilium: {plan}");
         insta::assert_snapshot!("cilium_canary_kind_plan", plan);
+    }
+
+    #[test]
+    fn cilium_gets_the_tlsroute_crd_its_operator_requires_before_it_starts() {
+        let plan = plan_text_with(&cni::cilium(), Addons::for_features(&[crate::cni::Feature::GatewayWeights]));
+        let tlsroute = plan.find("gateway-api/v1.2.1/config/crd/experimental/gateway.networking.k8s.io_tlsroutes.yaml").expect("the TLSRoute CRD is installed");
+        assert!(tlsroute < plan.find("helm --kubeconfig").unwrap(), "before Cilium's operator starts: {plan}");
+        let antrea = plan_text_with(&cni::antrea(), Addons::for_features(&[crate::cni::Feature::GatewayWeights]));
+        assert!(!antrea.contains("tlsroutes"), "NGINX Gateway Fabric needs only the standard channel: {antrea}");
+    }
+
+    #[test]
+    fn cilium_waits_for_the_envoy_daemonset_that_carries_gateway_traffic() {
+        assert!(plan_text(&cni::cilium()).contains("rollout status daemonset/cilium-envoy"));
+    }
+
+    #[test]
+    fn metallb_speakers_are_awaited_and_the_pool_waits_for_the_webhook() {
+        let plan = plan_text_with(&cni::antrea(), Addons { gateway_api: false, load_balancer: true });
+        let (speaker, pool) = (plan.find("rollout status daemonset/speaker").expect("the speaker is awaited"), plan.find("metallb-pool.yaml").unwrap());
+        assert!(speaker < pool, "{plan}");
+        assert!(plan.contains("retried for up to 120s (KindTimeouts::webhook_ready) on: failed calling webhook"), "{plan}");
+    }
+
+    #[test]
+    fn helm_never_touches_the_users_repositories() {
+        for cni in [cni::cilium(), cni::antrea()] {
+            let plan = plan_text_with(&cni, Addons::for_features(&[crate::cni::Feature::GatewayWeights]));
+            assert!(!plan.contains("helm repo"), "{plan}");
+        }
+        assert!(plan_text(&cni::cilium()).contains("install cilium cilium --repo https://helm.cilium.io/ --version 1.16.6"));
     }
 
     #[test]

@@ -13,7 +13,6 @@ use super::{Cluster, ClusterInfo};
 use crate::cni::CniProfile;
 use crate::error::{HarnessError, Result};
 use crate::kube_access::KubeAccess;
-use crate::cni::Feature;
 use crate::model::{EgressPolicy, EgressStatus, HttpRoute, NamespaceSpec, Node, NodeRole, Pod, PodSpec};
 
 /// Every namespace a run creates carries this label with the run's cluster name, so the
@@ -32,14 +31,6 @@ pub struct KubeTimeouts {
 impl Default for KubeTimeouts {
     fn default() -> Self {
         Self { pod_ready: Duration::from_secs(180), crd_established: Duration::from_secs(60), address_assigned: Duration::from_secs(120) }
-    }
-}
-
-/// What a cluster on an API server cannot host, given its CNI profile.
-pub fn cannot_host(cni: &CniProfile, feature: Feature) -> Option<String> {
-    match feature {
-        Feature::GatewayWeights | Feature::RequestMirror if cni.gateway.is_none() => Some(format!("no Gateway API implementation is known for {}", cni.name)),
-        _ => None,
     }
 }
 
@@ -391,13 +382,6 @@ mod tests {
         let objects = route_objects("paid-t8", &route, "cniconf-0a1b2c");
         insta::assert_snapshot!("mirror_route_objects", crate::cni::egress::to_yaml(&objects));
         insta::assert_snapshot!("gateway_object", crate::cni::egress::to_yaml(&[gateway_object("nginx", "cniconf-0a1b2c")]));
-    }
-
-    #[test]
-    fn a_cni_without_a_gateway_api_implementation_cannot_host_routes() {
-        assert!(cannot_host(&crate::cni::antrea(), Feature::GatewayWeights).is_none());
-        let reference = crate::cni::reference();
-        assert_eq!(cannot_host(&reference, Feature::RequestMirror).unwrap(), "no Gateway API implementation is known for reference");
     }
 
     #[test]

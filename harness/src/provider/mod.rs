@@ -121,9 +121,9 @@ impl ProviderChoice {
     /// Why this provider cannot host a scenario needing `feature` with `cni`, if it cannot.
     pub fn cannot_host(&self, cni: &CniProfile, feature: Feature) -> Option<String> {
         match self {
-            ProviderChoice::Lab(_) => lab::cannot_host(feature),
-            ProviderChoice::Kind(_) => kubernetes::cannot_host(cni, feature),
-            ProviderChoice::Existing(options) => kubernetes::cannot_host(cni, feature).or_else(|| existing::cannot_host(options, feature)),
+            ProviderChoice::Lab(_) => lab::cannot_host(cni, feature),
+            ProviderChoice::Kind(_) => None,
+            ProviderChoice::Existing(options) => existing::cannot_host(options, feature),
         }
     }
 

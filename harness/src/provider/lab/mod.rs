@@ -76,8 +76,12 @@ pub fn unavailable(cni: &CniProfile) -> Option<String> {
 }
 
 /// Why the lab cannot host a scenario needing `feature`, if it cannot.
-pub fn cannot_host(feature: Feature) -> Option<String> {
+pub fn cannot_host(cni: &CniProfile, feature: Feature) -> Option<String> {
+    let reference_gateway = crate::gateway::lab_reference_nginx().name;
     match feature {
+        Feature::GatewayWeights | Feature::RequestMirror if cni.gateway.as_ref().is_some_and(|g| g.name != reference_gateway) => {
+            Some(format!("the lab serves HTTPRoutes only with its own {reference_gateway}, not {}", cni.gateway.as_ref().map(|g| g.name).unwrap_or_default()))
+        }
         Feature::EgressGateway | Feature::GatewayWeights | Feature::RequestMirror | Feature::LoadBalancerService => None,
         _ => Some(format!("the lab's reference egress gateway has no {}", feature.name())),
     }
