@@ -36,11 +36,13 @@ pub struct Timeouts {
     pub request: Duration,
     /// An egress policy reporting itself realized.
     pub egress_realized: Duration,
+    /// Mirrored copies arriving at the mirror after the last answer.
+    pub mirror_copies: Duration,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { trial: Duration::from_secs(120), request: Duration::from_secs(3), egress_realized: Duration::from_secs(30) }
+        Self { trial: Duration::from_secs(120), request: Duration::from_secs(3), egress_realized: Duration::from_secs(30), mirror_copies: Duration::from_secs(5) }
     }
 }
 
@@ -346,15 +348,17 @@ impl ScenarioContext {
     }
 
     /// Sends `requests` through a mirroring route and judges that clients were answered by
-    /// the backends while `mirror` got one copy of each.
+    /// the backends while `mirror` got exactly one copy of each. Only requests under the
+    /// route's trial-unique path count as copies (the kubelet probes pods on `/`); the copies
+    /// are awaited until exactly `requests` arrived or `Timeouts::mirror_copies` ran out.
     pub fn mirroring_seen(&mut self, route: &HttpRoute, mirror: &Pod, requests: u64) -> Result<Verdict> {
-        let before = self.cluster.served_requests(mirror)?;
+        let before = self.cluster.served_requests(mirror, &route.path_prefix)?;
         let report = self.cluster.load_from_outside(&self.cluster.gateway_url(&route.path_prefix), &self.load(requests, None, false))?;
         let backends: Vec<String> = route.backends.iter().map(|b| b.service.clone()).collect();
-        // Mirrored copies are sent beside the answers; give the last ones a moment to land.
-        let deadline = Instant::now() + self.timeouts.request;
+        let deadline = Instant::now() + self.timeouts.mirror_copies;
         let copies = loop {
-            let copies = self.cluster.served_requests(mirror)? - before;
+            let copies = self.cluster.served_requests(mirror, &route.path_prefix)?.saturating_sub(before);
+            // Copies only ever grow: more than sent will not get better by waiting.
             if copies >= requests || Instant::now() >= deadline {
                 break copies;
             }
@@ -544,7 +548,7 @@ mod tests {
         fn load_from_outside(&self, _: &str, _: &cni_probe::LoadOptions) -> Result<cni_probe::LoadReport> {
             unreachable!("no scenario here sends traffic")
         }
-        fn served_requests(&self, _: &Pod) -> Result<u64> {
+        fn served_requests(&self, _: &Pod, _: &str) -> Result<u64> {
             Ok(0)
         }
         fn stop_node(&self, _: &Node) -> Result<()> {

@@ -146,15 +146,57 @@ pub fn main() -> ExitCode {
 /// The path where a serving probe says how many requests it answered.
 pub const REQUESTS_PATH: &str = "/__probe/requests";
 
-/// What a serving probe answered so far (requests to [`REQUESTS_PATH`] not counted).
+/// What a serving probe answered so far whose path starts with the prefix asked for
+/// (requests to [`REQUESTS_PATH`] never counted). Asking by prefix keeps out what others
+/// send the pod, such as the kubelet's readiness probes on `/`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServedRequests {
     pub requests: u64,
+    /// The path prefix counted.
+    pub path_prefix: String,
+}
+
+/// The URL that asks a probe serving at `base` (`http://host:port`) how many requests
+/// under `path_prefix` it answered.
+pub fn served_url(base: &str, path_prefix: &str) -> String {
+    format!("{base}{REQUESTS_PATH}?prefix={path_prefix}")
+}
+
+/// Counts of answered requests by path; paths beyond the first [`ServedCounter::MAX_PATHS`]
+/// are counted together, so a scan cannot grow it without bound.
+#[derive(Debug, Default)]
+struct ServedCounter {
+    by_path: std::sync::Mutex<BTreeMap<String, u64>>,
+}
+
+impl ServedCounter {
+    const MAX_PATHS: usize = 4096;
+    const OTHER_PATHS: &'static str = "(other paths)";
+
+    fn record(&self, path: &str) {
+        let mut by_path = self.by_path.lock().unwrap_or_else(|e| e.into_inner());
+        let key = if by_path.len() < Self::MAX_PATHS || by_path.contains_key(path) { path } else { Self::OTHER_PATHS };
+        *by_path.entry(key.to_owned()).or_default() += 1;
+    }
+
+    fn served(&self, path_prefix: &str) -> ServedRequests {
+        let by_path = self.by_path.lock().unwrap_or_else(|e| e.into_inner());
+        let requests = by_path.iter().filter(|(path, _)| path.starts_with(path_prefix)).map(|(_, n)| n).sum();
+        ServedRequests { requests, path_prefix: path_prefix.to_owned() }
+    }
+
+    /// Answers a request to [`REQUESTS_PATH`] (`?prefix=/p`; no prefix counts everything).
+    fn answer(&self, request: tiny_http::Request) {
+        let query = request.url().split_once('?').map(|(_, q)| q).unwrap_or_default();
+        let prefix = query.split('&').find_map(|pair| pair.strip_prefix("prefix=")).unwrap_or_default();
+        let body = serde_json::to_string(&self.served(prefix)).expect("serializes");
+        let _ = request.respond(tiny_http::Response::from_string(body));
+    }
 }
 
 fn serve(listen: SocketAddr, name: &str) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let server = Arc::new(tiny_http::Server::http(listen)?);
-    let served = Arc::new(AtomicU64::new(0));
+    let served = Arc::new(ServedCounter::default());
     let bound = server.server_addr().to_ip().unwrap_or(listen);
     // The line the harness waits for: the socket is bound, requests will be answered.
     println!("listening on {bound}");
@@ -166,12 +208,12 @@ fn serve(listen: SocketAddr, name: &str) -> Result<(), Box<dyn std::error::Error
             let name = name.to_owned();
             std::thread::spawn(move || {
                 for request in server.incoming_requests() {
-                    if request.url() == REQUESTS_PATH {
-                        let body = serde_json::to_string(&ServedRequests { requests: served.load(Ordering::SeqCst) }).expect("serializes");
-                        let _ = request.respond(tiny_http::Response::from_string(body));
+                    let path = request.url().split('?').next().unwrap_or_default().to_owned();
+                    if path == REQUESTS_PATH {
+                        served.answer(request);
                         continue;
                     }
-                    served.fetch_add(1, Ordering::SeqCst);
+                    served.record(&path);
                     answer(request, &name);
                 }
             })
@@ -433,6 +475,22 @@ mod tests {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let refused = load(&format!("http://127.0.0.1:{port}/"), &options(3));
         assert_eq!(refused.failures.get("refused"), Some(&3));
+    }
+
+    #[test]
+    fn served_counts_only_the_paths_asked_for_not_readiness_probes() {
+        let counter = ServedCounter::default();
+        for path in ["/", "/", "/t8/getPaidForecast", "/t8/getPaidForecast/eu", "/", "/t9/getPaidForecast"] {
+            counter.record(path);
+        }
+        assert_eq!(counter.served("/t8/getPaidForecast").requests, 2, "the kubelet's probes on / and another trial's route are not copies");
+        assert_eq!(counter.served("").requests, 6);
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let addr = server.server_addr().to_ip().unwrap();
+        let handle = std::thread::spawn(move || counter.answer(server.recv().unwrap()));
+        let body = agent(Duration::from_secs(2)).get(&served_url(&format!("http://{addr}"), "/t8/getPaidForecast")).call().unwrap().body_mut().read_to_string().unwrap();
+        handle.join().unwrap();
+        assert_eq!(serde_json::from_str::<ServedRequests>(&body).unwrap(), ServedRequests { requests: 2, path_prefix: "/t8/getPaidForecast".into() });
     }
 
     #[test]

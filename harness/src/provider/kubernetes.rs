@@ -315,8 +315,8 @@ impl Cluster for KubeCluster {
         super::probe_output(&printed, || format!("cni-probe load {url} outside the cluster"))
     }
 
-    fn served_requests(&self, pod: &Pod) -> Result<u64> {
-        let url = format!("http://127.0.0.1:8080{}", cni_probe::REQUESTS_PATH);
+    fn served_requests(&self, pod: &Pod, path_prefix: &str) -> Result<u64> {
+        let url = cni_probe::served_url("http://127.0.0.1:8080", path_prefix);
         let printed = self.access.exec(&pod.namespace, &pod.name, Some("probe"), &["/cni-probe", "served", &url])?;
         let served: cni_probe::ServedRequests = super::probe_output(&printed, || format!("cni-probe served in pod {}/{}", pod.namespace, pod.name))?;
         Ok(served.requests)

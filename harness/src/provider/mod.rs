@@ -60,8 +60,8 @@ pub trait Cluster: Send + Sync {
     fn gateway_url(&self, path: &str) -> String;
     /// Sends requests to `url` from outside the cluster as `load` says.
     fn load_from_outside(&self, url: &str, load: &cni_probe::LoadOptions) -> Result<LoadReport>;
-    /// How many requests the probe in `pod` has answered.
-    fn served_requests(&self, pod: &Pod) -> Result<u64>;
+    /// How many requests whose path starts with `path_prefix` the probe in `pod` answered.
+    fn served_requests(&self, pod: &Pod, path_prefix: &str) -> Result<u64>;
     /// Stops a node, as a failure would (failover scenarios).
     fn stop_node(&self, node: &Node) -> Result<()>;
     /// Removes everything the run created. Idempotent.

@@ -69,7 +69,14 @@ pub fn mirrored(route: &str, sent: u64, copies: u64) -> Verdict {
         subject: format!("route {route}"),
         passed,
         expected: Evidence::new("copy-per-request", format!("{sent} copies")),
-        observed: Evidence::new(if passed { "copy-per-request" } else if copies < sent { "copies-missing" } else { "extra-copies" }, format!("{copies} copies")),
+        observed: Evidence::new(
+            if passed { "copy-per-request" } else if copies < sent { "copies-missing" } else { "extra-copies" },
+            match copies.cmp(&sent) {
+                std::cmp::Ordering::Less => format!("{copies} copies: {} missing", sent - copies),
+                std::cmp::Ordering::Greater => format!("{copies} copies: {} extra (requests copied more than once, or counted that were not sent)", copies - sent),
+                std::cmp::Ordering::Equal => format!("{copies} copies"),
+            },
+        ),
         reason: (!passed).then_some(FailureReason::MirrorMismatch),
         look_at: "the route's RequestMirror filter and the Gateway's mirror configuration".into(),
     }
@@ -110,5 +117,9 @@ mod tests {
         assert!(mirrored("r", 100, 100).passed);
         let missing = mirrored("r", 100, 0);
         assert_eq!((missing.reason, missing.observed.role.as_str()), (Some(FailureReason::MirrorMismatch), "copies-missing"));
+        assert!(missing.message().contains("100 missing"), "{}", missing.message());
+        let extra = mirrored("r", 100, 103);
+        assert_eq!(extra.observed.role, "extra-copies");
+        assert!(extra.message().contains("3 extra") && !extra.message().contains("missing"), "{}", extra.message());
     }
 }

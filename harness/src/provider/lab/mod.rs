@@ -485,9 +485,9 @@ impl Cluster for Lab {
         self.probe_json(&self.external_netns, &args, "the external host")
     }
 
-    fn served_requests(&self, pod: &Pod) -> Result<u64> {
+    fn served_requests(&self, pod: &Pod, path_prefix: &str) -> Result<u64> {
         let netns = self.netns_of(pod)?;
-        let url = format!("http://127.0.0.1:{}{}", addressing::ECHO_PORT, cni_probe::REQUESTS_PATH);
+        let url = cni_probe::served_url(&format!("http://127.0.0.1:{}", addressing::ECHO_PORT), path_prefix);
         let served: cni_probe::ServedRequests = self.probe_json(&netns, &["served", &url], &format!("pod {}/{}", pod.namespace, pod.name))?;
         Ok(served.requests)
     }
