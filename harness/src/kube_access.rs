@@ -60,9 +60,10 @@ impl KubeAccess {
     /// Server-side applies `objects` in order. Before the first object of a custom kind,
     /// waits (within `crd_budget`) for its CRD to be established.
     pub fn apply(&self, objects: &[Value], crd_budget: Duration) -> Result<()> {
+        let crd_budget = crate::deadline::budget(crd_budget, "KubeTimeouts::crd_established");
         self.block_on(async {
             for object in objects {
-                apply_one(&self.client, object, crd_budget).await?;
+                apply_one(&self.client, object, &crd_budget).await?;
             }
             Ok(())
         })
@@ -89,16 +90,18 @@ impl KubeAccess {
         })
     }
 
-    /// Waits until the pod is Ready, within `budget` (named in the error as `budget_name`).
+    /// Waits until the pod is Ready, within `budget` (named in the error as `budget_name`),
+    /// or less when the trial ends sooner.
     pub fn wait_pod_ready(&self, namespace: &str, name: &str, budget: Duration, budget_name: &str) -> Result<Pod> {
+        let budget = crate::deadline::budget(budget, budget_name);
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         // The timer must be made inside the runtime, so the whole wait is one async block.
-        let waited = self.block_on(async { tokio::time::timeout(budget, kube::runtime::wait::await_condition(pods, name, is_pod_ready)).await });
+        let waited = self.block_on(async { tokio::time::timeout(budget.duration, kube::runtime::wait::await_condition(pods, name, is_pod_ready)).await });
         match waited {
             Ok(Ok(Some(pod))) => Ok(pod),
             Ok(Ok(None)) => Err(HarnessError::NotReady { what: format!("pod {namespace}/{name}"), detail: "it was deleted while waiting".into() }),
             Ok(Err(e)) => Err(HarnessError::NotReady { what: format!("pod {namespace}/{name}"), detail: e.to_string() }),
-            Err(_) => Err(HarnessError::Timeout { what: format!("pod {namespace}/{name} to be Ready ({budget_name})"), seconds: budget.as_secs_f64() }),
+            Err(_) => Err(budget.timed_out(&format!("pod {namespace}/{name} to be Ready"))),
         }
     }
 
@@ -170,7 +173,7 @@ async fn dynamic_api(client: &Client, object: &Value) -> Result<(Api<DynamicObje
     Ok((api, name))
 }
 
-async fn apply_one(client: &Client, object: &Value, crd_budget: Duration) -> Result<()> {
+async fn apply_one(client: &Client, object: &Value, crd_budget: &crate::deadline::Budget) -> Result<()> {
     // Discovery decides: a kind the server does not serve yet is waited for as a CRD.
     let (api, name) = match dynamic_api(client, object).await {
         Ok(found) => found,
@@ -187,7 +190,7 @@ async fn apply_one(client: &Client, object: &Value, crd_budget: Duration) -> Res
 }
 
 /// Waits for the CRD that serves `gvk` (found by group and kind) to be Established.
-async fn await_crd_established(client: &Client, gvk: &GroupVersionKind, budget: Duration, not_served: &str) -> Result<()> {
+async fn await_crd_established(client: &Client, gvk: &GroupVersionKind, budget: &crate::deadline::Budget, not_served: &str) -> Result<()> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let established = |crd: &CustomResourceDefinition| {
         crd.spec.group == gvk.group
@@ -203,14 +206,11 @@ async fn await_crd_established(client: &Client, gvk: &GroupVersionKind, budget: 
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     };
-    tokio::time::timeout(budget, wait).await.unwrap_or_else(|_| {
-        Err(HarnessError::Timeout {
-            what: format!(
-                "the CRD of {}/{} {} to be established (discovery: {not_served}; is the CNI installed with this feature?)",
-                gvk.group, gvk.version, gvk.kind
-            ),
-            seconds: budget.as_secs_f64(),
-        })
+    tokio::time::timeout(budget.duration, wait).await.unwrap_or_else(|_| {
+        Err(budget.timed_out(&format!(
+            "the CRD of {}/{} {} to be established (discovery: {not_served}; is the CNI installed with this feature?)",
+            gvk.group, gvk.version, gvk.kind
+        )))
     })
 }
 
@@ -348,6 +348,22 @@ mod tests {
         });
         let error = access.wait_pod_ready("prod", "web", Duration::from_millis(300), "Timeouts::pod_ready").unwrap_err().to_string();
         assert!(error.contains("pod prod/web to be Ready (Timeouts::pod_ready)") && error.contains("0.3s"), "{error}");
+    }
+
+    #[test]
+    fn a_pod_wait_inside_a_trial_ends_with_the_trial_and_names_both_budgets() {
+        let (access, mut handle, runtime) = mocked();
+        runtime.spawn(async move {
+            let (_, send) = handle.next_request().await.unwrap();
+            respond(send, StatusCode::OK, pod_list("False"));
+            let _pending = handle.next_request().await;
+            std::future::pending::<()>().await;
+        });
+        let _trial = crate::deadline::enter(std::time::Instant::now() + Duration::from_millis(300), "Timeouts::trial");
+        let started = std::time::Instant::now();
+        let error = access.wait_pod_ready("prod", "web", Duration::from_secs(180), "KubeTimeouts::pod_ready").unwrap_err().to_string();
+        assert!(started.elapsed() < Duration::from_secs(3), "not the pod's 180 s");
+        assert!(error.contains("pod prod/web to be Ready (KubeTimeouts::pod_ready, cut to the") && error.contains("left of Timeouts::trial"), "{error}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod cleanup;
 pub mod cni;
+pub mod deadline;
 pub mod error;
 pub mod fixtures;
 pub mod gateway;

@@ -32,6 +32,9 @@ use crate::verdict::{budget, reach, Verdict};
 pub struct Timeouts {
     /// One scenario from start to verdict, set-up included.
     pub trial: Duration,
+    /// How long past the trial's end its own waits get to report which of them ran out,
+    /// before the runner gives up on the trial as a whole.
+    pub trial_grace: Duration,
     /// One probe request (connect and answer).
     pub request: Duration,
     /// An egress policy reporting itself realized.
@@ -42,7 +45,7 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { trial: Duration::from_secs(120), request: Duration::from_secs(3), egress_realized: Duration::from_secs(30), mirror_copies: Duration::from_secs(5) }
+        Self { trial: Duration::from_secs(300), trial_grace: Duration::from_secs(5), request: Duration::from_secs(3), egress_realized: Duration::from_secs(30), mirror_copies: Duration::from_secs(5) }
     }
 }
 
@@ -199,16 +202,20 @@ impl SuiteRun {
 }
 
 /// Runs one scenario on `cluster` under the trial timeout, catching panics; `trial` makes
-/// its object names unique. Self-tests call this directly on a faulty lab.
+/// its object names unique. Self-tests call this directly on a faulty lab. Every wait in
+/// the body takes its budget from what remains of the trial ([`crate::deadline`]), so a
+/// trial that runs out of time fails naming the wait that ran out.
 pub fn run_scenario(cluster: &Arc<dyn Cluster>, scenario: &Scenario, timeouts: &Timeouts, trial: &str) -> TrialOutcome {
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let mut cx = ScenarioContext::new(Arc::clone(cluster), trial, timeouts.clone());
     let body = scenario.body;
+    let deadline = Instant::now() + timeouts.trial;
     std::thread::spawn(move || {
+        let _deadline = crate::deadline::enter(deadline, "Timeouts::trial");
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| body(&mut cx)));
         let _ = done_tx.send(result);
     });
-    match done_rx.recv_timeout(timeouts.trial) {
+    match done_rx.recv_timeout(timeouts.trial + timeouts.trial_grace) {
         Ok(Ok(Ok(verdict))) if verdict.passed => TrialOutcome::Passed(verdict),
         Ok(Ok(Ok(verdict))) => TrialOutcome::Failed(verdict),
         Ok(Ok(Err(error))) => TrialOutcome::Error(error.to_string()),
@@ -294,6 +301,8 @@ impl ScenarioContext {
     /// batch of answers comes from it; the verdict says whether it went live within the budget.
     pub fn roll_out(&mut self, namespace: &str, route: &mut HttpRoute) -> Result<Verdict> {
         let budget = Duration::from_secs_f64(self.canary_budgets()?.converge_seconds);
+        // Measured up to twice the budget, so a slow route is told from a stale one.
+        let limit = crate::deadline::budget(budget * 2, "twice convergeSeconds of budgets/canary.yaml");
         route.generation += 1;
         self.cluster.apply_http_route(namespace, route)?;
         // From the route being accepted (by the API, or the lab's gateway) until it answers.
@@ -303,7 +312,7 @@ impl ScenarioContext {
         let convergence = loop {
             let batch = self.cluster.load_from_outside(&url, &self.load(20, Some(ROUTE_GENERATION_HEADER), false))?;
             let live = batch.by_header.get(&wanted) == Some(&batch.requests) && batch.requests > 0;
-            if live || started.elapsed() >= budget * 2 {
+            if live || started.elapsed() >= limit.duration {
                 break Convergence { generation: route.generation, live, elapsed: started.elapsed(), last_seen: batch.by_header };
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -355,7 +364,7 @@ impl ScenarioContext {
         let before = self.cluster.served_requests(mirror, &route.path_prefix)?;
         let report = self.cluster.load_from_outside(&self.cluster.gateway_url(&route.path_prefix), &self.load(requests, None, false))?;
         let backends: Vec<String> = route.backends.iter().map(|b| b.service.clone()).collect();
-        let deadline = Instant::now() + self.timeouts.mirror_copies;
+        let deadline = Instant::now() + crate::deadline::budget(self.timeouts.mirror_copies, "Timeouts::mirror_copies").duration;
         let copies = loop {
             let copies = self.cluster.served_requests(mirror, &route.path_prefix)?.saturating_sub(before);
             // Copies only ever grow: more than sent will not get better by waiting.
@@ -403,15 +412,15 @@ impl ScenarioContext {
     /// slow failover is measured (and judged against the budget) rather than cut short.
     pub fn await_egress_moved(&mut self, policy: &EgressPolicy, from: &str, budget: Duration) -> Result<(EgressStatus, Duration)> {
         let started = Instant::now();
-        let limit = budget * 2;
+        let limit = crate::deadline::budget(budget * 2, "twice failoverSeconds of budgets/egress.yaml");
         loop {
             if let Some(status) = self.cluster.egress_status(policy)? {
                 if status.egress_node != from {
                     return Ok((status, started.elapsed()));
                 }
             }
-            if started.elapsed() >= limit {
-                return Err(HarnessError::Timeout { what: format!("egress policy {}'s IP to leave node {from} (twice the failover budget)", policy.name), seconds: limit.as_secs_f64() });
+            if started.elapsed() >= limit.duration {
+                return Err(limit.timed_out(&format!("egress policy {}'s IP to leave node {from}", policy.name)));
             }
             std::thread::sleep(Duration::from_millis(250));
         }
@@ -446,16 +455,12 @@ impl ScenarioContext {
     /// the datapath state the traffic needs, checked before any traffic.
     pub fn realize_egress_policy(&mut self, policy: &EgressPolicy) -> Result<EgressStatus> {
         self.cluster.apply_egress_policy(policy)?;
-        let deadline = Instant::now() + self.timeouts.egress_realized;
+        let budget = crate::deadline::budget(self.timeouts.egress_realized, "Timeouts::egress_realized");
+        let deadline = Instant::now() + budget.duration;
         loop {
             match self.cluster.egress_status(policy)? {
                 Some(status) if status.egress_ip == policy.egress_ip => return Ok(status),
-                _ if Instant::now() >= deadline => {
-                    return Err(HarnessError::Timeout {
-                        what: format!("egress policy {} to be realized with egress IP {} (Timeouts::egress_realized)", policy.name, policy.egress_ip),
-                        seconds: self.timeouts.egress_realized.as_secs_f64(),
-                    })
-                }
+                _ if Instant::now() >= deadline => return Err(budget.timed_out(&format!("egress policy {} to be realized with egress IP {}", policy.name, policy.egress_ip))),
                 _ => std::thread::sleep(Duration::from_millis(200)),
             }
         }
@@ -602,7 +607,7 @@ mod tests {
 
     #[test]
     fn a_scenario_over_its_budget_times_out() {
-        let timeouts = Timeouts { trial: Duration::from_millis(50), ..Timeouts::default() };
+        let timeouts = Timeouts { trial: Duration::from_millis(50), trial_grace: Duration::from_millis(50), ..Timeouts::default() };
         let outcome = run_scenario(
             &stand_in(),
             &scenario(|_| {
@@ -630,6 +635,28 @@ mod tests {
         );
         assert!(
             matches!(&outcome, TrialOutcome::Error(m) if m.contains("egress policy egress-prod-web-t1 to be realized") && m.contains("egress_realized")),
+            "{outcome:?}"
+        );
+    }
+
+    #[test]
+    fn a_wait_longer_than_the_trial_fails_naming_the_wait_not_the_trial() {
+        // The policy wait's own budget (30 s) is longer than the whole trial.
+        let timeouts = Timeouts { trial: Duration::from_millis(300), egress_realized: Duration::from_secs(30), ..Timeouts::default() };
+        let started = Instant::now();
+        let outcome = run_scenario(
+            &stand_in(),
+            &scenario(|cx| {
+                let policy = cx.egress_policy("egress/prod-web.antrea.yaml", "prod-t1")?;
+                cx.realize_egress_policy(&policy)?;
+                unreachable!()
+            }),
+            &timeouts,
+            "t1",
+        );
+        assert!(started.elapsed() < Duration::from_secs(3), "the wait ended with the trial");
+        assert!(
+            matches!(&outcome, TrialOutcome::Error(m) if m.contains("egress policy egress-prod-web-t1 to be realized") && m.contains("Timeouts::egress_realized, cut to the") && m.contains("left of Timeouts::trial") && !m.contains("scenario timed out")),
             "{outcome:?}"
         );
     }

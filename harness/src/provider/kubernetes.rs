@@ -149,13 +149,14 @@ impl KubeCluster {
 
     /// Polls `object` until `address_of` finds an address in it, within the address budget.
     fn await_address(&self, object: &Value, what: &str, address_of: impl Fn(&Value) -> Option<IpAddr>) -> Result<IpAddr> {
-        let deadline = Instant::now() + self.timeouts.address_assigned;
+        let budget = crate::deadline::budget(self.timeouts.address_assigned, "KubeTimeouts::address_assigned");
+        let deadline = Instant::now() + budget.duration;
         loop {
             if let Some(address) = self.access.get(object)?.as_ref().and_then(&address_of) {
                 return Ok(address);
             }
             if Instant::now() >= deadline {
-                return Err(HarnessError::Timeout { what: format!("{what} to get an address (KubeTimeouts::address_assigned; is MetalLB installed?)"), seconds: self.timeouts.address_assigned.as_secs_f64() });
+                return Err(budget.timed_out(&format!("{what} to get an address (is MetalLB installed?)")));
             }
             std::thread::sleep(Duration::from_secs(1));
         }

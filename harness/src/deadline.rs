@@ -1,0 +1,89 @@
+//! The trial's deadline, seen by every wait inside it: a wait takes its own named budget
+//! cut to what remains of the trial, so when time runs out the error names the wait that
+//! was waiting (and its pod logs or last state), never a bare "scenario timed out".
+
+use std::cell::RefCell;
+use std::time::{Duration, Instant};
+
+/// The deadline of the trial running on this thread.
+#[derive(Debug, Clone)]
+struct TrialDeadline {
+    at: Instant,
+    name: &'static str,
+}
+
+thread_local! {
+    static TRIAL: RefCell<Option<TrialDeadline>> = const { RefCell::new(None) };
+}
+
+/// While it lives, waits on this thread end by `at` at the latest.
+#[must_use = "the deadline holds only while the guard lives"]
+pub struct TrialGuard(());
+
+impl Drop for TrialGuard {
+    fn drop(&mut self) {
+        TRIAL.with(|t| t.borrow_mut().take());
+    }
+}
+
+/// Sets the deadline of the trial running on this thread; `name` is its budget's name.
+pub fn enter(at: Instant, name: &'static str) -> TrialGuard {
+    TRIAL.with(|t| *t.borrow_mut() = Some(TrialDeadline { at, name }));
+    TrialGuard(())
+}
+
+/// The budget one wait may use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Budget {
+    pub duration: Duration,
+    /// The wait's own budget name, and whether the trial's end cut it short.
+    pub name: String,
+}
+
+impl Budget {
+    /// A timeout error naming what was awaited and this budget.
+    pub fn timed_out(&self, what: &str) -> crate::HarnessError {
+        crate::HarnessError::Timeout { what: format!("{what} ({})", self.name), seconds: self.duration.as_secs_f64() }
+    }
+}
+
+/// `own` (called `own_name`), or less when the trial on this thread ends sooner.
+pub fn budget(own: Duration, own_name: &str) -> Budget {
+    let trial = TRIAL.with(|t| t.borrow().clone());
+    match trial {
+        Some(trial) => {
+            let left = trial.at.saturating_duration_since(Instant::now());
+            if left < own {
+                Budget { duration: left, name: format!("{own_name}, cut to the {:.1}s left of {}", left.as_secs_f64(), trial.name) }
+            } else {
+                Budget { duration: own, name: own_name.to_owned() }
+            }
+        }
+        None => Budget { duration: own, name: own_name.to_owned() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outside_a_trial_a_wait_keeps_its_own_budget() {
+        assert_eq!(budget(Duration::from_secs(180), "KubeTimeouts::pod_ready"), Budget { duration: Duration::from_secs(180), name: "KubeTimeouts::pod_ready".into() });
+    }
+
+    #[test]
+    fn inside_a_trial_a_longer_wait_is_cut_and_says_so() {
+        let _trial = enter(Instant::now() + Duration::from_secs(10), "Timeouts::trial");
+        let cut = budget(Duration::from_secs(180), "KubeTimeouts::pod_ready");
+        assert!(cut.duration <= Duration::from_secs(10));
+        assert!(cut.name.starts_with("KubeTimeouts::pod_ready, cut to the") && cut.name.ends_with("left of Timeouts::trial"), "{}", cut.name);
+        assert_eq!(budget(Duration::from_secs(1), "Timeouts::request").name, "Timeouts::request", "a shorter wait is not cut");
+    }
+
+    #[test]
+    fn the_guard_ends_the_deadline() {
+        drop(enter(Instant::now(), "Timeouts::trial"));
+        assert_eq!(budget(Duration::from_secs(3), "x").duration, Duration::from_secs(3));
+    }
+}
