@@ -214,6 +214,69 @@ async fn await_crd_established(client: &Client, gvk: &GroupVersionKind, budget: 
     })
 }
 
+/// A scripted API server for tests: `tower_test` underneath, no cluster contacted.
+#[cfg(test)]
+pub(crate) mod mock {
+    use std::sync::{Arc, Mutex};
+
+    use http::{Request, Response, StatusCode};
+    use kube::client::Body;
+    use kube::Client;
+    use serde_json::{json, Value};
+
+    use super::KubeAccess;
+
+    /// One request as the server saw it.
+    #[derive(Debug, Clone)]
+    pub struct Seen {
+        pub method: String,
+        /// Path and query.
+        pub uri: String,
+        pub body: Value,
+    }
+
+    /// Answers each request with `answer(method, path, body)`; records every request.
+    pub fn api_server(answer: impl Fn(&str, &str, &Value) -> (StatusCode, Value) + Send + 'static) -> (KubeAccess, Arc<Mutex<Vec<Seen>>>, Arc<tokio::runtime::Runtime>) {
+        let runtime = Arc::new(tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap());
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = runtime.block_on(async { Client::new(service, "default") });
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        runtime.spawn(async move {
+            while let Some((request, send)) = handle.next_request().await {
+                let (parts, body) = request.into_parts();
+                let bytes = http_body_util::BodyExt::collect(body).await.map(|b| b.to_bytes()).unwrap_or_default();
+                let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                let uri = parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default();
+                let (status, reply) = answer(parts.method.as_str(), parts.uri.path(), &body);
+                log.lock().unwrap().push(Seen { method: parts.method.to_string(), uri, body });
+                send.send_response(Response::builder().status(status).body(Body::from(serde_json::to_vec(&reply).unwrap())).unwrap());
+            }
+        });
+        (KubeAccess::with_client(client, Arc::clone(&runtime)), seen, runtime)
+    }
+
+    /// A Kubernetes `Status` failure.
+    pub fn status(code: u16, reason: &str, message: &str) -> (StatusCode, Value) {
+        (StatusCode::from_u16(code).unwrap(), json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code, "message": message}))
+    }
+
+    /// Discovery of the core group's v1 resources used here.
+    pub fn core_v1_resources() -> Value {
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1", "resources": [
+            {"name": "namespaces", "singularName": "namespace", "namespaced": false, "kind": "Namespace", "verbs": ["create", "get", "list", "delete", "patch"]},
+            {"name": "pods", "singularName": "pod", "namespaced": true, "kind": "Pod", "verbs": ["create", "get", "list", "delete", "patch"]},
+            {"name": "services", "singularName": "service", "namespaced": true, "kind": "Service", "verbs": ["create", "get", "list", "delete", "patch"]},
+            {"name": "nodes", "singularName": "node", "namespaced": false, "kind": "Node", "verbs": ["get", "list"]}
+        ]})
+    }
+
+    /// An empty list of `kind`.
+    pub fn empty_list(kind: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": format!("{kind}List"), "metadata": {"resourceVersion": "1"}, "items": []})
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! Against `tower_test` mocks: no cluster is contacted. Each test scripts the API

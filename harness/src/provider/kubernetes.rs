@@ -124,8 +124,9 @@ pub struct KubeCluster {
     timeouts: KubeTimeouts,
     /// Cluster-scoped objects this run applied (policies), deleted at teardown.
     applied: Mutex<Vec<Value>>,
-    /// The run's Gateway address, once it has one.
-    gateway_address: Mutex<Option<IpAddr>>,
+    /// The run's Gateway address, or why it has none: set once by the first trial that
+    /// needs it, so later trials neither wait again nor hide the first failure.
+    gateway_address: std::sync::OnceLock<std::result::Result<IpAddr, String>>,
     torn_down: std::sync::atomic::AtomicBool,
 }
 
@@ -140,7 +141,7 @@ impl KubeCluster {
             }
         };
         info.kernel = kernel;
-        Ok(Self { info, access, cni, nodes, environment, timeouts, applied: Mutex::new(vec![]), gateway_address: Mutex::new(None), torn_down: Default::default() })
+        Ok(Self { info, access, cni, nodes, environment, timeouts, applied: Mutex::new(vec![]), gateway_address: Default::default(), torn_down: Default::default() })
     }
 
     pub fn access(&self) -> &KubeAccess {
@@ -162,20 +163,20 @@ impl KubeCluster {
         }
     }
 
-    /// The run's Gateway, created on first use; its address.
+    /// The run's Gateway, created on first use; its address. The outcome, a failure too, is
+    /// remembered: every trial gets the first one's answer.
     fn gateway(&self) -> Result<IpAddr> {
-        let mut address = self.gateway_address.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(address) = *address {
-            return Ok(address);
-        }
+        let outcome = self.gateway_address.get_or_init(|| self.create_gateway().map_err(|e| e.to_string()));
+        outcome.clone().map_err(|first| HarnessError::NotReady { what: format!("the run's Gateway in namespace {}", gateway_namespace(&self.info.cluster)), detail: first })
+    }
+
+    fn create_gateway(&self) -> Result<IpAddr> {
         let support = self.cni.gateway.as_ref().ok_or_else(|| HarnessError::NotFound { what: "Gateway API implementation".into(), wanted: format!("for {}", self.cni.name) })?;
         let run = &self.info.cluster;
         let namespace = NamespaceSpec { name: gateway_namespace(run), labels: Default::default() };
         let gateway = gateway_object(support.class, run);
         self.access.apply(&[namespace_object(&namespace, run), gateway.clone()], self.timeouts.crd_established)?;
-        let found = self.await_address(&gateway, "the run's Gateway", |g| g["status"]["addresses"][0]["value"].as_str()?.parse().ok())?;
-        *address = Some(found);
-        Ok(found)
+        self.await_address(&gateway, "the run's Gateway", |g| g["status"]["addresses"][0]["value"].as_str()?.parse().ok())
     }
 }
 
@@ -383,6 +384,56 @@ mod tests {
         let objects = route_objects("paid-t8", &route, "cniconf-0a1b2c");
         insta::assert_snapshot!("mirror_route_objects", crate::cni::egress::to_yaml(&objects));
         insta::assert_snapshot!("gateway_object", crate::cni::egress::to_yaml(&[gateway_object("nginx", "cniconf-0a1b2c")]));
+    }
+
+    /// An environment with nothing around the API server.
+    struct NoEnvironment;
+
+    impl Environment for NoEnvironment {
+        fn allocate_egress_ip(&self) -> Result<IpAddr> {
+            Ok("192.0.2.200".parse().unwrap())
+        }
+        fn place_egress_ip(&self, _: &Node, _: IpAddr) -> Result<()> {
+            Ok(())
+        }
+        fn external_echo(&self) -> SocketAddr {
+            "192.0.2.10:8080".parse().unwrap()
+        }
+        fn probe_image(&self) -> String {
+            "cni-probe:test".into()
+        }
+        fn stop_node(&self, _: &Node) -> Result<()> {
+            Ok(())
+        }
+        fn run_probe_outside(&self, _: &[String]) -> Result<String> {
+            unreachable!("no traffic here")
+        }
+        fn teardown(&self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    fn info() -> ClusterInfo {
+        ClusterInfo { provider: "kind".into(), cluster: "cniconf-0a1b2c".into(), cni: "antrea".into(), cni_version: "2.2.0".into(), kernel: String::new(), ready_in: Duration::ZERO }
+    }
+
+    #[test]
+    fn a_gateway_that_failed_is_not_awaited_again_by_every_trial() {
+        use crate::kube_access::mock;
+        let (access, seen, _runtime) = mock::api_server(|_, path, _| match path {
+            "/api/v1/nodes" => (http::StatusCode::OK, mock::empty_list("Node")),
+            _ => mock::status(403, "Forbidden", "namespaces is forbidden: User cannot create"),
+        });
+        let cluster = KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment), KubeTimeouts { crd_established: Duration::from_millis(200), ..Default::default() }).unwrap();
+        let first = cluster.apply_http_route("weather-t1", &route()).unwrap_err().to_string();
+        let asked = seen.lock().unwrap().len();
+        let second = cluster.apply_http_route("weather-t2", &route()).unwrap_err().to_string();
+        assert_eq!(seen.lock().unwrap().len(), asked, "the second trial asked the API server nothing");
+        assert!(first.contains("the run's Gateway") && first.contains("forbidden") && second == first, "{first}\n{second}");
+    }
+
+    fn route() -> HttpRoute {
+        crate::fixtures::load_http_route(&crate::fixtures::fixture_path("canary/current-weather-route.yaml")).unwrap()
     }
 
     #[test]
