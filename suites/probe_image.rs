@@ -38,8 +38,8 @@ impl Drop for Network {
 }
 
 fn observe(client: &ProbeContainer, url: &str) -> Result<Observation, Failed> {
-    let printed = client.exec(&["get", url, "--timeout-ms", "3000"])?;
-    serde_json::from_str(printed.trim()).map_err(|e| format!("unreadable observation {printed:?}: {e}").into())
+    let output = client.exec(&["get", url, "--timeout-ms", "3000"])?;
+    Ok(harness::provider::probe_output(&output, || format!("cni-probe get {url} in the client container"))?)
 }
 
 fn echo_reports_the_client_containers_address() -> Result<(), Failed> {

@@ -105,23 +105,34 @@ impl KubeAccess {
         }
     }
 
-    /// Runs `command` in a pod's container and returns its stdout.
-    pub fn exec(&self, namespace: &str, pod: &str, container: Option<&str>, command: &[&str]) -> Result<String> {
+    /// Runs `command` in a pod's container; returns what it printed on stdout and stderr and
+    /// how it exited (from the exec stream's final status).
+    pub fn exec(&self, namespace: &str, pod: &str, container: Option<&str>, command: &[&str]) -> Result<crate::model::ExecOutput> {
         let what = format!("exec `{}` in pod {namespace}/{pod}", command.join(" "));
         self.block_on(async {
             use tokio::io::AsyncReadExt;
             let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
-            let mut params = AttachParams::default().stdout(true).stderr(false);
+            let mut params = AttachParams::default().stdout(true).stderr(true);
             if let Some(container) = container {
                 params = params.container(container);
             }
             let mut process = pods.exec(pod, command.to_vec(), &params).await.map_err(api_error(what.clone()))?;
-            let mut stdout = String::new();
-            if let Some(mut reader) = process.stdout() {
-                reader.read_to_string(&mut stdout).await.map_err(|e| HarnessError::Command { command: what.clone(), detail: e.to_string() })?;
-            }
+            let status = process.take_status();
+            let read = |reader: Option<tokio::io::ReadHalf<tokio::io::SimplexStream>>| async move {
+                let mut text = String::new();
+                if let Some(mut reader) = reader {
+                    reader.read_to_string(&mut text).await?;
+                }
+                Ok::<_, std::io::Error>(text)
+            };
+            let (stdout, stderr) = tokio::try_join!(read(process.stdout()), read(process.stderr()))
+                .map_err(|e| HarnessError::Command { command: what.clone(), detail: e.to_string() })?;
+            let status = match status {
+                Some(status) => status.await,
+                None => None,
+            };
             let _ = process.join().await;
-            Ok(stdout)
+            Ok(crate::model::ExecOutput { stdout, stderr, exit: exit_of(status.as_ref()) })
         })
     }
 
@@ -129,6 +140,20 @@ impl KubeAccess {
     pub fn logs(&self, namespace: &str, pod: &str) -> Result<String> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         self.block_on(pods.logs(pod, &LogParams::default())).map_err(api_error(format!("reading logs of pod {namespace}/{pod}")))
+    }
+}
+
+/// How an exec ended, from the status the API server sends at the end of its stream:
+/// `Success`, or `NonZeroExitCode` with the code among the causes.
+pub fn exit_of(status: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>) -> String {
+    let Some(status) = status else { return "exit status unknown (the exec stream ended without a status)".into() };
+    if status.status.as_deref() == Some("Success") {
+        return "exit status 0".into();
+    }
+    let code = status.details.as_ref().and_then(|d| d.causes.as_ref()).and_then(|causes| causes.iter().find(|c| c.reason.as_deref() == Some("ExitCode"))).and_then(|c| c.message.clone());
+    match code {
+        Some(code) => format!("exit status {code}"),
+        None => format!("failed: {}", status.message.as_deref().unwrap_or("no message")),
     }
 }
 
@@ -454,6 +479,23 @@ mod tests {
         std::fs::write(file.path(), "apiVersion: v1\nclusters: [\n").unwrap();
         let error = KubeAccess::connect(runtime, file.path(), None).err().expect("a broken kubeconfig fails").to_string();
         assert!(error.contains(&file.path().display().to_string()), "{error}");
+    }
+
+    #[test]
+    fn an_exec_status_becomes_an_exit_status() {
+        let status = |value: Value| serde_json::from_value::<k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>(value).unwrap();
+        assert_eq!(exit_of(Some(&status(json!({"status": "Success"})))), "exit status 0");
+        let failed = status(json!({"status": "Failure", "reason": "NonZeroExitCode", "message": "command terminated with non-zero exit code: error executing command [/cni-probe get], exit code 127",
+            "details": {"causes": [{"reason": "ExitCode", "message": "127"}]}}));
+        assert_eq!(exit_of(Some(&failed)), "exit status 127");
+        assert!(exit_of(None).contains("unknown"));
+    }
+
+    #[test]
+    fn a_broken_probe_says_how_it_exited_and_what_it_printed_on_stderr() {
+        let output = crate::model::ExecOutput { stdout: String::new(), stderr: "exec /cni-probe: no such file or directory".into(), exit: "exit status 127".into() };
+        let error = crate::provider::probe_output::<cni_probe::Observation>(&output, || "cni-probe get http://192.0.2.10:8080/ in pod prod-t1/web".into()).unwrap_err().to_string();
+        assert!(error.contains("exit status 127") && error.contains("no such file or directory") && error.contains("pod prod-t1/web"), "{error}");
     }
 
     #[test]

@@ -157,3 +157,22 @@ mod tests {
         assert!(!selector.matches(&labels([("role", "db"), ("env", "prod")])));
     }
 }
+
+/// What a command run in a pod, container or namespace printed, and how it ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub stdout: String,
+    pub stderr: String,
+    /// How it exited, as a person reads it: "exit status 2", or why that is unknown.
+    pub exit: String,
+}
+
+impl ExecOutput {
+    /// Its stdout when it exited 0; otherwise an error naming `command`, its exit and stderr.
+    pub fn stdout_of_success(self, command: &str) -> crate::Result<String> {
+        if self.exit == "exit status 0" {
+            return Ok(self.stdout);
+        }
+        Err(crate::HarnessError::Command { command: command.to_owned(), detail: format!("{}; stderr: {:?}", self.exit, self.stderr.trim()) })
+    }
+}

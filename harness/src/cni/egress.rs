@@ -103,7 +103,9 @@ impl EgressDialect {
             EgressDialect::Cilium => {
                 let gateway = self.gateway_node(policy, nodes)?;
                 let agent = cilium_agent_on(access, &gateway.name)?;
-                let listed = access.exec("kube-system", &agent, Some("cilium-agent"), &["cilium-dbg", "bpf", "egress", "list"])?;
+                let listed = access
+                    .exec("kube-system", &agent, Some("cilium-agent"), &["cilium-dbg", "bpf", "egress", "list"])?
+                    .stdout_of_success(&format!("cilium-dbg bpf egress list in pod kube-system/{agent}"))?;
                 Ok(cilium_lists_egress_ip(&listed, policy.egress_ip).then(|| EgressStatus { egress_node: gateway.name.clone(), egress_ip: policy.egress_ip }))
             }
         }

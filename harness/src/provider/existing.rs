@@ -104,7 +104,7 @@ impl Environment for UserEnvironment {
         self.options.probe_image.clone()
     }
 
-    fn run_probe_outside(&self, _args: &[String]) -> Result<String> {
+    fn run_probe_outside(&self, _args: &[String]) -> Result<crate::model::ExecOutput> {
         Err(HarnessError::NotFound { what: "probe outside the cluster".into(), wanted: "on an existing cluster (only the user's echo is there)".into() })
     }
 

@@ -42,7 +42,7 @@ impl ProbeContainer {
     }
 
     /// Runs the probe inside this container with `args` and returns its stdout.
-    pub fn exec(&self, args: &[&str]) -> Result<String> {
+    pub fn exec(&self, args: &[&str]) -> Result<crate::model::ExecOutput> {
         let container = self.container.as_ref().expect("present until dropped");
         let mut command = vec!["/cni-probe"];
         command.extend_from_slice(args);
@@ -50,7 +50,12 @@ impl ProbeContainer {
         self.runtime.block_on(async {
             let mut result = container.exec(testcontainers::core::ExecCommand::new(command.clone())).await.map_err(failed)?;
             let stdout = result.stdout_to_vec().await.map_err(failed)?;
-            Ok(String::from_utf8_lossy(&stdout).into_owned())
+            let stderr = result.stderr_to_vec().await.map_err(failed)?;
+            let exit = match result.exit_code().await.map_err(failed)? {
+                Some(code) => format!("exit status {code}"),
+                None => "exit status unknown (Docker reported none)".to_owned(),
+            };
+            Ok(crate::model::ExecOutput { stdout: String::from_utf8_lossy(&stdout).into_owned(), stderr: String::from_utf8_lossy(&stderr).into_owned(), exit })
         })
     }
 }

@@ -631,7 +631,7 @@ impl super::kubernetes::Environment for KindEnvironment {
         self.docker(format!("stopping node {}", node.name), &["stop", &node.name])
     }
 
-    fn run_probe_outside(&self, args: &[String]) -> Result<String> {
+    fn run_probe_outside(&self, args: &[String]) -> Result<crate::model::ExecOutput> {
         let echo = self.echo.lock().unwrap_or_else(|e| e.into_inner());
         let echo = echo.as_ref().ok_or_else(|| HarnessError::NotReady { what: "the external echo container".into(), detail: "already removed".into() })?;
         echo.exec(&args.iter().map(String::as_str).collect::<Vec<_>>())

@@ -108,8 +108,8 @@ pub trait Environment: Send + Sync {
     /// Stops a node (for failover scenarios).
     fn stop_node(&self, node: &Node) -> Result<()>;
     /// Runs the probe with `args` outside the cluster (where the external echo runs) and
-    /// returns what it printed.
-    fn run_probe_outside(&self, args: &[String]) -> Result<String>;
+    /// returns what it printed and how it exited.
+    fn run_probe_outside(&self, args: &[String]) -> Result<crate::model::ExecOutput>;
     /// Removes what the provider made (the kind cluster, the echo container).
     fn teardown(&self) -> Result<()>;
 }
@@ -289,8 +289,8 @@ impl Cluster for KubeCluster {
 
     fn request_from(&self, pod: &Pod, url: &str, timeout: Duration) -> Result<Observation> {
         let timeout_ms = timeout.as_millis().to_string();
-        let printed = self.access.exec(&pod.namespace, &pod.name, Some("probe"), &["/cni-probe", "get", url, "--timeout-ms", &timeout_ms])?;
-        super::probe_output(&printed, || format!("cni-probe get {url} in pod {}/{}", pod.namespace, pod.name))
+        let output = self.access.exec(&pod.namespace, &pod.name, Some("probe"), &["/cni-probe", "get", url, "--timeout-ms", &timeout_ms])?;
+        super::probe_output(&output, || format!("cni-probe get {url} in pod {}/{}", pod.namespace, pod.name))
     }
 
     fn apply_http_route(&self, namespace: &str, route: &HttpRoute) -> Result<()> {
@@ -313,14 +313,14 @@ impl Cluster for KubeCluster {
     }
 
     fn load_from_outside(&self, url: &str, load: &cni_probe::LoadOptions) -> Result<LoadReport> {
-        let printed = self.environment.run_probe_outside(&load.to_args(url))?;
-        super::probe_output(&printed, || format!("cni-probe load {url} outside the cluster"))
+        let output = self.environment.run_probe_outside(&load.to_args(url))?;
+        super::probe_output(&output, || format!("cni-probe load {url} outside the cluster"))
     }
 
     fn served_requests(&self, pod: &Pod, path_prefix: &str) -> Result<u64> {
         let url = cni_probe::served_url("http://127.0.0.1:8080", path_prefix);
-        let printed = self.access.exec(&pod.namespace, &pod.name, Some("probe"), &["/cni-probe", "served", &url])?;
-        let served: cni_probe::ServedRequests = super::probe_output(&printed, || format!("cni-probe served in pod {}/{}", pod.namespace, pod.name))?;
+        let output = self.access.exec(&pod.namespace, &pod.name, Some("probe"), &["/cni-probe", "served", &url])?;
+        let served: cni_probe::ServedRequests = super::probe_output(&output, || format!("cni-probe served in pod {}/{}", pod.namespace, pod.name))?;
         Ok(served.requests)
     }
 
@@ -405,7 +405,7 @@ mod tests {
         fn stop_node(&self, _: &Node) -> Result<()> {
             Ok(())
         }
-        fn run_probe_outside(&self, _: &[String]) -> Result<String> {
+        fn run_probe_outside(&self, _: &[String]) -> Result<crate::model::ExecOutput> {
             unreachable!("no traffic here")
         }
         fn teardown(&self) -> Result<()> {

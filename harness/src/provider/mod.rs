@@ -68,9 +68,13 @@ pub trait Cluster: Send + Sync {
     fn teardown(&self) -> Result<()>;
 }
 
-/// Reads what the probe printed (one JSON value); `command` names it in the error.
-pub fn probe_output<T: serde::de::DeserializeOwned>(printed: &str, command: impl FnOnce() -> String) -> Result<T> {
-    serde_json::from_str(printed.trim()).map_err(|e| HarnessError::Command { command: command(), detail: format!("unreadable probe output ({e}): {printed}") })
+/// Reads what the probe printed (one JSON value); `command` names it in the error, which
+/// carries how it exited and its stderr too (a broken image or a missing binary says so there).
+pub fn probe_output<T: serde::de::DeserializeOwned>(output: &crate::model::ExecOutput, command: impl FnOnce() -> String) -> Result<T> {
+    serde_json::from_str(output.stdout.trim()).map_err(|e| HarnessError::Command {
+        command: command(),
+        detail: format!("unreadable probe output ({e}); {}; stdout: {:?}; stderr: {:?}", output.exit, output.stdout.trim(), output.stderr.trim()),
+    })
 }
 
 /// Which provider to use: `CNICONF_PROVIDER`, or the suite's default for its CNI.

@@ -323,8 +323,12 @@ impl Lab {
             .args(args)
             .output()
             .map_err(|e| HarnessError::Command { command: command.clone(), detail: e.to_string() })?;
-        let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-        super::probe_output(&String::from_utf8_lossy(&output.stdout), || format!("{command} ({}; it printed {printed:?})", output.status))
+        let output = crate::model::ExecOutput {
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            exit: output.status.to_string(),
+        };
+        super::probe_output(&output, || command)
     }
 
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
