@@ -50,6 +50,9 @@ pub enum HarnessError {
     #[error("no {what} matches {wanted}")]
     NotFound { what: String, wanted: String },
 
+    #[error("{object} already exists; the harness creates only objects whose names are unique to its run and never adopts one it did not create (delete it if it is a leftover of a killed run, e.g. with `cargo xtask gc`)")]
+    AlreadyExists { object: String },
+
     #[error("the run was interrupted; nothing more is created")]
     Interrupted,
 

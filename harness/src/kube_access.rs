@@ -69,6 +69,38 @@ impl KubeAccess {
         })
     }
 
+    /// Creates `object` (never adopting one of the same name: that is
+    /// [`HarnessError::AlreadyExists`]) and returns its UID, the proof of ownership that
+    /// [`delete_owned`](Self::delete_owned) checks. Waits for a custom kind's CRD as `apply` does.
+    pub fn create(&self, object: &Value, crd_budget: Duration) -> Result<String> {
+        let crd_budget = crate::deadline::budget(crd_budget, "KubeTimeouts::crd_established");
+        self.block_on(async {
+            let (api, _) = served_api(&self.client, object, &crd_budget).await?;
+            let dynamic: DynamicObject = serde_json::from_value(object.clone())
+                .map_err(|e| HarnessError::FixtureMalformed { path: describe(object).into(), detail: e.to_string() })?;
+            let params = kube::api::PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+            match api.create(&params, &dynamic).await {
+                Ok(created) => created.metadata.uid.ok_or_else(|| HarnessError::Command { command: format!("creating {}", describe(object)), detail: "the API server returned no uid".into() }),
+                Err(kube::Error::Api(status)) if status.code == 409 => Err(HarnessError::AlreadyExists { object: describe(object) }),
+                Err(e) => Err(api_error(format!("creating {}", describe(object)))(e)),
+            }
+        })
+    }
+
+    /// Deletes an object this run created, only if it is still the one with `uid` (a
+    /// precondition the API server checks); absent, or replaced by someone else's, is left be.
+    pub fn delete_owned(&self, object: &Value, uid: &str) -> Result<()> {
+        self.block_on(async {
+            let (api, name) = dynamic_api(&self.client, object).await?;
+            let params = DeleteParams { preconditions: Some(kube::api::Preconditions { uid: Some(uid.to_owned()), resource_version: None }), ..Default::default() };
+            match api.delete(&name, &params).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(status)) if status.is_not_found() || status.code == 409 => Ok(()),
+                Err(e) => Err(api_error(format!("deleting {}", describe(object)))(e)),
+            }
+        })
+    }
+
     /// Deletes an object like those given to [`apply`](Self::apply); absent is fine.
     pub fn delete(&self, object: &Value) -> Result<()> {
         self.block_on(async {
@@ -198,16 +230,20 @@ async fn dynamic_api(client: &Client, object: &Value) -> Result<(Api<DynamicObje
     Ok((api, name))
 }
 
-async fn apply_one(client: &Client, object: &Value, crd_budget: &crate::deadline::Budget) -> Result<()> {
-    // Discovery decides: a kind the server does not serve yet is waited for as a CRD.
-    let (api, name) = match dynamic_api(client, object).await {
-        Ok(found) => found,
+/// The object's API; a kind the server does not serve yet is waited for as a CRD.
+async fn served_api(client: &Client, object: &Value, crd_budget: &crate::deadline::Budget) -> Result<(Api<DynamicObject>, String)> {
+    match dynamic_api(client, object).await {
+        Ok(found) => Ok(found),
         Err(not_served) => {
             let gvk = group_version_kind(object)?;
             await_crd_established(client, &gvk, crd_budget, &not_served.to_string()).await?;
-            dynamic_api(client, object).await?
+            dynamic_api(client, object).await
         }
-    };
+    }
+}
+
+async fn apply_one(client: &Client, object: &Value, crd_budget: &crate::deadline::Budget) -> Result<()> {
+    let (api, name) = served_api(client, object, crd_budget).await?;
     api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(object))
         .await
         .map_err(api_error(format!("applying {}", describe(object))))?;

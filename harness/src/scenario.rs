@@ -253,12 +253,14 @@ pub struct ScenarioContext {
 }
 
 impl ScenarioContext {
+    /// `trial` (t1, t2, ...) and the run's id make every name the trial creates unique to it.
     fn new(cluster: Arc<dyn Cluster>, trial: &str, timeouts: Timeouts) -> Self {
         let book = AddressBook { nodes: cluster.nodes().to_vec(), ..Default::default() };
-        Self { cluster, trial: trial.to_owned(), timeouts, book }
+        let trial = format!("{trial}-{}", cluster.info().run_id);
+        Self { cluster, trial, timeouts, book }
     }
 
-    /// Creates a namespace named `<base>-<trial>` with `labels`; returns its name.
+    /// Creates a namespace named `<base>-<trial>-<run id>` with `labels`; returns its name.
     pub fn namespace(&mut self, base: &str, labels: Labels) -> Result<String> {
         let name = format!("{base}-{}", self.trial);
         self.cluster.create_namespace(&NamespaceSpec { name: name.clone(), labels })?;
@@ -569,6 +571,7 @@ mod tests {
             info: crate::provider::ClusterInfo {
                 provider: "stand-in".into(),
                 cluster: "c".into(),
+                run_id: "0a1b2c".into(),
                 cni: "none".into(),
                 cni_version: "0".into(),
                 kernel: "0".into(),
@@ -626,7 +629,7 @@ mod tests {
         let outcome = run_scenario(
             &stand_in(),
             &scenario(|cx| {
-                let policy = cx.egress_policy("egress/prod-web.antrea.yaml", "prod-t1")?;
+                let policy = cx.egress_policy("egress/prod-web.antrea.yaml", "prod-t1-0a1b2c")?;
                 cx.realize_egress_policy(&policy)?;
                 unreachable!()
             }),
@@ -634,7 +637,7 @@ mod tests {
             "t1",
         );
         assert!(
-            matches!(&outcome, TrialOutcome::Error(m) if m.contains("egress policy egress-prod-web-t1 to be realized") && m.contains("egress_realized")),
+            matches!(&outcome, TrialOutcome::Error(m) if m.contains("egress policy egress-prod-web-t1-0a1b2c to be realized") && m.contains("egress_realized")),
             "{outcome:?}"
         );
     }
@@ -647,7 +650,7 @@ mod tests {
         let outcome = run_scenario(
             &stand_in(),
             &scenario(|cx| {
-                let policy = cx.egress_policy("egress/prod-web.antrea.yaml", "prod-t1")?;
+                let policy = cx.egress_policy("egress/prod-web.antrea.yaml", "prod-t1-0a1b2c")?;
                 cx.realize_egress_policy(&policy)?;
                 unreachable!()
             }),
@@ -656,7 +659,7 @@ mod tests {
         );
         assert!(started.elapsed() < Duration::from_secs(3), "the wait ended with the trial");
         assert!(
-            matches!(&outcome, TrialOutcome::Error(m) if m.contains("egress policy egress-prod-web-t1 to be realized") && m.contains("Timeouts::egress_realized, cut to the") && m.contains("left of Timeouts::trial") && !m.contains("scenario timed out")),
+            matches!(&outcome, TrialOutcome::Error(m) if m.contains("egress policy egress-prod-web-t1-0a1b2c to be realized") && m.contains("Timeouts::egress_realized, cut to the") && m.contains("left of Timeouts::trial") && !m.contains("scenario timed out")),
             "{outcome:?}"
         );
     }

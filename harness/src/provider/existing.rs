@@ -1,6 +1,6 @@
-//! The existing provider: any cluster named by a kubeconfig and context. Nothing is
-//! created or deleted but the run's own namespaces (labelled with the run) and the
-//! policies it applied. The external echo is the user's: an address pods can reach.
+//! The existing provider: any cluster named by a kubeconfig and context. The run creates
+//! (never adopts) objects whose names carry its run id, refuses a name that exists, and
+//! deletes only what it created (checked by UID). The external echo is the user's.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -131,6 +131,7 @@ pub fn provision(cni: &CniProfile, options: &ExistingOptions) -> Result<KubeClus
     let info = super::ClusterInfo {
         provider: "existing".into(),
         cluster: super::runs::new_cluster_name(),
+        run_id: super::runs::new_run_id(),
         cni: cni.name.into(),
         cni_version: format!("{} expected (as installed on the cluster)", cni.version),
         kernel: String::new(),

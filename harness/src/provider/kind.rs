@@ -671,6 +671,7 @@ pub fn provision(cni: &CniProfile, options: &KindOptions, features: &[crate::cni
     let info = super::ClusterInfo {
         provider: "kind".into(),
         cluster: name,
+        run_id: runs::new_run_id(),
         cni: cni.name.into(),
         cni_version: cni.version.into(),
         kernel: String::new(),

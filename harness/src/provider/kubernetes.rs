@@ -15,8 +15,8 @@ use crate::error::{HarnessError, Result};
 use crate::kube_access::KubeAccess;
 use crate::model::{EgressPolicy, EgressStatus, HttpRoute, NamespaceSpec, Node, NodeRole, Pod, PodSpec};
 
-/// Every namespace a run creates carries this label with the run's cluster name, so the
-/// existing provider deletes exactly its own.
+/// Every namespace a run creates carries this label with the run's id, so a person can see
+/// whose it is. Teardown does not select by it: it deletes exactly what the run created.
 pub const RUN_LABEL: &str = "cni-conformance.run";
 
 /// Budgets of the waits on a real API server.
@@ -122,8 +122,9 @@ pub struct KubeCluster {
     nodes: Vec<Node>,
     environment: Box<dyn Environment>,
     timeouts: KubeTimeouts,
-    /// Cluster-scoped objects this run applied (policies), deleted at teardown.
-    applied: Mutex<Vec<Value>>,
+    /// What this run created (namespaces, policies, its Gateway), each with the UID the API
+    /// server gave it: teardown deletes these and nothing else.
+    created: Mutex<Vec<(Value, String)>>,
     /// The run's Gateway address, or why it has none: set once by the first trial that
     /// needs it, so later trials neither wait again nor hide the first failure.
     gateway_address: std::sync::OnceLock<std::result::Result<IpAddr, String>>,
@@ -141,11 +142,20 @@ impl KubeCluster {
             }
         };
         info.kernel = kernel;
-        Ok(Self { info, access, cni, nodes, environment, timeouts, applied: Mutex::new(vec![]), gateway_address: Default::default(), torn_down: Default::default() })
+        Ok(Self { info, access, cni, nodes, environment, timeouts, created: Mutex::new(vec![]), gateway_address: Default::default(), torn_down: Default::default() })
     }
 
     pub fn access(&self) -> &KubeAccess {
         &self.access
+    }
+
+    /// Creates `objects` in order, remembering each as the run's own for teardown.
+    fn create_owned(&self, objects: &[Value]) -> Result<()> {
+        for object in objects {
+            let uid = self.access.create(object, self.timeouts.crd_established)?;
+            self.created.lock().unwrap_or_else(|e| e.into_inner()).push((object.clone(), uid));
+        }
+        Ok(())
     }
 
     /// Polls `object` until `address_of` finds an address in it, within the address budget.
@@ -175,7 +185,7 @@ impl KubeCluster {
         let run = &self.info.cluster;
         let namespace = NamespaceSpec { name: gateway_namespace(run), labels: Default::default() };
         let gateway = gateway_object(support.class, run);
-        self.access.apply(&[namespace_object(&namespace, run), gateway.clone()], self.timeouts.crd_established)?;
+        self.create_owned(&[namespace_object(&namespace, &self.info.run_id), gateway.clone()])?;
         self.await_address(&gateway, "the run's Gateway", |g| g["status"]["addresses"][0]["value"].as_str()?.parse().ok())
     }
 }
@@ -200,7 +210,7 @@ fn node_of(node: &k8s_openapi::api::core::v1::Node) -> Option<Node> {
     Some(Node { name: node.metadata.name.clone()?, role, labels: labels.into_iter().collect(), address })
 }
 
-/// The namespace object of a trial, labelled as the run's.
+/// The namespace object of a trial, labelled with the run's id.
 pub fn namespace_object(namespace: &NamespaceSpec, run: &str) -> Value {
     let mut labels = namespace.labels.clone();
     labels.insert(RUN_LABEL.into(), run.into());
@@ -239,7 +249,7 @@ impl Cluster for KubeCluster {
     }
 
     fn create_namespace(&self, namespace: &NamespaceSpec) -> Result<()> {
-        self.access.apply(&[namespace_object(namespace, &self.info.cluster)], self.timeouts.crd_established)
+        self.create_owned(&[namespace_object(namespace, &self.info.run_id)])
     }
 
     fn create_pod(&self, spec: &PodSpec) -> Result<Pod> {
@@ -268,10 +278,8 @@ impl Cluster for KubeCluster {
             let gateway = self.cni.egress.gateway_node(policy, &self.nodes)?;
             self.environment.place_egress_ip(gateway, policy.egress_ip)?;
         }
-        let objects = self.cni.egress.render(policy);
-        self.access.apply(&objects, self.timeouts.crd_established)?;
-        self.applied.lock().unwrap_or_else(|e| e.into_inner()).extend(objects);
-        Ok(())
+        // Cluster-scoped and named for the run: created, never adopted from another run.
+        self.create_owned(&self.cni.egress.render(policy))
     }
 
     fn egress_status(&self, policy: &EgressPolicy) -> Result<Option<EgressStatus>> {
@@ -334,13 +342,10 @@ impl Cluster for KubeCluster {
         }
         let started = Instant::now();
         let mut problems = Vec::new();
-        for object in self.applied.lock().unwrap_or_else(|e| e.into_inner()).drain(..).rev() {
-            if let Err(e) = self.access.delete(&object) {
+        for (object, uid) in self.created.lock().unwrap_or_else(|e| e.into_inner()).drain(..).rev() {
+            if let Err(e) = self.access.delete_owned(&object, &uid) {
                 problems.push(e.to_string());
             }
-        }
-        if let Err(e) = delete_run_namespaces(&self.access, &self.info.cluster) {
-            problems.push(e.to_string());
         }
         if let Err(e) = self.environment.teardown() {
             problems.push(e.to_string());
@@ -351,17 +356,6 @@ impl Cluster for KubeCluster {
             false => Err(HarnessError::Command { command: format!("tearing down {}", self.info.cluster), detail: problems.join("; ") }),
         }
     }
-}
-
-/// Deletes the namespaces labelled as this run's, and nothing else.
-fn delete_run_namespaces(access: &KubeAccess, run: &str) -> Result<()> {
-    use k8s_openapi::api::core::v1::Namespace;
-    let api: kube::Api<Namespace> = kube::Api::all(access.client().clone());
-    let selector = kube::api::ListParams::default().labels(&format!("{RUN_LABEL}={run}"));
-    access
-        .block_on(api.delete_collection(&Default::default(), &selector))
-        .map(drop)
-        .map_err(|e| HarnessError::Command { command: format!("deleting namespaces labelled {RUN_LABEL}={run}"), detail: e.to_string() })
 }
 
 #[cfg(test)]
@@ -414,7 +408,7 @@ mod tests {
     }
 
     fn info() -> ClusterInfo {
-        ClusterInfo { provider: "kind".into(), cluster: "cniconf-0a1b2c".into(), cni: "antrea".into(), cni_version: "2.2.0".into(), kernel: String::new(), ready_in: Duration::ZERO }
+        ClusterInfo { provider: "kind".into(), cluster: "cniconf-0a1b2c".into(), run_id: "0a1b2c".into(), cni: "antrea".into(), cni_version: "2.2.0".into(), kernel: String::new(), ready_in: Duration::ZERO }
     }
 
     #[test]
@@ -434,6 +428,61 @@ mod tests {
 
     fn route() -> HttpRoute {
         crate::fixtures::load_http_route(&crate::fixtures::fixture_path("canary/current-weather-route.yaml")).unwrap()
+    }
+
+    /// An API server that already holds namespace `prod-t1` (someone else's) and answers
+    /// creates with fresh UIDs, conflicts on names that exist, and deletes.
+    fn server_with_a_foreign_namespace() -> (KubeAccess, std::sync::Arc<Mutex<Vec<crate::kube_access::mock::Seen>>>, std::sync::Arc<tokio::runtime::Runtime>) {
+        use crate::kube_access::mock;
+        let existing = Mutex::new(vec!["prod-t1".to_owned()]);
+        mock::api_server(move |method, path, body| match (method, path) {
+            ("GET", "/api/v1") => (http::StatusCode::OK, mock::core_v1_resources()),
+            ("GET", "/api/v1/nodes") => (http::StatusCode::OK, mock::empty_list("Node")),
+            ("POST", "/api/v1/namespaces") => {
+                let name = body["metadata"]["name"].as_str().unwrap().to_owned();
+                let mut existing = existing.lock().unwrap();
+                if existing.contains(&name) {
+                    return mock::status(409, "AlreadyExists", &format!("namespaces \"{name}\" already exists"));
+                }
+                existing.push(name.clone());
+                let mut created = body.clone();
+                created["metadata"]["uid"] = json!(format!("uid-{name}"));
+                (http::StatusCode::CREATED, created)
+            }
+            ("DELETE", _) => (http::StatusCode::OK, json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})),
+            _ => mock::status(404, "NotFound", path),
+        })
+    }
+
+    #[test]
+    fn a_namespace_of_the_same_base_name_is_never_adopted_or_deleted() {
+        let (access, seen, _runtime) = server_with_a_foreign_namespace();
+        let cluster: std::sync::Arc<dyn Cluster> = std::sync::Arc::new(KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment), Default::default()).unwrap());
+        let scenario = crate::Scenario { name: "s", sentence: "s", requires: &[], body: |cx| {
+            let name = cx.namespace("prod", crate::model::labels([("env", "prod")]))?;
+            Err(HarnessError::NotFound { what: "end".into(), wanted: name })
+        } };
+        let outcome = crate::scenario::run_scenario(&cluster, &scenario, &Default::default(), "t1");
+        assert!(matches!(&outcome, crate::report::TrialOutcome::Error(m) if m.ends_with("prod-t1-0a1b2c")), "a run-unique name: {outcome:?}");
+        cluster.teardown().unwrap();
+        let seen = seen.lock().unwrap();
+        let touched: Vec<String> = seen.iter().filter(|s| s.method != "GET").map(|s| format!("{} {}", s.method, s.uri)).collect();
+        assert!(!touched.iter().any(|t| t.ends_with("/namespaces/prod-t1") || t.contains("prod-t1?")), "prod-t1 untouched: {touched:#?}");
+        assert!(!touched.iter().any(|t| t.contains("labelSelector")), "nothing deleted by label: {touched:#?}");
+        assert!(!touched.iter().any(|t| t.starts_with("PATCH")), "nothing applied over: {touched:#?}");
+        let delete = seen.iter().find(|s| s.method == "DELETE").expect("the run's own namespace is deleted");
+        assert!(delete.uri.starts_with("/api/v1/namespaces/prod-t1-0a1b2c"), "{}", delete.uri);
+        assert_eq!(delete.body["preconditions"]["uid"], "uid-prod-t1-0a1b2c", "only if it is still the one the run created");
+    }
+
+    #[test]
+    fn a_name_that_exists_is_refused_and_left_alone() {
+        let (access, seen, _runtime) = server_with_a_foreign_namespace();
+        let cluster = KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment), Default::default()).unwrap();
+        let error = cluster.create_namespace(&NamespaceSpec { name: "prod-t1".into(), labels: Default::default() }).unwrap_err().to_string();
+        assert!(error.contains("Namespace prod-t1 already exists") && error.contains("never adopts"), "{error}");
+        cluster.teardown().unwrap();
+        assert!(!seen.lock().unwrap().iter().any(|s| s.method == "DELETE"), "nothing the run did not create is deleted");
     }
 
     #[test]

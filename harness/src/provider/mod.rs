@@ -25,6 +25,9 @@ use crate::model::{EgressPolicy, EgressStatus, HttpRoute, NamespaceSpec, Node, P
 pub struct ClusterInfo {
     pub provider: String,
     pub cluster: String,
+    /// Unique to this run (a kept cluster serves many): every object name the run creates
+    /// carries it, so two runs, or a run and the cluster's own users, never share a name.
+    pub run_id: String,
     pub cni: String,
     pub cni_version: String,
     pub kernel: String,

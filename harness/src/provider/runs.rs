@@ -25,11 +25,16 @@ fn owner_file(cluster: &str) -> PathBuf {
     state_dir(cluster).join("owner.pid")
 }
 
-/// A new run-unique cluster name: `cniconf-` and six hex digits.
+/// A new run-unique cluster name: `cniconf-` and a run id.
 pub fn new_cluster_name() -> String {
+    format!("{NAME_PREFIX}{}", new_run_id())
+}
+
+/// Six hex digits from this process and the clock: unique among concurrent runs.
+pub fn new_run_id() -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let id = (std::process::id() ^ nanos.rotate_left(11)) & 0xff_ffff;
-    format!("{NAME_PREFIX}{id:06x}")
+    format!("{id:06x}")
 }
 
 /// Creates the cluster's state directory (private to this user) and records this process

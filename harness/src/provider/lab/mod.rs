@@ -279,6 +279,7 @@ impl Lab {
         let info = ClusterInfo {
             provider: "lab".into(),
             cluster: cluster.to_owned(),
+            run_id: cluster.trim_start_matches(runs::NAME_PREFIX).to_owned(),
             cni: cni.name.to_owned(),
             cni_version: reference_plugins_version(),
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned(),
