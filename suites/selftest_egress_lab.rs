@@ -46,7 +46,7 @@ fn check(fault: Option<LabFault>) -> Result<(), Failed> {
     let options = fault.map(LabOptions::with_fault).unwrap_or_default();
     let cluster: Arc<dyn Cluster> = Arc::new(Lab::provision(&cni::reference(), &options).map_err(|e| e.to_string())?);
     // A short request timeout keeps the dropped-traffic fault quick; it is still a timeout.
-    let timeouts = Timeouts { request: std::time::Duration::from_secs(1), ..Timeouts::default() };
+    let timeouts = Timeouts { request: std::time::Duration::from_secs(1), ..harness::provider::lab::timeouts() };
     let outcomes = run_scenarios(&cluster, &egress::all(), &timeouts);
     cluster.teardown().map_err(|e| e.to_string())?;
 

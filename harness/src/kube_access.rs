@@ -504,7 +504,7 @@ mod tests {
         });
         let mut policy = crate::fixtures::load_antrea_egress(&crate::fixtures::fixture_path("egress/prod-web.antrea.yaml")).unwrap();
         policy.egress_ip = "172.18.0.200".parse().unwrap();
-        let status = EgressDialect::Antrea.realized(&access, &policy, &[]).unwrap().expect("realized");
+        let status = EgressDialect::Antrea.realized(&access, &policy, &[], &[]).unwrap().expect("realized");
         assert_eq!(status.egress_node, "c-worker2");
     }
 

@@ -41,11 +41,14 @@ pub struct Timeouts {
     pub egress_realized: Duration,
     /// Mirrored copies arriving at the mirror after the last answer.
     pub mirror_copies: Duration,
+    /// Egress traffic showing the expected source after the policy reports itself realized
+    /// (a control plane may say so before every node's datapath is programmed).
+    pub egress_datapath: Duration,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { trial: Duration::from_secs(300), trial_grace: Duration::from_secs(5), request: Duration::from_secs(3), egress_realized: Duration::from_secs(30), mirror_copies: Duration::from_secs(5) }
+        Self { trial: Duration::from_secs(300), trial_grace: Duration::from_secs(5), request: Duration::from_secs(3), egress_realized: Duration::from_secs(30), mirror_copies: Duration::from_secs(5), egress_datapath: Duration::from_secs(30) }
     }
 }
 
@@ -83,7 +86,13 @@ impl Suite {
     pub fn run(self) -> ExitCode {
         let args = Arguments::from_args();
         let started = Instant::now();
-        let provider = ProviderChoice::from_env(&self.cni).map_err(|e| e.to_string());
+        // The Gateway implementation is an axis of its own: CNICONF_GATEWAY may pick another.
+        let mut cni = self.cni.clone();
+        let provider = crate::gateway::from_env(cni.name)
+            .map(|chosen| cni.gateway = chosen.or(cni.gateway.take()))
+            .and_then(|()| ProviderChoice::from_env(&cni))
+            .map_err(|e| e.to_string());
+        let timeouts = provider.as_ref().map(|p| p.timeouts()).unwrap_or_else(|_| self.timeouts.clone());
         let destinations = Destinations::for_suite(&self.name);
         let events = EventStream::new(vec![
             Box::new(JunitReport::new(destinations.junit.clone())),
@@ -94,10 +103,10 @@ impl Suite {
         let mut features: Vec<Feature> = self.scenarios.iter().flat_map(|s| s.requires.iter().copied()).collect();
         features.dedup();
         let run = Arc::new(SuiteRun {
-            cni: self.cni.clone(),
+            cni,
             features,
             provider,
-            timeouts: self.timeouts.clone(),
+            timeouts,
             cluster: Mutex::new(None),
             events,
             trials: AtomicUsize::new(0),
@@ -416,7 +425,7 @@ impl ScenarioContext {
         let started = Instant::now();
         let limit = crate::deadline::budget(budget * 2, "twice failoverSeconds of budgets/egress.yaml");
         loop {
-            if let Some(status) = self.cluster.egress_status(policy)? {
+            if let Some(status) = self.cluster.egress_status(policy, &self.selected_by(policy))? {
                 if status.egress_node != from {
                     return Ok((status, started.elapsed()));
                 }
@@ -460,11 +469,43 @@ impl ScenarioContext {
         let budget = crate::deadline::budget(self.timeouts.egress_realized, "Timeouts::egress_realized");
         let deadline = Instant::now() + budget.duration;
         loop {
-            match self.cluster.egress_status(policy)? {
+            match self.cluster.egress_status(policy, &self.selected_by(policy))? {
                 Some(status) if status.egress_ip == policy.egress_ip => return Ok(status),
                 _ if Instant::now() >= deadline => return Err(budget.timed_out(&format!("egress policy {} to be realized with egress IP {}", policy.name, policy.egress_ip))),
                 _ => std::thread::sleep(Duration::from_millis(200)),
             }
+        }
+    }
+
+    /// The trial's pods that `policy` selects (its namespace selector is narrowed to the
+    /// trial's namespace by [`egress_policy`](Self::egress_policy)).
+    fn selected_by(&self, policy: &EgressPolicy) -> Vec<Pod> {
+        let namespace = policy.namespace_selector.match_labels.get("kubernetes.io/metadata.name");
+        self.book.pods.iter().filter(|p| Some(&p.namespace) == namespace && policy.pod_selector.matches(&p.labels)).cloned().collect()
+    }
+
+    /// Calls the external echo from `client` until it sees `expected` as the source or
+    /// `Timeouts::egress_datapath` runs out, and judges the last answer: a datapath still
+    /// being programmed is waited for, a wrong source stays a wrong source (never a bare
+    /// timeout), and the time it took is in the evidence.
+    pub fn source_seen_outside_once_programmed(&self, client: &Pod, expected: &ExpectedSource) -> Result<Verdict> {
+        let budget = crate::deadline::budget(self.timeouts.egress_datapath, "Timeouts::egress_datapath");
+        let started = Instant::now();
+        let mut requests = 0;
+        loop {
+            let seen = self.request_external_echo(client)?;
+            requests += 1;
+            let mut verdict = snat::source_address(expected, &seen, client, &self.book);
+            let took = started.elapsed();
+            if verdict.passed {
+                verdict.observed.detail.push_str(&format!("; seen after {requests} request(s) in {:.1}s", took.as_secs_f64()));
+                return Ok(verdict);
+            }
+            if took >= budget.duration {
+                verdict.observed.detail.push_str(&format!("; still so after {requests} request(s) over {:.1}s ({})", took.as_secs_f64(), budget.name));
+                return Ok(verdict);
+            }
+            std::thread::sleep(Duration::from_millis(250));
         }
     }
 
@@ -510,6 +551,9 @@ mod tests {
 
     struct StandInCluster {
         info: crate::provider::ClusterInfo,
+        nodes: Vec<Node>,
+        /// The source address the external echo sees, one per request, the last repeated.
+        sources: Mutex<Vec<std::net::IpAddr>>,
     }
 
     impl Cluster for StandInCluster {
@@ -517,13 +561,16 @@ mod tests {
             &self.info
         }
         fn nodes(&self) -> &[Node] {
-            &[]
+            &self.nodes
         }
         fn create_namespace(&self, _: &NamespaceSpec) -> Result<()> {
             Ok(())
         }
         fn create_pod(&self, pod: &PodSpec) -> Result<Pod> {
-            Err(HarnessError::NotReady { what: format!("pod {}", pod.name), detail: "stand-in".into() })
+            if !self.nodes.iter().any(|n| n.name == pod.node) {
+                return Err(HarnessError::NotReady { what: format!("pod {}", pod.name), detail: "stand-in".into() });
+            }
+            Ok(Pod { name: pod.name.clone(), namespace: pod.namespace.clone(), labels: pod.labels.clone(), node: pod.node.clone(), address: "10.244.1.9".parse().unwrap() })
         }
         fn allocate_egress_ip(&self) -> Result<std::net::IpAddr> {
             Ok("192.0.2.1".parse().unwrap())
@@ -531,7 +578,7 @@ mod tests {
         fn apply_egress_policy(&self, _: &EgressPolicy) -> Result<()> {
             Ok(())
         }
-        fn egress_status(&self, _: &EgressPolicy) -> Result<Option<EgressStatus>> {
+        fn egress_status(&self, _: &EgressPolicy, _: &[Pod]) -> Result<Option<EgressStatus>> {
             Ok(None)
         }
         fn external_echo_url(&self) -> String {
@@ -541,7 +588,9 @@ mod tests {
             "http://192.0.2.2:1/".into()
         }
         fn request_from(&self, _: &Pod, _: &str, _: Duration) -> Result<Observation> {
-            unreachable!("no scenario here sends traffic")
+            let mut sources = self.sources.lock().unwrap();
+            let source = if sources.len() > 1 { sources.remove(0) } else { sources[0] };
+            Ok(Observation::Answered { reply: cni_probe::EchoReply { client: std::net::SocketAddr::new(source, 40000), server: "external".into(), path: "/".into() } })
         }
         fn apply_http_route(&self, _: &str, _: &crate::model::HttpRoute) -> Result<()> {
             Ok(())
@@ -567,7 +616,14 @@ mod tests {
     }
 
     fn stand_in() -> Arc<dyn Cluster> {
+        stand_in_seen_as(vec![], &[])
+    }
+
+    /// A stand-in with one worker at 192.0.2.21 whose pods are seen outside as `sources`.
+    fn stand_in_seen_as(nodes: Vec<Node>, sources: &[&str]) -> Arc<dyn Cluster> {
         Arc::new(StandInCluster {
+            nodes,
+            sources: Mutex::new(sources.iter().map(|s| s.parse().unwrap()).collect()),
             info: crate::provider::ClusterInfo {
                 provider: "stand-in".into(),
                 cluster: "c".into(),
@@ -662,6 +718,41 @@ mod tests {
             matches!(&outcome, TrialOutcome::Error(m) if m.contains("egress policy egress-prod-web-t1-0a1b2c to be realized") && m.contains("Timeouts::egress_realized, cut to the") && m.contains("left of Timeouts::trial") && !m.contains("scenario timed out")),
             "{outcome:?}"
         );
+    }
+
+    fn a_selected_pod_seen_outside(sources: &[&str], egress_datapath: Duration) -> TrialOutcome {
+        let worker = Node { name: "c-worker".into(), role: NodeRole::Worker, labels: Labels::new(), address: "192.0.2.21".parse().unwrap() };
+        let timeouts = Timeouts { egress_datapath, ..Timeouts::default() };
+        run_scenario(
+            &stand_in_seen_as(vec![worker.clone()], sources),
+            &scenario(|cx| {
+                let worker = cx.a_worker()?;
+                let web = cx.pod("prod-t1-0a1b2c", "web", crate::model::labels([("role", "web")]), &worker)?;
+                let status = EgressStatus { egress_node: "c-worker2".into(), egress_ip: "192.0.2.200".parse().unwrap() };
+                let mut policy = cx.egress_policy("egress/prod-web.antrea.yaml", "prod-t1-0a1b2c")?;
+                policy.egress_ip = status.egress_ip;
+                cx.book.egress_ips.push((status.egress_ip, format!("egress policy {}", policy.name)));
+                cx.source_seen_outside_once_programmed(&web, &cx.the_egress_ip(&policy, &status))
+            }),
+            &timeouts,
+            "t1",
+        )
+    }
+
+    #[test]
+    fn egress_traffic_is_awaited_while_the_datapath_is_still_being_programmed() {
+        // Realized, but the source node is programmed two requests later (node IP first).
+        let outcome = a_selected_pod_seen_outside(&["192.0.2.21", "192.0.2.21", "192.0.2.200"], Duration::from_secs(10));
+        let TrialOutcome::Passed(verdict) = &outcome else { panic!("{outcome:?}") };
+        assert!(verdict.observed.detail.contains("seen after 3 request(s)"), "{}", verdict.observed.detail);
+    }
+
+    #[test]
+    fn a_steady_wrong_source_is_a_wrong_source_not_a_timeout() {
+        let outcome = a_selected_pod_seen_outside(&["192.0.2.21"], Duration::from_millis(600));
+        let TrialOutcome::Failed(verdict) = &outcome else { panic!("{outcome:?}") };
+        assert_eq!((verdict.reason, verdict.observed.role.as_str()), (Some(crate::verdict::FailureReason::WrongSource), "own-node"), "{}", verdict.message());
+        assert!(verdict.message().contains("still so after") && verdict.message().contains("Timeouts::egress_datapath"), "{}", verdict.message());
     }
 
     #[test]

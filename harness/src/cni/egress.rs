@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::error::{HarnessError, Result};
 use crate::kube_access::KubeAccess;
-use crate::model::{EgressPolicy, EgressStatus, LabelSelector, Node};
+use crate::model::{EgressPolicy, EgressStatus, LabelSelector, Node, Pod};
 
 /// A CNI's way of saying "these pods leave through this IP".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,8 +91,10 @@ impl EgressDialect {
     }
 
     /// Whether the CNI reports the policy realized, and where: Antrea's `status.egressNode`;
-    /// for Cilium, the policy's egress IP in the BPF egress map of the gateway node's agent.
-    pub fn realized(self, access: &KubeAccess, policy: &EgressPolicy, nodes: &[Node]) -> Result<Option<EgressStatus>> {
+    /// for Cilium, an entry for each selected pod with the policy's egress IP in the BPF
+    /// egress map of the gateway node's agent and of the agent on the pod's own node (the
+    /// source node redirects, the gateway SNATs: both must be programmed).
+    pub fn realized(self, access: &KubeAccess, policy: &EgressPolicy, nodes: &[Node], selected: &[Pod]) -> Result<Option<EgressStatus>> {
         match self {
             EgressDialect::LabReference => Err(HarnessError::NotFound { what: "API object".into(), wanted: "the lab realizes its own policies".into() }),
             EgressDialect::Antrea => {
@@ -102,11 +104,18 @@ impl EgressDialect {
             }
             EgressDialect::Cilium => {
                 let gateway = self.gateway_node(policy, nodes)?;
-                let agent = cilium_agent_on(access, &gateway.name)?;
-                let listed = access
-                    .exec("kube-system", &agent, Some("cilium-agent"), &["cilium-dbg", "bpf", "egress", "list"])?
-                    .stdout_of_success(&format!("cilium-dbg bpf egress list in pod kube-system/{agent}"))?;
-                Ok(cilium_lists_egress_ip(&listed, policy.egress_ip).then(|| EgressStatus { egress_node: gateway.name.clone(), egress_ip: policy.egress_ip }))
+                let mut listed_on = std::collections::BTreeMap::new();
+                for node in std::iter::once(gateway.name.as_str()).chain(selected.iter().map(|p| p.node.as_str())) {
+                    if !listed_on.contains_key(node) {
+                        let agent = cilium_agent_on(access, node)?;
+                        let listed = access
+                            .exec("kube-system", &agent, Some("cilium-agent"), &["cilium-dbg", "bpf", "egress", "list"])?
+                            .stdout_of_success(&format!("cilium-dbg bpf egress list in pod kube-system/{agent}"))?;
+                        listed_on.insert(node.to_owned(), listed);
+                    }
+                }
+                let programmed = cilium_programmed(&listed_on, &gateway.name, selected, policy.egress_ip);
+                Ok(programmed.then(|| EgressStatus { egress_node: gateway.name.clone(), egress_ip: policy.egress_ip }))
             }
         }
     }
@@ -125,11 +134,21 @@ fn antrea_status(status: &Value, requested: IpAddr) -> Option<EgressStatus> {
     Some(EgressStatus { egress_node: node.to_owned(), egress_ip: ip })
 }
 
-/// Whether `cilium-dbg bpf egress list` output has an entry SNATing to `egress_ip`
-/// (columns: source IP, destination CIDR, egress IP, gateway IP).
-fn cilium_lists_egress_ip(listed: &str, egress_ip: IpAddr) -> bool {
-    let wanted = egress_ip.to_string();
-    listed.lines().skip(1).any(|line| line.split_whitespace().nth(2) == Some(wanted.as_str()))
+/// Whether `cilium-dbg bpf egress list` output has an entry SNATing to `egress_ip`, from
+/// `source` when given (columns: source IP, destination CIDR, egress IP, gateway IP).
+fn cilium_lists_egress_ip(listed: &str, egress_ip: IpAddr, source: Option<IpAddr>) -> bool {
+    let (wanted, source) = (egress_ip.to_string(), source.map(|s| s.to_string()));
+    listed.lines().skip(1).any(|line| {
+        let columns: Vec<&str> = line.split_whitespace().collect();
+        columns.get(2) == Some(&wanted.as_str()) && source.as_deref().is_none_or(|s| columns.first() == Some(&s))
+    })
+}
+
+/// Whether the maps listed per node hold the policy: the gateway's lists the egress IP, and
+/// each selected pod's own node has the pod's entry.
+fn cilium_programmed(listed_on: &std::collections::BTreeMap<String, String>, gateway: &str, selected: &[Pod], egress_ip: IpAddr) -> bool {
+    let on = |node: &str| listed_on.get(node).map(String::as_str).unwrap_or_default();
+    cilium_lists_egress_ip(on(gateway), egress_ip, None) && selected.iter().all(|pod| cilium_lists_egress_ip(on(&pod.node), egress_ip, Some(pod.address)))
 }
 
 /// The Cilium agent pod on `node`.
@@ -190,9 +209,20 @@ mod tests {
     #[test]
     fn cilium_is_realized_when_its_map_snats_to_the_egress_ip() {
         let listed = "Source IP    Destination CIDR   Egress IP      Gateway IP\n10.244.1.5   0.0.0.0/0          172.18.0.200   172.18.0.4\n";
-        assert!(cilium_lists_egress_ip(listed, "172.18.0.200".parse().unwrap()));
-        assert!(!cilium_lists_egress_ip(listed, "172.18.0.4".parse().unwrap()), "the gateway IP column is not the egress IP");
-        assert!(!cilium_lists_egress_ip("Source IP    Destination CIDR   Egress IP      Gateway IP\n", "172.18.0.200".parse().unwrap()));
+        assert!(cilium_lists_egress_ip(listed, "172.18.0.200".parse().unwrap(), None));
+        assert!(!cilium_lists_egress_ip(listed, "172.18.0.4".parse().unwrap(), None), "the gateway IP column is not the egress IP");
+        assert!(!cilium_lists_egress_ip("Source IP    Destination CIDR   Egress IP      Gateway IP\n", "172.18.0.200".parse().unwrap(), None));
+    }
+
+    #[test]
+    fn cilium_is_realized_only_when_the_source_node_has_the_pods_entry_too() {
+        let header = "Source IP    Destination CIDR   Egress IP      Gateway IP\n";
+        let entry = format!("{header}10.244.1.5   0.0.0.0/0          172.18.0.200   172.18.0.4\n");
+        let pod = Pod { name: "web".into(), namespace: "prod-t1-0a1b2c".into(), labels: Default::default(), node: "c-worker".into(), address: "10.244.1.5".parse().unwrap() };
+        let egress_ip = "172.18.0.200".parse().unwrap();
+        let maps = |source_node: &str| std::collections::BTreeMap::from([("c-worker2".to_owned(), entry.clone()), ("c-worker".to_owned(), source_node.to_owned())]);
+        assert!(!cilium_programmed(&maps(header), "c-worker2", std::slice::from_ref(&pod), egress_ip), "the gateway knows the policy, the pod's node not yet");
+        assert!(cilium_programmed(&maps(&entry), "c-worker2", std::slice::from_ref(&pod), egress_ip));
     }
 
     #[test]

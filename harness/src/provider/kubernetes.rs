@@ -282,8 +282,8 @@ impl Cluster for KubeCluster {
         self.create_owned(&self.cni.egress.render(policy))
     }
 
-    fn egress_status(&self, policy: &EgressPolicy) -> Result<Option<EgressStatus>> {
-        self.cni.egress.realized(&self.access, policy, &self.nodes)
+    fn egress_status(&self, policy: &EgressPolicy, selected: &[Pod]) -> Result<Option<EgressStatus>> {
+        self.cni.egress.realized(&self.access, policy, &self.nodes, selected)
     }
 
     fn external_echo_url(&self) -> String {

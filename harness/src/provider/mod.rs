@@ -45,8 +45,9 @@ pub trait Cluster: Send + Sync {
     /// An address the cluster's egress can use, unique within the run.
     fn allocate_egress_ip(&self) -> Result<IpAddr>;
     fn apply_egress_policy(&self, policy: &EgressPolicy) -> Result<()>;
-    /// The policy's status as its CNI reports it; `None` until it is realized.
-    fn egress_status(&self, policy: &EgressPolicy) -> Result<Option<EgressStatus>>;
+    /// The policy's status as its CNI reports it; `None` until it is realized, for the
+    /// gateway and for the nodes of `selected` (the pods the policy selects) alike.
+    fn egress_status(&self, policy: &EgressPolicy, selected: &[Pod]) -> Result<Option<EgressStatus>>;
     /// The URL of the external echo server, outside the cluster.
     fn external_echo_url(&self) -> String;
     /// A URL on the external host where nothing listens.
@@ -137,6 +138,15 @@ impl ProviderChoice {
     /// Builds (or connects to) a cluster with `cni`; it is torn down by [`Cluster::teardown`],
     /// by Ctrl-C, or by `cargo xtask gc` after a killed run.
     /// `features` are what the suite's scenarios need (kind installs add-ons for them).
+    /// The waits' budgets on this provider: the lab programs its datapath before it reports
+    /// a policy realized, so traffic need not be awaited there for long.
+    pub fn timeouts(&self) -> crate::Timeouts {
+        match self {
+            ProviderChoice::Lab(_) => lab::timeouts(),
+            _ => crate::Timeouts::default(),
+        }
+    }
+
     pub fn provision(&self, cni: &CniProfile, features: &[Feature]) -> Result<Arc<dyn Cluster>> {
         match self {
             ProviderChoice::Lab(options) => Ok(Arc::new(lab::Lab::provision(cni, options)?)),

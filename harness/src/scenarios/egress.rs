@@ -87,8 +87,7 @@ fn selected_pod_leaves_with_the_egress_ip(cx: &mut ScenarioContext) -> Result<Ve
     let node = cx.worker_outside(&policy.gateway_node_selector)?;
     let web = cx.pod(&prod, "web", labels([("role", "web")]), &node)?;
     let realized = cx.realize_egress_policy(&policy)?;
-    let seen = cx.request_external_echo(&web)?;
-    Ok(cx.source_seen_outside(&web, &cx.the_egress_ip(&policy, &realized), &seen))
+    cx.source_seen_outside_once_programmed(&web, &cx.the_egress_ip(&policy, &realized))
 }
 
 fn unselected_pod_beside_a_selected_one_keeps_its_node_ip(cx: &mut ScenarioContext) -> Result<Verdict> {
@@ -98,8 +97,7 @@ fn unselected_pod_beside_a_selected_one_keeps_its_node_ip(cx: &mut ScenarioConte
     cx.pod(&prod, "web", labels([("role", "web")]), &node)?;
     let db = cx.pod(&prod, "db", labels([("role", "db")]), &node)?;
     cx.realize_egress_policy(&policy)?;
-    let seen = cx.request_external_echo(&db)?;
-    Ok(cx.source_seen_outside(&db, &cx.its_node_ip(&db)?, &seen))
+    cx.source_seen_outside_once_programmed(&db, &cx.its_node_ip(&db)?)
 }
 
 fn egress_ip_moves_to_another_node_when_its_node_fails(cx: &mut ScenarioContext) -> Result<Verdict> {
@@ -111,9 +109,8 @@ fn egress_ip_moves_to_another_node_when_its_node_fails(cx: &mut ScenarioContext)
     let before = cx.realize_egress_policy(&policy)?;
     cx.stop_node(&before.egress_node)?;
     let (after, took) = cx.await_egress_moved(&policy, &before.egress_node, budget)?;
-    let seen = cx.request_external_echo(&web)?;
     Ok(budget::all_of([
-        cx.source_seen_outside(&web, &cx.the_egress_ip(&policy, &after), &seen),
+        cx.source_seen_outside_once_programmed(&web, &cx.the_egress_ip(&policy, &after))?,
         budget::within("egress IP failover time", &format!("egress policy {}", policy.name), budget, took, "the CNI's egress controller and its node health checks"),
     ]))
 }
@@ -125,6 +122,5 @@ fn traffic_to_an_excluded_destination_keeps_the_node_ip(cx: &mut ScenarioContext
     let node = cx.worker_outside(&policy.gateway_node_selector)?;
     let web = cx.pod(&prod, "web", labels([("role", "web")]), &node)?;
     cx.realize_egress_policy(&policy)?;
-    let seen = cx.request_external_echo(&web)?;
-    Ok(cx.source_seen_outside(&web, &cx.its_node_ip(&web)?, &seen))
+    cx.source_seen_outside_once_programmed(&web, &cx.its_node_ip(&web)?)
 }

@@ -87,7 +87,7 @@ impl ExpectedSource {
             address,
             role: AddressRole::EgressIp,
             description: format!("{address}, egress IP of {policy}"),
-            look_at: format!("egress policy {policy}: the route from the pod's node to gateway node {gateway_node} and the SNAT there"),
+            look_at: format!("{policy}: the route from the pod's node to gateway node {gateway_node} and the SNAT there"),
         }
     }
 }

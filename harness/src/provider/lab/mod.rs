@@ -76,6 +76,12 @@ pub fn unavailable(cni: &CniProfile) -> Option<String> {
 }
 
 /// Why the lab cannot host a scenario needing `feature`, if it cannot.
+/// The lab's budgets: its egress datapath is programmed before a policy is reported
+/// realized, so traffic is awaited only briefly (a fault fails fast, for the right reason).
+pub fn timeouts() -> crate::Timeouts {
+    crate::Timeouts { egress_datapath: std::time::Duration::from_secs(2), ..Default::default() }
+}
+
 pub fn cannot_host(cni: &CniProfile, feature: Feature) -> Option<String> {
     let reference_gateway = crate::gateway::lab_reference_nginx().name;
     match feature {
@@ -417,7 +423,7 @@ impl Cluster for Lab {
         self.gateway.lock().unwrap_or_else(|e| e.into_inner()).apply(self, policy, &pods)
     }
 
-    fn egress_status(&self, policy: &EgressPolicy) -> Result<Option<EgressStatus>> {
+    fn egress_status(&self, policy: &EgressPolicy, _selected: &[Pod]) -> Result<Option<EgressStatus>> {
         Ok(self.gateway.lock().unwrap_or_else(|e| e.into_inner()).status(&policy.name))
     }
 
