@@ -61,6 +61,9 @@ pub struct Scenario {
     pub name: &'static str,
     pub sentence: &'static str,
     pub requires: &'static [Feature],
+    /// It breaks the cluster on purpose (a node fails): it runs after every other scenario,
+    /// with nothing beside it, like Kubernetes e2e's `[Serial]`/`[Disruptive]`.
+    pub disruptive: bool,
     pub body: ScenarioBody,
 }
 
@@ -111,7 +114,7 @@ impl Suite {
             events,
             trials: AtomicUsize::new(0),
         });
-        let trials = self.scenarios.iter().cloned().map(|scenario| {
+        let trial_of = |scenario: Scenario| {
             let run = Arc::clone(&run);
             Trial::ignorable_test(scenario.name, move || {
                 let record = run.run_trial(&scenario);
@@ -122,12 +125,14 @@ impl Suite {
                     failed => Err(Failed::from(failed.message())),
                 }
             })
-        });
+        };
+        let (alone, shared): (Vec<Scenario>, Vec<Scenario>) = self.scenarios.iter().cloned().partition(|s| s.disruptive);
+        let (alone, shared): (Vec<Trial>, Vec<Trial>) = (alone.into_iter().map(trial_of).collect(), shared.into_iter().map(trial_of).collect());
         if args.list {
-            return libtest_mimic::run(&args, trials.collect()).exit_code();
+            return libtest_mimic::run(&args, shared.into_iter().chain(alone).collect()).exit_code();
         }
         run.events.emit(RunEvent::Started { suite: &self.name, provider: provider_name, cni: self.cni.name });
-        let conclusion = libtest_mimic::run(&args, trials.collect());
+        let conclusion = run_shared_then_alone(&args, shared, alone);
         // Conclusion::exit would skip every Drop: tear down first, then report, then exit.
         let teardown = run.teardown();
         run.events.emit(RunEvent::Finished { elapsed: started.elapsed() });
@@ -141,6 +146,22 @@ impl Suite {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// Runs the `shared` trials side by side, then each of the `alone` (disruptive) trials
+/// after all of them, one at a time, with nothing beside it.
+pub fn run_shared_then_alone(args: &Arguments, shared: Vec<Trial>, alone: Vec<Trial>) -> libtest_mimic::Conclusion {
+    let mut conclusion = libtest_mimic::run(args, shared);
+    if !alone.is_empty() {
+        let one_at_a_time = Arguments { test_threads: Some(1), ..args.clone() };
+        let serial = libtest_mimic::run(&one_at_a_time, alone);
+        conclusion.num_filtered_out += serial.num_filtered_out;
+        conclusion.num_passed += serial.num_passed;
+        conclusion.num_failed += serial.num_failed;
+        conclusion.num_ignored += serial.num_ignored;
+        conclusion.num_measured += serial.num_measured;
+    }
+    conclusion
 }
 
 /// The state one suite run shares between its trials.
@@ -259,6 +280,19 @@ pub struct ScenarioContext {
     trial: String,
     timeouts: Timeouts,
     book: AddressBook,
+    /// Nodes the trial made fail, restored when it ends.
+    failed_nodes: Vec<Node>,
+}
+
+impl Drop for ScenarioContext {
+    /// What a trial breaks, it mends, whether its body returned, failed or panicked.
+    fn drop(&mut self) {
+        for node in self.failed_nodes.drain(..) {
+            if let Err(e) = self.cluster.restore_node(&node) {
+                eprintln!("cni-conformance: failed to restore node {}: {e}", node.name);
+            }
+        }
+    }
 }
 
 impl ScenarioContext {
@@ -266,7 +300,7 @@ impl ScenarioContext {
     fn new(cluster: Arc<dyn Cluster>, trial: &str, timeouts: Timeouts) -> Self {
         let book = AddressBook { nodes: cluster.nodes().to_vec(), ..Default::default() };
         let trial = format!("{trial}-{}", cluster.info().run_id);
-        Self { cluster, trial, timeouts, book }
+        Self { cluster, trial, timeouts, book, failed_nodes: Vec::new() }
     }
 
     /// Creates a namespace named `<base>-<trial>-<run id>` with `labels`; returns its name.
@@ -412,17 +446,21 @@ impl ScenarioContext {
         self.node_where("control-plane node", "any".into(), |n| n.role == NodeRole::ControlPlane)
     }
 
-    /// Stops the node, as a failure would.
-    pub fn stop_node(&mut self, name: &str) -> Result<()> {
+    /// Makes the node fail without warning; returns the moment just before the fault, from
+    /// which a failover is timed. The node is restored when the trial ends, however it ends.
+    pub fn fail_node(&mut self, name: &str) -> Result<Instant> {
         let node = self.node_where("node", format!("`{name}`"), |n| n.name == name)?;
-        self.cluster.stop_node(&node)
+        let before_the_fault = Instant::now();
+        self.failed_nodes.push(node.clone());
+        self.cluster.fail_node(&node)?;
+        Ok(before_the_fault)
     }
 
     /// Waits until the policy's egress IP is reported on a node other than `from`; returns
-    /// the new status and how long it took. The wait is bounded by twice the budget, so a
-    /// slow failover is measured (and judged against the budget) rather than cut short.
-    pub fn await_egress_moved(&mut self, policy: &EgressPolicy, from: &str, budget: Duration) -> Result<(EgressStatus, Duration)> {
-        let started = Instant::now();
+    /// the new status and how long it took since `started` (the fault). The wait is bounded
+    /// by twice the budget, so a slow failover is measured (and judged against the budget)
+    /// rather than cut short.
+    pub fn await_egress_moved(&mut self, policy: &EgressPolicy, from: &str, started: Instant, budget: Duration) -> Result<(EgressStatus, Duration)> {
         let limit = crate::deadline::budget(budget * 2, "twice failoverSeconds of budgets/egress.yaml");
         loop {
             if let Some(status) = self.cluster.egress_status(policy, &self.selected_by(policy))? {
@@ -607,7 +645,10 @@ mod tests {
         fn served_requests(&self, _: &Pod, _: &str) -> Result<u64> {
             Ok(0)
         }
-        fn stop_node(&self, _: &Node) -> Result<()> {
+        fn fail_node(&self, _: &Node) -> Result<()> {
+            Ok(())
+        }
+        fn restore_node(&self, _: &Node) -> Result<()> {
             Ok(())
         }
         fn teardown(&self) -> Result<()> {
@@ -637,7 +678,7 @@ mod tests {
     }
 
     fn scenario(body: ScenarioBody) -> Scenario {
-        Scenario { name: "s", sentence: "s", requires: &[], body }
+        Scenario { name: "s", sentence: "s", requires: &[], disruptive: false, body }
     }
 
     #[test]
@@ -656,6 +697,32 @@ mod tests {
         let record = run.run_trial(&needs_egress);
         assert_eq!(record.outcome, TrialOutcome::Ignored("CNI reference has no egress gateway".into()));
         assert!(run.cluster.lock().unwrap().is_none(), "no cluster is built for an ignored scenario");
+    }
+
+    #[test]
+    fn a_disruptive_scenario_runs_after_the_others_with_nothing_beside_it() {
+        use std::sync::atomic::AtomicI32;
+        static RUNNING: AtomicI32 = AtomicI32::new(0);
+        static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        let trial = |name: &'static str| {
+            Trial::test(name, move || {
+                let beside = RUNNING.fetch_add(1, Ordering::SeqCst);
+                LOG.lock().unwrap().push(format!("{name} start beside {beside}"));
+                std::thread::sleep(Duration::from_millis(150));
+                RUNNING.fetch_sub(1, Ordering::SeqCst);
+                LOG.lock().unwrap().push(format!("{name} end"));
+                Ok(())
+            })
+        };
+        let args = Arguments { test_threads: Some(4), quiet: true, ..Arguments::default() };
+        let conclusion = run_shared_then_alone(&args, vec![trial("a"), trial("b"), trial("c")], vec![trial("failover"), trial("failover2")]);
+        assert_eq!((conclusion.num_passed, conclusion.num_failed), (5, 0));
+        let log = LOG.lock().unwrap();
+        let started = |name: &str| log.iter().position(|l| l.starts_with(&format!("{name} start"))).unwrap();
+        let ended = |name: &str| log.iter().position(|l| l == &format!("{name} end")).unwrap();
+        assert!(["a", "b", "c"].iter().all(|s| ended(s) < started("failover")), "{log:#?}");
+        assert!(ended("failover") < started("failover2"), "{log:#?}");
+        assert!(log.contains(&"failover start beside 0".to_owned()) && log.contains(&"failover2 start beside 0".to_owned()), "{log:#?}");
     }
 
     #[test]

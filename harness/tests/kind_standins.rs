@@ -20,7 +20,8 @@ struct StandIns {
 
 /// Every stand-in appends `<tool> <args>` to calls.log, fails when its command line
 /// matches $STANDIN_FAIL (printing $STANDIN_STDERR), sleeps when it matches $STANDIN_HANG,
-/// and answers `kind get clusters` with $STANDIN_CLUSTERS.
+/// answers `kind get clusters` with $STANDIN_CLUSTERS and `docker network inspect` with
+/// kind's usual subnets.
 const STANDIN: &str = r#"#!/bin/sh
 line="$(basename "$0") $*"
 echo "$line" >> "$STANDIN_DIR/calls.log"
@@ -28,6 +29,7 @@ case "$line" in *"$STANDIN_FAIL"*) if [ -n "$STANDIN_FAIL" ]; then echo "$STANDI
 case "$line" in *"$STANDIN_HANG"*) if [ -n "$STANDIN_HANG" ]; then sleep 30; fi;; esac
 case "$line" in
   "kind get clusters") if [ -n "$STANDIN_CLUSTERS" ]; then echo "$STANDIN_CLUSTERS"; else echo "No kind clusters found." >&2; fi;;
+  "docker network inspect"*) echo "172.18.0.0/16 fc00:f853:ccd:e793::/64";;
   "kind create cluster"*|"kind export kubeconfig"*) for a in "$@"; do if [ "$prev" = "--kubeconfig" ]; then echo "apiVersion: v1" > "$a"; fi; prev="$a"; done;;
 esac
 exit 0
@@ -136,12 +138,56 @@ fn a_hanging_step_times_out_and_the_cluster_is_deleted() {
 fn a_kept_cluster_is_reused_and_not_deleted() {
     let _lock = PATH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let standins = StandIns::install();
-    standins.set("STANDIN_CLUSTERS", "cniconf-keep-antrea");
+    let kept = kept_name(&cni::antrea(), Addons::default());
+    standins.set("STANDIN_CLUSTERS", &kept);
     let cluster = KindCluster::create(&cni::antrea(), &KindOptions { keep: true, ..options() }, Addons::default()).unwrap();
     cluster.delete().unwrap();
     let calls = standins.calls();
     assert_eq!(words(&calls), ["kind get clusters", "kind export kubeconfig", "kubectl --kubeconfig kubeconfig", "kubectl --kubeconfig kubeconfig", "kind load docker-image"], "{calls:#?}");
-    runs::release("cniconf-keep-antrea");
+    runs::release(&kept);
+}
+
+fn kept_name(cni: &cni::CniProfile, addons: Addons) -> String {
+    let config = harness::provider::kind::render_kind_config(&options().kind_config, cni).unwrap();
+    harness::provider::kind::cluster_name(cni, true, addons, &config)
+}
+
+#[test]
+fn a_cluster_kept_by_an_egress_run_is_not_reused_by_a_canary_run() {
+    let _lock = PATH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let standins = StandIns::install();
+    let canary = Addons { gateway_api: true, load_balancer: true };
+    standins.set("STANDIN_CLUSTERS", &kept_name(&cni::antrea(), Addons::default()));
+    let cluster = KindCluster::create(&cni::antrea(), &KindOptions { keep: true, ..options() }, canary).unwrap();
+    let calls = standins.calls();
+    assert!(calls.iter().any(|c| c.starts_with(&format!("kind create cluster --name {}", kept_name(&cni::antrea(), canary)))), "a cluster with Gateway API is built: {calls:#?}");
+    assert!(calls.iter().any(|c| c.contains("standard-install.yaml")) && calls.iter().any(|c| c.contains("metallb-native.yaml")), "{calls:#?}");
+    runs::release(&cluster.name);
+}
+
+#[test]
+fn a_kept_cluster_is_left_as_it_was_found() {
+    use harness::provider::kubernetes::Environment;
+    let _lock = PATH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let standins = StandIns::install();
+    let kept = kept_name(&cni::cilium(), Addons::default());
+    standins.set("STANDIN_CLUSTERS", &kept);
+    let cluster = KindCluster::create(&cni::cilium(), &KindOptions { keep: true, ..options() }, Addons::default()).unwrap();
+    let environment = harness::provider::kind::KindEnvironment::without_echo(cluster, vec![], &KindTimeouts::default());
+    let node = |name: &str, address: &str| harness::model::Node { name: name.into(), role: harness::model::NodeRole::Worker, labels: Default::default(), address: address.parse().unwrap() };
+    let (gateway, failing) = (node("cniconf-w2", "172.18.0.4"), node("cniconf-w1", "172.18.0.3"));
+    environment.place_egress_ip(&gateway, "172.18.0.200".parse().unwrap()).unwrap();
+    environment.fail_node(&failing).unwrap();
+    let before_teardown = standins.calls().len();
+    environment.teardown().unwrap();
+    let calls = standins.calls();
+    assert!(calls.iter().any(|c| c == "docker network disconnect --force kind cniconf-w1"), "a real failure, not a graceful stop: {calls:#?}");
+    assert!(calls.iter().any(|c| c == "docker exec cniconf-w2 ip addr replace 172.18.0.200/32 dev eth0"), "placing is idempotent: {calls:#?}");
+    let teardown = &calls[before_teardown..];
+    assert!(teardown.contains(&"docker network connect --ip 172.18.0.3 kind cniconf-w1".to_owned()), "the failed node is back with its address: {teardown:#?}");
+    assert!(teardown.contains(&"docker exec cniconf-w2 ip addr del 172.18.0.200/32 dev eth0".to_owned()), "the run's egress IP is gone: {teardown:#?}");
+    assert!(!teardown.iter().any(|c| c.starts_with("kind delete")), "kept: {teardown:#?}");
+    runs::release(&kept);
 }
 
 #[test]

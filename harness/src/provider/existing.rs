@@ -108,8 +108,12 @@ impl Environment for UserEnvironment {
         Err(HarnessError::NotFound { what: "probe outside the cluster".into(), wanted: "on an existing cluster (only the user's echo is there)".into() })
     }
 
-    fn stop_node(&self, node: &Node) -> Result<()> {
-        Err(HarnessError::NotFound { what: "way to stop".into(), wanted: format!("node {} of a cluster the harness does not own", node.name) })
+    fn fail_node(&self, node: &Node) -> Result<()> {
+        Err(HarnessError::NotFound { what: "way to fail".into(), wanted: format!("node {} of a cluster the harness does not own", node.name) })
+    }
+
+    fn restore_node(&self, _node: &Node) -> Result<()> {
+        Ok(())
     }
 
     fn teardown(&self) -> Result<()> {

@@ -98,13 +98,22 @@ pub fn unavailable(cni: &CniProfile, options: &KindOptions) -> Option<String> {
     missing_tool(cni).map(|e| format!("{e} (set {REQUIRE_TOOLS_VARIABLE}=1 to fail instead of ignoring)"))
 }
 
-/// The cluster name: run-unique, or stable per CNI when kept for reuse.
-pub fn cluster_name(cni: &CniProfile, keep: bool) -> String {
-    if keep {
-        format!("{}keep-{}", runs::NAME_PREFIX, cni.name)
-    } else {
-        runs::new_cluster_name()
+/// The cluster name: run-unique, or, when kept for reuse, named for what it holds: the
+/// CNI and a digest of everything installed (the profile with its pinned versions and
+/// Gateway implementation, the add-ons and their versions, the kind config). A cluster kept
+/// by an egress run is therefore never reused by a canary run that needs Gateway API.
+pub fn cluster_name(cni: &CniProfile, keep: bool, addons: Addons, kind_config: &str) -> String {
+    if !keep {
+        return runs::new_cluster_name();
     }
+    let gateway = cni.gateway.as_ref().filter(|_| addons.gateway_api);
+    let holds = format!("{cni:?}|{gateway:?}|{addons:?}|{GATEWAY_API_VERSION}|{METALLB_VERSION}|{kind_config}");
+    format!("{}keep-{}-{:08x}", runs::NAME_PREFIX, cni.name, fnv1a(holds.as_bytes()) as u32)
+}
+
+/// FNV-1a: a digest that stays the same across Rust releases (std's hasher does not).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// The kind config for `cni`: the fixture's cluster, with the default CNI disabled and,
@@ -330,11 +339,12 @@ impl KindCluster {
         if let Some(missing) = missing_tool(cni) {
             return Err(missing);
         }
-        let name = cluster_name(cni, options.keep);
+        let kind_config = render_kind_config(&options.kind_config, cni)?;
+        let name = cluster_name(cni, options.keep, addons, &kind_config);
         let dir = runs::claim(&name, "kind")
             .map_err(|e| HarnessError::Command { command: format!("create {}", runs::state_dir(&name).display()), detail: e.to_string() })?;
         let files = RunFiles::in_dir(&dir);
-        std::fs::write(&files.kind_config, render_kind_config(&options.kind_config, cni)?)
+        std::fs::write(&files.kind_config, kind_config)
             .map_err(|e| HarnessError::Command { command: format!("write {}", files.kind_config.display()), detail: e.to_string() })?;
         let plan = KindPlan::new(&name, cni, &files, &options.timeouts, addons);
         let cluster = Self { name, files, plan, keep: options.keep, addons };
@@ -533,8 +543,23 @@ mod tests {
 
     #[test]
     fn kept_clusters_have_a_stable_name_per_cni() {
-        assert_eq!(cluster_name(&cni::antrea(), true), "cniconf-keep-antrea");
-        assert_ne!(cluster_name(&cni::antrea(), false), cluster_name(&cni::cilium(), false));
+        let config = render_kind_config(&fixtures::fixture_path("cluster/kind.yaml"), &cni::antrea()).unwrap();
+        let egress = cluster_name(&cni::antrea(), true, Addons::default(), &config);
+        assert!(egress.starts_with("cniconf-keep-antrea-"), "{egress}");
+        assert_eq!(egress, cluster_name(&cni::antrea(), true, Addons::default(), &config), "stable between runs");
+        assert_ne!(cluster_name(&cni::antrea(), false, Addons::default(), &config), cluster_name(&cni::cilium(), false, Addons::default(), &config));
+    }
+
+    #[test]
+    fn a_kept_cluster_is_keyed_by_what_it_holds() {
+        let config = render_kind_config(&fixtures::fixture_path("cluster/kind.yaml"), &cni::antrea()).unwrap();
+        let name = |cni: &CniProfile, addons| cluster_name(cni, true, addons, &config);
+        let egress = name(&cni::antrea(), Addons::default());
+        let canary = name(&cni::antrea(), Addons::for_features(&[crate::cni::Feature::GatewayWeights]));
+        assert_ne!(egress, canary, "an egress run's cluster has no Gateway API or MetalLB");
+        let bumped = CniProfile { version: "2.3.0", ..cni::antrea() };
+        assert_ne!(name(&bumped, Addons::default()), egress, "a version bump gets a new cluster");
+        assert_ne!(cluster_name(&cni::antrea(), true, Addons::default(), &format!("{config}# two workers more")), egress, "another kind config too");
     }
 
     #[test]
@@ -580,6 +605,10 @@ pub struct KindEnvironment {
     egress_pool: Vec<std::net::IpAddr>,
     next_egress_ip: std::sync::atomic::AtomicUsize,
     timeouts: KindTimeouts,
+    /// Nodes cut off the network and not yet reconnected.
+    failed_nodes: std::sync::Mutex<Vec<crate::model::Node>>,
+    /// Egress IPs put on nodes (for CNIs that expect them there), as (node, IP).
+    placed_ips: std::sync::Mutex<Vec<(String, std::net::IpAddr)>>,
 }
 
 /// kind's Docker network, where nodes and the external echo meet.
@@ -597,7 +626,24 @@ impl KindEnvironment {
             egress_pool: egress_pool(subnet),
             next_egress_ip: Default::default(),
             timeouts: timeouts.clone(),
+            failed_nodes: Default::default(),
+            placed_ips: Default::default(),
         })
+    }
+
+    /// The environment of `cluster` with no external echo of its own (the stand-in tests
+    /// drive node failures and egress IPs through it).
+    pub fn without_echo(cluster: KindCluster, egress_pool: Vec<std::net::IpAddr>, timeouts: &KindTimeouts) -> Self {
+        Self {
+            cluster,
+            echo: std::sync::Mutex::new(None),
+            echo_address: std::net::SocketAddr::from(([0, 0, 0, 0], super::external::ECHO_PORT)),
+            egress_pool,
+            next_egress_ip: Default::default(),
+            timeouts: timeouts.clone(),
+            failed_nodes: Default::default(),
+            placed_ips: Default::default(),
+        }
     }
 
     fn docker(&self, purpose: String, args: &[&str]) -> Result<()> {
@@ -615,8 +661,10 @@ impl super::kubernetes::Environment for KindEnvironment {
     }
 
     fn place_egress_ip(&self, node: &crate::model::Node, ip: std::net::IpAddr) -> Result<()> {
-        // kind node containers are named after their nodes.
-        self.docker(format!("putting egress IP {ip} on node {}", node.name), &["exec", &node.name, "ip", "addr", "add", &format!("{ip}/32"), "dev", "eth0"])
+        // kind node containers are named after their nodes; `replace` is idempotent.
+        self.docker(format!("putting egress IP {ip} on node {}", node.name), &["exec", &node.name, "ip", "addr", "replace", &format!("{ip}/32"), "dev", "eth0"])?;
+        self.placed_ips.lock().unwrap_or_else(|e| e.into_inner()).push((node.name.clone(), ip));
+        Ok(())
     }
 
     fn external_echo(&self) -> std::net::SocketAddr {
@@ -627,8 +675,21 @@ impl super::kubernetes::Environment for KindEnvironment {
         PROBE_IMAGE.to_owned()
     }
 
-    fn stop_node(&self, node: &crate::model::Node) -> Result<()> {
-        self.docker(format!("stopping node {}", node.name), &["stop", &node.name])
+    /// Cuts the node's container off kind's network at once (no graceful shutdown: its
+    /// agents get no chance to hand anything over), as a failed node or link would.
+    fn fail_node(&self, node: &crate::model::Node) -> Result<()> {
+        self.docker(format!("cutting node {} off Docker network {KIND_NETWORK}", node.name), &["network", "disconnect", "--force", KIND_NETWORK, &node.name])?;
+        self.failed_nodes.lock().unwrap_or_else(|e| e.into_inner()).push(node.clone());
+        Ok(())
+    }
+
+    /// Reconnects the node with the address it had, so the cluster is as it was found.
+    fn restore_node(&self, node: &crate::model::Node) -> Result<()> {
+        let mut failed = self.failed_nodes.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(index) = failed.iter().position(|n| n.name == node.name) else { return Ok(()) };
+        self.docker(format!("reconnecting node {} to Docker network {KIND_NETWORK}", node.name), &["network", "connect", "--ip", &node.address.to_string(), KIND_NETWORK, &node.name])?;
+        failed.remove(index);
+        Ok(())
     }
 
     fn run_probe_outside(&self, args: &[String]) -> Result<crate::model::ExecOutput> {
@@ -637,9 +698,24 @@ impl super::kubernetes::Environment for KindEnvironment {
         echo.exec(&args.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
+    /// A kept cluster is left as it was found: failed nodes reconnected, egress IPs the
+    /// run placed removed. A disposable one is simply deleted.
     fn teardown(&self) -> Result<()> {
         drop(self.echo.lock().unwrap_or_else(|e| e.into_inner()).take());
-        self.cluster.delete()
+        let mut problems = Vec::new();
+        if self.cluster.keep {
+            let failed: Vec<crate::model::Node> = self.failed_nodes.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            problems.extend(failed.iter().filter_map(|node| self.restore_node(node).err()));
+            for (node, ip) in self.placed_ips.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+                let removed = self.docker(format!("removing egress IP {ip} from node {node}"), &["exec", &node, "ip", "addr", "del", &format!("{ip}/32"), "dev", "eth0"]);
+                problems.extend(removed.err());
+            }
+        }
+        problems.extend(self.cluster.delete().err());
+        match problems.is_empty() {
+            true => Ok(()),
+            false => Err(HarnessError::Command { command: format!("leaving kind cluster {} as it was found", self.cluster.name), detail: problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ") }),
+        }
     }
 }
 

@@ -105,8 +105,10 @@ pub trait Environment: Send + Sync {
     fn external_echo(&self) -> SocketAddr;
     /// The probe image pods run.
     fn probe_image(&self) -> String;
-    /// Stops a node (for failover scenarios).
-    fn stop_node(&self, node: &Node) -> Result<()>;
+    /// Makes a node fail without warning (for failover scenarios).
+    fn fail_node(&self, node: &Node) -> Result<()>;
+    /// Brings a failed node back as it was.
+    fn restore_node(&self, node: &Node) -> Result<()>;
     /// Runs the probe with `args` outside the cluster (where the external echo runs) and
     /// returns what it printed and how it exited.
     fn run_probe_outside(&self, args: &[String]) -> Result<crate::model::ExecOutput>;
@@ -332,8 +334,12 @@ impl Cluster for KubeCluster {
         Ok(served.requests)
     }
 
-    fn stop_node(&self, node: &Node) -> Result<()> {
-        self.environment.stop_node(node)
+    fn fail_node(&self, node: &Node) -> Result<()> {
+        self.environment.fail_node(node)
+    }
+
+    fn restore_node(&self, node: &Node) -> Result<()> {
+        self.environment.restore_node(node)
     }
 
     fn teardown(&self) -> Result<()> {
@@ -396,7 +402,10 @@ mod tests {
         fn probe_image(&self) -> String {
             "cni-probe:test".into()
         }
-        fn stop_node(&self, _: &Node) -> Result<()> {
+        fn fail_node(&self, _: &Node) -> Result<()> {
+            Ok(())
+        }
+        fn restore_node(&self, _: &Node) -> Result<()> {
             Ok(())
         }
         fn run_probe_outside(&self, _: &[String]) -> Result<crate::model::ExecOutput> {
@@ -458,7 +467,7 @@ mod tests {
     fn a_namespace_of_the_same_base_name_is_never_adopted_or_deleted() {
         let (access, seen, _runtime) = server_with_a_foreign_namespace();
         let cluster: std::sync::Arc<dyn Cluster> = std::sync::Arc::new(KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment), Default::default()).unwrap());
-        let scenario = crate::Scenario { name: "s", sentence: "s", requires: &[], body: |cx| {
+        let scenario = crate::Scenario { name: "s", sentence: "s", requires: &[], disruptive: false, body: |cx| {
             let name = cx.namespace("prod", crate::model::labels([("env", "prod")]))?;
             Err(HarnessError::NotFound { what: "end".into(), wanted: name })
         } };

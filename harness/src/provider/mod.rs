@@ -66,8 +66,11 @@ pub trait Cluster: Send + Sync {
     fn load_from_outside(&self, url: &str, load: &cni_probe::LoadOptions) -> Result<LoadReport>;
     /// How many requests whose path starts with `path_prefix` the probe in `pod` answered.
     fn served_requests(&self, pod: &Pod, path_prefix: &str) -> Result<u64>;
-    /// Stops a node, as a failure would (failover scenarios).
-    fn stop_node(&self, node: &Node) -> Result<()>;
+    /// Makes a node fail as a real failure does, without warning: it is cut off the
+    /// cluster's network (failover scenarios).
+    fn fail_node(&self, node: &Node) -> Result<()>;
+    /// Undoes [`fail_node`](Self::fail_node): the node is back as it was found.
+    fn restore_node(&self, node: &Node) -> Result<()>;
     /// Removes everything the run created. Idempotent.
     fn teardown(&self) -> Result<()>;
 }

@@ -16,28 +16,31 @@ const WEIGHTS: &[Feature] = &[Feature::GatewayWeights];
 /// Every canary scenario: each stage of the rollout, a weight change going live, mirroring.
 pub fn all() -> Vec<Scenario> {
     vec![
-        Scenario { name: "canary_at_0_percent_sends_the_new_version_nothing", sentence: "With the new version at weight 0, every request goes to the stable version.", requires: WEIGHTS, body: stage_0 },
-        Scenario { name: "canary_stage_at_5_percent_is_honoured", sentence: "The canary stage sends 5 % of requests to the new version.", requires: WEIGHTS, body: stage_5 },
-        Scenario { name: "early_stage_at_25_percent_is_honoured", sentence: "The early stage sends 25 % of requests to the new version.", requires: WEIGHTS, body: stage_25 },
-        Scenario { name: "mid_stage_at_50_percent_is_honoured", sentence: "The mid stage sends half of the requests to the new version.", requires: WEIGHTS, body: stage_50 },
-        Scenario { name: "late_stage_at_75_percent_is_honoured", sentence: "The late stage sends 75 % of requests to the new version.", requires: WEIGHTS, body: stage_75 },
-        Scenario { name: "full_stage_at_100_percent_sends_everything_to_the_new_version", sentence: "At the full stage every request goes to the new version.", requires: WEIGHTS, body: stage_100 },
+        Scenario { name: "canary_at_0_percent_sends_the_new_version_nothing", sentence: "With the new version at weight 0, every request goes to the stable version.", requires: WEIGHTS, disruptive: false, body: stage_0 },
+        Scenario { name: "canary_stage_at_5_percent_is_honoured", sentence: "The canary stage sends 5 % of requests to the new version.", requires: WEIGHTS, disruptive: false, body: stage_5 },
+        Scenario { name: "early_stage_at_25_percent_is_honoured", sentence: "The early stage sends 25 % of requests to the new version.", requires: WEIGHTS, disruptive: false, body: stage_25 },
+        Scenario { name: "mid_stage_at_50_percent_is_honoured", sentence: "The mid stage sends half of the requests to the new version.", requires: WEIGHTS, disruptive: false, body: stage_50 },
+        Scenario { name: "late_stage_at_75_percent_is_honoured", sentence: "The late stage sends 75 % of requests to the new version.", requires: WEIGHTS, disruptive: false, body: stage_75 },
+        Scenario { name: "full_stage_at_100_percent_sends_everything_to_the_new_version", sentence: "At the full stage every request goes to the new version.", requires: WEIGHTS, disruptive: false, body: stage_100 },
         Scenario {
             name: "new_weights_are_live_before_they_are_judged",
             sentence: "After the weights change from the canary stage to the mid stage, the new route is seen live within its budget, and then the mid-stage split is honoured.",
             requires: WEIGHTS,
+            disruptive: false,
             body: new_weights_are_live_before_they_are_judged,
         },
         Scenario {
             name: "replica_ratio_canary_splits_75_25_at_random",
             sentence: "A LoadBalancer Service over three stable pods and one canary pod sends a quarter of its connections, chosen at random, to the canary.",
             requires: &[Feature::LoadBalancerService],
+            disruptive: false,
             body: replica_ratio_canary_splits_75_25_at_random,
         },
         Scenario {
             name: "mirrored_requests_reach_the_analyzer_while_clients_get_the_app",
             sentence: "Every request to the paid endpoints is answered by the app, and a copy of each reaches the traffic analyzer.",
             requires: &[Feature::GatewayWeights, Feature::RequestMirror],
+            disruptive: false,
             body: mirrored_requests_reach_the_analyzer_while_clients_get_the_app,
         },
     ]

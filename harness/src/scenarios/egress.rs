@@ -22,24 +22,28 @@ pub fn all() -> Vec<Scenario> {
             name: "closed_external_port_is_refused_not_dropped",
             sentence: "A pod's request to a port nothing listens on at the external host is refused, not dropped, so a wrong source can be told from a lost packet.",
             requires: &[],
+            disruptive: false,
             body: closed_external_port_is_refused_not_dropped,
         },
         Scenario {
             name: "pod_without_egress_policy_leaves_with_its_node_ip",
             sentence: "A pod no egress policy selects reaches the external host with its node's IP as source.",
             requires: &[],
+            disruptive: false,
             body: pod_without_egress_policy_leaves_with_its_node_ip,
         },
         Scenario {
             name: "selected_pod_leaves_with_the_egress_ip",
             sentence: "A pod labelled role=web in a namespace labelled env=prod reaches the external host with the egress IP as source, through the gateway node.",
             requires: &[Feature::EgressGateway],
+            disruptive: false,
             body: selected_pod_leaves_with_the_egress_ip,
         },
         Scenario {
             name: "unselected_pod_beside_a_selected_one_keeps_its_node_ip",
             sentence: "A pod the egress policy does not select, on the same node as one it does, keeps its node's IP as source.",
             requires: &[Feature::EgressGateway],
+            disruptive: false,
             body: unselected_pod_beside_a_selected_one_keeps_its_node_ip,
         },
     ]
@@ -51,6 +55,7 @@ pub fn failover() -> Vec<Scenario> {
         name: "egress_ip_moves_to_another_node_when_its_node_fails",
         sentence: "When the node holding the egress IP stops, another node of its pool takes the IP over within the budget, and selected pods still leave with it.",
         requires: &[Feature::EgressGateway, Feature::EgressFailover],
+        disruptive: true,
         body: egress_ip_moves_to_another_node_when_its_node_fails,
     }]
 }
@@ -61,6 +66,7 @@ pub fn excluded_destinations() -> Vec<Scenario> {
         name: "traffic_to_an_excluded_destination_keeps_the_node_ip",
         sentence: "A selected pod's traffic to a destination the policy excludes keeps its node's IP as source.",
         requires: &[Feature::EgressGateway, Feature::EgressExcludedCidrs],
+        disruptive: false,
         body: traffic_to_an_excluded_destination_keeps_the_node_ip,
     }]
 }
@@ -107,8 +113,8 @@ fn egress_ip_moves_to_another_node_when_its_node_fails(cx: &mut ScenarioContext)
     // On the control plane, the pod outlives whichever worker fails.
     let web = cx.pod(&prod, "web", labels([("role", "web")]), &cx.control_plane()?)?;
     let before = cx.realize_egress_policy(&policy)?;
-    cx.stop_node(&before.egress_node)?;
-    let (after, took) = cx.await_egress_moved(&policy, &before.egress_node, budget)?;
+    let failed_at = cx.fail_node(&before.egress_node)?;
+    let (after, took) = cx.await_egress_moved(&policy, &before.egress_node, failed_at, budget)?;
     Ok(budget::all_of([
         cx.source_seen_outside_once_programmed(&web, &cx.the_egress_ip(&policy, &after))?,
         budget::within("egress IP failover time", &format!("egress policy {}", policy.name), budget, took, "the CNI's egress controller and its node health checks"),

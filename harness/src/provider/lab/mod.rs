@@ -503,8 +503,12 @@ impl Cluster for Lab {
         Ok(served.requests)
     }
 
-    fn stop_node(&self, node: &Node) -> Result<()> {
-        Err(HarnessError::NotFound { what: "way to stop".into(), wanted: format!("lab node {} (the lab hosts no failover scenarios)", node.name) })
+    fn fail_node(&self, node: &Node) -> Result<()> {
+        Err(HarnessError::NotFound { what: "way to fail".into(), wanted: format!("lab node {} (the lab hosts no failover scenarios)", node.name) })
+    }
+
+    fn restore_node(&self, _node: &Node) -> Result<()> {
+        Ok(())
     }
 
     fn teardown(&self) -> Result<()> {
