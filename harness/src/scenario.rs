@@ -726,6 +726,24 @@ mod tests {
     }
 
     #[test]
+    fn the_mirror_scenario_is_ignored_where_the_gateway_implementation_cannot_mirror() {
+        let kind = crate::provider::kind::KindOptions { require_tools: true, ..crate::provider::kind::KindOptions::from_env() };
+        let run = SuiteRun {
+            cni: crate::cni::antrea(),
+            features: vec![],
+            provider: Ok(ProviderChoice::Kind(kind)),
+            timeouts: Timeouts::default(),
+            cluster: Mutex::new(None),
+            events: EventStream::new(vec![]),
+            trials: AtomicUsize::new(0),
+        };
+        let mirror = crate::scenarios::canary::all().into_iter().find(|s| s.requires.contains(&Feature::RequestMirror)).unwrap();
+        let TrialOutcome::Ignored(reason) = run.run_trial(&mirror).outcome else { panic!("not ignored") };
+        assert!(reason.contains("nginx-gateway-fabric 1.6.2 does not support Gateway API request mirroring"), "{reason}");
+        assert!(run.cluster.lock().unwrap().is_none(), "no cluster is built for it");
+    }
+
+    #[test]
     fn a_panicking_scenario_is_an_error_with_its_message() {
         let outcome = run_scenario(&stand_in(), &scenario(|_| panic!("boom")), &Timeouts::default(), "t1");
         assert_eq!(outcome, TrialOutcome::Error("scenario panicked: boom".into()));
