@@ -32,11 +32,12 @@ fn api_error(what: impl Into<String>) -> impl FnOnce(kube::Error) -> HarnessErro
 }
 
 impl KubeAccess {
-    /// Connects with a kubeconfig file and context (the run's private one, or the user's).
-    pub fn connect(runtime: Arc<tokio::runtime::Runtime>, kubeconfig: &std::path::Path, context: Option<&str>) -> Result<Self> {
-        let what = format!("connecting with kubeconfig {}", kubeconfig.display());
+    /// Connects with kubeconfig files and a context (the run's private file, or the user's
+    /// files: several are merged as kubectl merges `KUBECONFIG`, the first to set a value wins).
+    pub fn connect(runtime: Arc<tokio::runtime::Runtime>, kubeconfigs: &[std::path::PathBuf], context: Option<&str>) -> Result<Self> {
+        let what = format!("connecting with kubeconfig {}", kubeconfigs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"));
         let client = runtime.block_on(async {
-            let config = kube::config::Kubeconfig::read_from(kubeconfig).map_err(|e| HarnessError::Command { command: what.clone(), detail: e.to_string() })?;
+            let config = merged_kubeconfig(kubeconfigs).map_err(|e| HarnessError::Command { command: what.clone(), detail: e.to_string() })?;
             let options = kube::config::KubeConfigOptions { context: context.map(str::to_owned), ..Default::default() };
             let config = kube::Config::from_custom_kubeconfig(config, &options).await.map_err(|e| HarnessError::Command { command: what.clone(), detail: e.to_string() })?;
             Client::try_from(config).map_err(api_error(what.clone()))
@@ -173,6 +174,19 @@ impl KubeAccess {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         self.block_on(pods.logs(pod, &LogParams::default())).map_err(api_error(format!("reading logs of pod {namespace}/{pod}")))
     }
+}
+
+/// The kubeconfig files merged in order, each error naming its file.
+fn merged_kubeconfig(paths: &[std::path::PathBuf]) -> std::result::Result<kube::config::Kubeconfig, String> {
+    let mut merged: Option<kube::config::Kubeconfig> = None;
+    for path in paths {
+        let next = kube::config::Kubeconfig::read_from(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        merged = Some(match merged {
+            Some(merged) => merged.merge(next).map_err(|e| format!("{}: {e}", path.display()))?,
+            None => next,
+        });
+    }
+    merged.ok_or_else(|| "no kubeconfig file given".to_owned())
 }
 
 /// How an exec ended, from the status the API server sends at the end of its stream:
@@ -513,7 +527,7 @@ mod tests {
         let runtime = Arc::new(tokio::runtime::Runtime::new().unwrap());
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), "apiVersion: v1\nclusters: [\n").unwrap();
-        let error = KubeAccess::connect(runtime, file.path(), None).err().expect("a broken kubeconfig fails").to_string();
+        let error = KubeAccess::connect(runtime, &[file.path().to_owned()], None).err().expect("a broken kubeconfig fails").to_string();
         assert!(error.contains(&file.path().display().to_string()), "{error}");
     }
 
@@ -532,6 +546,25 @@ mod tests {
         let output = crate::model::ExecOutput { stdout: String::new(), stderr: "exec /cni-probe: no such file or directory".into(), exit: "exit status 127".into() };
         let error = crate::provider::probe_output::<cni_probe::Observation>(&output, || "cni-probe get http://192.0.2.10:8080/ in pod prod-t1/web".into()).unwrap_err().to_string();
         assert!(error.contains("exit status 127") && error.contains("no such file or directory") && error.contains("pod prod-t1/web"), "{error}");
+    }
+
+    fn kubeconfig(dir: &std::path::Path, name: &str, context: &str, server: &str) -> std::path::PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("apiVersion: v1\nkind: Config\nclusters:\n- name: {context}\n  cluster:\n    server: {server}\nusers:\n- name: {context}\n  user:\n    token: t\ncontexts:\n- name: {context}\n  context:\n    cluster: {context}\n    user: {context}\ncurrent-context: {context}\n")).unwrap();
+        path
+    }
+
+    #[test]
+    fn every_file_of_kubeconfig_is_read_as_kubectl_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = [kubeconfig(dir.path(), "laptop", "kind-dev", "https://127.0.0.1:6443"), kubeconfig(dir.path(), "cloud", "gke-prod", "https://192.0.2.1")];
+        let merged = merged_kubeconfig(&files).unwrap();
+        assert_eq!(merged.current_context.as_deref(), Some("kind-dev"), "the first file's current context wins");
+        assert!(merged.contexts.iter().any(|c| c.name == "gke-prod"), "a context only in the second file is found");
+        let runtime = Arc::new(tokio::runtime::Runtime::new().unwrap());
+        assert!(KubeAccess::connect(runtime, &files, Some("gke-prod")).is_ok());
+        let missing = merged_kubeconfig(&[dir.path().join("absent")]).unwrap_err();
+        assert!(missing.contains("absent"), "{missing}");
     }
 
     #[test]

@@ -671,6 +671,7 @@ mod tests {
                 run_id: "0a1b2c".into(),
                 cni: "none".into(),
                 cni_version: "0".into(),
+                cni_version_source: "stand-in".into(),
                 kernel: "0".into(),
                 ready_in: Duration::ZERO,
             },

@@ -16,7 +16,9 @@ use crate::model::Node;
 /// Where the cluster is and what the user provides around it.
 #[derive(Debug, Clone)]
 pub struct ExistingOptions {
-    pub kubeconfig: PathBuf,
+    /// `CNICONF_KUBECONFIG`, else every file of `KUBECONFIG` (merged as kubectl does), else
+    /// `~/.kube/config`.
+    pub kubeconfigs: Vec<PathBuf>,
     pub context: Option<String>,
     /// An echo server outside the cluster (`cni-probe serve`, e.g. the probe image on a VM).
     pub external_echo: Option<SocketAddr>,
@@ -32,11 +34,11 @@ pub const EGRESS_IPS_VARIABLE: &str = "CNICONF_EGRESS_IPS";
 impl ExistingOptions {
     pub fn from_env() -> Result<Self> {
         let variable = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let kubeconfig = variable("CNICONF_KUBECONFIG")
-            .or_else(|| variable("KUBECONFIG").and_then(|k| k.split(':').next().map(str::to_owned)))
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".kube/config")))
-            .unwrap_or_default();
+        let kubeconfigs: Vec<PathBuf> = match (variable("CNICONF_KUBECONFIG"), variable("KUBECONFIG")) {
+            (Some(one), _) => vec![PathBuf::from(one)],
+            (None, Some(list)) => std::env::split_paths(&list).filter(|p| !p.as_os_str().is_empty()).collect(),
+            (None, None) => std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".kube/config")).into_iter().collect(),
+        };
         let malformed = |name: &str, value: &str, expected: &str| HarnessError::FixtureMalformed {
             path: name.into(),
             detail: format!("`{value}` is not {expected}"),
@@ -53,7 +55,7 @@ impl ExistingOptions {
             .transpose()?
             .unwrap_or_default();
         Ok(Self {
-            kubeconfig,
+            kubeconfigs,
             context: variable("CNICONF_KUBE_CONTEXT"),
             external_echo,
             egress_ips,
@@ -121,6 +123,61 @@ impl Environment for UserEnvironment {
     }
 }
 
+/// The CNI version that really runs on the cluster, read from the tag of its node agent's
+/// image, and where that came from; the profile's pin when it cannot be read (and says so).
+pub fn running_version(access: &crate::kube_access::KubeAccess, cni: &CniProfile) -> (String, String) {
+    let Some(agent) = cni.agent() else { return (cni.version.into(), "pinned by the profile (it names no agent DaemonSet to read)".into()) };
+    let object = serde_json::json!({"apiVersion": "apps/v1", "kind": agent.kind, "metadata": {"name": agent.name, "namespace": agent.namespace}});
+    let image = access.get(&object).map(|found| found.and_then(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().map(str::to_owned)));
+    let place = format!("{} {}/{}", agent.kind, agent.namespace, agent.name);
+    match image {
+        Ok(Some(image)) => match version_of_image(&image) {
+            Some(version) if version == cni.version => (version, format!("read from the image of {place} ({image}); as the profile pins")),
+            Some(version) => (version, format!("read from the image of {place} ({image}); the profile pins {}", cni.version)),
+            None => (cni.version.into(), format!("pinned by the profile; the image of {place} ({image}) carries no version tag")),
+        },
+        Ok(None) => (cni.version.into(), format!("pinned by the profile; {place} was not found on the cluster")),
+        Err(e) => (cni.version.into(), format!("pinned by the profile; reading {place} failed: {e}")),
+    }
+}
+
+/// The version in an image reference's tag: `quay.io/cilium/cilium:v1.16.6@sha256:…` is 1.16.6.
+pub fn version_of_image(image: &str) -> Option<String> {
+    let without_digest = image.split('@').next()?;
+    let (_, tag) = without_digest.rsplit_once(':').filter(|(name, _)| !name.is_empty())?;
+    let version = tag.trim_start_matches('v');
+    (!tag.contains('/') && version.starts_with(|c: char| c.is_ascii_digit())).then(|| version.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_is_the_images_tag() {
+        assert_eq!(version_of_image("quay.io/cilium/cilium:v1.16.6@sha256:1e0896b1c4c188b4812c7e0bed7ec3f5631388ca88325c1391a0ef9172c448da").as_deref(), Some("1.16.6"));
+        assert_eq!(version_of_image("antrea/antrea-agent-ubuntu:v2.2.0").as_deref(), Some("2.2.0"));
+        assert_eq!(version_of_image("registry:5000/antrea/antrea-agent-ubuntu").as_deref(), None, "a registry port is not a tag");
+        assert_eq!(version_of_image("antrea/antrea-agent-ubuntu:latest"), None);
+    }
+
+    #[test]
+    fn the_existing_provider_reports_the_version_it_finds_running() {
+        use crate::kube_access::mock;
+        let (access, _seen, _runtime) = mock::api_server(|method, path, _| match (method, path) {
+            ("GET", "/apis/apps/v1") => (http::StatusCode::OK, serde_json::json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "apps/v1", "resources": [
+                {"name": "daemonsets", "singularName": "daemonset", "namespaced": true, "kind": "DaemonSet", "verbs": ["get", "list"]}]})),
+            ("GET", "/apis/apps/v1/namespaces/kube-system/daemonsets/antrea-agent") => (http::StatusCode::OK, serde_json::json!({
+                "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "antrea-agent", "namespace": "kube-system"},
+                "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "antrea-agent", "image": "antrea/antrea-agent-ubuntu:v2.1.0"}]}}}})),
+            _ => mock::status(404, "NotFound", path),
+        });
+        let (version, source) = running_version(&access, &crate::cni::antrea());
+        assert_eq!(version, "2.1.0", "what runs, not the pin");
+        assert!(source.contains("DaemonSet kube-system/antrea-agent") && source.contains("the profile pins 2.2.0"), "{source}");
+    }
+}
+
 /// Connects to the user's cluster.
 pub fn provision(cni: &CniProfile, options: &ExistingOptions) -> Result<KubeCluster> {
     let started = std::time::Instant::now();
@@ -131,13 +188,15 @@ pub fn provision(cni: &CniProfile, options: &ExistingOptions) -> Result<KubeClus
     let runtime = Arc::new(
         tokio::runtime::Runtime::new().map_err(|e| HarnessError::Command { command: "starting a tokio runtime".into(), detail: e.to_string() })?,
     );
-    let access = crate::kube_access::KubeAccess::connect(runtime, &options.kubeconfig, options.context.as_deref())?;
+    let access = crate::kube_access::KubeAccess::connect(runtime, &options.kubeconfigs, options.context.as_deref())?;
+    let (cni_version, cni_version_source) = running_version(&access, cni);
     let info = super::ClusterInfo {
         provider: "existing".into(),
         cluster: super::runs::new_cluster_name(),
         run_id: super::runs::new_run_id(),
         cni: cni.name.into(),
-        cni_version: format!("{} expected (as installed on the cluster)", cni.version),
+        cni_version,
+        cni_version_source,
         kernel: String::new(),
         ready_in: started.elapsed(),
     };

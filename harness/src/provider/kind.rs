@@ -737,7 +737,7 @@ pub fn provision(cni: &CniProfile, options: &KindOptions, features: &[crate::cni
             return Err(e);
         }
     };
-    let access = match crate::kube_access::KubeAccess::connect(runtime, &kubeconfig, None) {
+    let access = match crate::kube_access::KubeAccess::connect(runtime, std::slice::from_ref(&kubeconfig), None) {
         Ok(access) => access,
         Err(e) => {
             let _ = super::kubernetes::Environment::teardown(&environment);
@@ -750,6 +750,7 @@ pub fn provision(cni: &CniProfile, options: &KindOptions, features: &[crate::cni
         run_id: runs::new_run_id(),
         cni: cni.name.into(),
         cni_version: cni.version.into(),
+        cni_version_source: "pinned by the profile and installed by the run".into(),
         kernel: String::new(),
         ready_in: started.elapsed(),
     };

@@ -30,6 +30,8 @@ pub struct ClusterInfo {
     pub run_id: String,
     pub cni: String,
     pub cni_version: String,
+    /// Where `cni_version` comes from: the profile's pin, the image that really runs, a package.
+    pub cni_version_source: String,
     pub kernel: String,
     /// From the start of provisioning until the first scenario could run.
     pub ready_in: Duration,

@@ -39,6 +39,7 @@ impl Reporter for JunitReport {
                 self.suite.add_properties([
                     Property::new("cluster", info.cluster.as_str()),
                     Property::new("cni.version", info.cni_version.as_str()),
+                    Property::new("cni.version.source", info.cni_version_source.as_str()),
                     Property::new("kernel", info.kernel.as_str()),
                     Property::new("cluster.ready_seconds", format!("{:.3}", info.ready_in.as_secs_f64())),
                 ]);

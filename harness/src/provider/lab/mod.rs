@@ -288,6 +288,7 @@ impl Lab {
             run_id: cluster.trim_start_matches(runs::NAME_PREFIX).to_owned(),
             cni: cni.name.to_owned(),
             cni_version: reference_plugins_version(),
+            cni_version_source: "the installed containernetworking-plugins package (dpkg)".into(),
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned(),
             ready_in: started.elapsed(),
         };
