@@ -294,3 +294,36 @@ fn the_existing_provider_names_what_it_needs() {
     let (output, _reports) = run_suite("egress_cilium", &[("CNICONF_PROVIDER", "gke".as_ref())]);
     assert!(text(&output).contains("unknown provider `gke` in CNICONF_PROVIDER; expected one of: lab, kind, existing"), "{}", text(&output));
 }
+
+#[test]
+fn a_run_of_one_process_per_scenario_writes_one_complete_report() {
+    // As nextest runs a suite: `--exact <name>` per process, all with the same run id.
+    let reports = report_dir();
+    let list = Command::new(egress_lab_binary()).args(["--list", "--format", "terse"]).output().unwrap();
+    let scenarios: Vec<String> = String::from_utf8_lossy(&list.stdout).lines().filter_map(|l| l.strip_suffix(": test")).map(str::to_owned).collect();
+    assert_eq!(scenarios.len(), 4, "{}", text(&list));
+    let children: Vec<_> = scenarios
+        .iter()
+        .map(|scenario| {
+            Command::new(egress_lab_binary())
+                .args(["--exact", scenario])
+                .env("NEXTEST_RUN_ID", "3f1c2d4e-acceptance")
+                .env("CNICONF_REPORT_DIR", reports.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+    }
+    let cases = junit_cases(&reports.path().join("egress_lab/junit.xml"));
+    let mut names: Vec<&str> = cases.iter().map(|c| c.split('|').next().unwrap()).collect();
+    names.sort();
+    let mut expected: Vec<&str> = scenarios.iter().map(String::as_str).collect();
+    expected.sort();
+    assert_eq!(names, expected, "every process's scenario, none overwritten: {cases:#?}");
+    assert!(cases.iter().all(|c| c.contains("|passed|")), "{cases:#?}");
+}

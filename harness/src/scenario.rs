@@ -19,9 +19,6 @@ use crate::error::{HarnessError, Result};
 use crate::fixtures;
 use crate::model::{EgressPolicy, EgressStatus, HttpRoute, LabelSelector, Labels, NamespaceSpec, Node, NodeRole, Pod, PodSpec, ROUTE_GENERATION_HEADER};
 use crate::provider::{Cluster, ProviderChoice};
-use crate::report::golden::GoldenReport;
-use crate::report::junit::JunitReport;
-use crate::report::summary::SummaryReport;
 use crate::report::{Destinations, EventStream, RunEvent, TrialOutcome, TrialRecord};
 use crate::verdict::snat::{self, AddressBook, ExpectedSource};
 use crate::verdict::rollout::{self, Convergence};
@@ -97,11 +94,7 @@ impl Suite {
             .map_err(|e| e.to_string());
         let timeouts = provider.as_ref().map(|p| p.timeouts()).unwrap_or_else(|_| self.timeouts.clone());
         let destinations = Destinations::for_suite(&self.name);
-        let events = EventStream::new(vec![
-            Box::new(JunitReport::new(destinations.junit.clone())),
-            Box::new(GoldenReport::new(destinations.golden.clone())),
-            Box::new(SummaryReport::new(&destinations)),
-        ]);
+        let events = EventStream::new(destinations.reporters());
         let provider_name = provider.as_ref().map(|p| p.name()).unwrap_or("unknown");
         let mut features: Vec<Feature> = self.scenarios.iter().flat_map(|s| s.requires.iter().copied()).collect();
         features.dedup();

@@ -21,7 +21,7 @@ use crate::error::{HarnessError, Result};
 use crate::model::{EgressPolicy, EgressStatus, HttpRoute, NamespaceSpec, Node, Pod, PodSpec};
 
 /// What a run reports about where it ran.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ClusterInfo {
     pub provider: String,
     pub cluster: String,

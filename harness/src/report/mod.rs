@@ -4,20 +4,21 @@
 
 pub mod golden;
 pub mod junit;
+pub mod parts;
 pub mod summary;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{HarnessError, Result};
 use crate::provider::ClusterInfo;
 use crate::verdict::Verdict;
 
 /// How one scenario ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TrialOutcome {
     Passed(Verdict),
     /// The verdict failed: the datapath did not do what the scenario says.
@@ -48,7 +49,7 @@ impl TrialOutcome {
 }
 
 /// One finished scenario.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrialRecord {
     pub scenario: String,
     /// The sentence the scenario tests.
@@ -89,6 +90,8 @@ pub struct Destinations {
     pub junit: PathBuf,
     pub summary: PathBuf,
     pub golden: PathBuf,
+    /// Where the processes of a multi-process run (nextest) leave their parts.
+    pub parts: PathBuf,
 }
 
 impl Destinations {
@@ -96,10 +99,28 @@ impl Destinations {
         let env_dir = |name: &str| std::env::var_os(name).map(PathBuf::from);
         let reports = env_dir("CNICONF_REPORT_DIR").unwrap_or_else(|| crate::workspace_root().join("target/cni-conformance"));
         let golden = env_dir("CNICONF_GOLDEN_DIR").unwrap_or_else(|| crate::workspace_root().join("golden"));
+        Self::in_dir(&reports, &golden, suite)
+    }
+
+    pub fn in_dir(reports: &Path, golden: &Path, suite: &str) -> Self {
         Self {
             junit: reports.join(suite).join("junit.xml"),
             summary: reports.join(suite).join("summary.json"),
             golden: golden.join(suite),
+            parts: reports.join(suite).join("parts"),
+        }
+    }
+
+    /// The reporters of a run: JUnit, golden records and the summary; in a run of several
+    /// processes, JUnit and the summary are merged from every process's part.
+    pub fn reporters(&self) -> Vec<Box<dyn Reporter>> {
+        match parts::multi_process_run_id() {
+            Some(run_id) => vec![Box::new(golden::GoldenReport::new(self.golden.clone())), Box::new(parts::PartsReport::new(self, &run_id))],
+            None => vec![
+                Box::new(junit::JunitReport::new(self.junit.clone())),
+                Box::new(golden::GoldenReport::new(self.golden.clone())),
+                Box::new(summary::SummaryReport::new(self)),
+            ],
         }
     }
 }
@@ -144,16 +165,38 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// The deterministic part of a trial: what golden files and summaries hold.
+/// The deterministic part of a trial: what golden files hold.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrialDigest<'a> {
     pub scenario: &'a str,
     pub sentence: &'a str,
     pub outcome: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub verdict: Option<&'a Verdict>,
+    pub verdict: Option<VerdictDigest<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ignored_because: Option<&'a str>,
+}
+
+/// A verdict's deterministic part: the check, the roles and the reason, never raw detail.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerdictDigest<'a> {
+    pub check: &'a str,
+    pub passed: bool,
+    pub expected: RoleDigest<'a>,
+    pub observed: RoleDigest<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<crate::verdict::FailureReason>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RoleDigest<'a> {
+    pub role: &'a str,
+}
+
+impl<'a> From<&'a Verdict> for VerdictDigest<'a> {
+    fn from(v: &'a Verdict) -> Self {
+        Self { check: &v.check, passed: v.passed, expected: RoleDigest { role: &v.expected.role }, observed: RoleDigest { role: &v.observed.role }, reason: v.reason }
+    }
 }
 
 impl<'a> From<&'a TrialRecord> for TrialDigest<'a> {
@@ -163,7 +206,7 @@ impl<'a> From<&'a TrialRecord> for TrialDigest<'a> {
             TrialOutcome::Ignored(reason) => (None, Some(reason.as_str())),
             TrialOutcome::Error(_) => (None, None),
         };
-        Self { scenario: &record.scenario, sentence: &record.sentence, outcome: record.outcome.label(), verdict, ignored_because }
+        Self { scenario: &record.scenario, sentence: &record.sentence, outcome: record.outcome.label(), verdict: verdict.map(VerdictDigest::from), ignored_because }
     }
 }
 

@@ -10,15 +10,14 @@ pub mod rollout;
 pub mod snat;
 pub mod weights;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One side of a comparison: a role that golden files can hold, a detail people can read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
     /// Deterministic: `own-node`, `egress-ip`, `pod`, `refused`, ...
     pub role: String,
-    /// Raw and run-specific: addresses, node names, error text.
-    #[serde(skip)]
+    /// Raw and run-specific: addresses, node names, error text (never in golden records).
     pub detail: String,
 }
 
@@ -29,7 +28,7 @@ impl Evidence {
 }
 
 /// Why a check failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FailureReason {
     /// The request was answered, with a source address other than the expected one.
@@ -78,12 +77,11 @@ impl FailureReason {
 }
 
 /// The outcome of one check, with its evidence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
     /// What was checked, as a phrase: "source address seen by the external host".
     pub check: String,
     /// What it was checked on, run-specific: "pod prod-t3/web".
-    #[serde(skip)]
     pub subject: String,
     pub passed: bool,
     pub expected: Evidence,
@@ -92,7 +90,6 @@ pub struct Verdict {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<FailureReason>,
     /// Where to look when it fails: the node, object or rule that should have done it.
-    #[serde(skip)]
     pub look_at: String,
 }
 
