@@ -195,6 +195,9 @@ impl SuiteRun {
             None => match self.cluster() {
                 Ok(cluster) => {
                     let trial = self.trials.fetch_add(1, Ordering::SeqCst) + 1;
+                    // Other processes of the run may share the cluster: a disruptive trial waits
+                    // until it has it alone, and keeps others out until it ends.
+                    let _beside = crate::provider::runs::trial_lock(&cluster.info().cluster, scenario.disruptive);
                     run_scenario(&cluster, scenario, &self.timeouts, &format!("t{trial}"))
                 }
                 Err(error) => TrialOutcome::Error(format!("cluster could not be provisioned: {error}")),

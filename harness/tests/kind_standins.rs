@@ -76,7 +76,7 @@ impl Drop for StandIns {
 }
 
 fn options() -> KindOptions {
-    KindOptions { keep: false, require_tools: true, ..KindOptions::from_env() }
+    KindOptions { keep: false, require_tools: true, shared_run: None, ..KindOptions::from_env() }
 }
 
 fn words(calls: &[String]) -> Vec<String> {
@@ -200,4 +200,36 @@ fn a_missing_tool_is_named_with_how_to_get_it() {
     let error = KindCluster::create(&cni::cilium(), &options(), Addons::default()).unwrap_err().to_string();
     assert!(error.contains("required tool `helm` was not found on PATH (installing the CNI's chart)"), "{error}");
     assert!(standins.calls().is_empty(), "nothing ran");
+}
+
+#[test]
+fn the_processes_of_one_nextest_run_share_one_cluster_deleted_when_the_runner_ends() {
+    let _lock = PATH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let standins = StandIns::install();
+    // The runner: a process that ends a little later, as nextest does after its last test.
+    let mut runner = std::process::Command::new("sleep").arg("2").spawn().unwrap();
+    let run = harness::provider::runs::MultiProcessRun { id: "3f1c2d4e-run".into(), runner: runner.id() };
+    let shared = KindOptions { shared_run: Some(run), ..options() };
+    let first = KindCluster::create(&cni::antrea(), &shared, Addons::default()).unwrap();
+    standins.set("STANDIN_CLUSTERS", &first.name);
+    let second = KindCluster::create(&cni::antrea(), &shared, Addons::default()).unwrap();
+    assert_eq!(first.name, second.name);
+    assert!(first.name.starts_with("cniconf-nx-antrea-"), "{}", first.name);
+    first.delete().unwrap();
+    second.delete().unwrap();
+    let calls = standins.calls();
+    assert_eq!(calls.iter().filter(|c| c.starts_with("kind create cluster")).count(), 1, "one cluster for the run: {calls:#?}");
+    assert!(calls.iter().any(|c| c.starts_with("kind export kubeconfig")), "the second process joins it: {calls:#?}");
+    assert!(!calls.iter().any(|c| c.starts_with("kind delete")), "no process deletes it while the run goes on: {calls:#?}");
+    runner.wait().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !standins.calls().iter().any(|c| c == &format!("kind delete cluster --name {}", first.name)) {
+        assert!(std::time::Instant::now() < deadline, "the reaper deletes the cluster once the runner has ended: {:#?}", standins.calls());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let cleaned = std::time::Instant::now() + Duration::from_secs(5);
+    while runs::state_dir(&first.name).exists() {
+        assert!(std::time::Instant::now() < cleaned, "its state directory goes too");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -48,6 +48,9 @@ pub struct KindOptions {
     pub kind_config: PathBuf,
     /// Keep the cluster after the run and reuse it next time (`CNICONF_KEEP_CLUSTER=1`).
     pub keep: bool,
+    /// A run of one process per test (nextest): its processes share one cluster, deleted
+    /// when the runner ends.
+    pub shared_run: Option<runs::MultiProcessRun>,
     /// Fail, rather than ignore, scenarios when a tool is missing (`CNICONF_REQUIRE_TOOLS=1`).
     pub require_tools: bool,
     pub timeouts: KindTimeouts,
@@ -62,6 +65,7 @@ impl KindOptions {
         Self {
             kind_config: std::env::var_os("CNICONF_KIND_CONFIG").map(PathBuf::from).unwrap_or_else(|| fixtures::fixture_path("cluster/kind.yaml")),
             keep: flag(KEEP_VARIABLE),
+            shared_run: runs::multi_process_run(),
             require_tools: flag(REQUIRE_TOOLS_VARIABLE),
             timeouts: KindTimeouts::default(),
         }
@@ -102,13 +106,20 @@ pub fn unavailable(cni: &CniProfile, options: &KindOptions) -> Option<String> {
 /// CNI and a digest of everything installed (the profile with its pinned versions and
 /// Gateway implementation, the add-ons and their versions, the kind config). A cluster kept
 /// by an egress run is therefore never reused by a canary run that needs Gateway API.
+/// A cluster shared by the processes of one multi-process run is named for the run and what
+/// it holds: `cniconf-nx-<digest>`.
 pub fn cluster_name(cni: &CniProfile, keep: bool, addons: Addons, kind_config: &str) -> String {
-    if !keep {
-        return runs::new_cluster_name();
-    }
+    cluster_name_for(cni, keep, None, addons, kind_config)
+}
+
+pub fn cluster_name_for(cni: &CniProfile, keep: bool, shared_run: Option<&runs::MultiProcessRun>, addons: Addons, kind_config: &str) -> String {
     let gateway = cni.gateway.as_ref().filter(|_| addons.gateway_api);
     let holds = format!("{cni:?}|{gateway:?}|{addons:?}|{GATEWAY_API_VERSION}|{METALLB_VERSION}|{kind_config}");
-    format!("{}keep-{}-{:08x}", runs::NAME_PREFIX, cni.name, fnv1a(holds.as_bytes()) as u32)
+    match (keep, shared_run) {
+        (true, _) => format!("{}keep-{}-{:08x}", runs::NAME_PREFIX, cni.name, fnv1a(holds.as_bytes()) as u32),
+        (false, Some(run)) => format!("{}nx-{}-{:08x}", runs::NAME_PREFIX, cni.name, fnv1a(format!("{}|{holds}", run.id).as_bytes()) as u32),
+        (false, None) => runs::new_cluster_name(),
+    }
 }
 
 /// FNV-1a: a digest that stays the same across Rust releases (std's hasher does not).
@@ -328,6 +339,8 @@ pub struct KindCluster {
     pub files: RunFiles,
     pub plan: KindPlan,
     pub keep: bool,
+    /// Shared by the processes of this multi-process run; the reaper deletes it.
+    pub shared_run: Option<runs::MultiProcessRun>,
     pub addons: Addons,
 }
 
@@ -340,15 +353,25 @@ impl KindCluster {
             return Err(missing);
         }
         let kind_config = render_kind_config(&options.kind_config, cni)?;
-        let name = cluster_name(cni, options.keep, addons, &kind_config);
-        let dir = runs::claim(&name, "kind")
-            .map_err(|e| HarnessError::Command { command: format!("create {}", runs::state_dir(&name).display()), detail: e.to_string() })?;
+        let shared_run = options.shared_run.clone().filter(|_| !options.keep);
+        let name = cluster_name_for(cni, options.keep, shared_run.as_ref(), addons, &kind_config);
+        let io_error = |what: String| move |e: std::io::Error| HarnessError::Command { command: what, detail: e.to_string() };
+        // The processes of a shared run take turns: the first creates, the others join.
+        let _creating = match &shared_run {
+            Some(_) => Some(runs::creation_lock(&name).map_err(io_error(format!("lock {}", runs::state_root().display())))?),
+            None => None,
+        };
+        let owner = shared_run.as_ref().map(|run| run.runner).unwrap_or_else(std::process::id);
+        let dir = runs::claim_for(&name, "kind", owner).map_err(io_error(format!("create {}", runs::state_dir(&name).display())))?;
         let files = RunFiles::in_dir(&dir);
-        std::fs::write(&files.kind_config, kind_config)
-            .map_err(|e| HarnessError::Command { command: format!("write {}", files.kind_config.display()), detail: e.to_string() })?;
+        std::fs::write(&files.kind_config, kind_config).map_err(io_error(format!("write {}", files.kind_config.display())))?;
         let plan = KindPlan::new(&name, cni, &files, &options.timeouts, addons);
-        let cluster = Self { name, files, plan, keep: options.keep, addons };
-        if !cluster.keep {
+        let cluster = Self { name, files, plan, keep: options.keep, shared_run, addons };
+        if let Some(run) = &cluster.shared_run {
+            // Before anything is created: whatever happens to this process, the cluster goes
+            // when the runner does (Ctrl-C, a crash, or simply the end of the run).
+            spawn_reaper(run.runner, &cluster.name, &dir).map_err(io_error(format!("start the reaper of {}", cluster.name)))?;
+        } else if !cluster.keep {
             let delete = cluster.plan.delete.clone();
             let name = cluster.name.clone();
             crate::cleanup::register(&cluster.name, move || {
@@ -368,7 +391,7 @@ impl KindCluster {
     }
 
     fn bring_up(&self, timeouts: &KindTimeouts) -> Result<()> {
-        let reuse = self.keep && existing_clusters(timeouts)?.contains(&self.name);
+        let reuse = self.outlives_process() && existing_clusters(timeouts)?.contains(&self.name);
         if reuse {
             cli::run(&self.plan.export_kubeconfig)?;
             for step in &self.plan.await_ready {
@@ -389,10 +412,19 @@ impl KindCluster {
         cli::run(&self.plan.load_probe_image).map(drop)
     }
 
-    /// Deletes the cluster unless it is kept; idempotent.
+    /// Whether the cluster is there for others after this process (kept, or shared by the run).
+    pub fn outlives_process(&self) -> bool {
+        self.keep || self.shared_run.is_some()
+    }
+
+    /// Deletes the cluster unless it is kept or shared; idempotent.
     pub fn delete(&self) -> Result<()> {
         if self.keep {
             eprintln!("cni-conformance: keeping kind cluster {} ({KEEP_VARIABLE}); `cargo xtask gc --force` deletes it", self.name);
+            return Ok(());
+        }
+        if let Some(run) = &self.shared_run {
+            eprintln!("cni-conformance: leaving kind cluster {} to the other processes of run {}; it is deleted when process {} ends", self.name, run.id, run.runner);
             return Ok(());
         }
         let deleted = cli::run(&self.plan.delete);
@@ -400,6 +432,16 @@ impl KindCluster {
         runs::release(&self.name);
         deleted.map(drop)
     }
+}
+
+/// Starts a detached process that deletes cluster `name` (and its state directory) once
+/// process `runner` has ended.
+fn spawn_reaper(runner: u32, name: &str, state: &Path) -> std::io::Result<()> {
+    let script = r#"while kill -0 "$0" 2>/dev/null; do sleep 1; done; kind delete cluster --name "$1" >/dev/null 2>&1; rm -rf "$2" "$2.lock""#;
+    let mut command = std::process::Command::new("sh");
+    command.args(["-c", script, &runner.to_string(), name, &state.display().to_string()]).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    command.spawn().map(drop)
 }
 
 /// What `gc` did with one kind cluster.
@@ -703,7 +745,7 @@ impl super::kubernetes::Environment for KindEnvironment {
     fn teardown(&self) -> Result<()> {
         drop(self.echo.lock().unwrap_or_else(|e| e.into_inner()).take());
         let mut problems = Vec::new();
-        if self.cluster.keep {
+        if self.cluster.outlives_process() {
             let failed: Vec<crate::model::Node> = self.failed_nodes.lock().unwrap_or_else(|e| e.into_inner()).clone();
             problems.extend(failed.iter().filter_map(|node| self.restore_node(node).err()));
             for (node, ip) in self.placed_ips.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {

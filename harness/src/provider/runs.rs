@@ -37,15 +37,55 @@ pub fn new_run_id() -> String {
     format!("{id:06x}")
 }
 
+/// Variables that name a run made of several processes: nextest's own, or ours for other
+/// runners that start one process per test.
+pub const RUN_ID_VARIABLES: &[&str] = &["NEXTEST_RUN_ID", "CNICONF_RUN_ID"];
+
+/// A run made of several processes (nextest: one per test), and the runner that started them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultiProcessRun {
+    pub id: String,
+    /// The process whose end ends the run (nextest itself, our parent).
+    pub runner: u32,
+}
+
+/// The multi-process run this process is part of, if any.
+pub fn multi_process_run() -> Option<MultiProcessRun> {
+    let id = RUN_ID_VARIABLES.iter().find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))?;
+    Some(MultiProcessRun { id, runner: std::os::unix::process::parent_id() })
+}
+
+/// Held while a trial runs on `cluster`: shared by ordinary trials, exclusive for disruptive
+/// ones, across every process of the run (a file lock in the cluster's state directory).
+/// `None` where the cluster has no state directory.
+pub fn trial_lock(cluster: &str, exclusive: bool) -> Option<std::fs::File> {
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(state_dir(cluster).join("trials.lock")).ok()?;
+    let locked = if exclusive { file.lock() } else { file.lock_shared() };
+    locked.ok().map(|()| file)
+}
+
+/// Held while one process of a multi-process run creates or joins a shared cluster.
+pub fn creation_lock(cluster: &str) -> std::io::Result<std::fs::File> {
+    std::fs::create_dir_all(state_root())?;
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(state_root().join(format!("{cluster}.lock")))?;
+    file.lock()?;
+    Ok(file)
+}
+
 /// Creates the cluster's state directory (private to this user) and records this process
 /// as its owner and which provider made it.
 pub fn claim(cluster: &str, provider: &str) -> std::io::Result<PathBuf> {
+    claim_for(cluster, provider, std::process::id())
+}
+
+/// As [`claim`], with `owner` (a run's runner) as the process whose end frees the cluster.
+pub fn claim_for(cluster: &str, provider: &str, owner: u32) -> std::io::Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let dir = state_dir(cluster);
     std::fs::create_dir_all(&dir)?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
     std::fs::write(dir.join("provider"), provider)?;
-    std::fs::write(owner_file(cluster), std::process::id().to_string())?;
+    std::fs::write(owner_file(cluster), owner.to_string())?;
     Ok(dir)
 }
 
@@ -72,4 +112,5 @@ pub fn claimed(provider: &str) -> Vec<String> {
 
 pub fn release(cluster: &str) {
     let _ = std::fs::remove_dir_all(state_dir(cluster));
+    let _ = std::fs::remove_file(state_root().join(format!("{cluster}.lock")));
 }

@@ -13,13 +13,9 @@ use super::summary::SummaryReport;
 use super::{write_atomically, Destinations, ReportResult, Reporter, RunEvent, TrialRecord};
 use crate::provider::ClusterInfo;
 
-/// Variables that name a run made of several processes: nextest's own, or ours for other
-/// runners that start one process per test.
-pub const RUN_ID_VARIABLES: &[&str] = &["NEXTEST_RUN_ID", "CNICONF_RUN_ID"];
-
 /// The id of the multi-process run this process is part of, if any.
 pub fn multi_process_run_id() -> Option<String> {
-    RUN_ID_VARIABLES.iter().find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    crate::provider::runs::multi_process_run().map(|run| run.id)
 }
 
 /// A [`RunEvent`] owned, as a part file holds it.
