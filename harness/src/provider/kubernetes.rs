@@ -53,7 +53,7 @@ pub fn gateway_object(class: &str, run: &str) -> Value {
 }
 
 /// A Service selecting the probe pods labelled `app=<name>`.
-fn service_object(namespace: &str, name: &str, port: u16, selector: &crate::model::Labels, load_balancer: bool) -> Value {
+pub fn service_object(namespace: &str, name: &str, port: u16, selector: &crate::model::Labels, load_balancer: bool) -> Value {
     let mut service = json!({
         "apiVersion": "v1",
         "kind": "Service",
