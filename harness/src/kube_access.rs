@@ -474,29 +474,29 @@ mod tests {
         assert_eq!(pod.status.unwrap().pod_ip.as_deref(), Some("10.244.1.5"));
     }
 
-    #[test]
-    fn a_pod_that_never_gets_ready_times_out_naming_the_budget() {
+    /// An API server on which pod prod/web never gets Ready: listed unready, and the
+    /// watch that follows never answers.
+    fn a_pod_never_ready() -> KubeAccess {
         let (access, mut handle, runtime) = mocked();
         runtime.spawn(async move {
             let (_, send) = handle.next_request().await.unwrap();
             respond(send, StatusCode::OK, pod_list("False"));
-            // The watch never answers: the pod stays unready.
             let _pending = handle.next_request().await;
             std::future::pending::<()>().await;
         });
+        access
+    }
+
+    #[test]
+    fn a_pod_that_never_gets_ready_times_out_naming_the_budget() {
+        let access = a_pod_never_ready();
         let error = access.wait_pod_ready("prod", "web", Duration::from_millis(300), "Timeouts::pod_ready").unwrap_err().to_string();
         assert!(error.contains("pod prod/web to be Ready (Timeouts::pod_ready)") && error.contains("0.3s"), "{error}");
     }
 
     #[test]
     fn a_pod_wait_inside_a_trial_ends_with_the_trial_and_names_both_budgets() {
-        let (access, mut handle, runtime) = mocked();
-        runtime.spawn(async move {
-            let (_, send) = handle.next_request().await.unwrap();
-            respond(send, StatusCode::OK, pod_list("False"));
-            let _pending = handle.next_request().await;
-            std::future::pending::<()>().await;
-        });
+        let access = a_pod_never_ready();
         let _trial = crate::deadline::enter(std::time::Instant::now() + Duration::from_millis(300), "Timeouts::trial");
         let started = std::time::Instant::now();
         let error = access.wait_pod_ready("prod", "web", Duration::from_secs(180), "KubeTimeouts::pod_ready").unwrap_err().to_string();

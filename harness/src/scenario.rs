@@ -763,19 +763,19 @@ mod tests {
         assert!(matches!(&outcome, TrialOutcome::Error(m) if m.contains("timed out") && m.contains("Timeouts::trial")), "{outcome:?}");
     }
 
+    /// A trial that waits for a policy the stand-in never realizes.
+    fn awaiting_a_policy_never_realized(timeouts: &Timeouts) -> TrialOutcome {
+        let body: ScenarioBody = |cx| {
+            let policy = cx.egress_policy("egress/prod-web.antrea.yaml", "prod-t1-0a1b2c")?;
+            cx.realize_egress_policy(&policy)?;
+            unreachable!()
+        };
+        run_scenario(&stand_in(), &scenario(body), timeouts, "t1")
+    }
+
     #[test]
     fn a_policy_never_realized_times_out_naming_the_policy() {
-        let timeouts = Timeouts { egress_realized: Duration::from_millis(10), ..Timeouts::default() };
-        let outcome = run_scenario(
-            &stand_in(),
-            &scenario(|cx| {
-                let policy = cx.egress_policy("egress/prod-web.antrea.yaml", "prod-t1-0a1b2c")?;
-                cx.realize_egress_policy(&policy)?;
-                unreachable!()
-            }),
-            &timeouts,
-            "t1",
-        );
+        let outcome = awaiting_a_policy_never_realized(&Timeouts { egress_realized: Duration::from_millis(10), ..Timeouts::default() });
         assert!(
             matches!(&outcome, TrialOutcome::Error(m) if m.contains("egress policy egress-prod-web-t1-0a1b2c to be realized") && m.contains("egress_realized")),
             "{outcome:?}"
@@ -787,16 +787,7 @@ mod tests {
         // The policy wait's own budget (30 s) is longer than the whole trial.
         let timeouts = Timeouts { trial: Duration::from_millis(300), egress_realized: Duration::from_secs(30), ..Timeouts::default() };
         let started = Instant::now();
-        let outcome = run_scenario(
-            &stand_in(),
-            &scenario(|cx| {
-                let policy = cx.egress_policy("egress/prod-web.antrea.yaml", "prod-t1-0a1b2c")?;
-                cx.realize_egress_policy(&policy)?;
-                unreachable!()
-            }),
-            &timeouts,
-            "t1",
-        );
+        let outcome = awaiting_a_policy_never_realized(&timeouts);
         assert!(started.elapsed() < Duration::from_secs(3), "the wait ended with the trial");
         assert!(
             matches!(&outcome, TrialOutcome::Error(m) if m.contains("egress policy egress-prod-web-t1-0a1b2c to be realized") && m.contains("Timeouts::egress_realized, cut to the") && m.contains("left of Timeouts::trial") && !m.contains("scenario timed out")),
