@@ -34,9 +34,10 @@ impl Default for KubeTimeouts {
     }
 }
 
-/// Where the run's shared Gateway lives.
-pub fn gateway_namespace(run: &str) -> String {
-    format!("{run}-gateway")
+/// Where the run's shared Gateway lives: named for the run (a kept or shared cluster
+/// serves many runs, and a namespace being deleted still holds its name for a while).
+pub fn gateway_namespace(run_id: &str) -> String {
+    format!("{}{run_id}-gateway", super::runs::NAME_PREFIX)
 }
 
 /// The run's Gateway: one HTTP listener that takes routes from every namespace.
@@ -179,12 +180,12 @@ impl KubeCluster {
     /// remembered: every trial gets the first one's answer.
     fn gateway(&self) -> Result<IpAddr> {
         let outcome = self.gateway_address.get_or_init(|| self.create_gateway().map_err(|e| e.to_string()));
-        outcome.clone().map_err(|first| HarnessError::NotReady { what: format!("the run's Gateway in namespace {}", gateway_namespace(&self.info.cluster)), detail: first })
+        outcome.clone().map_err(|first| HarnessError::NotReady { what: format!("the run's Gateway in namespace {}", gateway_namespace(&self.info.run_id)), detail: first })
     }
 
     fn create_gateway(&self) -> Result<IpAddr> {
         let support = self.cni.gateway.as_ref().ok_or_else(|| HarnessError::NotFound { what: "Gateway API implementation".into(), wanted: format!("for {}", self.cni.name) })?;
-        let run = &self.info.cluster;
+        let run = &self.info.run_id;
         let namespace = NamespaceSpec { name: gateway_namespace(run), labels: Default::default() };
         let gateway = gateway_object(support.class, run);
         self.create_owned(&[namespace_object(&namespace, &self.info.run_id), gateway.clone()])?;
@@ -305,7 +306,7 @@ impl Cluster for KubeCluster {
 
     fn apply_http_route(&self, namespace: &str, route: &HttpRoute) -> Result<()> {
         self.gateway()?;
-        self.access.apply(&route_objects(namespace, route, &self.info.cluster), self.timeouts.crd_established)
+        self.access.apply(&route_objects(namespace, route, &self.info.run_id), self.timeouts.crd_established)
     }
 
     fn expose_service(&self, namespace: &str, name: &str, selector: &crate::model::Labels, _port: u16) -> Result<String> {
@@ -381,9 +382,9 @@ mod tests {
         route.name = "weather-mirror-route-t8".into();
         route.path_prefix = "/t8/getPaidForecast".into();
         route.generation = 1;
-        let objects = route_objects("paid-t8", &route, "cniconf-0a1b2c");
+        let objects = route_objects("paid-t8", &route, "0a1b2c");
         insta::assert_snapshot!("mirror_route_objects", crate::cni::egress::to_yaml(&objects));
-        insta::assert_snapshot!("gateway_object", crate::cni::egress::to_yaml(&[gateway_object("nginx", "cniconf-0a1b2c")]));
+        insta::assert_snapshot!("gateway_object", crate::cni::egress::to_yaml(&[gateway_object("nginx", "0a1b2c")]));
     }
 
     /// An environment with nothing around the API server.
