@@ -1,7 +1,7 @@
 //! Egress SNAT with Antrea on kind: the lab's scenarios, plus failover of the egress IP.
 
-use harness::{cni, scenarios::egress, Suite};
+use harness::{scenarios::egress, Suite};
 
 fn main() -> std::process::ExitCode {
-    Suite::new("egress_antrea", cni::antrea()).scenarios(egress::all()).scenarios(egress::failover()).run()
+    Suite::new("egress_antrea", "antrea").scenarios(egress::all()).scenarios(egress::failover()).run()
 }

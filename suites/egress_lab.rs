@@ -1,7 +1,7 @@
 //! Egress SNAT on the lab: the reference CNI plugins and the lab's reference egress gateway.
 
-use harness::{cni, scenarios, Suite};
+use harness::{scenarios, Suite};
 
 fn main() -> std::process::ExitCode {
-    Suite::new("egress_lab", cni::reference()).scenarios(scenarios::egress::all()).run()
+    Suite::new("egress_lab", "reference").scenarios(scenarios::egress::all()).run()
 }

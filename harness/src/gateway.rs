@@ -34,7 +34,7 @@ pub struct GatewayImplementation {
     /// CRDs beyond the Gateway API standard channel that the implementation requires.
     pub extra_crds: &'static [ExtraCrds],
     /// What must be ready after its installation.
-    pub readiness: &'static [Workload],
+    pub readiness: Vec<Workload>,
     /// The CNI it is part of, when it cannot run beside another.
     pub part_of_cni: Option<&'static str>,
 }
@@ -67,15 +67,15 @@ pub fn nginx_gateway_fabric() -> GatewayImplementation {
         features: &[Feature::GatewayWeights],
         unsupported: &[(Feature::RequestMirror, "its compatibility page: \"requestMirror: Not supported\"; added in NGINX Gateway Fabric 2.0")],
         installation: Some(Installation::Helm {
-            repo_url: "",
-            chart: "oci://ghcr.io/nginx/charts/nginx-gateway-fabric",
-            release: "ngf",
-            namespace: "nginx-gateway",
-            values: &[("service.type", "LoadBalancer")],
+            repo_url: String::new(),
+            chart: "oci://ghcr.io/nginx/charts/nginx-gateway-fabric".into(),
+            release: "ngf".into(),
+            namespace: "nginx-gateway".into(),
+            values: vec![("service.type".into(), "LoadBalancer".into())],
         }),
         cni_values: &[],
         extra_crds: &[],
-        readiness: &[Workload { kind: "Deployment", namespace: "nginx-gateway", name: "ngf-nginx-gateway-fabric" }],
+        readiness: vec![Workload::new("Deployment", "nginx-gateway", "ngf-nginx-gateway-fabric")],
         part_of_cni: None,
     }
 }
@@ -98,7 +98,7 @@ pub fn cilium_gateway() -> GatewayImplementation {
             url: "https://raw.githubusercontent.com/kubernetes-sigs/gateway-api/{gateway_api}/config/crd/experimental/gateway.networking.k8s.io_tlsroutes.yaml",
             why: "Cilium 1.16's operator starts its Gateway controllers only when the TLSRoute CRD (experimental channel) is installed",
         }],
-        readiness: &[],
+        readiness: vec![],
         part_of_cni: Some("cilium"),
     }
 }
@@ -116,7 +116,7 @@ pub fn lab_reference_nginx() -> GatewayImplementation {
         installation: None,
         cni_values: &[],
         extra_crds: &[],
-        readiness: &[],
+        readiness: vec![],
         part_of_cni: None,
     }
 }
@@ -124,6 +124,22 @@ pub fn lab_reference_nginx() -> GatewayImplementation {
 /// Implementations a user can name in [`GATEWAY_VARIABLE`] on a cluster with an API server.
 pub fn known() -> Vec<GatewayImplementation> {
     vec![nginx_gateway_fabric(), cilium_gateway()]
+}
+
+/// The implementation a profile file names in `gateway:`: one of [`known`], or on the lab
+/// the lab's own reference Gateway.
+pub fn for_profile(name: &str, cni: &str, on_the_lab: bool) -> Result<GatewayImplementation> {
+    let reference = lab_reference_nginx();
+    match (name == reference.name, on_the_lab) {
+        (true, true) => Ok(reference),
+        (true, false) => Err(HarnessError::UnknownName {
+            what: "Gateway API implementation for a cluster (the lab's own is only on the lab)".into(),
+            name: name.into(),
+            variable: "the profile's gateway field".into(),
+            expected: known().iter().map(|g| g.name).collect::<Vec<_>>().join(", "),
+        }),
+        (false, _) => by_name(name, cni),
+    }
 }
 
 /// The implementation named by [`GATEWAY_VARIABLE`], if set, for a run of `cni`.

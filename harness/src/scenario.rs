@@ -67,14 +67,15 @@ pub struct Scenario {
 /// A CNI profile and the scenarios to run against it.
 pub struct Suite {
     name: String,
-    cni: CniProfile,
+    /// The profile run unless `CNICONF_CNI` names another: a name under `fixtures/cni/`.
+    default_cni: String,
     scenarios: Vec<Scenario>,
     timeouts: Timeouts,
 }
 
 impl Suite {
-    pub fn new(name: &str, cni: CniProfile) -> Self {
-        Self { name: name.to_owned(), cni, scenarios: Vec::new(), timeouts: Timeouts::default() }
+    pub fn new(name: &str, default_cni: &str) -> Self {
+        Self { name: name.to_owned(), default_cni: default_cni.to_owned(), scenarios: Vec::new(), timeouts: Timeouts::default() }
     }
 
     pub fn scenarios(mut self, scenarios: Vec<Scenario>) -> Self {
@@ -86,9 +87,15 @@ impl Suite {
     pub fn run(self) -> ExitCode {
         let args = Arguments::from_args();
         let started = Instant::now();
-        // The Gateway implementation is an axis of its own: CNICONF_GATEWAY may pick another.
-        let mut cni = self.cni.clone();
-        let provider = crate::gateway::from_env(cni.name)
+        // The CNI comes from a profile file (CNICONF_CNI may name another); the Gateway
+        // implementation is an axis of its own (CNICONF_GATEWAY may pick another). A profile
+        // that does not load fails every scenario with the reason.
+        let (mut cni, provider) = match crate::cni::profile_from_env(&self.default_cni) {
+            Ok(cni) => (cni, Ok(())),
+            Err(e) => (CniProfile::unloaded(&std::env::var(crate::cni::CNI_VARIABLE).unwrap_or_else(|_| self.default_cni.clone())), Err(e)),
+        };
+        let provider = provider
+            .and_then(|()| crate::gateway::from_env(&cni.name))
             .map(|chosen| cni.gateway = chosen.or(cni.gateway.take()))
             .and_then(|()| ProviderChoice::from_env(&cni))
             .map_err(|e| e.to_string());
@@ -124,7 +131,7 @@ impl Suite {
         if args.list {
             return libtest_mimic::run(&args, shared.into_iter().chain(alone).collect()).exit_code();
         }
-        run.events.emit(RunEvent::Started { suite: &self.name, provider: provider_name, cni: self.cni.name });
+        run.events.emit(RunEvent::Started { suite: &self.name, provider: provider_name, cni: &run.cni.name });
         let conclusion = run_shared_then_alone(&args, shared, alone);
         // Conclusion::exit would skip every Drop: tear down first, then report, then exit.
         let teardown = run.teardown();
@@ -207,14 +214,17 @@ impl SuiteRun {
     }
 
     fn cannot_host(&self, scenario: &Scenario) -> Option<String> {
-        if let Some(reason) = self.provider.as_ref().ok().and_then(|p| p.unavailable(&self.cni)) {
+        // A configuration error (an unknown provider, a broken profile) is every trial's
+        // error, never hidden behind a feature the placeholder profile lacks.
+        let provider = self.provider.as_ref().ok()?;
+        if let Some(reason) = provider.unavailable(&self.cni) {
             return Some(reason);
         }
         scenario.requires.iter().find_map(|&feature| {
             if let Some(reason) = self.cni.lacks(feature) {
                 return Some(reason);
             }
-            self.provider.as_ref().ok()?.cannot_host(&self.cni, feature)
+            provider.cannot_host(&self.cni, feature)
         })
     }
 
@@ -680,7 +690,7 @@ mod tests {
 
     #[test]
     fn a_scenario_needing_what_the_cni_lacks_is_ignored_with_the_reason() {
-        let cni = CniProfile { features: &[], ..crate::cni::reference() };
+        let cni = CniProfile { features: vec![], ..crate::cni::reference() };
         let run = SuiteRun {
             cni,
             features: vec![],

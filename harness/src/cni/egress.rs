@@ -9,9 +9,13 @@ use crate::error::{HarnessError, Result};
 use crate::kube_access::KubeAccess;
 use crate::model::{EgressPolicy, EgressStatus, LabelSelector, Node, Pod};
 
-/// A CNI's way of saying "these pods leave through this IP".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A CNI's way of saying "these pods leave through this IP"; a profile names it as
+/// `egress: antrea | cilium | lab-reference` (absent: the CNI has none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum EgressDialect {
+    /// The CNI has no egress policy of its own.
+    None,
     /// The lab's reference gateway, realized by the lab itself; no objects.
     LabReference,
     /// Antrea `Egress` + `ExternalIPPool`; realized when `status.egressNode` is set.
@@ -26,7 +30,7 @@ impl EgressDialect {
     /// The Kubernetes objects for `policy`, in apply order.
     pub fn render(self, policy: &EgressPolicy) -> Vec<Value> {
         match self {
-            EgressDialect::LabReference => vec![],
+            EgressDialect::None | EgressDialect::LabReference => vec![],
             EgressDialect::Antrea => {
                 let pool = format!("{}-pool", policy.name);
                 vec![
@@ -96,6 +100,7 @@ impl EgressDialect {
     /// source node redirects, the gateway SNATs: both must be programmed).
     pub fn realized(self, access: &KubeAccess, policy: &EgressPolicy, nodes: &[Node], selected: &[Pod]) -> Result<Option<EgressStatus>> {
         match self {
+            EgressDialect::None => Err(HarnessError::NotFound { what: "egress policy dialect".into(), wanted: "for a CNI whose profile names none (egress:)".into() }),
             EgressDialect::LabReference => Err(HarnessError::NotFound { what: "API object".into(), wanted: "the lab realizes its own policies".into() }),
             EgressDialect::Antrea => {
                 let egress = self.render(policy).pop().expect("the Egress is rendered last");

@@ -1,14 +1,24 @@
 //! CNI profiles: everything that differs between network plugins lives here, nowhere else:
 //! the pinned version, how it is installed and awaited, what it can do, and how the
-//! scenarios' neutral egress policy becomes its own objects.
+//! scenarios' neutral egress policy becomes its own objects. A profile is a file,
+//! `fixtures/cni/<name>/profile.yaml`, with what it needs beside it: a vendor certifies a
+//! plugin by writing one, without Rust.
 
 pub mod egress;
+pub mod profile;
 pub mod runtime;
 
-use crate::gateway::{self, GatewayImplementation};
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::gateway::GatewayImplementation;
+
+pub use profile::{known_profiles, load_profile, profile_from_env, CNI_VARIABLE};
 
 /// A capability a scenario may need from the CNI (and its provider).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Feature {
     /// Selected pods leave the cluster with an egress IP held by a gateway node.
     EgressGateway,
@@ -45,34 +55,41 @@ impl Feature {
 /// How a CNI is brought into a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Installation {
-    /// Reference plugin binaries run by the harness as the node's container runtime,
-    /// with this conflist (relative to `fixtures/`).
-    ReferencePlugins { conflist: &'static str },
-    /// A release manifest, applied with server-side apply; `{version}` is filled in.
-    Manifest { url: &'static str },
+    /// Plugin binaries run by the lab as the node's container runtime, with this conflist;
+    /// the plugins are looked up in `plugin_dirs` (`CNI_PATH` overrides them).
+    Lab { conflist: PathBuf, plugin_dirs: Vec<PathBuf> },
+    /// Release manifests, applied in order with server-side apply; `{version}` is filled in.
+    Manifests { urls: Vec<String> },
     /// A Helm chart with values. The chart is named by `--repo <repo_url>` (or is an OCI
     /// reference when `repo_url` is empty), so the user's own Helm repositories are untouched.
-    Helm { repo_url: &'static str, chart: &'static str, release: &'static str, namespace: &'static str, values: &'static [(&'static str, &'static str)] },
+    Helm { repo_url: String, chart: String, release: String, namespace: String, values: Vec<(String, String)> },
 }
 
-/// A workload of the CNI that must be ready before any scenario runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A workload that must be ready before any scenario runs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Workload {
-    pub kind: &'static str,
-    pub namespace: &'static str,
-    pub name: &'static str,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl Workload {
+    pub fn new(kind: &str, namespace: &str, name: &str) -> Self {
+        Self { kind: kind.into(), namespace: namespace.into(), name: name.into() }
+    }
 }
 
 /// A network plugin under test.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CniProfile {
-    pub name: &'static str,
-    /// The pinned version; bump it here, in one line.
-    pub version: &'static str,
-    pub features: &'static [Feature],
+    pub name: String,
+    /// The pinned version; bump it in the profile file, in one line.
+    pub version: String,
+    pub features: Vec<Feature>,
     pub installation: Installation,
     /// What must be ready after installation.
-    pub readiness: &'static [Workload],
+    pub readiness: Vec<Workload>,
     /// The CNI replaces kube-proxy (kind then creates the cluster without it).
     pub replaces_kube_proxy: bool,
     /// How the neutral egress policy is expressed and how its realization is checked.
@@ -80,6 +97,8 @@ pub struct CniProfile {
     /// The Gateway API implementation HTTPRoutes go through by default; its features, not
     /// the CNI's, decide the HTTPRoute scenarios ([`GATEWAY_VARIABLE`](crate::gateway::GATEWAY_VARIABLE) picks another).
     pub gateway: Option<GatewayImplementation>,
+    /// The profile file it was read from.
+    pub source: PathBuf,
 }
 
 impl CniProfile {
@@ -103,71 +122,45 @@ impl CniProfile {
     pub fn agent(&self) -> Option<&Workload> {
         self.readiness.iter().find(|w| w.kind == "DaemonSet")
     }
+
+    /// A stand-in for a profile that did not load: the run reports the load error.
+    pub fn unloaded(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            version: "unknown".into(),
+            features: vec![],
+            installation: Installation::Manifests { urls: vec![] },
+            readiness: vec![],
+            replaces_kube_proxy: false,
+            egress: egress::EgressDialect::None,
+            gateway: None,
+            source: PathBuf::new(),
+        }
+    }
+
+    /// Whether the lab runs it (its plugins, a conflist), rather than a cluster installing it.
+    pub fn runs_on_the_lab(&self) -> bool {
+        matches!(self.installation, Installation::Lab { .. })
+    }
 }
 
-/// The CNI reference plugins (bridge + host-local, chained with tuning) as Debian ships them,
-/// with the lab's reference egress gateway (policy routing over VXLAN to a gateway node
-/// that SNATs to the egress IP) and the lab's nginx Gateway. Its version is the installed
-/// package's.
+/// A profile that ships with the project, by name; panics if its file is broken (the
+/// project's own files are tested to load).
+fn shipped(name: &str) -> CniProfile {
+    load_profile(name).unwrap_or_else(|e| panic!("the shipped profile `{name}` must load: {e}"))
+}
+
+/// The CNI reference plugins with the lab's reference datapath (`fixtures/cni/reference`).
 pub fn reference() -> CniProfile {
-    CniProfile {
-        name: "reference",
-        version: "as installed",
-        features: &[Feature::EgressGateway, Feature::LoadBalancerService],
-        installation: Installation::ReferencePlugins { conflist: "cni/reference/10-lab.conflist" },
-        readiness: &[],
-        replaces_kube_proxy: false,
-        egress: egress::EgressDialect::LabReference,
-        gateway: Some(gateway::lab_reference_nginx()),
-    }
+    shipped("reference")
 }
 
-/// Antrea, from its release manifest. Egress is on by default since Antrea 1.6.
+/// Antrea (`fixtures/cni/antrea`).
 pub fn antrea() -> CniProfile {
-    CniProfile {
-        name: "antrea",
-        version: "2.2.0",
-        features: &[Feature::EgressGateway, Feature::EgressFailover, Feature::LoadBalancerService],
-        installation: Installation::Manifest { url: "https://github.com/antrea-io/antrea/releases/download/v{version}/antrea.yml" },
-        readiness: &[
-            Workload { kind: "DaemonSet", namespace: "kube-system", name: "antrea-agent" },
-            Workload { kind: "Deployment", namespace: "kube-system", name: "antrea-controller" },
-        ],
-        replaces_kube_proxy: false,
-        egress: egress::EgressDialect::Antrea,
-        // Antrea has no Gateway API implementation; the thesis pairs it with NGINX Gateway Fabric.
-        gateway: Some(gateway::nginx_gateway_fabric()),
-    }
+    shipped("antrea")
 }
 
-/// Cilium, from its Helm chart, with the egress gateway, BPF masquerading and kube-proxy
-/// replacement on, as its egress gateway requires.
+/// Cilium (`fixtures/cni/cilium`).
 pub fn cilium() -> CniProfile {
-    CniProfile {
-        name: "cilium",
-        version: "1.16.6",
-        features: &[Feature::EgressGateway, Feature::EgressExcludedCidrs, Feature::LoadBalancerService],
-        installation: Installation::Helm {
-            repo_url: "https://helm.cilium.io/",
-            chart: "cilium",
-            release: "cilium",
-            namespace: "kube-system",
-            values: &[
-                ("kubeProxyReplacement", "true"),
-                ("egressGateway.enabled", "true"),
-                ("bpf.masquerade", "true"),
-                ("ipam.mode", "kubernetes"),
-                ("image.pullPolicy", "IfNotPresent"),
-            ],
-        },
-        readiness: &[
-            Workload { kind: "DaemonSet", namespace: "kube-system", name: "cilium" },
-            Workload { kind: "Deployment", namespace: "kube-system", name: "cilium-operator" },
-            // Since 1.16 a DaemonSet of its own carries L7 and Gateway traffic.
-            Workload { kind: "DaemonSet", namespace: "kube-system", name: "cilium-envoy" },
-        ],
-        replaces_kube_proxy: true,
-        egress: egress::EgressDialect::Cilium,
-        gateway: Some(gateway::cilium_gateway()),
-    }
+    shipped("cilium")
 }

@@ -66,7 +66,7 @@ impl NetworkConfigList {
         self.plugins.iter_mut().find(|p| p.get("type").and_then(Value::as_str) == Some(plugin_type))
     }
 
-    fn plugin_types(&self) -> impl Iterator<Item = &str> {
+    pub fn plugin_types(&self) -> impl Iterator<Item = &str> {
         self.plugins.iter().map(|p| p["type"].as_str().expect("checked in parse"))
     }
 }

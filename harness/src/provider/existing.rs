@@ -126,7 +126,7 @@ impl Environment for UserEnvironment {
 /// The CNI version that really runs on the cluster, read from the tag of its node agent's
 /// image, and where that came from; the profile's pin when it cannot be read (and says so).
 pub fn running_version(access: &crate::kube_access::KubeAccess, cni: &CniProfile) -> (String, String) {
-    let Some(agent) = cni.agent() else { return (cni.version.into(), "pinned by the profile (it names no agent DaemonSet to read)".into()) };
+    let Some(agent) = cni.agent() else { return (cni.version.clone(), "pinned by the profile (it names no agent DaemonSet to read)".into()) };
     let object = serde_json::json!({"apiVersion": "apps/v1", "kind": agent.kind, "metadata": {"name": agent.name, "namespace": agent.namespace}});
     let image = access.get(&object).map(|found| found.and_then(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().map(str::to_owned)));
     let place = format!("{} {}/{}", agent.kind, agent.namespace, agent.name);
@@ -134,10 +134,10 @@ pub fn running_version(access: &crate::kube_access::KubeAccess, cni: &CniProfile
         Ok(Some(image)) => match version_of_image(&image) {
             Some(version) if version == cni.version => (version, format!("read from the image of {place} ({image}); as the profile pins")),
             Some(version) => (version, format!("read from the image of {place} ({image}); the profile pins {}", cni.version)),
-            None => (cni.version.into(), format!("pinned by the profile; the image of {place} ({image}) carries no version tag")),
+            None => (cni.version.clone(), format!("pinned by the profile; the image of {place} ({image}) carries no version tag")),
         },
-        Ok(None) => (cni.version.into(), format!("pinned by the profile; {place} was not found on the cluster")),
-        Err(e) => (cni.version.into(), format!("pinned by the profile; reading {place} failed: {e}")),
+        Ok(None) => (cni.version.clone(), format!("pinned by the profile; {place} was not found on the cluster")),
+        Err(e) => (cni.version.clone(), format!("pinned by the profile; reading {place} failed: {e}")),
     }
 }
 
@@ -194,7 +194,7 @@ pub fn provision(cni: &CniProfile, options: &ExistingOptions) -> Result<KubeClus
         provider: "existing".into(),
         cluster: super::runs::new_cluster_name(),
         run_id: super::runs::new_run_id(),
-        cni: cni.name.into(),
+        cni: cni.name.clone(),
         cni_version,
         cni_version_source,
         kernel: String::new(),

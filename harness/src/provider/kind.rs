@@ -218,11 +218,11 @@ impl KindPlan {
         let gateway = cni.gateway.as_ref().filter(|_| addons.gateway_api);
         // `--repo` names the chart's repository for this install only: the user's own Helm
         // repositories (`helm repo add`) are left as they were.
-        let helm_install = |name: &str, version: &str, installation: &Installation, extra: &[(&str, &str)]| -> Option<CliStep> {
+        let helm_install = |name: &str, version: &str, installation: &Installation, extra: &[(String, String)]| -> Option<CliStep> {
             let Installation::Helm { repo_url, chart, release, namespace, values } = installation else { return None };
             let mut args: Vec<String> = ["--kubeconfig", &kubeconfig, "install", release, chart].map(str::to_owned).into();
             if !repo_url.is_empty() {
-                args.extend(["--repo".to_owned(), (*repo_url).to_owned()]);
+                args.extend(["--repo".to_owned(), repo_url.clone()]);
             }
             args.extend(["--version", version, "--namespace", namespace, "--create-namespace"].map(str::to_owned));
             for (key, value) in values.iter().chain(extra) {
@@ -241,25 +241,28 @@ impl KindPlan {
             }
         }
         match &cni.installation {
-            Installation::ReferencePlugins { .. } => {}
-            Installation::Manifest { url } => install.push(apply(format!("installing {} {}", cni.name, cni.version), url.replace("{version}", cni.version))),
+            Installation::Lab { .. } => {}
+            Installation::Manifests { urls } => {
+                for url in urls {
+                    install.push(apply(format!("installing {} {}", cni.name, cni.version), url.replace("{version}", &cni.version)));
+                }
+            }
             helm @ Installation::Helm { .. } => {
-                let mut extra: Vec<(&str, String)> = Vec::new();
+                let mut extra: Vec<(String, String)> = Vec::new();
                 if cni.replaces_kube_proxy {
                     // Without kube-proxy the agent must reach the API server directly.
-                    extra.push(("k8sServiceHost", format!("{cluster}-control-plane")));
-                    extra.push(("k8sServicePort", "6443".into()));
+                    extra.push(("k8sServiceHost".into(), format!("{cluster}-control-plane")));
+                    extra.push(("k8sServicePort".into(), "6443".into()));
                 }
-                extra.extend(gateway.into_iter().flat_map(|g| g.cni_values.iter().map(|(k, v)| (*k, (*v).to_owned()))));
-                let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                install.extend(helm_install(cni.name, cni.version, helm, &extra));
+                extra.extend(gateway.into_iter().flat_map(|g| g.cni_values.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))));
+                install.extend(helm_install(&cni.name, &cni.version, helm, &extra));
             }
         }
         let timeout_flag = format!("--timeout={}s", timeouts.cni_ready.as_secs());
         let rollout = |w: &crate::cni::Workload| {
             kubectl(
                 format!("waiting for {} {}/{}", w.kind, w.namespace, w.name),
-                vec!["--namespace".into(), w.namespace.into(), "rollout".into(), "status".into(), format!("{}/{}", w.kind.to_lowercase(), w.name), timeout_flag.clone()],
+                vec!["--namespace".into(), w.namespace.clone(), "rollout".into(), "status".into(), format!("{}/{}", w.kind.to_lowercase(), w.name), timeout_flag.clone()],
                 timeouts.cni_ready,
             )
         };
@@ -273,14 +276,14 @@ impl KindPlan {
             ));
             // The controller serves the pool's validating webhook; the speakers answer ARP for
             // the addresses in L2 mode. Both must run before a pool means anything.
-            install.extend(METALLB_WORKLOADS.iter().map(rollout));
+            install.extend(metallb_workloads().iter().map(rollout));
             // Rolled out is not yet serving: the webhook's endpoint and certificate follow a
             // moment later, so the pool is retried on the webhook's own errors, within a budget.
             install.push(
                 apply("giving MetalLB addresses on kind's network".into(), files.address_pool.display().to_string())
                     .retried_on(WEBHOOK_NOT_READY, timeouts.webhook_ready, "KindTimeouts::webhook_ready"),
             );
-            await_ready.extend(METALLB_WORKLOADS.iter().map(rollout));
+            await_ready.extend(metallb_workloads().iter().map(rollout));
         }
         if let Some(gateway) = gateway {
             if let Some(implementation) = &gateway.installation {
@@ -317,10 +320,9 @@ impl KindPlan {
 
 /// MetalLB's workloads in `metallb-native.yaml`: the controller (IPAM and the webhook) and
 /// the speaker DaemonSet (ARP in L2 mode).
-const METALLB_WORKLOADS: &[crate::cni::Workload] = &[
-    crate::cni::Workload { kind: "Deployment", namespace: "metallb-system", name: "controller" },
-    crate::cni::Workload { kind: "DaemonSet", namespace: "metallb-system", name: "speaker" },
-];
+fn metallb_workloads() -> [crate::cni::Workload; 2] {
+    [crate::cni::Workload::new("Deployment", "metallb-system", "controller"), crate::cni::Workload::new("DaemonSet", "metallb-system", "speaker")]
+}
 
 /// What kubectl prints while MetalLB's webhook is not serving yet (no endpoint, the
 /// connection refused, or its certificate not yet injected).
@@ -599,7 +601,7 @@ mod tests {
         let egress = name(&cni::antrea(), Addons::default());
         let canary = name(&cni::antrea(), Addons::for_features(&[crate::cni::Feature::GatewayWeights]));
         assert_ne!(egress, canary, "an egress run's cluster has no Gateway API or MetalLB");
-        let bumped = CniProfile { version: "2.3.0", ..cni::antrea() };
+        let bumped = CniProfile { version: "2.3.0".into(), ..cni::antrea() };
         assert_ne!(name(&bumped, Addons::default()), egress, "a version bump gets a new cluster");
         assert_ne!(cluster_name(&cni::antrea(), true, Addons::default(), &format!("{config}# two workers more")), egress, "another kind config too");
     }
@@ -790,8 +792,8 @@ pub fn provision(cni: &CniProfile, options: &KindOptions, features: &[crate::cni
         provider: "kind".into(),
         cluster: name,
         run_id: runs::new_run_id(),
-        cni: cni.name.into(),
-        cni_version: cni.version.into(),
+        cni: cni.name.clone(),
+        cni_version: cni.version.clone(),
         cni_version_source: "pinned by the profile and installed by the run".into(),
         kernel: String::new(),
         ready_in: started.elapsed(),

@@ -101,10 +101,7 @@ impl ProviderChoice {
     /// The provider named by `CNICONF_PROVIDER`, else the default for `cni`: the lab for the
     /// reference plugins it runs itself, kind for every real CNI.
     pub fn from_env(cni: &CniProfile) -> Result<Self> {
-        let default = match cni.installation {
-            crate::cni::Installation::ReferencePlugins { .. } => "lab",
-            _ => "kind",
-        };
+        let default = if cni.runs_on_the_lab() { "lab" } else { "kind" };
         let name = std::env::var(PROVIDER_VARIABLE).ok().filter(|n| !n.is_empty()).unwrap_or_else(|| default.into());
         match name.as_str() {
             "lab" => Ok(ProviderChoice::Lab(lab::LabOptions::from_env()?)),

@@ -29,7 +29,7 @@ pub use self::faults::LabFault;
 use self::egress::EgressGateway;
 use super::{host, runs, Cluster, ClusterInfo};
 use crate::cleanup;
-use crate::cni::runtime::{Attachment, CniRuntime, NetworkConfigList, DEBIAN_PLUGIN_DIR};
+use crate::cni::runtime::{Attachment, CniRuntime, NetworkConfigList};
 use crate::cni::{CniProfile, Feature, Installation};
 use crate::error::{HarnessError, Result};
 use crate::fixtures::{self, KindClusterConfig};
@@ -70,8 +70,8 @@ impl LabOptions {
 /// Why the lab cannot host `cni` at all: it runs only the reference plugins itself.
 pub fn unavailable(cni: &CniProfile) -> Option<String> {
     match cni.installation {
-        Installation::ReferencePlugins { .. } => None,
-        _ => Some(format!("the lab runs only the reference CNI plugins; {} needs the kind or existing provider", cni.name)),
+        Installation::Lab { .. } => None,
+        _ => Some(format!("the lab runs CNIs given as a conflist and plugin binaries (install.lab in a profile); {} is installed on a cluster and needs the kind or existing provider", cni.name)),
     }
 }
 
@@ -107,6 +107,8 @@ struct LabNode {
     pod_cidr: Ipv4Net,
     runtime: CniRuntime,
     network: NetworkConfigList,
+    /// Held from a pod's ADD through its CHECK.
+    attaching: std::sync::Mutex<()>,
 }
 
 struct LabPod {
@@ -162,11 +164,11 @@ impl Lab {
             }
         }
         let probe = find_probe()?;
-        let Installation::ReferencePlugins { conflist } = cni.installation else {
-            return Err(HarnessError::NotFound { what: "lab support".into(), wanted: format!("CNI {}: the lab runs only the reference CNI plugins", cni.name) });
+        let Installation::Lab { conflist, plugin_dirs } = &cni.installation else {
+            return Err(HarnessError::NotFound { what: "lab support".into(), wanted: format!("CNI {}: {}", cni.name, unavailable(cni).unwrap_or_default()) });
         };
-        let network = NetworkConfigList::load(&fixtures::fixture_path(conflist))?;
-        let plugin_dirs = plugin_dirs();
+        let network = NetworkConfigList::load(conflist)?;
+        let plugin_dirs = plugin_dirs_or(plugin_dirs);
         CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: PathBuf::new(), runtime_netns: None }.require_plugins(&network)?;
         let config = fixtures::load_kind_config(&options.kind_config)?;
 
@@ -210,13 +212,14 @@ impl Lab {
             })?;
             let state = runs::state_dir(cluster).join(name);
             let mut network = network_template.clone();
-            fill_in_node_network(&mut network, pod_cidr, &state)?;
+            fill_in_node_network(&mut network, pod_cidr, &state);
             lab_nodes.push(LabNode {
                 node: Node { name: name.clone(), role: kind_node.role, labels: kind_node.labels.clone(), address: IpAddr::V4(addressing::node_address(index)) },
                 netns: name.clone(),
                 pod_cidr,
                 runtime: CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: state.join("cache"), runtime_netns: Some(name.clone()) },
                 network,
+                attaching: Default::default(),
             });
         }
 
@@ -241,11 +244,6 @@ impl Lab {
                 "link set eth0 up".to_owned(),
                 // Pod-to-pod traffic never takes an egress route.
                 format!("rule add to {pod_subnet} lookup main pref 90"),
-                // The pod bridge, made before the bridge plugin finds it, with a fixed MAC:
-                // a bridge left to itself takes the lowest MAC of its ports, so every pod
-                // joining could change it and fail the plugin's CHECK for the pods before.
-                format!("link add {POD_BRIDGE} address {} type bridge", pod_bridge_mac(index)),
-                format!("link set {POD_BRIDGE} up"),
             ];
             for other in lab_nodes.iter().enumerate().filter(|(i, _)| *i != index).map(|(_, n)| n) {
                 setup.push(format!("route add {} via {}", other.pod_cidr, other.node.address));
@@ -384,15 +382,23 @@ impl Cluster for Lab {
                 ("K8S_POD_NAME".into(), spec.name.clone()),
                 ("K8S_POD_INFRA_CONTAINER_ID".into(), netns.clone()),
             ],
-            capability_args: Default::default(),
+            // The node's pod range, for plugins whose IPAM takes it as a runtime capability.
+            capability_args: [("ipRanges".to_owned(), serde_json::json!([[{ "subnet": lab_node.pod_cidr.to_string() }]]))].into_iter().collect(),
         };
-        let result = lab_node.runtime.add(&lab_node.network, &attachment)?;
-        lab_node.runtime.check(&lab_node.network, &attachment).map_err(|e| HarnessError::NotReady {
-            what: format!("pod {}/{} on node {}", spec.namespace, spec.name, spec.node),
-            detail: format!("CNI CHECK after ADD failed: {e}"),
-        })?;
+        // ADD, then CHECK of the same pod, with no other pod's ADD on the node in between: a
+        // runtime checks what it just added (a later pod may legitimately change shared
+        // state, such as the MAC a Linux bridge takes from its ports).
+        let result = {
+            let _node = lab_node.attaching.lock().unwrap_or_else(|e| e.into_inner());
+            let result = lab_node.runtime.add(&lab_node.network, &attachment)?;
+            lab_node.runtime.check(&lab_node.network, &attachment).map_err(|e| HarnessError::NotReady {
+                what: format!("pod {}/{} on node {}", spec.namespace, spec.name, spec.node),
+                detail: format!("CNI CHECK after ADD failed: {e}"),
+            })?;
+            result
+        };
         let address = result.ips.first().map(|ip| ip.address.addr()).ok_or_else(|| HarnessError::CniResult {
-            plugin: "bridge".into(),
+            plugin: lab_node.network.plugin_types().collect::<Vec<_>>().join(" -> "),
             detail: format!("ADD for pod {}/{} returned no IP", spec.namespace, spec.name),
         })?;
         let pod = Pod { name: spec.name.clone(), namespace: spec.namespace.clone(), labels: spec.labels.clone(), node: spec.node.clone(), address };
@@ -550,16 +556,11 @@ impl Drop for Lab {
 }
 
 /// The bridge the conflist's bridge plugin attaches pods to.
-const POD_BRIDGE: &str = "cni0";
-
-fn pod_bridge_mac(node_index: usize) -> String {
-    format!("02:42:0a:f4:{node_index:02x}:01")
-}
-
-fn plugin_dirs() -> Vec<PathBuf> {
+/// `CNI_PATH` when set, else the profile's plugin directories.
+fn plugin_dirs_or(profile: &[PathBuf]) -> Vec<PathBuf> {
     match std::env::var_os("CNI_PATH") {
         Some(paths) => std::env::split_paths(&paths).collect(),
-        None => vec![PathBuf::from(DEBIAN_PLUGIN_DIR)],
+        None => profile.to_vec(),
     }
 }
 
@@ -582,16 +583,19 @@ fn reference_plugins_version() -> String {
         .unwrap_or_else(|_| "unknown (not from Debian's package)".into())
 }
 
-/// Fills the node's pod CIDR and state directory into the conflist's IPAM.
-fn fill_in_node_network(network: &mut NetworkConfigList, pod_cidr: Ipv4Net, state: &std::path::Path) -> Result<()> {
-    let bridge = network.plugin_mut("bridge").ok_or_else(|| HarnessError::FixtureMalformed {
-        path: "cni/reference/10-lab.conflist".into(),
-        detail: "plugins: expected a plugin of type bridge".into(),
-    })?;
-    let ipam = bridge.entry("ipam").or_insert_with(|| serde_json::json!({"type": "host-local"}));
-    ipam["ranges"] = serde_json::json!([[{ "subnet": pod_cidr.to_string() }]]);
-    ipam["dataDir"] = serde_json::Value::String(state.join("ipam").display().to_string());
-    Ok(())
+/// Fills the node's pod CIDR into every `host-local` IPAM section of the chain (and its
+/// state directory), as a node's CNI configuration would carry them; other IPAMs get the
+/// range through the `ipRanges` capability instead.
+fn fill_in_node_network(network: &mut NetworkConfigList, pod_cidr: Ipv4Net, state: &std::path::Path) {
+    for plugin in &mut network.plugins {
+        let Some(ipam) = plugin.get_mut("ipam").and_then(serde_json::Value::as_object_mut) else { continue };
+        if ipam.get("type").and_then(serde_json::Value::as_str) != Some("host-local") {
+            continue;
+        }
+        ipam.insert("ranges".into(), serde_json::json!([[{ "subnet": pod_cidr.to_string() }]]));
+        ipam.remove("subnet");
+        ipam.insert("dataDir".into(), serde_json::Value::String(state.join("ipam").display().to_string()));
+    }
 }
 
 /// The node agent's NAT: egress SNAT first, then masquerade for pod traffic leaving the cluster.

@@ -1,0 +1,221 @@
+//! Profile files: `fixtures/cni/<name>/profile.yaml` read into a [`CniProfile`], every
+//! error naming the file and the field; `CNICONF_CNI` picks one by name or path.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{egress::EgressDialect, CniProfile, Feature, Installation, Workload};
+use crate::error::{HarnessError, Result};
+
+/// Names the CNI profile a suite runs against instead of its default: a directory name
+/// under `fixtures/cni/`, or the path of a profile file.
+pub const CNI_VARIABLE: &str = "CNICONF_CNI";
+
+/// A profile file as written.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ProfileFile {
+    name: String,
+    version: String,
+    install: InstallFile,
+    #[serde(default)]
+    readiness: Vec<Workload>,
+    #[serde(default)]
+    features: Vec<Feature>,
+    #[serde(default)]
+    replaces_kube_proxy: bool,
+    /// How the neutral egress policy becomes the CNI's objects: `antrea`, `cilium`,
+    /// `lab-reference`; absent when the CNI has no egress policy.
+    #[serde(default)]
+    egress: Option<EgressDialect>,
+    /// The Gateway API implementation HTTPRoutes go through by default.
+    #[serde(default)]
+    gateway: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+enum InstallFile {
+    /// Release manifests applied in order.
+    Manifests(Vec<ManifestFile>),
+    Helm(HelmFile),
+    /// On the lab: a conflist and the directory of its plugin binaries.
+    Lab(LabFile),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestFile {
+    url: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HelmFile {
+    /// The chart repository; empty or absent when `chart` is an OCI reference.
+    #[serde(default)]
+    repo: String,
+    chart: String,
+    release: String,
+    namespace: String,
+    /// Values as `helm --set` takes them: `key=value`.
+    #[serde(default)]
+    set: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct LabFile {
+    /// Relative to the profile's directory.
+    conflist: PathBuf,
+    /// Where the plugin binaries are, relative to the profile's directory or absolute.
+    plugin_dir: PathBuf,
+}
+
+/// Where the shipped profiles live.
+pub fn profiles_dir() -> PathBuf {
+    crate::fixtures::fixture_path("cni")
+}
+
+/// Names of the profiles under `fixtures/cni/`.
+pub fn known_profiles() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(profiles_dir())
+        .map(|entries| entries.filter_map(|e| e.ok()).filter(|e| e.path().join("profile.yaml").is_file()).filter_map(|e| e.file_name().into_string().ok()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// The profile named `name_or_path`: a directory under `fixtures/cni/`, or a file's path.
+pub fn load_profile(name_or_path: &str) -> Result<CniProfile> {
+    let as_path = Path::new(name_or_path);
+    let path = if name_or_path.contains('/') || name_or_path.ends_with(".yaml") {
+        as_path.to_owned()
+    } else {
+        let path = profiles_dir().join(name_or_path).join("profile.yaml");
+        if !path.is_file() {
+            return Err(HarnessError::UnknownName {
+                what: "CNI profile".into(),
+                name: name_or_path.into(),
+                variable: CNI_VARIABLE.into(),
+                expected: format!("{} (directories of {}), or the path of a profile file", known_profiles().join(", "), profiles_dir().display()),
+            });
+        }
+        path
+    };
+    read_profile(&path)
+}
+
+/// The profile named by `CNICONF_CNI`, else `default`.
+pub fn profile_from_env(default: &str) -> Result<CniProfile> {
+    match std::env::var(CNI_VARIABLE).ok().filter(|v| !v.is_empty()) {
+        Some(chosen) => load_profile(&chosen),
+        None => load_profile(default),
+    }
+}
+
+/// Reads and checks one profile file.
+pub fn read_profile(path: &Path) -> Result<CniProfile> {
+    let malformed = |detail: String| HarnessError::FixtureMalformed { path: path.to_owned(), detail };
+    let text = std::fs::read_to_string(path).map_err(|source| HarnessError::FixtureUnreadable { path: path.to_owned(), source })?;
+    let file: ProfileFile = serde_saphyr::from_str_with_options(&text, serde_saphyr::options! { strict_booleans: true }).map_err(|e| malformed(e.to_string()))?;
+    let directory = path.parent().map(Path::to_owned).unwrap_or_default();
+    if let Some(feature) = file.features.iter().find(|f| f.is_gateway_feature()) {
+        return Err(malformed(format!("features: `{}` belongs to the Gateway API implementation; name one in `gateway:` instead", serde_json::to_value(feature).unwrap_or_default().as_str().unwrap_or_default())));
+    }
+    let installation = match file.install {
+        InstallFile::Manifests(manifests) if manifests.is_empty() => return Err(malformed("install.manifests: expected at least one manifest URL".into())),
+        InstallFile::Manifests(manifests) => Installation::Manifests { urls: manifests.into_iter().map(|m| m.url).collect() },
+        InstallFile::Helm(helm) => {
+            let values = helm
+                .set
+                .iter()
+                .enumerate()
+                .map(|(i, pair)| pair.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| malformed(format!("install.helm.set[{i}]: expected `key=value`, got `{pair}`"))))
+                .collect::<Result<Vec<_>>>()?;
+            Installation::Helm { repo_url: helm.repo, chart: helm.chart, release: helm.release, namespace: helm.namespace, values }
+        }
+        InstallFile::Lab(lab) => {
+            let conflist = directory.join(&lab.conflist);
+            if !conflist.is_file() {
+                return Err(malformed(format!("install.lab.conflist: {} is not a file", conflist.display())));
+            }
+            Installation::Lab { conflist, plugin_dirs: vec![directory.join(lab.plugin_dir)] }
+        }
+    };
+    let runs_on_the_lab = matches!(installation, Installation::Lab { .. });
+    let egress = file.egress.unwrap_or(EgressDialect::None);
+    if egress == EgressDialect::LabReference && !runs_on_the_lab {
+        return Err(malformed("egress: `lab-reference` is the lab's own gateway; a CNI installed on a cluster names its own dialect (antrea, cilium)".into()));
+    }
+    let gateway = match file.gateway {
+        Some(name) => Some(crate::gateway::for_profile(&name, &file.name, runs_on_the_lab).map_err(|e| malformed(format!("gateway: {e}")))?),
+        None => None,
+    };
+    Ok(CniProfile {
+        name: file.name,
+        version: file.version,
+        features: file.features,
+        installation,
+        readiness: file.readiness,
+        replaces_kube_proxy: file.replaces_kube_proxy,
+        egress,
+        gateway,
+        source: path.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join("profile.yaml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn every_shipped_profile_loads() {
+        let names = known_profiles();
+        assert!(["antrea", "cilium", "reference"].iter().all(|n| names.contains(&n.to_string())), "{names:?}");
+        for name in names {
+            let profile = load_profile(&name).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(profile.name, name);
+        }
+    }
+
+    #[test]
+    fn an_unknown_name_lists_the_known_ones() {
+        let error = load_profile("calico-typo").unwrap_err().to_string();
+        assert!(error.contains("unknown CNI profile `calico-typo` in CNICONF_CNI; expected one of: antrea, cilium") && error.contains("reference"), "{error}");
+    }
+
+    #[test]
+    fn a_malformed_profile_names_the_file_and_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            ("name: x\nversion: 1\ninstall:\n  helm: {chart: c, release: r, namespace: n, set: [novalue]}\n", "install.helm.set[0]: expected `key=value`"),
+            ("name: x\nversion: 1\ninstall:\n  manifests: [{url: u}]\nfeatures: [egress-gateway, teleport]\n", "teleport"),
+            ("name: x\nversion: 1\ninstall:\n  manifests: [{url: u}]\nfeatures: [request-mirror]\n", "features: `request-mirror` belongs to the Gateway API implementation"),
+            ("name: x\nversion: 1\ninstall:\n  manifests: [{url: u}]\nreadines: []\n", "readines"),
+            ("name: x\nversion: 1\ninstall:\n  lab: {conflist: missing.conflist, pluginDir: /usr/lib/cni}\n", "install.lab.conflist"),
+            ("name: x\nversion: 1\ninstall:\n  manifests: [{url: u}]\ngateway: envoy\n", "gateway: unknown Gateway API implementation `envoy`"),
+            ("name: x\nversion: 1\ninstall:\n  manifests: [{url: u}]\negress: lab-reference\n", "egress: `lab-reference` is the lab's own gateway"),
+        ];
+        for (text, expected) in cases {
+            let path = write(dir.path(), text);
+            let error = load_profile(&path.display().to_string()).unwrap_err().to_string();
+            assert!(error.contains(&path.display().to_string()) && error.contains(expected), "expected `{expected}` in: {error}");
+        }
+    }
+
+    #[test]
+    fn a_lab_profile_finds_its_conflist_and_plugins_beside_it() {
+        let profile = load_profile("reference").unwrap();
+        let Installation::Lab { conflist, plugin_dirs } = &profile.installation else { panic!("{profile:?}") };
+        assert!(conflist.ends_with("cni/reference/10-lab.conflist") && conflist.is_file());
+        assert_eq!(plugin_dirs, &[PathBuf::from("/usr/lib/cni")]);
+    }
+}
