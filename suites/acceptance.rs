@@ -367,3 +367,50 @@ fn an_unknown_cni_fails_every_scenario_listing_the_known_profiles() {
     let cases = junit_cases_of(&reports.path().join("egress_lab/junit.xml"), "unknown");
     assert!(cases.iter().any(|c| c.starts_with("Infrastructure/Provisioning|error|unknown CNI profile `calico-typo` in CNICONF_CNI; expected one of: antrea, cilium")), "{cases:#?}");
 }
+
+#[test]
+fn a_vendors_own_chained_binary_runs_in_the_chain_with_its_prev_result() {
+    // A plugin no one here ships: it records what the runtime gave it and passes the
+    // previous result on, as a chained plugin must.
+    let vendor = tempfile::tempdir().unwrap();
+    let bin = vendor.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let log = vendor.path().join("calls.log");
+    let plugin = bin.join("vendor-tag");
+    std::fs::write(
+        &plugin,
+        format!(
+            r#"#!/usr/bin/env python3
+import json, os, sys
+config = json.load(sys.stdin)
+command = os.environ["CNI_COMMAND"]
+with open("{log}", "a") as log:
+    log.write(json.dumps({{"command": command, "has_prev_result": "prevResult" in config, "runtime_config": config.get("runtimeConfig")}}) + "\n")
+if command == "ADD":
+    json.dump(config["prevResult"], sys.stdout)
+elif command == "VERSION":
+    json.dump({{"cniVersion": "1.0.0", "supportedVersions": ["0.4.0", "1.0.0"]}}, sys.stdout)
+"#,
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        vendor.path().join("chain.conflist"),
+        r#"{"cniVersion": "1.0.0", "name": "vendor", "plugins": [
+            {"type": "ptp", "ipMasq": false, "ipam": {"type": "host-local", "routes": [{"dst": "0.0.0.0/0"}]}},
+            {"type": "vendor-tag", "capabilities": {"ipRanges": true}}]}"#,
+    )
+    .unwrap();
+    let profile = vendor.path().join("profile.yaml");
+    std::fs::write(&profile, "name: vendor\nversion: 0.1.0\ninstall:\n  lab:\n    conflist: chain.conflist\n    pluginDirs: [bin, /usr/lib/cni]\nfeatures: [egress-gateway]\negress: lab-reference\n").unwrap();
+    let golden = report_dir();
+    let (output, _reports) = run_suite("egress_lab", &[("CNICONF_CNI", profile.as_os_str()), ("CNICONF_GOLDEN_DIR", golden.path().as_os_str()), ("INSTA_UPDATE", "always".as_ref()), ("CI", "".as_ref())]);
+    assert!(output.status.success(), "{}", text(&output));
+    let calls: Vec<serde_json::Value> = std::fs::read_to_string(&log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let adds: Vec<_> = calls.iter().filter(|c| c["command"] == "ADD").collect();
+    assert!(!adds.is_empty() && adds.iter().all(|c| c["has_prev_result"] == true), "every ADD got ptp's result as prevResult: {calls:#?}");
+    assert!(adds.iter().all(|c| c["runtime_config"]["ipRanges"][0][0]["subnet"].as_str().is_some_and(|s| s.starts_with("10.244."))), "the capability it declared reached it: {calls:#?}");
+    assert!(calls.iter().any(|c| c["command"] == "DEL"), "torn down with DEL: {calls:#?}");
+}

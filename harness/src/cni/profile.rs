@@ -70,7 +70,11 @@ struct LabFile {
     /// Relative to the profile's directory.
     conflist: PathBuf,
     /// Where the plugin binaries are, relative to the profile's directory or absolute.
-    plugin_dir: PathBuf,
+    #[serde(default)]
+    plugin_dir: Option<PathBuf>,
+    /// Several directories, searched in order (a vendor's own binaries, then Debian's).
+    #[serde(default)]
+    plugin_dirs: Vec<PathBuf>,
 }
 
 /// Where the shipped profiles live.
@@ -141,7 +145,11 @@ pub fn read_profile(path: &Path) -> Result<CniProfile> {
             if !conflist.is_file() {
                 return Err(malformed(format!("install.lab.conflist: {} is not a file", conflist.display())));
             }
-            Installation::Lab { conflist, plugin_dirs: vec![directory.join(lab.plugin_dir)] }
+            let plugin_dirs: Vec<PathBuf> = lab.plugin_dir.into_iter().chain(lab.plugin_dirs).map(|d| directory.join(d)).collect();
+            if plugin_dirs.is_empty() {
+                return Err(malformed("install.lab: expected pluginDir (or pluginDirs), where the conflist's plugin binaries are".into()));
+            }
+            Installation::Lab { conflist, plugin_dirs }
         }
     };
     let runs_on_the_lab = matches!(installation, Installation::Lab { .. });
