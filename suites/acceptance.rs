@@ -56,9 +56,9 @@ fn run_egress_lab(env: &[(&str, &std::ffi::OsStr)]) -> (Output, tempfile::TempDi
 fn run_suite(suite: &str, env: &[(&str, &std::ffi::OsStr)]) -> (Output, tempfile::TempDir) {
     let reports = report_dir();
     let output = Command::new(suite_binary(suite))
-        .envs(env.iter().copied())
         .env("CNICONF_REPORT_DIR", reports.path())
         .env("CNICONF_GOLDEN_DIR", reports.path().join("golden"))
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     (output, reports)
@@ -91,6 +91,14 @@ for suite in root.iter("testsuite"):
     let output = Command::new("python3").args(["-c", script]).arg(path).arg(provider).output().expect("python3 runs");
     assert!(output.status.success(), "JUnit {} is not valid: {}", path.display(), text(&output));
     String::from_utf8(output.stdout).unwrap().lines().map(str::to_owned).collect()
+}
+
+/// The `<properties>` of a JUnit file's suite, read by Python's XML parser.
+fn junit_properties(path: &Path) -> Vec<(String, String)> {
+    let script = "import sys, xml.etree.ElementTree as ET\nfor p in ET.parse(sys.argv[1]).getroot().iter('property'):\n    print(p.get('name') + '\\t' + p.get('value'))";
+    let output = Command::new("python3").args(["-c", script]).arg(path).output().expect("python3 runs");
+    assert!(output.status.success(), "{}", text(&output));
+    String::from_utf8(output.stdout).unwrap().lines().filter_map(|l| l.split_once('\t')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
 }
 
 /// Names of lab namespaces whose owner is this child process.
@@ -277,6 +285,16 @@ fn kind_suites_without_kind_are_ignored_with_the_reason_or_fail_when_required() 
 }
 
 #[test]
+fn a_lab_run_with_the_reference_plugins_is_titled_a_self_test() {
+    let golden = harness::workspace_root().join("golden");
+    let (output, reports) = run_egress_lab(&[("CNICONF_GOLDEN_DIR", golden.as_os_str())]);
+    assert!(output.status.success(), "{}", text(&output));
+    let properties = junit_properties(&reports.path().join("egress_lab/junit.xml"));
+    assert!(properties.contains(&("run.purpose".into(), "self-test of the suites (not a certification of the plugins)".into())), "{properties:#?}");
+    assert!(text(&output).contains("egress_lab on lab: self-test of the suites"), "{}", text(&output));
+}
+
+#[test]
 fn the_lab_declines_real_cnis_with_the_reason() {
     let (output, reports) = run_suite("egress_antrea", &[("CNICONF_PROVIDER", "lab".as_ref())]);
     assert!(output.status.success(), "{}", text(&output));
@@ -357,6 +375,16 @@ fn a_routed_ptp_chain_from_a_profile_file_runs_every_egress_scenario() {
     let cases = junit_cases(&reports.path().join("egress_lab/junit.xml"));
     assert_eq!(cases.iter().filter(|c| c.contains("|passed|")).count(), 4, "{cases:#?}");
     assert!(std::fs::read_dir(golden.path().join("egress_lab")).unwrap().all(|e| e.unwrap().file_name().to_string_lossy().starts_with("ptp-vendor__")), "records are the vendor's");
+    let properties = junit_properties(&reports.path().join("egress_lab/junit.xml"));
+    let value = |name: &str| properties.iter().filter(|(k, _)| k.starts_with(name)).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+    assert_eq!(value("run.purpose"), ["certification"], "{properties:#?}");
+    let source = format!("the profile {}", profile.display());
+    assert_eq!(value("cni.version"), ["1.1.1", source.as_str()], "the vendor's version, and where it comes from: {properties:#?}");
+    let components = value("component.");
+    assert!(components.iter().any(|c| c.starts_with("under test: ptp ") && c.contains("/usr/lib/cni/ptp")), "{components:#?}");
+    assert!(components.iter().any(|c| c.starts_with("under test: bandwidth ")), "{components:#?}");
+    assert!(components.iter().any(|c| c.starts_with("harness reference: lab reference egress gateway")), "{components:#?}");
+    assert!(properties.iter().any(|(k, v)| k == "provided-by-harness" && v == "lab reference egress gateway"), "the egress scenarios credit the harness's gateway: {properties:#?}");
 }
 
 #[test]

@@ -197,11 +197,15 @@ impl SuiteRun {
 
     fn run_trial(&self, scenario: &Scenario) -> TrialRecord {
         let started = Instant::now();
+        let mut provided_by_harness = Vec::new();
         let outcome = match self.cannot_host(scenario) {
             Some(reason) => TrialOutcome::Ignored(reason),
             None => match self.cluster() {
                 Ok(cluster) => {
                     let trial = self.trials.fetch_add(1, Ordering::SeqCst) + 1;
+                    // What the harness itself provides for this scenario is said, never credited
+                    // to the CNI under test.
+                    provided_by_harness = crate::provider::components::harness_parts_for(&cluster.info().components, scenario.requires).iter().map(|c| c.name.clone()).collect();
                     // Other processes of the run may share the cluster: a disruptive trial waits
                     // until it has it alone, and keeps others out until it ends.
                     let _beside = crate::provider::runs::trial_lock(&cluster.info().cluster, scenario.disruptive);
@@ -210,7 +214,7 @@ impl SuiteRun {
                 Err(error) => TrialOutcome::Error(format!("cluster could not be provisioned: {error}")),
             },
         };
-        TrialRecord { scenario: scenario.name.to_owned(), sentence: scenario.sentence.to_owned(), outcome, duration: started.elapsed() }
+        TrialRecord { scenario: scenario.name.to_owned(), sentence: scenario.sentence.to_owned(), outcome, duration: started.elapsed(), provided_by_harness }
     }
 
     fn cannot_host(&self, scenario: &Scenario) -> Option<String> {
@@ -680,6 +684,8 @@ mod tests {
                 cni_version_source: "stand-in".into(),
                 kernel: "0".into(),
                 ready_in: Duration::ZERO,
+                purpose: crate::provider::components::Purpose::Certification,
+                components: vec![],
             },
         })
     }

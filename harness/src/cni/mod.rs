@@ -99,6 +99,9 @@ pub struct CniProfile {
     pub gateway: Option<GatewayImplementation>,
     /// The profile file it was read from.
     pub source: PathBuf,
+    /// A profile that proves the suites rather than certifying its plugins (the reference
+    /// plugins with the lab's reference datapath).
+    pub self_test: bool,
 }
 
 impl CniProfile {
@@ -135,6 +138,15 @@ impl CniProfile {
             egress: egress::EgressDialect::None,
             gateway: None,
             source: PathBuf::new(),
+            self_test: false,
+        }
+    }
+
+    /// What a run with this profile is for.
+    pub fn purpose(&self) -> crate::provider::components::Purpose {
+        match self.self_test {
+            true => crate::provider::components::Purpose::SelfTest,
+            false => crate::provider::components::Purpose::Certification,
         }
     }
 

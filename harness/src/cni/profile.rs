@@ -32,6 +32,9 @@ struct ProfileFile {
     /// The Gateway API implementation HTTPRoutes go through by default.
     #[serde(default)]
     gateway: Option<String>,
+    /// The profile proves the suites (the reference plugins), it certifies nothing.
+    #[serde(default)]
+    self_test: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -171,6 +174,7 @@ pub fn read_profile(path: &Path) -> Result<CniProfile> {
         egress,
         gateway,
         source: path.to_owned(),
+        self_test: file.self_test,
     })
 }
 

@@ -135,7 +135,7 @@ impl CniRuntime {
         list.plugin_types().try_for_each(|plugin| self.plugin_path(plugin).map(drop))
     }
 
-    fn plugin_path(&self, plugin: &str) -> Result<PathBuf> {
+    pub fn plugin_path(&self, plugin: &str) -> Result<PathBuf> {
         self.plugin_dirs
             .iter()
             .map(|dir| dir.join(plugin))

@@ -195,6 +195,8 @@ pub fn provision(cni: &CniProfile, options: &ExistingOptions) -> Result<KubeClus
         cluster: super::runs::new_cluster_name(),
         run_id: super::runs::new_run_id(),
         cni: cni.name.clone(),
+        components: super::components::cluster_parts(cni, &cni_version, "running on the user's cluster"),
+        purpose: cni.purpose(),
         cni_version,
         cni_version_source,
         kernel: String::new(),

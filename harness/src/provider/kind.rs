@@ -763,6 +763,26 @@ impl super::kubernetes::Environment for KindEnvironment {
     }
 }
 
+/// What a kind run is made of: the CNI and its Gateway under test; kind, the Gateway API
+/// CRDs and MetalLB beneath them.
+pub fn kind_components(cni: &CniProfile, addons: Addons) -> Vec<super::components::Component> {
+    use super::components::{cluster_parts, installation_origin, Component, Role};
+    let infrastructure = |name: &str, version: &str, origin: &str| Component { role: Role::Infrastructure, name: name.into(), version: version.into(), origin: origin.into(), provides: vec![] };
+    let mut cni = cni.clone();
+    if !addons.gateway_api {
+        cni.gateway = None;
+    }
+    let mut parts = cluster_parts(&cni, &cni.version, &installation_origin(&cni));
+    parts.push(infrastructure("kind", "as installed", "disposable cluster from fixtures/cluster/kind.yaml"));
+    if addons.gateway_api {
+        parts.push(infrastructure("Gateway API CRDs", GATEWAY_API_VERSION, "standard-install.yaml"));
+    }
+    if addons.load_balancer {
+        parts.push(infrastructure("MetalLB", METALLB_VERSION, "metallb-native.yaml, an L2 pool on kind's network"));
+    }
+    parts
+}
+
 /// Builds a kind cluster with `cni` and connects to it.
 pub fn provision(cni: &CniProfile, options: &KindOptions, features: &[crate::cni::Feature]) -> Result<super::kubernetes::KubeCluster> {
     let started = std::time::Instant::now();
@@ -797,6 +817,8 @@ pub fn provision(cni: &CniProfile, options: &KindOptions, features: &[crate::cni
         cni_version_source: "pinned by the profile and installed by the run".into(),
         kernel: String::new(),
         ready_in: started.elapsed(),
+        purpose: cni.purpose(),
+        components: kind_components(cni, addons),
     };
     super::kubernetes::KubeCluster::new(info, access, cni.clone(), Box::new(environment), Default::default())
 }

@@ -418,7 +418,7 @@ mod tests {
     }
 
     fn info() -> ClusterInfo {
-        ClusterInfo { provider: "kind".into(), cluster: "cniconf-0a1b2c".into(), run_id: "0a1b2c".into(), cni: "antrea".into(), cni_version: "2.2.0".into(), cni_version_source: "pinned".into(), kernel: String::new(), ready_in: Duration::ZERO }
+        ClusterInfo { provider: "kind".into(), cluster: "cniconf-0a1b2c".into(), run_id: "0a1b2c".into(), cni: "antrea".into(), cni_version: "2.2.0".into(), cni_version_source: "pinned".into(), kernel: String::new(), ready_in: Duration::ZERO, purpose: crate::provider::components::Purpose::Certification, components: vec![] }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! differs between the lab, kind and an existing cluster lives behind it.
 
 pub mod cli;
+pub mod components;
 pub mod existing;
 pub mod external;
 pub mod host;
@@ -35,6 +36,10 @@ pub struct ClusterInfo {
     pub kernel: String,
     /// From the start of provisioning until the first scenario could run.
     pub ready_in: Duration,
+    /// Whether the run certifies the CNI or proves the suites.
+    pub purpose: components::Purpose,
+    /// What the run is made of: what is under test, and what the harness provides.
+    pub components: Vec<components::Component>,
 }
 
 /// A running cluster, as scenarios use it. Calls may come from several trials at once.

@@ -42,7 +42,11 @@ impl Reporter for JunitReport {
                     Property::new("cni.version.source", info.cni_version_source.as_str()),
                     Property::new("kernel", info.kernel.as_str()),
                     Property::new("cluster.ready_seconds", format!("{:.3}", info.ready_in.as_secs_f64())),
+                    Property::new("run.purpose", info.purpose.title()),
                 ]);
+                for (i, component) in info.components.iter().enumerate() {
+                    self.suite.add_property(Property::new(format!("component.{}", i + 1), component.describe()));
+                }
             }
             RunEvent::ProvisioningFailed { error } => {
                 let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
@@ -73,6 +77,9 @@ impl Reporter for JunitReport {
                     }
                 };
                 let mut case = self.case(&record.scenario, status, record.duration);
+                if !record.provided_by_harness.is_empty() {
+                    case.add_property(Property::new("provided-by-harness", record.provided_by_harness.join(", ")));
+                }
                 if let TrialOutcome::Passed(verdict) = &record.outcome {
                     case.set_system_out(verdict.message());
                 }
@@ -119,7 +126,7 @@ mod tests {
             reason: Some(FailureReason::WrongSource),
             look_at: String::new(),
         };
-        let record = TrialRecord { scenario: "x".into(), sentence: "y".into(), outcome: TrialOutcome::Failed(verdict), duration: Duration::ZERO };
+        let record = TrialRecord { scenario: "x".into(), sentence: "y".into(), outcome: TrialOutcome::Failed(verdict), duration: Duration::ZERO, provided_by_harness: vec!["lab reference egress gateway".into()] };
         report.on_event(&RunEvent::TrialFinished(&record));
         report.on_event(&RunEvent::Finished { elapsed: Duration::ZERO });
         let result = report.finish();
@@ -128,5 +135,6 @@ mod tests {
         assert!(!xml.contains('\u{1b}'), "no raw escape characters in XML");
         assert!(xml.contains("&lt;address&gt; &amp;"), "{xml}");
         assert!(xml.contains(r#"type="wrong source address""#), "{xml}");
+        assert!(xml.contains(r#"<property name="provided-by-harness" value="lab reference egress gateway"/>"#), "{xml}");
     }
 }

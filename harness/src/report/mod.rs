@@ -56,6 +56,10 @@ pub struct TrialRecord {
     pub sentence: String,
     pub outcome: TrialOutcome,
     pub duration: Duration,
+    /// Harness components (reference implementations) that provided the scenario's features:
+    /// the verdict is about them as much as about the CNI.
+    #[serde(default)]
+    pub provided_by_harness: Vec<String>,
 }
 
 /// What happens during a suite run, in order.

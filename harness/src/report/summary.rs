@@ -17,6 +17,11 @@ pub struct SuiteSummary {
     pub cni_version: String,
     pub kernel: String,
     pub cluster_ready_seconds: Option<f64>,
+    /// What the run was for: a certification, or a self-test of the suites.
+    #[serde(default)]
+    pub purpose: Option<crate::provider::components::Purpose>,
+    #[serde(default)]
+    pub components: Vec<crate::provider::components::Component>,
     pub provisioning_error: Option<String>,
     pub elapsed_seconds: f64,
     pub scenarios: Vec<ScenarioSummary>,
@@ -30,19 +35,28 @@ pub struct ScenarioSummary {
     pub outcome: String,
     pub evidence: String,
     pub seconds: f64,
+    #[serde(default)]
+    pub provided_by_harness: Vec<String>,
 }
 
 impl SuiteSummary {
     /// The block printed after a run.
     pub fn render(&self) -> String {
-        let mut out = format!("\n{} on {} (CNI {} {}, kernel {})", self.suite, self.provider, self.cni, self.cni_version, self.kernel);
+        let purpose = self.purpose.map(|p| format!(": {}", p.title())).unwrap_or_default();
+        let mut out = format!("\n{} on {}{purpose} (CNI {} {}, kernel {})", self.suite, self.provider, self.cni, self.cni_version, self.kernel);
         match (self.cluster_ready_seconds, &self.provisioning_error) {
             (_, Some(error)) => out.push_str(&format!("\n  cluster could not be provisioned: {error}")),
             (Some(ready), None) => out.push_str(&format!(", cluster ready in {ready:.2}s")),
             _ => {}
         }
+        for component in &self.components {
+            out.push_str(&format!("\n  {}", component.describe()));
+        }
         for scenario in &self.scenarios {
             out.push_str(&format!("\n  {:<8} {}\n           {}", scenario.outcome.to_uppercase(), scenario.scenario, scenario.evidence));
+            if !scenario.provided_by_harness.is_empty() {
+                out.push_str(&format!("\n           provided by the harness, not the CNI: {}", scenario.provided_by_harness.join(", ")));
+            }
         }
         out.push_str(&format!("\n  suite time {:.2}s\n  junit:  {}\n  golden: {}\n", self.elapsed_seconds, self.junit.display(), self.golden.display()));
         out
@@ -76,6 +90,8 @@ impl Reporter for SummaryReport {
                 summary.cni_version = info.cni_version.clone();
                 summary.kernel = info.kernel.clone();
                 summary.cluster_ready_seconds = Some(seconds(info.ready_in));
+                summary.purpose = Some(info.purpose);
+                summary.components = info.components.clone();
             }
             RunEvent::ProvisioningFailed { error } => summary.provisioning_error = Some((*error).to_owned()),
             RunEvent::TrialFinished(record) => summary.scenarios.push(ScenarioSummary {
@@ -86,6 +102,7 @@ impl Reporter for SummaryReport {
                     other => other.message(),
                 },
                 seconds: seconds(record.duration),
+                provided_by_harness: record.provided_by_harness.clone(),
             }),
             RunEvent::Finished { elapsed } => summary.elapsed_seconds = seconds(*elapsed),
         }

@@ -30,6 +30,7 @@ use self::egress::EgressGateway;
 use super::{host, runs, Cluster, ClusterInfo};
 use crate::cleanup;
 use crate::cni::runtime::{Attachment, CniRuntime, NetworkConfigList};
+use crate::provider::components;
 use crate::cni::{CniProfile, Feature, Installation};
 use crate::error::{HarnessError, Result};
 use crate::fixtures::{self, KindClusterConfig};
@@ -285,10 +286,17 @@ impl Lab {
             cluster: cluster.to_owned(),
             run_id: cluster.trim_start_matches(runs::NAME_PREFIX).to_owned(),
             cni: cni.name.to_owned(),
-            cni_version: reference_plugins_version(),
-            cni_version_source: "the installed containernetworking-plugins package (dpkg)".into(),
+            cni_version: if cni.version == "as installed" { reference_plugins_version() } else { cni.version.clone() },
+            cni_version_source: if cni.version == "as installed" { "the installed containernetworking-plugins package (dpkg)".into() } else { format!("the profile {}", cni.source.display()) },
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned(),
             ready_in: started.elapsed(),
+            purpose: cni.purpose(),
+            components: lab_nodes[0]
+                .network
+                .plugin_types()
+                .filter_map(|plugin| Some(components::plugin_component(plugin, &lab_nodes[0].runtime.plugin_path(plugin).ok()?)))
+                .chain(components::lab_reference_parts(cni))
+                .collect(),
         };
         Ok(Lab {
             info,

@@ -1,0 +1,217 @@
+//! What a run is made of, and who is under test: the plugins or CNI a profile names, and
+//! the parts the harness itself provides (the lab's reference egress gateway, nginx Gateway,
+//! Service balancing and node agent). Every report lists them, and a scenario's features
+//! are attributed to the component that provides them, so a lab run never credits the
+//! plugins with what the harness did.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cni::{CniProfile, Feature};
+
+/// Whose a component is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// What the run certifies: the CNI's plugins or agents, the Gateway implementation.
+    UnderTest,
+    /// Part of the harness, there to prove the suites (a reference implementation).
+    HarnessReference,
+    /// Infrastructure the run stands on (kind, MetalLB, Gateway API CRDs).
+    Infrastructure,
+}
+
+impl Role {
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::UnderTest => "under test",
+            Role::HarnessReference => "harness reference",
+            Role::Infrastructure => "infrastructure",
+        }
+    }
+}
+
+/// One part of the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Component {
+    pub role: Role,
+    pub name: String,
+    pub version: String,
+    /// Where it came from: a binary's path, a release manifest, a Debian package.
+    pub origin: String,
+    /// The scenario features this component provides in this run.
+    #[serde(default)]
+    pub provides: Vec<Feature>,
+}
+
+impl Component {
+    pub fn describe(&self) -> String {
+        let provides = match self.provides.is_empty() {
+            true => String::new(),
+            false => format!("; provides {}", self.provides.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")),
+        };
+        format!("{}: {} {} ({}{provides})", self.role.label(), self.name, self.version, self.origin)
+    }
+}
+
+/// Whether a run certifies a CNI, or proves the suites themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Purpose {
+    Certification,
+    /// The reference plugins with the lab's reference datapath: the suites proving themselves.
+    SelfTest,
+}
+
+impl Purpose {
+    pub fn title(self) -> &'static str {
+        match self {
+            Purpose::Certification => "certification",
+            Purpose::SelfTest => "self-test of the suites (not a certification of the plugins)",
+        }
+    }
+}
+
+/// The harness components that provide `features` in a run made of `components`.
+pub fn harness_parts_for<'c>(components: &'c [Component], features: &[Feature]) -> Vec<&'c Component> {
+    components.iter().filter(|c| c.role == Role::HarnessReference && c.provides.iter().any(|f| features.contains(f))).collect()
+}
+
+/// A plugin binary as the lab runs it: its `VERSION` answer and its own about line (the
+/// Debian package's version where the binary is Debian's and does not know its own).
+pub fn plugin_component(plugin: &str, path: &Path) -> Component {
+    let spec_versions = run_plugin(path, Some("VERSION"), r#"{"cniVersion":"1.0.0"}"#)
+        .and_then(|out| serde_json::from_str::<serde_json::Value>(&out).ok())
+        .and_then(|v| v["supportedVersions"].as_array().map(|a| a.iter().filter_map(|s| s.as_str()).collect::<Vec<_>>().join(", ")))
+        .unwrap_or_else(|| "no VERSION answer".into());
+    let about = run_plugin(path, None, "").and_then(|out| out.lines().next().map(str::to_owned)).unwrap_or_default();
+    let version = match debian_package_version(path) {
+        Some(package) if about.is_empty() || about.contains("version unknown") => format!("{package} (Debian containernetworking-plugins)"),
+        _ if !about.is_empty() => about,
+        _ => "unknown".into(),
+    };
+    Component { role: Role::UnderTest, name: plugin.to_owned(), version: format!("{version}; CNI spec {spec_versions}"), origin: path.display().to_string(), provides: vec![] }
+}
+
+/// Runs a plugin binary with `command` (none: it prints its about text) and returns what it
+/// printed on stdout and stderr.
+fn run_plugin(path: &Path, command: Option<&str>, stdin: &str) -> Option<String> {
+    let mut process = Command::new(path);
+    process.env_clear().stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    if let Some(command) = command {
+        process.env("CNI_COMMAND", command).env("CNI_PATH", path.parent().unwrap_or(Path::new("/")));
+    }
+    let mut child = process.spawn().ok()?;
+    if let Some(mut input) = child.stdin.take() {
+        let _ = std::io::Write::write_all(&mut input, stdin.as_bytes());
+    }
+    let output = child.wait_with_output().ok()?;
+    Some(format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)).trim().to_owned())
+}
+
+/// The version of Debian's containernetworking-plugins, when `path` is one of its binaries.
+fn debian_package_version(path: &Path) -> Option<String> {
+    if !path.starts_with(crate::cni::runtime::DEBIAN_PLUGIN_DIR) {
+        return None;
+    }
+    let output = Command::new("dpkg-query").args(["-W", "-f=${Version}", "containernetworking-plugins"]).output().ok()?;
+    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// The parts of the lab that the harness provides, with the features each carries.
+pub fn lab_reference_parts(cni: &CniProfile) -> Vec<Component> {
+    let harness = format!("cni-harness {}", env!("CARGO_PKG_VERSION"));
+    let mut parts = vec![
+        Component {
+            role: Role::HarnessReference,
+            name: "lab node agent".into(),
+            version: harness.clone(),
+            origin: "masquerades pod traffic leaving the cluster and routes between nodes, as kindnet does on kind".into(),
+            provides: vec![],
+        },
+        Component {
+            role: Role::HarnessReference,
+            name: "lab reference egress gateway".into(),
+            version: harness.clone(),
+            origin: "policy routing over VXLAN to the gateway node and SNAT to the egress IP there".into(),
+            provides: vec![Feature::EgressGateway],
+        },
+        Component {
+            role: Role::HarnessReference,
+            name: "lab reference Service balancing".into(),
+            version: tool_version("iptables", &["--version"]).unwrap_or_else(|| "iptables".into()),
+            origin: "iptables statistic rules per endpoint on a LoadBalancer VIP, as kube-proxy does".into(),
+            provides: vec![Feature::LoadBalancerService],
+        },
+    ];
+    if let Some(gateway) = cni.gateway.as_ref().filter(|g| g.name == crate::gateway::lab_reference_nginx().name) {
+        parts.push(Component {
+            role: Role::HarnessReference,
+            name: gateway.name.into(),
+            version: tool_version("nginx", &["-v"]).unwrap_or_else(|| "nginx (version unknown)".into()),
+            origin: "Debian nginx-light, configured from HTTPRoutes as NGINX Gateway Fabric translates them".into(),
+            provides: gateway.features.to_vec(),
+        });
+    }
+    parts
+}
+
+/// The components of a cluster installed by a profile (kind, existing).
+pub fn cluster_parts(cni: &CniProfile, version: &str, origin: &str) -> Vec<Component> {
+    let mut parts = vec![Component { role: Role::UnderTest, name: cni.name.clone(), version: version.to_owned(), origin: origin.to_owned(), provides: cni.features.clone() }];
+    if let Some(gateway) = &cni.gateway {
+        parts.push(Component {
+            role: Role::UnderTest,
+            name: format!("Gateway API implementation {}", gateway.name),
+            version: gateway.version.into(),
+            origin: match gateway.installation {
+                Some(_) => "installed by the run beside the CNI".into(),
+                None => format!("part of {}", cni.name),
+            },
+            provides: gateway.features.to_vec(),
+        });
+    }
+    parts
+}
+
+/// Where a profile's CNI comes from, as a person reads it.
+pub fn installation_origin(cni: &CniProfile) -> String {
+    match &cni.installation {
+        crate::cni::Installation::Lab { conflist, .. } => format!("conflist {}", conflist.display()),
+        crate::cni::Installation::Manifests { urls } => urls.iter().map(|u| u.replace("{version}", &cni.version)).collect::<Vec<_>>().join(", "),
+        crate::cni::Installation::Helm { repo_url, chart, .. } => format!("Helm chart {chart} {repo_url}").trim().to_owned(),
+    }
+}
+
+/// The first line a tool prints about its version.
+fn tool_version(tool: &str, args: &[&str]) -> Option<String> {
+    let output = Command::new(tool).args(args).output().ok()?;
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    text.lines().next().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debian_plugins_are_under_test_with_their_package_version_and_spec_versions() {
+        let bridge = Path::new(crate::cni::runtime::DEBIAN_PLUGIN_DIR).join("bridge");
+        assert!(bridge.exists(), "Debian's containernetworking-plugins are missing: `cargo xtask deps` installs them");
+        let component = plugin_component("bridge", &bridge);
+        assert_eq!(component.role, Role::UnderTest);
+        assert!(component.version.contains("Debian containernetworking-plugins") && component.version.contains("CNI spec 0.1.0"), "{component:?}");
+    }
+
+    #[test]
+    fn the_labs_own_parts_carry_the_features_a_reference_profile_claims() {
+        let parts = lab_reference_parts(&crate::cni::reference());
+        assert!(parts.iter().all(|p| p.role == Role::HarnessReference));
+        let egress = harness_parts_for(&parts, &[Feature::EgressGateway]);
+        assert_eq!(egress.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["lab reference egress gateway"]);
+        assert_eq!(harness_parts_for(&parts, &[Feature::RequestMirror])[0].name, "lab-reference-nginx");
+        assert!(harness_parts_for(&parts, &[]).is_empty(), "a scenario needing nothing is the plugins' own");
+    }
+}
