@@ -1,58 +1,143 @@
-//! `cargo xtask certify`: runs every lab suite and prints each scenario's verdict and
-//! evidence, and where the reports are.
+//! `cargo xtask certify [--cni <name|path>] [--provider lab|kind|existing]`: runs every
+//! scenario family the profile claims against it, prints each verdict with its evidence,
+//! and writes one conformance report for the whole certification (YAML), with a Markdown
+//! and an HTML rendering of it. Without `--cni` it certifies nothing: it is the suites'
+//! self-test with the reference plugins on the lab.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use harness::cni::{load_profile, CniProfile, Feature};
+use harness::report::conformance::{ConformanceReport, Outcome};
 use harness::report::summary::SuiteSummary;
-use harness::report::Destinations;
+use harness::report::{render, Destinations};
 
 use crate::util::{cargo, workspace_root};
 
-/// The lab suites: the root package's test targets named `*_lab`.
-fn lab_suites() -> Result<Vec<String>, String> {
-    let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = Command::new(cargo_bin)
-        .args(["metadata", "--no-deps", "--format-version", "1"])
-        .current_dir(workspace_root())
-        .output()
-        .map_err(|e| format!("failed to run `cargo metadata`: {e}"))?;
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&output.stdout).map_err(|e| format!("unreadable `cargo metadata` output: {e}"))?;
-    let suites = metadata["packages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| p["name"] == "cni-conformance")
-        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
-        .filter(|t| t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "test")))
-        .filter_map(|t| t["name"].as_str().map(str::to_owned))
-        .filter(|name| name.ends_with("_lab") && !name.starts_with("selftest_"))
-        .collect();
-    Ok(suites)
+/// What `certify` was asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub cni: String,
+    pub provider: Option<String>,
 }
 
-pub fn run() -> Result<(), String> {
-    let suites = lab_suites()?;
+impl Request {
+    pub fn parse(args: &[String]) -> Result<Self, String> {
+        let mut request = Request { cni: "reference".into(), provider: None };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let mut value = |flag: &str| args.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
+            match arg.as_str() {
+                "--cni" => request.cni = value("--cni")?,
+                "--provider" => request.provider = Some(value("--provider")?),
+                other => return Err(format!("unknown certify argument `{other}`; expected --cni <name|path> and --provider lab|kind|existing")),
+            }
+        }
+        Ok(request)
+    }
+}
+
+/// The scenario families (suite binaries) a profile claims: egress for every CNI (its
+/// first checks need no feature), canary when it has a Gateway implementation or balances
+/// LoadBalancer Services.
+pub fn families(cni: &CniProfile) -> Vec<&'static str> {
+    let mut families = vec!["egress"];
+    if cni.gateway.is_some() || cni.features.contains(&Feature::LoadBalancerService) {
+        families.push("canary");
+    }
+    families
+}
+
+/// Where a certification's reports go: `target/cni-conformance/certification/<cni>/`.
+pub fn output_dir(cni: &CniProfile) -> PathBuf {
+    Destinations::for_suite("certification").junit.parent().expect("a suite directory").join(&cni.name)
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let request = Request::parse(args)?;
+    let cni = load_profile(&request.cni).map_err(|e| e.to_string())?;
+    let families = families(&cni);
+    let out = output_dir(&cni);
+    let _ = std::fs::remove_dir_all(&out);
     cargo(&["build", "--tests", "--bins"])?;
     let mut failed = Vec::new();
-    for suite in &suites {
-        eprintln!("\nxtask certify: running {suite}");
-        if cargo(&["test", "--test", suite]).is_err() {
-            failed.push(suite.clone());
+    for family in &families {
+        eprintln!("\nxtask certify: running the {family} family against {} ({})", cni.name, cni.source.display());
+        let mut test = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        test.args(["test", "--test", family])
+            .current_dir(workspace_root())
+            .env("CNICONF_CNI", &request.cni)
+            .env("CNICONF_REPORT_DIR", &out)
+            // A certification writes the records it saw for review; it compares with none.
+            .env("CNICONF_GOLDEN_DIR", out.join("golden"))
+            .env("INSTA_UPDATE", "always")
+            .env_remove("CI");
+        if let Some(provider) = &request.provider {
+            test.env("CNICONF_PROVIDER", provider);
+        }
+        if !test.status().map_err(|e| format!("failed to run `cargo test --test {family}`: {e}"))?.success() {
+            failed.push(*family);
         }
     }
-    println!("\ncertification on the lab");
-    for suite in &suites {
-        let path = Destinations::for_suite(suite).summary;
+    for family in &families {
+        let path = out.join(family).join("summary.json");
         match std::fs::read(&path).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice::<SuiteSummary>(&b).map_err(|e| e.to_string())) {
             Ok(summary) => println!("{}", summary.render()),
-            Err(e) => println!("\n{suite}: no summary at {} ({e})", path.display()),
+            Err(e) => println!("\n{family}: no summary at {} ({e})", path.display()),
         }
     }
-    if failed.is_empty() {
-        println!("every lab suite passed: {}", suites.join(", "));
-        Ok(())
-    } else {
-        Err(format!("failed suites: {}", failed.join(", ")))
+    let report = write_certification(&out, &families)?;
+    println!("conformance report of {} {}: {:?}, {}", report.implementation.name, report.implementation.version, report.outcome(), out.join("conformance.yaml").display());
+    println!("  {}\n  {}", out.join("report.md").display(), out.join("report.html").display());
+    match (failed.is_empty(), report.outcome()) {
+        (true, Outcome::Success | Outcome::Partial) => Ok(()),
+        _ => Err(format!("certification of {} failed: {}", cni.name, if failed.is_empty() { "see the report".into() } else { failed.join(", ") })),
+    }
+}
+
+/// Merges the families' reports into `conformance.yaml`, `report.md` and `report.html` in
+/// `out`; the Markdown also goes to `$GITHUB_STEP_SUMMARY` when set.
+pub fn write_certification(out: &Path, families: &[&str]) -> Result<ConformanceReport, String> {
+    let reports = families
+        .iter()
+        .map(|family| {
+            let path = out.join(family).join("conformance.yaml");
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display())).and_then(|text| ConformanceReport::from_yaml(&text).map_err(|e| format!("{}: {e}", path.display())))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let report = ConformanceReport::merge(reports).ok_or("no family ran")?;
+    let write = |name: &str, text: &str| harness::report::write_atomically(&out.join(name), text.as_bytes()).map_err(|e| e.to_string());
+    write("conformance.yaml", &report.to_yaml())?;
+    let markdown = render::markdown(&report);
+    write("report.md", &markdown)?;
+    write("report.html", &render::html(&report))?;
+    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&summary).map_err(|e| format!("{}: {e}", PathBuf::from(&summary).display()))?;
+        file.write_all(markdown.as_bytes()).map_err(|e| e.to_string())?;
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_name_the_profile_and_the_provider() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(Request::parse(&args(&[])).unwrap(), Request { cni: "reference".into(), provider: None });
+        assert_eq!(Request::parse(&args(&["--cni", "./vendor/profile.yaml", "--provider", "lab"])).unwrap(), Request { cni: "./vendor/profile.yaml".into(), provider: Some("lab".into()) });
+        assert!(Request::parse(&args(&["--cni"])).unwrap_err().contains("--cni needs a value"));
+        assert!(Request::parse(&args(&["--flavour", "x"])).unwrap_err().contains("unknown certify argument `--flavour`"));
+    }
+
+    #[test]
+    fn a_profile_without_a_gateway_or_services_is_certified_for_egress_only() {
+        let mut cni = load_profile("reference").unwrap();
+        assert_eq!(families(&cni), ["egress", "canary"]);
+        cni.gateway = None;
+        cni.features.retain(|f| *f != Feature::LoadBalancerService);
+        assert_eq!(families(&cni), ["egress"]);
     }
 }

@@ -3,7 +3,7 @@
 use std::process::Command;
 
 /// (package, a file it installs that the lab uses)
-const PACKAGES: [(&str, &str); 8] = [
+const PACKAGES: [(&str, &str); 9] = [
     ("containernetworking-plugins", "/usr/lib/cni/bridge"),
     ("iproute2", "/usr/sbin/ip"),
     ("iptables", "/usr/sbin/iptables-restore"),
@@ -14,6 +14,8 @@ const PACKAGES: [(&str, &str); 8] = [
     // The workflow lint: actionlint checks `run:` scripts with shellcheck, in a venv.
     ("shellcheck", "/usr/bin/shellcheck"),
     ("python3-venv", "/usr/share/doc/python3-venv"),
+    // The HTML report is checked in a real headless browser, rendered to a PNG.
+    ("chromium", "/usr/bin/chromium"),
 ];
 
 fn missing() -> Vec<&'static str> {

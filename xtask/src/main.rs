@@ -16,7 +16,10 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   deps [--check]   install the lab's Debian packages (as root), or with --check only report what is missing
   test             deps, workflow lint, the probe image (when Docker is here), then the whole test suite (what CI runs)
-  certify          deps, then every lab suite, then a summary of each scenario's verdict and evidence
+  certify [--cni <name|path>] [--provider lab|kind|existing]
+                   deps, then every scenario family the profile claims (default: the reference
+                   plugins on the lab, a self-test), each verdict with its evidence, and one
+                   conformance report (YAML, Markdown, HTML) in target/cni-conformance/certification/<cni>/
   lint             lint the GitHub Actions workflows with actionlint
   image            build the probe's FROM-scratch container image (cni-probe:<version>) with Docker
   gc [--force]     remove lab clusters left by killed runs (--force: also those of runs still alive)";
@@ -27,7 +30,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("deps") => deps::run(flag("--check")),
         Some("test") => deps::run(false).and_then(|()| test::run()),
-        Some("certify") => deps::run(false).and_then(|()| certify::run()),
+        Some("certify") => deps::run(false).and_then(|()| certify::run(&args[1..])),
         Some("image") => image::run(),
         Some("lint") => lint::run(),
         Some("gc") => gc::run(flag("--force")),

@@ -118,6 +118,7 @@ mod tests {
         let mut report = JunitReport::new(path.clone());
         report.on_event(&RunEvent::Started { suite: "s", provider: "lab", cni: "reference" });
         let verdict = Verdict {
+            statistics: Vec::new(),
             check: "source <address> & \u{1b}[31mcolour\u{1b}[0m".into(),
             subject: "pod a/b".into(),
             passed: false,

@@ -2,9 +2,11 @@
 //! consumer of one stream of [`RunEvent`]s, and [`Destinations`] is the one place that
 //! decides where reports go.
 
+pub mod conformance;
 pub mod golden;
 pub mod junit;
 pub mod parts;
+pub mod render;
 pub mod summary;
 
 use std::path::{Path, PathBuf};
@@ -92,6 +94,8 @@ pub struct ReportResult {
 #[derive(Debug, Clone)]
 pub struct Destinations {
     pub junit: PathBuf,
+    /// The suite's conformance report (YAML).
+    pub conformance: PathBuf,
     pub summary: PathBuf,
     pub golden: PathBuf,
     /// Where the processes of a multi-process run (nextest) leave their parts.
@@ -109,6 +113,7 @@ impl Destinations {
     pub fn in_dir(reports: &Path, golden: &Path, suite: &str) -> Self {
         Self {
             junit: reports.join(suite).join("junit.xml"),
+            conformance: reports.join(suite).join("conformance.yaml"),
             summary: reports.join(suite).join("summary.json"),
             golden: golden.join(suite),
             parts: reports.join(suite).join("parts"),
@@ -122,6 +127,7 @@ impl Destinations {
             Some(run_id) => vec![Box::new(golden::GoldenReport::new(self.golden.clone())), Box::new(parts::PartsReport::new(self, &run_id))],
             None => vec![
                 Box::new(junit::JunitReport::new(self.junit.clone())),
+                Box::new(conformance::ConformanceReporter::new(self.conformance.clone())),
                 Box::new(golden::GoldenReport::new(self.golden.clone())),
                 Box::new(summary::SummaryReport::new(self)),
             ],

@@ -8,6 +8,7 @@ use super::{Evidence, FailureReason, Verdict};
 pub fn within(check: &str, subject: &str, budget: Duration, measured: Duration, look_at: &str) -> Verdict {
     let over = measured > budget;
     Verdict {
+        statistics: Vec::new(),
         check: check.to_owned(),
         subject: subject.to_owned(),
         passed: !over,
@@ -19,16 +20,13 @@ pub fn within(check: &str, subject: &str, budget: Duration, measured: Duration, 
 }
 
 /// The first failing verdict, else the last: a scenario with several checks fails for the
-/// first one that did not hold.
+/// first one that did not hold. The statistical parameters of every check are kept.
 pub fn all_of(verdicts: impl IntoIterator<Item = Verdict>) -> Verdict {
-    let mut last = None;
-    for verdict in verdicts {
-        if !verdict.passed {
-            return verdict;
-        }
-        last = Some(verdict);
-    }
-    last.expect("at least one verdict")
+    let verdicts: Vec<Verdict> = verdicts.into_iter().collect();
+    let statistics: Vec<_> = verdicts.iter().flat_map(|v| v.statistics.clone()).collect();
+    let mut chosen = verdicts.iter().find(|v| !v.passed).or(verdicts.last()).cloned().expect("at least one verdict");
+    chosen.statistics = statistics;
+    chosen
 }
 
 #[cfg(test)]

@@ -78,6 +78,7 @@ impl FailureReason {
 
 /// The outcome of one check, with its evidence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Verdict {
     /// What was checked, as a phrase: "source address seen by the external host".
     pub check: String,
@@ -91,7 +92,42 @@ pub struct Verdict {
     pub reason: Option<FailureReason>,
     /// Where to look when it fails: the node, object or rule that should have done it.
     pub look_at: String,
+    /// The parameters of every statistical test behind it (empty for a deterministic check).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub statistics: Vec<StatisticalParameters>,
 }
+
+/// What a statistical verdict promised, stated for reports: the test, its error rates,
+/// the deviation it is sized to catch, and the requests it took.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatisticalParameters {
+    pub test: String,
+    /// The chance that a correct implementation fails this verdict (alpha).
+    pub false_fail_rate: f64,
+    /// The chance of catching a deviation of `detectable_deviation`.
+    pub power: f64,
+    /// The smallest deviation (as a share, 0.05 = 5 points) the power is stated for.
+    pub detectable_deviation: f64,
+    pub sample_size: u64,
+    /// What was estimated, each with its interval: per backend, the share of requests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub estimates: Vec<Estimate>,
+}
+
+/// One estimated share against what was expected, with its confidence interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Estimate {
+    pub name: String,
+    pub expected: f64,
+    pub observed: f64,
+    pub low: f64,
+    pub high: f64,
+    pub count: u64,
+}
+
+impl Eq for StatisticalParameters {}
 
 impl Verdict {
     /// One line for terminals, JUnit messages and panics: expected, observed, why.

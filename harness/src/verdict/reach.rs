@@ -29,6 +29,7 @@ pub fn refused(target: &str, client: &Pod, observation: &Observation) -> Verdict
         other => unanswered(other),
     };
     Verdict {
+        statistics: Vec::new(),
         check: format!("connection to {target}"),
         subject: format!("pod {}/{}", client.namespace, client.name),
         passed: reason.is_none(),

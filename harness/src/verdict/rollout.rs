@@ -27,6 +27,7 @@ pub fn live_within(route: &str, convergence: &Convergence, budget: Duration) -> 
         (false, _) => ("stale-route", Some(FailureReason::StaleRoute), format!("after {:.2}s still {seen}", convergence.elapsed.as_secs_f64())),
     };
     Verdict {
+        statistics: Vec::new(),
         check: "new route version live".into(),
         subject: format!("route {route}"),
         passed: reason.is_none(),
@@ -51,6 +52,7 @@ pub fn answered_by_backends(route: &str, report: &LoadReport, backends: &[String
         .collect();
     let passed = by_backends == report.requests && problems.is_empty();
     Verdict {
+        statistics: Vec::new(),
         check: "every request answered by a backend".into(),
         subject: format!("route {route}"),
         passed,
@@ -65,6 +67,7 @@ pub fn answered_by_backends(route: &str, report: &LoadReport, backends: &[String
 pub fn mirrored(route: &str, sent: u64, copies: u64) -> Verdict {
     let passed = copies == sent;
     Verdict {
+        statistics: Vec::new(),
         check: "a copy of every request at the mirror".into(),
         subject: format!("route {route}"),
         passed,

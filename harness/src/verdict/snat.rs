@@ -106,6 +106,7 @@ pub fn source_address(expected: &ExpectedSource, observation: &Observation, clie
         other => super::reach::unanswered(other),
     };
     Verdict {
+        statistics: Vec::new(),
         check: CHECK.into(),
         subject: format!("pod {}/{}", client.namespace, client.name),
         passed: reason.is_none(),

@@ -166,6 +166,18 @@ impl SplitVerdict {
     pub fn verdict(&self, subject: &str, look_at: &str) -> Verdict {
         let passed = self.passed();
         Verdict {
+            statistics: vec![crate::verdict::StatisticalParameters {
+                test: "exact binomial test per backend (Clopper-Pearson interval), Bonferroni over backends".into(),
+                false_fail_rate: self.criteria.false_fail,
+                power: self.criteria.power,
+                detectable_deviation: self.criteria.tolerance,
+                sample_size: self.shares.iter().map(|s| s.count).sum(),
+                estimates: self
+                    .shares
+                    .iter()
+                    .map(|s| crate::verdict::Estimate { name: s.backend.clone(), expected: s.expected, observed: s.observed, low: s.interval.0, high: s.interval.1, count: s.count })
+                    .collect(),
+            }],
             check: "traffic split across backends".into(),
             subject: subject.to_owned(),
             passed,

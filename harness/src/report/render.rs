@@ -1,0 +1,284 @@
+//! Renderings of a conformance report a person would rather look at: Markdown (for a pull
+//! request's `$GITHUB_STEP_SUMMARY`) and one self-contained HTML page with inline SVG
+//! plots (no script, nothing fetched): per canary stage each backend's observed share with
+//! its interval against its weight, per egress scenario the source role seen against the
+//! one expected. Families added later (TSN class counters, performance figures) get a
+//! section of their own from the same report.
+
+use std::fmt::Write;
+
+use super::conformance::{ConformanceReport, ScenarioResult};
+use crate::provider::components::Purpose;
+use crate::verdict::Estimate;
+
+fn title(report: &ConformanceReport) -> String {
+    match report.purpose {
+        Some(Purpose::SelfTest) => format!("Self-test of the suites with {} {}", report.implementation.name, report.implementation.version),
+        _ => format!("Conformance of {} {}", report.implementation.name, report.implementation.version),
+    }
+}
+
+fn outcome_mark(result: &str) -> &'static str {
+    match result {
+        "passed" => "✅",
+        "failed" => "❌",
+        "error" => "⚠️",
+        _ => "⏭️",
+    }
+}
+
+/// A badge in plain text: a page must not depend on an emoji font.
+fn outcome_badge(result: &str) -> String {
+    let label = match result {
+        "passed" => "PASS",
+        "failed" => "FAIL",
+        "error" => "ERROR",
+        _ => "SKIP",
+    };
+    format!(r#"<span class="badge {result}">{label}</span>"#)
+}
+
+/// What a scenario's row says: the evidence, the error, or why it was skipped.
+fn scenario_line(scenario: &ScenarioResult) -> String {
+    match (&scenario.verdict, &scenario.skip_reason, &scenario.error) {
+        (Some(v), _, _) => format!("expected {} ({}), observed {} ({})", v.expected.role, v.expected.detail, v.observed.role, v.observed.detail),
+        (_, Some(reason), _) => format!("skipped: {reason}"),
+        (_, _, Some(error)) => format!("error: {error}"),
+        _ => String::new(),
+    }
+}
+
+/// The report as Markdown.
+pub fn markdown(report: &ConformanceReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "## {}\n", title(report));
+    if report.purpose == Some(Purpose::SelfTest) {
+        let _ = writeln!(out, "> This run proves the suites with the harness's reference parts; it certifies no plugin.\n");
+    }
+    let commit = report.harness.git_commit.as_deref().map(|c| format!(" ({})", &c[..c.len().min(12)])).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "Outcome: **{:?}** · provider `{}` · kernel `{}` · {} · harness {}{commit}\n",
+        report.outcome(),
+        report.provider,
+        report.kernel,
+        report.date,
+        report.harness.version
+    );
+    let _ = writeln!(out, "| role | component | version | origin |\n| --- | --- | --- | --- |");
+    for c in &report.components {
+        let _ = writeln!(out, "| {} | {} | {} | {} |", c.role.label(), c.name, c.version.replace('|', "\\|"), c.origin.replace('|', "\\|"));
+    }
+    for suite in &report.suites {
+        let s = &suite.statistics;
+        let _ = writeln!(out, "\n### {} — {:?} ({} passed, {} failed, {} errors, {} skipped)\n", suite.name, suite.result, s.passed, s.failed, s.errored, s.skipped);
+        if let Some(error) = &suite.provisioning_error {
+            let _ = writeln!(out, "Cluster could not be provisioned: {error}\n");
+        }
+        let _ = writeln!(out, "| | scenario | evidence |\n| --- | --- | --- |");
+        for scenario in &suite.scenarios {
+            let harness = match scenario.provided_by_harness.is_empty() {
+                true => String::new(),
+                false => format!(" _(provided by the harness: {})_", scenario.provided_by_harness.join(", ")),
+            };
+            let _ = writeln!(out, "| {} | `{}` | {}{harness} |", outcome_mark(&scenario.result), scenario.name, scenario_line(scenario).replace('|', "\\|").replace('\n', " "));
+        }
+    }
+    out
+}
+
+/// Escapes text for HTML element content and attribute values.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+/// Horizontal bars: each backend's observed share with its interval, the expected share
+/// as a vertical mark.
+fn shares_plot(estimates: &[Estimate]) -> String {
+    let (width, row, label) = (500.0, 34.0, 190.0);
+    let scale = |share: f64| label + share.clamp(0.0, 1.0) * (width - label - 20.0);
+    let height = 30.0 + row * estimates.len() as f64;
+    let mut svg = format!(r#"<svg class="plot" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">"#);
+    for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
+        let x = scale(tick);
+        let _ = write!(svg, r##"<line x1="{x}" y1="4" x2="{x}" y2="{}" stroke="#ddd"/><text x="{x}" y="{}" font-size="10" text-anchor="middle">{:.0}%</text>"##, height - 16.0, height - 4.0, tick * 100.0);
+    }
+    for (i, e) in estimates.iter().enumerate() {
+        let y = 8.0 + row * i as f64;
+        let inside = e.low <= e.expected && e.expected <= e.high;
+        let colour = if inside { "#3b82f6" } else { "#dc2626" };
+        let _ = write!(
+            svg,
+            r##"<text x="{}" y="{}" font-size="11" text-anchor="end">{}</text><rect x="{}" y="{y}" width="{}" height="16" fill="{colour}" opacity="0.35"><title>{}: {} requests, observed {:.1}%, interval {:.1}%..{:.1}%, expected {:.1}%</title></rect><line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{colour}" stroke-width="2"/><line x1="{ex}" y1="{}" x2="{ex}" y2="{}" stroke="#111" stroke-width="2"/>"##,
+            label - 6.0,
+            y + 12.0,
+            escape(&e.name),
+            label,
+            scale(e.observed) - label,
+            escape(&e.name),
+            e.count,
+            e.observed * 100.0,
+            e.low * 100.0,
+            e.high * 100.0,
+            e.expected * 100.0,
+            scale(e.low),
+            y + 8.0,
+            scale(e.high),
+            y + 8.0,
+            y - 2.0,
+            y + 18.0,
+            ex = scale(e.expected),
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// Rows of scenarios, columns of roles: a ring where the expected role is, a dot where the
+/// observed one is (a dot in its ring is a pass).
+fn roles_plot(scenarios: &[&ScenarioResult]) -> String {
+    let mut roles: Vec<&str> = Vec::new();
+    for v in scenarios.iter().filter_map(|s| s.verdict.as_ref()) {
+        for role in [v.expected.role.as_str(), v.observed.role.as_str()] {
+            if !roles.contains(&role) {
+                roles.push(role);
+            }
+        }
+    }
+    let (label, column, row) = (470.0, 100.0, 26.0);
+    let width = label + column * roles.len() as f64 + 10.0;
+    let height = 40.0 + row * scenarios.len() as f64;
+    let mut svg = format!(r#"<svg class="plot" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">"#);
+    for (j, role) in roles.iter().enumerate() {
+        let _ = write!(svg, r#"<text x="{}" y="14" font-size="11" text-anchor="middle">{}</text>"#, label + column * (j as f64 + 0.5), escape(role));
+    }
+    for (i, scenario) in scenarios.iter().enumerate() {
+        let y = 34.0 + row * i as f64;
+        let _ = write!(svg, r#"<text x="{}" y="{}" font-size="11" text-anchor="end">{}</text>"#, label - 8.0, y + 4.0, escape(&scenario.name));
+        let Some(v) = &scenario.verdict else { continue };
+        let x = |role: &str| label + column * (roles.iter().position(|r| *r == role).unwrap_or(0) as f64 + 0.5);
+        let colour = if v.passed { "#16a34a" } else { "#dc2626" };
+        let _ = write!(
+            svg,
+            r##"<circle cx="{}" cy="{y}" r="9" fill="none" stroke="#111" stroke-width="1.5"><title>expected {}</title></circle><circle cx="{}" cy="{y}" r="5" fill="{colour}"><title>observed {}</title></circle>"##,
+            x(&v.expected.role),
+            escape(&v.expected.role),
+            x(&v.observed.role),
+            escape(&v.observed.role)
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// The report as one self-contained HTML page.
+pub fn html(report: &ConformanceReport) -> String {
+    let mut body = String::new();
+    let _ = write!(body, "<h1>{}</h1>", escape(&title(report)));
+    if report.purpose == Some(Purpose::SelfTest) {
+        body.push_str(r#"<p class="banner">This run proves the suites with the harness's reference parts; it certifies no plugin.</p>"#);
+    }
+    let commit = report.harness.git_commit.clone().unwrap_or_else(|| "unknown".into());
+    let _ = write!(
+        body,
+        r#"<p class="meta">Outcome <b>{:?}</b> · provider {} · kernel {} · cluster {} · {} · cni-harness {} ({}) · report {}</p>"#,
+        report.outcome(),
+        escape(&report.provider),
+        escape(&report.kernel),
+        escape(&report.cluster),
+        escape(&report.date),
+        escape(&report.harness.version),
+        escape(&commit),
+        escape(&report.api_version)
+    );
+    body.push_str("<h2>Components</h2><table><tr><th>role</th><th>component</th><th>version</th><th>origin</th><th>provides</th></tr>");
+    for c in &report.components {
+        let provides = c.provides.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ");
+        let _ = write!(body, r#"<tr class="{}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#, escape(&format!("{:?}", c.role)), c.role.label(), escape(&c.name), escape(&c.version), escape(&c.origin), escape(&provides));
+    }
+    body.push_str("</table>");
+    for suite in &report.suites {
+        let s = &suite.statistics;
+        let _ = write!(body, r#"<h2>{} <span class="result">{:?}: {} passed, {} failed, {} errors, {} skipped</span></h2>"#, escape(&suite.name), suite.result, s.passed, s.failed, s.errored, s.skipped);
+        if let Some(error) = &suite.provisioning_error {
+            let _ = write!(body, r#"<p class="error">Cluster could not be provisioned: {}</p>"#, escape(error));
+        }
+        let with_roles: Vec<&ScenarioResult> = suite.scenarios.iter().filter(|s| s.verdict.as_ref().is_some_and(|v| v.statistics.is_empty())).collect();
+        if !with_roles.is_empty() {
+            let _ = write!(body, "<h3>Roles seen</h3><figure>{}</figure>", roles_plot(&with_roles));
+        }
+        body.push_str("<table><tr><th></th><th>scenario</th><th>evidence</th></tr>");
+        for scenario in &suite.scenarios {
+            let harness = match scenario.provided_by_harness.is_empty() {
+                true => String::new(),
+                false => format!(r#"<div class="harness">provided by the harness: {}</div>"#, escape(&scenario.provided_by_harness.join(", "))),
+            };
+            let mut plots = String::new();
+            for parameters in scenario.verdict.iter().flat_map(|v| &v.statistics) {
+                let _ = write!(
+                    plots,
+                    r#"<figure>{}<figcaption>{}: {} requests; false-fail rate {:.1}%, power {:.0}% against a {:.0}-point deviation</figcaption></figure>"#,
+                    shares_plot(&parameters.estimates),
+                    escape(&parameters.test),
+                    parameters.sample_size,
+                    parameters.false_fail_rate * 100.0,
+                    parameters.power * 100.0,
+                    parameters.detectable_deviation * 100.0
+                );
+            }
+            let _ = write!(
+                body,
+                r#"<tr class="{}"><td>{}</td><td><code>{}</code><div class="sentence">{}</div></td><td>{}{harness}{plots}</td></tr>"#,
+                escape(&scenario.result),
+                outcome_badge(&scenario.result),
+                escape(&scenario.name),
+                escape(&scenario.sentence),
+                escape(&scenario_line(scenario))
+            );
+        }
+        body.push_str("</table>");
+    }
+    let families: Vec<&str> = report.suites.iter().map(|s| s.name.as_str()).collect();
+    for (family, name) in [("tsn", "TSN priority preservation (class counters)"), ("performance", "Performance budgets (figures against budgets)")] {
+        if !families.iter().any(|f| f.starts_with(family)) {
+            let _ = write!(body, r#"<h2>{name}</h2><p class="absent">Not part of this run.</p>"#);
+        }
+    }
+    format!(
+        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{}</title><style>{STYLE}</style></head><body>{body}</body></html>
+"#,
+        escape(&title(report))
+    )
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#111;max-width:1100px}table{border-collapse:collapse;width:100%;margin:1em 0}td,th{border:1px solid #ddd;padding:6px;vertical-align:top;font-size:13px;text-align:left}tr.failed td,tr.error td{background:#fef2f2}tr.ignored td{color:#666}.banner{background:#fff7ed;border:1px solid #fdba74;padding:8px}.meta{color:#444}.sentence{color:#555;font-size:12px;margin-top:4px}.harness{color:#92400e;font-size:12px;margin-top:4px}.result{font-size:14px;font-weight:normal;color:#444}figure{margin:8px 0}figcaption{font-size:11px;color:#555}.absent{color:#888}.error{color:#b91c1c}.badge{font-size:11px;font-weight:bold;padding:2px 5px;border-radius:3px;color:#fff}.badge.passed{background:#16a34a}.badge.failed{background:#dc2626}.badge.error{background:#d97706}.badge.ignored{background:#9ca3af}td:nth-child(2){width:34%}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> ConformanceReport {
+        crate::report::conformance::example_report()
+    }
+
+    #[test]
+    fn markdown_says_what_the_run_was_and_what_each_scenario_saw() {
+        let text = markdown(&sample());
+        assert!(text.starts_with("## Self-test of the suites with reference"), "{text}");
+        assert!(text.contains("certifies no plugin") && text.contains("| harness reference | lab reference egress gateway |"), "{text}");
+        assert!(text.contains("| ✅ | `canary_stage_at_5_percent_is_honoured` | expected split-as-weighted"), "{text}");
+        assert!(text.contains("skipped: no mirror"), "{text}");
+    }
+
+    #[test]
+    fn the_html_page_is_self_contained_and_escapes_what_it_quotes() {
+        let mut report = sample();
+        report.suites[0].scenarios[1].skip_reason = Some("<script>alert(1)</script> & more".into());
+        let page = html(&report);
+        assert!(!page.contains("<script"), "no script, not even a quoted one");
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; more"));
+        assert!(!page.contains("http://") || page.matches("http://").all(|_| page.contains("xmlns=\"http://www.w3.org/2000/svg\"")), "nothing fetched");
+        assert_eq!(page.matches("<svg").count(), 1, "one plot: the canary stage's shares");
+        assert!(page.contains("current-weather-pod-2: 23 requests, observed 5.2%"), "{page}");
+    }
+}
