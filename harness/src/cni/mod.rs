@@ -58,25 +58,55 @@ pub enum Installation {
     /// Plugin binaries run by the lab as the node's container runtime, with this conflist;
     /// the plugins are looked up in `plugin_dirs` (`CNI_PATH` overrides them).
     Lab { conflist: PathBuf, plugin_dirs: Vec<PathBuf> },
-    /// Release manifests, applied in order with server-side apply; `{version}` is filled in.
-    Manifests { urls: Vec<String> },
+    /// Manifests, applied in order with server-side apply.
+    Manifests { manifests: Vec<Manifest> },
     /// A Helm chart with values. The chart is named by `--repo <repo_url>` (or is an OCI
     /// reference when `repo_url` is empty), so the user's own Helm repositories are untouched.
     Helm { repo_url: String, chart: String, release: String, namespace: String, values: Vec<(String, String)> },
 }
 
-/// A workload that must be ready before any scenario runs.
+/// One manifest of an installation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    pub source: ManifestSource,
+    /// CRDs (by name) that must be Established before it is applied: an operator's
+    /// custom resources wait for the CRDs its own manifest creates.
+    pub wait_for_crds: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestSource {
+    /// A release URL; `{version}` is filled in.
+    Url(String),
+    /// A file beside the profile; `{podSubnet}` is filled in with the cluster's pod CIDR.
+    File(PathBuf),
+}
+
+/// Reference CNI plugins a CNI expects on every node that the node image lacks (kind's
+/// has only what kindnet uses: ptp, host-local, portmap, loopback).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct NodePlugins {
+    /// The containernetworking/plugins release.
+    pub version: String,
+    pub plugins: Vec<String>,
+}
+
+/// A workload that must be ready before any scenario runs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Workload {
     pub kind: String,
     pub namespace: String,
     pub name: String,
+    /// An operator creates it after the install: it is awaited to exist before its rollout.
+    #[serde(default)]
+    pub created_later: bool,
 }
 
 impl Workload {
     pub fn new(kind: &str, namespace: &str, name: &str) -> Self {
-        Self { kind: kind.into(), namespace: namespace.into(), name: name.into() }
+        Self { kind: kind.into(), namespace: namespace.into(), name: name.into(), created_later: false }
     }
 }
 
@@ -92,6 +122,8 @@ pub struct CniProfile {
     pub readiness: Vec<Workload>,
     /// The CNI replaces kube-proxy (kind then creates the cluster without it).
     pub replaces_kube_proxy: bool,
+    /// Plugins the run puts on every node before installing the CNI.
+    pub node_plugins: Option<NodePlugins>,
     /// How the neutral egress policy is expressed and how its realization is checked.
     pub egress: egress::EgressDialect,
     /// The Gateway API implementation HTTPRoutes go through by default; its features, not
@@ -132,9 +164,10 @@ impl CniProfile {
             name: name.to_owned(),
             version: "unknown".into(),
             features: vec![],
-            installation: Installation::Manifests { urls: vec![] },
+            installation: Installation::Manifests { manifests: vec![] },
             readiness: vec![],
             replaces_kube_proxy: false,
+            node_plugins: None,
             egress: egress::EgressDialect::None,
             gateway: None,
             source: PathBuf::new(),

@@ -25,6 +25,9 @@ struct ProfileFile {
     features: Vec<Feature>,
     #[serde(default)]
     replaces_kube_proxy: bool,
+    /// Reference plugins the run puts on every node first.
+    #[serde(default)]
+    node_plugins: Option<super::NodePlugins>,
     /// How the neutral egress policy becomes the CNI's objects: `antrea`, `cilium`,
     /// `lab-reference`; absent when the CNI has no egress policy.
     #[serde(default)]
@@ -48,9 +51,16 @@ enum InstallFile {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ManifestFile {
-    url: String,
+    /// A release URL (`{version}` is filled in), or
+    #[serde(default)]
+    url: Option<String>,
+    /// a file beside the profile (`{podSubnet}` is filled in).
+    #[serde(default)]
+    file: Option<PathBuf>,
+    #[serde(default)]
+    wait_for_crds: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,7 +143,21 @@ pub fn read_profile(path: &Path) -> Result<CniProfile> {
     }
     let installation = match file.install {
         InstallFile::Manifests(manifests) if manifests.is_empty() => return Err(malformed("install.manifests: expected at least one manifest URL".into())),
-        InstallFile::Manifests(manifests) => Installation::Manifests { urls: manifests.into_iter().map(|m| m.url).collect() },
+        InstallFile::Manifests(manifests) => Installation::Manifests {
+            manifests: manifests
+                .into_iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    let source = match (m.url, m.file) {
+                        (Some(url), None) => super::ManifestSource::Url(url),
+                        (None, Some(file)) if directory.join(&file).is_file() => super::ManifestSource::File(directory.join(file)),
+                        (None, Some(file)) => return Err(malformed(format!("install.manifests[{i}].file: {} is not a file", directory.join(file).display()))),
+                        _ => return Err(malformed(format!("install.manifests[{i}]: expected either url or file"))),
+                    };
+                    Ok(super::Manifest { source, wait_for_crds: m.wait_for_crds })
+                })
+                .collect::<Result<Vec<_>>>()?,
+        },
         InstallFile::Helm(helm) => {
             let values = helm
                 .set
@@ -171,6 +195,7 @@ pub fn read_profile(path: &Path) -> Result<CniProfile> {
         installation,
         readiness: file.readiness,
         replaces_kube_proxy: file.replaces_kube_proxy,
+        node_plugins: file.node_plugins,
         egress,
         gateway,
         source: path.to_owned(),
@@ -201,7 +226,7 @@ mod tests {
     #[test]
     fn an_unknown_name_lists_the_known_ones() {
         let error = load_profile("calico-typo").unwrap_err().to_string();
-        assert!(error.contains("unknown CNI profile `calico-typo` in CNICONF_CNI; expected one of: antrea, cilium") && error.contains("reference"), "{error}");
+        assert!(error.contains("unknown CNI profile `calico-typo` in CNICONF_CNI; expected one of: antrea, calico, cilium, flannel, reference"), "{error}");
     }
 
     #[test]

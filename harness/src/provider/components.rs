@@ -180,7 +180,14 @@ pub fn cluster_parts(cni: &CniProfile, version: &str, origin: &str) -> Vec<Compo
 pub fn installation_origin(cni: &CniProfile) -> String {
     match &cni.installation {
         crate::cni::Installation::Lab { conflist, .. } => format!("conflist {}", conflist.display()),
-        crate::cni::Installation::Manifests { urls } => urls.iter().map(|u| u.replace("{version}", &cni.version)).collect::<Vec<_>>().join(", "),
+        crate::cni::Installation::Manifests { manifests } => manifests
+            .iter()
+            .map(|m| match &m.source {
+                crate::cni::ManifestSource::Url(url) => url.replace("{version}", &cni.version),
+                crate::cni::ManifestSource::File(file) => file.display().to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
         crate::cni::Installation::Helm { repo_url, chart, .. } => format!("Helm chart {chart} {repo_url}").trim().to_owned(),
     }
 }

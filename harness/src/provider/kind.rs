@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::cli::{self, CliStep};
 use super::runs;
-use crate::cni::{CniProfile, Installation};
+use crate::cni::{CniProfile, Installation, ManifestSource};
 use crate::error::{HarnessError, Result};
 use crate::fixtures;
 
@@ -173,12 +173,40 @@ pub struct RunFiles {
     pub kubeconfig: PathBuf,
     /// MetalLB's address pool on kind's network, written once the network exists.
     pub address_pool: PathBuf,
+    pub dir: PathBuf,
 }
 
 impl RunFiles {
     pub fn in_dir(dir: &Path) -> Self {
-        Self { kind_config: dir.join("kind.yaml"), kubeconfig: dir.join("kubeconfig"), address_pool: dir.join("metallb-pool.yaml") }
+        Self { kind_config: dir.join("kind.yaml"), kubeconfig: dir.join("kubeconfig"), address_pool: dir.join("metallb-pool.yaml"), dir: dir.to_owned() }
     }
+
+    /// The profile's manifest `index` as this cluster applies it (files beside a profile
+    /// get the cluster's pod CIDR filled in).
+    pub fn manifest(&self, index: usize) -> PathBuf {
+        self.dir.join(format!("manifest-{index}.yaml"))
+    }
+}
+
+/// Writes the profile's file manifests for this cluster, `{podSubnet}` filled in.
+pub fn render_manifests(cni: &CniProfile, files: &RunFiles, pod_subnet: &str) -> Result<()> {
+    let Installation::Manifests { manifests } = &cni.installation else { return Ok(()) };
+    for (i, manifest) in manifests.iter().enumerate() {
+        if let ManifestSource::File(path) = &manifest.source {
+            let text = std::fs::read_to_string(path).map_err(|source| HarnessError::FixtureUnreadable { path: path.clone(), source })?;
+            std::fs::write(files.manifest(i), text.replace("{podSubnet}", pod_subnet))
+                .map_err(|e| HarnessError::Command { command: format!("write {}", files.manifest(i).display()), detail: e.to_string() })?;
+        }
+    }
+    Ok(())
+}
+
+/// The kind config's node container names for `cluster` and its pod CIDR (kind's default
+/// when it names none).
+pub fn cluster_shape(kind_config: &Path, cluster: &str) -> Result<(Vec<String>, String)> {
+    let config = fixtures::load_kind_config(kind_config)?;
+    let pod_subnet = config.networking.pod_subnet.map(|s| s.to_string()).unwrap_or_else(|| "10.244.0.0/16".into());
+    Ok((config.node_names(cluster), pod_subnet))
 }
 
 /// MetalLB's pool: .240 to .250 of the first /24 of kind's network (egress IPs use .200 to .239).
@@ -207,7 +235,7 @@ pub struct KindPlan {
 }
 
 impl KindPlan {
-    pub fn new(cluster: &str, cni: &CniProfile, files: &RunFiles, timeouts: &KindTimeouts, addons: Addons) -> Self {
+    pub fn new(cluster: &str, cni: &CniProfile, files: &RunFiles, timeouts: &KindTimeouts, addons: Addons, nodes: &[String]) -> Self {
         let kubeconfig = files.kubeconfig.display().to_string();
         let kubectl = |purpose: String, args: Vec<String>, timeout| {
             let mut all = vec!["--kubeconfig".to_owned(), kubeconfig.clone()];
@@ -231,6 +259,16 @@ impl KindPlan {
             Some(CliStep::new(format!("installing {name} {version}"), "helm", args, timeouts.install_cni))
         };
         let mut install = Vec::new();
+        if let Some(needed) = &cni.node_plugins {
+            // From the containernetworking/plugins release, for the node's architecture.
+            let (version, plugins) = (&needed.version, needed.plugins.iter().map(|p| format!("./{p}")).collect::<Vec<_>>().join(" "));
+            let script = format!(
+                "set -e; arch=$(uname -m | sed 's/x86_64/amd64/;s/aarch64/arm64/'); curl -fsSL https://github.com/containernetworking/plugins/releases/download/v{version}/cni-plugins-linux-$arch-v{version}.tgz | tar -xz -C /opt/cni/bin {plugins}"
+            );
+            for node in nodes {
+                install.push(CliStep::new(format!("putting CNI plugins {} v{version} on node {node}", needed.plugins.join(", ")), "docker", ["exec", node, "sh", "-c", &script], timeouts.install_cni));
+            }
+        }
         if addons.gateway_api {
             install.push(apply(
                 format!("installing the Gateway API {GATEWAY_API_VERSION} CRDs"),
@@ -242,9 +280,20 @@ impl KindPlan {
         }
         match &cni.installation {
             Installation::Lab { .. } => {}
-            Installation::Manifests { urls } => {
-                for url in urls {
-                    install.push(apply(format!("installing {} {}", cni.name, cni.version), url.replace("{version}", &cni.version)));
+            Installation::Manifests { manifests } => {
+                for (i, manifest) in manifests.iter().enumerate() {
+                    for crd in &manifest.wait_for_crds {
+                        install.push(kubectl(
+                            format!("waiting for CRD {crd} to be established"),
+                            vec!["wait".into(), "--for=condition=Established".into(), format!("crd/{crd}"), format!("--timeout={}s", timeouts.cni_ready.as_secs())],
+                            timeouts.cni_ready,
+                        ));
+                    }
+                    let source = match &manifest.source {
+                        ManifestSource::Url(url) => url.replace("{version}", &cni.version),
+                        ManifestSource::File(_) => files.manifest(i).display().to_string(),
+                    };
+                    install.push(apply(format!("installing {} {}", cni.name, cni.version), source));
                 }
             }
             helm @ Installation::Helm { .. } => {
@@ -260,15 +309,26 @@ impl KindPlan {
         }
         let timeout_flag = format!("--timeout={}s", timeouts.cni_ready.as_secs());
         let rollout = |w: &crate::cni::Workload| {
-            kubectl(
+            let target = format!("{}/{}", w.kind.to_lowercase(), w.name);
+            let mut steps = Vec::new();
+            if w.created_later {
+                // An operator makes it later: `rollout status` of a missing object fails at once.
+                steps.push(kubectl(
+                    format!("waiting for {} {}/{} to be created", w.kind, w.namespace, w.name),
+                    vec!["--namespace".into(), w.namespace.clone(), "wait".into(), "--for=create".into(), target.clone(), timeout_flag.clone()],
+                    timeouts.cni_ready,
+                ));
+            }
+            steps.push(kubectl(
                 format!("waiting for {} {}/{}", w.kind, w.namespace, w.name),
-                vec!["--namespace".into(), w.namespace.clone(), "rollout".into(), "status".into(), format!("{}/{}", w.kind.to_lowercase(), w.name), timeout_flag.clone()],
+                vec!["--namespace".into(), w.namespace.clone(), "rollout".into(), "status".into(), target, timeout_flag.clone()],
                 timeouts.cni_ready,
-            )
+            ));
+            steps
         };
         // Installing: only when the cluster is new. Waiting: also when a kept one is reused.
-        install.extend(cni.readiness.iter().map(rollout));
-        let mut await_ready: Vec<CliStep> = cni.readiness.iter().map(rollout).collect();
+        install.extend(cni.readiness.iter().flat_map(rollout));
+        let mut await_ready: Vec<CliStep> = cni.readiness.iter().flat_map(rollout).collect();
         if addons.load_balancer {
             install.push(apply(
                 format!("installing MetalLB {METALLB_VERSION}"),
@@ -276,21 +336,21 @@ impl KindPlan {
             ));
             // The controller serves the pool's validating webhook; the speakers answer ARP for
             // the addresses in L2 mode. Both must run before a pool means anything.
-            install.extend(metallb_workloads().iter().map(rollout));
+            install.extend(metallb_workloads().iter().flat_map(rollout));
             // Rolled out is not yet serving: the webhook's endpoint and certificate follow a
             // moment later, so the pool is retried on the webhook's own errors, within a budget.
             install.push(
                 apply("giving MetalLB addresses on kind's network".into(), files.address_pool.display().to_string())
                     .retried_on(WEBHOOK_NOT_READY, timeouts.webhook_ready, "KindTimeouts::webhook_ready"),
             );
-            await_ready.extend(metallb_workloads().iter().map(rollout));
+            await_ready.extend(metallb_workloads().iter().flat_map(rollout));
         }
         if let Some(gateway) = gateway {
             if let Some(implementation) = &gateway.installation {
                 install.extend(helm_install(&format!("the Gateway API implementation {}", gateway.name), gateway.version, implementation, &[]));
             }
-            install.extend(gateway.readiness.iter().map(rollout));
-            await_ready.extend(gateway.readiness.iter().map(rollout));
+            install.extend(gateway.readiness.iter().flat_map(rollout));
+            await_ready.extend(gateway.readiness.iter().flat_map(rollout));
         }
         Self {
             create: CliStep::new(
@@ -367,7 +427,9 @@ impl KindCluster {
         let dir = runs::claim_for(&name, "kind", owner).map_err(io_error(format!("create {}", runs::state_dir(&name).display())))?;
         let files = RunFiles::in_dir(&dir);
         std::fs::write(&files.kind_config, kind_config).map_err(io_error(format!("write {}", files.kind_config.display())))?;
-        let plan = KindPlan::new(&name, cni, &files, &options.timeouts, addons);
+        let (nodes, pod_subnet) = cluster_shape(&options.kind_config, &name)?;
+        render_manifests(cni, &files, &pod_subnet)?;
+        let plan = KindPlan::new(&name, cni, &files, &options.timeouts, addons, &nodes);
         let cluster = Self { name, files, plan, keep: options.keep, shared_run, addons };
         if let Some(run) = &cluster.shared_run {
             // Before anything is created: whatever happens to this process, the cluster goes
@@ -492,7 +554,8 @@ mod tests {
 
     fn plan_text_with(cni: &CniProfile, addons: Addons) -> String {
         let files = RunFiles::in_dir(Path::new("/run/cni-conformance/cniconf-0a1b2c"));
-        let plan = KindPlan::new("cniconf-0a1b2c", cni, &files, &KindTimeouts::default(), addons);
+        let (nodes, _) = cluster_shape(&fixtures::fixture_path("cluster/kind.yaml"), "cniconf-0a1b2c").unwrap();
+        let plan = KindPlan::new("cniconf-0a1b2c", cni, &files, &KindTimeouts::default(), addons, &nodes);
         let mut steps = vec![&plan.create];
         steps.extend(&plan.install);
         steps.extend([&plan.load_probe_image, &plan.delete]);
@@ -558,6 +621,36 @@ mod tests {
             assert!(!plan.contains("helm repo"), "{plan}");
         }
         assert!(plan_text(&cni::cilium()).contains("install cilium cilium --repo https://helm.cilium.io/ --version 1.16.6"));
+    }
+
+    #[test]
+    fn flannel_gets_the_bridge_plugin_on_every_node_before_it_installs() {
+        let flannel = crate::cni::load_profile("flannel").unwrap();
+        let plan = plan_text(&flannel);
+        let nodes = ["cniconf-0a1b2c-control-plane", "cniconf-0a1b2c-worker", "cniconf-0a1b2c-worker2"];
+        for node in nodes {
+            assert!(plan.contains(&format!("docker exec {node} sh -c set -e;")), "{node}: {plan}");
+        }
+        assert!(plan.find("cni-plugins-linux-$arch-v1.6.2.tgz").unwrap() < plan.find("kube-flannel.yml").unwrap(), "{plan}");
+        insta::assert_snapshot!("flannel_kind_plan", plan);
+    }
+
+    #[test]
+    fn calico_applies_its_installation_after_the_operators_crds_and_awaits_what_the_operator_creates() {
+        let calico = crate::cni::load_profile("calico").unwrap();
+        let plan = plan_text(&calico);
+        let operator = plan.find("tigera-operator.yaml").unwrap();
+        let established = plan.find("wait --for=condition=Established crd/installations.operator.tigera.io").unwrap();
+        let installation = plan.find("manifest-1.yaml").unwrap();
+        let created = plan.find("wait --for=create daemonset/calico-node").unwrap();
+        assert!(operator < established && established < installation && installation < created, "{plan}");
+        assert!(created < plan.find("rollout status daemonset/calico-node").unwrap(), "{plan}");
+        insta::assert_snapshot!("calico_kind_plan", plan);
+        let dir = tempfile::tempdir().unwrap();
+        let files = RunFiles::in_dir(dir.path());
+        render_manifests(&calico, &files, "10.244.0.0/16").unwrap();
+        let rendered = std::fs::read_to_string(files.manifest(1)).unwrap();
+        assert!(rendered.contains("cidr: \"10.244.0.0/16\"") && !rendered.contains("{podSubnet}"), "{rendered}");
     }
 
     #[test]
@@ -796,7 +889,7 @@ pub fn provision(cni: &CniProfile, options: &KindOptions, features: &[crate::cni
     let environment = match KindEnvironment::start(cluster, &runtime, &options.timeouts) {
         Ok(environment) => environment,
         Err(e) => {
-            let _ = cli::run(&KindPlan::new(&name, cni, &RunFiles::in_dir(&runs::state_dir(&name)), &options.timeouts, addons).delete);
+            let _ = cli::run(&KindPlan::new(&name, cni, &RunFiles::in_dir(&runs::state_dir(&name)), &options.timeouts, addons, &[]).delete);
             runs::release(&name);
             return Err(e);
         }
