@@ -55,7 +55,7 @@ fn run_egress_lab(env: &[(&str, &std::ffi::OsStr)]) -> (Output, tempfile::TempDi
 /// Runs a suite binary with `env` and reports in a fresh directory.
 fn run_suite(suite: &str, env: &[(&str, &std::ffi::OsStr)]) -> (Output, tempfile::TempDir) {
     let reports = report_dir();
-    let output = Command::new(suite_binary(suite))
+    let output = assert_cmd::Command::new(suite_binary(suite))
         .env("CNICONF_REPORT_DIR", reports.path())
         .env("CNICONF_GOLDEN_DIR", reports.path().join("golden"))
         .envs(env.iter().copied())

@@ -39,7 +39,7 @@ pub fn unregister(key: &str) {
 pub fn run_all() {
     let actions: Vec<_> = std::mem::take(&mut *REGISTERED.lock().unwrap_or_else(|e| e.into_inner()));
     for (key, undo) in actions {
-        eprintln!("cni-conformance: cleaning up {key}");
+        tracing::info!("cleaning up {key}");
         undo();
     }
 }
@@ -47,13 +47,13 @@ pub fn run_all() {
 fn install_signal_handler() {
     HANDLER.call_once(|| {
         let installed = ctrlc::set_handler(|| {
-            eprintln!("cni-conformance: interrupted, removing what this run created");
+            tracing::warn!("interrupted, removing what this run created");
             *INTERRUPTED.write().unwrap_or_else(|e| e.into_inner()) = true;
             run_all();
             std::process::exit(130);
         });
         if let Err(e) = installed {
-            eprintln!("cni-conformance: could not install the Ctrl-C handler ({e}); an interrupted run needs `cargo xtask gc`");
+            tracing::warn!("could not install the Ctrl-C handler ({e}); an interrupted run needs `cargo xtask gc`");
         }
     });
 }

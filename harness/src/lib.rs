@@ -12,6 +12,7 @@ pub mod error;
 pub mod fixtures;
 pub mod gateway;
 pub mod kube_access;
+pub mod logging;
 pub mod model;
 pub mod provider;
 pub mod report;

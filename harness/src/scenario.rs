@@ -86,6 +86,9 @@ impl Suite {
     /// Runs the suite as a test binary: parses libtest arguments, runs, reports, tears down.
     pub fn run(self) -> ExitCode {
         let args = Arguments::from_args();
+        crate::logging::init();
+        let suite_span = tracing::info_span!("suite", name = %self.name);
+        let _suite = suite_span.clone().entered();
         let started = Instant::now();
         // The CNI comes from a profile file (CNICONF_CNI may name another); the Gateway
         // implementation is an axis of its own (CNICONF_GATEWAY may pick another). A profile
@@ -116,7 +119,9 @@ impl Suite {
         });
         let trial_of = |scenario: Scenario| {
             let run = Arc::clone(&run);
+            let suite_span = suite_span.clone();
             Trial::ignorable_test(scenario.name, move || {
+                let _trial = tracing::info_span!(parent: &suite_span, "trial", scenario = scenario.name).entered();
                 let record = run.run_trial(&scenario);
                 run.events.emit(RunEvent::TrialFinished(&record));
                 match record.outcome {
@@ -138,7 +143,7 @@ impl Suite {
         run.events.emit(RunEvent::Finished { elapsed: started.elapsed() });
         let reports = run.events.finish();
         for problem in reports.problems.iter().chain(teardown.as_ref().err()) {
-            eprintln!("cni-conformance: {problem}");
+            tracing::error!("{problem}");
         }
         if conclusion.has_failed() || !reports.problems.is_empty() || teardown.is_err() {
             ExitCode::FAILURE
@@ -250,7 +255,9 @@ pub fn run_scenario(cluster: &Arc<dyn Cluster>, scenario: &Scenario, timeouts: &
     let mut cx = ScenarioContext::new(Arc::clone(cluster), trial, timeouts.clone());
     let body = scenario.body;
     let deadline = Instant::now() + timeouts.trial;
+    let span = tracing::Span::current();
     std::thread::spawn(move || {
+        let _span = span.entered();
         let _deadline = crate::deadline::enter(deadline, "Timeouts::trial");
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| body(&mut cx)));
         let _ = done_tx.send(result);
@@ -299,7 +306,7 @@ impl Drop for ScenarioContext {
     fn drop(&mut self) {
         for node in self.failed_nodes.drain(..) {
             if let Err(e) = self.cluster.restore_node(&node) {
-                eprintln!("cni-conformance: failed to restore node {}: {e}", node.name);
+                tracing::error!("failed to restore node {}: {e}", node.name);
             }
         }
     }

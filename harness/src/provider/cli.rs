@@ -69,7 +69,7 @@ pub fn run(step: &CliStep) -> Result<String> {
                         seconds: retry.budget.as_secs_f64(),
                     });
                 }
-                eprintln!("cni-conformance: {} failed transiently (try {tries}), trying again", step.purpose);
+                tracing::warn!("{} failed transiently (try {tries}), trying again", step.purpose);
                 std::thread::sleep(RETRY_EVERY.min(retry.budget));
             }
             done => return done,
@@ -78,8 +78,9 @@ pub fn run(step: &CliStep) -> Result<String> {
 }
 
 fn run_once(step: &CliStep) -> Result<String> {
+    let _step = tracing::info_span!("step", tool = %step.program).entered();
     let started = Instant::now();
-    eprintln!("cni-conformance: {} ...", step.purpose);
+    tracing::info!("{} ...", step.purpose);
     let failed = |detail: String| HarnessError::Command { command: step.to_string(), detail: format!("{} ({detail})", step.purpose) };
     let handle = duct::cmd(&step.program, &step.args)
         .stdout_capture()
@@ -106,19 +107,27 @@ fn run_once(step: &CliStep) -> Result<String> {
                 let _ = handle.kill();
                 return Err(HarnessError::Timeout { what: format!("`{step}` ({})", step.purpose), seconds: step.timeout.as_secs_f64() });
             }
-            None => eprintln!("cni-conformance: {} still running ({}s)", step.purpose, started.elapsed().as_secs()),
+            None => tracing::info!("{} still running ({}s)", step.purpose, started.elapsed().as_secs()),
         }
     };
     if !output.status.success() {
         return Err(failed(format!("{}: {}", output.status, String::from_utf8_lossy(&output.stderr).trim())));
     }
-    eprintln!("cni-conformance: {} done in {:.1}s", step.purpose, started.elapsed().as_secs_f64());
+    tracing::info!("{} done in {:.1}s", step.purpose, started.elapsed().as_secs_f64());
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[tracing_test::traced_test]
+    fn progress_is_logged_in_a_span_of_the_step() {
+        let step = CliStep::new("saying hello to the log", "sh", ["-c", "echo hello"], Duration::from_secs(5));
+        run(&step).unwrap();
+        assert!(logs_contain("step{tool=sh}") && logs_contain("saying hello to the log ...") && logs_contain("saying hello to the log done in"));
+    }
 
     #[test]
     fn stdout_comes_back() {

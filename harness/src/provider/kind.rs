@@ -447,7 +447,7 @@ impl KindCluster {
             Ok(()) => Ok(cluster),
             Err(error) => {
                 if let Err(cleanup) = cluster.delete() {
-                    eprintln!("cni-conformance: {cleanup}");
+                    tracing::error!("{cleanup}");
                 }
                 Err(error)
             }
@@ -484,11 +484,11 @@ impl KindCluster {
     /// Deletes the cluster unless it is kept or shared; idempotent.
     pub fn delete(&self) -> Result<()> {
         if self.keep {
-            eprintln!("cni-conformance: keeping kind cluster {} ({KEEP_VARIABLE}); `cargo xtask gc --force` deletes it", self.name);
+            tracing::info!("keeping kind cluster {} ({KEEP_VARIABLE}); `cargo xtask gc --force` deletes it", self.name);
             return Ok(());
         }
         if let Some(run) = &self.shared_run {
-            eprintln!("cni-conformance: leaving kind cluster {} to the other processes of run {}; it is deleted when process {} ends", self.name, run.id, run.runner);
+            tracing::info!("leaving kind cluster {} to the other processes of run {}; it is deleted when process {} ends", self.name, run.id, run.runner);
             return Ok(());
         }
         let deleted = cli::run(&self.plan.delete);

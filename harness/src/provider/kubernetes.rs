@@ -357,7 +357,7 @@ impl Cluster for KubeCluster {
         if let Err(e) = self.environment.teardown() {
             problems.push(e.to_string());
         }
-        eprintln!("cni-conformance: removed the run's objects from {} in {:.1}s", self.info.cluster, started.elapsed().as_secs_f64());
+        tracing::info!("removed the run's objects from {} in {:.1}s", self.info.cluster, started.elapsed().as_secs_f64());
         match problems.is_empty() {
             true => Ok(()),
             false => Err(HarnessError::Command { command: format!("tearing down {}", self.info.cluster), detail: problems.join("; ") }),

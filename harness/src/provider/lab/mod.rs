@@ -182,7 +182,12 @@ impl Lab {
         cleanup::register(&cluster, move || {
             let _ = gc::remove_cluster(&undo_name);
         });
+        let _provisioning = tracing::info_span!("lab", cluster = %cluster).entered();
         let built = Self::build(&cluster, cni, options, &config, network, plugin_dirs, probe, started);
+        match &built {
+            Ok(lab) => tracing::info!("lab cluster ready in {:.2}s: {} nodes, CNI {} from {}", lab.info.ready_in.as_secs_f64(), lab.nodes.len(), cni.name, cni.source.display()),
+            Err(e) => tracing::error!("lab cluster could not be built: {e}"),
+        }
         if built.is_err() {
             let _ = gc::remove_cluster(&cluster);
             cleanup::unregister(&cluster);
@@ -539,7 +544,7 @@ impl Cluster for Lab {
             }
             let node = &self.lab_nodes[pod.node_index];
             if let Err(e) = node.runtime.del(&node.network, &pod.attachment) {
-                eprintln!("cni-conformance: warning: {e}");
+                tracing::warn!("{e}");
             }
         }
         if let Some(mut gateway) = self.http_gateway.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -558,7 +563,7 @@ impl Cluster for Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         if let Err(e) = self.teardown() {
-            eprintln!("cni-conformance: failed to remove lab cluster {}: {e}; run `cargo xtask gc`", self.info.cluster);
+            tracing::error!("failed to remove lab cluster {}: {e}; run `cargo xtask gc`", self.info.cluster);
         }
     }
 }
