@@ -442,3 +442,13 @@ elif command == "VERSION":
     assert!(adds.iter().all(|c| c["runtime_config"]["ipRanges"][0][0]["subnet"].as_str().is_some_and(|s| s.starts_with("10.244."))), "the capability it declared reached it: {calls:#?}");
     assert!(calls.iter().any(|c| c["command"] == "DEL"), "torn down with DEL: {calls:#?}");
 }
+
+#[test]
+fn in_github_actions_a_run_puts_its_report_on_the_job_summary() {
+    let summary = tempfile::NamedTempFile::new().unwrap();
+    let golden = harness::workspace_root().join("golden");
+    let (output, _reports) = run_egress_lab(&[("GITHUB_STEP_SUMMARY", summary.path().as_os_str()), ("CNICONF_GOLDEN_DIR", golden.as_os_str())]);
+    assert!(output.status.success(), "{}", text(&output));
+    let markdown = std::fs::read_to_string(summary.path()).unwrap();
+    assert!(markdown.starts_with("## Self-test of the suites with reference") && markdown.contains("| ✅ | `selected_pod_leaves_with_the_egress_ip` |"), "{markdown}");
+}

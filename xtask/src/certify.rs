@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use harness::cni::{load_profile, CniProfile, Feature};
-use harness::report::conformance::{ConformanceReport, Outcome};
+use harness::report::conformance::{self, ConformanceReport, Outcome};
 use harness::report::summary::SuiteSummary;
 use harness::report::{render, Destinations};
 
@@ -71,7 +71,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
             // A certification writes the records it saw for review; it compares with none.
             .env("CNICONF_GOLDEN_DIR", out.join("golden"))
             .env("INSTA_UPDATE", "always")
-            .env_remove("CI");
+            .env_remove("CI")
+            // The merged report goes to the job summary once, not each family's.
+            .env_remove(conformance::STEP_SUMMARY_VARIABLE);
         if let Some(provider) = &request.provider {
             test.env("CNICONF_PROVIDER", provider);
         }
@@ -111,10 +113,8 @@ pub fn write_certification(out: &Path, families: &[&str]) -> Result<ConformanceR
     let markdown = render::markdown(&report);
     write("report.md", &markdown)?;
     write("report.html", &render::html(&report))?;
-    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY") {
-        use std::io::Write;
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&summary).map_err(|e| format!("{}: {e}", PathBuf::from(&summary).display()))?;
-        file.write_all(markdown.as_bytes()).map_err(|e| e.to_string())?;
+    if let Some(summary) = std::env::var_os(conformance::STEP_SUMMARY_VARIABLE) {
+        conformance::append(Path::new(&summary), &markdown).map_err(|e| format!("{}: {e}", PathBuf::from(&summary).display()))?;
     }
     Ok(report)
 }

@@ -162,7 +162,17 @@ pub fn now_rfc3339() -> String {
     jiff::Timestamp::now().round(jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default()
 }
 
-/// Writes `conformance.yaml` for a suite run, failed or not.
+/// GitHub Actions' job summary file: Markdown appended there shows on the run's page.
+pub const STEP_SUMMARY_VARIABLE: &str = "GITHUB_STEP_SUMMARY";
+
+/// Appends `text` to the file at `path`.
+pub fn append(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::OpenOptions::new().create(true).append(true).open(path)?.write_all(text.as_bytes())
+}
+
+/// Writes `conformance.yaml` for a suite run, failed or not; in GitHub Actions it also
+/// appends the Markdown rendering to the job summary.
 pub struct ConformanceReporter {
     path: PathBuf,
     report: ConformanceReport,
@@ -246,10 +256,17 @@ impl Reporter for ConformanceReporter {
         self.suite.result = SuiteResult::outcome(&self.suite.statistics);
         self.report.date = now_rfc3339();
         self.report.suites = vec![self.suite.clone()];
-        match write_atomically(&self.path, self.report.to_yaml().as_bytes()) {
+        let mut result = match write_atomically(&self.path, self.report.to_yaml().as_bytes()) {
             Ok(()) => ReportResult { written: vec![self.path.clone()], problems: vec![] },
             Err(e) => ReportResult { written: vec![], problems: vec![e.to_string()] },
+        };
+        // In GitHub Actions the run's summary page (and so the pull request) shows it.
+        if let Some(summary) = std::env::var_os(STEP_SUMMARY_VARIABLE) {
+            if let Err(e) = append(std::path::Path::new(&summary), &super::render::markdown(&self.report)) {
+                result.problems.push(format!("{STEP_SUMMARY_VARIABLE} {}: {e}", std::path::Path::new(&summary).display()));
+            }
         }
+        result
     }
 }
 
