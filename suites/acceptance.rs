@@ -28,9 +28,18 @@ fn suite_binary(suite: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("no {suite} binary in {}; build it with `cargo test --no-run`", deps.display()))
 }
 
+/// A suite binary's command. The runs here are the tests' own (faults injected on purpose):
+/// they never write to a GitHub job summary this test process may have been given.
+fn suite_command(binary: &Path) -> Command {
+    let mut command = Command::new(binary);
+    command.env_remove("GITHUB_STEP_SUMMARY");
+    command
+}
+
 /// Runs `binary args` as the unprivileged user `nobody`.
 fn as_nobody(binary: &Path) -> Command {
     let mut command = Command::new("setpriv");
+    command.env_remove("GITHUB_STEP_SUMMARY");
     command.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(binary);
     command
 }
@@ -56,6 +65,7 @@ fn run_egress_lab(env: &[(&str, &std::ffi::OsStr)]) -> (Output, tempfile::TempDi
 fn run_suite(suite: &str, env: &[(&str, &std::ffi::OsStr)]) -> (Output, tempfile::TempDir) {
     let reports = report_dir();
     let output = assert_cmd::Command::new(suite_binary(suite))
+        .env_remove("GITHUB_STEP_SUMMARY")
         .env("CNICONF_REPORT_DIR", reports.path())
         .env("CNICONF_GOLDEN_DIR", reports.path().join("golden"))
         .envs(env.iter().copied())
@@ -123,7 +133,7 @@ fn namespaces_of(cluster: &str) -> usize {
 /// Starts egress_lab with traffic that hangs (the external host drops everything) and
 /// waits until its cluster exists; returns the child and its cluster's name.
 fn start_hanging_run(reports: &Path) -> (std::process::Child, String) {
-    let child = Command::new(egress_lab_binary())
+    let child = suite_command(&egress_lab_binary())
         .env("CNICONF_LAB_FAULTS", "external-unreachable")
         .env("CNICONF_REPORT_DIR", reports)
         .env("CNICONF_GOLDEN_DIR", reports.join("golden"))
@@ -167,7 +177,7 @@ fn listing_needs_no_root_and_builds_nothing() {
 #[test]
 fn an_exact_filter_that_matches_nothing_builds_nothing() {
     let reports = report_dir();
-    let output = Command::new(egress_lab_binary()).args(["--exact", "no_such_scenario"]).env("CNICONF_REPORT_DIR", reports.path()).output().unwrap();
+    let output = suite_command(&egress_lab_binary()).args(["--exact", "no_such_scenario"]).env("CNICONF_REPORT_DIR", reports.path()).output().unwrap();
     assert!(output.status.success(), "{}", text(&output));
     assert!(!text(&output).contains("cluster ready"), "{}", text(&output));
 }
@@ -317,13 +327,13 @@ fn the_existing_provider_names_what_it_needs() {
 fn a_run_of_one_process_per_scenario_writes_one_complete_report() {
     // As nextest runs a suite: `--exact <name>` per process, all with the same run id.
     let reports = report_dir();
-    let list = Command::new(egress_lab_binary()).args(["--list", "--format", "terse"]).output().unwrap();
+    let list = suite_command(&egress_lab_binary()).args(["--list", "--format", "terse"]).output().unwrap();
     let scenarios: Vec<String> = String::from_utf8_lossy(&list.stdout).lines().filter_map(|l| l.strip_suffix(": test")).map(str::to_owned).collect();
     assert_eq!(scenarios.len(), 4, "{}", text(&list));
     let children: Vec<_> = scenarios
         .iter()
         .map(|scenario| {
-            Command::new(egress_lab_binary())
+            suite_command(&egress_lab_binary())
                 .args(["--exact", scenario])
                 .env("NEXTEST_RUN_ID", "3f1c2d4e-acceptance")
                 .env("CNICONF_REPORT_DIR", reports.path())
