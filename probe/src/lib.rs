@@ -5,6 +5,8 @@
 //! prints one [`Observation`] as JSON: what was seen, or why nothing was (refused, timed
 //! out, unreachable). Nothing here knows where it runs: a network namespace or a container.
 
+pub mod talk;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -97,6 +99,23 @@ enum Command {
     },
     /// Ask a serving probe at URL (its REQUESTS_PATH) how many requests it answered.
     Served { url: String },
+    /// Send marked traffic as a time-sensitive talker does and print a `TalkReport`.
+    Talk {
+        to: SocketAddr,
+        #[arg(long, value_enum, default_value = "udp")]
+        transport: talk::Transport,
+        /// SO_PRIORITY, set after the TOS.
+        #[arg(long, default_value_t = 0)]
+        priority: u32,
+        #[arg(long)]
+        tos: Option<u32>,
+        #[arg(long, default_value_t = 100)]
+        count: u64,
+        #[arg(long, default_value_t = 200)]
+        payload: usize,
+        #[arg(long, default_value = "talker")]
+        tag: String,
+    },
     /// Request URL once and print the observation as JSON; exit 0 only if it answered.
     Get {
         url: String,
@@ -132,6 +151,15 @@ pub fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Talk { to, transport, priority, tos, count, payload, tag } => {
+            let report = talk::talk(&talk::TalkOptions { to, transport, priority, tos, count, payload, tag });
+            println!("{}", serde_json::to_string(&report).expect("report serializes"));
+            if report.error.is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
         Command::Get { url, timeout_ms } => {
             let observation = get(&url, Duration::from_millis(timeout_ms));
             println!("{}", serde_json::to_string(&observation).expect("observation serializes"));
@@ -197,6 +225,11 @@ impl ServedCounter {
 fn serve(listen: SocketAddr, name: &str) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let server = Arc::new(tiny_http::Server::http(listen)?);
     let served = Arc::new(ServedCounter::default());
+    // The TSN listener: UDP on the same port, counting datagrams per talker.
+    let listener = Arc::new(talk::Listener::default());
+    let udp = std::net::UdpSocket::bind(listen)?;
+    let hearing = Arc::clone(&listener);
+    std::thread::spawn(move || hearing.run(&udp));
     let bound = server.server_addr().to_ip().unwrap_or(listen);
     // The line the harness waits for: the socket is bound, requests will be answered.
     println!("listening on {bound}");
@@ -205,12 +238,18 @@ fn serve(listen: SocketAddr, name: &str) -> Result<(), Box<dyn std::error::Error
         .map(|_| {
             let server = Arc::clone(&server);
             let served = Arc::clone(&served);
+            let listener = Arc::clone(&listener);
             let name = name.to_owned();
             std::thread::spawn(move || {
                 for request in server.incoming_requests() {
                     let path = request.url().split('?').next().unwrap_or_default().to_owned();
                     if path == REQUESTS_PATH {
                         served.answer(request);
+                        continue;
+                    }
+                    if path == talk::HEARD_PATH {
+                        let body = serde_json::to_string(&listener.heard()).expect("serializes");
+                        let _ = request.respond(tiny_http::Response::from_string(body));
                         continue;
                     }
                     served.record(&path);
@@ -439,6 +478,15 @@ mod tests {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let observation = get(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(2));
         assert!(matches!(observation, Observation::Refused { .. }), "{observation:?}");
+    }
+
+    #[test]
+    fn talk_options_parse_back_from_their_command_line() {
+        let options = talk::TalkOptions { to: "192.0.2.1:8080".parse().unwrap(), transport: talk::Transport::Tcp, priority: 2, tos: Some(16), count: 5, payload: 64, tag: "t2".into() };
+        let mut argv = vec!["cni-probe".to_owned()];
+        argv.extend(options.to_args());
+        let Command::Talk { to, transport, priority, tos, count, payload, tag } = Cli::try_parse_from(argv).unwrap().command else { panic!("not a talk") };
+        assert_eq!(talk::TalkOptions { to, transport, priority, tos, count, payload, tag }, options);
     }
 
     #[test]

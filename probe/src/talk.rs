@@ -1,0 +1,205 @@
+//! The TSN talker and listener: a talker marks its socket as a time-sensitive application
+//! does (`IP_TOS` first, since setting it overwrites the socket priority, then
+//! `SO_PRIORITY`) and sends UDP datagrams or a TCP stream; the listener, beside the echo
+//! server on the same port, counts the datagrams it receives per talker tag.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Where a serving probe says what its UDP listener heard.
+pub const HEARD_PATH: &str = "/__probe/heard";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// What a talker sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TalkOptions {
+    pub to: SocketAddr,
+    pub transport: Transport,
+    /// `SO_PRIORITY`: the paper's 1 and 2 for time-sensitive classes, 0 for best effort.
+    pub priority: u32,
+    /// `IP_TOS`, set before the priority (it would overwrite it).
+    pub tos: Option<u32>,
+    /// Datagrams (UDP) or writes of `payload` bytes (TCP).
+    pub count: u64,
+    pub payload: usize,
+    /// Names the talker in its payload, so a listener counts it apart from others.
+    pub tag: String,
+}
+
+impl TalkOptions {
+    /// The probe command line that sends this.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = vec!["talk".to_owned(), self.to.to_string(), "--transport".into(), format!("{:?}", self.transport).to_lowercase()];
+        args.extend(["--priority".into(), self.priority.to_string(), "--count".into(), self.count.to_string(), "--payload".into(), self.payload.to_string(), "--tag".into(), self.tag.clone()]);
+        if let Some(tos) = self.tos {
+            args.extend(["--tos".into(), tos.to_string()]);
+        }
+        args
+    }
+}
+
+/// What a talker did, with the socket options read back after setting them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TalkReport {
+    pub transport: Transport,
+    pub sent: u64,
+    pub bytes: u64,
+    /// `SO_PRIORITY` as the socket holds it after every option was set.
+    pub priority: u32,
+    pub tos: Option<u32>,
+    pub error: Option<String>,
+}
+
+/// Marks a socket as the talker asks: TOS first, then the priority.
+fn marked_socket(options: &TalkOptions) -> std::io::Result<Socket> {
+    let (kind, protocol) = match options.transport {
+        Transport::Udp => (Type::DGRAM, Protocol::UDP),
+        Transport::Tcp => (Type::STREAM, Protocol::TCP),
+    };
+    let socket = Socket::new(Domain::for_address(options.to), kind, Some(protocol))?;
+    if let Some(tos) = options.tos {
+        socket.set_tos_v4(tos)?;
+    }
+    socket.set_priority(options.priority)?;
+    Ok(socket)
+}
+
+/// Sends as `options` says and reports it.
+pub fn talk(options: &TalkOptions) -> TalkReport {
+    let mut report = TalkReport { transport: options.transport, sent: 0, bytes: 0, priority: 0, tos: None, error: None };
+    let payload = {
+        let mut payload = format!("talker={}\n", options.tag).into_bytes();
+        payload.resize(options.payload.max(payload.len()), b'.');
+        payload
+    };
+    let result = (|| -> std::io::Result<()> {
+        let socket = marked_socket(options)?;
+        report.priority = socket.priority()?;
+        report.tos = options.tos.map(|_| socket.tos_v4()).transpose()?;
+        match options.transport {
+            Transport::Udp => {
+                for _ in 0..options.count {
+                    report.bytes += socket.send_to(&payload, &options.to.into())? as u64;
+                    report.sent += 1;
+                }
+            }
+            Transport::Tcp => {
+                socket.connect_timeout(&options.to.into(), Duration::from_secs(3))?;
+                socket.set_tcp_nodelay(true)?;
+                let mut stream: std::net::TcpStream = socket.into();
+                let length = payload.len() as u64 * options.count;
+                write!(stream, "POST /talk HTTP/1.1\r\nHost: {}\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n", options.to)?;
+                for _ in 0..options.count {
+                    stream.write_all(&payload)?;
+                    report.bytes += payload.len() as u64;
+                    report.sent += 1;
+                }
+                stream.flush()?;
+                // Done sending; the answer (if any) is read, never waited for long.
+                stream.shutdown(std::net::Shutdown::Write)?;
+                stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+                let mut answer = Vec::new();
+                let _ = std::io::Read::read_to_end(&mut stream, &mut answer);
+            }
+        }
+        Ok(())
+    })();
+    report.error = result.err().map(|e| e.to_string());
+    report
+}
+
+/// What a listener heard: UDP datagrams per talker tag.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heard {
+    pub udp: BTreeMap<String, u64>,
+}
+
+/// Counts datagrams per talker tag (first line `talker=<tag>`).
+#[derive(Debug, Default)]
+pub struct Listener {
+    heard: Mutex<Heard>,
+}
+
+impl Listener {
+    pub fn record(&self, datagram: &[u8]) {
+        let tag = datagram.split(|b| *b == b'\n').next().and_then(|line| line.strip_prefix(b"talker=")).map(|t| String::from_utf8_lossy(t).into_owned()).unwrap_or_else(|| "(untagged)".into());
+        *self.heard.lock().unwrap_or_else(|e| e.into_inner()).udp.entry(tag).or_default() += 1;
+    }
+
+    pub fn heard(&self) -> Heard {
+        self.heard.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Receives on `socket` until it fails.
+    pub fn run(&self, socket: &std::net::UdpSocket) {
+        let mut buffer = vec![0u8; 65536];
+        while let Ok((n, _)) = socket.recv_from(&mut buffer) {
+            self.record(&buffer[..n]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn the_priority_survives_the_tos_because_it_is_set_after_it() {
+        let listener_socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = listener_socket.local_addr().unwrap();
+        let listener = Arc::new(Listener::default());
+        let counting = Arc::clone(&listener);
+        std::thread::spawn(move || counting.run(&listener_socket));
+        let options = TalkOptions { to, transport: Transport::Udp, priority: 2, tos: Some(0xb8), count: 20, payload: 200, tag: "prio2".into() };
+        let report = talk(&options);
+        assert_eq!((report.sent, report.priority, report.tos, report.error.as_deref()), (20, 2, Some(0xb8), None), "{report:?}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while listener.heard().udp.get("prio2") != Some(&20) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(listener.heard().udp.get("prio2"), Some(&20));
+    }
+
+    #[test]
+    fn setting_the_tos_after_the_priority_would_lose_it() {
+        // Why the order matters: the kernel recomputes the priority from the TOS.
+        let socket = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+        socket.set_priority(2).unwrap();
+        socket.set_tos_v4(0xb8).unwrap();
+        assert_ne!(socket.priority().unwrap(), 2);
+    }
+
+    #[test]
+    fn a_tcp_talker_streams_its_writes() {
+        let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let to = server.local_addr().unwrap();
+        let reader = std::thread::spawn(move || {
+            let (mut stream, _) = server.accept().unwrap();
+            let mut all = Vec::new();
+            std::io::Read::read_to_end(&mut stream, &mut all).unwrap();
+            all.len()
+        });
+        let report = talk(&TalkOptions { to, transport: Transport::Tcp, priority: 1, tos: None, count: 10, payload: 1000, tag: "prio1".into() });
+        assert_eq!((report.sent, report.bytes, report.priority, report.error), (10, 10_000, 1, None));
+        assert!(reader.join().unwrap() > 10_000);
+    }
+
+    #[test]
+    fn talk_options_round_trip_through_the_command_line() {
+        let options = TalkOptions { to: "192.0.2.1:8080".parse().unwrap(), transport: Transport::Tcp, priority: 1, tos: Some(16), count: 5, payload: 64, tag: "t".into() };
+        assert_eq!(options.to_args()[..4], ["talk", "192.0.2.1:8080", "--transport", "tcp"]);
+    }
+}
