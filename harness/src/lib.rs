@@ -5,6 +5,7 @@
 //! functions ([`verdict`]). A [`Suite`] names a CNI profile ([`cni`]) and its scenarios and
 //! runs as a libtest-mimic test binary; every run emits JUnit and golden reports ([`report`]).
 
+pub mod bpf;
 pub mod cleanup;
 pub mod cni;
 pub mod deadline;

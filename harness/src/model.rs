@@ -168,6 +168,15 @@ pub struct ExecOutput {
 }
 
 impl ExecOutput {
+    /// A local process's output, its exit said as the exec paths say it ("exit status 2").
+    pub fn from_output(output: &std::process::Output) -> Self {
+        let exit = match output.status.code() {
+            Some(code) => format!("exit status {code}"),
+            None => format!("ended by a signal ({})", output.status),
+        };
+        Self { stdout: String::from_utf8_lossy(&output.stdout).into_owned(), stderr: String::from_utf8_lossy(&output.stderr).into_owned(), exit }
+    }
+
     /// Its stdout when it exited 0; otherwise an error naming `command`, its exit and stderr.
     pub fn stdout_of_success(self, command: &str) -> crate::Result<String> {
         if self.exit == "exit status 0" {

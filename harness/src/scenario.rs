@@ -320,6 +320,11 @@ impl ScenarioContext {
         Self { cluster, trial, timeouts, book, failed_nodes: Vec::new() }
     }
 
+    /// The cluster, for the families' operations built on its primitives.
+    pub(crate) fn cluster(&self) -> &Arc<dyn Cluster> {
+        &self.cluster
+    }
+
     /// Creates a namespace named `<base>-<trial>-<run id>` with `labels`; returns its name.
     pub fn namespace(&mut self, base: &str, labels: Labels) -> Result<String> {
         let name = format!("{base}-{}", self.trial);
@@ -667,6 +672,12 @@ mod tests {
         }
         fn restore_node(&self, _: &Node) -> Result<()> {
             Ok(())
+        }
+        fn run_on_node(&self, _: &Node, _: &str, _: &[&str]) -> Result<crate::model::ExecOutput> {
+            unreachable!("no node commands here")
+        }
+        fn run_probe_in(&self, _: &Pod, _: &[String]) -> Result<crate::model::ExecOutput> {
+            unreachable!("no probe runs here")
         }
         fn teardown(&self) -> Result<()> {
             Ok(())

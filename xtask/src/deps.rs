@@ -3,7 +3,7 @@
 use std::process::Command;
 
 /// (package, a file it installs that the lab uses)
-const PACKAGES: [(&str, &str); 9] = [
+const PACKAGES: [(&str, &str); 12] = [
     ("containernetworking-plugins", "/usr/lib/cni/bridge"),
     ("iproute2", "/usr/sbin/ip"),
     ("iptables", "/usr/sbin/iptables-restore"),
@@ -16,6 +16,10 @@ const PACKAGES: [(&str, &str); 9] = [
     ("python3-venv", "/usr/share/doc/python3-venv"),
     // The HTML report is checked in a real headless browser, rendered to a PNG.
     ("chromium", "/usr/bin/chromium"),
+    // The TSN family's BPF programs (bpf/*.c), compiled on first use.
+    ("clang", "/usr/bin/clang"),
+    ("llvm", "/usr/bin/llc"),
+    ("libbpf-dev", "/usr/include/bpf/bpf_helpers.h"),
 ];
 
 fn missing() -> Vec<&'static str> {

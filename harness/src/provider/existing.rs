@@ -118,6 +118,10 @@ impl Environment for UserEnvironment {
         Ok(())
     }
 
+    fn run_on_node(&self, node: &Node, program: &str, _args: &[&str]) -> Result<crate::model::ExecOutput> {
+        Err(HarnessError::NotFound { what: "way to run".into(), wanted: format!("`{program}` on node {} of a cluster the harness does not own", node.name) })
+    }
+
     fn teardown(&self) -> Result<()> {
         Ok(())
     }

@@ -820,6 +820,16 @@ impl super::kubernetes::Environment for KindEnvironment {
         Ok(())
     }
 
+    /// Runs in the node's container with `docker exec`.
+    fn run_on_node(&self, node: &crate::model::Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
+        let output = std::process::Command::new("docker")
+            .args(["exec", &node.name, program])
+            .args(args)
+            .output()
+            .map_err(|e| HarnessError::Command { command: format!("docker exec {} {program}", node.name), detail: e.to_string() })?;
+        Ok(crate::model::ExecOutput::from_output(&output))
+    }
+
     /// Reconnects the node with the address it had, so the cluster is as it was found.
     fn restore_node(&self, node: &crate::model::Node) -> Result<()> {
         let mut failed = self.failed_nodes.lock().unwrap_or_else(|e| e.into_inner());

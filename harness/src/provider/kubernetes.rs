@@ -110,6 +110,8 @@ pub trait Environment: Send + Sync {
     fn fail_node(&self, node: &Node) -> Result<()>;
     /// Brings a failed node back as it was.
     fn restore_node(&self, node: &Node) -> Result<()>;
+    /// Runs `program args` on a node (its container on kind).
+    fn run_on_node(&self, node: &Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput>;
     /// Runs the probe with `args` outside the cluster (where the external echo runs) and
     /// returns what it printed and how it exited.
     fn run_probe_outside(&self, args: &[String]) -> Result<crate::model::ExecOutput>;
@@ -343,6 +345,16 @@ impl Cluster for KubeCluster {
         self.environment.restore_node(node)
     }
 
+    fn run_on_node(&self, node: &Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
+        self.environment.run_on_node(node, program, args)
+    }
+
+    fn run_probe_in(&self, pod: &Pod, args: &[String]) -> Result<crate::model::ExecOutput> {
+        let mut command = vec!["/cni-probe"];
+        command.extend(args.iter().map(String::as_str));
+        self.access.exec(&pod.namespace, &pod.name, Some("probe"), &command)
+    }
+
     fn teardown(&self) -> Result<()> {
         if self.torn_down.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return Ok(());
@@ -408,6 +420,9 @@ mod tests {
         }
         fn restore_node(&self, _: &Node) -> Result<()> {
             Ok(())
+        }
+        fn run_on_node(&self, _: &Node, _: &str, _: &[&str]) -> Result<crate::model::ExecOutput> {
+            unreachable!("no node commands here")
         }
         fn run_probe_outside(&self, _: &[String]) -> Result<crate::model::ExecOutput> {
             unreachable!("no traffic here")

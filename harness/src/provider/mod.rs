@@ -78,6 +78,12 @@ pub trait Cluster: Send + Sync {
     fn fail_node(&self, node: &Node) -> Result<()>;
     /// Undoes [`fail_node`](Self::fail_node): the node is back as it was found.
     fn restore_node(&self, node: &Node) -> Result<()>;
+    /// Runs `program args` on `node` (in its network namespace on the lab, in its container
+    /// on kind): the primitive families build their node-level operations on (a qdisc, its
+    /// counters).
+    fn run_on_node(&self, node: &Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput>;
+    /// Runs the probe with `args` in `pod`.
+    fn run_probe_in(&self, pod: &Pod, args: &[String]) -> Result<crate::model::ExecOutput>;
     /// Removes everything the run created. Idempotent.
     fn teardown(&self) -> Result<()>;
 }

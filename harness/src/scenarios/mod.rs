@@ -2,6 +2,7 @@
 
 pub mod canary;
 pub mod egress;
+pub mod tsn;
 
 #[cfg(test)]
 mod tests {

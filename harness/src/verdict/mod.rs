@@ -5,6 +5,7 @@
 //! people), and, when it fails, why: a wrong source is not a timeout.
 
 pub mod budget;
+pub mod priority;
 pub mod reach;
 pub mod rollout;
 pub mod snat;
@@ -55,6 +56,8 @@ pub enum FailureReason {
     ErrorAnswers,
     /// The mirror did not get exactly one copy per request.
     MirrorMismatch,
+    /// Packets reached the qdisc in a traffic class other than their priority's.
+    WrongClass,
 }
 
 impl FailureReason {
@@ -72,6 +75,7 @@ impl FailureReason {
             FailureReason::StaleRoute => "stale route still served",
             FailureReason::ErrorAnswers => "error answers",
             FailureReason::MirrorMismatch => "mirror copies do not match requests",
+            FailureReason::WrongClass => "packets in the wrong traffic class",
         }
     }
 }

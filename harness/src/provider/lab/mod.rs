@@ -342,12 +342,7 @@ impl Lab {
             .args(args)
             .output()
             .map_err(|e| HarnessError::Command { command: command.clone(), detail: e.to_string() })?;
-        let output = crate::model::ExecOutput {
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            exit: output.status.to_string(),
-        };
-        super::probe_output(&output, || command)
+        super::probe_output(&crate::model::ExecOutput::from_output(&output), || command)
     }
 
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
@@ -523,6 +518,17 @@ impl Cluster for Lab {
         Ok(served.requests)
     }
 
+    fn run_on_node(&self, node: &Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
+        let netns = self.lab_nodes[self.node_index(&node.name)?].netns.clone();
+        // The probe is on every lab node (the same binary the pods run).
+        let program = if program == crate::scenarios::tsn::PROBE { self.probe.as_path() } else { std::path::Path::new(program) };
+        exec_in_netns(&netns, program, args.iter().copied())
+    }
+
+    fn run_probe_in(&self, pod: &Pod, args: &[String]) -> Result<crate::model::ExecOutput> {
+        exec_in_netns(&self.netns_of(pod)?, &self.probe, args.iter().map(String::as_str))
+    }
+
     fn fail_node(&self, node: &Node) -> Result<()> {
         Err(HarnessError::NotFound { what: "way to fail".into(), wanted: format!("lab node {} (the lab hosts no failover scenarios)", node.name) })
     }
@@ -594,6 +600,18 @@ fn reference_plugins_version() -> String {
     shell::run("dpkg-query", &["-W", "-f=${Version}", "containernetworking-plugins"], None)
         .map(|v| v.trim().to_owned())
         .unwrap_or_else(|_| "unknown (not from Debian's package)".into())
+}
+
+/// Runs `program args` in network namespace `netns`; what it printed and how it exited.
+fn exec_in_netns<'a>(netns: &str, program: &std::path::Path, args: impl IntoIterator<Item = &'a str>) -> Result<crate::model::ExecOutput> {
+    let args: Vec<&str> = args.into_iter().collect();
+    let output = Command::new("ip")
+        .args(["netns", "exec", netns])
+        .arg(program)
+        .args(&args)
+        .output()
+        .map_err(|e| HarnessError::Command { command: format!("{} {} in {netns}", program.display(), args.join(" ")), detail: e.to_string() })?;
+    Ok(crate::model::ExecOutput::from_output(&output))
 }
 
 /// Fills the node's pod CIDR into every `host-local` IPAM section of the chain (and its

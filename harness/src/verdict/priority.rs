@@ -1,0 +1,115 @@
+//! Priority preservation (TSN): did a talker's packets reach the node NIC's qdisc in the
+//! class its `SO_PRIORITY` maps to? Judged on the qdisc's own per-class packet counters,
+//! as the metadata-proxy paper reads `tc -s` after a run.
+
+use std::collections::BTreeMap;
+
+use super::{Evidence, FailureReason, Verdict};
+
+/// A traffic class of the node NIC's qdisc: its role (what golden records hold) and its
+/// class id (`tc`'s name for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrafficClass {
+    pub role: &'static str,
+    pub id: &'static str,
+}
+
+/// The paper's priority map: 1 and 2 are time-sensitive classes, the rest best effort.
+pub const CLASS_1: TrafficClass = TrafficClass { role: "class-1", id: "1:1" };
+pub const CLASS_2: TrafficClass = TrafficClass { role: "class-2", id: "1:2" };
+pub const BEST_EFFORT: TrafficClass = TrafficClass { role: "best-effort", id: "1:3" };
+/// Not IPv4 (ARP, neighbour discovery): counted apart, never a talker's class.
+pub const NOT_IPV4: TrafficClass = TrafficClass { role: "not-ipv4", id: "1:4" };
+pub const IPV4_CLASSES: [TrafficClass; 3] = [CLASS_1, CLASS_2, BEST_EFFORT];
+
+pub fn class_of_priority(priority: u32) -> TrafficClass {
+    match priority {
+        1 => CLASS_1,
+        2 => CLASS_2,
+        _ => BEST_EFFORT,
+    }
+}
+
+/// Per-class packet counters from `tc -s class show` (class id -> packets sent).
+pub fn parse_class_counters(text: &str) -> BTreeMap<String, u64> {
+    let mut counters = BTreeMap::new();
+    let mut class: Option<String> = None;
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["class", _kind, id, ..] => class = Some((*id).to_owned()),
+            ["Sent", _bytes, "bytes", packets, "pkt", ..] => {
+                if let (Some(id), Ok(packets)) = (class.take(), packets.parse()) {
+                    counters.insert(id, packets);
+                }
+            }
+            _ => {}
+        }
+    }
+    counters
+}
+
+/// The counters' growth between two readings.
+pub fn growth(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after.iter().map(|(id, n)| (id.clone(), n.saturating_sub(before.get(id).copied().unwrap_or(0)))).collect()
+}
+
+/// Did at least `at_least` packets of a talker with `priority` land in its class, and none
+/// of them in another IPv4 class? `grew` is each class's growth while it alone talked.
+/// (UDP: one packet per datagram; TCP: segments are the stack's choice, so at least one.)
+pub fn talker_kept_its_class(talker: &str, priority: u32, at_least: u64, grew: &BTreeMap<String, u64>, nic: &str) -> Verdict {
+    let sent = at_least;
+    let expected = class_of_priority(priority);
+    let count = |class: TrafficClass| grew.get(class.id).copied().unwrap_or(0);
+    let elsewhere: u64 = IPV4_CLASSES.iter().filter(|c| **c != expected).map(|c| count(*c)).sum();
+    let passed = count(expected) >= sent && elsewhere == 0;
+    let observed = IPV4_CLASSES.iter().copied().max_by_key(|c| (count(*c), *c == expected)).unwrap_or(expected);
+    let table = [CLASS_1, CLASS_2, BEST_EFFORT, NOT_IPV4].iter().map(|c| format!("{} ({}): {}", c.id, c.role, count(*c))).collect::<Vec<_>>().join(", ");
+    Verdict {
+        statistics: Vec::new(),
+        check: "traffic class of a talker's packets at the node NIC's qdisc".into(),
+        subject: format!("talker {talker} with priority {priority} on {nic}"),
+        passed,
+        expected: Evidence::new(expected.role, format!("all packets (at least {sent}) in {} ({}), none in another class", expected.id, expected.role)),
+        observed: Evidence::new(if passed { expected.role } else { observed.role }, format!("packets per class: {table}")),
+        reason: (!passed).then_some(FailureReason::WrongClass),
+        look_at: format!("where the pod's priority is saved and restored (a metadata proxy restores it at {nic}'s egress, after forwarding)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHOWN: &str = "class htb 1:1 root prio 0 rate 10Gbit ceil 10Gbit burst 0b cburst 0b \n Sent 5400 bytes 50 pkt (dropped 0, overlimits 0 requeues 0) \n backlog 0b 0p requeues 0\nclass htb 1:3 root prio 0 rate 10Gbit ceil 10Gbit burst 0b cburst 0b \n Sent 3296 bytes 33 pkt (dropped 0, overlimits 0 requeues 0) \n";
+
+    #[test]
+    fn counters_are_read_per_class() {
+        assert_eq!(parse_class_counters(SHOWN), BTreeMap::from([("1:1".into(), 50), ("1:3".into(), 33)]));
+    }
+
+    #[test]
+    fn a_talker_whose_packets_all_land_in_best_effort_lost_its_priority() {
+        let grew = BTreeMap::from([("1:3".to_owned(), 50), ("1:4".to_owned(), 2)]);
+        let verdict = talker_kept_its_class("tsn-t1/talker", 1, 50, &grew, "node eth0");
+        assert_eq!((verdict.passed, verdict.reason, verdict.observed.role.as_str()), (false, Some(FailureReason::WrongClass), "best-effort"));
+        assert!(verdict.message().contains("all packets (at least 50) in 1:1 (class-1)") && verdict.message().contains("1:3 (best-effort): 50"), "{}", verdict.message());
+    }
+
+    #[test]
+    fn arp_in_its_own_class_cannot_make_a_wrong_class_look_right() {
+        let grew = BTreeMap::from([("1:1".to_owned(), 50), ("1:4".to_owned(), 3)]);
+        assert!(talker_kept_its_class("t", 1, 50, &grew, "eth0").passed);
+        let short = BTreeMap::from([("1:1".to_owned(), 49), ("1:3".to_owned(), 1)]);
+        let verdict = talker_kept_its_class("t", 1, 50, &short, "eth0");
+        assert!(!verdict.passed && verdict.observed.role == "class-1", "one packet in best effort fails it: {}", verdict.message());
+    }
+
+    #[test]
+    fn a_best_effort_talker_belongs_in_best_effort() {
+        let grew = BTreeMap::from([("1:3".to_owned(), 20)]);
+        assert!(talker_kept_its_class("t", 0, 20, &grew, "eth0").passed);
+        let lifted = BTreeMap::from([("1:2".to_owned(), 20)]);
+        assert_eq!(talker_kept_its_class("t", 0, 20, &lifted, "eth0").observed.role, "class-2");
+    }
+}
