@@ -2,48 +2,75 @@
 //! `target/bpf/` and recompiled when their source is newer. `cargo xtask deps` installs
 //! clang, llvm and libbpf-dev; without clang the error names it and how to get it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 
 use crate::error::{HarnessError, Result};
+
+/// One compilation at a time in a process (trials run side by side).
+static COMPILING: Mutex<()> = Mutex::new(());
 
 /// The compiled object of `bpf/<name>.c`.
 pub fn object(name: &str) -> Result<PathBuf> {
     let source = crate::workspace_root().join("bpf").join(format!("{name}.c"));
-    let out_dir = crate::workspace_root().join("target/bpf");
-    let object = out_dir.join(format!("{name}.o"));
-    let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    if modified(&object).is_some_and(|built| modified(&source).is_some_and(|src| built >= src)) {
+    compile(&source, &crate::workspace_root().join("target/bpf"))
+}
+
+/// Compiles `source` into `out_dir` unless an object newer than it is there.
+fn compile(source: &Path, out_dir: &Path) -> Result<PathBuf> {
+    let _one_at_a_time = COMPILING.lock().unwrap_or_else(|e| e.into_inner());
+    let stem = source.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let object = out_dir.join(format!("{stem}.o"));
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if modified(&object).is_some_and(|built| modified(source).is_some_and(|src| built >= src)) {
         return Ok(object);
     }
     if !crate::provider::host::on_path("clang") {
         return Err(HarnessError::MissingTool { tool: "clang".into(), purpose: format!("compiling the BPF program {}", source.display()), install: "install Debian's clang, llvm and libbpf-dev with `cargo xtask deps`".into() });
     }
-    std::fs::create_dir_all(&out_dir).map_err(|e| HarnessError::Command { command: format!("create {}", out_dir.display()), detail: e.to_string() })?;
-    // Several processes may compile at once: each writes its own file, then renames it.
-    let partial = out_dir.join(format!("{name}.{}.o", std::process::id()));
+    let failed = |what: String| move |e: std::io::Error| HarnessError::Command { command: what, detail: e.to_string() };
+    std::fs::create_dir_all(out_dir).map_err(failed(format!("create {}", out_dir.display())))?;
+    // Other processes may compile at once: each writes a file of its own, then renames it.
+    let partial = tempfile::Builder::new().prefix(&stem).suffix(".o.partial").tempfile_in(out_dir).map_err(failed(format!("create a file in {}", out_dir.display())))?;
     let multiarch = format!("/usr/include/{}-linux-gnu", std::env::consts::ARCH);
     let output = Command::new("clang")
         .args(["-O2", "-g", "-target", "bpf", "-I", &multiarch, "-c"])
-        .arg(&source)
+        .arg(source)
         .arg("-o")
-        .arg(&partial)
+        .arg(partial.path())
         .output()
-        .map_err(|e| HarnessError::Command { command: format!("clang {}", source.display()), detail: e.to_string() })?;
+        .map_err(failed(format!("clang {}", source.display())))?;
     if !output.status.success() {
         return Err(HarnessError::Command { command: format!("clang -target bpf {}", source.display()), detail: String::from_utf8_lossy(&output.stderr).trim().to_owned() });
     }
-    std::fs::rename(&partial, &object).map_err(|e| HarnessError::Command { command: format!("rename {}", partial.display()), detail: e.to_string() })?;
+    partial.persist(&object).map_err(|e| HarnessError::Command { command: format!("write {}", object.display()), detail: e.to_string() })?;
     Ok(object)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// An ELF object for the BPF machine (EM_BPF = 247).
+    fn is_bpf_object(path: &Path) -> bool {
+        let bytes = std::fs::read(path).unwrap();
+        bytes.starts_with(b"\x7fELF") && u16::from_le_bytes([bytes[18], bytes[19]]) == 247
+    }
+
     #[test]
     fn the_classifier_compiles_into_a_bpf_object() {
-        let object = super::object("tsn_classify").expect("clang compiles bpf/tsn_classify.c (cargo xtask deps installs it)");
-        let bytes = std::fs::read(&object).unwrap();
-        // An ELF object for the BPF machine (EM_BPF = 247).
-        assert!(bytes.starts_with(b"\x7fELF") && u16::from_le_bytes([bytes[18], bytes[19]]) == 247, "{}", object.display());
+        let object = object("tsn_classify").expect("clang compiles bpf/tsn_classify.c (cargo xtask deps installs it)");
+        assert!(is_bpf_object(&object), "{}", object.display());
+    }
+
+    #[test]
+    fn trials_side_by_side_compile_it_once_without_tripping_over_each_other() {
+        let out = tempfile::tempdir().unwrap();
+        let source = crate::workspace_root().join("bpf/tsn_classify.c");
+        let built: Vec<Result<PathBuf>> = std::thread::scope(|s| (0..4).map(|_| s.spawn(|| compile(&source, out.path()))).collect::<Vec<_>>().into_iter().map(|h| h.join().unwrap()).collect());
+        assert!(built.iter().all(|b| b.as_ref().is_ok_and(|p| is_bpf_object(p))), "{built:?}");
+        let left: Vec<_> = std::fs::read_dir(out.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left.len(), 1, "one object, no partial files: {left:?}");
     }
 }
