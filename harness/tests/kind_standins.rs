@@ -149,7 +149,7 @@ fn a_kept_cluster_is_reused_and_not_deleted() {
 
 fn kept_name(cni: &cni::CniProfile, addons: Addons) -> String {
     let config = harness::provider::kind::render_kind_config(&options().kind_config, cni).unwrap();
-    harness::provider::kind::cluster_name(cni, true, addons, &config)
+    harness::provider::kind::cluster_name(cni, true, None, addons, &config)
 }
 
 #[test]

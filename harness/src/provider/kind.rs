@@ -108,11 +108,7 @@ pub fn unavailable(cni: &CniProfile, options: &KindOptions) -> Option<String> {
 /// by an egress run is therefore never reused by a canary run that needs Gateway API.
 /// A cluster shared by the processes of one multi-process run is named for the run and what
 /// it holds: `cniconf-nx-<digest>`.
-pub fn cluster_name(cni: &CniProfile, keep: bool, addons: Addons, kind_config: &str) -> String {
-    cluster_name_for(cni, keep, None, addons, kind_config)
-}
-
-pub fn cluster_name_for(cni: &CniProfile, keep: bool, shared_run: Option<&runs::MultiProcessRun>, addons: Addons, kind_config: &str) -> String {
+pub fn cluster_name(cni: &CniProfile, keep: bool, shared_run: Option<&runs::MultiProcessRun>, addons: Addons, kind_config: &str) -> String {
     let gateway = cni.gateway.as_ref().filter(|_| addons.gateway_api);
     let holds = format!("{cni:?}|{gateway:?}|{addons:?}|{GATEWAY_API_VERSION}|{METALLB_VERSION}|{kind_config}");
     match (keep, shared_run) {
@@ -274,8 +270,8 @@ impl KindPlan {
                 format!("installing the Gateway API {GATEWAY_API_VERSION} CRDs"),
                 format!("https://github.com/kubernetes-sigs/gateway-api/releases/download/{GATEWAY_API_VERSION}/standard-install.yaml"),
             ));
-            for crds in gateway.map(|g| g.extra_crds).unwrap_or_default() {
-                install.push(apply(format!("installing CRDs {} needs: {}", gateway.expect("extra CRDs come from a gateway").name, crds.why), crds.url.replace("{gateway_api}", GATEWAY_API_VERSION)));
+            for (gateway, crds) in gateway.iter().flat_map(|g| g.extra_crds.iter().map(move |crds| (g, crds))) {
+                install.push(apply(format!("installing CRDs {} needs: {}", gateway.name, crds.why), crds.url.replace("{gateway_api}", GATEWAY_API_VERSION)));
             }
         }
         match &cni.installation {
@@ -416,7 +412,7 @@ impl KindCluster {
         }
         let kind_config = render_kind_config(&options.kind_config, cni)?;
         let shared_run = options.shared_run.clone().filter(|_| !options.keep);
-        let name = cluster_name_for(cni, options.keep, shared_run.as_ref(), addons, &kind_config);
+        let name = cluster_name(cni, options.keep, shared_run.as_ref(), addons, &kind_config);
         let io_error = |what: String| move |e: std::io::Error| HarnessError::Command { command: what, detail: e.to_string() };
         // The processes of a shared run take turns: the first creates, the others join.
         let _creating = match &shared_run {
@@ -681,22 +677,22 @@ mod tests {
     #[test]
     fn kept_clusters_have_a_stable_name_per_cni() {
         let config = render_kind_config(&fixtures::fixture_path("cluster/kind.yaml"), &cni::antrea()).unwrap();
-        let egress = cluster_name(&cni::antrea(), true, Addons::default(), &config);
+        let egress = cluster_name(&cni::antrea(), true, None, Addons::default(), &config);
         assert!(egress.starts_with("cniconf-keep-antrea-"), "{egress}");
-        assert_eq!(egress, cluster_name(&cni::antrea(), true, Addons::default(), &config), "stable between runs");
-        assert_ne!(cluster_name(&cni::antrea(), false, Addons::default(), &config), cluster_name(&cni::cilium(), false, Addons::default(), &config));
+        assert_eq!(egress, cluster_name(&cni::antrea(), true, None, Addons::default(), &config), "stable between runs");
+        assert_ne!(cluster_name(&cni::antrea(), false, None, Addons::default(), &config), cluster_name(&cni::cilium(), false, None, Addons::default(), &config));
     }
 
     #[test]
     fn a_kept_cluster_is_keyed_by_what_it_holds() {
         let config = render_kind_config(&fixtures::fixture_path("cluster/kind.yaml"), &cni::antrea()).unwrap();
-        let name = |cni: &CniProfile, addons| cluster_name(cni, true, addons, &config);
+        let name = |cni: &CniProfile, addons| cluster_name(cni, true, None, addons, &config);
         let egress = name(&cni::antrea(), Addons::default());
         let canary = name(&cni::antrea(), Addons::for_features(&[crate::cni::Feature::GatewayWeights]));
         assert_ne!(egress, canary, "an egress run's cluster has no Gateway API or MetalLB");
         let bumped = CniProfile { version: "2.3.0".into(), ..cni::antrea() };
         assert_ne!(name(&bumped, Addons::default()), egress, "a version bump gets a new cluster");
-        assert_ne!(cluster_name(&cni::antrea(), true, Addons::default(), &format!("{config}# two workers more")), egress, "another kind config too");
+        assert_ne!(cluster_name(&cni::antrea(), true, None, Addons::default(), &format!("{config}# two workers more")), egress, "another kind config too");
     }
 
     #[test]
