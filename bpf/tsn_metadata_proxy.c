@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: GPL-2.0
+// The reference TSN metadata proxy's datapath (the seeds' paper, section 4).
+//
+// A pod's SO_PRIORITY is reset to 0 when its packet crosses the pod's veth, and routing
+// then sets it from the IP TOS, so the node NIC's TSN qdisc never sees it (LAB-NOTES).
+// What does survive the crossing, forwarding, NAT and VXLAN encapsulation is the skb
+// itself and its flow hash. So:
+//   save_prio    (tc egress of the pod's interface, inside the pod) writes the priority
+//                into the packet's flow hash, tagged: TAG | priority;
+//   restore_prio (tc egress of the node's NIC, after forwarding) puts a tagged packet's
+//                priority back into skb->priority, where the NIC's qdisc reads it.
+// The metadata travels with the packet: no map, no per-packet state, nothing that a
+// packet which never reaches the NIC could leave behind. Priorities 1..15 are carried
+// (taprio's map covers 0..15); 0 is best effort and is left alone.
+//
+// Built with -DKEEP_PER_PACKET_STATE it is a deliberately broken proxy for the suites'
+// self-tests: the saver also records the last priority in a node-wide pinned map that
+// only a packet reaching the NIC clears, and the restorer hands a recorded priority to
+// the next untagged IPv4 packet. Traffic that never reaches the NIC (to the pod's own
+// node, to a pod on the same node) then leaks its priority into later packets.
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#define TAG 0x7e500000u
+#define TAG_MASK 0xfffffff0u
+#define PRIORITY_MASK 0xfu
+
+#ifdef KEEP_PER_PACKET_STATE
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pending SEC(".maps");
+#endif
+
+SEC("classifier/save")
+int save_prio(struct __sk_buff *skb)
+{
+	__u32 priority = skb->priority;
+
+	if (priority >= 1 && priority <= PRIORITY_MASK) {
+		bpf_set_hash(skb, TAG | priority);
+#ifdef KEEP_PER_PACKET_STATE
+		__u32 key = 0;
+		bpf_map_update_elem(&pending, &key, &priority, BPF_ANY);
+#endif
+	}
+	// Let whatever else is attached here run too (tcx: next program).
+	return TC_ACT_UNSPEC;
+}
+
+SEC("classifier/restore")
+int restore_prio(struct __sk_buff *skb)
+{
+	__u32 hash = skb->hash;
+
+#ifdef KEEP_PER_PACKET_STATE
+	__u32 key = 0, none = 0;
+	__u32 *recorded = bpf_map_lookup_elem(&pending, &key);
+
+	if ((hash & TAG_MASK) == TAG) {
+		skb->priority = hash & PRIORITY_MASK;
+		bpf_map_update_elem(&pending, &key, &none, BPF_ANY);
+	} else if (recorded && *recorded && skb->protocol == bpf_htons(ETH_P_IP)) {
+		skb->priority = *recorded;
+		bpf_map_update_elem(&pending, &key, &none, BPF_ANY);
+	}
+#else
+	if ((hash & TAG_MASK) == TAG)
+		skb->priority = hash & PRIORITY_MASK;
+#endif
+	return TC_ACT_UNSPEC;
+}
+
+char LICENSE[] SEC("license") = "GPL";

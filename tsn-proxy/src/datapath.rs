@@ -1,0 +1,222 @@
+//! What the proxy attaches, where, and how it finds it again: tcx links pinned in the
+//! node's BPF filesystem under `tsn-metadata-proxy/`.
+//!
+//! - `save-<container>-<ifname>`: the saver on the pod interface's egress (in the pod);
+//! - `restore-nic-<nic>`: the restorer on the NIC's egress, shared by every pod of the
+//!   node, attached by the first ADD and removed by the DEL of the last pod;
+//! - `restore-<container>-<ifname>`: the restorer on the pod's host-side veth ingress,
+//!   with `hook: pod-veth-ingress`;
+//! - `pods/<container>-<ifname>`: one directory per pod the proxy was added to;
+//! - `pending`: the self-test fault `keep-per-packet-state`'s map.
+//!
+//! Links hold their programs (and programs their maps), so removing the pins is all it
+//! takes to leave nothing behind; unmounting the bpffs does the same for a killed run.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use aya::programs::links::{FdLink, PinnedLink};
+use aya::programs::tc::TcAttachOptions;
+use aya::programs::{LinkOrder, SchedClassifier, TcAttachType};
+use aya::{Ebpf, EbpfLoader};
+use nix::fcntl::{Flock, FlockArg};
+use nix::sched::CloneFlags;
+
+use crate::config::{Fault, Hook, Invocation, NetConf};
+use crate::error::{ProxyError, Result};
+
+static PROXY: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tsn_metadata_proxy.o"));
+static PROXY_KEEPING_STATE: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tsn_metadata_proxy_keeping_state.o"));
+
+/// The programs' names, as the kernel lists them on an interface.
+pub const SAVER: &str = "save_prio";
+pub const RESTORER: &str = "restore_prio";
+/// The directory of the proxy's pins in the node's bpffs.
+pub const PIN_DIRECTORY: &str = "tsn-metadata-proxy";
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+/// The proxy's pins on one node, held under an exclusive lock while a command runs.
+pub struct NodePins {
+    dir: PathBuf,
+    _lock: Flock<File>,
+}
+
+impl NodePins {
+    /// Opens (creating them if `create`) the proxy's pins in `bpffs`; `None` when there are none.
+    pub fn open(bpffs: &Path, create: bool) -> Result<Option<Self>> {
+        let is_bpffs = nix::sys::statfs::statfs(bpffs).map(|s| s.filesystem_type().0 as i64 == BPF_FS_MAGIC).unwrap_or(false);
+        if !is_bpffs {
+            return match create {
+                true => Err(ProxyError::Config(format!("field `bpffs`: {} is not a BPF filesystem; mount one there (`mount -t bpf bpf {}`) or name the node's in the config", bpffs.display(), bpffs.display()))),
+                false => Ok(None),
+            };
+        }
+        let dir = bpffs.join(PIN_DIRECTORY);
+        if !dir.exists() && !create {
+            return Ok(None);
+        }
+        std::fs::create_dir_all(dir.join("pods")).map_err(|e| ProxyError::Datapath { what: format!("create {}", dir.display()), detail: e.to_string() })?;
+        let handle = File::open(&dir).map_err(|e| ProxyError::Datapath { what: format!("open {}", dir.display()), detail: e.to_string() })?;
+        let lock = Flock::lock(handle, FlockArg::LockExclusive).map_err(|(_, e)| ProxyError::Datapath { what: format!("lock {}", dir.display()), detail: e.to_string() })?;
+        Ok(Some(Self { dir, _lock: lock }))
+    }
+
+    fn saver(&self, attachment: &str) -> PathBuf {
+        self.dir.join(format!("save-{attachment}"))
+    }
+
+    fn pod_restorer(&self, attachment: &str) -> PathBuf {
+        self.dir.join(format!("restore-{attachment}"))
+    }
+
+    fn nic_restorer(&self, nic: &str) -> PathBuf {
+        self.dir.join(format!("restore-nic-{nic}"))
+    }
+
+    fn pod_record(&self, attachment: &str) -> PathBuf {
+        self.dir.join("pods").join(attachment)
+    }
+
+    fn pending(&self) -> PathBuf {
+        self.dir.join("pending")
+    }
+
+    fn pods_left(&self) -> usize {
+        std::fs::read_dir(self.dir.join("pods")).map(|d| d.count()).unwrap_or(0)
+    }
+}
+
+/// ADD: the saver in the pod, the restorer where the hook says, the pod's record.
+pub fn add(conf: &NetConf, cni: &Invocation) -> Result<()> {
+    let nic = conf.nic()?;
+    let pins = NodePins::open(&conf.bpffs, true)?.expect("created");
+    let attachment = cni.attachment();
+    let mut ebpf = load(conf, &pins)?;
+    if !conf.has(Fault::NoRestore) {
+        let restorer = program(&mut ebpf, RESTORER)?;
+        match conf.hook {
+            Hook::NicEgress if !pins.nic_restorer(nic).exists() => attach_pinned(restorer, nic, TcAttachType::Egress, &pins.nic_restorer(nic))?,
+            Hook::NicEgress => {}
+            Hook::PodVethIngress => attach_pinned(restorer, &conf.host_side_interface()?, TcAttachType::Ingress, &pins.pod_restorer(&attachment))?,
+        }
+    }
+    if !conf.has(Fault::NoSave) {
+        let saver = program(&mut ebpf, SAVER)?;
+        in_netns(&cni.netns, || attach_pinned(saver, &cni.ifname, TcAttachType::Egress, &pins.saver(&attachment)))?;
+    }
+    let record = pins.pod_record(&attachment);
+    std::fs::create_dir_all(&record).map_err(|e| ProxyError::Datapath { what: format!("create {}", record.display()), detail: e.to_string() })
+}
+
+/// CHECK: the pod's record, and each program ADD attached, still attached where it was.
+pub fn check(conf: &NetConf, cni: &Invocation) -> Result<()> {
+    let nic = conf.nic()?;
+    let missing = |what: String| ProxyError::NotAsAddedIt(what);
+    let pins = NodePins::open(&conf.bpffs, false)?.ok_or_else(|| missing(format!("no {PIN_DIRECTORY} pins in {}", conf.bpffs.display())))?;
+    let attachment = cni.attachment();
+    if !pins.pod_record(&attachment).exists() {
+        return Err(missing(format!("the proxy was never added to {attachment}")));
+    }
+    if !conf.has(Fault::NoSave) {
+        in_netns(&cni.netns, || expect_attached(SAVER, &cni.ifname, TcAttachType::Egress))?;
+    }
+    if !conf.has(Fault::NoRestore) {
+        match conf.hook {
+            Hook::NicEgress => expect_attached(RESTORER, nic, TcAttachType::Egress)?,
+            Hook::PodVethIngress => expect_attached(RESTORER, &conf.host_side_interface()?, TcAttachType::Ingress)?,
+        }
+    }
+    Ok(())
+}
+
+/// DEL: what ADD made for this pod; the shared restorer and map with the node's last pod.
+/// Whatever is already gone is fine.
+pub fn del(conf: &NetConf, cni: &Invocation) -> Result<()> {
+    let Some(pins) = NodePins::open(&conf.bpffs, false)? else { return Ok(()) };
+    let attachment = cni.attachment();
+    remove(&pins.saver(&attachment))?;
+    remove(&pins.pod_restorer(&attachment))?;
+    remove(&pins.pod_record(&attachment))?;
+    if pins.pods_left() == 0 {
+        let shared = std::fs::read_dir(&pins.dir).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("restore-nic-")));
+        for pin in shared.chain([pins.pending()]).collect::<Vec<_>>() {
+            remove(&pin)?;
+        }
+        remove(&pins.dir.join("pods"))?;
+        // Anything else in it (a pin of another proxy version) keeps the directory.
+        let _ = std::fs::remove_dir(&pins.dir);
+    }
+    Ok(())
+}
+
+fn load(conf: &NetConf, pins: &NodePins) -> Result<Ebpf> {
+    let loaded = match conf.has(Fault::KeepPerPacketState) {
+        true => EbpfLoader::new().map_pin_path("pending", pins.pending()).load(PROXY_KEEPING_STATE),
+        false => Ebpf::load(PROXY),
+    };
+    loaded.map_err(|e| ProxyError::Datapath { what: "load the proxy's BPF object".into(), detail: e.to_string() })
+}
+
+fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SchedClassifier> {
+    let program: &mut SchedClassifier = ebpf
+        .program_mut(name)
+        .ok_or_else(|| ProxyError::Datapath { what: format!("find program {name}"), detail: "not in the BPF object".into() })?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| ProxyError::Datapath { what: format!("program {name}"), detail: e.to_string() })?;
+    if program.fd().is_err() {
+        program.load().map_err(|e| ProxyError::Datapath { what: format!("load program {name}"), detail: verifier_detail(&e) })?;
+    }
+    Ok(program)
+}
+
+fn verifier_detail(error: &aya::programs::ProgramError) -> String {
+    match error {
+        aya::programs::ProgramError::LoadError { io_error, verifier_log } => format!("{io_error}: {verifier_log}"),
+        other => other.to_string(),
+    }
+}
+
+/// Attaches `program` as a tcx link on `interface` (in the current network namespace) and
+/// pins the link at `pin`, replacing a stale pin of the same name.
+fn attach_pinned(program: &mut SchedClassifier, interface: &str, direction: TcAttachType, pin: &Path) -> Result<()> {
+    let what = format!("attach {} to {interface} {direction:?} and pin it at {}", program_name(program), pin.display());
+    remove(pin)?;
+    let id = program.attach_with_options(interface, direction, TcAttachOptions::TcxOrder(LinkOrder::default())).map_err(|e| ProxyError::Datapath { what: what.clone(), detail: e.to_string() })?;
+    let link = program.take_link(id).map_err(|e| ProxyError::Datapath { what: what.clone(), detail: e.to_string() })?;
+    let link: FdLink = link.try_into().map_err(|e: aya::programs::links::LinkError| ProxyError::Datapath { what: what.clone(), detail: e.to_string() })?;
+    let pinned: PinnedLink = link.pin(pin).map_err(|e| ProxyError::Datapath { what, detail: e.to_string() })?;
+    drop(pinned);
+    Ok(())
+}
+
+fn program_name(program: &SchedClassifier) -> String {
+    program.info().ok().and_then(|i| i.name_as_str().map(str::to_owned)).unwrap_or_else(|| "program".into())
+}
+
+/// Fails unless a program named `name` is attached to `interface` in `direction`.
+fn expect_attached(name: &str, interface: &str, direction: TcAttachType) -> Result<()> {
+    let (_, attached) = SchedClassifier::query_tcx(interface, direction).map_err(|e| ProxyError::NotAsAddedIt(format!("{interface} {direction:?}: cannot list its programs: {e}")))?;
+    let names: Vec<String> = attached.iter().filter_map(|p| p.name_as_str().map(str::to_owned)).collect();
+    match names.iter().any(|n| n == name) {
+        true => Ok(()),
+        false => Err(ProxyError::NotAsAddedIt(format!("{name} is not attached to {interface} {direction:?} (attached: [{}])", names.join(", ")))),
+    }
+}
+
+fn remove(pin: &Path) -> Result<()> {
+    let removed = if pin.is_dir() { std::fs::remove_dir(pin) } else { std::fs::remove_file(pin) };
+    match removed {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ProxyError::Datapath { what: format!("remove {}", pin.display()), detail: e.to_string() }),
+        _ => Ok(()),
+    }
+}
+
+/// Runs `work` inside the network namespace at `netns`, then returns to this one.
+fn in_netns<T>(netns: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+    let open = |path: &str| File::open(path).map_err(|e| ProxyError::Datapath { what: format!("open network namespace {path}"), detail: e.to_string() });
+    let (home, pod) = (open("/proc/thread-self/ns/net")?, open(netns)?);
+    nix::sched::setns(&pod, CloneFlags::CLONE_NEWNET).map_err(|e| ProxyError::Datapath { what: format!("enter network namespace {netns}"), detail: e.to_string() })?;
+    let result = work();
+    nix::sched::setns(&home, CloneFlags::CLONE_NEWNET).map_err(|e| ProxyError::Datapath { what: "return to the node's network namespace".into(), detail: e.to_string() })?;
+    result
+}
