@@ -28,6 +28,16 @@
 #define TAG_MASK 0xfffffff0u
 #define PRIORITY_MASK 0xfu
 
+// Set at load by the self-test fault `swap-priorities`: restore 1 as 2 and 2 as 1.
+volatile const __u32 swap_priorities = 0;
+
+static __always_inline __u32 restored(__u32 priority)
+{
+	if (swap_priorities && (priority == 1 || priority == 2))
+		return 3 - priority;
+	return priority;
+}
+
 #ifdef KEEP_PER_PACKET_STATE
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -64,15 +74,15 @@ int restore_prio(struct __sk_buff *skb)
 	__u32 *recorded = bpf_map_lookup_elem(&pending, &key);
 
 	if ((hash & TAG_MASK) == TAG) {
-		skb->priority = hash & PRIORITY_MASK;
+		skb->priority = restored(hash & PRIORITY_MASK);
 		bpf_map_update_elem(&pending, &key, &none, BPF_ANY);
 	} else if (recorded && *recorded && skb->protocol == bpf_htons(ETH_P_IP)) {
-		skb->priority = *recorded;
+		skb->priority = restored(*recorded);
 		bpf_map_update_elem(&pending, &key, &none, BPF_ANY);
 	}
 #else
 	if ((hash & TAG_MASK) == TAG)
-		skb->priority = hash & PRIORITY_MASK;
+		skb->priority = restored(hash & PRIORITY_MASK);
 #endif
 	return TC_ACT_UNSPEC;
 }

@@ -1,21 +1,128 @@
-//! The TSN family's check, proven on real packets on the lab before any metadata proxy
-//! exists: a talker on the node itself keeps its classes at the NIC's qdisc (the check can
-//! pass), and a talker in a pod wired by the reference plugins lands in best effort (the
-//! metadata-proxy paper's problem, failed for that reason). UDP and TCP alike.
+//! Self-test of the TSN family by fault injection, on real packets on the lab.
+//!
+//! The check itself first: a talker on the node keeps its classes (the check can pass),
+//! and a talker in a pod wired by the reference plugins alone lands in best effort (the
+//! paper's problem). Then every broken metadata proxy, each configured only through a
+//! profile and its conflist as a vendor's proxy would be, must fail exactly the scenarios
+//! it should, naming the expected and observed classes; and a killed run's proxy state
+//! (pins, links, programs, maps) must go with `cargo xtask gc`.
 
+use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use cni_probe::talk::Transport;
-use harness::cni;
-use harness::model::labels;
-use harness::provider::lab::{Lab, LabOptions};
-use harness::provider::Cluster;
+use harness::cni::{self, CniProfile};
+use harness::model::{labels, NamespaceSpec, PodSpec};
+use harness::provider::lab::{gc, Lab, LabOptions};
+use harness::provider::{runs, Cluster};
 use harness::report::TrialOutcome;
 use harness::scenario::{run_scenario, Scenario, ScenarioBody};
 use harness::scenarios::tsn;
 use harness::verdict::FailureReason;
 use harness::Timeouts;
 use libtest_mimic::{Arguments, Failed, Trial};
+
+/// Every talker in best effort: what the paper saw without a proxy.
+const ALL_BEST_EFFORT: &str = "talker-1 best-effort, talker-2 best-effort, best-effort best-effort";
+const SWAPPED: &str = "talker-1 class-2, talker-2 class-1, best-effort best-effort";
+const LEAK: &str = "traffic_that_never_reaches_the_nic_leaves_no_priority_behind";
+
+/// How one configuration must come out of a scenario: passed, or failed for a wrong class
+/// with this observed role.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Expect {
+    Pass,
+    WrongClass(&'static str),
+}
+
+/// A proxy configuration under self-test: its conflist entry (none: no proxy at all), and
+/// what every class scenario and the leak scenario must do.
+struct ProxyCase {
+    name: &'static str,
+    entry: Option<serde_json::Value>,
+    classes: Expect,
+    leak: Expect,
+}
+
+fn proxy_cases() -> Vec<ProxyCase> {
+    use serde_json::json;
+    let proxy = |extra: serde_json::Value| {
+        let mut entry = json!({ "type": "tsn-metadata-proxy", "nic": "eth0" });
+        entry.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        Some(entry)
+    };
+    vec![
+        ProxyCase { name: "the_reference_proxy_passes_every_scenario", entry: proxy(json!({})), classes: Expect::Pass, leak: Expect::Pass },
+        ProxyCase { name: "without_a_proxy_every_talker_lands_in_best_effort", entry: None, classes: Expect::WrongClass(ALL_BEST_EFFORT), leak: Expect::Pass },
+        ProxyCase {
+            name: "a_restore_on_the_pod_veth_ingress_is_overwritten_by_forwarding",
+            entry: proxy(json!({ "hook": "pod-veth-ingress" })),
+            classes: Expect::WrongClass(ALL_BEST_EFFORT),
+            leak: Expect::Pass,
+        },
+        ProxyCase { name: "a_proxy_without_its_saver_loses_every_priority", entry: proxy(json!({ "faults": ["no-save"] })), classes: Expect::WrongClass(ALL_BEST_EFFORT), leak: Expect::Pass },
+        ProxyCase { name: "a_proxy_without_its_restorer_loses_every_priority", entry: proxy(json!({ "faults": ["no-restore"] })), classes: Expect::WrongClass(ALL_BEST_EFFORT), leak: Expect::Pass },
+        ProxyCase { name: "a_wrong_priority_map_puts_each_talker_in_the_other_s_class", entry: proxy(json!({ "faults": ["swap-priorities"] })), classes: Expect::WrongClass(SWAPPED), leak: Expect::Pass },
+        ProxyCase {
+            name: "per_packet_state_left_behind_lifts_a_later_best_effort_packet",
+            entry: proxy(json!({ "faults": ["keep-per-packet-state"] })),
+            classes: Expect::Pass,
+            leak: Expect::WrongClass("class-2"),
+        },
+    ]
+}
+
+/// A profile directory like `fixtures/cni/reference-tsn-proxy`, with the proxy's conflist
+/// entry replaced by `entry` (or removed): what a vendor would write, no Rust.
+fn profile_with_proxy(entry: Option<&serde_json::Value>, dir: &Path) -> Result<CniProfile, Failed> {
+    let shipped = harness::cni::profile::profiles_dir().join("reference-tsn-proxy");
+    std::fs::copy(shipped.join("profile.yaml"), dir.join("profile.yaml")).map_err(|e| e.to_string())?;
+    let conflist_path = shipped.join("10-lab-tsn.conflist");
+    let mut conflist: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&conflist_path).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let plugins = conflist["plugins"].as_array_mut().ok_or("the shipped conflist has plugins")?;
+    plugins.retain(|p| p["type"] != "tsn-metadata-proxy");
+    plugins.extend(entry.cloned());
+    std::fs::write(dir.join("10-lab-tsn.conflist"), serde_json::to_string_pretty(&conflist).unwrap()).map_err(|e| e.to_string())?;
+    cni::load_profile(&dir.join("profile.yaml").display().to_string()).map_err(|e| e.to_string().into())
+}
+
+fn check_proxy(case: &ProxyCase) -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let profile = profile_with_proxy(case.entry.as_ref(), dir.path())?;
+    let lab: Arc<dyn Cluster> = Arc::new(Lab::provision(&profile, &LabOptions::from_env()?)?);
+    // One at a time, in the suite's order: the NIC's counters are the evidence.
+    let outcomes: Vec<(&str, TrialOutcome)> = tsn::all().iter().enumerate().map(|(i, s)| (s.name, run_scenario(&lab, s, &harness::provider::lab::timeouts(), &format!("t{}", i + 1)))).collect();
+    lab.teardown()?;
+    let mut wrong = Vec::new();
+    for (scenario, outcome) in &outcomes {
+        let expected = match *scenario {
+            LEAK => case.leak,
+            name if name.contains("txtime") || name.contains("taprio") => {
+                if !matches!(outcome, TrialOutcome::Ignored(reason) if reason.contains("no etf") || reason.contains("no taprio") || reason.contains("not judged")) {
+                    wrong.push(format!("{scenario} should be ignored with the kernel's reason, but {}: {}", outcome.label(), outcome.message()));
+                }
+                continue;
+            }
+            _ => case.classes,
+        };
+        match (expected, outcome) {
+            (Expect::Pass, TrialOutcome::Passed(_)) => {}
+            (Expect::WrongClass(role), TrialOutcome::Failed(verdict)) if verdict.reason == Some(FailureReason::WrongClass) && verdict.observed.role == role => {
+                let message = verdict.message();
+                if !(message.contains("expected ") && message.contains("packets per class: 1:1 (class-1): ")) {
+                    wrong.push(format!("{scenario}: the failure should name the expected class, the observed class and the counts: {message}"));
+                }
+            }
+            (expected, other) => wrong.push(format!("{scenario}: expected {expected:?}, got {}: {}", other.label(), other.message())),
+        }
+    }
+    match wrong.is_empty() {
+        true => Ok(()),
+        false => Err(wrong.join("\n").into()),
+    }
+}
 
 fn talkers(in_a_pod: bool, transport: Transport) -> ScenarioBody {
     match (in_a_pod, transport) {
@@ -59,24 +166,73 @@ fn on_the_node_the_classes_are_kept(transport: Transport) -> Result<(), Failed> 
 
 fn in_a_pod_without_a_proxy_everything_is_best_effort(transport: Transport) -> Result<(), Failed> {
     match outcome(true, transport)? {
-        TrialOutcome::Failed(verdict) if verdict.reason == Some(FailureReason::WrongClass) && verdict.expected.role == "class-1" && verdict.observed.role == "best-effort" => {
+        TrialOutcome::Failed(verdict) if verdict.reason == Some(FailureReason::WrongClass) && verdict.observed.role == "priority-1 best-effort, priority-2 best-effort, priority-0 best-effort" => {
             let message = verdict.message();
             match message.contains("1:1 (class-1): 0") && message.contains(") in 1:1 (class-1), none in another class") {
                 true => Ok(()),
                 false => Err(format!("the failure should name the expected class and the counts: {message}").into()),
             }
         }
-        other => Err(format!("expected the priority-1 talker's packets in best effort: {} ({other:?})", other.message()).into()),
+        other => Err(format!("expected the talkers' packets in best effort: {} ({other:?})", other.message()).into()),
+    }
+}
+
+/// The ids of the proxy's programs loaded in the kernel now.
+fn proxy_programs() -> BTreeSet<u32> {
+    aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .filter(|p| matches!(p.name_as_str(), Some(tsn_proxy::datapath::SAVER | tsn_proxy::datapath::RESTORER)))
+        .map(|p| p.id())
+        .collect()
+}
+
+/// A run killed with the proxy's links in place: gc (what `cargo xtask gc` runs) leaves no
+/// pin, link, program, map or namespace of it.
+fn a_killed_run_s_proxy_state_goes_with_gc() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let profile = profile_with_proxy(Some(&serde_json::json!({ "type": "tsn-metadata-proxy", "nic": "eth0", "faults": ["keep-per-packet-state"] })), dir.path())?;
+    let before = proxy_programs();
+    let lab = Lab::provision(&profile, &LabOptions::from_env()?)?;
+    let cluster = lab.info().cluster.clone();
+    lab.create_namespace(&NamespaceSpec { name: "tsn-gc".into(), labels: labels([]) })?;
+    let node = lab.nodes().iter().find(|n| n.role == harness::model::NodeRole::Worker).ok_or("a worker")?.clone();
+    for name in ["a", "b"] {
+        lab.create_pod(&PodSpec { name: name.into(), namespace: "tsn-gc".into(), labels: labels([]), node: node.name.clone() })?;
+    }
+    let ours: BTreeSet<u32> = proxy_programs().difference(&before).copied().collect();
+    if ours.len() < 3 {
+        return Err(format!("ADD should have loaded a saver per pod and the node's restorer; new proxy programs: {ours:?}").into());
+    }
+    let pins = runs::state_dir(&cluster).join(&node.name).join("bpffs/tsn-metadata-proxy");
+    if !pins.join("pending").exists() {
+        return Err(format!("the proxy's pins should be in the node's bpffs: {}", pins.display()).into());
+    }
+    // SIGKILL: no teardown, no DEL. Then what `cargo xtask gc` does.
+    std::mem::forget(lab);
+    gc::remove_cluster(&cluster)?;
+    let budget = Duration::from_secs(5);
+    let started = Instant::now();
+    loop {
+        let left: Vec<u32> = proxy_programs().intersection(&ours).copied().collect();
+        if left.is_empty() && !runs::state_dir(&cluster).exists() {
+            return Ok(());
+        }
+        if started.elapsed() > budget {
+            return Err(format!("after gc, within {budget:?} (the kernel frees BPF objects after their last reference): programs {left:?} still loaded, state directory present: {}", runs::state_dir(&cluster).exists()).into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
-    let trials = vec![
+    let mut trials = vec![
         Trial::test("udp_talkers_on_the_node_itself_keep_their_classes", || on_the_node_the_classes_are_kept(Transport::Udp)),
         Trial::test("tcp_talkers_on_the_node_itself_keep_their_classes", || on_the_node_the_classes_are_kept(Transport::Tcp)),
         Trial::test("udp_talkers_in_a_pod_without_a_metadata_proxy_land_in_best_effort", || in_a_pod_without_a_proxy_everything_is_best_effort(Transport::Udp)),
         Trial::test("tcp_talkers_in_a_pod_without_a_metadata_proxy_land_in_best_effort", || in_a_pod_without_a_proxy_everything_is_best_effort(Transport::Tcp)),
+        Trial::test("a_killed_run_s_proxy_state_goes_with_gc", a_killed_run_s_proxy_state_goes_with_gc),
     ];
+    trials.extend(proxy_cases().into_iter().map(|case| Trial::test(case.name, move || check_proxy(&case))));
     libtest_mimic::run(&args, trials).exit_code()
 }

@@ -23,6 +23,11 @@ pub enum HarnessError {
     #[error("malformed fixture {path}: {detail}")]
     FixtureMalformed { path: PathBuf, detail: String },
 
+    /// What a scenario checks cannot be observed on this cluster (its kernel lacks the
+    /// qdisc that would show it): the trial is ignored with the reason, never passed.
+    #[error("{reason}")]
+    CannotObserve { reason: String },
+
     #[error("unknown provider `{name}` in {variable}; expected one of: {expected}")]
     UnknownProvider { name: String, variable: String, expected: String },
 

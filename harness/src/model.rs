@@ -61,6 +61,9 @@ pub struct PodSpec {
     pub node: String,
 }
 
+/// The port every pod's probe listens on: its HTTP echo, and the UDP listener beside it.
+pub const POD_PORT: u16 = 8080;
+
 /// A running pod with its address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pod {

@@ -265,6 +265,7 @@ pub fn run_scenario(cluster: &Arc<dyn Cluster>, scenario: &Scenario, timeouts: &
     match done_rx.recv_timeout(timeouts.trial + timeouts.trial_grace) {
         Ok(Ok(Ok(verdict))) if verdict.passed => TrialOutcome::Passed(verdict),
         Ok(Ok(Ok(verdict))) => TrialOutcome::Failed(verdict),
+        Ok(Ok(Err(HarnessError::CannotObserve { reason }))) => TrialOutcome::Ignored(reason),
         Ok(Ok(Err(error))) => TrialOutcome::Error(error.to_string()),
         Ok(Err(panic)) => {
             let message = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));

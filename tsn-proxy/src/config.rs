@@ -31,6 +31,8 @@ pub enum Fault {
     /// Priorities are also kept in a node-wide map that only a packet reaching the NIC
     /// clears: traffic that never reaches it leaks its priority into later packets.
     KeepPerPacketState,
+    /// The restorer hands priority 1 back as 2 and 2 as 1: a wrong priority map.
+    SwapPriorities,
 }
 
 /// The proxy's entry in the conflist, as the runtime hands it over (with `prevResult`).

@@ -150,9 +150,12 @@ pub fn del(conf: &NetConf, cni: &Invocation) -> Result<()> {
 }
 
 fn load(conf: &NetConf, pins: &NodePins) -> Result<Ebpf> {
+    let swap = u32::from(conf.has(Fault::SwapPriorities));
+    let mut loader = EbpfLoader::new();
+    loader.override_global("swap_priorities", &swap, true);
     let loaded = match conf.has(Fault::KeepPerPacketState) {
-        true => EbpfLoader::new().map_pin_path("pending", pins.pending()).load(PROXY_KEEPING_STATE),
-        false => Ebpf::load(PROXY),
+        true => loader.map_pin_path("pending", pins.pending()).load(PROXY_KEEPING_STATE),
+        false => loader.load(PROXY),
     };
     loaded.map_err(|e| ProxyError::Datapath { what: "load the proxy's BPF object".into(), detail: e.to_string() })
 }

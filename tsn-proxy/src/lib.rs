@@ -5,7 +5,7 @@
 //!
 //! Its conflist entry: `{"type": "tsn-metadata-proxy", "nic": "eth0"}`, with optional
 //! `"hook": "nic-egress" | "pod-veth-ingress"`, `"bpffs": "/sys/fs/bpf"` and, for the
-//! suites' self-tests only, `"faults": ["no-save" | "no-restore" | "keep-per-packet-state"]`.
+//! suites' self-tests only, `"faults": ["no-save" | "no-restore" | "keep-per-packet-state" | "swap-priorities"]`.
 
 pub mod config;
 pub mod datapath;
@@ -22,6 +22,11 @@ pub const SUPPORTED_VERSIONS: [&str; 3] = ["0.4.0", "1.0.0", "1.1.0"];
 
 /// The plugin's `main`: one CNI command, its result or error on stdout.
 pub fn main() -> ExitCode {
+    if std::env::var_os("CNI_COMMAND").is_none() {
+        // As the reference plugins do when run by hand: say what this is.
+        eprintln!("CNI tsn-metadata-proxy plugin v{} (the cni-conformance reference TSN metadata proxy)", env!("CARGO_PKG_VERSION"));
+        return ExitCode::FAILURE;
+    }
     let mut stdin = String::new();
     let invocation = Invocation::from_env();
     if invocation.as_ref().is_ok_and(|i| i.command != "VERSION") {

@@ -52,6 +52,10 @@ impl Feature {
     }
 }
 
+/// A plugin directory of a lab profile that stands for the directory of this build's own
+/// binaries (`cni-probe`, `tsn-metadata-proxy`), wherever cargo put them.
+pub const HARNESS_BINARIES: &str = "{harness-binaries}";
+
 /// How a CNI is brought into a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Installation {

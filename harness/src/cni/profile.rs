@@ -86,6 +86,8 @@ struct LabFile {
     #[serde(default)]
     plugin_dir: Option<PathBuf>,
     /// Several directories, searched in order (a vendor's own binaries, then Debian's).
+    /// `{harness-binaries}` stands for where this build's own binaries are (the
+    /// reference TSN metadata proxy).
     #[serde(default)]
     plugin_dirs: Vec<PathBuf>,
 }
@@ -172,7 +174,12 @@ pub fn read_profile(path: &Path) -> Result<CniProfile> {
             if !conflist.is_file() {
                 return Err(malformed(format!("install.lab.conflist: {} is not a file", conflist.display())));
             }
-            let plugin_dirs: Vec<PathBuf> = lab.plugin_dir.into_iter().chain(lab.plugin_dirs).map(|d| directory.join(d)).collect();
+            let plugin_dirs: Vec<PathBuf> = lab
+                .plugin_dir
+                .into_iter()
+                .chain(lab.plugin_dirs)
+                .map(|d| if d.as_os_str() == crate::cni::HARNESS_BINARIES { d } else { directory.join(d) })
+                .collect();
             if plugin_dirs.is_empty() {
                 return Err(malformed("install.lab: expected pluginDir (or pluginDirs), where the conflist's plugin binaries are".into()));
             }

@@ -125,8 +125,49 @@ pub struct CniRuntime {
     pub plugin_dirs: Vec<PathBuf>,
     /// Where ADD results are cached for CHECK and DEL.
     pub cache_dir: PathBuf,
-    /// The network namespace the runtime itself lives in (the node's); plugins run there.
-    pub runtime_netns: Option<String>,
+    /// The node the runtime lives on, when it is a lab node: plugins run in its view.
+    pub node: Option<NodeView>,
+}
+
+/// What a plugin on a lab node sees as its host: the node's network namespace, `/sys` for
+/// it, and the node's own BPF filesystem at `/sys/fs/bpf` (as a kind node has), in a
+/// private mount namespace of the plugin's process.
+#[derive(Debug, Clone)]
+pub struct NodeView {
+    /// A name under /run/netns.
+    pub netns: String,
+    /// A bpffs mounted for this node alone.
+    pub bpffs: PathBuf,
+}
+
+impl NodeView {
+    /// A command for `program` that starts in the node's view.
+    fn command(&self, program: &Path) -> Result<Command> {
+        use std::os::fd::{AsRawFd, OwnedFd};
+        use std::os::unix::process::CommandExt;
+        let netns_path = Path::new("/run/netns").join(&self.netns);
+        let netns: OwnedFd = std::fs::File::open(&netns_path)
+            .map_err(|e| HarnessError::Command { command: format!("open {}", netns_path.display()), detail: e.to_string() })?
+            .into();
+        let bpffs = self.bpffs.clone();
+        let mut command = Command::new(program);
+        // SAFETY: between fork and exec the closure makes only syscalls (setns, unshare,
+        // mount) on values prepared before the fork; it allocates nothing.
+        unsafe {
+            command.pre_exec(move || {
+                use nix::mount::{mount, umount2, MntFlags, MsFlags};
+                let fd = std::os::fd::BorrowedFd::borrow_raw(netns.as_raw_fd());
+                nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET)?;
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+                mount(None::<&str>, "/", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)?;
+                umount2("/sys", MntFlags::MNT_DETACH)?;
+                mount(Some("sysfs"), "/sys", Some("sysfs"), MsFlags::empty(), None::<&str>)?;
+                mount(Some(bpffs.as_path()), "/sys/fs/bpf", None::<&str>, MsFlags::MS_BIND, None::<&str>)?;
+                Ok(())
+            });
+        }
+        Ok(command)
+    }
 }
 
 impl CniRuntime {
@@ -202,12 +243,8 @@ impl CniRuntime {
         let plugin_name = plugin_type(plugin);
         let binary = self.plugin_path(plugin_name)?;
         let config = plugin_config(list, plugin, attachment, previous);
-        let mut process = match &self.runtime_netns {
-            Some(netns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", netns]).arg(&binary);
-                c
-            }
+        let mut process = match &self.node {
+            Some(node) => node.command(&binary)?,
             None => Command::new(&binary),
         };
         let cni_args = attachment.args.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(";");
@@ -382,7 +419,7 @@ mod tests {
 
     #[test]
     fn a_missing_plugin_names_the_plugin_and_the_path() {
-        let runtime = CniRuntime { plugin_dirs: vec!["/nonexistent/cni".into()], cache_dir: "/tmp".into(), runtime_netns: None };
+        let runtime = CniRuntime { plugin_dirs: vec!["/nonexistent/cni".into()], cache_dir: "/tmp".into(), node: None };
         let error = runtime.require_plugins(&list()).unwrap_err().to_string();
         assert!(error.contains("`bridge`") && error.contains("/nonexistent/cni"), "{error}");
     }
@@ -407,7 +444,7 @@ mod tests {
             Path::new("n.conflist"),
         )
         .unwrap();
-        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), runtime_netns: None };
+        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None };
         let result = runtime.add(&list, &attachment()).unwrap();
         assert_eq!(result.ips[0].address.to_string(), "10.244.1.7/24");
         assert_eq!(result.raw["by"], "second");
@@ -429,7 +466,7 @@ mod tests {
         std::fs::write(&path, "#!/bin/sh\necho '{\"cniVersion\":\"1.0.0\",\"code\":7,\"msg\":\"bad config\",\"details\":\"no bridge\"}'\nexit 1\n").unwrap();
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let list = NetworkConfigList::parse(r#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"broken"}]}"#, Path::new("n")).unwrap();
-        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().into(), runtime_netns: None };
+        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().into(), node: None };
         let error = runtime.add(&list, &attachment()).unwrap_err().to_string();
         assert!(error.contains("CNI ADD of plugin `broken`") && error.contains("error code 7: bad config (no bridge)"), "{error}");
     }

@@ -312,6 +312,7 @@ pub fn example_report() -> ConformanceReport {
                 crate::verdict::Estimate { name: "current-weather-pod-2".into(), expected: 0.05, observed: 0.052, low: 0.031, high: 0.082, count: 23 },
             ],
         }],
+        counters: Vec::new(),
     };
     let record = |name: &str, outcome| TrialRecord { scenario: name.into(), sentence: "s".into(), outcome, duration: Duration::from_millis(812), provided_by_harness: vec!["lab-reference-nginx".into()] };
     reporter.on_event(&RunEvent::TrialFinished(&record("canary_stage_at_5_percent_is_honoured", TrialOutcome::Passed(verdict))));

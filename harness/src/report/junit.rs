@@ -80,6 +80,11 @@ impl Reporter for JunitReport {
                 if !record.provided_by_harness.is_empty() {
                     case.add_property(Property::new("provided-by-harness", record.provided_by_harness.join(", ")));
                 }
+                if let TrialOutcome::Passed(verdict) | TrialOutcome::Failed(verdict) = &record.outcome {
+                    for counter in &verdict.counters {
+                        case.add_property(Property::new(format!("counter.{}.{}", counter.subject, counter.name), counter.value.to_string()));
+                    }
+                }
                 if let TrialOutcome::Passed(verdict) = &record.outcome {
                     case.set_system_out(verdict.message());
                 }
@@ -119,6 +124,7 @@ mod tests {
         report.on_event(&RunEvent::Started { suite: "s", provider: "lab", cni: "reference" });
         let verdict = Verdict {
             statistics: Vec::new(),
+            counters: Vec::new(),
             check: "source <address> & \u{1b}[31mcolour\u{1b}[0m".into(),
             subject: "pod a/b".into(),
             passed: false,

@@ -10,7 +10,7 @@ use crate::scenario::{Scenario, ScenarioContext};
 use crate::verdict::{budget, Verdict};
 
 /// The seeds' Antrea `Egress`: pods labelled role=web in namespaces labelled env=prod.
-const PROD_WEB_EGRESS: &str = "egress/prod-web.antrea.yaml";
+pub(crate) const PROD_WEB_EGRESS: &str = "egress/prod-web.antrea.yaml";
 /// The same policy with an ExternalIPPool over both workers.
 const PROD_WEB_FAILOVER_EGRESS: &str = "egress/prod-web-failover.antrea.yaml";
 const EGRESS_BUDGETS: &str = "budgets/egress.yaml";

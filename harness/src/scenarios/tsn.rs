@@ -3,15 +3,19 @@
 //! priority 1 and 2 in classes of their own and the rest in best effort. The operations
 //! here are built on the cluster's node primitive: an HTB qdisc with a BPF classifier on
 //! the node's NIC (this kernel has no taprio or mqprio), and its per-class counters.
+//!
+//! Every scenario is disruptive: the counters of a node's NIC are shared by everything
+//! the node sends, so a talker must talk alone to be counted exactly.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use cni_probe::talk::{TalkOptions, TalkReport, Transport};
 
+use crate::cni::Feature;
 use crate::error::{HarnessError, Result};
-use crate::model::{Node, Pod};
-use crate::scenario::ScenarioContext;
+use crate::model::{labels, Labels, Node, Pod, POD_PORT};
+use crate::scenario::{Scenario, ScenarioContext};
 use crate::verdict::{budget, priority, Verdict};
 
 /// The node's NIC, as the lab's and kind's nodes name it.
@@ -20,10 +24,185 @@ pub const NODE_NIC: &str = "eth0";
 /// The probe's name as a node command (the lab has it on every node).
 pub const PROBE: &str = "cni-probe";
 
-/// Packets each talker sends.
+/// Packets (UDP datagrams, TCP writes) each talker sends.
 const TALKER_PACKETS: u64 = 50;
 
+/// The paper's talkers: priority 1, priority 2, and best effort beside them.
+const PAPER_PRIORITIES: [u32; 3] = [1, 2, 0];
+
+/// Every TSN scenario, in the order a reader would check them.
+pub fn all() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "udp_talkers_reach_an_external_listener_each_in_its_own_class",
+            sentence: "Talker pods sending UDP with priority 1 and 2, and a best-effort pod beside them, reach a listener outside the cluster with every packet in its own class at the node NIC's qdisc, none of the time-sensitive ones in best effort.",
+            requires: &[],
+            disruptive: true,
+            body: |cx| talkers_to_an_external_listener(cx, Transport::Udp),
+        },
+        Scenario {
+            name: "tcp_talkers_reach_an_external_listener_each_in_its_own_class",
+            sentence: "The same talkers over TCP: every segment in its talker's class at the node NIC's qdisc.",
+            requires: &[],
+            disruptive: true,
+            body: |cx| talkers_to_an_external_listener(cx, Transport::Tcp),
+        },
+        Scenario {
+            name: "udp_talkers_reach_a_pod_on_another_node_each_in_its_own_class",
+            sentence: "Talker pods sending UDP to a pod on another node leave their node's NIC each in its own class.",
+            requires: &[],
+            disruptive: true,
+            body: |cx| talkers_to_a_pod_on_another_node(cx, Transport::Udp),
+        },
+        Scenario {
+            name: "tcp_talkers_reach_a_pod_on_another_node_each_in_its_own_class",
+            sentence: "The same over TCP: every segment to the pod on another node in its talker's class at the source node's NIC.",
+            requires: &[],
+            disruptive: true,
+            body: |cx| talkers_to_a_pod_on_another_node(cx, Transport::Tcp),
+        },
+        Scenario {
+            name: "udp_talkers_on_the_egress_gateway_path_keep_their_classes",
+            sentence: "Talker pods an egress policy selects leave with the egress IP, and their UDP packets leave their own node's NIC (towards the gateway) each in its own class.",
+            requires: &[Feature::EgressGateway],
+            disruptive: true,
+            body: |cx| talkers_on_the_egress_gateway_path(cx, Transport::Udp),
+        },
+        Scenario {
+            name: "tcp_talkers_on_the_egress_gateway_path_keep_their_classes",
+            sentence: "The same over TCP: on the way to the egress gateway every segment is in its talker's class at the pod's node NIC.",
+            requires: &[Feature::EgressGateway],
+            disruptive: true,
+            body: |cx| talkers_on_the_egress_gateway_path(cx, Transport::Tcp),
+        },
+        Scenario {
+            name: "traffic_that_never_reaches_the_nic_leaves_no_priority_behind",
+            sentence: "After a pod sends priority 1 and 2 traffic that never reaches the NIC (to a pod beside it and to its own node), its best-effort packets to the outside are all in best effort: nothing was left behind to lift them.",
+            requires: &[],
+            disruptive: true,
+            body: traffic_that_never_reaches_the_nic_leaves_no_priority_behind,
+        },
+        Scenario {
+            name: "delivery_time_set_with_so_txtime_reaches_the_nic",
+            sentence: "A talker's SO_TXTIME delivery time reaches the node NIC's etf qdisc on the same clock with the same value.",
+            requires: &[],
+            disruptive: true,
+            body: delivery_time_set_with_so_txtime_reaches_the_nic,
+        },
+        Scenario {
+            name: "talkers_leave_in_their_taprio_gate_windows",
+            sentence: "With the paper's taprio schedule on the node NIC (40 us cycle: priority 1, priority 2, best effort), the listener receives each talker's packets inside its class's gate window.",
+            requires: &[],
+            disruptive: true,
+            body: talkers_leave_in_their_taprio_gate_windows,
+        },
+    ]
+}
+
+fn talkers_to_an_external_listener(cx: &mut ScenarioContext, transport: Transport) -> Result<Verdict> {
+    let namespace = cx.namespace("tsn", labels([]))?;
+    let node = cx.a_worker()?;
+    let talkers = cx.tsn_talkers(&namespace, labels([("app", "talker")]), &node)?;
+    let outside = cx.external_listener()?;
+    cx.talkers_keep_their_classes(&talkers, outside, transport)
+}
+
+fn talkers_to_a_pod_on_another_node(cx: &mut ScenarioContext, transport: Transport) -> Result<Verdict> {
+    let namespace = cx.namespace("tsn", labels([]))?;
+    let node = cx.a_worker()?;
+    let talkers = cx.tsn_talkers(&namespace, labels([("app", "talker")]), &node)?;
+    let listener = cx.pod(&namespace, "listener", labels([("app", "listener")]), &cx.a_node_other_than(&node)?)?;
+    cx.talkers_keep_their_classes(&talkers, SocketAddr::new(listener.address, POD_PORT), transport)
+}
+
+fn talkers_on_the_egress_gateway_path(cx: &mut ScenarioContext, transport: Transport) -> Result<Verdict> {
+    let prod = cx.namespace("prod", labels([("env", "prod")]))?;
+    let policy = cx.egress_policy(super::egress::PROD_WEB_EGRESS, &prod)?;
+    let node = cx.worker_outside(&policy.gateway_node_selector)?;
+    let talkers = cx.tsn_talkers(&prod, labels([("role", "web")]), &node)?;
+    let realized = cx.realize_egress_policy(&policy)?;
+    // The path first: a talker that does not take the gateway proves nothing about it.
+    let through_the_gateway = cx.source_seen_outside_once_programmed(&talkers.pods[0].0, &cx.the_egress_ip(&policy, &realized))?;
+    if !through_the_gateway.passed {
+        return Ok(through_the_gateway);
+    }
+    let classes = cx.talkers_keep_their_classes(&talkers, cx.external_listener()?, transport)?;
+    Ok(budget::all_of([through_the_gateway, classes]))
+}
+
+fn traffic_that_never_reaches_the_nic_leaves_no_priority_behind(cx: &mut ScenarioContext) -> Result<Verdict> {
+    let namespace = cx.namespace("tsn", labels([]))?;
+    let node = cx.a_worker()?;
+    let talker = cx.pod(&namespace, "talker", labels([("app", "talker")]), &node)?;
+    let beside = cx.pod(&namespace, "beside", labels([("app", "beside")]), &node)?;
+    cx.tsn_qdisc_on(&node)?;
+    for priority in [1, 2] {
+        for stays_on_the_node in [SocketAddr::new(beside.address, POD_PORT), SocketAddr::new(node.address, POD_PORT)] {
+            cx.talk(Some(&talker), &node, stays_on_the_node, Transport::Udp, priority)?;
+        }
+    }
+    cx.talker_class_at_nic(Some(&talker), &node, cx.external_listener()?, Transport::Udp, 0)
+}
+
+fn delivery_time_set_with_so_txtime_reaches_the_nic(cx: &mut ScenarioContext) -> Result<Verdict> {
+    let node = cx.a_worker()?;
+    let refused = cx.node_refuses_qdisc(&node, &["etf", "clockid", "CLOCK_TAI", "delta", "300000"])?;
+    Err(HarnessError::CannotObserve {
+        reason: match refused {
+            Some(why) => format!("the node's kernel has no etf qdisc, the NIC-side consumer of SO_TXTIME that would show the delivery time ({why})"),
+            None => "the node's kernel has etf, but the harness does not yet read delivery times at the NIC: not judged".into(),
+        },
+    })
+}
+
+fn talkers_leave_in_their_taprio_gate_windows(cx: &mut ScenarioContext) -> Result<Verdict> {
+    let node = cx.a_worker()?;
+    let paper_schedule = ["taprio", "num_tc", "3", "map", "2", "0", "1", "2", "2", "2", "2", "2", "2", "2", "2", "2", "2", "2", "2", "2", "queues", "1@0", "1@0", "1@0", "base-time", "0", "sched-entry", "S", "02", "10000", "sched-entry", "S", "04", "10000", "sched-entry", "S", "01", "20000", "clockid", "CLOCK_TAI"];
+    let refused = cx.node_refuses_qdisc(&node, &paper_schedule)?;
+    Err(HarnessError::CannotObserve {
+        reason: match refused {
+            Some(why) => format!("the node's kernel has no taprio qdisc, so there are no gate windows to land in ({why})"),
+            None => "the node's kernel has taprio, but the harness does not yet judge receive times against gate windows: not judged".into(),
+        },
+    })
+}
+
+/// The paper's talkers on one node: a pod per priority.
+pub struct Talkers {
+    pub node: Node,
+    /// Each talker pod with its priority.
+    pub pods: Vec<(Pod, u32)>,
+}
+
 impl ScenarioContext {
+    /// A talker pod for each of the paper's priorities on `node`, labelled `labels`.
+    pub fn tsn_talkers(&mut self, namespace: &str, labels: Labels, node: &Node) -> Result<Talkers> {
+        let pods = PAPER_PRIORITIES
+            .into_iter()
+            .map(|priority| {
+                let name = match priority {
+                    0 => "best-effort".to_owned(),
+                    p => format!("talker-{p}"),
+                };
+                Ok((self.pod(namespace, &name, labels.clone(), node)?, priority))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Talkers { node: node.clone(), pods })
+    }
+
+    /// Each talker, alone, to `to`; whether every one kept its class at the node's NIC.
+    pub fn talkers_keep_their_classes(&self, talkers: &Talkers, to: SocketAddr, transport: Transport) -> Result<Verdict> {
+        self.tsn_qdisc_on(&talkers.node)?;
+        let verdicts = talkers.pods.iter().map(|(pod, priority)| Ok((pod.name.clone(), self.talker_class_at_nic(Some(pod), &talkers.node, to, transport, *priority)?))).collect::<Result<Vec<_>>>()?;
+        Ok(priority::talkers_kept_their_classes(verdicts))
+    }
+
+    /// Another node than `node` (a worker if there is one).
+    pub fn a_node_other_than(&self, node: &Node) -> Result<Node> {
+        let others: Vec<&Node> = self.cluster().nodes().iter().filter(|n| n.name != node.name).collect();
+        others.iter().find(|n| n.role == crate::model::NodeRole::Worker).or(others.first()).map(|n| (*n).clone()).ok_or_else(|| HarnessError::NotFound { what: "node".into(), wanted: format!("other than {} (the cluster has one node)", node.name) })
+    }
+
     /// Puts the paper's priority map on `node`'s NIC: HTB classes 1:1 (priority 1), 1:2
     /// (priority 2), 1:3 (best effort) and 1:4 (not IPv4), chosen by `bpf/tsn_classify.c`.
     /// Idempotent.
@@ -33,11 +212,27 @@ impl ScenarioContext {
         let tc = |args: &[&str]| -> Result<()> {
             self.cluster().run_on_node(node, "tc", args)?.stdout_of_success(&format!("tc {} on node {}", args.join(" "), node.name)).map(drop)
         };
-        tc(&["qdisc", "replace", "dev", NODE_NIC, "root", "handle", "1:", "htb", "default", "3"])?;
+        let qdiscs = self.cluster().run_on_node(node, "tc", &["qdisc", "show", "dev", NODE_NIC])?.stdout_of_success(&format!("tc qdisc show dev {NODE_NIC} on node {}", node.name))?;
+        if !qdiscs.lines().any(|l| l.starts_with("qdisc htb 1: root")) {
+            tc(&["qdisc", "replace", "dev", NODE_NIC, "root", "handle", "1:", "htb", "default", "3"])?;
+        }
         for minor in 1..=4 {
             tc(&["class", "replace", "dev", NODE_NIC, "parent", "1:", "classid", &format!("1:{minor}"), "htb", "rate", "10gbit", "quantum", "60000"])?;
         }
         tc(&["filter", "replace", "dev", NODE_NIC, "parent", "1:", "prio", "1", "handle", "1", "bpf", "obj", &classifier, "sec", "classifier"])
+    }
+
+    /// Whether `node`'s kernel refuses a root qdisc `qdisc` (tried on its loopback, then
+    /// removed): the refusal as tc said it, or `None` when it has one.
+    pub fn node_refuses_qdisc(&self, node: &Node, qdisc: &[&str]) -> Result<Option<String>> {
+        let mut add = vec!["qdisc", "add", "dev", "lo", "root", "handle", "100:"];
+        add.extend(qdisc);
+        let tried = self.cluster().run_on_node(node, "tc", &add)?;
+        if tried.exit == "exit status 0" {
+            self.cluster().run_on_node(node, "tc", &["qdisc", "del", "dev", "lo", "root"])?;
+            return Ok(None);
+        }
+        Ok(Some(format!("`tc {}`: {}", add.join(" "), tried.stderr.trim())))
     }
 
     /// The packets each class of `node`'s NIC qdisc has sent so far.
@@ -46,30 +241,39 @@ impl ScenarioContext {
         Ok(priority::parse_class_counters(&shown))
     }
 
-    /// Runs one talker in `pod` (or, with none, on `node` itself) with `priority` to `to`,
-    /// alone, and judges the classes its packets took at `node`'s NIC.
-    pub fn talker_class_at_nic(&self, pod: Option<&Pod>, node: &Node, to: SocketAddr, transport: Transport, priority: u32) -> Result<Verdict> {
+    /// One talker in `pod` (or, with none, on `node` itself) sends to `to` with `priority`.
+    pub fn talk(&self, pod: Option<&Pod>, node: &Node, to: SocketAddr, transport: Transport, priority: u32) -> Result<TalkReport> {
         let (place, name) = match pod {
             Some(pod) => (format!("pod {}/{}", pod.namespace, pod.name), pod.name.clone()),
             None => (format!("node {}", node.name), "node".to_owned()),
         };
-        let tag = format!("{name}-prio{priority}");
-        let options = TalkOptions { to, transport, priority, tos: None, count: TALKER_PACKETS, payload: 200, tag: tag.clone() };
-        let before = self.nic_class_counters(node)?;
+        let options = TalkOptions { to, transport, priority, tos: None, count: TALKER_PACKETS, payload: 200, tag: format!("{name}-prio{priority}") };
         let output = match pod {
             Some(pod) => self.cluster().run_probe_in(pod, &options.to_args())?,
             None => self.cluster().run_on_node(node, PROBE, &options.to_args().iter().map(String::as_str).collect::<Vec<_>>())?,
         };
         let report: TalkReport = crate::provider::probe_output(&output, || format!("cni-probe talk in {place}"))?;
-        if let Some(error) = report.error {
-            return Err(HarnessError::Command { command: format!("cni-probe talk {to} in {place}"), detail: error });
+        match report.error {
+            Some(error) => Err(HarnessError::Command { command: format!("cni-probe talk {to} in {place}"), detail: error }),
+            None => Ok(report),
         }
+    }
+
+    /// Runs one talker in `pod` (or, with none, on `node` itself) with `priority` to `to`,
+    /// alone, and judges the classes its packets took at `node`'s NIC.
+    pub fn talker_class_at_nic(&self, pod: Option<&Pod>, node: &Node, to: SocketAddr, transport: Transport, priority: u32) -> Result<Verdict> {
+        let talker = match pod {
+            Some(pod) => format!("{}/{}", pod.namespace, pod.name),
+            None => format!("node {}", node.name),
+        };
+        let before = self.nic_class_counters(node)?;
+        let report = self.talk(pod, node, to, transport, priority)?;
         let after = self.nic_class_counters(node)?;
         let at_least = match transport {
             Transport::Udp => report.sent,
             Transport::Tcp => 1,
         };
-        Ok(priority::talker_kept_its_class(&format!("{tag} in {place}"), priority, at_least, &priority::growth(&before, &after), &format!("node {} {NODE_NIC}", node.name)))
+        Ok(priority::talker_kept_its_class(&talker, priority, at_least, &priority::growth(&before, &after), &format!("node {} {NODE_NIC}", node.name)))
     }
 
     /// The external host's UDP listener (beside its echo, on the same port).
@@ -79,10 +283,10 @@ impl ScenarioContext {
     }
 }
 
-/// The paper's talkers: priority 1 and 2, and best effort beside them, each alone, in
-/// `pod` (or on `node` itself).
+/// The paper's talkers, each alone, in `pod` (or on `node` itself): priority 1, 2 and best
+/// effort, every one keeping its class.
 pub fn talkers_keep_their_classes(cx: &mut ScenarioContext, pod: Option<&Pod>, node: &Node, to: SocketAddr, transport: Transport) -> Result<Verdict> {
     cx.tsn_qdisc_on(node)?;
-    let verdicts = [1, 2, 0].into_iter().map(|p| cx.talker_class_at_nic(pod, node, to, transport, p)).collect::<Result<Vec<_>>>()?;
-    Ok(budget::all_of(verdicts))
+    let verdicts = PAPER_PRIORITIES.into_iter().map(|p| Ok((format!("priority-{p}"), cx.talker_class_at_nic(pod, node, to, transport, p)?))).collect::<Result<Vec<_>>>()?;
+    Ok(priority::talkers_kept_their_classes(verdicts))
 }

@@ -9,6 +9,7 @@ pub fn within(check: &str, subject: &str, budget: Duration, measured: Duration, 
     let over = measured > budget;
     Verdict {
         statistics: Vec::new(),
+        counters: Vec::new(),
         check: check.to_owned(),
         subject: subject.to_owned(),
         passed: !over,
@@ -24,8 +25,10 @@ pub fn within(check: &str, subject: &str, budget: Duration, measured: Duration, 
 pub fn all_of(verdicts: impl IntoIterator<Item = Verdict>) -> Verdict {
     let verdicts: Vec<Verdict> = verdicts.into_iter().collect();
     let statistics: Vec<_> = verdicts.iter().flat_map(|v| v.statistics.clone()).collect();
+    let counters: Vec<_> = verdicts.iter().flat_map(|v| v.counters.clone()).collect();
     let mut chosen = verdicts.iter().find(|v| !v.passed).or(verdicts.last()).cloned().expect("at least one verdict");
     chosen.statistics = statistics;
+    chosen.counters = counters;
     chosen
 }
 

@@ -99,6 +99,18 @@ pub struct Verdict {
     /// The parameters of every statistical test behind it (empty for a deterministic check).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub statistics: Vec<StatisticalParameters>,
+    /// The counts it was decided on, where a count is the evidence (packets per traffic
+    /// class per talker at a NIC's qdisc); run-specific, never in golden records.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counters: Vec<Counter>,
+}
+
+/// One count behind a verdict: `subject`'s `name` counted `value`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counter {
+    pub subject: String,
+    pub name: String,
+    pub value: u64,
 }
 
 /// What a statistical verdict promised, stated for reports: the test, its error rates,

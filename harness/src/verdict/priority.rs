@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Evidence, FailureReason, Verdict};
+use super::{Counter, Evidence, FailureReason, Verdict};
 
 /// A traffic class of the node NIC's qdisc: its role (what golden records hold) and its
 /// class id (`tc`'s name for it).
@@ -63,17 +63,44 @@ pub fn talker_kept_its_class(talker: &str, priority: u32, at_least: u64, grew: &
     let count = |class: TrafficClass| grew.get(class.id).copied().unwrap_or(0);
     let elsewhere: u64 = IPV4_CLASSES.iter().filter(|c| **c != expected).map(|c| count(*c)).sum();
     let passed = count(expected) >= sent && elsewhere == 0;
-    let observed = IPV4_CLASSES.iter().copied().max_by_key(|c| (count(*c), *c == expected)).unwrap_or(expected);
-    let table = [CLASS_1, CLASS_2, BEST_EFFORT, NOT_IPV4].iter().map(|c| format!("{} ({}): {}", c.id, c.role, count(*c))).collect::<Vec<_>>().join(", ");
+    // A failure names where the packets went instead: the wrong class that took most of
+    // them, or, when none went astray, that they never reached the qdisc.
+    let observed = match (passed, elsewhere) {
+        (true, _) => expected.role,
+        (false, 0) => "missing",
+        (false, _) => IPV4_CLASSES.iter().copied().filter(|c| *c != expected).max_by_key(|c| count(*c)).map_or("missing", |c| c.role),
+    };
+    let all_classes = [CLASS_1, CLASS_2, BEST_EFFORT, NOT_IPV4];
+    let table = all_classes.iter().map(|c| format!("{} ({}): {}", c.id, c.role, count(*c))).collect::<Vec<_>>().join(", ");
     Verdict {
         statistics: Vec::new(),
+        counters: all_classes.iter().map(|c| Counter { subject: talker.to_owned(), name: c.role.to_owned(), value: count(*c) }).collect(),
         check: "traffic class of a talker's packets at the node NIC's qdisc".into(),
         subject: format!("talker {talker} with priority {priority} on {nic}"),
         passed,
         expected: Evidence::new(expected.role, format!("all packets (at least {sent}) in {} ({}), none in another class", expected.id, expected.role)),
-        observed: Evidence::new(if passed { expected.role } else { observed.role }, format!("packets per class: {table}")),
+        observed: Evidence::new(observed, format!("packets per class: {table}")),
         reason: (!passed).then_some(FailureReason::WrongClass),
         look_at: format!("where the pod's priority is saved and restored (a metadata proxy restores it at {nic}'s egress, after forwarding)"),
+    }
+}
+
+/// The paper's talkers together, each judged by [`talker_kept_its_class`] and named by a
+/// stable name (its pod's): roles read "talker-1 class-1, talker-2 class-2, ..." so golden
+/// records hold each talker's class role and no counts.
+pub fn talkers_kept_their_classes(talkers: Vec<(String, Verdict)>) -> Verdict {
+    let joined = |part: &dyn Fn(&str, &Verdict) -> String, separator: &str| talkers.iter().map(|(name, v)| part(name, v)).collect::<Vec<_>>().join(separator);
+    let failed = talkers.iter().find(|(_, v)| !v.passed).map(|(_, v)| v);
+    Verdict {
+        statistics: Vec::new(),
+        counters: talkers.iter().flat_map(|(_, v)| v.counters.clone()).collect(),
+        check: "traffic class of each talker's packets at the node NIC's qdisc".into(),
+        subject: joined(&|_, v| v.subject.clone(), "; "),
+        passed: failed.is_none(),
+        expected: Evidence::new(joined(&|name, v| format!("{name} {}", v.expected.role), ", "), joined(&|name, v| format!("{name}: {}", v.expected.detail), "; ")),
+        observed: Evidence::new(joined(&|name, v| format!("{name} {}", v.observed.role), ", "), joined(&|name, v| format!("{name}: {}", v.observed.detail), "; ")),
+        reason: failed.and_then(|v| v.reason),
+        look_at: failed.map(|v| v.look_at.clone()).unwrap_or_default(),
     }
 }
 
@@ -102,7 +129,21 @@ mod tests {
         assert!(talker_kept_its_class("t", 1, 50, &grew, "eth0").passed);
         let short = BTreeMap::from([("1:1".to_owned(), 49), ("1:3".to_owned(), 1)]);
         let verdict = talker_kept_its_class("t", 1, 50, &short, "eth0");
-        assert!(!verdict.passed && verdict.observed.role == "class-1", "one packet in best effort fails it: {}", verdict.message());
+        assert!(!verdict.passed && verdict.observed.role == "best-effort", "one packet in best effort fails it: {}", verdict.message());
+        let lost = BTreeMap::from([("1:1".to_owned(), 10), ("1:4".to_owned(), 40)]);
+        assert_eq!(talker_kept_its_class("t", 1, 50, &lost, "eth0").observed.role, "missing", "ARP cannot make up for packets that never came");
+    }
+
+    #[test]
+    fn talkers_together_name_each_talker_s_class_and_fail_with_the_first_that_lost_it() {
+        let kept = talker_kept_its_class("ns/talker-1", 1, 50, &BTreeMap::from([("1:1".to_owned(), 50)]), "eth0");
+        let lost = talker_kept_its_class("ns/talker-2", 2, 50, &BTreeMap::from([("1:3".to_owned(), 50)]), "eth0");
+        let together = talkers_kept_their_classes(vec![("talker-1".into(), kept.clone()), ("talker-2".into(), lost)]);
+        assert_eq!((together.passed, together.reason), (false, Some(FailureReason::WrongClass)));
+        assert_eq!((together.expected.role.as_str(), together.observed.role.as_str()), ("talker-1 class-1, talker-2 class-2", "talker-1 class-1, talker-2 best-effort"));
+        assert!(together.message().contains("talker-2: packets per class: 1:1 (class-1): 0, 1:2 (class-2): 0, 1:3 (best-effort): 50"), "{}", together.message());
+        assert_eq!(together.counters.len(), 8, "four classes per talker");
+        assert!(talkers_kept_their_classes(vec![("talker-1".into(), kept)]).passed);
     }
 
     #[test]
@@ -111,5 +152,9 @@ mod tests {
         assert!(talker_kept_its_class("t", 0, 20, &grew, "eth0").passed);
         let lifted = BTreeMap::from([("1:2".to_owned(), 20)]);
         assert_eq!(talker_kept_its_class("t", 0, 20, &lifted, "eth0").observed.role, "class-2");
+        let leaked = BTreeMap::from([("1:3".to_owned(), 49), ("1:2".to_owned(), 1)]);
+        let verdict = talker_kept_its_class("t", 0, 50, &leaked, "eth0");
+        assert_eq!((verdict.passed, verdict.observed.role.as_str()), (false, "class-2"), "one packet lifted out of best effort fails it");
+        assert!(verdict.counters.iter().any(|c| c.name == "class-2" && c.value == 1), "{:?}", verdict.counters);
     }
 }

@@ -30,6 +30,7 @@ pub fn refused(target: &str, client: &Pod, observation: &Observation) -> Verdict
     };
     Verdict {
         statistics: Vec::new(),
+        counters: Vec::new(),
         check: format!("connection to {target}"),
         subject: format!("pod {}/{}", client.namespace, client.name),
         passed: reason.is_none(),

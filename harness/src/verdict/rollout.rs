@@ -28,6 +28,7 @@ pub fn live_within(route: &str, convergence: &Convergence, budget: Duration) -> 
     };
     Verdict {
         statistics: Vec::new(),
+        counters: Vec::new(),
         check: "new route version live".into(),
         subject: format!("route {route}"),
         passed: reason.is_none(),
@@ -53,6 +54,7 @@ pub fn answered_by_backends(route: &str, report: &LoadReport, backends: &[String
     let passed = by_backends == report.requests && problems.is_empty();
     Verdict {
         statistics: Vec::new(),
+        counters: Vec::new(),
         check: "every request answered by a backend".into(),
         subject: format!("route {route}"),
         passed,
@@ -68,6 +70,7 @@ pub fn mirrored(route: &str, sent: u64, copies: u64) -> Verdict {
     let passed = copies == sent;
     Verdict {
         statistics: Vec::new(),
+        counters: Vec::new(),
         check: "a copy of every request at the mirror".into(),
         subject: format!("route {route}"),
         passed,

@@ -178,6 +178,7 @@ impl SplitVerdict {
                     .map(|s| crate::verdict::Estimate { name: s.backend.clone(), expected: s.expected, observed: s.observed, low: s.interval.0, high: s.interval.1, count: s.count })
                     .collect(),
             }],
+            counters: Vec::new(),
             check: "traffic split across backends".into(),
             subject: subject.to_owned(),
             passed,

@@ -1,8 +1,10 @@
 //! Removing lab clusters: the normal teardown, the Ctrl-C path and `cargo xtask gc` share this.
 //!
 //! Everything a lab creates is a network namespace named `cniconf-<id>-...` plus a state
-//! directory under /run. Deleting the namespaces deletes their links, routes and firewall
-//! rules with them; the host's own namespace is never touched.
+//! directory under /run, with one BPF filesystem per node mounted in it. Deleting the
+//! namespaces deletes their links, routes, firewall rules and qdiscs with them;
+//! unmounting the bpffs drops every pin a plugin made there, and with the pins the BPF
+//! links, programs and maps they held. The host's own network namespace is never touched.
 
 use super::shell::run;
 use crate::error::Result;
@@ -39,8 +41,38 @@ pub fn remove_cluster(cluster: &str) -> Result<usize> {
         let batch: String = namespaces.iter().map(|ns| format!("netns del {ns}\n")).collect();
         run("ip", &["-force", "-batch", "-"], Some(&batch))?;
     }
+    unmount_everything_under(&runs::state_dir(cluster))?;
     runs::release(cluster);
     Ok(namespaces.len())
+}
+
+/// Mounts a fresh BPF filesystem at `at`, creating the directory.
+pub fn mount_bpffs(at: &std::path::Path) -> Result<()> {
+    let failed = |e: String| crate::error::HarnessError::Command { command: format!("mount -t bpf bpf {}", at.display()), detail: e };
+    std::fs::create_dir_all(at).map_err(|e| failed(e.to_string()))?;
+    nix::mount::mount(Some("bpf"), at, Some("bpf"), nix::mount::MsFlags::empty(), None::<&str>).map_err(|e| failed(e.to_string()))
+}
+
+/// Every mount point under `dir`, from /proc/self/mountinfo, deepest first.
+fn mounts_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut mounts: Vec<std::path::PathBuf> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|point| std::path::PathBuf::from(point.replace("\\040", " ")))
+        .filter(|point| point.starts_with(dir))
+        .collect();
+    mounts.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    mounts.dedup();
+    mounts
+}
+
+fn unmount_everything_under(dir: &std::path::Path) -> Result<()> {
+    for point in mounts_under(dir) {
+        nix::mount::umount2(&point, nix::mount::MntFlags::MNT_DETACH)
+            .map_err(|e| crate::error::HarnessError::Command { command: format!("umount {}", point.display()), detail: e.to_string() })?;
+    }
+    Ok(())
 }
 
 /// A lab cluster left on this machine.

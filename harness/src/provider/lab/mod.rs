@@ -29,7 +29,7 @@ pub use self::faults::LabFault;
 use self::egress::EgressGateway;
 use super::{host, runs, Cluster, ClusterInfo};
 use crate::cleanup;
-use crate::cni::runtime::{Attachment, CniRuntime, NetworkConfigList};
+use crate::cni::runtime::{Attachment, CniRuntime, NetworkConfigList, NodeView};
 use crate::provider::components;
 use crate::cni::{CniProfile, Feature, Installation};
 use crate::error::{HarnessError, Result};
@@ -169,8 +169,8 @@ impl Lab {
             return Err(HarnessError::NotFound { what: "lab support".into(), wanted: format!("CNI {}: {}", cni.name, unavailable(cni).unwrap_or_default()) });
         };
         let network = NetworkConfigList::load(conflist)?;
-        let plugin_dirs = plugin_dirs_or(plugin_dirs);
-        CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: PathBuf::new(), runtime_netns: None }.require_plugins(&network)?;
+        let plugin_dirs = plugin_dirs_or(plugin_dirs, &probe);
+        CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: PathBuf::new(), node: None }.require_plugins(&network)?;
         let config = fixtures::load_kind_config(&options.kind_config)?;
 
         let cluster = runs::new_cluster_name();
@@ -223,7 +223,7 @@ impl Lab {
                 node: Node { name: name.clone(), role: kind_node.role, labels: kind_node.labels.clone(), address: IpAddr::V4(addressing::node_address(index)) },
                 netns: name.clone(),
                 pod_cidr,
-                runtime: CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: state.join("cache"), runtime_netns: Some(name.clone()) },
+                runtime: CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: state.join("cache"), node: Some(NodeView { netns: name.clone(), bpffs: state.join("bpffs") }) },
                 network,
                 attaching: Default::default(),
             });
@@ -241,6 +241,13 @@ impl Lab {
             underlay_setup.push(format!("link set port{port} master kind up"));
         }
         shell::ip_batch(Some(&underlay), &underlay_setup)?;
+        // Each node's own BPF filesystem, as a kind node has at /sys/fs/bpf: plugins see it
+        // there (NodeView); gc unmounts it, and with it whatever a plugin pinned.
+        for lab_node in &lab_nodes {
+            if let Some(view) = &lab_node.runtime.node {
+                gc::mount_bpffs(&view.bpffs)?;
+            }
+        }
 
         let masquerade = !options.faults.contains(&LabFault::NodeMasqueradeOff);
         for (index, lab_node) in lab_nodes.iter().enumerate() {
@@ -575,11 +582,18 @@ impl Drop for Lab {
 }
 
 /// The bridge the conflist's bridge plugin attaches pods to.
-/// `CNI_PATH` when set, else the profile's plugin directories.
-fn plugin_dirs_or(profile: &[PathBuf]) -> Vec<PathBuf> {
+/// `CNI_PATH` when set, else the profile's plugin directories, `{harness-binaries}` being
+/// where the probe (and this build's other binaries) are.
+fn plugin_dirs_or(profile: &[PathBuf], probe: &std::path::Path) -> Vec<PathBuf> {
     match std::env::var_os("CNI_PATH") {
         Some(paths) => std::env::split_paths(&paths).collect(),
-        None => profile.to_vec(),
+        None => profile
+            .iter()
+            .map(|dir| match dir.as_os_str() == crate::cni::HARNESS_BINARIES {
+                true => probe.parent().map(std::path::Path::to_path_buf).unwrap_or_default(),
+                false => dir.clone(),
+            })
+            .collect(),
     }
 }
 
