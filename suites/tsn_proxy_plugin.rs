@@ -1,0 +1,180 @@
+//! The reference TSN metadata proxy as a CNI plugin, run as a runtime runs it, on a node
+//! made of two network namespaces: ADD attaches and pins, CHECK verifies (and notices a
+//! missing attachment), DEL removes exactly what ADD made, the shared restorer with the
+//! node's last pod, and errors name the field. Needs root (network namespaces, BPF).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use tsn_proxy::datapath::{PIN_DIRECTORY, RESTORER, SAVER};
+
+const PROXY: &str = env!("CARGO_BIN_EXE_tsn-metadata-proxy");
+
+/// A node namespace with a NIC (eth0) and pods wired to it by veth pairs, and a bpffs.
+struct Node {
+    name: String,
+    pods: Vec<String>,
+    bpffs: tempfile::TempDir,
+}
+
+fn ip(args: &[&str]) {
+    let output = Command::new("ip").args(args).output().unwrap();
+    assert!(output.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&output.stderr));
+}
+
+impl Node {
+    fn new(tag: &str, pods: usize) -> Node {
+        let name = format!("tsnplug-{tag}-{}", std::process::id());
+        ip(&["netns", "add", &name]);
+        ip(&["-n", &name, "link", "add", "eth0", "type", "veth", "peer", "name", "uplink"]);
+        ip(&["-n", &name, "link", "set", "eth0", "up"]);
+        let pods = (0..pods)
+            .map(|i| {
+                let pod = format!("{name}-p{i}");
+                ip(&["netns", "add", &pod]);
+                ip(&["-n", &name, "link", "add", &format!("veth{i}"), "type", "veth", "peer", "name", "eth0", "netns", &pod]);
+                ip(&["-n", &name, "link", "set", &format!("veth{i}"), "up"]);
+                ip(&["-n", &pod, "link", "set", "eth0", "up"]);
+                pod
+            })
+            .collect();
+        let bpffs = tempfile::tempdir().unwrap();
+        nix::mount::mount(Some("bpf"), bpffs.path(), Some("bpf"), nix::mount::MsFlags::empty(), None::<&str>).unwrap();
+        Node { name, pods, bpffs }
+    }
+
+    fn config(&self, pod: usize, extra: serde_json::Value) -> String {
+        let mut config = serde_json::json!({
+            "cniVersion": "1.0.0", "name": "k8s", "type": "tsn-metadata-proxy", "nic": "eth0", "bpffs": self.bpffs.path(),
+            "prevResult": { "cniVersion": "1.0.0", "interfaces": [{ "name": format!("veth{pod}") }, { "name": "eth0", "sandbox": format!("/run/netns/{}", self.pods[pod]) }], "ips": [] }
+        });
+        config.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        config.to_string()
+    }
+
+    /// Runs the proxy for `command` on pod `pod` inside the node's namespace.
+    fn cni(&self, command: &str, pod: usize, extra: serde_json::Value) -> (bool, String) {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.name, PROXY])
+            .env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", format!("c{pod}"))
+            .env("CNI_NETNS", format!("/run/netns/{}", self.pods[pod]))
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", "/usr/lib/cni")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), self.config(pod, extra).as_bytes()).unwrap();
+        let output = child.wait_with_output().unwrap();
+        (output.status.success(), format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)))
+    }
+
+    fn pins(&self) -> Vec<String> {
+        let dir = self.bpffs.path().join(PIN_DIRECTORY);
+        let mut found: Vec<String> = walk(&dir).into_iter().map(|p| p.strip_prefix(&dir).unwrap().display().to_string()).collect();
+        found.sort();
+        found
+    }
+
+    /// The programs tcx runs on `interface` of `netns` in `direction` (`ingress`/`egress`).
+    fn attached(&self, netns: &str, interface: &str, direction: &str) -> Vec<String> {
+        // tcx links are not tc filters: they are listed by the kernel's BPF query.
+        let home = std::fs::File::open("/proc/thread-self/ns/net").unwrap();
+        let target = std::fs::File::open(format!("/run/netns/{netns}")).unwrap();
+        nix::sched::setns(&target, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let direction = if direction == "egress" { aya::programs::TcAttachType::Egress } else { aya::programs::TcAttachType::Ingress };
+        let names = aya::programs::SchedClassifier::query_tcx(interface, direction).map(|(_, p)| p.iter().filter_map(|p| p.name_as_str().map(str::to_owned)).collect()).unwrap_or_default();
+        nix::sched::setns(&home, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        names
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(self.bpffs.path(), nix::mount::MntFlags::MNT_DETACH);
+        for netns in self.pods.iter().chain([&self.name]) {
+            let _ = Command::new("ip").args(["netns", "del", netns]).status();
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir).into_iter().flatten().flatten().flat_map(|e| std::iter::once(e.path()).chain(walk(&e.path()))).collect()
+}
+
+/// Runs `work` on a thread of its own: the attachment check enters other namespaces.
+fn on_a_thread<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| s.spawn(work).join().unwrap())
+}
+
+#[test]
+fn add_check_and_del_keep_the_shared_restorer_until_the_last_pod_goes() {
+    on_a_thread(|| {
+        let node = Node::new("life", 2);
+        let none = serde_json::json!({});
+        for pod in 0..2 {
+            let (ok, out) = node.cni("ADD", pod, none.clone());
+            assert!(ok, "ADD {pod}: {out}");
+            assert!(out.contains("\"sandbox\""), "ADD passes the main plugin's result on: {out}");
+        }
+        assert_eq!(node.pins(), ["pods", "pods/c0-eth0", "pods/c1-eth0", "restore-nic-eth0", "save-c0-eth0", "save-c1-eth0"]);
+        assert_eq!(node.attached(&node.name, "eth0", "egress"), [RESTORER], "one restorer on the NIC for every pod");
+        assert_eq!(node.attached(&node.pods[0], "eth0", "egress"), [SAVER]);
+        assert!(node.cni("CHECK", 0, none.clone()).0);
+
+        let (ok, out) = node.cni("DEL", 0, none.clone());
+        assert!(ok, "DEL: {out}");
+        assert_eq!(node.pins(), ["pods", "pods/c1-eth0", "restore-nic-eth0", "save-c1-eth0"], "the first DEL keeps what the other pod shares");
+        assert!(node.attached(&node.pods[0], "eth0", "egress").is_empty(), "the saver leaves the deleted pod");
+        assert!(node.cni("DEL", 0, none.clone()).0, "a second DEL of the same pod is fine");
+        assert!(node.cni("DEL", 1, none.clone()).0);
+        assert!(node.pins().is_empty() && !node.bpffs.path().join(PIN_DIRECTORY).exists(), "the last DEL leaves nothing: {:?}", node.pins());
+        assert!(node.attached(&node.name, "eth0", "egress").is_empty(), "the restorer leaves the NIC with the last pod");
+    });
+}
+
+#[test]
+fn check_notices_a_restorer_that_is_gone() {
+    on_a_thread(|| {
+        let node = Node::new("check", 1);
+        assert!(node.cni("ADD", 0, serde_json::json!({})).0);
+        std::fs::remove_file(node.bpffs.path().join(PIN_DIRECTORY).join("restore-nic-eth0")).unwrap();
+        let (ok, out) = node.cni("CHECK", 0, serde_json::json!({}));
+        assert!(!ok && out.contains("\"code\":101") && out.contains("restore_prio is not attached to eth0 Egress"), "{out}");
+    });
+}
+
+#[test]
+fn the_hook_on_the_pod_veth_ingress_attaches_there_and_del_removes_it() {
+    on_a_thread(|| {
+        let node = Node::new("hook", 1);
+        let hook = serde_json::json!({ "hook": "pod-veth-ingress" });
+        assert!(node.cni("ADD", 0, hook.clone()).0);
+        assert_eq!(node.attached(&node.name, "veth0", "ingress"), [RESTORER]);
+        assert!(node.attached(&node.name, "eth0", "egress").is_empty());
+        assert!(node.cni("CHECK", 0, hook.clone()).0);
+        assert!(node.cni("DEL", 0, hook).0);
+        assert!(node.pins().is_empty(), "{:?}", node.pins());
+    });
+}
+
+#[test]
+fn bad_configs_and_environments_are_named() {
+    on_a_thread(|| {
+        let node = Node::new("bad", 1);
+        let (ok, out) = node.cni("ADD", 0, serde_json::json!({ "nic": null }));
+        assert!(!ok && out.contains("\"code\":7") && out.contains("field `nic`"), "{out}");
+        let (ok, out) = node.cni("ADD", 0, serde_json::json!({ "hook": "nic-ingress" }));
+        assert!(!ok && out.contains("unknown variant `nic-ingress`"), "{out}");
+        let (ok, out) = node.cni("ADD", 0, serde_json::json!({ "bpffs": "/tmp" }));
+        assert!(!ok && out.contains("field `bpffs`: /tmp is not a BPF filesystem"), "{out}");
+        let (ok, out) = node.cni("ADD", 0, serde_json::json!({ "prevResult": null }));
+        assert!(!ok && out.contains("prevResult"), "{out}");
+    });
+    let output = Command::new(PROXY).env_clear().env("CNI_COMMAND", "VERSION").output().unwrap();
+    assert!(String::from_utf8_lossy(&output.stdout).contains("\"supportedVersions\":[\"0.4.0\",\"1.0.0\",\"1.1.0\"]"));
+    let output = Command::new(PROXY).env_clear().env("CNI_COMMAND", "ADD").output().unwrap();
+    assert!(!output.status.success() && String::from_utf8_lossy(&output.stdout).contains("CNI_NETNS is not set: run me as a CNI runtime would"));
+}
