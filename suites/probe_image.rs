@@ -7,14 +7,52 @@ use std::sync::Arc;
 use cni_probe::Observation;
 use harness::provider::cli::{self, CliStep};
 use harness::provider::external::ProbeContainer;
-use harness::provider::kind::{PROBE_IMAGE, REQUIRE_TOOLS_VARIABLE};
+use harness::provider::kind::{PROBE_IMAGE, REQUIRE_TOOLS_VARIABLE, TSN_PROXY_IMAGE};
 use harness::provider::runs;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
 /// Why the image cannot be run here, if it cannot.
 fn unavailable() -> Option<String> {
-    let inspect = CliStep::new("looking for the probe image", "docker", ["image", "inspect", PROBE_IMAGE], std::time::Duration::from_secs(30));
-    cli::run(&inspect).err().map(|e| format!("{e}; build it with `cargo xtask image`"))
+    [PROBE_IMAGE, TSN_PROXY_IMAGE].into_iter().find_map(|image| {
+        let inspect = CliStep::new(format!("looking for the image {image}"), "docker", ["image", "inspect", image], std::time::Duration::from_secs(30));
+        cli::run(&inspect).err().map(|e| format!("{e}; build it with `cargo xtask image`"))
+    })
+}
+
+/// The proxy image does on a "node" (two host directories) what its DaemonSet does on
+/// kind's: the plugin binary into /opt/cni/bin, the entry chained into the conflist.
+fn the_proxy_image_installs_the_plugin_and_chains_it_into_the_conflist() -> Result<(), Failed> {
+    let node = tempfile::tempdir()?;
+    let (bin, conf) = (node.path().join("bin"), node.path().join("net.d"));
+    std::fs::create_dir_all(&bin)?;
+    std::fs::create_dir_all(&conf)?;
+    std::fs::write(conf.join("10-calico.conflist"), r#"{"cniVersion":"0.3.1","name":"k8s-pod-network","plugins":[{"type":"calico"},{"type":"bandwidth"}]}"#)?;
+    let daemonset = harness::provider::kind::TsnProxyDeployment::default().daemonset();
+    let args: Vec<String> = daemonset["spec"]["template"]["spec"]["containers"][0]["args"].as_array().ok_or("args")?.iter().map(|a| a.as_str().unwrap_or_default().to_owned()).collect();
+    let name = format!("{}-proxy-install", runs::new_cluster_name());
+    let mounts = [format!("{}:/host/opt/cni/bin", bin.display()), format!("{}:/host/etc/cni/net.d", conf.display())];
+    let mut run: Vec<&str> = vec!["run", "-d", "--name", &name, "-v", &mounts[0], "-v", &mounts[1], TSN_PROXY_IMAGE];
+    run.extend(args.iter().map(String::as_str));
+    cli::run(&CliStep::new("starting the proxy's installer", "docker", run, std::time::Duration::from_secs(30)))?;
+    let started = std::time::Instant::now();
+    let budget = std::time::Duration::from_secs(20);
+    let outcome = loop {
+        let conflist = std::fs::read_to_string(conf.join("10-calico.conflist"))?;
+        if bin.join("tsn-metadata-proxy").is_file() && conflist.contains("tsn-metadata-proxy") {
+            let list: serde_json::Value = serde_json::from_str(&conflist)?;
+            let types: Vec<&str> = list["plugins"].as_array().unwrap().iter().filter_map(|p| p["type"].as_str()).collect();
+            break match types == ["calico", "bandwidth", "tsn-metadata-proxy"] {
+                true => Ok(()),
+                false => Err(format!("the proxy should be chained last: {types:?}").into()),
+            };
+        }
+        if started.elapsed() > budget {
+            break Err(format!("within {budget:?} the installer did not put the plugin in {} and chain it into the conflist", bin.display()).into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let _ = cli::run(&CliStep::new("removing the proxy's installer", "docker", ["rm", "-f", &name], std::time::Duration::from_secs(30)));
+    outcome
 }
 
 /// A private Docker network for one trial, claimed as a run (so gc leaves its containers
@@ -97,6 +135,7 @@ fn main() -> std::process::ExitCode {
         trial("echo_reports_the_client_containers_address", echo_reports_the_client_containers_address),
         trial("a_closed_port_between_containers_is_refused", a_closed_port_between_containers_is_refused),
         trial("gc_removes_containers_of_dead_runs_and_keeps_live_ones", gc_removes_containers_of_dead_runs_and_keeps_live_ones),
+        trial("the_proxy_image_installs_the_plugin_and_chains_it_into_the_conflist", the_proxy_image_installs_the_plugin_and_chains_it_into_the_conflist),
     ];
     libtest_mimic::run(&args, trials).exit_code()
 }

@@ -161,6 +161,9 @@ fn checks() -> Vec<(&'static str, fn() -> Result<(), Failed>)> {
             }
             round_trips::<Service>(&kubernetes::service_object("replicas-t8-0a1b2c", "web", 80, &labels([("app", "web")]), true))
         }),
+        ("the_tsn_proxy_daemonset_keeps_every_field_in_kubernetes_types", || {
+            round_trips::<k8s_openapi::api::apps::v1::DaemonSet>(&kind::TsnProxyDeployment::default().daemonset())
+        }),
         ("the_tlsroute_crd_cilium_needs_is_the_experimental_one_of_the_installed_release", || {
             let gateway = cni::cilium().gateway.unwrap();
             let url = gateway.extra_crds[0].url.replace("{gateway_api}", kind::GATEWAY_API_VERSION);

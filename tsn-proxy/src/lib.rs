@@ -10,6 +10,7 @@
 pub mod config;
 pub mod datapath;
 pub mod error;
+pub mod install;
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -22,6 +23,10 @@ pub const SUPPORTED_VERSIONS: [&str; 3] = ["0.4.0", "1.0.0", "1.1.0"];
 
 /// The plugin's `main`: one CNI command, its result or error on stdout.
 pub fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "install") {
+        return install_on_node(&args[1..]);
+    }
     if std::env::var_os("CNI_COMMAND").is_none() {
         // As the reference plugins do when run by hand: say what this is.
         eprintln!("CNI tsn-metadata-proxy plugin v{} (the cni-conformance reference TSN metadata proxy)", env!("CARGO_PKG_VERSION"));
@@ -61,5 +66,26 @@ pub fn run(cni: &Invocation, stdin: &str) -> Result<Option<serde_json::Value>> {
         "DEL" => datapath::del(&NetConf::parse(stdin)?, cni).map(|()| None),
         "GC" | "STATUS" => Ok(None),
         other => Err(ProxyError::Unsupported(format!("CNI_COMMAND {other}: expected ADD, CHECK, DEL or VERSION"))),
+    }
+}
+
+/// `install ...`: what the DaemonSet's container runs on each node; then it stays, as a
+/// DaemonSet's pod does, so the rollout shows every node installed.
+fn install_on_node(args: &[String]) -> ExitCode {
+    let installed = install::InstallOptions::from_args(args).and_then(|options| {
+        let binary = std::env::current_exe().map_err(|e| ProxyError::Datapath { what: "find my own binary".into(), detail: e.to_string() })?;
+        install::install(&binary, &options)
+    });
+    match installed {
+        Ok(conflist) => {
+            println!("tsn-metadata-proxy: chained into {}", conflist.display());
+            loop {
+                std::thread::park();
+            }
+        }
+        Err(error) => {
+            eprintln!("tsn-metadata-proxy install: {error}");
+            ExitCode::FAILURE
+        }
     }
 }

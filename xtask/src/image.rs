@@ -1,9 +1,9 @@
-//! `cargo xtask image`: the probe as a `FROM scratch` container image — a static build of
-//! the binary, the Dockerfile beside it, `docker build`.
+//! `cargo xtask image`: the probe and the reference TSN metadata proxy as `FROM scratch`
+//! container images — a static build of each binary, the Dockerfile beside it, `docker build`.
 
 use std::process::Command;
 
-use harness::provider::kind::PROBE_IMAGE;
+use harness::provider::kind::{PROBE_IMAGE, TSN_PROXY_IMAGE};
 
 use crate::util::workspace_root;
 
@@ -23,28 +23,30 @@ pub fn run() -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     // With an explicit --target, RUSTFLAGS reach only the probe, not build scripts.
     let status = Command::new(cargo)
-        .args(["build", "--release", "--bin", "cni-probe", "--target", &triple, "--target-dir"])
+        .args(["build", "--release", "--bin", "cni-probe", "--bin", "tsn-metadata-proxy", "--target", &triple, "--target-dir"])
         .arg(&target_dir)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
         .current_dir(&root)
         .status()
         .map_err(|e| format!("failed to build the static probe: {e}"))?;
     if !status.success() {
-        return Err(format!("building the static probe failed ({status})"));
+        return Err(format!("building the static probe and proxy failed ({status})"));
     }
-    let context = target_dir.join("context");
-    std::fs::create_dir_all(&context).map_err(|e| format!("creating {}: {e}", context.display()))?;
-    let copy = |from: std::path::PathBuf, name: &str| std::fs::copy(&from, context.join(name)).map_err(|e| format!("copying {}: {e}", from.display()));
-    copy(target_dir.join(&triple).join("release/cni-probe"), "cni-probe")?;
-    copy(root.join("probe/Dockerfile"), "Dockerfile")?;
-    let output = Command::new("docker")
-        .args(["build", "--quiet", "--tag", PROBE_IMAGE])
-        .arg(&context)
-        .output()
-        .map_err(|e| format!("failed to run `docker build` (is Docker installed?): {e}"))?;
-    if !output.status.success() {
-        return Err(format!("`docker build --tag {PROBE_IMAGE}` failed: {}", String::from_utf8_lossy(&output.stderr).trim()));
+    for (binary, dockerfile, tag) in [("cni-probe", "probe/Dockerfile", PROBE_IMAGE), ("tsn-metadata-proxy", "tsn-proxy/Dockerfile", TSN_PROXY_IMAGE)] {
+        let context = target_dir.join("context").join(binary);
+        std::fs::create_dir_all(&context).map_err(|e| format!("creating {}: {e}", context.display()))?;
+        let copy = |from: std::path::PathBuf, name: &str| std::fs::copy(&from, context.join(name)).map_err(|e| format!("copying {}: {e}", from.display()));
+        copy(target_dir.join(&triple).join("release").join(binary), binary)?;
+        copy(root.join(dockerfile), "Dockerfile")?;
+        let output = Command::new("docker")
+            .args(["build", "--quiet", "--tag", tag])
+            .arg(&context)
+            .output()
+            .map_err(|e| format!("failed to run `docker build` (is Docker installed?): {e}"))?;
+        if !output.status.success() {
+            return Err(format!("`docker build --tag {tag}` failed: {}", String::from_utf8_lossy(&output.stderr).trim()));
+        }
+        eprintln!("xtask image: built {tag} ({})", String::from_utf8_lossy(&output.stdout).trim());
     }
-    eprintln!("xtask image: built {PROBE_IMAGE} ({})", String::from_utf8_lossy(&output.stdout).trim());
     Ok(())
 }

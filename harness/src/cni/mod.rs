@@ -32,12 +32,21 @@ pub enum Feature {
     RequestMirror,
     /// LoadBalancer Services balanced across endpoints (kube-proxy or its replacement).
     LoadBalancerService,
+    /// The node NIC configured with the TSN priority map (the harness does it on nodes it
+    /// can reach), with a metadata proxy chained after the CNI where the provider deploys
+    /// one (kind); the lab runs whatever the profile's conflist chains.
+    TsnPriorityMap,
 }
 
 impl Feature {
     /// Whether the Gateway API implementation, not the CNI, provides it.
     pub fn is_gateway_feature(self) -> bool {
         matches!(self, Feature::GatewayWeights | Feature::RequestMirror)
+    }
+
+    /// Whether the provider, not the CNI, provides it: a CNI never lacks it.
+    pub fn is_provider_feature(self) -> bool {
+        matches!(self, Feature::TsnPriorityMap)
     }
 
     pub fn name(self) -> &'static str {
@@ -48,6 +57,7 @@ impl Feature {
             Feature::GatewayWeights => "Gateway API weighted routes",
             Feature::RequestMirror => "Gateway API request mirroring",
             Feature::LoadBalancerService => "LoadBalancer Services",
+            Feature::TsnPriorityMap => "TSN priority map on the node NIC",
         }
     }
 }
@@ -148,6 +158,9 @@ impl CniProfile {
     /// Why a scenario needing `feature` cannot run with this profile, if it cannot: the CNI
     /// lacks it, or, for HTTPRoute features, its Gateway implementation does.
     pub fn lacks(&self, feature: Feature) -> Option<String> {
+        if feature.is_provider_feature() {
+            return None;
+        }
         if !feature.is_gateway_feature() {
             return (!self.features.contains(&feature)).then(|| format!("CNI {} has no {}", self.name, feature.name()));
         }

@@ -142,6 +142,9 @@ pub fn render_kind_config(path: &Path, cni: &CniProfile) -> Result<String> {
     Ok(serde_saphyr::to_string(&config).expect("JSON values serialize"))
 }
 
+/// Where files the harness puts on kind's nodes go.
+pub const NODE_FILES: &str = "/tmp/cni-conformance";
+
 /// Gateway API CRDs, standard channel, installed before the CNI so its controllers see them.
 pub const GATEWAY_API_VERSION: &str = "v1.2.1";
 /// MetalLB gives LoadBalancer Services and Gateways addresses on kind's network (thesis ch. 4).
@@ -152,13 +155,15 @@ pub const METALLB_VERSION: &str = "v0.14.9";
 pub struct Addons {
     pub gateway_api: bool,
     pub load_balancer: bool,
+    /// A TSN metadata proxy chained after the CNI on every node, and bpffs mounted there.
+    pub tsn_proxy: bool,
 }
 
 impl Addons {
     pub fn for_features(features: &[crate::cni::Feature]) -> Self {
         use crate::cni::Feature;
         let gateway_api = features.iter().any(|f| matches!(f, Feature::GatewayWeights | Feature::RequestMirror));
-        Self { gateway_api, load_balancer: gateway_api || features.contains(&Feature::LoadBalancerService) }
+        Self { gateway_api, load_balancer: gateway_api || features.contains(&Feature::LoadBalancerService), tsn_proxy: features.contains(&Feature::TsnPriorityMap) }
     }
 }
 
@@ -169,12 +174,14 @@ pub struct RunFiles {
     pub kubeconfig: PathBuf,
     /// MetalLB's address pool on kind's network, written once the network exists.
     pub address_pool: PathBuf,
+    /// The TSN metadata proxy's DaemonSet.
+    pub tsn_proxy: PathBuf,
     pub dir: PathBuf,
 }
 
 impl RunFiles {
     pub fn in_dir(dir: &Path) -> Self {
-        Self { kind_config: dir.join("kind.yaml"), kubeconfig: dir.join("kubeconfig"), address_pool: dir.join("metallb-pool.yaml"), dir: dir.to_owned() }
+        Self { kind_config: dir.join("kind.yaml"), kubeconfig: dir.join("kubeconfig"), address_pool: dir.join("metallb-pool.yaml"), tsn_proxy: dir.join("tsn-metadata-proxy.yaml"), dir: dir.to_owned() }
     }
 
     /// The profile's manifest `index` as this cluster applies it (files beside a profile
@@ -227,6 +234,8 @@ pub struct KindPlan {
     /// On a kept cluster being reused: only the waits.
     pub await_ready: Vec<CliStep>,
     pub load_probe_image: CliStep,
+    /// With the `tsn_proxy` add-on, after the probe image: see [`tsn_proxy_steps`].
+    pub tsn_proxy: Vec<CliStep>,
     pub delete: CliStep,
 }
 
@@ -369,9 +378,114 @@ impl KindPlan {
                 ["load", "docker-image", PROBE_IMAGE, "--name", cluster],
                 timeouts.load_image,
             ),
+            tsn_proxy: Vec::new(),
             delete: CliStep::new(format!("deleting kind cluster {cluster}"), "kind", ["delete", "cluster", "--name", cluster, "--kubeconfig", &kubeconfig], timeouts.delete_cluster),
         }
     }
+}
+
+/// The reference TSN metadata proxy's image, built by `cargo xtask image`.
+pub const TSN_PROXY_IMAGE: &str = concat!("tsn-metadata-proxy:", env!("CARGO_PKG_VERSION"));
+/// A user's own proxy image (its entrypoint takes the reference proxy's `install`
+/// arguments: `--bin-dir`, `--conf-dir`, `--entry`).
+pub const TSN_PROXY_IMAGE_VARIABLE: &str = "CNICONF_TSN_PROXY_IMAGE";
+/// A user's own conflist entry for the proxy (JSON), chained after the CNI's plugins.
+pub const TSN_PROXY_ENTRY_VARIABLE: &str = "CNICONF_TSN_PROXY_ENTRY";
+
+/// Which metadata proxy a kind run chains after the CNI, as the paper's DaemonSet does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TsnProxyDeployment {
+    pub image: String,
+    /// The conflist entry, e.g. `{"type": "tsn-metadata-proxy", "nic": "eth0"}`.
+    pub entry: Value,
+}
+
+impl Default for TsnProxyDeployment {
+    fn default() -> Self {
+        Self { image: TSN_PROXY_IMAGE.into(), entry: serde_json::json!({ "type": "tsn-metadata-proxy", "nic": crate::scenarios::tsn::NODE_NIC }) }
+    }
+}
+
+impl TsnProxyDeployment {
+    /// The reference proxy, or the user's image and entry from the environment.
+    pub fn from_env() -> Result<Self> {
+        Self::with(std::env::var(TSN_PROXY_IMAGE_VARIABLE).ok(), std::env::var(TSN_PROXY_ENTRY_VARIABLE).ok())
+    }
+
+    /// The reference proxy with what a user gave in its place (`image`, `entry` as JSON).
+    pub fn with(image: Option<String>, entry: Option<String>) -> Result<Self> {
+        let mut deployment = Self::default();
+        if let Some(image) = image {
+            deployment.image = image;
+        }
+        if let Some(entry) = entry {
+            deployment.entry = serde_json::from_str::<Value>(&entry)
+                .ok()
+                .filter(|e| e.get("type").and_then(Value::as_str).is_some())
+                .ok_or_else(|| HarnessError::UnknownName { what: "conflist entry".into(), name: entry.clone(), variable: TSN_PROXY_ENTRY_VARIABLE.into(), expected: "a JSON object with the plugin's `type`, e.g. {\"type\": \"tsn-metadata-proxy\", \"nic\": \"eth0\"}".into() })?;
+        }
+        Ok(deployment)
+    }
+
+    /// The DaemonSet that installs the plugin binary on every node and chains the entry
+    /// into the CNI's conflist (the paper's node initialization, steps 2 and 3). The
+    /// restorer is attached by the plugin's first ADD on each node.
+    pub fn daemonset(&self) -> Value {
+        let labels = serde_json::json!({ "app.kubernetes.io/name": "tsn-metadata-proxy" });
+        serde_json::json!({
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": { "name": "tsn-metadata-proxy", "namespace": "kube-system", "labels": labels },
+            "spec": {
+                "selector": { "matchLabels": labels },
+                "template": {
+                    "metadata": { "labels": labels },
+                    "spec": {
+                        "hostNetwork": true,
+                        "tolerations": [{ "operator": "Exists" }],
+                        "containers": [{
+                            "name": "install",
+                            "image": self.image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "args": ["install", "--bin-dir", "/host/opt/cni/bin", "--conf-dir", "/host/etc/cni/net.d", "--entry", self.entry.to_string()],
+                            "volumeMounts": [
+                                { "name": "cni-bin", "mountPath": "/host/opt/cni/bin" },
+                                { "name": "cni-conf", "mountPath": "/host/etc/cni/net.d" }
+                            ]
+                        }],
+                        "volumes": [
+                            { "name": "cni-bin", "hostPath": { "path": "/opt/cni/bin", "type": "Directory" } },
+                            { "name": "cni-conf", "hostPath": { "path": "/etc/cni/net.d", "type": "Directory" } }
+                        ]
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// The proxy's steps, after the CNI is ready and the probe image loaded: its image into
+/// the nodes, a BPF filesystem on every node (kind's nodes have none at /sys/fs/bpf), the
+/// DaemonSet (`files.tsn_proxy`), and its rollout.
+pub fn tsn_proxy_steps(cluster: &str, files: &RunFiles, timeouts: &KindTimeouts, nodes: &[String], deployment: &TsnProxyDeployment) -> Vec<CliStep> {
+    let kubeconfig = files.kubeconfig.display().to_string();
+    let mut steps = vec![CliStep::new(format!("loading {} into {cluster}", deployment.image), "kind", ["load", "docker-image", &deployment.image, "--name", cluster], timeouts.load_image)];
+    for node in nodes {
+        steps.push(CliStep::new(
+            format!("mounting a BPF filesystem at /sys/fs/bpf on node {node}"),
+            "docker",
+            ["exec", node, "sh", "-c", "mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf"],
+            timeouts.install_cni,
+        ));
+    }
+    steps.push(CliStep::new("chaining the TSN metadata proxy after the CNI on every node", "kubectl", ["--kubeconfig", &kubeconfig, "apply", "--server-side", "-f", &files.tsn_proxy.display().to_string()], timeouts.install_cni));
+    steps.push(CliStep::new(
+        "waiting for DaemonSet kube-system/tsn-metadata-proxy",
+        "kubectl",
+        ["--kubeconfig", &kubeconfig, "--namespace", "kube-system", "rollout", "status", "daemonset/tsn-metadata-proxy", &format!("--timeout={}s", timeouts.cni_ready.as_secs())],
+        timeouts.cni_ready,
+    ));
+    steps
 }
 
 /// MetalLB's workloads in `metallb-native.yaml`: the controller (IPAM and the webhook) and
@@ -425,7 +539,12 @@ impl KindCluster {
         std::fs::write(&files.kind_config, kind_config).map_err(io_error(format!("write {}", files.kind_config.display())))?;
         let (nodes, pod_subnet) = cluster_shape(&options.kind_config, &name)?;
         render_manifests(cni, &files, &pod_subnet)?;
-        let plan = KindPlan::new(&name, cni, &files, &options.timeouts, addons, &nodes);
+        let mut plan = KindPlan::new(&name, cni, &files, &options.timeouts, addons, &nodes);
+        if addons.tsn_proxy {
+            let deployment = TsnProxyDeployment::from_env()?;
+            std::fs::write(&files.tsn_proxy, crate::cni::egress::to_yaml(&[deployment.daemonset()])).map_err(io_error(format!("write {}", files.tsn_proxy.display())))?;
+            plan.tsn_proxy = tsn_proxy_steps(&name, &files, &options.timeouts, &nodes, &deployment);
+        }
         let cluster = Self { name, files, plan, keep: options.keep, shared_run, addons };
         if let Some(run) = &cluster.shared_run {
             // Before anything is created: whatever happens to this process, the cluster goes
@@ -469,7 +588,12 @@ impl KindCluster {
                 cli::run(step)?;
             }
         }
-        cli::run(&self.plan.load_probe_image).map(drop)
+        cli::run(&self.plan.load_probe_image)?;
+        // Also on a reused cluster: every step is idempotent, and the proxy must be there.
+        for step in &self.plan.tsn_proxy {
+            cli::run(step)?;
+        }
+        Ok(())
     }
 
     /// Whether the cluster is there for others after this process (kept, or shared by the run).
@@ -551,10 +675,15 @@ mod tests {
     fn plan_text_with(cni: &CniProfile, addons: Addons) -> String {
         let files = RunFiles::in_dir(Path::new("/run/cni-conformance/cniconf-0a1b2c"));
         let (nodes, _) = cluster_shape(&fixtures::fixture_path("cluster/kind.yaml"), "cniconf-0a1b2c").unwrap();
-        let plan = KindPlan::new("cniconf-0a1b2c", cni, &files, &KindTimeouts::default(), addons, &nodes);
+        let mut plan = KindPlan::new("cniconf-0a1b2c", cni, &files, &KindTimeouts::default(), addons, &nodes);
+        if addons.tsn_proxy {
+            plan.tsn_proxy = tsn_proxy_steps("cniconf-0a1b2c", &files, &KindTimeouts::default(), &nodes, &TsnProxyDeployment::default());
+        }
         let mut steps = vec![&plan.create];
         steps.extend(&plan.install);
-        steps.extend([&plan.load_probe_image, &plan.delete]);
+        steps.push(&plan.load_probe_image);
+        steps.extend(&plan.tsn_proxy);
+        steps.push(&plan.delete);
         steps
             .iter()
             .map(|s| {
@@ -562,6 +691,36 @@ mod tests {
                 format!("# {} (timeout {}s{retry})\n{s}\n", s.purpose, s.timeout.as_secs())
             })
             .collect()
+    }
+
+    #[test]
+    fn flannel_and_calico_get_the_metadata_proxy_chained_once_they_are_ready() {
+        let tsn = Addons::for_features(&[crate::cni::Feature::TsnPriorityMap]);
+        for (name, snapshot) in [("flannel", "flannel_tsn_kind_plan"), ("calico", "calico_tsn_kind_plan")] {
+            let cni = cni::load_profile(name).unwrap();
+            let plan = plan_text_with(&cni, tsn);
+            let (ready, chained) = (plan.rfind("rollout status").unwrap(), plan.find("tsn-metadata-proxy.yaml").unwrap());
+            assert!(plan.find("mount -t bpf bpf /sys/fs/bpf").is_some() && chained > plan.find("kind load docker-image cni-probe").unwrap(), "{plan}");
+            assert!(ready > chained && plan[..chained].contains(&format!("rollout status daemonset/{}", cni.agent().unwrap().name)), "the CNI's agent is ready before the proxy chains into its conflist: {plan}");
+            insta::assert_snapshot!(snapshot, plan);
+        }
+    }
+
+    #[test]
+    fn the_proxy_daemonset_installs_on_every_node_and_chains_the_entry() {
+        insta::assert_snapshot!("tsn_proxy_daemonset", crate::cni::egress::to_yaml(&[TsnProxyDeployment::default().daemonset()]));
+    }
+
+    #[test]
+    fn a_user_s_proxy_image_and_entry_replace_the_reference_one_and_a_bad_entry_is_named() {
+        let custom = TsnProxyDeployment { image: "registry.example/acme-tsn:1.0".into(), entry: serde_json::json!({"type": "acme-tsn", "iface": "enp1s0"}) };
+        let daemonset = custom.daemonset();
+        let container = &daemonset["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["image"], "registry.example/acme-tsn:1.0");
+        assert!(container["args"].as_array().unwrap().iter().any(|a| a == r#"{"iface":"enp1s0","type":"acme-tsn"}"#), "{container}");
+        assert_eq!(TsnProxyDeployment::with(Some(custom.image.clone()), Some(custom.entry.to_string())).unwrap(), custom);
+        let error = TsnProxyDeployment::with(None, Some("eth0".into())).unwrap_err().to_string();
+        assert!(error.contains(TSN_PROXY_ENTRY_VARIABLE) && error.contains("`type`"), "{error}");
     }
 
     #[test]
@@ -604,7 +763,7 @@ mod tests {
 
     #[test]
     fn metallb_speakers_are_awaited_and_the_pool_waits_for_the_webhook() {
-        let plan = plan_text_with(&cni::antrea(), Addons { gateway_api: false, load_balancer: true });
+        let plan = plan_text_with(&cni::antrea(), Addons { gateway_api: false, load_balancer: true, tsn_proxy: false });
         let (speaker, pool) = (plan.find("rollout status daemonset/speaker").expect("the speaker is awaited"), plan.find("metallb-pool.yaml").unwrap());
         assert!(speaker < pool, "{plan}");
         assert!(plan.contains("retried for up to 120s (KindTimeouts::webhook_ready) on: failed calling webhook"), "{plan}");
@@ -824,6 +983,15 @@ impl super::kubernetes::Environment for KindEnvironment {
             .output()
             .map_err(|e| HarnessError::Command { command: format!("docker exec {} {program}", node.name), detail: e.to_string() })?;
         Ok(crate::model::ExecOutput::from_output(&output))
+    }
+
+    /// Copies the file into the node's container (`docker cp`), under /tmp/cni-conformance.
+    fn put_file_on_node(&self, node: &crate::model::Node, path: &Path) -> Result<String> {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let there = format!("{NODE_FILES}/{name}");
+        self.run_on_node(node, "mkdir", &["-p", NODE_FILES])?.stdout_of_success(&format!("docker exec {} mkdir -p {NODE_FILES}", node.name))?;
+        self.docker(format!("copying {} to node {}", path.display(), node.name), &["cp", &path.display().to_string(), &format!("{}:{there}", node.name)])?;
+        Ok(there)
     }
 
     /// Reconnects the node with the address it had, so the cluster is as it was found.

@@ -112,6 +112,10 @@ pub trait Environment: Send + Sync {
     fn restore_node(&self, node: &Node) -> Result<()>;
     /// Runs `program args` on a node (its container on kind).
     fn run_on_node(&self, node: &Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput>;
+    /// Puts a local file on a node; its path there.
+    fn put_file_on_node(&self, node: &Node, path: &std::path::Path) -> Result<String> {
+        Err(HarnessError::NotFound { what: "way to put files".into(), wanted: format!("{} on node {} of a cluster the harness does not own", path.display(), node.name) })
+    }
     /// Runs the probe with `args` outside the cluster (where the external echo runs) and
     /// returns what it printed and how it exited.
     fn run_probe_outside(&self, args: &[String]) -> Result<crate::model::ExecOutput>;
@@ -347,6 +351,10 @@ impl Cluster for KubeCluster {
 
     fn run_on_node(&self, node: &Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
         self.environment.run_on_node(node, program, args)
+    }
+
+    fn put_file_on_node(&self, node: &Node, path: &std::path::Path) -> Result<String> {
+        self.environment.put_file_on_node(node, path)
     }
 
     fn run_probe_in(&self, pod: &Pod, args: &[String]) -> Result<crate::model::ExecOutput> {

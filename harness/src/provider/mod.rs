@@ -82,6 +82,11 @@ pub trait Cluster: Send + Sync {
     /// on kind): the primitive families build their node-level operations on (a qdisc, its
     /// counters).
     fn run_on_node(&self, node: &Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput>;
+    /// Makes the local file `path` readable by [`run_on_node`](Self::run_on_node)'s
+    /// programs on `node` and returns its path there (a BPF object for `tc`).
+    fn put_file_on_node(&self, node: &Node, path: &std::path::Path) -> Result<String> {
+        Err(HarnessError::NotFound { what: "way to put files".into(), wanted: format!("{} on node {}", path.display(), node.name) })
+    }
     /// Runs the probe with `args` in `pod`.
     fn run_probe_in(&self, pod: &Pod, args: &[String]) -> Result<crate::model::ExecOutput>;
     /// Removes everything the run created. Idempotent.

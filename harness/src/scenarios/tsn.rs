@@ -36,63 +36,63 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             name: "udp_talkers_reach_an_external_listener_each_in_its_own_class",
             sentence: "Talker pods sending UDP with priority 1 and 2, and a best-effort pod beside them, reach a listener outside the cluster with every packet in its own class at the node NIC's qdisc, none of the time-sensitive ones in best effort.",
-            requires: &[],
+            requires: &[Feature::TsnPriorityMap],
             disruptive: true,
             body: |cx| talkers_to_an_external_listener(cx, Transport::Udp),
         },
         Scenario {
             name: "tcp_talkers_reach_an_external_listener_each_in_its_own_class",
             sentence: "The same talkers over TCP: every segment in its talker's class at the node NIC's qdisc.",
-            requires: &[],
+            requires: &[Feature::TsnPriorityMap],
             disruptive: true,
             body: |cx| talkers_to_an_external_listener(cx, Transport::Tcp),
         },
         Scenario {
             name: "udp_talkers_reach_a_pod_on_another_node_each_in_its_own_class",
             sentence: "Talker pods sending UDP to a pod on another node leave their node's NIC each in its own class.",
-            requires: &[],
+            requires: &[Feature::TsnPriorityMap],
             disruptive: true,
             body: |cx| talkers_to_a_pod_on_another_node(cx, Transport::Udp),
         },
         Scenario {
             name: "tcp_talkers_reach_a_pod_on_another_node_each_in_its_own_class",
             sentence: "The same over TCP: every segment to the pod on another node in its talker's class at the source node's NIC.",
-            requires: &[],
+            requires: &[Feature::TsnPriorityMap],
             disruptive: true,
             body: |cx| talkers_to_a_pod_on_another_node(cx, Transport::Tcp),
         },
         Scenario {
             name: "udp_talkers_on_the_egress_gateway_path_keep_their_classes",
             sentence: "Talker pods an egress policy selects leave with the egress IP, and their UDP packets leave their own node's NIC (towards the gateway) each in its own class.",
-            requires: &[Feature::EgressGateway],
+            requires: &[Feature::TsnPriorityMap, Feature::EgressGateway],
             disruptive: true,
             body: |cx| talkers_on_the_egress_gateway_path(cx, Transport::Udp),
         },
         Scenario {
             name: "tcp_talkers_on_the_egress_gateway_path_keep_their_classes",
             sentence: "The same over TCP: on the way to the egress gateway every segment is in its talker's class at the pod's node NIC.",
-            requires: &[Feature::EgressGateway],
+            requires: &[Feature::TsnPriorityMap, Feature::EgressGateway],
             disruptive: true,
             body: |cx| talkers_on_the_egress_gateway_path(cx, Transport::Tcp),
         },
         Scenario {
             name: "traffic_that_never_reaches_the_nic_leaves_no_priority_behind",
             sentence: "After a pod sends priority 1 and 2 traffic that never reaches the NIC (to a pod beside it and to its own node), its best-effort packets to the outside are all in best effort: nothing was left behind to lift them.",
-            requires: &[],
+            requires: &[Feature::TsnPriorityMap],
             disruptive: true,
             body: traffic_that_never_reaches_the_nic_leaves_no_priority_behind,
         },
         Scenario {
             name: "delivery_time_set_with_so_txtime_reaches_the_nic",
             sentence: "A talker's SO_TXTIME delivery time reaches the node NIC's etf qdisc on the same clock with the same value.",
-            requires: &[],
+            requires: &[Feature::TsnPriorityMap],
             disruptive: true,
             body: delivery_time_set_with_so_txtime_reaches_the_nic,
         },
         Scenario {
             name: "talkers_leave_in_their_taprio_gate_windows",
             sentence: "With the paper's taprio schedule on the node NIC (40 us cycle: priority 1, priority 2, best effort), the listener receives each talker's packets inside its class's gate window.",
-            requires: &[],
+            requires: &[Feature::TsnPriorityMap],
             disruptive: true,
             body: talkers_leave_in_their_taprio_gate_windows,
         },
@@ -207,8 +207,7 @@ impl ScenarioContext {
     /// (priority 2), 1:3 (best effort) and 1:4 (not IPv4), chosen by `bpf/tsn_classify.c`.
     /// Idempotent.
     pub fn tsn_qdisc_on(&self, node: &Node) -> Result<()> {
-        let classifier = crate::bpf::object("tsn_classify")?;
-        let classifier = classifier.display().to_string();
+        let classifier = self.cluster().put_file_on_node(node, &crate::bpf::object("tsn_classify")?)?;
         let tc = |args: &[&str]| -> Result<()> {
             self.cluster().run_on_node(node, "tc", args)?.stdout_of_success(&format!("tc {} on node {}", args.join(" "), node.name)).map(drop)
         };

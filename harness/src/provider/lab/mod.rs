@@ -89,7 +89,7 @@ pub fn cannot_host(cni: &CniProfile, feature: Feature) -> Option<String> {
         Feature::GatewayWeights | Feature::RequestMirror if cni.gateway.as_ref().is_some_and(|g| g.name != reference_gateway) => {
             Some(format!("the lab serves HTTPRoutes only with its own {reference_gateway}, not {}", cni.gateway.as_ref().map(|g| g.name).unwrap_or_default()))
         }
-        Feature::EgressGateway | Feature::GatewayWeights | Feature::RequestMirror | Feature::LoadBalancerService => None,
+        Feature::EgressGateway | Feature::GatewayWeights | Feature::RequestMirror | Feature::LoadBalancerService | Feature::TsnPriorityMap => None,
         _ => Some(format!("the lab's reference egress gateway has no {}", feature.name())),
     }
 }
@@ -530,6 +530,11 @@ impl Cluster for Lab {
         // The probe is on every lab node (the same binary the pods run).
         let program = if program == crate::scenarios::tsn::PROBE { self.probe.as_path() } else { std::path::Path::new(program) };
         exec_in_netns(&netns, program, args.iter().copied())
+    }
+
+    /// The lab's nodes share this machine's filesystem: the file is already there.
+    fn put_file_on_node(&self, _node: &Node, path: &std::path::Path) -> Result<String> {
+        Ok(path.display().to_string())
     }
 
     fn run_probe_in(&self, pod: &Pod, args: &[String]) -> Result<crate::model::ExecOutput> {
