@@ -2,7 +2,8 @@
 //! scenario family the profile claims against it, prints each verdict with its evidence,
 //! and writes one conformance report for the whole certification (YAML), with a Markdown
 //! and an HTML rendering of it. Without `--cni` it certifies nothing: it is the suites'
-//! self-test with the reference plugins on the lab.
+//! self-test with the reference plugins chained with the reference TSN metadata proxy on
+//! the lab, every family.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,6 +15,9 @@ use harness::report::{render, Destinations};
 
 use crate::util::{cargo, workspace_root};
 
+/// The profile certified without `--cni`: the reference plugins and proxy, every family.
+pub const DEFAULT_PROFILE: &str = "reference-tsn-proxy";
+
 /// What `certify` was asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
@@ -23,7 +27,7 @@ pub struct Request {
 
 impl Request {
     pub fn parse(args: &[String]) -> Result<Self, String> {
-        let mut request = Request { cni: "reference".into(), provider: None };
+        let mut request = Request { cni: DEFAULT_PROFILE.into(), provider: None };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             let mut value = |flag: &str| args.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
@@ -39,11 +43,14 @@ impl Request {
 
 /// The scenario families (suite binaries) a profile claims: egress for every CNI (its
 /// first checks need no feature), canary when it has a Gateway implementation or balances
-/// LoadBalancer Services.
+/// LoadBalancer Services, TSN when it claims `tsn-priority-map` (it chains a metadata proxy).
 pub fn families(cni: &CniProfile) -> Vec<&'static str> {
     let mut families = vec!["egress"];
     if cni.gateway.is_some() || cni.features.contains(&Feature::LoadBalancerService) {
         families.push("canary");
+    }
+    if cni.features.contains(&Feature::TsnPriorityMap) {
+        families.push("tsn");
     }
     families
 }
@@ -126,7 +133,7 @@ mod tests {
     #[test]
     fn arguments_name_the_profile_and_the_provider() {
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(Request::parse(&args(&[])).unwrap(), Request { cni: "reference".into(), provider: None });
+        assert_eq!(Request::parse(&args(&[])).unwrap(), Request { cni: "reference-tsn-proxy".into(), provider: None });
         assert_eq!(Request::parse(&args(&["--cni", "./vendor/profile.yaml", "--provider", "lab"])).unwrap(), Request { cni: "./vendor/profile.yaml".into(), provider: Some("lab".into()) });
         assert!(Request::parse(&args(&["--cni"])).unwrap_err().contains("--cni needs a value"));
         assert!(Request::parse(&args(&["--flavour", "x"])).unwrap_err().contains("unknown certify argument `--flavour`"));
@@ -139,5 +146,6 @@ mod tests {
         cni.gateway = None;
         cni.features.retain(|f| *f != Feature::LoadBalancerService);
         assert_eq!(families(&cni), ["egress"]);
+        assert_eq!(families(&load_profile(DEFAULT_PROFILE).unwrap()), ["egress", "canary", "tsn"]);
     }
 }

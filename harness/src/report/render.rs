@@ -2,8 +2,8 @@
 //! request's `$GITHUB_STEP_SUMMARY`) and one self-contained HTML page with inline SVG
 //! plots (no script, nothing fetched): per canary stage each backend's observed share with
 //! its interval against its weight, per egress scenario the source role seen against the
-//! one expected. Families added later (TSN class counters, performance figures) get a
-//! section of their own from the same report.
+//! one expected, per TSN scenario each talker's packets per traffic class at the NIC.
+//! Families added later (performance figures) get a section of their own from the same report.
 
 use std::fmt::Write;
 
@@ -226,6 +226,9 @@ pub fn html(report: &ConformanceReport) -> String {
                     parameters.detectable_deviation * 100.0
                 );
             }
+            if let Some(verdict) = scenario.verdict.as_ref().filter(|v| !v.counters.is_empty()) {
+                plots.push_str(&counters_table(&verdict.counters));
+            }
             let _ = write!(
                 body,
                 r#"<tr class="{}"><td>{}</td><td><code>{}</code><div class="sentence">{}</div></td><td>{}{harness}{plots}</td></tr>"#,
@@ -240,6 +243,9 @@ pub fn html(report: &ConformanceReport) -> String {
     }
     let families: Vec<&str> = report.suites.iter().map(|s| s.name.as_str()).collect();
     for (family, name) in [("tsn", "TSN priority preservation (class counters)"), ("performance", "Performance budgets (figures against budgets)")] {
+        if family == "tsn" && families.iter().any(|f| f.starts_with(family)) {
+            continue;
+        }
         if !families.iter().any(|f| f.starts_with(family)) {
             let _ = write!(body, r#"<h2>{name}</h2><p class="absent">Not part of this run.</p>"#);
         }
@@ -251,6 +257,36 @@ pub fn html(report: &ConformanceReport) -> String {
     )
 }
 
+/// A verdict's counts as a table: one row per subject (a talker), one column per name (a
+/// traffic class), in the order they came.
+fn counters_table(counters: &[crate::verdict::Counter]) -> String {
+    let mut subjects: Vec<&str> = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
+    for c in counters {
+        if !subjects.contains(&c.subject.as_str()) {
+            subjects.push(&c.subject);
+        }
+        if !names.contains(&c.name.as_str()) {
+            names.push(&c.name);
+        }
+    }
+    let mut table = String::from(r#"<table class="counters"><tr><th>packets at the NIC</th>"#);
+    for name in &names {
+        let _ = write!(table, "<th>{}</th>", escape(name));
+    }
+    table.push_str("</tr>");
+    for subject in &subjects {
+        let _ = write!(table, "<tr><td>{}</td>", escape(subject));
+        for name in &names {
+            let value = counters.iter().find(|c| c.subject == *subject && c.name == *name).map(|c| c.value.to_string()).unwrap_or_default();
+            let _ = write!(table, "<td>{value}</td>");
+        }
+        table.push_str("</tr>");
+    }
+    table.push_str("</table>");
+    table
+}
+
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#111;max-width:1100px}table{border-collapse:collapse;width:100%;margin:1em 0}td,th{border:1px solid #ddd;padding:6px;vertical-align:top;font-size:13px;text-align:left}tr.failed td,tr.error td{background:#fef2f2}tr.ignored td{color:#666}.banner{background:#fff7ed;border:1px solid #fdba74;padding:8px}.meta{color:#444}.sentence{color:#555;font-size:12px;margin-top:4px}.harness{color:#92400e;font-size:12px;margin-top:4px}.result{font-size:14px;font-weight:normal;color:#444}figure{margin:8px 0}figcaption{font-size:11px;color:#555}.absent{color:#888}.error{color:#b91c1c}.badge{font-size:11px;font-weight:bold;padding:2px 5px;border-radius:3px;color:#fff}.badge.passed{background:#16a34a}.badge.failed{background:#dc2626}.badge.error{background:#d97706}.badge.ignored{background:#9ca3af}td:nth-child(2){width:34%}";
 
 #[cfg(test)]
@@ -259,6 +295,18 @@ mod tests {
 
     fn sample() -> ConformanceReport {
         crate::report::conformance::example_report()
+    }
+
+    #[test]
+    fn a_tsn_verdict_s_class_counters_are_a_table_per_talker() {
+        let grew = std::collections::BTreeMap::from([("1:3".to_owned(), 50)]);
+        let verdict = crate::verdict::priority::talker_kept_its_class("tsn-t1/talker-1", 1, 50, &grew, "eth0");
+        let mut report = sample();
+        report.suites[0].name = "tsn_lab".into();
+        report.suites[0].scenarios[0].verdict = Some(verdict);
+        let page = html(&report);
+        assert!(page.contains("<th>class-1</th><th>class-2</th><th>best-effort</th><th>not-ipv4</th></tr><tr><td>tsn-t1/talker-1</td><td>0</td><td>0</td><td>50</td><td>0</td></tr>"), "{page}");
+        assert!(!page.contains("TSN priority preservation (class counters)</h2><p class=\"absent\""), "the TSN family ran");
     }
 
     #[test]
