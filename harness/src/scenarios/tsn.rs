@@ -27,6 +27,9 @@ pub const PROBE: &str = "cni-probe";
 /// Packets (UDP datagrams, TCP writes) each talker sends.
 const TALKER_PACKETS: u64 = 50;
 
+/// How long a node's NIC may keep sending before a talker's window opens anyway.
+const NIC_QUIET: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The paper's talkers: priority 1, priority 2, and best effort beside them.
 const PAPER_PRIORITIES: [u32; 3] = [1, 2, 0];
 
@@ -240,6 +243,26 @@ impl ScenarioContext {
         Ok(priority::parse_class_counters(&shown))
     }
 
+    /// The NIC's counters once nothing has left it for a moment: what earlier traffic sent
+    /// late (a closing connection's last ACK) is counted before a talker starts, and a
+    /// talker's own late segments in its own window. Waits at most `NIC_QUIET`, then reads.
+    pub fn settled_class_counters(&self, node: &Node) -> Result<BTreeMap<String, u64>> {
+        let budget = crate::deadline::budget(NIC_QUIET, "tsn::NIC_QUIET");
+        let started = std::time::Instant::now();
+        let mut last = self.nic_class_counters(node)?;
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let now = self.nic_class_counters(node)?;
+            if now == last || started.elapsed() >= budget.duration {
+                if now != last {
+                    tracing::warn!("node {} {NODE_NIC} still sending after {:?} ({}): counting from here", node.name, budget.duration, budget.name);
+                }
+                return Ok(now);
+            }
+            last = now;
+        }
+    }
+
     /// One talker in `pod` (or, with none, on `node` itself) sends to `to` with `priority`.
     pub fn talk(&self, pod: Option<&Pod>, node: &Node, to: SocketAddr, transport: Transport, priority: u32) -> Result<TalkReport> {
         let (place, name) = match pod {
@@ -265,9 +288,9 @@ impl ScenarioContext {
             Some(pod) => format!("{}/{}", pod.namespace, pod.name),
             None => format!("node {}", node.name),
         };
-        let before = self.nic_class_counters(node)?;
+        let before = self.settled_class_counters(node)?;
         let report = self.talk(pod, node, to, transport, priority)?;
-        let after = self.nic_class_counters(node)?;
+        let after = self.settled_class_counters(node)?;
         let at_least = match transport {
             Transport::Udp => report.sent,
             Transport::Tcp => 1,
