@@ -186,12 +186,35 @@ fn proxy_programs() -> BTreeSet<u32> {
         .collect()
 }
 
+/// The ids of the programs attached (tcx) to `eth0` egress in every network namespace of
+/// `cluster`: this lab's proxy programs, not those of labs running beside it.
+fn programs_attached_in(cluster: &str) -> BTreeSet<u32> {
+    let namespaces: Vec<String> = std::fs::read_dir("/run/netns").into_iter().flatten().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with(&format!("{cluster}-"))).collect();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let home = std::fs::File::open("/proc/thread-self/ns/net").expect("own namespace");
+            let mut ids = BTreeSet::new();
+            for namespace in namespaces {
+                let Ok(target) = std::fs::File::open(format!("/run/netns/{namespace}")) else { continue };
+                if nix::sched::setns(&target, nix::sched::CloneFlags::CLONE_NEWNET).is_ok() {
+                    if let Ok((_, programs)) = aya::programs::SchedClassifier::query_tcx("eth0", aya::programs::TcAttachType::Egress) {
+                        ids.extend(programs.iter().map(|p| p.id()));
+                    }
+                }
+            }
+            nix::sched::setns(&home, nix::sched::CloneFlags::CLONE_NEWNET).expect("back home");
+            ids
+        })
+        .join()
+        .expect("no panic")
+    })
+}
+
 /// A run killed with the proxy's links in place: gc (what `cargo xtask gc` runs) leaves no
 /// pin, link, program, map or namespace of it.
 fn a_killed_run_s_proxy_state_goes_with_gc() -> Result<(), Failed> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let profile = profile_with_proxy(Some(&serde_json::json!({ "type": "tsn-metadata-proxy", "nic": "eth0", "faults": ["keep-per-packet-state"] })), dir.path())?;
-    let before = proxy_programs();
     let lab = Lab::provision(&profile, &LabOptions::from_env()?)?;
     let cluster = lab.info().cluster.clone();
     lab.create_namespace(&NamespaceSpec { name: "tsn-gc".into(), labels: labels([]) })?;
@@ -199,7 +222,7 @@ fn a_killed_run_s_proxy_state_goes_with_gc() -> Result<(), Failed> {
     for name in ["a", "b"] {
         lab.create_pod(&PodSpec { name: name.into(), namespace: "tsn-gc".into(), labels: labels([]), node: node.name.clone() })?;
     }
-    let ours: BTreeSet<u32> = proxy_programs().difference(&before).copied().collect();
+    let ours: BTreeSet<u32> = programs_attached_in(&cluster).intersection(&proxy_programs()).copied().collect();
     if ours.len() < 3 {
         return Err(format!("ADD should have loaded a saver per pod and the node's restorer; new proxy programs: {ours:?}").into());
     }
