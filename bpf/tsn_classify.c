@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 // The node NIC's priority-to-class map, as taprio's `map` does on a TSN NIC, for an HTB
 // qdisc (this kernel has no taprio or mqprio, and no `basic` classifier to match a
-// priority): priority 1 -> class 1:1, 2 -> 1:2, any other IPv4 packet -> 1:3 (best effort).
-// What is not IPv4 (ARP, IPv6 neighbour discovery) goes to 1:4, so it can never make a
-// class look right; so does what a VXLAN tunnel (4789, Flannel's 8472) carries when it
-// is not IPv4 inside (the ARP a node sends through the tunnel to the egress gateway), so
-// it cannot make a right class look wrong either. Loaded with `tc filter ... bpf obj tsn_classify.o sec classifier`
-// (not direct-action: the return value is the class id).
+// priority): a talker's packet with priority 1 -> class 1:1, 2 -> 1:2, any other
+// priority -> 1:3 (best effort). Talkers send to the listeners' port (8080), directly or
+// through a VXLAN tunnel (4789, Flannel's 8472), the port then read from the inner packet.
+// Everything else goes to 1:4: what is not IPv4 (ARP), a tunnel's own ARP, and the node's
+// control traffic (kubelet, API server on a kind node), so nothing but the talkers can
+// make a class look right, or a right class look wrong. Loaded with
+// `tc filter ... bpf obj tsn_classify.o sec classifier` (the return value is the class id).
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -14,31 +15,48 @@
 #include <bpf/bpf_endian.h>
 
 #define CLASS(minor) (0x10000u | (minor))
-#define ETH_HLEN_ 14
+#define ETHERNET_HEADER 14
+#define TALKER_PORT 8080
 
-/* Whether an IPv4 packet is VXLAN carrying something other than IPv4. */
-static __always_inline int tunnels_non_ipv4(struct __sk_buff *skb)
+/* The destination port of the TCP or UDP packet whose IPv4 header starts at `ip`; 0 when
+ * it has none. */
+static __always_inline __u16 destination_port(struct __sk_buff *skb, __u32 ip, __u32 *l4)
 {
-	__u8 ip[10];
-	__u16 port, inner;
+	__u8 header[10];
+	__u16 port;
 
-	if (bpf_skb_load_bytes(skb, ETH_HLEN_, ip, sizeof(ip)) < 0 || ip[9] != IPPROTO_UDP)
+	if (bpf_skb_load_bytes(skb, ip, header, sizeof(header)) < 0)
 		return 0;
-	__u32 udp = ETH_HLEN_ + (ip[0] & 0xf) * 4;
-	if (bpf_skb_load_bytes(skb, udp + 2, &port, sizeof(port)) < 0)
+	if (header[9] != IPPROTO_UDP && header[9] != IPPROTO_TCP)
 		return 0;
-	if (port != bpf_htons(4789) && port != bpf_htons(8472))
+	*l4 = ip + (header[0] & 0xf) * 4;
+	if (bpf_skb_load_bytes(skb, *l4 + 2, &port, sizeof(port)) < 0)
 		return 0;
-	/* UDP header (8), VXLAN header (8), inner destination and source MAC (12). */
-	if (bpf_skb_load_bytes(skb, udp + 8 + 8 + 12, &inner, sizeof(inner)) < 0)
-		return 0;
-	return inner != bpf_htons(ETH_P_IP);
+	return bpf_ntohs(port);
+}
+
+/* Whether the packet (Ethernet, IPv4) is a talker's: to the listeners' port, directly or
+ * inside a VXLAN tunnel that carries IPv4. */
+static __always_inline int from_a_talker(struct __sk_buff *skb)
+{
+	__u32 l4 = 0, inner_l4 = 0;
+	__u16 port = destination_port(skb, ETHERNET_HEADER, &l4);
+	__u16 inner_type;
+
+	if (port == 4789 || port == 8472) {
+		/* UDP header (8), VXLAN header (8), inner destination and source MAC (12). */
+		__u32 inner = l4 + 8 + 8;
+		if (bpf_skb_load_bytes(skb, inner + 12, &inner_type, sizeof(inner_type)) < 0 || inner_type != bpf_htons(ETH_P_IP))
+			return 0;
+		port = destination_port(skb, inner + ETHERNET_HEADER, &inner_l4);
+	}
+	return port == TALKER_PORT;
 }
 
 SEC("classifier")
 int tsn_classify(struct __sk_buff *skb)
 {
-	if (skb->protocol != bpf_htons(ETH_P_IP) || tunnels_non_ipv4(skb))
+	if (skb->protocol != bpf_htons(ETH_P_IP) || !from_a_talker(skb))
 		return CLASS(4);
 	switch (skb->priority) {
 	case 1:

@@ -14,10 +14,10 @@
 // (taprio's map covers 0..15); 0 is best effort and is left alone.
 //
 // Built with -DKEEP_PER_PACKET_STATE it is a deliberately broken proxy for the suites'
-// self-tests: the saver also records the last priority in a node-wide pinned map that
-// only a packet reaching the NIC clears, and the restorer hands a recorded priority to
-// the next untagged IPv4 packet. Traffic that never reaches the NIC (to the pod's own
-// node, to a pod on the same node) then leaks its priority into later packets.
+// self-tests: the saver also records the last priority in a node-wide pinned map that is
+// never cleared, and the restorer hands it to every untagged IPv4 packet. A priority that
+// a pod once sent, even on traffic that never reached the NIC (to its own node, to a pod
+// beside it), then lifts later best-effort packets.
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/pkt_cls.h>
@@ -70,15 +70,13 @@ int restore_prio(struct __sk_buff *skb)
 	__u32 hash = skb->hash;
 
 #ifdef KEEP_PER_PACKET_STATE
-	__u32 key = 0, none = 0;
+	__u32 key = 0;
 	__u32 *recorded = bpf_map_lookup_elem(&pending, &key);
 
 	if ((hash & TAG_MASK) == TAG) {
 		skb->priority = restored(hash & PRIORITY_MASK);
-		bpf_map_update_elem(&pending, &key, &none, BPF_ANY);
 	} else if (recorded && *recorded && skb->protocol == bpf_htons(ETH_P_IP)) {
 		skb->priority = restored(*recorded);
-		bpf_map_update_elem(&pending, &key, &none, BPF_ANY);
 	}
 #else
 	if ((hash & TAG_MASK) == TAG)

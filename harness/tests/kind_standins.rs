@@ -156,7 +156,7 @@ fn kept_name(cni: &cni::CniProfile, addons: Addons) -> String {
 fn a_cluster_kept_by_an_egress_run_is_not_reused_by_a_canary_run() {
     let _lock = PATH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let standins = StandIns::install();
-    let canary = Addons { gateway_api: true, load_balancer: true };
+    let canary = Addons { gateway_api: true, load_balancer: true, tsn_proxy: false };
     standins.set("STANDIN_CLUSTERS", &kept_name(&cni::antrea(), Addons::default()));
     let cluster = KindCluster::create(&cni::antrea(), &KindOptions { keep: true, ..options() }, canary).unwrap();
     let calls = standins.calls();

@@ -28,8 +28,8 @@ pub enum Fault {
     NoSave,
     /// Nothing restores it at the NIC.
     NoRestore,
-    /// Priorities are also kept in a node-wide map that only a packet reaching the NIC
-    /// clears: traffic that never reaches it leaks its priority into later packets.
+    /// Priorities are also kept in a node-wide map that only a tagged packet reaching the
+    /// NIC clears: traffic that never reaches it leaks its priority into later packets.
     KeepPerPacketState,
     /// The restorer hands priority 1 back as 2 and 2 as 1: a wrong priority map.
     SwapPriorities,

@@ -305,7 +305,7 @@ mod tests {
         report.suites[0].name = "tsn_lab".into();
         report.suites[0].scenarios[0].verdict = Some(verdict);
         let page = html(&report);
-        assert!(page.contains("<th>class-1</th><th>class-2</th><th>best-effort</th><th>not-ipv4</th></tr><tr><td>tsn-t1/talker-1</td><td>0</td><td>0</td><td>50</td><td>0</td></tr>"), "{page}");
+        assert!(page.contains("<th>class-1</th><th>class-2</th><th>best-effort</th><th>not-a-talker</th></tr><tr><td>tsn-t1/talker-1</td><td>0</td><td>0</td><td>50</td><td>0</td></tr>"), "{page}");
         assert!(!page.contains("TSN priority preservation (class counters)</h2><p class=\"absent\""), "the TSN family ran");
     }
 

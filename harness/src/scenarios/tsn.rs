@@ -207,7 +207,8 @@ impl ScenarioContext {
     }
 
     /// Puts the paper's priority map on `node`'s NIC: HTB classes 1:1 (priority 1), 1:2
-    /// (priority 2), 1:3 (best effort) and 1:4 (not IPv4), chosen by `bpf/tsn_classify.c`.
+    /// (priority 2), 1:3 (best effort) for talkers' packets (to [`POD_PORT`]), and 1:4 for
+    /// everything else, chosen by `bpf/tsn_classify.c`.
     /// Idempotent.
     pub fn tsn_qdisc_on(&self, node: &Node) -> Result<()> {
         let classifier = self.cluster().put_file_on_node(node, &crate::bpf::object("tsn_classify")?)?;
@@ -311,4 +312,14 @@ pub fn talkers_keep_their_classes(cx: &mut ScenarioContext, pod: Option<&Pod>, n
     cx.tsn_qdisc_on(node)?;
     let verdicts = PAPER_PRIORITIES.into_iter().map(|p| Ok((format!("priority-{p}"), cx.talker_class_at_nic(pod, node, to, transport, p)?))).collect::<Result<Vec<_>>>()?;
     Ok(priority::talkers_kept_their_classes(verdicts))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_classifier_counts_packets_to_the_port_every_listener_uses() {
+        let source = std::fs::read_to_string(crate::workspace_root().join("bpf/tsn_classify.c")).unwrap();
+        assert!(source.contains(&format!("#define TALKER_PORT {}", crate::model::POD_PORT)), "bpf/tsn_classify.c and model::POD_PORT disagree");
+        assert_eq!(crate::provider::external::ECHO_PORT, crate::model::POD_PORT, "the external listener shares the port");
+    }
 }

@@ -18,8 +18,9 @@ pub struct TrafficClass {
 pub const CLASS_1: TrafficClass = TrafficClass { role: "class-1", id: "1:1" };
 pub const CLASS_2: TrafficClass = TrafficClass { role: "class-2", id: "1:2" };
 pub const BEST_EFFORT: TrafficClass = TrafficClass { role: "best-effort", id: "1:3" };
-/// Not IPv4 (ARP, neighbour discovery): counted apart, never a talker's class.
-pub const NOT_IPV4: TrafficClass = TrafficClass { role: "not-ipv4", id: "1:4" };
+/// Not a talker's (ARP, a tunnel's own ARP, the node's control traffic): counted apart,
+/// never a talker's class (see `bpf/tsn_classify.c`).
+pub const NOT_A_TALKER: TrafficClass = TrafficClass { role: "not-a-talker", id: "1:4" };
 pub const IPV4_CLASSES: [TrafficClass; 3] = [CLASS_1, CLASS_2, BEST_EFFORT];
 
 pub fn class_of_priority(priority: u32) -> TrafficClass {
@@ -70,7 +71,7 @@ pub fn talker_kept_its_class(talker: &str, priority: u32, at_least: u64, grew: &
         (false, 0) => "missing",
         (false, _) => IPV4_CLASSES.iter().copied().filter(|c| *c != expected).max_by_key(|c| count(*c)).map_or("missing", |c| c.role),
     };
-    let all_classes = [CLASS_1, CLASS_2, BEST_EFFORT, NOT_IPV4];
+    let all_classes = [CLASS_1, CLASS_2, BEST_EFFORT, NOT_A_TALKER];
     let table = all_classes.iter().map(|c| format!("{} ({}): {}", c.id, c.role, count(*c))).collect::<Vec<_>>().join(", ");
     Verdict {
         statistics: Vec::new(),
