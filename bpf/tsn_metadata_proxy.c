@@ -14,10 +14,11 @@
 // (taprio's map covers 0..15); 0 is best effort and is left alone.
 //
 // Built with -DKEEP_PER_PACKET_STATE it is a deliberately broken proxy for the suites'
-// self-tests: the saver also records the last priority in a node-wide pinned map that is
-// never cleared, and the restorer hands it to every untagged IPv4 packet. A priority that
-// a pod once sent, even on traffic that never reached the NIC (to its own node, to a pod
-// beside it), then lifts later best-effort packets.
+// self-tests: the saver also records the last priority of an IPv4 packet in a node-wide
+// pinned map that only a tagged packet reaching the NIC clears, and the restorer hands a
+// recorded priority to every untagged IPv4 packet until then. Traffic that never reaches
+// the NIC (to the pod's own node, to a pod beside it) then leaks its priority into later
+// best-effort packets. (IPv4 only: a pod's ARP has priority 7, TC_PRIO_CONTROL.)
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/pkt_cls.h>
@@ -57,7 +58,8 @@ int save_prio(struct __sk_buff *skb)
 		bpf_set_hash(skb, TAG | priority);
 #ifdef KEEP_PER_PACKET_STATE
 		__u32 key = 0;
-		bpf_map_update_elem(&pending, &key, &priority, BPF_ANY);
+		if (skb->protocol == bpf_htons(ETH_P_IP))
+			bpf_map_update_elem(&pending, &key, &priority, BPF_ANY);
 #endif
 	}
 	// Let whatever else is attached here run too (tcx: next program).
@@ -70,11 +72,12 @@ int restore_prio(struct __sk_buff *skb)
 	__u32 hash = skb->hash;
 
 #ifdef KEEP_PER_PACKET_STATE
-	__u32 key = 0;
+	__u32 key = 0, none = 0;
 	__u32 *recorded = bpf_map_lookup_elem(&pending, &key);
 
 	if ((hash & TAG_MASK) == TAG) {
 		skb->priority = restored(hash & PRIORITY_MASK);
+		bpf_map_update_elem(&pending, &key, &none, BPF_ANY);
 	} else if (recorded && *recorded && skb->protocol == bpf_htons(ETH_P_IP)) {
 		skb->priority = restored(*recorded);
 	}

@@ -65,9 +65,12 @@ fn proxy_cases() -> Vec<ProxyCase> {
         ProxyCase { name: "a_proxy_without_its_saver_loses_every_priority", entry: proxy(json!({ "faults": ["no-save"] })), classes: Expect::WrongClass(ALL_BEST_EFFORT), leak: Expect::Pass },
         ProxyCase { name: "a_proxy_without_its_restorer_loses_every_priority", entry: proxy(json!({ "faults": ["no-restore"] })), classes: Expect::WrongClass(ALL_BEST_EFFORT), leak: Expect::Pass },
         ProxyCase { name: "a_wrong_priority_map_puts_each_talker_in_the_other_s_class", entry: proxy(json!({ "faults": ["swap-priorities"] })), classes: Expect::WrongClass(SWAPPED), leak: Expect::Pass },
-        // `keep-per-packet-state` is not in this matrix: on this kernel its pinned map was
-        // not reliably shared between the plugin's loads, so the leak did not always show
-        // (see the README). The leftover-state scenario is proven only to pass here.
+        ProxyCase {
+            name: "per_packet_state_left_behind_lifts_later_best_effort_packets",
+            entry: proxy(json!({ "faults": ["keep-per-packet-state"] })),
+            classes: Expect::Pass,
+            leak: Expect::WrongClass("class-2"),
+        },
     ]
 }
 
