@@ -233,3 +233,27 @@ fn the_processes_of_one_nextest_run_share_one_cluster_deleted_when_the_runner_en
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_tsn_run_chains_the_proxy_after_flannel_is_ready_and_a_bad_entry_stops_it_before_kind() {
+    let _lock = PATH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let standins = StandIns::install();
+    let flannel = cni::load_profile("flannel").unwrap();
+    let tsn = Addons::for_features(&[cni::Feature::TsnPriorityMap]);
+    let cluster = KindCluster::create(&flannel, &options(), tsn).unwrap();
+    let daemonset = std::fs::read_to_string(&cluster.files.tsn_proxy).unwrap();
+    cluster.delete().unwrap();
+    let calls = standins.calls();
+    let position = |needle: &str| calls.iter().position(|c| c.contains(needle)).unwrap_or_else(|| panic!("no call with {needle}: {calls:#?}"));
+    assert!(position("rollout status daemonset/kube-flannel-ds") < position("kind load docker-image tsn-metadata-proxy"), "{calls:#?}");
+    assert!(position("mountpoint -q bpf || mount -t bpf bpf bpf") < position("tsn-metadata-proxy.yaml"), "{calls:#?}");
+    assert!(position("tsn-metadata-proxy.yaml") < position("rollout status daemonset/tsn-metadata-proxy"), "{calls:#?}");
+    assert_eq!(calls.iter().filter(|c| c.contains("mount -t bpf")).count(), 3, "every node gets a bpffs: {calls:#?}");
+    assert!(daemonset.contains("kind: DaemonSet") && daemonset.contains("tsn-metadata-proxy:"), "{daemonset}");
+
+    // SAFETY: PATH_LOCK serializes every test that touches the environment.
+    unsafe { std::env::set_var("CNICONF_TSN_PROXY_ENTRY", "{\"nic\": \"eth0\"}") };
+    let error = KindCluster::create(&flannel, &options(), tsn).map(drop).unwrap_err().to_string();
+    unsafe { std::env::remove_var("CNICONF_TSN_PROXY_ENTRY") };
+    assert!(error.contains("CNICONF_TSN_PROXY_ENTRY") && error.contains("`type`"), "{error}");
+}

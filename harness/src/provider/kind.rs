@@ -525,6 +525,8 @@ impl KindCluster {
             return Err(missing);
         }
         let kind_config = render_kind_config(&options.kind_config, cni)?;
+        // A bad proxy setting stops the run before anything exists.
+        let tsn_proxy = addons.tsn_proxy.then(TsnProxyDeployment::from_env).transpose()?;
         let shared_run = options.shared_run.clone().filter(|_| !options.keep);
         let name = cluster_name(cni, options.keep, shared_run.as_ref(), addons, &kind_config);
         let io_error = |what: String| move |e: std::io::Error| HarnessError::Command { command: what, detail: e.to_string() };
@@ -540,8 +542,7 @@ impl KindCluster {
         let (nodes, pod_subnet) = cluster_shape(&options.kind_config, &name)?;
         render_manifests(cni, &files, &pod_subnet)?;
         let mut plan = KindPlan::new(&name, cni, &files, &options.timeouts, addons, &nodes);
-        if addons.tsn_proxy {
-            let deployment = TsnProxyDeployment::from_env()?;
+        if let Some(deployment) = tsn_proxy {
             std::fs::write(&files.tsn_proxy, crate::cni::egress::to_yaml(&[deployment.daemonset()])).map_err(io_error(format!("write {}", files.tsn_proxy.display())))?;
             plan.tsn_proxy = tsn_proxy_steps(&name, &files, &options.timeouts, &nodes, &deployment);
         }

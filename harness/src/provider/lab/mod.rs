@@ -4,7 +4,9 @@
 //! is a namespace on it. Pods are namespaces wired by the real reference CNI plugins,
 //! which the lab runs as each node's container runtime would. Node agents masquerade pod
 //! traffic leaving the cluster, as kindnet does; the reference egress gateway realizes
-//! egress policies. Nothing is created in the host's own namespace.
+//! egress policies. Each node has its own BPF filesystem, mounted under the run's state
+//! directory, which plugins see at `/sys/fs/bpf`. Nothing else is created in the host's
+//! own namespaces.
 
 mod addressing;
 mod egress;
