@@ -115,6 +115,10 @@ enum Command {
         payload: usize,
         #[arg(long, default_value = "talker")]
         tag: String,
+        /// UDP only: SO_TXTIME on CLOCK_TAI, each datagram's delivery time (SCM_TXTIME) this
+        /// many microseconds after it is sent.
+        #[arg(long)]
+        txtime_delay_us: Option<u64>,
     },
     /// Request URL once and print the observation as JSON; exit 0 only if it answered.
     Get {
@@ -151,8 +155,8 @@ pub fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Talk { to, transport, priority, tos, count, payload, tag } => {
-            let report = talk::talk(&talk::TalkOptions { to, transport, priority, tos, count, payload, tag });
+        Command::Talk { to, transport, priority, tos, count, payload, tag, txtime_delay_us } => {
+            let report = talk::talk(&talk::TalkOptions { to, transport, priority, tos, count, payload, tag, txtime_delay: txtime_delay_us.map(Duration::from_micros) });
             println!("{}", serde_json::to_string(&report).expect("report serializes"));
             if report.error.is_some() {
                 ExitCode::from(2)
@@ -482,11 +486,11 @@ mod tests {
 
     #[test]
     fn talk_options_parse_back_from_their_command_line() {
-        let options = talk::TalkOptions { to: "192.0.2.1:8080".parse().unwrap(), transport: talk::Transport::Tcp, priority: 2, tos: Some(16), count: 5, payload: 64, tag: "t2".into() };
+        let options = talk::TalkOptions { to: "192.0.2.1:8080".parse().unwrap(), transport: talk::Transport::Udp, priority: 2, tos: Some(16), count: 5, payload: 64, tag: "t2".into(), txtime_delay: Some(Duration::from_micros(40)) };
         let mut argv = vec!["cni-probe".to_owned()];
         argv.extend(options.to_args());
-        let Command::Talk { to, transport, priority, tos, count, payload, tag } = Cli::try_parse_from(argv).unwrap().command else { panic!("not a talk") };
-        assert_eq!(talk::TalkOptions { to, transport, priority, tos, count, payload, tag }, options);
+        let Command::Talk { to, transport, priority, tos, count, payload, tag, txtime_delay_us } = Cli::try_parse_from(argv).unwrap().command else { panic!("not a talk") };
+        assert_eq!(talk::TalkOptions { to, transport, priority, tos, count, payload, tag, txtime_delay: txtime_delay_us.map(Duration::from_micros) }, options);
     }
 
     #[test]

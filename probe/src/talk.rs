@@ -36,6 +36,9 @@ pub struct TalkOptions {
     pub payload: usize,
     /// Names the talker in its payload, so a listener counts it apart from others.
     pub tag: String,
+    /// UDP only: `SO_TXTIME` on CLOCK_TAI, and each datagram's delivery time (`SCM_TXTIME`)
+    /// this long after it is sent, as a TSN talker asks an etf or taprio qdisc for.
+    pub txtime_delay: Option<Duration>,
 }
 
 impl TalkOptions {
@@ -45,6 +48,9 @@ impl TalkOptions {
         args.extend(["--priority".into(), self.priority.to_string(), "--count".into(), self.count.to_string(), "--payload".into(), self.payload.to_string(), "--tag".into(), self.tag.clone()]);
         if let Some(tos) = self.tos {
             args.extend(["--tos".into(), tos.to_string()]);
+        }
+        if let Some(delay) = self.txtime_delay {
+            args.extend(["--txtime-delay-us".into(), delay.as_micros().to_string()]);
         }
         args
     }
@@ -59,6 +65,9 @@ pub struct TalkReport {
     /// `SO_PRIORITY` as the socket holds it after every option was set.
     pub priority: u32,
     pub tos: Option<u32>,
+    /// The delivery time of the first datagram (CLOCK_TAI, ns), when SO_TXTIME was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_txtime_ns: Option<u64>,
     pub error: Option<String>,
 }
 
@@ -78,7 +87,7 @@ fn marked_socket(options: &TalkOptions) -> std::io::Result<Socket> {
 
 /// Sends as `options` says and reports it.
 pub fn talk(options: &TalkOptions) -> TalkReport {
-    let mut report = TalkReport { transport: options.transport, sent: 0, bytes: 0, priority: 0, tos: None, error: None };
+    let mut report = TalkReport { transport: options.transport, sent: 0, bytes: 0, priority: 0, tos: None, first_txtime_ns: None, error: None };
     let payload = {
         let mut payload = format!("talker={}\n", options.tag).into_bytes();
         payload.resize(options.payload.max(payload.len()), b'.');
@@ -90,8 +99,18 @@ pub fn talk(options: &TalkOptions) -> TalkReport {
         report.tos = options.tos.map(|_| socket.tos_v4()).transpose()?;
         match options.transport {
             Transport::Udp => {
+                if options.txtime_delay.is_some() {
+                    txtime::enable(&socket)?;
+                }
                 for _ in 0..options.count {
-                    report.bytes += socket.send_to(&payload, &options.to.into())? as u64;
+                    report.bytes += match options.txtime_delay {
+                        Some(delay) => {
+                            let at = txtime::now_tai()? + delay.as_nanos() as u64;
+                            report.first_txtime_ns.get_or_insert(at);
+                            txtime::send_at(&socket, &payload, options.to, at)?
+                        }
+                        None => socket.send_to(&payload, &options.to.into())?,
+                    } as u64;
                     report.sent += 1;
                 }
             }
@@ -118,6 +137,65 @@ pub fn talk(options: &TalkOptions) -> TalkReport {
     })();
     report.error = result.err().map(|e| e.to_string());
     report
+}
+
+/// `SO_TXTIME` and `SCM_TXTIME` (linux/net_tstamp.h), which socket2 does not cover.
+mod txtime {
+    use std::net::SocketAddr;
+    use std::os::fd::AsRawFd;
+
+    use socket2::{SockAddr, Socket};
+
+    /// asm-generic/socket.h; `SCM_TXTIME` is the same number.
+    const SO_TXTIME: libc::c_int = 61;
+
+    /// Delivery times on CLOCK_TAI, as etf and taprio's txtime-assist mode expect.
+    pub fn enable(socket: &Socket) -> std::io::Result<()> {
+        let config = libc::sock_txtime { clockid: libc::CLOCK_TAI, flags: 0 };
+        // SAFETY: a valid socket, a pointer to a live value of the size given.
+        let done = unsafe { libc::setsockopt(socket.as_raw_fd(), libc::SOL_SOCKET, SO_TXTIME, (&config as *const libc::sock_txtime).cast(), std::mem::size_of::<libc::sock_txtime>() as libc::socklen_t) };
+        match done {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        }
+    }
+
+    pub fn now_tai() -> std::io::Result<u64> {
+        let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: a pointer to a live timespec.
+        match unsafe { libc::clock_gettime(libc::CLOCK_TAI, &mut now) } {
+            0 => Ok(now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64),
+            _ => Err(std::io::Error::last_os_error()),
+        }
+    }
+
+    /// Sends one datagram to `to` with `at` (CLOCK_TAI, ns) as its delivery time.
+    pub fn send_at(socket: &Socket, payload: &[u8], to: SocketAddr, at: u64) -> std::io::Result<usize> {
+        let address = SockAddr::from(to);
+        let mut control = [0u8; 64];
+        let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<u64>() as u32) } as usize;
+        let mut iov = libc::iovec { iov_base: payload.as_ptr() as *mut libc::c_void, iov_len: payload.len() };
+        // SAFETY: every pointer refers to a live buffer of the length given; the control
+        // buffer holds one cmsg of CMSG_SPACE(8) bytes.
+        unsafe {
+            let mut message: libc::msghdr = std::mem::zeroed();
+            message.msg_name = address.as_ptr() as *mut libc::c_void;
+            message.msg_namelen = address.len();
+            message.msg_iov = &mut iov;
+            message.msg_iovlen = 1;
+            message.msg_control = control.as_mut_ptr().cast();
+            message.msg_controllen = space as _;
+            let header = libc::CMSG_FIRSTHDR(&message);
+            (*header).cmsg_level = libc::SOL_SOCKET;
+            (*header).cmsg_type = SO_TXTIME;
+            (*header).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u64>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(header).cast::<u64>(), at);
+            match libc::sendmsg(socket.as_raw_fd(), &message, 0) {
+                -1 => Err(std::io::Error::last_os_error()),
+                sent => Ok(sent as usize),
+            }
+        }
+    }
 }
 
 /// What a listener heard: UDP datagrams per talker tag.
@@ -163,7 +241,7 @@ mod tests {
         let listener = Arc::new(Listener::default());
         let counting = Arc::clone(&listener);
         std::thread::spawn(move || counting.run(&listener_socket));
-        let options = TalkOptions { to, transport: Transport::Udp, priority: 2, tos: Some(0xb8), count: 20, payload: 200, tag: "prio2".into() };
+        let options = TalkOptions { to, transport: Transport::Udp, priority: 2, tos: Some(0xb8), count: 20, payload: 200, tag: "prio2".into(), txtime_delay: None };
         let report = talk(&options);
         assert_eq!((report.sent, report.priority, report.tos, report.error.as_deref()), (20, 2, Some(0xb8), None), "{report:?}");
         let deadline = std::time::Instant::now() + Duration::from_secs(2);
@@ -171,6 +249,26 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(listener.heard().udp.get("prio2"), Some(&20));
+    }
+
+    #[test]
+    fn a_talker_with_so_txtime_sends_each_datagram_with_a_delivery_time() {
+        // Without an etf or taprio qdisc the kernel sends at once; the time still travels.
+        let listener_socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = listener_socket.local_addr().unwrap();
+        let listener = Arc::new(Listener::default());
+        let counting = Arc::clone(&listener);
+        std::thread::spawn(move || counting.run(&listener_socket));
+        let before = txtime::now_tai().unwrap();
+        let report = talk(&TalkOptions { to, transport: Transport::Udp, priority: 1, tos: None, count: 10, payload: 100, tag: "timed".into(), txtime_delay: Some(Duration::from_micros(40)) });
+        assert_eq!((report.sent, report.error.as_deref()), (10, None), "{report:?}");
+        let first = report.first_txtime_ns.expect("the delivery time is reported");
+        assert!(first >= before + 40_000 && first < before + 2_000_000_000, "on CLOCK_TAI, 40 us after sending: {first} vs {before}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while listener.heard().udp.get("timed") != Some(&10) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(listener.heard().udp.get("timed"), Some(&10));
     }
 
     #[test]
@@ -192,14 +290,14 @@ mod tests {
             std::io::Read::read_to_end(&mut stream, &mut all).unwrap();
             all.len()
         });
-        let report = talk(&TalkOptions { to, transport: Transport::Tcp, priority: 1, tos: None, count: 10, payload: 1000, tag: "prio1".into() });
+        let report = talk(&TalkOptions { to, transport: Transport::Tcp, priority: 1, tos: None, count: 10, payload: 1000, tag: "prio1".into(), txtime_delay: None });
         assert_eq!((report.sent, report.bytes, report.priority, report.error), (10, 10_000, 1, None));
         assert!(reader.join().unwrap() > 10_000);
     }
 
     #[test]
     fn talk_options_round_trip_through_the_command_line() {
-        let options = TalkOptions { to: "192.0.2.1:8080".parse().unwrap(), transport: Transport::Tcp, priority: 1, tos: Some(16), count: 5, payload: 64, tag: "t".into() };
+        let options = TalkOptions { to: "192.0.2.1:8080".parse().unwrap(), transport: Transport::Tcp, priority: 1, tos: Some(16), count: 5, payload: 64, tag: "t".into(), txtime_delay: None };
         assert_eq!(options.to_args()[..4], ["talk", "192.0.2.1:8080", "--transport", "tcp"]);
     }
 }

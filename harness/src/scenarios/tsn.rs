@@ -270,7 +270,7 @@ impl ScenarioContext {
             Some(pod) => (format!("pod {}/{}", pod.namespace, pod.name), pod.name.clone()),
             None => (format!("node {}", node.name), "node".to_owned()),
         };
-        let options = TalkOptions { to, transport, priority, tos: None, count: TALKER_PACKETS, payload: 200, tag: format!("{name}-prio{priority}") };
+        let options = TalkOptions { to, transport, priority, tos: None, count: TALKER_PACKETS, payload: 200, tag: format!("{name}-prio{priority}"), txtime_delay: None };
         let output = match pod {
             Some(pod) => self.cluster().run_probe_in(pod, &options.to_args())?,
             None => self.cluster().run_on_node(node, PROBE, &options.to_args().iter().map(String::as_str).collect::<Vec<_>>())?,
