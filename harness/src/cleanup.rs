@@ -35,6 +35,17 @@ pub fn unregister(key: &str) {
     REGISTERED.lock().unwrap_or_else(|e| e.into_inner()).retain(|(k, _)| k != key);
 }
 
+/// When an interrupt is being handled, never returns: the handler removes what the run
+/// created and exits with 130. A run whose scenarios end because the cleanup pulled their
+/// cluster away must not exit first, with another status and the cleanup half done.
+pub fn wait_if_interrupted() {
+    if *INTERRUPTED.read().unwrap_or_else(|e| e.into_inner()) {
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
 /// Runs and forgets every registered undo action.
 pub fn run_all() {
     let actions: Vec<_> = std::mem::take(&mut *REGISTERED.lock().unwrap_or_else(|e| e.into_inner()));

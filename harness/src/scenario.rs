@@ -145,6 +145,7 @@ impl Suite {
         for problem in reports.problems.iter().chain(teardown.as_ref().err()) {
             tracing::error!("{problem}");
         }
+        crate::cleanup::wait_if_interrupted();
         if conclusion.has_failed() || !reports.problems.is_empty() || teardown.is_err() {
             ExitCode::FAILURE
         } else {
