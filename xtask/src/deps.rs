@@ -3,7 +3,7 @@
 use std::process::Command;
 
 /// (package, a file it installs that the lab uses)
-const PACKAGES: [(&str, &str); 12] = [
+const PACKAGES: [(&str, &str); 13] = [
     ("containernetworking-plugins", "/usr/lib/cni/bridge"),
     ("iproute2", "/usr/sbin/ip"),
     ("iptables", "/usr/sbin/iptables-restore"),
@@ -20,6 +20,8 @@ const PACKAGES: [(&str, &str); 12] = [
     ("clang", "/usr/bin/clang"),
     ("llvm", "/usr/bin/llc"),
     ("libbpf-dev", "/usr/include/bpf/bpf_helpers.h"),
+    // What a vendor's metadata proxy may call from its ADD, as the paper's plugin does.
+    ("bpftool", "/usr/sbin/bpftool"),
 ];
 
 fn missing() -> Vec<&'static str> {
