@@ -1,7 +1,8 @@
 #!/bin/sh
 # The reference TSN metadata proxy's cost, measured: TCP and UDP throughput from a pod to
 # an external host through a routed, masquerading node, without and then with the proxy
-# (saver on the pod's eth0, restorer on the node's NIC), in one run, as a ratio.
+# (saver on the pod's eth0, restorer on the node's NIC), in one run, as a ratio; and UDP
+# request/response latency (a python3 ping-pong, 20 000 round trips, p50 and p99).
 # Needs root, iperf3 (`apt-get install iperf3`) and a built proxy (`cargo build --bin
 # tsn-metadata-proxy`). Usage: bench/tsn-proxy-overhead.sh [seconds per measurement]
 set -eu
@@ -21,7 +22,21 @@ ip netns exec $N sysctl -qw net.ipv4.ip_forward=1
 ip netns exec $N iptables -t nat -A POSTROUTING -s 10.77.0.0/24 -o eth0 -j MASQUERADE
 mount -t bpf bpf $B
 ip netns exec $X iperf3 -s -D -1 >/dev/null 2>&1 || true
+RR_SERVER='import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 7777))
+while True:
+    data, peer = s.recvfrom(64); s.sendto(data, peer)'
+RR_CLIENT='import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.setsockopt(socket.SOL_SOCKET, socket.SO_PRIORITY, 1)
+s.connect(("192.168.77.2", 7777)); s.settimeout(1); times = []
+for i in range(20000):
+    t = time.perf_counter_ns(); s.send(b"x"); s.recv(64); times.append(time.perf_counter_ns() - t)
+times.sort(); print(times[len(times) // 2] / 1000, times[len(times) * 99 // 100] / 1000)'
+ip netns exec $X python3 -c "$RR_SERVER" & RR_PID=$!
+sleep 1
+trap 'kill $RR_PID 2>/dev/null; cleanup' EXIT
 measure() { # $1: label
+  echo "$1 rr $(ip netns exec $P python3 -c "$RR_CLIENT")"
   for proto in tcp udp; do
     ip netns exec $X iperf3 -s -1 -D >/dev/null 2>&1; sleep 0.2
     flag=""; [ $proto = udp ] && flag="-u -b 0 -l 1400"
@@ -36,7 +51,11 @@ measure with >> $B.results
 python3 - "$B.results" <<'PY'
 import sys
 rows = [l.split() for l in open(sys.argv[1])]
-r = {(w, p): int(b) for w, p, b in rows}
+r = {(row[0], row[1]): int(row[2]) for row in rows if row[1] != "rr"}
+rr = {row[0]: (float(row[2]), float(row[3])) for row in rows if row[1] == "rr"}
+for q, name in ((0, "p50"), (1, "p99")):
+    a, b = rr["without"][q], rr["with"][q]
+    print(f"udp request/response {name}: without proxy {a:.1f} us, with proxy {b:.1f} us, ratio {b/a:.3f}")
 for p in ("tcp", "udp"):
     a, b = r[("without", p)], r[("with", p)]
     print(f"{p}: without proxy {a/1e9:.2f} Gbit/s, with proxy {b/1e9:.2f} Gbit/s, ratio {b/a:.3f}")
