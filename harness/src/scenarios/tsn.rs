@@ -152,7 +152,7 @@ fn delivery_time_set_with_so_txtime_reaches_the_nic(cx: &mut ScenarioContext) ->
     let refused = cx.node_refuses_qdisc(&node, &["etf", "clockid", "CLOCK_TAI", "delta", "300000"])?;
     Err(HarnessError::CannotObserve {
         reason: match refused {
-            Some(why) => format!("the node's kernel has no etf qdisc, the NIC-side consumer of SO_TXTIME that would show the delivery time ({why})"),
+            Some(why) => format!("the node's NIC takes no etf qdisc (its kernel lacks it, or the NIC refuses it), the NIC-side consumer of SO_TXTIME that would show the delivery time ({why})"),
             None => "the node's kernel has etf, but the harness does not yet read delivery times at the NIC: not judged".into(),
         },
     })
@@ -160,11 +160,13 @@ fn delivery_time_set_with_so_txtime_reaches_the_nic(cx: &mut ScenarioContext) ->
 
 fn talkers_leave_in_their_taprio_gate_windows(cx: &mut ScenarioContext) -> Result<Verdict> {
     let node = cx.a_worker()?;
-    let paper_schedule = ["taprio", "num_tc", "3", "map", "2", "0", "1", "2", "2", "2", "2", "2", "2", "2", "2", "2", "2", "2", "2", "2", "queues", "1@0", "1@0", "1@0", "base-time", "0", "sched-entry", "S", "02", "10000", "sched-entry", "S", "04", "10000", "sched-entry", "S", "01", "20000", "clockid", "CLOCK_TAI"];
+    // The paper's 40 us cycle: priority 1 (TC 0) for 10 us, priority 2 (TC 1) for 10 us, best
+    // effort (TC 2) for 20 us, one transmit queue per class.
+    let paper_schedule = ["taprio", "num_tc", "3", "map", "2", "0", "1", "2", "2", "2", "2", "2", "2", "2", "2", "2", "2", "2", "2", "2", "queues", "1@0", "1@1", "1@2", "base-time", "0", "sched-entry", "S", "01", "10000", "sched-entry", "S", "02", "10000", "sched-entry", "S", "04", "20000", "clockid", "CLOCK_TAI"];
     let refused = cx.node_refuses_qdisc(&node, &paper_schedule)?;
     Err(HarnessError::CannotObserve {
         reason: match refused {
-            Some(why) => format!("the node's kernel has no taprio qdisc, so there are no gate windows to land in ({why})"),
+            Some(why) => format!("the node's NIC takes no taprio qdisc with the paper's schedule (its kernel lacks taprio, or the NIC the three transmit queues), so there are no gate windows to land in ({why})"),
             None => "the node's kernel has taprio, but the harness does not yet judge receive times against gate windows: not judged".into(),
         },
     })
@@ -225,17 +227,19 @@ impl ScenarioContext {
         tc(&["filter", "replace", "dev", NODE_NIC, "parent", "1:", "prio", "1", "handle", "1", "bpf", "obj", &classifier, "sec", "classifier"])
     }
 
-    /// Whether `node`'s kernel refuses a root qdisc `qdisc` (tried on its loopback, then
-    /// removed): the refusal as tc said it, or `None` when it has one.
+    /// Whether `node`'s NIC refuses `qdisc` as its root (the kernel may lack it, or the
+    /// NIC its queues: taprio's three classes need three transmit queues): the refusal as
+    /// tc said it, or `None` when it took it. The root goes back to none either way; the
+    /// priority map is put back by the next [`tsn_qdisc_on`](Self::tsn_qdisc_on).
     pub fn node_refuses_qdisc(&self, node: &Node, qdisc: &[&str]) -> Result<Option<String>> {
-        let mut add = vec!["qdisc", "add", "dev", "lo", "root", "handle", "100:"];
-        add.extend(qdisc);
-        let tried = self.cluster().run_on_node(node, "tc", &add)?;
-        if tried.exit == "exit status 0" {
-            self.cluster().run_on_node(node, "tc", &["qdisc", "del", "dev", "lo", "root"])?;
-            return Ok(None);
+        let mut replace = vec!["qdisc", "replace", "dev", NODE_NIC, "root", "handle", "100:"];
+        replace.extend(qdisc);
+        let tried = self.cluster().run_on_node(node, "tc", &replace)?;
+        let _ = self.cluster().run_on_node(node, "tc", &["qdisc", "del", "dev", NODE_NIC, "root"])?;
+        match tried.exit.as_str() {
+            "exit status 0" => Ok(None),
+            _ => Ok(Some(format!("`tc {}` on node {}: {}", replace.join(" "), node.name, tried.stderr.trim()))),
         }
-        Ok(Some(format!("`tc {}`: {}", add.join(" "), tried.stderr.trim())))
     }
 
     /// The packets each class of `node`'s NIC qdisc has sent so far.
