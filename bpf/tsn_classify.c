@@ -53,11 +53,36 @@ static __always_inline int from_a_talker(struct __sk_buff *skb)
 	return port == TALKER_PORT;
 }
 
+#ifdef DELIVERY_TIME
+/* Built with -DDELIVERY_TIME it sorts a talker's packets by the delivery time they carry
+ * (SO_TXTIME) instead: 1:1 on CLOCK_TAI and between DELAY - TOLERANCE and DELAY ahead of
+ * the NIC's own TAI clock (the talker sets now + DELAY), 1:2 set but on another clock or
+ * off, 1:3 none (lost on the way). */
+#define DELAY_NS 500000000ull
+#define TOLERANCE_NS 100000000ull
+/* The kernel's BPF_SKB_CLOCK_TAI (uapi headers before 6.11 do not name it). */
+#define SKB_CLOCK_TAI 2
+
+static __always_inline __u32 delivery_time_class(struct __sk_buff *skb)
+{
+	__u64 at = skb->tstamp, now = bpf_ktime_get_tai_ns();
+
+	if (!at)
+		return CLASS(3);
+	if (skb->tstamp_type == SKB_CLOCK_TAI && at > now && at - now <= DELAY_NS && at - now >= DELAY_NS - TOLERANCE_NS)
+		return CLASS(1);
+	return CLASS(2);
+}
+#endif
+
 SEC("classifier")
 int tsn_classify(struct __sk_buff *skb)
 {
 	if (skb->protocol != bpf_htons(ETH_P_IP) || !from_a_talker(skb))
 		return CLASS(4);
+#ifdef DELIVERY_TIME
+	return delivery_time_class(skb);
+#endif
 	switch (skb->priority) {
 	case 1:
 		return CLASS(1);

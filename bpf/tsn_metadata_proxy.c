@@ -31,6 +31,9 @@
 
 // Set at load by the self-test fault `swap-priorities`: restore 1 as 2 and 2 as 1.
 volatile const __u32 swap_priorities = 0;
+// Set at load by the self-test fault `clear-delivery-time`: a restorer that drops the
+// packet's delivery time (SO_TXTIME) while it restores the priority.
+volatile const __u32 clear_delivery_time = 0;
 
 static __always_inline __u32 restored(__u32 priority)
 {
@@ -85,6 +88,8 @@ int restore_prio(struct __sk_buff *skb)
 	if ((hash & TAG_MASK) == TAG)
 		skb->priority = restored(hash & PRIORITY_MASK);
 #endif
+	if (clear_delivery_time && (hash & TAG_MASK) == TAG)
+		bpf_skb_set_tstamp(skb, 0, BPF_SKB_TSTAMP_UNSPEC);
 	return TC_ACT_UNSPEC;
 }
 

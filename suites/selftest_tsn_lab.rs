@@ -27,14 +27,16 @@ use libtest_mimic::{Arguments, Failed, Trial};
 /// Every talker in best effort: what the paper saw without a proxy.
 const ALL_BEST_EFFORT: &str = "talker-1 best-effort, talker-2 best-effort, best-effort best-effort";
 const SWAPPED: &str = "talker-1 class-2, talker-2 class-1, best-effort best-effort";
+const DELIVERY: &str = "delivery_time_set_with_so_txtime_reaches_the_nic";
 const LEAK: &str = "traffic_that_never_reaches_the_nic_leaves_no_priority_behind";
 
 /// How one configuration must come out of a scenario: passed, or failed for a wrong class
-/// with this observed role.
+/// (or a changed delivery time) with this observed role.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Expect {
     Pass,
     WrongClass(&'static str),
+    DeliveryTimeChanged(&'static str),
 }
 
 /// A proxy configuration under self-test: its conflist entry (none: no proxy at all), and
@@ -44,6 +46,9 @@ struct ProxyCase {
     entry: Option<serde_json::Value>,
     classes: Expect,
     leak: Expect,
+    /// The delivery-time scenario: this kernel keeps a pod's SO_TXTIME across the veth and
+    /// forwarding by itself, so only a proxy that drops it fails it.
+    delivery: Expect,
 }
 
 fn proxy_cases() -> Vec<ProxyCase> {
@@ -54,22 +59,31 @@ fn proxy_cases() -> Vec<ProxyCase> {
         Some(entry)
     };
     vec![
-        ProxyCase { name: "the_reference_proxy_passes_every_scenario", entry: proxy(json!({})), classes: Expect::Pass, leak: Expect::Pass },
-        ProxyCase { name: "without_a_proxy_every_talker_lands_in_best_effort", entry: None, classes: Expect::WrongClass(ALL_BEST_EFFORT), leak: Expect::Pass },
+        ProxyCase { name: "the_reference_proxy_passes_every_scenario", entry: proxy(json!({})), classes: Expect::Pass, leak: Expect::Pass, delivery: Expect::Pass },
+        ProxyCase { name: "without_a_proxy_every_talker_lands_in_best_effort", entry: None, classes: Expect::WrongClass(ALL_BEST_EFFORT), leak: Expect::Pass, delivery: Expect::Pass },
         ProxyCase {
             name: "a_restore_on_the_pod_veth_ingress_is_overwritten_by_forwarding",
             entry: proxy(json!({ "hook": "pod-veth-ingress" })),
             classes: Expect::WrongClass(ALL_BEST_EFFORT),
             leak: Expect::Pass,
+            delivery: Expect::Pass,
         },
-        ProxyCase { name: "a_proxy_without_its_saver_loses_every_priority", entry: proxy(json!({ "faults": ["no-save"] })), classes: Expect::WrongClass(ALL_BEST_EFFORT), leak: Expect::Pass },
-        ProxyCase { name: "a_proxy_without_its_restorer_loses_every_priority", entry: proxy(json!({ "faults": ["no-restore"] })), classes: Expect::WrongClass(ALL_BEST_EFFORT), leak: Expect::Pass },
-        ProxyCase { name: "a_wrong_priority_map_puts_each_talker_in_the_other_s_class", entry: proxy(json!({ "faults": ["swap-priorities"] })), classes: Expect::WrongClass(SWAPPED), leak: Expect::Pass },
+        ProxyCase { name: "a_proxy_without_its_saver_loses_every_priority", entry: proxy(json!({ "faults": ["no-save"] })), classes: Expect::WrongClass(ALL_BEST_EFFORT), leak: Expect::Pass, delivery: Expect::Pass },
+        ProxyCase { name: "a_proxy_without_its_restorer_loses_every_priority", entry: proxy(json!({ "faults": ["no-restore"] })), classes: Expect::WrongClass(ALL_BEST_EFFORT), leak: Expect::Pass, delivery: Expect::Pass },
+        ProxyCase { name: "a_wrong_priority_map_puts_each_talker_in_the_other_s_class", entry: proxy(json!({ "faults": ["swap-priorities"] })), classes: Expect::WrongClass(SWAPPED), leak: Expect::Pass, delivery: Expect::Pass },
         ProxyCase {
             name: "per_packet_state_left_behind_lifts_later_best_effort_packets",
             entry: proxy(json!({ "faults": ["keep-per-packet-state"] })),
             classes: Expect::Pass,
             leak: Expect::WrongClass("class-2"),
+            delivery: Expect::Pass,
+        },
+        ProxyCase {
+            name: "a_proxy_that_drops_the_delivery_time_fails_only_the_delivery_time_scenario",
+            entry: proxy(json!({ "faults": ["clear-delivery-time"] })),
+            classes: Expect::Pass,
+            leak: Expect::Pass,
+            delivery: Expect::DeliveryTimeChanged("delivery-time-lost"),
         },
     ]
 }
@@ -103,8 +117,9 @@ fn check_proxy(case: &ProxyCase) -> Result<(), Failed> {
     for (scenario, outcome) in &outcomes {
         let expected = match *scenario {
             LEAK => case.leak,
-            name if name.contains("txtime") || name.contains("taprio") => {
-                if !matches!(outcome, TrialOutcome::Ignored(reason) if reason.contains("no etf") || reason.contains("no taprio") || reason.contains("not judged")) {
+            DELIVERY => case.delivery,
+            name if name.contains("taprio") => {
+                if !matches!(outcome, TrialOutcome::Ignored(reason) if reason.contains("no taprio") || reason.contains("not judged")) {
                     wrong.push(format!("{scenario} should be ignored with the kernel's reason, but {}: {}", outcome.label(), outcome.message()));
                 }
                 continue;
@@ -117,6 +132,12 @@ fn check_proxy(case: &ProxyCase) -> Result<(), Failed> {
                 let message = verdict.message();
                 if !(message.contains("expected ") && message.contains("packets per class: 1:1 (class-1): ")) {
                     wrong.push(format!("{scenario}: the failure should name the expected class, the observed class and the counts: {message}"));
+                }
+            }
+            (Expect::DeliveryTimeChanged(role), TrialOutcome::Failed(verdict)) if verdict.reason == Some(FailureReason::DeliveryTimeChanged) && verdict.observed.role == role => {
+                let message = verdict.message();
+                if !message.contains("1:1 (delivery-time-kept): 0") {
+                    wrong.push(format!("{scenario}: the failure should name the counts: {message}"));
                 }
             }
             (expected, other) => wrong.push(format!("{scenario}: expected {expected:?}, got {}: {}", other.label(), other.message())),

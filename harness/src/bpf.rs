@@ -13,14 +13,25 @@ static COMPILING: Mutex<()> = Mutex::new(());
 
 /// The compiled object of `bpf/<name>.c`.
 pub fn object(name: &str) -> Result<PathBuf> {
-    let source = crate::workspace_root().join("bpf").join(format!("{name}.c"));
-    compile(&source, &crate::workspace_root().join("target/bpf"))
+    variant(name, name, &[])
+}
+
+/// `bpf/<source>.c` compiled with `-D<define>` for each of `defines`, as `<name>.o`.
+pub fn variant(source: &str, name: &str, defines: &[&str]) -> Result<PathBuf> {
+    let source = crate::workspace_root().join("bpf").join(format!("{source}.c"));
+    compile_as(&source, name, defines, &crate::workspace_root().join("target/bpf"))
 }
 
 /// Compiles `source` into `out_dir` unless an object newer than it is there.
+#[cfg(test)]
 fn compile(source: &Path, out_dir: &Path) -> Result<PathBuf> {
-    let _one_at_a_time = COMPILING.lock().unwrap_or_else(|e| e.into_inner());
     let stem = source.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    compile_as(source, &stem, &[], out_dir)
+}
+
+fn compile_as(source: &Path, stem: &str, defines: &[&str], out_dir: &Path) -> Result<PathBuf> {
+    let _one_at_a_time = COMPILING.lock().unwrap_or_else(|e| e.into_inner());
+    let stem = stem.to_owned();
     let object = out_dir.join(format!("{stem}.o"));
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     if modified(&object).is_some_and(|built| modified(source).is_some_and(|src| built >= src)) {
@@ -35,7 +46,9 @@ fn compile(source: &Path, out_dir: &Path) -> Result<PathBuf> {
     let partial = tempfile::Builder::new().prefix(&stem).suffix(".o.partial").tempfile_in(out_dir).map_err(failed(format!("create a file in {}", out_dir.display())))?;
     let multiarch = format!("/usr/include/{}-linux-gnu", std::env::consts::ARCH);
     let output = Command::new("clang")
-        .args(["-O2", "-g", "-target", "bpf", "-I", &multiarch, "-c"])
+        .args(["-O2", "-g", "-target", "bpf", "-I", &multiarch])
+        .args(defines.iter().map(|d| format!("-D{d}")))
+        .arg("-c")
         .arg(source)
         .arg("-o")
         .arg(partial.path())

@@ -33,6 +33,8 @@ pub enum Fault {
     KeepPerPacketState,
     /// The restorer hands priority 1 back as 2 and 2 as 1: a wrong priority map.
     SwapPriorities,
+    /// The restorer drops the packet's delivery time (SO_TXTIME) as it restores the priority.
+    ClearDeliveryTime,
 }
 
 /// The proxy's entry in the conflist, as the runtime hands it over (with `prevResult`).

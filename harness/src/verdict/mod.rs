@@ -58,6 +58,8 @@ pub enum FailureReason {
     MirrorMismatch,
     /// Packets reached the qdisc in a traffic class other than their priority's.
     WrongClass,
+    /// Packets reached the NIC without the delivery time their talker set, or with another.
+    DeliveryTimeChanged,
 }
 
 impl FailureReason {
@@ -76,6 +78,7 @@ impl FailureReason {
             FailureReason::ErrorAnswers => "error answers",
             FailureReason::MirrorMismatch => "mirror copies do not match requests",
             FailureReason::WrongClass => "packets in the wrong traffic class",
+            FailureReason::DeliveryTimeChanged => "delivery time not as the talker set it",
         }
     }
 }

@@ -59,30 +59,63 @@ pub fn growth(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> 
 /// of them in another IPv4 class? `grew` is each class's growth while it alone talked.
 /// (UDP: one packet per datagram; TCP: segments are the stack's choice, so at least one.)
 pub fn talker_kept_its_class(talker: &str, priority: u32, at_least: u64, grew: &BTreeMap<String, u64>, nic: &str) -> Verdict {
-    let sent = at_least;
-    let expected = class_of_priority(priority);
-    let count = |class: TrafficClass| grew.get(class.id).copied().unwrap_or(0);
-    let elsewhere: u64 = IPV4_CLASSES.iter().filter(|c| **c != expected).map(|c| count(*c)).sum();
-    let passed = count(expected) >= sent && elsewhere == 0;
-    // A failure names where the packets went instead: the wrong class that took most of
-    // them, or, when none went astray, that they never reached the qdisc.
-    let observed = match (passed, elsewhere) {
-        (true, _) => expected.role,
-        (false, 0) => "missing",
-        (false, _) => IPV4_CLASSES.iter().copied().filter(|c| *c != expected).max_by_key(|c| count(*c)).map_or("missing", |c| c.role),
-    };
-    let all_classes = [CLASS_1, CLASS_2, BEST_EFFORT, NOT_A_TALKER];
-    let table = all_classes.iter().map(|c| format!("{} ({}): {}", c.id, c.role, count(*c))).collect::<Vec<_>>().join(", ");
-    Verdict {
-        statistics: Vec::new(),
-        counters: all_classes.iter().map(|c| Counter { subject: talker.to_owned(), name: c.role.to_owned(), value: count(*c) }).collect(),
-        check: "traffic class of a talker's packets at the node NIC's qdisc".into(),
-        subject: format!("talker {talker} with priority {priority} on {nic}"),
-        passed,
-        expected: Evidence::new(expected.role, format!("all packets (at least {sent}) in {} ({}), none in another class", expected.id, expected.role)),
-        observed: Evidence::new(observed, format!("packets per class: {table}")),
-        reason: (!passed).then_some(FailureReason::WrongClass),
-        look_at: format!("where the pod's priority is saved and restored (a metadata proxy restores it at {nic}'s egress, after forwarding)"),
+    let sorting = Sorting { classes: [CLASS_1, CLASS_2, BEST_EFFORT], check: "traffic class of a talker's packets at the node NIC's qdisc", reason: FailureReason::WrongClass };
+    let mut verdict = sorting.judge(talker, class_of_priority(priority), at_least, grew);
+    verdict.subject = format!("talker {talker} with priority {priority} on {nic}");
+    verdict.look_at = format!("where the pod's priority is saved and restored (a metadata proxy restores it at {nic}'s egress, after forwarding)");
+    verdict
+}
+
+/// With the delivery-time classifier (`bpf/tsn_classify.c` built with DELIVERY_TIME):
+/// the talker's delivery time on CLOCK_TAI, as far ahead as it set it (within the
+/// classifier's tolerance); another clock or value; none.
+pub const DELIVERY_TIME_KEPT: TrafficClass = TrafficClass { role: "delivery-time-kept", id: "1:1" };
+pub const DELIVERY_TIME_OFF: TrafficClass = TrafficClass { role: "delivery-time-off", id: "1:2" };
+pub const DELIVERY_TIME_LOST: TrafficClass = TrafficClass { role: "delivery-time-lost", id: "1:3" };
+
+/// Did every datagram of a talker that set `SO_TXTIME` reach the NIC with the delivery
+/// time it set (same clock, same value within the classifier's tolerance)?
+pub fn delivery_time_kept(talker: &str, at_least: u64, grew: &BTreeMap<String, u64>, nic: &str, delay: &str) -> Verdict {
+    let sorting = Sorting { classes: [DELIVERY_TIME_KEPT, DELIVERY_TIME_OFF, DELIVERY_TIME_LOST], check: "delivery time (SO_TXTIME) of a talker's packets at the node NIC", reason: FailureReason::DeliveryTimeChanged };
+    let mut verdict = sorting.judge(talker, DELIVERY_TIME_KEPT, at_least, grew);
+    verdict.subject = format!("talker {talker} with a delivery time {delay} ahead on CLOCK_TAI, on {nic}");
+    verdict.look_at = format!("what clears or rewrites skb->tstamp between the pod and {nic} (a metadata proxy restores it with the priority)");
+    verdict
+}
+
+/// How a classifier sorted a talker's packets: three classes it judges, the fourth for
+/// what is not a talker's.
+struct Sorting {
+    classes: [TrafficClass; 3],
+    check: &'static str,
+    reason: FailureReason,
+}
+
+impl Sorting {
+    /// At least `at_least` packets in `expected`, none in the other two. A failure names
+    /// where they went instead: the class that took most of them, or `missing`.
+    fn judge(&self, talker: &str, expected: TrafficClass, at_least: u64, grew: &BTreeMap<String, u64>) -> Verdict {
+        let count = |class: TrafficClass| grew.get(class.id).copied().unwrap_or(0);
+        let elsewhere: u64 = self.classes.iter().filter(|c| **c != expected).map(|c| count(*c)).sum();
+        let passed = count(expected) >= at_least && elsewhere == 0;
+        let observed = match (passed, elsewhere) {
+            (true, _) => expected.role,
+            (false, 0) => "missing",
+            (false, _) => self.classes.iter().copied().filter(|c| *c != expected).max_by_key(|c| count(*c)).map_or("missing", |c| c.role),
+        };
+        let all_classes = [self.classes[0], self.classes[1], self.classes[2], NOT_A_TALKER];
+        let table = all_classes.iter().map(|c| format!("{} ({}): {}", c.id, c.role, count(*c))).collect::<Vec<_>>().join(", ");
+        Verdict {
+            statistics: Vec::new(),
+            counters: all_classes.iter().map(|c| Counter { subject: talker.to_owned(), name: c.role.to_owned(), value: count(*c) }).collect(),
+            check: self.check.into(),
+            subject: talker.to_owned(),
+            passed,
+            expected: Evidence::new(expected.role, format!("all packets (at least {at_least}) in {} ({}), none in another class", expected.id, expected.role)),
+            observed: Evidence::new(observed, format!("packets per class: {table}")),
+            reason: (!passed).then_some(self.reason),
+            look_at: String::new(),
+        }
     }
 }
 
@@ -145,6 +178,17 @@ mod tests {
         assert!(together.message().contains("talker-2: packets per class: 1:1 (class-1): 0, 1:2 (class-2): 0, 1:3 (best-effort): 50"), "{}", together.message());
         assert_eq!(together.counters.len(), 8, "four classes per talker");
         assert!(talkers_kept_their_classes(vec![("talker-1".into(), kept)]).passed);
+    }
+
+    #[test]
+    fn a_delivery_time_lost_or_changed_on_the_way_fails_naming_which() {
+        let kept = BTreeMap::from([("1:1".to_owned(), 50), ("1:4".to_owned(), 2)]);
+        assert!(delivery_time_kept("t", 50, &kept, "eth0", "500ms").passed);
+        let lost = BTreeMap::from([("1:3".to_owned(), 50)]);
+        let verdict = delivery_time_kept("t", 50, &lost, "eth0", "500ms");
+        assert_eq!((verdict.passed, verdict.reason, verdict.observed.role.as_str()), (false, Some(FailureReason::DeliveryTimeChanged), "delivery-time-lost"));
+        let off = BTreeMap::from([("1:1".to_owned(), 45), ("1:2".to_owned(), 5)]);
+        assert_eq!(delivery_time_kept("t", 50, &off, "eth0", "500ms").observed.role, "delivery-time-off");
     }
 
     #[test]
