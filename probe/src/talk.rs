@@ -198,11 +198,17 @@ mod txtime {
     }
 }
 
-/// What a listener heard: UDP datagrams per talker tag.
+/// What a listener heard: UDP datagrams per talker tag, and when (CLOCK_TAI, ns, as
+/// received; the first [`TIMES_KEPT`] per tag), for gate-window checks.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Heard {
     pub udp: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub received_tai_ns: BTreeMap<String, Vec<u64>>,
 }
+
+/// Receive times kept per talker tag.
+pub const TIMES_KEPT: usize = 1000;
 
 /// Counts datagrams per talker tag (first line `talker=<tag>`).
 #[derive(Debug, Default)]
@@ -212,8 +218,14 @@ pub struct Listener {
 
 impl Listener {
     pub fn record(&self, datagram: &[u8]) {
+        let at = txtime::now_tai().unwrap_or(0);
         let tag = datagram.split(|b| *b == b'\n').next().and_then(|line| line.strip_prefix(b"talker=")).map(|t| String::from_utf8_lossy(t).into_owned()).unwrap_or_else(|| "(untagged)".into());
-        *self.heard.lock().unwrap_or_else(|e| e.into_inner()).udp.entry(tag).or_default() += 1;
+        let mut heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
+        let times = heard.received_tai_ns.entry(tag.clone()).or_default();
+        if times.len() < TIMES_KEPT {
+            times.push(at);
+        }
+        *heard.udp.entry(tag).or_default() += 1;
     }
 
     pub fn heard(&self) -> Heard {
@@ -269,6 +281,9 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(listener.heard().udp.get("timed"), Some(&10));
+        let received = &listener.heard().received_tai_ns["timed"];
+        assert_eq!(received.len(), 10, "each datagram timestamped");
+        assert!(received.iter().all(|t| *t >= before && *t < before + 2_000_000_000), "on CLOCK_TAI, as received: {received:?}");
     }
 
     #[test]
