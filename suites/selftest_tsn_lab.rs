@@ -215,24 +215,12 @@ fn proxy_programs() -> BTreeSet<u32> {
 /// `cluster`: this lab's proxy programs, not those of labs running beside it.
 fn programs_attached_in(cluster: &str) -> BTreeSet<u32> {
     let namespaces: Vec<String> = std::fs::read_dir("/run/netns").into_iter().flatten().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with(&format!("{cluster}-"))).collect();
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let home = std::fs::File::open("/proc/thread-self/ns/net").expect("own namespace");
-            let mut ids = BTreeSet::new();
-            for namespace in namespaces {
-                let Ok(target) = std::fs::File::open(format!("/run/netns/{namespace}")) else { continue };
-                if nix::sched::setns(&target, nix::sched::CloneFlags::CLONE_NEWNET).is_ok() {
-                    if let Ok((_, programs)) = aya::programs::SchedClassifier::query_tcx("eth0", aya::programs::TcAttachType::Egress) {
-                        ids.extend(programs.iter().map(|p| p.id()));
-                    }
-                }
-            }
-            nix::sched::setns(&home, nix::sched::CloneFlags::CLONE_NEWNET).expect("back home");
-            ids
-        })
-        .join()
-        .expect("no panic")
-    })
+    namespaces
+        .iter()
+        .filter_map(|namespace| tsn_proxy::datapath::attached_in(&format!("/run/netns/{namespace}"), "eth0", aya::programs::TcAttachType::Egress).ok())
+        .flatten()
+        .map(|(id, _)| id)
+        .collect()
 }
 
 /// A run killed with the proxy's links in place: gc (what `cargo xtask gc` runs) leaves no

@@ -81,13 +81,8 @@ impl Node {
     /// The programs tcx runs on `interface` of `netns` in `direction` (`ingress`/`egress`).
     fn attached(&self, netns: &str, interface: &str, direction: &str) -> Vec<String> {
         // tcx links are not tc filters: they are listed by the kernel's BPF query.
-        let home = std::fs::File::open("/proc/thread-self/ns/net").unwrap();
-        let target = std::fs::File::open(format!("/run/netns/{netns}")).unwrap();
-        nix::sched::setns(&target, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
         let direction = if direction == "egress" { aya::programs::TcAttachType::Egress } else { aya::programs::TcAttachType::Ingress };
-        let names = aya::programs::SchedClassifier::query_tcx(interface, direction).map(|(_, p)| p.iter().filter_map(|p| p.name_as_str().map(str::to_owned)).collect()).unwrap_or_default();
-        nix::sched::setns(&home, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        names
+        tsn_proxy::datapath::attached_in(&format!("/run/netns/{netns}"), interface, direction).map(|p| p.into_iter().map(|(_, name)| name).collect()).unwrap_or_default()
     }
 }
 

@@ -22,16 +22,10 @@ pub fn variant(source: &str, name: &str, defines: &[&str]) -> Result<PathBuf> {
     compile_as(&source, name, defines, &crate::workspace_root().join("target/bpf"))
 }
 
-/// Compiles `source` into `out_dir` unless an object newer than it is there.
-#[cfg(test)]
-fn compile(source: &Path, out_dir: &Path) -> Result<PathBuf> {
-    let stem = source.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    compile_as(source, &stem, &[], out_dir)
-}
-
+/// Compiles `source` with `defines` into `out_dir` as `<stem>.o`, unless an object newer
+/// than the source is there.
 fn compile_as(source: &Path, stem: &str, defines: &[&str], out_dir: &Path) -> Result<PathBuf> {
     let _one_at_a_time = COMPILING.lock().unwrap_or_else(|e| e.into_inner());
-    let stem = stem.to_owned();
     let object = out_dir.join(format!("{stem}.o"));
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     if modified(&object).is_some_and(|built| modified(source).is_some_and(|src| built >= src)) {
@@ -81,7 +75,7 @@ mod tests {
     fn trials_side_by_side_compile_it_once_without_tripping_over_each_other() {
         let out = tempfile::tempdir().unwrap();
         let source = crate::workspace_root().join("bpf/tsn_classify.c");
-        let built: Vec<Result<PathBuf>> = std::thread::scope(|s| (0..4).map(|_| s.spawn(|| compile(&source, out.path()))).collect::<Vec<_>>().into_iter().map(|h| h.join().unwrap()).collect());
+        let built: Vec<Result<PathBuf>> = std::thread::scope(|s| (0..4).map(|_| s.spawn(|| compile_as(&source, "tsn_classify", &[], out.path()))).collect::<Vec<_>>().into_iter().map(|h| h.join().unwrap()).collect());
         assert!(built.iter().all(|b| b.as_ref().is_ok_and(|p| is_bpf_object(p))), "{built:?}");
         let left: Vec<_> = std::fs::read_dir(out.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left.len(), 1, "one object, no partial files: {left:?}");

@@ -246,41 +246,44 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    #[test]
-    fn the_priority_survives_the_tos_because_it_is_set_after_it() {
-        let listener_socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let to = listener_socket.local_addr().unwrap();
+    /// A listener on a local UDP port, receiving on a thread of its own.
+    fn listening() -> (std::net::SocketAddr, Arc<Listener>) {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = socket.local_addr().unwrap();
         let listener = Arc::new(Listener::default());
         let counting = Arc::clone(&listener);
-        std::thread::spawn(move || counting.run(&listener_socket));
+        std::thread::spawn(move || counting.run(&socket));
+        (to, listener)
+    }
+
+    /// The datagrams heard from `tag` once there are `expected` of them, or after 2 s.
+    fn heard_within_2s(listener: &Listener, tag: &str, expected: u64) -> Option<u64> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while listener.heard().udp.get(tag) != Some(&expected) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        listener.heard().udp.get(tag).copied()
+    }
+
+    #[test]
+    fn the_priority_survives_the_tos_because_it_is_set_after_it() {
+        let (to, listener) = listening();
         let options = TalkOptions { to, transport: Transport::Udp, priority: 2, tos: Some(0xb8), count: 20, payload: 200, tag: "prio2".into(), txtime_delay: None };
         let report = talk(&options);
         assert_eq!((report.sent, report.priority, report.tos, report.error.as_deref()), (20, 2, Some(0xb8), None), "{report:?}");
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        while listener.heard().udp.get("prio2") != Some(&20) && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert_eq!(listener.heard().udp.get("prio2"), Some(&20));
+        assert_eq!(heard_within_2s(&listener, "prio2", 20), Some(20));
     }
 
     #[test]
     fn a_talker_with_so_txtime_sends_each_datagram_with_a_delivery_time() {
         // Without an etf or taprio qdisc the kernel sends at once; the time still travels.
-        let listener_socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let to = listener_socket.local_addr().unwrap();
-        let listener = Arc::new(Listener::default());
-        let counting = Arc::clone(&listener);
-        std::thread::spawn(move || counting.run(&listener_socket));
+        let (to, listener) = listening();
         let before = txtime::now_tai().unwrap();
         let report = talk(&TalkOptions { to, transport: Transport::Udp, priority: 1, tos: None, count: 10, payload: 100, tag: "timed".into(), txtime_delay: Some(Duration::from_micros(40)) });
         assert_eq!((report.sent, report.error.as_deref()), (10, None), "{report:?}");
         let first = report.first_txtime_ns.expect("the delivery time is reported");
         assert!(first >= before + 40_000 && first < before + 2_000_000_000, "on CLOCK_TAI, 40 us after sending: {first} vs {before}");
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        while listener.heard().udp.get("timed") != Some(&10) && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert_eq!(listener.heard().udp.get("timed"), Some(&10));
+        assert_eq!(heard_within_2s(&listener, "timed", 10), Some(10));
         let received = &listener.heard().received_tai_ns["timed"];
         assert_eq!(received.len(), 10, "each datagram timestamped");
         assert!(received.iter().all(|t| *t >= before && *t < before + 2_000_000_000), "on CLOCK_TAI, as received: {received:?}");

@@ -197,10 +197,21 @@ fn program_name(program: &SchedClassifier) -> String {
     program.info().ok().and_then(|i| i.name_as_str().map(str::to_owned)).unwrap_or_else(|| "program".into())
 }
 
+/// The programs (id, name) attached as tcx links to `interface` in `direction`, in the
+/// current network namespace.
+fn attached(interface: &str, direction: TcAttachType) -> Result<Vec<(u32, String)>> {
+    let (_, programs) = SchedClassifier::query_tcx(interface, direction).map_err(|e| ProxyError::NotAsAddedIt(format!("{interface} {direction:?}: cannot list its programs: {e}")))?;
+    Ok(programs.iter().map(|p| (p.id(), p.name_as_str().unwrap_or_default().to_owned())).collect())
+}
+
+/// The same in the network namespace at `netns` (a path such as /run/netns/<name>).
+pub fn attached_in(netns: &str, interface: &str, direction: TcAttachType) -> Result<Vec<(u32, String)>> {
+    in_netns(netns, || attached(interface, direction))
+}
+
 /// Fails unless a program named `name` is attached to `interface` in `direction`.
 fn expect_attached(name: &str, interface: &str, direction: TcAttachType) -> Result<()> {
-    let (_, attached) = SchedClassifier::query_tcx(interface, direction).map_err(|e| ProxyError::NotAsAddedIt(format!("{interface} {direction:?}: cannot list its programs: {e}")))?;
-    let names: Vec<String> = attached.iter().filter_map(|p| p.name_as_str().map(str::to_owned)).collect();
+    let names: Vec<String> = attached(interface, direction)?.into_iter().map(|(_, name)| name).collect();
     match names.iter().any(|n| n == name) {
         true => Ok(()),
         false => Err(ProxyError::NotAsAddedIt(format!("{name} is not attached to {interface} {direction:?} (attached: [{}])", names.join(", ")))),

@@ -156,19 +156,16 @@ fn delivery_time_set_with_so_txtime_reaches_the_nic(cx: &mut ScenarioContext) ->
     let node = cx.a_worker()?;
     let talker = cx.pod(&namespace, "talker", labels([("app", "talker")]), &node)?;
     // The NIC's classifier sorts the talker's packets by the delivery time they carry.
+    cx.tsn_qdisc_on(&node)?;
     let classifier = crate::bpf::variant("tsn_classify", "tsn_classify_delivery_time", &["DELIVERY_TIME"])?;
-    if let Err(refused) = cx.tsn_qdisc_with(&node, &classifier) {
+    if let Some(refused) = cx.try_classifier(&node, &classifier)? {
         return Err(HarnessError::CannotObserve { reason: format!("the node's kernel refuses the delivery-time classifier (it reads skb->tstamp_type and needs bpf_ktime_get_tai_ns, Linux 6.1 or later): {refused}") });
     }
-    let outside = cx.external_listener()?;
-    let before = cx.settled_class_counters(&node)?;
-    let report = cx.talk_with_delivery_time(Some(&talker), &node, outside, Transport::Udp, 1, Some(DELIVERY_DELAY));
+    let counted = cx.counted_talk(Some(&talker), &node, cx.external_listener()?, Transport::Udp, 1, Some(DELIVERY_DELAY));
     // The priority map goes back on the NIC for the scenarios after this one, however it went.
-    let after = cx.settled_class_counters(&node);
     cx.tsn_qdisc_on(&node)?;
-    let (report, after) = (report?, after?);
-    let nic = format!("node {} {NODE_NIC}", node.name);
-    Ok(priority::delivery_time_kept(&format!("{}/{}", talker.namespace, talker.name), report.sent, &priority::growth(&before, &after), &nic, &format!("{DELIVERY_DELAY:?}")))
+    let counted = counted?;
+    Ok(priority::delivery_time_kept(&counted.talker, counted.report.sent, &counted.grew, &format!("node {} {NODE_NIC}", node.name), &format!("{DELIVERY_DELAY:?}")))
 }
 
 fn talkers_leave_in_their_taprio_gate_windows(cx: &mut ScenarioContext) -> Result<Verdict> {
@@ -183,6 +180,13 @@ fn talkers_leave_in_their_taprio_gate_windows(cx: &mut ScenarioContext) -> Resul
             None => "the node's kernel has taprio, but the harness does not yet judge receive times against gate windows: not judged".into(),
         },
     })
+}
+
+/// One talker's run: who talked, what it says it sent, how each NIC class grew meanwhile.
+pub struct CountedTalk {
+    pub talker: String,
+    pub report: TalkReport,
+    pub grew: BTreeMap<String, u64>,
 }
 
 /// The paper's talkers on one node: a pod per priority.
@@ -210,8 +214,15 @@ impl ScenarioContext {
 
     /// Each talker, alone, to `to`; whether every one kept its class at the node's NIC.
     pub fn talkers_keep_their_classes(&self, talkers: &Talkers, to: SocketAddr, transport: Transport) -> Result<Verdict> {
-        self.tsn_qdisc_on(&talkers.node)?;
-        let verdicts = talkers.pods.iter().map(|(pod, priority)| Ok((pod.name.clone(), self.talker_class_at_nic(Some(pod), &talkers.node, to, transport, *priority)?))).collect::<Result<Vec<_>>>()?;
+        let each: Vec<(String, Option<&Pod>, u32)> = talkers.pods.iter().map(|(pod, priority)| (pod.name.clone(), Some(pod), *priority)).collect();
+        self.each_keeps_its_class(&talkers.node, &each, to, transport)
+    }
+
+    /// Each talker (a stable name, a pod or the node itself, a priority), alone, to `to`;
+    /// whether every one kept its class at `node`'s NIC.
+    fn each_keeps_its_class(&self, node: &Node, talkers: &[(String, Option<&Pod>, u32)], to: SocketAddr, transport: Transport) -> Result<Verdict> {
+        self.tsn_qdisc_on(node)?;
+        let verdicts = talkers.iter().map(|(name, pod, priority)| Ok((name.clone(), self.talker_class_at_nic(*pod, node, to, transport, *priority)?))).collect::<Result<Vec<_>>>()?;
         Ok(priority::talkers_kept_their_classes(verdicts))
     }
 
@@ -231,7 +242,6 @@ impl ScenarioContext {
 
     /// The same HTB classes, sorted by `classifier` (a BPF object on this machine).
     pub fn tsn_qdisc_with(&self, node: &Node, classifier: &std::path::Path) -> Result<()> {
-        let classifier = self.cluster().put_file_on_node(node, classifier)?;
         let tc = |args: &[&str]| -> Result<()> {
             self.cluster().run_on_node(node, "tc", args)?.stdout_of_success(&format!("tc {} on node {}", args.join(" "), node.name)).map(drop)
         };
@@ -242,7 +252,22 @@ impl ScenarioContext {
         for minor in 1..=4 {
             tc(&["class", "replace", "dev", NODE_NIC, "parent", "1:", "classid", &format!("1:{minor}"), "htb", "rate", "10gbit", "quantum", "60000"])?;
         }
-        tc(&["filter", "replace", "dev", NODE_NIC, "parent", "1:", "prio", "1", "handle", "1", "bpf", "obj", &classifier, "sec", "classifier"])
+        match self.try_classifier(node, classifier)? {
+            None => Ok(()),
+            Some(refused) => Err(HarnessError::Command { command: format!("loading the classifier {} on node {}", classifier.display(), node.name), detail: refused }),
+        }
+    }
+
+    /// Puts `classifier` (a BPF object on this machine) on `node`'s NIC qdisc in place of
+    /// the one there: `None` once loaded, or the kernel's refusal as tc said it.
+    pub fn try_classifier(&self, node: &Node, classifier: &std::path::Path) -> Result<Option<String>> {
+        let on_node = self.cluster().put_file_on_node(node, classifier)?;
+        let replace = ["filter", "replace", "dev", NODE_NIC, "parent", "1:", "prio", "1", "handle", "1", "bpf", "obj", &on_node, "sec", "classifier"];
+        let loaded = self.cluster().run_on_node(node, "tc", &replace)?;
+        match loaded.exit.as_str() {
+            "exit status 0" => Ok(None),
+            _ => Ok(Some(format!("`tc {}`: {}; {}", replace.join(" "), loaded.exit, loaded.stderr.trim()))),
+        }
     }
 
     /// Whether `node`'s NIC refuses `qdisc` as its root (the kernel may lack it, or the
@@ -312,18 +337,24 @@ impl ScenarioContext {
     /// Runs one talker in `pod` (or, with none, on `node` itself) with `priority` to `to`,
     /// alone, and judges the classes its packets took at `node`'s NIC.
     pub fn talker_class_at_nic(&self, pod: Option<&Pod>, node: &Node, to: SocketAddr, transport: Transport, priority: u32) -> Result<Verdict> {
+        let counted = self.counted_talk(pod, node, to, transport, priority, None)?;
+        let at_least = match transport {
+            Transport::Udp => counted.report.sent,
+            Transport::Tcp => 1,
+        };
+        Ok(priority::talker_kept_its_class(&counted.talker, priority, at_least, &counted.grew, &format!("node {} {NODE_NIC}", node.name)))
+    }
+
+    /// Runs one talker alone, between two settled readings of `node`'s NIC counters.
+    pub fn counted_talk(&self, pod: Option<&Pod>, node: &Node, to: SocketAddr, transport: Transport, priority: u32, txtime_delay: Option<std::time::Duration>) -> Result<CountedTalk> {
         let talker = match pod {
             Some(pod) => format!("{}/{}", pod.namespace, pod.name),
             None => format!("node {}", node.name),
         };
         let before = self.settled_class_counters(node)?;
-        let report = self.talk(pod, node, to, transport, priority)?;
+        let report = self.talk_with_delivery_time(pod, node, to, transport, priority, txtime_delay)?;
         let after = self.settled_class_counters(node)?;
-        let at_least = match transport {
-            Transport::Udp => report.sent,
-            Transport::Tcp => 1,
-        };
-        Ok(priority::talker_kept_its_class(&talker, priority, at_least, &priority::growth(&before, &after), &format!("node {} {NODE_NIC}", node.name)))
+        Ok(CountedTalk { talker, report, grew: priority::growth(&before, &after) })
     }
 
     /// The external host's UDP listener (beside its echo, on the same port).
@@ -336,9 +367,8 @@ impl ScenarioContext {
 /// The paper's talkers, each alone, in `pod` (or on `node` itself): priority 1, 2 and best
 /// effort, every one keeping its class.
 pub fn talkers_keep_their_classes(cx: &mut ScenarioContext, pod: Option<&Pod>, node: &Node, to: SocketAddr, transport: Transport) -> Result<Verdict> {
-    cx.tsn_qdisc_on(node)?;
-    let verdicts = PAPER_PRIORITIES.into_iter().map(|p| Ok((format!("priority-{p}"), cx.talker_class_at_nic(pod, node, to, transport, p)?))).collect::<Result<Vec<_>>>()?;
-    Ok(priority::talkers_kept_their_classes(verdicts))
+    let each: Vec<(String, Option<&Pod>, u32)> = PAPER_PRIORITIES.into_iter().map(|p| (format!("priority-{p}"), pod, p)).collect();
+    cx.each_keeps_its_class(node, &each, to, transport)
 }
 
 #[cfg(test)]
