@@ -353,6 +353,124 @@ pub fn load_canary_budgets(path: &Path) -> Result<CanaryBudgets> {
     Ok(budgets)
 }
 
+/// Budgets of the performance scenarios (`budgets/performance.yaml`): how each figure is
+/// measured and judged, how much load a sample is, and the budgets themselves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PerformanceBudgets {
+    pub measure: crate::verdict::performance::SequentialPlan,
+    pub load: PerformanceLoad,
+    pub budgets: Vec<PerformanceBudget>,
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+/// How much traffic one sample of each figure is.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PerformanceLoad {
+    /// Bytes one iperf3 throughput sample sends (`iperf3 -n`).
+    pub iperf3_bytes: u64,
+    /// Requests over one kept-alive connection per request/response latency sample.
+    pub request_response_transactions: u64,
+    /// Requests per HTTP sample, at each concurrency.
+    pub http_requests: u64,
+    /// The paper's 400 concurrent clients, scaled to the machine.
+    pub high_concurrency: u64,
+    /// Pods started together, per start-up figure.
+    pub startup_pods: Vec<usize>,
+    /// Datagrams of the known flow whose rules are counted.
+    pub rule_count_packets: u64,
+}
+
+/// One budget: a figure, its limit on one side, and where it holds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PerformanceBudget {
+    pub figure: String,
+    #[serde(default)]
+    pub at_least: Option<f64>,
+    #[serde(default)]
+    pub at_most: Option<f64>,
+    /// Absolute budgets hold for one machine class ("2-core x86_64"); relative ones anywhere.
+    #[serde(default)]
+    pub machine_class: Option<String>,
+    /// CNI profiles it applies to (all when absent).
+    #[serde(default)]
+    pub cni: Option<Vec<String>>,
+    /// Providers it applies to (all when absent).
+    #[serde(default)]
+    pub provider: Option<Vec<String>>,
+}
+
+/// The machine class absolute budgets are stated for: `CNICONF_MACHINE_CLASS`, else this
+/// machine's "<cores>-core <arch>".
+pub fn machine_class() -> String {
+    std::env::var("CNICONF_MACHINE_CLASS").ok().filter(|c| !c.is_empty()).unwrap_or_else(|| {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        format!("{cores}-core {}", std::env::consts::ARCH)
+    })
+}
+
+impl PerformanceBudgets {
+    /// The budget of `figure` for this CNI, provider and machine class: the first entry that
+    /// applies. A ratio figure (`a/b`) is relative to its baseline `b`.
+    pub fn line_for(&self, figure: &str, cni: &str, provider: &str, machine_class: &str) -> Option<crate::verdict::performance::BudgetLine> {
+        use crate::verdict::performance::{Better, BudgetLine};
+        let applies = |b: &&PerformanceBudget| {
+            b.figure == figure
+                && b.cni.as_ref().is_none_or(|c| c.iter().any(|c| c == cni))
+                && b.provider.as_ref().is_none_or(|p| p.iter().any(|p| p == provider))
+                && b.machine_class.as_ref().is_none_or(|m| m == machine_class)
+        };
+        let (index, entry) = self.budgets.iter().enumerate().find(|(_, b)| applies(b))?;
+        let (limit, better) = match (entry.at_least, entry.at_most) {
+            (Some(limit), _) => (limit, Better::Higher),
+            (_, Some(limit)) => (limit, Better::Lower),
+            _ => unreachable!("validated on load"),
+        };
+        Some(BudgetLine {
+            limit,
+            better,
+            relative_to: figure.split_once('/').map(|(_, baseline)| baseline.to_owned()),
+            machine_class: entry.machine_class.clone(),
+            source: format!("{} budgets[{index}]", self.source.display()),
+        })
+    }
+}
+
+/// Loads the performance budgets, checking each entry against every figure the scenarios
+/// measure: a budget for an unknown figure, on the wrong side, absolute without a machine
+/// class, or a plan that can never decide is an error naming the entry.
+pub fn load_performance_budgets(path: &Path) -> Result<PerformanceBudgets> {
+    use crate::verdict::performance::{Better, Looks};
+    let text = read(path)?;
+    let mut budgets: PerformanceBudgets = serde_saphyr::from_str_with_options(&text, yaml_options()).map_err(|e| malformed(path, e.to_string()))?;
+    budgets.source = path.to_owned();
+    let figures = crate::scenarios::performance::figure_names();
+    Looks::calibrate(0.5, budgets.measure).map_err(|e| malformed(path, format!("measure: {e}")))?;
+    for (i, budget) in budgets.budgets.iter().enumerate() {
+        let at = |detail: String| malformed(path, format!("budgets[{i}] (figure `{}`): {detail}", budget.figure));
+        let Some((_, better)) = figures.iter().find(|(name, _)| *name == budget.figure) else {
+            return Err(at(format!("unknown figure; expected one of {}", figures.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "))));
+        };
+        match (budget.at_least, budget.at_most, better) {
+            (Some(limit), None, Better::Higher) | (None, Some(limit), Better::Lower) if limit.is_finite() && limit >= 0.0 => {}
+            (Some(_), None, Better::Lower) => return Err(at("lower is better for this figure: expected atMost, found atLeast".into())),
+            (None, Some(_), Better::Higher) => return Err(at("higher is better for this figure: expected atLeast, found atMost".into())),
+            (None, None, _) | (Some(_), Some(_), _) => return Err(at("expected exactly one of atLeast and atMost".into())),
+            _ => return Err(at("expected a finite, non-negative limit".into())),
+        }
+        if !budget.figure.contains('/') && budget.machine_class.is_none() {
+            return Err(at("an absolute budget holds for a named machine class: expected machineClass (for example \"2-core x86_64\")".into()));
+        }
+    }
+    if budgets.load.startup_pods.is_empty() || budgets.load.startup_pods.contains(&0) {
+        return Err(malformed(path, format!("load.startupPods: expected pod counts of at least 1, found {:?}", budgets.load.startup_pods)));
+    }
+    Ok(budgets)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -341,6 +341,11 @@ impl ScenarioContext {
         Ok(pod)
     }
 
+    /// Keeps a pod created outside [`pod`](Self::pod) (several at once) in the trial's book.
+    pub(crate) fn remember_pod(&mut self, pod: Pod) {
+        self.book.pods.push(pod);
+    }
+
     /// The first node that `matches`, or an error saying what was wanted.
     fn node_where(&self, what: &str, wanted: String, matches: impl Fn(&Node) -> bool) -> Result<Node> {
         self.cluster.nodes().iter().find(|n| matches(n)).cloned().ok_or_else(|| HarnessError::NotFound { what: what.into(), wanted })

@@ -321,6 +321,8 @@ pub struct LoadReport {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
+    #[serde(default)]
+    pub mean: f64,
     pub p50: f64,
     pub p90: f64,
     pub p99: f64,
@@ -334,7 +336,8 @@ impl Percentiles {
         }
         samples.sort_by(f64::total_cmp);
         let at = |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
-        Self { p50: at(0.50), p90: at(0.90), p99: at(0.99), max: samples[samples.len() - 1] }
+        let mean = samples.iter().sum::<f64>() / samples.len() as f64;
+        Self { mean, p50: at(0.50), p90: at(0.90), p99: at(0.99), max: samples[samples.len() - 1] }
     }
 }
 

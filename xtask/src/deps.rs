@@ -3,7 +3,7 @@
 use std::process::Command;
 
 /// (package, a file it installs that the lab uses)
-const PACKAGES: [(&str, &str); 13] = [
+const PACKAGES: [(&str, &str); 14] = [
     ("containernetworking-plugins", "/usr/lib/cni/bridge"),
     ("iproute2", "/usr/sbin/ip"),
     ("iptables", "/usr/sbin/iptables-restore"),
@@ -22,6 +22,8 @@ const PACKAGES: [(&str, &str); 13] = [
     ("libbpf-dev", "/usr/include/bpf/bpf_helpers.h"),
     // What a vendor's metadata proxy may call from its ADD, as the paper's plugin does.
     ("bpftool", "/usr/sbin/bpftool"),
+    // The performance family's throughput tool, as the seeds used it.
+    ("iperf3", "/usr/bin/iperf3"),
 ];
 
 fn missing() -> Vec<&'static str> {

@@ -36,6 +36,8 @@ pub enum Feature {
     /// can reach), with a metadata proxy chained after the CNI where the provider deploys
     /// one (kind); the lab runs whatever the profile's conflist chains.
     TsnPriorityMap,
+    /// Measuring tools (iperf3) in pods, on nodes and on the external host.
+    PerformanceTools,
 }
 
 impl Feature {
@@ -46,7 +48,7 @@ impl Feature {
 
     /// Whether the provider, not the CNI, provides it: a CNI never lacks it.
     pub fn is_provider_feature(self) -> bool {
-        matches!(self, Feature::TsnPriorityMap)
+        matches!(self, Feature::TsnPriorityMap | Feature::PerformanceTools)
     }
 
     pub fn name(self) -> &'static str {
@@ -58,6 +60,7 @@ impl Feature {
             Feature::RequestMirror => "Gateway API request mirroring",
             Feature::LoadBalancerService => "LoadBalancer Services",
             Feature::TsnPriorityMap => "TSN priority map on the node NIC",
+            Feature::PerformanceTools => "measuring tools (iperf3) in pods, on nodes and outside",
         }
     }
 }

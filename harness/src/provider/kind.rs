@@ -3,6 +3,9 @@
 //! kubeconfig in a private file (never merged into the user's own), deleted when the suite
 //! ends; or, with `CNICONF_KEEP_CLUSTER=1`, kept and reused between runs.
 
+/// Why kind and existing clusters do not host the performance scenarios yet.
+pub const NO_PERFORMANCE_TOOLS: &str = "the performance scenarios need iperf3 in pods, on nodes and outside; the kind and existing providers deploy only the FROM-scratch probe image (an iperf3 image is not built yet)";
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

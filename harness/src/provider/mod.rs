@@ -89,6 +89,15 @@ pub trait Cluster: Send + Sync {
     }
     /// Runs the probe with `args` in `pod`.
     fn run_probe_in(&self, pod: &Pod, args: &[String]) -> Result<crate::model::ExecOutput>;
+    /// Runs `program args` in `pod`'s network (a measuring tool: iperf3). Providers whose
+    /// pods have only the probe cannot.
+    fn run_in_pod(&self, pod: &Pod, program: &str, _args: &[&str]) -> Result<crate::model::ExecOutput> {
+        Err(HarnessError::NotFound { what: "way to run tools in pods".into(), wanted: format!("{program} in pod {}/{} (this provider's pods have only the probe)", pod.namespace, pod.name) })
+    }
+    /// Runs `program args` on the external host, outside the cluster.
+    fn run_outside(&self, program: &str, _args: &[&str]) -> Result<crate::model::ExecOutput> {
+        Err(HarnessError::NotFound { what: "way to run tools outside".into(), wanted: format!("{program} on the external host") })
+    }
     /// Removes everything the run created. Idempotent.
     fn teardown(&self) -> Result<()>;
 }
@@ -148,7 +157,9 @@ impl ProviderChoice {
     pub fn cannot_host(&self, cni: &CniProfile, feature: Feature) -> Option<String> {
         match self {
             ProviderChoice::Lab(_) => lab::cannot_host(cni, feature),
+            ProviderChoice::Kind(_) if feature == Feature::PerformanceTools => Some(kind::NO_PERFORMANCE_TOOLS.into()),
             ProviderChoice::Kind(_) => None,
+            ProviderChoice::Existing(_) if feature == Feature::PerformanceTools => Some(kind::NO_PERFORMANCE_TOOLS.into()),
             ProviderChoice::Existing(options) => existing::cannot_host(options, feature),
         }
     }

@@ -313,6 +313,7 @@ pub fn example_report() -> ConformanceReport {
             ],
         }],
         counters: Vec::new(),
+        figures: Vec::new(),
     };
     let record = |name: &str, outcome| TrialRecord { scenario: name.into(), sentence: "s".into(), outcome, duration: Duration::from_millis(812), provided_by_harness: vec!["lab-reference-nginx".into()] };
     reporter.on_event(&RunEvent::TrialFinished(&record("canary_stage_at_5_percent_is_honoured", TrialOutcome::Passed(verdict))));

@@ -27,6 +27,26 @@ impl JunitReport {
     }
 }
 
+/// A figure as JUnit properties: its estimate, interval, samples, budget and outcome.
+fn figure_properties(figure: &crate::verdict::performance::Figure) -> Vec<(&'static str, String)> {
+    let mut properties = vec![
+        ("statistic", crate::verdict::performance::quantile_name(figure.quantile)),
+        ("estimate", figure.estimate.to_string()),
+        ("low", figure.low.to_string()),
+        ("high", figure.high.to_string()),
+        ("level", figure.level.to_string()),
+        ("unit", figure.unit.clone()),
+        ("samples", figure.samples.len().to_string()),
+        ("path", figure.path.clone()),
+        ("outcome", format!("{:?}", figure.outcome).to_lowercase()),
+    ];
+    if let Some(budget) = &figure.budget {
+        properties.push(("budget", budget.limit.to_string()));
+        properties.push(("budget-text", figure.budget_text()));
+    }
+    properties
+}
+
 impl Reporter for JunitReport {
     fn on_event(&mut self, event: &RunEvent<'_>) {
         match event {
@@ -84,6 +104,15 @@ impl Reporter for JunitReport {
                     for counter in &verdict.counters {
                         case.add_property(Property::new(format!("counter.{}.{}", counter.subject, counter.name), counter.value.to_string()));
                     }
+                    for figure in &verdict.figures {
+                        for (key, value) in figure_properties(figure) {
+                            case.add_property(Property::new(format!("figure.{}.{key}", figure.name), value));
+                        }
+                    }
+                    if let Some(parameters) = verdict.statistics.first().filter(|_| !verdict.figures.is_empty()) {
+                        case.add_property(Property::new("statistics.false-fail-rate", parameters.false_fail_rate.to_string()));
+                        case.add_property(Property::new("statistics.test", parameters.test.as_str()));
+                    }
                 }
                 if let TrialOutcome::Passed(verdict) = &record.outcome {
                     case.set_system_out(verdict.message());
@@ -125,6 +154,7 @@ mod tests {
         let verdict = Verdict {
             statistics: Vec::new(),
             counters: Vec::new(),
+            figures: Vec::new(),
             check: "source <address> & \u{1b}[31mcolour\u{1b}[0m".into(),
             subject: "pod a/b".into(),
             passed: false,

@@ -3,6 +3,7 @@
 //! decides where reports go.
 
 pub mod conformance;
+pub mod figures;
 pub mod golden;
 pub mod junit;
 pub mod parts;
@@ -35,6 +36,8 @@ impl TrialOutcome {
     pub fn label(&self) -> &'static str {
         match self {
             TrialOutcome::Passed(_) => "passed",
+            // A figure still straddling its budget at the cap is neither passed nor failed.
+            TrialOutcome::Failed(v) if v.reason == Some(crate::verdict::FailureReason::Inconclusive) => "inconclusive",
             TrialOutcome::Failed(_) => "failed",
             TrialOutcome::Error(_) => "error",
             TrialOutcome::Ignored(_) => "ignored",
@@ -97,6 +100,8 @@ pub struct Destinations {
     /// The suite's conformance report (YAML).
     pub conformance: PathBuf,
     pub summary: PathBuf,
+    /// The run's performance figures (`figures.json`), for `cargo xtask compare`.
+    pub figures: PathBuf,
     pub golden: PathBuf,
     /// Where the processes of a multi-process run (nextest) leave their parts.
     pub parts: PathBuf,
@@ -115,6 +120,7 @@ impl Destinations {
             junit: reports.join(suite).join("junit.xml"),
             conformance: reports.join(suite).join("conformance.yaml"),
             summary: reports.join(suite).join("summary.json"),
+            figures: reports.join(suite).join("figures.json"),
             golden: golden.join(suite),
             parts: reports.join(suite).join("parts"),
         }
@@ -130,6 +136,7 @@ impl Destinations {
                 Box::new(conformance::ConformanceReporter::new(self.conformance.clone())),
                 Box::new(golden::GoldenReport::new(self.golden.clone())),
                 Box::new(summary::SummaryReport::new(self)),
+                Box::new(figures::FiguresReport::new(self.figures.clone())),
             ],
         }
     }

@@ -126,10 +126,11 @@ impl Reporter for PartsReport {
             Err(e) => return ReportResult { written: vec![], problems: vec![format!("merging the report parts in {}: {e}", self.destinations.parts.display())] },
         };
         let mut result = ReportResult::default();
-        let reporters: [Box<dyn Reporter>; 3] = [
+        let reporters: [Box<dyn Reporter>; 4] = [
             Box::new(JunitReport::new(self.destinations.junit.clone())),
             Box::new(super::conformance::ConformanceReporter::new(self.destinations.conformance.clone())),
             Box::new(SummaryReport::new(&self.destinations)),
+            Box::new(super::figures::FiguresReport::new(self.destinations.figures.clone())),
         ];
         for mut reporter in reporters {
             for event in &merged {

@@ -22,6 +22,7 @@ fn outcome_mark(result: &str) -> &'static str {
     match result {
         "passed" => "✅",
         "failed" => "❌",
+        "inconclusive" => "❔",
         "error" => "⚠️",
         _ => "⏭️",
     }
@@ -32,6 +33,7 @@ fn outcome_badge(result: &str) -> String {
     let label = match result {
         "passed" => "PASS",
         "failed" => "FAIL",
+        "inconclusive" => "INCONCLUSIVE",
         "error" => "ERROR",
         _ => "SKIP",
     };
@@ -134,6 +136,87 @@ fn shares_plot(estimates: &[Estimate]) -> String {
     svg
 }
 
+/// Performance figures, one row each on its own scale (units differ): a bar to the
+/// estimate, the interval as a whisker, the budget as a dashed line.
+fn figures_plot(figures: &[crate::verdict::performance::Figure]) -> String {
+    use crate::verdict::performance::FigureOutcome;
+    let (width, row, label) = (640.0, 30.0, 330.0);
+    let height = 8.0 + row * figures.len() as f64;
+    let mut svg = format!(r#"<svg class="plot" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">"#);
+    for (i, f) in figures.iter().enumerate() {
+        let y = 6.0 + row * i as f64;
+        let finite = [f.estimate, f.low, f.high, f.budget.as_ref().map_or(0.0, |b| b.limit)].into_iter().filter(|x| x.is_finite()).fold(0.0_f64, f64::max);
+        let top = if finite > 0.0 { finite * 1.15 } else { 1.0 };
+        let scale = |x: f64| label + (if x.is_finite() { x } else if x > 0.0 { top } else { 0.0 }).clamp(0.0, top) / top * (width - label - 70.0);
+        let colour = match f.outcome {
+            FigureOutcome::Passed => "#16a34a",
+            FigureOutcome::Failed => "#dc2626",
+            FigureOutcome::Inconclusive => "#7c3aed",
+            FigureOutcome::Measured => "#3b82f6",
+        };
+        let _ = write!(
+            svg,
+            r##"<text x="{}" y="{}" font-size="10" text-anchor="end">{}</text><rect x="{label}" y="{y}" width="{}" height="14" fill="{colour}" opacity="0.35"><title>{}: {}; budget {}; {}</title></rect><line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{colour}" stroke-width="2"/><text x="{}" y="{}" font-size="10">{:.3} {}</text>"##,
+            label - 6.0,
+            y + 11.0,
+            escape(&f.name),
+            scale(f.estimate) - label,
+            escape(&f.name),
+            escape(&f.summary()),
+            escape(&f.budget_text()),
+            f.outcome_text(),
+            scale(f.low),
+            y + 7.0,
+            scale(f.high),
+            y + 7.0,
+            width - 66.0,
+            y + 11.0,
+            f.estimate,
+            escape(&f.unit),
+        );
+        if let Some(budget) = &f.budget {
+            let x = scale(budget.limit);
+            let _ = write!(svg, r##"<line class="budget" x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="#111" stroke-width="2" stroke-dasharray="3,2"/>"##, y - 3.0, y + 17.0);
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// Pod start-up p95 against the number of pods started together (from the start-up
+/// figures: the single-pod samples and each batch's p95 figure).
+fn startup_plot(figures: &[crate::verdict::performance::Figure]) -> Option<String> {
+    let mut points: Vec<(f64, f64)> = Vec::new();
+    for f in figures {
+        let name = f.name.strip_prefix("startup.pod-network.")?;
+        if name == "1-pod" {
+            let mut sorted = f.samples.clone();
+            sorted.sort_by(f64::total_cmp);
+            let rank = ((0.95 * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+            points.push((1.0, sorted[rank - 1]));
+        } else if let Some(n) = name.strip_suffix("-pods.p95").and_then(|n| n.parse::<f64>().ok()) {
+            points.push((n, f.estimate));
+        }
+    }
+    if points.len() < 2 {
+        return None;
+    }
+    let (width, height, left, bottom) = (420.0, 180.0, 50.0, 24.0);
+    let max_n = points.iter().map(|p| p.0).fold(1.0, f64::max);
+    let max_ms = points.iter().map(|p| p.1).fold(1.0, f64::max) * 1.15;
+    let x = |n: f64| left + n / max_n * (width - left - 20.0);
+    let y = |ms: f64| height - bottom - ms / max_ms * (height - bottom - 10.0);
+    let mut svg = format!(r#"<svg class="plot startup" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">"#);
+    let _ = write!(svg, r##"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="#999"/><line x1="{left}" y1="10" x2="{left}" y2="{}" stroke="#999"/><text x="{}" y="{}" font-size="10" text-anchor="middle">pods started together</text><text x="4" y="12" font-size="10">p95 ms</text>"##, height - bottom, width - 20.0, height - bottom, height - bottom, width / 2.0, height - 4.0);
+    let line: Vec<String> = points.iter().map(|&(n, ms)| format!("{:.1},{:.1}", x(n), y(ms))).collect();
+    let _ = write!(svg, r##"<polyline points="{}" fill="none" stroke="#3b82f6" stroke-width="2"/>"##, line.join(" "));
+    for &(n, ms) in &points {
+        let _ = write!(svg, r##"<circle cx="{:.1}" cy="{:.1}" r="3" fill="#3b82f6"><title>{n} pod(s): p95 {ms:.1} ms</title></circle><text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle">{n}: {ms:.0} ms</text>"##, x(n), y(ms), x(n), y(ms) - 6.0);
+    }
+    svg.push_str("</svg>");
+    Some(svg)
+}
+
 /// Rows of scenarios, columns of roles: a ring where the expected role is, a dot where the
 /// observed one is (a dot in its ring is a pass).
 fn roles_plot(scenarios: &[&ScenarioResult]) -> String {
@@ -214,7 +297,15 @@ pub fn html(report: &ConformanceReport) -> String {
                 false => format!(r#"<div class="harness">provided by the harness: {}</div>"#, escape(&scenario.provided_by_harness.join(", "))),
             };
             let mut plots = String::new();
-            for parameters in scenario.verdict.iter().flat_map(|v| &v.statistics) {
+            let figures = scenario.verdict.as_ref().map(|v| v.figures.as_slice()).unwrap_or_default();
+            if !figures.is_empty() {
+                let caption = scenario.verdict.iter().flat_map(|v| &v.statistics).map(|p| format!("{}; false-fail rate {:.1}% per figure", p.test, p.false_fail_rate * 100.0)).collect::<Vec<_>>().join("; ");
+                let _ = write!(plots, r#"<figure>{}<figcaption>{}</figcaption></figure>"#, figures_plot(figures), escape(&caption));
+                if let Some(startup) = startup_plot(figures) {
+                    let _ = write!(plots, r#"<figure>{startup}<figcaption>pod network start-up p95 against pods started together</figcaption></figure>"#);
+                }
+            }
+            for parameters in scenario.verdict.iter().filter(|v| v.figures.is_empty()).flat_map(|v| &v.statistics) {
                 let _ = write!(
                     plots,
                     r#"<figure>{}<figcaption>{}: {} requests; false-fail rate {:.1}%, power {:.0}% against a {:.0}-point deviation</figcaption></figure>"#,
@@ -242,7 +333,7 @@ pub fn html(report: &ConformanceReport) -> String {
         body.push_str("</table>");
     }
     let families: Vec<&str> = report.suites.iter().map(|s| s.name.as_str()).collect();
-    for (family, name) in [("tsn", "TSN priority preservation (class counters)"), ("performance", "Performance budgets (figures against budgets)")] {
+    for (family, name) in [("tsn", "TSN priority preservation (class counters)"), ("perf", "Performance budgets (figures against budgets)")] {
         if family == "tsn" && families.iter().any(|f| f.starts_with(family)) {
             continue;
         }
@@ -287,7 +378,7 @@ fn counters_table(counters: &[crate::verdict::Counter]) -> String {
     table
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#111;max-width:1100px}table{border-collapse:collapse;width:100%;margin:1em 0}td,th{border:1px solid #ddd;padding:6px;vertical-align:top;font-size:13px;text-align:left}tr.failed td,tr.error td{background:#fef2f2}tr.ignored td{color:#666}.banner{background:#fff7ed;border:1px solid #fdba74;padding:8px}.meta{color:#444}.sentence{color:#555;font-size:12px;margin-top:4px}.harness{color:#92400e;font-size:12px;margin-top:4px}.result{font-size:14px;font-weight:normal;color:#444}figure{margin:8px 0}figcaption{font-size:11px;color:#555}.absent{color:#888}.error{color:#b91c1c}.badge{font-size:11px;font-weight:bold;padding:2px 5px;border-radius:3px;color:#fff}.badge.passed{background:#16a34a}.badge.failed{background:#dc2626}.badge.error{background:#d97706}.badge.ignored{background:#9ca3af}td:nth-child(2){width:34%}";
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#111;max-width:1100px}table{border-collapse:collapse;width:100%;margin:1em 0}td,th{border:1px solid #ddd;padding:6px;vertical-align:top;font-size:13px;text-align:left}tr.failed td,tr.error td{background:#fef2f2}tr.ignored td{color:#666}.banner{background:#fff7ed;border:1px solid #fdba74;padding:8px}.meta{color:#444}.sentence{color:#555;font-size:12px;margin-top:4px}.harness{color:#92400e;font-size:12px;margin-top:4px}.result{font-size:14px;font-weight:normal;color:#444}figure{margin:8px 0}figcaption{font-size:11px;color:#555}.absent{color:#888}.error{color:#b91c1c}.badge{font-size:11px;font-weight:bold;padding:2px 5px;border-radius:3px;color:#fff}.badge.passed{background:#16a34a}.badge.failed{background:#dc2626}.badge.error{background:#d97706}.badge.ignored{background:#9ca3af}.badge.inconclusive{background:#7c3aed}tr.inconclusive td{background:#f5f3ff}td:nth-child(2){width:34%}";
 
 #[cfg(test)]
 mod tests {

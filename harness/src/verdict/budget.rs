@@ -10,6 +10,7 @@ pub fn within(check: &str, subject: &str, budget: Duration, measured: Duration, 
     Verdict {
         statistics: Vec::new(),
         counters: Vec::new(),
+        figures: Vec::new(),
         check: check.to_owned(),
         subject: subject.to_owned(),
         passed: !over,
@@ -26,9 +27,11 @@ pub fn all_of(verdicts: impl IntoIterator<Item = Verdict>) -> Verdict {
     let verdicts: Vec<Verdict> = verdicts.into_iter().collect();
     let statistics: Vec<_> = verdicts.iter().flat_map(|v| v.statistics.clone()).collect();
     let counters: Vec<_> = verdicts.iter().flat_map(|v| v.counters.clone()).collect();
+    let figures: Vec<_> = verdicts.iter().flat_map(|v| v.figures.clone()).collect();
     let mut chosen = verdicts.iter().find(|v| !v.passed).or(verdicts.last()).cloned().expect("at least one verdict");
     chosen.statistics = statistics;
     chosen.counters = counters;
+    chosen.figures = figures;
     chosen
 }
 

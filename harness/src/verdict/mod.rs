@@ -5,6 +5,7 @@
 //! people), and, when it fails, why: a wrong source is not a timeout.
 
 pub mod budget;
+pub mod performance;
 pub mod priority;
 pub mod reach;
 pub mod rollout;
@@ -60,6 +61,8 @@ pub enum FailureReason {
     WrongClass,
     /// Packets reached the NIC without the delivery time their talker set, or with another.
     DeliveryTimeChanged,
+    /// A figure's interval still straddled its budget after the most samples allowed.
+    Inconclusive,
 }
 
 impl FailureReason {
@@ -79,6 +82,7 @@ impl FailureReason {
             FailureReason::MirrorMismatch => "mirror copies do not match requests",
             FailureReason::WrongClass => "packets in the wrong traffic class",
             FailureReason::DeliveryTimeChanged => "delivery time not as the talker set it",
+            FailureReason::Inconclusive => "inconclusive at the cap",
         }
     }
 }
@@ -106,6 +110,10 @@ pub struct Verdict {
     /// class per talker at a NIC's qdisc); run-specific, never in golden records.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub counters: Vec<Counter>,
+    /// The performance figures it was decided on, each with its samples, interval and
+    /// budget; run-specific, never in golden records.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub figures: Vec<performance::Figure>,
 }
 
 /// One count behind a verdict: `subject`'s `name` counted `value`.

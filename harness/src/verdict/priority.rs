@@ -108,6 +108,7 @@ impl Sorting {
         Verdict {
             statistics: Vec::new(),
             counters: all_classes.iter().map(|c| Counter { subject: talker.to_owned(), name: c.role.to_owned(), value: count(*c) }).collect(),
+            figures: Vec::new(),
             check: self.check.into(),
             subject: talker.to_owned(),
             passed,
@@ -128,6 +129,7 @@ pub fn talkers_kept_their_classes(talkers: Vec<(String, Verdict)>) -> Verdict {
     Verdict {
         statistics: Vec::new(),
         counters: talkers.iter().flat_map(|(_, v)| v.counters.clone()).collect(),
+        figures: Vec::new(),
         check: "traffic class of each talker's packets at the node NIC's qdisc".into(),
         subject: joined(&|_, v| v.subject.clone(), "; "),
         passed: failed.is_none(),

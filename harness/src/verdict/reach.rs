@@ -31,6 +31,7 @@ pub fn refused(target: &str, client: &Pod, observation: &Observation) -> Verdict
     Verdict {
         statistics: Vec::new(),
         counters: Vec::new(),
+        figures: Vec::new(),
         check: format!("connection to {target}"),
         subject: format!("pod {}/{}", client.namespace, client.name),
         passed: reason.is_none(),

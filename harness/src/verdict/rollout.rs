@@ -29,6 +29,7 @@ pub fn live_within(route: &str, convergence: &Convergence, budget: Duration) -> 
     Verdict {
         statistics: Vec::new(),
         counters: Vec::new(),
+        figures: Vec::new(),
         check: "new route version live".into(),
         subject: format!("route {route}"),
         passed: reason.is_none(),
@@ -55,6 +56,7 @@ pub fn answered_by_backends(route: &str, report: &LoadReport, backends: &[String
     Verdict {
         statistics: Vec::new(),
         counters: Vec::new(),
+        figures: Vec::new(),
         check: "every request answered by a backend".into(),
         subject: format!("route {route}"),
         passed,
@@ -71,6 +73,7 @@ pub fn mirrored(route: &str, sent: u64, copies: u64) -> Verdict {
     Verdict {
         statistics: Vec::new(),
         counters: Vec::new(),
+        figures: Vec::new(),
         check: "a copy of every request at the mirror".into(),
         subject: format!("route {route}"),
         passed,

@@ -108,6 +108,7 @@ pub fn source_address(expected: &ExpectedSource, observation: &Observation, clie
     Verdict {
         statistics: Vec::new(),
         counters: Vec::new(),
+        figures: Vec::new(),
         check: CHECK.into(),
         subject: format!("pod {}/{}", client.namespace, client.name),
         passed: reason.is_none(),

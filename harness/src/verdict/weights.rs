@@ -179,6 +179,7 @@ impl SplitVerdict {
                     .collect(),
             }],
             counters: Vec::new(),
+            figures: Vec::new(),
             check: "traffic split across backends".into(),
             subject: subject.to_owned(),
             passed,

@@ -91,7 +91,7 @@ pub fn cannot_host(cni: &CniProfile, feature: Feature) -> Option<String> {
         Feature::GatewayWeights | Feature::RequestMirror if cni.gateway.as_ref().is_some_and(|g| g.name != reference_gateway) => {
             Some(format!("the lab serves HTTPRoutes only with its own {reference_gateway}, not {}", cni.gateway.as_ref().map(|g| g.name).unwrap_or_default()))
         }
-        Feature::EgressGateway | Feature::GatewayWeights | Feature::RequestMirror | Feature::LoadBalancerService | Feature::TsnPriorityMap => None,
+        Feature::EgressGateway | Feature::GatewayWeights | Feature::RequestMirror | Feature::LoadBalancerService | Feature::TsnPriorityMap | Feature::PerformanceTools => None,
         _ => Some(format!("the lab's reference egress gateway has no {}", feature.name())),
     }
 }
@@ -541,6 +541,14 @@ impl Cluster for Lab {
 
     fn run_probe_in(&self, pod: &Pod, args: &[String]) -> Result<crate::model::ExecOutput> {
         exec_in_netns(&self.netns_of(pod)?, &self.probe, args.iter().map(String::as_str))
+    }
+
+    fn run_in_pod(&self, pod: &Pod, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
+        exec_in_netns(&self.netns_of(pod)?, std::path::Path::new(program), args.iter().copied())
+    }
+
+    fn run_outside(&self, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
+        exec_in_netns(&self.external_netns, std::path::Path::new(program), args.iter().copied())
     }
 
     fn fail_node(&self, node: &Node) -> Result<()> {

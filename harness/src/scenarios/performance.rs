@@ -1,0 +1,582 @@
+//! Performance budgets (the thesis's iperf3 runs, the CNI assessment paper's Table II and
+//! III and Fig. 15): each figure is measured again and again and judged on its quantile's
+//! interval against a budget of `budgets/performance.yaml` ([`crate::verdict::performance`]).
+//! Relative budgets compare a path with a baseline measured in the same run, round by
+//! round, so they hold on any machine; absolute ones hold for a named machine class.
+//!
+//! Every scenario runs alone (as the disruptive ones do): a measurement shares the machine
+//! with nothing else the suite does.
+
+use std::time::{Duration, Instant};
+
+use crate::cni::Feature;
+use crate::error::{HarnessError, Result};
+use crate::fixtures::{self, PerformanceBudgets};
+use crate::model::{labels, Node, Pod, POD_PORT};
+use crate::scenario::{Scenario, ScenarioContext};
+use crate::verdict::performance::{self, Better, Figure, FigureSpec, Looks};
+use crate::verdict::{budget, Verdict};
+
+/// The port every iperf3 server of a run listens on.
+pub const IPERF3_PORT: u16 = 5201;
+
+/// One figure the scenarios measure: a stable name, its unit, its better side, its quantile.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FigureKind {
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub better: Better,
+    pub quantile: f64,
+}
+
+const fn higher(name: &'static str, unit: &'static str) -> FigureKind {
+    FigureKind { name, unit, better: Better::Higher, quantile: 0.5 }
+}
+
+const fn lower(name: &'static str, unit: &'static str) -> FigureKind {
+    FigureKind { name, unit, better: Better::Lower, quantile: 0.5 }
+}
+
+pub const SAME_NODE: FigureKind = higher("throughput.pod-to-pod.same-node", "Gbit/s");
+pub const ACROSS_NODES: FigureKind = higher("throughput.pod-to-pod.across-nodes", "Gbit/s");
+pub const UNDERLAY: FigureKind = higher("throughput.node-to-node.underlay", "Gbit/s");
+pub const ACROSS_NODES_OVER_UNDERLAY: FigureKind = higher("throughput.pod-to-pod.across-nodes/throughput.node-to-node.underlay", "x");
+pub const MASQUERADE: FigureKind = higher("throughput.pod-to-external.masquerade", "Gbit/s");
+pub const EGRESS_GATEWAY: FigureKind = higher("throughput.pod-to-external.egress-gateway", "Gbit/s");
+pub const GATEWAY_OVER_MASQUERADE: FigureKind = higher("throughput.pod-to-external.egress-gateway/throughput.pod-to-external.masquerade", "x");
+pub const RR_SAME_NODE_P50: FigureKind = lower("latency.request-response.same-node.p50", "us");
+pub const RR_SAME_NODE_P99: FigureKind = lower("latency.request-response.same-node.p99", "us");
+pub const RR_ACROSS_NODES_P50: FigureKind = lower("latency.request-response.across-nodes.p50", "us");
+pub const RR_ACROSS_NODES_P99: FigureKind = lower("latency.request-response.across-nodes.p99", "us");
+pub const HTTP_RATE_ONE: FigureKind = higher("http.requests-per-second.concurrency-1", "req/s");
+pub const HTTP_RATE_HIGH: FigureKind = higher("http.requests-per-second.concurrency-high", "req/s");
+pub const HTTP_RATE_HIGH_OVER_ONE: FigureKind = higher("http.requests-per-second.concurrency-high/http.requests-per-second.concurrency-1", "x");
+pub const HTTP_MEAN_ONE: FigureKind = lower("http.latency-mean.concurrency-1", "ms");
+pub const HTTP_P99_ONE: FigureKind = lower("http.latency-p99.concurrency-1", "ms");
+pub const HTTP_MEAN_HIGH: FigureKind = lower("http.latency-mean.concurrency-high", "ms");
+pub const HTTP_P99_HIGH: FigureKind = lower("http.latency-p99.concurrency-high", "ms");
+pub const STARTUP_ONE: FigureKind = lower("startup.pod-network.1-pod", "ms");
+pub const RULES_SAME_NODE: FigureKind = lower("rules.traversed.pod-to-pod.same-node", "rules");
+pub const RULES_ACROSS_NODES: FigureKind = lower("rules.traversed.pod-to-pod.across-nodes", "rules");
+pub const RULES_TO_EXTERNAL: FigureKind = lower("rules.traversed.pod-to-external", "rules");
+
+const FIXED: [FigureKind; 22] = [
+    SAME_NODE,
+    ACROSS_NODES,
+    UNDERLAY,
+    ACROSS_NODES_OVER_UNDERLAY,
+    MASQUERADE,
+    EGRESS_GATEWAY,
+    GATEWAY_OVER_MASQUERADE,
+    RR_SAME_NODE_P50,
+    RR_SAME_NODE_P99,
+    RR_ACROSS_NODES_P50,
+    RR_ACROSS_NODES_P99,
+    HTTP_RATE_ONE,
+    HTTP_RATE_HIGH,
+    HTTP_RATE_HIGH_OVER_ONE,
+    HTTP_MEAN_ONE,
+    HTTP_P99_ONE,
+    HTTP_MEAN_HIGH,
+    HTTP_P99_HIGH,
+    STARTUP_ONE,
+    RULES_SAME_NODE,
+    RULES_ACROSS_NODES,
+    RULES_TO_EXTERNAL,
+];
+
+/// The start-up figure of `n` pods started together: the median of their times.
+pub fn startup_together(n: usize) -> String {
+    format!("startup.pod-network.{n}-pods")
+}
+
+/// Every figure that takes a budget, with its better side, for checking the budget file.
+/// The figures of pods started together take none: they queue for the node one after
+/// another, so a batch's times are not independent samples of one distribution (they are
+/// reported, with their p95 against N).
+pub fn figure_names() -> Vec<(String, Better)> {
+    FIXED.iter().map(|f| (f.name.to_owned(), f.better)).collect()
+}
+
+fn scenario(name: &'static str, sentence: &'static str, requires: &'static [Feature], body: crate::scenario::ScenarioBody) -> Scenario {
+    Scenario { name, sentence, requires, disruptive: true, body }
+}
+
+/// Every performance scenario.
+pub fn all() -> Vec<Scenario> {
+    const TOOLS: &[Feature] = &[Feature::PerformanceTools];
+    vec![
+        scenario(
+            "tcp_throughput_between_pods_on_one_node_is_within_budget",
+            "TCP throughput (iperf3) from a pod to a pod on the same node is within its budget.",
+            TOOLS,
+            tcp_throughput_between_pods_on_one_node,
+        ),
+        scenario(
+            "tcp_throughput_across_nodes_keeps_up_with_the_underlay",
+            "TCP throughput from a pod to a pod on another node is at least the stated fraction of node-to-node throughput on the underlay, measured round by round in the same run.",
+            TOOLS,
+            tcp_throughput_across_nodes_keeps_up_with_the_underlay,
+        ),
+        scenario(
+            "tcp_request_response_latency_between_pods_is_within_budget",
+            "TCP request/response latency (p50 and p99 over one kept-alive connection) from a pod to a pod on the same node and on another node is within its budget.",
+            TOOLS,
+            tcp_request_response_latency_between_pods,
+        ),
+        scenario(
+            "egress_gateway_throughput_keeps_up_with_the_node_masquerade",
+            "TCP throughput from a pod to the external host through the egress gateway is at least the stated fraction of a pod's throughput through its own node's masquerade (the thesis's with/without comparison).",
+            &[Feature::PerformanceTools, Feature::EgressGateway],
+            egress_gateway_throughput_keeps_up_with_the_node_masquerade,
+        ),
+        scenario(
+            "http_rate_across_nodes_scales_with_concurrent_clients",
+            "HTTP requests per second from a client pod to a server pod on another node at high concurrency are at least the stated multiple of those at concurrency 1, with latency (mean, p99) within budget at both.",
+            TOOLS,
+            http_rate_across_nodes_scales_with_concurrent_clients,
+        ),
+        scenario(
+            "pod_network_start_up_time_is_within_budget",
+            "A pod's network is ready within its budget when it starts alone; its time when 10 and 50 pods start together on one node is reported (median and p95 against N).",
+            TOOLS,
+            pod_network_start_up_time,
+        ),
+        scenario(
+            "packets_traverse_no_more_rules_than_budgeted",
+            "A known flow on each path (pod to pod on one node, across nodes, pod to the external host) moves the counters of no more iptables rules than its budget (the paper's Table III).",
+            TOOLS,
+            packets_traverse_no_more_rules_than_budgeted,
+        ),
+        scenario(
+            "cni_processes_stay_within_cpu_and_memory_budgets",
+            "The CNI's own processes use no more CPU time and memory than their budget while the throughput test runs.",
+            TOOLS,
+            cni_processes_stay_within_cpu_and_memory_budgets,
+        ),
+    ]
+}
+
+fn tcp_throughput_between_pods_on_one_node(cx: &mut ScenarioContext) -> Result<Verdict> {
+    let namespace = cx.namespace("perf", labels([]))?;
+    let node = cx.a_worker()?;
+    let client = cx.pod(&namespace, "client", labels([]), &node)?;
+    let server = cx.pod(&namespace, "server", labels([]), &node)?;
+    let to_server = cx.iperf3_server_in(&server)?;
+    let path = format!("pod {} -> pod {} on node {}", client.name, server.name, node.name);
+    let budgets = cx.performance_budgets()?;
+    let figures = cx.measure_rounds(&budgets, &[(SAME_NODE, path.clone())], |cx| Ok(vec![cx.iperf3_from_pod(&client, &to_server, &budgets)?]))?;
+    cx.judged(&budgets, "TCP throughput between pods on one node", &path, figures, "the node's pod datapath (bridge, veth) and its CPU")
+}
+
+fn tcp_throughput_across_nodes_keeps_up_with_the_underlay(cx: &mut ScenarioContext) -> Result<Verdict> {
+    let namespace = cx.namespace("perf", labels([]))?;
+    let node = cx.a_worker()?;
+    let other = cx.a_node_other_than(&node)?;
+    let client = cx.pod(&namespace, "client", labels([]), &node)?;
+    let server = cx.pod(&namespace, "server", labels([]), &other)?;
+    let to_server = cx.iperf3_server_in(&server)?;
+    let to_other_node = cx.iperf3_server_on(&other)?;
+    let pods = format!("pod {} on {} -> pod {} on {}", client.name, node.name, server.name, other.name);
+    let nodes = format!("node {} -> node {}", node.name, other.name);
+    let budgets = cx.performance_budgets()?;
+    let figures = cx.measure_rounds(&budgets, &[(ACROSS_NODES, pods.clone()), (UNDERLAY, nodes.clone()), (ACROSS_NODES_OVER_UNDERLAY, format!("{pods} over {nodes}"))], |cx| {
+        let underlay = cx.iperf3_from_node(&node, &to_other_node, &budgets)?;
+        let across = cx.iperf3_from_pod(&client, &to_server, &budgets)?;
+        Ok(vec![across, underlay, across / underlay])
+    })?;
+    cx.judged(&budgets, "TCP throughput across nodes against the underlay", &pods, figures, "the CNI's inter-node datapath (overlay or routes) on both nodes")
+}
+
+fn tcp_request_response_latency_between_pods(cx: &mut ScenarioContext) -> Result<Verdict> {
+    let namespace = cx.namespace("perf", labels([]))?;
+    let node = cx.a_worker()?;
+    let other = cx.a_node_other_than(&node)?;
+    let client = cx.pod(&namespace, "client", labels([]), &node)?;
+    let beside = cx.pod(&namespace, "beside", labels([]), &node)?;
+    let across = cx.pod(&namespace, "across", labels([]), &other)?;
+    let budgets = cx.performance_budgets()?;
+    let (same, far) = (format!("pod {} -> pod {} on node {}", client.name, beside.name, node.name), format!("pod {} on {} -> pod {} on {}", client.name, node.name, across.name, other.name));
+    let figures = cx.measure_rounds(
+        &budgets,
+        &[(RR_SAME_NODE_P50, same.clone()), (RR_SAME_NODE_P99, same.clone()), (RR_ACROSS_NODES_P50, far.clone()), (RR_ACROSS_NODES_P99, far)],
+        |cx| {
+            let transactions = budgets.load.request_response_transactions;
+            let near = cx.http_load_from(&client, &beside, transactions, 1)?;
+            let far = cx.http_load_from(&client, &across, transactions, 1)?;
+            Ok(vec![near.latency_ms.p50 * 1e3, near.latency_ms.p99 * 1e3, far.latency_ms.p50 * 1e3, far.latency_ms.p99 * 1e3])
+        },
+    )?;
+    cx.judged(&budgets, "TCP request/response latency between pods", &same, figures, "the pod datapath's per-packet cost (rules, hooks, encapsulation)")
+}
+
+fn egress_gateway_throughput_keeps_up_with_the_node_masquerade(cx: &mut ScenarioContext) -> Result<Verdict> {
+    let prod = cx.namespace("prod", labels([("env", "prod")]))?;
+    let policy = cx.egress_policy(super::egress::PROD_WEB_EGRESS, &prod)?;
+    let node = cx.worker_outside(&policy.gateway_node_selector)?;
+    let selected = cx.pod(&prod, "web", labels([("role", "web")]), &node)?;
+    let unselected = cx.pod(&prod, "batch", labels([("role", "batch")]), &node)?;
+    let realized = cx.realize_egress_policy(&policy)?;
+    // The paths first: a pod that does not take the gateway measures the wrong path.
+    let through_the_gateway = cx.source_seen_outside_once_programmed(&selected, &cx.the_egress_ip(&policy, &realized))?;
+    let own_node = cx.source_seen_outside_once_programmed(&unselected, &cx.its_node_ip(&unselected)?)?;
+    if !through_the_gateway.passed || !own_node.passed {
+        return Ok(budget::all_of([through_the_gateway, own_node]));
+    }
+    let outside = cx.iperf3_server_outside()?;
+    let budgets = cx.performance_budgets()?;
+    let (masquerade, gateway) = (format!("pod {} on {} -> external host (node masquerade)", unselected.name, node.name), format!("pod {} on {} -> gateway {} -> external host", selected.name, node.name, realized.egress_node));
+    let figures = cx.measure_rounds(&budgets, &[(EGRESS_GATEWAY, gateway.clone()), (MASQUERADE, masquerade.clone()), (GATEWAY_OVER_MASQUERADE, format!("{gateway} over {masquerade}"))], |cx| {
+        let without = cx.iperf3_from_pod(&unselected, &outside, &budgets)?;
+        let with = cx.iperf3_from_pod(&selected, &outside, &budgets)?;
+        Ok(vec![with, without, with / without])
+    })?;
+    let judged = cx.judged(&budgets, "TCP throughput through the egress gateway against the node masquerade", &gateway, figures, "the egress gateway node's forwarding and SNAT, and the tunnel to it")?;
+    Ok(budget::all_of([through_the_gateway, own_node, judged]))
+}
+
+fn http_rate_across_nodes_scales_with_concurrent_clients(cx: &mut ScenarioContext) -> Result<Verdict> {
+    let namespace = cx.namespace("perf", labels([]))?;
+    let node = cx.a_worker()?;
+    let other = cx.a_node_other_than(&node)?;
+    let client = cx.pod(&namespace, "client", labels([]), &node)?;
+    let server = cx.pod(&namespace, "server", labels([]), &other)?;
+    let budgets = cx.performance_budgets()?;
+    let high = budgets.load.high_concurrency;
+    let path = format!("pod {} on {} -> pod {} on {}", client.name, node.name, server.name, other.name);
+    let at = |c: &str| format!("{path}, concurrency {c}");
+    let figures = cx.measure_rounds(
+        &budgets,
+        &[
+            (HTTP_RATE_ONE, at("1")),
+            (HTTP_RATE_HIGH, at(&high.to_string())),
+            (HTTP_RATE_HIGH_OVER_ONE, format!("{path}, concurrency {high} over 1")),
+            (HTTP_MEAN_ONE, at("1")),
+            (HTTP_P99_ONE, at("1")),
+            (HTTP_MEAN_HIGH, at(&high.to_string())),
+            (HTTP_P99_HIGH, at(&high.to_string())),
+        ],
+        |cx| {
+            let one = cx.http_load_from(&client, &server, budgets.load.http_requests, 1)?;
+            let many = cx.http_load_from(&client, &server, budgets.load.http_requests, high)?;
+            Ok(vec![
+                one.requests_per_second,
+                many.requests_per_second,
+                many.requests_per_second / one.requests_per_second,
+                one.latency_ms.mean,
+                one.latency_ms.p99,
+                many.latency_ms.mean,
+                many.latency_ms.p99,
+            ])
+        },
+    )?;
+    cx.judged(&budgets, "HTTP requests per second and latency across nodes", &path, figures, "the inter-node datapath under many connections (conntrack, rules, CPU)")
+}
+
+fn pod_network_start_up_time(cx: &mut ScenarioContext) -> Result<Verdict> {
+    let namespace = cx.namespace("perf", labels([]))?;
+    let node = cx.a_worker()?;
+    let budgets = cx.performance_budgets()?;
+    let alone = format!("one pod at a time on node {}", node.name);
+    let mut started = 0;
+    let mut figures = cx.measure_rounds(&budgets, &[(STARTUP_ONE, alone.clone())], |cx| {
+        started += 1;
+        Ok(vec![cx.start_pods_together(&namespace, &format!("alone-{started}"), &node, 1)?[0]])
+    })?;
+    for &n in budgets.load.startup_pods.iter().filter(|&&n| n > 1) {
+        let times = cx.start_pods_together(&namespace, &format!("together{n}"), &node, n)?;
+        let path = format!("{n} pods started together on node {}", node.name);
+        let name = startup_together(n);
+        let looks = Looks::calibrate(0.5, budgets.measure).map_err(|e| HarnessError::FixtureMalformed { path: budgets.source.clone(), detail: e })?;
+        let spec = |name: String, quantile: f64| FigureSpec { name, unit: "ms".into(), better: Better::Lower, quantile, path: path.clone() };
+        figures.push(performance::judge(&spec(name.clone(), 0.5), &times, &looks, None));
+        figures.push(performance::judge(&spec(format!("{name}.p95"), 0.95), &times, &looks, None));
+    }
+    cx.judged(&budgets, "pod network start-up time", &alone, figures, "the CNI's ADD (its plugins, their IPAM and the node's lock around them)")
+}
+
+fn packets_traverse_no_more_rules_than_budgeted(cx: &mut ScenarioContext) -> Result<Verdict> {
+    let namespace = cx.namespace("perf", labels([]))?;
+    let node = cx.a_worker()?;
+    let other = cx.a_node_other_than(&node)?;
+    let client = cx.pod(&namespace, "client", labels([]), &node)?;
+    let beside = cx.pod(&namespace, "beside", labels([]), &node)?;
+    let across = cx.pod(&namespace, "across", labels([]), &other)?;
+    let budgets = cx.performance_budgets()?;
+    let paths = [
+        (RULES_SAME_NODE, format!("pod {} -> pod {} on node {}", client.name, beside.name, node.name), std::net::SocketAddr::new(beside.address, POD_PORT)),
+        (RULES_ACROSS_NODES, format!("pod {} on {} -> pod {} on {}", client.name, node.name, across.name, other.name), std::net::SocketAddr::new(across.address, POD_PORT)),
+        (RULES_TO_EXTERNAL, format!("pod {} on {} -> external host", client.name, node.name), cx.external_listener()?),
+    ];
+    let mut figures = Vec::new();
+    for (kind, path, to) in paths {
+        let rules = cx.rules_moved_by_a_known_flow(&client, to, budgets.load.rule_count_packets)?;
+        figures.push(performance::exact(&cx.figure_spec(kind, &path), rules.len() as f64, cx.budget_line(&budgets, kind.name).as_ref()));
+        tracing::info!("{path}: {} rule(s) moved: {}", rules.len(), rules.join(" | "));
+    }
+    cx.judged(&budgets, "iptables rules a packet traverses", "three paths", figures, "the nodes' iptables/nftables rules (iptables-save -c)")
+}
+
+fn cni_processes_stay_within_cpu_and_memory_budgets(cx: &mut ScenarioContext) -> Result<Verdict> {
+    Err(HarnessError::CannotObserve {
+        reason: match cx.cluster().info().provider.as_str() {
+            "lab" => "the lab's CNI is a chain of plugin binaries that run only during ADD, CHECK and DEL (their time is the start-up figure); no CNI process runs while traffic flows, so there is no agent to measure".into(),
+            provider => format!("reading the CNI agent pods' cgroups is not implemented for the {provider} provider yet"),
+        },
+    })
+}
+
+impl ScenarioContext {
+    /// The run's performance budgets, checked against every figure the scenarios measure.
+    pub fn performance_budgets(&self) -> Result<PerformanceBudgets> {
+        fixtures::load_performance_budgets(&fixtures::fixture_path("budgets/performance.yaml"))
+    }
+
+    /// The budget of `figure` here: this run's CNI, provider and machine class.
+    pub fn budget_line(&self, budgets: &PerformanceBudgets, figure: &str) -> Option<performance::BudgetLine> {
+        let info = self.cluster().info();
+        budgets.line_for(figure, &info.cni, &info.provider, &fixtures::machine_class())
+    }
+
+    fn figure_spec(&self, kind: FigureKind, path: &str) -> FigureSpec {
+        FigureSpec { name: kind.name.to_owned(), unit: kind.unit.to_owned(), better: kind.better, quantile: kind.quantile, path: path.to_owned() }
+    }
+
+    /// Measures `figures` together, one sample of each per round (a path and its baseline
+    /// back to back), until every budgeted figure is decided or the cap is reached.
+    pub fn measure_rounds(&mut self, budgets: &PerformanceBudgets, figures: &[(FigureKind, String)], mut round: impl FnMut(&mut ScenarioContext) -> Result<Vec<f64>>) -> Result<Vec<Figure>> {
+        let looks = Looks::calibrate(0.5, budgets.measure).map_err(|e| HarnessError::FixtureMalformed { path: budgets.source.clone(), detail: e })?;
+        let lines: Vec<_> = figures.iter().map(|(kind, _)| self.budget_line(budgets, kind.name)).collect();
+        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); figures.len()];
+        let limit = crate::deadline::budget(Duration::from_secs(600), "the performance measurement");
+        let started = Instant::now();
+        loop {
+            let wanted = if samples[0].is_empty() { looks.plan.initial } else { looks.plan.batch };
+            for _ in 0..wanted {
+                let values = round(self)?;
+                for (figure, value) in samples.iter_mut().zip(values) {
+                    figure.push(value);
+                }
+            }
+            let judged: Vec<Figure> = figures.iter().zip(&samples).zip(&lines).map(|(((kind, path), s), line)| performance::judge(&self.figure_spec(*kind, path), s, &looks, line.as_ref())).collect();
+            if !judged.iter().any(|f| performance::undecided(f, &looks)) {
+                return Ok(judged);
+            }
+            if started.elapsed() >= limit.duration {
+                return Err(limit.timed_out(&format!("{} to be decided", figures.iter().map(|(k, _)| k.name).collect::<Vec<_>>().join(", "))));
+            }
+        }
+    }
+
+    /// The verdict on `figures` with the run's looks.
+    fn judged(&self, budgets: &PerformanceBudgets, check: &str, subject: &str, figures: Vec<Figure>, look_at: &str) -> Result<Verdict> {
+        let looks = Looks::calibrate(0.5, budgets.measure).map_err(|e| HarnessError::FixtureMalformed { path: budgets.source.clone(), detail: e })?;
+        Ok(performance::figures_within_budget(check, subject, figures, &looks, look_at))
+    }
+
+    /// Starts an iperf3 server in `pod`; returns where clients reach it.
+    pub fn iperf3_server_in(&self, pod: &Pod) -> Result<std::net::SocketAddr> {
+        let port = IPERF3_PORT.to_string();
+        let started = self.cluster().run_in_pod(pod, "iperf3", &["-s", "-D", "-p", &port])?;
+        iperf3_started(started, &format!("pod {}/{}", pod.namespace, pod.name))?;
+        Ok(std::net::SocketAddr::new(pod.address, IPERF3_PORT))
+    }
+
+    /// Starts an iperf3 server on `node` (its own network, not a pod's).
+    pub fn iperf3_server_on(&self, node: &Node) -> Result<std::net::SocketAddr> {
+        let port = IPERF3_PORT.to_string();
+        let started = self.cluster().run_on_node(node, "iperf3", &["-s", "-D", "-p", &port])?;
+        iperf3_started(started, &format!("node {}", node.name))?;
+        Ok(std::net::SocketAddr::new(node.address, IPERF3_PORT))
+    }
+
+    /// Starts an iperf3 server on the external host (once per run: a second start finds
+    /// the port taken, which is the first server).
+    pub fn iperf3_server_outside(&self) -> Result<std::net::SocketAddr> {
+        let outside = self.external_listener()?;
+        let port = IPERF3_PORT.to_string();
+        let running = self.cluster().run_outside("sh", &["-c", &format!("ss -Hltn 'sport = :{port}' | grep -q . || iperf3 -s -D -p {port}")])?;
+        iperf3_started(running, "the external host")?;
+        Ok(std::net::SocketAddr::new(outside.ip(), IPERF3_PORT))
+    }
+
+    /// One iperf3 sample from `pod` to `to`, in Gbit/s received.
+    pub fn iperf3_from_pod(&self, pod: &Pod, to: &std::net::SocketAddr, budgets: &PerformanceBudgets) -> Result<f64> {
+        let args = iperf3_client_args(to, budgets.load.iperf3_bytes);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let place = format!("pod {}/{}", pod.namespace, pod.name);
+        self.retried_while_the_server_starts(&place, || self.cluster().run_in_pod(pod, "iperf3", &args))
+    }
+
+    /// One iperf3 sample from `node` itself to `to`, in Gbit/s received.
+    pub fn iperf3_from_node(&self, node: &Node, to: &std::net::SocketAddr, budgets: &PerformanceBudgets) -> Result<f64> {
+        let args = iperf3_client_args(to, budgets.load.iperf3_bytes);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.retried_while_the_server_starts(&format!("node {}", node.name), || self.cluster().run_on_node(node, "iperf3", &args))
+    }
+
+    /// A daemonized iperf3 server may not listen yet when its start returns: a refused
+    /// connection is tried again for a second.
+    fn retried_while_the_server_starts(&self, place: &str, run: impl Fn() -> Result<crate::model::ExecOutput>) -> Result<f64> {
+        let started = Instant::now();
+        loop {
+            let output = run()?;
+            match throughput_gbit(&output, place) {
+                Err(e) if e.to_string().contains("Connection refused") && started.elapsed() < Duration::from_secs(1) => std::thread::sleep(Duration::from_millis(50)),
+                other => return other,
+            }
+        }
+    }
+
+    /// `requests` HTTP requests from `client` to `server`'s echo at `concurrency`, each
+    /// worker on one kept-alive connection.
+    pub fn http_load_from(&self, client: &Pod, server: &Pod, requests: u64, concurrency: u64) -> Result<cni_probe::LoadReport> {
+        let options = cni_probe::LoadOptions { requests, concurrency, timeout: Duration::from_secs(3), header: None, new_connection_per_request: false };
+        let url = format!("http://{}:{POD_PORT}/", server.address);
+        let output = self.cluster().run_probe_in(client, &options.to_args(&url))?;
+        let report: cni_probe::LoadReport = crate::provider::probe_output(&output, || format!("cni-probe load {url} in pod {}/{}", client.namespace, client.name))?;
+        let answered: u64 = report.by_status.get(&200).copied().unwrap_or(0);
+        if answered != requests {
+            return Err(HarnessError::Command { command: format!("cni-probe load {url} in pod {}/{}", client.namespace, client.name), detail: format!("{answered} of {requests} requests answered 200; failures {:?}, statuses {:?}", report.failures, report.by_status) });
+        }
+        Ok(report)
+    }
+
+    /// Starts `n` pods on `node` at once (as a kubelet does); returns each one's time from
+    /// its start until its network was ready, in ms.
+    pub fn start_pods_together(&mut self, namespace: &str, prefix: &str, node: &Node, n: usize) -> Result<Vec<f64>> {
+        let cluster = std::sync::Arc::clone(self.cluster());
+        let started: Vec<Result<(Pod, f64)>> = std::thread::scope(|scope| {
+            let starting: Vec<_> = (0..n)
+                .map(|i| {
+                    let cluster = &cluster;
+                    let spec = crate::model::PodSpec { name: format!("{prefix}-{i}"), namespace: namespace.to_owned(), labels: labels([]), node: node.name.clone() };
+                    scope.spawn(move || {
+                        let at = Instant::now();
+                        let pod = cluster.create_pod(&spec)?;
+                        Ok((pod, at.elapsed().as_secs_f64() * 1e3))
+                    })
+                })
+                .collect();
+            starting.into_iter().map(|h| h.join().expect("create_pod does not panic")).collect()
+        });
+        started.into_iter().map(|r| r.map(|(pod, ms)| {
+            self.remember_pod(pod);
+            ms
+        })).collect()
+    }
+
+    /// The iptables rules (over every node) whose packet counters grew by at least
+    /// `packets` while `client` sent that many datagrams to `to`: the rules the flow took.
+    pub fn rules_moved_by_a_known_flow(&self, client: &Pod, to: std::net::SocketAddr, packets: u64) -> Result<Vec<String>> {
+        let nodes = self.cluster().nodes().to_vec();
+        let read = |node: &Node| -> Result<Vec<(String, u64)>> {
+            let saved = self.cluster().run_on_node(node, "iptables-save", &["-c"])?.stdout_of_success(&format!("iptables-save -c on node {}", node.name))?;
+            Ok(rule_counters(&saved))
+        };
+        let before = nodes.iter().map(read).collect::<Result<Vec<_>>>()?;
+        let options = cni_probe::talk::TalkOptions { to, transport: cni_probe::talk::Transport::Udp, priority: 0, tos: None, count: packets, payload: 64, tag: "rules".into(), txtime_delay: None };
+        let output = self.cluster().run_probe_in(client, &options.to_args())?;
+        let report: cni_probe::talk::TalkReport = crate::provider::probe_output(&output, || format!("cni-probe talk in pod {}/{}", client.namespace, client.name))?;
+        if let Some(error) = report.error {
+            return Err(HarnessError::Command { command: format!("cni-probe talk {to} in pod {}/{}", client.namespace, client.name), detail: error });
+        }
+        let after = nodes.iter().map(read).collect::<Result<Vec<_>>>()?;
+        Ok(nodes.iter().zip(before.into_iter().zip(after)).flat_map(|(node, (before, after))| moved_rules(&before, &after, packets).into_iter().map(|rule| format!("{}: {rule}", node.name))).collect())
+    }
+}
+
+/// iperf3's client arguments: `bytes` to `to`, JSON out, a bounded connect.
+fn iperf3_client_args(to: &std::net::SocketAddr, bytes: u64) -> Vec<String> {
+    ["-c", &to.ip().to_string(), "-p", &to.port().to_string(), "-n", &bytes.to_string(), "-J", "--connect-timeout", "3000"].iter().map(|s| s.to_string()).collect()
+}
+
+fn not_installed(place: &str) -> HarnessError {
+    HarnessError::Command { command: format!("iperf3 on {place}"), detail: "iperf3 is not installed: install it with `apt-get install iperf3` or run `cargo xtask deps`".into() }
+}
+
+fn iperf3_started(output: crate::model::ExecOutput, place: &str) -> Result<()> {
+    if output.stderr.contains("No such file") || output.exit.contains("127") {
+        return Err(not_installed(place));
+    }
+    output.stdout_of_success(&format!("iperf3 -s -D -p {IPERF3_PORT} on {place}")).map(drop)
+}
+
+/// The received rate of an iperf3 client's JSON report, in Gbit/s.
+pub fn throughput_gbit(output: &crate::model::ExecOutput, place: &str) -> Result<f64> {
+    if output.stderr.contains("No such file") || output.exit.contains("127") {
+        return Err(not_installed(place));
+    }
+    let failed = |detail: String| HarnessError::Command { command: format!("iperf3 -c on {place}"), detail };
+    let report: serde_json::Value = serde_json::from_str(&output.stdout).map_err(|e| failed(format!("unreadable JSON ({e}); {}; stderr {:?}", output.exit, output.stderr.trim())))?;
+    if let Some(error) = report.get("error").and_then(|e| e.as_str()) {
+        return Err(failed(error.to_owned()));
+    }
+    report["end"]["sum_received"]["bits_per_second"].as_f64().map(|bps| bps / 1e9).ok_or_else(|| failed("no end.sum_received.bits_per_second in its JSON".into()))
+}
+
+/// Every rule of `iptables-save -c` output with its packet counter, keyed by table, rule
+/// text and its occurrence (chain policies are not rules).
+pub fn rule_counters(saved: &str) -> Vec<(String, u64)> {
+    let mut table = "";
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    let mut rules = Vec::new();
+    for line in saved.lines() {
+        if let Some(name) = line.strip_prefix('*') {
+            table = name;
+        } else if let Some(rest) = line.strip_prefix('[') {
+            let Some((counters, rule)) = rest.split_once("] ") else { continue };
+            let packets = counters.split(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            let key = format!("{table} {rule}");
+            let occurrence = seen.entry(key.clone()).or_default();
+            *occurrence += 1;
+            rules.push((format!("{key} #{occurrence}"), packets));
+        }
+    }
+    rules
+}
+
+/// The rules a flow of `packets` datagrams (one connection) moved between two readings:
+/// those whose counter grew by all of them, and the `nat` table's, which see only a
+/// connection's first packet, when they grew at all.
+pub fn moved_rules(before: &[(String, u64)], after: &[(String, u64)], packets: u64) -> Vec<String> {
+    after
+        .iter()
+        .filter(|(rule, count)| {
+            let was = before.iter().find(|(r, _)| r == rule).map_or(0, |(_, c)| *c);
+            let needed = if rule.starts_with("nat ") { 1 } else { packets };
+            count.saturating_sub(was) >= needed
+        })
+        .map(|(rule, _)| rule.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rule_counts_as_traversed_only_when_the_whole_flow_moved_it() {
+        let before = rule_counters("*filter\n:FORWARD ACCEPT [9:9]\n[10:800] -A FORWARD -j ACCEPT\n[0:0] -A FORWARD\n[0:0] -A FORWARD\nCOMMIT\n*nat\n[3:180] -A POSTROUTING -s 10.244.1.0/24 -j MASQUERADE\nCOMMIT\n");
+        let after = rule_counters("*filter\n:FORWARD ACCEPT [500:9]\n[210:800] -A FORWARD -j ACCEPT\n[200:0] -A FORWARD\n[150:0] -A FORWARD\nCOMMIT\n*nat\n[4:240] -A POSTROUTING -s 10.244.1.0/24 -j MASQUERADE\nCOMMIT\n");
+        assert_eq!(moved_rules(&before, &after, 200), vec!["filter -A FORWARD -j ACCEPT #1", "filter -A FORWARD #1", "nat -A POSTROUTING -s 10.244.1.0/24 -j MASQUERADE #1"]);
+    }
+
+    #[test]
+    fn every_figure_has_a_unique_name_and_ratios_name_their_baseline() {
+        let names = figure_names();
+        let unique: std::collections::BTreeSet<_> = names.iter().map(|(n, _)| n).collect();
+        assert_eq!(unique.len(), names.len());
+        for (name, _) in names.iter().filter(|(n, _)| n.contains('/')) {
+            let baseline = name.split_once('/').unwrap().1;
+            assert!(names.iter().any(|(n, _)| n == baseline), "{name}: no figure {baseline}");
+        }
+    }
+
+    #[test]
+    fn the_budget_file_names_only_known_figures_on_their_side() {
+        let budgets = fixtures::load_performance_budgets(&fixtures::fixture_path("budgets/performance.yaml")).unwrap();
+        assert!(budgets.budgets.iter().any(|b| b.figure.contains('/')), "relative budgets");
+        assert!(budgets.budgets.iter().any(|b| b.machine_class.is_some()), "absolute budgets");
+    }
+}

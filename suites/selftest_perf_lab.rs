@@ -1,0 +1,188 @@
+//! Self-test of the performance family by fault injection, on real traffic on the lab.
+//!
+//! Each fault must fail exactly the budgets of the paths it is on, and the failure must
+//! name the figure, its interval, its budget and its path: a bandwidth limit (tbf) on the
+//! workers' NICs, thousands of no-op rules in every node's forwarding path, and a slow
+//! plugin chained after the CNI (configured as a vendor would, with a profile directory,
+//! a conflist and a plugin binary, no Rust).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use harness::cni::{self, CniProfile};
+use harness::model::NodeRole;
+use harness::provider::lab::{Lab, LabOptions};
+use harness::provider::Cluster;
+use harness::report::TrialOutcome;
+use harness::scenario::{run_scenario, Scenario};
+use harness::scenarios::performance::{self, all};
+use harness::verdict::performance::{Figure, FigureOutcome};
+use harness::verdict::FailureReason;
+use libtest_mimic::{Arguments, Failed, Trial};
+
+fn scenario(name: &str) -> Scenario {
+    all().into_iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no performance scenario {name}"))
+}
+
+fn lab(profile: &CniProfile) -> Result<Arc<dyn Cluster>, Failed> {
+    Ok(Arc::new(Lab::provision(profile, &LabOptions::from_env()?)?))
+}
+
+/// Runs `command` (with `args`) on every node of `cluster` matching `which`.
+fn on_nodes(cluster: &Arc<dyn Cluster>, which: impl Fn(&harness::model::Node) -> bool, program: &str, args: &[&str]) -> Result<(), Failed> {
+    for node in cluster.nodes().iter().filter(|n| which(n)) {
+        cluster.run_on_node(node, program, args)?.stdout_of_success(&format!("{program} {} on node {}", args.join(" "), node.name))?;
+    }
+    Ok(())
+}
+
+/// Each named scenario's outcome on `cluster`, one after another (each alone).
+fn outcomes(cluster: &Arc<dyn Cluster>, names: &[&str]) -> Vec<(String, TrialOutcome)> {
+    names.iter().enumerate().map(|(i, name)| ((*name).to_owned(), run_scenario(cluster, &scenario(name), &harness::provider::lab::timeouts(), &format!("t{}", i + 1)))).collect()
+}
+
+fn figures(outcome: &TrialOutcome) -> &[Figure] {
+    match outcome {
+        TrialOutcome::Passed(v) | TrialOutcome::Failed(v) => &v.figures,
+        _ => &[],
+    }
+}
+
+/// Checks that exactly `failing` figures failed (over budget, named in the message with
+/// their interval, budget and path) and every other budgeted figure passed.
+fn exactly_these_fail(outcomes: &[(String, TrialOutcome)], failing: &[&str]) -> Result<(), Failed> {
+    let mut wrong = Vec::new();
+    for (scenario, outcome) in outcomes {
+        let figures = figures(outcome);
+        if figures.is_empty() {
+            wrong.push(format!("{scenario}: no figures ({}: {})", outcome.label(), outcome.message()));
+            continue;
+        }
+        for figure in figures.iter().filter(|f| f.budget.is_some()) {
+            let should_fail = failing.contains(&figure.name.as_str());
+            match (should_fail, figure.outcome) {
+                (true, FigureOutcome::Failed) | (false, FigureOutcome::Passed) => {}
+                (_, other) => wrong.push(format!("{scenario}: figure {} should have {} but is {other:?}: {}; budget {}", figure.name, if should_fail { "failed" } else { "passed" }, figure.summary(), figure.budget_text())),
+            }
+        }
+        let fails = figures.iter().any(|f| failing.contains(&f.name.as_str()));
+        match outcome {
+            TrialOutcome::Failed(verdict) if fails => {
+                let message = verdict.message();
+                let first = figures.iter().find(|f| f.outcome == FigureOutcome::Failed).expect("a failed figure");
+                let named = [first.name.as_str(), "interval [", "budget at least", "past the budget", first.path.as_str()];
+                let named = named.iter().all(|part| message.contains(part)) || [first.name.as_str(), "interval [", "budget at most", "past the budget"].iter().all(|part| message.contains(part));
+                if verdict.reason != Some(FailureReason::OverBudget) || !named {
+                    wrong.push(format!("{scenario}: the failure should be over budget and name the figure, its interval, its budget and its path: {message}"));
+                }
+            }
+            TrialOutcome::Passed(_) if !fails => {}
+            other => wrong.push(format!("{scenario}: expected {}, got {}: {}", if fails { "a failure" } else { "a pass" }, other.label(), other.message())),
+        }
+    }
+    match wrong.is_empty() {
+        true => Ok(()),
+        false => Err(wrong.join("\n").into()),
+    }
+}
+
+const SAME_NODE: &str = "tcp_throughput_between_pods_on_one_node_is_within_budget";
+const ACROSS: &str = "tcp_throughput_across_nodes_keeps_up_with_the_underlay";
+const GATEWAY: &str = "egress_gateway_throughput_keeps_up_with_the_node_masquerade";
+const LATENCY: &str = "tcp_request_response_latency_between_pods_is_within_budget";
+const RULES: &str = "packets_traverse_no_more_rules_than_budgeted";
+const STARTUP: &str = "pod_network_start_up_time_is_within_budget";
+
+/// A 1 Gbit/s tbf on every worker's NIC: the paths that leave a worker fail their
+/// absolute throughput budgets; the same-node path and the ratios (whose baselines leave
+/// through the same NIC) do not.
+fn a_bandwidth_limit_on_the_workers_nics_fails_only_the_paths_through_them() -> Result<(), Failed> {
+    let cluster = lab(&cni::reference())?;
+    on_nodes(&cluster, |n| n.role == NodeRole::Worker, "tc", &["qdisc", "replace", "dev", "eth0", "root", "tbf", "rate", "1gbit", "burst", "256kb", "latency", "50ms"])?;
+    let outcomes = outcomes(&cluster, &[SAME_NODE, ACROSS, GATEWAY]);
+    cluster.teardown()?;
+    exactly_these_fail(&outcomes, &[performance::ACROSS_NODES.name, performance::MASQUERADE.name, performance::EGRESS_GATEWAY.name])
+}
+
+/// Thousands of no-op rules (no target: they count and go on) in every node's FORWARD
+/// chain: the rules a forwarded packet traverses and its request/response latency go past
+/// their budgets on the paths that are forwarded by a node.
+fn no_op_rules_in_the_forwarding_path_raise_rules_traversed_and_latency() -> Result<(), Failed> {
+    let cluster = lab(&cni::reference())?;
+    let rules: String = std::iter::once("*filter\n".to_owned()).chain(std::iter::repeat_n("-A FORWARD\n".to_owned(), NO_OP_RULES)).chain(std::iter::once("COMMIT\n".to_owned())).collect();
+    let file = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+    std::fs::write(file.path(), rules).map_err(|e| e.to_string())?;
+    let path = file.path().display().to_string();
+    on_nodes(&cluster, |_| true, "sh", &["-c", &format!("iptables-restore --noflush < {path}")])?;
+    let outcomes = outcomes(&cluster, &[RULES, LATENCY]);
+    cluster.teardown()?;
+    exactly_these_fail(&outcomes, &FORWARDED)
+}
+
+/// How many no-op rules the forwarding fault adds per node.
+const NO_OP_RULES: usize = 40_000;
+
+/// The figures of the paths a node forwards (this lab's bridge hands pod-to-pod traffic on
+/// one node to netfilter too: br_netfilter is loaded on the machine).
+const FORWARDED: [&str; 7] = [
+    "rules.traversed.pod-to-pod.same-node",
+    "rules.traversed.pod-to-pod.across-nodes",
+    "rules.traversed.pod-to-external",
+    "latency.request-response.same-node.p50",
+    "latency.request-response.same-node.p99",
+    "latency.request-response.across-nodes.p50",
+    "latency.request-response.across-nodes.p99",
+];
+
+/// A profile directory like `fixtures/cni/reference` whose conflist chains a plugin that
+/// takes 300 ms over each ADD: what a vendor would write, no Rust.
+fn profile_with_a_slow_plugin(dir: &Path) -> Result<CniProfile, Failed> {
+    let shipped = cni::profile::profiles_dir().join("reference");
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).map_err(|e| e.to_string())?;
+    let slow = plugins.join("slow-start");
+    std::fs::write(
+        &slow,
+        r#"#!/usr/bin/env python3
+# A chained CNI plugin that passes its predecessor's result on, 300 ms late on ADD.
+import json, os, sys, time
+config = json.load(sys.stdin)
+command = os.environ.get("CNI_COMMAND")
+if command == "VERSION":
+    print(json.dumps({"cniVersion": config.get("cniVersion", "1.0.0"), "supportedVersions": ["0.4.0", "1.0.0"]}))
+elif command == "ADD":
+    time.sleep(0.3)
+    print(json.dumps(config["prevResult"]))
+"#,
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).map_err(|e| e.to_string())?;
+    let profile = std::fs::read_to_string(shipped.join("profile.yaml")).map_err(|e| e.to_string())?;
+    let profile = profile.replace("name: reference\n", "name: reference-slow-start\n").replace("    pluginDir: /usr/lib/cni\n", &format!("    pluginDirs: [/usr/lib/cni, {}]\n", plugins.display()));
+    std::fs::write(dir.join("profile.yaml"), profile).map_err(|e| e.to_string())?;
+    let mut conflist: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(shipped.join("10-lab.conflist")).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    conflist["plugins"].as_array_mut().ok_or("the shipped conflist has plugins")?.push(serde_json::json!({ "type": "slow-start" }));
+    std::fs::write(dir.join("10-lab.conflist"), serde_json::to_string_pretty(&conflist).unwrap()).map_err(|e| e.to_string())?;
+    cni::load_profile(&dir.join("profile.yaml").display().to_string()).map_err(|e| e.to_string().into())
+}
+
+/// A chained plugin 300 ms slow on ADD fails the start-up budget, and nothing else.
+fn a_slow_chained_plugin_fails_the_start_up_budget() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let profile = profile_with_a_slow_plugin(dir.path())?;
+    let cluster = lab(&profile)?;
+    let outcomes = outcomes(&cluster, &[STARTUP, SAME_NODE]);
+    cluster.teardown()?;
+    exactly_these_fail(&outcomes, &[performance::STARTUP_ONE.name])
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Arguments::from_args();
+    let trials = vec![
+        Trial::test("a_bandwidth_limit_on_the_workers_nics_fails_only_the_paths_through_them", a_bandwidth_limit_on_the_workers_nics_fails_only_the_paths_through_them),
+        Trial::test("no_op_rules_in_the_forwarding_path_raise_rules_traversed_and_latency", no_op_rules_in_the_forwarding_path_raise_rules_traversed_and_latency),
+        Trial::test("a_slow_chained_plugin_fails_the_start_up_budget", a_slow_chained_plugin_fails_the_start_up_budget),
+    ];
+    // Measurements share the machine with nothing: one at a time.
+    libtest_mimic::run(&Arguments { test_threads: Some(1), ..args }, trials).exit_code()
+}
