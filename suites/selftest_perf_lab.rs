@@ -10,30 +10,25 @@ use std::path::Path;
 use std::sync::Arc;
 
 use harness::cni::{self, CniProfile};
-use harness::model::NodeRole;
-use harness::provider::lab::{Lab, LabOptions};
+use harness::provider::lab::{Lab, LabFault, LabOptions};
 use harness::provider::Cluster;
 use harness::report::TrialOutcome;
-use harness::scenario::{run_scenario, Scenario};
+use harness::scenario::{run_scenario, Scenario, ScenarioContext};
 use harness::scenarios::performance::{self, all};
-use harness::verdict::performance::{Figure, FigureOutcome};
-use harness::verdict::FailureReason;
+use harness::verdict::performance::{Better, Figure, FigureOutcome, FigureSpec, Looks};
+use harness::verdict::{FailureReason, Verdict};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 fn scenario(name: &str) -> Scenario {
     all().into_iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no performance scenario {name}"))
 }
 
-fn lab(profile: &CniProfile) -> Result<Arc<dyn Cluster>, Failed> {
-    Ok(Arc::new(Lab::provision(profile, &LabOptions::from_env()?)?))
-}
-
-/// Runs `command` (with `args`) on every node of `cluster` matching `which`.
-fn on_nodes(cluster: &Arc<dyn Cluster>, which: impl Fn(&harness::model::Node) -> bool, program: &str, args: &[&str]) -> Result<(), Failed> {
-    for node in cluster.nodes().iter().filter(|n| which(n)) {
-        cluster.run_on_node(node, program, args)?.stdout_of_success(&format!("{program} {} on node {}", args.join(" "), node.name))?;
-    }
-    Ok(())
+fn lab(profile: &CniProfile, fault: Option<LabFault>) -> Result<Arc<dyn Cluster>, Failed> {
+    let options = match fault {
+        Some(fault) => LabOptions::with_fault(fault),
+        None => LabOptions::from_env()?,
+    };
+    Ok(Arc::new(Lab::provision(profile, &options)?))
 }
 
 /// Each named scenario's outcome on `cluster`, one after another (each alone).
@@ -97,8 +92,7 @@ const STARTUP: &str = "pod_network_start_up_time_is_within_budget";
 /// absolute throughput budgets; the same-node path and the ratios (whose baselines leave
 /// through the same NIC) do not.
 fn a_bandwidth_limit_on_the_workers_nics_fails_only_the_paths_through_them() -> Result<(), Failed> {
-    let cluster = lab(&cni::reference())?;
-    on_nodes(&cluster, |n| n.role == NodeRole::Worker, "tc", &["qdisc", "replace", "dev", "eth0", "root", "tbf", "rate", "1gbit", "burst", "256kb", "latency", "50ms"])?;
+    let cluster = lab(&cni::reference(), Some(LabFault::NicRateLimit))?;
     let outcomes = outcomes(&cluster, &[SAME_NODE, ACROSS, GATEWAY]);
     cluster.teardown()?;
     exactly_these_fail(&outcomes, &[performance::ACROSS_NODES.name, performance::MASQUERADE.name, performance::EGRESS_GATEWAY.name])
@@ -108,19 +102,11 @@ fn a_bandwidth_limit_on_the_workers_nics_fails_only_the_paths_through_them() -> 
 /// chain: the rules a forwarded packet traverses and its request/response latency go past
 /// their budgets on the paths that are forwarded by a node.
 fn no_op_rules_in_the_forwarding_path_raise_rules_traversed_and_latency() -> Result<(), Failed> {
-    let cluster = lab(&cni::reference())?;
-    let rules: String = std::iter::once("*filter\n".to_owned()).chain(std::iter::repeat_n("-A FORWARD\n".to_owned(), NO_OP_RULES)).chain(std::iter::once("COMMIT\n".to_owned())).collect();
-    let file = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
-    std::fs::write(file.path(), rules).map_err(|e| e.to_string())?;
-    let path = file.path().display().to_string();
-    on_nodes(&cluster, |_| true, "sh", &["-c", &format!("iptables-restore --noflush < {path}")])?;
+    let cluster = lab(&cni::reference(), Some(LabFault::NoOpForwardingRules))?;
     let outcomes = outcomes(&cluster, &[RULES, LATENCY]);
     cluster.teardown()?;
     exactly_these_fail(&outcomes, &FORWARDED)
 }
-
-/// How many no-op rules the forwarding fault adds per node.
-const NO_OP_RULES: usize = 40_000;
 
 /// The figures of the paths a node forwards (this lab's bridge hands pod-to-pod traffic on
 /// one node to netfilter too: br_netfilter is loaded on the machine).
@@ -170,15 +156,71 @@ elif command == "ADD":
 fn a_slow_chained_plugin_fails_the_start_up_budget() -> Result<(), Failed> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let profile = profile_with_a_slow_plugin(dir.path())?;
-    let cluster = lab(&profile)?;
+    let cluster = lab(&profile, None)?;
     let outcomes = outcomes(&cluster, &[STARTUP, SAME_NODE]);
     cluster.teardown()?;
     exactly_these_fail(&outcomes, &[performance::STARTUP_ONE.name])
 }
 
+/// How many harness and bare iperf3 samples are taken, alternately.
+const PAIRS: usize = 120;
+
+/// The harness's throughput figure and bare iperf3 run by hand (`ip netns exec` in the
+/// client pod's namespace, the same arguments), alternately on the same path: the median
+/// of the pairs' ratios (harness over bare) as the verdict's one figure.
+fn harness_against_bare_iperf3(cx: &mut ScenarioContext) -> harness::Result<Verdict> {
+    let namespace = cx.namespace("perf", harness::model::labels([]))?;
+    let node = cx.a_worker()?;
+    let client = cx.pod(&namespace, "client", harness::model::labels([]), &node)?;
+    let server = cx.pod(&namespace, "server", harness::model::labels([]), &node)?;
+    let to = cx.iperf3_server_in(&server)?;
+    let budgets = cx.performance_budgets()?;
+    // The lab names a pod's namespace `<cluster>-pod<n>`, the first pod of a run 1.
+    let cluster = node.name.strip_suffix("-worker").expect("lab workers are <cluster>-worker");
+    let by_hand = || -> harness::Result<f64> {
+        let output = std::process::Command::new("ip")
+            .args(["netns", "exec", &format!("{cluster}-pod1"), "iperf3"])
+            .args(performance::iperf3_client_args(&to, budgets.load.iperf3_bytes))
+            .output()
+            .map_err(|e| harness::HarnessError::Command { command: "iperf3 by hand".into(), detail: e.to_string() })?;
+        performance::throughput_gbit(&harness::model::ExecOutput::from_output(&output), "the client pod, by hand")
+    };
+    let mut ratios = Vec::new();
+    for pair in 0..PAIRS {
+        // Who goes first alternates: a run right after another is a little slower.
+        let (through_the_harness, bare) = match pair % 2 {
+            0 => (cx.iperf3_from_pod(&client, &to, &budgets)?, by_hand()?),
+            _ => {
+                let bare = by_hand()?;
+                (cx.iperf3_from_pod(&client, &to, &budgets)?, bare)
+            }
+        };
+        ratios.push(through_the_harness / bare);
+    }
+    let spec = FigureSpec { name: "harness-over-bare".into(), unit: "x".into(), better: Better::Higher, quantile: 0.5, path: "pod client -> pod server".into() };
+    let looks = Looks::calibrate(0.5, budgets.measure).map_err(|e| harness::HarnessError::Command { command: "looks".into(), detail: e })?;
+    let figure = harness::verdict::performance::judge(&spec, &ratios, &looks, None);
+    Ok(harness::verdict::performance::figures_within_budget("harness against bare iperf3", "pod client -> pod server", vec![figure], &looks, ""))
+}
+
+/// The harness is not the bottleneck: its figure is within 5 % of bare iperf3 by hand.
+fn the_harness_throughput_figure_is_within_5_percent_of_bare_iperf3() -> Result<(), Failed> {
+    let cluster = lab(&cni::reference(), None)?;
+    let scenario = Scenario { name: "harness_against_bare_iperf3", sentence: "", requires: &[], disruptive: true, body: harness_against_bare_iperf3 };
+    let outcome = run_scenario(&cluster, &scenario, &harness::provider::lab::timeouts(), "t1");
+    cluster.teardown()?;
+    let figure = figures(&outcome).first().ok_or_else(|| format!("no figure: {}", outcome.message()))?;
+    println!("harness over bare iperf3: {}", figure.summary());
+    match (figure.estimate - 1.0).abs() <= 0.05 {
+        true => Ok(()),
+        false => Err(format!("the harness's throughput is {:.1}% off bare iperf3 on the same path: {}", (figure.estimate - 1.0) * 100.0, figure.summary()).into()),
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
     let trials = vec![
+        Trial::test("the_harness_throughput_figure_is_within_5_percent_of_bare_iperf3", the_harness_throughput_figure_is_within_5_percent_of_bare_iperf3),
         Trial::test("a_bandwidth_limit_on_the_workers_nics_fails_only_the_paths_through_them", a_bandwidth_limit_on_the_workers_nics_fails_only_the_paths_through_them),
         Trial::test("no_op_rules_in_the_forwarding_path_raise_rules_traversed_and_latency", no_op_rules_in_the_forwarding_path_raise_rules_traversed_and_latency),
         Trial::test("a_slow_chained_plugin_fails_the_start_up_budget", a_slow_chained_plugin_fails_the_start_up_budget),

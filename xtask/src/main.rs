@@ -2,6 +2,7 @@
 //! the test and certification jobs, and removing what killed runs left behind.
 
 mod certify;
+mod compare;
 mod deps;
 mod gc;
 mod image;
@@ -22,7 +23,10 @@ commands:
                    conformance report (YAML, Markdown, HTML) in target/cni-conformance/certification/<cni>/
   lint             lint the GitHub Actions workflows with actionlint
   image            build the probe's FROM-scratch container image (cni-probe:<version>) with Docker
-  gc [--force]     remove lab clusters left by killed runs (--force: also those of runs still alive)";
+  gc [--force]     remove lab clusters left by killed runs (--force: also those of runs still alive)
+  compare <baseline> <candidate> [--smallest-regression 0.10] [--alpha 0.05]
+                   compare two runs' performance figures (figures.json, or the report directory
+                   holding it): fails on a significant regression of more than the smallest one";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,6 +38,7 @@ fn main() -> ExitCode {
         Some("image") => image::run(),
         Some("lint") => lint::run(),
         Some("gc") => gc::run(flag("--force")),
+        Some("compare") => compare::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())

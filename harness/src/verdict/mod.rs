@@ -8,6 +8,7 @@ pub mod budget;
 pub mod performance;
 pub mod priority;
 pub mod reach;
+pub mod regression;
 pub mod rollout;
 pub mod snat;
 pub mod weights;

@@ -221,7 +221,10 @@ pub struct Figure {
     pub path: String,
     pub samples: Vec<f64>,
     pub estimate: f64,
+    /// The interval's ends; unbounded where too few samples bound that side (null in JSON).
+    #[serde(serialize_with = "finite_or_null", deserialize_with = "or_unbounded_below")]
     pub low: f64,
+    #[serde(serialize_with = "finite_or_null", deserialize_with = "or_unbounded_above")]
     pub high: f64,
     /// The interval's two-sided confidence level.
     pub level: f64,
@@ -231,6 +234,21 @@ pub struct Figure {
 }
 
 impl Eq for Figure {}
+
+fn finite_or_null<S: serde::Serializer>(x: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    match x.is_finite() {
+        true => serializer.serialize_some(x),
+        false => serializer.serialize_none(),
+    }
+}
+
+fn or_unbounded_below<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NEG_INFINITY))
+}
+
+fn or_unbounded_above<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::INFINITY))
+}
 
 /// Where the q-quantile lies relative to the budget, from the samples so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -566,6 +584,16 @@ mod tests {
         let verdict = figures_within_budget("throughput", "path", vec![failed], &looks, "the NIC");
         assert!(verdict.message().contains("throughput.x on a -> b: median 3.07 Gbit/s") && verdict.message().contains("budget at least 5.00 Gbit/s (absolute, for machine class 2-core x86_64"), "{}", verdict.message());
         assert_eq!(verdict.statistics[0].false_fail_rate, 0.01);
+    }
+
+    #[test]
+    fn an_unbounded_interval_end_survives_json() {
+        let looks = Looks::calibrate(0.5, plan()).unwrap();
+        let spec = FigureSpec { name: "startup.x.p95".into(), unit: "ms".into(), better: Better::Lower, quantile: 0.95, path: "p".into() };
+        let figure = judge(&spec, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0], &looks, None);
+        assert!(figure.high.is_infinite());
+        let back: Figure = serde_json::from_str(&serde_json::to_string(&figure).unwrap()).unwrap();
+        assert_eq!(back, figure);
     }
 
     #[test]

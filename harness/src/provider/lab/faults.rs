@@ -31,6 +31,11 @@ pub enum LabFault {
     StaleConfig,
     /// A Service's random endpoint rules all use probability 1/n instead of 1/(n-i).
     UniformProbabilities,
+    /// Every worker's NIC sends at most 1 Gbit/s (a tbf qdisc), as a slow or shared link.
+    NicRateLimit,
+    /// Every node's FORWARD chain starts with 40,000 rules that match and do nothing, as
+    /// a datapath that grew its ruleset per Service or policy does.
+    NoOpForwardingRules,
 }
 
 pub const FAULTS_VARIABLE: &str = "CNICONF_LAB_FAULTS";
@@ -50,9 +55,24 @@ impl LabFault {
     /// The faults of the lab's HTTP Gateway and Service load balancing.
     pub const GATEWAY: [LabFault; 5] = [LabFault::WrongWeights, LabFault::BackendDown, LabFault::MirroringOff, LabFault::StaleConfig, LabFault::UniformProbabilities];
 
+    /// The faults that slow the datapath down without breaking it.
+    pub const PERFORMANCE: [LabFault; 2] = [LabFault::NicRateLimit, LabFault::NoOpForwardingRules];
+
     /// Every fault.
     pub fn all() -> impl Iterator<Item = LabFault> {
-        Self::EGRESS.into_iter().chain(Self::GATEWAY)
+        Self::EGRESS.into_iter().chain(Self::GATEWAY).chain(Self::PERFORMANCE)
+    }
+
+    /// The rate `NicRateLimit` leaves a worker's NIC, as tc writes it.
+    pub const NIC_RATE: &'static str = "1gbit";
+
+    /// How many rules `NoOpForwardingRules` puts in each node's FORWARD chain.
+    pub const NO_OP_RULES: usize = 40_000;
+
+    /// The iptables-restore input of `NoOpForwardingRules`: rules without a target match
+    /// every packet, count it and let it go on to the next.
+    pub fn no_op_forwarding_rules() -> String {
+        format!("*filter\n{}COMMIT\n", "-I FORWARD\n".repeat(Self::NO_OP_RULES))
     }
 
     pub fn name(self) -> &'static str {
@@ -69,6 +89,8 @@ impl LabFault {
             LabFault::MirroringOff => "mirroring-off",
             LabFault::StaleConfig => "stale-config",
             LabFault::UniformProbabilities => "uniform-probabilities",
+            LabFault::NicRateLimit => "nic-rate-limit",
+            LabFault::NoOpForwardingRules => "no-op-forwarding-rules",
         }
     }
 

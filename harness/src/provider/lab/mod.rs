@@ -36,7 +36,7 @@ use crate::provider::components;
 use crate::cni::{CniProfile, Feature, Installation};
 use crate::error::{HarnessError, Result};
 use crate::fixtures::{self, KindClusterConfig};
-use crate::model::{EgressPolicy, EgressStatus, HttpRoute, Labels, NamespaceSpec, Node, Pod, PodSpec};
+use crate::model::{EgressPolicy, EgressStatus, HttpRoute, Labels, NamespaceSpec, Node, NodeRole, Pod, PodSpec};
 
 /// How to build a lab: its shape and the faults to inject.
 #[derive(Debug, Clone)]
@@ -271,6 +271,12 @@ impl Lab {
                 None,
             )?;
             shell::in_netns(&lab_node.netns, "iptables-restore", &["--noflush"], Some(&node_nat_rules(lab_node.pod_cidr, pod_subnet, masquerade)))?;
+            if options.faults.contains(&LabFault::NoOpForwardingRules) {
+                shell::in_netns(&lab_node.netns, "iptables-restore", &["--noflush"], Some(&LabFault::no_op_forwarding_rules()))?;
+            }
+            if options.faults.contains(&LabFault::NicRateLimit) && lab_node.node.role == NodeRole::Worker {
+                shell::in_netns(&lab_node.netns, "tc", &["qdisc", "replace", "dev", "eth0", "root", "tbf", "rate", LabFault::NIC_RATE, "burst", "256kb", "latency", "50ms"], None)?;
+            }
         }
 
         // Hosts on the underlay that route to pods through their nodes. The external host
