@@ -43,9 +43,10 @@ fn figures(outcome: &TrialOutcome) -> &[Figure] {
     }
 }
 
-/// Checks that exactly `failing` figures failed (over budget, named in the message with
-/// their interval, budget and path) and every other budgeted figure passed.
-fn exactly_these_fail(outcomes: &[(String, TrialOutcome)], failing: &[&str]) -> Result<(), Failed> {
+/// Checks that the `failing` figures failed (over budget, named in the message with their
+/// interval, budget and path), that every other budgeted figure passed, except those that
+/// `may_fail` (a tail latency on a slowed path may or may not cross its budget).
+fn these_fail(outcomes: &[(String, TrialOutcome)], failing: &[&str], may_fail: &[&str]) -> Result<(), Failed> {
     let mut wrong = Vec::new();
     for (scenario, outcome) in outcomes {
         let figures = figures(outcome);
@@ -53,7 +54,7 @@ fn exactly_these_fail(outcomes: &[(String, TrialOutcome)], failing: &[&str]) -> 
             wrong.push(format!("{scenario}: no figures ({}: {})", outcome.label(), outcome.message()));
             continue;
         }
-        for figure in figures.iter().filter(|f| f.budget.is_some()) {
+        for figure in figures.iter().filter(|f| f.budget.is_some() && !may_fail.contains(&f.name.as_str())) {
             let should_fail = failing.contains(&figure.name.as_str());
             match (should_fail, figure.outcome) {
                 (true, FigureOutcome::Failed) | (false, FigureOutcome::Passed) => {}
@@ -95,29 +96,27 @@ fn a_bandwidth_limit_on_the_workers_nics_fails_only_the_paths_through_them() -> 
     let cluster = lab(&cni::reference(), Some(LabFault::NicRateLimit))?;
     let outcomes = outcomes(&cluster, &[SAME_NODE, ACROSS, GATEWAY]);
     cluster.teardown()?;
-    exactly_these_fail(&outcomes, &[performance::ACROSS_NODES.name, performance::MASQUERADE.name, performance::EGRESS_GATEWAY.name])
+    these_fail(&outcomes, &[performance::ACROSS_NODES.name, performance::MASQUERADE.name, performance::EGRESS_GATEWAY.name], &[])
 }
 
 /// Thousands of no-op rules (no target: they count and go on) in every node's FORWARD
-/// chain: the rules a forwarded packet traverses and its request/response latency go past
-/// their budgets on the paths that are forwarded by a node.
+/// chain: the rules a forwarded packet traverses and its median request/response latency go
+/// past their budgets on the paths that are forwarded by a node (its p99 may too).
 fn no_op_rules_in_the_forwarding_path_raise_rules_traversed_and_latency() -> Result<(), Failed> {
     let cluster = lab(&cni::reference(), Some(LabFault::NoOpForwardingRules))?;
     let outcomes = outcomes(&cluster, &[RULES, LATENCY]);
     cluster.teardown()?;
-    exactly_these_fail(&outcomes, &FORWARDED)
+    these_fail(&outcomes, &FORWARDED, &[performance::RR_SAME_NODE_P99.name, performance::RR_ACROSS_NODES_P99.name])
 }
 
 /// The figures of the paths a node forwards (this lab's bridge hands pod-to-pod traffic on
 /// one node to netfilter too: br_netfilter is loaded on the machine).
-const FORWARDED: [&str; 7] = [
+const FORWARDED: [&str; 5] = [
     "rules.traversed.pod-to-pod.same-node",
     "rules.traversed.pod-to-pod.across-nodes",
     "rules.traversed.pod-to-external",
     "latency.request-response.same-node.p50",
-    "latency.request-response.same-node.p99",
     "latency.request-response.across-nodes.p50",
-    "latency.request-response.across-nodes.p99",
 ];
 
 /// A profile directory like `fixtures/cni/reference` whose conflist chains a plugin that
@@ -159,7 +158,7 @@ fn a_slow_chained_plugin_fails_the_start_up_budget() -> Result<(), Failed> {
     let cluster = lab(&profile, None)?;
     let outcomes = outcomes(&cluster, &[STARTUP, SAME_NODE]);
     cluster.teardown()?;
-    exactly_these_fail(&outcomes, &[performance::STARTUP_ONE.name])
+    these_fail(&outcomes, &[performance::STARTUP_ONE.name], &[])
 }
 
 /// How many harness and bare iperf3 samples are taken, alternately.

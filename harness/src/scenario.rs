@@ -765,10 +765,10 @@ mod tests {
         assert!(log.contains(&"failover start beside 0".to_owned()) && log.contains(&"failover2 start beside 0".to_owned()), "{log:#?}");
     }
 
-    #[test]
-    fn the_mirror_scenario_is_ignored_where_the_gateway_implementation_cannot_mirror() {
+    /// A run of Antrea on kind, with every tool required: nothing is built until a trial runs.
+    fn antrea_on_kind() -> SuiteRun {
         let kind = crate::provider::kind::KindOptions { require_tools: true, ..crate::provider::kind::KindOptions::from_env() };
-        let run = SuiteRun {
+        SuiteRun {
             cni: crate::cni::antrea(),
             features: vec![],
             provider: Ok(ProviderChoice::Kind(kind)),
@@ -776,11 +776,26 @@ mod tests {
             cluster: Mutex::new(None),
             events: EventStream::new(vec![]),
             trials: AtomicUsize::new(0),
-        };
+        }
+    }
+
+    #[test]
+    fn the_mirror_scenario_is_ignored_where_the_gateway_implementation_cannot_mirror() {
+        let run = antrea_on_kind();
         let mirror = crate::scenarios::canary::all().into_iter().find(|s| s.requires.contains(&Feature::RequestMirror)).unwrap();
         let TrialOutcome::Ignored(reason) = run.run_trial(&mirror).outcome else { panic!("not ignored") };
         assert!(reason.contains("nginx-gateway-fabric 1.6.2 does not support Gateway API request mirroring"), "{reason}");
         assert!(run.cluster.lock().unwrap().is_none(), "no cluster is built for it");
+    }
+
+    #[test]
+    fn performance_scenarios_are_ignored_on_kind_with_the_reason_and_build_nothing() {
+        let run = antrea_on_kind();
+        for scenario in crate::scenarios::performance::all() {
+            let TrialOutcome::Ignored(reason) = run.run_trial(&scenario).outcome else { panic!("{} not ignored", scenario.name) };
+            assert!(reason.contains("iperf3 image is not built yet"), "{reason}");
+        }
+        assert!(run.cluster.lock().unwrap().is_none(), "no cluster is built for them");
     }
 
     #[test]

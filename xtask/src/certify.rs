@@ -43,7 +43,9 @@ impl Request {
 
 /// The scenario families (suite binaries) a profile claims: egress for every CNI (its
 /// first checks need no feature), canary when it has a Gateway implementation or balances
-/// LoadBalancer Services, TSN when it claims `tsn-priority-map` (it chains a metadata proxy).
+/// LoadBalancer Services, TSN when it claims `tsn-priority-map` (it chains a metadata proxy),
+/// and performance budgets for every CNI (where the provider cannot measure, its scenarios
+/// are ignored with the reason).
 pub fn families(cni: &CniProfile) -> Vec<&'static str> {
     let mut families = vec!["egress"];
     if cni.gateway.is_some() || cni.features.contains(&Feature::LoadBalancerService) {
@@ -52,6 +54,7 @@ pub fn families(cni: &CniProfile) -> Vec<&'static str> {
     if cni.features.contains(&Feature::TsnPriorityMap) {
         families.push("tsn");
     }
+    families.push("perf");
     families
 }
 
@@ -142,10 +145,10 @@ mod tests {
     #[test]
     fn a_profile_without_a_gateway_or_services_is_certified_for_egress_only() {
         let mut cni = load_profile("reference").unwrap();
-        assert_eq!(families(&cni), ["egress", "canary"]);
+        assert_eq!(families(&cni), ["egress", "canary", "perf"]);
         cni.gateway = None;
         cni.features.retain(|f| *f != Feature::LoadBalancerService);
-        assert_eq!(families(&cni), ["egress"]);
-        assert_eq!(families(&load_profile(DEFAULT_PROFILE).unwrap()), ["egress", "canary", "tsn"]);
+        assert_eq!(families(&cni), ["egress", "perf"]);
+        assert_eq!(families(&load_profile(DEFAULT_PROFILE).unwrap()), ["egress", "canary", "tsn", "perf"]);
     }
 }

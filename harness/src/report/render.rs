@@ -188,7 +188,7 @@ fn figures_plot(figures: &[crate::verdict::performance::Figure]) -> String {
 fn startup_plot(figures: &[crate::verdict::performance::Figure]) -> Option<String> {
     let mut points: Vec<(f64, f64)> = Vec::new();
     for f in figures {
-        let name = f.name.strip_prefix("startup.pod-network.")?;
+        let Some(name) = f.name.strip_prefix("startup.pod-network.") else { continue };
         if name == "1-pod" {
             let mut sorted = f.samples.clone();
             sorted.sort_by(f64::total_cmp);
@@ -398,6 +398,33 @@ mod tests {
         let page = html(&report);
         assert!(page.contains("<th>class-1</th><th>class-2</th><th>best-effort</th><th>not-a-talker</th></tr><tr><td>tsn-t1/talker-1</td><td>0</td><td>0</td><td>50</td><td>0</td></tr>"), "{page}");
         assert!(!page.contains("TSN priority preservation (class counters)</h2><p class=\"absent\""), "the TSN family ran");
+    }
+
+    #[test]
+    fn a_performance_verdict_is_bars_with_intervals_against_budget_lines_and_start_up_against_n() {
+        use crate::verdict::performance::{self, Better, BudgetLine, FigureSpec, Looks, SequentialPlan};
+        let looks = Looks::calibrate(0.5, SequentialPlan { initial: 10, batch: 5, cap: 30, false_fail: 0.01 }).unwrap();
+        let spec = |name: &str, better, quantile| FigureSpec { name: name.into(), unit: "ms".into(), better, quantile, path: "node lab-worker".into() };
+        let floor = BudgetLine { limit: 2.0, better: Better::Higher, relative_to: None, machine_class: Some("2-core x86_64".into()), source: "budgets/performance.yaml budgets[3]".into() };
+        let tens: Vec<f64> = (0..10).map(|i| 9.0 + f64::from(i) * 0.1).collect();
+        let slow: Vec<f64> = tens.iter().map(|x| x / 10.0).collect();
+        let figures = vec![
+            performance::judge(&FigureSpec { unit: "Gbit/s".into(), ..spec("throughput.pod-to-pod.across-nodes", Better::Higher, 0.5) }, &slow, &looks, Some(&floor)),
+            performance::judge(&spec("startup.pod-network.1-pod", Better::Lower, 0.5), &tens.iter().map(|x| x * 8.0).collect::<Vec<_>>(), &looks, None),
+            performance::judge(&spec("startup.pod-network.10-pods.p95", Better::Lower, 0.95), &tens.iter().map(|x| x * 60.0).collect::<Vec<_>>(), &looks, None),
+        ];
+        let verdict = performance::figures_within_budget("throughput", "paths", figures, &looks, "the NIC");
+        let mut report = sample();
+        report.suites[0].name = "perf_lab".into();
+        report.suites[0].scenarios[0].result = "failed".into();
+        report.suites[0].scenarios[0].verdict = Some(verdict);
+        // The figures survive the YAML report (an unbounded interval end as null).
+        let report = ConformanceReport::from_yaml(&report.to_yaml()).unwrap();
+        let page = html(&report);
+        assert!(page.contains("throughput.pod-to-pod.across-nodes</text>") && page.contains(r#"class="budget""#) && page.contains("0.940 Gbit/s"), "{page}");
+        assert!(page.contains("false-fail rate 1.0% per figure"), "{page}");
+        assert!(page.contains(r#"class="plot startup""#) && page.contains("10: 594 ms"), "{page}");
+        assert!(!page.contains("Performance budgets (figures against budgets)</h2><p class=\"absent\""), "the performance family ran");
     }
 
     #[test]
