@@ -326,11 +326,18 @@ pub struct SplitCriteriaFixture {
     pub tolerance: f64,
     pub power: f64,
     pub false_fail: f64,
+    /// The smallest leak caught at the 0 % and 100 % stages (default 1 %).
+    #[serde(default = "default_leak")]
+    pub leak: f64,
+}
+
+fn default_leak() -> f64 {
+    0.01
 }
 
 impl CanaryBudgets {
     pub fn criteria(&self) -> SplitCriteria {
-        SplitCriteria { tolerance: self.split.tolerance, power: self.split.power, false_fail: self.split.false_fail }
+        SplitCriteria { tolerance: self.split.tolerance, power: self.split.power, false_fail: self.split.false_fail, leak: self.split.leak }
     }
 }
 
@@ -347,6 +354,7 @@ pub fn load_canary_budgets(path: &Path) -> Result<CanaryBudgets> {
     probability("tolerance", budgets.split.tolerance)?;
     probability("power", budgets.split.power)?;
     probability("falseFail", budgets.split.false_fail)?;
+    probability("leak", budgets.split.leak)?;
     if !(budgets.converge_seconds > 0.0) {
         return Err(malformed(path, format!("convergeSeconds: expected a positive number of seconds, found {}", budgets.converge_seconds)));
     }
