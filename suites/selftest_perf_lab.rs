@@ -15,7 +15,7 @@ use harness::provider::Cluster;
 use harness::report::TrialOutcome;
 use harness::scenario::{run_scenario, Scenario, ScenarioContext};
 use harness::scenarios::performance::{self, all};
-use harness::verdict::performance::{Better, Figure, FigureOutcome, FigureSpec, Looks};
+use harness::verdict::performance::{Better, Figure, FigureOutcome, FigureSpec};
 use harness::verdict::{FailureReason, Verdict};
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -197,7 +197,7 @@ fn harness_against_bare_iperf3(cx: &mut ScenarioContext) -> harness::Result<Verd
         ratios.push(through_the_harness / bare);
     }
     let spec = FigureSpec { name: "harness-over-bare".into(), unit: "x".into(), better: Better::Higher, quantile: 0.5, path: "pod client -> pod server".into() };
-    let looks = Looks::calibrate(0.5, budgets.measure).map_err(|e| harness::HarnessError::Command { command: "looks".into(), detail: e })?;
+    let looks = budgets.looks()?;
     let figure = harness::verdict::performance::judge(&spec, &ratios, &looks, None);
     Ok(harness::verdict::performance::figures_within_budget("harness against bare iperf3", "pod client -> pod server", vec![figure], &looks, ""))
 }

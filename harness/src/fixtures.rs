@@ -421,6 +421,11 @@ pub fn machine_class() -> String {
 }
 
 impl PerformanceBudgets {
+    /// The looks of `measure` for a median (checked when the file was loaded).
+    pub fn looks(&self) -> Result<crate::verdict::performance::Looks> {
+        crate::verdict::performance::Looks::calibrate(0.5, self.measure).map_err(|e| malformed(&self.source, format!("measure: {e}")))
+    }
+
     /// The budget of `figure` for this CNI, provider and machine class: the first entry that
     /// applies. A ratio figure (`a/b`) is relative to its baseline `b`.
     pub fn line_for(&self, figure: &str, cni: &str, provider: &str, machine_class: &str) -> Option<crate::verdict::performance::BudgetLine> {
@@ -451,12 +456,12 @@ impl PerformanceBudgets {
 /// measure: a budget for an unknown figure, on the wrong side, absolute without a machine
 /// class, or a plan that can never decide is an error naming the entry.
 pub fn load_performance_budgets(path: &Path) -> Result<PerformanceBudgets> {
-    use crate::verdict::performance::{Better, Looks};
+    use crate::verdict::performance::Better;
     let text = read(path)?;
     let mut budgets: PerformanceBudgets = serde_saphyr::from_str_with_options(&text, yaml_options()).map_err(|e| malformed(path, e.to_string()))?;
     budgets.source = path.to_owned();
     let figures = crate::scenarios::performance::figure_names();
-    Looks::calibrate(0.5, budgets.measure).map_err(|e| malformed(path, format!("measure: {e}")))?;
+    budgets.looks()?;
     for (i, budget) in budgets.budgets.iter().enumerate() {
         let at = |detail: String| malformed(path, format!("budgets[{i}] (figure `{}`): {detail}", budget.figure));
         let Some((_, better)) = figures.iter().find(|(name, _)| *name == budget.figure) else {

@@ -15,7 +15,7 @@ use crate::error::{HarnessError, Result};
 use crate::fixtures::{self, PerformanceBudgets};
 use crate::model::{labels, Node, Pod, POD_PORT};
 use crate::scenario::{Scenario, ScenarioContext};
-use crate::verdict::performance::{self, Better, Figure, FigureSpec, Looks};
+use crate::verdict::performance::{self, Better, Figure, FigureSpec};
 use crate::verdict::{budget, Verdict};
 
 /// The port every iperf3 server of a run listens on.
@@ -288,7 +288,7 @@ fn pod_network_start_up_time(cx: &mut ScenarioContext) -> Result<Verdict> {
         let times = cx.start_pods_together(&namespace, &format!("together{n}"), &node, n)?;
         let path = format!("{n} pods started together on node {}", node.name);
         let name = startup_together(n);
-        let looks = Looks::calibrate(0.5, budgets.measure).map_err(|e| HarnessError::FixtureMalformed { path: budgets.source.clone(), detail: e })?;
+        let looks = budgets.looks()?;
         let spec = |name: String, quantile: f64| FigureSpec { name, unit: "ms".into(), better: Better::Lower, quantile, path: path.clone() };
         figures.push(performance::judge(&spec(name.clone(), 0.5), &times, &looks, None));
         figures.push(performance::judge(&spec(format!("{name}.p95"), 0.95), &times, &looks, None));
@@ -346,7 +346,7 @@ impl ScenarioContext {
     /// Measures `figures` together, one sample of each per round (a path and its baseline
     /// back to back), until every budgeted figure is decided or the cap is reached.
     pub fn measure_rounds(&mut self, budgets: &PerformanceBudgets, figures: &[(FigureKind, String)], mut round: impl FnMut(&mut ScenarioContext) -> Result<Vec<f64>>) -> Result<Vec<Figure>> {
-        let looks = Looks::calibrate(0.5, budgets.measure).map_err(|e| HarnessError::FixtureMalformed { path: budgets.source.clone(), detail: e })?;
+        let looks = budgets.looks()?;
         let lines: Vec<_> = figures.iter().map(|(kind, _)| self.budget_line(budgets, kind.name)).collect();
         let mut samples: Vec<Vec<f64>> = vec![Vec::new(); figures.len()];
         let limit = crate::deadline::budget(Duration::from_secs(600), "the performance measurement");
@@ -371,7 +371,7 @@ impl ScenarioContext {
 
     /// The verdict on `figures` with the run's looks.
     fn judged(&self, budgets: &PerformanceBudgets, check: &str, subject: &str, figures: Vec<Figure>, look_at: &str) -> Result<Verdict> {
-        let looks = Looks::calibrate(0.5, budgets.measure).map_err(|e| HarnessError::FixtureMalformed { path: budgets.source.clone(), detail: e })?;
+        let looks = budgets.looks()?;
         Ok(performance::figures_within_budget(check, subject, figures, &looks, look_at))
     }
 
@@ -579,6 +579,27 @@ mod tests {
             let baseline = name.split_once('/').unwrap().1;
             assert!(names.iter().any(|(n, _)| n == baseline), "{name}: no figure {baseline}");
         }
+    }
+
+    #[test]
+    fn a_bad_budget_entry_is_an_error_naming_the_file_the_entry_and_what_was_expected() {
+        let shipped = std::fs::read_to_string(fixtures::fixture_path("budgets/performance.yaml")).unwrap();
+        let head = &shipped[..shipped.find("budgets:").unwrap()];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("performance.yaml");
+        let error_for = |budgets: &str| {
+            std::fs::write(&path, format!("{head}budgets:\n{budgets}")).unwrap();
+            fixtures::load_performance_budgets(&path).unwrap_err().to_string()
+        };
+        let unknown = error_for("  - figure: throughput.pod-to-pod.sideways\n    atLeast: 1\n    machineClass: x\n");
+        assert!(unknown.contains("performance.yaml") && unknown.contains("budgets[0] (figure `throughput.pod-to-pod.sideways`): unknown figure; expected one of throughput.pod-to-pod.same-node"), "{unknown}");
+        let wrong_side = error_for("  - figure: throughput.pod-to-pod.same-node\n    atMost: 1\n    machineClass: x\n");
+        assert!(wrong_side.contains("higher is better for this figure: expected atLeast, found atMost"), "{wrong_side}");
+        let no_class = error_for("  - figure: startup.pod-network.1-pod\n    atMost: 100\n");
+        assert!(no_class.contains("an absolute budget holds for a named machine class: expected machineClass"), "{no_class}");
+        std::fs::write(&path, shipped.replace("  cap: 30", "  cap: 5").replace("  initial: 10", "  initial: 5")).unwrap();
+        let small = fixtures::load_performance_budgets(&path).unwrap_err().to_string();
+        assert!(small.contains("measure: a cap of 5 samples can never judge the median at a false-fail rate of 0.01"), "{small}");
     }
 
     #[test]
