@@ -67,16 +67,16 @@ fn check(fault: Option<LabFault>) -> Result<(), Failed> {
 
 /// A copy of the fixtures for this test, which is about reasons, not the budgets' values:
 /// a shorter convergence budget (a stale route is reported after twice the budget; 5 s
-/// still leaves room for two labs loading side by side on two cores), and a false-fail
-/// rate of 0.1 % instead of 1 %, since the random split is judged once in each of the six
+/// still leaves room for two labs loading side by side on two cores), and a suite false-fail
+/// budget of 0.6 % instead of 1 % (0.1 % per split verdict), since the random split is judged once in each of the six
 /// labs and a chance failure would be misread as a caught fault.
 fn fixtures_with_short_budget() -> tempfile::TempDir {
     let copy = tempfile::tempdir().expect("a temporary directory");
     let status = std::process::Command::new("cp").arg("-r").arg(harness::fixtures::fixtures_dir().join(".")).arg(copy.path()).status().expect("cp runs");
     assert!(status.success(), "copying the fixtures");
     let budgets = copy.path().join("budgets/canary.yaml");
-    let text = std::fs::read_to_string(&budgets).expect("budgets/canary.yaml").replace("convergeSeconds: 10", "convergeSeconds: 5").replace("falseFail: 0.01", "falseFail: 0.001");
-    assert!(text.contains("convergeSeconds: 5") && text.contains("falseFail: 0.001"), "the budgets file changed shape: {text}");
+    let text = std::fs::read_to_string(&budgets).expect("budgets/canary.yaml").replace("convergeSeconds: 10", "convergeSeconds: 5").replace("suiteFalseFail: 0.01", "suiteFalseFail: 0.006");
+    assert!(text.contains("convergeSeconds: 5") && text.contains("suiteFalseFail: 0.006"), "the budgets file changed shape: {text}");
     std::fs::write(&budgets, text).expect("writing the budget");
     copy
 }

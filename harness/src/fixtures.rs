@@ -325,7 +325,8 @@ pub struct CanaryBudgets {
 pub struct SplitCriteriaFixture {
     pub tolerance: f64,
     pub power: f64,
-    pub false_fail: f64,
+    /// The chance that a correct implementation fails any split verdict of a suite run.
+    pub suite_false_fail: f64,
     /// The smallest leak caught at the 0 % and 100 % stages (default 1 %).
     #[serde(default = "default_leak")]
     pub leak: f64,
@@ -337,7 +338,14 @@ fn default_leak() -> f64 {
 
 impl CanaryBudgets {
     pub fn criteria(&self) -> SplitCriteria {
-        SplitCriteria { tolerance: self.split.tolerance, power: self.split.power, false_fail: self.split.false_fail, leak: self.split.leak }
+        let verdicts = crate::scenarios::canary::SPLIT_VERDICTS;
+        SplitCriteria {
+            tolerance: self.split.tolerance,
+            power: self.split.power,
+            false_fail: self.split.suite_false_fail / f64::from(verdicts),
+            leak: self.split.leak,
+            family: Some(crate::verdict::weights::Family { false_fail: self.split.suite_false_fail, verdicts }),
+        }
     }
 }
 
@@ -353,7 +361,7 @@ pub fn load_canary_budgets(path: &Path) -> Result<CanaryBudgets> {
     };
     probability("tolerance", budgets.split.tolerance)?;
     probability("power", budgets.split.power)?;
-    probability("falseFail", budgets.split.false_fail)?;
+    probability("suiteFalseFail", budgets.split.suite_false_fail)?;
     probability("leak", budgets.split.leak)?;
     if !(budgets.converge_seconds > 0.0) {
         return Err(malformed(path, format!("convergeSeconds: expected a positive number of seconds, found {}", budgets.converge_seconds)));
@@ -526,7 +534,8 @@ mod tests {
         let mirror = load_http_route(&fixture_path("canary/weather-mirror-route.yaml")).unwrap();
         assert_eq!(mirror.mirror_to, Some(("traffic-analyzer".into(), 8080)));
         let budgets = load_canary_budgets(&fixture_path("budgets/canary.yaml")).unwrap();
-        assert_eq!(budgets.criteria(), SplitCriteria::default());
+        let family = crate::verdict::weights::Family { false_fail: 0.01, verdicts: 6 };
+        assert_eq!(budgets.criteria(), SplitCriteria { false_fail: 0.01 / 6.0, family: Some(family), ..SplitCriteria::default() });
     }
 
     #[test]
@@ -538,7 +547,7 @@ mod tests {
 
     #[test]
     fn a_split_probability_out_of_range_is_named() {
-        let file = write("convergeSeconds: 10\nsplit: {tolerance: 5, power: 0.95, falseFail: 0.01}\n");
+        let file = write("convergeSeconds: 10\nsplit: {tolerance: 5, power: 0.95, suiteFalseFail: 0.01}\n");
         let error = load_canary_budgets(file.path()).unwrap_err().to_string();
         assert!(error.contains("split.tolerance: expected a number between 0 and 1, found 5"), "{error}");
     }

@@ -304,6 +304,8 @@ pub fn example_report() -> ConformanceReport {
         statistics: vec![StatisticalParameters {
             test: "exact binomial".into(),
             false_fail_rate: 0.01,
+            family_false_fail_rate: None,
+            family_verdicts: None,
             power: 0.95,
             detectable_deviation: 0.05,
             sample_size: 446,

@@ -109,6 +109,13 @@ impl Reporter for JunitReport {
                             case.add_property(Property::new(format!("figure.{}.{key}", figure.name), value));
                         }
                     }
+                    for parameters in verdict.statistics.iter().filter(|p| p.family_false_fail_rate.is_some()) {
+                        case.add_property(Property::new("statistics.false-fail-rate", parameters.false_fail_rate.to_string()));
+                        case.add_property(Property::new("statistics.suite-false-fail-rate", parameters.family_false_fail_rate.unwrap_or_default().to_string()));
+                        case.add_property(Property::new("statistics.suite-verdicts", parameters.family_verdicts.unwrap_or_default().to_string()));
+                        case.add_property(Property::new("statistics.power", parameters.power.to_string()));
+                        case.add_property(Property::new("statistics.requests", parameters.sample_size.to_string()));
+                    }
                     if let Some(parameters) = verdict.statistics.first().filter(|_| !verdict.figures.is_empty()) {
                         case.add_property(Property::new("statistics.false-fail-rate", parameters.false_fail_rate.to_string()));
                         case.add_property(Property::new("statistics.test", parameters.test.as_str()));

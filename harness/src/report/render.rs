@@ -308,11 +308,15 @@ pub fn html(report: &ConformanceReport) -> String {
             for parameters in scenario.verdict.iter().filter(|v| v.figures.is_empty()).flat_map(|v| &v.statistics) {
                 let _ = write!(
                     plots,
-                    r#"<figure>{}<figcaption>{}: {} requests; false-fail rate {:.1}%, power {:.0}% against a {:.0}-point deviation</figcaption></figure>"#,
+                    r#"<figure>{}<figcaption>{}: {} requests; false-fail rate {:.2}%{}, power {:.1}% against a {:.0}-point deviation</figcaption></figure>"#,
                     shares_plot(&parameters.estimates),
                     escape(&parameters.test),
                     parameters.sample_size,
                     parameters.false_fail_rate * 100.0,
+                    match (parameters.family_false_fail_rate, parameters.family_verdicts) {
+                        (Some(suite), Some(verdicts)) => format!(" (a share of the suite's {:.1}% over {verdicts} verdicts)", suite * 100.0),
+                        _ => String::new(),
+                    },
                     parameters.power * 100.0,
                     parameters.detectable_deviation * 100.0
                 );

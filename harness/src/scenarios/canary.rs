@@ -13,6 +13,21 @@ const MIRROR_ROUTE: &str = "canary/weather-mirror-route.yaml";
 
 const WEIGHTS: &[Feature] = &[Feature::GatewayWeights];
 
+/// The family's split verdicts that a correct implementation can fail by chance: they share
+/// the suite-wide false-fail budget of `budgets/canary.yaml` (the 0 % and 100 % stages
+/// cannot fail by chance; the mirror check is exact).
+pub const SPLIT_JUDGED: [&str; 6] = [
+    "canary_stage_at_5_percent_is_honoured",
+    "early_stage_at_25_percent_is_honoured",
+    "mid_stage_at_50_percent_is_honoured",
+    "late_stage_at_75_percent_is_honoured",
+    "new_weights_are_live_before_they_are_judged",
+    "replica_ratio_canary_splits_75_25_at_random",
+];
+
+/// How many split verdicts share the suite-wide false-fail budget.
+pub const SPLIT_VERDICTS: u32 = SPLIT_JUDGED.len() as u32;
+
 /// Every canary scenario: each stage of the rollout, a weight change going live, mirroring.
 pub fn all() -> Vec<Scenario> {
     vec![
@@ -119,4 +134,20 @@ fn replica_ratio_canary_splits_75_25_at_random(cx: &mut ScenarioContext) -> Resu
     let canary = vec![cx.pod(&namespace, "web-canary-0", labels([("app", "web"), ("version", "canary")]), &worker)?];
     let url = cx.load_balancer_service(&namespace, "web", labels([("app", "web")]))?;
     cx.split_between_groups_seen_outside(&url, &[("stable", &stable), ("canary", &canary)])
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every scenario that judges a split by chance is counted in the suite's budget, and
+    /// each of them states the budget and its share.
+    #[test]
+    fn the_split_verdicts_sharing_the_suite_budget_are_the_family_s_scenarios() {
+        let names: Vec<&str> = super::all().iter().map(|s| s.name).collect();
+        assert!(super::SPLIT_JUDGED.iter().all(|n| names.contains(n)), "{names:?}");
+        let criteria = crate::fixtures::load_canary_budgets(&crate::fixtures::fixture_path("budgets/canary.yaml")).unwrap().criteria();
+        assert!((criteria.false_fail * 6.0 - 0.01).abs() < 1e-12, "{criteria:?}");
+        let verdict = criteria.judge(&[("a".into(), 50), ("b".into(), 50)], &[900, 900]).verdict("route r", "the Gateway");
+        let parameters = &verdict.statistics[0];
+        assert_eq!((parameters.family_false_fail_rate, parameters.family_verdicts), (Some(0.01), Some(6)));
+    }
 }

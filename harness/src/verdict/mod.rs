@@ -133,6 +133,12 @@ pub struct StatisticalParameters {
     pub test: String,
     /// The chance that a correct implementation fails this verdict (alpha).
     pub false_fail_rate: f64,
+    /// The suite-wide budget this verdict's rate is a share of: a correct implementation
+    /// fails any of the suite's `family_verdicts` statistical verdicts at most this often.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_false_fail_rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_verdicts: Option<u32>,
     /// The chance of catching a deviation of `detectable_deviation`.
     pub power: f64,
     /// The smallest deviation (as a share, 0.05 = 5 points) the power is stated for.

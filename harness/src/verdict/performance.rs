@@ -437,6 +437,8 @@ pub fn figures_within_budget(check: &str, subject: &str, figures: Vec<Figure>, l
                 exact.above.min(exact.below),
             ),
             false_fail_rate: looks.plan.false_fail,
+            family_false_fail_rate: None,
+            family_verdicts: None,
             power: power_against(looks, DETECTABLE_SHIFT),
             detectable_deviation: DETECTABLE_SHIFT,
             sample_size: figures.iter().map(|f| f.samples.len() as u64).max().unwrap_or(0),

@@ -27,11 +27,22 @@ pub struct SplitCriteria {
     /// At the 0 % and 100 % stages, a leak of this share (to the weight-0 backend, or away
     /// from the full one) is caught with `power`.
     pub leak: f64,
+    /// The suite-wide budget `false_fail` is a share of, when it is one.
+    pub family: Option<Family>,
+}
+
+/// A family-wise false-fail budget: a correct implementation fails any of `verdicts`
+/// statistical verdicts of one suite run with probability at most `false_fail`, each
+/// verdict getting an equal share (Bonferroni).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Family {
+    pub false_fail: f64,
+    pub verdicts: u32,
 }
 
 impl Default for SplitCriteria {
     fn default() -> Self {
-        Self { tolerance: 0.05, power: 0.95, false_fail: 0.01, leak: 0.01 }
+        Self { tolerance: 0.05, power: 0.95, false_fail: 0.01, leak: 0.01, family: None }
     }
 }
 
@@ -261,6 +272,8 @@ impl SplitVerdict {
                     self.criteria.false_fail_at(&self.weights(), self.requests)
                 ),
                 false_fail_rate: self.criteria.false_fail,
+                family_false_fail_rate: self.criteria.family.map(|f| f.false_fail),
+                family_verdicts: self.criteria.family.map(|f| f.verdicts),
                 // The power actually achieved at the requests sent, exactly.
                 power: self.criteria.power_at(&self.weights(), self.requests),
                 detectable_deviation: self.criteria.tolerance,
