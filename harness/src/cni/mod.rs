@@ -38,6 +38,8 @@ pub enum Feature {
     TsnPriorityMap,
     /// Measuring tools (iperf3) in pods, on nodes and on the external host.
     PerformanceTools,
+    /// Reading the CPU time and memory of the CNI's own processes while traffic flows.
+    CniResourceUsage,
 }
 
 impl Feature {
@@ -48,7 +50,7 @@ impl Feature {
 
     /// Whether the provider, not the CNI, provides it: a CNI never lacks it.
     pub fn is_provider_feature(self) -> bool {
-        matches!(self, Feature::TsnPriorityMap | Feature::PerformanceTools)
+        matches!(self, Feature::TsnPriorityMap | Feature::PerformanceTools | Feature::CniResourceUsage)
     }
 
     pub fn name(self) -> &'static str {
@@ -61,6 +63,7 @@ impl Feature {
             Feature::LoadBalancerService => "LoadBalancer Services",
             Feature::TsnPriorityMap => "TSN priority map on the node NIC",
             Feature::PerformanceTools => "measuring tools (iperf3) in pods, on nodes and outside",
+            Feature::CniResourceUsage => "the CPU time and memory of the CNI's own processes",
         }
     }
 }

@@ -192,8 +192,7 @@ fn startup_plot(figures: &[crate::verdict::performance::Figure]) -> Option<Strin
         if name == "1-pod" {
             let mut sorted = f.samples.clone();
             sorted.sort_by(f64::total_cmp);
-            let rank = ((0.95 * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-            points.push((1.0, sorted[rank - 1]));
+            points.push((1.0, crate::verdict::performance::nearest_rank(&sorted, 0.95)));
         } else if let Some(n) = name.strip_suffix("-pods.p95").and_then(|n| n.parse::<f64>().ok()) {
             points.push((n, f.estimate));
         }

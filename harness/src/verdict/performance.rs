@@ -261,11 +261,15 @@ pub enum Position {
 /// The sample quantile (nearest rank) and the interval the look's order statistics give
 /// (the sample range's end where a side cannot be bounded).
 pub fn interval(sorted: &[f64], quantile: f64, look: &Look) -> (f64, f64, f64) {
-    let n = sorted.len();
-    let rank = ((quantile * n as f64).ceil() as usize).clamp(1, n);
     let low = look.lower.map_or(f64::NEG_INFINITY, |j| sorted[j - 1]);
     let high = look.upper.map_or(f64::INFINITY, |u| sorted[u - 1]);
-    (sorted[rank - 1], low, high)
+    (nearest_rank(sorted, quantile), low, high)
+}
+
+/// The sample `quantile` of `sorted` samples by nearest rank (every figure's estimate).
+pub fn nearest_rank(sorted: &[f64], quantile: f64) -> f64 {
+    let n = sorted.len();
+    sorted[((quantile * n as f64).ceil() as usize).clamp(1, n) - 1]
 }
 
 /// Where the quantile of `samples` lies relative to `limit` at `look`.
@@ -309,17 +313,22 @@ pub fn judge(spec: &FigureSpec, samples: &[f64], looks: &Looks, budget: Option<&
             (Position::Straddles, _) => FigureOutcome::Inconclusive,
         },
     };
+    figure(spec, samples.to_vec(), (estimate, low, high), 1.0 - 2.0 * looks.per_look_level, budget, outcome)
+}
+
+/// A figure of `spec` with its samples, (estimate, low, high), level, budget and outcome.
+fn figure(spec: &FigureSpec, samples: Vec<f64>, (estimate, low, high): (f64, f64, f64), level: f64, budget: Option<&BudgetLine>, outcome: FigureOutcome) -> Figure {
     Figure {
         name: spec.name.clone(),
         unit: spec.unit.clone(),
         better: spec.better,
         quantile: spec.quantile,
         path: spec.path.clone(),
-        samples: samples.to_vec(),
+        samples,
         estimate,
         low,
         high,
-        level: 1.0 - 2.0 * looks.per_look_level,
+        level,
         budget: budget.cloned(),
         outcome,
     }
@@ -332,20 +341,7 @@ pub fn exact(spec: &FigureSpec, value: f64, budget: Option<&BudgetLine>) -> Figu
         Some((Better::Higher, true, _) | (Better::Lower, _, true)) => FigureOutcome::Passed,
         Some(_) => FigureOutcome::Failed,
     };
-    Figure {
-        name: spec.name.clone(),
-        unit: spec.unit.clone(),
-        better: spec.better,
-        quantile: spec.quantile,
-        path: spec.path.clone(),
-        samples: vec![value],
-        estimate: value,
-        low: value,
-        high: value,
-        level: 1.0,
-        budget: budget.cloned(),
-        outcome,
-    }
+    figure(spec, vec![value], (value, value, value), 1.0, budget, outcome)
 }
 
 /// Whether a figure with this outcome needs more samples (it straddles, below the cap).

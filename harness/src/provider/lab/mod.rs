@@ -92,6 +92,7 @@ pub fn cannot_host(cni: &CniProfile, feature: Feature) -> Option<String> {
             Some(format!("the lab serves HTTPRoutes only with its own {reference_gateway}, not {}", cni.gateway.as_ref().map(|g| g.name).unwrap_or_default()))
         }
         Feature::EgressGateway | Feature::GatewayWeights | Feature::RequestMirror | Feature::LoadBalancerService | Feature::TsnPriorityMap | Feature::PerformanceTools => None,
+        Feature::CniResourceUsage => Some("the lab's CNI is a chain of plugin binaries that run only during ADD, CHECK and DEL (their time is the start-up figure); no CNI process runs while traffic flows, so there is no agent to measure".into()),
         _ => Some(format!("the lab's reference egress gateway has no {}", feature.name())),
     }
 }
