@@ -22,6 +22,7 @@ use crate::provider::{Cluster, ProviderChoice};
 use crate::report::{Destinations, EventStream, RunEvent, TrialOutcome, TrialRecord};
 use crate::verdict::snat::{self, AddressBook, ExpectedSource};
 use crate::verdict::rollout::{self, Convergence};
+use crate::verdict::sequential::Decision;
 use crate::verdict::{budget, reach, Verdict};
 
 /// Every kind of wait, with its budget. Waits take their budget from here, never a literal.
@@ -394,39 +395,58 @@ impl ScenarioContext {
         Ok(rollout::live_within(&route.name, &convergence, budget))
     }
 
-    /// Sends as many requests through the route as the split criteria need, from outside,
-    /// and judges every answer and the split by the route's weights.
+    /// Sends requests through the route from outside, in the sequential split verdict's
+    /// batches until a look decides, and judges every answer and the split by the weights.
     pub fn split_seen_outside(&mut self, route: &HttpRoute) -> Result<Verdict> {
-        let criteria = self.canary_budgets()?.criteria();
-        let requests = criteria.sample_size(&route.weights());
-        let report = self.cluster.load_from_outside(&self.cluster.gateway_url(&route.path_prefix), &self.load(requests, None, false))?;
         let backends: Vec<(String, u32)> = route.backends.iter().map(|b| (b.service.clone(), b.weight)).collect();
         let names: Vec<String> = backends.iter().map(|(n, _)| n.clone()).collect();
-        let counts: Vec<u64> = names.iter().map(|n| report.by_server.get(n).copied().unwrap_or(0)).collect();
-        let mut split = criteria.judge(&backends, &counts).verdict(&format!("route {}", route.name), "the Gateway's upstream weights for the route");
+        let url = self.cluster.gateway_url(&route.path_prefix);
+        let counts = |report: &cni_probe::LoadReport| names.iter().map(|n| report.by_server.get(n).copied().unwrap_or(0)).collect();
+        let (report, mut split) = self.split_judged_sequentially(&url, &backends, false, counts, &format!("route {}", route.name), "the Gateway's upstream weights for the route")?;
         split.observed.detail.push_str(&format!(
-            "; load: {} requests at 8 concurrent, {:.0} requests/s, latency p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms",
+            "; load: {} requests at 8 concurrent, {:.0} requests/s, latency p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms (worst batch)",
             report.requests, report.requests_per_second, report.latency_ms.p50, report.latency_ms.p90, report.latency_ms.p99
         ));
         Ok(budget::all_of([rollout::answered_by_backends(&route.name, &report, &names), split]))
     }
 
+    /// Sends the sequential plan's batches to `url` until a look decides on the `counts` per
+    /// backend; returns every answer and the split's verdict.
+    fn split_judged_sequentially(
+        &mut self,
+        url: &str,
+        backends: &[(String, u32)],
+        new_connection_per_request: bool,
+        counts: impl Fn(&cni_probe::LoadReport) -> Vec<u64>,
+        subject: &str,
+        look_at: &str,
+    ) -> Result<(cni_probe::LoadReport, Verdict)> {
+        let weights: Vec<u32> = backends.iter().map(|(_, w)| *w).collect();
+        let plan = self.canary_budgets()?.criteria().sequential_plan(&weights);
+        let mut seen = cni_probe::LoadReport::default();
+        for (look, &planned) in plan.looks.iter().enumerate() {
+            seen.absorb(self.cluster.load_from_outside(url, &self.load(planned - seen.requests, None, new_connection_per_request))?);
+            let (decision, split, stop) = plan.decide(look, backends, &counts(&seen));
+            if decision != Decision::Continue {
+                return Ok((seen, plan.verdict(&split, &stop, subject, look_at)));
+            }
+        }
+        unreachable!("the plan's last look decides")
+    }
     /// Exposes the pods matching `selector` as a LoadBalancer Service; returns its URL.
     pub fn load_balancer_service(&mut self, namespace: &str, name: &str, selector: Labels) -> Result<String> {
         self.cluster.expose_service(namespace, name, &selector, 8080)
     }
 
-    /// Sends as many requests to `url` as the criteria need for a split by group size
-    /// (one share per pod), from outside, and judges the split between the groups.
+    /// Sends requests to `url` from outside, in the sequential split verdict's batches, for a
+    /// split by group size (one share per pod), and judges the split between the groups.
     pub fn split_between_groups_seen_outside(&mut self, url: &str, groups: &[(&str, &[Pod])]) -> Result<Verdict> {
-        let criteria = self.canary_budgets()?.criteria();
-        let weights: Vec<u32> = groups.iter().map(|(_, pods)| pods.len() as u32).collect();
+        let backends: Vec<(String, u32)> = groups.iter().map(|(name, pods)| ((*name).to_owned(), pods.len() as u32)).collect();
+        let counts = |report: &cni_probe::LoadReport| groups.iter().map(|(_, pods)| pods.iter().filter_map(|p| report.by_server.get(&p.name)).sum()).collect();
         // A Service balances per connection: each request needs its own for independent choices.
-        let report = self.cluster.load_from_outside(url, &self.load(criteria.sample_size(&weights), None, true))?;
-        let counts: Vec<u64> = groups.iter().map(|(_, pods)| pods.iter().filter_map(|p| report.by_server.get(&p.name)).sum()).collect();
-        let backends: Vec<(String, u32)> = groups.iter().zip(&weights).map(|((name, _), w)| ((*name).to_owned(), *w)).collect();
+        let look_at = "the Service's endpoint selection (per-endpoint probabilities)";
+        let (report, split) = self.split_judged_sequentially(url, &backends, true, counts, &format!("Service at {url}"), look_at)?;
         let pods: Vec<String> = groups.iter().flat_map(|(_, pods)| pods.iter().map(|p| p.name.clone())).collect();
-        let split = criteria.judge(&backends, &counts).verdict(&format!("Service at {url}"), "the Service's endpoint selection (per-endpoint probabilities)");
         Ok(budget::all_of([rollout::answered_by_backends(url, &report, &pods), split]))
     }
 

@@ -319,6 +319,31 @@ pub struct LoadReport {
     pub requests_per_second: f64,
 }
 
+impl LoadReport {
+    /// Adds a later batch's answers: counts add up, latency is the mean weighted by
+    /// requests and, for each percentile, the worst batch's (percentiles do not add).
+    pub fn absorb(&mut self, batch: LoadReport) {
+        let total = self.requests + batch.requests;
+        if total > 0 {
+            self.latency_ms.mean = (self.latency_ms.mean * self.requests as f64 + batch.latency_ms.mean * batch.requests as f64) / total as f64;
+        }
+        self.latency_ms.p50 = self.latency_ms.p50.max(batch.latency_ms.p50);
+        self.latency_ms.p90 = self.latency_ms.p90.max(batch.latency_ms.p90);
+        self.latency_ms.p99 = self.latency_ms.p99.max(batch.latency_ms.p99);
+        self.requests = total;
+        for (from, into) in [(batch.by_server, &mut self.by_server), (batch.by_header, &mut self.by_header)] {
+            from.into_iter().for_each(|(k, v)| *into.entry(k).or_default() += v);
+        }
+        batch.by_status.into_iter().for_each(|(k, v)| *self.by_status.entry(k).or_default() += v);
+        batch.failures.into_iter().for_each(|(k, v)| *self.failures.entry(k).or_default() += v);
+        self.header_sequence.extend(batch.header_sequence);
+        let room = 3usize.saturating_sub(self.odd_answers.len());
+        self.odd_answers.extend(batch.odd_answers.into_iter().take(room));
+        self.elapsed_ms += batch.elapsed_ms;
+        self.requests_per_second = if self.elapsed_ms > 0.0 { self.requests as f64 * 1000.0 / self.elapsed_ms } else { 0.0 };
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
     #[serde(default)]

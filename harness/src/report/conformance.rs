@@ -309,6 +309,7 @@ pub fn example_report() -> ConformanceReport {
             power: 0.95,
             detectable_deviation: 0.05,
             sample_size: 446,
+            sequential: None,
             estimates: vec![
                 crate::verdict::Estimate { name: "current-weather-pod-1".into(), expected: 0.95, observed: 0.948, low: 0.918, high: 0.969, count: 423 },
                 crate::verdict::Estimate { name: "current-weather-pod-2".into(), expected: 0.05, observed: 0.052, low: 0.031, high: 0.082, count: 23 },

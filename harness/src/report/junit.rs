@@ -115,6 +115,13 @@ impl Reporter for JunitReport {
                         case.add_property(Property::new("statistics.suite-verdicts", parameters.family_verdicts.unwrap_or_default().to_string()));
                         case.add_property(Property::new("statistics.power", parameters.power.to_string()));
                         case.add_property(Property::new("statistics.requests", parameters.sample_size.to_string()));
+                        if let Some(stopping) = &parameters.sequential {
+                            case.add_property(Property::new("statistics.stopped", format!("look {} of {}: {}", stopping.look, stopping.looks, stopping.bound)));
+                            case.add_property(Property::new("statistics.requests-worst-case", stopping.worst_case_requests.to_string()));
+                            if let Some(average) = stopping.average_requests_when_correct {
+                                case.add_property(Property::new("statistics.requests-average-when-correct", format!("{average:.0}")));
+                            }
+                        }
                     }
                     if let Some(parameters) = verdict.statistics.first().filter(|_| !verdict.figures.is_empty()) {
                         case.add_property(Property::new("statistics.false-fail-rate", parameters.false_fail_rate.to_string()));

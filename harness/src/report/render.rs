@@ -307,10 +307,21 @@ pub fn html(report: &ConformanceReport) -> String {
             for parameters in scenario.verdict.iter().filter(|v| v.figures.is_empty()).flat_map(|v| &v.statistics) {
                 let _ = write!(
                     plots,
-                    r#"<figure>{}<figcaption>{}: {} requests; false-fail rate {:.2}%{}, power {:.1}% against a {:.0}-point deviation</figcaption></figure>"#,
+                    r#"<figure>{}<figcaption>{}: {} requests{}; false-fail rate {:.2}%{}, power {:.1}% against a {:.0}-point deviation</figcaption></figure>"#,
                     shares_plot(&parameters.estimates),
                     escape(&parameters.test),
                     parameters.sample_size,
+                    match &parameters.sequential {
+                        Some(stopping) => escape(&format!(
+                            " (stopped at look {} of {}, {}; at worst {}{})",
+                            stopping.look,
+                            stopping.looks,
+                            stopping.bound,
+                            stopping.worst_case_requests,
+                            stopping.average_requests_when_correct.map(|a| format!(", {a:.0} on average for a correct split")).unwrap_or_default()
+                        )),
+                        None => String::new(),
+                    },
                     parameters.false_fail_rate * 100.0,
                     match (parameters.family_false_fail_rate, parameters.family_verdicts) {
                         (Some(suite), Some(verdicts)) => format!(" (a share of the suite's {:.1}% over {verdicts} verdicts)", suite * 100.0),

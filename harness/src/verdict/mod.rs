@@ -10,6 +10,7 @@ pub mod priority;
 pub mod reach;
 pub mod regression;
 pub mod rollout;
+pub mod sequential;
 pub mod snat;
 pub mod weights;
 
@@ -144,9 +145,28 @@ pub struct StatisticalParameters {
     /// The smallest deviation (as a share, 0.05 = 5 points) the power is stated for.
     pub detectable_deviation: f64,
     pub sample_size: u64,
+    /// For a sequential verdict: where it stopped and what it can take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<Stopping>,
     /// What was estimated, each with its interval: per backend, the share of requests.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub estimates: Vec<Estimate>,
+}
+
+/// Where a sequential verdict stopped, and the requests it takes on average and at worst.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stopping {
+    /// The look it stopped at (from 1) of `looks`.
+    pub look: u32,
+    pub looks: u32,
+    /// The bound it crossed, in words.
+    pub bound: String,
+    /// The cap: the most requests it sends.
+    pub worst_case_requests: u64,
+    /// The exact average of the requests a correct implementation takes, where computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average_requests_when_correct: Option<f64>,
 }
 
 /// One estimated share against what was expected, with its confidence interval.

@@ -438,6 +438,7 @@ pub fn figures_within_budget(check: &str, subject: &str, figures: Vec<Figure>, l
             power: power_against(looks, DETECTABLE_SHIFT),
             detectable_deviation: DETECTABLE_SHIFT,
             sample_size: figures.iter().map(|f| f.samples.len() as u64).max().unwrap_or(0),
+            sequential: None,
             estimates: figures
                 .iter()
                 .filter_map(|f| f.budget.as_ref().map(|b| Estimate { name: f.name.clone(), expected: b.limit, observed: f.estimate, low: f.low, high: f.high, count: f.samples.len() as u64 }))

@@ -9,6 +9,10 @@
 //! binomial sums, not a normal approximation (which falls 1-2 points short of a stated
 //! 95 %). A weight-0 backend must get nothing and a weight-100 % backend everything; the
 //! requests for that stage catch a leak of `leak` with the power wanted.
+//!
+//! The suites judge splits sequentially ([`super::sequential`]), on this test; the fixed
+//! design here sizes the sequential plan's search and is the yardstick its average is
+//! compared with.
 
 use serde::Serialize;
 use statrs::distribution::{Beta, Binomial, ContinuousCDF, DiscreteCDF, Normal};
@@ -48,7 +52,7 @@ impl Default for SplitCriteria {
 
 /// The rejection region of the exact test of "the share is `p0`" at `n` requests with
 /// `tail` on each side: counts at or below the first, at or above the second.
-fn rejection_region(n: u64, p0: f64, tail: f64) -> (Option<u64>, Option<u64>) {
+pub(crate) fn rejection_region(n: u64, p0: f64, tail: f64) -> (Option<u64>, Option<u64>) {
     let null = Binomial::new(p0, n).expect("valid binomial");
     // P(X <= x) grows with x, P(X >= x) shrinks: the last x below, the first x above.
     let (mut lo, mut hi) = (None, None);
@@ -83,7 +87,7 @@ fn z(probability: f64) -> f64 {
     Normal::standard().inverse_cdf(probability)
 }
 
-fn shares(weights: &[u32]) -> Vec<f64> {
+pub(crate) fn shares(weights: &[u32]) -> Vec<f64> {
     let total: u32 = weights.iter().sum();
     weights.iter().map(|&w| if total == 0 { 0.0 } else { f64::from(w) / f64::from(total) }).collect()
 }
@@ -173,8 +177,13 @@ impl SplitCriteria {
     /// Judges observed `counts` against `weights` (same order).
     pub fn judge(&self, backends: &[(String, u32)], counts: &[u64]) -> SplitVerdict {
         let weights: Vec<u32> = backends.iter().map(|(_, w)| *w).collect();
+        self.judge_at(backends, counts, self.confidence(&weights))
+    }
+
+    /// Judges `counts` with each backend's interval at `confidence` (a sequential look's).
+    pub fn judge_at(&self, backends: &[(String, u32)], counts: &[u64], confidence: f64) -> SplitVerdict {
+        let weights: Vec<u32> = backends.iter().map(|(_, w)| *w).collect();
         let expected = shares(&weights);
-        let confidence = self.confidence(&weights);
         let requests: u64 = counts.iter().sum();
         let shares = backends
             .iter()
@@ -245,7 +254,7 @@ impl SplitVerdict {
             .iter()
             .map(|s| {
                 format!(
-                    "{} (weight {}, expected {:.1}%): {} of {} = {:.1}%, {:.1}% interval [{:.1}%, {:.1}%] {}",
+                    "{} (weight {}, expected {:.1}%): {} of {} = {:.1}%, {:.3}% interval [{:.1}%, {:.1}%] {}",
                     s.backend,
                     s.weight,
                     s.expected * 100.0,
@@ -278,6 +287,7 @@ impl SplitVerdict {
                 power: self.criteria.power_at(&self.weights(), self.requests),
                 detectable_deviation: self.criteria.tolerance,
                 sample_size: self.shares.iter().map(|s| s.count).sum(),
+                sequential: None,
                 estimates: self
                     .shares
                     .iter()
@@ -292,7 +302,7 @@ impl SplitVerdict {
             expected: Evidence::new(
                 "split-as-weighted",
                 format!(
-                    "every share within {:.0} points, false-fail rate {:.0}%, power {:.0}%",
+                    "every share within {:.0} points, false-fail rate {:.3}%, power {:.0}%",
                     self.criteria.tolerance * 100.0,
                     self.criteria.false_fail * 100.0,
                     self.criteria.power * 100.0
