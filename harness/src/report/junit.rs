@@ -188,4 +188,35 @@ mod tests {
         assert!(xml.contains(r#"type="wrong source address""#), "{xml}");
         assert!(xml.contains(r#"<property name="provided-by-harness" value="lab reference egress gateway"/>"#), "{xml}");
     }
+
+    /// A sequential split verdict's JUnit case states its error rates, the requests it took,
+    /// where it stopped, its worst case and its average for a correct split.
+    #[test]
+    fn a_sequential_split_states_where_it_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("junit.xml");
+        let mut report = JunitReport::new(path.clone());
+        report.on_event(&RunEvent::Started { suite: "s", provider: "lab", cni: "reference" });
+        let criteria = crate::fixtures::load_canary_budgets(&crate::fixtures::fixture_path("budgets/canary.yaml")).unwrap().criteria();
+        let plan = criteria.sequential_plan(&[50, 50]);
+        let backends = [("a".to_owned(), 50), ("b".to_owned(), 50)];
+        let counts = [plan.looks[2] / 2, plan.looks[2] - plan.looks[2] / 2];
+        let (decision, split, stop) = plan.decide(2, &backends, &counts);
+        assert_eq!(decision, crate::verdict::sequential::Decision::Passed);
+        let verdict = plan.verdict(&split, &stop, "route r", "the Gateway");
+        let record = TrialRecord { scenario: "x".into(), sentence: "y".into(), outcome: TrialOutcome::Passed(verdict), duration: Duration::ZERO, provided_by_harness: vec![] };
+        report.on_event(&RunEvent::TrialFinished(&record));
+        report.on_event(&RunEvent::Finished { elapsed: Duration::ZERO });
+        assert!(report.finish().problems.is_empty());
+        let xml = std::fs::read_to_string(&path).unwrap();
+        for expected in [
+            format!(r#"<property name="statistics.requests" value="{}"/>"#, plan.looks[2]),
+            format!(r#"<property name="statistics.stopped" value="look 3 of 10: pass bound: every share shown within 5 points at {} requests"/>"#, plan.looks[2]),
+            format!(r#"<property name="statistics.requests-worst-case" value="{}"/>"#, plan.worst_case()),
+            format!(r#"<property name="statistics.requests-average-when-correct" value="{:.0}"/>"#, plan.average_when_correct().unwrap()),
+            r#"<property name="statistics.suite-false-fail-rate" value="0.01"/>"#.to_owned(),
+        ] {
+            assert!(xml.contains(&expected), "{expected} in {xml}");
+        }
+    }
 }
