@@ -19,6 +19,7 @@ pub mod provider;
 pub mod report;
 pub mod scenario;
 pub mod scenarios;
+pub mod spec;
 pub mod verdict;
 
 pub use error::{HarnessError, Result};

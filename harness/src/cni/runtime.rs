@@ -84,6 +84,29 @@ pub struct Attachment {
     pub capability_args: Map<String, Value>,
 }
 
+impl Attachment {
+    /// The `CNI_*` variables a runtime sets for `command` on this attachment.
+    pub fn environment(&self, command: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("CNI_COMMAND", command.to_owned()),
+            ("CNI_CONTAINERID", self.container_id.clone()),
+            ("CNI_NETNS", self.netns.display().to_string()),
+            ("CNI_IFNAME", self.ifname.clone()),
+            ("CNI_ARGS", self.args.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(";")),
+        ]
+    }
+}
+
+/// What one plugin run printed and how it exited.
+#[derive(Debug, Clone)]
+pub struct PluginOutput {
+    pub success: bool,
+    /// The exit status in words ("exit status: 1").
+    pub status: String,
+    pub stdout: String,
+    pub stderr: String,
+}
+
 /// An IP assignment from a CNI result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IpConfig {
@@ -138,6 +161,9 @@ pub struct NodeView {
     pub netns: String,
     /// A bpffs mounted for this node alone.
     pub bpffs: PathBuf,
+    /// A directory seen as `/var/lib/cni` (where IPAM and other plugins keep their state),
+    /// for a node of its own; `None` leaves the host's.
+    pub var_lib_cni: Option<PathBuf>,
 }
 
 impl NodeView {
@@ -150,6 +176,10 @@ impl NodeView {
             .map_err(|e| HarnessError::Command { command: format!("open {}", netns_path.display()), detail: e.to_string() })?
             .into();
         let bpffs = self.bpffs.clone();
+        let var_lib_cni = self.var_lib_cni.clone();
+        if var_lib_cni.is_some() {
+            std::fs::create_dir_all("/var/lib/cni").map_err(|e| HarnessError::Command { command: "mkdir /var/lib/cni".into(), detail: e.to_string() })?;
+        }
         let mut command = Command::new(program);
         // SAFETY: between fork and exec the closure makes only syscalls (setns, unshare,
         // mount) on values prepared before the fork; it allocates nothing.
@@ -163,6 +193,9 @@ impl NodeView {
                 umount2("/sys", MntFlags::MNT_DETACH)?;
                 mount(Some("sysfs"), "/sys", Some("sysfs"), MsFlags::empty(), None::<&str>)?;
                 mount(Some(bpffs.as_path()), "/sys/fs/bpf", None::<&str>, MsFlags::MS_BIND, None::<&str>)?;
+                if let Some(state) = var_lib_cni.as_deref() {
+                    mount(Some(state), "/var/lib/cni", None::<&str>, MsFlags::MS_BIND, None::<&str>)?;
+                }
                 Ok(())
             });
         }
@@ -241,56 +274,61 @@ impl CniRuntime {
         previous: Option<&Value>,
     ) -> Result<Option<Value>> {
         let plugin_name = plugin_type(plugin);
-        let binary = self.plugin_path(plugin_name)?;
         let config = plugin_config(list, plugin, attachment, previous);
-        let mut process = match &self.node {
-            Some(node) => node.command(&binary)?,
-            None => Command::new(&binary),
-        };
-        let cni_args = attachment.args.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(";");
-        process
-            .env("CNI_COMMAND", command)
-            .env("CNI_CONTAINERID", &attachment.container_id)
-            .env("CNI_NETNS", &attachment.netns)
-            .env("CNI_IFNAME", &attachment.ifname)
-            .env("CNI_ARGS", cni_args)
-            .env("CNI_PATH", self.cni_path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
         let failed = |message: String| HarnessError::CniPlugin {
             command: command.to_owned(),
             plugin: plugin_name.to_owned(),
             container: attachment.container_id.clone(),
             message,
         };
-        let mut child = process.spawn().map_err(|e| failed(format!("could not start {}: {e}", binary.display())))?;
-        // A plugin may exit without reading its config (a broken pipe); what it printed and
-        // its exit status say why, as they would to any runtime.
-        match child.stdin.take().expect("stdin is piped").write_all(config.to_string().as_bytes()) {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(failed(format!("could not write the config to its stdin: {e}"))),
-            _ => {}
-        }
-        let output = child.wait_with_output().map_err(|e| failed(e.to_string()))?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        if !output.status.success() {
-            let message = match serde_json::from_str::<PluginError>(&stdout) {
+        let output = self.exec(command, plugin_name, config.to_string().as_bytes(), &attachment.environment(command))?;
+        if !output.success {
+            let message = match serde_json::from_str::<PluginError>(&output.stdout) {
                 Ok(PluginError { code, msg, details }) => format!(
                     "error code {}: {}{}",
                     code.map_or("?".into(), |c| c.to_string()),
                     msg.unwrap_or_default(),
                     details.map(|d| format!(" ({d})")).unwrap_or_default()
                 ),
-                Err(_) => format!("{} {}", output.status, String::from_utf8_lossy(&output.stderr).trim()),
+                Err(_) => format!("{} {}", output.status, output.stderr.trim()),
             };
             return Err(failed(message));
         }
-        if stdout.trim().is_empty() {
+        if output.stdout.trim().is_empty() {
             return Ok(None);
         }
-        serde_json::from_str(&stdout)
+        serde_json::from_str(&output.stdout)
             .map(Some)
-            .map_err(|e| HarnessError::CniResult { plugin: plugin_name.to_owned(), detail: format!("{e}: {stdout}") })
+            .map_err(|e| HarnessError::CniResult { plugin: plugin_name.to_owned(), detail: format!("{e}: {}", output.stdout) })
+    }
+
+    /// Runs plugin `plugin_name` once with `stdin` and exactly the `CNI_*` variables in
+    /// `environment` (plus `CNI_PATH`), in the node's view; returns what it printed and how
+    /// it exited, whatever that was. An error only when it could not be run at all.
+    pub fn exec(&self, command: &str, plugin_name: &str, stdin: &[u8], environment: &[(&str, String)]) -> Result<PluginOutput> {
+        let binary = self.plugin_path(plugin_name)?;
+        let mut process = match &self.node {
+            Some(node) => node.command(&binary)?,
+            None => Command::new(&binary),
+        };
+        process.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()).env("CNI_PATH", self.cni_path());
+        process.envs(environment.iter().map(|(k, v)| (*k, v.as_str())));
+        process.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let failed = |message: String| HarnessError::CniPlugin { command: command.to_owned(), plugin: plugin_name.to_owned(), container: String::new(), message };
+        let mut child = process.spawn().map_err(|e| failed(format!("could not start {}: {e}", binary.display())))?;
+        // A plugin may exit without reading its config (a broken pipe); what it printed and
+        // its exit status say why, as they would to any runtime.
+        match child.stdin.take().expect("stdin is piped").write_all(stdin) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(failed(format!("could not write the config to its stdin: {e}"))),
+            _ => {}
+        }
+        let output = child.wait_with_output().map_err(|e| failed(e.to_string()))?;
+        Ok(PluginOutput {
+            success: output.status.success(),
+            status: output.status.to_string(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
     }
 
     fn cache_path(&self, list: &NetworkConfigList, attachment: &Attachment) -> PathBuf {
@@ -327,13 +365,13 @@ impl CniRuntime {
     }
 }
 
-fn plugin_type(plugin: &Map<String, Value>) -> &str {
+pub(crate) fn plugin_type(plugin: &Map<String, Value>) -> &str {
     plugin["type"].as_str().expect("checked in parse")
 }
 
 /// The stdin config of one plugin: its own fields plus the list's name and version, the
 /// previous result, and the runtime config its capabilities ask for.
-fn plugin_config(list: &NetworkConfigList, plugin: &Map<String, Value>, attachment: &Attachment, previous: Option<&Value>) -> Value {
+pub(crate) fn plugin_config(list: &NetworkConfigList, plugin: &Map<String, Value>, attachment: &Attachment, previous: Option<&Value>) -> Value {
     let mut config = plugin.clone();
     config.insert("cniVersion".into(), Value::String(list.cni_version.clone()));
     config.insert("name".into(), Value::String(list.name.clone()));

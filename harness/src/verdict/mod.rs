@@ -65,6 +65,7 @@ pub enum FailureReason {
     DeliveryTimeChanged,
     /// A figure's interval still straddled its budget after the most samples allowed.
     Inconclusive,
+    SpecViolation,
 }
 
 impl FailureReason {
@@ -85,6 +86,7 @@ impl FailureReason {
             FailureReason::WrongClass => "packets in the wrong traffic class",
             FailureReason::DeliveryTimeChanged => "delivery time not as the talker set it",
             FailureReason::Inconclusive => "inconclusive at the cap",
+            FailureReason::SpecViolation => "violates the CNI specification",
         }
     }
 }

@@ -13,7 +13,7 @@ mod egress;
 pub mod faults;
 mod gateway;
 pub mod gc;
-mod shell;
+pub(crate) mod shell;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
@@ -226,7 +226,7 @@ impl Lab {
                 node: Node { name: name.clone(), role: kind_node.role, labels: kind_node.labels.clone(), address: IpAddr::V4(addressing::node_address(index)) },
                 netns: name.clone(),
                 pod_cidr,
-                runtime: CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: state.join("cache"), node: Some(NodeView { netns: name.clone(), bpffs: state.join("bpffs") }) },
+                runtime: CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: state.join("cache"), node: Some(NodeView { netns: name.clone(), bpffs: state.join("bpffs"), var_lib_cni: None }) },
                 network,
                 attaching: Default::default(),
             });

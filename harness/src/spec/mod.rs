@@ -1,0 +1,545 @@
+//! CNI specification conformance of plugin binaries: each check runs a plugin (or a chain)
+//! exactly as a container runtime does, on a node of its own, and judges one rule of SPEC.md.
+//!
+//! A *subject* is a conflist (or a single plugin's `.conf`) and the directories its plugin
+//! binaries are in. Checks that need something the subject does not claim (CHECK before
+//! 0.4.0, STATUS and GC before 1.1.0, chaining with one plugin) are not applicable, with the
+//! reason. A fault that a plugin really has is reported as a failure with its evidence;
+//! the reviewed list of known failures ([`known`]) only decides the exit status.
+
+pub mod known;
+pub mod rules;
+pub mod sandbox;
+pub mod suite;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::cni::runtime::{plugin_config, plugin_type, Attachment, CniRuntime, NetworkConfigList, PluginOutput};
+use crate::error::{HarnessError, Result};
+use crate::verdict::Verdict;
+use rules::{judged, Rule};
+use sandbox::{Container, Sandbox};
+
+/// The versions of the specification whose results the checks know.
+pub const KNOWN_VERSIONS: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
+
+/// A plugin or chain under test.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub name: String,
+    pub source: PathBuf,
+    pub list: NetworkConfigList,
+    pub plugin_dirs: Vec<PathBuf>,
+    /// The specification versions every plugin of the chain claims (its VERSION answer).
+    pub claimed: Vec<String>,
+    /// The plugins' own version: their package's, or a digest of the binaries.
+    pub version: String,
+    /// Why the subject cannot run on this machine at all (its kernel lacks a link kind).
+    pub cannot_run: Option<String>,
+}
+
+impl Subject {
+    /// Loads a subject from a `.conflist` or a single plugin's `.conf`; asks its plugins
+    /// which versions they support.
+    pub fn load(path: &Path, plugin_dirs: Vec<PathBuf>) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| HarnessError::FixtureUnreadable { path: path.to_owned(), source })?;
+        let list = match path.extension().and_then(|e| e.to_str()) {
+            Some("conf") | Some("json") => {
+                let malformed = |detail: String| HarnessError::FixtureMalformed { path: path.to_owned(), detail };
+                let value: Value = serde_json::from_str(&text).map_err(|e| malformed(format!("not valid JSON: {e}")))?;
+                let mut plugin = value.as_object().cloned().ok_or_else(|| malformed("expected a plugin configuration object".into()))?;
+                let field = |plugin: &mut Map<String, Value>, name: &str| plugin.remove(name).and_then(|v| v.as_str().map(str::to_owned));
+                let cni_version = field(&mut plugin, "cniVersion").ok_or_else(|| malformed("cniVersion: expected a string such as \"1.0.0\"".into()))?;
+                let name = field(&mut plugin, "name").ok_or_else(|| malformed("name: expected the network's name".into()))?;
+                NetworkConfigList::parse(&serde_json::json!({ "cniVersion": cni_version, "name": name, "plugins": [plugin] }).to_string(), path)?
+            }
+            _ => NetworkConfigList::parse(&text, path)?,
+        };
+        let runtime = CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: std::env::temp_dir(), node: None };
+        runtime.require_plugins(&list)?;
+        let mut claimed: Option<Vec<String>> = None;
+        for plugin in list.plugin_types() {
+            let answer = runtime.exec("VERSION", plugin, format!(r#"{{"cniVersion":"{}"}}"#, list.cni_version).as_bytes(), &[("CNI_COMMAND", "VERSION".into())])?;
+            let versions: Vec<String> = serde_json::from_str::<Value>(&answer.stdout)
+                .ok()
+                .and_then(|v| v.get("supportedVersions").cloned())
+                .and_then(|v| serde_json::from_value(v).ok())
+                .unwrap_or_default();
+            claimed = Some(match claimed {
+                None => versions,
+                Some(before) => before.into_iter().filter(|v| versions.contains(v)).collect(),
+            });
+        }
+        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("subject").to_owned();
+        let version = plugins_version(&runtime, &list);
+        let cannot_run = list.plugin_types().find_map(sandbox::kernel_lacks);
+        Ok(Self { name, source: path.to_owned(), list, plugin_dirs, claimed: claimed.unwrap_or_default(), version, cannot_run })
+    }
+
+    /// The subject's list at another version of the specification.
+    pub fn at(&self, version: &str) -> NetworkConfigList {
+        NetworkConfigList { cni_version: version.to_owned(), ..self.list.clone() }
+    }
+
+    fn claims(&self, version: &str) -> bool {
+        self.claimed.iter().any(|v| v == version)
+    }
+
+    /// The first plugin: the one that creates the interface, which the single-plugin
+    /// rules (errors) are asked of.
+    fn main_plugin(&self) -> &str {
+        self.list.plugin_types().next().expect("a list has plugins")
+    }
+}
+
+/// The Debian package that ships the binaries, with its version; or a digest of them.
+fn plugins_version(runtime: &CniRuntime, list: &NetworkConfigList) -> String {
+    let paths: Vec<PathBuf> = list.plugin_types().filter_map(|p| runtime.plugin_path(p).ok()).collect();
+    let package = paths.first().and_then(|p| crate::provider::lab::shell::run("dpkg-query", &["-S", &p.display().to_string()], None).ok());
+    if let Some(package) = package.as_deref().and_then(|line| line.split(':').next()) {
+        if let Ok(version) = crate::provider::lab::shell::run("dpkg-query", &["-W", "-f=${Version}", package], None) {
+            return format!("{package} {version}");
+        }
+    }
+    let digests = paths.iter().filter_map(|p| crate::provider::lab::shell::run("sha256sum", &[&p.display().to_string()], None).ok()).map(|l| l.chars().take(12).collect::<String>()).collect::<Vec<_>>();
+    format!("unpackaged sha256 {}", digests.join("+"))
+}
+
+/// What a check decides: a verdict, or that the rule does not apply to the subject.
+#[derive(Debug)]
+pub enum Judgement {
+    Verdict(Verdict),
+    NotApplicable(String),
+}
+
+/// One check: the rule it judges and how.
+#[derive(Clone, Copy)]
+pub struct Check {
+    pub rule: Rule,
+    pub body: fn(&mut SpecContext<'_>) -> Result<Judgement>,
+}
+
+/// A subject on a node of its own, for one check.
+pub struct SpecContext<'a> {
+    pub subject: &'a Subject,
+    pub sandbox: Sandbox,
+}
+
+/// One plugin's run within a chain.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub plugin: String,
+    pub output: PluginOutput,
+}
+
+impl SpecContext<'_> {
+    fn verdict(&self, rule: &Rule, problems: Vec<String>, seen: impl Into<String>) -> Result<Judgement> {
+        Ok(Judgement::Verdict(judged(rule, &format!("{} ({})", self.subject.name, self.subject.version), problems, seen.into())))
+    }
+
+    /// Runs `command` over the chain as a runtime does: ADD in order with each result as
+    /// the next one's `prevResult`; CHECK and DEL with `previous` (the ADD result), DEL in
+    /// reverse and on through failures. Stops an ADD or CHECK at the first failing plugin.
+    fn chain(&self, command: &str, list: &NetworkConfigList, attachment: &Attachment, previous: Option<&Value>) -> Result<Vec<Step>> {
+        let mut steps = Vec::new();
+        let mut carried = previous.cloned();
+        let plugins: Vec<&Map<String, Value>> = match command {
+            "DEL" => list.plugins.iter().rev().collect(),
+            _ => list.plugins.iter().collect(),
+        };
+        for plugin in plugins {
+            let config = plugin_config(list, plugin, attachment, carried.as_ref());
+            let output = self.sandbox.runtime.exec(command, plugin_type(plugin), config.to_string().as_bytes(), &attachment.environment(command))?;
+            let failed = !output.success;
+            if command == "ADD" && !failed {
+                carried = serde_json::from_str(&output.stdout).ok();
+            }
+            steps.push(Step { plugin: plugin_type(plugin).to_owned(), output });
+            if failed && command != "DEL" {
+                break;
+            }
+        }
+        Ok(steps)
+    }
+
+    /// ADD over the chain; the final result, or the failing plugin's output as a problem.
+    fn add(&self, list: &NetworkConfigList, container: &Container) -> Result<std::result::Result<Value, String>> {
+        let steps = self.chain("ADD", list, &self.sandbox.attachment(container), None)?;
+        let last = steps.last().expect("a chain has plugins");
+        if !last.output.success {
+            return Ok(Err(format!("ADD by {} failed: {} {}", last.plugin, last.output.stdout.trim(), last.output.stderr.trim())));
+        }
+        Ok(serde_json::from_str(&last.output.stdout).map_err(|e| format!("ADD by {} printed no JSON result ({e}): {:?}", last.plugin, last.output.stdout)))
+    }
+
+    /// DEL over the chain; the failures, one line per failing plugin.
+    fn del(&self, list: &NetworkConfigList, container: &Container, previous: Option<&Value>) -> Result<Vec<String>> {
+        let steps = self.chain("DEL", list, &self.sandbox.attachment(container), previous)?;
+        Ok(steps.iter().filter(|s| !s.output.success).map(|s| format!("DEL by {} failed: {} {}", s.plugin, s.output.stdout.trim(), s.output.stderr.trim())).collect())
+    }
+
+    /// An attachment added and deleted, so that what a plugin keeps for every attachment
+    /// (a bridge, its chains, the IPAM's bookkeeping) exists before the node is measured.
+    fn warm_up(&self) -> Result<std::result::Result<(), String>> {
+        let list = &self.subject.list;
+        let container = self.sandbox.container()?;
+        let result = match self.add(list, &container)? {
+            Ok(result) => result,
+            Err(problem) => return Ok(Err(problem)),
+        };
+        let problems = self.del(list, &container, Some(&result))?;
+        self.sandbox.remove_container(&container)?;
+        Ok(if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) })
+    }
+}
+
+macro_rules! rule {
+    ($name:literal, $section:literal, $sentence:literal) => {
+        Rule { name: $name, sentence: $sentence, section: $section }
+    };
+}
+
+/// Every check, in the order the specification states the rules.
+pub fn checks() -> Vec<Check> {
+    vec![
+        Check { rule: rule!("version_answers_its_supported_versions", "section 2, VERSION", "VERSION prints the versions the plugin supports, as JSON, whatever version the config names."), body: version_answers },
+        Check { rule: rule!("every_claimed_version_adds_and_deletes", "section 2, ADD and DEL; section 5, result types", "At every version the plugin claims (0.3.0 on), ADD returns a result valid for that version and DEL removes the interface."), body: every_claimed_version },
+        Check { rule: rule!("add_result_is_valid_for_its_version", "section 5, ADD success result", "ADD returns a result of the config's version: named interfaces, addresses in CIDR notation that refer to interfaces of the result, routes, DNS."), body: add_result_is_valid },
+        Check { rule: rule!("add_reports_what_is_really_there", "section 2, ADD; section 5, interfaces and ips", "The interfaces and addresses ADD reports are in the container (and host interfaces on the node)."), body: add_reports_what_is_there },
+        Check { rule: rule!("check_passes_after_add", "section 2, CHECK", "CHECK with the ADD result as prevResult succeeds right after ADD."), body: check_passes_after_add },
+        Check { rule: rule!("check_fails_when_the_container_changed", "section 2, CHECK", "After the container's address is removed behind the plugin's back, CHECK fails with an error."), body: check_fails_when_changed },
+        Check { rule: rule!("del_removes_what_add_created", "section 2, DEL", "DEL removes what ADD created: the node's links, addresses, routes, rules, iptables and nftables rules, IPAM files and BPF pins are as before ADD, and the container's interface is gone."), body: del_removes_what_add_created },
+        Check { rule: rule!("del_twice_succeeds", "section 2, DEL", "A second DEL of the same attachment succeeds."), body: del_twice_succeeds },
+        Check { rule: rule!("del_without_add_succeeds", "section 2, DEL", "DEL of an attachment that was never added succeeds."), body: del_without_add_succeeds },
+        Check { rule: rule!("del_after_the_netns_is_gone_succeeds_and_frees", "section 2, DEL", "DEL after the container's network namespace is gone succeeds and still frees what ADD allocated on the node."), body: del_after_netns_gone },
+        Check { rule: rule!("errors_are_the_specification_s_json", "section 6, error codes", "A malformed config (6), a missing CNI_NETNS (4), an unknown cniVersion (1) and a config without its name (7 or a plugin code) fail with a non-zero exit and the JSON error structure on stdout."), body: errors_are_json },
+        Check { rule: rule!("chained_plugins_pass_on_the_previous_result", "section 3, chaining (prevResult)", "Every plugin after the first gets its predecessor's result as prevResult and returns a result that keeps its interfaces and addresses."), body: chain_passes_on },
+        Check { rule: rule!("concurrent_adds_get_distinct_addresses", "section 2, ADD; section 4, IPAM", "Eight ADDs at once all succeed with distinct addresses, and their DELs leave the node as it was."), body: concurrent_adds },
+        Check { rule: rule!("status_and_gc_of_1_1_0", "section 2, STATUS and GC (1.1.0)", "A plugin claiming 1.1.0 answers STATUS, and GC with no valid attachments frees what ADD allocated."), body: status_and_gc },
+    ]
+}
+
+fn version_answers(cx: &mut SpecContext<'_>) -> Result<Judgement> {
+    let rule = checks()[0].rule;
+    let mut problems = Vec::new();
+    let mut seen = Vec::new();
+    for plugin in cx.subject.list.plugin_types() {
+        for asked in [cx.subject.list.cni_version.as_str(), "99.0.0"] {
+            let output = cx.sandbox.runtime.exec("VERSION", plugin, format!(r#"{{"cniVersion":"{asked}"}}"#).as_bytes(), &[("CNI_COMMAND", "VERSION".into())])?;
+            let answer: Option<Value> = serde_json::from_str(&output.stdout).ok();
+            let versions = answer.as_ref().and_then(|a| a.get("supportedVersions")).and_then(Value::as_array).filter(|v| !v.is_empty() && v.iter().all(Value::is_string));
+            match (output.success, versions, answer.as_ref().and_then(|a| a.get("cniVersion")).and_then(Value::as_str)) {
+                (true, Some(versions), Some(_)) => {
+                    if asked == cx.subject.list.cni_version && !versions.iter().any(|v| v == asked) {
+                        problems.push(format!("{plugin}: the config's version {asked} is not among {versions:?}"));
+                    }
+                    seen.push(format!("{plugin}: {}", versions.len()));
+                }
+                _ => problems.push(format!("{plugin} (config version {asked}): no versions answer: {} {:?} {:?}", output.status, output.stdout.trim(), output.stderr.trim())),
+            }
+        }
+    }
+    cx.verdict(&rule, problems, format!("versions answered ({})", seen.join(", ")))
+}
+
+fn every_claimed_version(cx: &mut SpecContext<'_>) -> Result<Judgement> {
+    let rule = checks()[1].rule;
+    let versions: Vec<&str> = KNOWN_VERSIONS.iter().copied().filter(|v| cx.subject.claims(v)).collect();
+    if versions.is_empty() {
+        return Ok(Judgement::NotApplicable(format!("the plugins claim none of {KNOWN_VERSIONS:?}: {:?}", cx.subject.claimed)));
+    }
+    let mut problems = Vec::new();
+    for version in &versions {
+        let list = cx.subject.at(version);
+        let container = cx.sandbox.container()?;
+        match cx.add(&list, &container)? {
+            Ok(result) => {
+                problems.extend(rules::result_problems(&result, version).into_iter().map(|p| format!("at {version}: {p}")));
+                problems.extend(cx.del(&list, &container, Some(&result))?.into_iter().map(|p| format!("at {version}: {p}")));
+                let left = cx.sandbox.container_state(&container)?;
+                if !left.is_empty() {
+                    problems.push(format!("at {version}: after DEL the container still has {}", left.into_iter().collect::<Vec<_>>().join(", ")));
+                }
+            }
+            Err(problem) => problems.push(format!("at {version}: {problem}")),
+        }
+    }
+    cx.verdict(&rule, problems, format!("added and deleted at {}", versions.join(", ")))
+}
+
+fn add_result_is_valid(cx: &mut SpecContext<'_>) -> Result<Judgement> {
+    let rule = checks()[2].rule;
+    let container = cx.sandbox.container()?;
+    let problems = match cx.add(&cx.subject.list, &container)? {
+        Ok(result) => rules::result_problems(&result, &cx.subject.list.cni_version),
+        Err(problem) => vec![problem],
+    };
+    cx.verdict(&rule, problems, format!("a valid {} result", cx.subject.list.cni_version))
+}
+
+fn add_reports_what_is_there(cx: &mut SpecContext<'_>) -> Result<Judgement> {
+    let rule = checks()[3].rule;
+    let container = cx.sandbox.container()?;
+    let problems = match cx.add(&cx.subject.list, &container)? {
+        Ok(result) => rules::not_really_there(&result, &container.path.display().to_string(), &cx.sandbox.container_state(&container)?, &cx.sandbox.node_state()?),
+        Err(problem) => vec![problem],
+    };
+    cx.verdict(&rule, problems, "every reported interface and address found")
+}
+
+/// CHECK exists from 0.4.0 on.
+fn check_not_applicable(subject: &Subject) -> Option<String> {
+    matches!(subject.list.cni_version.as_str(), "0.1.0" | "0.2.0" | "0.3.0" | "0.3.1").then(|| format!("CHECK exists from 0.4.0; the config is {}", subject.list.cni_version))
+}
+
+fn check_passes_after_add(cx: &mut SpecContext<'_>) -> Result<Judgement> {
+    let rule = checks()[4].rule;
+    if let Some(reason) = check_not_applicable(cx.subject) {
+        return Ok(Judgement::NotApplicable(reason));
+    }
+    let container = cx.sandbox.container()?;
+    let problems = match cx.add(&cx.subject.list, &container)? {
+        Ok(result) => cx
+            .chain("CHECK", &cx.subject.list, &cx.sandbox.attachment(&container), Some(&result))?
+            .iter()
+            .filter(|s| !s.output.success)
+            .map(|s| format!("CHECK by {} failed right after ADD: {} {}", s.plugin, s.output.stdout.trim(), s.output.stderr.trim()))
+            .collect(),
+        Err(problem) => vec![problem],
+    };
+    cx.verdict(&rule, problems, "CHECK succeeded")
+}
+
+fn check_fails_when_changed(cx: &mut SpecContext<'_>) -> Result<Judgement> {
+    let rule = checks()[5].rule;
+    if let Some(reason) = check_not_applicable(cx.subject) {
+        return Ok(Judgement::NotApplicable(reason));
+    }
+    let container = cx.sandbox.container()?;
+    let result = match cx.add(&cx.subject.list, &container)? {
+        Ok(result) => result,
+        Err(problem) => return cx.verdict(&rule, vec![problem], ""),
+    };
+    let state = cx.sandbox.container_state(&container)?;
+    let Some(interface) = state.iter().find(|l| l.starts_with("address ")).and_then(|l| l.rsplit(" on ").next()).map(str::to_owned) else {
+        return Ok(Judgement::NotApplicable("ADD put no address in the container to change".into()));
+    };
+    cx.sandbox.in_container(&container, &["addr", "flush", "dev", &interface])?;
+    let steps = cx.chain("CHECK", &cx.subject.list, &cx.sandbox.attachment(&container), Some(&result))?;
+    let problems = match steps.iter().find(|s| !s.output.success) {
+        Some(failed) => rules::error_problems(&failed.output, &(1..100).collect::<Vec<_>>(), true).into_iter().map(|p| format!("CHECK by {}: {p}", failed.plugin)).collect(),
+        None => vec![format!("CHECK succeeded although {interface} lost its addresses (checked by {})", steps.iter().map(|s| s.plugin.as_str()).collect::<Vec<_>>().join(", "))],
+    };
+    cx.verdict(&rule, problems, format!("CHECK failed once {interface} lost its addresses"))
+}
+
+/// ADDs and DELs with `between` run between them; what the node and container gained or lost.
+fn node_changes(cx: &SpecContext<'_>, between: impl FnOnce(&SpecContext<'_>, &Container, &Value) -> Result<Vec<String>>) -> Result<Vec<String>> {
+    if let Err(problem) = cx.warm_up()? {
+        return Ok(vec![format!("warming up: {problem}")]);
+    }
+    let before = cx.sandbox.node_state()?;
+    let container = cx.sandbox.container()?;
+    let container_before = cx.sandbox.container_state(&container)?;
+    let result = match cx.add(&cx.subject.list, &container)? {
+        Ok(result) => result,
+        Err(problem) => return Ok(vec![problem]),
+    };
+    let mut problems = between(cx, &container, &result)?;
+    problems.extend(settled_changes(cx, &before)?);
+    if cx.sandbox.exists(&container) {
+        problems.extend(rules::changes(&container_before, &cx.sandbox.container_state(&container)?).into_iter().map(|p| format!("container {p}")));
+    }
+    Ok(problems)
+}
+
+/// How long the kernel may take to destroy a deleted namespace's links (it does so in
+/// the background): the node is compared with `before` until it matches or this ran out.
+const NAMESPACE_CLEANUP: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// What the node gained or lost since `before`, once it matches or [`NAMESPACE_CLEANUP`]
+/// ran out (then said in the last problem).
+fn settled_changes(cx: &SpecContext<'_>, before: &BTreeSet<String>) -> Result<Vec<String>> {
+    let deadline = std::time::Instant::now() + NAMESPACE_CLEANUP;
+    loop {
+        let changes = rules::changes(before, &cx.sandbox.node_state()?);
+        if changes.is_empty() {
+            return Ok(changes);
+        }
+        if std::time::Instant::now() >= deadline {
+            let mut changes = changes;
+            changes.push(format!("still so after waiting {} s for the kernel's namespace clean-up", NAMESPACE_CLEANUP.as_secs()));
+            return Ok(changes);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn del_removes_what_add_created(cx: &mut SpecContext<'_>) -> Result<Judgement> {
+    let rule = checks()[6].rule;
+    let problems = node_changes(cx, |cx, container, result| cx.del(&cx.subject.list, container, Some(result)))?;
+    cx.verdict(&rule, problems, "the node and container as before ADD")
+}
+
+fn del_twice_succeeds(cx: &mut SpecContext<'_>) -> Result<Judgement> {
+    let rule = checks()[7].rule;
+    let container = cx.sandbox.container()?;
+    let problems = match cx.add(&cx.subject.list, &container)? {
+        Ok(result) => {
+            let mut problems = cx.del(&cx.subject.list, &container, Some(&result))?;
+            // A runtime that lost track passes no prevResult the second time.
+            problems.extend(cx.del(&cx.subject.list, &container, None)?.into_iter().map(|p| format!("second {p}")));
+            problems
+        }
+        Err(problem) => vec![problem],
+    };
+    cx.verdict(&rule, problems, "both DELs succeeded")
+}
+
+fn del_without_add_succeeds(cx: &mut SpecContext<'_>) -> Result<Judgement> {
+    let rule = checks()[8].rule;
+    let container = cx.sandbox.container()?;
+    let problems = cx.del(&cx.subject.list, &container, None)?;
+    cx.verdict(&rule, problems, "DEL succeeded")
+}
+
+fn del_after_netns_gone(cx: &mut SpecContext<'_>) -> Result<Judgement> {
+    let rule = checks()[9].rule;
+    let problems = node_changes(cx, |cx, container, result| {
+        cx.sandbox.remove_container(container)?;
+        cx.del(&cx.subject.list, container, Some(result))
+    })?;
+    cx.verdict(&rule, problems, "DEL succeeded and the node is as before ADD")
+}
+
+fn errors_are_json(cx: &mut SpecContext<'_>) -> Result<Judgement> {
+    let rule = checks()[10].rule;
+    let plugin = cx.subject.main_plugin().to_owned();
+    let container = cx.sandbox.container()?;
+    let attachment = cx.sandbox.attachment(&container);
+    let config = plugin_config(&cx.subject.list, &cx.subject.list.plugins[0], &attachment, None);
+    let with = |change: &dyn Fn(&mut Map<String, Value>)| {
+        let mut config = config.as_object().cloned().expect("a config is an object");
+        change(&mut config);
+        Value::Object(config).to_string()
+    };
+    let environment = attachment.environment("ADD");
+    let without_netns: Vec<(&str, String)> = environment.iter().filter(|(k, _)| *k != "CNI_NETNS").cloned().collect();
+    let cases: [(&str, String, &[(&str, String)], &[u64], bool); 4] = [
+        ("a malformed config", "{ not json".to_owned(), &environment, &[6], false),
+        ("no CNI_NETNS", config.to_string(), &without_netns, &[4], false),
+        ("cniVersion 99.0.0", with(&|c| drop(c.insert("cniVersion".into(), "99.0.0".into()))), &environment, &[1], false),
+        ("a config without its name", with(&|c| drop(c.remove("name"))), &environment, &[7], true),
+    ];
+    let mut problems = Vec::new();
+    for (case, stdin, environment, codes, plugin_codes) in cases {
+        let output = cx.sandbox.runtime.exec("ADD", &plugin, stdin.as_bytes(), environment)?;
+        problems.extend(rules::error_problems(&output, codes, plugin_codes).into_iter().map(|p| format!("{plugin} given {case}: {p}")));
+        if output.success {
+            // It added something after all: take it away again.
+            let _ = cx.del(&cx.subject.list, &container, serde_json::from_str::<Value>(&output.stdout).ok().as_ref());
+        }
+    }
+    cx.verdict(&rule, problems, "four errors, each the JSON structure with its code")
+}
+
+fn chain_passes_on(cx: &mut SpecContext<'_>) -> Result<Judgement> {
+    let rule = checks()[11].rule;
+    if cx.subject.list.plugins.len() < 2 {
+        return Ok(Judgement::NotApplicable("a single plugin: no chain".into()));
+    }
+    let container = cx.sandbox.container()?;
+    let steps = cx.chain("ADD", &cx.subject.list, &cx.sandbox.attachment(&container), None)?;
+    let mut problems = Vec::new();
+    for pair in steps.windows(2) {
+        let (Ok(previous), next) = (serde_json::from_str::<Value>(&pair[0].output.stdout), &pair[1]) else { continue };
+        match serde_json::from_str::<Value>(&next.output.stdout) {
+            Ok(result) if next.output.success => problems.extend(rules::dropped_from_previous(&previous, &result).into_iter().map(|p| format!("{}: {p}", next.plugin))),
+            _ => problems.push(format!("{} failed given {}'s result: {} {}", next.plugin, pair[0].plugin, next.output.stdout.trim(), next.output.stderr.trim())),
+        }
+    }
+    if let Some(first) = steps.first().filter(|s| !s.output.success) {
+        problems.push(format!("ADD by {} failed: {}", first.plugin, first.output.stdout.trim()));
+    }
+    cx.verdict(&rule, problems, format!("{} kept what it was given", steps.iter().skip(1).map(|s| s.plugin.as_str()).collect::<Vec<_>>().join(", ")))
+}
+
+fn concurrent_adds(cx: &mut SpecContext<'_>) -> Result<Judgement> {
+    let rule = checks()[12].rule;
+    let ipam_types = cx.subject.list.plugins.iter().filter_map(|p| p.get("ipam").and_then(|i| i.get("type")).and_then(Value::as_str));
+    if ipam_types.chain(cx.subject.list.plugin_types()).any(|t| t == "static") {
+        return Ok(Judgement::NotApplicable("static IPAM gives every container the configured addresses".into()));
+    }
+    if let Err(problem) = cx.warm_up()? {
+        return cx.verdict(&rule, vec![format!("warming up: {problem}")], "");
+    }
+    let before = cx.sandbox.node_state()?;
+    let containers = (0..8).map(|_| cx.sandbox.container()).collect::<Result<Vec<_>>>()?;
+    let cx = &*cx;
+    let added: Vec<Result<std::result::Result<Value, String>>> = std::thread::scope(|scope| {
+        let running: Vec<_> = containers.iter().map(|c| scope.spawn(move || cx.add(&cx.subject.list, c))).collect();
+        running.into_iter().map(|r| r.join().expect("an ADD thread does not panic")).collect()
+    });
+    let mut problems = Vec::new();
+    let mut addresses = BTreeSet::new();
+    let mut results = Vec::new();
+    for (container, added) in containers.iter().zip(added) {
+        match added? {
+            Ok(result) => {
+                for ip in result.get("ips").and_then(Value::as_array).into_iter().flatten().filter_map(|ip| ip.get("address").and_then(Value::as_str)) {
+                    if !addresses.insert(ip.to_owned()) {
+                        problems.push(format!("address {ip} given twice"));
+                    }
+                }
+                results.push((container, Some(result)));
+            }
+            Err(problem) => {
+                problems.push(format!("{}: {problem}", container.id));
+                results.push((container, None));
+            }
+        }
+    }
+    let deleted: Vec<Result<Vec<String>>> = std::thread::scope(|scope| {
+        let running: Vec<_> = results.iter().map(|(c, r)| scope.spawn(move || cx.del(&cx.subject.list, c, r.as_ref()))).collect();
+        running.into_iter().map(|r| r.join().expect("a DEL thread does not panic")).collect()
+    });
+    for deleted in deleted {
+        problems.extend(deleted?);
+    }
+    problems.extend(settled_changes(cx, &before)?);
+    cx.verdict(&rule, problems, format!("{} distinct addresses; the node as before", addresses.len()))
+}
+
+fn status_and_gc(cx: &mut SpecContext<'_>) -> Result<Judgement> {
+    let rule = checks()[13].rule;
+    if !cx.subject.claims("1.1.0") {
+        return Ok(Judgement::NotApplicable(format!("STATUS and GC are 1.1.0; the plugins claim {:?}", cx.subject.claimed)));
+    }
+    let list = cx.subject.at("1.1.0");
+    let mut problems = Vec::new();
+    for plugin in &list.plugins {
+        let config = plugin_config(&list, plugin, &cx.sandbox.attachment(&cx.sandbox.container()?), None);
+        let output = cx.sandbox.runtime.exec("STATUS", plugin_type(plugin), config.to_string().as_bytes(), &[("CNI_COMMAND", "STATUS".into())])?;
+        if !output.success {
+            problems.push(format!("STATUS by {}: {} {}", plugin_type(plugin), output.stdout.trim(), output.stderr.trim()));
+        }
+    }
+    problems.extend(node_changes(cx, |cx, container, _result| {
+        // A runtime collects garbage after the container is gone.
+        cx.sandbox.remove_container(container)?;
+        let mut gc_problems = Vec::new();
+        for plugin in &list.plugins {
+            let mut config = plugin_config(&list, plugin, &cx.sandbox.attachment(&cx.sandbox.container()?), None);
+            config["cni.dev/valid-attachments"] = Value::Array(Vec::new());
+            let output = cx.sandbox.runtime.exec("GC", plugin_type(plugin), config.to_string().as_bytes(), &[("CNI_COMMAND", "GC".into())])?;
+            if !output.success {
+                gc_problems.push(format!("GC by {}: {} {}", plugin_type(plugin), output.stdout.trim(), output.stderr.trim()));
+            }
+        }
+        Ok(gc_problems)
+    })?);
+    cx.verdict(&rule, problems, "STATUS answered; GC freed the attachment")
+}

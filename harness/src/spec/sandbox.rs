@@ -1,0 +1,238 @@
+//! A node of its own for one specification check: a network namespace with an uplink, its
+//! own `/var/lib/cni` and BPF filesystem, containers as further namespaces, and a snapshot
+//! of everything a plugin could leave behind there.
+//!
+//! A sandbox is a lab cluster as far as clean-up goes (`cniconf-<id>-...` namespaces and a
+//! state directory): dropping it, an interrupt, or `cargo xtask gc` removes it.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::cni::runtime::{Attachment, CniRuntime, NodeView};
+use crate::error::Result;
+use crate::provider::lab::gc;
+use crate::provider::lab::shell::run;
+use crate::provider::runs;
+
+/// The node's uplink, a plugin's `master` (macvlan) and default route.
+pub const UPLINK: &str = "eth0";
+pub const UPLINK_ADDRESS: &str = "192.168.100.2/24";
+pub const UPLINK_GATEWAY: &str = "192.168.100.1";
+
+/// One node and its containers.
+pub struct Sandbox {
+    cluster: String,
+    pub node: String,
+    state: PathBuf,
+    pub runtime: CniRuntime,
+    containers: AtomicUsize,
+    /// Containers whose namespace is gone.
+    removed: std::sync::Mutex<BTreeSet<String>>,
+}
+
+/// A container: its network namespace, by name and path.
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub id: String,
+    pub netns: String,
+    pub path: PathBuf,
+}
+
+impl Sandbox {
+    /// A fresh node whose plugins are looked up in `plugin_dirs`.
+    pub fn new(plugin_dirs: &[PathBuf]) -> Result<Self> {
+        let cluster = runs::new_cluster_name();
+        runs::claim(&cluster, "lab").map_err(|e| crate::error::HarnessError::Command { command: format!("claim {cluster}"), detail: e.to_string() })?;
+        let undo = cluster.clone();
+        crate::cleanup::register(&cluster, move || {
+            let _ = gc::remove_cluster(&undo);
+        });
+        let node = format!("{cluster}-node");
+        let state = runs::state_dir(&cluster);
+        let sandbox = Self {
+            runtime: CniRuntime {
+                plugin_dirs: plugin_dirs.to_vec(),
+                cache_dir: state.join("cache"),
+                node: Some(NodeView { netns: node.clone(), bpffs: state.join("bpffs"), var_lib_cni: Some(state.join("var-lib-cni")) }),
+            },
+            cluster,
+            node,
+            state,
+            containers: AtomicUsize::new(0),
+            removed: std::sync::Mutex::new(BTreeSet::new()),
+        };
+        crate::cleanup::guard_creation(|| {
+            std::fs::create_dir_all(sandbox.state.join("var-lib-cni")).map_err(|e| crate::error::HarnessError::Command { command: "mkdir state".into(), detail: e.to_string() })?;
+            gc::mount_bpffs(&sandbox.state.join("bpffs"))?;
+            run("ip", &["netns", "add", &sandbox.node], None)?;
+            let lines = [
+                "link set lo up".to_owned(),
+                // A veth pair stands for the uplink (this kernel has no dummy links).
+                format!("link add {UPLINK} type veth peer name {UPLINK}-far"),
+                format!("link set {UPLINK}-far up"),
+                format!("addr add {UPLINK_ADDRESS} dev {UPLINK}"),
+                format!("link set {UPLINK} up"),
+                format!("route add default via {UPLINK_GATEWAY} dev {UPLINK} onlink"),
+            ];
+            crate::provider::lab::shell::ip_batch(Some(&sandbox.node), &lines)
+        })?;
+        Ok(sandbox)
+    }
+
+    /// A new container namespace with its loopback up.
+    pub fn container(&self) -> Result<Container> {
+        let n = self.containers.fetch_add(1, Ordering::SeqCst) + 1;
+        let netns = format!("{}-c{n}", self.cluster);
+        crate::cleanup::guard_creation(|| {
+            run("ip", &["netns", "add", &netns], None)?;
+            run("ip", &["-n", &netns, "link", "set", "lo", "up"], None)
+        })?;
+        Ok(Container { id: format!("spec-{n}-{}", &self.cluster[runs::NAME_PREFIX.len()..]), path: Path::new("/run/netns").join(&netns), netns })
+    }
+
+    /// Deletes a container's namespace, as a runtime does when a pod is gone.
+    pub fn remove_container(&self, container: &Container) -> Result<()> {
+        run("ip", &["netns", "del", &container.netns], None)?;
+        // What a runtime leaves is no path at all, never a plain file where the namespace was.
+        if container.path.exists() {
+            std::fs::remove_file(&container.path).map_err(|e| crate::error::HarnessError::Command { command: format!("rm {}", container.path.display()), detail: e.to_string() })?;
+        }
+        self.removed.lock().unwrap_or_else(|e| e.into_inner()).insert(container.netns.clone());
+        Ok(())
+    }
+
+    /// Whether the container's namespace is still there.
+    pub fn exists(&self, container: &Container) -> bool {
+        !self.removed.lock().unwrap_or_else(|e| e.into_inner()).contains(&container.netns)
+    }
+
+    /// An attachment of `container` as interface `eth0`, offering the runtime values every
+    /// reference plugin may ask for through its capabilities.
+    pub fn attachment(&self, container: &Container) -> Attachment {
+        let mut offered = serde_json::Map::new();
+        offered.insert("portMappings".into(), serde_json::json!([{ "hostPort": 18080, "containerPort": 8080, "protocol": "tcp" }]));
+        offered.insert("bandwidth".into(), serde_json::json!({ "ingressRate": 100_000_000, "ingressBurst": 1_000_000, "egressRate": 100_000_000, "egressBurst": 1_000_000 }));
+        offered.insert("mac".into(), serde_json::json!("c2:11:22:33:44:55"));
+        Attachment {
+            container_id: container.id.clone(),
+            netns: container.path.clone(),
+            ifname: "eth0".into(),
+            // As containerd passes them: the pod's names, which plugins may ignore.
+            args: vec![("IgnoreUnknown".into(), "1".into()), ("K8S_POD_NAMESPACE".into(), "spec".into()), ("K8S_POD_NAME".into(), container.id.clone())],
+            capability_args: offered,
+        }
+    }
+
+    /// Everything on the node a plugin could leave behind, one line per item.
+    pub fn node_state(&self) -> Result<BTreeSet<String>> {
+        let mut state = BTreeSet::new();
+        let exec = |args: &[&str]| run("ip", &[&["netns", "exec", &self.node], args].concat(), None);
+        let json = |args: &[&str]| -> Result<Vec<serde_json::Value>> { Ok(serde_json::from_str(&run("ip", &[&["-j", "-n", &self.node], args].concat(), None)?).unwrap_or_default()) };
+        for link in json(&["-d", "link", "show"])? {
+            let kind = link.pointer("/linkinfo/info_kind").and_then(|k| k.as_str()).unwrap_or("device");
+            state.insert(format!("link {} ({kind})", link["ifname"].as_str().unwrap_or("?")));
+            for (key, value) in [("master", link.get("master")), ("qdisc", link.get("qdisc"))] {
+                if let Some(value) = value.and_then(|v| v.as_str()) {
+                    state.insert(format!("link {} {key} {value}", link["ifname"].as_str().unwrap_or("?")));
+                }
+            }
+        }
+        for link in json(&["addr", "show"])? {
+            for address in link["addr_info"].as_array().into_iter().flatten() {
+                state.insert(format!("address {}/{} on {}", address["local"].as_str().unwrap_or("?"), address["prefixlen"], link["ifname"].as_str().unwrap_or("?")));
+            }
+        }
+        for family in ["-4", "-6"] {
+            for route in json(&[family, "route", "show", "table", "all"])? {
+                let table = route.get("table").and_then(|t| t.as_str()).unwrap_or("main");
+                if table == "local" {
+                    continue;
+                }
+                state.insert(format!("route {} via {} dev {} table {table}", route["dst"].as_str().unwrap_or("?"), route.get("gateway").and_then(|g| g.as_str()).unwrap_or("-"), route.get("dev").and_then(|d| d.as_str()).unwrap_or("-")));
+            }
+            for rule in json(&[family, "rule", "show"])? {
+                state.insert(format!("rule {rule}"));
+            }
+        }
+        for tool in ["iptables-save", "ip6tables-save"] {
+            for line in exec(&[tool])?.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+                // Chain counters change with traffic, not with plugins.
+                state.insert(format!("{tool}: {}", line.split(" [").next().unwrap_or(line)));
+            }
+        }
+        if let Ok(ruleset) = exec(&["nft", "list", "ruleset"]) {
+            state.extend(ruleset.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| format!("nft: {l}")));
+        }
+        for (root, label) in [(self.state.join("var-lib-cni"), "file /var/lib/cni"), (self.state.join("bpffs"), "pin /sys/fs/bpf")] {
+            state.extend(files_under(&root).into_iter().map(|f| format!("{label}/{f}")));
+        }
+        Ok(state)
+    }
+
+    /// The container's links (other than `lo`) with their addresses, one line each.
+    pub fn container_state(&self, container: &Container) -> Result<BTreeSet<String>> {
+        let links: Vec<serde_json::Value> = serde_json::from_str(&run("ip", &["-j", "-n", &container.netns, "addr", "show"], None)?).unwrap_or_default();
+        let mut state = BTreeSet::new();
+        for link in links.iter().filter(|l| l["ifname"] != "lo") {
+            let name = link["ifname"].as_str().unwrap_or("?");
+            state.insert(format!("link {name} mac {}", link["address"].as_str().unwrap_or("?")));
+            for address in link["addr_info"].as_array().into_iter().flatten().filter(|a| a["scope"] != "link") {
+                state.insert(format!("address {}/{} on {name}", address["local"].as_str().unwrap_or("?"), address["prefixlen"]));
+            }
+        }
+        Ok(state)
+    }
+
+    /// Runs `ip args` inside the container (to change it behind the plugin's back).
+    pub fn in_container(&self, container: &Container, args: &[&str]) -> Result<String> {
+        run("ip", &[&["-n", container.netns.as_str()], args].concat(), None)
+    }
+}
+
+fn files_under(root: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut pending = vec![root.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path.clone());
+            }
+            files.push(path.strip_prefix(root).unwrap_or(&path).display().to_string());
+        }
+    }
+    files
+}
+
+/// Link kinds the kernel must offer for a plugin to run at all, by plugin type.
+const LINK_KINDS: [(&str, &str); 5] = [("vrf", "vrf table 10"), ("macvlan", "macvlan mode bridge"), ("ipvlan", "ipvlan"), ("bandwidth", "ifb"), ("vlan", "vlan id 10")];
+
+/// Why `plugin` cannot run on this kernel, if it cannot: a link kind it creates is missing.
+pub fn kernel_lacks(plugin: &str) -> Option<String> {
+    let (_, kind) = LINK_KINDS.iter().find(|(p, _)| *p == plugin)?;
+    let probe = format!("{}probe-{}", runs::NAME_PREFIX, std::process::id());
+    run("ip", &["netns", "add", &probe], None).ok()?;
+    let master = if kind.starts_with("macvlan") || kind.starts_with("ipvlan") || kind.starts_with("vlan") {
+        let _ = run("ip", &["-n", &probe, "link", "add", "up0", "type", "veth", "peer", "name", "up1"], None);
+        vec!["link", "up0"]
+    } else {
+        vec![]
+    };
+    let mut args = vec!["-n", probe.as_str(), "link", "add"];
+    args.extend(master);
+    args.extend(["name", "probe0", "type"]);
+    args.extend(kind.split(' '));
+    let lacks = run("ip", &args, None).err().map(|e| format!("this kernel cannot create {} links ({e}), which the {plugin} plugin needs", kind.split(' ').next().unwrap_or(kind)));
+    let _ = run("ip", &["netns", "del", &probe], None);
+    lacks
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Err(e) = gc::remove_cluster(&self.cluster) {
+            tracing::error!("removing sandbox {}: {e}; run `cargo xtask gc`", self.cluster);
+        }
+        crate::cleanup::unregister(&self.cluster);
+    }
+}

@@ -1,0 +1,141 @@
+//! The `cni_spec` suite as a test binary: one trial per subject and check, each on a node
+//! of its own, reported through the same event stream as every suite.
+//!
+//! Subjects: `CNICONF_SPEC_SUBJECT` (a conflist or `.conf`) with its plugins in
+//! `CNICONF_SPEC_PLUGIN_DIR` (colon-separated; default Debian's `/usr/lib/cni`), or else
+//! every conflist under `fixtures/cni-spec/`. Known failures: `CNICONF_SPEC_KNOWN_FAILURES`,
+//! or `fixtures/cni-spec/known-failures.yaml`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+
+use super::known::{self, KnownFailure};
+use super::sandbox::Sandbox;
+use super::{checks, Check, Judgement, SpecContext, Subject};
+use crate::cni::runtime::DEBIAN_PLUGIN_DIR;
+use crate::error::HarnessError;
+use crate::report::{Destinations, EventStream, RunEvent, TrialOutcome, TrialRecord};
+
+/// How long one check may take before it is reported as hung (a plugin that never exits).
+const CHECK_BUDGET: Duration = Duration::from_secs(60);
+
+/// The subjects of this run, each loaded or with the error that names why not.
+fn subjects() -> Vec<(String, std::result::Result<Arc<Subject>, String>)> {
+    let plugin_dirs: Vec<PathBuf> = match std::env::var_os("CNICONF_SPEC_PLUGIN_DIR") {
+        Some(dirs) => std::env::split_paths(&dirs).collect(),
+        None => vec![PathBuf::from(DEBIAN_PLUGIN_DIR)],
+    };
+    let paths: Vec<PathBuf> = match std::env::var_os("CNICONF_SPEC_SUBJECT") {
+        Some(path) => vec![PathBuf::from(path)],
+        None => {
+            let mut paths: Vec<PathBuf> = std::fs::read_dir(crate::fixtures::fixture_path("cni-spec"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("conflist" | "conf")))
+                .collect();
+            paths.sort();
+            paths
+        }
+    };
+    paths
+        .into_iter()
+        .map(|path| {
+            let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("subject").to_owned();
+            (name, Subject::load(&path, plugin_dirs.clone()).map(Arc::new).map_err(|e| e.to_string()))
+        })
+        .collect()
+}
+
+/// Runs one check on a fresh node, within [`CHECK_BUDGET`].
+fn run_check(subject: &Arc<Subject>, check: Check) -> TrialOutcome {
+    if let Some(reason) = &subject.cannot_run {
+        return TrialOutcome::Ignored(format!("cannot run here: {reason}"));
+    }
+    let (done, wait) = std::sync::mpsc::channel();
+    let subject = Arc::clone(subject);
+    std::thread::spawn(move || {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> crate::error::Result<Judgement> {
+            let sandbox = Sandbox::new(&subject.plugin_dirs)?;
+            let mut cx = SpecContext { subject: &subject, sandbox };
+            (check.body)(&mut cx)
+        }));
+        let _ = done.send(match outcome {
+            Ok(Ok(Judgement::Verdict(v))) if v.passed => TrialOutcome::Passed(v),
+            Ok(Ok(Judgement::Verdict(v))) => TrialOutcome::Failed(v),
+            Ok(Ok(Judgement::NotApplicable(reason))) => TrialOutcome::Ignored(format!("not applicable: {reason}")),
+            Ok(Err(e)) => TrialOutcome::Error(e.to_string()),
+            Err(panic) => TrialOutcome::Error(format!("panicked: {}", panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default())),
+        });
+    });
+    wait.recv_timeout(CHECK_BUDGET).unwrap_or_else(|_| TrialOutcome::Error(format!("the check did not finish within {}s: a plugin did not exit", CHECK_BUDGET.as_secs())))
+}
+
+/// Runs the suite: parses libtest arguments, runs every subject's checks, reports.
+pub fn run() -> ExitCode {
+    let args = Arguments::from_args();
+    crate::logging::init();
+    let started = Instant::now();
+    let names: Vec<&str> = checks().iter().map(|c| c.rule.name).collect();
+    let known_path = std::env::var_os("CNICONF_SPEC_KNOWN_FAILURES").map(PathBuf::from).unwrap_or_else(|| crate::fixtures::fixture_path("cni-spec/known-failures.yaml"));
+    let known: std::result::Result<Arc<Vec<KnownFailure>>, String> = known::load(&known_path, &names).map(Arc::new).map_err(|e| e.to_string());
+    let root = match crate::provider::host::effective_uid() {
+        0 => Ok(()),
+        uid => Err(HarnessError::NotRoot { uid }.to_string()),
+    };
+    let subjects = subjects();
+    let label = match std::env::var_os("CNICONF_SPEC_SUBJECT") {
+        Some(_) => subjects.first().map(|(name, _)| name.clone()).unwrap_or_default(),
+        None => "debian-plugins".to_owned(),
+    };
+    let events = Arc::new(EventStream::new(Destinations::for_suite("cni_spec").reporters()));
+    let mut trials = Vec::new();
+    for (name, subject) in &subjects {
+        for check in checks() {
+            let (subject, known, root, events, name) = (subject.clone(), known.clone(), root.clone(), Arc::clone(&events), name.clone());
+            trials.push(Trial::ignorable_test(format!("{name}::{}", check.rule.name), move || {
+                let trial_started = Instant::now();
+                let (outcome, listed) = match (&root, &known, &subject) {
+                    (Err(e), _, _) | (_, Err(e), _) => (TrialOutcome::Error(e.clone()), None),
+                    (_, _, Err(e)) => (TrialOutcome::Error(format!("subject {name}: {e}")), None),
+                    (Ok(()), Ok(known), Ok(subject)) => (run_check(subject, check), known::find(known, &name, &subject.version, check.rule.name).cloned()),
+                };
+                let outcome = match (outcome, &listed) {
+                    (TrialOutcome::Passed(_), Some(entry)) => TrialOutcome::Error(format!("listed as a known failure ({}) but passed: remove the entry from {}", entry.why, known_path_label())),
+                    (outcome, _) => outcome,
+                };
+                let record = TrialRecord { scenario: format!("{name}::{}", check.rule.name), sentence: check.rule.sentence.to_owned(), outcome, duration: trial_started.elapsed(), provided_by_harness: vec![] };
+                events.emit(RunEvent::TrialFinished(&record));
+                match (&record.outcome, listed) {
+                    (TrialOutcome::Passed(_), _) => Ok(Completion::Completed),
+                    (TrialOutcome::Ignored(reason), _) => Ok(Completion::ignored_with(reason.clone())),
+                    (TrialOutcome::Failed(_), Some(entry)) => Ok(Completion::ignored_with(format!("known failure (reported as failed): {}", entry.why))),
+                    (failed, _) => Err(Failed::from(failed.message())),
+                }
+            }));
+        }
+    }
+    if args.list {
+        return libtest_mimic::run(&args, trials).exit_code();
+    }
+    events.emit(RunEvent::Started { suite: "cni_spec", provider: "lab", cni: &label });
+    let conclusion = libtest_mimic::run(&args, trials);
+    // A check that hung still holds its node: remove every node this run made.
+    crate::cleanup::run_all();
+    events.emit(RunEvent::Finished { elapsed: started.elapsed() });
+    let reports = events.finish();
+    for problem in &reports.problems {
+        tracing::error!("{problem}");
+    }
+    crate::cleanup::wait_if_interrupted();
+    if conclusion.has_failed() || !reports.problems.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+fn known_path_label() -> String {
+    std::env::var("CNICONF_SPEC_KNOWN_FAILURES").unwrap_or_else(|_| "fixtures/cni-spec/known-failures.yaml".into())
+}
