@@ -3,12 +3,14 @@
 use std::process::Command;
 
 /// (package, a file it installs that the lab uses)
-const PACKAGES: [(&str, &str); 14] = [
+const PACKAGES: [(&str, &str); 15] = [
     ("containernetworking-plugins", "/usr/lib/cni/bridge"),
     ("iproute2", "/usr/sbin/ip"),
     ("iptables", "/usr/sbin/iptables-restore"),
     ("procps", "/usr/bin/kill"),
     ("util-linux", "/usr/bin/setpriv"),
+    // cni_spec reads a node's nftables rules, for plugins that write them directly.
+    ("nftables", "/usr/sbin/nft"),
     // The lab's Gateway for the canary suites.
     ("nginx-light", "/usr/sbin/nginx"),
     // The workflow lint: actionlint checks `run:` scripts with shellcheck, in a venv.

@@ -129,15 +129,24 @@ impl Destinations {
     /// The reporters of a run: JUnit, golden records and the summary; in a run of several
     /// processes, JUnit and the summary are merged from every process's part.
     pub fn reporters(&self) -> Vec<Box<dyn Reporter>> {
+        self.reporters_with(true)
+    }
+
+    /// The reporters without golden records: for subjects the repository holds no records
+    /// of (a vendor's own plugin), whose first run would otherwise fail on missing ones.
+    pub fn reporters_without_golden(&self) -> Vec<Box<dyn Reporter>> {
+        self.reporters_with(false)
+    }
+
+    fn reporters_with(&self, golden: bool) -> Vec<Box<dyn Reporter>> {
+        let golden: Option<Box<dyn Reporter>> = golden.then(|| Box::new(golden::GoldenReport::new(self.golden.clone())) as Box<dyn Reporter>);
         match parts::multi_process_run_id() {
-            Some(run_id) => vec![Box::new(golden::GoldenReport::new(self.golden.clone())), Box::new(parts::PartsReport::new(self, &run_id))],
-            None => vec![
-                Box::new(junit::JunitReport::new(self.junit.clone())),
-                Box::new(conformance::ConformanceReporter::new(self.conformance.clone())),
-                Box::new(golden::GoldenReport::new(self.golden.clone())),
-                Box::new(summary::SummaryReport::new(self)),
-                Box::new(figures::FiguresReport::new(self.figures.clone())),
-            ],
+            Some(run_id) => golden.into_iter().chain([Box::new(parts::PartsReport::new(self, &run_id)) as Box<dyn Reporter>]).collect(),
+            None => [Box::new(junit::JunitReport::new(self.junit.clone())) as Box<dyn Reporter>, Box::new(conformance::ConformanceReporter::new(self.conformance.clone()))]
+                .into_iter()
+                .chain(golden)
+                .chain([Box::new(summary::SummaryReport::new(self)) as Box<dyn Reporter>, Box::new(figures::FiguresReport::new(self.figures.clone()))])
+                .collect(),
         }
     }
 }

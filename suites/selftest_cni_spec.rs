@@ -1,0 +1,73 @@
+//! Self-test of cni_spec: stand-in plugins (Debian's ptp behind a wrapper, each breaking
+//! one rule of the specification) make exactly the checks that judge that rule fail, with a
+//! message naming the rule and the specification's section; the faithful wrapper passes
+//! every check ptp passes.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use harness::report::TrialOutcome;
+use harness::spec::suite::run_check;
+use harness::spec::{checks, Subject};
+use harness::verdict::FailureReason;
+use libtest_mimic::{Arguments, Failed, Trial};
+
+/// Each stand-in and the checks it must fail: those that judge the rule it breaks.
+const STAND_INS: [(&str, &[&str]); 6] = [
+    ("faithful", &[]),
+    // Interfaces left by DEL: judged by DEL's own check and by the concurrent check's
+    // "their DELs leave the node as it was".
+    ("del-leaves-veth", &["del_removes_what_add_created", "concurrent_adds_get_distinct_addresses"]),
+    ("del-fails-twice", &["del_twice_succeeds"]),
+    // Both rules ask for the JSON error structure: the error cases, and CHECK's error.
+    ("error-as-text", &["errors_are_the_specification_s_json", "check_fails_when_the_container_changed"]),
+    // Result validity is judged at the config's version and at every claimed version.
+    ("interface-out-of-range", &["add_result_is_valid_for_its_version", "every_claimed_version_adds_and_deletes"]),
+    ("check-always-passes", &["check_fails_when_the_container_changed"]),
+];
+
+/// A plugin directory holding the stand-in under the name `ptp-<fault>` (the real ptp's
+/// IPAM, host-local, comes from Debian's directory), and a conflist using it.
+fn stand_in(fault: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let script = harness::fixtures::fixture_path("cni-spec/stand-ins/stand-in-plugin.py");
+    std::os::unix::fs::symlink(&script, dir.path().join(format!("ptp-{fault}"))).expect("linking the stand-in");
+    let conflist = dir.path().join(format!("ptp-{fault}.conflist"));
+    let text = format!(
+        r#"{{"cniVersion": "1.0.0", "name": "stand-in", "plugins": [{{"type": "ptp-{fault}", "ipam": {{"type": "host-local", "ranges": [[{{"subnet": "10.40.0.0/24"}}]], "routes": [{{"dst": "0.0.0.0/0"}}]}}}}]}}"#
+    );
+    std::fs::write(&conflist, text).expect("writing the conflist");
+    (dir, conflist)
+}
+
+fn check(fault: &str, expected: &[&str]) -> Result<(), Failed> {
+    let (dir, conflist) = stand_in(fault);
+    let subject = Arc::new(Subject::load(&conflist, vec![dir.path().to_owned(), PathBuf::from("/usr/lib/cni")]).map_err(|e| e.to_string())?);
+    let mut failed = BTreeSet::new();
+    let mut wrong = Vec::new();
+    for check in checks() {
+        match run_check(&subject, check) {
+            TrialOutcome::Failed(verdict) => {
+                let message = verdict.message();
+                if verdict.reason != Some(FailureReason::SpecViolation) || !message.contains(check.rule.section) || !message.contains(check.rule.name) {
+                    wrong.push(format!("{}: the message does not name the rule and its section: {message}", check.rule.name));
+                }
+                failed.insert(check.rule.name);
+            }
+            TrialOutcome::Error(error) => wrong.push(format!("{}: error instead of a verdict: {error}", check.rule.name)),
+            TrialOutcome::Passed(_) | TrialOutcome::Ignored(_) => {}
+        }
+    }
+    let expected: BTreeSet<&str> = expected.iter().copied().collect();
+    if failed != expected {
+        wrong.push(format!("failed {failed:?}, expected exactly {expected:?}"));
+    }
+    if wrong.is_empty() { Ok(()) } else { Err(wrong.join("\n").into()) }
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Arguments::from_args();
+    let trials = STAND_INS.iter().map(|&(fault, expected)| Trial::test(format!("stand_in_{}", fault.replace('-', "_")), move || check(fault, expected))).collect();
+    libtest_mimic::run(&args, trials).exit_code()
+}
