@@ -540,3 +540,29 @@ fn status_and_gc(cx: &mut SpecContext<'_>) -> Result<Judgement> {
     })?);
     cx.verdict(&rule, problems, "STATUS answered; GC freed the attachment")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_check_has_a_unique_name_a_sentence_and_a_section() {
+        let checks = checks();
+        let names: BTreeSet<&str> = checks.iter().map(|c| c.rule.name).collect();
+        assert_eq!(names.len(), checks.len());
+        assert!(checks.iter().all(|c| c.rule.section.starts_with("section ") && c.rule.sentence.ends_with('.')));
+    }
+
+    #[test]
+    fn a_malformed_subject_names_its_file_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("mine.conf");
+        std::fs::write(&conf, r#"{"name": "n", "type": "ptp"}"#).unwrap();
+        let error = Subject::load(&conf, vec![PathBuf::from("/usr/lib/cni")]).unwrap_err().to_string();
+        assert!(error.contains("mine.conf") && error.contains("cniVersion"), "{error}");
+        let list = dir.path().join("mine.conflist");
+        std::fs::write(&list, r#"{"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "no-such-plugin"}]}"#).unwrap();
+        let error = Subject::load(&list, vec![dir.path().to_owned()]).unwrap_err().to_string();
+        assert!(error.contains("no-such-plugin") && error.contains(&dir.path().display().to_string()), "{error}");
+    }
+}
