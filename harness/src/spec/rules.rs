@@ -52,6 +52,10 @@ pub fn result_problems(result: &Value, version: &str) -> Vec<String> {
         Some(v) if v == version => {}
         other => problems.push(format!("cniVersion is {other:?}, expected \"{version}\" (the version of the config)")),
     }
+    if matches!(version, "0.1.0" | "0.2.0") {
+        problems.extend(legacy_result_problems(object));
+        return problems;
+    }
     let interfaces = object.get("interfaces").map(|i| i.as_array().cloned().unwrap_or_else(|| {
         problems.push(format!("interfaces is not a list: {i}"));
         Vec::new()
@@ -122,6 +126,32 @@ pub fn result_problems(result: &Value, version: &str) -> Vec<String> {
                 }
             }
         }
+    }
+    problems
+}
+
+/// Violations of the 0.1.0 and 0.2.0 result: `ip4` and `ip6`, each with its `ip` in CIDR
+/// notation, an optional `gateway` and `routes`.
+fn legacy_result_problems(object: &serde_json::Map<String, Value>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for family in ["ip4", "ip6"] {
+        let Some(config) = object.get(family) else { continue };
+        if config.get("ip").and_then(Value::as_str).and_then(|a| a.parse::<ipnet::IpNet>().ok()).is_none() {
+            problems.push(format!("{family}.ip {} is not an address in CIDR notation", config.get("ip").unwrap_or(&Value::Null)));
+        }
+        if let Some(gateway) = config.get("gateway") {
+            if gateway.as_str().and_then(|g| g.parse::<IpAddr>().ok()).is_none() {
+                problems.push(format!("{family}.gateway {gateway} is not an IP address"));
+            }
+        }
+        for (i, route) in config.get("routes").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            if route.get("dst").and_then(Value::as_str).and_then(|d| d.parse::<ipnet::IpNet>().ok()).is_none() {
+                problems.push(format!("{family}.routes[{i}].dst is not a destination in CIDR notation"));
+            }
+        }
+    }
+    if object.contains_key("ips") || object.contains_key("interfaces") {
+        problems.push("ips and interfaces are 0.3.0 fields, not in a 0.1.0 or 0.2.0 result".into());
     }
     problems
 }
@@ -232,6 +262,16 @@ mod tests {
         let mut bad = ok();
         bad["routes"][0]["dst"] = json!("default");
         assert_eq!(result_problems(&bad, "1.0.0").len(), 1);
+    }
+
+    #[test]
+    fn a_result_before_0_3_0_has_ip4_not_ips() {
+        let legacy = json!({"cniVersion": "0.2.0", "ip4": {"ip": "10.0.0.2/24", "gateway": "10.0.0.1", "routes": [{"dst": "0.0.0.0/0"}]}, "dns": {}});
+        assert!(result_problems(&legacy, "0.2.0").is_empty());
+        let mut new_shape = ok();
+        new_shape["cniVersion"] = json!("0.2.0");
+        assert_eq!(result_problems(&new_shape, "0.2.0"), vec!["ips and interfaces are 0.3.0 fields, not in a 0.1.0 or 0.2.0 result"]);
+        assert_eq!(result_problems(&json!({"cniVersion": "0.1.0", "ip4": {"ip": "10.0.0.2"}}), "0.1.0"), vec!["ip4.ip \"10.0.0.2\" is not an address in CIDR notation"]);
     }
 
     #[test]
