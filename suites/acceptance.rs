@@ -462,3 +462,41 @@ fn in_github_actions_a_run_puts_its_report_on_the_job_summary() {
     let markdown = std::fs::read_to_string(summary.path()).unwrap();
     assert!(markdown.starts_with("## Self-test of the suites with reference") && markdown.contains("| ✅ | `selected_pod_leaves_with_the_egress_ip` |"), "{markdown}");
 }
+
+/// cni_spec interrupted while a plugin hangs in ADD: every node it made is removed (the
+/// hanging plugin killed with it) and it exits with 130.
+#[test]
+fn an_interrupted_cni_spec_run_leaves_no_nodes_behind() {
+    let plugins = tempfile::tempdir().unwrap();
+    let plugin = plugins.path().join("hang");
+    std::fs::write(&plugin, "#!/bin/sh\nif [ \"$CNI_COMMAND\" = VERSION ]; then echo '{\"cniVersion\":\"1.0.0\",\"supportedVersions\":[\"1.0.0\"]}'; exit 0; fi\nexec sleep 60\n").unwrap();
+    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let conflist = plugins.path().join("hang.conflist");
+    std::fs::write(&conflist, r#"{"cniVersion": "1.0.0", "name": "hang", "plugins": [{"type": "hang"}]}"#).unwrap();
+    let reports = report_dir();
+    let mut child = suite_command(&suite_binary("cni_spec"))
+        .env("CNICONF_SPEC_SUBJECT", &conflist)
+        .env("CNICONF_SPEC_PLUGIN_DIR", plugins.path())
+        .env("CNICONF_REPORT_DIR", reports.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let clusters = loop {
+        let clusters = clusters_of(child.id());
+        // Two checks in flight, each with its node and a container whose ADD hangs.
+        if clusters.len() >= 2 && clusters.iter().all(|c| namespaces_of(c) >= 2) {
+            break clusters;
+        }
+        assert!(Instant::now() < deadline, "cni_spec made no nodes within 20s: {clusters:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130), "interrupted runs exit with 130");
+    for cluster in clusters {
+        assert_eq!(namespaces_of(&cluster), 0, "namespaces of {cluster} remain");
+        assert!(!runs::state_dir(&cluster).exists(), "the state of {cluster} remains");
+    }
+}
