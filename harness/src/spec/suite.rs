@@ -127,6 +127,7 @@ pub fn run() -> ExitCode {
         return libtest_mimic::run(&args, trials).exit_code();
     }
     events.emit(RunEvent::Started { suite: "cni_spec", provider: "lab", cni: &label });
+    events.emit(RunEvent::ClusterReady(&run_info(&label, &subjects)));
     let conclusion = libtest_mimic::run(&args, trials);
     // A check that hung still holds its node: remove every node this run made.
     crate::cleanup::run_all();
@@ -137,6 +138,45 @@ pub fn run() -> ExitCode {
     }
     crate::cleanup::wait_if_interrupted();
     if conclusion.has_failed() || !reports.problems.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+/// What the run is made of, for the reports: every subject's plugins under test, with
+/// their version, the spec versions they claim and their binaries; each check's node is
+/// built by the harness.
+fn run_info(label: &str, subjects: &[(String, std::result::Result<Arc<Subject>, String>)]) -> crate::provider::ClusterInfo {
+    use crate::provider::components::{Component, Purpose, Role};
+    let loaded: Vec<&Subject> = subjects.iter().filter_map(|(_, s)| s.as_deref().ok()).collect();
+    let mut versions: Vec<&str> = loaded.iter().map(|s| s.version.as_str()).collect();
+    versions.dedup();
+    let components = loaded
+        .iter()
+        .map(|s| Component {
+            role: Role::UnderTest,
+            name: format!("{} ({})", s.name, s.list.plugin_types().collect::<Vec<_>>().join(" + ")),
+            version: format!("{}; claims {}", s.version, s.claimed.join(", ")),
+            origin: s.plugin_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(":"),
+            provides: vec![],
+        })
+        .chain([Component {
+            role: Role::HarnessReference,
+            name: "cni_spec node (a network namespace per check, its uplink, /var/lib/cni and bpffs)".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            origin: "harness/src/spec/sandbox.rs".into(),
+            provides: vec![],
+        }])
+        .collect();
+    crate::provider::ClusterInfo {
+        provider: "lab".into(),
+        cluster: "cni_spec".into(),
+        run_id: crate::provider::runs::new_run_id(),
+        cni: label.to_owned(),
+        cni_version: versions.join(", "),
+        cni_version_source: "the plugins' Debian package, or a digest of unpackaged binaries".into(),
+        kernel: crate::provider::lab::shell::run("uname", &["-r"], None).map(|k| k.trim().to_owned()).unwrap_or_default(),
+        ready_in: Duration::ZERO,
+        purpose: Purpose::Certification,
+        components,
+    }
 }
 
 fn known_path_label() -> String {
