@@ -128,6 +128,8 @@ pub struct Check {
 /// A subject on a node of its own, for one check.
 pub struct SpecContext<'a> {
     pub subject: &'a Subject,
+    /// The rule the running check judges.
+    pub rule: Rule,
     pub sandbox: Sandbox,
 }
 
@@ -138,9 +140,16 @@ pub struct Step {
     pub output: PluginOutput,
 }
 
+impl Step {
+    /// What the plugin printed, for a problem's evidence.
+    fn printed(&self) -> String {
+        format!("{} {}", self.output.stdout.trim(), self.output.stderr.trim())
+    }
+}
+
 impl SpecContext<'_> {
-    fn verdict(&self, rule: &Rule, problems: Vec<String>, seen: impl Into<String>) -> Result<Judgement> {
-        Ok(Judgement::Verdict(judged(rule, &format!("{} ({})", self.subject.name, self.subject.version), problems, seen.into())))
+    fn verdict(&self, problems: Vec<String>, seen: impl Into<String>) -> Result<Judgement> {
+        Ok(Judgement::Verdict(judged(&self.rule, &format!("{} ({})", self.subject.name, self.subject.version), problems, seen.into())))
     }
 
     /// Runs `command` over the chain as a runtime does: ADD in order with each result as
@@ -173,7 +182,7 @@ impl SpecContext<'_> {
         let steps = self.chain("ADD", list, &self.sandbox.attachment(container), None)?;
         let last = steps.last().expect("a chain has plugins");
         if !last.output.success {
-            return Ok(Err(format!("ADD by {} failed: {} {}", last.plugin, last.output.stdout.trim(), last.output.stderr.trim())));
+            return Ok(Err(format!("ADD by {} failed: {}", last.plugin, last.printed())));
         }
         Ok(serde_json::from_str(&last.output.stdout).map_err(|e| format!("ADD by {} printed no JSON result ({e}): {:?}", last.plugin, last.output.stdout)))
     }
@@ -181,7 +190,7 @@ impl SpecContext<'_> {
     /// DEL over the chain; the failures, one line per failing plugin.
     fn del(&self, list: &NetworkConfigList, container: &Container, previous: Option<&Value>) -> Result<Vec<String>> {
         let steps = self.chain("DEL", list, &self.sandbox.attachment(container), previous)?;
-        Ok(steps.iter().filter(|s| !s.output.success).map(|s| format!("DEL by {} failed: {} {}", s.plugin, s.output.stdout.trim(), s.output.stderr.trim())).collect())
+        Ok(steps.iter().filter(|s| !s.output.success).map(|s| format!("DEL by {} failed: {}", s.plugin, s.printed())).collect())
     }
 
     /// An attachment added and deleted, so that what a plugin keeps for every attachment
@@ -226,7 +235,6 @@ pub fn checks() -> Vec<Check> {
 }
 
 fn version_answers(cx: &mut SpecContext<'_>) -> Result<Judgement> {
-    let rule = checks()[0].rule;
     let mut problems = Vec::new();
     let mut seen = Vec::new();
     for plugin in cx.subject.list.plugin_types() {
@@ -245,11 +253,10 @@ fn version_answers(cx: &mut SpecContext<'_>) -> Result<Judgement> {
             }
         }
     }
-    cx.verdict(&rule, problems, format!("versions answered ({})", seen.join(", ")))
+    cx.verdict(problems, format!("versions answered ({})", seen.join(", ")))
 }
 
 fn every_claimed_version(cx: &mut SpecContext<'_>) -> Result<Judgement> {
-    let rule = checks()[1].rule;
     let chained = cx.subject.list.plugins.len() > 1;
     let versions: Vec<&str> = KNOWN_VERSIONS.iter().copied().filter(|v| cx.subject.claims(v) && !(chained && BEFORE_CHAINING.contains(v))).collect();
     if versions.is_empty() {
@@ -269,27 +276,25 @@ fn every_claimed_version(cx: &mut SpecContext<'_>) -> Result<Judgement> {
         }
     }
     let unchained = if chained { "; 0.1.0 and 0.2.0 not for a chain, which needs 0.3.0" } else { "" };
-    cx.verdict(&rule, problems, format!("added and deleted at {}{unchained}", versions.join(", ")))
+    cx.verdict(problems, format!("added and deleted at {}{unchained}", versions.join(", ")))
 }
 
 fn add_result_is_valid(cx: &mut SpecContext<'_>) -> Result<Judgement> {
-    let rule = checks()[2].rule;
     let container = cx.sandbox.container()?;
     let problems = match cx.add(&cx.subject.list, &container)? {
         Ok(result) => rules::result_problems(&result, &cx.subject.list.cni_version),
         Err(problem) => vec![problem],
     };
-    cx.verdict(&rule, problems, format!("a valid {} result", cx.subject.list.cni_version))
+    cx.verdict(problems, format!("a valid {} result", cx.subject.list.cni_version))
 }
 
 fn add_reports_what_is_there(cx: &mut SpecContext<'_>) -> Result<Judgement> {
-    let rule = checks()[3].rule;
     let container = cx.sandbox.container()?;
     let problems = match cx.add(&cx.subject.list, &container)? {
         Ok(result) => rules::not_really_there(&result, &container.path.display().to_string(), &cx.sandbox.container_state(&container)?, &cx.sandbox.node_state()?),
         Err(problem) => vec![problem],
     };
-    cx.verdict(&rule, problems, "every reported interface and address found")
+    cx.verdict(problems, "every reported interface and address found")
 }
 
 /// CHECK exists from 0.4.0 on.
@@ -298,7 +303,6 @@ fn check_not_applicable(subject: &Subject) -> Option<String> {
 }
 
 fn check_passes_after_add(cx: &mut SpecContext<'_>) -> Result<Judgement> {
-    let rule = checks()[4].rule;
     if let Some(reason) = check_not_applicable(cx.subject) {
         return Ok(Judgement::NotApplicable(reason));
     }
@@ -308,22 +312,21 @@ fn check_passes_after_add(cx: &mut SpecContext<'_>) -> Result<Judgement> {
             .chain("CHECK", &cx.subject.list, &cx.sandbox.attachment(&container), Some(&result))?
             .iter()
             .filter(|s| !s.output.success)
-            .map(|s| format!("CHECK by {} failed right after ADD: {} {}", s.plugin, s.output.stdout.trim(), s.output.stderr.trim()))
+            .map(|s| format!("CHECK by {} failed right after ADD: {}", s.plugin, s.printed()))
             .collect(),
         Err(problem) => vec![problem],
     };
-    cx.verdict(&rule, problems, "CHECK succeeded")
+    cx.verdict(problems, "CHECK succeeded")
 }
 
 fn check_fails_when_changed(cx: &mut SpecContext<'_>) -> Result<Judgement> {
-    let rule = checks()[5].rule;
     if let Some(reason) = check_not_applicable(cx.subject) {
         return Ok(Judgement::NotApplicable(reason));
     }
     let container = cx.sandbox.container()?;
     let result = match cx.add(&cx.subject.list, &container)? {
         Ok(result) => result,
-        Err(problem) => return cx.verdict(&rule, vec![problem], ""),
+        Err(problem) => return cx.verdict(vec![problem], ""),
     };
     let state = cx.sandbox.container_state(&container)?;
     let Some(interface) = state.iter().find(|l| l.starts_with("address ")).and_then(|l| l.rsplit(" on ").next()).map(str::to_owned) else {
@@ -335,7 +338,7 @@ fn check_fails_when_changed(cx: &mut SpecContext<'_>) -> Result<Judgement> {
         Some(failed) => rules::error_problems(&failed.output, &(1..100).collect::<Vec<_>>(), true).into_iter().map(|p| format!("CHECK by {}: {p}", failed.plugin)).collect(),
         None => vec![format!("CHECK succeeded although {interface} lost its addresses (checked by {})", steps.iter().map(|s| s.plugin.as_str()).collect::<Vec<_>>().join(", "))],
     };
-    cx.verdict(&rule, problems, format!("CHECK failed once {interface} lost its addresses"))
+    cx.verdict(problems, format!("CHECK failed once {interface} lost its addresses"))
 }
 
 /// ADDs and DELs with `between` run between them; what the node and container gained or lost.
@@ -381,13 +384,11 @@ fn settled_changes(cx: &SpecContext<'_>, before: &BTreeSet<String>) -> Result<Ve
 }
 
 fn del_removes_what_add_created(cx: &mut SpecContext<'_>) -> Result<Judgement> {
-    let rule = checks()[6].rule;
     let problems = node_changes(cx, |cx, container, result| cx.del(&cx.subject.list, container, Some(result)))?;
-    cx.verdict(&rule, problems, "the node and container as before ADD")
+    cx.verdict(problems, "the node and container as before ADD")
 }
 
 fn del_twice_succeeds(cx: &mut SpecContext<'_>) -> Result<Judgement> {
-    let rule = checks()[7].rule;
     let container = cx.sandbox.container()?;
     let problems = match cx.add(&cx.subject.list, &container)? {
         Ok(result) => {
@@ -398,27 +399,24 @@ fn del_twice_succeeds(cx: &mut SpecContext<'_>) -> Result<Judgement> {
         }
         Err(problem) => vec![problem],
     };
-    cx.verdict(&rule, problems, "both DELs succeeded")
+    cx.verdict(problems, "both DELs succeeded")
 }
 
 fn del_without_add_succeeds(cx: &mut SpecContext<'_>) -> Result<Judgement> {
-    let rule = checks()[8].rule;
     let container = cx.sandbox.container()?;
     let problems = cx.del(&cx.subject.list, &container, None)?;
-    cx.verdict(&rule, problems, "DEL succeeded")
+    cx.verdict(problems, "DEL succeeded")
 }
 
 fn del_after_netns_gone(cx: &mut SpecContext<'_>) -> Result<Judgement> {
-    let rule = checks()[9].rule;
     let problems = node_changes(cx, |cx, container, result| {
         cx.sandbox.remove_container(container)?;
         cx.del(&cx.subject.list, container, Some(result))
     })?;
-    cx.verdict(&rule, problems, "DEL succeeded and the node is as before ADD")
+    cx.verdict(problems, "DEL succeeded and the node is as before ADD")
 }
 
 fn errors_are_json(cx: &mut SpecContext<'_>) -> Result<Judgement> {
-    let rule = checks()[10].rule;
     let plugin = cx.subject.main_plugin().to_owned();
     let container = cx.sandbox.container()?;
     let attachment = cx.sandbox.attachment(&container);
@@ -445,11 +443,10 @@ fn errors_are_json(cx: &mut SpecContext<'_>) -> Result<Judgement> {
             let _ = cx.del(&cx.subject.list, &container, serde_json::from_str::<Value>(&output.stdout).ok().as_ref());
         }
     }
-    cx.verdict(&rule, problems, "four errors, each the JSON structure with its code")
+    cx.verdict(problems, "four errors, each the JSON structure with its code")
 }
 
 fn chain_passes_on(cx: &mut SpecContext<'_>) -> Result<Judgement> {
-    let rule = checks()[11].rule;
     if cx.subject.list.plugins.len() < 2 {
         return Ok(Judgement::NotApplicable("a single plugin: no chain".into()));
     }
@@ -460,23 +457,22 @@ fn chain_passes_on(cx: &mut SpecContext<'_>) -> Result<Judgement> {
         let (Ok(previous), next) = (serde_json::from_str::<Value>(&pair[0].output.stdout), &pair[1]) else { continue };
         match serde_json::from_str::<Value>(&next.output.stdout) {
             Ok(result) if next.output.success => problems.extend(rules::dropped_from_previous(&previous, &result).into_iter().map(|p| format!("{}: {p}", next.plugin))),
-            _ => problems.push(format!("{} failed given {}'s result: {} {}", next.plugin, pair[0].plugin, next.output.stdout.trim(), next.output.stderr.trim())),
+            _ => problems.push(format!("{} failed given {}'s result: {}", next.plugin, pair[0].plugin, next.printed())),
         }
     }
     if let Some(first) = steps.first().filter(|s| !s.output.success) {
         problems.push(format!("ADD by {} failed: {}", first.plugin, first.output.stdout.trim()));
     }
-    cx.verdict(&rule, problems, format!("{} kept what it was given", steps.iter().skip(1).map(|s| s.plugin.as_str()).collect::<Vec<_>>().join(", ")))
+    cx.verdict(problems, format!("{} kept what it was given", steps.iter().skip(1).map(|s| s.plugin.as_str()).collect::<Vec<_>>().join(", ")))
 }
 
 fn concurrent_adds(cx: &mut SpecContext<'_>) -> Result<Judgement> {
-    let rule = checks()[12].rule;
     let ipam_types = cx.subject.list.plugins.iter().filter_map(|p| p.get("ipam").and_then(|i| i.get("type")).and_then(Value::as_str));
     if ipam_types.chain(cx.subject.list.plugin_types()).any(|t| t == "static") {
         return Ok(Judgement::NotApplicable("static IPAM gives every container the configured addresses".into()));
     }
     if let Err(problem) = cx.warm_up()? {
-        return cx.verdict(&rule, vec![format!("warming up: {problem}")], "");
+        return cx.verdict(vec![format!("warming up: {problem}")], "");
     }
     let before = cx.sandbox.node_state()?;
     let containers = (0..8).map(|_| cx.sandbox.container()).collect::<Result<Vec<_>>>()?;
@@ -512,11 +508,10 @@ fn concurrent_adds(cx: &mut SpecContext<'_>) -> Result<Judgement> {
         problems.extend(deleted?);
     }
     problems.extend(settled_changes(cx, &before)?);
-    cx.verdict(&rule, problems, format!("{} distinct addresses; the node as before", addresses.len()))
+    cx.verdict(problems, format!("{} distinct addresses; the node as before", addresses.len()))
 }
 
 fn status_and_gc(cx: &mut SpecContext<'_>) -> Result<Judgement> {
-    let rule = checks()[13].rule;
     if !cx.subject.claims("1.1.0") {
         return Ok(Judgement::NotApplicable(format!("STATUS and GC are 1.1.0; the plugins claim {:?}", cx.subject.claimed)));
     }
@@ -543,7 +538,7 @@ fn status_and_gc(cx: &mut SpecContext<'_>) -> Result<Judgement> {
         }
         Ok(gc_problems)
     })?);
-    cx.verdict(&rule, problems, "STATUS answered; GC freed the attachment")
+    cx.verdict(problems, "STATUS answered; GC freed the attachment")
 }
 
 #[cfg(test)]

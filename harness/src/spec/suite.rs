@@ -62,7 +62,7 @@ pub fn run_check(subject: &Arc<Subject>, check: Check) -> TrialOutcome {
     std::thread::spawn(move || {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> crate::error::Result<Judgement> {
             let sandbox = Sandbox::new(&subject.plugin_dirs)?;
-            let mut cx = SpecContext { subject: &subject, sandbox };
+            let mut cx = SpecContext { subject: &subject, rule: check.rule, sandbox };
             (check.body)(&mut cx)
         }));
         let _ = done.send(match outcome {
