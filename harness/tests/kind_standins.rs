@@ -257,3 +257,25 @@ fn a_tsn_run_chains_the_proxy_after_flannel_is_ready_and_a_bad_entry_stops_it_be
     unsafe { std::env::remove_var("CNICONF_TSN_PROXY_ENTRY") };
     assert!(error.contains("CNICONF_TSN_PROXY_ENTRY") && error.contains("`type`"), "{error}");
 }
+
+#[test]
+fn a_node_talker_on_kind_runs_the_static_probe_copied_onto_the_node_once() {
+    use harness::provider::kubernetes::Environment;
+    let _lock = PATH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let standins = StandIns::install();
+    let cluster = KindCluster::create(&cni::antrea(), &options(), Addons::default()).unwrap();
+    let probe = standins.dir.path().join("static-cni-probe");
+    std::fs::write(&probe, "a static build").unwrap();
+    let environment = harness::provider::kind::KindEnvironment::without_echo(cluster, vec![], &KindTimeouts::default()).with_static_probe(probe.clone());
+    let node = harness::model::Node { name: "cniconf-w1".into(), role: harness::model::NodeRole::Worker, labels: Default::default(), address: "172.18.0.3".parse().unwrap() };
+    for _ in 0..2 {
+        environment.run_on_node(&node, harness::scenarios::tsn::PROBE, &["talk", "172.18.0.9:8080", "--priority", "1"]).unwrap();
+    }
+    let raw = std::fs::read_to_string(standins.dir.path().join("calls.log")).unwrap();
+    let copies: Vec<&str> = raw.lines().filter(|l| l.starts_with("docker cp")).collect();
+    assert_eq!(copies, [format!("docker cp {} cniconf-w1:/tmp/cni-conformance/static-cni-probe", probe.display())], "copied once: {raw}");
+    assert_eq!(raw.lines().filter(|l| *l == "docker exec cniconf-w1 /tmp/cni-conformance/static-cni-probe talk 172.18.0.9:8080 --priority 1").count(), 2, "{raw}");
+    let missing = harness::provider::kind::KindEnvironment::without_echo(KindCluster::create(&cni::antrea(), &options(), Addons::default()).unwrap(), vec![], &KindTimeouts::default()).with_static_probe(standins.dir.path().join("not-built"));
+    let error = missing.run_on_node(&node, harness::scenarios::tsn::PROBE, &["talk"]).unwrap_err().to_string();
+    assert!(error.contains("static probe for node talkers") && error.contains("not-built") && error.contains("`cargo xtask image` builds it"), "{error}");
+}

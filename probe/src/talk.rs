@@ -60,6 +60,9 @@ impl TalkOptions {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TalkReport {
     pub transport: Transport,
+    /// The tag its payload carried, under which a listener counts it.
+    #[serde(default)]
+    pub tag: String,
     pub sent: u64,
     pub bytes: u64,
     /// `SO_PRIORITY` as the socket holds it after every option was set.
@@ -87,7 +90,7 @@ fn marked_socket(options: &TalkOptions) -> std::io::Result<Socket> {
 
 /// Sends as `options` says and reports it.
 pub fn talk(options: &TalkOptions) -> TalkReport {
-    let mut report = TalkReport { transport: options.transport, sent: 0, bytes: 0, priority: 0, tos: None, first_txtime_ns: None, error: None };
+    let mut report = TalkReport { transport: options.transport, tag: options.tag.clone(), sent: 0, bytes: 0, priority: 0, tos: None, first_txtime_ns: None, error: None };
     let payload = {
         let mut payload = format!("talker={}\n", options.tag).into_bytes();
         payload.resize(options.payload.max(payload.len()), b'.');
@@ -161,11 +164,69 @@ mod txtime {
     }
 
     pub fn now_tai() -> std::io::Result<u64> {
+        now(libc::CLOCK_TAI)
+    }
+
+    fn now(clock: libc::clockid_t) -> std::io::Result<u64> {
         let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: a pointer to a live timespec.
-        match unsafe { libc::clock_gettime(libc::CLOCK_TAI, &mut now) } {
+        match unsafe { libc::clock_gettime(clock, &mut now) } {
             0 => Ok(now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64),
             _ => Err(std::io::Error::last_os_error()),
+        }
+    }
+
+    /// A CLOCK_REALTIME time on CLOCK_TAI: the two differ by the kernel's TAI offset, a
+    /// whole number of seconds (0 until something sets it, 37 with a synchronised clock),
+    /// read now and rounded to the second the two readings straddle.
+    pub fn realtime_to_tai(realtime: u64) -> u64 {
+        match (now(libc::CLOCK_TAI), now(libc::CLOCK_REALTIME)) {
+            (Ok(tai), Ok(real)) => {
+                let offset = (i128::from(tai) - i128::from(real) + 500_000_000).div_euclid(1_000_000_000) * 1_000_000_000;
+                (i128::from(realtime) + offset) as u64
+            }
+            _ => realtime,
+        }
+    }
+
+    /// `SO_TIMESTAMPNS`: every datagram carries the time the kernel received it.
+    pub fn enable_receive_timestamps(socket: &std::net::UdpSocket) -> std::io::Result<()> {
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket, a pointer to a live value of the size given.
+        let done = unsafe { libc::setsockopt(socket.as_raw_fd(), libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, (&on as *const libc::c_int).cast(), std::mem::size_of::<libc::c_int>() as libc::socklen_t) };
+        match done {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        }
+    }
+
+    /// One datagram into `buffer`: its length and the kernel's receive time
+    /// (CLOCK_REALTIME, ns) when the socket asked for one.
+    pub fn receive(socket: &std::net::UdpSocket, buffer: &mut [u8]) -> std::io::Result<(usize, Option<u64>)> {
+        let mut control = [0u64; 16];
+        let mut iov = libc::iovec { iov_base: buffer.as_mut_ptr().cast(), iov_len: buffer.len() };
+        // SAFETY: every pointer refers to a live buffer of the length given; cmsgs are
+        // read only within msg_controllen, as the kernel filled it.
+        unsafe {
+            let mut message: libc::msghdr = std::mem::zeroed();
+            message.msg_iov = &mut iov;
+            message.msg_iovlen = 1;
+            message.msg_control = control.as_mut_ptr().cast();
+            message.msg_controllen = std::mem::size_of_val(&control) as _;
+            let received = libc::recvmsg(socket.as_raw_fd(), &mut message, 0);
+            if received < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let mut header = libc::CMSG_FIRSTHDR(&message);
+            let mut stamp = None;
+            while !header.is_null() {
+                if (*header).cmsg_level == libc::SOL_SOCKET && (*header).cmsg_type == libc::SCM_TIMESTAMPNS {
+                    let at = std::ptr::read_unaligned(libc::CMSG_DATA(header).cast::<libc::timespec>());
+                    stamp = Some(at.tv_sec as u64 * 1_000_000_000 + at.tv_nsec as u64);
+                }
+                header = libc::CMSG_NXTHDR(&message, header);
+            }
+            Ok((received as usize, stamp))
         }
     }
 
@@ -198,8 +259,9 @@ mod txtime {
     }
 }
 
-/// What a listener heard: UDP datagrams per talker tag, and when (CLOCK_TAI, ns, as
-/// received; the first [`TIMES_KEPT`] per tag), for gate-window checks.
+/// What a listener heard: UDP datagrams per talker tag, and when (CLOCK_TAI, ns: the
+/// kernel's receive timestamp, `SO_TIMESTAMPNS`, moved from CLOCK_REALTIME to CLOCK_TAI;
+/// the first [`TIMES_KEPT`] per tag), for gate-window checks.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Heard {
     pub udp: BTreeMap<String, u64>,
@@ -217,8 +279,8 @@ pub struct Listener {
 }
 
 impl Listener {
-    pub fn record(&self, datagram: &[u8]) {
-        let at = txtime::now_tai().unwrap_or(0);
+    /// Counts `datagram`, received at `at` (CLOCK_TAI, ns).
+    pub fn record(&self, datagram: &[u8], at: u64) {
         let tag = datagram.split(|b| *b == b'\n').next().and_then(|line| line.strip_prefix(b"talker=")).map(|t| String::from_utf8_lossy(t).into_owned()).unwrap_or_else(|| "(untagged)".into());
         let mut heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
         let times = heard.received_tai_ns.entry(tag.clone()).or_default();
@@ -232,11 +294,18 @@ impl Listener {
         self.heard.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Receives on `socket` until it fails.
+    /// Receives on `socket` until it fails, each datagram with the kernel's receive time
+    /// (the time it reached the socket's host, not when this thread got to it); the time
+    /// this thread read it where the kernel gives none.
     pub fn run(&self, socket: &std::net::UdpSocket) {
+        let stamped = txtime::enable_receive_timestamps(socket).is_ok();
         let mut buffer = vec![0u8; 65536];
-        while let Ok((n, _)) = socket.recv_from(&mut buffer) {
-            self.record(&buffer[..n]);
+        while let Ok((n, stamp)) = txtime::receive(socket, &mut buffer) {
+            let at = match (stamped, stamp) {
+                (true, Some(realtime)) => txtime::realtime_to_tai(realtime),
+                _ => txtime::now_tai().unwrap_or(0),
+            };
+            self.record(&buffer[..n], at);
         }
     }
 }
@@ -287,6 +356,24 @@ mod tests {
         let received = &listener.heard().received_tai_ns["timed"];
         assert_eq!(received.len(), 10, "each datagram timestamped");
         assert!(received.iter().all(|t| *t >= before && *t < before + 2_000_000_000), "on CLOCK_TAI, as received: {received:?}");
+    }
+
+    #[test]
+    fn the_listener_keeps_the_kernel_s_receive_time_not_the_time_it_read_the_datagram() {
+        // Sent before the listener starts reading: the kernel's time is the send's, the
+        // reader's would be 300 ms later.
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = socket.local_addr().unwrap();
+        txtime::enable_receive_timestamps(&socket).unwrap();
+        let sent_at = txtime::now_tai().unwrap();
+        talk(&TalkOptions { to, transport: Transport::Udp, priority: 0, tos: None, count: 3, payload: 50, tag: "early".into(), txtime_delay: None });
+        std::thread::sleep(Duration::from_millis(300));
+        let listener = Arc::new(Listener::default());
+        let reading = Arc::clone(&listener);
+        std::thread::spawn(move || reading.run(&socket));
+        assert_eq!(heard_within_2s(&listener, "early", 3), Some(3));
+        let received = &listener.heard().received_tai_ns["early"];
+        assert!(received.iter().all(|t| t.abs_diff(sent_at) < 100_000_000), "within 100 ms of sending, on CLOCK_TAI: {received:?} vs {sent_at}");
     }
 
     #[test]

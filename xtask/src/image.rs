@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use harness::provider::kind::{PROBE_IMAGE, TSN_PROXY_IMAGE};
+use harness::provider::kind::{PROBE_IMAGE, STATIC_PROBE, TSN_PROXY_IMAGE};
 
 use crate::util::workspace_root;
 
@@ -47,6 +47,10 @@ pub fn run() -> Result<(), String> {
             return Err(format!("`docker build --tag {tag}` failed: {}", String::from_utf8_lossy(&output.stderr).trim()));
         }
         eprintln!("xtask image: built {tag} ({})", String::from_utf8_lossy(&output.stdout).trim());
+    }
+    // Node talkers on kind run this very binary, copied onto the nodes.
+    if !root.join(STATIC_PROBE).is_file() {
+        return Err(format!("the static probe is not at {STATIC_PROBE}, where the kind provider looks for it"));
     }
     Ok(())
 }

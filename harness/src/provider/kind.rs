@@ -905,6 +905,9 @@ pub struct KindEnvironment {
     failed_nodes: std::sync::Mutex<Vec<crate::model::Node>>,
     /// Egress IPs put on nodes (for CNIs that expect them there), as (node, IP).
     placed_ips: std::sync::Mutex<Vec<(String, std::net::IpAddr)>>,
+    /// The static probe node talkers run, and the nodes it has been copied to.
+    static_probe: PathBuf,
+    probe_on: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 /// kind's Docker network, where nodes and the external echo meet.
@@ -924,6 +927,8 @@ impl KindEnvironment {
             timeouts: timeouts.clone(),
             failed_nodes: Default::default(),
             placed_ips: Default::default(),
+            static_probe: static_probe(),
+            probe_on: Default::default(),
         })
     }
 
@@ -939,13 +944,43 @@ impl KindEnvironment {
             timeouts: timeouts.clone(),
             failed_nodes: Default::default(),
             placed_ips: Default::default(),
+            static_probe: static_probe(),
+            probe_on: Default::default(),
         }
     }
 
     fn docker(&self, purpose: String, args: &[&str]) -> Result<()> {
         cli::run(&CliStep::new(purpose, "docker", args.iter().copied(), self.timeouts.load_image)).map(drop)
     }
+
+    /// The same environment, taking the static probe for node talkers from `path`.
+    pub fn with_static_probe(self, path: PathBuf) -> Self {
+        Self { static_probe: path, ..self }
+    }
+
+    /// Where the static probe is on `node`, copied there the first time.
+    fn probe_on_node(&self, node: &crate::model::Node) -> Result<String> {
+        let mut copied = self.probe_on.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(there) = copied.get(&node.name) {
+            return Ok(there.clone());
+        }
+        if !self.static_probe.is_file() {
+            return Err(HarnessError::NotFound { what: "static probe for node talkers".into(), wanted: format!("at {} (`cargo xtask image` builds it)", self.static_probe.display()) });
+        }
+        use super::kubernetes::Environment;
+        let there = self.put_file_on_node(node, &self.static_probe)?;
+        copied.insert(node.name.clone(), there.clone());
+        Ok(there)
+    }
 }
+
+/// Where `cargo xtask image` leaves the static probe it puts in the probe image.
+pub fn static_probe() -> PathBuf {
+    crate::workspace_root().join(STATIC_PROBE)
+}
+
+/// [`static_probe`], from the workspace root.
+pub const STATIC_PROBE: &str = "target/probe-image/context/cni-probe/cni-probe";
 
 impl super::kubernetes::Environment for KindEnvironment {
     fn allocate_egress_ip(&self) -> Result<std::net::IpAddr> {
@@ -979,10 +1014,15 @@ impl super::kubernetes::Environment for KindEnvironment {
         Ok(())
     }
 
-    /// Runs in the node's container with `docker exec`.
+    /// Runs in the node's container with `docker exec`. The probe (a node talker) is the
+    /// static build `cargo xtask image` made for the probe image, copied onto the node.
     fn run_on_node(&self, node: &crate::model::Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
+        let program = match program {
+            crate::scenarios::tsn::PROBE => self.probe_on_node(node)?,
+            other => other.to_owned(),
+        };
         let output = std::process::Command::new("docker")
-            .args(["exec", &node.name, program])
+            .args(["exec", &node.name, &program])
             .args(args)
             .output()
             .map_err(|e| HarnessError::Command { command: format!("docker exec {} {program}", node.name), detail: e.to_string() })?;

@@ -10,6 +10,8 @@ pub mod kind;
 pub mod kubernetes;
 pub mod lab;
 pub mod runs;
+#[cfg(test)]
+pub mod stand_in;
 
 use std::net::IpAddr;
 use std::sync::Arc;

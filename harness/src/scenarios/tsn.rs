@@ -16,7 +16,7 @@ use crate::cni::Feature;
 use crate::error::{HarnessError, Result};
 use crate::model::{labels, Labels, Node, Pod, POD_PORT};
 use crate::scenario::{Scenario, ScenarioContext};
-use crate::verdict::{budget, priority, Verdict};
+use crate::verdict::{budget, gates, priority, Verdict};
 
 /// The node's NIC, as the lab's and kind's nodes name it.
 pub const NODE_NIC: &str = "eth0";
@@ -33,6 +33,9 @@ const TALKER_PACKETS: u64 = 50;
 
 /// How long a node's NIC may keep sending before a talker's window opens anyway.
 const NIC_QUIET: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Talks so far in this process, numbering each talker's tag.
+static TALKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The paper's talkers: priority 1, priority 2, and best effort beside them.
 const PAPER_PRIORITIES: [u32; 3] = [1, 2, 0];
@@ -170,16 +173,18 @@ fn delivery_time_set_with_so_txtime_reaches_the_nic(cx: &mut ScenarioContext) ->
 
 fn talkers_leave_in_their_taprio_gate_windows(cx: &mut ScenarioContext) -> Result<Verdict> {
     let node = cx.a_worker()?;
-    // The paper's 40 us cycle: priority 1 (TC 0) for 10 us, priority 2 (TC 1) for 10 us, best
-    // effort (TC 2) for 20 us, one transmit queue per class.
-    let paper_schedule = ["taprio", "num_tc", "3", "map", "2", "0", "1", "2", "2", "2", "2", "2", "2", "2", "2", "2", "2", "2", "2", "2", "queues", "1@0", "1@1", "1@2", "base-time", "0", "sched-entry", "S", "01", "10000", "sched-entry", "S", "02", "10000", "sched-entry", "S", "04", "20000", "clockid", "CLOCK_TAI"];
-    let refused = cx.node_refuses_qdisc(&node, &paper_schedule)?;
-    Err(HarnessError::CannotObserve {
-        reason: match refused {
-            Some(why) => format!("the node's NIC takes no taprio qdisc with the paper's schedule (its kernel lacks taprio, or the NIC the three transmit queues), so there are no gate windows to land in ({why})"),
-            None => "the node's kernel has taprio, but the harness does not yet judge receive times against gate windows: not judged".into(),
-        },
-    })
+    let schedule = gates::paper_schedule();
+    if let Some(refused) = cx.taprio_on(&node, &schedule)? {
+        return Err(HarnessError::CannotObserve {
+            reason: format!("the node's NIC takes no taprio qdisc with the paper's schedule (its kernel lacks taprio, or the NIC the three transmit queues), so there are no gate windows to land in ({refused})"),
+        });
+    }
+    let namespace = cx.namespace("tsn", labels([]));
+    let judged = namespace.and_then(|namespace| cx.tsn_talkers(&namespace, labels([("app", "talker")]), &node)).and_then(|talkers| cx.talkers_in_their_gate_windows(&talkers, &schedule));
+    // The NIC goes back to no root qdisc however it went; the priority map is put back by
+    // the next scenario that counts.
+    cx.cluster().run_on_node(&node, "tc", &["qdisc", "del", "dev", NODE_NIC, "root"])?.stdout_of_success(&format!("tc qdisc del dev {NODE_NIC} root on node {}", node.name))?;
+    judged
 }
 
 /// One talker's run: who talked, what it says it sent, how each NIC class grew meanwhile.
@@ -270,19 +275,43 @@ impl ScenarioContext {
         }
     }
 
-    /// Whether `node`'s NIC refuses `qdisc` as its root (the kernel may lack it, or the
-    /// NIC its queues: taprio's three classes need three transmit queues): the refusal as
-    /// tc said it, or `None` when it took it. The root goes back to none either way; the
-    /// priority map is put back by the next [`tsn_qdisc_on`](Self::tsn_qdisc_on).
-    pub fn node_refuses_qdisc(&self, node: &Node, qdisc: &[&str]) -> Result<Option<String>> {
+    /// Puts `schedule` on `node`'s NIC as a taprio root qdisc: `None` once it is there, or
+    /// tc's refusal (the kernel may lack taprio, or the NIC a transmit queue per gate), the
+    /// root going back to none.
+    pub fn taprio_on(&self, node: &Node, schedule: &gates::GateSchedule) -> Result<Option<String>> {
+        let arguments = schedule.taprio_arguments();
         let mut replace = vec!["qdisc", "replace", "dev", NODE_NIC, "root", "handle", "100:"];
-        replace.extend(qdisc);
+        replace.extend(arguments.iter().map(String::as_str));
         let tried = self.cluster().run_on_node(node, "tc", &replace)?;
-        let _ = self.cluster().run_on_node(node, "tc", &["qdisc", "del", "dev", NODE_NIC, "root"])?;
-        match tried.exit.as_str() {
-            "exit status 0" => Ok(None),
-            _ => Ok(Some(format!("`tc {}` on node {}: {}", replace.join(" "), node.name, tried.stderr.trim()))),
+        if tried.exit == "exit status 0" {
+            return Ok(None);
         }
+        let _ = self.cluster().run_on_node(node, "tc", &["qdisc", "del", "dev", NODE_NIC, "root"])?;
+        Ok(Some(format!("`tc {}` on node {}: {}", replace.join(" "), node.name, tried.stderr.trim())))
+    }
+
+    /// With `schedule` on the talkers' node NIC: the node's own talker of each priority
+    /// (whose priority reaches the qdisc with nothing between) draws each class's window
+    /// at the external listener; then each talker pod, alone, must land in its class's.
+    pub fn talkers_in_their_gate_windows(&self, talkers: &Talkers, schedule: &gates::GateSchedule) -> Result<Verdict> {
+        let listener = self.external_listener()?;
+        let node = &talkers.node;
+        let reference_tags = PAPER_PRIORITIES.into_iter().map(|priority| Ok((priority::class_of_priority(priority), self.talk(None, node, listener, Transport::Udp, priority)?.tag))).collect::<Result<Vec<_>>>()?;
+        let talker_tags = talkers.pods.iter().map(|(pod, priority)| Ok((pod, *priority, self.talk(Some(pod), node, listener, Transport::Udp, *priority)?.tag))).collect::<Result<Vec<_>>>()?;
+        let heard = self.heard_by_listener(&talkers.pods[0].0, listener)?;
+        let times = |tag: &str| heard.received_tai_ns.get(tag).cloned().unwrap_or_default();
+        let reference: Vec<_> = reference_tags.iter().map(|(class, tag)| (*class, times(tag))).collect();
+        let windows = gates::windows_from_reference(schedule, &reference, gates::JITTER_TOLERANCE_NS).map_err(|why| HarnessError::CannotObserve { reason: format!("no gate windows to judge against on node {} {NODE_NIC}: {why}", node.name) })?;
+        let nic = format!("node {} {NODE_NIC}", node.name);
+        let each = talker_tags.iter().map(|(pod, priority, tag)| (pod.name.clone(), gates::talker_in_its_gate_window(&format!("{}/{}", pod.namespace, pod.name), *priority, TALKER_PACKETS, &times(tag), &windows, &nic))).collect();
+        Ok(priority::every_talker("gate window of each talker's datagrams, as the listener received them", each))
+    }
+
+    /// What the external listener has heard so far, asked from `pod`.
+    pub fn heard_by_listener(&self, pod: &Pod, listener: SocketAddr) -> Result<cni_probe::talk::Heard> {
+        let url = format!("http://{listener}{}", cni_probe::talk::HEARD_PATH);
+        let output = self.cluster().run_probe_in(pod, &["served".to_owned(), url.clone()])?;
+        crate::provider::probe_output(&output, || format!("cni-probe served {url} in pod {}/{}", pod.namespace, pod.name))
     }
 
     /// The packets each class of `node`'s NIC qdisc has sent so far.
@@ -322,7 +351,9 @@ impl ScenarioContext {
             Some(pod) => (format!("pod {}/{}", pod.namespace, pod.name), pod.name.clone()),
             None => (format!("node {}", node.name), "node".to_owned()),
         };
-        let options = TalkOptions { to, transport, priority, tos: None, count: TALKER_PACKETS, payload: 200, tag: format!("{name}-prio{priority}"), txtime_delay };
+        // Unique per talk: a listener keeps receive times per tag, across scenarios and runs.
+        let tag = format!("{}-{name}-prio{priority}-{}", self.cluster().info().run_id, TALKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let options = TalkOptions { to, transport, priority, tos: None, count: TALKER_PACKETS, payload: 200, tag, txtime_delay };
         let output = match pod {
             Some(pod) => self.cluster().run_probe_in(pod, &options.to_args())?,
             None => self.cluster().run_on_node(node, PROBE, &options.to_args().iter().map(String::as_str).collect::<Vec<_>>())?,
@@ -373,6 +404,96 @@ pub fn talkers_keep_their_classes(cx: &mut ScenarioContext, pod: Option<&Pod>, n
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use cni_probe::talk::{Heard, TalkReport, Transport};
+
+    use crate::model::{ExecOutput, Node, NodeRole};
+    use crate::provider::stand_in::stand_in_with;
+    use crate::report::TrialOutcome;
+    use crate::scenario::run_scenario;
+    use crate::verdict::gates::{paper_schedule, GateSchedule};
+    use crate::verdict::{priority, FailureReason};
+
+    /// The taprio scenario on a stand-in whose NIC takes taprio (or refuses it), whose node
+    /// talkers land in their class's gate, and whose pod talkers land in theirs only when
+    /// `pods_keep_priority`: the listener's receive times, 13 us of path delay later. Gives
+    /// the outcome and every `tc` command the node ran.
+    fn gate_scenario(taprio_refused: bool, pods_keep_priority: bool) -> (TrialOutcome, Vec<String>) {
+        let talks: Arc<Mutex<Vec<(String, u32, bool)>>> = Arc::default();
+        let tc: Arc<Mutex<Vec<String>>> = Arc::default();
+        let answer = |stdout: String| ExecOutput { stdout, stderr: String::new(), exit: "exit status 0".into() };
+        let talked = {
+            let talks = Arc::clone(&talks);
+            move |args: &[String], from_node: bool| {
+                let flag = |name: &str| args.iter().position(|a| a == name).map(|i| args[i + 1].clone()).unwrap();
+                let (tag, priority) = (flag("--tag"), flag("--priority").parse().unwrap());
+                talks.lock().unwrap().push((tag.clone(), priority, from_node));
+                let report = TalkReport { transport: Transport::Udp, tag, sent: 50, bytes: 10_000, priority, tos: None, first_txtime_ns: None, error: None };
+                serde_json::to_string(&report).unwrap()
+            }
+        };
+        let on_node = {
+            let (tc, talked) = (Arc::clone(&tc), talked.clone());
+            move |_: &Node, program: &str, args: &[&str]| match program {
+                "tc" => {
+                    tc.lock().unwrap().push(args.join(" "));
+                    match taprio_refused && args.contains(&"taprio") {
+                        true => ExecOutput { stdout: String::new(), stderr: "Error: Specified qdisc kind is unknown.".into(), exit: "exit status 2".into() },
+                        false => answer(String::new()),
+                    }
+                }
+                super::PROBE => answer(talked(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>(), true)),
+                other => panic!("no {other} on a stand-in node"),
+            }
+        };
+        let in_pod = move |_: &crate::model::Pod, args: &[String]| match args[0].as_str() {
+            "talk" => answer(talked(args, false)),
+            "served" => {
+                assert!(args[1].ends_with(cni_probe::talk::HEARD_PATH), "{args:?}");
+                let schedule: GateSchedule = paper_schedule();
+                let mut heard = Heard::default();
+                for (tag, priority, from_node) in talks.lock().unwrap().iter() {
+                    let class = if *from_node || pods_keep_priority { priority::class_of_priority(*priority) } else { priority::BEST_EFFORT };
+                    let gate = schedule.gates.iter().find(|g| g.class == class).unwrap();
+                    let times = (0..50u64).map(|i| 1_700_000_000_000_000_000 + i * 7 * schedule.cycle_ns + gate.open_ns + (i % 10) * 160 + 13_000).collect();
+                    heard.udp.insert(tag.clone(), 50);
+                    heard.received_tai_ns.insert(tag.clone(), times);
+                }
+                answer(serde_json::to_string(&heard).unwrap())
+            }
+            other => panic!("no probe {other} here"),
+        };
+        let worker = Node { name: "c-worker".into(), role: NodeRole::Worker, labels: Default::default(), address: "192.0.2.21".parse().unwrap() };
+        let cluster: Arc<dyn crate::provider::Cluster> = Arc::new(stand_in_with(vec![worker], &[]).with_node_commands(on_node).with_probe_runs(in_pod));
+        let scenario = super::all().into_iter().find(|s| s.name == "talkers_leave_in_their_taprio_gate_windows").unwrap();
+        let outcome = run_scenario(&cluster, &scenario, &crate::Timeouts::default(), "t1");
+        let commands = tc.lock().unwrap().clone();
+        (outcome, commands)
+    }
+
+    #[test]
+    fn talkers_that_keep_their_priority_leave_in_their_gate_windows_and_the_nic_is_left_bare() {
+        let (outcome, tc) = gate_scenario(false, true);
+        assert!(matches!(&outcome, TrialOutcome::Passed(v) if v.expected.role == "talker-1 class-1, talker-2 class-2, best-effort best-effort"), "{outcome:?}");
+        assert!(tc[0].contains(&paper_schedule().taprio_arguments().join(" ")), "the paper's schedule goes on eth0: {tc:?}");
+        assert_eq!(tc.last().unwrap(), "qdisc del dev eth0 root", "taprio comes off after the talk: {tc:?}");
+    }
+
+    #[test]
+    fn pod_talkers_whose_priority_is_lost_on_the_way_leave_in_best_effort_s_window() {
+        let (outcome, tc) = gate_scenario(false, false);
+        let TrialOutcome::Failed(verdict) = &outcome else { panic!("{outcome:?}") };
+        assert_eq!((verdict.reason, verdict.observed.role.as_str()), (Some(FailureReason::OutsideGateWindow), "talker-1 best-effort, talker-2 best-effort, best-effort best-effort"));
+        assert!(verdict.message().contains("class-1: 0, class-2: 0, best-effort: 50"), "{}", verdict.message());
+        assert_eq!(tc.last().unwrap(), "qdisc del dev eth0 root", "taprio comes off after a failure too: {tc:?}");
+    }
+
+    #[test]
+    fn a_nic_that_refuses_taprio_ignores_the_scenario_with_tc_s_words() {
+        let (outcome, _) = gate_scenario(true, true);
+        assert!(matches!(&outcome, TrialOutcome::Ignored(reason) if reason.contains("no taprio qdisc with the paper's schedule") && reason.contains("Specified qdisc kind is unknown")), "{outcome:?}");
+    }
     #[test]
     fn the_classifier_counts_packets_to_the_port_every_listener_uses() {
         let source = std::fs::read_to_string(crate::workspace_root().join("bpf/tsn_classify.c")).unwrap();

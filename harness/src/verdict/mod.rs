@@ -5,6 +5,7 @@
 //! people), and, when it fails, why: a wrong source is not a timeout.
 
 pub mod budget;
+pub mod gates;
 pub mod performance;
 pub mod priority;
 pub mod reach;
@@ -63,6 +64,8 @@ pub enum FailureReason {
     WrongClass,
     /// Packets reached the NIC without the delivery time their talker set, or with another.
     DeliveryTimeChanged,
+    /// Datagrams reached the listener outside their class's taprio gate window.
+    OutsideGateWindow,
     /// A figure's interval still straddled its budget after the most samples allowed.
     Inconclusive,
     SpecViolation,
@@ -85,6 +88,7 @@ impl FailureReason {
             FailureReason::MirrorMismatch => "mirror copies do not match requests",
             FailureReason::WrongClass => "packets in the wrong traffic class",
             FailureReason::DeliveryTimeChanged => "delivery time not as the talker set it",
+            FailureReason::OutsideGateWindow => "datagrams outside their class's gate window",
             FailureReason::Inconclusive => "inconclusive at the cap",
             FailureReason::SpecViolation => "violates the CNI specification",
         }

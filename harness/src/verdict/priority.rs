@@ -124,13 +124,19 @@ impl Sorting {
 /// stable name (its pod's): roles read "talker-1 class-1, talker-2 class-2, ..." so golden
 /// records hold each talker's class role and no counts.
 pub fn talkers_kept_their_classes(talkers: Vec<(String, Verdict)>) -> Verdict {
+    every_talker("traffic class of each talker's packets at the node NIC's qdisc", talkers)
+}
+
+/// Talkers together under `check`, each judged alone and named by a stable name; fails
+/// with the first that failed.
+pub fn every_talker(check: &str, talkers: Vec<(String, Verdict)>) -> Verdict {
     let joined = |part: &dyn Fn(&str, &Verdict) -> String, separator: &str| talkers.iter().map(|(name, v)| part(name, v)).collect::<Vec<_>>().join(separator);
     let failed = talkers.iter().find(|(_, v)| !v.passed).map(|(_, v)| v);
     Verdict {
         statistics: Vec::new(),
         counters: talkers.iter().flat_map(|(_, v)| v.counters.clone()).collect(),
         figures: Vec::new(),
-        check: "traffic class of each talker's packets at the node NIC's qdisc".into(),
+        check: check.into(),
         subject: joined(&|_, v| v.subject.clone(), "; "),
         passed: failed.is_none(),
         expected: Evidence::new(joined(&|name, v| format!("{name} {}", v.expected.role), ", "), joined(&|name, v| format!("{name}: {}", v.expected.detail), "; ")),

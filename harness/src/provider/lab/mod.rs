@@ -97,6 +97,9 @@ pub fn cannot_host(cni: &CniProfile, feature: Feature) -> Option<String> {
     }
 }
 
+/// Transmit queues of every lab host's `eth0`: one per gate of the paper's taprio schedule.
+const NIC_QUEUES: usize = 3;
+
 /// Tools the lab runs, with what each is for and how to get it.
 const TOOLS: [(&str, &str, &str); 4] = [
     ("ip", "network namespaces, links, routes", "install it with `apt-get install iproute2` or run `cargo xtask deps`"),
@@ -237,10 +240,12 @@ impl Lab {
         all.extend(lab_nodes.iter().map(|n| n.netns.clone()));
         cleanup::guard_creation(|| shell::ip_batch(None, &all.iter().map(|ns| format!("netns add {ns}")).collect::<Vec<_>>()))?;
 
-        // The underlay: a bridge with one port per host, each host's end named eth0.
+        // The underlay: a bridge with one port per host, each host's end named eth0, with a
+        // transmit queue per TSN gate (taprio needs a multi-queue NIC; a kernel that has
+        // taprio can then run the gate-window scenario on the lab).
         let mut underlay_setup = vec!["link add kind type bridge".to_owned(), "link set kind up".to_owned()];
         for (port, host) in all.iter().skip(1).enumerate() {
-            underlay_setup.push(format!("link add port{port} mtu 1600 type veth peer name eth0 mtu 1600 netns {host}"));
+            underlay_setup.push(format!("link add port{port} mtu 1600 type veth peer name eth0 mtu 1600 numtxqueues {NIC_QUEUES} numrxqueues {NIC_QUEUES} netns {host}"));
             underlay_setup.push(format!("link set port{port} master kind up"));
         }
         shell::ip_batch(Some(&underlay), &underlay_setup)?;
