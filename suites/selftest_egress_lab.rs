@@ -34,7 +34,7 @@ fn expected_failures(fault: Option<LabFault>) -> Vec<Expected> {
         // Faults of the lab's HTTP Gateway do not touch egress.
         Some(LabFault::WrongWeights | LabFault::BackendDown | LabFault::MirroringOff | LabFault::StaleConfig | LabFault::UniformProbabilities) => vec![],
         // A slower datapath still leaves with the right source.
-        Some(LabFault::NicRateLimit | LabFault::NoOpForwardingRules) => vec![],
+        Some(LabFault::NicRateLimit | LabFault::NoOpForwardingRules | LabFault::PodVethRateLimit) => vec![],
         Some(LabFault::ExternalUnreachable) => vec![
             (CLOSED_PORT, TimedOut, "timed-out"),
             (NO_POLICY, TimedOut, "timed-out"),

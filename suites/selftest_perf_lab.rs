@@ -2,7 +2,7 @@
 //!
 //! Each fault must fail exactly the budgets of the paths it is on, and the failure must
 //! name the figure, its interval, its budget and its path: a bandwidth limit (tbf) on the
-//! workers' NICs, thousands of no-op rules in every node's forwarding path, and a slow
+//! workers' NICs or on every pod's veth, thousands of no-op rules in every node's forwarding path, and a slow
 //! plugin chained after the CNI (configured as a vendor would, with a profile directory,
 //! a conflist and a plugin binary, no Rust).
 
@@ -97,6 +97,16 @@ fn a_bandwidth_limit_on_the_workers_nics_fails_only_the_paths_through_them() -> 
     let outcomes = outcomes(&cluster, &[SAME_NODE, ACROSS, GATEWAY]);
     cluster.teardown()?;
     these_fail(&outcomes, &[performance::ACROSS_NODES.name, performance::MASQUERADE.name, performance::EGRESS_GATEWAY.name], &[])
+}
+
+/// A 1 Gbit/s tbf on every pod's veth, towards the pod: the paths whose data flows into a
+/// pod (pod to pod, on one node and across nodes, and so the across-nodes ratio) fail;
+/// the paths from a pod to the external host, and their ratio, do not.
+fn a_bandwidth_limit_on_every_pod_s_veth_fails_only_the_paths_into_pods() -> Result<(), Failed> {
+    let cluster = lab(&cni::reference(), Some(LabFault::PodVethRateLimit))?;
+    let outcomes = outcomes(&cluster, &[SAME_NODE, ACROSS, GATEWAY]);
+    cluster.teardown()?;
+    these_fail(&outcomes, &[performance::SAME_NODE.name, performance::ACROSS_NODES.name, performance::ACROSS_NODES_OVER_UNDERLAY.name], &[])
 }
 
 /// Thousands of no-op rules (no target: they count and go on) in every node's FORWARD
@@ -221,6 +231,7 @@ fn main() -> std::process::ExitCode {
     let trials = vec![
         Trial::test("the_harness_throughput_figure_is_within_5_percent_of_bare_iperf3", the_harness_throughput_figure_is_within_5_percent_of_bare_iperf3),
         Trial::test("a_bandwidth_limit_on_the_workers_nics_fails_only_the_paths_through_them", a_bandwidth_limit_on_the_workers_nics_fails_only_the_paths_through_them),
+        Trial::test("a_bandwidth_limit_on_every_pod_s_veth_fails_only_the_paths_into_pods", a_bandwidth_limit_on_every_pod_s_veth_fails_only_the_paths_into_pods),
         Trial::test("no_op_rules_in_the_forwarding_path_raise_rules_traversed_and_latency", no_op_rules_in_the_forwarding_path_raise_rules_traversed_and_latency),
         Trial::test("a_slow_chained_plugin_fails_the_start_up_budget", a_slow_chained_plugin_fails_the_start_up_budget),
     ];

@@ -36,6 +36,10 @@ pub enum LabFault {
     /// Every node's FORWARD chain starts with 40,000 rules that match and do nothing, as
     /// a datapath that grew its ruleset per Service or policy does.
     NoOpForwardingRules,
+    /// Every pod's veth sends towards its pod at most 1 Gbit/s (a tbf on the node's end),
+    /// as a per-pod bandwidth limit would: traffic to pods is slowed, traffic from pods
+    /// to outside the cluster and between nodes is not.
+    PodVethRateLimit,
 }
 
 pub const FAULTS_VARIABLE: &str = "CNICONF_LAB_FAULTS";
@@ -56,15 +60,21 @@ impl LabFault {
     pub const GATEWAY: [LabFault; 5] = [LabFault::WrongWeights, LabFault::BackendDown, LabFault::MirroringOff, LabFault::StaleConfig, LabFault::UniformProbabilities];
 
     /// The faults that slow the datapath down without breaking it.
-    pub const PERFORMANCE: [LabFault; 2] = [LabFault::NicRateLimit, LabFault::NoOpForwardingRules];
+    pub const PERFORMANCE: [LabFault; 3] = [LabFault::NicRateLimit, LabFault::NoOpForwardingRules, LabFault::PodVethRateLimit];
 
     /// Every fault.
     pub fn all() -> impl Iterator<Item = LabFault> {
         Self::EGRESS.into_iter().chain(Self::GATEWAY).chain(Self::PERFORMANCE)
     }
 
-    /// The rate `NicRateLimit` leaves a worker's NIC, as tc writes it.
+    /// The rate `NicRateLimit` leaves a worker's NIC, and `PodVethRateLimit` a pod's veth,
+    /// as tc writes it.
     pub const NIC_RATE: &'static str = "1gbit";
+
+    /// The tc arguments of a rate-limiting fault on `device`.
+    pub fn rate_limit(device: &str) -> [&str; 12] {
+        ["qdisc", "replace", "dev", device, "root", "tbf", "rate", Self::NIC_RATE, "burst", "256kb", "latency", "50ms"]
+    }
 
     /// How many rules `NoOpForwardingRules` puts in each node's FORWARD chain.
     pub const NO_OP_RULES: usize = 40_000;
@@ -91,6 +101,7 @@ impl LabFault {
             LabFault::UniformProbabilities => "uniform-probabilities",
             LabFault::NicRateLimit => "nic-rate-limit",
             LabFault::NoOpForwardingRules => "no-op-forwarding-rules",
+            LabFault::PodVethRateLimit => "pod-veth-rate-limit",
         }
     }
 

@@ -97,6 +97,20 @@ pub fn cannot_host(cni: &CniProfile, feature: Feature) -> Option<String> {
     }
 }
 
+/// The node's end of a pod's `eth0` (a veth, whichever plugin made it): the link whose
+/// index the pod's end names as its peer (`eth0@if7`).
+fn node_side_of_pod_nic(pod_netns: &str, node_netns: &str) -> Result<String> {
+    let pod_side = shell::in_netns(pod_netns, "ip", &["-o", "link", "show", "dev", "eth0"], None)?;
+    let peer = pod_side.split_once("eth0@if").and_then(|(_, rest)| rest.split(':').next()).filter(|index| index.parse::<u32>().is_ok());
+    let not_found = |why: &str| HarnessError::NotFound { what: "node end of the pod's eth0".into(), wanted: format!("in {node_netns} ({why}; the pod's end: {})", pod_side.trim()) };
+    let peer = peer.ok_or_else(|| not_found("the pod's eth0 is not a veth"))?;
+    let links = shell::in_netns(node_netns, "ip", &["-o", "link", "show"], None)?;
+    links
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{peer}: ")).and_then(|rest| rest.split(['@', ':']).next()).map(str::to_owned))
+        .ok_or_else(|| not_found(&format!("no link {peer}")))
+}
+
 /// Transmit queues of every lab host's `eth0`: one per gate of the paper's taprio schedule.
 const NIC_QUEUES: usize = 3;
 
@@ -281,7 +295,7 @@ impl Lab {
                 shell::in_netns(&lab_node.netns, "iptables-restore", &["--noflush"], Some(&LabFault::no_op_forwarding_rules()))?;
             }
             if options.faults.contains(&LabFault::NicRateLimit) && lab_node.node.role == NodeRole::Worker {
-                shell::in_netns(&lab_node.netns, "tc", &["qdisc", "replace", "dev", "eth0", "root", "tbf", "rate", LabFault::NIC_RATE, "burst", "256kb", "latency", "50ms"], None)?;
+                shell::in_netns(&lab_node.netns, "tc", &LabFault::rate_limit("eth0"), None)?;
             }
         }
 
@@ -431,6 +445,10 @@ impl Cluster for Lab {
             detail: format!("ADD for pod {}/{} returned no IP", spec.namespace, spec.name),
         })?;
         let pod = Pod { name: spec.name.clone(), namespace: spec.namespace.clone(), labels: spec.labels.clone(), node: spec.node.clone(), address };
+        if self.faults.contains(&LabFault::PodVethRateLimit) {
+            let node_side = node_side_of_pod_nic(&netns, &lab_node.netns)?;
+            shell::in_netns(&lab_node.netns, "tc", &LabFault::rate_limit(&node_side), None)?;
+        }
         let server = start_probe_server(&netns, &self.probe, &spec.name, addressing::ECHO_PORT)?;
         let namespace_labels = {
             let mut registry = self.registry();
