@@ -1,5 +1,6 @@
 //! The probe image, run for real with testcontainers: two containers on a Docker network,
-//! the echo reports the client container's address, a closed port is refused. Ignored
+//! the echo reports the client container's address, a closed port is refused. The proxy
+//! and iperf3 images, run for real as kind would run them. Ignored
 //! with the reason when Docker or the image is missing, unless CNICONF_REQUIRE_TOOLS=1.
 
 use std::sync::Arc;
@@ -7,13 +8,13 @@ use std::sync::Arc;
 use cni_probe::Observation;
 use harness::provider::cli::{self, CliStep};
 use harness::provider::external::ProbeContainer;
-use harness::provider::kind::{PROBE_IMAGE, REQUIRE_TOOLS_VARIABLE, TSN_PROXY_IMAGE};
+use harness::provider::kind::{IPERF3_IMAGE, PROBE_IMAGE, REQUIRE_TOOLS_VARIABLE, TSN_PROXY_IMAGE};
 use harness::provider::runs;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
 /// Why the image cannot be run here, if it cannot.
 fn unavailable() -> Option<String> {
-    [PROBE_IMAGE, TSN_PROXY_IMAGE].into_iter().find_map(|image| {
+    [PROBE_IMAGE, TSN_PROXY_IMAGE, IPERF3_IMAGE].into_iter().find_map(|image| {
         let inspect = CliStep::new(format!("looking for the image {image}"), "docker", ["image", "inspect", image], std::time::Duration::from_secs(30));
         cli::run(&inspect).err().map(|e| format!("{e}; build it with `cargo xtask image`"))
     })
@@ -102,6 +103,34 @@ fn a_closed_port_between_containers_is_refused() -> Result<(), Failed> {
     }
 }
 
+/// The iperf3 image as kind's external host and nodes use it: a server in the network
+/// namespace of the echo's container answers on the echo's address; a one-off client beside
+/// another container measures it (iperf3's JSON, read as the performance scenarios read
+/// it); `iperf3 -s -D` there, as the scenarios start servers, finds it already serving.
+fn iperf3_beside_a_container_serves_on_its_address() -> Result<(), Failed> {
+    use harness::provider::external::Iperf3Beside;
+    use harness::scenarios::performance::{self, IPERF3_PORT};
+    let runtime = Arc::new(tokio::runtime::Runtime::new()?);
+    let network = Network::create()?;
+    let echo = ProbeContainer::start(&runtime, &network.0, "external", &network.0)?;
+    let client = ProbeContainer::start(&runtime, &network.0, "client", &network.0)?;
+    let server = Iperf3Beside::serve(&echo.id(), IPERF3_PORT, &network.0, std::time::Duration::from_secs(30), "the test's 30 s")?;
+    let outcome = (|| -> Result<(), Failed> {
+        let again = server.exec(&["-s", "-D", "-p", &IPERF3_PORT.to_string()])?;
+        again.stdout_of_success("iperf3 -s -D beside the echo")?;
+        let to = std::net::SocketAddr::new(echo.address, IPERF3_PORT);
+        let args = performance::iperf3_client_args(&to, 8 << 20);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let measured = performance::throughput_gbit(&Iperf3Beside::run_once(&client.id(), &network.0, &args)?, "beside the client container")?;
+        match measured > 0.0 {
+            true => Ok(()),
+            false => Err(format!("iperf3 measured {measured} Gbit/s to {to}").into()),
+        }
+    })();
+    server.remove()?;
+    outcome
+}
+
 fn gc_removes_containers_of_dead_runs_and_keeps_live_ones() -> Result<(), Failed> {
     let (dead, live) = (runs::new_cluster_name(), runs::new_cluster_name());
     runs::claim(&live, "kind")?;
@@ -136,6 +165,7 @@ fn main() -> std::process::ExitCode {
         trial("a_closed_port_between_containers_is_refused", a_closed_port_between_containers_is_refused),
         trial("gc_removes_containers_of_dead_runs_and_keeps_live_ones", gc_removes_containers_of_dead_runs_and_keeps_live_ones),
         trial("the_proxy_image_installs_the_plugin_and_chains_it_into_the_conflist", the_proxy_image_installs_the_plugin_and_chains_it_into_the_conflist),
+        trial("iperf3_beside_a_container_serves_on_its_address", iperf3_beside_a_container_serves_on_its_address),
     ];
     libtest_mimic::run(&args, trials).exit_code()
 }

@@ -20,8 +20,9 @@ struct StandIns {
 
 /// Every stand-in appends `<tool> <args>` to calls.log, fails when its command line
 /// matches $STANDIN_FAIL (printing $STANDIN_STDERR), sleeps when it matches $STANDIN_HANG,
-/// answers `kind get clusters` with $STANDIN_CLUSTERS and `docker network inspect` with
-/// kind's usual subnets.
+/// answers `kind get clusters` with $STANDIN_CLUSTERS, `docker network inspect` with
+/// kind's usual subnets, `docker run -d` with a container id and `docker logs` as a
+/// listening iperf3 server.
 const STANDIN: &str = r#"#!/bin/sh
 line="$(basename "$0") $*"
 echo "$line" >> "$STANDIN_DIR/calls.log"
@@ -30,6 +31,8 @@ case "$line" in *"$STANDIN_HANG"*) if [ -n "$STANDIN_HANG" ]; then sleep 30; fi;
 case "$line" in
   "kind get clusters") if [ -n "$STANDIN_CLUSTERS" ]; then echo "$STANDIN_CLUSTERS"; else echo "No kind clusters found." >&2; fi;;
   "docker network inspect"*) echo "172.18.0.0/16 fc00:f853:ccd:e793::/64";;
+  "docker run -d"*) echo "c0ffee$(date +%N)";;
+  "docker logs"*) echo "Server listening on 5201 (test #1)";;
   "kind create cluster"*|"kind export kubeconfig"*) for a in "$@"; do if [ "$prev" = "--kubeconfig" ]; then echo "apiVersion: v1" > "$a"; fi; prev="$a"; done;;
 esac
 exit 0
@@ -156,7 +159,7 @@ fn kept_name(cni: &cni::CniProfile, addons: Addons) -> String {
 fn a_cluster_kept_by_an_egress_run_is_not_reused_by_a_canary_run() {
     let _lock = PATH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let standins = StandIns::install();
-    let canary = Addons { gateway_api: true, load_balancer: true, tsn_proxy: false };
+    let canary = Addons { gateway_api: true, load_balancer: true, tsn_proxy: false, performance_tools: false };
     standins.set("STANDIN_CLUSTERS", &kept_name(&cni::antrea(), Addons::default()));
     let cluster = KindCluster::create(&cni::antrea(), &KindOptions { keep: true, ..options() }, canary).unwrap();
     let calls = standins.calls();
@@ -278,4 +281,33 @@ fn a_node_talker_on_kind_runs_the_static_probe_copied_onto_the_node_once() {
     let missing = harness::provider::kind::KindEnvironment::without_echo(KindCluster::create(&cni::antrea(), &options(), Addons::default()).unwrap(), vec![], &KindTimeouts::default()).with_static_probe(standins.dir.path().join("not-built"));
     let error = missing.run_on_node(&node, harness::scenarios::tsn::PROBE, &["talk"]).unwrap_err().to_string();
     assert!(error.contains("static probe for node talkers") && error.contains("not-built") && error.contains("`cargo xtask image` builds it"), "{error}");
+}
+
+#[test]
+fn with_performance_tools_kind_loads_the_iperf3_image_and_runs_iperf3_beside_nodes() {
+    use harness::provider::kubernetes::Environment;
+    let _lock = PATH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let standins = StandIns::install();
+    let tools = Addons { performance_tools: true, ..Addons::default() };
+    let cluster = KindCluster::create(&cni::antrea(), &options(), tools).unwrap();
+    let name = cluster.name.clone();
+    let environment = harness::provider::kind::KindEnvironment::without_echo(cluster, vec![], &KindTimeouts::default());
+    assert_eq!(environment.iperf3_image().as_deref(), Some(harness::provider::kind::IPERF3_IMAGE));
+    let node = harness::model::Node { name: "cniconf-w2".into(), role: harness::model::NodeRole::Worker, labels: Default::default(), address: "172.18.0.4".parse().unwrap() };
+    for _ in 0..2 {
+        let started = environment.run_on_node(&node, "iperf3", &["-s", "-D", "-p", "5201"]).unwrap();
+        assert_eq!(started.exit, "exit status 0");
+    }
+    environment.run_on_node(&node, "iperf3", &["-c", "172.18.0.3", "-p", "5201", "-n", "67108864", "-J"]).unwrap();
+    let error = environment.run_outside("iperf3", &["-s", "-D"]).unwrap_err().to_string();
+    assert!(error.contains("provisioned without performance tools"), "no echo here, so no iperf3 beside it: {error}");
+    environment.teardown().unwrap();
+    let calls = standins.calls();
+    let image = harness::provider::kind::IPERF3_IMAGE;
+    assert!(calls.contains(&format!("kind load docker-image {image} --name {name}")), "{calls:#?}");
+    let label = format!("--label cni-conformance.cluster={name}");
+    let servers: Vec<&String> = calls.iter().filter(|c| c.starts_with("docker run -d")).collect();
+    assert_eq!(servers, [&format!("docker run -d {label} --network container:cniconf-w2 {image} -s -p 5201 --forceflush")], "one server per node, in its network namespace: {calls:#?}");
+    assert!(calls.contains(&format!("docker run --rm {label} --network container:cniconf-w2 {image} -c 172.18.0.3 -p 5201 -n 67108864 -J")), "a client in a container of its own: {calls:#?}");
+    assert!(calls.iter().any(|c| c.starts_with("docker rm --force c0ffee")), "the server goes at teardown: {calls:#?}");
 }

@@ -1,9 +1,10 @@
 //! `cargo xtask image`: the probe and the reference TSN metadata proxy as `FROM scratch`
-//! container images — a static build of each binary, the Dockerfile beside it, `docker build`.
+//! container images — a static build of each binary, the Dockerfile beside it, `docker build`
+//! — and iperf3, Debian's binary with the libraries it links, FROM scratch too.
 
 use std::process::Command;
 
-use harness::provider::kind::{PROBE_IMAGE, STATIC_PROBE, TSN_PROXY_IMAGE};
+use harness::provider::kind::{IPERF3_IMAGE, PROBE_IMAGE, STATIC_PROBE, TSN_PROXY_IMAGE};
 
 use crate::util::workspace_root;
 
@@ -14,6 +15,60 @@ fn host_triple() -> Result<String, String> {
         .lines()
         .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
         .ok_or_else(|| "`rustc -vV` named no host triple".into())
+}
+
+/// The iperf3 image: this machine's iperf3 (Debian's, from `cargo xtask deps`) and every
+/// library `ldd` says it loads, each at its path, under `context/rootfs`, plus an empty
+/// /tmp (iperf3 makes its send buffer's file there).
+fn iperf3_image(context: &std::path::Path) -> Result<(), String> {
+    let iperf3 = std::path::Path::new("/usr/bin/iperf3");
+    if !iperf3.is_file() {
+        return Err("iperf3 is not installed at /usr/bin/iperf3: run `cargo xtask deps` first".into());
+    }
+    let rootfs = context.join("rootfs");
+    let _ = std::fs::remove_dir_all(&rootfs);
+    let linked = Command::new("ldd").arg(iperf3).output().map_err(|e| format!("failed to run `ldd {}`: {e}", iperf3.display()))?;
+    if !linked.status.success() {
+        return Err(format!("`ldd {}` failed: {}", iperf3.display(), String::from_utf8_lossy(&linked.stderr).trim()));
+    }
+    let mut files = vec![iperf3.to_path_buf()];
+    files.extend(libraries_of(&String::from_utf8_lossy(&linked.stdout)));
+    for file in &files {
+        let there = rootfs.join(file.strip_prefix("/").unwrap_or(file));
+        std::fs::create_dir_all(there.parent().expect("a file has a parent")).map_err(|e| format!("creating {}: {e}", there.display()))?;
+        // Follows symlinks: the image gets the library's contents under the name it is loaded by.
+        std::fs::copy(file, &there).map_err(|e| format!("copying {} into the iperf3 image: {e}", file.display()))?;
+    }
+    std::fs::create_dir_all(rootfs.join("tmp")).map_err(|e| format!("creating /tmp in the iperf3 image: {e}"))?;
+    std::fs::set_permissions(rootfs.join("tmp"), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).map_err(|e| e.to_string())?;
+    std::fs::copy(workspace_root().join("iperf3-image/Dockerfile"), context.join("Dockerfile")).map_err(|e| format!("copying iperf3-image/Dockerfile: {e}"))?;
+    docker_build(context, IPERF3_IMAGE)
+}
+
+/// The files `ldd` output names: `libx.so => /path (0x..)` and the loader's `/path (0x..)`.
+fn libraries_of(ldd: &str) -> Vec<std::path::PathBuf> {
+    ldd.lines()
+        .filter_map(|line| {
+            let path = match line.split_once("=>") {
+                Some((_, target)) => target.split_whitespace().next()?,
+                None => line.split_whitespace().next()?,
+            };
+            path.starts_with('/').then(|| std::path::PathBuf::from(path))
+        })
+        .collect()
+}
+
+fn docker_build(context: &std::path::Path, tag: &str) -> Result<(), String> {
+    let output = Command::new("docker")
+        .args(["build", "--quiet", "--tag", tag])
+        .arg(context)
+        .output()
+        .map_err(|e| format!("failed to run `docker build` (is Docker installed?): {e}"))?;
+    if !output.status.success() {
+        return Err(format!("`docker build --tag {tag}` failed: {}", String::from_utf8_lossy(&output.stderr).trim()));
+    }
+    eprintln!("xtask image: built {tag} ({})", String::from_utf8_lossy(&output.stdout).trim());
+    Ok(())
 }
 
 pub fn run() -> Result<(), String> {
@@ -38,19 +93,22 @@ pub fn run() -> Result<(), String> {
         let copy = |from: std::path::PathBuf, name: &str| std::fs::copy(&from, context.join(name)).map_err(|e| format!("copying {}: {e}", from.display()));
         copy(target_dir.join(&triple).join("release").join(binary), binary)?;
         copy(root.join(dockerfile), "Dockerfile")?;
-        let output = Command::new("docker")
-            .args(["build", "--quiet", "--tag", tag])
-            .arg(&context)
-            .output()
-            .map_err(|e| format!("failed to run `docker build` (is Docker installed?): {e}"))?;
-        if !output.status.success() {
-            return Err(format!("`docker build --tag {tag}` failed: {}", String::from_utf8_lossy(&output.stderr).trim()));
-        }
-        eprintln!("xtask image: built {tag} ({})", String::from_utf8_lossy(&output.stdout).trim());
+        docker_build(&context, tag)?;
     }
+    iperf3_image(&target_dir.join("context").join("cni-iperf3"))?;
     // Node talkers on kind run this very binary, copied onto the nodes.
     if !root.join(STATIC_PROBE).is_file() {
         return Err(format!("the static probe is not at {STATIC_PROBE}, where the kind provider looks for it"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ldd_output_names_each_library_and_the_loader() {
+        let ldd = "\tlinux-vdso.so.1 (0x00007fbc14a8f000)\n\tlibiperf.so.0 => /lib/x86_64-linux-gnu/libiperf.so.0 (0x00007fbc14a48000)\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)\n\t/lib64/ld-linux-x86-64.so.2 (0x00007fbc14a91000)\n";
+        let named: Vec<String> = super::libraries_of(ldd).iter().map(|p| p.display().to_string()).collect();
+        assert_eq!(named, ["/lib/x86_64-linux-gnu/libiperf.so.0", "/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"]);
+    }
 }

@@ -10,7 +10,7 @@ use testcontainers::core::WaitFor;
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
-use super::kind::PROBE_IMAGE;
+use super::kind::{IPERF3_IMAGE, PROBE_IMAGE};
 use crate::error::{HarnessError, Result};
 
 /// Containers of a run carry this label with the run's cluster name, for `gc`.
@@ -41,6 +41,11 @@ impl ProbeContainer {
         Ok(Self { container: Some(container), runtime: Arc::clone(runtime), address })
     }
 
+    /// The container's id, for containers that join its network namespace.
+    pub fn id(&self) -> String {
+        self.container.as_ref().expect("present until dropped").id().to_owned()
+    }
+
     /// Runs the probe inside this container with `args` and returns its stdout.
     pub fn exec(&self, args: &[&str]) -> Result<crate::model::ExecOutput> {
         let container = self.container.as_ref().expect("present until dropped");
@@ -69,7 +74,74 @@ impl Drop for ProbeContainer {
     }
 }
 
-/// Removes probe containers whose run is gone (all of them with `force`); returns their names.
+/// iperf3 from the project's iperf3 image in the network namespace of another container
+/// (the external host's, or a kind node's), so it serves on that container's address.
+/// Started with Docker's CLI: testcontainers would create a network named `container:<id>`.
+#[derive(Debug)]
+pub struct Iperf3Beside {
+    pub id: String,
+    /// The container whose network it shares.
+    pub beside: String,
+}
+
+impl Iperf3Beside {
+    /// `iperf3 -s -p <port>` beside container `beside`, labelled for `cluster`'s gc; waits
+    /// until it says it listens, for at most `budget` (named `budget_name`).
+    pub fn serve(beside: &str, port: u16, cluster: &str, budget: Duration, budget_name: &str) -> Result<Self> {
+        use super::cli::{self, CliStep};
+        let (label, network, port) = (format!("{CLUSTER_LABEL}={cluster}"), format!("container:{beside}"), port.to_string());
+        let started = cli::run(&CliStep::new(
+            format!("starting iperf3 ({IPERF3_IMAGE}) beside {beside}"),
+            "docker",
+            ["run", "-d", "--label", &label, "--network", &network, IPERF3_IMAGE, "-s", "-p", &port, "--forceflush"],
+            budget,
+        ))?;
+        let server = Self { id: started.trim().to_owned(), beside: beside.to_owned() };
+        let budget = crate::deadline::budget(budget, budget_name);
+        let since = std::time::Instant::now();
+        loop {
+            let logs = std::process::Command::new("docker").args(["logs", &server.id]).output().map_err(|e| HarnessError::Command { command: format!("docker logs {}", server.id), detail: e.to_string() })?;
+            let said = format!("{}{}", String::from_utf8_lossy(&logs.stdout), String::from_utf8_lossy(&logs.stderr));
+            if said.contains("Server listening") {
+                return Ok(server);
+            }
+            if since.elapsed() >= budget.duration {
+                let _ = server.remove();
+                return Err(HarnessError::NotReady { what: format!("iperf3 beside {beside}"), detail: format!("not listening on port {port} within {:?} ({}); it said: {}", budget.duration, budget.name, said.trim()) });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Runs iperf3 with `args` in this container.
+    pub fn exec(&self, args: &[&str]) -> Result<crate::model::ExecOutput> {
+        let output = std::process::Command::new("docker")
+            .args(["exec", &self.id, "/usr/bin/iperf3"])
+            .args(args)
+            .output()
+            .map_err(|e| HarnessError::Command { command: format!("docker exec {} iperf3", self.id), detail: e.to_string() })?;
+        Ok(crate::model::ExecOutput::from_output(&output))
+    }
+
+    /// One iperf3 run (a client) with `args` in a container of its own beside `beside`,
+    /// removed when it ends.
+    pub fn run_once(beside: &str, cluster: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
+        let output = std::process::Command::new("docker")
+            .args(["run", "--rm", "--label", &format!("{CLUSTER_LABEL}={cluster}"), "--network", &format!("container:{beside}"), IPERF3_IMAGE])
+            .args(args)
+            .output()
+            .map_err(|e| HarnessError::Command { command: format!("docker run {IPERF3_IMAGE} beside {beside}"), detail: e.to_string() })?;
+        Ok(crate::model::ExecOutput::from_output(&output))
+    }
+
+    pub fn remove(&self) -> Result<()> {
+        use super::cli::{self, CliStep};
+        cli::run(&CliStep::new(format!("removing iperf3 beside {}", self.beside), "docker", ["rm", "--force", &self.id], Duration::from_secs(60))).map(drop)
+    }
+}
+
+/// Removes the harness's containers (probes, iperf3) whose run is gone (all of them with
+/// `force`); returns their names.
 pub fn collect(force: bool) -> Result<Vec<String>> {
     use super::cli::{self, CliStep};
     let timeout = Duration::from_secs(60);

@@ -4,7 +4,6 @@
 //! ends; or, with `CNICONF_KEEP_CLUSTER=1`, kept and reused between runs.
 
 /// Why kind and existing clusters do not host the performance scenarios yet.
-pub const NO_PERFORMANCE_TOOLS: &str = "the performance scenarios need iperf3 in pods, on nodes and outside; the kind and existing providers deploy only the FROM-scratch probe image (an iperf3 image is not built yet)";
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,6 +18,10 @@ use crate::fixtures;
 
 /// The probe image the harness builds (`cargo xtask image`) and loads into kind nodes.
 pub const PROBE_IMAGE: &str = concat!("cni-probe:", env!("CARGO_PKG_VERSION"));
+
+/// The iperf3 image the harness builds (`cargo xtask image`: Debian's iperf3 and the
+/// libraries it links, FROM scratch) for throughput on kind.
+pub const IPERF3_IMAGE: &str = concat!("cni-iperf3:", env!("CARGO_PKG_VERSION"));
 
 /// How long each kind of step may take.
 #[derive(Debug, Clone)]
@@ -160,13 +163,21 @@ pub struct Addons {
     pub load_balancer: bool,
     /// A TSN metadata proxy chained after the CNI on every node, and bpffs mounted there.
     pub tsn_proxy: bool,
+    /// iperf3 beside every pod (a sidecar), on nodes and on the external host, from the
+    /// project's iperf3 image, loaded into the nodes.
+    pub performance_tools: bool,
 }
 
 impl Addons {
     pub fn for_features(features: &[crate::cni::Feature]) -> Self {
         use crate::cni::Feature;
         let gateway_api = features.iter().any(|f| matches!(f, Feature::GatewayWeights | Feature::RequestMirror));
-        Self { gateway_api, load_balancer: gateway_api || features.contains(&Feature::LoadBalancerService), tsn_proxy: features.contains(&Feature::TsnPriorityMap) }
+        Self {
+            gateway_api,
+            load_balancer: gateway_api || features.contains(&Feature::LoadBalancerService),
+            tsn_proxy: features.contains(&Feature::TsnPriorityMap),
+            performance_tools: features.contains(&Feature::PerformanceTools),
+        }
     }
 }
 
@@ -236,7 +247,8 @@ pub struct KindPlan {
     pub install: Vec<CliStep>,
     /// On a kept cluster being reused: only the waits.
     pub await_ready: Vec<CliStep>,
-    pub load_probe_image: CliStep,
+    /// The probe image, and with the `performance_tools` add-on the iperf3 image.
+    pub load_images: Vec<CliStep>,
     /// With the `tsn_proxy` add-on, after the probe image: see [`tsn_proxy_steps`].
     pub tsn_proxy: Vec<CliStep>,
     pub delete: CliStep,
@@ -375,12 +387,10 @@ impl KindPlan {
             ),
             install,
             await_ready,
-            load_probe_image: CliStep::new(
-                format!("loading {PROBE_IMAGE} into {cluster}"),
-                "kind",
-                ["load", "docker-image", PROBE_IMAGE, "--name", cluster],
-                timeouts.load_image,
-            ),
+            load_images: std::iter::once(PROBE_IMAGE)
+                .chain(addons.performance_tools.then_some(IPERF3_IMAGE))
+                .map(|image| CliStep::new(format!("loading {image} into {cluster}"), "kind", ["load", "docker-image", image, "--name", cluster], timeouts.load_image))
+                .collect(),
             tsn_proxy: Vec::new(),
             delete: CliStep::new(format!("deleting kind cluster {cluster}"), "kind", ["delete", "cluster", "--name", cluster, "--kubeconfig", &kubeconfig], timeouts.delete_cluster),
         }
@@ -592,7 +602,9 @@ impl KindCluster {
                 cli::run(step)?;
             }
         }
-        cli::run(&self.plan.load_probe_image)?;
+        for step in &self.plan.load_images {
+            cli::run(step)?;
+        }
         // Also on a reused cluster: every step is idempotent, and the proxy must be there.
         for step in &self.plan.tsn_proxy {
             cli::run(step)?;
@@ -685,7 +697,7 @@ mod tests {
         }
         let mut steps = vec![&plan.create];
         steps.extend(&plan.install);
-        steps.push(&plan.load_probe_image);
+        steps.extend(&plan.load_images);
         steps.extend(&plan.tsn_proxy);
         steps.push(&plan.delete);
         steps
@@ -767,7 +779,7 @@ mod tests {
 
     #[test]
     fn metallb_speakers_are_awaited_and_the_pool_waits_for_the_webhook() {
-        let plan = plan_text_with(&cni::antrea(), Addons { gateway_api: false, load_balancer: true, tsn_proxy: false });
+        let plan = plan_text_with(&cni::antrea(), Addons { gateway_api: false, load_balancer: true, tsn_proxy: false, performance_tools: false });
         let (speaker, pool) = (plan.find("rollout status daemonset/speaker").expect("the speaker is awaited"), plan.find("metallb-pool.yaml").unwrap());
         assert!(speaker < pool, "{plan}");
         assert!(plan.contains("retried for up to 120s (KindTimeouts::webhook_ready) on: failed calling webhook"), "{plan}");
@@ -908,6 +920,10 @@ pub struct KindEnvironment {
     /// The static probe node talkers run, and the nodes it has been copied to.
     static_probe: PathBuf,
     probe_on: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
+    /// With the `performance_tools` add-on: iperf3 serving beside the external echo, and
+    /// beside each node that was asked to serve.
+    external_iperf3: std::sync::Mutex<Option<super::external::Iperf3Beside>>,
+    node_iperf3: std::sync::Mutex<std::collections::BTreeMap<String, super::external::Iperf3Beside>>,
 }
 
 /// kind's Docker network, where nodes and the external echo meet.
@@ -918,6 +934,10 @@ impl KindEnvironment {
         let subnet = docker_network_subnet(KIND_NETWORK, timeouts)?;
         let echo = super::external::ProbeContainer::start(runtime, KIND_NETWORK, "external", &cluster.name)?;
         let echo_address = std::net::SocketAddr::new(echo.address, super::external::ECHO_PORT);
+        let external_iperf3 = match cluster.addons.performance_tools {
+            true => Some(super::external::Iperf3Beside::serve(&echo.id(), crate::scenarios::performance::IPERF3_PORT, &cluster.name, timeouts.load_image, "KindTimeouts::load_image")?),
+            false => None,
+        };
         Ok(Self {
             cluster,
             echo: std::sync::Mutex::new(Some(echo)),
@@ -929,6 +949,8 @@ impl KindEnvironment {
             placed_ips: Default::default(),
             static_probe: static_probe(),
             probe_on: Default::default(),
+            external_iperf3: std::sync::Mutex::new(external_iperf3),
+            node_iperf3: Default::default(),
         })
     }
 
@@ -946,6 +968,8 @@ impl KindEnvironment {
             placed_ips: Default::default(),
             static_probe: static_probe(),
             probe_on: Default::default(),
+            external_iperf3: Default::default(),
+            node_iperf3: Default::default(),
         }
     }
 
@@ -956,6 +980,25 @@ impl KindEnvironment {
     /// The same environment, taking the static probe for node talkers from `path`.
     pub fn with_static_probe(self, path: PathBuf) -> Self {
         Self { static_probe: path, ..self }
+    }
+
+    /// iperf3 on a node's own network: a server (`-s`) in a container beside the node's,
+    /// started once per node (as `iperf3 -s -D` would leave one running); a client in a
+    /// container of its own beside it, for the one run.
+    fn iperf3_on_node(&self, node: &crate::model::Node, args: &[&str]) -> Result<crate::model::ExecOutput> {
+        if !self.cluster.addons.performance_tools {
+            return Err(HarnessError::NotFound { what: format!("iperf3 on node {}", node.name), wanted: "the iperf3 image (the cluster was provisioned without performance tools)".into() });
+        }
+        if !args.contains(&"-s") {
+            return super::external::Iperf3Beside::run_once(&node.name, &self.cluster.name, args);
+        }
+        let port = args.iter().position(|a| *a == "-p").and_then(|i| args.get(i + 1)).and_then(|p| p.parse().ok()).unwrap_or(crate::scenarios::performance::IPERF3_PORT);
+        let mut serving = self.node_iperf3.lock().unwrap_or_else(|e| e.into_inner());
+        if !serving.contains_key(&node.name) {
+            let server = super::external::Iperf3Beside::serve(&node.name, port, &self.cluster.name, self.timeouts.load_image, "KindTimeouts::load_image")?;
+            serving.insert(node.name.clone(), server);
+        }
+        Ok(crate::model::ExecOutput { stdout: format!("iperf3 serving on port {port} beside node {}\n", node.name), stderr: String::new(), exit: "exit status 0".into() })
     }
 
     /// Where the static probe is on `node`, copied there the first time.
@@ -1006,6 +1049,20 @@ impl super::kubernetes::Environment for KindEnvironment {
         PROBE_IMAGE.to_owned()
     }
 
+    fn iperf3_image(&self) -> Option<String> {
+        self.cluster.addons.performance_tools.then(|| IPERF3_IMAGE.to_owned())
+    }
+
+    /// The external host is the echo's container: iperf3 runs in the one beside it.
+    fn run_outside(&self, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
+        let beside = self.external_iperf3.lock().unwrap_or_else(|e| e.into_inner());
+        match (program, beside.as_ref()) {
+            ("iperf3", Some(iperf3)) => iperf3.exec(args),
+            ("iperf3", None) => Err(HarnessError::NotFound { what: "iperf3 on the external host".into(), wanted: "beside the external echo (the cluster was provisioned without performance tools)".into() }),
+            (other, _) => Err(HarnessError::NotFound { what: format!("`{other}` on the external host"), wanted: "the external echo's container on kind (it has the probe, and iperf3 beside it)".into() }),
+        }
+    }
+
     /// Cuts the node's container off kind's network at once (no graceful shutdown: its
     /// agents get no chance to hand anything over), as a failed node or link would.
     fn fail_node(&self, node: &crate::model::Node) -> Result<()> {
@@ -1019,6 +1076,7 @@ impl super::kubernetes::Environment for KindEnvironment {
     fn run_on_node(&self, node: &crate::model::Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
         let program = match program {
             crate::scenarios::tsn::PROBE => self.probe_on_node(node)?,
+            "iperf3" => return self.iperf3_on_node(node, args),
             other => other.to_owned(),
         };
         let output = std::process::Command::new("docker")
@@ -1056,8 +1114,11 @@ impl super::kubernetes::Environment for KindEnvironment {
     /// A kept cluster is left as it was found: failed nodes reconnected, egress IPs the
     /// run placed removed. A disposable one is simply deleted.
     fn teardown(&self) -> Result<()> {
-        drop(self.echo.lock().unwrap_or_else(|e| e.into_inner()).take());
         let mut problems = Vec::new();
+        let beside_external = self.external_iperf3.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let beside_nodes = std::mem::take(&mut *self.node_iperf3.lock().unwrap_or_else(|e| e.into_inner()));
+        problems.extend(beside_external.into_iter().chain(beside_nodes.into_values()).filter_map(|iperf3| iperf3.remove().err()));
+        drop(self.echo.lock().unwrap_or_else(|e| e.into_inner()).take());
         if self.cluster.outlives_process() {
             let failed: Vec<crate::model::Node> = self.failed_nodes.lock().unwrap_or_else(|e| e.into_inner()).clone();
             problems.extend(failed.iter().filter_map(|node| self.restore_node(node).err()));
@@ -1090,6 +1151,9 @@ pub fn kind_components(cni: &CniProfile, addons: Addons) -> Vec<super::component
     }
     if addons.load_balancer {
         parts.push(infrastructure("MetalLB", METALLB_VERSION, "metallb-native.yaml, an L2 pool on kind's network"));
+    }
+    if addons.performance_tools {
+        parts.push(infrastructure("iperf3", IPERF3_IMAGE, "Debian's iperf3 in the project's image (`cargo xtask image`): beside every pod, on nodes' and the external host's networks"));
     }
     parts
 }

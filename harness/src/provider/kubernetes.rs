@@ -106,6 +106,14 @@ pub trait Environment: Send + Sync {
     fn external_echo(&self) -> SocketAddr;
     /// The probe image pods run.
     fn probe_image(&self) -> String;
+    /// The iperf3 image every pod runs beside the probe, where performance tools were asked for.
+    fn iperf3_image(&self) -> Option<String> {
+        None
+    }
+    /// Runs `program args` outside the cluster (where the external echo runs).
+    fn run_outside(&self, program: &str, _args: &[&str]) -> Result<crate::model::ExecOutput> {
+        Err(HarnessError::NotFound { what: "way to run".into(), wanted: format!("`{program}` outside a cluster the harness does not own") })
+    }
     /// Makes a node fail without warning (for failover scenarios).
     fn fail_node(&self, node: &Node) -> Result<()>;
     /// Brings a failed node back as it was.
@@ -227,7 +235,24 @@ pub fn namespace_object(namespace: &NamespaceSpec, run: &str) -> Value {
 }
 
 /// A probe pod pinned to its node; it serves the echo and is exec'd into to make requests.
-pub fn pod_object(pod: &PodSpec, image: &str) -> Value {
+/// With `iperf3` (an image), an `iperf3` container beside the probe serves throughput tests
+/// on [`IPERF3_PORT`](crate::scenarios::performance::IPERF3_PORT) and is exec'd into for clients.
+pub fn pod_object(pod: &PodSpec, image: &str, iperf3: Option<&str>) -> Value {
+    let mut object = probe_pod_object(pod, image);
+    if let Some(iperf3) = iperf3 {
+        let port = crate::scenarios::performance::IPERF3_PORT.to_string();
+        object["spec"]["containers"].as_array_mut().expect("a pod has containers").push(json!({
+            "name": "iperf3",
+            "image": iperf3,
+            "imagePullPolicy": "IfNotPresent",
+            "args": ["-s", "-p", port, "--forceflush"],
+            "readinessProbe": {"tcpSocket": {"port": crate::scenarios::performance::IPERF3_PORT}, "periodSeconds": 1},
+        }));
+    }
+    object
+}
+
+fn probe_pod_object(pod: &PodSpec, image: &str) -> Value {
     json!({
         "apiVersion": "v1",
         "kind": "Pod",
@@ -262,7 +287,7 @@ impl Cluster for KubeCluster {
     }
 
     fn create_pod(&self, spec: &PodSpec) -> Result<Pod> {
-        self.access.apply(&[pod_object(spec, &self.environment.probe_image())], self.timeouts.crd_established)?;
+        self.access.apply(&[pod_object(spec, &self.environment.probe_image(), self.environment.iperf3_image().as_deref())], self.timeouts.crd_established)?;
         let ready = self.access.wait_pod_ready(&spec.namespace, &spec.name, self.timeouts.pod_ready, "KubeTimeouts::pod_ready").map_err(|e| {
             // The probe's own log usually says why (image missing, bind failed).
             match self.access.logs(&spec.namespace, &spec.name) {
@@ -363,6 +388,20 @@ impl Cluster for KubeCluster {
         self.access.exec(&pod.namespace, &pod.name, Some("probe"), &command)
     }
 
+    /// iperf3 runs in the pod's `iperf3` container (see [`pod_object`]).
+    fn run_in_pod(&self, pod: &Pod, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
+        if program != "iperf3" || self.environment.iperf3_image().is_none() {
+            return Err(HarnessError::NotFound { what: format!("`{program}` in pod {}/{}", pod.namespace, pod.name), wanted: "an iperf3 container beside the probe (pods have one only where performance tools were asked for; nothing else runs in pods but the probe)".into() });
+        }
+        let mut command = vec!["/usr/bin/iperf3"];
+        command.extend_from_slice(args);
+        self.access.exec(&pod.namespace, &pod.name, Some("iperf3"), &command)
+    }
+
+    fn run_outside(&self, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
+        self.environment.run_outside(program, args)
+    }
+
     fn teardown(&self) -> Result<()> {
         if self.torn_down.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return Ok(());
@@ -393,7 +432,8 @@ mod tests {
     #[test]
     fn a_probe_pod_is_pinned_to_its_node_and_serves_the_echo() {
         let spec = PodSpec { name: "web".into(), namespace: "prod-t3".into(), labels: labels([("role", "web")]), node: "c-worker".into() };
-        insta::assert_snapshot!("probe_pod", crate::cni::egress::to_yaml(&[pod_object(&spec, "cni-probe:0.1.0")]));
+        insta::assert_snapshot!("probe_pod", crate::cni::egress::to_yaml(&[pod_object(&spec, "cni-probe:0.1.0", None)]));
+        insta::assert_snapshot!("probe_pod_with_iperf3", crate::cni::egress::to_yaml(&[pod_object(&spec, "cni-probe:0.1.0", Some("cni-iperf3:0.1.0"))]));
     }
 
     #[test]
@@ -442,6 +482,33 @@ mod tests {
 
     fn info() -> ClusterInfo {
         ClusterInfo { provider: "kind".into(), cluster: "cniconf-0a1b2c".into(), run_id: "0a1b2c".into(), cni: "antrea".into(), cni_version: "2.2.0".into(), cni_version_source: "pinned".into(), kernel: String::new(), ready_in: Duration::ZERO, purpose: crate::provider::components::Purpose::Certification, components: vec![] }
+    }
+
+    #[test]
+    fn without_performance_tools_nothing_but_the_probe_runs_in_pods_or_outside() {
+        use crate::kube_access::mock;
+        let (access, seen, _runtime) = mock::api_server(|_, path, _| match path {
+            "/api/v1/nodes" => (http::StatusCode::OK, mock::empty_list("Node")),
+            _ => mock::status(404, "NotFound", "not here"),
+        });
+        let cluster = KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment), KubeTimeouts::default()).unwrap();
+        let pod = Pod { name: "client".into(), namespace: "perf-t1".into(), labels: Default::default(), node: "w1".into(), address: "10.244.1.2".parse().unwrap() };
+        let asked = seen.lock().unwrap().len();
+        let error = cluster.run_in_pod(&pod, "iperf3", &["-c", "10.244.2.2"]).unwrap_err().to_string();
+        assert!(error.contains("`iperf3` in pod perf-t1/client") && error.contains("only where performance tools were asked for"), "{error}");
+        assert_eq!(seen.lock().unwrap().len(), asked, "nothing was exec'd");
+        let outside = cluster.run_outside("iperf3", &["-s"]).unwrap_err().to_string();
+        assert!(outside.contains("outside a cluster the harness does not own"), "{outside}");
+    }
+
+    #[test]
+    fn a_pod_with_iperf3_reads_back_as_a_kubernetes_pod_with_both_containers() {
+        let spec = PodSpec { name: "server".into(), namespace: "perf-t1".into(), labels: Default::default(), node: "c-worker2".into() };
+        let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(pod_object(&spec, "cni-probe:0.1.0", Some("cni-iperf3:0.1.0"))).unwrap();
+        let containers = pod.spec.unwrap().containers;
+        let iperf3 = containers.iter().find(|c| c.name == "iperf3").expect("the iperf3 container");
+        assert_eq!(containers.len(), 2);
+        assert_eq!(iperf3.readiness_probe.as_ref().and_then(|p| p.tcp_socket.as_ref()).map(|t| t.port.clone()), Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(5201)));
     }
 
     #[test]

@@ -159,7 +159,6 @@ impl ProviderChoice {
     pub fn cannot_host(&self, cni: &CniProfile, feature: Feature) -> Option<String> {
         match self {
             ProviderChoice::Lab(_) => lab::cannot_host(cni, feature),
-            ProviderChoice::Kind(_) | ProviderChoice::Existing(_) if feature == Feature::PerformanceTools => Some(kind::NO_PERFORMANCE_TOOLS.into()),
             ProviderChoice::Kind(_) | ProviderChoice::Existing(_) if feature == Feature::CniResourceUsage => Some("reading the CNI agent pods' cgroups is not implemented for the kind and existing providers yet".into()),
             ProviderChoice::Kind(_) => None,
             ProviderChoice::Existing(options) => existing::cannot_host(options, feature),
