@@ -2,8 +2,8 @@
 //!
 //! Each fault must fail exactly the budgets of the paths it is on, and the failure must
 //! name the figure, its interval, its budget and its path: a bandwidth limit (tbf) on the
-//! workers' NICs or on every pod's veth, thousands of no-op rules in every node's forwarding path, and a slow
-//! plugin chained after the CNI (configured as a vendor would, with a profile directory,
+//! workers' NICs or on every pod's veth, thousands of no-op rules in every node's forwarding path, and slow,
+//! CPU-burning or memory-holding plugins chained after the CNI (configured as a vendor would, with a profile directory,
 //! a conflist and a plugin binary, no Rust).
 
 use std::path::Path;
@@ -88,6 +88,7 @@ const GATEWAY: &str = "egress_gateway_throughput_keeps_up_with_the_node_masquera
 const LATENCY: &str = "tcp_request_response_latency_between_pods_is_within_budget";
 const RULES: &str = "packets_traverse_no_more_rules_than_budgeted";
 const STARTUP: &str = "pod_network_start_up_time_is_within_budget";
+const CNI_RESOURCES: &str = "cni_processes_stay_within_cpu_and_memory_budgets";
 
 /// A 1 Gbit/s tbf on every worker's NIC: the paths that leave a worker fail their
 /// absolute throughput budgets; the same-node path and the ratios (whose baselines leave
@@ -129,42 +130,67 @@ const FORWARDED: [&str; 5] = [
     "latency.request-response.across-nodes.p50",
 ];
 
-/// A profile directory like `fixtures/cni/reference` whose conflist chains a plugin that
-/// takes 300 ms over each ADD: what a vendor would write, no Rust.
-fn profile_with_a_slow_plugin(dir: &Path) -> Result<CniProfile, Failed> {
+/// A profile directory like `fixtures/cni/reference` whose conflist chains `plugin` (a
+/// python3 script that does `on_add` and passes its predecessor's result on): what a vendor
+/// would write, no Rust.
+fn profile_with_a_chained_plugin(dir: &Path, plugin: &str, on_add: &str) -> Result<CniProfile, Failed> {
     let shipped = cni::profile::profiles_dir().join("reference");
     let plugins = dir.join("plugins");
     std::fs::create_dir_all(&plugins).map_err(|e| e.to_string())?;
-    let slow = plugins.join("slow-start");
+    let binary = plugins.join(plugin);
     std::fs::write(
-        &slow,
-        r#"#!/usr/bin/env python3
-# A chained CNI plugin that passes its predecessor's result on, 300 ms late on ADD.
+        &binary,
+        format!(
+            r#"#!/usr/bin/env python3
+# A chained CNI plugin that does its ADD work, then passes its predecessor's result on.
 import json, os, sys, time
 config = json.load(sys.stdin)
 command = os.environ.get("CNI_COMMAND")
 if command == "VERSION":
-    print(json.dumps({"cniVersion": config.get("cniVersion", "1.0.0"), "supportedVersions": ["0.4.0", "1.0.0"]}))
+    print(json.dumps({{"cniVersion": config.get("cniVersion", "1.0.0"), "supportedVersions": ["0.4.0", "1.0.0"]}}))
 elif command == "ADD":
-    time.sleep(0.3)
+    {on_add}
     print(json.dumps(config["prevResult"]))
-"#,
+"#
+        ),
     )
     .map_err(|e| e.to_string())?;
-    std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(&binary, std::os::unix::fs::PermissionsExt::from_mode(0o755)).map_err(|e| e.to_string())?;
     let profile = std::fs::read_to_string(shipped.join("profile.yaml")).map_err(|e| e.to_string())?;
-    let profile = profile.replace("name: reference\n", "name: reference-slow-start\n").replace("    pluginDir: /usr/lib/cni\n", &format!("    pluginDirs: [/usr/lib/cni, {}]\n", plugins.display()));
+    let profile = profile.replace("name: reference\n", &format!("name: reference-{plugin}\n")).replace("    pluginDir: /usr/lib/cni\n", &format!("    pluginDirs: [/usr/lib/cni, {}]\n", plugins.display()));
     std::fs::write(dir.join("profile.yaml"), profile).map_err(|e| e.to_string())?;
     let mut conflist: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(shipped.join("10-lab.conflist")).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
-    conflist["plugins"].as_array_mut().ok_or("the shipped conflist has plugins")?.push(serde_json::json!({ "type": "slow-start" }));
+    conflist["plugins"].as_array_mut().ok_or("the shipped conflist has plugins")?.push(serde_json::json!({ "type": plugin }));
     std::fs::write(dir.join("10-lab.conflist"), serde_json::to_string_pretty(&conflist).unwrap()).map_err(|e| e.to_string())?;
     cni::load_profile(&dir.join("profile.yaml").display().to_string()).map_err(|e| e.to_string().into())
+}
+
+/// A chained plugin that burns 300 ms of CPU on each ADD fails the CNI's CPU budget and
+/// not its memory budget.
+fn a_chained_plugin_burning_cpu_fails_the_cni_cpu_budget() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let profile = profile_with_a_chained_plugin(dir.path(), "cpu-burner", "started = time.process_time()\n    while time.process_time() - started < 0.3: pass")?;
+    let cluster = lab(&profile, None)?;
+    let outcomes = outcomes(&cluster, &[CNI_RESOURCES]);
+    cluster.teardown()?;
+    these_fail(&outcomes, &[performance::CNI_CPU_PER_POD.name], &[])
+}
+
+/// A chained plugin that holds 128 MiB on each ADD fails the CNI's memory budget; its CPU
+/// (filling the memory) may or may not cross the CPU budget.
+fn a_chained_plugin_holding_memory_fails_the_cni_memory_budget() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let profile = profile_with_a_chained_plugin(dir.path(), "memory-holder", "held = b'x' * (128 << 20)")?;
+    let cluster = lab(&profile, None)?;
+    let outcomes = outcomes(&cluster, &[CNI_RESOURCES]);
+    cluster.teardown()?;
+    these_fail(&outcomes, &[performance::CNI_PEAK_MEMORY.name], &[performance::CNI_CPU_PER_POD.name])
 }
 
 /// A chained plugin 300 ms slow on ADD fails the start-up budget, and nothing else.
 fn a_slow_chained_plugin_fails_the_start_up_budget() -> Result<(), Failed> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let profile = profile_with_a_slow_plugin(dir.path())?;
+    let profile = profile_with_a_chained_plugin(dir.path(), "slow-start", "time.sleep(0.3)")?;
     let cluster = lab(&profile, None)?;
     let outcomes = outcomes(&cluster, &[STARTUP, SAME_NODE]);
     cluster.teardown()?;
@@ -234,6 +260,8 @@ fn main() -> std::process::ExitCode {
         Trial::test("a_bandwidth_limit_on_every_pod_s_veth_fails_only_the_paths_into_pods", a_bandwidth_limit_on_every_pod_s_veth_fails_only_the_paths_into_pods),
         Trial::test("no_op_rules_in_the_forwarding_path_raise_rules_traversed_and_latency", no_op_rules_in_the_forwarding_path_raise_rules_traversed_and_latency),
         Trial::test("a_slow_chained_plugin_fails_the_start_up_budget", a_slow_chained_plugin_fails_the_start_up_budget),
+        Trial::test("a_chained_plugin_burning_cpu_fails_the_cni_cpu_budget", a_chained_plugin_burning_cpu_fails_the_cni_cpu_budget),
+        Trial::test("a_chained_plugin_holding_memory_fails_the_cni_memory_budget", a_chained_plugin_holding_memory_fails_the_cni_memory_budget),
     ];
     // Measurements share the machine with nothing: one at a time.
     libtest_mimic::run(&Arguments { test_threads: Some(1), ..args }, trials).exit_code()

@@ -161,6 +161,25 @@ mod tests {
     }
 }
 
+/// CPU time and peak memory of a CNI's own processes, as the kernel accounted them: on the
+/// lab, the plugin processes a runtime ran (each with what it ran and waited for: IPAM
+/// plugins, iptables), summed at their exit; on a cluster, its agents' cgroups.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceUsage {
+    pub cpu: std::time::Duration,
+    /// The most memory any of them held at once (resident, bytes).
+    pub peak_memory_bytes: u64,
+    /// How many processes it covers.
+    pub processes: u64,
+}
+
+impl ResourceUsage {
+    /// Both together: CPU summed, the higher peak, processes counted.
+    pub fn with(self, other: ResourceUsage) -> ResourceUsage {
+        ResourceUsage { cpu: self.cpu + other.cpu, peak_memory_bytes: self.peak_memory_bytes.max(other.peak_memory_bytes), processes: self.processes + other.processes }
+    }
+}
+
 /// What a command run in a pod, container or namespace printed, and how it ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecOutput {

@@ -150,6 +150,30 @@ pub struct CniRuntime {
     pub cache_dir: PathBuf,
     /// The node the runtime lives on, when it is a lab node: plugins run in its view.
     pub node: Option<NodeView>,
+    /// What its plugin processes have used, shared by its clones.
+    pub usage: std::sync::Arc<std::sync::Mutex<crate::model::ResourceUsage>>,
+}
+
+/// Reaps `child` (whose output has been read) with its resource usage, as `wait4` gives it:
+/// the child's and that of the children it waited for.
+fn wait_accounted(child: &std::process::Child) -> std::io::Result<(std::process::ExitStatus, crate::model::ResourceUsage)> {
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value; wait4 writes both out-parameters.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: pointers to live values; the pid is our own unreaped child.
+        let reaped = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+        if reaped != -1 {
+            break;
+        }
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+    let time = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    let accounted = crate::model::ResourceUsage { cpu: time(usage.ru_utime) + time(usage.ru_stime), peak_memory_bytes: usage.ru_maxrss as u64 * 1024, processes: 1 };
+    Ok((std::os::unix::process::ExitStatusExt::from_raw(status), accounted))
 }
 
 /// What a plugin on a lab node sees as its host: the node's network namespace, `/sys` for
@@ -322,13 +346,23 @@ impl CniRuntime {
             Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(failed(format!("could not write the config to its stdin: {e}"))),
             _ => {}
         }
-        let output = child.wait_with_output().map_err(|e| failed(e.to_string()))?;
-        Ok(PluginOutput {
-            success: output.status.success(),
-            status: output.status.to_string(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        })
+        let (mut stdout, mut stderr) = (child.stdout.take().expect("stdout is piped"), child.stderr.take().expect("stderr is piped"));
+        let reading_stderr = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut stderr, &mut bytes);
+            bytes
+        });
+        let mut printed = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut printed).map_err(|e| failed(format!("reading its stdout: {e}")))?;
+        let complained = reading_stderr.join().unwrap_or_default();
+        let (status, usage) = wait_accounted(&child).map_err(|e| failed(format!("waiting for it: {e}")))?;
+        *self.usage.lock().unwrap_or_else(|e| e.into_inner()) = self.usage().with(usage);
+        Ok(PluginOutput { success: status.success(), status: status.to_string(), stdout: String::from_utf8_lossy(&printed).into_owned(), stderr: String::from_utf8_lossy(&complained).into_owned() })
+    }
+
+    /// CPU time and peak memory of every plugin process this runtime has run so far.
+    pub fn usage(&self) -> crate::model::ResourceUsage {
+        *self.usage.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn cache_path(&self, list: &NetworkConfigList, attachment: &Attachment) -> PathBuf {
@@ -457,7 +491,7 @@ mod tests {
 
     #[test]
     fn a_missing_plugin_names_the_plugin_and_the_path() {
-        let runtime = CniRuntime { plugin_dirs: vec!["/nonexistent/cni".into()], cache_dir: "/tmp".into(), node: None };
+        let runtime = CniRuntime { plugin_dirs: vec!["/nonexistent/cni".into()], cache_dir: "/tmp".into(), node: None, usage: Default::default() };
         let error = runtime.require_plugins(&list()).unwrap_err().to_string();
         assert!(error.contains("`bridge`") && error.contains("/nonexistent/cni"), "{error}");
     }
@@ -482,7 +516,7 @@ mod tests {
             Path::new("n.conflist"),
         )
         .unwrap();
-        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None };
+        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, usage: Default::default() };
         let result = runtime.add(&list, &attachment()).unwrap();
         assert_eq!(result.ips[0].address.to_string(), "10.244.1.7/24");
         assert_eq!(result.raw["by"], "second");
@@ -497,6 +531,42 @@ mod tests {
         assert!(runtime.check(&list, &attachment()).is_err(), "the cache is gone after DEL");
     }
 
+    /// CPU and memory are the kernel's account of each plugin process and what it waited
+    /// for: a plugin that burns CPU in a child it waits for, and one that holds 96 MiB.
+    #[test]
+    fn a_plugin_s_cpu_time_and_peak_memory_are_accounted_with_its_children() {
+        let dir = tempfile::tempdir().unwrap();
+        let plugins = [
+            ("burner", "#!/bin/sh
+cat > /dev/null
+python3 -c 'import time\nt=time.process_time()\nwhile time.process_time()-t<0.3: pass'
+echo '{\"cniVersion\":\"1.0.0\"}'
+"),
+            ("holder", "#!/usr/bin/env python3
+import sys
+sys.stdin.read()
+held = b'x' * (96 << 20)
+print('{\"cniVersion\":\"1.0.0\"}')
+"),
+        ];
+        for (name, script) in plugins {
+            let path = dir.path().join(name);
+            std::fs::write(&path, script).unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        }
+        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, usage: Default::default() };
+        let list = |plugin: &str| NetworkConfigList::parse(&format!(r#"{{"cniVersion":"1.0.0","name":"n","plugins":[{{"type":"{plugin}"}}]}}"#), Path::new("n")).unwrap();
+        runtime.add(&list("burner"), &attachment()).unwrap();
+        let burnt = runtime.usage();
+        assert!(burnt.cpu >= Duration::from_millis(290) && burnt.cpu < Duration::from_secs(3), "the child's 300 ms are the plugin's: {burnt:?}");
+        assert!(burnt.peak_memory_bytes < 96 << 20, "{burnt:?}");
+        runtime.add(&list("holder"), &attachment()).unwrap();
+        let held = runtime.usage();
+        assert!(held.peak_memory_bytes >= 96 << 20, "{held:?}");
+        assert_eq!(held.processes, 2);
+        assert!(held.cpu > burnt.cpu, "summed: {held:?} after {burnt:?}");
+    }
+
     #[test]
     fn a_plugin_error_carries_its_message() {
         let dir = tempfile::tempdir().unwrap();
@@ -504,7 +574,7 @@ mod tests {
         std::fs::write(&path, "#!/bin/sh\necho '{\"cniVersion\":\"1.0.0\",\"code\":7,\"msg\":\"bad config\",\"details\":\"no bridge\"}'\nexit 1\n").unwrap();
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let list = NetworkConfigList::parse(r#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"broken"}]}"#, Path::new("n")).unwrap();
-        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().into(), node: None };
+        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().into(), node: None, usage: Default::default() };
         let error = runtime.add(&list, &attachment()).unwrap_err().to_string();
         assert!(error.contains("CNI ADD of plugin `broken`") && error.contains("error code 7: bad config (no bridge)"), "{error}");
     }

@@ -101,6 +101,11 @@ pub trait Cluster: Send + Sync {
         Err(HarnessError::NotFound { what: "way to run tools outside".into(), wanted: format!("{program} on the external host") })
     }
     /// Removes everything the run created. Idempotent.
+    /// CPU time and peak memory of the CNI's own processes since the cluster was made
+    /// (where the provider can read them: [`Feature::CniResourceUsage`]).
+    fn cni_resource_usage(&self) -> Result<crate::model::ResourceUsage> {
+        Err(HarnessError::NotFound { what: "reading".into(), wanted: format!("of the CNI's processes on {} clusters", self.info().provider) })
+    }
     fn teardown(&self) -> Result<()>;
 }
 

@@ -61,7 +61,7 @@ impl Subject {
             }
             _ => NetworkConfigList::parse(&text, path)?,
         };
-        let runtime = CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: std::env::temp_dir(), node: None };
+        let runtime = CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: std::env::temp_dir(), node: None, usage: Default::default() };
         runtime.require_plugins(&list)?;
         let mut claimed: Option<Vec<String>> = None;
         for plugin in list.plugin_types() {

@@ -55,6 +55,7 @@ impl Sandbox {
                 plugin_dirs: plugin_dirs.to_vec(),
                 cache_dir: state.join("cache"),
                 node: Some(NodeView { netns: node.clone(), bpffs: state.join("bpffs"), var_lib_cni: Some(state.join("var-lib-cni")) }),
+                usage: Default::default(),
             },
             cluster,
             node,
