@@ -123,6 +123,14 @@ impl KubeAccess {
         })
     }
 
+    /// The pods of `namespace` carrying every label of `selector`.
+    pub fn pods_labelled(&self, namespace: &str, selector: &std::collections::BTreeMap<String, String>) -> Result<Vec<Pod>> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let labels = selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+        let listed = self.block_on(pods.list(&kube::api::ListParams::default().labels(&labels)));
+        listed.map(|list| list.items).map_err(api_error(format!("listing pods labelled {labels} in namespace {namespace}")))
+    }
+
     /// Waits until the pod is Ready, within `budget` (named in the error as `budget_name`),
     /// or less when the trial ends sooner.
     pub fn wait_pod_ready(&self, namespace: &str, name: &str, budget: Duration, budget_name: &str) -> Result<Pod> {

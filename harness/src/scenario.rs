@@ -712,19 +712,19 @@ mod tests {
     }
 
     #[test]
-    fn on_kind_only_the_cpu_and_memory_scenario_is_ignored_and_on_existing_clusters_every_performance_scenario() {
+    fn kind_hosts_every_performance_scenario_for_a_cni_with_an_agent_and_existing_clusters_none() {
         let kind = antrea_on_kind();
-        for scenario in crate::scenarios::performance::all() {
-            let reason = kind.provider.as_ref().unwrap().cannot_host(&kind.cni, Feature::PerformanceTools);
-            assert_eq!(reason, None, "kind hosts {}: iperf3 from the project's image", scenario.name);
+        let provider = kind.provider.as_ref().unwrap();
+        for feature in [Feature::PerformanceTools, Feature::CniResourceUsage] {
+            assert_eq!(provider.cannot_host(&kind.cni, feature), None, "kind hosts {}", feature.name());
         }
-        let resources = crate::scenarios::performance::all().into_iter().find(|s| s.requires.contains(&Feature::CniResourceUsage)).unwrap();
-        let TrialOutcome::Ignored(reason) = kind.run_trial(&resources).outcome else { panic!("{} not ignored", resources.name) };
-        assert!(reason.contains("cgroups is not implemented"), "{reason}");
-        assert!(kind.cluster.lock().unwrap().is_none(), "no cluster is built for it");
+        let agentless = provider.cannot_host(&crate::cni::reference(), Feature::CniResourceUsage).expect("no agent to read");
+        assert!(agentless.contains("names no agent DaemonSet"), "{agentless}");
         let existing = ProviderChoice::Existing(crate::provider::existing::ExistingOptions { kubeconfigs: vec![], context: None, external_echo: None, egress_ips: vec![], probe_image: "cni-probe:0.1.0".into() });
-        let reason = existing.cannot_host(&crate::cni::antrea(), Feature::PerformanceTools).expect("not hosted on existing clusters");
-        assert!(reason.contains("runs nothing on nodes of a cluster it does not own"), "{reason}");
+        for feature in [Feature::PerformanceTools, Feature::CniResourceUsage] {
+            let reason = existing.cannot_host(&crate::cni::antrea(), feature).expect("not hosted on existing clusters");
+            assert!(reason.contains("runs nothing on nodes of a cluster it does not own"), "{reason}");
+        }
     }
 
     #[test]

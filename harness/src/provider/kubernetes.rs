@@ -402,6 +402,30 @@ impl Cluster for KubeCluster {
         self.environment.run_outside(program, args)
     }
 
+    /// The CNI's agent pods (its DaemonSet's), each read from its cgroup on its node.
+    fn cni_resource_usage(&self) -> Result<crate::model::ResourceUsage> {
+        let agent = self.cni.agent().ok_or_else(|| HarnessError::NotFound { what: "agent DaemonSet".into(), wanted: format!("in profile {} (a CNI's processes are read from its agent pods' cgroups)", self.cni.name) })?;
+        let place = format!("{} {}/{}", agent.kind, agent.namespace, agent.name);
+        let object = json!({"apiVersion": "apps/v1", "kind": agent.kind, "metadata": {"name": agent.name, "namespace": agent.namespace}});
+        let found = self.access.get(&object)?.ok_or_else(|| HarnessError::NotFound { what: place.clone(), wanted: "on the cluster".into() })?;
+        let selector: std::collections::BTreeMap<String, String> = serde_json::from_value(found["spec"]["selector"]["matchLabels"].clone())
+            .map_err(|e| HarnessError::NotFound { what: format!("spec.selector.matchLabels of {place}"), wanted: e.to_string() })?;
+        let pods = self.access.pods_labelled(&agent.namespace, &selector)?;
+        if pods.is_empty() {
+            return Err(HarnessError::NotFound { what: format!("pods of {place}"), wanted: format!("labelled {selector:?}") });
+        }
+        pods.iter().try_fold(crate::model::ResourceUsage::default(), |total, pod| {
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let on = pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+            let node = self.nodes.iter().find(|n| n.name == on).ok_or_else(|| HarnessError::NotFound { what: format!("node of agent pod {}/{name}", agent.namespace), wanted: format!("`{on}` among the cluster's nodes") })?;
+            let uid = pod.metadata.uid.clone().unwrap_or_default();
+            let reading = format!("reading the cgroup of agent pod {}/{name} on node {on}", agent.namespace);
+            let printed = self.environment.run_on_node(node, "sh", &["-c", &super::cgroup::reading_script(&uid)])?.stdout_of_success(&reading)?;
+            let usage = super::cgroup::parse_reading(&printed).map_err(|detail| HarnessError::Command { command: reading, detail })?;
+            Ok(total.with(usage))
+        })
+    }
+
     fn teardown(&self) -> Result<()> {
         if self.torn_down.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return Ok(());
@@ -499,6 +523,67 @@ mod tests {
         assert_eq!(seen.lock().unwrap().len(), asked, "nothing was exec'd");
         let outside = cluster.run_outside("iperf3", &["-s"]).unwrap_err().to_string();
         assert!(outside.contains("outside a cluster the harness does not own"), "{outside}");
+    }
+
+    /// Nodes whose every command answers as a pod cgroup read on that node would.
+    struct CgroupNodes;
+
+    impl Environment for CgroupNodes {
+        fn allocate_egress_ip(&self) -> Result<IpAddr> {
+            NoEnvironment.allocate_egress_ip()
+        }
+        fn place_egress_ip(&self, _: &Node, _: IpAddr) -> Result<()> {
+            Ok(())
+        }
+        fn external_echo(&self) -> SocketAddr {
+            NoEnvironment.external_echo()
+        }
+        fn probe_image(&self) -> String {
+            NoEnvironment.probe_image()
+        }
+        fn fail_node(&self, _: &Node) -> Result<()> {
+            Ok(())
+        }
+        fn restore_node(&self, _: &Node) -> Result<()> {
+            Ok(())
+        }
+        fn run_on_node(&self, node: &Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
+            assert_eq!((program, args[0]), ("sh", "-c"));
+            let (cpu, peak) = match node.name.as_str() {
+                "c-worker" if args[1].contains("pod0a1b_w1") => (2_000_000, 50 << 20),
+                "c-worker2" if args[1].contains("pod0a1b_w2") => (3_000_000, 70 << 20),
+                other => panic!("node {other} was asked for another pod's cgroup: {}", args[1]),
+            };
+            Ok(crate::model::ExecOutput { stdout: format!("cgroup /sys/fs/cgroup/x\nusage_usec {cpu}\nmemory.peak {peak}\n"), stderr: String::new(), exit: "exit status 0".into() })
+        }
+        fn run_probe_outside(&self, _: &[String]) -> Result<crate::model::ExecOutput> {
+            unreachable!()
+        }
+        fn teardown(&self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_cni_s_usage_is_its_agent_pods_cgroups_summed_over_their_nodes() {
+        use crate::kube_access::mock;
+        let node = |name: &str, ip: &str| json!({"metadata": {"name": name, "labels": {}}, "status": {"addresses": [{"type": "InternalIP", "address": ip}]}});
+        let agent = |name: &str, uid: &str, on: &str| json!({"metadata": {"name": name, "namespace": "kube-system", "uid": uid}, "spec": {"nodeName": on, "containers": [{"name": "antrea-agent"}]}});
+        let (access, seen, _runtime) = mock::api_server(move |_, path, _| match path {
+            "/api/v1/nodes" => (http::StatusCode::OK, json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": [node("c-worker", "172.18.0.3"), node("c-worker2", "172.18.0.4")]})),
+            "/apis/apps/v1" => (http::StatusCode::OK, json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "apps/v1", "resources": [
+                {"name": "daemonsets", "singularName": "daemonset", "namespaced": true, "kind": "DaemonSet", "verbs": ["get", "list"]}]})),
+            "/apis/apps/v1/namespaces/kube-system/daemonsets/antrea-agent" => (http::StatusCode::OK, json!({
+                "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "antrea-agent", "namespace": "kube-system"},
+                "spec": {"selector": {"matchLabels": {"app": "antrea", "component": "antrea-agent"}}, "template": {"spec": {"containers": [{"name": "antrea-agent"}]}}}})),
+            "/api/v1/namespaces/kube-system/pods" => (http::StatusCode::OK, json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [agent("antrea-agent-a", "0a1b-w1", "c-worker"), agent("antrea-agent-b", "0a1b-w2", "c-worker2")]})),
+            other => mock::status(404, "NotFound", other),
+        });
+        let cluster = KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(CgroupNodes), KubeTimeouts::default()).unwrap();
+        let usage = cluster.cni_resource_usage().unwrap();
+        assert_eq!(usage, crate::model::ResourceUsage { cpu: Duration::from_secs(5), peak_memory_bytes: 70 << 20, processes: 2 });
+        let listed = seen.lock().unwrap().iter().find(|s| s.uri.starts_with("/api/v1/namespaces/kube-system/pods")).map(|s| s.uri.clone()).unwrap();
+        assert!(listed.contains("labelSelector=app%3Dantrea%2Ccomponent%3Dantrea-agent"), "the DaemonSet's own selector: {listed}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Providers: where clusters come from. Scenarios see only the [`Cluster`] trait; what
 //! differs between the lab, kind and an existing cluster lives behind it.
 
+pub mod cgroup;
 pub mod cli;
 pub mod components;
 pub mod existing;
@@ -164,7 +165,7 @@ impl ProviderChoice {
     pub fn cannot_host(&self, cni: &CniProfile, feature: Feature) -> Option<String> {
         match self {
             ProviderChoice::Lab(_) => lab::cannot_host(cni, feature),
-            ProviderChoice::Kind(_) | ProviderChoice::Existing(_) if feature == Feature::CniResourceUsage => Some("reading the CNI agent pods' cgroups is not implemented for the kind and existing providers yet".into()),
+            ProviderChoice::Kind(_) if feature == Feature::CniResourceUsage && cni.agent().is_none() => Some(format!("profile {} names no agent DaemonSet, whose pods' cgroups would be read", cni.name)),
             ProviderChoice::Kind(_) => None,
             ProviderChoice::Existing(options) => existing::cannot_host(options, feature),
         }
