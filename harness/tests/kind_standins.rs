@@ -281,6 +281,8 @@ fn a_node_talker_on_kind_runs_the_static_probe_copied_onto_the_node_once() {
     let missing = harness::provider::kind::KindEnvironment::without_echo(KindCluster::create(&cni::antrea(), &options(), Addons::default()).unwrap(), vec![], &KindTimeouts::default()).with_static_probe(standins.dir.path().join("not-built"));
     let error = missing.run_on_node(&node, harness::scenarios::tsn::PROBE, &["talk"]).unwrap_err().to_string();
     assert!(error.contains("static probe for node talkers") && error.contains("not-built") && error.contains("`cargo xtask image` builds it"), "{error}");
+    environment.teardown().unwrap();
+    missing.teardown().unwrap();
 }
 
 #[test]

@@ -43,11 +43,7 @@ impl Sandbox {
     /// A fresh node whose plugins are looked up in `plugin_dirs`.
     pub fn new(plugin_dirs: &[PathBuf]) -> Result<Self> {
         let cluster = runs::new_cluster_name();
-        runs::claim(&cluster, "lab").map_err(|e| crate::error::HarnessError::Command { command: format!("claim {cluster}"), detail: e.to_string() })?;
-        let undo = cluster.clone();
-        crate::cleanup::register(&cluster, move || {
-            let _ = gc::remove_cluster(&undo);
-        });
+        gc::claim_removed_on_interrupt(&cluster)?;
         let node = format!("{cluster}-node");
         let state = runs::state_dir(&cluster);
         let sandbox = Self {

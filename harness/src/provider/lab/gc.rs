@@ -23,6 +23,20 @@ fn list_dir(dir: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Claims `cluster` for this process and registers its removal with the interrupt's
+/// cleanup, together: an interrupt sees both or neither, and refuses the claim once it has
+/// begun.
+pub fn claim_removed_on_interrupt(cluster: &str) -> Result<()> {
+    crate::cleanup::guard_creation(|| {
+        runs::claim(cluster, "lab").map_err(|e| crate::error::HarnessError::Command { command: format!("create {}", runs::state_dir(cluster).display()), detail: e.to_string() })?;
+        let undo = cluster.to_owned();
+        crate::cleanup::register(cluster, move || {
+            let _ = remove_cluster(&undo);
+        });
+        Ok(())
+    })
+}
+
 /// Kills what runs in the cluster's namespaces, deletes them and its state directory.
 pub fn remove_cluster(cluster: &str) -> Result<usize> {
     let namespaces = namespaces_of(cluster);
@@ -37,13 +51,24 @@ pub fn remove_cluster(cluster: &str) -> Result<usize> {
         // A process may have exited meanwhile; that is fine.
         let _ = run("kill", &args, None);
     }
+    // Two removers may race (an interrupt's cleanup and the run's own teardown of the same
+    // cluster): what the other removed meanwhile is gone all the same, so every step runs
+    // and the state is released whatever an earlier step said; an error is reported only
+    // if something is really left.
+    let mut problem = None;
     if !namespaces.is_empty() {
         let batch: String = namespaces.iter().map(|ns| format!("netns del {ns}\n")).collect();
-        run("ip", &["-force", "-batch", "-"], Some(&batch))?;
+        problem = run("ip", &["-force", "-batch", "-"], Some(&batch)).err();
     }
-    unmount_everything_under(&runs::state_dir(cluster))?;
+    let state = runs::state_dir(cluster);
+    if let Err(e) = unmount_everything_under(&state) {
+        problem.get_or_insert(e);
+    }
     runs::release(cluster);
-    Ok(namespaces.len())
+    match problem {
+        Some(e) if !namespaces_of(cluster).is_empty() || !mounts_under(&state).is_empty() => Err(e),
+        _ => Ok(namespaces.len()),
+    }
 }
 
 /// Mounts a fresh BPF filesystem at `at`, creating the directory.
@@ -69,8 +94,11 @@ fn mounts_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 fn unmount_everything_under(dir: &std::path::Path) -> Result<()> {
     for point in mounts_under(dir) {
-        nix::mount::umount2(&point, nix::mount::MntFlags::MNT_DETACH)
-            .map_err(|e| crate::error::HarnessError::Command { command: format!("umount {}", point.display()), detail: e.to_string() })?;
+        match nix::mount::umount2(&point, nix::mount::MntFlags::MNT_DETACH) {
+            // Unmounted (or removed) by another remover since the mounts were listed.
+            Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => {}
+            Err(e) => return Err(crate::error::HarnessError::Command { command: format!("umount {}", point.display()), detail: e.to_string() }),
+        }
     }
     Ok(())
 }
@@ -128,4 +156,30 @@ pub fn collect(force: bool) -> Vec<(Leftover, Collected)> {
             (leftover, collected)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An interrupt's cleanup and a run's own teardown may remove one cluster at the same
+    /// time: whichever finishes, the namespaces, the BPF filesystem and the state are gone.
+    #[test]
+    fn two_removers_racing_leave_nothing_behind() {
+        for _ in 0..20 {
+            let cluster = runs::new_cluster_name();
+            claim_removed_on_interrupt(&cluster).unwrap();
+            mount_bpffs(&runs::state_dir(&cluster).join("bpffs")).unwrap();
+            let namespaces: Vec<String> = (1..=3).map(|n| format!("{cluster}-c{n}")).collect();
+            let batch: String = namespaces.iter().map(|ns| format!("netns add {ns}\n")).collect();
+            run("ip", &["-batch", "-"], Some(&batch)).unwrap();
+            let racing: Vec<_> = (0..2).map(|_| { let cluster = cluster.clone(); std::thread::spawn(move || remove_cluster(&cluster)) }).collect();
+            let outcomes: Vec<_> = racing.into_iter().map(|r| r.join().unwrap()).collect();
+            crate::cleanup::unregister(&cluster);
+            assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+            assert_eq!(namespaces_of(&cluster).len(), 0);
+            assert!(mounts_under(&runs::state_dir(&cluster)).is_empty());
+            assert!(!runs::state_dir(&cluster).exists(), "the state of {cluster} remains");
+        }
+    }
 }

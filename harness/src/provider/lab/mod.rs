@@ -193,14 +193,7 @@ impl Lab {
         let config = fixtures::load_kind_config(&options.kind_config)?;
 
         let cluster = runs::new_cluster_name();
-        runs::claim(&cluster, "lab").map_err(|e| HarnessError::Command {
-            command: format!("create {}", runs::state_dir(&cluster).display()),
-            detail: e.to_string(),
-        })?;
-        let undo_name = cluster.clone();
-        cleanup::register(&cluster, move || {
-            let _ = gc::remove_cluster(&undo_name);
-        });
+        gc::claim_removed_on_interrupt(&cluster)?;
         let _provisioning = tracing::info_span!("lab", cluster = %cluster).entered();
         let built = Self::build(&cluster, cni, options, &config, network, plugin_dirs, probe, started);
         match &built {
