@@ -150,6 +150,30 @@ fn gc_removes_containers_of_dead_runs_and_keeps_live_ones() -> Result<(), Failed
     }
 }
 
+/// An interrupted kind run removes its own containers (the echo, iperf3) before it exits,
+/// and no other run's.
+fn an_interrupted_run_removes_its_own_containers_only() -> Result<(), Failed> {
+    let (interrupted, other) = (runs::new_cluster_name(), runs::new_cluster_name());
+    // Both alive, so the gc test beside this one leaves their containers alone.
+    runs::claim(&interrupted, "kind")?;
+    runs::claim(&other, "kind")?;
+    let start = |cluster: &str| -> Result<String, Failed> {
+        let label = format!("{}={cluster}", harness::provider::external::CLUSTER_LABEL);
+        let id = cli::run(&CliStep::new("starting a labelled container", "docker", ["run", "--detach", "--label", &label, PROBE_IMAGE], std::time::Duration::from_secs(30)))?;
+        Ok(id.trim().chars().take(12).collect())
+    };
+    let (gone, kept) = (start(&interrupted)?, start(&other)?);
+    let removed = harness::provider::external::remove_containers_of(&interrupted)?;
+    let running = cli::run(&CliStep::new("listing containers", "docker", ["ps", "--all", "--quiet"], std::time::Duration::from_secs(30)))?;
+    let _ = cli::run(&CliStep::new("removing the other run's container", "docker", ["rm", "--force", &kept], std::time::Duration::from_secs(30)));
+    runs::release(&other);
+    runs::release(&interrupted);
+    match (removed.iter().all(|r| r.starts_with(&gone)) && removed.len() == 1, running.contains(&kept), running.contains(&gone)) {
+        (true, true, false) => Ok(()),
+        outcome => Err(format!("expected only {gone} removed and {kept} kept, got {outcome:?} from {removed:?}").into()),
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
     let require = std::env::var(REQUIRE_TOOLS_VARIABLE).is_ok_and(|v| v == "1");
@@ -166,6 +190,7 @@ fn main() -> std::process::ExitCode {
         trial("gc_removes_containers_of_dead_runs_and_keeps_live_ones", gc_removes_containers_of_dead_runs_and_keeps_live_ones),
         trial("the_proxy_image_installs_the_plugin_and_chains_it_into_the_conflist", the_proxy_image_installs_the_plugin_and_chains_it_into_the_conflist),
         trial("iperf3_beside_a_container_serves_on_its_address", iperf3_beside_a_container_serves_on_its_address),
+        trial("an_interrupted_run_removes_its_own_containers_only", an_interrupted_run_removes_its_own_containers_only),
     ];
     libtest_mimic::run(&args, trials).exit_code()
 }

@@ -143,18 +143,28 @@ impl Iperf3Beside {
 /// Removes the harness's containers (probes, iperf3) whose run is gone (all of them with
 /// `force`); returns their names.
 pub fn collect(force: bool) -> Result<Vec<String>> {
+    remove_containers_where(&format!("label={CLUSTER_LABEL}"), |cluster| force || !super::runs::owner_alive(cluster))
+}
+
+/// Removes the containers of `cluster`'s run (an interrupted run's, before it exits).
+pub fn remove_containers_of(cluster: &str) -> Result<Vec<String>> {
+    remove_containers_where(&format!("label={CLUSTER_LABEL}={cluster}"), |_| true)
+}
+
+/// Removes the containers `filter` lists whose cluster label `remove` accepts.
+fn remove_containers_where(filter: &str, remove: impl Fn(&str) -> bool) -> Result<Vec<String>> {
     use super::cli::{self, CliStep};
     let timeout = Duration::from_secs(60);
     let listed = cli::run(&CliStep::new(
         "listing the harness's containers",
         "docker",
-        ["ps", "--all", "--filter", &format!("label={CLUSTER_LABEL}"), "--format", &format!("{{{{.ID}}}} {{{{.Label \"{CLUSTER_LABEL}\"}}}}")],
+        ["ps", "--all", "--filter", filter, "--format", &format!("{{{{.ID}}}} {{{{.Label \"{CLUSTER_LABEL}\"}}}}")],
         timeout,
     ))?;
     let mut removed = Vec::new();
     for line in listed.lines() {
         let Some((id, cluster)) = line.split_once(' ') else { continue };
-        if force || !super::runs::owner_alive(cluster) {
+        if remove(cluster) {
             cli::run(&CliStep::new(format!("removing container {id} of {cluster}"), "docker", ["rm", "--force", id], timeout))?;
             removed.push(format!("{id} ({cluster})"));
         }

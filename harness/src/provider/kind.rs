@@ -568,6 +568,8 @@ impl KindCluster {
             let delete = cluster.plan.delete.clone();
             let name = cluster.name.clone();
             crate::cleanup::register(&cluster.name, move || {
+                // The run's containers beside the cluster (the external echo, iperf3) too.
+                let _ = super::external::remove_containers_of(&name);
                 let _ = cli::run(&delete);
                 runs::release(&name);
             });
