@@ -116,8 +116,7 @@ fn debian_package_version(path: &Path) -> Option<String> {
     if !path.starts_with(crate::cni::runtime::DEBIAN_PLUGIN_DIR) {
         return None;
     }
-    let output = Command::new("dpkg-query").args(["-W", "-f=${Version}", "containernetworking-plugins"]).output().ok()?;
-    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned()).filter(|v| !v.is_empty())
+    super::host::debian_package_version(super::host::REFERENCE_PLUGINS_PACKAGE)
 }
 
 /// The parts of the lab that the harness provides, with the features each carries.

@@ -1,4 +1,5 @@
-//! Facts about this machine that providers check before they start: who we are, which tools exist.
+//! Facts about this machine that providers check before they start: who we are, which tools
+//! exist, which Debian packages installed them.
 
 /// Whether `tool` is an executable on PATH (or an absolute path to one).
 pub fn on_path(tool: &str) -> bool {
@@ -23,6 +24,22 @@ pub fn effective_uid() -> u32 {
         .unwrap_or(u32::MAX)
 }
 
+/// The installed version of Debian package `package` (dpkg's database), if it is installed.
+pub fn debian_package_version(package: &str) -> Option<String> {
+    let output = std::process::Command::new("dpkg-query").args(["-W", "-f=${Version}", package]).output().ok()?;
+    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// The Debian package that installed `path`, if one did.
+pub fn debian_package_of(path: &std::path::Path) -> Option<String> {
+    let output = std::process::Command::new("dpkg-query").arg("-S").arg(path).output().ok()?;
+    let owner = String::from_utf8_lossy(&output.stdout);
+    output.status.success().then(|| owner.split(':').next().map(|p| p.trim().to_owned())).flatten().filter(|p| !p.is_empty())
+}
+
+/// The Debian package of the reference plugins.
+pub const REFERENCE_PLUGINS_PACKAGE: &str = "containernetworking-plugins";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -31,5 +48,13 @@ mod tests {
     fn tools_are_found_on_path() {
         assert!(on_path("sh"));
         assert!(!on_path("surely-not-a-tool-anywhere"));
+    }
+
+    #[test]
+    fn the_reference_plugins_come_from_their_debian_package() {
+        assert_eq!(debian_package_of(std::path::Path::new("/usr/lib/cni/bridge")).as_deref(), Some(REFERENCE_PLUGINS_PACKAGE), "installed by `cargo xtask deps`");
+        assert!(debian_package_version(REFERENCE_PLUGINS_PACKAGE).is_some_and(|v| v.chars().next().is_some_and(|c| c.is_ascii_digit())));
+        assert_eq!(debian_package_of(std::path::Path::new("/nonexistent/plugin")), None);
+        assert_eq!(debian_package_version("no-such-package-here"), None);
     }
 }

@@ -101,11 +101,9 @@ impl Subject {
 /// The Debian package that ships the binaries, with its version; or a digest of them.
 fn plugins_version(runtime: &CniRuntime, list: &NetworkConfigList) -> String {
     let paths: Vec<PathBuf> = list.plugin_types().filter_map(|p| runtime.plugin_path(p).ok()).collect();
-    let package = paths.first().and_then(|p| crate::provider::lab::shell::run("dpkg-query", &["-S", &p.display().to_string()], None).ok());
-    if let Some(package) = package.as_deref().and_then(|line| line.split(':').next()) {
-        if let Ok(version) = crate::provider::lab::shell::run("dpkg-query", &["-W", "-f=${Version}", package], None) {
-            return format!("{package} {version}");
-        }
+    let package = paths.first().and_then(|p| crate::provider::host::debian_package_of(p));
+    if let Some((package, version)) = package.and_then(|package| crate::provider::host::debian_package_version(&package).map(|version| (package, version))) {
+        return format!("{package} {version}");
     }
     let digests = paths.iter().filter_map(|p| crate::provider::lab::shell::run("sha256sum", &[&p.display().to_string()], None).ok()).map(|l| l.chars().take(12).collect::<String>()).collect::<Vec<_>>();
     format!("unpackaged sha256 {}", digests.join("+"))

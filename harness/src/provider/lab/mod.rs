@@ -655,9 +655,7 @@ fn find_probe() -> Result<PathBuf> {
 
 /// The Debian package version of the reference plugins (the binaries say "version unknown").
 fn reference_plugins_version() -> String {
-    shell::run("dpkg-query", &["-W", "-f=${Version}", "containernetworking-plugins"], None)
-        .map(|v| v.trim().to_owned())
-        .unwrap_or_else(|_| "unknown (not from Debian's package)".into())
+    super::host::debian_package_version(super::host::REFERENCE_PLUGINS_PACKAGE).unwrap_or_else(|| "unknown (not from Debian's package)".into())
 }
 
 /// Runs `program args` in network namespace `netns`; what it printed and how it exited.
