@@ -131,15 +131,17 @@ fn iperf3_beside_a_container_serves_on_its_address() -> Result<(), Failed> {
     outcome
 }
 
+/// A probe container labelled as `cluster`'s, as the harness labels its own; its short id.
+fn labelled_container(cluster: &str) -> Result<String, Failed> {
+    let label = format!("{}={cluster}", harness::provider::external::CLUSTER_LABEL);
+    let id = cli::run(&CliStep::new("starting a labelled container", "docker", ["run", "--detach", "--label", &label, PROBE_IMAGE], std::time::Duration::from_secs(30)))?;
+    Ok(id.trim().chars().take(12).collect())
+}
+
 fn gc_removes_containers_of_dead_runs_and_keeps_live_ones() -> Result<(), Failed> {
     let (dead, live) = (runs::new_cluster_name(), runs::new_cluster_name());
     runs::claim(&live, "kind")?;
-    let start = |cluster: &str| -> Result<String, Failed> {
-        let label = format!("{}={cluster}", harness::provider::external::CLUSTER_LABEL);
-        let id = cli::run(&CliStep::new("starting a labelled container", "docker", ["run", "--detach", "--label", &label, PROBE_IMAGE], std::time::Duration::from_secs(30)))?;
-        Ok(id.trim().chars().take(12).collect())
-    };
-    let (dead_id, live_id) = (start(&dead)?, start(&live)?);
+    let (dead_id, live_id) = (labelled_container(&dead)?, labelled_container(&live)?);
     let removed = harness::provider::external::collect(false)?;
     let live_kept = !removed.iter().any(|r| r.contains(&live));
     let _ = cli::run(&CliStep::new("removing the live run's container", "docker", ["rm", "--force", &live_id], std::time::Duration::from_secs(30)));
@@ -157,12 +159,7 @@ fn an_interrupted_run_removes_its_own_containers_only() -> Result<(), Failed> {
     // Both alive, so the gc test beside this one leaves their containers alone.
     runs::claim(&interrupted, "kind")?;
     runs::claim(&other, "kind")?;
-    let start = |cluster: &str| -> Result<String, Failed> {
-        let label = format!("{}={cluster}", harness::provider::external::CLUSTER_LABEL);
-        let id = cli::run(&CliStep::new("starting a labelled container", "docker", ["run", "--detach", "--label", &label, PROBE_IMAGE], std::time::Duration::from_secs(30)))?;
-        Ok(id.trim().chars().take(12).collect())
-    };
-    let (gone, kept) = (start(&interrupted)?, start(&other)?);
+    let (gone, kept) = (labelled_container(&interrupted)?, labelled_container(&other)?);
     let removed = harness::provider::external::remove_containers_of(&interrupted)?;
     let running = cli::run(&CliStep::new("listing containers", "docker", ["ps", "--all", "--quiet"], std::time::Duration::from_secs(30)))?;
     let _ = cli::run(&CliStep::new("removing the other run's container", "docker", ["rm", "--force", &kept], std::time::Duration::from_secs(30)));

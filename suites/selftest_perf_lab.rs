@@ -165,36 +165,32 @@ elif command == "ADD":
     cni::load_profile(&dir.join("profile.yaml").display().to_string()).map_err(|e| e.to_string().into())
 }
 
+/// `scenarios` on a lab whose profile chains `plugin` doing `on_add` (see
+/// [`profile_with_a_chained_plugin`]): exactly the `failing` figures fail, as [`these_fail`] checks.
+fn with_a_chained_plugin(plugin: &str, on_add: &str, scenarios: &[&str], failing: &[&str], may_fail: &[&str]) -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let profile = profile_with_a_chained_plugin(dir.path(), plugin, on_add)?;
+    let cluster = lab(&profile, None)?;
+    let outcomes = outcomes(&cluster, scenarios);
+    cluster.teardown()?;
+    these_fail(&outcomes, failing, may_fail)
+}
+
 /// A chained plugin that burns 300 ms of CPU on each ADD fails the CNI's CPU budget and
 /// not its memory budget.
 fn a_chained_plugin_burning_cpu_fails_the_cni_cpu_budget() -> Result<(), Failed> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let profile = profile_with_a_chained_plugin(dir.path(), "cpu-burner", "started = time.process_time()\n    while time.process_time() - started < 0.3: pass")?;
-    let cluster = lab(&profile, None)?;
-    let outcomes = outcomes(&cluster, &[CNI_RESOURCES]);
-    cluster.teardown()?;
-    these_fail(&outcomes, &[performance::CNI_CPU_PER_POD.name], &[])
+    with_a_chained_plugin("cpu-burner", "started = time.process_time()\n    while time.process_time() - started < 0.3: pass", &[CNI_RESOURCES], &[performance::CNI_CPU_PER_POD.name], &[])
 }
 
 /// A chained plugin that holds 128 MiB on each ADD fails the CNI's memory budget; its CPU
 /// (filling the memory) may or may not cross the CPU budget.
 fn a_chained_plugin_holding_memory_fails_the_cni_memory_budget() -> Result<(), Failed> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let profile = profile_with_a_chained_plugin(dir.path(), "memory-holder", "held = b'x' * (128 << 20)")?;
-    let cluster = lab(&profile, None)?;
-    let outcomes = outcomes(&cluster, &[CNI_RESOURCES]);
-    cluster.teardown()?;
-    these_fail(&outcomes, &[performance::CNI_PEAK_MEMORY.name], &[performance::CNI_CPU_PER_POD.name])
+    with_a_chained_plugin("memory-holder", "held = b'x' * (128 << 20)", &[CNI_RESOURCES], &[performance::CNI_PEAK_MEMORY.name], &[performance::CNI_CPU_PER_POD.name])
 }
 
 /// A chained plugin 300 ms slow on ADD fails the start-up budget, and nothing else.
 fn a_slow_chained_plugin_fails_the_start_up_budget() -> Result<(), Failed> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let profile = profile_with_a_chained_plugin(dir.path(), "slow-start", "time.sleep(0.3)")?;
-    let cluster = lab(&profile, None)?;
-    let outcomes = outcomes(&cluster, &[STARTUP, SAME_NODE]);
-    cluster.teardown()?;
-    these_fail(&outcomes, &[performance::STARTUP_ONE.name], &[])
+    with_a_chained_plugin("slow-start", "time.sleep(0.3)", &[STARTUP, SAME_NODE], &[performance::STARTUP_ONE.name], &[])
 }
 
 /// How many harness and bare iperf3 samples are taken, alternately.

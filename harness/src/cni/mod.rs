@@ -128,6 +128,16 @@ impl Workload {
     pub fn new(kind: &str, namespace: &str, name: &str) -> Self {
         Self { kind: kind.into(), namespace: namespace.into(), name: name.into(), created_later: false }
     }
+
+    /// How messages name it: `DaemonSet kube-system/antrea-agent`.
+    pub fn describe(&self) -> String {
+        format!("{} {}/{}", self.kind, self.namespace, self.name)
+    }
+
+    /// An object naming it, to read it from the API server (DaemonSets and Deployments are `apps/v1`).
+    pub fn reference(&self) -> serde_json::Value {
+        serde_json::json!({"apiVersion": "apps/v1", "kind": self.kind, "metadata": {"name": self.name, "namespace": self.namespace}})
+    }
 }
 
 /// A network plugin under test.

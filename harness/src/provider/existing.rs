@@ -134,9 +134,8 @@ impl Environment for UserEnvironment {
 /// image, and where that came from; the profile's pin when it cannot be read (and says so).
 pub fn running_version(access: &crate::kube_access::KubeAccess, cni: &CniProfile) -> (String, String) {
     let Some(agent) = cni.agent() else { return (cni.version.clone(), "pinned by the profile (it names no agent DaemonSet to read)".into()) };
-    let object = serde_json::json!({"apiVersion": "apps/v1", "kind": agent.kind, "metadata": {"name": agent.name, "namespace": agent.namespace}});
-    let image = access.get(&object).map(|found| found.and_then(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().map(str::to_owned)));
-    let place = format!("{} {}/{}", agent.kind, agent.namespace, agent.name);
+    let image = access.get(&agent.reference()).map(|found| found.and_then(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().map(str::to_owned)));
+    let place = agent.describe();
     match image {
         Ok(Some(image)) => match version_of_image(&image) {
             Some(version) if version == cni.version => (version, format!("read from the image of {place} ({image}); as the profile pins")),

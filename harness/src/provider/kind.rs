@@ -334,13 +334,13 @@ impl KindPlan {
             if w.created_later {
                 // An operator makes it later: `rollout status` of a missing object fails at once.
                 steps.push(kubectl(
-                    format!("waiting for {} {}/{} to be created", w.kind, w.namespace, w.name),
+                    format!("waiting for {} to be created", w.describe()),
                     vec!["--namespace".into(), w.namespace.clone(), "wait".into(), "--for=create".into(), target.clone(), timeout_flag.clone()],
                     timeouts.cni_ready,
                 ));
             }
             steps.push(kubectl(
-                format!("waiting for {} {}/{}", w.kind, w.namespace, w.name),
+                format!("waiting for {}", w.describe()),
                 vec!["--namespace".into(), w.namespace.clone(), "rollout".into(), "status".into(), target, timeout_flag.clone()],
                 timeouts.cni_ready,
             ));

@@ -405,9 +405,8 @@ impl Cluster for KubeCluster {
     /// The CNI's agent pods (its DaemonSet's), each read from its cgroup on its node.
     fn cni_resource_usage(&self) -> Result<crate::model::ResourceUsage> {
         let agent = self.cni.agent().ok_or_else(|| HarnessError::NotFound { what: "agent DaemonSet".into(), wanted: format!("in profile {} (a CNI's processes are read from its agent pods' cgroups)", self.cni.name) })?;
-        let place = format!("{} {}/{}", agent.kind, agent.namespace, agent.name);
-        let object = json!({"apiVersion": "apps/v1", "kind": agent.kind, "metadata": {"name": agent.name, "namespace": agent.namespace}});
-        let found = self.access.get(&object)?.ok_or_else(|| HarnessError::NotFound { what: place.clone(), wanted: "on the cluster".into() })?;
+        let place = agent.describe();
+        let found = self.access.get(&agent.reference())?.ok_or_else(|| HarnessError::NotFound { what: place.clone(), wanted: "on the cluster".into() })?;
         let selector: std::collections::BTreeMap<String, String> = serde_json::from_value(found["spec"]["selector"]["matchLabels"].clone())
             .map_err(|e| HarnessError::NotFound { what: format!("spec.selector.matchLabels of {place}"), wanted: e.to_string() })?;
         let pods = self.access.pods_labelled(&agent.namespace, &selector)?;
