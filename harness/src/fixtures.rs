@@ -324,6 +324,10 @@ pub struct CanaryBudgets {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SplitCriteriaFixture {
     pub tolerance: f64,
+    /// A share must also be within this fraction of its weight where that is tighter
+    /// (default 0.5: a 5 % canary within 2.5 points).
+    #[serde(default = "default_relative_tolerance")]
+    pub relative_tolerance: f64,
     pub power: f64,
     /// The chance that a correct implementation fails any split verdict of a suite run.
     pub suite_false_fail: f64,
@@ -336,11 +340,16 @@ fn default_leak() -> f64 {
     0.01
 }
 
+fn default_relative_tolerance() -> f64 {
+    0.5
+}
+
 impl CanaryBudgets {
     pub fn criteria(&self) -> SplitCriteria {
         let verdicts = crate::scenarios::canary::SPLIT_VERDICTS;
         SplitCriteria {
             tolerance: self.split.tolerance,
+            relative_tolerance: self.split.relative_tolerance,
             power: self.split.power,
             false_fail: self.split.suite_false_fail / f64::from(verdicts),
             leak: self.split.leak,
@@ -360,6 +369,9 @@ pub fn load_canary_budgets(path: &Path) -> Result<CanaryBudgets> {
         }
     };
     probability("tolerance", budgets.split.tolerance)?;
+    if !(budgets.split.relative_tolerance > 0.0 && budgets.split.relative_tolerance <= 1.0) {
+        return Err(malformed(path, format!("split.relativeTolerance: expected a fraction of a backend's weight above 0 and at most 1, found {}", budgets.split.relative_tolerance)));
+    }
     probability("power", budgets.split.power)?;
     probability("suiteFalseFail", budgets.split.suite_false_fail)?;
     probability("leak", budgets.split.leak)?;

@@ -113,6 +113,7 @@ impl Reporter for JunitReport {
                         case.add_property(Property::new("statistics.false-fail-rate", parameters.false_fail_rate.to_string()));
                         case.add_property(Property::new("statistics.suite-false-fail-rate", parameters.family_false_fail_rate.unwrap_or_default().to_string()));
                         case.add_property(Property::new("statistics.suite-verdicts", parameters.family_verdicts.unwrap_or_default().to_string()));
+                        case.add_property(Property::new("statistics.suite-false-fail-covers", "the suite's split verdicts only; its timed and exact checks (liveness, every request answered, mirror copies) are outside it"));
                         case.add_property(Property::new("statistics.power", parameters.power.to_string()));
                         case.add_property(Property::new("statistics.requests", parameters.sample_size.to_string()));
                         if let Some(stopping) = &parameters.sequential {
@@ -211,10 +212,11 @@ mod tests {
         let xml = std::fs::read_to_string(&path).unwrap();
         for expected in [
             format!(r#"<property name="statistics.requests" value="{}"/>"#, plan.looks[2]),
-            format!(r#"<property name="statistics.stopped" value="look 3 of 10: pass bound: every share shown within 5 points at {} requests"/>"#, plan.looks[2]),
+            format!(r#"<property name="statistics.stopped" value="look 3 of 10: pass bound: every share shown within 5 points (5 points, or half its weight if less) at {} requests"/>"#, plan.looks[2]),
             format!(r#"<property name="statistics.requests-worst-case" value="{}"/>"#, plan.worst_case()),
             format!(r#"<property name="statistics.requests-average-when-correct" value="{:.0}"/>"#, plan.average_when_correct().unwrap()),
             r#"<property name="statistics.suite-false-fail-rate" value="0.01"/>"#.to_owned(),
+            "split verdicts only; its timed and exact checks (liveness, every request answered, mirror copies) are outside it".to_owned(),
         ] {
             assert!(xml.contains(&expected), "{expected} in {xml}");
         }

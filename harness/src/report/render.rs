@@ -324,7 +324,10 @@ pub fn html(report: &ConformanceReport) -> String {
                     },
                     parameters.false_fail_rate * 100.0,
                     match (parameters.family_false_fail_rate, parameters.family_verdicts) {
-                        (Some(suite), Some(verdicts)) => format!(" (a share of the suite's {:.1}% over {verdicts} verdicts)", suite * 100.0),
+                        (Some(suite), Some(verdicts)) => format!(
+                            " (a share of the suite's {:.1}% over its {verdicts} split verdicts; the suite's timed and exact checks, such as liveness within its budget, every request answered and mirror copies, are outside it)",
+                            suite * 100.0
+                        ),
                         _ => String::new(),
                     },
                     parameters.power * 100.0,

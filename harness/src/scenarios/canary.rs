@@ -15,7 +15,10 @@ const WEIGHTS: &[Feature] = &[Feature::GatewayWeights];
 
 /// The family's split verdicts that a correct implementation can fail by chance: they share
 /// the suite-wide false-fail budget of `budgets/canary.yaml` (the 0 % and 100 % stages
-/// cannot fail by chance; the mirror check is exact).
+/// cannot fail by chance). The budget covers these verdicts only: route liveness within
+/// `convergeSeconds`, every request answered within its timeout and the exact mirror-copy
+/// count can fail a correct but slow or lossy implementation too, at a rate nothing here
+/// bounds, and every statement of the budget says so.
 pub const SPLIT_JUDGED: [&str; 6] = [
     "canary_stage_at_5_percent_is_honoured",
     "early_stage_at_25_percent_is_honoured",

@@ -91,9 +91,10 @@ struct Bounds {
 }
 
 /// The backends tested for their share: those strictly between 0 and 1; of two, one (each
-/// count fixes the other's).
-fn tested(weights: &[u32]) -> Vec<(usize, f64)> {
-    let tested: Vec<(usize, f64)> = shares(weights).into_iter().enumerate().filter(|&(_, p)| p > 0.0 && p < 1.0).collect();
+/// count fixes the other's). Each with its expected share and its tolerance.
+fn tested(criteria: &SplitCriteria, weights: &[u32]) -> Vec<(usize, f64, f64)> {
+    let tolerances = criteria.tolerances(weights);
+    let tested: Vec<(usize, f64, f64)> = shares(weights).into_iter().enumerate().filter(|&(_, p)| p > 0.0 && p < 1.0).map(|(i, p)| (i, p, tolerances[i])).collect();
     if tested.len() == 2 { tested[..1].to_vec() } else { tested }
 }
 
@@ -102,7 +103,7 @@ impl SplitCriteria {
     pub fn sequential_plan(&self, weights: &[u32]) -> SequentialPlan {
         let fixed = self.sample_size(weights);
         let pass_tail = (1.0 - self.power) / 4.0;
-        let split = tested(weights);
+        let split = tested(self, weights);
         if split.is_empty() {
             // Only 0 % and 100 % backends: one look, at the requests that see a leak.
             return SequentialPlan::new(*self, weights, vec![fixed], 0.0, pass_tail);
@@ -111,7 +112,7 @@ impl SplitCriteria {
         let step = (fixed / 100).max(1);
         let plan_at = |steps: u64| {
             let looks = equally_spaced(fixed + steps * step);
-            let fail_tail = split.iter().map(|&(_, p0)| calibrated_fail_tail(p0, &looks, alpha)).fold(alpha / 2.0, f64::min);
+            let fail_tail = split.iter().map(|&(_, p0, _)| calibrated_fail_tail(p0, &looks, alpha)).fold(alpha / 2.0, f64::min);
             SequentialPlan::new(*self, weights, looks, fail_tail, pass_tail)
         };
         // The power grows with the cap (up to the binomial's small steps): double until it
@@ -202,7 +203,7 @@ impl SequentialPlan {
     fn new(criteria: SplitCriteria, weights: &[u32], looks: Vec<u64>, fail_tail: f64, pass_tail: f64) -> Self {
         let mut plan = Self { criteria, weights: weights.to_vec(), looks, fail_tail, pass_tail, bounds: Vec::new() };
         let last = plan.looks.len() - 1;
-        plan.bounds = plan.looks.iter().enumerate().map(|(k, &n)| shares(weights).iter().map(|&p0| plan.bounds(p0, n, k == last)).collect()).collect();
+        plan.bounds = plan.looks.iter().enumerate().map(|(k, &n)| plan.bounds_at(n, k == last)).collect();
         plan
     }
 
@@ -211,8 +212,12 @@ impl SequentialPlan {
         *self.looks.last().expect("a plan has looks")
     }
 
-    fn bounds(&self, p0: f64, n: u64, last: bool) -> Bounds {
-        let tolerance = self.criteria.tolerance;
+    /// Every backend's bounds at `n` requests.
+    fn bounds_at(&self, n: u64, last: bool) -> Vec<Bounds> {
+        shares(&self.weights).into_iter().zip(self.criteria.tolerances(&self.weights)).map(|(p0, tolerance)| self.bounds(p0, tolerance, n, last)).collect()
+    }
+
+    fn bounds(&self, p0: f64, tolerance: f64, n: u64, last: bool) -> Bounds {
         // The share shown above `p0 - tolerance`: counts at or above where "share at most
         // p0 - tolerance" is rejected; where that share is 0 or below, above 0 (at least one
         // request: a backend with a weight must be seen to get traffic). Likewise below.
@@ -230,16 +235,31 @@ impl SequentialPlan {
         shares(&self.weights).iter().any(|&p| p == 0.0 || p == 1.0)
     }
 
-    fn walk(&self, p0: f64, p: f64) -> Walk {
+    /// The walk of one backend (expected share `p0`, tolerance `tolerance`) under true share
+    /// `p`, with its early-pass bound where `early_passes`.
+    fn walk(&self, p0: f64, tolerance: f64, p: f64, early_passes: bool) -> Walk {
         let last = self.looks.len() - 1;
-        let bounds: Vec<Bounds> = self.looks.iter().enumerate().map(|(k, &n)| self.bounds(p0, n, k == last)).collect();
+        let bounds: Vec<Bounds> = self
+            .looks
+            .iter()
+            .enumerate()
+            .map(|(k, &n)| Bounds { pass: if early_passes { self.bounds(p0, tolerance, n, k == last).pass } else { None }, ..self.bounds(p0, tolerance, n, k == last) })
+            .collect();
         walk(p, &self.looks, &bounds)
     }
 
-    /// The exact chance that a correct split fails (for three or more backends, the
-    /// Bonferroni bound: the sum over backends).
+    /// The chance that a correct split fails, stated as an upper bound. Two backends: exact
+    /// (one count decides). Three or more: the sum over backends of each one's chance of
+    /// crossing its fail bound when it is looked at every time, early passes left out. A
+    /// run stops early only when *every* backend has passed, so each backend is looked at
+    /// no more often than that, and the sum (Bonferroni) bounds the joint rate from above.
+    /// (Summing walks *with* each backend's own early pass is not a bound: the run goes on
+    /// while another backend has not passed, and the first stated 0.0953 % where 90/5/5
+    /// really fails 0.109 % of the time.)
     pub fn false_fail(&self) -> f64 {
-        tested(&self.weights).iter().map(|&(_, p0)| self.walk(p0, p0).failed).sum::<f64>() + 0.0
+        let split = tested(&self.criteria, &self.weights);
+        let early_passes = split.len() == 1;
+        split.iter().map(|&(_, p0, tolerance)| self.walk(p0, tolerance, p0, early_passes).failed).sum::<f64>() + 0.0
     }
 
     /// The exact power: the smallest, over tested backends and both directions of a
@@ -248,13 +268,12 @@ impl SequentialPlan {
     /// lower bound: the one backend's walk alone); with a 0 % or 100 % backend, also the
     /// chance of seeing a leak of `leak` before the earliest pass.
     pub fn power(&self) -> f64 {
-        let tolerance = self.criteria.tolerance;
-        let split = tested(&self.weights)
+        let split = tested(&self.criteria, &self.weights)
             .iter()
-            .flat_map(|&(_, p0)| [p0 - tolerance, p0 + tolerance].map(move |p1| (p0, p1.clamp(0.0, 1.0))))
-            .map(|(p0, p1)| self.walk(p0, p1).failed)
+            .flat_map(|&(_, p0, tolerance)| [p0 - tolerance, p0 + tolerance].map(move |p1| (p0, tolerance, p1.clamp(0.0, 1.0))))
+            .map(|(p0, tolerance, p1)| self.walk(p0, tolerance, p1, true).failed)
             .fold(1.0, f64::min);
-        let earliest_pass = match tested(&self.weights).is_empty() {
+        let earliest_pass = match tested(&self.criteria, &self.weights).is_empty() {
             true => self.worst_case(),
             false => self.worst_case().min(self.criteria.leak_sample_size().max(self.looks[0])),
         };
@@ -265,11 +284,11 @@ impl SequentialPlan {
     /// The exact average of the requests sent when every backend's share is `true_shares`
     /// (two backends; for more, `None`: their joint walk is not computed).
     pub fn average_requests(&self, true_shares: &[f64]) -> Option<f64> {
-        let split = tested(&self.weights);
+        let split = tested(&self.criteria, &self.weights);
         match split.as_slice() {
             [] => Some(self.worst_case() as f64),
-            [(i, p0)] if self.weights.len() == 2 => {
-                let stopped = self.walk(*p0, true_shares[*i]).stopped;
+            [(i, p0, tolerance)] if self.weights.len() == 2 => {
+                let stopped = self.walk(*p0, *tolerance, true_shares[*i], true).stopped;
                 Some(self.looks.iter().zip(&stopped).map(|(&n, &s)| n as f64 * s).sum())
             }
             _ => None,
@@ -290,7 +309,7 @@ impl SequentialPlan {
         let last = look + 1 >= self.looks.len();
         let bounds: Vec<Bounds> = match self.looks.get(look) {
             Some(&planned) if planned == n => self.bounds[look].clone(),
-            _ => shares(&self.weights).iter().map(|&p0| self.bounds(p0, n, last)).collect(),
+            _ => self.bounds_at(n, last),
         };
         let shares = shares(&self.weights);
         let off: Vec<usize> = (0..counts.len())
@@ -304,7 +323,7 @@ impl SequentialPlan {
             return (Decision::Failed, off);
         }
         let shown_within = !last
-            && tested(&self.weights).iter().all(|&(i, _)| bounds[i].pass.is_some_and(|(low, high)| (low..=high).contains(&counts[i])));
+            && tested(&self.criteria, &self.weights).iter().all(|&(i, _, _)| bounds[i].pass.is_some_and(|(low, high)| (low..=high).contains(&counts[i])));
         match (last, shown_within) {
             (true, _) | (_, true) => (Decision::Passed, off),
             _ => (Decision::Continue, off),
@@ -326,7 +345,7 @@ impl SequentialPlan {
         let bound = match decision {
             Decision::Failed => format!("fail bound of {} (count outside the {:.4}% interval) at {n} requests", names.join(" and "), confidence * 100.0),
             Decision::Passed if look + 1 >= self.looks.len() => format!("cap of {n} requests reached without crossing a fail bound"),
-            Decision::Passed => format!("pass bound: every share shown within {:.0} points at {n} requests", self.criteria.tolerance * 100.0),
+            Decision::Passed => format!("pass bound: every share shown {} at {n} requests", self.criteria.tolerance_text(&self.weights)),
             Decision::Continue => String::new(),
         };
         (decision, verdict, Stop { decision, look: look + 1, looks: self.looks.len(), bound })
@@ -373,6 +392,11 @@ mod tests {
 
     fn suite_criteria() -> SplitCriteria {
         crate::fixtures::load_canary_budgets(&crate::fixtures::fixture_path("budgets/canary.yaml")).unwrap().criteria()
+    }
+
+    /// The tolerance of a two-backend split (both backends share it).
+    fn tolerance_of(criteria: &SplitCriteria, weights: &[u32]) -> f64 {
+        tested(criteria, weights)[0].2
     }
 
     fn backends(weights: &[u32]) -> Vec<(String, u32)> {
@@ -422,6 +446,7 @@ mod tests {
     }
 
     fn within(simulated: f64, exact: f64, runs: usize) -> bool {
+        let exact = exact.clamp(0.0, 1.0);
         (simulated - exact).abs() <= 4.0 * (exact * (1.0 - exact) / runs as f64).sqrt() + 1e-9
     }
 
@@ -439,7 +464,7 @@ mod tests {
             assert!(power >= criteria.power, "{weights:?}: power {power}");
             // A cap one grid step smaller, calibrated the same way, would not reach it.
             let looks = equally_spaced(plan.worst_case() - (criteria.sample_size(&weights) / 100).max(1));
-            let fail_tail = calibrated_fail_tail(tested(&weights)[0].1, &looks, 1.0 - criteria.confidence(&weights));
+            let fail_tail = calibrated_fail_tail(tested(&criteria, &weights)[0].1, &looks, 1.0 - criteria.confidence(&weights));
             let smaller = SequentialPlan::new(criteria, &weights, looks, fail_tail, plan.pass_tail);
             assert!(smaller.power() < criteria.power, "{weights:?}: a cap of {} reaches it too", smaller.worst_case());
         }
@@ -479,7 +504,7 @@ mod tests {
                 }
                 let truth = [p0[0] + shift, p0[1] - shift];
                 let (caught, _) = simulate(&plan, &truth, runs, 100 + seed as u64);
-                let exact = plan.walk(p0[0], truth[0]).failed;
+                let exact = plan.walk(p0[0], tolerance_of(&criteria, &weights), truth[0], true).failed;
                 assert!(within(caught, exact, runs), "{weights:?} {shift:+}: simulated {caught}, exact {exact}");
                 assert!(caught >= criteria.power - 0.01, "{weights:?} {shift:+}: {caught}");
             }
@@ -556,16 +581,58 @@ mod tests {
     }
 
     /// A canary at 5 % that gets nothing is off by the tolerance too: it is never passed
-    /// early (its share must be seen above 0) and fails once no request at all is unlikely.
+    /// early (its share must be seen above 2.5 %) and fails once no request at all is unlikely.
     #[test]
     fn a_dead_canary_at_five_percent_is_failed_not_passed_early() {
         let criteria = suite_criteria();
         let plan = criteria.sequential_plan(&[95, 5]);
-        assert_eq!(plan.decision(0, &[plan.looks[0], 0]).0, Decision::Continue);
+        assert_ne!(plan.decision(0, &[plan.looks[0], 0]).0, Decision::Passed);
         let (decision, sent) = run(&plan, |_, n| vec![n, 0]);
         assert_eq!(decision, Decision::Failed);
         assert!(sent < plan.worst_case(), "{sent}");
-        assert!(plan.walk(0.95, 1.0).failed > 0.999999);
+        assert!(plan.walk(0.95, tolerance_of(&criteria, &[95, 5]), 1.0, true).failed > 0.999999);
+    }
+
+    /// A 5 % canary that gets a tenth of its weight (0.5 %) or a fifth (1 %) passed early 55 %
+    /// and 81 % of the time when "seen to get traffic" was one request; held to half its
+    /// weight, it is failed at least at the stated power, exactly and in simulation, and a
+    /// canary a point off (4 %) passes more often than not.
+    #[test]
+    fn a_starved_canary_is_failed_not_passed_as_seen() {
+        let criteria = suite_criteria();
+        let plan = criteria.sequential_plan(&[95, 5]);
+        let tolerance = tolerance_of(&criteria, &[95, 5]);
+        for canary in [0.005, 0.01, 0.025] {
+            let failed = plan.walk(0.95, tolerance, 1.0 - canary, true).failed;
+            assert!(failed >= criteria.power, "a canary at {canary}: failed {failed}");
+            let (simulated, _) = simulate(&plan, &[1.0 - canary, canary], 20_000, (canary * 1e4) as u64);
+            assert!(within(simulated, failed, 20_000), "{canary}: simulated {simulated}, exact {failed}");
+        }
+        assert!(plan.walk(0.95, tolerance, 0.96, true).failed < 0.5, "a 4 % canary, a point off its 5 %, passes more often than not");
+    }
+
+    /// Three or more backends: the stated false-fail is an upper bound of the true joint rate,
+    /// checked against 200,000 simulated runs of the stopping rule for 90/5/5, 80/10/10 and
+    /// 70/20/10 (the held-out simulation's routes): it never falls below the simulated rate by
+    /// more than three standard errors, and stays within the verdict's share of the budget.
+    /// The first statement, each backend's walk with its own early pass summed, fell below
+    /// the true rate (90/5/5: 0.0953 % stated, 0.109 % true): it is checked here to be below
+    /// what this states.
+    #[test]
+    fn three_backends_state_a_false_fail_that_bounds_the_simulated_rate() {
+        let criteria = suite_criteria();
+        let runs = 200_000;
+        for (seed, weights) in [[90u32, 5, 5], [80, 10, 10], [70, 20, 10]].into_iter().enumerate() {
+            let plan = criteria.sequential_plan(&weights);
+            let stated = plan.false_fail();
+            assert!(stated <= criteria.false_fail + 1e-12, "{weights:?}: stated {stated} over the verdict's budget");
+            let (simulated, _) = simulate(&plan, &shares(&weights), runs, 300 + seed as u64);
+            let error = (simulated.max(1e-6) / runs as f64).sqrt();
+            eprintln!("{weights:?}: stated {stated:.6}, simulated {simulated:.6} (s.e. {error:.6}), cap {}", plan.worst_case());
+            assert!(stated >= simulated - 3.0 * error, "{weights:?}: stated {stated}, simulated {simulated}");
+            let own_passes: f64 = tested(&criteria, &weights).iter().map(|&(_, p0, t)| plan.walk(p0, t, p0, true).failed).sum();
+            assert!(own_passes < stated, "{weights:?}: the old sum {own_passes} is below the bound {stated}");
+        }
     }
 
     /// At 0 % and 100 % there is one look, at the requests that see a 1 % leak with the
@@ -586,27 +653,26 @@ mod tests {
     #[ignore = "prints the README table"]
     fn table() {
         let criteria = suite_criteria();
-        println!("| stage (new/stable) | fixed requests | fixed false-fail | fixed power | sequential average (correct split) | sequential worst case | sequential average (off by 5 points) | sequential false-fail | sequential power | planned in |");
+        println!("| stage (new/stable) | tolerance | fixed requests | fixed false-fail | fixed power | sequential average (correct split) | sequential worst case | sequential average (off by its tolerance) | sequential false-fail | sequential power | planned in |");
         for weights in [[95u32, 5], [75, 25], [50, 50], [25, 75], [5, 95], [100, 0]] {
             let started = std::time::Instant::now();
             let plan = criteria.sequential_plan(&weights);
             let planned = started.elapsed();
             let fixed = criteria.sample_size(&weights);
             println!(
-                "| {}/{} | {fixed} | {:.3}% | {:.1}% | {:.0} | {} | {:.0} | {:.3}% | {:.1}% | {planned:.0?} |",
+                "| {}/{} | {} | {fixed} | {:.3}% | {:.1}% | {:.0} | {} | {:.0} | {:.3}% | {:.1}% | {planned:.0?} |",
                 weights[1],
                 weights[0],
+                criteria.tolerance_text(&weights),
                 criteria.false_fail_at(&weights, fixed) * 100.0,
                 criteria.power_at(&weights, fixed) * 100.0,
                 plan.average_when_correct().unwrap(),
                 plan.worst_case(),
-                [criteria.tolerance, -criteria.tolerance]
-                    .map(|shift| {
-                        let first = (shares(&weights)[0] + shift).clamp(0.0, 1.0);
-                        plan.average_requests(&[first, 1.0 - first]).unwrap()
-                    })
-                    .into_iter()
-                    .fold(0.0, f64::max),
+                criteria
+                    .deviations(&weights)
+                    .first()
+                    .map(|(_, off)| off.map(|first| plan.average_requests(&[first, 1.0 - first]).unwrap()).into_iter().fold(0.0, f64::max))
+                    .unwrap_or(plan.worst_case() as f64),
                 plan.false_fail() * 100.0,
                 plan.power() * 100.0
             );

@@ -24,6 +24,9 @@ use super::{Evidence, FailureReason, Verdict};
 pub struct SplitCriteria {
     /// A backend whose share is off by this much (0.05 = 5 points) must be caught...
     pub tolerance: f64,
+    /// ...or, where smaller, by this fraction of its own share (0.5: a 5 % canary within
+    /// 2.5 points, so that "about 5 %" never admits 0 %): see [`Self::tolerances`];
+    pub relative_tolerance: f64,
     /// ...with at least this probability (the power);
     pub power: f64,
     /// and a correct split may fail with at most this probability (alpha).
@@ -46,7 +49,7 @@ pub struct Family {
 
 impl Default for SplitCriteria {
     fn default() -> Self {
-        Self { tolerance: 0.05, power: 0.95, false_fail: 0.01, leak: 0.01, family: None }
+        Self { tolerance: 0.05, relative_tolerance: 0.5, power: 0.95, false_fail: 0.01, leak: 0.01, family: None }
     }
 }
 
@@ -83,6 +86,11 @@ fn rejection_chance(n: u64, p0: f64, p: f64, tail: f64) -> f64 {
     lo.map_or(0.0, |lo| real.cdf(lo)) + hi.map_or(0.0, |hi| if hi == 0 { 1.0 } else { real.sf(hi - 1) })
 }
 
+/// 0.5 as "half", else as a percentage.
+fn fraction_text(fraction: f64) -> String {
+    if (fraction - 0.5).abs() < 1e-12 { "half".to_owned() } else { format!("{}% of", fraction * 100.0) }
+}
+
 fn z(probability: f64) -> f64 {
     Normal::standard().inverse_cdf(probability)
 }
@@ -102,6 +110,47 @@ fn independent_tests(expected: &[f64]) -> usize {
 }
 
 impl SplitCriteria {
+    /// Each backend's tolerance: `tolerance`, or `relative_tolerance` of its share where
+    /// that is smaller (0 for a 0 % or 100 % backend: it must be exact). Of two backends
+    /// each count fixes the other's, so both take the smaller of their two tolerances: at
+    /// 95/5 the stable backend is held to 95 +- 2.5 points as the canary is to 5 +- 2.5.
+    pub fn tolerances(&self, weights: &[u32]) -> Vec<f64> {
+        let expected = shares(weights);
+        let own: Vec<f64> = expected.iter().map(|&p| if p > 0.0 && p < 1.0 { self.tolerance.min(self.relative_tolerance * p) } else { 0.0 }).collect();
+        let split: Vec<usize> = (0..own.len()).filter(|&i| expected[i] > 0.0 && expected[i] < 1.0).collect();
+        match split.as_slice() {
+            [a, b] => {
+                let both = own[*a].min(own[*b]);
+                own.iter().enumerate().map(|(i, &t)| if i == *a || i == *b { both } else { t }).collect()
+            }
+            _ => own,
+        }
+    }
+
+    /// Each tested backend's expected share with the shares off by its tolerance on either
+    /// side that it must be caught at (clamped to 0 and 1: a 5 % canary getting nothing).
+    pub(crate) fn deviations(&self, weights: &[u32]) -> Vec<(f64, [f64; 2])> {
+        shares(weights)
+            .into_iter()
+            .zip(self.tolerances(weights))
+            .filter(|&(p0, _)| p0 > 0.0 && p0 < 1.0)
+            .map(|(p0, t)| (p0, [(p0 - t).clamp(0.0, 1.0), (p0 + t).clamp(0.0, 1.0)]))
+            .collect()
+    }
+
+    /// The tolerance as a person reads it: "5 points" when every backend has the absolute
+    /// one, else each backend's ("within 2.5 points (5 points, or half its weight if less)").
+    pub fn tolerance_text(&self, weights: &[u32]) -> String {
+        let points = |t: f64| format!("{} points", (t * 1000.0).round() / 10.0);
+        let tested: Vec<f64> = self.deviations(weights).iter().map(|(p0, [low, _])| p0 - low).collect();
+        let rule = format!("{}, or {} its weight if less", points(self.tolerance), fraction_text(self.relative_tolerance));
+        match tested.first() {
+            Some(&t) if tested.iter().all(|&u| (u - t).abs() < 1e-12) => format!("within {} ({rule})", points(t)),
+            Some(_) => format!("within {} respectively ({rule})", tested.iter().map(|&t| points(t)).collect::<Vec<_>>().join(", ")),
+            None => "exactly (0 % and 100 % backends)".to_owned(),
+        }
+    }
+
     /// The confidence of each backend's interval.
     pub fn confidence(&self, weights: &[u32]) -> f64 {
         1.0 - self.false_fail / independent_tests(&shares(weights)) as f64
@@ -119,16 +168,15 @@ impl SplitCriteria {
     /// The normal approximation of the sample size (the first version's formula), kept to
     /// start the exact search and to show in tests how far it falls short.
     pub fn normal_sample_size(&self, weights: &[u32]) -> u64 {
-        let expected = shares(weights);
         let per_test_alpha = 1.0 - self.confidence(weights);
-        let split_needs = expected
-            .iter()
-            .filter(|&&p| p > 0.0 && p < 1.0)
-            .flat_map(|&p0| [p0 - self.tolerance, p0 + self.tolerance].map(move |p1| (p0, p1)))
+        let split_needs = self
+            .deviations(weights)
+            .into_iter()
+            .flat_map(|(p0, off)| off.map(move |p1| (p0, p1)))
             .filter(|&(_, p1)| p1 > 0.0 && p1 < 1.0)
             .map(|(p0, p1)| {
                 let spread = z(1.0 - per_test_alpha / 2.0) * (p0 * (1.0 - p0)).sqrt() + z(self.power) * (p1 * (1.0 - p1)).sqrt();
-                (spread / self.tolerance).powi(2).ceil() as u64
+                (spread / (p1 - p0).abs()).powi(2).ceil() as u64
             })
             .max();
         split_needs.unwrap_or(0).max(self.leak_sample_size())
@@ -140,17 +188,17 @@ impl SplitCriteria {
     }
 
     /// The exact power at `n` requests: the smallest, over backends with a share strictly
-    /// between 0 and 1 and both directions of a deviation by the tolerance, of the chance
+    /// between 0 and 1 and both directions of a deviation by its tolerance (a share pushed
+    /// to 0 or 1 counts as 0 or 1), of the chance
     /// that the exact test rejects; with a 0 % or 100 % backend, also the chance of seeing
     /// a leak of `leak`.
     pub fn power_at(&self, weights: &[u32], n: u64) -> f64 {
         let expected = shares(weights);
         let tail = (1.0 - self.confidence(weights)) / 2.0;
-        let split = expected
-            .iter()
-            .filter(|&&p| p > 0.0 && p < 1.0)
-            .flat_map(|&p0| [p0 - self.tolerance, p0 + self.tolerance].map(move |p1| (p0, p1)))
-            .filter(|&(_, p1)| p1 > 0.0 && p1 < 1.0)
+        let split = self
+            .deviations(weights)
+            .into_iter()
+            .flat_map(|(p0, off)| off.map(move |p1| (p0, p1)))
             .map(|(p0, p1)| rejection_chance(n, p0, p1, tail))
             .fold(1.0, f64::min);
         let leak = match expected.iter().any(|&p| p == 0.0 || p == 1.0) {
@@ -285,7 +333,7 @@ impl SplitVerdict {
                 family_verdicts: self.criteria.family.map(|f| f.verdicts),
                 // The power actually achieved at the requests sent, exactly.
                 power: self.criteria.power_at(&self.weights(), self.requests),
-                detectable_deviation: self.criteria.tolerance,
+                detectable_deviation: self.criteria.tolerances(&self.weights()).into_iter().filter(|&t| t > 0.0).fold(self.criteria.tolerance, f64::min),
                 sample_size: self.shares.iter().map(|s| s.count).sum(),
                 sequential: None,
                 estimates: self
@@ -302,8 +350,8 @@ impl SplitVerdict {
             expected: Evidence::new(
                 "split-as-weighted",
                 format!(
-                    "every share within {:.0} points, false-fail rate {:.3}%, power {:.0}%",
-                    self.criteria.tolerance * 100.0,
+                    "every share {}, false-fail rate {:.3}%, power {:.0}%",
+                    self.criteria.tolerance_text(&self.weights()),
                     self.criteria.false_fail * 100.0,
                     self.criteria.power * 100.0
                 ),
@@ -442,8 +490,9 @@ mod tests {
 
     /// The power is exact, in both directions, at every stage (and a three-backend route):
     /// the chosen n reaches 95 %, one request fewer does not always, and the first version's
-    /// normal approximation fell short by more than a point at 5/95 (92.8 %, as an independent
-    /// re-implementation found). The false-fail rate at n is exact and under 1 %.
+    /// normal approximation fell short by more than a point at 5/95 with the absolute tolerance
+    /// (92.8 %, as an independent re-implementation found) and still falls short with the
+    /// relative one. The false-fail rate at n is exact and under 1 %.
     #[test]
     fn the_sample_size_reaches_the_stated_power_exactly_in_both_directions() {
         let criteria = SplitCriteria::default();
@@ -454,9 +503,12 @@ mod tests {
             let false_fail = criteria.false_fail_at(weights, n);
             assert!(false_fail <= 0.01 && false_fail > 0.003, "{weights:?}: exact false-fail {false_fail} at {n}");
         }
-        let old = criteria.normal_sample_size(&[5, 95]);
-        let short = criteria.power_at(&[5, 95], old);
-        assert!((0.92..0.94).contains(&short), "the normal approximation's {old} requests give {short}");
+        let absolute = SplitCriteria { relative_tolerance: 1.0, ..criteria };
+        let old = absolute.normal_sample_size(&[5, 95]);
+        let short = absolute.power_at(&[5, 95], old);
+        assert!((0.92..0.94).contains(&short), "the first version's normal approximation: {old} requests give {short}");
+        let normal = criteria.normal_sample_size(&[5, 95]);
+        assert!(criteria.power_at(&[5, 95], normal) < 0.95, "the normal approximation falls short with the relative tolerance too");
         // A leak at the 0 % and 100 % stages: 1 % is caught with 95 % power, exactly.
         let n = criteria.sample_size(&[100, 0]);
         assert!(criteria.power_at(&[100, 0], n) >= 0.95 && criteria.power_at(&[100, 0], n - 1) < 0.95);
@@ -484,6 +536,30 @@ mod tests {
                 assert!(exact >= 0.95, "{weights:?} {shift:+}: {exact}");
             }
         }
+    }
+
+    /// The relative tolerance: a 5 % canary is held to 2.5-7.5 %, and both sides of that are
+    /// caught with the stated power, exactly; 25 % and up keep 5 points. A deviation one
+    /// point smaller on either side is not caught at the stated power: the requests are
+    /// sized for exactly the stated deviation, in both directions.
+    #[test]
+    fn a_small_weight_is_held_to_half_its_share_in_both_directions() {
+        let criteria = SplitCriteria::default();
+        assert_eq!(criteria.tolerances(&[95, 5]), vec![0.025, 0.025]);
+        assert_eq!(criteria.tolerances(&[75, 25]), vec![0.05, 0.05]);
+        assert_eq!(criteria.tolerances(&[90, 6, 4]), vec![0.05, 0.03, 0.02]);
+        assert_eq!(criteria.tolerances(&[100, 0]), vec![0.0, 0.0]);
+        let n = criteria.sample_size(&[95, 5]);
+        let tail = (1.0 - criteria.confidence(&[95, 5])) / 2.0;
+        for canary in [0.025, 0.075] {
+            let caught = rejection_chance(n, 0.05, canary, tail);
+            assert!(caught >= 0.95, "a canary at {canary} caught {caught} at {n}");
+        }
+        for canary in [0.035, 0.065] {
+            assert!(rejection_chance(n, 0.05, canary, tail) < 0.95, "{canary}: the stated deviation, not a smaller one, is what n is sized for");
+        }
+        assert_eq!(criteria.tolerance_text(&[95, 5]), "within 2.5 points (5 points, or half its weight if less)");
+        assert_eq!(criteria.tolerance_text(&[50, 50]), "within 5 points (5 points, or half its weight if less)");
     }
 
     #[test]
