@@ -460,7 +460,7 @@ fn in_github_actions_a_run_puts_its_report_on_the_job_summary() {
     let (output, _reports) = run_egress_lab(&[("GITHUB_STEP_SUMMARY", summary.path().as_os_str()), ("CNICONF_GOLDEN_DIR", golden.as_os_str())]);
     assert!(output.status.success(), "{}", text(&output));
     let markdown = std::fs::read_to_string(summary.path()).unwrap();
-    assert!(markdown.starts_with("## Self-test of the suites with reference") && markdown.contains("| ✅ | `selected_pod_leaves_with_the_egress_ip` |"), "{markdown}");
+    assert!(markdown.starts_with("## Self-test of the suites with the reference profile") && markdown.contains("| ✅ | `selected_pod_leaves_with_the_egress_ip` |"), "{markdown}");
 }
 
 /// cni_spec interrupted while a plugin hangs in ADD: every node it made is removed (the

@@ -56,7 +56,7 @@ fn renders_to_a_png_with_every_plot(binary: &Path) -> Result<(), Failed> {
     if written == 0 || parsed != written || dom.matches("<rect").count() < 2 {
         return Err(format!("the browser parsed {parsed} of the page's {written} plots").into());
     }
-    if !dom.contains("Self-test of the suites with reference") {
+    if !dom.contains("Self-test of the suites with the reference profile") {
         return Err("the page's title did not survive parsing".into());
     }
     Ok(())

@@ -1,7 +1,8 @@
 //! Self-test of cni_spec: stand-in plugins (Debian's ptp behind a wrapper, each breaking
-//! one rule of the specification) make exactly the checks that judge that rule fail, with a
-//! message naming the rule and the specification's section; the faithful wrapper passes
-//! every check ptp passes.
+//! one rule of the specification) make exactly the checks that judge that rule fall short,
+//! with a message naming the rule and the specification's section: a MUST as a violation
+//! (failed), a SHOULD as a recommendation not met (deviates, not failed); the faithful
+//! wrapper passes every check ptp passes.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -9,12 +10,14 @@ use std::sync::Arc;
 
 use harness::report::TrialOutcome;
 use harness::spec::suite::run_check;
+use harness::spec::rules::Keyword;
 use harness::spec::{checks, Subject};
 use harness::verdict::FailureReason;
 use libtest_mimic::{Arguments, Failed, Trial};
 
-/// Each stand-in and the checks it must fail: those that judge the rule it breaks.
-const STAND_INS: [(&str, &[&str]); 6] = [
+/// Each stand-in and the checks it must fall short of: those that judge the rule it breaks
+/// (each a violation where the rule is a MUST, a deviation where it is a SHOULD).
+const STAND_INS: [(&str, &[&str]); 7] = [
     ("faithful", &[]),
     // Interfaces left by DEL: judged by DEL's own check and by the concurrent check's
     // "their DELs leave the node as it was".
@@ -22,8 +25,11 @@ const STAND_INS: [(&str, &[&str]); 6] = [
     ("del-fails-twice", &["del_twice_succeeds"]),
     // Both rules ask for the JSON error structure: the error cases, and CHECK's error.
     ("error-as-text", &["errors_are_the_specification_s_json", "check_fails_when_the_container_changed"]),
+    // An error with exit status 0 is no error: the MUST of a non-zero exit, and CHECK that
+    // "succeeds" on a changed container.
+    ("errors-exit-zero", &["errors_exit_non_zero", "check_fails_when_the_container_changed"]),
     // Result validity is judged at the config's version and at every claimed version.
-    ("interface-out-of-range", &["add_result_is_valid_for_its_version", "every_claimed_version_adds_and_deletes"]),
+    ("interface-out-of-range", &["add_result_is_valid_for_its_version", "every_claimed_version_adds"]),
     ("check-always-passes", &["check_fails_when_the_container_changed"]),
 ];
 
@@ -47,11 +53,20 @@ fn check(fault: &str, expected: &[&str]) -> Result<(), Failed> {
     let mut failed = BTreeSet::new();
     let mut wrong = Vec::new();
     for check in checks() {
+        let (expected_reason, keyword) = match check.rule.keyword {
+            Keyword::Must => (FailureReason::SpecViolation, "(MUST)"),
+            Keyword::Should => (FailureReason::RecommendationNotMet, "(SHOULD)"),
+        };
         match run_check(&subject, check) {
-            TrialOutcome::Failed(verdict) => {
+            outcome @ (TrialOutcome::Failed(_) | TrialOutcome::Deviated(_)) => {
+                let (TrialOutcome::Failed(verdict) | TrialOutcome::Deviated(verdict)) = &outcome else { unreachable!() };
                 let message = verdict.message();
-                if verdict.reason != Some(FailureReason::SpecViolation) || !message.contains(check.rule.section) || !message.contains(check.rule.name) {
-                    wrong.push(format!("{}: the message does not name the rule and its section: {message}", check.rule.name));
+                if verdict.reason != Some(expected_reason) || !message.contains(check.rule.section) || !message.contains(check.rule.name) || !message.contains(keyword) {
+                    wrong.push(format!("{}: the message does not name the rule, its section and keyword {keyword}, or the reason is not {expected_reason:?}: {message}", check.rule.name));
+                }
+                let as_keyword_says = matches!((&outcome, check.rule.keyword), (TrialOutcome::Failed(_), Keyword::Must) | (TrialOutcome::Deviated(_), Keyword::Should));
+                if !as_keyword_says {
+                    wrong.push(format!("{}: a {keyword} not met must be {}, it was {}", check.rule.name, if check.rule.keyword == Keyword::Must { "failed" } else { "a deviation" }, outcome.label()));
                 }
                 failed.insert(check.rule.name);
             }

@@ -6,6 +6,7 @@
 
 pub mod egress;
 pub mod profile;
+pub mod result;
 pub mod runtime;
 
 use std::path::PathBuf;

@@ -3,6 +3,8 @@
 //! ADD runs a conflist's plugins in order, each given the previous one's result as
 //! `prevResult` and only the `runtimeConfig` keys its `capabilities` ask for; the final
 //! result is cached so that CHECK and DEL get what ADD returned. DEL runs in reverse order.
+//! Every plugin call is bounded by [`PLUGIN_BUDGET`], in a process group of its own that is
+//! killed when the budget runs out, when the run is interrupted, or by `cargo xtask gc`.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -105,6 +107,130 @@ pub struct PluginOutput {
     pub status: String,
     pub stdout: String,
     pub stderr: String,
+    /// Set when the plugin did not exit within its budget and its process group was killed.
+    pub hung_after: Option<Duration>,
+}
+
+impl PluginOutput {
+    /// Why `command` failed, in the plugin's own words: the error structure it printed (or
+    /// that it printed none, which the specification asks for), its exit status and stderr;
+    /// or that it hung and was killed.
+    pub fn failure(&self, command: &str) -> String {
+        let stderr = match self.stderr.trim() {
+            "" => "nothing on stderr".to_owned(),
+            text => format!("stderr {text:?}"),
+        };
+        if let Some(budget) = self.hung_after {
+            return format!("hung in {command} after {} s: its process group was killed; it had printed {:?} on stdout and {stderr}", budget.as_secs(), self.stdout.trim());
+        }
+        match serde_json::from_str::<PluginError>(&self.stdout) {
+            Ok(PluginError { code: Some(code), msg, details }) => format!(
+                "{}: error code {code}: {}{}; {stderr}",
+                self.status,
+                msg.unwrap_or_default(),
+                details.map(|d| format!(" ({d})")).unwrap_or_default()
+            ),
+            _ if self.stdout.trim().is_empty() => format!("{}, with nothing on stdout (a CNI error is the JSON error structure on stdout: SPEC section 2, Errors); {stderr}", self.status),
+            _ => format!("{}; stdout {:?} is not the JSON error structure (SPEC section 2, Errors); {stderr}", self.status, self.stdout.trim()),
+        }
+    }
+}
+
+/// How long one plugin call may take before it is taken as hung: its process group is
+/// killed and the call fails with "hung in ADD after N s". kubelet gives a whole pod
+/// sandbox start its runtime request timeout (2 minutes by default), CNI included; one
+/// plugin call gets a quarter of that. `CNICONF_PLUGIN_BUDGET_SECONDS` sets another.
+pub const PLUGIN_BUDGET: Duration = Duration::from_secs(30);
+
+/// [`PLUGIN_BUDGET`], or `CNICONF_PLUGIN_BUDGET_SECONDS` where set to a number of seconds.
+pub fn plugin_budget() -> Duration {
+    std::env::var("CNICONF_PLUGIN_BUDGET_SECONDS").ok().and_then(|s| s.parse::<f64>().ok()).filter(|s| *s > 0.0).map(Duration::from_secs_f64).unwrap_or(PLUGIN_BUDGET)
+}
+
+/// Who a call is for, as a person reads it: the pod (from `CNI_ARGS`) and container, or
+/// the container alone, or that the command has none (VERSION, STATUS, GC).
+fn attachment_of(environment: &[(&str, String)]) -> String {
+    let value = |key: &str| environment.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
+    let arg = |key: &str| value("CNI_ARGS").and_then(|args| args.split(';').find_map(|pair| pair.strip_prefix(key).and_then(|rest| rest.strip_prefix('='))));
+    match (arg("K8S_POD_NAMESPACE"), arg("K8S_POD_NAME"), value("CNI_CONTAINERID")) {
+        (Some(namespace), Some(name), Some(container)) => format!("pod {namespace}/{name} (container {container})"),
+        (_, _, Some(container)) => format!("container {container}"),
+        _ => "no attachment".to_owned(),
+    }
+}
+
+/// A running plugin's process group, recorded under the runtime's state so that an
+/// interrupt's cleanup and `cargo xtask gc` of a killed run can end it (and whatever it
+/// started) by group; forgotten once the plugin has been reaped.
+struct RunningPlugin {
+    record: Option<PathBuf>,
+    key: String,
+}
+
+/// Where a runtime with state records its running plugins.
+const RUNNING_PLUGINS: &str = "plugin-processes";
+
+impl RunningPlugin {
+    fn start(pgid: i32, state: Option<&Path>, what: &str) -> Self {
+        let key = format!("CNI plugin process group {pgid} ({what})");
+        crate::cleanup::register(&key, move || kill_group(pgid));
+        let record = state.map(|dir| dir.join(RUNNING_PLUGINS).join(pgid.to_string())).filter(|path| {
+            let started = process_start_time(pgid).unwrap_or_default();
+            std::fs::create_dir_all(path.parent().expect("a record has a directory")).and_then(|()| std::fs::write(path, format!("{started} {what}\n"))).is_ok()
+        });
+        Self { record, key }
+    }
+}
+
+impl Drop for RunningPlugin {
+    fn drop(&mut self) {
+        crate::cleanup::unregister(&self.key);
+        if let Some(record) = &self.record {
+            let _ = std::fs::remove_file(record);
+        }
+    }
+}
+
+fn kill_group(pgid: i32) {
+    // SAFETY: kill(2) with a negative pid signals that process group; no memory involved.
+    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+}
+
+/// A process's start time in clock ticks since boot (field 22 of `/proc/<pid>/stat`): with
+/// the pid, it names one process, not a later one that reused the number.
+fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Kills the process groups of plugins a killed run left running under `state` (a run's
+/// state directory, searched at any depth), each only if its leader is still the process
+/// recorded; returns how many it killed.
+pub fn kill_recorded_plugins(state: &Path) -> usize {
+    let mut killed = 0;
+    let mut directories = vec![state.to_owned()];
+    while let Some(directory) = directories.pop() {
+        for entry in std::fs::read_dir(&directory).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if !path.is_dir() {
+                continue;
+            }
+            if path.file_name().and_then(|n| n.to_str()) != Some(RUNNING_PLUGINS) {
+                directories.push(path);
+                continue;
+            }
+            for record in std::fs::read_dir(&path).into_iter().flatten().flatten() {
+                let (Some(pgid), Ok(text)) = (record.file_name().to_str().and_then(|n| n.parse::<i32>().ok()), std::fs::read_to_string(record.path())) else { continue };
+                let recorded = text.split_whitespace().next().and_then(|t| t.parse::<u64>().ok());
+                if recorded.is_some() && recorded == process_start_time(pgid) {
+                    kill_group(pgid);
+                    killed += 1;
+                }
+                let _ = std::fs::remove_file(record.path());
+            }
+        }
+    }
+    killed
 }
 
 /// An IP assignment from a CNI result.
@@ -152,6 +278,8 @@ pub struct CniRuntime {
     pub node: Option<NodeView>,
     /// What its plugin processes have used, shared by its clones.
     pub usage: std::sync::Arc<std::sync::Mutex<crate::model::ResourceUsage>>,
+    /// How long one plugin call may take; `None`: [`plugin_budget`].
+    pub budget: Option<Duration>,
 }
 
 /// Reaps `child` (whose output has been read) with its resource usage, as `wait4` gives it:
@@ -263,8 +391,17 @@ impl CniRuntime {
         Ok(CniResult { raw, ips, elapsed: started.elapsed() })
     }
 
-    /// CNI CHECK: asks every plugin whether the attachment is still as ADD left it.
+    /// CNI CHECK: asks every plugin whether the attachment is still as ADD left it. CHECK
+    /// exists from 0.4.0 on; of an older config it is refused, never sent.
     pub fn check(&self, list: &NetworkConfigList, attachment: &Attachment) -> Result<()> {
+        if matches!(list.cni_version.as_str(), "0.1.0" | "0.2.0" | "0.3.0" | "0.3.1") {
+            return Err(HarnessError::CniPlugin {
+                command: "CHECK".into(),
+                plugin: list.plugin_types().collect::<Vec<_>>().join(" -> "),
+                container: attachment_of(&attachment.environment("CHECK")),
+                message: format!("CHECK exists from CNI 0.4.0; network `{}` is {}", list.name, list.cni_version),
+            });
+        }
         let cached = self.cached(list, attachment)?.ok_or_else(|| HarnessError::NotReady {
             what: format!("network `{}` of container {}", list.name, attachment.container_id),
             detail: "no cached ADD result to CHECK against".into(),
@@ -302,28 +439,32 @@ impl CniRuntime {
         let failed = |message: String| HarnessError::CniPlugin {
             command: command.to_owned(),
             plugin: plugin_name.to_owned(),
-            container: attachment.container_id.clone(),
+            container: attachment_of(&attachment.environment(command)),
             message,
         };
         let output = self.exec(command, plugin_name, config.to_string().as_bytes(), &attachment.environment(command))?;
         if !output.success {
-            let message = match serde_json::from_str::<PluginError>(&output.stdout) {
-                Ok(PluginError { code, msg, details }) => format!(
-                    "error code {}: {}{}",
-                    code.map_or("?".into(), |c| c.to_string()),
-                    msg.unwrap_or_default(),
-                    details.map(|d| format!(" ({d})")).unwrap_or_default()
-                ),
-                Err(_) => format!("{} {}", output.status, output.stderr.trim()),
-            };
-            return Err(failed(message));
+            return Err(failed(output.failure(command)));
         }
         if output.stdout.trim().is_empty() {
-            return Ok(None);
+            return match command {
+                "ADD" => Err(failed(format!("{}, but printed no result on stdout; stderr {:?}", output.status, output.stderr.trim()))),
+                _ => Ok(None),
+            };
         }
-        serde_json::from_str(&output.stdout)
-            .map(Some)
-            .map_err(|e| HarnessError::CniResult { plugin: plugin_name.to_owned(), detail: format!("{e}: {}", output.stdout) })
+        let printed: Value = serde_json::from_str(&output.stdout).map_err(|e| failed(format!("{}, but its stdout is not JSON ({e}): {:?}; stderr {:?}", output.status, output.stdout.trim(), output.stderr.trim())))?;
+        // An error structure is an error whatever the exit status (a runtime's libcni decodes
+        // `code` as a failure); a result must be one of the config's version.
+        if printed.get("code").is_some() {
+            return Err(failed(format!("{}, but printed the CNI error structure {}; stderr {:?}", output.status, output.stdout.trim(), output.stderr.trim())));
+        }
+        if command == "ADD" {
+            let problems = crate::cni::result::result_problems(&printed, &list.cni_version);
+            if !problems.is_empty() {
+                return Err(failed(format!("its result is not a valid {} result: {}; it printed {}", list.cni_version, problems.join("; "), output.stdout.trim())));
+            }
+        }
+        Ok(Some(printed))
     }
 
     /// Runs plugin `plugin_name` once with `stdin` and exactly the `CNI_*` variables in
@@ -338,8 +479,22 @@ impl CniRuntime {
         process.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()).env("CNI_PATH", self.cni_path());
         process.envs(environment.iter().map(|(k, v)| (*k, v.as_str())));
         process.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let failed = |message: String| HarnessError::CniPlugin { command: command.to_owned(), plugin: plugin_name.to_owned(), container: String::new(), message };
+        // A group of its own: what it starts (IPAM, iptables, a hung child) ends with it.
+        std::os::unix::process::CommandExt::process_group(&mut process, 0);
+        let attachment = attachment_of(environment);
+        let failed = |message: String| HarnessError::CniPlugin { command: command.to_owned(), plugin: plugin_name.to_owned(), container: attachment.clone(), message };
         let mut child = process.spawn().map_err(|e| failed(format!("could not start {}: {e}", binary.display())))?;
+        let pgid = child.id() as i32;
+        let running = RunningPlugin::start(pgid, self.node.as_ref().map(|_| self.cache_dir.as_path()), &format!("{command} by {plugin_name} for {attachment}"));
+        let budget = self.budget.unwrap_or_else(plugin_budget);
+        let (finished, watch) = std::sync::mpsc::channel::<()>();
+        let watchdog = std::thread::spawn(move || match watch.recv_timeout(budget) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                kill_group(pgid);
+                true
+            }
+            _ => false,
+        });
         // A plugin may exit without reading its config (a broken pipe); what it printed and
         // its exit status say why, as they would to any runtime.
         match child.stdin.take().expect("stdin is piped").write_all(stdin) {
@@ -353,11 +508,22 @@ impl CniRuntime {
             bytes
         });
         let mut printed = Vec::new();
-        std::io::Read::read_to_end(&mut stdout, &mut printed).map_err(|e| failed(format!("reading its stdout: {e}")))?;
+        let read = std::io::Read::read_to_end(&mut stdout, &mut printed);
         let complained = reading_stderr.join().unwrap_or_default();
-        let (status, usage) = wait_accounted(&child).map_err(|e| failed(format!("waiting for it: {e}")))?;
+        let waited = wait_accounted(&child);
+        let _ = finished.send(());
+        let hung = watchdog.join().unwrap_or(false);
+        drop(running);
+        read.map_err(|e| failed(format!("reading its stdout: {e}")))?;
+        let (status, usage) = waited.map_err(|e| failed(format!("waiting for it: {e}")))?;
         *self.usage.lock().unwrap_or_else(|e| e.into_inner()) = self.usage().with(usage);
-        Ok(PluginOutput { success: status.success(), status: status.to_string(), stdout: String::from_utf8_lossy(&printed).into_owned(), stderr: String::from_utf8_lossy(&complained).into_owned() })
+        Ok(PluginOutput {
+            success: status.success() && !hung,
+            status: if hung { format!("killed after {} s", budget.as_secs()) } else { status.to_string() },
+            stdout: String::from_utf8_lossy(&printed).into_owned(),
+            stderr: String::from_utf8_lossy(&complained).into_owned(),
+            hung_after: hung.then_some(budget),
+        })
     }
 
     /// CPU time and peak memory of every plugin process this runtime has run so far.
@@ -491,7 +657,7 @@ mod tests {
 
     #[test]
     fn a_missing_plugin_names_the_plugin_and_the_path() {
-        let runtime = CniRuntime { plugin_dirs: vec!["/nonexistent/cni".into()], cache_dir: "/tmp".into(), node: None, usage: Default::default() };
+        let runtime = CniRuntime { plugin_dirs: vec!["/nonexistent/cni".into()], cache_dir: "/tmp".into(), node: None, usage: Default::default(), budget: None };
         let error = runtime.require_plugins(&list()).unwrap_err().to_string();
         assert!(error.contains("`bridge`") && error.contains("/nonexistent/cni"), "{error}");
     }
@@ -516,7 +682,7 @@ mod tests {
             Path::new("n.conflist"),
         )
         .unwrap();
-        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, usage: Default::default() };
+        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, usage: Default::default(), budget: None };
         let result = runtime.add(&list, &attachment()).unwrap();
         assert_eq!(result.ips[0].address.to_string(), "10.244.1.7/24");
         assert_eq!(result.raw["by"], "second");
@@ -529,6 +695,101 @@ mod tests {
         assert!(calls[1].contains(r#""by":"first""#), "the second plugin gets the first's result: {}", calls[1]);
         assert!(calls[4].contains(r#""by":"second""#), "DEL gets the cached final result: {}", calls[4]);
         assert!(runtime.check(&list, &attachment()).is_err(), "the cache is gone after DEL");
+    }
+
+    /// Writes executable stand-in plugins into a new directory.
+    fn stand_ins(plugins: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, script) in plugins {
+            let path = dir.path().join(name);
+            std::fs::write(&path, script).unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        }
+        dir
+    }
+
+    fn one_plugin(plugin: &str, version: &str) -> NetworkConfigList {
+        NetworkConfigList::parse(&format!(r#"{{"cniVersion":"{version}","name":"n","plugins":[{{"type":"{plugin}"}}]}}"#), Path::new("n")).unwrap()
+    }
+
+    fn pod_attachment() -> Attachment {
+        Attachment { args: vec![("K8S_POD_NAMESPACE".into(), "prod".into()), ("K8S_POD_NAME".into(), "web".into())], ..attachment() }
+    }
+
+    /// A plugin that hangs in ADD (and a child it started) is killed by process group when
+    /// its budget runs out, and the error says so with what it had printed; the run goes on
+    /// in about the budget, not for ever.
+    #[test]
+    fn a_hung_plugin_is_killed_with_its_children_after_its_budget() {
+        let dir = stand_ins(&[("hangs", "#!/bin/sh\ncat > /dev/null\necho starting >&2\nsleep 300 &\necho $! > \"$(dirname \"$0\")/child\"\nwait\n")]);
+        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, usage: Default::default(), budget: Some(Duration::from_secs(1)) };
+        let started = Instant::now();
+        let error = runtime.add(&one_plugin("hangs", "1.0.0"), &pod_attachment()).unwrap_err().to_string();
+        assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+        assert!(error.contains("CNI ADD of plugin `hangs` for pod prod/web (container c1) failed: hung in ADD after 1 s"), "{error}");
+        assert!(error.contains("stderr \"starting\""), "{error}");
+        let child: i32 = std::fs::read_to_string(dir.path().join("child")).unwrap().trim().parse().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(process_start_time(child).is_none() || std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap().contains(") Z"), "the plugin's child {child} was killed with it");
+    }
+
+    /// What a plugin said reaches the error: its error structure, exit status and stderr;
+    /// an error structure printed with exit status 0 is an error all the same (issue: the
+    /// lab once took `{"code": 999, ...}` as a result); a result invalid for the config's
+    /// version is refused with its problems.
+    #[test]
+    fn a_plugin_s_own_words_reach_the_error() {
+        let dir = stand_ins(&[
+            ("fails", "#!/bin/sh\ncat > /dev/null\necho '{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"no subnet\",\"details\":\"podSubnet unset\"}'\necho 'looked everywhere' >&2\nexit 1\n"),
+            ("says-error-exits-0", "#!/bin/sh\ncat > /dev/null\necho '{\"code\": 999, \"msg\": \"invalid CIDR address: {podSubnet}\"}'\n"),
+            ("text-error", "#!/bin/sh\ncat > /dev/null\necho 'failed: no netns'\nexit 2\n"),
+            ("silent", "#!/bin/sh\ncat > /dev/null\nexit 1\n"),
+            ("bad-result", "#!/bin/sh\ncat > /dev/null\necho '{\"cniVersion\":\"0.4.0\",\"ips\":[{\"address\":\"10.0.0.2\"}]}'\n"),
+        ]);
+        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, usage: Default::default(), budget: None };
+        let error = |plugin: &str| runtime.add(&one_plugin(plugin, "1.0.0"), &pod_attachment()).unwrap_err().to_string();
+        let fails = error("fails");
+        assert!(fails.contains("for pod prod/web (container c1)") && fails.contains("exit status: 1: error code 11: no subnet (podSubnet unset); stderr \"looked everywhere\""), "{fails}");
+        let exits_0 = error("says-error-exits-0");
+        assert!(exits_0.contains("exit status: 0, but printed the CNI error structure") && exits_0.contains("invalid CIDR address: {podSubnet}"), "{exits_0}");
+        assert!(error("text-error").contains(r#"stdout "failed: no netns" is not the JSON error structure"#), "{}", error("text-error"));
+        assert!(error("silent").contains("exit status: 1, with nothing on stdout (a CNI error is the JSON error structure on stdout"), "{}", error("silent"));
+        let bad = error("bad-result");
+        assert!(bad.contains("not a valid 1.0.0 result") && bad.contains("cniVersion is Some(\"0.4.0\")") && bad.contains("not an address in CIDR notation"), "{bad}");
+    }
+
+    /// CHECK is never sent to a config older than 0.4.0, where it does not exist.
+    #[test]
+    fn check_is_refused_before_0_4_0_without_running_a_plugin() {
+        let dir = stand_ins(&[("records", "#!/bin/sh\ncat > /dev/null\necho $CNI_COMMAND >> \"$(dirname \"$0\")/calls\"\necho '{\"cniVersion\":\"0.3.1\"}'\n")]);
+        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, usage: Default::default(), budget: None };
+        let list = one_plugin("records", "0.3.1");
+        runtime.add(&list, &attachment()).unwrap();
+        let error = runtime.check(&list, &attachment()).unwrap_err().to_string();
+        assert!(error.contains("CHECK exists from CNI 0.4.0; network `n` is 0.3.1"), "{error}");
+        assert_eq!(std::fs::read_to_string(dir.path().join("calls")).unwrap(), "ADD\n");
+    }
+
+    /// `xtask gc` of a killed run: a recorded plugin group whose leader is still the recorded
+    /// process is killed; a record whose pid now names another process (a later start time)
+    /// is left alone, and every record is removed.
+    #[test]
+    fn recorded_plugin_groups_are_killed_only_if_they_are_still_those_processes() {
+        use std::os::unix::process::{CommandExt, ExitStatusExt};
+        let state = tempfile::tempdir().unwrap();
+        let records = state.path().join("node-1/cache").join(RUNNING_PLUGINS);
+        std::fs::create_dir_all(&records).unwrap();
+        let spawn = || Command::new("sleep").arg("300").process_group(0).spawn().unwrap();
+        let (mut hung, mut unrelated) = (spawn(), spawn());
+        let started = process_start_time(hung.id() as i32).unwrap();
+        std::fs::write(records.join(hung.id().to_string()), format!("{started} ADD by x for pod a/b\n")).unwrap();
+        std::fs::write(records.join(unrelated.id().to_string()), format!("{} ADD by y\n", started.saturating_sub(1000))).unwrap();
+        assert_eq!(kill_recorded_plugins(state.path()), 1);
+        assert!(hung.wait().unwrap().signal() == Some(libc::SIGKILL));
+        assert!(unrelated.try_wait().unwrap().is_none(), "a reused pid is not killed");
+        unrelated.kill().unwrap();
+        let _ = unrelated.wait();
+        assert_eq!(std::fs::read_dir(&records).unwrap().count(), 0);
     }
 
     /// CPU and memory are the kernel's account of each plugin process and what it waited
@@ -554,7 +815,7 @@ print('{\"cniVersion\":\"1.0.0\"}')
             std::fs::write(&path, script).unwrap();
             std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         }
-        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, usage: Default::default() };
+        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, usage: Default::default(), budget: None };
         let list = |plugin: &str| NetworkConfigList::parse(&format!(r#"{{"cniVersion":"1.0.0","name":"n","plugins":[{{"type":"{plugin}"}}]}}"#), Path::new("n")).unwrap();
         runtime.add(&list("burner"), &attachment()).unwrap();
         let burnt = runtime.usage();
@@ -574,7 +835,7 @@ print('{\"cniVersion\":\"1.0.0\"}')
         std::fs::write(&path, "#!/bin/sh\necho '{\"cniVersion\":\"1.0.0\",\"code\":7,\"msg\":\"bad config\",\"details\":\"no bridge\"}'\nexit 1\n").unwrap();
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let list = NetworkConfigList::parse(r#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"broken"}]}"#, Path::new("n")).unwrap();
-        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().into(), node: None, usage: Default::default() };
+        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().into(), node: None, usage: Default::default(), budget: None };
         let error = runtime.add(&list, &attachment()).unwrap_err().to_string();
         assert!(error.contains("CNI ADD of plugin `broken`") && error.contains("error code 7: bad config (no bridge)"), "{error}");
     }

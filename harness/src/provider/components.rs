@@ -125,6 +125,16 @@ pub fn lab_reference_parts(cni: &CniProfile) -> Vec<Component> {
     let mut parts = vec![
         Component {
             role: Role::HarnessReference,
+            name: "lab container runtime".into(),
+            version: harness.clone(),
+            origin: format!(
+                "runs the profile's conflist as containerd does: ADD to start a pod, DEL to remove it, never CHECK (kubelet does not gate a pod on it; `cni_spec` judges CHECK); each plugin call bounded by {} s",
+                crate::cni::runtime::plugin_budget().as_secs()
+            ),
+            provides: vec![],
+        },
+        Component {
+            role: Role::HarnessReference,
             name: "lab node agent".into(),
             version: harness.clone(),
             origin: "masquerades pod traffic leaving the cluster and routes between nodes, as kindnet does on kind".into(),

@@ -26,6 +26,9 @@ pub enum TrialOutcome {
     Passed(Verdict),
     /// The verdict failed: the datapath did not do what the scenario says.
     Failed(Verdict),
+    /// Every requirement (MUST) was met but a recommendation (SHOULD) of the specification
+    /// it cites was not: shown apart, never a failure unless the run is strict.
+    Deviated(Verdict),
     /// The scenario could not reach a verdict: set-up failed, a wait timed out, a panic.
     Error(String),
     /// The provider or CNI cannot host the scenario; the reason says why.
@@ -39,6 +42,7 @@ impl TrialOutcome {
             // A figure still straddling its budget at the cap is neither passed nor failed.
             TrialOutcome::Failed(v) if v.reason == Some(crate::verdict::FailureReason::Inconclusive) => "inconclusive",
             TrialOutcome::Failed(_) => "failed",
+            TrialOutcome::Deviated(_) => "deviates",
             TrialOutcome::Error(_) => "error",
             TrialOutcome::Ignored(_) => "ignored",
         }
@@ -47,7 +51,7 @@ impl TrialOutcome {
     /// The line a person reads: the verdict's evidence, the error, or the reason.
     pub fn message(&self) -> String {
         match self {
-            TrialOutcome::Passed(v) | TrialOutcome::Failed(v) => v.message(),
+            TrialOutcome::Passed(v) | TrialOutcome::Failed(v) | TrialOutcome::Deviated(v) => v.message(),
             TrialOutcome::Error(message) | TrialOutcome::Ignored(message) => message.clone(),
         }
     }
@@ -228,7 +232,7 @@ impl<'a> From<&'a Verdict> for VerdictDigest<'a> {
 impl<'a> From<&'a TrialRecord> for TrialDigest<'a> {
     fn from(record: &'a TrialRecord) -> Self {
         let (verdict, ignored_because) = match &record.outcome {
-            TrialOutcome::Passed(v) | TrialOutcome::Failed(v) => (Some(v), None),
+            TrialOutcome::Passed(v) | TrialOutcome::Failed(v) | TrialOutcome::Deviated(v) => (Some(v), None),
             TrialOutcome::Ignored(reason) => (None, Some(reason.as_str())),
             TrialOutcome::Error(_) => (None, None),
         };

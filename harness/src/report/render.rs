@@ -11,10 +11,17 @@ use super::conformance::{ConformanceReport, ScenarioResult};
 use crate::provider::components::Purpose;
 use crate::verdict::Estimate;
 
+/// Titled by the profile, with its version only where the profile pins one: a profile of
+/// installed plugins is not Debian's package version (each plugin's is under components).
 fn title(report: &ConformanceReport) -> String {
+    let implementation = &report.implementation;
+    let pinned = match implementation.version.as_str() {
+        "" | "as installed" => String::new(),
+        version => format!(" {version}"),
+    };
     match report.purpose {
-        Some(Purpose::SelfTest) => format!("Self-test of the suites with {} {}", report.implementation.name, report.implementation.version),
-        _ => format!("Conformance of {} {}", report.implementation.name, report.implementation.version),
+        Some(Purpose::SelfTest) => format!("Self-test of the suites with the {} profile{pinned}", implementation.name),
+        _ => format!("Conformance of the {} profile{pinned}", implementation.name),
     }
 }
 
@@ -23,6 +30,7 @@ fn outcome_mark(result: &str) -> &'static str {
         "passed" => "✅",
         "failed" => "❌",
         "inconclusive" => "❔",
+        "deviates" => "🔶",
         "error" => "⚠️",
         _ => "⏭️",
     }
@@ -34,10 +42,17 @@ fn outcome_badge(result: &str) -> String {
         "passed" => "PASS",
         "failed" => "FAIL",
         "inconclusive" => "INCONCLUSIVE",
+        "deviates" => "DEVIATES (SHOULD)",
         "error" => "ERROR",
         _ => "SKIP",
     };
     format!(r#"<span class="badge {result}">{label}</span>"#)
+}
+
+/// A suite's counts; deviations from a recommendation only where there are some.
+fn counts(s: &super::conformance::Statistics) -> String {
+    let deviated = if s.deviated > 0 { format!(", {} deviate from a recommendation (SHOULD, not failed)", s.deviated) } else { String::new() };
+    format!("{} passed, {} failed{deviated}, {} errors, {} skipped", s.passed, s.failed, s.errored, s.skipped)
 }
 
 /// What a scenario's row says: the evidence, the error, or why it was skipped.
@@ -73,7 +88,7 @@ pub fn markdown(report: &ConformanceReport) -> String {
     }
     for suite in &report.suites {
         let s = &suite.statistics;
-        let _ = writeln!(out, "\n### {} — {:?} ({} passed, {} failed, {} errors, {} skipped)\n", suite.name, suite.result, s.passed, s.failed, s.errored, s.skipped);
+        let _ = writeln!(out, "\n### {} — {:?} ({})\n", suite.name, suite.result, counts(s));
         if let Some(error) = &suite.provisioning_error {
             let _ = writeln!(out, "Cluster could not be provisioned: {error}\n");
         }
@@ -281,7 +296,7 @@ pub fn html(report: &ConformanceReport) -> String {
     body.push_str("</table>");
     for suite in &report.suites {
         let s = &suite.statistics;
-        let _ = write!(body, r#"<h2>{} <span class="result">{:?}: {} passed, {} failed, {} errors, {} skipped</span></h2>"#, escape(&suite.name), suite.result, s.passed, s.failed, s.errored, s.skipped);
+        let _ = write!(body, r#"<h2>{} <span class="result">{:?}: {}</span></h2>"#, escape(&suite.name), suite.result, counts(s));
         if let Some(error) = &suite.provisioning_error {
             let _ = write!(body, r#"<p class="error">Cluster could not be provisioned: {}</p>"#, escape(error));
         }
@@ -395,7 +410,7 @@ fn counters_table(counters: &[crate::verdict::Counter]) -> String {
     table
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#111;max-width:1100px}table{border-collapse:collapse;width:100%;margin:1em 0}td,th{border:1px solid #ddd;padding:6px;vertical-align:top;font-size:13px;text-align:left}tr.failed td,tr.error td{background:#fef2f2}tr.ignored td{color:#666}.banner{background:#fff7ed;border:1px solid #fdba74;padding:8px}.meta{color:#444}.sentence{color:#555;font-size:12px;margin-top:4px}.harness{color:#92400e;font-size:12px;margin-top:4px}.result{font-size:14px;font-weight:normal;color:#444}figure{margin:8px 0}figcaption{font-size:11px;color:#555}.absent{color:#888}.error{color:#b91c1c}.badge{font-size:11px;font-weight:bold;padding:2px 5px;border-radius:3px;color:#fff}.badge.passed{background:#16a34a}.badge.failed{background:#dc2626}.badge.error{background:#d97706}.badge.ignored{background:#9ca3af}.badge.inconclusive{background:#7c3aed}tr.inconclusive td{background:#f5f3ff}td:nth-child(2){width:34%}";
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#111;max-width:1100px}table{border-collapse:collapse;width:100%;margin:1em 0}td,th{border:1px solid #ddd;padding:6px;vertical-align:top;font-size:13px;text-align:left}tr.failed td,tr.error td{background:#fef2f2}tr.ignored td{color:#666}.banner{background:#fff7ed;border:1px solid #fdba74;padding:8px}.meta{color:#444}.sentence{color:#555;font-size:12px;margin-top:4px}.harness{color:#92400e;font-size:12px;margin-top:4px}.result{font-size:14px;font-weight:normal;color:#444}figure{margin:8px 0}figcaption{font-size:11px;color:#555}.absent{color:#888}.error{color:#b91c1c}.badge{font-size:11px;font-weight:bold;padding:2px 5px;border-radius:3px;color:#fff}.badge.passed{background:#16a34a}.badge.failed{background:#dc2626}.badge.error{background:#d97706}.badge.ignored{background:#9ca3af}.badge.inconclusive{background:#7c3aed}tr.inconclusive td{background:#f5f3ff}.badge.deviates{background:#ca8a04}tr.deviates td{background:#fefce8}td:nth-child(2){width:34%}";
 
 #[cfg(test)]
 mod tests {
@@ -447,7 +462,7 @@ mod tests {
     #[test]
     fn markdown_says_what_the_run_was_and_what_each_scenario_saw() {
         let text = markdown(&sample());
-        assert!(text.starts_with("## Self-test of the suites with reference"), "{text}");
+        assert!(text.starts_with("## Self-test of the suites with the reference profile"), "{text}");
         assert!(text.contains("certifies no plugin") && text.contains("| harness reference | lab reference egress gateway |"), "{text}");
         assert!(text.contains("| ✅ | `canary_stage_at_5_percent_is_honoured` | expected split-as-weighted"), "{text}");
         assert!(text.contains("skipped: no mirror"), "{text}");

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use crate::cni::runtime::{plugin_config, plugin_type, Attachment, CniRuntime, NetworkConfigList, PluginOutput};
 use crate::error::{HarnessError, Result};
 use crate::verdict::Verdict;
-use rules::{judged, Rule};
+use rules::{judged, Keyword, Rule};
 use sandbox::{Container, Sandbox};
 
 /// The versions of the specification whose results the checks know.
@@ -61,7 +61,7 @@ impl Subject {
             }
             _ => NetworkConfigList::parse(&text, path)?,
         };
-        let runtime = CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: std::env::temp_dir(), node: None, usage: Default::default() };
+        let runtime = CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: std::env::temp_dir(), node: None, usage: Default::default(), budget: None };
         runtime.require_plugins(&list)?;
         let mut claimed: Option<Vec<String>> = None;
         for plugin in list.plugin_types() {
@@ -89,12 +89,6 @@ impl Subject {
 
     fn claims(&self, version: &str) -> bool {
         self.claimed.iter().any(|v| v == version)
-    }
-
-    /// The first plugin: the one that creates the interface, which the single-plugin
-    /// rules (errors) are asked of.
-    fn main_plugin(&self) -> &str {
-        self.list.plugin_types().next().expect("a list has plugins")
     }
 }
 
@@ -139,9 +133,9 @@ pub struct Step {
 }
 
 impl Step {
-    /// What the plugin printed, for a problem's evidence.
-    fn printed(&self) -> String {
-        format!("{} {}", self.output.stdout.trim(), self.output.stderr.trim())
+    /// Why its `command` failed, in the plugin's words, for a problem's evidence.
+    fn failure(&self, command: &str) -> String {
+        self.output.failure(command)
     }
 }
 
@@ -180,7 +174,7 @@ impl SpecContext<'_> {
         let steps = self.chain("ADD", list, &self.sandbox.attachment(container), None)?;
         let last = steps.last().expect("a chain has plugins");
         if !last.output.success {
-            return Ok(Err(format!("ADD by {} failed: {}", last.plugin, last.printed())));
+            return Ok(Err(format!("ADD by {} failed: {}", last.plugin, last.failure("ADD"))));
         }
         Ok(serde_json::from_str(&last.output.stdout).map_err(|e| format!("ADD by {} printed no JSON result ({e}): {:?}", last.plugin, last.output.stdout)))
     }
@@ -188,7 +182,7 @@ impl SpecContext<'_> {
     /// DEL over the chain; the failures, one line per failing plugin.
     fn del(&self, list: &NetworkConfigList, container: &Container, previous: Option<&Value>) -> Result<Vec<String>> {
         let steps = self.chain("DEL", list, &self.sandbox.attachment(container), previous)?;
-        Ok(steps.iter().filter(|s| !s.output.success).map(|s| format!("DEL by {} failed: {}", s.plugin, s.printed())).collect())
+        Ok(steps.iter().filter(|s| !s.output.success).map(|s| format!("DEL by {} failed: {}", s.plugin, s.failure("DEL"))).collect())
     }
 
     /// An attachment added and deleted, so that what a plugin keeps for every attachment
@@ -207,28 +201,33 @@ impl SpecContext<'_> {
 }
 
 macro_rules! rule {
-    ($name:literal, $section:literal, $sentence:literal) => {
-        Rule { name: $name, sentence: $sentence, section: $section }
+    ($keyword:ident, $name:literal, $section:literal, $sentence:literal) => {
+        Rule { name: $name, sentence: $sentence, section: $section, keyword: Keyword::$keyword }
     };
 }
 
-/// Every check, in the order the specification states the rules.
+/// Every check, in the order the specification states the rules, each with the keyword
+/// of the sentence it enforces (SPEC.md uses RFC 2119's words, lower case included): only
+/// a MUST not met is a violation; a SHOULD not met deviates from a recommendation.
 pub fn checks() -> Vec<Check> {
     vec![
-        Check { rule: rule!("version_answers_its_supported_versions", "section 2, VERSION", "VERSION prints the versions the plugin supports, as JSON, whatever version the config names."), body: version_answers },
-        Check { rule: rule!("every_claimed_version_adds_and_deletes", "section 2, ADD and DEL; section 5, result types", "At every version the plugins claim (a chain from 0.3.0, when chaining began), ADD returns a result valid for that version and DEL succeeds."), body: every_claimed_version },
-        Check { rule: rule!("add_result_is_valid_for_its_version", "section 5, ADD success result", "ADD returns a result of the config's version: named interfaces, addresses in CIDR notation that refer to interfaces of the result, routes, DNS."), body: add_result_is_valid },
-        Check { rule: rule!("add_reports_what_is_really_there", "section 2, ADD; section 5, interfaces and ips", "The interfaces and addresses ADD reports are in the container (and host interfaces on the node)."), body: add_reports_what_is_there },
-        Check { rule: rule!("check_passes_after_add", "section 2, CHECK", "CHECK with the ADD result as prevResult succeeds right after ADD."), body: check_passes_after_add },
-        Check { rule: rule!("check_fails_when_the_container_changed", "section 2, CHECK", "After the container's address is removed behind the plugin's back, CHECK fails with an error."), body: check_fails_when_changed },
-        Check { rule: rule!("del_removes_what_add_created", "section 2, DEL", "DEL removes what ADD created: the node's links, addresses, routes, rules, iptables and nftables rules, IPAM files and BPF pins are as before ADD, and the container's interface is gone."), body: del_removes_what_add_created },
-        Check { rule: rule!("del_twice_succeeds", "section 2, DEL", "A second DEL of the same attachment succeeds."), body: del_twice_succeeds },
-        Check { rule: rule!("del_without_add_succeeds", "section 2, DEL", "DEL of an attachment that was never added succeeds."), body: del_without_add_succeeds },
-        Check { rule: rule!("del_after_the_netns_is_gone_succeeds_and_frees", "section 2, DEL", "DEL after the container's network namespace is gone succeeds and still frees what ADD allocated on the node."), body: del_after_netns_gone },
-        Check { rule: rule!("errors_are_the_specification_s_json", "section 6, error codes", "A malformed config (6), a missing CNI_NETNS (4), an unknown cniVersion (1) and a config without its name (7 or a plugin code) fail with a non-zero exit and the JSON error structure on stdout."), body: errors_are_json },
-        Check { rule: rule!("chained_plugins_pass_on_the_previous_result", "section 3, chaining (prevResult)", "Every plugin after the first gets its predecessor's result as prevResult and returns a result that keeps its interfaces and addresses."), body: chain_passes_on },
-        Check { rule: rule!("concurrent_adds_get_distinct_addresses", "section 2, ADD; section 4, IPAM", "Eight ADDs at once all succeed with distinct addresses, and their DELs leave the node as it was."), body: concurrent_adds },
-        Check { rule: rule!("status_and_gc_of_1_1_0", "section 2, STATUS and GC (1.1.0)", "A plugin claiming 1.1.0 answers STATUS, and GC with no valid attachments frees what ADD allocated."), body: status_and_gc },
+        Check { rule: rule!(Must, "version_answers_its_supported_versions", "section 2, VERSION", "VERSION prints the versions the plugin supports, as JSON, whatever version the config names (the operation's defined output; section 2: a plugin must exit 0 on success)."), body: version_answers },
+        Check { rule: rule!(Must, "every_claimed_version_adds", "section 2, ADD; section 5, ADD success", "At every version the plugins claim (a chain from 0.3.0, when chaining began), ADD returns a result valid for that version: plugins must output the result of the config's cniVersion."), body: every_claimed_version },
+        Check { rule: rule!(Must, "add_result_is_valid_for_its_version", "section 5, ADD success", "ADD returns a result of the config's version: named interfaces, addresses in CIDR notation that refer to interfaces of the result, routes, DNS; sandbox must be given for interfaces in the container."), body: add_result_is_valid },
+        Check { rule: rule!(Must, "add_reports_what_is_really_there", "section 5, ADD success (interfaces, ips)", "The interfaces and addresses ADD reports are in the container (and host interfaces on the node): the result is the record of what the attachment made."), body: add_reports_what_is_there },
+        Check { rule: rule!(Should, "check_passes_after_add", "section 2, CHECK", "CHECK with the ADD result as prevResult succeeds right after ADD (CHECK should fail only when the container's networking is not as expected)."), body: check_passes_after_add },
+        Check { rule: rule!(Should, "check_fails_when_the_container_changed", "section 2, CHECK", "After the container's address is removed behind the plugin's back, CHECK fails with an error (the plugin should return an error if a resource listed in prevResult is missing)."), body: check_fails_when_changed },
+        Check { rule: rule!(Should, "del_removes_what_add_created", "section 2, DEL", "DEL removes what ADD created (a plugin should delete the interface or undo the modifications of its ADD): the node's links, addresses, routes, rules, iptables and nftables rules, IPAM files and BPF pins are as before ADD, and the container's interface is gone."), body: del_removes_what_add_created },
+        Check { rule: rule!(Should, "del_twice_succeeds", "section 2, DEL", "A second DEL of the same attachment succeeds (plugins should generally complete a DEL without error even if some resources are missing)."), body: del_twice_succeeds },
+        Check { rule: rule!(Should, "del_without_add_succeeds", "section 2, DEL", "DEL of an attachment that was never added succeeds (plugins should generally complete a DEL without error even if some resources are missing)."), body: del_without_add_succeeds },
+        Check { rule: rule!(Should, "del_after_the_netns_is_gone_succeeds_and_frees", "section 2, DEL", "DEL after the container's network namespace is gone succeeds and still frees what ADD allocated on the node (an IPAM plugin should release its allocation even if the namespace no longer exists)."), body: del_after_netns_gone },
+        Check { rule: rule!(Must, "errors_exit_non_zero", "section 2, Errors", "Every plugin of the chain given a malformed config, no CNI_NETNS, an unknown cniVersion or a config without its name exits non-zero (a plugin must exit non-zero on failure)."), body: errors_exit_non_zero },
+        Check { rule: rule!(Should, "errors_are_the_specification_s_json", "section 2, Errors; section 6, error codes", "Every plugin of the chain fails those four with the JSON error structure on stdout and its well-known code: 6, 4, 1, and 7 or a plugin code (a plugin should output an error result structure)."), body: errors_are_json },
+        Check { rule: rule!(Should, "chained_plugins_pass_on_the_previous_result", "section 3, chaining (prevResult)", "Every plugin after the first gets its predecessor's result as prevResult and returns a result that keeps its interfaces and addresses (plugins should echo prevResult unless they mean to change it)."), body: chain_passes_on },
+        Check { rule: rule!(Should, "concurrent_adds_get_distinct_addresses", "section 3, lifecycle (parallel operations); section 4, IPAM", "Eight ADDs at once (the runtime may run operations for different containers in parallel) all succeed with distinct addresses, and their DELs leave the node as it was."), body: concurrent_adds },
+        Check { rule: rule!(Must, "status_answers_when_ready_of_1_1_0", "section 2, STATUS (1.1.0)", "A plugin claiming 1.1.0 exits 0 on STATUS when it is ready to service ADD (a plugin must exit with a zero return code if it is ready)."), body: status_answers },
+        Check { rule: rule!(Should, "gc_frees_stale_attachments_of_1_1_0", "section 2, GC (1.1.0)", "GC, sent as libcni sends it (both cni.dev/valid-attachments and cni.dev/attachments, empty), frees what ADD allocated for an attachment that is gone and succeeds (a plugin should remove as many stale resources as possible)."), body: gc_frees_stale_attachments },
+        Check { rule: rule!(Must, "gc_is_passed_to_delegated_plugins_of_1_1_0", "section 2, GC (1.1.0)", "A plugin with a delegated IPAM plugin calls GC on it (plugins must forward GC calls to the delegated plugins they are configured to use)."), body: gc_reaches_delegates },
     ]
 }
 
@@ -267,14 +266,14 @@ fn every_claimed_version(cx: &mut SpecContext<'_>) -> Result<Judgement> {
         match cx.add(&list, &container)? {
             Ok(result) => {
                 problems.extend(rules::result_problems(&result, version).into_iter().map(|p| format!("at {version}: {p}")));
-                // What DEL leaves is del_removes_what_add_created's to judge.
-                problems.extend(cx.del(&list, &container, Some(&result))?.into_iter().map(|p| format!("at {version}: {p}")));
+                // DEL only cleans up: whether it succeeds and frees is for the DEL checks.
+                let _ = cx.del(&list, &container, Some(&result))?;
             }
             Err(problem) => problems.push(format!("at {version}: {problem}")),
         }
     }
     let unchained = if chained { "; 0.1.0 and 0.2.0 not for a chain, which needs 0.3.0" } else { "" };
-    cx.verdict(problems, format!("added and deleted at {}{unchained}", versions.join(", ")))
+    cx.verdict(problems, format!("a valid result at {}{unchained}", versions.join(", ")))
 }
 
 fn add_result_is_valid(cx: &mut SpecContext<'_>) -> Result<Judgement> {
@@ -310,7 +309,7 @@ fn check_passes_after_add(cx: &mut SpecContext<'_>) -> Result<Judgement> {
             .chain("CHECK", &cx.subject.list, &cx.sandbox.attachment(&container), Some(&result))?
             .iter()
             .filter(|s| !s.output.success)
-            .map(|s| format!("CHECK by {} failed right after ADD: {}", s.plugin, s.printed()))
+            .map(|s| format!("CHECK by {} failed right after ADD: {}", s.plugin, s.failure("CHECK")))
             .collect(),
         Err(problem) => vec![problem],
     };
@@ -414,34 +413,61 @@ fn del_after_netns_gone(cx: &mut SpecContext<'_>) -> Result<Judgement> {
     cx.verdict(problems, "DEL succeeded and the node is as before ADD")
 }
 
-fn errors_are_json(cx: &mut SpecContext<'_>) -> Result<Judgement> {
-    let plugin = cx.subject.main_plugin().to_owned();
+/// One error case run on one plugin of the chain: what it printed, and the codes it may use.
+struct ErrorCase {
+    plugin: String,
+    case: &'static str,
+    output: PluginOutput,
+    codes: &'static [u64],
+    plugin_codes: bool,
+}
+
+/// Every plugin of the chain (not only the first) given each of four wrong inputs.
+fn error_cases(cx: &SpecContext<'_>) -> Result<Vec<ErrorCase>> {
     let container = cx.sandbox.container()?;
     let attachment = cx.sandbox.attachment(&container);
-    let config = plugin_config(&cx.subject.list, &cx.subject.list.plugins[0], &attachment, None);
-    let with = |change: &dyn Fn(&mut Map<String, Value>)| {
-        let mut config = config.as_object().cloned().expect("a config is an object");
-        change(&mut config);
-        Value::Object(config).to_string()
-    };
     let environment = attachment.environment("ADD");
     let without_netns: Vec<(&str, String)> = environment.iter().filter(|(k, _)| *k != "CNI_NETNS").cloned().collect();
-    let cases: [(&str, String, &[(&str, String)], &[u64], bool); 4] = [
-        ("a malformed config", "{ not json".to_owned(), &environment, &[6], false),
-        ("no CNI_NETNS", config.to_string(), &without_netns, &[4], false),
-        ("cniVersion 99.0.0", with(&|c| drop(c.insert("cniVersion".into(), "99.0.0".into()))), &environment, &[1], false),
-        ("a config without its name", with(&|c| drop(c.remove("name"))), &environment, &[7], true),
-    ];
-    let mut problems = Vec::new();
-    for (case, stdin, environment, codes, plugin_codes) in cases {
-        let output = cx.sandbox.runtime.exec("ADD", &plugin, stdin.as_bytes(), environment)?;
-        problems.extend(rules::error_problems(&output, codes, plugin_codes).into_iter().map(|p| format!("{plugin} given {case}: {p}")));
-        if output.success {
-            // It added something after all: take it away again.
-            let _ = cx.del(&cx.subject.list, &container, serde_json::from_str::<Value>(&output.stdout).ok().as_ref());
+    let mut cases = Vec::new();
+    for plugin in &cx.subject.list.plugins {
+        let config = plugin_config(&cx.subject.list, plugin, &attachment, None);
+        let with = |change: &dyn Fn(&mut Map<String, Value>)| {
+            let mut config = config.as_object().cloned().expect("a config is an object");
+            change(&mut config);
+            Value::Object(config).to_string()
+        };
+        let inputs: [(&'static str, String, &[(&str, String)], &'static [u64], bool); 4] = [
+            ("a malformed config", "{ not json".to_owned(), &environment, &[6], false),
+            ("no CNI_NETNS", config.to_string(), &without_netns, &[4], false),
+            ("cniVersion 99.0.0", with(&|c| drop(c.insert("cniVersion".into(), "99.0.0".into()))), &environment, &[1], false),
+            ("a config without its name", with(&|c| drop(c.remove("name"))), &environment, &[7], true),
+        ];
+        for (case, stdin, environment, codes, plugin_codes) in inputs {
+            let output = cx.sandbox.runtime.exec("ADD", plugin_type(plugin), stdin.as_bytes(), environment)?;
+            if output.success {
+                // It added something after all: take it away again.
+                let _ = cx.del(&cx.subject.list, &container, serde_json::from_str::<Value>(&output.stdout).ok().as_ref());
+            }
+            cases.push(ErrorCase { plugin: plugin_type(plugin).to_owned(), case, output, codes, plugin_codes });
         }
     }
-    cx.verdict(problems, "four errors, each the JSON structure with its code")
+    Ok(cases)
+}
+
+fn errors_exit_non_zero(cx: &mut SpecContext<'_>) -> Result<Judgement> {
+    let cases = error_cases(cx)?;
+    let problems = cases.iter().filter(|c| c.output.success).map(|c| format!("{} given {}: exited with status 0, printing {:?}", c.plugin, c.case, c.output.stdout.trim())).collect();
+    cx.verdict(problems, format!("{} wrong inputs to {} plugins, each a non-zero exit", cases.len(), cx.subject.list.plugins.len()))
+}
+
+fn errors_are_json(cx: &mut SpecContext<'_>) -> Result<Judgement> {
+    let cases = error_cases(cx)?;
+    let problems = cases
+        .iter()
+        .filter(|c| !c.output.success)
+        .flat_map(|c| rules::error_problems(&c.output, c.codes, c.plugin_codes).into_iter().map(move |p| format!("{} given {}: {p}", c.plugin, c.case)))
+        .collect();
+    cx.verdict(problems, format!("{} errors, each the JSON structure with its code", cases.len()))
 }
 
 fn chain_passes_on(cx: &mut SpecContext<'_>) -> Result<Judgement> {
@@ -455,7 +481,7 @@ fn chain_passes_on(cx: &mut SpecContext<'_>) -> Result<Judgement> {
         let (Ok(previous), next) = (serde_json::from_str::<Value>(&pair[0].output.stdout), &pair[1]) else { continue };
         match serde_json::from_str::<Value>(&next.output.stdout) {
             Ok(result) if next.output.success => problems.extend(rules::dropped_from_previous(&previous, &result).into_iter().map(|p| format!("{}: {p}", next.plugin))),
-            _ => problems.push(format!("{} failed given {}'s result: {}", next.plugin, pair[0].plugin, next.printed())),
+            _ => problems.push(format!("{} failed given {}'s result: {}", next.plugin, pair[0].plugin, next.failure("ADD"))),
         }
     }
     if let Some(first) = steps.first().filter(|s| !s.output.success) {
@@ -509,34 +535,104 @@ fn concurrent_adds(cx: &mut SpecContext<'_>) -> Result<Judgement> {
     cx.verdict(problems, format!("{} distinct addresses; the node as before", addresses.len()))
 }
 
-fn status_and_gc(cx: &mut SpecContext<'_>) -> Result<Judgement> {
-    if !cx.subject.claims("1.1.0") {
-        return Ok(Judgement::NotApplicable(format!("STATUS and GC are 1.1.0; the plugins claim {:?}", cx.subject.claimed)));
+/// Of a subject that does not claim 1.1.0, why STATUS and GC are not applicable.
+fn before_1_1_0(subject: &Subject) -> Option<Judgement> {
+    (!subject.claims("1.1.0")).then(|| Judgement::NotApplicable(format!("STATUS and GC are 1.1.0; the plugins claim {:?}", subject.claimed)))
+}
+
+/// A plugin's config for STATUS or GC as libcni 1.3 builds it (`GCNetworkList`,
+/// `GetStatusNetworkList`): the plugin's own fields with the list's name and version, no
+/// prevResult or runtimeConfig; for GC both keys of the valid attachments, since the
+/// specification first named it `cni.dev/attachments` (libcni #1101 sets both).
+fn network_config(list: &NetworkConfigList, plugin: &Map<String, Value>, valid_attachments: Option<&Value>) -> Value {
+    let mut config = plugin.clone();
+    config.insert("cniVersion".into(), Value::String(list.cni_version.clone()));
+    config.insert("name".into(), Value::String(list.name.clone()));
+    if let Some(valid) = valid_attachments {
+        config.insert("cni.dev/valid-attachments".into(), valid.clone());
+        config.insert("cni.dev/attachments".into(), valid.clone());
+    }
+    Value::Object(config)
+}
+
+/// The environment libcni gives STATUS and GC: the command, and empty attachment variables.
+fn without_attachment(command: &str) -> Vec<(&'static str, String)> {
+    vec![("CNI_COMMAND", command.to_owned()), ("CNI_CONTAINERID", String::new()), ("CNI_NETNS", String::new()), ("CNI_IFNAME", String::new()), ("CNI_ARGS", String::new())]
+}
+
+fn status_answers(cx: &mut SpecContext<'_>) -> Result<Judgement> {
+    if let Some(not_applicable) = before_1_1_0(cx.subject) {
+        return Ok(not_applicable);
     }
     let list = cx.subject.at("1.1.0");
     let mut problems = Vec::new();
     for plugin in &list.plugins {
-        let config = plugin_config(&list, plugin, &cx.sandbox.attachment(&cx.sandbox.container()?), None);
-        let output = cx.sandbox.runtime.exec("STATUS", plugin_type(plugin), config.to_string().as_bytes(), &[("CNI_COMMAND", "STATUS".into())])?;
+        let output = cx.sandbox.runtime.exec("STATUS", plugin_type(plugin), network_config(&list, plugin, None).to_string().as_bytes(), &without_attachment("STATUS"))?;
         if !output.success {
-            problems.push(format!("STATUS by {}: {} {}", plugin_type(plugin), output.stdout.trim(), output.stderr.trim()));
+            problems.push(format!("STATUS by {}: {}", plugin_type(plugin), output.failure("STATUS")));
         }
     }
-    problems.extend(node_changes(cx, |cx, container, _result| {
-        // A runtime collects garbage after the container is gone.
-        cx.sandbox.remove_container(container)?;
-        let mut gc_problems = Vec::new();
-        for plugin in &list.plugins {
-            let mut config = plugin_config(&list, plugin, &cx.sandbox.attachment(&cx.sandbox.container()?), None);
-            config["cni.dev/valid-attachments"] = Value::Array(Vec::new());
-            let output = cx.sandbox.runtime.exec("GC", plugin_type(plugin), config.to_string().as_bytes(), &[("CNI_COMMAND", "GC".into())])?;
-            if !output.success {
-                gc_problems.push(format!("GC by {}: {} {}", plugin_type(plugin), output.stdout.trim(), output.stderr.trim()));
-            }
+    cx.verdict(problems, "every plugin answered STATUS with success")
+}
+
+/// GC of the whole chain with no valid attachments, as libcni sends it; each plugin's
+/// failure, in its words.
+fn gc(runtime: &CniRuntime, list: &NetworkConfigList) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    for plugin in &list.plugins {
+        let output = runtime.exec("GC", plugin_type(plugin), network_config(list, plugin, Some(&Value::Array(Vec::new()))).to_string().as_bytes(), &without_attachment("GC"))?;
+        if !output.success {
+            problems.push(format!("GC by {}: {}", plugin_type(plugin), output.failure("GC")));
         }
-        Ok(gc_problems)
-    })?);
-    cx.verdict(problems, "STATUS answered; GC freed the attachment")
+    }
+    Ok(problems)
+}
+
+fn gc_frees_stale_attachments(cx: &mut SpecContext<'_>) -> Result<Judgement> {
+    if let Some(not_applicable) = before_1_1_0(cx.subject) {
+        return Ok(not_applicable);
+    }
+    let list = cx.subject.at("1.1.0");
+    // libcni first sends DEL for stale attachments it has cached; that is the runtime's
+    // part, left out here: what is judged is what the plugins' own GC frees.
+    let problems = node_changes(cx, |cx, container, _result| {
+        cx.sandbox.remove_container(container)?;
+        gc(&cx.sandbox.runtime, &list)
+    })?;
+    cx.verdict(problems, "GC succeeded and freed the gone attachment")
+}
+
+fn gc_reaches_delegates(cx: &mut SpecContext<'_>) -> Result<Judgement> {
+    if let Some(not_applicable) = before_1_1_0(cx.subject) {
+        return Ok(not_applicable);
+    }
+    let list = cx.subject.at("1.1.0");
+    let delegates: BTreeSet<String> = list.plugins.iter().filter_map(|p| p.get("ipam").and_then(|i| i.get("type")).and_then(Value::as_str).map(str::to_owned)).collect();
+    if delegates.is_empty() {
+        return Ok(Judgement::NotApplicable("no plugin of the chain delegates to an IPAM plugin".into()));
+    }
+    // Each delegate is found first on CNI_PATH as a shim that notes the command and runs
+    // the real binary: what reaches it is seen without changing what it does.
+    let shims = tempfile::tempdir().map_err(|e| crate::error::HarnessError::Command { command: "make a directory for IPAM shims".into(), detail: e.to_string() })?;
+    let log = shims.path().join("calls");
+    for delegate in &delegates {
+        let real = cx.sandbox.runtime.plugin_path(delegate)?;
+        let shim = shims.path().join(delegate);
+        let script = format!("#!/bin/sh\necho \"$CNI_COMMAND {delegate}\" >> '{}'\nexec '{}' \"$@\"\n", log.display(), real.display());
+        std::fs::write(&shim, script)
+            .and_then(|()| std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755)))
+            .map_err(|e| crate::error::HarnessError::Command { command: format!("write {}", shim.display()), detail: e.to_string() })?;
+    }
+    let runtime = CniRuntime { plugin_dirs: std::iter::once(shims.path().to_owned()).chain(cx.sandbox.runtime.plugin_dirs.iter().cloned()).collect(), ..cx.sandbox.runtime.clone() };
+    let failures = gc(&runtime, &list)?;
+    let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    let mut problems: Vec<String> = delegates
+        .iter()
+        .filter(|d| !calls.lines().any(|l| l == format!("GC {d}")))
+        .map(|d| format!("no GC reached the delegated IPAM plugin {d} (calls it saw: {:?}){}", calls.lines().collect::<Vec<_>>(), if failures.is_empty() { String::new() } else { format!("; {}", failures.join("; ")) }))
+        .collect();
+    problems.dedup();
+    cx.verdict(problems, format!("GC reached {}", delegates.iter().cloned().collect::<Vec<_>>().join(", ")))
 }
 
 #[cfg(test)]

@@ -52,6 +52,7 @@ impl Sandbox {
                 cache_dir: state.join("cache"),
                 node: Some(NodeView { netns: node.clone(), bpffs: state.join("bpffs"), var_lib_cni: Some(state.join("var-lib-cni")) }),
                 usage: Default::default(),
+                budget: None,
             },
             cluster,
             node,

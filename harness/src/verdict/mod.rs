@@ -68,7 +68,10 @@ pub enum FailureReason {
     OutsideGateWindow,
     /// A figure's interval still straddled its budget after the most samples allowed.
     Inconclusive,
+    /// A MUST of the specification the check cites is not met.
     SpecViolation,
+    /// A SHOULD of the specification the check cites is not met: a lesser outcome.
+    RecommendationNotMet,
 }
 
 impl FailureReason {
@@ -90,7 +93,8 @@ impl FailureReason {
             FailureReason::DeliveryTimeChanged => "delivery time not as the talker set it",
             FailureReason::OutsideGateWindow => "datagrams outside their class's gate window",
             FailureReason::Inconclusive => "inconclusive at the cap",
-            FailureReason::SpecViolation => "violates the CNI specification",
+            FailureReason::SpecViolation => "violates the CNI specification (a MUST)",
+            FailureReason::RecommendationNotMet => "deviates from a recommendation (a SHOULD) of the CNI specification",
         }
     }
 }

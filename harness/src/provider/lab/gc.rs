@@ -39,6 +39,8 @@ pub fn claim_removed_on_interrupt(cluster: &str) -> Result<()> {
 
 /// Kills what runs in the cluster's namespaces, deletes them and its state directory.
 pub fn remove_cluster(cluster: &str) -> Result<usize> {
+    // Plugins first, by process group: a hung one may hold a namespace that is already gone.
+    crate::cni::runtime::kill_recorded_plugins(&runs::state_dir(cluster));
     let namespaces = namespaces_of(cluster);
     let pids: Vec<String> = namespaces
         .iter()
