@@ -33,6 +33,19 @@ fn missing() -> Vec<&'static str> {
 }
 
 pub fn run(check_only: bool) -> Result<(), String> {
+    install(check_only)?;
+    if !check_only {
+        // The upgrade's "to" version: not having it ignores those tests with the reason; it
+        // never stops the lab's own set-up.
+        match unstable_plugins() {
+            Ok(version) => eprintln!("xtask deps: Debian unstable's containernetworking-plugins {version} in {}", harness::provider::host::unstable_plugins_root().display()),
+            Err(why) => eprintln!("xtask deps: could not fetch Debian unstable's containernetworking-plugins ({why}); the upgrade suites and cni_spec's unstable subjects will be ignored with that reason"),
+        }
+    }
+    Ok(())
+}
+
+fn install(check_only: bool) -> Result<(), String> {
     let missing = missing();
     if missing.is_empty() {
         eprintln!("xtask deps: all lab packages present ({})", PACKAGES.map(|(p, _)| p).join(", "));
@@ -58,4 +71,61 @@ pub fn run(check_only: bool) -> Result<(), String> {
         [] => Ok(()),
         still => Err(format!("still missing after install: {}", still.join(", "))),
     }
+}
+
+/// Debian unstable's `containernetworking-plugins`, unpacked under `target/` (once): a
+/// source list for `sid` given to these apt commands alone (their own `sourceparts`, lists
+/// and cache, in a temporary directory), `apt-get download`, then `dpkg-deb -x`. The
+/// machine's own apt sources and packages stay as they are. Returns the version unpacked.
+fn unstable_plugins() -> Result<String, String> {
+    if let Ok(plugins) = harness::provider::host::unstable_plugins() {
+        return Ok(plugins.version);
+    }
+    let root = harness::provider::host::unstable_plugins_root();
+    let work = tempfile::tempdir().map_err(|e| format!("a temporary directory: {e}"))?;
+    let (sources, lists, cache) = (work.path().join("sources"), work.path().join("lists"), work.path().join("cache"));
+    for dir in [sources.clone(), lists.join("partial"), cache.join("archives/partial")] {
+        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    }
+    std::fs::write(
+        sources.join("sid.sources"),
+        "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: sid\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n",
+    )
+    .map_err(|e| format!("write the sid source list: {e}"))?;
+    let options: Vec<String> = [
+        "Dir::Etc::sourcelist=/dev/null".to_owned(),
+        format!("Dir::Etc::sourceparts={}", sources.display()),
+        format!("Dir::State::Lists={}", lists.display()),
+        format!("Dir::Cache={}", cache.display()),
+        // The download runs as root here; apt's sandbox user cannot write the directory.
+        "APT::Sandbox::User=root".to_owned(),
+    ]
+    .into_iter()
+    .flat_map(|o| ["-o".to_owned(), o])
+    .collect();
+    let apt = |args: &[&str]| -> Result<(), String> {
+        let output = Command::new("apt-get").args(&options).args(args).current_dir(work.path()).output().map_err(|e| format!("apt-get: {e}"))?;
+        match output.status.success() {
+            true => Ok(()),
+            false => Err(format!("`apt-get {}` with a sid source list failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim())),
+        }
+    };
+    apt(&["-q", "update"])?;
+    apt(&["-q", "download", harness::provider::host::REFERENCE_PLUGINS_PACKAGE])?;
+    let deb = std::fs::read_dir(work.path())
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .ok_or("apt-get download left no .deb")?;
+    let field = Command::new("dpkg-deb").args(["-f"]).arg(&deb).arg("Version").output().map_err(|e| format!("dpkg-deb: {e}"))?;
+    let version = String::from_utf8_lossy(&field.stdout).trim().to_owned();
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).map_err(|e| format!("create {}: {e}", root.display()))?;
+    let unpacked = Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root).status().map_err(|e| format!("dpkg-deb -x: {e}"))?;
+    if !unpacked.success() || version.is_empty() {
+        return Err(format!("`dpkg-deb -x {}` failed ({unpacked}), version {version:?}", deb.display()));
+    }
+    std::fs::write(root.join("VERSION"), format!("{version}\n")).map_err(|e| format!("write VERSION: {e}"))?;
+    Ok(version)
 }

@@ -40,6 +40,32 @@ pub fn debian_package_of(path: &std::path::Path) -> Option<String> {
 /// The Debian package of the reference plugins.
 pub const REFERENCE_PLUGINS_PACKAGE: &str = "containernetworking-plugins";
 
+/// Where `cargo xtask deps` unpacks Debian unstable's reference plugins (the upgrade's "to"
+/// version; 1.9.1 as of writing), beside the machine's own 1.1.1: `target/debian-unstable`.
+pub fn unstable_plugins_root() -> std::path::PathBuf {
+    crate::workspace_root().join("target").join("debian-unstable").join(REFERENCE_PLUGINS_PACKAGE)
+}
+
+/// Debian unstable's reference plugins as `cargo xtask deps` left them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnstablePlugins {
+    /// The plugin directory (`.../usr/lib/cni`).
+    pub dir: std::path::PathBuf,
+    /// The package's version, e.g. `1.9.1+ds1-1`.
+    pub version: String,
+}
+
+/// The unpacked plugins and their version, or why they are not there.
+pub fn unstable_plugins() -> Result<UnstablePlugins, String> {
+    let root = unstable_plugins_root();
+    let dir = root.join("usr/lib/cni");
+    let version = std::fs::read_to_string(root.join("VERSION")).map(|v| v.trim().to_owned()).unwrap_or_default();
+    if version.is_empty() || !dir.join("bridge").is_file() {
+        return Err(format!("Debian unstable's {REFERENCE_PLUGINS_PACKAGE} is not unpacked in {}: `cargo xtask deps` fetches it (and says why when it cannot)", root.display()));
+    }
+    Ok(UnstablePlugins { dir, version })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

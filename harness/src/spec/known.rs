@@ -21,7 +21,8 @@ struct KnownFailuresFile {
 pub struct KnownFailure {
     /// The subject's name (its conflist's file name without extension).
     pub subject: String,
-    /// The plugins' version, as the reports state it.
+    /// The plugins' version, as the reports state it, or its start up to a `+`, space or `-`
+    /// ("containernetworking-plugins 1.9.1" covers every Debian revision of 1.9.1).
     pub version: String,
     /// The check's name.
     pub check: String,
@@ -47,11 +48,22 @@ pub fn load(path: &Path, checks: &[&str]) -> Result<Vec<KnownFailure>> {
 
 /// The entry for `subject` at `version` failing `check`, if reviewed.
 pub fn find<'a>(known: &'a [KnownFailure], subject: &str, version: &str, check: &str) -> Option<&'a KnownFailure> {
-    known.iter().find(|k| k.subject == subject && k.version == version && k.check == check)
+    let same_version = |listed: &str| version.strip_prefix(listed).is_some_and(|rest| rest.is_empty() || rest.starts_with(['+', ' ', '-']));
+    known.iter().find(|k| k.subject == subject && same_version(&k.version) && k.check == check)
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_version_matches_itself_or_its_debian_revisions_only() {
+        let entry = |version: &str| super::KnownFailure { subject: "bridge".into(), version: version.into(), check: "c".into(), why: "w".into() };
+        let known = [entry("containernetworking-plugins 1.9.1")];
+        assert!(super::find(&known, "bridge", "containernetworking-plugins 1.9.1+ds1-1 (Debian unstable)", "c").is_some());
+        assert!(super::find(&known, "bridge", "containernetworking-plugins 1.9.1", "c").is_some());
+        assert!(super::find(&known, "bridge", "containernetworking-plugins 1.9.10+ds1-1", "c").is_none());
+        assert!(super::find(&known, "bridge", "containernetworking-plugins 1.9.2+ds1-1", "c").is_none());
+    }
+
     #[test]
     fn an_unknown_check_or_a_missing_reason_names_the_entry() {
         let dir = tempfile::tempdir().unwrap();

@@ -92,9 +92,15 @@ impl Subject {
     }
 }
 
-/// The Debian package that ships the binaries, with its version; or a digest of them.
+/// The Debian package that ships the binaries, with its version (Debian unstable's as
+/// `cargo xtask deps` unpacked it, or the installed one); or a digest of them.
 fn plugins_version(runtime: &CniRuntime, list: &NetworkConfigList) -> String {
     let paths: Vec<PathBuf> = list.plugin_types().filter_map(|p| runtime.plugin_path(p).ok()).collect();
+    if let Ok(unstable) = crate::provider::host::unstable_plugins() {
+        if paths.first().is_some_and(|p| p.starts_with(&unstable.dir)) {
+            return format!("{} {} (Debian unstable)", crate::provider::host::REFERENCE_PLUGINS_PACKAGE, unstable.version);
+        }
+    }
     let package = paths.first().and_then(|p| crate::provider::host::debian_package_of(p));
     if let Some((package, version)) = package.and_then(|package| crate::provider::host::debian_package_version(&package).map(|version| (package, version))) {
         return format!("{package} {version}");

@@ -24,33 +24,82 @@ use crate::report::{Destinations, EventStream, RunEvent, TrialOutcome, TrialReco
 /// How long one check may take before it is reported as hung (a plugin that never exits).
 const CHECK_BUDGET: Duration = Duration::from_secs(60);
 
-/// The subjects of this run, each loaded or with the error that names why not.
-fn subjects() -> Vec<(String, std::result::Result<Arc<Subject>, String>)> {
-    let plugin_dirs: Vec<PathBuf> = match std::env::var_os("CNICONF_SPEC_PLUGIN_DIR") {
-        Some(dirs) => std::env::split_paths(&dirs).collect(),
-        None => vec![PathBuf::from(DEBIAN_PLUGIN_DIR)],
-    };
-    let paths: Vec<PathBuf> = match std::env::var_os("CNICONF_SPEC_SUBJECT") {
-        Some(path) => vec![PathBuf::from(path)],
-        None => {
-            let mut paths: Vec<PathBuf> = std::fs::read_dir(crate::fixtures::fixture_path("cni-spec"))
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("conflist" | "conf")))
-                .collect();
-            paths.sort();
-            paths
-        }
-    };
-    paths
+/// The subjects of one suite run: which conflists, against which plugin binaries, at which
+/// version of the specification, and what the reports call them.
+pub struct SubjectSet {
+    /// The suite's name: its output directory and golden records.
+    pub suite: &'static str,
+    pub label: String,
+    pub paths: Vec<PathBuf>,
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Every subject's conflist at this `cniVersion` instead of its own.
+    pub at_version: Option<String>,
+    /// Golden records are kept for the repository's own subjects only.
+    pub golden: bool,
+    /// Why no subject can be loaded at all (every trial is ignored with it).
+    pub unavailable: Option<String>,
+}
+
+/// Every conflist under `fixtures/cni-spec/`.
+fn fixture_subjects() -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(crate::fixtures::fixture_path("cni-spec"))
         .into_iter()
-        .map(|path| {
-            let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("subject").to_owned();
-            (name, Subject::load(&path, plugin_dirs.clone()).map(Arc::new).map_err(|e| e.to_string()))
-        })
-        .collect()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("conflist" | "conf")))
+        .collect();
+    paths.sort();
+    paths
+}
+
+impl SubjectSet {
+    /// `CNICONF_SPEC_SUBJECT` with `CNICONF_SPEC_PLUGIN_DIR`, or Debian's plugins under every
+    /// fixture conflist.
+    pub fn from_env() -> Self {
+        let plugin_dirs: Vec<PathBuf> = match std::env::var_os("CNICONF_SPEC_PLUGIN_DIR") {
+            Some(dirs) => std::env::split_paths(&dirs).collect(),
+            None => vec![PathBuf::from(DEBIAN_PLUGIN_DIR)],
+        };
+        match std::env::var_os("CNICONF_SPEC_SUBJECT") {
+            Some(path) => {
+                let path = PathBuf::from(path);
+                let label = path.file_stem().and_then(|s| s.to_str()).unwrap_or("subject").to_owned();
+                Self { suite: "cni_spec", label, paths: vec![path], plugin_dirs, at_version: None, golden: false, unavailable: None }
+            }
+            None => Self { suite: "cni_spec", label: "debian-plugins".into(), paths: fixture_subjects(), plugin_dirs, at_version: None, golden: true, unavailable: None },
+        }
+    }
+
+    /// Debian unstable's plugins (1.9.1 as of writing, which claim 1.1.0: STATUS and GC)
+    /// under every fixture conflist at `cniVersion` 1.1.0.
+    pub fn debian_unstable() -> Self {
+        let (plugin_dirs, unavailable) = match crate::provider::host::unstable_plugins() {
+            Ok(plugins) => (vec![plugins.dir], None),
+            Err(why) => (vec![], Some(why)),
+        };
+        Self { suite: "cni_spec_unstable", label: "debian-unstable-plugins".into(), paths: fixture_subjects(), plugin_dirs, at_version: Some("1.1.0".into()), golden: true, unavailable }
+    }
+
+    /// Each subject, loaded or with the error that names why not.
+    fn load(&self) -> Vec<(String, std::result::Result<Arc<Subject>, String>)> {
+        self.paths
+            .iter()
+            .map(|path| {
+                let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("subject").to_owned();
+                let loaded = match &self.unavailable {
+                    Some(why) => Err(why.clone()),
+                    None => Subject::load(path, self.plugin_dirs.clone()).map(|mut subject| {
+                        if let Some(version) = &self.at_version {
+                            subject.list.cni_version = version.clone();
+                        }
+                        Arc::new(subject)
+                    }).map_err(|e| e.to_string()),
+                };
+                (name, loaded)
+            })
+            .collect()
+    }
 }
 
 /// Runs one check on a fresh node, within [`CHECK_BUDGET`].
@@ -83,8 +132,13 @@ pub fn strict() -> bool {
     std::env::var("CNICONF_SPEC_STRICT").is_ok_and(|v| v == "1" || v == "true")
 }
 
-/// Runs the suite: parses libtest arguments, runs every subject's checks, reports.
+/// Runs the suite of the subjects the environment names (see [`SubjectSet::from_env`]).
 pub fn run() -> ExitCode {
+    run_set(SubjectSet::from_env())
+}
+
+/// Runs the suite: parses libtest arguments, runs every subject's checks, reports.
+pub fn run_set(set: SubjectSet) -> ExitCode {
     let args = Arguments::from_args();
     crate::logging::init();
     let started = Instant::now();
@@ -95,15 +149,13 @@ pub fn run() -> ExitCode {
         0 => Ok(()),
         uid => Err(HarnessError::NotRoot { uid }.to_string()),
     };
-    let subjects = subjects();
-    let label = match std::env::var_os("CNICONF_SPEC_SUBJECT") {
-        Some(_) => subjects.first().map(|(name, _)| name.clone()).unwrap_or_default(),
-        None => "debian-plugins".to_owned(),
-    };
+    let subjects = set.load();
+    let label = set.label.clone();
     // The repository holds golden records of its own subjects only.
-    let destinations = Destinations::for_suite("cni_spec");
-    let reporters = if std::env::var_os("CNICONF_SPEC_SUBJECT").is_some() { destinations.reporters_without_golden() } else { destinations.reporters() };
+    let destinations = Destinations::for_suite(set.suite);
+    let reporters = if set.golden { destinations.reporters() } else { destinations.reporters_without_golden() };
     let events = Arc::new(EventStream::new(reporters));
+    let unavailable = set.unavailable.is_some();
     let mut trials = Vec::new();
     for (name, subject) in &subjects {
         for check in checks() {
@@ -112,6 +164,7 @@ pub fn run() -> ExitCode {
                 let trial_started = Instant::now();
                 let (outcome, listed) = match (&root, &known, &subject) {
                     (Err(e), _, _) | (_, Err(e), _) => (TrialOutcome::Error(e.clone()), None),
+                    (_, _, Err(e)) if unavailable => (TrialOutcome::Ignored(e.clone()), None),
                     (_, _, Err(e)) => (TrialOutcome::Error(format!("subject {name}: {e}")), None),
                     (Ok(()), Ok(known), Ok(subject)) => (run_check(subject, check), known::find(known, &name, &subject.version, check.rule.name).cloned()),
                 };
@@ -137,7 +190,7 @@ pub fn run() -> ExitCode {
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();
     }
-    events.emit(RunEvent::Started { suite: "cni_spec", provider: "lab", cni: &label });
+    events.emit(RunEvent::Started { suite: set.suite, provider: "lab", cni: &label });
     events.emit(RunEvent::ClusterReady(&run_info(&label, &subjects)));
     let conclusion = libtest_mimic::run(&args, trials);
     // A check that hung still holds its node: remove every node this run made.
