@@ -469,8 +469,7 @@ fn in_github_actions_a_run_puts_its_report_on_the_job_summary() {
 fn an_interrupted_cni_spec_run_leaves_no_nodes_behind() {
     let plugins = tempfile::tempdir().unwrap();
     let plugin = plugins.path().join("hang");
-    std::fs::write(&plugin, "#!/bin/sh\nif [ \"$CNI_COMMAND\" = VERSION ]; then echo '{\"cniVersion\":\"1.0.0\",\"supportedVersions\":[\"1.0.0\"]}'; exit 0; fi\nexec sleep 60\n").unwrap();
-    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    hanging_plugin(&plugin, "60.0113");
     let conflist = plugins.path().join("hang.conflist");
     std::fs::write(&conflist, r#"{"cniVersion": "1.0.0", "name": "hang", "plugins": [{"type": "hang"}]}"#).unwrap();
     let reports = report_dir();
@@ -493,10 +492,96 @@ fn an_interrupted_cni_spec_run_leaves_no_nodes_behind() {
         std::thread::sleep(Duration::from_millis(50));
     };
     std::thread::sleep(Duration::from_millis(300));
+    assert!(!processes_running("sleep 60.0113").is_empty(), "the plugins hang in ADD");
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(130), "interrupted runs exit with 130");
     for cluster in clusters {
         assert_eq!(namespaces_of(&cluster), 0, "namespaces of {cluster} remain");
         assert!(!runs::state_dir(&cluster).exists(), "the state of {cluster} remains");
     }
+    assert_eq!(processes_running("sleep 60.0113"), Vec::<u32>::new(), "no plugin the run started outlives it");
+}
+
+/// A plugin that answers VERSION and hangs in every other command, in a `sleep` whose
+/// argument `marker` names its processes.
+fn hanging_plugin(path: &Path, marker: &str) {
+    std::fs::write(path, format!("#!/bin/sh\nif [ \"$CNI_COMMAND\" = VERSION ]; then echo '{{\"cniVersion\":\"1.0.0\",\"supportedVersions\":[\"0.4.0\",\"1.0.0\"]}}'; exit 0; fi\ncat > /dev/null\necho 'about to wait' >&2\nexec sleep {marker}\n")).unwrap();
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
+/// The pids of processes whose command line is `command` (arguments joined by spaces).
+fn processes_running(command: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim() == command))
+        .collect()
+}
+
+/// cni_spec killed outright (no cleanup can run) while its plugins hang in ADD, with a
+/// budget longer than the test: the plugins outlive it, and `cargo xtask gc` (what it
+/// calls) ends them by their recorded process groups, though their namespaces are gone.
+#[test]
+fn a_killed_run_s_hung_plugins_are_ended_by_gc() {
+    let plugins = tempfile::tempdir().unwrap();
+    hanging_plugin(&plugins.path().join("hang"), "61.0117");
+    let conflist = plugins.path().join("hang.conflist");
+    std::fs::write(&conflist, r#"{"cniVersion": "1.0.0", "name": "hang", "plugins": [{"type": "hang"}]}"#).unwrap();
+    let reports = report_dir();
+    let mut child = suite_command(&suite_binary("cni_spec"))
+        .env("CNICONF_SPEC_SUBJECT", &conflist)
+        .env("CNICONF_SPEC_PLUGIN_DIR", plugins.path())
+        .env("CNICONF_REPORT_DIR", reports.path())
+        .env("CNICONF_PLUGIN_BUDGET_SECONDS", "300")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while processes_running("sleep 61.0117").len() < 2 {
+        assert!(Instant::now() < deadline, "no plugin hung within 20s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let clusters = clusters_of(child.id());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!processes_running("sleep 61.0117").is_empty(), "SIGKILL cannot end them; gc must");
+    let collected = gc::collect(false);
+    for cluster in &clusters {
+        assert!(collected.iter().any(|(l, c)| &l.cluster == cluster && matches!(c, gc::Collected::Removed { .. })), "{cluster}: {collected:?}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !processes_running("sleep 61.0117").is_empty() {
+        assert!(Instant::now() < deadline, "plugins left after gc: {:?}", processes_running("sleep 61.0117"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A vendor's chained plugin that hangs in ADD: every scenario errors within seconds
+/// (not minutes) with "hung in ADD after 1 s", the pod, and what the plugin had printed,
+/// and no plugin process outlives the run.
+#[test]
+fn a_plugin_hanging_in_add_errors_each_scenario_promptly_in_its_words() {
+    let vendor = tempfile::tempdir().unwrap();
+    let bin = vendor.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    hanging_plugin(&bin.join("vendor-hang"), "62.0119");
+    std::fs::write(
+        vendor.path().join("chain.conflist"),
+        r#"{"cniVersion": "1.0.0", "name": "vendor", "plugins": [
+            {"type": "ptp", "ipMasq": false, "ipam": {"type": "host-local", "routes": [{"dst": "0.0.0.0/0"}]}},
+            {"type": "vendor-hang"}]}"#,
+    )
+    .unwrap();
+    let profile = vendor.path().join("profile.yaml");
+    std::fs::write(&profile, "name: vendor-hang\nversion: 0.1.0\ninstall:\n  lab:\n    conflist: chain.conflist\n    pluginDirs: [bin, /usr/lib/cni]\nfeatures: [egress-gateway]\negress: lab-reference\n").unwrap();
+    let started = Instant::now();
+    let (output, reports) = run_suite("egress_lab", &[("CNICONF_CNI", profile.as_os_str()), ("CNICONF_PLUGIN_BUDGET_SECONDS", "1".as_ref())]);
+    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+    assert!(!output.status.success());
+    let junit = std::fs::read_to_string(reports.path().join("egress_lab/junit.xml")).unwrap();
+    assert!(junit.contains("CNI ADD of plugin `vendor-hang` for pod ") && junit.contains("hung in ADD after 1 s: its process group was killed"), "{junit}");
+    assert!(junit.contains("about to wait"), "what it printed on stderr is kept: {junit}");
+    assert_eq!(processes_running("sleep 62.0119"), Vec::<u32>::new());
 }

@@ -355,6 +355,58 @@ impl NodeView {
     }
 }
 
+/// Runs `process` (a plugin binary, its environment set) to completion within `budget`: in
+/// a process group of its own, so that what it starts (IPAM, iptables, a hung child) ends
+/// with it; `stdin` written to it; both streams read; reaped with the kernel's account of
+/// its resources. When the budget runs out the group is killed and the output says so.
+/// While it runs, its group is registered for an interrupt's cleanup and, where `state` is
+/// given (a run's state directory), recorded there for `cargo xtask gc`.
+pub fn run_bounded(mut process: Command, stdin: &[u8], budget: Duration, state: Option<&Path>, what: &str) -> std::io::Result<(PluginOutput, crate::model::ResourceUsage)> {
+    process.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    std::os::unix::process::CommandExt::process_group(&mut process, 0);
+    let mut child = process.spawn()?;
+    let pgid = child.id() as i32;
+    let running = RunningPlugin::start(pgid, state, what);
+    let (finished, watch) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || match watch.recv_timeout(budget) {
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            kill_group(pgid);
+            true
+        }
+        _ => false,
+    });
+    // A plugin may exit without reading its config (a broken pipe); what it printed and
+    // its exit status say why, as they would to any runtime.
+    let written = match child.stdin.take().expect("stdin is piped").write_all(stdin) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
+        _ => Ok(()),
+    };
+    let (mut stdout, mut stderr) = (child.stdout.take().expect("stdout is piped"), child.stderr.take().expect("stderr is piped"));
+    let reading_stderr = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stderr, &mut bytes);
+        bytes
+    });
+    let mut printed = Vec::new();
+    let read = std::io::Read::read_to_end(&mut stdout, &mut printed);
+    let complained = reading_stderr.join().unwrap_or_default();
+    let waited = wait_accounted(&child);
+    let _ = finished.send(());
+    let hung = watchdog.join().unwrap_or(false);
+    drop(running);
+    written?;
+    read?;
+    let (status, usage) = waited?;
+    let output = PluginOutput {
+        success: status.success() && !hung,
+        status: if hung { format!("killed after {} s", budget.as_secs()) } else { status.to_string() },
+        stdout: String::from_utf8_lossy(&printed).into_owned(),
+        stderr: String::from_utf8_lossy(&complained).into_owned(),
+        hung_after: hung.then_some(budget),
+    };
+    Ok((output, usage))
+}
+
 impl CniRuntime {
     /// Fails with the plugin's name and the searched path when a plugin of the list is missing.
     pub fn require_plugins(&self, list: &NetworkConfigList) -> Result<()> {
@@ -478,52 +530,13 @@ impl CniRuntime {
         };
         process.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()).env("CNI_PATH", self.cni_path());
         process.envs(environment.iter().map(|(k, v)| (*k, v.as_str())));
-        process.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        // A group of its own: what it starts (IPAM, iptables, a hung child) ends with it.
-        std::os::unix::process::CommandExt::process_group(&mut process, 0);
         let attachment = attachment_of(environment);
         let failed = |message: String| HarnessError::CniPlugin { command: command.to_owned(), plugin: plugin_name.to_owned(), container: attachment.clone(), message };
-        let mut child = process.spawn().map_err(|e| failed(format!("could not start {}: {e}", binary.display())))?;
-        let pgid = child.id() as i32;
-        let running = RunningPlugin::start(pgid, self.node.as_ref().map(|_| self.cache_dir.as_path()), &format!("{command} by {plugin_name} for {attachment}"));
+        let state = self.node.as_ref().map(|_| self.cache_dir.as_path());
         let budget = self.budget.unwrap_or_else(plugin_budget);
-        let (finished, watch) = std::sync::mpsc::channel::<()>();
-        let watchdog = std::thread::spawn(move || match watch.recv_timeout(budget) {
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                kill_group(pgid);
-                true
-            }
-            _ => false,
-        });
-        // A plugin may exit without reading its config (a broken pipe); what it printed and
-        // its exit status say why, as they would to any runtime.
-        match child.stdin.take().expect("stdin is piped").write_all(stdin) {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(failed(format!("could not write the config to its stdin: {e}"))),
-            _ => {}
-        }
-        let (mut stdout, mut stderr) = (child.stdout.take().expect("stdout is piped"), child.stderr.take().expect("stderr is piped"));
-        let reading_stderr = std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = std::io::Read::read_to_end(&mut stderr, &mut bytes);
-            bytes
-        });
-        let mut printed = Vec::new();
-        let read = std::io::Read::read_to_end(&mut stdout, &mut printed);
-        let complained = reading_stderr.join().unwrap_or_default();
-        let waited = wait_accounted(&child);
-        let _ = finished.send(());
-        let hung = watchdog.join().unwrap_or(false);
-        drop(running);
-        read.map_err(|e| failed(format!("reading its stdout: {e}")))?;
-        let (status, usage) = waited.map_err(|e| failed(format!("waiting for it: {e}")))?;
+        let (output, usage) = run_bounded(process, stdin, budget, state, &format!("{command} by {plugin_name} for {attachment}")).map_err(|e| failed(format!("running {}: {e}", binary.display())))?;
         *self.usage.lock().unwrap_or_else(|e| e.into_inner()) = self.usage().with(usage);
-        Ok(PluginOutput {
-            success: status.success() && !hung,
-            status: if hung { format!("killed after {} s", budget.as_secs()) } else { status.to_string() },
-            stdout: String::from_utf8_lossy(&printed).into_owned(),
-            stderr: String::from_utf8_lossy(&complained).into_owned(),
-            hung_after: hung.then_some(budget),
-        })
+        Ok(output)
     }
 
     /// CPU time and peak memory of every plugin process this runtime has run so far.

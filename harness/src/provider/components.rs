@@ -5,7 +5,7 @@
 //! plugins with what the harness did.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
@@ -96,19 +96,18 @@ pub fn plugin_component(plugin: &str, path: &Path) -> Component {
 }
 
 /// Runs a plugin binary with `command` (none: it prints its about text) and returns what it
-/// printed on stdout and stderr.
+/// printed on stdout and stderr; bounded like every plugin call, since a vendor's plugin
+/// need not answer an empty command at all.
 fn run_plugin(path: &Path, command: Option<&str>, stdin: &str) -> Option<String> {
     let mut process = Command::new(path);
-    process.env_clear().stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    process.env_clear();
     if let Some(command) = command {
         process.env("CNI_COMMAND", command).env("CNI_PATH", path.parent().unwrap_or(Path::new("/")));
     }
-    let mut child = process.spawn().ok()?;
-    if let Some(mut input) = child.stdin.take() {
-        let _ = std::io::Write::write_all(&mut input, stdin.as_bytes());
-    }
-    let output = child.wait_with_output().ok()?;
-    Some(format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)).trim().to_owned())
+    let what = format!("{} of {}", command.unwrap_or("its about text"), path.display());
+    let budget = crate::cni::runtime::plugin_budget().min(std::time::Duration::from_secs(5));
+    let (output, _) = crate::cni::runtime::run_bounded(process, stdin.as_bytes(), budget, None, &what).ok()?;
+    (output.hung_after.is_none()).then(|| format!("{}{}", output.stdout, output.stderr).trim().to_owned())
 }
 
 /// The version of Debian's containernetworking-plugins, when `path` is one of its binaries.
