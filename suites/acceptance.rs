@@ -397,6 +397,35 @@ fn a_routed_ptp_chain_from_a_profile_file_runs_every_egress_scenario() {
     assert!(properties.iter().any(|(k, v)| k == "provided-by-harness" && v == "lab reference egress gateway"), "the egress scenarios credit the harness's gateway: {properties:#?}");
 }
 
+/// A plugin routed in Calico's style (`fixtures/cni/stand-ins/routed-proxy-arp`): a /32 per
+/// pod and `default via 169.254.1.1`, answered by proxy ARP on the node, which answers only
+/// for what the node can route, so it needs a node's default route, as a kind node has.
+/// Its conflist names the node's range with `{nodePodCIDR}`. Every egress scenario passes
+/// on it; its first run writes the golden records it had none of (no "does not match"),
+/// with its reports, and the second run compares with them.
+#[test]
+fn a_plugin_routed_by_proxy_arp_passes_every_egress_scenario_from_its_first_run() {
+    let profile = harness::workspace_root().join("fixtures/cni/stand-ins/routed-proxy-arp/profile.yaml");
+    let reports = report_dir();
+    let run = || {
+        assert_cmd::Command::new(suite_binary("egress_lab"))
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env_remove("CNICONF_GOLDEN_DIR")
+            .env("CNICONF_REPORT_DIR", reports.path())
+            .env("CNICONF_CNI", &profile)
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(!text(&first).contains("does not match"), "{}", text(&first));
+    let records: Vec<_> = std::fs::read_dir(reports.path().join("golden/egress_lab")).unwrap().flatten().map(|e| e.file_name().into_string().unwrap()).collect();
+    assert_eq!(records.len(), 4, "one record per scenario, with the reports: {records:?}");
+    assert!(records.iter().all(|r| r.starts_with("routed-proxy-arp__") && r.ends_with(".snap")), "{records:?}");
+    let second = run();
+    assert!(second.status.success(), "{}", text(&second));
+}
+
 #[test]
 fn an_unknown_cni_fails_every_scenario_listing_the_known_profiles() {
     let (output, reports) = run_suite("egress_lab", &[("CNICONF_CNI", "calico-typo".as_ref())]);

@@ -38,6 +38,19 @@ impl Reporter for GoldenReport {
             RunEvent::TrialFinished(record) if !self.provisioning_failed && matches!(record.outcome, TrialOutcome::Passed(_) | TrialOutcome::Failed(_) | TrialOutcome::Deviated(_)) => {
                 let name = format!("{}__{}", self.cni, record.scenario);
                 let content = render(&TrialDigest::from(*record));
+                let path = self.dir.join(format!("{name}.snap"));
+                if !path.exists() {
+                    // A first run has nothing to compare with: its record is the first one,
+                    // to be reviewed and committed, not a mismatch.
+                    match super::write_atomically(&path, format!("---\nsource: harness/src/report/golden.rs\n---\n{content}").as_bytes()) {
+                        Ok(()) => {
+                            tracing::info!("first golden record of {name}: {} (review and keep it to compare later runs)", path.display());
+                            self.compared.push(path);
+                        }
+                        Err(e) => self.mismatches.push(format!("{name} (the first record could not be written: {e})")),
+                    }
+                    return;
+                }
                 let dir = self.dir.clone();
                 let snapshot_name = name.clone();
                 let compared = std::panic::catch_unwind(move || {

@@ -13,6 +13,11 @@ pub fn node_address(index: usize) -> Ipv4Addr {
     host(2 + index as u8)
 }
 
+/// The Docker network's gateway (the host, on kind): every node's default route.
+pub fn underlay_gateway() -> Ipv4Addr {
+    host(1)
+}
+
 /// The external host: a peer container on the same network.
 pub fn external_address() -> Ipv4Addr {
     host(100)

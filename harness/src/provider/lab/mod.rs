@@ -230,7 +230,8 @@ impl Lab {
             })?;
             let state = runs::state_dir(cluster).join(name);
             let mut network = network_template.clone();
-            fill_in_node_network(&mut network, pod_cidr, &state);
+            let placeholders = NodePlaceholders { node_name: name.clone(), node_address: addressing::node_address(index), node_pod_cidr: pod_cidr, pod_subnet };
+            fill_in_node_network(&mut network, &placeholders, &state);
             lab_nodes.push(LabNode {
                 node: Node { name: name.clone(), role: kind_node.role, labels: kind_node.labels.clone(), address: IpAddr::V4(addressing::node_address(index)) },
                 netns: name.clone(),
@@ -249,7 +250,13 @@ impl Lab {
         // The underlay: a bridge with one port per host, each host's end named eth0, with a
         // transmit queue per TSN gate (taprio needs a multi-queue NIC; a kernel that has
         // taprio can then run the gate-window scenario on the lab).
-        let mut underlay_setup = vec!["link add kind type bridge".to_owned(), "link set kind up".to_owned()];
+        // The bridge holds the Docker network's gateway address, as the host does for kind;
+        // it forwards nothing further, so nothing leaves the lab.
+        let mut underlay_setup = vec![
+            "link add kind type bridge".to_owned(),
+            format!("addr add {}/{} dev kind", addressing::underlay_gateway(), addressing::UNDERLAY_PREFIX),
+            "link set kind up".to_owned(),
+        ];
         for (port, host) in all.iter().skip(1).enumerate() {
             underlay_setup.push(format!("link add port{port} mtu 1600 type veth peer name eth0 mtu 1600 numtxqueues {NIC_QUEUES} numrxqueues {NIC_QUEUES} netns {host}"));
             underlay_setup.push(format!("link set port{port} master kind up"));
@@ -271,6 +278,9 @@ impl Lab {
                 "link set eth0 up".to_owned(),
                 // Pod-to-pod traffic never takes an egress route.
                 format!("rule add to {pod_subnet} lookup main pref 90"),
+                // A kind node's default route, to its Docker network's gateway: plugins that
+                // answer a pod's gateway by proxy ARP (Calico's 169.254.1.1) need one.
+                format!("route add default via {}", addressing::underlay_gateway()),
             ];
             for other in lab_nodes.iter().enumerate().filter(|(i, _)| *i != index).map(|(_, n)| n) {
                 setup.push(format!("route add {} via {}", other.pod_cidr, other.node.address));
@@ -665,7 +675,42 @@ fn exec_in_netns<'a>(netns: &str, program: &std::path::Path, args: impl IntoIter
 /// Fills the node's pod CIDR into every `host-local` IPAM section of the chain (and its
 /// state directory), as a node's CNI configuration would carry them; other IPAMs get the
 /// range through the `ipRanges` capability instead.
-fn fill_in_node_network(network: &mut NetworkConfigList, pod_cidr: Ipv4Net, state: &std::path::Path) {
+/// What a conflist may name per node, as a DaemonSet's installer renders it on each node:
+/// `{nodeName}`, `{nodeAddress}`, `{nodePodCIDR}` (this node's pod range) and `{podSubnet}`
+/// (the cluster's, as the kind provider fills it into manifests), anywhere in a string.
+struct NodePlaceholders {
+    node_name: String,
+    node_address: std::net::Ipv4Addr,
+    node_pod_cidr: Ipv4Net,
+    pod_subnet: Ipv4Net,
+}
+
+impl NodePlaceholders {
+    fn fill(&self, value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::String(text) if text.contains('{') => {
+                *text = text
+                    .replace("{nodeName}", &self.node_name)
+                    .replace("{nodeAddress}", &self.node_address.to_string())
+                    .replace("{nodePodCIDR}", &self.node_pod_cidr.to_string())
+                    .replace("{podSubnet}", &self.pod_subnet.to_string());
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| self.fill(v)),
+            serde_json::Value::Object(fields) => fields.values_mut().for_each(|v| self.fill(v)),
+            _ => {}
+        }
+    }
+}
+
+/// The node's own conflist: placeholders filled in, and every `host-local` IPAM section
+/// given the node's pod range and a state directory of the node's.
+fn fill_in_node_network(network: &mut NetworkConfigList, placeholders: &NodePlaceholders, state: &std::path::Path) {
+    let pod_cidr = placeholders.node_pod_cidr;
+    for plugin in &mut network.plugins {
+        for value in plugin.values_mut() {
+            placeholders.fill(value);
+        }
+    }
     for plugin in &mut network.plugins {
         let Some(ipam) = plugin.get_mut("ipam").and_then(serde_json::Value::as_object_mut) else { continue };
         if ipam.get("type").and_then(serde_json::Value::as_str) != Some("host-local") {
