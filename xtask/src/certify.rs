@@ -1,13 +1,15 @@
 //! `cargo xtask certify [--cni <name|path>] [--provider lab|kind|existing]`: runs every
-//! scenario family the profile claims against it, prints each verdict with its evidence,
-//! and writes one conformance report for the whole certification (YAML), with a Markdown
-//! and an HTML rendering of it. Without `--cni` it certifies nothing: it is the suites'
-//! self-test with the reference plugins chained with the reference TSN metadata proxy on
-//! the lab, every family.
+//! scenario family the profile claims against it (first, for a lab profile, `cni_spec` on
+//! its own conflist and plugins), prints each verdict with its evidence, and writes one
+//! conformance report for the whole certification (YAML), with a Markdown and an HTML
+//! rendering of it, also when interrupted (of what finished). Without `--cni` it certifies
+//! nothing: it is the suites' self-test with the reference plugins chained with the
+//! reference TSN metadata proxy on the lab, every family.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use harness::cni::Installation;
 use harness::cni::{load_profile, CniProfile, Feature};
 use harness::report::conformance::{self, ConformanceReport, Outcome};
 use harness::report::summary::SuiteSummary;
@@ -18,23 +20,46 @@ use crate::util::{cargo, workspace_root};
 /// The profile certified without `--cni`: the reference plugins and proxy, every family.
 pub const DEFAULT_PROFILE: &str = "reference-tsn-proxy";
 
+pub const USAGE: &str = "usage: cargo xtask certify [--cni <name|path>] [--provider lab|kind|existing]
+
+Certifies a CNI profile: installs the lab's packages, builds the suites, then runs every
+scenario family the profile claims, and writes one conformance report.
+
+  --cni <name|path>   a shipped profile (a directory of fixtures/cni/) or a profile file;
+                      default: reference-tsn-proxy, the suites' self-test on the lab
+  --provider <name>   lab (default for lab profiles), kind, or existing (KUBECONFIG)
+  -h, --help          this text
+
+Families: cni_spec (lab profiles: the CNI specification on the profile's own conflist and
+plugins), egress (always), canary (a Gateway implementation or LoadBalancer Services), tsn
+(the tsn-priority-map feature), perf (always). On the lab a certification of one profile
+takes about 2-4 minutes after the build.
+
+Reports: target/cni-conformance/certification/<profile>/{conformance.yaml,report.md,report.html},
+each family's JUnit and golden records beside them. Ctrl-C stops the running family and
+still writes the report of the families that finished. Exit status: 0 when the outcome is
+Success or Partial.";
+
 /// What `certify` was asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     pub cni: String,
     pub provider: Option<String>,
+    /// `--help`: print [`USAGE`] and do nothing else.
+    pub help: bool,
 }
 
 impl Request {
     pub fn parse(args: &[String]) -> Result<Self, String> {
-        let mut request = Request { cni: DEFAULT_PROFILE.into(), provider: None };
+        let mut request = Request { cni: DEFAULT_PROFILE.into(), provider: None, help: false };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             let mut value = |flag: &str| args.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
             match arg.as_str() {
                 "--cni" => request.cni = value("--cni")?,
                 "--provider" => request.provider = Some(value("--provider")?),
-                other => return Err(format!("unknown certify argument `{other}`; expected --cni <name|path> and --provider lab|kind|existing")),
+                "-h" | "--help" => request.help = true,
+                other => return Err(format!("unknown certify argument `{other}`\n\n{USAGE}")),
             }
         }
         Ok(request)
@@ -47,7 +72,8 @@ impl Request {
 /// and performance budgets for every CNI (where the provider cannot measure, its scenarios
 /// are ignored with the reason).
 pub fn families(cni: &CniProfile) -> Vec<&'static str> {
-    let mut families = vec!["egress"];
+    // A lab profile's own plugins are first held to the CNI specification.
+    let mut families = if matches!(cni.installation, Installation::Lab { .. }) { vec!["cni_spec", "egress"] } else { vec!["egress"] };
     if cni.gateway.is_some() || cni.features.contains(&Feature::LoadBalancerService) {
         families.push("canary");
     }
@@ -63,17 +89,43 @@ pub fn output_dir(cni: &CniProfile) -> PathBuf {
     Destinations::for_suite("certification").junit.parent().expect("a suite directory").join(&cni.name)
 }
 
+/// The environment of the `cni_spec` family: the profile's conflist as the subject and its
+/// plugin directories (`{harness-binaries}` being this build's) as `CNI_PATH`.
+fn spec_subject(cni: &CniProfile) -> Vec<(&'static str, std::ffi::OsString)> {
+    let Installation::Lab { conflist, plugin_dirs } = &cni.installation else { return Vec::new() };
+    let built = workspace_root().join("target/debug");
+    let dirs: Vec<PathBuf> = plugin_dirs.iter().map(|d| if d.as_os_str() == harness::cni::HARNESS_BINARIES { built.clone() } else { d.clone() }).collect();
+    vec![("CNICONF_SPEC_SUBJECT", conflist.clone().into_os_string()), ("CNICONF_SPEC_PLUGIN_DIR", std::env::join_paths(dirs).unwrap_or_default())]
+}
+
 pub fn run(args: &[String]) -> Result<(), String> {
     let request = Request::parse(args)?;
+    if request.help {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    // A malformed profile or conflist stops here, once, before anything is built.
     let cni = load_profile(&request.cni).map_err(|e| e.to_string())?;
     let families = families(&cni);
     let out = output_dir(&cni);
     let _ = std::fs::remove_dir_all(&out);
     cargo(&["build", "--tests", "--bins"])?;
+    // Ctrl-C reaches the running family (same process group), which cleans up and exits;
+    // this process then stops starting families and writes the report of those that ran.
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&interrupted);
+    let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
     let mut failed = Vec::new();
+    let mut ran = Vec::new();
     for family in &families {
+        if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+            break;
+        }
         eprintln!("\nxtask certify: running the {family} family against {} ({})", cni.name, cni.source.display());
         let mut test = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        if *family == "cni_spec" {
+            test.envs(spec_subject(&cni));
+        }
         test.args(["test", "--test", family])
             .current_dir(workspace_root())
             .env("CNICONF_CNI", &request.cni)
@@ -90,7 +142,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
         if !test.status().map_err(|e| format!("failed to run `cargo test --test {family}`: {e}"))?.success() {
             failed.push(*family);
         }
+        if out.join(family).join("conformance.yaml").is_file() {
+            ran.push(*family);
+        }
     }
+    let interrupted = interrupted.load(std::sync::atomic::Ordering::SeqCst);
+    let families = if interrupted { ran } else { families };
     for family in &families {
         let path = out.join(family).join("summary.json");
         match std::fs::read(&path).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice::<SuiteSummary>(&b).map_err(|e| e.to_string())) {
@@ -101,6 +158,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let report = write_certification(&out, &families)?;
     println!("conformance report of {} {}: {:?}, {}", report.implementation.name, report.implementation.version, report.outcome(), out.join("conformance.yaml").display());
     println!("  {}\n  {}", out.join("report.md").display(), out.join("report.html").display());
+    if interrupted {
+        return Err(format!("certification of {} interrupted; the report holds the families that finished: {}", cni.name, families.join(", ")));
+    }
     match (failed.is_empty(), report.outcome()) {
         (true, Outcome::Success | Outcome::Partial) => Ok(()),
         _ => Err(format!("certification of {} failed: {}", cni.name, if failed.is_empty() { "see the report".into() } else { failed.join(", ") })),
@@ -136,8 +196,10 @@ mod tests {
     #[test]
     fn arguments_name_the_profile_and_the_provider() {
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(Request::parse(&args(&[])).unwrap(), Request { cni: "reference-tsn-proxy".into(), provider: None });
-        assert_eq!(Request::parse(&args(&["--cni", "./vendor/profile.yaml", "--provider", "lab"])).unwrap(), Request { cni: "./vendor/profile.yaml".into(), provider: Some("lab".into()) });
+        assert_eq!(Request::parse(&args(&[])).unwrap(), Request { cni: "reference-tsn-proxy".into(), provider: None, help: false });
+        assert_eq!(Request::parse(&args(&["--cni", "./vendor/profile.yaml", "--provider", "lab"])).unwrap(), Request { cni: "./vendor/profile.yaml".into(), provider: Some("lab".into()), help: false });
+        assert!(Request::parse(&args(&["--help"])).unwrap().help);
+        assert!(Request::parse(&args(&["-h", "--cni", "x"])).unwrap().help);
         assert!(Request::parse(&args(&["--cni"])).unwrap_err().contains("--cni needs a value"));
         assert!(Request::parse(&args(&["--flavour", "x"])).unwrap_err().contains("unknown certify argument `--flavour`"));
     }
@@ -145,10 +207,11 @@ mod tests {
     #[test]
     fn a_profile_without_a_gateway_or_services_is_certified_for_egress_only() {
         let mut cni = load_profile("reference").unwrap();
-        assert_eq!(families(&cni), ["egress", "canary", "perf"]);
+        assert_eq!(families(&cni), ["cni_spec", "egress", "canary", "perf"]);
         cni.gateway = None;
         cni.features.retain(|f| *f != Feature::LoadBalancerService);
-        assert_eq!(families(&cni), ["egress", "perf"]);
-        assert_eq!(families(&load_profile(DEFAULT_PROFILE).unwrap()), ["egress", "canary", "tsn", "perf"]);
+        assert_eq!(families(&cni), ["cni_spec", "egress", "perf"]);
+        assert_eq!(families(&load_profile(DEFAULT_PROFILE).unwrap()), ["cni_spec", "egress", "canary", "tsn", "perf"]);
+        assert_eq!(families(&load_profile("antrea").unwrap()), ["egress", "canary", "perf"], "kind profiles have no plugin binaries here to hold to the spec");
     }
 }

@@ -174,6 +174,8 @@ pub fn read_profile(path: &Path) -> Result<CniProfile> {
             if !conflist.is_file() {
                 return Err(malformed(format!("install.lab.conflist: {} is not a file", conflist.display())));
             }
+            // Read once here, so a malformed conflist stops a run before any lab exists.
+            crate::cni::runtime::NetworkConfigList::load(&conflist)?;
             let plugin_dirs: Vec<PathBuf> = lab
                 .plugin_dir
                 .into_iter()

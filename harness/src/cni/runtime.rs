@@ -73,6 +73,40 @@ impl NetworkConfigList {
     }
 }
 
+/// What a conflist may name per node, as a DaemonSet's installer renders it on each node:
+/// `{nodeName}`, `{nodeAddress}`, `{nodePodCIDR}` (this node's pod range) and `{podSubnet}`
+/// (the cluster's, as the kind provider fills it into manifests), anywhere in a string.
+pub struct NodePlaceholders {
+    pub node_name: String,
+    pub node_address: std::net::Ipv4Addr,
+    pub node_pod_cidr: ipnet::Ipv4Net,
+    pub pod_subnet: ipnet::Ipv4Net,
+}
+
+impl NodePlaceholders {
+    /// Fills every placeholder in every plugin of `list`.
+    pub fn fill_in(&self, list: &mut NetworkConfigList) {
+        for plugin in &mut list.plugins {
+            plugin.values_mut().for_each(|value| self.fill(value));
+        }
+    }
+
+    fn fill(&self, value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::String(text) if text.contains('{') => {
+                *text = text
+                    .replace("{nodeName}", &self.node_name)
+                    .replace("{nodeAddress}", &self.node_address.to_string())
+                    .replace("{nodePodCIDR}", &self.node_pod_cidr.to_string())
+                    .replace("{podSubnet}", &self.pod_subnet.to_string());
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| self.fill(v)),
+            serde_json::Value::Object(fields) => fields.values_mut().for_each(|v| self.fill(v)),
+            _ => {}
+        }
+    }
+}
+
 /// One attachment of a network to a container, as a runtime describes it to plugins.
 #[derive(Debug, Clone)]
 pub struct Attachment {

@@ -61,6 +61,15 @@ impl Subject {
             }
             _ => NetworkConfigList::parse(&text, path)?,
         };
+        let mut list = list;
+        // A vendor's conflist may name per-node values, as on the lab: the check's node.
+        crate::cni::runtime::NodePlaceholders {
+            node_name: "cni-spec-node".into(),
+            node_address: sandbox::UPLINK_ADDRESS.split('/').next().and_then(|a| a.parse().ok()).expect("the uplink address is an address"),
+            node_pod_cidr: "10.32.0.0/24".parse().expect("valid"),
+            pod_subnet: "10.32.0.0/16".parse().expect("valid"),
+        }
+        .fill_in(&mut list);
         let runtime = CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: std::env::temp_dir(), node: None, usage: Default::default(), budget: None };
         runtime.require_plugins(&list)?;
         let mut claimed: Option<Vec<String>> = None;

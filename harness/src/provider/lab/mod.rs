@@ -230,7 +230,7 @@ impl Lab {
             })?;
             let state = runs::state_dir(cluster).join(name);
             let mut network = network_template.clone();
-            let placeholders = NodePlaceholders { node_name: name.clone(), node_address: addressing::node_address(index), node_pod_cidr: pod_cidr, pod_subnet };
+            let placeholders = crate::cni::runtime::NodePlaceholders { node_name: name.clone(), node_address: addressing::node_address(index), node_pod_cidr: pod_cidr, pod_subnet };
             fill_in_node_network(&mut network, &placeholders, &state);
             lab_nodes.push(LabNode {
                 node: Node { name: name.clone(), role: kind_node.role, labels: kind_node.labels.clone(), address: IpAddr::V4(addressing::node_address(index)) },
@@ -675,42 +675,11 @@ fn exec_in_netns<'a>(netns: &str, program: &std::path::Path, args: impl IntoIter
 /// Fills the node's pod CIDR into every `host-local` IPAM section of the chain (and its
 /// state directory), as a node's CNI configuration would carry them; other IPAMs get the
 /// range through the `ipRanges` capability instead.
-/// What a conflist may name per node, as a DaemonSet's installer renders it on each node:
-/// `{nodeName}`, `{nodeAddress}`, `{nodePodCIDR}` (this node's pod range) and `{podSubnet}`
-/// (the cluster's, as the kind provider fills it into manifests), anywhere in a string.
-struct NodePlaceholders {
-    node_name: String,
-    node_address: std::net::Ipv4Addr,
-    node_pod_cidr: Ipv4Net,
-    pod_subnet: Ipv4Net,
-}
-
-impl NodePlaceholders {
-    fn fill(&self, value: &mut serde_json::Value) {
-        match value {
-            serde_json::Value::String(text) if text.contains('{') => {
-                *text = text
-                    .replace("{nodeName}", &self.node_name)
-                    .replace("{nodeAddress}", &self.node_address.to_string())
-                    .replace("{nodePodCIDR}", &self.node_pod_cidr.to_string())
-                    .replace("{podSubnet}", &self.pod_subnet.to_string());
-            }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| self.fill(v)),
-            serde_json::Value::Object(fields) => fields.values_mut().for_each(|v| self.fill(v)),
-            _ => {}
-        }
-    }
-}
-
 /// The node's own conflist: placeholders filled in, and every `host-local` IPAM section
 /// given the node's pod range and a state directory of the node's.
-fn fill_in_node_network(network: &mut NetworkConfigList, placeholders: &NodePlaceholders, state: &std::path::Path) {
+fn fill_in_node_network(network: &mut NetworkConfigList, placeholders: &crate::cni::runtime::NodePlaceholders, state: &std::path::Path) {
     let pod_cidr = placeholders.node_pod_cidr;
-    for plugin in &mut network.plugins {
-        for value in plugin.values_mut() {
-            placeholders.fill(value);
-        }
-    }
+    placeholders.fill_in(network);
     for plugin in &mut network.plugins {
         let Some(ipam) = plugin.get_mut("ipam").and_then(serde_json::Value::as_object_mut) else { continue };
         if ipam.get("type").and_then(serde_json::Value::as_str) != Some("host-local") {
