@@ -3,12 +3,15 @@
 use std::process::Command;
 
 /// (package, a file it installs that the lab uses)
-const PACKAGES: [(&str, &str); 15] = [
+const PACKAGES: [(&str, &str); 16] = [
     ("containernetworking-plugins", "/usr/lib/cni/bridge"),
     ("iproute2", "/usr/sbin/ip"),
     ("iptables", "/usr/sbin/iptables-restore"),
     ("procps", "/usr/bin/kill"),
     ("util-linux", "/usr/bin/setpriv"),
+    // GNU time: a plugin's own peak memory (the kernel's figure for a process the harness
+    // starts is at least the harness's own peak).
+    ("time", "/usr/bin/time"),
     // cni_spec reads a node's nftables rules, for plugins that write them directly.
     ("nftables", "/usr/sbin/nft"),
     // The lab's Gateway for the canary suites.

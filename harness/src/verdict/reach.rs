@@ -18,6 +18,19 @@ pub fn unanswered(observation: &Observation) -> (Evidence, Option<FailureReason>
     (Evidence::new(observation.kind().replace(' ', "-"), detail), Some(reason))
 }
 
+/// Where to look first: a request that got no answer at all (a timeout, no route, the probe
+/// failing) most often means the pod's own network is not there, before any NAT, Gateway or
+/// path; an answer that is wrong points at `otherwise` alone.
+pub fn look_at(client: &Pod, observation: &Observation, otherwise: &str) -> String {
+    match observation {
+        Observation::TimedOut { .. } | Observation::Unreachable { .. } | Observation::Failed { .. } => format!(
+            "first pod {}/{}'s own network on node {} (its interface, address and default route in the pod, and the CNI's ADD result for it), then {otherwise}",
+            client.namespace, client.name, client.node
+        ),
+        _ => otherwise.to_owned(),
+    }
+}
+
 /// A negative check that passes only for the stated reason: the connection was *refused*.
 /// A timeout or an answer fails it, and says which.
 pub fn refused(target: &str, client: &Pod, observation: &Observation) -> Verdict {
@@ -38,7 +51,7 @@ pub fn refused(target: &str, client: &Pod, observation: &Observation) -> Verdict
         expected: Evidence::new("refused", "an immediate refusal (TCP RST)"),
         observed,
         reason,
-        look_at: "the path to the external host: a refusal needs a round trip, a timeout means packets were dropped".into(),
+        look_at: look_at(client, observation, "the path to the external host: a refusal needs a round trip, a timeout means packets were dropped"),
     }
 }
 
@@ -59,5 +72,6 @@ mod tests {
         assert!(timed_out.message().contains("expected refused") && timed_out.message().contains("observed timed-out"), "{}", timed_out.message());
         let unreachable = refused("x", &client(), &Observation::Unreachable { detail: "no route".into() });
         assert_eq!(unreachable.reason, Some(FailureReason::Unreachable));
+        assert!(timed_out.look_at.starts_with("first pod ") && timed_out.look_at.contains("own network"), "{}", timed_out.look_at);
     }
 }

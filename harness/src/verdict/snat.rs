@@ -115,7 +115,7 @@ pub fn source_address(expected: &ExpectedSource, observation: &Observation, clie
         expected: expected_evidence,
         observed,
         reason,
-        look_at: expected.look_at.clone(),
+        look_at: super::reach::look_at(client, observation, &expected.look_at),
     }
 }
 
@@ -184,6 +184,7 @@ mod tests {
         let timed_out = Observation::TimedOut { detail: "timeout".into() };
         let verdict = source_address(&egress(), &timed_out, &client(), &book());
         assert_eq!(verdict.reason, Some(FailureReason::TimedOut));
+        assert!(verdict.look_at.starts_with("first pod prod/web") && verdict.look_at.ends_with("and the SNAT there"), "the pod's own network first, then the policy: {}", verdict.look_at);
         let refused = Observation::Refused { detail: "refused".into() };
         assert_eq!(source_address(&egress(), &refused, &client(), &book()).reason, Some(FailureReason::Refused));
     }
