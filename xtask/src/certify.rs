@@ -155,7 +155,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             Err(e) => println!("\n{family}: no summary at {} ({e})", path.display()),
         }
     }
-    let report = write_certification(&out, &families)?;
+    let report = write_certification(&out, &families, &cni)?;
     println!("conformance report of {} {}: {:?}, {}", report.implementation.name, report.implementation.version, report.outcome(), out.join("conformance.yaml").display());
     println!("  {}\n  {}", out.join("report.md").display(), out.join("report.html").display());
     if interrupted {
@@ -168,8 +168,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
 }
 
 /// Merges the families' reports into `conformance.yaml`, `report.md` and `report.html` in
-/// `out`; the Markdown also goes to `$GITHUB_STEP_SUMMARY` when set.
-pub fn write_certification(out: &Path, families: &[&str]) -> Result<ConformanceReport, String> {
+/// `out`, named after the profile (not after a family's subject: `cni_spec` calls its
+/// subject by its conflist); the Markdown also goes to `$GITHUB_STEP_SUMMARY` when set.
+pub fn write_certification(out: &Path, families: &[&str], cni: &CniProfile) -> Result<ConformanceReport, String> {
     let reports = families
         .iter()
         .map(|family| {
@@ -177,7 +178,9 @@ pub fn write_certification(out: &Path, families: &[&str]) -> Result<ConformanceR
             std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display())).and_then(|text| ConformanceReport::from_yaml(&text).map_err(|e| format!("{}: {e}", path.display())))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let report = ConformanceReport::merge(reports).ok_or("no family ran")?;
+    let mut report = ConformanceReport::merge(reports).ok_or("no family ran")?;
+    report.implementation = conformance::Implementation { name: cni.name.clone(), version: cni.version.clone(), version_source: format!("the profile {} (each plugin's own version under components)", cni.source.display()) };
+    report.purpose = Some(cni.purpose());
     let write = |name: &str, text: &str| harness::report::write_atomically(&out.join(name), text.as_bytes()).map_err(|e| e.to_string());
     write("conformance.yaml", &report.to_yaml())?;
     let markdown = render::markdown(&report);
