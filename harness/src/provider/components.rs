@@ -82,11 +82,13 @@ pub fn harness_parts_for<'c>(components: &'c [Component], features: &[Feature]) 
 /// A plugin binary as the lab runs it: its `VERSION` answer and its own about line (the
 /// Debian package's version where the binary is Debian's and does not know its own).
 pub fn plugin_component(plugin: &str, path: &Path) -> Component {
+    // The answer is JSON on stdout alone; what a plugin logs on stderr is not part of it.
     let spec_versions = run_plugin(path, Some("VERSION"), r#"{"cniVersion":"1.0.0"}"#)
-        .and_then(|out| serde_json::from_str::<serde_json::Value>(&out).ok())
+        .and_then(|(stdout, _)| serde_json::from_str::<serde_json::Value>(&stdout).ok())
         .and_then(|v| v["supportedVersions"].as_array().map(|a| a.iter().filter_map(|s| s.as_str()).collect::<Vec<_>>().join(", ")))
         .unwrap_or_else(|| "no VERSION answer".into());
-    let about = run_plugin(path, None, "").and_then(|out| out.lines().next().map(str::to_owned)).unwrap_or_default();
+    // skel prints its about line on stderr; other plugins may use stdout.
+    let about = run_plugin(path, None, "").and_then(|(stdout, stderr)| format!("{stdout}{stderr}").trim().lines().next().map(str::to_owned)).unwrap_or_default();
     let version = match debian_package_version(path) {
         Some(package) if about.is_empty() || about.contains("version unknown") => format!("{package} (Debian containernetworking-plugins)"),
         _ if !about.is_empty() => about,
@@ -96,9 +98,9 @@ pub fn plugin_component(plugin: &str, path: &Path) -> Component {
 }
 
 /// Runs a plugin binary with `command` (none: it prints its about text) and returns what it
-/// printed on stdout and stderr; bounded like every plugin call, since a vendor's plugin
+/// printed on stdout and on stderr; bounded like every plugin call, since a vendor's plugin
 /// need not answer an empty command at all.
-fn run_plugin(path: &Path, command: Option<&str>, stdin: &str) -> Option<String> {
+fn run_plugin(path: &Path, command: Option<&str>, stdin: &str) -> Option<(String, String)> {
     let mut process = Command::new(path);
     process.env_clear();
     if let Some(command) = command {
@@ -107,7 +109,7 @@ fn run_plugin(path: &Path, command: Option<&str>, stdin: &str) -> Option<String>
     let what = format!("{} of {}", command.unwrap_or("its about text"), path.display());
     let budget = crate::cni::runtime::plugin_budget().min(std::time::Duration::from_secs(5));
     let (output, _) = crate::cni::runtime::run_bounded(process, stdin.as_bytes(), budget, None, &what).ok()?;
-    (output.hung_after.is_none()).then(|| format!("{}{}", output.stdout, output.stderr).trim().to_owned())
+    (output.hung_after.is_none()).then_some((output.stdout, output.stderr))
 }
 
 /// The version of Debian's containernetworking-plugins, when `path` is one of its binaries.
@@ -218,6 +220,24 @@ mod tests {
         let component = plugin_component("bridge", &bridge);
         assert_eq!(component.role, Role::UnderTest);
         assert!(component.version.contains("Debian containernetworking-plugins") && component.version.contains("CNI spec 0.1.0"), "{component:?}");
+    }
+
+    /// A plugin that logs on stderr while it answers VERSION still has its versions read
+    /// (from stdout alone), and one that never answers an empty command is not waited for.
+    #[test]
+    fn a_vendor_plugin_s_versions_are_read_from_stdout_and_a_silent_one_is_not_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let plugin = dir.path().join("chatty");
+        std::fs::write(
+            &plugin,
+            "#!/bin/sh\ncat > /dev/null\nif [ \"$CNI_COMMAND\" = VERSION ]; then echo 'reading config' >&2; echo '{\"cniVersion\":\"1.0.0\",\"supportedVersions\":[\"0.4.0\",\"1.0.0\"]}'; exit 0; fi\nsleep 60\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let started = std::time::Instant::now();
+        let component = plugin_component("chatty", &plugin);
+        assert!(component.version.ends_with("CNI spec 0.4.0, 1.0.0"), "{component:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
     }
 
     #[test]
