@@ -7,7 +7,6 @@
 //! reference TSN metadata proxy on the lab, every family.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use harness::cni::Installation;
 use harness::cni::{load_profile, CniProfile, Feature};
@@ -122,12 +121,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
             break;
         }
         eprintln!("\nxtask certify: running the {family} family against {} ({})", cni.name, cni.source.display());
-        let mut test = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        let mut test = crate::util::cargo_command();
         if *family == "cni_spec" {
             test.envs(spec_subject(&cni));
         }
         test.args(["test", "--test", family])
-            .current_dir(workspace_root())
             .env("CNICONF_CNI", &request.cni)
             .env("CNICONF_REPORT_DIR", &out)
             // A certification writes the records it saw for review; it compares with none.

@@ -72,13 +72,11 @@ pub fn run() -> Result<(), String> {
     let root = workspace_root();
     let triple = host_triple()?;
     let target_dir = root.join("target/probe-image");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     // With an explicit --target, RUSTFLAGS reach only the probe, not build scripts.
-    let status = Command::new(cargo)
+    let status = crate::util::cargo_command()
         .args(["build", "--release", "--bin", "cni-probe", "--bin", "tsn-metadata-proxy", "--target", &triple, "--target-dir"])
         .arg(&target_dir)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .current_dir(&root)
         .status()
         .map_err(|e| format!("failed to build the static probe: {e}"))?;
     if !status.success() {

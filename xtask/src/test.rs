@@ -2,9 +2,8 @@
 //! own last lines are the doc-test runs, which have no tests.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use crate::util::workspace_root;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Totals {
@@ -39,10 +38,8 @@ pub fn run() -> Result<(), String> {
     } else {
         eprintln!("xtask test: no docker on PATH; the probe image tests will be ignored");
     }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut child = Command::new(cargo)
+    let mut child = crate::util::cargo_command()
         .args(["test", "--workspace"])
-        .current_dir(workspace_root())
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("failed to run `cargo test --workspace`: {e}"))?;

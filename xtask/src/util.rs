@@ -7,17 +7,48 @@ pub fn workspace_root() -> PathBuf {
     harness::workspace_root().to_owned()
 }
 
+/// A `cargo` command in the workspace root, in the environment a user's own `cargo` has.
+/// `cargo xtask` is `cargo run`, which gives this process the variables of the package it
+/// runs (`CARGO_PKG_NAME=xtask`, `CARGO_MANIFEST_DIR`, ...). Build scripts (ring's, cc's)
+/// declare those as inputs, so a cargo started with them rebuilt ring, rustls and kube
+/// after every plain `cargo test`, and again after. They are left out.
+pub fn cargo_command() -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command.current_dir(workspace_root());
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if key.starts_with("CARGO_PKG_") || key.starts_with("CARGO_MANIFEST_") || matches!(key, "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE" | "OUT_DIR") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
 /// Runs `cargo args` in the workspace root, streaming its output.
 pub fn cargo(args: &[&str]) -> Result<(), String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
+    let status = cargo_command()
         .args(args)
-        .current_dir(workspace_root())
         .status()
         .map_err(|e| format!("failed to run `cargo {}`: {e}", args.join(" ")))?;
     if status.success() {
         Ok(())
     } else {
         Err(format!("`cargo {}` failed ({status})", args.join(" ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Under `cargo test`, as under `cargo run`, this process has its package's variables;
+    /// the cargo it starts must not (they are inputs of ring's and cc's build scripts).
+    #[test]
+    fn a_child_cargo_gets_none_of_this_package_s_variables() {
+        assert!(std::env::var_os("CARGO_PKG_NAME").is_some(), "cargo sets it for this test process");
+        let command = super::cargo_command();
+        let removed: Vec<String> = command.get_envs().filter(|(_, v)| v.is_none()).map(|(k, _)| k.to_string_lossy().into_owned()).collect();
+        for key in ["CARGO_PKG_NAME", "CARGO_PKG_VERSION", "CARGO_MANIFEST_DIR"] {
+            assert!(removed.iter().any(|r| r == key), "{key} is passed on: removed only {removed:?}");
+        }
+        assert!(!removed.iter().any(|r| r == "CARGO"), "the cargo to run stays known");
     }
 }
