@@ -496,20 +496,7 @@ fn in_github_actions_a_run_puts_its_report_on_the_job_summary() {
 /// hanging plugin killed with it) and it exits with 130.
 #[test]
 fn an_interrupted_cni_spec_run_leaves_no_nodes_behind() {
-    let plugins = tempfile::tempdir().unwrap();
-    let plugin = plugins.path().join("hang");
-    hanging_plugin(&plugin, "60.0113");
-    let conflist = plugins.path().join("hang.conflist");
-    std::fs::write(&conflist, r#"{"cniVersion": "1.0.0", "name": "hang", "plugins": [{"type": "hang"}]}"#).unwrap();
-    let reports = report_dir();
-    let mut child = suite_command(&suite_binary("cni_spec"))
-        .env("CNICONF_SPEC_SUBJECT", &conflist)
-        .env("CNICONF_SPEC_PLUGIN_DIR", plugins.path())
-        .env("CNICONF_REPORT_DIR", reports.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut child, _plugins, _reports) = cni_spec_of_a_hanging_plugin("60.0113", None);
     let deadline = Instant::now() + Duration::from_secs(20);
     let clusters = loop {
         let clusters = clusters_of(child.id());
@@ -529,6 +516,22 @@ fn an_interrupted_cni_spec_run_leaves_no_nodes_behind() {
         assert!(!runs::state_dir(&cluster).exists(), "the state of {cluster} remains");
     }
     assert_eq!(processes_running("sleep 60.0113"), Vec::<u32>::new(), "no plugin the run started outlives it");
+}
+
+/// cni_spec started on a plugin that hangs (see [`hanging_plugin`]), with the plugin budget
+/// given; the run, and the directories of its plugin and reports.
+fn cni_spec_of_a_hanging_plugin(marker: &str, budget_seconds: Option<&str>) -> (std::process::Child, tempfile::TempDir, tempfile::TempDir) {
+    let plugins = tempfile::tempdir().unwrap();
+    hanging_plugin(&plugins.path().join("hang"), marker);
+    let conflist = plugins.path().join("hang.conflist");
+    std::fs::write(&conflist, r#"{"cniVersion": "1.0.0", "name": "hang", "plugins": [{"type": "hang"}]}"#).unwrap();
+    let reports = report_dir();
+    let mut command = suite_command(&suite_binary("cni_spec"));
+    command.env("CNICONF_SPEC_SUBJECT", &conflist).env("CNICONF_SPEC_PLUGIN_DIR", plugins.path()).env("CNICONF_REPORT_DIR", reports.path()).stdout(Stdio::null()).stderr(Stdio::null());
+    if let Some(seconds) = budget_seconds {
+        command.env("CNICONF_PLUGIN_BUDGET_SECONDS", seconds);
+    }
+    (command.spawn().unwrap(), plugins, reports)
 }
 
 /// A plugin that answers VERSION and hangs in every other command, in a `sleep` whose
@@ -553,20 +556,7 @@ fn processes_running(command: &str) -> Vec<u32> {
 /// calls) ends them by their recorded process groups, though their namespaces are gone.
 #[test]
 fn a_killed_run_s_hung_plugins_are_ended_by_gc() {
-    let plugins = tempfile::tempdir().unwrap();
-    hanging_plugin(&plugins.path().join("hang"), "61.0117");
-    let conflist = plugins.path().join("hang.conflist");
-    std::fs::write(&conflist, r#"{"cniVersion": "1.0.0", "name": "hang", "plugins": [{"type": "hang"}]}"#).unwrap();
-    let reports = report_dir();
-    let mut child = suite_command(&suite_binary("cni_spec"))
-        .env("CNICONF_SPEC_SUBJECT", &conflist)
-        .env("CNICONF_SPEC_PLUGIN_DIR", plugins.path())
-        .env("CNICONF_REPORT_DIR", reports.path())
-        .env("CNICONF_PLUGIN_BUDGET_SECONDS", "300")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut child, _plugins, _reports) = cni_spec_of_a_hanging_plugin("61.0117", Some("300"));
     let deadline = Instant::now() + Duration::from_secs(20);
     while processes_running("sleep 61.0117").len() < 2 {
         assert!(Instant::now() < deadline, "no plugin hung within 20s");
