@@ -205,14 +205,23 @@ struct RunningPlugin {
 const RUNNING_PLUGINS: &str = "plugin-processes";
 
 impl RunningPlugin {
+    /// Registers and records the group; if the run is being interrupted (its cleanup has
+    /// looked, or is looking), nothing may be created any more: the plugin is killed at once.
     fn start(pgid: i32, state: Option<&Path>, what: &str) -> Self {
         let key = format!("CNI plugin process group {pgid} ({what})");
         crate::cleanup::register(&key, move || kill_group(pgid));
-        let record = state.map(|dir| dir.join(RUNNING_PLUGINS).join(pgid.to_string())).filter(|path| {
-            let started = process_start_time(pgid).unwrap_or_default();
-            std::fs::create_dir_all(path.parent().expect("a record has a directory")).and_then(|()| std::fs::write(path, format!("{started} {what}\n"))).is_ok()
+        let record = state.map(|dir| dir.join(RUNNING_PLUGINS).join(pgid.to_string()));
+        let recorded = crate::cleanup::guard_creation(|| {
+            if let Some(path) = &record {
+                let started = process_start_time(pgid).unwrap_or_default();
+                let _ = std::fs::create_dir_all(path.parent().expect("a record has a directory")).and_then(|()| std::fs::write(path, format!("{started} {what}\n")));
+            }
+            Ok(())
         });
-        Self { record, key }
+        if recorded.is_err() {
+            kill_group(pgid);
+        }
+        Self { record: record.filter(|_| recorded.is_ok()), key }
     }
 }
 
@@ -619,7 +628,9 @@ impl CniRuntime {
             std::fs::create_dir_all(path.parent().expect("cache path has a parent"))?;
             std::fs::write(&path, serde_json::to_vec(&record).expect("cache record serializes"))
         };
-        write().map_err(|e| HarnessError::Command { command: format!("write CNI cache {}", path.display()), detail: e.to_string() })
+        // Under the interrupt guard: a cache written after the cleanup removed the run's
+        // state would bring its directory back.
+        crate::cleanup::guard_creation(|| write().map_err(|e| HarnessError::Command { command: format!("write CNI cache {}", path.display()), detail: e.to_string() }))
     }
 
     fn cached(&self, list: &NetworkConfigList, attachment: &Attachment) -> Result<Option<Value>> {
