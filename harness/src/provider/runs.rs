@@ -110,6 +110,19 @@ pub fn claimed(provider: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Names of clusters whose state directory has no provider mark: what a removal left
+/// half-done (a late write brought the directory back). No provider's run can still use it.
+pub fn unmarked() -> Vec<String> {
+    std::fs::read_dir(state_root())
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|name| name.starts_with(NAME_PREFIX) && state_dir(name).is_dir() && !state_dir(name).join("provider").exists())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn release(cluster: &str) {
     let _ = std::fs::remove_dir_all(state_dir(cluster));
     let _ = std::fs::remove_file(state_root().join(format!("{cluster}.lock")));

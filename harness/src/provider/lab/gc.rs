@@ -120,6 +120,7 @@ pub fn leftovers() -> Vec<Leftover> {
     let mut clusters: Vec<String> = list_dir(NETNS_DIR)
         .into_iter()
         .chain(runs::claimed("lab"))
+        .chain(runs::unmarked())
         .filter_map(|name| {
             let id = name.strip_prefix(NAME_PREFIX)?.split('-').next()?.to_owned();
             Some(format!("{NAME_PREFIX}{id}"))
@@ -163,6 +164,20 @@ pub fn collect(force: bool) -> Vec<(Leftover, Collected)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A state directory that lost its marks (a late write brought it back after its
+    /// removal: only `trials.lock` in it) is still seen and removed by gc.
+    #[test]
+    fn a_state_directory_without_its_provider_mark_is_collected() {
+        let cluster = runs::new_cluster_name();
+        std::fs::create_dir_all(runs::state_dir(&cluster)).unwrap();
+        std::fs::write(runs::state_dir(&cluster).join("trials.lock"), "").unwrap();
+        let leftover = leftovers().into_iter().find(|l| l.cluster == cluster).expect("gc sees it");
+        assert!(!leftover.owner_alive);
+        let collected = collect(false);
+        assert!(collected.iter().any(|(l, c)| l.cluster == cluster && matches!(c, Collected::Removed { .. })), "{collected:?}");
+        assert!(!runs::state_dir(&cluster).exists());
+    }
 
     /// An interrupt's cleanup and a run's own teardown may remove one cluster at the same
     /// time: whichever finishes, the namespaces, the BPF filesystem and the state are gone.
