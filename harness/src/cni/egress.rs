@@ -20,9 +20,10 @@ pub enum EgressDialect {
     LabReference,
     /// Antrea `Egress` + `ExternalIPPool`; realized when `status.egressNode` is set.
     Antrea,
-    /// Cilium `CiliumEgressGatewayPolicy`; realized when the gateway node's agent lists
-    /// the policy in its BPF egress map. Cilium does not assign the egress IP: it must
-    /// already be on the gateway node's interface.
+    /// Cilium `CiliumEgressGatewayPolicy`; realized when every selected pod's own node
+    /// redirects it to a gateway node and that node's agent SNATs it to the egress IP (see
+    /// [`cilium_gateway_of`]). Cilium does not assign the egress IP: it must already be on
+    /// the gateway node's interface.
     Cilium,
 }
 
@@ -95,9 +96,9 @@ impl EgressDialect {
     }
 
     /// Whether the CNI reports the policy realized, and where: Antrea's `status.egressNode`;
-    /// for Cilium, an entry for each selected pod with the policy's egress IP in the BPF
-    /// egress map of the gateway node's agent and of the agent on the pod's own node (the
-    /// source node redirects, the gateway SNATs: both must be programmed).
+    /// for Cilium, the BPF egress maps of the agents on the selected pods' nodes and on the
+    /// nodes the gateway selector selects (the source node redirects, the gateway SNATs:
+    /// both must be programmed; see [`cilium_gateway_of`]).
     pub fn realized(self, access: &KubeAccess, policy: &EgressPolicy, nodes: &[Node], selected: &[Pod]) -> Result<Option<EgressStatus>> {
         match self {
             EgressDialect::None => Err(HarnessError::NotFound { what: "egress policy dialect".into(), wanted: "for a CNI whose profile names none (egress:)".into() }),
@@ -108,19 +109,18 @@ impl EgressDialect {
                 Ok(antrea_status(&status, policy.egress_ip))
             }
             EgressDialect::Cilium => {
-                let gateway = self.gateway_node(policy, nodes)?;
+                let candidates = nodes.iter().filter(|n| policy.gateway_node_selector.matches(&n.labels)).map(|n| n.name.as_str());
                 let mut listed_on = std::collections::BTreeMap::new();
-                for node in std::iter::once(gateway.name.as_str()).chain(selected.iter().map(|p| p.node.as_str())) {
+                for node in selected.iter().map(|p| p.node.as_str()).chain(candidates) {
                     if !listed_on.contains_key(node) {
                         let agent = cilium_agent_on(access, node)?;
-                        let listed = access
-                            .exec("kube-system", &agent, Some("cilium-agent"), &["cilium-dbg", "bpf", "egress", "list"])?
-                            .stdout_of_success(&format!("cilium-dbg bpf egress list in pod kube-system/{agent}"))?;
-                        listed_on.insert(node.to_owned(), listed);
+                        let reading = format!("cilium-dbg bpf egress list -o json in pod kube-system/{agent}");
+                        let listed = access.exec("kube-system", &agent, Some("cilium-agent"), &["cilium-dbg", "bpf", "egress", "list", "-o", "json"])?.stdout_of_success(&reading)?;
+                        listed_on.insert(node.to_owned(), cilium_egress_entries(&listed).map_err(|detail| HarnessError::Command { command: reading, detail })?);
                     }
                 }
-                let programmed = cilium_programmed(&listed_on, &gateway.name, selected, policy.egress_ip);
-                Ok(programmed.then(|| EgressStatus { egress_node: gateway.name.clone(), egress_ip: policy.egress_ip }))
+                let gateway = cilium_gateway_of(&listed_on, nodes, policy, selected);
+                Ok(gateway.map(|node| EgressStatus { egress_node: node.name.clone(), egress_ip: policy.egress_ip }))
             }
         }
     }
@@ -139,21 +139,53 @@ fn antrea_status(status: &Value, requested: IpAddr) -> Option<EgressStatus> {
     Some(EgressStatus { egress_node: node.to_owned(), egress_ip: ip })
 }
 
-/// Whether `cilium-dbg bpf egress list` output has an entry SNATing to `egress_ip`, from
-/// `source` when given (columns: source IP, destination CIDR, egress IP, gateway IP).
-fn cilium_lists_egress_ip(listed: &str, egress_ip: IpAddr, source: Option<IpAddr>) -> bool {
-    let (wanted, source) = (egress_ip.to_string(), source.map(|s| s.to_string()));
-    listed.lines().skip(1).any(|line| {
-        let columns: Vec<&str> = line.split_whitespace().collect();
-        columns.get(2) == Some(&wanted.as_str()) && source.as_deref().is_none_or(|s| columns.first() == Some(&s))
-    })
+/// One entry of a Cilium agent's BPF egress policy map, as `cilium-dbg bpf egress list -o
+/// json` prints it (cilium `cilium-dbg/cmd/bpf_egress_list.go`: the text table's gateway
+/// column may read "Not Found" or "Excluded CIDR", so the JSON is read, not the columns).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct CiliumEgressEntry {
+    #[serde(rename = "SourceIP")]
+    pub source_ip: String,
+    #[serde(rename = "DestCIDR")]
+    pub destination_cidr: String,
+    #[serde(rename = "EgressIP")]
+    pub egress_ip: String,
+    #[serde(rename = "GatewayIP")]
+    pub gateway_ip: String,
 }
 
-/// Whether the maps listed per node hold the policy: the gateway's lists the egress IP, and
-/// each selected pod's own node has the pod's entry.
-fn cilium_programmed(listed_on: &std::collections::BTreeMap<String, String>, gateway: &str, selected: &[Pod], egress_ip: IpAddr) -> bool {
-    let on = |node: &str| listed_on.get(node).map(String::as_str).unwrap_or_default();
-    cilium_lists_egress_ip(on(gateway), egress_ip, None) && selected.iter().all(|pod| cilium_lists_egress_ip(on(&pod.node), egress_ip, Some(pod.address)))
+/// The entries an agent printed; nothing printed (no map yet, or "No entries found." on
+/// stderr) is no entries.
+pub fn cilium_egress_entries(printed: &str) -> std::result::Result<Vec<CiliumEgressEntry>, String> {
+    match printed.trim() {
+        "" => Ok(vec![]),
+        json => serde_json::from_str(json).map_err(|e| format!("not the JSON list of egress entries Cilium prints ({e}): {json}")),
+    }
+}
+
+/// The gateway node Cilium programmed for every selected pod, once it has. Cilium's agent
+/// writes, for each selected pod, the gateway node's IP in the gateway column on every node,
+/// and the egress IP only on the gateway node itself: every other node holds `0.0.0.0`
+/// there (cilium `pkg/egressgateway/policy.go`, `regenerateGatewayConfig`; cilium-cli's
+/// connectivity test `egressgateway.go` expects the same). So the policy is realized when
+/// each selected pod's own node redirects it to one gateway node the selector selects, and
+/// that node's map SNATs the pod to the policy's egress IP.
+pub fn cilium_gateway_of<'n>(listed_on: &std::collections::BTreeMap<String, Vec<CiliumEgressEntry>>, nodes: &'n [Node], policy: &EgressPolicy, selected: &[Pod]) -> Option<&'n Node> {
+    let entry = |node: &str, pod: &Pod| listed_on.get(node)?.iter().find(|e| e.source_ip == pod.address.to_string()).cloned();
+    let mut gateway: Option<&Node> = None;
+    for pod in selected {
+        let redirect = entry(&pod.node, pod)?;
+        let to = nodes.iter().find(|n| n.address.to_string() == redirect.gateway_ip && policy.gateway_node_selector.matches(&n.labels))?;
+        let egress_ip_here = if to.name == pod.node { policy.egress_ip.to_string() } else { "0.0.0.0".to_owned() };
+        if redirect.egress_ip != egress_ip_here || gateway.is_some_and(|g| g.name != to.name) {
+            return None;
+        }
+        if entry(&to.name, pod)?.egress_ip != policy.egress_ip.to_string() {
+            return None;
+        }
+        gateway = Some(to);
+    }
+    gateway
 }
 
 /// The Cilium agent pod on `node`.
@@ -211,23 +243,60 @@ mod tests {
         assert_eq!((status.egress_node.as_str(), status.egress_ip), ("c-worker2", requested));
     }
 
+    fn cilium_listing(entries: &[(&str, &str, &str)]) -> Vec<CiliumEgressEntry> {
+        let json = serde_json::Value::Array(entries.iter().map(|(source, egress, gateway)| json!({"SourceIP": source, "DestCIDR": "0.0.0.0/0", "EgressIP": egress, "GatewayIP": gateway})).collect());
+        cilium_egress_entries(&json.to_string()).unwrap()
+    }
+
+    fn kind_nodes() -> Vec<Node> {
+        use crate::model::{labels, NodeRole};
+        let node = |name: &str, address: &str, gateway: bool| Node {
+            name: name.into(),
+            role: NodeRole::Worker,
+            labels: if gateway { labels([("network-role", "egress-gateway")]) } else { labels([]) },
+            address: address.parse().unwrap(),
+        };
+        vec![node("c-worker", "172.18.0.3", false), node("c-worker2", "172.18.0.4", true)]
+    }
+
+    fn web_on(node: &str) -> Pod {
+        Pod { name: "web".into(), namespace: "prod-t1-0a1b2c".into(), labels: Default::default(), node: node.into(), address: "10.244.1.5".parse().unwrap() }
+    }
+
+    /// What Cilium 1.16's agents write (cilium `pkg/egressgateway/policy.go`): the gateway
+    /// node's IP on every node, the egress IP only on the gateway node, `0.0.0.0` elsewhere.
+    /// The gateway is read from what the pod's node redirects to.
     #[test]
-    fn cilium_is_realized_when_its_map_snats_to_the_egress_ip() {
-        let listed = "Source IP    Destination CIDR   Egress IP      Gateway IP\n10.244.1.5   0.0.0.0/0          172.18.0.200   172.18.0.4\n";
-        assert!(cilium_lists_egress_ip(listed, "172.18.0.200".parse().unwrap(), None));
-        assert!(!cilium_lists_egress_ip(listed, "172.18.0.4".parse().unwrap(), None), "the gateway IP column is not the egress IP");
-        assert!(!cilium_lists_egress_ip("Source IP    Destination CIDR   Egress IP      Gateway IP\n", "172.18.0.200".parse().unwrap(), None));
+    fn cilium_is_realized_when_the_pods_node_redirects_to_a_gateway_that_snats_to_the_egress_ip() {
+        let (nodes, policy, pod) = (kind_nodes(), seed_policy(), web_on("c-worker"));
+        let listed = |source: Vec<CiliumEgressEntry>, gateway: Vec<CiliumEgressEntry>| std::collections::BTreeMap::from([("c-worker".to_owned(), source), ("c-worker2".to_owned(), gateway)]);
+        let as_cilium_writes = listed(cilium_listing(&[("10.244.1.5", "0.0.0.0", "172.18.0.4")]), cilium_listing(&[("10.244.1.5", "172.18.0.200", "172.18.0.4")]));
+        assert_eq!(cilium_gateway_of(&as_cilium_writes, &nodes, &policy, std::slice::from_ref(&pod)).map(|n| n.name.as_str()), Some("c-worker2"));
+        let egress_ip_on_the_source_node = listed(cilium_listing(&[("10.244.1.5", "172.18.0.200", "172.18.0.4")]), cilium_listing(&[("10.244.1.5", "172.18.0.200", "172.18.0.4")]));
+        assert!(cilium_gateway_of(&egress_ip_on_the_source_node, &nodes, &policy, std::slice::from_ref(&pod)).is_none(), "only the gateway node holds the egress IP");
+        let gateway_not_programmed = listed(cilium_listing(&[("10.244.1.5", "0.0.0.0", "172.18.0.4")]), cilium_listing(&[("10.244.1.5", "0.0.0.0", "172.18.0.4")]));
+        assert!(cilium_gateway_of(&gateway_not_programmed, &nodes, &policy, std::slice::from_ref(&pod)).is_none(), "the gateway has not found the egress IP on its interface yet");
+        let not_found = listed(cilium_listing(&[("10.244.1.5", "0.0.0.0", "Not Found")]), cilium_listing(&[("10.244.1.5", "172.18.0.200", "172.18.0.4")]));
+        assert!(cilium_gateway_of(&not_found, &nodes, &policy, std::slice::from_ref(&pod)).is_none(), "no gateway node yet");
+        let source_node_not_yet = listed(vec![], cilium_listing(&[("10.244.1.5", "172.18.0.200", "172.18.0.4")]));
+        assert!(cilium_gateway_of(&source_node_not_yet, &nodes, &policy, std::slice::from_ref(&pod)).is_none(), "the gateway knows the policy, the pod's node not yet");
+        let to_an_unselected_node = listed(cilium_listing(&[("10.244.1.5", "0.0.0.0", "172.18.0.3")]), cilium_listing(&[("10.244.1.5", "172.18.0.200", "172.18.0.3")]));
+        assert!(cilium_gateway_of(&to_an_unselected_node, &nodes, &policy, std::slice::from_ref(&pod)).is_none());
     }
 
     #[test]
-    fn cilium_is_realized_only_when_the_source_node_has_the_pods_entry_too() {
-        let header = "Source IP    Destination CIDR   Egress IP      Gateway IP\n";
-        let entry = format!("{header}10.244.1.5   0.0.0.0/0          172.18.0.200   172.18.0.4\n");
-        let pod = Pod { name: "web".into(), namespace: "prod-t1-0a1b2c".into(), labels: Default::default(), node: "c-worker".into(), address: "10.244.1.5".parse().unwrap() };
-        let egress_ip = "172.18.0.200".parse().unwrap();
-        let maps = |source_node: &str| std::collections::BTreeMap::from([("c-worker2".to_owned(), entry.clone()), ("c-worker".to_owned(), source_node.to_owned())]);
-        assert!(!cilium_programmed(&maps(header), "c-worker2", std::slice::from_ref(&pod), egress_ip), "the gateway knows the policy, the pod's node not yet");
-        assert!(cilium_programmed(&maps(&entry), "c-worker2", std::slice::from_ref(&pod), egress_ip));
+    fn a_pod_on_the_gateway_node_finds_the_egress_ip_in_its_own_nodes_map() {
+        let (nodes, policy, pod) = (kind_nodes(), seed_policy(), web_on("c-worker2"));
+        let listed = std::collections::BTreeMap::from([("c-worker2".to_owned(), cilium_listing(&[("10.244.1.5", "172.18.0.200", "172.18.0.4")]))]);
+        assert_eq!(cilium_gateway_of(&listed, &nodes, &policy, std::slice::from_ref(&pod)).map(|n| n.name.as_str()), Some("c-worker2"));
+    }
+
+    #[test]
+    fn cilium_s_listing_is_read_as_json_and_a_bad_one_is_named() {
+        assert_eq!(cilium_egress_entries("").unwrap(), vec![], "no map yet prints nothing on stdout");
+        assert_eq!(cilium_egress_entries("[]").unwrap(), vec![]);
+        let error = cilium_egress_entries("Source IP   Destination CIDR   Egress IP   Gateway IP").unwrap_err();
+        assert!(error.contains("not the JSON list of egress entries Cilium prints"), "{error}");
     }
 
     #[test]
