@@ -22,13 +22,23 @@ struct StandIns {
 /// matches $STANDIN_FAIL (printing $STANDIN_STDERR), sleeps when it matches $STANDIN_HANG,
 /// answers `kind get clusters` with $STANDIN_CLUSTERS, `docker network inspect` with
 /// kind's usual subnets, `docker run -d` with a container id and `docker logs` as a
-/// listening iperf3 server.
+/// listening iperf3 server. `docker exec -i` keeps what it reads in `received`; `docker
+/// cp` into a node's /tmp fails, as on kind's tmpfs /tmp (kind `provision.go` runs nodes
+/// with `--tmpfs /tmp`; moby #22020). `docker network connect --ip` is refused as Docker
+/// refuses it on kind's network, whose only configured subnet is IPv6 (kind
+/// `pkg/cluster/internal/providers/docker/network.go`); a node's eth0 peers with host link 23.
 const STANDIN: &str = r#"#!/bin/sh
 line="$(basename "$0") $*"
 echo "$line" >> "$STANDIN_DIR/calls.log"
 case "$line" in *"$STANDIN_FAIL"*) if [ -n "$STANDIN_FAIL" ]; then echo "$STANDIN_STDERR" >&2; exit 1; fi;; esac
 case "$line" in *"$STANDIN_HANG"*) if [ -n "$STANDIN_HANG" ]; then sleep 30; fi;; esac
 case "$line" in
+  "docker exec -i"*) cat >> "$STANDIN_DIR/received";;
+  "docker cp"*":/tmp/"*) echo "Error response from daemon: cannot write into a tmpfs mount (moby #22020)" >&2; exit 1;;
+  "docker network connect --ip"*) echo "Error response from daemon: user specified IP address is supported only when connecting to networks with user configured subnets" >&2; exit 1;;
+  "docker exec "*" cat /sys/class/net/eth0/iflink") echo 23;;
+  "docker inspect --format {{.Config.Image}}"*) echo "kindest/node:v1.31.9";;
+  "docker run --rm"*"--network host"*"-o link show") printf '1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536\n23: veth5e1f2a0@if22: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 master br-4f1c\n';;
   "kind get clusters") if [ -n "$STANDIN_CLUSTERS" ]; then echo "$STANDIN_CLUSTERS"; else echo "No kind clusters found." >&2; fi;;
   "docker network inspect"*) echo "172.18.0.0/16 fc00:f853:ccd:e793::/64";;
   "docker run -d"*) echo "c0ffee$(date +%N)";;
@@ -184,10 +194,11 @@ fn a_kept_cluster_is_left_as_it_was_found() {
     let before_teardown = standins.calls().len();
     environment.teardown().unwrap();
     let calls = standins.calls();
-    assert!(calls.iter().any(|c| c == "docker network disconnect --force kind cniconf-w1"), "a real failure, not a graceful stop: {calls:#?}");
+    let uplink = |state: &str| format!("docker run --rm --label cni-conformance.cluster={kept} --network host --cap-add NET_ADMIN --entrypoint ip kindest/node:v1.31.9 link set dev veth5e1f2a0 {state}");
+    assert!(calls.contains(&uplink("down")), "a real failure, not a graceful stop: the node's uplink cut on the host: {calls:#?}");
     assert!(calls.iter().any(|c| c == "docker exec cniconf-w2 ip addr replace 172.18.0.200/32 dev eth0"), "placing is idempotent: {calls:#?}");
     let teardown = &calls[before_teardown..];
-    assert!(teardown.contains(&"docker network connect --ip 172.18.0.3 kind cniconf-w1".to_owned()), "the failed node is back with its address: {teardown:#?}");
+    assert!(teardown.contains(&uplink("up")), "the failed node is back, untouched inside: {teardown:#?}");
     assert!(teardown.contains(&"docker exec cniconf-w2 ip addr del 172.18.0.200/32 dev eth0".to_owned()), "the run's egress IP is gone: {teardown:#?}");
     assert!(!teardown.iter().any(|c| c.starts_with("kind delete")), "kept: {teardown:#?}");
     runs::release(&kept);
@@ -275,9 +286,11 @@ fn a_node_talker_on_kind_runs_the_static_probe_copied_onto_the_node_once() {
         environment.run_on_node(&node, harness::scenarios::tsn::PROBE, &["talk", "172.18.0.9:8080", "--priority", "1"]).unwrap();
     }
     let raw = std::fs::read_to_string(standins.dir.path().join("calls.log")).unwrap();
-    let copies: Vec<&str> = raw.lines().filter(|l| l.starts_with("docker cp")).collect();
-    assert_eq!(copies, [format!("docker cp {} cniconf-w1:/tmp/cni-conformance/static-cni-probe", probe.display())], "copied once: {raw}");
-    assert_eq!(raw.lines().filter(|l| *l == "docker exec cniconf-w1 /tmp/cni-conformance/static-cni-probe talk 172.18.0.9:8080 --priority 1").count(), 2, "{raw}");
+    let copies: Vec<&str> = raw.lines().filter(|l| l.starts_with("docker cp") || l.starts_with("docker exec -i")).collect();
+    let streamed = "docker exec -i cniconf-w1 sh -c mkdir -p /opt/cni-conformance && cat > \"$1\" && chmod 0755 \"$1\" sh /opt/cni-conformance/static-cni-probe";
+    assert_eq!(copies, [streamed], "streamed once onto the node's own filesystem, made executable: {raw}");
+    assert_eq!(std::fs::read_to_string(standins.dir.path().join("received")).unwrap(), "a static build", "the probe's bytes arrive on stdin");
+    assert_eq!(raw.lines().filter(|l| *l == "docker exec cniconf-w1 /opt/cni-conformance/static-cni-probe talk 172.18.0.9:8080 --priority 1").count(), 2, "{raw}");
     let missing = harness::provider::kind::KindEnvironment::without_echo(KindCluster::create(&cni::antrea(), &options(), Addons::default()).unwrap(), vec![], &KindTimeouts::default()).with_static_probe(standins.dir.path().join("not-built"));
     let error = missing.run_on_node(&node, harness::scenarios::tsn::PROBE, &["talk"]).unwrap_err().to_string();
     assert!(error.contains("static probe for node talkers") && error.contains("not-built") && error.contains("`cargo xtask image` builds it"), "{error}");
@@ -312,4 +325,136 @@ fn with_performance_tools_kind_loads_the_iperf3_image_and_runs_iperf3_beside_nod
     assert_eq!(servers, [&format!("docker run -d {label} --network container:cniconf-w2 {image} -s -p 5201 --forceflush")], "one server per node, in its network namespace: {calls:#?}");
     assert!(calls.contains(&format!("docker run --rm {label} --network container:cniconf-w2 {image} -c 172.18.0.3 -p 5201 -n 67108864 -J")), "a client in a container of its own: {calls:#?}");
     assert!(calls.iter().any(|c| c.starts_with("docker rm --force c0ffee")), "the server goes at teardown: {calls:#?}");
+}
+
+/// `docker` for the real-kernel fault test: `docker exec <node> ...` runs in $NODE_NS,
+/// `docker run ... --network host ... --entrypoint ip <image> ...` runs `ip` in $HOST_NS,
+/// `docker inspect` names the node image. Every call is logged as the other stand-ins do.
+const NAMESPACE_DOCKER: &str = r#"#!/bin/sh
+echo "docker $*" >> "$STANDIN_DIR/calls.log"
+case "$1" in
+  exec) shift 2; exec ip netns exec "$NODE_NS" "$@";;
+  inspect) echo "kindest/node:v1.31.9";;
+  run) while [ "$1" != "--entrypoint" ]; do shift; done; shift 3; exec ip netns exec "$HOST_NS" ip "$@";;
+esac
+exit 0
+"#;
+
+/// Two throwaway namespaces wired as Docker wires a kind node: a bridge on the "host", the
+/// node's eth0 a veth whose peer is on the bridge. Removed however the test ends; claimed as
+/// a lab cluster's, so `cargo xtask gc` removes them after a killed run.
+struct KindLikeNode {
+    cluster: String,
+    host: String,
+    node: String,
+}
+
+impl KindLikeNode {
+    fn build() -> Self {
+        let cluster = runs::new_cluster_name();
+        runs::claim(&cluster, "lab").unwrap();
+        let wired = Self { host: format!("{cluster}-host"), node: format!("{cluster}-node"), cluster };
+        let script = format!(
+            "set -e
+             ip netns add {host}; ip netns add {node}
+             ip -n {host} link add br0 type bridge; ip -n {host} link set br0 up
+             ip -n {host} addr add 172.31.0.1/24 dev br0
+             ip -n {host} link add vethnode type veth peer name eth0 netns {node}
+             ip -n {host} link set vethnode master br0 up
+             ip -n {node} link set lo up; ip -n {node} link set eth0 up
+             ip -n {node} addr add 172.31.0.3/24 dev eth0
+             ip -n {node} addr add fd00:31::3/64 dev eth0 nodad
+             ip -n {node} addr add 172.31.0.200/32 dev eth0
+             ip -n {node} route add default via 172.31.0.1
+             ip -n {node} route add 10.244.2.0/24 via 172.31.0.4 dev eth0 proto static",
+            host = wired.host,
+            node = wired.node
+        );
+        let status = std::process::Command::new("sh").args(["-c", &script]).status().unwrap();
+        assert!(status.success(), "wiring the kind-like node");
+        wired
+    }
+
+    /// What the node itself sees of its network; waits out IPv6 duplicate address detection.
+    fn inside(&self) -> String {
+        let script = "ip -d addr show; ip route show table all; ip -6 route show table all; ip rule; ip -6 rule";
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = std::process::Command::new("ip").args(["netns", "exec", &self.node, "sh", "-c", script]).output().unwrap();
+            let seen = String::from_utf8_lossy(&out.stdout).into_owned();
+            if !seen.contains("tentative") || std::time::Instant::now() > deadline {
+                return seen;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Whether the node reaches the host's bridge: a refused TCP connection is an answer; a
+    /// cut link gives none within two seconds.
+    fn reaches_the_host(&self) -> bool {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.node, "timeout", "2", "bash", "-c", "exec 3<>/dev/tcp/172.31.0.1/9"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stderr).contains("Connection refused")
+    }
+
+    fn reaches_the_host_within(&self, budget: Duration) -> bool {
+        let deadline = std::time::Instant::now() + budget;
+        while !self.reaches_the_host() {
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        true
+    }
+}
+
+impl Drop for KindLikeNode {
+    fn drop(&mut self) {
+        for ns in [&self.host, &self.node] {
+            let _ = std::process::Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        runs::release(&self.cluster);
+    }
+}
+
+/// The kind provider's node fault run for real: the same `docker` calls, answered by the
+/// kernel through two namespaces wired as Docker wires a kind node. The cut must stop the
+/// node's traffic while leaving everything inside the node in place, and the undo must
+/// give back exactly the node it found (addresses, the egress IP, routes of every table).
+#[test]
+fn a_failed_kind_node_is_cut_off_for_real_and_restored_exactly() {
+    use harness::provider::kubernetes::Environment;
+    if harness::provider::host::effective_uid() != 0 {
+        eprintln!("skipped: needs root to make network namespaces");
+        return;
+    }
+    let _lock = PATH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let standins = StandIns::install();
+    let wired = KindLikeNode::build();
+    std::fs::write(standins.dir.path().join("docker"), NAMESPACE_DOCKER).unwrap();
+    standins.set("NODE_NS", &wired.node);
+    standins.set("HOST_NS", &wired.host);
+    let kept = kept_name(&cni::antrea(), Addons::default());
+    standins.set("STANDIN_CLUSTERS", &kept);
+    let cluster = KindCluster::create(&cni::antrea(), &KindOptions { keep: true, ..options() }, Addons::default()).unwrap();
+    let environment = harness::provider::kind::KindEnvironment::without_echo(cluster, vec![], &KindTimeouts::default());
+    let node = harness::model::Node { name: "cniconf-w1".into(), role: harness::model::NodeRole::Worker, labels: Default::default(), address: "172.31.0.3".parse().unwrap() };
+
+    let before = wired.inside();
+    assert!(wired.reaches_the_host(), "wired right: the node reaches the host before the fault");
+    environment.fail_node(&node).unwrap();
+    assert!(!wired.reaches_the_host(), "the cut node's traffic goes nowhere");
+    let during = wired.inside();
+    assert!(during.contains("172.31.0.200/32") && during.contains("10.244.2.0/24 via 172.31.0.4"), "nothing inside the node is removed by the cut: {during}");
+    environment.restore_node(&node).unwrap();
+    assert!(wired.reaches_the_host_within(Duration::from_secs(5)), "restored: the node reaches the host again within 5 s (its neighbour entry for the gateway failed while cut)");
+    assert_eq!(wired.inside(), before, "the node is exactly as it was");
+
+    environment.fail_node(&node).unwrap();
+    environment.teardown().unwrap();
+    assert_eq!(wired.inside(), before, "a kept cluster's failed node is restored at teardown");
+    runs::release(&kept);
 }

@@ -165,6 +165,9 @@ pub struct CniProfile {
     /// A profile that proves the suites rather than certifying its plugins (the reference
     /// plugins with the lab's reference datapath).
     pub self_test: bool,
+    /// The kind node image (a Kubernetes release this CNI version supports), pinned by
+    /// digest; kind's own default when the profile names none.
+    pub kind_node_image: Option<String>,
 }
 
 impl CniProfile {
@@ -206,6 +209,7 @@ impl CniProfile {
             gateway: None,
             source: PathBuf::new(),
             self_test: false,
+            kind_node_image: None,
         }
     }
 

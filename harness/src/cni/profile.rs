@@ -38,6 +38,9 @@ struct ProfileFile {
     /// The profile proves the suites (the reference plugins), it certifies nothing.
     #[serde(default)]
     self_test: bool,
+    /// The kind node image, pinned by digest: `kindest/node:v1.31.9@sha256:...`.
+    #[serde(default)]
+    kind_node_image: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,6 +200,11 @@ pub fn read_profile(path: &Path) -> Result<CniProfile> {
         Some(name) => Some(crate::gateway::for_profile(&name, &file.name, runs_on_the_lab).map_err(|e| malformed(format!("gateway: {e}")))?),
         None => None,
     };
+    if let Some(image) = &file.kind_node_image {
+        if !pinned_by_digest(image) {
+            return Err(malformed(format!("kindNodeImage: expected an image pinned by digest, `<repository>:<tag>@sha256:<64 hex digits>` as kind's release notes list them, not `{image}`")));
+        }
+    }
     Ok(CniProfile {
         name: file.name,
         version: file.version,
@@ -209,7 +217,15 @@ pub fn read_profile(path: &Path) -> Result<CniProfile> {
         gateway,
         source: path.to_owned(),
         self_test: file.self_test,
+        kind_node_image: file.kind_node_image,
     })
+}
+
+/// Whether `image` names one image for good: a tag and a sha256 digest.
+fn pinned_by_digest(image: &str) -> bool {
+    let Some((reference, digest)) = image.split_once("@sha256:") else { return false };
+    let tagged = reference.rsplit_once(':').is_some_and(|(repository, tag)| !repository.is_empty() && !tag.is_empty() && !tag.contains('/'));
+    tagged && digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]
@@ -249,6 +265,7 @@ mod tests {
             ("name: x\nversion: 1\ninstall:\n  lab: {conflist: missing.conflist, pluginDir: /usr/lib/cni}\n", "install.lab.conflist"),
             ("name: x\nversion: 1\ninstall:\n  manifests: [{url: u}]\ngateway: envoy\n", "gateway: unknown Gateway API implementation `envoy`"),
             ("name: x\nversion: 1\ninstall:\n  manifests: [{url: u}]\negress: lab-reference\n", "egress: `lab-reference` is the lab's own gateway"),
+            ("name: x\nversion: 1\ninstall:\n  manifests: [{url: u}]\nkindNodeImage: kindest/node:v1.31.9\n", "kindNodeImage: expected an image pinned by digest"),
         ];
         for (text, expected) in cases {
             let path = write(dir.path(), text);

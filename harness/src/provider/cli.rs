@@ -17,6 +17,8 @@ pub struct CliStep {
     pub timeout: Duration,
     /// Failures that mean "not yet" rather than "no", retried within a named budget.
     pub retry: Option<Retry>,
+    /// A file the tool reads on its stdin (none: stdin is empty).
+    pub stdin: Option<std::path::PathBuf>,
 }
 
 /// When a failed step is tried again: its stderr names a transient cause, and the budget
@@ -30,7 +32,12 @@ pub struct Retry {
 
 impl CliStep {
     pub fn new(purpose: impl Into<String>, program: &str, args: impl IntoIterator<Item = impl Into<String>>, timeout: Duration) -> Self {
-        Self { purpose: purpose.into(), program: program.to_owned(), args: args.into_iter().map(Into::into).collect(), timeout, retry: None }
+        Self { purpose: purpose.into(), program: program.to_owned(), args: args.into_iter().map(Into::into).collect(), timeout, retry: None, stdin: None }
+    }
+
+    /// The same step, reading `path` on its stdin.
+    pub fn with_stdin_from(self, path: &std::path::Path) -> Self {
+        Self { stdin: Some(path.to_owned()), ..self }
     }
 
     /// The same step, tried again while it fails with stderr containing one of `transient`.
@@ -82,10 +89,12 @@ fn run_once(step: &CliStep) -> Result<String> {
     let started = Instant::now();
     tracing::info!("{} ...", step.purpose);
     let failed = |detail: String| HarnessError::Command { command: step.to_string(), detail: format!("{} ({detail})", step.purpose) };
-    let handle = duct::cmd(&step.program, &step.args)
-        .stdout_capture()
-        .stderr_capture()
-        .stdin_null()
+    let command = duct::cmd(&step.program, &step.args).stdout_capture().stderr_capture();
+    let command = match &step.stdin {
+        Some(path) => command.stdin_path(path),
+        None => command.stdin_null(),
+    };
+    let handle = command
         .unchecked()
         // Its own process group, so a timeout can stop what the tool started too (kind
         // runs docker); duct's kill reaches only the direct child.

@@ -129,8 +129,9 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
-/// The kind config for `cni`: the fixture's cluster, with the default CNI disabled and,
-/// for a CNI that replaces kube-proxy, kube-proxy off.
+/// The kind config for `cni`: the fixture's cluster, with the default CNI disabled, for a
+/// CNI that replaces kube-proxy kube-proxy off, and every node on the profile's pinned node
+/// image (kind's `nodes[].image`).
 pub fn render_kind_config(path: &Path, cni: &CniProfile) -> Result<String> {
     fixtures::load_kind_config(path)?;
     let text = std::fs::read_to_string(path).map_err(|source| HarnessError::FixtureUnreadable { path: path.to_owned(), source })?;
@@ -145,11 +146,20 @@ pub fn render_kind_config(path: &Path, cni: &CniProfile) -> Result<String> {
     if cni.replaces_kube_proxy {
         networking["kubeProxyMode"] = Value::String("none".into());
     }
+    if let (Some(image), Some(nodes)) = (&cni.kind_node_image, config["nodes"].as_array_mut()) {
+        for node in nodes.iter_mut().filter_map(Value::as_object_mut) {
+            node.insert("image".into(), Value::String(image.clone()));
+        }
+    }
     Ok(serde_saphyr::to_string(&config).expect("JSON values serialize"))
 }
 
 /// Where files the harness puts on kind's nodes go.
-pub const NODE_FILES: &str = "/tmp/cni-conformance";
+///
+/// Not under /tmp: kind runs its nodes with `--tmpfs /tmp` (kind
+/// `pkg/cluster/internal/providers/docker/provision.go`), which `docker cp` cannot write
+/// into (moby #22020) and which Docker mounts `noexec`, so the probe could not run there.
+pub const NODE_FILES: &str = "/opt/cni-conformance";
 
 /// Gateway API CRDs, standard channel, installed before the CNI so its controllers see them.
 pub const GATEWAY_API_VERSION: &str = "v1.2.1";
@@ -915,8 +925,8 @@ pub struct KindEnvironment {
     egress_pool: Vec<std::net::IpAddr>,
     next_egress_ip: std::sync::atomic::AtomicUsize,
     timeouts: KindTimeouts,
-    /// Nodes cut off the network and not yet reconnected.
-    failed_nodes: std::sync::Mutex<Vec<crate::model::Node>>,
+    /// Nodes whose uplink is cut and not yet restored.
+    failed_nodes: std::sync::Mutex<Vec<(crate::model::Node, Uplink)>>,
     /// Egress IPs put on nodes (for CNIs that expect them there), as (node, IP).
     placed_ips: std::sync::Mutex<Vec<(String, std::net::IpAddr)>>,
     /// The static probe node talkers run, and the nodes it has been copied to.
@@ -930,6 +940,29 @@ pub struct KindEnvironment {
 
 /// kind's Docker network, where nodes and the external echo meet.
 pub const KIND_NETWORK: &str = "kind";
+
+/// A node container's uplink: the host side of the veth whose other end is the node's
+/// `eth0`, as Docker wires a container to a bridge network. Setting it down is a cable
+/// pulled at the switch: nothing inside the node is touched (its addresses and routes stay,
+/// its agents get no warning), and setting it up again restores the node exactly. kind's
+/// network cannot take a node back with its address once disconnected (`docker network
+/// connect --ip` needs a user-configured IPv4 subnet, which kind's network has only for
+/// IPv6, and the NIC would come back as eth1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uplink {
+    /// The host's name for the veth end.
+    pub host_link: String,
+    /// The node's own image: it has `ip`, and it is certainly on the host.
+    pub helper_image: String,
+}
+
+/// The name of the link with `index` in `ip -o link show` output (`23: veth1a2b3c@if22: ...`).
+pub fn link_with_index(listing: &str, index: u32) -> Option<String> {
+    listing.lines().find_map(|line| {
+        let (number, rest) = line.split_once(": ")?;
+        (number.trim().parse::<u32>().ok()? == index).then(|| rest.split([':', '@']).next().unwrap_or_default().trim().to_owned())
+    })
+}
 
 impl KindEnvironment {
     pub fn start(cluster: KindCluster, runtime: &std::sync::Arc<tokio::runtime::Runtime>, timeouts: &KindTimeouts) -> Result<Self> {
@@ -976,7 +1009,35 @@ impl KindEnvironment {
     }
 
     fn docker(&self, purpose: String, args: &[&str]) -> Result<()> {
-        cli::run(&CliStep::new(purpose, "docker", args.iter().copied(), self.timeouts.load_image)).map(drop)
+        self.docker_output(purpose, args).map(drop)
+    }
+
+    fn docker_output(&self, purpose: String, args: &[&str]) -> Result<String> {
+        cli::run(&CliStep::new(purpose, "docker", args.iter().copied(), self.timeouts.load_image))
+    }
+
+    /// Where `node`'s uplink is on the host (see [`Uplink`]).
+    fn uplink_of(&self, node: &crate::model::Node) -> Result<Uplink> {
+        let index = self.docker_output(format!("reading which host link is the peer of eth0 on node {}", node.name), &["exec", &node.name, "cat", "/sys/class/net/eth0/iflink"])?;
+        let index: u32 = index.trim().parse().map_err(|_| HarnessError::NotFound { what: format!("peer index of eth0 on node {}", node.name), wanted: format!("a number in /sys/class/net/eth0/iflink, not {index:?}") })?;
+        let image = self.docker_output(format!("reading the image of node {}", node.name), &["inspect", "--format", "{{.Config.Image}}", &node.name])?.trim().to_owned();
+        let listing = self.on_the_host(format!("listing the host's links to find the uplink of node {}", node.name), &image, &["-o", "link", "show"])?;
+        let host_link = link_with_index(&listing, index).ok_or_else(|| HarnessError::NotFound { what: format!("uplink of node {}", node.name), wanted: format!("a host link with index {index} (the peer of the node's eth0)") })?;
+        Ok(Uplink { host_link, helper_image: image })
+    }
+
+    /// Runs `ip args` in the host's network namespace, in a throwaway container of the node
+    /// image (the harness need not be root on the Docker host; Docker Desktop's host is its VM).
+    fn on_the_host(&self, purpose: String, image: &str, ip_args: &[&str]) -> Result<String> {
+        let label = format!("{}={}", super::external::CLUSTER_LABEL, self.cluster.name);
+        let mut args = vec!["run", "--rm", "--label", &label, "--network", "host", "--cap-add", "NET_ADMIN", "--entrypoint", "ip", image];
+        args.extend_from_slice(ip_args);
+        self.docker_output(purpose, &args)
+    }
+
+    fn set_uplink(&self, node: &crate::model::Node, uplink: &Uplink, state: &str) -> Result<()> {
+        let purpose = format!("setting the uplink {} of node {} {state}", uplink.host_link, node.name);
+        self.on_the_host(purpose, &uplink.helper_image, &["link", "set", "dev", &uplink.host_link, state]).map(drop)
     }
 
     /// The same environment, taking the static probe for node talkers from `path`.
@@ -1065,11 +1126,12 @@ impl super::kubernetes::Environment for KindEnvironment {
         }
     }
 
-    /// Cuts the node's container off kind's network at once (no graceful shutdown: its
-    /// agents get no chance to hand anything over), as a failed node or link would.
+    /// Cuts the node's uplink at once (no graceful shutdown: its agents get no chance to
+    /// hand anything over), as a failed node or link would; see [`Uplink`].
     fn fail_node(&self, node: &crate::model::Node) -> Result<()> {
-        self.docker(format!("cutting node {} off Docker network {KIND_NETWORK}", node.name), &["network", "disconnect", "--force", KIND_NETWORK, &node.name])?;
-        self.failed_nodes.lock().unwrap_or_else(|e| e.into_inner()).push(node.clone());
+        let uplink = self.uplink_of(node)?;
+        self.set_uplink(node, &uplink, "down")?;
+        self.failed_nodes.lock().unwrap_or_else(|e| e.into_inner()).push((node.clone(), uplink));
         Ok(())
     }
 
@@ -1089,20 +1151,22 @@ impl super::kubernetes::Environment for KindEnvironment {
         Ok(crate::model::ExecOutput::from_output(&output))
     }
 
-    /// Copies the file into the node's container (`docker cp`), under /tmp/cni-conformance.
+    /// Streams the file into the node's container (`docker exec -i ... cat`), executable,
+    /// under [`NODE_FILES`].
     fn put_file_on_node(&self, node: &crate::model::Node, path: &Path) -> Result<String> {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let there = format!("{NODE_FILES}/{name}");
-        self.run_on_node(node, "mkdir", &["-p", NODE_FILES])?.stdout_of_success(&format!("docker exec {} mkdir -p {NODE_FILES}", node.name))?;
-        self.docker(format!("copying {} to node {}", path.display(), node.name), &["cp", &path.display().to_string(), &format!("{}:{there}", node.name)])?;
+        let write = format!("mkdir -p {NODE_FILES} && cat > \"$1\" && chmod 0755 \"$1\"");
+        let step = CliStep::new(format!("copying {} to {there} on node {}", path.display(), node.name), "docker", ["exec", "-i", &node.name, "sh", "-c", &write, "sh", &there], self.timeouts.load_image);
+        cli::run(&step.with_stdin_from(path))?;
         Ok(there)
     }
 
-    /// Reconnects the node with the address it had, so the cluster is as it was found.
+    /// Puts the node's uplink back up, so the node is exactly as it was.
     fn restore_node(&self, node: &crate::model::Node) -> Result<()> {
         let mut failed = self.failed_nodes.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(index) = failed.iter().position(|n| n.name == node.name) else { return Ok(()) };
-        self.docker(format!("reconnecting node {} to Docker network {KIND_NETWORK}", node.name), &["network", "connect", "--ip", &node.address.to_string(), KIND_NETWORK, &node.name])?;
+        let Some(index) = failed.iter().position(|(n, _)| n.name == node.name) else { return Ok(()) };
+        self.set_uplink(node, &failed[index].1, "up")?;
         failed.remove(index);
         Ok(())
     }
@@ -1122,7 +1186,7 @@ impl super::kubernetes::Environment for KindEnvironment {
         problems.extend(beside_external.into_iter().chain(beside_nodes.into_values()).filter_map(|iperf3| iperf3.remove().err()));
         drop(self.echo.lock().unwrap_or_else(|e| e.into_inner()).take());
         if self.cluster.outlives_process() {
-            let failed: Vec<crate::model::Node> = self.failed_nodes.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let failed: Vec<crate::model::Node> = self.failed_nodes.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(node, _)| node.clone()).collect();
             problems.extend(failed.iter().filter_map(|node| self.restore_node(node).err()));
             for (node, ip) in self.placed_ips.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
                 let removed = self.docker(format!("removing egress IP {ip} from node {node}"), &["exec", &node, "ip", "addr", "del", &format!("{ip}/32"), "dev", "eth0"]);
@@ -1148,6 +1212,10 @@ pub fn kind_components(cni: &CniProfile, addons: Addons) -> Vec<super::component
     }
     let mut parts = cluster_parts(&cni, &cni.version, &installation_origin(&cni));
     parts.push(infrastructure("kind", "as installed", "disposable cluster from fixtures/cluster/kind.yaml"));
+    parts.push(match &cni.kind_node_image {
+        Some(image) => infrastructure("kind node image", image.split('@').next().unwrap_or(image).rsplit(':').next().unwrap_or(image), &format!("{image}, pinned by {}", cni.source.display())),
+        None => infrastructure("kind node image", "kind's default", "not pinned by the profile: whatever the installed kind release defaults to"),
+    });
     if addons.gateway_api {
         parts.push(infrastructure("Gateway API CRDs", GATEWAY_API_VERSION, "standard-install.yaml"));
     }
