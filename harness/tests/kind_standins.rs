@@ -458,3 +458,35 @@ fn a_failed_kind_node_is_cut_off_for_real_and_restored_exactly() {
     assert_eq!(wired.inside(), before, "a kept cluster's failed node is restored at teardown");
     runs::release(&kept);
 }
+
+/// The processes of one nextest run share its kind cluster, each with its own environment:
+/// their egress IPs must differ (Antrea 2.2 refuses an ExternalIPPool overlapping another,
+/// antrea `pkg/controller/externalippool/validate.go`), and an IP comes back to the pool
+/// only when the process that held it gives it back at teardown.
+#[test]
+fn processes_on_one_kind_cluster_never_share_an_egress_ip() {
+    use harness::provider::kubernetes::Environment;
+    let _lock = PATH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let standins = StandIns::install();
+    let kept = kept_name(&cni::antrea(), Addons::default());
+    standins.set("STANDIN_CLUSTERS", &kept);
+    let pool: Vec<std::net::IpAddr> = ["172.18.0.200", "172.18.0.201", "172.18.0.202"].iter().map(|ip| ip.parse().unwrap()).collect();
+    let environment = || {
+        let cluster = KindCluster::create(&cni::antrea(), &KindOptions { keep: true, ..options() }, Addons::default()).unwrap();
+        harness::provider::kind::KindEnvironment::without_echo(cluster, pool.clone(), &KindTimeouts::default())
+    };
+    let (first, second) = (environment(), environment());
+    // A third process of the run holds .201 (as its line in the cluster's state says).
+    std::fs::write(runs::state_dir(&kept).join("egress-ips.taken"), "172.18.0.201 4194301\n").unwrap();
+    let a = first.allocate_egress_ip().unwrap();
+    let b = second.allocate_egress_ip().unwrap();
+    assert_eq!((a.to_string().as_str(), b.to_string().as_str()), ("172.18.0.200", "172.18.0.202"), "each process its own IP, none another holds");
+    let error = first.allocate_egress_ip().unwrap_err().to_string();
+    assert!(error.contains("free egress IP") && error.contains("held by a process"), "{error}");
+    // Teardown gives back this process's IPs (both environments here are one process).
+    first.teardown().unwrap();
+    let third = environment();
+    assert_eq!(third.allocate_egress_ip().unwrap().to_string(), "172.18.0.200", "given back at teardown");
+    assert!(std::fs::read_to_string(runs::state_dir(&kept).join("egress-ips.taken")).unwrap().contains("172.18.0.201 4194301"), "another process's IP stays taken");
+    runs::release(&kept);
+}

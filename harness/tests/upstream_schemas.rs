@@ -111,7 +111,7 @@ fn routes() -> Vec<Value> {
         route.name = format!("{}-t1-0a1b2c", route.name);
         route.path_prefix = format!("/t1-0a1b2c{}", route.path_prefix);
         route.generation = 2;
-        objects.extend(kubernetes::route_objects(namespace, &route, "0a1b2c"));
+        objects.extend(kubernetes::route_objects(namespace, &route));
     }
     objects
 }
@@ -139,7 +139,7 @@ fn checks() -> Vec<(&'static str, fn() -> Result<(), Failed>)> {
         }),
         ("gateways_of_both_implementations_pass_the_installed_gateway_api", || {
             let dir = gateway_api_dir();
-            let gateways: Vec<Value> = [cni::antrea(), cni::cilium()].iter().map(|c| kubernetes::gateway_object(c.gateway.as_ref().unwrap().class, "0a1b2c")).collect();
+            let gateways: Vec<Value> = [cni::antrea(), cni::cilium()].iter().map(|c| kubernetes::gateway_object(c.gateway.as_ref().unwrap().class)).collect();
             against(&[&format!("{dir}/standard-gateway.networking.k8s.io_gateways.yaml")], &gateways)
         }),
         ("canary_and_mirror_httproutes_pass_the_installed_gateway_api", || {

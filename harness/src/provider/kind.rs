@@ -854,6 +854,23 @@ mod tests {
         insta::assert_snapshot!("cilium_kind_config", config);
     }
 
+    /// Each CNI version on a Kubernetes release it supports, pinned by digest (kind v0.29.0's
+    /// release notes list the images), on every node, and said in the report.
+    #[test]
+    fn every_kind_profile_pins_its_node_image_on_every_node_and_the_report_names_it() {
+        for name in ["antrea", "cilium", "flannel", "calico"] {
+            let profile = cni::load_profile(name).unwrap();
+            let image = profile.kind_node_image.clone().unwrap_or_else(|| panic!("{name} pins no kind node image"));
+            let config: Value = serde_saphyr::from_str(&render_kind_config(&fixtures::fixture_path("cluster/kind.yaml"), &profile).unwrap()).unwrap();
+            let nodes = config["nodes"].as_array().unwrap();
+            assert!(nodes.len() == 3 && nodes.iter().all(|n| n["image"] == image.as_str()), "{name}: {config}");
+            let parts = kind_components(&profile, Addons::default());
+            let shown = parts.iter().find(|c| c.name == "kind node image").unwrap();
+            assert!(shown.version.starts_with("v1.3") && shown.origin.contains(&image), "{name}: {shown:?}");
+        }
+        assert!(cni::cilium().kind_node_image.unwrap().starts_with("kindest/node:v1.30."), "Cilium 1.16 is e2e-tested up to Kubernetes 1.30 (its compatibility page)");
+    }
+
     #[test]
     fn egress_ips_come_from_the_top_of_the_first_block_of_kinds_network() {
         let pool = egress_pool("172.18.0.0/16".parse().unwrap());
@@ -923,7 +940,6 @@ pub struct KindEnvironment {
     echo: std::sync::Mutex<Option<super::external::ProbeContainer>>,
     echo_address: std::net::SocketAddr,
     egress_pool: Vec<std::net::IpAddr>,
-    next_egress_ip: std::sync::atomic::AtomicUsize,
     timeouts: KindTimeouts,
     /// Nodes whose uplink is cut and not yet restored.
     failed_nodes: std::sync::Mutex<Vec<(crate::model::Node, Uplink)>>,
@@ -940,6 +956,9 @@ pub struct KindEnvironment {
 
 /// kind's Docker network, where nodes and the external echo meet.
 pub const KIND_NETWORK: &str = "kind";
+
+/// The pool, in the cluster's state, of egress IPs handed to the processes on it.
+const EGRESS_IPS: &str = "egress-ips";
 
 /// A node container's uplink: the host side of the veth whose other end is the node's
 /// `eth0`, as Docker wires a container to a bridge network. Setting it down is a cable
@@ -978,7 +997,6 @@ impl KindEnvironment {
             echo: std::sync::Mutex::new(Some(echo)),
             echo_address,
             egress_pool: egress_pool(subnet),
-            next_egress_ip: Default::default(),
             timeouts: timeouts.clone(),
             failed_nodes: Default::default(),
             placed_ips: Default::default(),
@@ -997,7 +1015,6 @@ impl KindEnvironment {
             echo: std::sync::Mutex::new(None),
             echo_address: std::net::SocketAddr::from(([0, 0, 0, 0], super::external::ECHO_PORT)),
             egress_pool,
-            next_egress_ip: Default::default(),
             timeouts: timeouts.clone(),
             failed_nodes: Default::default(),
             placed_ips: Default::default(),
@@ -1089,12 +1106,19 @@ pub fn static_probe() -> PathBuf {
 pub const STATIC_PROBE: &str = "target/probe-image/context/cni-probe/cni-probe";
 
 impl super::kubernetes::Environment for KindEnvironment {
+    /// The first of the cluster's egress addresses no process on it holds: processes of one
+    /// nextest run share the cluster, and Antrea refuses an `ExternalIPPool` overlapping
+    /// another (antrea `pkg/apiserver/handlers/webhook` `validate.go`), while on Cilium one
+    /// process's teardown would remove an IP another still uses.
     fn allocate_egress_ip(&self) -> Result<std::net::IpAddr> {
-        let index = self.next_egress_ip.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.egress_pool.get(index).copied().ok_or_else(|| HarnessError::NotFound {
+        let candidates: Vec<String> = self.egress_pool.iter().map(ToString::to_string).collect();
+        let taken = runs::take_from_pool(&self.cluster.name, EGRESS_IPS, &candidates)
+            .map_err(|e| HarnessError::Command { command: format!("taking an egress IP in {}", runs::state_dir(&self.cluster.name).display()), detail: e.to_string() })?;
+        let ip = taken.ok_or_else(|| HarnessError::NotFound {
             what: "free egress IP".into(),
-            wanted: format!("in the {} addresses kept for egress on Docker network {KIND_NETWORK}", self.egress_pool.len()),
-        })
+            wanted: format!("in the {} addresses kept for egress on Docker network {KIND_NETWORK} (every one is held by a process on cluster {})", self.egress_pool.len(), self.cluster.name),
+        })?;
+        Ok(ip.parse().expect("the pool holds IP addresses"))
     }
 
     fn place_egress_ip(&self, node: &crate::model::Node, ip: std::net::IpAddr) -> Result<()> {
@@ -1193,6 +1217,8 @@ impl super::kubernetes::Environment for KindEnvironment {
                 problems.extend(removed.err());
             }
         }
+        // After the run's objects are gone (the cluster tore them down first).
+        problems.extend(runs::give_back(&self.cluster.name, EGRESS_IPS).err().map(|e| HarnessError::Command { command: format!("giving back the egress IPs of process {}", std::process::id()), detail: e.to_string() }));
         problems.extend(self.cluster.delete().err());
         match problems.is_empty() {
             true => Ok(()),

@@ -34,18 +34,20 @@ impl Default for KubeTimeouts {
     }
 }
 
-/// Where the run's shared Gateway lives: named for the run (a kept or shared cluster
-/// serves many runs, and a namespace being deleted still holds its name for a while).
-pub fn gateway_namespace(run_id: &str) -> String {
-    format!("{}{run_id}-gateway", super::runs::NAME_PREFIX)
-}
+/// Where the cluster's Gateway lives. One Gateway per cluster, shared by every process and
+/// run on it, each with routes of its own: NGINX Gateway Fabric 1.6 serves one Gateway
+/// per GatewayClass and ignores the others (its compatibility page; `prepare_requests.go`),
+/// so a Gateway per process would leave all processes but one without an address.
+pub const GATEWAY_NAMESPACE: &str = "cniconf-gateway";
 
-/// The run's Gateway: one HTTP listener that takes routes from every namespace.
-pub fn gateway_object(class: &str, run: &str) -> Value {
+/// The cluster's Gateway: one HTTP listener that takes routes from every namespace. It
+/// belongs to the cluster, like the implementation serving it: no process deletes it (a
+/// disposable cluster takes it along; a kept one, or one a crashed run left it on, reuses it).
+pub fn gateway_object(class: &str) -> Value {
     json!({
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "Gateway",
-        "metadata": {"name": "conformance", "namespace": gateway_namespace(run)},
+        "metadata": {"name": "conformance", "namespace": GATEWAY_NAMESPACE},
         "spec": {
             "gatewayClassName": class,
             "listeners": [{"name": "http", "protocol": "HTTP", "port": 80, "allowedRoutes": {"namespaces": {"from": "All"}}}],
@@ -68,8 +70,8 @@ pub fn service_object(namespace: &str, name: &str, port: u16, selector: &crate::
 }
 
 /// The route's Services (one per backend and the mirror) and its HTTPRoute, attached to
-/// the run's Gateway, with its generation in a response header.
-pub fn route_objects(namespace: &str, route: &HttpRoute, run: &str) -> Vec<Value> {
+/// the cluster's Gateway, with its generation in a response header.
+pub fn route_objects(namespace: &str, route: &HttpRoute) -> Vec<Value> {
     let app = |service: &str| crate::model::labels([("app", service)]);
     let mut objects: Vec<Value> = route.backends.iter().map(|b| service_object(namespace, &b.service, b.port, &app(&b.service), false)).collect();
     let mut filters = vec![json!({
@@ -85,7 +87,7 @@ pub fn route_objects(namespace: &str, route: &HttpRoute, run: &str) -> Vec<Value
         "kind": "HTTPRoute",
         "metadata": {"name": route.name, "namespace": namespace},
         "spec": {
-            "parentRefs": [{"name": "conformance", "namespace": gateway_namespace(run)}],
+            "parentRefs": [{"name": "conformance", "namespace": GATEWAY_NAMESPACE}],
             "rules": [{
                 "matches": [{"path": {"type": "PathPrefix", "value": route.path_prefix}}],
                 "filters": filters,
@@ -190,20 +192,24 @@ impl KubeCluster {
         }
     }
 
-    /// The run's Gateway, created on first use; its address. The outcome, a failure too, is
-    /// remembered: every trial gets the first one's answer.
+    /// The cluster's Gateway, made on first use if no one made it yet; its address. The
+    /// outcome, a failure too, is remembered: every trial gets the first one's answer.
     fn gateway(&self) -> Result<IpAddr> {
-        let outcome = self.gateway_address.get_or_init(|| self.create_gateway().map_err(|e| e.to_string()));
-        outcome.clone().map_err(|first| HarnessError::NotReady { what: format!("the run's Gateway in namespace {}", gateway_namespace(&self.info.run_id)), detail: first })
+        let outcome = self.gateway_address.get_or_init(|| self.claim_gateway().map_err(|e| e.to_string()));
+        outcome.clone().map_err(|first| HarnessError::NotReady { what: format!("the cluster's Gateway in namespace {GATEWAY_NAMESPACE}"), detail: first })
     }
 
-    fn create_gateway(&self) -> Result<IpAddr> {
+    /// Applies the cluster's Gateway (the same object from every process, so applying it
+    /// again changes nothing) while holding the cluster's lock where processes share one.
+    fn claim_gateway(&self) -> Result<IpAddr> {
         let support = self.cni.gateway.as_ref().ok_or_else(|| HarnessError::NotFound { what: "Gateway API implementation".into(), wanted: format!("for {}", self.cni.name) })?;
-        let run = &self.info.run_id;
-        let namespace = NamespaceSpec { name: gateway_namespace(run), labels: Default::default() };
-        let gateway = gateway_object(support.class, run);
-        self.create_owned(&[namespace_object(&namespace, &self.info.run_id), gateway.clone()])?;
-        self.await_address(&gateway, "the run's Gateway", |g| g["status"]["addresses"][0]["value"].as_str()?.parse().ok())
+        let gateway = gateway_object(support.class);
+        {
+            let _claimed = super::runs::cluster_lock(&self.info.cluster);
+            let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": GATEWAY_NAMESPACE}});
+            self.access.apply(&[namespace, gateway.clone()], self.timeouts.crd_established)?;
+        }
+        self.await_address(&gateway, "the cluster's Gateway", |g| g["status"]["addresses"][0]["value"].as_str()?.parse().ok())
     }
 }
 
@@ -337,7 +343,7 @@ impl Cluster for KubeCluster {
 
     fn apply_http_route(&self, namespace: &str, route: &HttpRoute) -> Result<()> {
         self.gateway()?;
-        self.access.apply(&route_objects(namespace, route, &self.info.run_id), self.timeouts.crd_established)
+        self.access.apply(&route_objects(namespace, route), self.timeouts.crd_established)
     }
 
     fn expose_service(&self, namespace: &str, name: &str, selector: &crate::model::Labels, _port: u16) -> Result<String> {
@@ -465,9 +471,9 @@ mod tests {
         route.name = "weather-mirror-route-t8".into();
         route.path_prefix = "/t8/getPaidForecast".into();
         route.generation = 1;
-        let objects = route_objects("paid-t8", &route, "0a1b2c");
+        let objects = route_objects("paid-t8", &route);
         insta::assert_snapshot!("mirror_route_objects", crate::cni::egress::to_yaml(&objects));
-        insta::assert_snapshot!("gateway_object", crate::cni::egress::to_yaml(&[gateway_object("nginx", "0a1b2c")]));
+        insta::assert_snapshot!("gateway_object", crate::cni::egress::to_yaml(&[gateway_object("nginx")]));
     }
 
     /// An environment with nothing around the API server.
@@ -607,7 +613,40 @@ mod tests {
         let asked = seen.lock().unwrap().len();
         let second = cluster.apply_http_route("weather-t2", &route()).unwrap_err().to_string();
         assert_eq!(seen.lock().unwrap().len(), asked, "the second trial asked the API server nothing");
-        assert!(first.contains("the run's Gateway") && first.contains("forbidden") && second == first, "{first}\n{second}");
+        assert!(first.contains("the cluster's Gateway") && first.contains("forbidden") && second == first, "{first}\n{second}");
+    }
+
+    /// NGINX Gateway Fabric 1.6 serves one Gateway per class (its compatibility page;
+    /// `internal/mode/static/state/graph` picks one and ignores the rest): every process on
+    /// a cluster must ask for the same Gateway, and no process's teardown may remove it
+    /// from under the others.
+    #[test]
+    fn every_process_on_a_cluster_claims_the_one_gateway_and_none_removes_it() {
+        use crate::kube_access::mock;
+        let (access, seen, _runtime) = mock::api_server(|_, path, _| match path {
+            "/api/v1/nodes" => (http::StatusCode::OK, mock::empty_list("Node")),
+            "/api/v1" => (http::StatusCode::OK, mock::core_v1_resources()),
+            _ => mock::status(403, "Forbidden", "forbidden here: only the requests are looked at"),
+        });
+        let timeouts = KubeTimeouts { crd_established: Duration::from_millis(200), ..Default::default() };
+        let mut second_info = info();
+        second_info.run_id = "9f8e7d".into();
+        let processes = [
+            KubeCluster::new(info(), access.clone(), crate::cni::antrea(), Box::new(NoEnvironment), timeouts.clone()).unwrap(),
+            KubeCluster::new(second_info, access, crate::cni::antrea(), Box::new(NoEnvironment), timeouts).unwrap(),
+        ];
+        let mut asked = vec![];
+        for (index, process) in processes.iter().enumerate() {
+            let before = seen.lock().unwrap().len();
+            let _ = process.apply_http_route(&format!("weather-t{index}"), &route());
+            asked.push(seen.lock().unwrap()[before..].iter().map(|s| format!("{} {}", s.method, s.uri.split('?').next().unwrap())).collect::<Vec<_>>());
+        }
+        assert_eq!(asked[0], asked[1], "both processes ask for the same Gateway");
+        assert!(asked[0].iter().any(|r| r.contains(&format!("/namespaces/{GATEWAY_NAMESPACE}"))), "{asked:#?}");
+        let before = seen.lock().unwrap().len();
+        processes.iter().for_each(|p| p.teardown().unwrap());
+        let removed: Vec<String> = seen.lock().unwrap()[before..].iter().filter(|s| s.method == "DELETE").map(|s| s.uri.clone()).collect();
+        assert!(!removed.iter().any(|uri| uri.contains(GATEWAY_NAMESPACE)), "{removed:#?}");
     }
 
     fn route() -> HttpRoute {

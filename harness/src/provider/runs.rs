@@ -64,6 +64,39 @@ pub fn trial_lock(cluster: &str, exclusive: bool) -> Option<std::fs::File> {
     locked.ok().map(|()| file)
 }
 
+/// Held while a process changes what the processes on `cluster` share (its Gateway, the
+/// egress IPs handed out): a file lock in the cluster's state directory. `None` where the
+/// cluster has none (then no other process of this machine shares it).
+pub fn cluster_lock(cluster: &str) -> Option<std::fs::File> {
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(state_dir(cluster).join("cluster.lock")).ok()?;
+    file.lock().ok().map(|()| file)
+}
+
+/// Takes the first of `candidates` no process has taken from `pool` on `cluster`, under
+/// [`cluster_lock`], and records it as this process's. What a process took stays taken
+/// until it gives it back ([`give_back`]): a crashed process's objects may still use it.
+/// `None` when every candidate is taken.
+pub fn take_from_pool(cluster: &str, pool: &str, candidates: &[String]) -> std::io::Result<Option<String>> {
+    let _locked = cluster_lock(cluster);
+    let path = state_dir(cluster).join(format!("{pool}.taken"));
+    let taken = std::fs::read_to_string(&path).unwrap_or_default();
+    let held: std::collections::BTreeSet<&str> = taken.lines().filter_map(|line| line.split_whitespace().next()).collect();
+    let Some(free) = candidates.iter().find(|c| !held.contains(c.as_str())) else { return Ok(None) };
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+    std::io::Write::write_all(&mut file, format!("{free} {}\n", std::process::id()).as_bytes())?;
+    Ok(Some(free.clone()))
+}
+
+/// Gives back what this process took from `pool` on `cluster`.
+pub fn give_back(cluster: &str, pool: &str) -> std::io::Result<()> {
+    let _locked = cluster_lock(cluster);
+    let path = state_dir(cluster).join(format!("{pool}.taken"));
+    let Ok(taken) = std::fs::read_to_string(&path) else { return Ok(()) };
+    let mine = std::process::id().to_string();
+    let kept: String = taken.lines().filter(|line| line.split_whitespace().nth(1) != Some(mine.as_str())).map(|line| format!("{line}\n")).collect();
+    std::fs::write(&path, kept)
+}
+
 /// Held while one process of a multi-process run creates or joins a shared cluster.
 pub fn creation_lock(cluster: &str) -> std::io::Result<std::fs::File> {
     std::fs::create_dir_all(state_root())?;
