@@ -11,6 +11,9 @@ pub enum HarnessError {
     #[error("required tool `{tool}` was not found on PATH ({purpose}); {install}")]
     MissingTool { tool: String, purpose: String, install: String },
 
+    #[error("`{tool}` {found} is too old, {needed} or later is needed: {purpose}; {install}")]
+    ToolTooOld { tool: String, found: String, needed: String, purpose: String, install: String },
+
     #[error("CNI plugin `{plugin}` was not found in CNI_PATH {searched}; install Debian's containernetworking-plugins with `cargo xtask deps`")]
     MissingPlugin { plugin: String, searched: String },
 

@@ -39,6 +39,7 @@ case "$line" in
   "docker exec "*" cat /sys/class/net/eth0/iflink") echo 23;;
   "docker inspect --format {{.Config.Image}}"*) echo "kindest/node:v1.31.9";;
   "docker run --rm"*"--network host"*"-o link show") printf '1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536\n23: veth5e1f2a0@if22: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 master br-4f1c\n';;
+  "kubectl version --client -o json") if [ -n "$STANDIN_KUBECTL_VERSION" ]; then echo "$STANDIN_KUBECTL_VERSION"; else echo '{"clientVersion": {"major": "1", "minor": "31"}}'; fi;;
   "kind get clusters") if [ -n "$STANDIN_CLUSTERS" ]; then echo "$STANDIN_CLUSTERS"; else echo "No kind clusters found." >&2; fi;;
   "docker network inspect"*) echo "172.18.0.0/16 fc00:f853:ccd:e793::/64";;
   "docker run -d"*) echo "c0ffee$(date +%N)";;
@@ -61,7 +62,7 @@ impl StandIns {
         unsafe {
             std::env::set_var("PATH", format!("{}:{original_path}", dir.path().display()));
             std::env::set_var("STANDIN_DIR", dir.path());
-            for name in ["STANDIN_FAIL", "STANDIN_HANG", "STANDIN_CLUSTERS", "STANDIN_STDERR"] {
+            for name in ["STANDIN_FAIL", "STANDIN_HANG", "STANDIN_CLUSTERS", "STANDIN_STDERR", "STANDIN_KUBECTL_VERSION"] {
                 std::env::remove_var(name);
             }
         }
@@ -489,4 +490,24 @@ fn processes_on_one_kind_cluster_never_share_an_egress_ip() {
     assert_eq!(third.allocate_egress_ip().unwrap().to_string(), "172.18.0.200", "given back at teardown");
     assert!(std::fs::read_to_string(runs::state_dir(&kept).join("egress-ips.taken")).unwrap().contains("172.18.0.201 4194301"), "another process's IP stays taken");
     runs::release(&kept);
+}
+
+/// The Calico plan awaits what its operator makes with `kubectl wait --for=create`, which
+/// kubectl 1.31 added (kubernetes/kubernetes#125868): an older kubectl is named before any
+/// cluster exists, a vendor's `1.31+` is read as 1.31, and other CNIs do not ask.
+#[test]
+fn the_calico_plan_needs_kubectl_1_31_and_says_so_before_creating_anything() {
+    let _lock = PATH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let standins = StandIns::install();
+    let calico = cni::load_profile("calico").unwrap();
+    standins.set("STANDIN_KUBECTL_VERSION", r#"{"clientVersion": {"major": "1", "minor": "30", "gitVersion": "v1.30.4"}}"#);
+    let error = KindCluster::create(&calico, &options(), Addons::default()).map(drop).unwrap_err().to_string();
+    assert!(error.contains("`kubectl` 1.30 is too old, 1.31 or later is needed") && error.contains("kubectl wait --for=create") && error.contains("calico-node"), "{error}");
+    assert!(!standins.calls().iter().any(|c| c.starts_with("kind create")), "nothing was created: {:#?}", standins.calls());
+    let asked = |calls: Vec<String>| calls.iter().filter(|c| c.starts_with("kubectl version")).count();
+    let before = asked(standins.calls());
+    KindCluster::create(&cni::antrea(), &options(), Addons::default()).unwrap().delete().unwrap();
+    assert_eq!(asked(standins.calls()), before, "only a plan that needs it asks");
+    standins.set("STANDIN_KUBECTL_VERSION", r#"{"clientVersion": {"major": "1", "minor": "31+"}}"#);
+    KindCluster::create(&calico, &options(), Addons::default()).unwrap().delete().unwrap();
 }

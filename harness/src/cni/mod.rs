@@ -168,6 +168,8 @@ pub struct CniProfile {
     /// The kind node image (a Kubernetes release this CNI version supports), pinned by
     /// digest; kind's own default when the profile names none.
     pub kind_node_image: Option<String>,
+    /// Kernel modules the CNI needs loaded on every node before it installs.
+    pub node_kernel_modules: Vec<String>,
 }
 
 impl CniProfile {
@@ -210,6 +212,7 @@ impl CniProfile {
             source: PathBuf::new(),
             self_test: false,
             kind_node_image: None,
+            node_kernel_modules: vec![],
         }
     }
 

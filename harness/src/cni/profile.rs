@@ -41,6 +41,9 @@ struct ProfileFile {
     /// The kind node image, pinned by digest: `kindest/node:v1.31.9@sha256:...`.
     #[serde(default)]
     kind_node_image: Option<String>,
+    /// Kernel modules every node must have loaded before the CNI installs (`br_netfilter`).
+    #[serde(default)]
+    node_kernel_modules: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -218,6 +221,7 @@ pub fn read_profile(path: &Path) -> Result<CniProfile> {
         source: path.to_owned(),
         self_test: file.self_test,
         kind_node_image: file.kind_node_image,
+        node_kernel_modules: file.node_kernel_modules,
     })
 }
 

@@ -100,6 +100,39 @@ pub fn missing_tool(cni: &CniProfile) -> Option<HarnessError> {
     })
 }
 
+/// The oldest kubectl the plan for `cni` works with, and why: a workload an operator makes
+/// later is awaited with `kubectl wait --for=create`, which kubectl 1.31 added
+/// (kubernetes/kubernetes#125868).
+pub fn kubectl_needed(cni: &CniProfile) -> Option<((u32, u32), String)> {
+    let later = cni.readiness.iter().find(|w| w.created_later)?;
+    Some(((1, 31), format!("the {} plan waits for {} to be created with `kubectl wait --for=create`, added in kubectl 1.31 (kubernetes/kubernetes#125868)", cni.name, later.describe())))
+}
+
+/// kubectl's client version, from `kubectl version --client -o json` (`minor` may carry a
+/// `+`, as vendors' builds print it).
+pub fn kubectl_client_version(printed: &str) -> Option<(u32, u32)> {
+    let version: Value = serde_json::from_str(printed).ok()?;
+    let number = |field: &str| version["clientVersion"][field].as_str()?.trim_end_matches('+').parse().ok();
+    Some((number("major")?, number("minor")?))
+}
+
+/// Fails, before anything is created, when the installed kubectl is older than the plan needs.
+fn check_kubectl(cni: &CniProfile, timeouts: &KindTimeouts) -> Result<()> {
+    let Some(((major, minor), why)) = kubectl_needed(cni) else { return Ok(()) };
+    let printed = cli::run(&CliStep::new("reading kubectl's version", "kubectl", ["version", "--client", "-o", "json"], timeouts.delete_cluster))?;
+    let found = kubectl_client_version(&printed).ok_or_else(|| HarnessError::NotFound { what: "kubectl client version".into(), wanted: format!("clientVersion.major and .minor in `kubectl version --client -o json` (it printed {:?})", printed.trim()) })?;
+    if found < (major, minor) {
+        return Err(HarnessError::ToolTooOld {
+            tool: "kubectl".into(),
+            found: format!("{}.{}", found.0, found.1),
+            needed: format!("{major}.{minor}"),
+            purpose: why,
+            install: "install a newer kubectl from https://kubernetes.io/docs/tasks/tools/".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Why scenarios are ignored rather than run: a missing tool, unless the user asked for failures.
 pub fn unavailable(cni: &CniProfile, options: &KindOptions) -> Option<String> {
     if options.require_tools {
@@ -289,6 +322,11 @@ impl KindPlan {
             Some(CliStep::new(format!("installing {name} {version}"), "helm", args, timeouts.install_cni))
         };
         let mut install = Vec::new();
+        for module in &cni.node_kernel_modules {
+            for node in nodes {
+                install.push(CliStep::new(format!("loading kernel module {module} on node {node} ({} needs it)", cni.name), "docker", ["exec", node, "sh", "-c", &load_module_script(module)], timeouts.install_cni));
+            }
+        }
         if let Some(needed) = &cni.node_plugins {
             // From the containernetworking/plugins release, for the node's architecture.
             let (version, plugins) = (&needed.version, needed.plugins.iter().map(|p| format!("./{p}")).collect::<Vec<_>>().join(" "));
@@ -487,6 +525,14 @@ impl TsnProxyDeployment {
     }
 }
 
+/// Loads `module` in a kind node (privileged, with the host's /lib/modules mounted, kind
+/// `provision.go`; its base image has kmod) unless it is loaded; otherwise fails saying so.
+fn load_module_script(module: &str) -> String {
+    format!(
+        "test -d /sys/module/{module} || modprobe {module} || {{ echo 'kernel module {module} is not loaded on the Docker host and the node cannot load it: run `sudo modprobe {module}` on the host (Docker 27.3 and later no longer load it, moby #48492)' >&2; exit 1; }}"
+    )
+}
+
 /// The proxy's steps, after the CNI is ready and the probe image loaded: its image into
 /// the nodes, a BPF filesystem on every node (kind's nodes have none at /sys/fs/bpf), the
 /// DaemonSet (`files.tsn_proxy`), and its rollout.
@@ -547,6 +593,7 @@ impl KindCluster {
         if let Some(missing) = missing_tool(cni) {
             return Err(missing);
         }
+        check_kubectl(cni, &options.timeouts)?;
         let kind_config = render_kind_config(&options.kind_config, cni)?;
         // A bad proxy setting stops the run before anything exists.
         let tsn_proxy = addons.tsn_proxy.then(TsnProxyDeployment::from_env).transpose()?;
@@ -816,6 +863,32 @@ mod tests {
         }
         assert!(plan.find("cni-plugins-linux-$arch-v1.6.2.tgz").unwrap() < plan.find("kube-flannel.yml").unwrap(), "{plan}");
         insta::assert_snapshot!("flannel_kind_plan", plan);
+    }
+
+    /// flanneld exits when /proc/sys/net/bridge/bridge-nf-call-iptables is missing (flannel
+    /// `main.go`, "Failed to check br_netfilter"); Docker 27.3+ no longer loads the module
+    /// (moby #48492). Every node loads it before Flannel installs.
+    #[test]
+    fn flannel_nodes_load_br_netfilter_before_flannel_installs() {
+        let flannel = crate::cni::load_profile("flannel").unwrap();
+        let plan = plan_text(&flannel);
+        for node in ["cniconf-0a1b2c-control-plane", "cniconf-0a1b2c-worker", "cniconf-0a1b2c-worker2"] {
+            let load = plan.find(&format!("docker exec {node} sh -c test -d /sys/module/br_netfilter || modprobe br_netfilter")).unwrap_or_else(|| panic!("{node}: {plan}"));
+            assert!(load < plan.find("kube-flannel.yml").unwrap(), "{plan}");
+        }
+        assert!(!plan_text(&cni::antrea()).contains("modprobe"), "only a profile that asks loads modules");
+    }
+
+    /// The script a node runs, run here: a loaded module is left be; one that cannot be
+    /// loaded fails with what to do on the host.
+    #[test]
+    fn a_module_a_node_cannot_load_fails_with_what_to_do_on_the_host() {
+        let run = |module: &str| std::process::Command::new("sh").args(["-c", &load_module_script(module)]).output().unwrap();
+        let missing = run("cniconf_no_such_module");
+        let said = String::from_utf8_lossy(&missing.stderr);
+        assert!(!missing.status.success() && said.contains("run `sudo modprobe cniconf_no_such_module` on the host") && said.contains("moby #48492"), "{said}");
+        let loaded = std::fs::read_dir("/sys/module").unwrap().filter_map(|e| e.ok()).find(|e| e.path().is_dir()).unwrap().file_name();
+        assert!(run(&loaded.to_string_lossy()).status.success(), "{loaded:?} is loaded");
     }
 
     #[test]
