@@ -55,10 +55,28 @@ fn libraries_of(ldd: &str) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
+/// Whether `docker build` builds with BuildKit, which adds provenance attestations to what
+/// it builds unless told not to (it knows `--provenance`; the classic builder refuses it).
+fn builder_attests() -> bool {
+    Command::new("docker").args(["build", "--help"]).output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--provenance"))
+}
+
+/// `docker build` for one of the project's images. With BuildKit, no attestations: with
+/// Docker's containerd image store, `docker save` of an attested image gives an archive
+/// whose index names blobs it lacks, and `kind load docker-image` fails in `ctr import`
+/// ("content digest ... not found", kind #3795). The classic builder attests nothing.
+fn docker_build_args(context: &std::path::Path, tag: &str, attests: bool) -> Vec<String> {
+    let mut args: Vec<String> = ["build", "--quiet", "--tag", tag].map(str::to_owned).into();
+    if attests {
+        args.extend(["--provenance=false", "--sbom=false"].map(str::to_owned));
+    }
+    args.push(context.display().to_string());
+    args
+}
+
 fn docker_build(context: &std::path::Path, tag: &str) -> Result<(), String> {
     let output = Command::new("docker")
-        .args(["build", "--quiet", "--tag", tag])
-        .arg(context)
+        .args(docker_build_args(context, tag, builder_attests()))
         .output()
         .map_err(|e| format!("failed to run `docker build` (is Docker installed?): {e}"))?;
     if !output.status.success() {
@@ -104,6 +122,48 @@ pub fn run() -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    /// Stand-ins for both of Docker's image stores (kind #3795): `docker build` remembers
+    /// whether it attested an image (BuildKit without `--provenance=false`), and `kind load
+    /// docker-image` under the containerd store fails on an attested image as `ctr import`
+    /// does there; under the classic store (and the classic builder) anything loads.
+    const DOCKER: &str = r#"#!/bin/sh
+case "$1 $2" in
+  "build --help") if [ "$STANDIN_BUILDER" = buildkit ]; then echo "      --provenance string   Shorthand for \"--attest=type=provenance\""; fi; exit 0;;
+esac
+if [ "$1" = build ]; then
+  case "$*" in *--provenance*) [ "$STANDIN_BUILDER" = buildkit ] || { echo "unknown flag: --provenance" >&2; exit 125; };; esac
+  tag="$4"
+  case "$*" in *--provenance=false*) : ;; *) [ "$STANDIN_BUILDER" = buildkit ] && echo "$tag" >> "$STANDIN_DIR/attested";; esac
+  echo sha256:0a1b2c; exit 0
+fi
+"#;
+    const KIND: &str = r#"#!/bin/sh
+if [ "$STANDIN_STORE" = containerd ] && grep -qx "$3" "$STANDIN_DIR/attested" 2>/dev/null; then
+  echo "ctr: content digest sha256:82014a3cbf22: not found" >&2; exit 1
+fi
+exit 0
+"#;
+
+    #[test]
+    fn the_projects_images_load_into_kind_under_either_image_store() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [("docker", DOCKER), ("kind", KIND)] {
+            std::fs::write(dir.path().join(name), text).unwrap();
+            std::fs::set_permissions(dir.path().join(name), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        }
+        let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap());
+        for (builder, store) in [("classic", "overlay2"), ("buildkit", "overlay2"), ("buildkit", "containerd")] {
+            let run = |program: &str, args: &[String]| {
+                std::process::Command::new(program).args(args).env("PATH", &path).env("STANDIN_DIR", dir.path()).env("STANDIN_BUILDER", builder).env("STANDIN_STORE", store).output().unwrap()
+            };
+            let attests = String::from_utf8_lossy(&run("docker", &["build".into(), "--help".into()]).stdout).contains("--provenance");
+            let tag = format!("cni-probe-{builder}-{store}:0.1.0");
+            let built = run("docker", &super::docker_build_args(dir.path(), &tag, attests));
+            assert!(built.status.success(), "{builder}/{store}: {}", String::from_utf8_lossy(&built.stderr));
+            let loaded = run("kind", &["load".into(), "docker-image".into(), tag.clone()]);
+            assert!(loaded.status.success(), "{builder}/{store}: {}", String::from_utf8_lossy(&loaded.stderr));
+        }
+    }
     #[test]
     fn ldd_output_names_each_library_and_the_loader() {
         let ldd = "\tlinux-vdso.so.1 (0x00007fbc14a8f000)\n\tlibiperf.so.0 => /lib/x86_64-linux-gnu/libiperf.so.0 (0x00007fbc14a48000)\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)\n\t/lib64/ld-linux-x86-64.so.2 (0x00007fbc14a91000)\n";
