@@ -511,3 +511,22 @@ fn the_calico_plan_needs_kubectl_1_31_and_says_so_before_creating_anything() {
     standins.set("STANDIN_KUBECTL_VERSION", r#"{"clientVersion": {"major": "1", "minor": "31+"}}"#);
     KindCluster::create(&calico, &options(), Addons::default()).unwrap().delete().unwrap();
 }
+
+/// Every kind suite (`<family>_<cni>` for a CNI installed on kind) runs in the workflow's
+/// kind matrix, and every matrix entry names a suite that exists.
+#[test]
+fn the_workflow_runs_every_kind_suite() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let workflow: serde_json::Value = serde_saphyr::from_str(&std::fs::read_to_string(root.join(".github/workflows/conformance.yml")).unwrap()).unwrap();
+    let matrix = &workflow["jobs"]["kind"]["strategy"]["matrix"];
+    let names = |key: &str| matrix[key].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let mut run: std::collections::BTreeSet<String> = names("family").iter().flat_map(|f| names("cni").into_iter().map(move |c| format!("{f}_{c}"))).collect();
+    run.extend(matrix["include"].as_array().into_iter().flatten().map(|e| format!("{}_{}", e["family"].as_str().unwrap(), e["cni"].as_str().unwrap())));
+    let on_kind: Vec<String> = cni::known_profiles().into_iter().filter(|name| !matches!(cni::load_profile(name).unwrap().installation, cni::Installation::Lab { .. })).collect();
+    let suites: std::collections::BTreeSet<String> = std::fs::read_dir(root.join("suites"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.path().file_stem()?.to_str().map(str::to_owned))
+        .filter(|stem| stem.rsplit_once('_').is_some_and(|(_, cni)| on_kind.iter().any(|k| k == cni)))
+        .collect();
+    assert_eq!(run, suites, "the kind matrix runs exactly the kind suites");
+}
