@@ -3,5 +3,6 @@
 use harness::{scenarios, Suite};
 
 fn main() -> std::process::ExitCode {
-    Suite::new("egress_lab", "reference").scenarios(scenarios::egress::all()).run()
+    use scenarios::egress;
+    Suite::new("egress_lab", "reference").scenarios(egress::all()).scenarios(egress::excluded_destinations()).scenarios(egress::failover()).run()
 }

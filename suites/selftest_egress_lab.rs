@@ -10,7 +10,7 @@ use harness::provider::Cluster;
 use harness::report::TrialOutcome;
 use harness::scenario::run_scenarios;
 use harness::scenarios::egress;
-use harness::verdict::FailureReason::{self, Refused, TimedOut, WrongSource};
+use harness::verdict::FailureReason::{self, OverBudget, Refused, TimedOut, WrongSource};
 use harness::Timeouts;
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -18,6 +18,13 @@ const CLOSED_PORT: &str = "closed_external_port_is_refused_not_dropped";
 const NO_POLICY: &str = "pod_without_egress_policy_leaves_with_its_node_ip";
 const SELECTED: &str = "selected_pod_leaves_with_the_egress_ip";
 const UNSELECTED: &str = "unselected_pod_beside_a_selected_one_keeps_its_node_ip";
+const EXCLUDED: &str = "traffic_to_an_excluded_destination_keeps_the_node_ip";
+const FAILOVER: &str = "egress_ip_moves_to_another_node_when_its_node_fails";
+
+/// The failover budget this self-test judges by: the lab's controller finds a cut node
+/// after three missed health checks (about 2-3 s), `slow-failover` holds the move back
+/// 7 s more, and the wait for a move that never comes runs out at twice the budget.
+const FAILOVER_SECONDS: u32 = 6;
 
 /// A scenario that must fail, why, and the role of what it must have seen instead.
 type Expected = (&'static str, FailureReason, &'static str);
@@ -25,12 +32,17 @@ type Expected = (&'static str, FailureReason, &'static str);
 fn expected_failures(fault: Option<LabFault>) -> Vec<Expected> {
     match fault {
         None => vec![],
-        Some(LabFault::NodeMasqueradeOff) => vec![(NO_POLICY, WrongSource, "pod"), (UNSELECTED, WrongSource, "pod")],
-        Some(LabFault::GatewaySnatMissing) => vec![(SELECTED, WrongSource, "pod")],
-        Some(LabFault::WrongEgressIp) => vec![(SELECTED, WrongSource, "unknown")],
-        Some(LabFault::PolicyRouteMissing) => vec![(SELECTED, WrongSource, "own-node")],
+        Some(LabFault::NodeMasqueradeOff) => vec![(NO_POLICY, WrongSource, "pod"), (UNSELECTED, WrongSource, "pod"), (EXCLUDED, WrongSource, "pod")],
+        Some(LabFault::GatewaySnatMissing) => vec![(SELECTED, WrongSource, "pod"), (FAILOVER, WrongSource, "pod")],
+        Some(LabFault::WrongEgressIp) => vec![(SELECTED, WrongSource, "unknown"), (FAILOVER, WrongSource, "unknown")],
+        Some(LabFault::PolicyRouteMissing) => vec![(SELECTED, WrongSource, "own-node"), (FAILOVER, WrongSource, "own-node")],
         Some(LabFault::PodSelectorIgnored) => vec![(UNSELECTED, WrongSource, "egress-ip")],
-        Some(LabFault::ExternalEchoDown) => vec![(NO_POLICY, Refused, "refused"), (SELECTED, Refused, "refused"), (UNSELECTED, Refused, "refused")],
+        Some(LabFault::ExcludedCidrsIgnored) => vec![(EXCLUDED, WrongSource, "egress-ip")],
+        Some(LabFault::FailoverOff) => vec![(FAILOVER, OverBudget, "never")],
+        Some(LabFault::SlowFailover) => vec![(FAILOVER, OverBudget, "over-budget")],
+        Some(LabFault::ExternalEchoDown) => {
+            vec![(NO_POLICY, Refused, "refused"), (SELECTED, Refused, "refused"), (UNSELECTED, Refused, "refused"), (EXCLUDED, Refused, "refused"), (FAILOVER, Refused, "refused")]
+        }
         // Faults of the lab's HTTP Gateway do not touch egress.
         Some(LabFault::WrongWeights | LabFault::BackendDown | LabFault::MirroringOff | LabFault::StaleConfig | LabFault::UniformProbabilities) => vec![],
         // A slower datapath still leaves with the right source.
@@ -40,6 +52,8 @@ fn expected_failures(fault: Option<LabFault>) -> Vec<Expected> {
             (NO_POLICY, TimedOut, "timed-out"),
             (SELECTED, TimedOut, "timed-out"),
             (UNSELECTED, TimedOut, "timed-out"),
+            (EXCLUDED, TimedOut, "timed-out"),
+            (FAILOVER, TimedOut, "timed-out"),
         ],
     }
 }
@@ -49,7 +63,8 @@ fn check(fault: Option<LabFault>) -> Result<(), Failed> {
     let cluster: Arc<dyn Cluster> = Arc::new(Lab::provision(&cni::reference(), &options).map_err(|e| e.to_string())?);
     // A short request timeout keeps the dropped-traffic fault quick; it is still a timeout.
     let timeouts = Timeouts { request: std::time::Duration::from_secs(1), ..harness::provider::lab::timeouts() };
-    let outcomes = run_scenarios(&cluster, &egress::all(), &timeouts);
+    let scenarios: Vec<_> = egress::all().into_iter().chain(egress::excluded_destinations()).chain(egress::failover()).collect();
+    let outcomes = run_scenarios(&cluster, &scenarios, &timeouts);
     cluster.teardown().map_err(|e| e.to_string())?;
 
     let expected = expected_failures(fault);
@@ -81,8 +96,24 @@ fn check(fault: Option<LabFault>) -> Result<(), Failed> {
     }
 }
 
+/// A copy of the fixtures with the failover budget at [`FAILOVER_SECONDS`]: the lab's 30 s
+/// budget would let a 7 s late move pass, and a move that never comes wait a minute.
+fn fixtures_with_short_failover_budget() -> tempfile::TempDir {
+    let copy = tempfile::tempdir().expect("a temporary directory");
+    let status = std::process::Command::new("cp").arg("-r").arg(harness::fixtures::fixtures_dir().join(".")).arg(copy.path()).status().expect("cp runs");
+    assert!(status.success(), "copying the fixtures");
+    let budgets = copy.path().join("budgets/egress.yaml");
+    let text = std::fs::read_to_string(&budgets).expect("budgets/egress.yaml").replace("failoverSeconds: 30", &format!("failoverSeconds: {FAILOVER_SECONDS}"));
+    assert!(text.contains(&format!("failoverSeconds: {FAILOVER_SECONDS}")), "the budgets file changed shape: {text}");
+    std::fs::write(&budgets, text).expect("writing the budget");
+    copy
+}
+
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
+    let fixtures = fixtures_with_short_failover_budget();
+    // SAFETY: set before any trial thread starts.
+    unsafe { std::env::set_var("CNICONF_FIXTURES", fixtures.path()) };
     let mut trials = vec![Trial::test("healthy_lab_passes_every_egress_scenario", || check(None))];
     trials.extend(LabFault::EGRESS.map(|fault| {
         Trial::test(format!("fault_{}_is_caught", fault.name().replace('-', "_")), move || check(Some(fault)))

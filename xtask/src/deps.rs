@@ -3,7 +3,7 @@
 use std::process::Command;
 
 /// (package, a file it installs that the lab uses)
-const PACKAGES: [(&str, &str); 16] = [
+const PACKAGES: [(&str, &str); 17] = [
     ("containernetworking-plugins", "/usr/lib/cni/bridge"),
     ("iproute2", "/usr/sbin/ip"),
     ("iptables", "/usr/sbin/iptables-restore"),
@@ -29,6 +29,8 @@ const PACKAGES: [(&str, &str); 16] = [
     ("bpftool", "/usr/sbin/bpftool"),
     // The performance family's throughput tool, as the seeds used it.
     ("iperf3", "/usr/bin/iperf3"),
+    // The lab's egress gateway announces a moved egress IP with a gratuitous ARP.
+    ("iputils-arping", "/usr/bin/arping"),
 ];
 
 fn missing() -> Vec<&'static str> {

@@ -145,8 +145,8 @@ pub fn lab_reference_parts(cni: &CniProfile) -> Vec<Component> {
             role: Role::HarnessReference,
             name: "lab reference egress gateway".into(),
             version: harness.clone(),
-            origin: "policy routing over VXLAN to the gateway node and SNAT to the egress IP there".into(),
-            provides: vec![Feature::EgressGateway],
+            origin: "policy routing over VXLAN to the gateway node and SNAT to the egress IP there, excluded destinations kept on the main table; failover to the next node of the pool when health checks from the control plane miss, announced by gratuitous ARP".into(),
+            provides: vec![Feature::EgressGateway, Feature::EgressFailover, Feature::EgressExcludedCidrs],
         },
         Component {
             role: Role::HarnessReference,
@@ -246,6 +246,7 @@ mod tests {
         assert!(parts.iter().all(|p| p.role == Role::HarnessReference));
         let egress = harness_parts_for(&parts, &[Feature::EgressGateway]);
         assert_eq!(egress.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["lab reference egress gateway"]);
+        assert_eq!(harness_parts_for(&parts, &[Feature::EgressFailover])[0].name, "lab reference egress gateway", "failover is the harness's, not the plugins'");
         assert_eq!(harness_parts_for(&parts, &[Feature::RequestMirror])[0].name, "lab-reference-nginx");
         assert!(harness_parts_for(&parts, &[]).is_empty(), "a scenario needing nothing is the plugins' own");
     }

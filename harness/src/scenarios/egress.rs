@@ -6,7 +6,7 @@ use crate::cni::Feature;
 use crate::error::Result;
 use crate::fixtures;
 use crate::model::labels;
-use crate::scenario::{Scenario, ScenarioContext};
+use crate::scenario::{EgressMove, Scenario, ScenarioContext};
 use crate::verdict::{budget, Verdict};
 
 /// The seeds' Antrea `Egress`: pods labelled role=web in namespaces labelled env=prod.
@@ -114,11 +114,11 @@ fn egress_ip_moves_to_another_node_when_its_node_fails(cx: &mut ScenarioContext)
     let web = cx.pod(&prod, "web", labels([("role", "web")]), &cx.control_plane()?)?;
     let before = cx.realize_egress_policy(&policy)?;
     let failed_at = cx.fail_node(&before.egress_node)?;
-    let (after, took) = cx.await_egress_moved(&policy, &before.egress_node, failed_at, budget)?;
-    Ok(budget::all_of([
-        cx.source_seen_outside_once_programmed(&web, &cx.the_egress_ip(&policy, &after))?,
-        budget::within("egress IP failover time", &format!("egress policy {}", policy.name), budget, took, "the CNI's egress controller and its node health checks"),
-    ]))
+    let (check, subject, look_at) = ("egress IP failover time", format!("egress policy {}", policy.name), "the CNI's egress controller and its node health checks");
+    Ok(match cx.await_egress_moved(&policy, &before.egress_node, failed_at, budget)? {
+        EgressMove::Moved { status, took } => budget::all_of([cx.source_seen_outside_once_programmed(&web, &cx.the_egress_ip(&policy, &status))?, budget::within(check, &subject, budget, took, look_at)]),
+        EgressMove::Stayed { waited, wait } => budget::never_within(check, &subject, budget, waited, &format!("still on node {}", before.egress_node), &wait, look_at),
+    })
 }
 
 fn traffic_to_an_excluded_destination_keeps_the_node_ip(cx: &mut ScenarioContext) -> Result<Verdict> {

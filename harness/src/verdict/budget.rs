@@ -21,6 +21,14 @@ pub fn within(check: &str, subject: &str, budget: Duration, measured: Duration, 
     }
 }
 
+/// A wait for something to happen within `budget` ran out (`wait`, after `waited`) before
+/// it happened at all: over budget, and never done.
+pub fn never_within(check: &str, subject: &str, budget: Duration, waited: Duration, never: &str, wait: &str, look_at: &str) -> Verdict {
+    let mut verdict = within(check, subject, budget, waited.max(budget + Duration::from_millis(1)), look_at);
+    verdict.observed = Evidence::new("never", format!("{never} after {:.1}s ({wait} ran out)", waited.as_secs_f64()));
+    verdict
+}
+
 /// The first failing verdict, else the last: a scenario with several checks fails for the
 /// first one that did not hold. The statistical parameters of every check are kept.
 pub fn all_of(verdicts: impl IntoIterator<Item = Verdict>) -> Verdict {
@@ -45,6 +53,15 @@ mod tests {
         assert_eq!(verdict.reason, Some(FailureReason::OverBudget));
         assert!(verdict.message().contains("expected within-budget (at most 30.0s), observed over-budget (42.0s)"), "{}", verdict.message());
         assert!(within("t", "s", Duration::from_secs(30), Duration::from_secs(30), "").passed);
+    }
+
+    #[test]
+    fn a_wait_that_ran_out_fails_as_never_done_and_names_the_wait() {
+        let verdict = never_within("egress IP failover time", "egress policy p", Duration::from_secs(30), Duration::from_secs(60), "still on node w1", "twice failoverSeconds", "the CNI's agent");
+        assert!(!verdict.passed && verdict.reason == Some(FailureReason::OverBudget) && verdict.observed.role == "never", "{}", verdict.message());
+        assert!(verdict.message().contains("observed never (still on node w1 after 60.0s (twice failoverSeconds ran out))"), "{}", verdict.message());
+        let early = never_within("t", "s", Duration::from_secs(30), Duration::from_secs(1), "not done", "w", "");
+        assert!(!early.passed, "a wait cut short is still never done");
     }
 
     #[test]

@@ -17,6 +17,13 @@ pub enum LabFault {
     /// The egress gateway ignores the policy's pod selector and takes every pod of the
     /// namespaces the policy selects.
     PodSelectorIgnored,
+    /// The gateway ignores the policy's excluded destinations: it SNATs traffic to them too.
+    ExcludedCidrsIgnored,
+    /// The egress controller never moves an egress IP off a failed node.
+    FailoverOff,
+    /// The egress controller moves an egress IP off a failed node only after
+    /// [`SLOW_FAILOVER_DELAY`](super::egress::SLOW_FAILOVER_DELAY) more.
+    SlowFailover,
     /// Nothing listens on the external echo port.
     ExternalEchoDown,
     /// The external host drops everything it receives.
@@ -46,12 +53,15 @@ pub const FAULTS_VARIABLE: &str = "CNICONF_LAB_FAULTS";
 
 impl LabFault {
     /// The faults of the egress datapath (the others break the HTTP Gateway).
-    pub const EGRESS: [LabFault; 7] = [
+    pub const EGRESS: [LabFault; 10] = [
         LabFault::NodeMasqueradeOff,
         LabFault::GatewaySnatMissing,
         LabFault::WrongEgressIp,
         LabFault::PolicyRouteMissing,
         LabFault::PodSelectorIgnored,
+        LabFault::ExcludedCidrsIgnored,
+        LabFault::FailoverOff,
+        LabFault::SlowFailover,
         LabFault::ExternalEchoDown,
         LabFault::ExternalUnreachable,
     ];
@@ -92,6 +102,9 @@ impl LabFault {
             LabFault::WrongEgressIp => "wrong-egress-ip",
             LabFault::PolicyRouteMissing => "policy-route-missing",
             LabFault::PodSelectorIgnored => "pod-selector-ignored",
+            LabFault::ExcludedCidrsIgnored => "excluded-cidrs-ignored",
+            LabFault::FailoverOff => "failover-off",
+            LabFault::SlowFailover => "slow-failover",
             LabFault::ExternalEchoDown => "external-echo-down",
             LabFault::ExternalUnreachable => "external-unreachable",
             LabFault::WrongWeights => "wrong-weights",

@@ -21,14 +21,14 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cni_probe::{LoadReport, Observation};
 use ipnet::Ipv4Net;
 
 pub use self::faults::LabFault;
-use self::egress::EgressGateway;
+use self::egress::{EgressGateway, GatewayNode, HealthMonitor};
 use super::{host, runs, Cluster, ClusterInfo};
 use crate::cleanup;
 use crate::cni::runtime::{Attachment, CniRuntime, NetworkConfigList, NodeView};
@@ -78,21 +78,22 @@ pub fn unavailable(cni: &CniProfile) -> Option<String> {
     }
 }
 
-/// Why the lab cannot host a scenario needing `feature`, if it cannot.
 /// The lab's budgets: its egress datapath is programmed before a policy is reported
 /// realized, so traffic is awaited only briefly (a fault fails fast, for the right reason).
 pub fn timeouts() -> crate::Timeouts {
     crate::Timeouts { egress_datapath: std::time::Duration::from_secs(2), ..Default::default() }
 }
 
+/// Why the lab cannot host a scenario needing `feature`, if it cannot.
 pub fn cannot_host(cni: &CniProfile, feature: Feature) -> Option<String> {
     let reference_gateway = crate::gateway::lab_reference_nginx().name;
     match feature {
         Feature::GatewayWeights | Feature::RequestMirror if cni.gateway.as_ref().is_some_and(|g| g.name != reference_gateway) => {
             Some(format!("the lab serves HTTPRoutes only with its own {reference_gateway}, not {}", cni.gateway.as_ref().map(|g| g.name).unwrap_or_default()))
         }
-        Feature::EgressGateway | Feature::GatewayWeights | Feature::RequestMirror | Feature::LoadBalancerService | Feature::TsnPriorityMap | Feature::PerformanceTools | Feature::CniResourceUsage => None,
-        _ => Some(format!("the lab's reference egress gateway has no {}", feature.name())),
+        // Every other feature the lab hosts: its reference egress gateway does failover and
+        // excluded destinations too.
+        _ => None,
     }
 }
 
@@ -129,6 +130,8 @@ struct LabNode {
     network: NetworkConfigList,
     /// Held from a pod's ADD through its CHECK.
     attaching: std::sync::Mutex<()>,
+    /// The underlay's end of the node's eth0 (its switch port): down is the node cut off.
+    uplink: String,
 }
 
 struct LabPod {
@@ -157,7 +160,10 @@ pub struct Lab {
     probe: PathBuf,
     faults: Vec<LabFault>,
     registry: Mutex<Registry>,
-    gateway: Mutex<EgressGateway>,
+    gateway: Arc<Mutex<EgressGateway>>,
+    /// The egress controller's health monitor and the nodes' health responders, started
+    /// with the first policy whose egress IP can move.
+    health: Mutex<Option<(HealthMonitor, Vec<Child>)>>,
     echo_server: Mutex<Option<Child>>,
     external_netns: String,
     /// Where the Gateway and LoadBalancer Services live.
@@ -239,6 +245,8 @@ impl Lab {
                 runtime: CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: state.join("cache"), node: Some(NodeView { netns: name.clone(), bpffs: state.join("bpffs"), var_lib_cni: None }), usage: Default::default(), budget: None },
                 network,
                 attaching: Default::default(),
+                // The underlay's ports: the external host's, the edge's, then the nodes'.
+                uplink: format!("port{}", index + 2),
             });
         }
 
@@ -342,6 +350,7 @@ impl Lab {
                 .chain(components::lab_reference_parts(cni))
                 .collect(),
         };
+        let egress_gateway = EgressGateway::new(lab_nodes.iter().map(|n| GatewayNode { netns: n.netns.clone(), node: n.node.clone() }).collect(), options.faults.clone());
         Ok(Lab {
             info,
             nodes,
@@ -349,7 +358,8 @@ impl Lab {
             probe,
             faults: options.faults.clone(),
             registry: Mutex::new(Registry::default()),
-            gateway: Mutex::new(EgressGateway::default()),
+            gateway: Arc::new(Mutex::new(egress_gateway)),
+            health: Mutex::new(None),
             echo_server: Mutex::new(echo_server),
             external_netns,
             edge_netns,
@@ -357,6 +367,29 @@ impl Lab {
             gateway_quiet: std::sync::RwLock::new(()),
             torn_down: AtomicBool::new(false),
         })
+    }
+
+    fn underlay_netns(&self) -> String {
+        format!("{}-underlay", self.info.cluster)
+    }
+
+    /// Starts, once, what the egress controller needs to see nodes fail: a responder on
+    /// each node's health port and the monitor on the control plane (see [`HealthMonitor`]).
+    fn watch_node_health(&self) -> Result<()> {
+        let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        if health.is_some() {
+            return Ok(());
+        }
+        let observer = self.lab_nodes.iter().position(|n| n.node.role == NodeRole::ControlPlane).unwrap_or(0);
+        let mut responders = Vec::new();
+        let mut watched = Vec::new();
+        for (index, lab_node) in self.lab_nodes.iter().enumerate().filter(|(i, _)| *i != observer) {
+            responders.push(start_probe_server(&lab_node.netns, &self.probe, &format!("{}-health", lab_node.node.name), egress::HEALTH_PORT)?);
+            watched.push((index, std::net::SocketAddr::new(lab_node.node.address, egress::HEALTH_PORT)));
+        }
+        let monitor = HealthMonitor::start(self.gateway.clone(), &self.lab_nodes[observer].netns, watched, &self.faults)?;
+        *health = Some((monitor, responders));
+        Ok(())
     }
 
     fn node_index(&self, name: &str) -> Result<usize> {
@@ -454,7 +487,7 @@ impl Cluster for Lab {
             registry.pods.push(LabPod { pod: pod.clone(), netns, node_index, attachment, server: Some(server) });
             registry.namespaces[&spec.namespace].clone()
         };
-        self.gateway.lock().unwrap_or_else(|e| e.into_inner()).admit_pod(self, &pod, node_index, &namespace_labels)?;
+        self.gateway.lock().unwrap_or_else(|e| e.into_inner()).admit_pod(&pod, node_index, &namespace_labels)?;
         Ok(pod)
     }
 
@@ -473,7 +506,15 @@ impl Cluster for Lab {
             let registry = self.registry();
             registry.pods.iter().map(|p| (p.pod.clone(), p.node_index, registry.namespaces[&p.pod.namespace].clone())).collect()
         };
-        self.gateway.lock().unwrap_or_else(|e| e.into_inner()).apply(self, policy, &pods)
+        let standbys = {
+            let mut gateway = self.gateway.lock().unwrap_or_else(|e| e.into_inner());
+            gateway.apply(policy, &pods)?;
+            gateway.has_standbys()
+        };
+        if standbys {
+            self.watch_node_health()?;
+        }
+        Ok(())
     }
 
     fn egress_status(&self, policy: &EgressPolicy, _selected: &[Pod]) -> Result<Option<EgressStatus>> {
@@ -587,12 +628,16 @@ impl Cluster for Lab {
         Ok(self.lab_nodes.iter().map(|n| n.runtime.usage()).fold(Default::default(), crate::model::ResourceUsage::with))
     }
 
+    /// Cuts the node's uplink at the underlay's switch port: nothing inside the node is
+    /// touched or warned, as a failed link or node would be.
     fn fail_node(&self, node: &Node) -> Result<()> {
-        Err(HarnessError::NotFound { what: "way to fail".into(), wanted: format!("lab node {} (the lab hosts no failover scenarios)", node.name) })
+        let index = self.node_index(&node.name)?;
+        shell::ip_batch(Some(&self.underlay_netns()), &[format!("link set {} down", self.lab_nodes[index].uplink)])
     }
 
-    fn restore_node(&self, _node: &Node) -> Result<()> {
-        Ok(())
+    fn restore_node(&self, node: &Node) -> Result<()> {
+        let index = self.node_index(&node.name)?;
+        shell::ip_batch(Some(&self.underlay_netns()), &[format!("link set {} up", self.lab_nodes[index].uplink)])
     }
 
     fn teardown(&self) -> Result<()> {
@@ -613,6 +658,13 @@ impl Cluster for Lab {
         }
         if let Some(mut gateway) = self.http_gateway.lock().unwrap_or_else(|e| e.into_inner()).take() {
             gateway.stop();
+        }
+        if let Some((mut monitor, responders)) = self.health.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            monitor.stop();
+            for mut responder in responders {
+                let _ = responder.kill();
+                let _ = responder.wait();
+            }
         }
         if let Some(mut echo) = self.echo_server.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = echo.kill();
