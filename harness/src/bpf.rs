@@ -31,7 +31,7 @@ fn compile_as(source: &Path, stem: &str, defines: &[&str], out_dir: &Path) -> Re
     if modified(&object).is_some_and(|built| modified(source).is_some_and(|src| built >= src)) {
         return Ok(object);
     }
-    if !crate::provider::host::on_path("clang") {
+    if !crate::host::on_path("clang") {
         return Err(HarnessError::MissingTool { tool: "clang".into(), purpose: format!("compiling the BPF program {}", source.display()), install: "install Debian's clang, llvm and libbpf-dev with `cargo xtask deps`".into() });
     }
     let failed = |what: String| move |e: std::io::Error| HarnessError::Command { command: what, detail: e.to_string() };

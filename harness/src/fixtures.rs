@@ -346,7 +346,7 @@ fn default_relative_tolerance() -> f64 {
 
 impl CanaryBudgets {
     pub fn criteria(&self) -> SplitCriteria {
-        let verdicts = crate::scenarios::canary::SPLIT_VERDICTS;
+        let verdicts = crate::verdict::weights::SPLIT_VERDICTS;
         SplitCriteria {
             tolerance: self.split.tolerance,
             relative_tolerance: self.split.relative_tolerance,
@@ -480,7 +480,7 @@ pub fn load_performance_budgets(path: &Path) -> Result<PerformanceBudgets> {
     let text = read(path)?;
     let mut budgets: PerformanceBudgets = serde_saphyr::from_str_with_options(&text, yaml_options()).map_err(|e| malformed(path, e.to_string()))?;
     budgets.source = path.to_owned();
-    let figures = crate::scenarios::performance::figure_names();
+    let figures = crate::verdict::figures::figure_names();
     budgets.looks()?;
     for (i, budget) in budgets.budgets.iter().enumerate() {
         let at = |detail: String| malformed(path, format!("budgets[{i}] (figure `{}`): {detail}", budget.figure));

@@ -3,7 +3,7 @@
 //! implementation's answer, not the CNI's: Antrea with NGINX Gateway Fabric and Cilium
 //! with its own Gateway each declare what they support, and what they do not, with why.
 
-use crate::cni::{Feature, Installation, Workload};
+use crate::install::{Feature, Installation, Workload};
 use crate::error::{HarnessError, Result};
 
 /// Names a Gateway implementation in place of the CNI profile's default.

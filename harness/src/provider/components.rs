@@ -56,23 +56,7 @@ impl Component {
     }
 }
 
-/// Whether a run certifies a CNI, or proves the suites themselves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Purpose {
-    Certification,
-    /// The reference plugins with the lab's reference datapath: the suites proving themselves.
-    SelfTest,
-}
-
-impl Purpose {
-    pub fn title(self) -> &'static str {
-        match self {
-            Purpose::Certification => "certification",
-            Purpose::SelfTest => "self-test of the suites (not a certification of the plugins)",
-        }
-    }
-}
+pub use crate::install::Purpose;
 
 /// The harness components that provide `features` in a run made of `components`.
 pub fn harness_parts_for<'c>(components: &'c [Component], features: &[Feature]) -> Vec<&'c Component> {

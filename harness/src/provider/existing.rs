@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use super::kind::PROBE_IMAGE;
+use crate::tools::PROBE_IMAGE;
 use super::kubernetes::{Environment, KubeCluster};
 use crate::cni::{CniProfile, Feature};
 use crate::error::{HarnessError, Result};

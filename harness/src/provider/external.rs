@@ -10,7 +10,7 @@ use testcontainers::core::WaitFor;
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
-use super::kind::{IPERF3_IMAGE, PROBE_IMAGE};
+use crate::tools::{IPERF3_IMAGE, PROBE_IMAGE};
 use crate::error::{HarnessError, Result};
 
 /// Containers of a run carry this label with the run's cluster name, for `gc`.

@@ -16,12 +16,7 @@ use crate::cni::{CniProfile, Installation, ManifestSource};
 use crate::error::{HarnessError, Result};
 use crate::fixtures;
 
-/// The probe image the harness builds (`cargo xtask image`) and loads into kind nodes.
-pub const PROBE_IMAGE: &str = concat!("cni-probe:", env!("CARGO_PKG_VERSION"));
-
-/// The iperf3 image the harness builds (`cargo xtask image`: Debian's iperf3 and the
-/// libraries it links, FROM scratch) for throughput on kind.
-pub const IPERF3_IMAGE: &str = concat!("cni-iperf3:", env!("CARGO_PKG_VERSION"));
+pub use crate::tools::{IPERF3_IMAGE, PROBE_IMAGE, TSN_PROXY_IMAGE};
 
 /// How long each kind of step may take.
 #[derive(Debug, Clone)]
@@ -445,8 +440,6 @@ impl KindPlan {
     }
 }
 
-/// The reference TSN metadata proxy's image, built by `cargo xtask image`.
-pub const TSN_PROXY_IMAGE: &str = concat!("tsn-metadata-proxy:", env!("CARGO_PKG_VERSION"));
 /// A user's own proxy image (its entrypoint takes the reference proxy's `install`
 /// arguments: `--bin-dir`, `--conf-dir`, `--entry`).
 pub const TSN_PROXY_IMAGE_VARIABLE: &str = "CNICONF_TSN_PROXY_IMAGE";
@@ -463,7 +456,7 @@ pub struct TsnProxyDeployment {
 
 impl Default for TsnProxyDeployment {
     fn default() -> Self {
-        Self { image: TSN_PROXY_IMAGE.into(), entry: serde_json::json!({ "type": "tsn-metadata-proxy", "nic": crate::scenarios::tsn::NODE_NIC }) }
+        Self { image: TSN_PROXY_IMAGE.into(), entry: serde_json::json!({ "type": "tsn-metadata-proxy", "nic": crate::tools::NODE_NIC }) }
     }
 }
 
@@ -1062,7 +1055,7 @@ impl KindEnvironment {
         let echo = super::external::ProbeContainer::start(runtime, KIND_NETWORK, "external", &cluster.name)?;
         let echo_address = std::net::SocketAddr::new(echo.address, super::external::ECHO_PORT);
         let external_iperf3 = match cluster.addons.performance_tools {
-            true => Some(super::external::Iperf3Beside::serve(&echo.id(), crate::scenarios::performance::IPERF3_PORT, &cluster.name, timeouts.load_image, "KindTimeouts::load_image")?),
+            true => Some(super::external::Iperf3Beside::serve(&echo.id(), crate::tools::IPERF3_PORT, &cluster.name, timeouts.load_image, "KindTimeouts::load_image")?),
             false => None,
         };
         Ok(Self {
@@ -1145,7 +1138,7 @@ impl KindEnvironment {
         if !args.contains(&"-s") {
             return super::external::Iperf3Beside::run_once(&node.name, &self.cluster.name, args);
         }
-        let port = args.iter().position(|a| *a == "-p").and_then(|i| args.get(i + 1)).and_then(|p| p.parse().ok()).unwrap_or(crate::scenarios::performance::IPERF3_PORT);
+        let port = args.iter().position(|a| *a == "-p").and_then(|i| args.get(i + 1)).and_then(|p| p.parse().ok()).unwrap_or(crate::tools::IPERF3_PORT);
         let mut serving = self.node_iperf3.lock().unwrap_or_else(|e| e.into_inner());
         if !serving.contains_key(&node.name) {
             let server = super::external::Iperf3Beside::serve(&node.name, port, &self.cluster.name, self.timeouts.load_image, "KindTimeouts::load_image")?;
@@ -1236,7 +1229,7 @@ impl super::kubernetes::Environment for KindEnvironment {
     /// static build `cargo xtask image` made for the probe image, copied onto the node.
     fn run_on_node(&self, node: &crate::model::Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
         let program = match program {
-            crate::scenarios::tsn::PROBE => self.probe_on_node(node)?,
+            crate::tools::PROBE => self.probe_on_node(node)?,
             "iperf3" => return self.iperf3_on_node(node, args),
             other => other.to_owned(),
         };

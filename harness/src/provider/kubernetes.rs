@@ -242,17 +242,17 @@ pub fn namespace_object(namespace: &NamespaceSpec, run: &str) -> Value {
 
 /// A probe pod pinned to its node; it serves the echo and is exec'd into to make requests.
 /// With `iperf3` (an image), an `iperf3` container beside the probe serves throughput tests
-/// on [`IPERF3_PORT`](crate::scenarios::performance::IPERF3_PORT) and is exec'd into for clients.
+/// on [`IPERF3_PORT`](crate::tools::IPERF3_PORT) and is exec'd into for clients.
 pub fn pod_object(pod: &PodSpec, image: &str, iperf3: Option<&str>) -> Value {
     let mut object = probe_pod_object(pod, image);
     if let Some(iperf3) = iperf3 {
-        let port = crate::scenarios::performance::IPERF3_PORT.to_string();
+        let port = crate::tools::IPERF3_PORT.to_string();
         object["spec"]["containers"].as_array_mut().expect("a pod has containers").push(json!({
             "name": "iperf3",
             "image": iperf3,
             "imagePullPolicy": "IfNotPresent",
             "args": ["-s", "-p", port, "--forceflush"],
-            "readinessProbe": {"tcpSocket": {"port": crate::scenarios::performance::IPERF3_PORT}, "periodSeconds": 1},
+            "readinessProbe": {"tcpSocket": {"port": crate::tools::IPERF3_PORT}, "periodSeconds": 1},
         }));
     }
     object

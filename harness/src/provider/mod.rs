@@ -6,7 +6,7 @@ pub mod cli;
 pub mod components;
 pub mod existing;
 pub mod external;
-pub mod host;
+pub use crate::host;
 pub mod kind;
 pub mod kubernetes;
 pub mod lab;

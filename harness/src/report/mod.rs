@@ -188,14 +188,7 @@ impl EventStream {
 /// Writes `contents` to `path` through a temporary file in the same directory and a
 /// rename, so a reader never sees half a report.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
-    let failed = |detail: String| HarnessError::Report { path: path.to_owned(), detail };
-    let dir = path.parent().ok_or_else(|| failed("has no parent directory".into()))?;
-    std::fs::create_dir_all(dir).map_err(|e| failed(format!("creating {}: {e}", dir.display())))?;
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| failed(e.to_string()))?;
-    std::io::Write::write_all(&mut file, contents).map_err(|e| failed(e.to_string()))?;
-    file.as_file().sync_all().map_err(|e| failed(e.to_string()))?;
-    file.persist(path).map_err(|e| failed(e.to_string()))?;
-    Ok(())
+    crate::files::write_atomically(path, contents).map_err(|e| HarnessError::Report { path: path.to_owned(), detail: e.to_string() })
 }
 
 /// The deterministic part of a trial: what golden files hold.

@@ -13,23 +13,7 @@ const MIRROR_ROUTE: &str = "canary/weather-mirror-route.yaml";
 
 const WEIGHTS: &[Feature] = &[Feature::GatewayWeights];
 
-/// The family's split verdicts that a correct implementation can fail by chance: they share
-/// the suite-wide false-fail budget of `budgets/canary.yaml` (the 0 % and 100 % stages
-/// cannot fail by chance). The budget covers these verdicts only: route liveness within
-/// `convergeSeconds`, every request answered within its timeout and the exact mirror-copy
-/// count can fail a correct but slow or lossy implementation too, at a rate nothing here
-/// bounds, and every statement of the budget says so.
-pub const SPLIT_JUDGED: [&str; 6] = [
-    "canary_stage_at_5_percent_is_honoured",
-    "early_stage_at_25_percent_is_honoured",
-    "mid_stage_at_50_percent_is_honoured",
-    "late_stage_at_75_percent_is_honoured",
-    "new_weights_are_live_before_they_are_judged",
-    "replica_ratio_canary_splits_75_25_at_random",
-];
-
-/// How many split verdicts share the suite-wide false-fail budget.
-pub const SPLIT_VERDICTS: u32 = SPLIT_JUDGED.len() as u32;
+pub use crate::verdict::weights::{SPLIT_JUDGED, SPLIT_VERDICTS};
 
 /// Every canary scenario: each stage of the rollout, a weight change going live, mirroring.
 pub fn all() -> Vec<Scenario> {

@@ -18,11 +18,8 @@ use crate::model::{labels, Labels, Node, Pod, POD_PORT};
 use crate::scenario::{Scenario, ScenarioContext};
 use crate::verdict::{budget, gates, priority, Verdict};
 
-/// The node's NIC, as the lab's and kind's nodes name it.
-pub const NODE_NIC: &str = "eth0";
+pub use crate::tools::{NODE_NIC, PROBE};
 
-/// The probe's name as a node command (the lab has it on every node).
-pub const PROBE: &str = "cni-probe";
 
 /// How far ahead a delivery-time talker sets each datagram's SO_TXTIME: the
 /// delivery-time classifier's DELAY_NS (with a 100 ms tolerance for the way to the NIC).

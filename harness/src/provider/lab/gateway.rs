@@ -188,7 +188,7 @@ fn workers_of(master: &str) -> Vec<String> {
 }
 
 fn write_config(path: &Path, text: &str) -> Result<()> {
-    crate::report::write_atomically(path, text.as_bytes())
+    crate::files::write_atomically(path, text.as_bytes()).map_err(|e| crate::error::HarnessError::Command { command: format!("writing the lab Gateway's {}", path.display()), detail: e.to_string() })
 }
 
 #[cfg(test)]

@@ -600,7 +600,7 @@ impl Cluster for Lab {
     fn run_on_node(&self, node: &Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
         let netns = self.lab_nodes[self.node_index(&node.name)?].netns.clone();
         // The probe is on every lab node (the same binary the pods run).
-        let program = if program == crate::scenarios::tsn::PROBE { self.probe.as_path() } else { std::path::Path::new(program) };
+        let program = if program == crate::tools::PROBE { self.probe.as_path() } else { std::path::Path::new(program) };
         exec_in_netns(&netns, program, args.iter().copied())
     }
 
