@@ -61,8 +61,16 @@ fn default_bpffs() -> PathBuf {
 }
 
 impl NetConf {
+    /// The configuration on stdin: not JSON is a decoding error (code 6), a `cniVersion` the
+    /// proxy does not support an incompatible version (code 1), a bad field a config error.
     pub fn parse(stdin: &str) -> Result<Self> {
-        serde_json::from_str(stdin).map_err(|e| ProxyError::Config(format!("the network configuration on stdin: {e}")))
+        let value: Value = serde_json::from_str(stdin).map_err(|e| ProxyError::Decoding(format!("the network configuration on stdin is not JSON: {e}")))?;
+        if let Some(version) = value.get("cniVersion").and_then(Value::as_str) {
+            if !crate::SUPPORTED_VERSIONS.contains(&version) {
+                return Err(ProxyError::Unsupported(format!("cniVersion {version}: expected one of {}", crate::SUPPORTED_VERSIONS.join(", "))));
+            }
+        }
+        serde_json::from_value(value).map_err(|e| ProxyError::Config(format!("the network configuration on stdin: {e}")))
     }
 
     /// The NIC, or an error naming the field.
@@ -127,6 +135,8 @@ mod tests {
 
     #[test]
     fn a_missing_nic_and_an_unknown_hook_are_named() {
+        assert_eq!(NetConf::parse("{not json").unwrap_err().code(), 6, "decoding");
+        assert_eq!(NetConf::parse(r#"{"cniVersion":"99.0.0","nic":"eth0"}"#).unwrap_err().code(), 1, "incompatible version");
         let conf = NetConf::parse(r#"{"cniVersion":"1.0.0","type":"tsn-metadata-proxy"}"#).unwrap();
         assert!(conf.nic().unwrap_err().to_string().contains("field `nic`"));
         let error = NetConf::parse(r#"{"cniVersion":"1.0.0","nic":"eth0","hook":"nic-ingress"}"#).unwrap_err().to_string();

@@ -2,6 +2,9 @@
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
+    /// The configuration on stdin is not JSON at all.
+    #[error("{0}")]
+    Decoding(String),
     #[error("{0}")]
     Config(String),
     #[error("{0}")]
@@ -17,9 +20,11 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
-    /// The CNI spec's well-known codes (4 environment, 7 config); 100+ are the plugin's own.
+    /// The CNI spec's well-known codes (1 incompatible version, 4 environment, 6 decoding,
+    /// 7 config); 100+ are the plugin's own.
     pub fn code(&self) -> u32 {
         match self {
+            ProxyError::Decoding(_) => 6,
             ProxyError::Environment(_) => 4,
             ProxyError::Config(_) => 7,
             ProxyError::Unsupported(_) => 1,
