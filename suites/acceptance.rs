@@ -607,3 +607,51 @@ fn a_plugin_hanging_in_add_errors_each_scenario_promptly_in_its_words() {
     assert!(junit.contains("about to wait"), "what it printed on stderr is kept: {junit}");
     assert_eq!(processes_running("sleep 62.0119"), Vec::<u32>::new());
 }
+
+/// A chained plugin that needs what a real node gives its plugins (`fixtures/cni/stand-ins/
+/// node-scoped`): `CNI_NETNS` as containerd and CRI-O spell it (`/var/run/netns/cni-<uuid>`),
+/// a `/var/run/netns` of its node's pods alone, and a BPF filesystem of the node's own that
+/// lasts from ADD to DEL. Every egress scenario passes on it, and on its variant expecting
+/// the BPF filesystem every node shares (`bpffs: shared`); the per-node plugin given the
+/// shared filesystem finds other nodes' pins and fails, so the sharing is real.
+#[test]
+fn a_plugin_that_needs_a_real_nodes_view_passes_and_a_shared_bpf_filesystem_is_one() {
+    let stand_ins = harness::workspace_root().join("fixtures/cni/stand-ins");
+    let run = |profile: &Path| {
+        let reports = report_dir();
+        let output = assert_cmd::Command::new(suite_binary("egress_lab"))
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env_remove("CNICONF_GOLDEN_DIR")
+            .env("CNICONF_REPORT_DIR", reports.path())
+            .env("CNICONF_CNI", profile)
+            .output()
+            .unwrap();
+        (output, reports)
+    };
+    for profile in ["node-scoped", "node-scoped-shared"] {
+        let (output, _reports) = run(&stand_ins.join(profile).join("profile.yaml"));
+        assert!(output.status.success(), "{profile}: {}", text(&output));
+    }
+    // The egress pods all land on one worker: pods on two nodes show whose pins meet.
+    let dir = tempfile::tempdir().unwrap();
+    let per_node = std::fs::read_to_string(stand_ins.join("node-scoped/profile.yaml")).unwrap();
+    let shared = per_node.replace("conflist: node-scoped.conflist", &format!("conflist: {}", stand_ins.join("node-scoped/node-scoped.conflist").display())).replace("pluginDirs: [bin,", &format!("pluginDirs: [{},", stand_ins.join("node-scoped/bin").display()));
+    std::fs::write(dir.path().join("profile.yaml"), format!("{shared}bpffs: shared\n")).unwrap();
+    let on_two_nodes = |profile: &Path| -> Vec<Result<(), String>> {
+        use harness::provider::Cluster;
+        let cni = harness::cni::load_profile(&profile.display().to_string()).unwrap();
+        let lab = harness::provider::lab::Lab::provision(&cni, &Default::default()).unwrap();
+        lab.create_namespace(&harness::model::NamespaceSpec { name: "pins".into(), labels: Default::default() }).unwrap();
+        let outcomes = lab.nodes().iter().take(2).map(|node| {
+            let spec = harness::model::PodSpec { name: format!("on-{}", node.name), namespace: "pins".into(), labels: Default::default(), node: node.name.clone() };
+            lab.create_pod(&spec).map(drop).map_err(|e| e.to_string())
+        }).collect();
+        lab.teardown().unwrap();
+        outcomes
+    };
+    assert!(on_two_nodes(&stand_ins.join("node-scoped/profile.yaml")).iter().all(Result::is_ok), "per node: each node's BPF filesystem its own");
+    assert!(on_two_nodes(&stand_ins.join("node-scoped-shared/profile.yaml")).iter().all(Result::is_ok), "shared, as the plugin expects");
+    let mismatched = on_two_nodes(&dir.path().join("profile.yaml"));
+    assert!(mismatched[0].is_ok(), "{mismatched:?}");
+    assert!(mismatched[1].as_ref().is_err_and(|e| e.contains("holds other nodes' marks")), "the nodes' pins meet in one BPF filesystem: {mismatched:?}");
+}

@@ -61,6 +61,21 @@ pub struct CniProfile {
     pub kind_node_image: Option<String>,
     /// Kernel modules the CNI needs loaded on every node before it installs.
     pub node_kernel_modules: Vec<String>,
+    /// The BPF filesystem its plugins find at a node's `/sys/fs/bpf`.
+    pub bpffs: BpfFilesystem,
+}
+
+/// Which BPF filesystem a node's plugins see at `/sys/fs/bpf`. Either lasts across every
+/// plugin call for the cluster's life and goes with the cluster (and `cargo xtask gc`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BpfFilesystem {
+    /// One per node, as a kind node gets by mounting its own (the default).
+    #[default]
+    PerNode,
+    /// One for the whole cluster, as a kind config that mounts the host's `/sys/fs/bpf`
+    /// into every node gives: a plugin finds every node's pins.
+    Shared,
 }
 
 impl CniProfile {
@@ -104,6 +119,7 @@ impl CniProfile {
             self_test: false,
             kind_node_image: None,
             node_kernel_modules: vec![],
+            bpffs: BpfFilesystem::PerNode,
         }
     }
 

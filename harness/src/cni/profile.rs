@@ -44,6 +44,9 @@ struct ProfileFile {
     /// Kernel modules every node must have loaded before the CNI installs (`br_netfilter`).
     #[serde(default)]
     node_kernel_modules: Vec<String>,
+    /// `per-node` (default) or `shared`: the BPF filesystem the plugins see.
+    #[serde(default)]
+    bpffs: super::BpfFilesystem,
 }
 
 #[derive(Debug, Deserialize)]
@@ -222,6 +225,7 @@ pub fn read_profile(path: &Path) -> Result<CniProfile> {
         self_test: file.self_test,
         kind_node_image: file.kind_node_image,
         node_kernel_modules: file.node_kernel_modules,
+        bpffs: file.bpffs,
     })
 }
 

@@ -359,6 +359,10 @@ pub struct NodeView {
     /// A directory seen as `/var/lib/cni` (where IPAM and other plugins keep their state),
     /// for a node of its own; `None` leaves the host's.
     pub var_lib_cni: Option<PathBuf>,
+    /// A directory seen as `/run/netns` (so `/var/run/netns`): the node's pod namespaces
+    /// alone, each under the name a runtime gives it ([`NodeView::expose_netns`]); `None`
+    /// leaves the host's.
+    pub netns_dir: Option<PathBuf>,
 }
 
 impl NodeView {
@@ -376,6 +380,9 @@ impl NodeView {
         if self.var_lib_cni.is_some() {
             std::fs::create_dir_all("/var/lib/cni").map_err(|e| HarnessError::Command { command: "mkdir /var/lib/cni".into(), detail: e.to_string() })?;
         }
+        if let Some(dir) = &self.netns_dir {
+            std::fs::create_dir_all(dir).map_err(|e| HarnessError::Command { command: format!("mkdir {}", dir.display()), detail: e.to_string() })?;
+        }
         let nsenter = std::env::var_os("PATH")
             .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join("nsenter")).find(|path| path.is_file()))
             .ok_or_else(|| HarnessError::Command { command: "nsenter".into(), detail: "not on PATH: `cargo xtask deps` installs util-linux".into() })?;
@@ -385,15 +392,44 @@ impl NodeView {
             .args(["--", "unshare", "--mount", "--propagation", "slave", "--", "sh", "-c", NODE_VIEW_MOUNTS, "node-view"])
             .arg(&self.bpffs)
             .arg(self.var_lib_cni.as_deref().unwrap_or(Path::new("")))
+            .arg(self.netns_dir.as_deref().unwrap_or(Path::new("")))
             .arg(program);
         Ok(command)
     }
+
+    /// Makes the pod namespace `netns` (a name under /run/netns) visible to this node's
+    /// plugins as containerd and CRI-O name it, and returns that name for `CNI_NETNS`:
+    /// `/var/run/netns/cni-<uuid>`, a bind mount in the node's [`netns_dir`](Self::netns_dir).
+    /// Without a directory of its own, the namespace's own path.
+    pub fn expose_netns(&self, netns: &str) -> Result<PathBuf> {
+        let Some(dir) = &self.netns_dir else { return Ok(Path::new("/run/netns").join(netns)) };
+        // A random (version 4) UUID from the kernel, as containerd's are.
+        let uuid = std::fs::read_to_string("/proc/sys/kernel/random/uuid").map_err(|e| HarnessError::Command { command: "read /proc/sys/kernel/random/uuid".into(), detail: e.to_string() })?;
+        let name = format!("cni-{}", uuid.trim());
+        let failed = |detail: String| HarnessError::Command { command: format!("mount --bind /run/netns/{netns} {}/{name}", dir.display()), detail };
+        std::fs::create_dir_all(dir).map_err(|e| failed(e.to_string()))?;
+        let target = dir.join(&name);
+        std::fs::File::create(&target).map_err(|e| failed(e.to_string()))?;
+        nix::mount::mount(Some(&Path::new("/run/netns").join(netns)), &target, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>).map_err(|e| failed(e.to_string()))?;
+        Ok(Path::new("/var/run/netns").join(name))
+    }
+
+    /// Takes away what [`expose_netns`](Self::expose_netns) made, as a runtime removes a
+    /// sandbox's namespace; the namespace itself lives on while the lab holds it.
+    pub fn unexpose_netns(&self, exposed: &Path) {
+        if let (Some(dir), Some(name)) = (&self.netns_dir, exposed.file_name()) {
+            let target = dir.join(name);
+            let _ = nix::mount::umount2(&target, nix::mount::MntFlags::MNT_DETACH);
+            let _ = std::fs::remove_file(&target);
+        }
+    }
 }
 
-/// What `sh` does in the plugin's private mount namespace before it execs the plugin (`$3`):
-/// a `/sys` of the node's network namespace, the node's bpffs (`$1`) at `/sys/fs/bpf`, and
-/// the node's `/var/lib/cni` (`$2`) where it has its own.
-const NODE_VIEW_MOUNTS: &str = r#"umount -l /sys && mount -t sysfs sysfs /sys && mount --bind "$1" /sys/fs/bpf && { [ -z "$2" ] || mount --bind "$2" /var/lib/cni; } && plugin=$3 && shift 3 && exec "$plugin" "$@""#;
+/// What `sh` does in the plugin's private mount namespace before it execs the plugin (`$4`):
+/// a `/sys` of the node's network namespace, the node's bpffs (`$1`) at `/sys/fs/bpf`, the
+/// node's `/var/lib/cni` (`$2`) where it has its own, and its pod namespaces (`$3`) as
+/// `/run/netns` where it has its own (recursively: each is a mount of its own).
+const NODE_VIEW_MOUNTS: &str = r#"umount -l /sys && mount -t sysfs sysfs /sys && mount --bind "$1" /sys/fs/bpf && { [ -z "$2" ] || mount --bind "$2" /var/lib/cni; } && { [ -z "$3" ] || mount --rbind "$3" /run/netns; } && plugin=$4 && shift 4 && exec "$plugin" "$@""#;
 
 /// GNU time: it starts the plugin itself (being small, it passes on no large high-water
 /// mark) and writes the plugin's peak resident memory, in KiB, to a file.
@@ -891,7 +927,7 @@ mod tests {
         let _removed = Removed(netns.clone());
         let dir = stand_ins(&[("small", "#!/bin/sh\ncat > /dev/null\necho '{\"cniVersion\":\"1.0.0\"}'\n")]);
         std::fs::create_dir(dir.path().join("bpffs")).unwrap();
-        let node = NodeView { netns, bpffs: dir.path().join("bpffs"), var_lib_cni: None };
+        let node = NodeView { netns, bpffs: dir.path().join("bpffs"), var_lib_cni: None, netns_dir: None };
         let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: Some(node), usage: Default::default(), budget: None };
         let held = vec![1u8; 256 << 20];
         runtime.add(&one_plugin("small", "1.0.0"), &attachment()).unwrap();

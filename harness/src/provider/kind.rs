@@ -174,9 +174,17 @@ pub fn render_kind_config(path: &Path, cni: &CniProfile) -> Result<String> {
     if cni.replaces_kube_proxy {
         networking["kubeProxyMode"] = Value::String("none".into());
     }
-    if let (Some(image), Some(nodes)) = (&cni.kind_node_image, config["nodes"].as_array_mut()) {
-        for node in nodes.iter_mut().filter_map(Value::as_object_mut) {
+    for node in config["nodes"].as_array_mut().into_iter().flatten().filter_map(Value::as_object_mut) {
+        if let Some(image) = &cni.kind_node_image {
             node.insert("image".into(), Value::String(image.clone()));
+        }
+        // A shared BPF filesystem is the host's, mounted into every node (kind `extraMounts`),
+        // as a metadata proxy's own kind config does; per node, the plan mounts one in each.
+        if cni.bpffs == crate::cni::BpfFilesystem::Shared {
+            let mounts = node.entry("extraMounts").or_insert_with(|| Value::Array(vec![]));
+            if let Some(mounts) = mounts.as_array_mut() {
+                mounts.push(serde_json::json!({"hostPath": "/sys/fs/bpf", "containerPath": "/sys/fs/bpf"}));
+            }
         }
     }
     Ok(serde_saphyr::to_string(&config).expect("JSON values serialize"))
@@ -935,6 +943,19 @@ mod tests {
             assert!(shown.version.starts_with("v1.3") && shown.origin.contains(&image), "{name}: {shown:?}");
         }
         assert!(cni::cilium().kind_node_image.unwrap().starts_with("kindest/node:v1.30."), "Cilium 1.16 is e2e-tested up to Kubernetes 1.30 (its compatibility page)");
+    }
+
+    /// A profile that shares the BPF filesystem gets the host's `/sys/fs/bpf` in every node
+    /// (kind `extraMounts`), as a metadata proxy's own kind config mounts it; per node (the
+    /// default), none.
+    #[test]
+    fn a_shared_bpf_filesystem_is_the_hosts_in_every_node() {
+        let shared = CniProfile { bpffs: crate::cni::BpfFilesystem::Shared, ..cni::load_profile("flannel").unwrap() };
+        let config: Value = serde_saphyr::from_str(&render_kind_config(&fixtures::fixture_path("cluster/kind.yaml"), &shared).unwrap()).unwrap();
+        let nodes = config["nodes"].as_array().unwrap();
+        assert!(nodes.iter().all(|n| n["extraMounts"] == serde_json::json!([{"hostPath": "/sys/fs/bpf", "containerPath": "/sys/fs/bpf"}])), "{config}");
+        let per_node = render_kind_config(&fixtures::fixture_path("cluster/kind.yaml"), &cni::load_profile("flannel").unwrap()).unwrap();
+        assert!(!per_node.contains("extraMounts"), "{per_node}");
     }
 
     #[test]

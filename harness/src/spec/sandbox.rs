@@ -50,7 +50,7 @@ impl Sandbox {
             runtime: CniRuntime {
                 plugin_dirs: plugin_dirs.to_vec(),
                 cache_dir: state.join("cache"),
-                node: Some(NodeView { netns: node.clone(), bpffs: state.join("bpffs"), var_lib_cni: Some(state.join("var-lib-cni")) }),
+                node: Some(NodeView { netns: node.clone(), bpffs: state.join("bpffs"), var_lib_cni: Some(state.join("var-lib-cni")), netns_dir: Some(state.join("netns")) }),
                 usage: Default::default(),
                 budget: None,
             },
@@ -82,15 +82,21 @@ impl Sandbox {
     pub fn container(&self) -> Result<Container> {
         let n = self.containers.fetch_add(1, Ordering::SeqCst) + 1;
         let netns = format!("{}-c{n}", self.cluster);
-        crate::cleanup::guard_creation(|| {
+        let view = self.runtime.node.as_ref().expect("the sandbox has a node view");
+        let path = crate::cleanup::guard_creation(|| {
             run("ip", &["netns", "add", &netns], None)?;
-            run("ip", &["-n", &netns, "link", "set", "lo", "up"], None)
+            run("ip", &["-n", &netns, "link", "set", "lo", "up"], None)?;
+            // As containerd and CRI-O name it, in the node's own /var/run/netns.
+            view.expose_netns(&netns)
         })?;
-        Ok(Container { id: format!("spec-{n}-{}", &self.cluster[runs::NAME_PREFIX.len()..]), path: Path::new("/run/netns").join(&netns), netns })
+        Ok(Container { id: format!("spec-{n}-{}", &self.cluster[runs::NAME_PREFIX.len()..]), path, netns })
     }
 
     /// Deletes a container's namespace, as a runtime does when a pod is gone.
     pub fn remove_container(&self, container: &Container) -> Result<()> {
+        if let Some(view) = &self.runtime.node {
+            view.unexpose_netns(&container.path);
+        }
         run("ip", &["netns", "del", &container.netns], None)?;
         // What a runtime leaves is no path at all, never a plain file where the namespace was.
         if container.path.exists() {

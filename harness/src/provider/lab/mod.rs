@@ -242,7 +242,7 @@ impl Lab {
                 node: Node { name: name.clone(), role: kind_node.role, labels: kind_node.labels.clone(), address: IpAddr::V4(addressing::node_address(index)) },
                 netns: name.clone(),
                 pod_cidr,
-                runtime: CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: state.join("cache"), node: Some(NodeView { netns: name.clone(), bpffs: state.join("bpffs"), var_lib_cni: None }), usage: Default::default(), budget: None },
+                runtime: CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: state.join("cache"), node: Some(NodeView { netns: name.clone(), bpffs: bpffs_of(cni, cluster, &state), var_lib_cni: None, netns_dir: Some(state.join("netns")) }), usage: Default::default(), budget: None },
                 network,
                 attaching: Default::default(),
                 // The underlay's ports: the external host's, the edge's, then the nodes'.
@@ -272,8 +272,9 @@ impl Lab {
         shell::ip_batch(Some(&underlay), &underlay_setup)?;
         // Each node's own BPF filesystem, as a kind node has at /sys/fs/bpf: plugins see it
         // there (NodeView); gc unmounts it, and with it whatever a plugin pinned.
+        let mut mounted = std::collections::BTreeSet::new();
         for lab_node in &lab_nodes {
-            if let Some(view) = &lab_node.runtime.node {
+            if let Some(view) = lab_node.runtime.node.as_ref().filter(|v| mounted.insert(v.bpffs.clone())) {
                 gc::mount_bpffs(&view.bpffs)?;
             }
         }
@@ -452,9 +453,11 @@ impl Cluster for Lab {
         cleanup::guard_creation(|| shell::ip_batch(None, &[format!("netns add {netns}")]))?;
         shell::ip_batch(Some(&netns), &["link set lo up".to_owned()])?;
         let lab_node = &self.lab_nodes[node_index];
+        let view = lab_node.runtime.node.as_ref().expect("lab nodes have a node view");
         let attachment = Attachment {
             container_id: netns.clone(),
-            netns: PathBuf::from("/run/netns").join(&netns),
+            // As containerd and CRI-O name it, in the node's own /var/run/netns.
+            netns: cleanup::guard_creation(|| view.expose_netns(&netns))?,
             ifname: "eth0".into(),
             args: vec![
                 ("IgnoreUnknown".into(), "1".into()),
@@ -681,6 +684,15 @@ impl Drop for Lab {
         if let Err(e) = self.teardown() {
             tracing::error!("failed to remove lab cluster {}: {e}; run `cargo xtask gc`", self.info.cluster);
         }
+    }
+}
+
+/// Where a node's plugins find `/sys/fs/bpf`: its own bpffs, or the cluster's one when the
+/// profile shares it (see [`BpfFilesystem`](crate::cni::BpfFilesystem)).
+fn bpffs_of(cni: &CniProfile, cluster: &str, node_state: &std::path::Path) -> PathBuf {
+    match cni.bpffs {
+        crate::cni::BpfFilesystem::PerNode => node_state.join("bpffs"),
+        crate::cni::BpfFilesystem::Shared => runs::state_dir(cluster).join("bpffs-shared"),
     }
 }
 
