@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-/// Writes `contents` to `path` atomically, creating its directory.
+/// Writes `contents` to `path` atomically, creating its directory (tested through
+/// `report::write_atomically`, which wraps it).
 pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).ok_or_else(|| std::io::Error::other(format!("{} has no parent directory", path.display())))?;
     std::fs::create_dir_all(dir)?;
@@ -14,15 +15,3 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_file_is_replaced_whole_and_its_directory_made() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("deeper/report.yaml");
-        super::write_atomically(&path, b"first").unwrap();
-        super::write_atomically(&path, b"second").unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "second");
-        assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 1, "no temporary file left beside it");
-    }
-}

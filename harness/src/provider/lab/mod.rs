@@ -370,8 +370,10 @@ impl Lab {
         })
     }
 
-    fn underlay_netns(&self) -> String {
-        format!("{}-underlay", self.info.cluster)
+    /// Sets the node's switch port on the underlay `down` or `up`.
+    fn set_uplink(&self, node: &Node, state: &str) -> Result<()> {
+        let index = self.node_index(&node.name)?;
+        shell::ip_batch(Some(&format!("{}-underlay", self.info.cluster)), &[format!("link set {} {state}", self.lab_nodes[index].uplink)])
     }
 
     /// Starts, once, what the egress controller needs to see nodes fail: a responder on
@@ -634,13 +636,11 @@ impl Cluster for Lab {
     /// Cuts the node's uplink at the underlay's switch port: nothing inside the node is
     /// touched or warned, as a failed link or node would be.
     fn fail_node(&self, node: &Node) -> Result<()> {
-        let index = self.node_index(&node.name)?;
-        shell::ip_batch(Some(&self.underlay_netns()), &[format!("link set {} down", self.lab_nodes[index].uplink)])
+        self.set_uplink(node, "down")
     }
 
     fn restore_node(&self, node: &Node) -> Result<()> {
-        let index = self.node_index(&node.name)?;
-        shell::ip_batch(Some(&self.underlay_netns()), &[format!("link set {} up", self.lab_nodes[index].uplink)])
+        self.set_uplink(node, "up")
     }
 
     fn teardown(&self) -> Result<()> {
