@@ -34,6 +34,10 @@ volatile const __u32 swap_priorities = 0;
 // Set at load by the self-test fault `clear-delivery-time`: a restorer that drops the
 // packet's delivery time (SO_TXTIME) while it restores the priority.
 volatile const __u32 clear_delivery_time = 0;
+// Set at load by the self-test fault `stamp-best-effort`: a restorer that gives every
+// untagged (best-effort) IPv4 packet a delivery time no talker set, as a proxy restoring
+// a stale saved time would (on the monotonic clock, half a second ahead).
+volatile const __u32 stamp_best_effort = 0;
 
 static __always_inline __u32 restored(__u32 priority)
 {
@@ -90,6 +94,8 @@ int restore_prio(struct __sk_buff *skb)
 #endif
 	if (clear_delivery_time && (hash & TAG_MASK) == TAG)
 		bpf_skb_set_tstamp(skb, 0, BPF_SKB_TSTAMP_UNSPEC);
+	if (stamp_best_effort && (hash & TAG_MASK) != TAG && skb->protocol == bpf_htons(ETH_P_IP))
+		bpf_skb_set_tstamp(skb, bpf_ktime_get_ns() + 500000000ull, BPF_SKB_TSTAMP_DELIVERY_MONO);
 	return TC_ACT_UNSPEC;
 }
 

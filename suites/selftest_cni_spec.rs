@@ -17,11 +17,15 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 /// Each stand-in and the checks it must fall short of: those that judge the rule it breaks
 /// (each a violation where the rule is a MUST, a deviation where it is a SHOULD).
-const STAND_INS: [(&str, &[&str]); 7] = [
+const STAND_INS: [(&str, &[&str]); 9] = [
     ("faithful", &[]),
     // Interfaces left by DEL: judged by DEL's own check and by the concurrent check's
-    // "their DELs leave the node as it was".
+    // "their DELs leave the node as it was" (the last DEL's check looks once the
+    // container's namespace is gone, and with it the veth).
     ("del-leaves-veth", &["del_removes_what_add_created", "concurrent_adds_get_distinct_addresses"]),
+    // State made once per node is no attachment's: only the last DEL is to take it off.
+    ("node-wide-state-kept", &["the_last_del_leaves_the_node_as_before_the_first_add"]),
+    ("del-only-from-result", &["del_after_a_failed_add_succeeds_and_frees"]),
     ("del-fails-twice", &["del_twice_succeeds"]),
     // Both rules ask for the JSON error structure: the error cases, and CHECK's error.
     ("error-as-text", &["errors_are_the_specification_s_json", "check_fails_when_the_container_changed"]),

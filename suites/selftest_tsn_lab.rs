@@ -83,7 +83,14 @@ fn proxy_cases() -> Vec<ProxyCase> {
             entry: proxy(json!({ "faults": ["clear-delivery-time"] })),
             classes: Expect::Pass,
             leak: Expect::Pass,
-            delivery: Expect::DeliveryTimeChanged("delivery-time-lost"),
+            delivery: Expect::DeliveryTimeChanged("talker delivery-time-lost, best-effort no-delivery-time"),
+        },
+        ProxyCase {
+            name: "a_proxy_that_stamps_best_effort_packets_fails_only_the_delivery_time_scenario",
+            entry: proxy(json!({ "faults": ["stamp-best-effort"] })),
+            classes: Expect::Pass,
+            leak: Expect::Pass,
+            delivery: Expect::DeliveryTimeChanged("talker delivery-time-kept, best-effort delivery-time-off"),
         },
     ]
 }
@@ -133,10 +140,14 @@ fn check_proxy(case: &ProxyCase) -> Result<(), Failed> {
                 if !(message.contains("expected ") && message.contains("packets per class: 1:1 (class-1): ")) {
                     wrong.push(format!("{scenario}: the failure should name the expected class, the observed class and the counts: {message}"));
                 }
+                if *scenario == LEAK && !message.contains("look at stale per-packet state") {
+                    wrong.push(format!("{scenario}: the hint should name stale per-packet state: {message}"));
+                }
             }
             (Expect::DeliveryTimeChanged(role), TrialOutcome::Failed(verdict)) if verdict.reason == Some(FailureReason::DeliveryTimeChanged) && verdict.observed.role == role => {
                 let message = verdict.message();
-                if !message.contains("1:1 (delivery-time-kept): 0") {
+                // Where the packets went, with counts, then the classifier's whole table.
+                if !message.contains("); packets per class: 1:1 (delivery-time-kept): ") {
                     wrong.push(format!("{scenario}: the failure should name the counts: {message}"));
                 }
             }

@@ -35,6 +35,9 @@ pub enum Fault {
     SwapPriorities,
     /// The restorer drops the packet's delivery time (SO_TXTIME) as it restores the priority.
     ClearDeliveryTime,
+    /// The restorer gives every best-effort (untagged) IPv4 packet a delivery time no
+    /// talker set.
+    StampBestEffort,
 }
 
 /// The proxy's entry in the conflist, as the runtime hands it over (with `prevResult`).

@@ -152,8 +152,9 @@ pub fn del(conf: &NetConf, cni: &Invocation) -> Result<()> {
 fn load(conf: &NetConf, pins: &NodePins) -> Result<Ebpf> {
     let swap = u32::from(conf.has(Fault::SwapPriorities));
     let clear = u32::from(conf.has(Fault::ClearDeliveryTime));
+    let stamp = u32::from(conf.has(Fault::StampBestEffort));
     let mut loader = EbpfLoader::new();
-    loader.override_global("swap_priorities", &swap, true).override_global("clear_delivery_time", &clear, true);
+    loader.override_global("swap_priorities", &swap, true).override_global("clear_delivery_time", &clear, true).override_global("stamp_best_effort", &stamp, true);
     let loaded = match conf.has(Fault::KeepPerPacketState) {
         true => loader.map_pin_path("pending", pins.pending()).load(PROXY_KEEPING_STATE),
         false => loader.load(PROXY),

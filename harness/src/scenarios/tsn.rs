@@ -91,7 +91,7 @@ pub fn all() -> Vec<Scenario> {
         },
         Scenario {
             name: "delivery_time_set_with_so_txtime_reaches_the_nic",
-            sentence: "A talker pod's datagrams with SO_TXTIME reach the node NIC carrying the delivery time it set: on CLOCK_TAI, as far ahead as it set it (within 100 ms), none lost.",
+            sentence: "A talker pod's datagrams with SO_TXTIME reach the node NIC carrying the delivery time it set: on CLOCK_TAI, as far ahead as it set it (within 100 ms), none lost; and its best-effort datagrams without one right after reach it carrying none.",
             requires: &[Feature::TsnPriorityMap],
             disruptive: true,
             body: delivery_time_set_with_so_txtime_reaches_the_nic,
@@ -148,7 +148,9 @@ fn traffic_that_never_reaches_the_nic_leaves_no_priority_behind(cx: &mut Scenari
             cx.talk(Some(&talker), &node, stays_on_the_node, Transport::Udp, priority)?;
         }
     }
-    cx.talker_class_at_nic(Some(&talker), &node, cx.external_listener()?, Transport::Udp, 0)
+    let mut verdict = cx.talker_class_at_nic(Some(&talker), &node, cx.external_listener()?, Transport::Udp, 0)?;
+    verdict.look_at = format!("stale per-packet state: a priority saved for the pod's earlier packets (which never reached {NODE_NIC}) and restored onto later ones, e.g. a map entry keyed by socket or flow that nothing removes");
+    Ok(verdict)
 }
 
 fn delivery_time_set_with_so_txtime_reaches_the_nic(cx: &mut ScenarioContext) -> Result<Verdict> {
@@ -161,11 +163,19 @@ fn delivery_time_set_with_so_txtime_reaches_the_nic(cx: &mut ScenarioContext) ->
     if let Some(refused) = cx.try_classifier(&node, &classifier)? {
         return Err(HarnessError::CannotObserve { reason: format!("the node's kernel refuses the delivery-time classifier (it reads skb->tstamp_type and needs bpf_ktime_get_tai_ns, Linux 6.1 or later): {refused}") });
     }
-    let counted = cx.counted_talk(Some(&talker), &node, cx.external_listener()?, Transport::Udp, 1, Some(DELIVERY_DELAY));
+    let listener = cx.external_listener()?;
+    let counted = cx.counted_talk(Some(&talker), &node, listener, Transport::Udp, 1, Some(DELIVERY_DELAY)).and_then(|with| Ok((with, cx.counted_talk(Some(&talker), &node, listener, Transport::Udp, 0, None)?)));
     // The priority map goes back on the NIC for the scenarios after this one, however it went.
     cx.tsn_qdisc_on(&node)?;
-    let counted = counted?;
-    Ok(priority::delivery_time_kept(&counted.talker, counted.report.sent, &counted.grew, &format!("node {} {NODE_NIC}", node.name), &format!("{DELIVERY_DELAY:?}")))
+    let (with, without) = counted?;
+    let nic = format!("node {} {NODE_NIC}", node.name);
+    Ok(priority::every_talker(
+        "delivery time (SO_TXTIME) at the node NIC, of a talker that set one and of best effort after it",
+        vec![
+            ("talker".into(), priority::delivery_time_kept(&with.talker, with.report.sent, &with.grew, &nic, &format!("{DELIVERY_DELAY:?}"))),
+            ("best-effort".into(), priority::no_delivery_time_added(&without.talker, without.report.sent, &without.grew, &nic)),
+        ],
+    ))
 }
 
 fn talkers_leave_in_their_taprio_gate_windows(cx: &mut ScenarioContext) -> Result<Verdict> {

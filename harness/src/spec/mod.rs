@@ -233,6 +233,8 @@ pub fn checks() -> Vec<Check> {
         Check { rule: rule!(Should, "check_passes_after_add", "section 2, CHECK", "CHECK with the ADD result as prevResult succeeds right after ADD (CHECK should fail only when the container's networking is not as expected)."), body: check_passes_after_add },
         Check { rule: rule!(Should, "check_fails_when_the_container_changed", "section 2, CHECK", "After the container's address is removed behind the plugin's back, CHECK fails with an error (the plugin should return an error if a resource listed in prevResult is missing)."), body: check_fails_when_changed },
         Check { rule: rule!(Should, "del_removes_what_add_created", "section 2, DEL", "DEL removes what ADD created (a plugin should delete the interface or undo the modifications of its ADD): the node's links, addresses, routes, rules, iptables and nftables rules, IPAM files and BPF pins are as before ADD, and the container's interface is gone."), body: del_removes_what_add_created },
+        Check { rule: rule!(Should, "the_last_del_leaves_the_node_as_before_the_first_add", "section 2, DEL", "After the only attachment's DEL the node's datapath is as before its ADD, node-wide state made once included (links such as a bridge, addresses, routes, rules, iptables and nftables rules, qdiscs and filters on the node's links, BPF pins): a plugin should undo the modifications of its ADD. IPAM bookkeeping files are judged per attachment, by del_removes_what_add_created."), body: last_del_leaves_the_node_as_before },
+        Check { rule: rule!(Should, "del_after_a_failed_add_succeeds_and_frees", "section 2, DEL; section 3, lifecycle", "An ADD that fails (the container already holds an eth0) is followed by DEL, as a runtime follows every ADD (ADD is always eventually followed by a corresponding DEL); that DEL, given no prevResult, succeeds and leaves the node as before the ADD (plugins should generally complete a DEL without error even if some resources are missing)."), body: del_after_a_failed_add },
         Check { rule: rule!(Should, "del_twice_succeeds", "section 2, DEL", "A second DEL of the same attachment succeeds (plugins should generally complete a DEL without error even if some resources are missing)."), body: del_twice_succeeds },
         Check { rule: rule!(Should, "del_without_add_succeeds", "section 2, DEL", "DEL of an attachment that was never added succeeds (plugins should generally complete a DEL without error even if some resources are missing)."), body: del_without_add_succeeds },
         Check { rule: rule!(Should, "del_after_the_netns_is_gone_succeeds_and_frees", "section 2, DEL", "DEL after the container's network namespace is gone succeeds and still frees what ADD allocated on the node (an IPAM plugin should release its allocation even if the namespace no longer exists)."), body: del_after_netns_gone },
@@ -380,9 +382,15 @@ const NAMESPACE_CLEANUP: std::time::Duration = std::time::Duration::from_secs(3)
 /// What the node gained or lost since `before`, once it matches or [`NAMESPACE_CLEANUP`]
 /// ran out (then said in the last problem).
 fn settled_changes(cx: &SpecContext<'_>, before: &BTreeSet<String>) -> Result<Vec<String>> {
+    settled_changes_except(cx, before, |_| false)
+}
+
+/// [`settled_changes`] of what `unjudged` does not pick out.
+fn settled_changes_except(cx: &SpecContext<'_>, before: &BTreeSet<String>, unjudged: impl Fn(&str) -> bool) -> Result<Vec<String>> {
     let deadline = std::time::Instant::now() + NAMESPACE_CLEANUP;
     loop {
-        let changes = rules::changes(before, &cx.sandbox.node_state()?);
+        let mut changes = rules::changes(before, &cx.sandbox.node_state()?);
+        changes.retain(|change| !unjudged(change));
         if changes.is_empty() {
             return Ok(changes);
         }
@@ -398,6 +406,49 @@ fn settled_changes(cx: &SpecContext<'_>, before: &BTreeSet<String>) -> Result<Ve
 fn del_removes_what_add_created(cx: &mut SpecContext<'_>) -> Result<Judgement> {
     let problems = node_changes(cx, |cx, container, result| cx.del(&cx.subject.list, container, Some(result)))?;
     cx.verdict(problems, "the node and container as before ADD")
+}
+
+/// The first ADD on a pristine node (no warm-up) and its DEL: what node-wide state made
+/// once (a bridge, a program on the node's NIC, a pin) is still there. Files under
+/// `/var/lib/cni` are left to [`del_removes_what_add_created`]: an IPAM plugin's
+/// bookkeeping (a lock, the last address handed out) outlives its attachments by design; so
+/// do the empty tables and built-in chains any iptables call makes on first use.
+fn last_del_leaves_the_node_as_before(cx: &mut SpecContext<'_>) -> Result<Judgement> {
+    let before = cx.sandbox.node_state()?;
+    let container = cx.sandbox.container()?;
+    let mut problems = match cx.add(&cx.subject.list, &container)? {
+        Ok(result) => cx.del(&cx.subject.list, &container, Some(&result))?,
+        Err(problem) => return cx.verdict(vec![problem], ""),
+    };
+    cx.sandbox.remove_container(&container)?;
+    let unjudged = |change: &str| change.contains(sandbox::IPAM_FILES) || rules::is_an_empty_table_s_skeleton(change);
+    problems.extend(settled_changes_except(cx, &before, unjudged)?.into_iter().map(|p| format!("after the last DEL {p}")));
+    cx.verdict(problems, "the node's datapath as before the first ADD")
+}
+
+/// ADD into a container that already holds the interface (so ADD fails, as it does when a
+/// runtime retries a half-made sandbox), then DEL without prevResult, as libcni sends it
+/// when it cached no result.
+fn del_after_a_failed_add(cx: &mut SpecContext<'_>) -> Result<Judgement> {
+    if let Err(problem) = cx.warm_up()? {
+        return cx.verdict(vec![format!("warming up: {problem}")], "");
+    }
+    let before = cx.sandbox.node_state()?;
+    let container = cx.sandbox.container()?;
+    let attachment = cx.sandbox.attachment(&container);
+    cx.sandbox.in_container(&container, &["link", "add", &attachment.ifname, "type", "veth", "peer", "name", "in-the-way"])?;
+    let mut problems = Vec::new();
+    if let Ok(result) = cx.add(&cx.subject.list, &container)? {
+        // Not this check's premise: the plugin took over the interface. Its DEL is judged
+        // by the other DEL checks.
+        cx.del(&cx.subject.list, &container, Some(&result))?;
+        cx.sandbox.remove_container(&container)?;
+        return Ok(Judgement::NotApplicable(format!("ADD succeeded although the container already held {}", attachment.ifname)));
+    }
+    problems.extend(cx.del(&cx.subject.list, &container, None)?.into_iter().map(|p| format!("after the failed ADD, {p}")));
+    cx.sandbox.remove_container(&container)?;
+    problems.extend(settled_changes(cx, &before)?.into_iter().map(|p| format!("after the failed ADD and its DEL {p}")));
+    cx.verdict(problems, "ADD failed, its DEL succeeded and the node is as before the ADD")
 }
 
 fn del_twice_succeeds(cx: &mut SpecContext<'_>) -> Result<Judgement> {
@@ -500,7 +551,7 @@ fn chain_passes_on(cx: &mut SpecContext<'_>) -> Result<Judgement> {
         }
     }
     if let Some(first) = steps.first().filter(|s| !s.output.success) {
-        problems.push(format!("ADD by {} failed: {}", first.plugin, first.output.stdout.trim()));
+        problems.push(format!("ADD by {} failed: {}", first.plugin, first.failure("ADD")));
     }
     cx.verdict(problems, format!("{} kept what it was given", steps.iter().skip(1).map(|s| s.plugin.as_str()).collect::<Vec<_>>().join(", ")))
 }

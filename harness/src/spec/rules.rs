@@ -130,6 +130,21 @@ pub fn changes(before: &BTreeSet<String>, after: &BTreeSet<String>) -> Vec<Strin
     after.difference(before).map(|l| format!("left behind: {l}")).chain(before.difference(after).map(|l| format!("removed: {l}"))).collect()
 }
 
+/// Whether a change of [`crate::spec::sandbox::Sandbox::node_state`] is only an empty
+/// table's skeleton: the table, its built-in chains at policy ACCEPT, and nft's base chain
+/// and brace lines. `iptables` (legacy or nft) makes them when it first reads or writes a
+/// table; they pass every packet, and their rules and a plugin's own chains are lines of
+/// their own, judged as such.
+pub fn is_an_empty_table_s_skeleton(change: &str) -> bool {
+    let line = change.split_once(": ").map_or(change, |(_, l)| l);
+    let Some(line) = line.strip_prefix("iptables-save: ").or_else(|| line.strip_prefix("ip6tables-save: ")).map(|l| ("ipt", l)).or_else(|| line.strip_prefix("nft: ").map(|l| ("nft", l))) else { return false };
+    const BUILT_IN: [&str; 5] = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
+    match line {
+        ("ipt", l) => l.starts_with('*') || l == "COMMIT" || BUILT_IN.iter().any(|chain| l == format!(":{chain} ACCEPT")),
+        (_, l) => l == "}" || (l.starts_with("table ") && l.ends_with(" {")) || BUILT_IN.iter().any(|chain| l == format!("chain {chain} {{")) || (l.starts_with("type ") && l.ends_with("policy accept;")),
+    }
+}
+
 /// Violations of chaining: a plugin's result drops an interface or address of the result it
 /// was given as `prevResult`.
 pub fn dropped_from_previous(previous: &Value, result: &Value) -> Vec<String> {
@@ -153,6 +168,18 @@ mod tests {
     fn ok() -> Value {
         json!({"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "mac": "c2:11:22:33:44:55", "sandbox": "/run/netns/c"}],
                "ips": [{"address": "10.0.0.2/24", "gateway": "10.0.0.1", "interface": 0}], "routes": [{"dst": "0.0.0.0/0"}], "dns": {}})
+    }
+
+    #[test]
+    fn an_empty_table_s_skeleton_is_not_a_plugin_s_state_but_its_rules_and_chains_are() {
+        // As Debian's ptp 1.1.1 leaves the node after its last DEL (iptables-nft).
+        for skeleton in ["left behind: iptables-save: *nat", "left behind: iptables-save: :POSTROUTING ACCEPT", "left behind: ip6tables-save: COMMIT", "left behind: nft: table ip nat {", "left behind: nft: chain POSTROUTING {", "left behind: nft: type nat hook postrouting priority srcnat; policy accept;", "left behind: nft: }"] {
+            assert!(is_an_empty_table_s_skeleton(skeleton), "{skeleton}");
+        }
+        // As portmap leaves it: its own chains, the jumps into them, a built-in chain made to drop.
+        for state in ["left behind: iptables-save: :CNI-HOSTPORT-DNAT -", "left behind: iptables-save: -A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT", "left behind: iptables-save: :FORWARD DROP", "left behind: nft: chain CNI-HOSTPORT-MASQ {", "left behind: nft: counter packets 0 bytes 0 jump CNI-HOSTPORT-MASQ", "left behind: nft: type filter hook forward priority filter; policy drop;", "left behind: link cni0 (bridge)"] {
+            assert!(!is_an_empty_table_s_skeleton(state), "{state}");
+        }
     }
 
     #[test]

@@ -17,6 +17,9 @@ use crate::provider::runs;
 
 /// The node's uplink, a plugin's `master` (macvlan) and default route.
 pub const UPLINK: &str = "eth0";
+/// How [`Sandbox::node_state`] names files under `/var/lib/cni` (IPAM reservations and
+/// bookkeeping).
+pub const IPAM_FILES: &str = "file /var/lib/cni";
 pub const UPLINK_ADDRESS: &str = "192.168.100.2/24";
 pub const UPLINK_GATEWAY: &str = "192.168.100.1";
 
@@ -97,6 +100,18 @@ impl Sandbox {
         if let Some(view) = &self.runtime.node {
             view.unexpose_netns(&container.path);
         }
+        // The kernel destroys a namespace's virtual links (and with a veth its node-side
+        // peer) in the background, seconds later on a loaded machine; deleting them first
+        // leaves the node exactly as that clean-up will, so what is compared afterwards is
+        // the plugin's doing, not the kernel's timing. Links of no kind (devices) the
+        // kernel would hand back to the host, so they are left to it.
+        let links: Vec<serde_json::Value> = serde_json::from_str(&run("ip", &["-j", "-d", "-n", &container.netns, "link", "show"], None)?).unwrap_or_default();
+        for link in &links {
+            if let (Some(name), Some(_kind)) = (link["ifname"].as_str(), link.pointer("/linkinfo/info_kind")) {
+                // A veth's peer may already have taken it with it.
+                let _ = run("ip", &["-n", &container.netns, "link", "del", name], None);
+            }
+        }
         run("ip", &["netns", "del", &container.netns], None)?;
         // What a runtime leaves is no path at all, never a plain file where the namespace was.
         if container.path.exists() {
@@ -168,7 +183,27 @@ impl Sandbox {
         if let Ok(ruleset) = exec(&["nft", "list", "ruleset"]) {
             state.extend(ruleset.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| format!("nft: {l}")));
         }
-        for (root, label) in [(self.state.join("var-lib-cni"), "file /var/lib/cni"), (self.state.join("bpffs"), "pin /sys/fs/bpf")] {
+        // Queueing disciplines and filters (a plugin's classifier on the node's NIC): by
+        // kind, parent and handle; a filter by what it runs, without the ids a reload changes.
+        for qdisc in serde_json::from_str::<Vec<serde_json::Value>>(&exec(&["tc", "-j", "qdisc", "show"])?).unwrap_or_default() {
+            let (kind, dev) = (qdisc["kind"].as_str().unwrap_or("?"), qdisc["dev"].as_str().unwrap_or("?"));
+            if matches!(kind, "noqueue" | "noop") {
+                continue;
+            }
+            state.insert(format!("qdisc {kind} {} on {dev}", qdisc["handle"].as_str().unwrap_or("?")));
+            let directions: &[&str] = match kind {
+                "clsact" => &["ingress", "egress"],
+                "ingress" => &["ingress"],
+                _ => &[],
+            };
+            for direction in directions {
+                for filter in exec(&["tc", "filter", "show", "dev", dev, direction])?.lines().filter(|l| l.starts_with("filter")) {
+                    let stable: Vec<&str> = filter.split_whitespace().take_while(|w| *w != "id" && *w != "tag").collect();
+                    state.insert(format!("tc filter on {dev} {direction}: {}", stable.join(" ")));
+                }
+            }
+        }
+        for (root, label) in [(self.state.join("var-lib-cni"), IPAM_FILES), (self.state.join("bpffs"), "pin /sys/fs/bpf")] {
             state.extend(files_under(&root).into_iter().map(|f| format!("{label}/{f}")));
         }
         Ok(state)

@@ -83,6 +83,21 @@ pub fn delivery_time_kept(talker: &str, at_least: u64, grew: &BTreeMap<String, u
     verdict
 }
 
+/// The delivery-time classifier's class for a packet that carries none: where every
+/// packet of a talker that never set `SO_TXTIME` belongs.
+pub const NO_DELIVERY_TIME: TrafficClass = TrafficClass { role: "no-delivery-time", id: DELIVERY_TIME_LOST.id };
+
+/// Did every datagram of a talker that set no delivery time reach the NIC carrying none?
+/// One that carries a time (another talker's, left as per-packet state, or one made up on
+/// the way) would be held back or sent early by a time-aware qdisc.
+pub fn no_delivery_time_added(talker: &str, at_least: u64, grew: &BTreeMap<String, u64>, nic: &str) -> Verdict {
+    let sorting = Sorting { classes: [DELIVERY_TIME_KEPT, DELIVERY_TIME_OFF, NO_DELIVERY_TIME], check: "delivery time of a talker that set none, at the node NIC", reason: FailureReason::DeliveryTimeChanged };
+    let mut verdict = sorting.judge(talker, NO_DELIVERY_TIME, at_least, grew);
+    verdict.subject = format!("talker {talker} without SO_TXTIME, on {nic}");
+    verdict.look_at = format!("what sets skb->tstamp on packets that had none between the pod and {nic} (a metadata proxy that restores a delivery time from stale per-packet state)");
+    verdict
+}
+
 /// How a classifier sorted a talker's packets: three classes it judges, the fourth for
 /// what is not a talker's.
 struct Sorting {
@@ -93,15 +108,26 @@ struct Sorting {
 
 impl Sorting {
     /// At least `at_least` packets in `expected`, none in the other two. A failure names
-    /// where they went instead: the class that took most of them, or `missing`.
+    /// every class that took some (in the classes' order, so the role holds no counts and
+    /// stays the same from run to run: "class-1 and best-effort"), or `missing` when fewer
+    /// than `at_least` came and none went astray; the detail gives the counts, most first
+    /// ("class-1 (47), best-effort (3)").
     fn judge(&self, talker: &str, expected: TrafficClass, at_least: u64, grew: &BTreeMap<String, u64>) -> Verdict {
         let count = |class: TrafficClass| grew.get(class.id).copied().unwrap_or(0);
         let elsewhere: u64 = self.classes.iter().filter(|c| **c != expected).map(|c| count(*c)).sum();
         let passed = count(expected) >= at_least && elsewhere == 0;
+        let took_some: Vec<TrafficClass> = self.classes.iter().copied().filter(|c| count(*c) > 0).collect();
         let observed = match (passed, elsewhere) {
-            (true, _) => expected.role,
-            (false, 0) => "missing",
-            (false, _) => self.classes.iter().copied().filter(|c| *c != expected).max_by_key(|c| count(*c)).map_or("missing", |c| c.role),
+            (true, _) => expected.role.to_owned(),
+            (false, 0) => "missing".to_owned(),
+            (false, _) => took_some.iter().map(|c| c.role).collect::<Vec<_>>().join(" and "),
+        };
+        let mut most_first = took_some.clone();
+        most_first.sort_by_key(|c| std::cmp::Reverse(count(*c)));
+        let where_they_went = match (passed, elsewhere) {
+            (false, 0) => format!("{} of at least {at_least} came; ", count(expected)),
+            (false, _) => format!("{}; ", most_first.iter().map(|c| format!("{} ({})", c.role, count(*c))).collect::<Vec<_>>().join(", ")),
+            (true, _) => String::new(),
         };
         let all_classes = [self.classes[0], self.classes[1], self.classes[2], NOT_A_TALKER];
         let table = all_classes.iter().map(|c| format!("{} ({}): {}", c.id, c.role, count(*c))).collect::<Vec<_>>().join(", ");
@@ -113,7 +139,7 @@ impl Sorting {
             subject: talker.to_owned(),
             passed,
             expected: Evidence::new(expected.role, format!("all packets (at least {at_least}) in {} ({}), none in another class", expected.id, expected.role)),
-            observed: Evidence::new(observed, format!("packets per class: {table}")),
+            observed: Evidence::new(observed, format!("{where_they_went}packets per class: {table}")),
             reason: (!passed).then_some(self.reason),
             look_at: String::new(),
         }
@@ -171,9 +197,16 @@ mod tests {
         assert!(talker_kept_its_class("t", 1, 50, &grew, "eth0").passed);
         let short = BTreeMap::from([("1:1".to_owned(), 49), ("1:3".to_owned(), 1)]);
         let verdict = talker_kept_its_class("t", 1, 50, &short, "eth0");
-        assert!(!verdict.passed && verdict.observed.role == "best-effort", "one packet in best effort fails it: {}", verdict.message());
+        assert!(!verdict.passed && verdict.observed.role == "class-1 and best-effort", "one packet in best effort fails it: {}", verdict.message());
+        assert!(verdict.observed.detail.starts_with("class-1 (49), best-effort (1); "), "most first, with counts: {}", verdict.observed.detail);
+        let mostly_best_effort = BTreeMap::from([("1:1".to_owned(), 3), ("1:3".to_owned(), 47)]);
+        let verdict = talker_kept_its_class("t", 1, 50, &mostly_best_effort, "eth0");
+        assert_eq!(verdict.observed.role, "class-1 and best-effort", "the role is in the classes' order, whatever the counts");
+        assert!(verdict.observed.detail.starts_with("best-effort (47), class-1 (3); "), "{}", verdict.observed.detail);
         let lost = BTreeMap::from([("1:1".to_owned(), 10), ("1:4".to_owned(), 40)]);
-        assert_eq!(talker_kept_its_class("t", 1, 50, &lost, "eth0").observed.role, "missing", "ARP cannot make up for packets that never came");
+        let verdict = talker_kept_its_class("t", 1, 50, &lost, "eth0");
+        assert_eq!(verdict.observed.role, "missing", "ARP cannot make up for packets that never came");
+        assert!(verdict.observed.detail.starts_with("10 of at least 50 came; "), "{}", verdict.observed.detail);
     }
 
     #[test]
@@ -183,7 +216,7 @@ mod tests {
         let together = talkers_kept_their_classes(vec![("talker-1".into(), kept.clone()), ("talker-2".into(), lost)]);
         assert_eq!((together.passed, together.reason), (false, Some(FailureReason::WrongClass)));
         assert_eq!((together.expected.role.as_str(), together.observed.role.as_str()), ("talker-1 class-1, talker-2 class-2", "talker-1 class-1, talker-2 best-effort"));
-        assert!(together.message().contains("talker-2: packets per class: 1:1 (class-1): 0, 1:2 (class-2): 0, 1:3 (best-effort): 50"), "{}", together.message());
+        assert!(together.message().contains("talker-2: best-effort (50); packets per class: 1:1 (class-1): 0, 1:2 (class-2): 0, 1:3 (best-effort): 50"), "{}", together.message());
         assert_eq!(together.counters.len(), 8, "four classes per talker");
         assert!(talkers_kept_their_classes(vec![("talker-1".into(), kept)]).passed);
     }
@@ -196,7 +229,17 @@ mod tests {
         let verdict = delivery_time_kept("t", 50, &lost, "eth0", "500ms");
         assert_eq!((verdict.passed, verdict.reason, verdict.observed.role.as_str()), (false, Some(FailureReason::DeliveryTimeChanged), "delivery-time-lost"));
         let off = BTreeMap::from([("1:1".to_owned(), 45), ("1:2".to_owned(), 5)]);
-        assert_eq!(delivery_time_kept("t", 50, &off, "eth0", "500ms").observed.role, "delivery-time-off");
+        assert_eq!(delivery_time_kept("t", 50, &off, "eth0", "500ms").observed.role, "delivery-time-kept and delivery-time-off");
+    }
+
+    #[test]
+    fn a_talker_without_a_delivery_time_must_reach_the_nic_without_one() {
+        let none = BTreeMap::from([("1:3".to_owned(), 50), ("1:4".to_owned(), 2)]);
+        assert!(no_delivery_time_added("t", 50, &none, "eth0").passed);
+        let stale = BTreeMap::from([("1:3".to_owned(), 26), ("1:1".to_owned(), 24)]);
+        let verdict = no_delivery_time_added("t", 50, &stale, "eth0");
+        assert_eq!((verdict.passed, verdict.reason, verdict.observed.role.as_str()), (false, Some(FailureReason::DeliveryTimeChanged), "delivery-time-kept and no-delivery-time"));
+        assert!(verdict.observed.detail.starts_with("no-delivery-time (26), delivery-time-kept (24); ") && verdict.message().contains("stale per-packet state"), "{}", verdict.message());
     }
 
     #[test]
@@ -207,7 +250,7 @@ mod tests {
         assert_eq!(talker_kept_its_class("t", 0, 20, &lifted, "eth0").observed.role, "class-2");
         let leaked = BTreeMap::from([("1:3".to_owned(), 49), ("1:2".to_owned(), 1)]);
         let verdict = talker_kept_its_class("t", 0, 50, &leaked, "eth0");
-        assert_eq!((verdict.passed, verdict.observed.role.as_str()), (false, "class-2"), "one packet lifted out of best effort fails it");
+        assert_eq!((verdict.passed, verdict.observed.role.as_str()), (false, "class-2 and best-effort"), "one packet lifted out of best effort fails it");
         assert!(verdict.counters.iter().any(|c| c.name == "class-2" && c.value == 1), "{:?}", verdict.counters);
     }
 }
