@@ -30,6 +30,9 @@ pub enum Feature {
     PerformanceTools,
     /// Reading the CPU time and memory of the CNI's own processes while traffic flows.
     CniResourceUsage,
+    /// Replacing the CNI in place while pods run (an upgrade to another profile, and back),
+    /// with CNI CHECK and DEL sent to pods and a node's state read.
+    InPlaceUpgrade,
 }
 
 impl Feature {
@@ -40,7 +43,7 @@ impl Feature {
 
     /// Whether the provider, not the CNI, provides it: a CNI never lacks it.
     pub fn is_provider_feature(self) -> bool {
-        matches!(self, Feature::TsnPriorityMap | Feature::PerformanceTools | Feature::CniResourceUsage)
+        matches!(self, Feature::TsnPriorityMap | Feature::PerformanceTools | Feature::CniResourceUsage | Feature::InPlaceUpgrade)
     }
 
     pub fn name(self) -> &'static str {
@@ -54,6 +57,7 @@ impl Feature {
             Feature::TsnPriorityMap => "TSN priority map on the node NIC",
             Feature::PerformanceTools => "measuring tools (iperf3) in pods, on nodes and outside",
             Feature::CniResourceUsage => "the CPU time and memory of the CNI's own processes",
+            Feature::InPlaceUpgrade => "an in-place CNI upgrade and rollback under running pods",
         }
     }
 }

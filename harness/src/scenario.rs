@@ -74,18 +74,41 @@ pub struct Scenario {
     pub body: ScenarioBody,
 }
 
+/// The two CNIs of an upgrade: the one the cluster is made with, and the one it is
+/// upgraded to in place (and rolled back from).
+#[derive(Debug, Clone)]
+pub struct UpgradePair {
+    pub from: CniProfile,
+    pub to: CniProfile,
+}
+
+/// Names the profile an upgrade suite upgrades to, when its default is not wanted.
+pub const UPGRADE_TO_VARIABLE: &str = "CNICONF_UPGRADE_TO";
+
+/// An upgrade pair, or why it could not be formed (a profile that does not load).
+pub type Upgrade = Option<std::result::Result<Arc<UpgradePair>, String>>;
+
 /// A CNI profile and the scenarios to run against it.
 pub struct Suite {
     name: String,
     /// The profile run unless `CNICONF_CNI` names another: a name under `fixtures/cni/`.
     default_cni: String,
+    /// For an upgrade suite, the profile upgraded to unless `CNICONF_UPGRADE_TO` names another.
+    default_upgrade_to: Option<String>,
     scenarios: Vec<Scenario>,
     timeouts: Timeouts,
 }
 
 impl Suite {
     pub fn new(name: &str, default_cni: &str) -> Self {
-        Self { name: name.to_owned(), default_cni: default_cni.to_owned(), scenarios: Vec::new(), timeouts: Timeouts::default() }
+        Self { name: name.to_owned(), default_cni: default_cni.to_owned(), default_upgrade_to: None, scenarios: Vec::new(), timeouts: Timeouts::default() }
+    }
+
+    /// Makes it an upgrade suite: its cluster's CNI is upgraded in place to this profile
+    /// (or to the one `CNICONF_UPGRADE_TO` names) by the scenarios that say so.
+    pub fn upgrading_to(mut self, default: &str) -> Self {
+        self.default_upgrade_to = Some(default.to_owned());
+        self
     }
 
     pub fn scenarios(mut self, scenarios: Vec<Scenario>) -> Self {
@@ -118,8 +141,13 @@ impl Suite {
         let provider_name = provider.as_ref().map(|p| p.name()).unwrap_or("unknown");
         let mut features: Vec<Feature> = self.scenarios.iter().flat_map(|s| s.requires.iter().copied()).collect();
         features.dedup();
+        let upgrade = self.default_upgrade_to.as_ref().map(|default| {
+            let to = std::env::var(UPGRADE_TO_VARIABLE).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.clone());
+            crate::cni::load_profile(&to).map(|to| Arc::new(UpgradePair { from: cni.clone(), to })).map_err(|e| format!("the profile to upgrade to ({UPGRADE_TO_VARIABLE}={to}): {e}"))
+        });
         let run = Arc::new(SuiteRun {
             cni,
+            upgrade,
             features,
             provider,
             timeouts,
@@ -183,6 +211,7 @@ pub fn run_shared_then_alone(args: &Arguments, shared: Vec<Trial>, alone: Vec<Tr
 /// The state one suite run shares between its trials.
 struct SuiteRun {
     cni: CniProfile,
+    upgrade: Upgrade,
     /// Everything the suite's scenarios need, for providers that install add-ons.
     features: Vec<Feature>,
     provider: std::result::Result<ProviderChoice, String>,
@@ -225,7 +254,7 @@ impl SuiteRun {
                     // Other processes of the run may share the cluster: a disruptive trial waits
                     // until it has it alone, and keeps others out until it ends.
                     let _beside = crate::provider::runs::trial_lock(&cluster.info().cluster, scenario.disruptive);
-                    run_scenario(&cluster, scenario, &self.timeouts, &format!("t{trial}"))
+                    run_scenario_upgrading(&cluster, scenario, &self.timeouts, &format!("t{trial}"), self.upgrade.clone())
                 }
                 Err(error) => TrialOutcome::Error(format!("cluster could not be provisioned: {error}")),
             },
@@ -262,8 +291,14 @@ impl SuiteRun {
 /// the body takes its budget from what remains of the trial ([`crate::deadline`]), so a
 /// trial that runs out of time fails naming the wait that ran out.
 pub fn run_scenario(cluster: &Arc<dyn Cluster>, scenario: &Scenario, timeouts: &Timeouts, trial: &str) -> TrialOutcome {
+    run_scenario_upgrading(cluster, scenario, timeouts, trial, None)
+}
+
+/// [`run_scenario`] with the upgrade pair the scenario's upgrades and rollbacks use.
+pub fn run_scenario_upgrading(cluster: &Arc<dyn Cluster>, scenario: &Scenario, timeouts: &Timeouts, trial: &str, upgrade: Upgrade) -> TrialOutcome {
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let mut cx = ScenarioContext::new(Arc::clone(cluster), trial, timeouts.clone());
+    cx.upgrade = upgrade;
     let body = scenario.body;
     let deadline = Instant::now() + timeouts.trial;
     let span = tracing::Span::current();
@@ -316,11 +351,20 @@ pub struct ScenarioContext {
     book: AddressBook,
     /// Nodes the trial made fail, restored when it ends.
     failed_nodes: Vec<Node>,
+    /// The upgrade the trial may make, and whether the cluster runs its `to` now (then it
+    /// is rolled back when the trial ends).
+    upgrade: Upgrade,
+    upgraded: bool,
 }
 
 impl Drop for ScenarioContext {
     /// What a trial breaks, it mends, whether its body returned, failed or panicked.
     fn drop(&mut self) {
+        if self.upgraded {
+            if let Err(e) = self.roll_back_cni() {
+                tracing::error!("failed to roll the CNI back after the trial: {e}");
+            }
+        }
         for node in self.failed_nodes.drain(..) {
             if let Err(e) = self.cluster.restore_node(&node) {
                 tracing::error!("failed to restore node {}: {e}", node.name);
@@ -334,7 +378,7 @@ impl ScenarioContext {
     fn new(cluster: Arc<dyn Cluster>, trial: &str, timeouts: Timeouts) -> Self {
         let book = AddressBook { nodes: cluster.nodes().to_vec(), ..Default::default() };
         let trial = format!("{trial}-{}", cluster.info().run_id);
-        Self { cluster, trial, timeouts, book, failed_nodes: Vec::new() }
+        Self { cluster, trial, timeouts, book, failed_nodes: Vec::new(), upgrade: None, upgraded: false }
     }
 
     /// The cluster, for the families' operations built on its primitives.
@@ -499,6 +543,32 @@ impl ScenarioContext {
         fixtures::load_canary_budgets(&fixtures::fixture_path("budgets/canary.yaml"))
     }
 
+    /// The trial's upgrade pair, or why there is none.
+    pub fn upgrade_pair(&self) -> Result<Arc<UpgradePair>> {
+        match &self.upgrade {
+            Some(Ok(pair)) => Ok(Arc::clone(pair)),
+            Some(Err(reason)) => Err(HarnessError::NotFound { what: "upgrade target".into(), wanted: reason.clone() }),
+            None => Err(HarnessError::NotFound { what: "upgrade target".into(), wanted: format!("this suite upgrades to nothing (an upgrade suite names its target; {UPGRADE_TO_VARIABLE} picks another)") }),
+        }
+    }
+
+    /// Upgrades the cluster's CNI in place to the pair's `to`; the trial rolls it back when
+    /// it ends, however it ends.
+    pub fn upgrade_cni(&mut self) -> Result<Arc<UpgradePair>> {
+        let pair = self.upgrade_pair()?;
+        self.upgraded = true;
+        self.cluster.replace_cni(&pair.to)?;
+        Ok(pair)
+    }
+
+    /// Rolls the cluster's CNI back to the pair's `from`.
+    pub fn roll_back_cni(&mut self) -> Result<()> {
+        let pair = self.upgrade_pair()?;
+        self.cluster.replace_cni(&pair.from)?;
+        self.upgraded = false;
+        Ok(())
+    }
+
     /// The first worker node.
     pub fn a_worker(&self) -> Result<Node> {
         self.node_where("worker node", "any".into(), |n| n.role == NodeRole::Worker)
@@ -616,6 +686,11 @@ impl ScenarioContext {
         self.cluster.request_from(pod, &self.cluster.external_echo_url(), self.timeouts.request)
     }
 
+    /// Calls `server`'s echo (every pod serves one on [`crate::model::POD_PORT`]) from `client`.
+    pub fn request_pod(&self, client: &Pod, server: &Pod) -> Result<Observation> {
+        self.cluster.request_from(client, &format!("http://{}/", std::net::SocketAddr::new(server.address, crate::model::POD_PORT)), self.timeouts.request)
+    }
+
     /// Calls a port on the external host where nothing listens, from `pod`.
     pub fn request_closed_external_port(&self, pod: &Pod) -> Result<Observation> {
         self.cluster.request_from(pod, &self.cluster.external_closed_port_url(), self.timeouts.request)
@@ -662,6 +737,7 @@ mod tests {
         let cni = CniProfile { features: vec![], ..crate::cni::reference() };
         let run = SuiteRun {
             cni,
+            upgrade: None,
             features: vec![],
             provider: Ok(ProviderChoice::Lab(Default::default())),
             timeouts: Timeouts::default(),
@@ -708,6 +784,7 @@ mod tests {
         let kind = crate::provider::kind::KindOptions { require_tools: true, ..crate::provider::kind::KindOptions::from_env() };
         SuiteRun {
             cni: crate::cni::antrea(),
+            upgrade: None,
             features: vec![],
             provider: Ok(ProviderChoice::Kind(kind)),
             timeouts: Timeouts::default(),

@@ -93,7 +93,7 @@ pub fn output_dir(cni: &CniProfile) -> PathBuf {
 fn spec_subject(cni: &CniProfile) -> Vec<(&'static str, std::ffi::OsString)> {
     let Installation::Lab { conflist, plugin_dirs } = &cni.installation else { return Vec::new() };
     let built = workspace_root().join("target/debug");
-    let dirs: Vec<PathBuf> = plugin_dirs.iter().map(|d| if d.as_os_str() == harness::cni::HARNESS_BINARIES { built.clone() } else { d.clone() }).collect();
+    let dirs: Vec<PathBuf> = plugin_dirs.iter().map(|d| harness::cni::resolve_plugin_dir(d, &built)).collect();
     vec![("CNICONF_SPEC_SUBJECT", conflist.clone().into_os_string()), ("CNICONF_SPEC_PLUGIN_DIR", std::env::join_paths(dirs).unwrap_or_default())]
 }
 

@@ -22,6 +22,26 @@ pub use profile::{known_profiles, load_profile, profile_from_env, CNI_VARIABLE};
 /// binaries (`cni-probe`, `tsn-metadata-proxy`), wherever cargo put them.
 pub const HARNESS_BINARIES: &str = "{harness-binaries}";
 
+/// A plugin directory of a lab profile that stands for Debian unstable's reference plugins
+/// as `cargo xtask deps` unpacks them (`target/debian-unstable/...`): an upgrade's newer
+/// version beside the machine's own.
+pub const DEBIAN_UNSTABLE_PLUGINS: &str = "{debian-unstable-plugins}";
+
+/// Whether a profile's plugin directory is one of the placeholders, not a path.
+pub fn is_plugin_dir_placeholder(dir: &std::path::Path) -> bool {
+    [HARNESS_BINARIES, DEBIAN_UNSTABLE_PLUGINS].iter().any(|p| dir.as_os_str() == *p)
+}
+
+/// The directory a profile's plugin directory names, `harness_binaries` being where this
+/// build's own binaries are.
+pub fn resolve_plugin_dir(dir: &std::path::Path, harness_binaries: &std::path::Path) -> std::path::PathBuf {
+    match dir.to_str() {
+        Some(HARNESS_BINARIES) => harness_binaries.to_owned(),
+        Some(DEBIAN_UNSTABLE_PLUGINS) => crate::host::unstable_plugins_root().join("usr/lib/cni"),
+        _ => dir.to_owned(),
+    }
+}
+
 /// Reference CNI plugins a CNI expects on every node that the node image lacks (kind's
 /// has only what kindnet uses: ptp, host-local, portmap, loopback).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -96,7 +96,8 @@ struct LabFile {
     plugin_dir: Option<PathBuf>,
     /// Several directories, searched in order (a vendor's own binaries, then Debian's).
     /// `{harness-binaries}` stands for where this build's own binaries are (the
-    /// reference TSN metadata proxy).
+    /// reference TSN metadata proxy), `{debian-unstable-plugins}` for Debian unstable's
+    /// reference plugins as `cargo xtask deps` unpacks them.
     #[serde(default)]
     plugin_dirs: Vec<PathBuf>,
 }
@@ -189,7 +190,7 @@ pub fn read_profile(path: &Path) -> Result<CniProfile> {
                 .plugin_dir
                 .into_iter()
                 .chain(lab.plugin_dirs)
-                .map(|d| if d.as_os_str() == crate::cni::HARNESS_BINARIES { d } else { directory.join(d) })
+                .map(|d| if crate::cni::is_plugin_dir_placeholder(&d) { d } else { directory.join(d) })
                 .collect();
             if plugin_dirs.is_empty() {
                 return Err(malformed("install.lab: expected pluginDir (or pluginDirs), where the conflist's plugin binaries are".into()));

@@ -68,6 +68,7 @@ impl ExistingOptions {
 pub fn cannot_host(options: &ExistingOptions, feature: Feature) -> Option<String> {
     match feature {
         Feature::EgressFailover => Some("the existing provider does not stop nodes of a cluster it does not own".into()),
+        Feature::InPlaceUpgrade => Some("an upgrade replaces the CNI of the cluster; the existing provider never changes the CNI of a cluster it does not own".into()),
         Feature::CniResourceUsage => Some("the CNI's agent pods are read from their cgroups on their nodes; the existing provider runs nothing on nodes of a cluster it does not own".into()),
         Feature::PerformanceTools => Some("the performance scenarios run iperf3 on nodes and outside the cluster; the existing provider runs nothing on nodes of a cluster it does not own, and outside it has only the user's echo".into()),
         Feature::TsnPriorityMap => Some("the TSN scenarios configure the node NIC's qdisc and read its counters; the existing provider does not run commands on nodes of a cluster it does not own".into()),

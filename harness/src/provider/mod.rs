@@ -101,6 +101,28 @@ pub trait Cluster: Send + Sync {
     fn run_outside(&self, program: &str, _args: &[&str]) -> Result<crate::model::ExecOutput> {
         Err(HarnessError::NotFound { what: "way to run tools outside".into(), wanted: format!("{program} on the external host") })
     }
+    /// Replaces the cluster's CNI by `with` in place, node by node, while pods run, as an
+    /// upgrade (or a rollback) does: nothing is restarted that a real one would not restart
+    /// ([`Feature::InPlaceUpgrade`]).
+    fn replace_cni(&self, with: &CniProfile) -> Result<()> {
+        Err(HarnessError::NotFound { what: "way to replace the CNI in place".into(), wanted: format!("{} on {} clusters", with.name, self.info().provider) })
+    }
+    /// CNI CHECK of `pod`'s network as a runtime sends it (the cached ADD result as
+    /// `prevResult`), by the CNI its node runs now.
+    fn check_pod_network(&self, pod: &Pod) -> Result<()> {
+        Err(HarnessError::NotFound { what: "way to send CNI CHECK".into(), wanted: format!("for pod {}/{} on {} clusters", pod.namespace, pod.name, self.info().provider) })
+    }
+    /// Deletes `pod` as the kubelet does: CNI DEL by the CNI its node runs now, then its
+    /// network namespace.
+    fn delete_pod(&self, pod: &Pod) -> Result<()> {
+        Err(HarnessError::NotFound { what: "way to delete pods".into(), wanted: format!("{}/{} on {} clusters", pod.namespace, pod.name, self.info().provider) })
+    }
+    /// What a CNI could leave on `node`, one line per item: links, addresses, routes,
+    /// rules, iptables and nft, qdiscs and filters, IPAM files, BPF pins (as `cni_spec`
+    /// reads its nodes).
+    fn node_state(&self, node: &Node) -> Result<std::collections::BTreeSet<String>> {
+        Err(HarnessError::NotFound { what: "way to read a node's state".into(), wanted: format!("of node {} on {} clusters", node.name, self.info().provider) })
+    }
     /// Removes everything the run created. Idempotent.
     /// CPU time and peak memory of the CNI's own processes since the cluster was made
     /// (where the provider can read them: [`Feature::CniResourceUsage`]).
@@ -166,6 +188,7 @@ impl ProviderChoice {
         match self {
             ProviderChoice::Lab(_) => lab::cannot_host(cni, feature),
             ProviderChoice::Kind(_) if feature == Feature::CniResourceUsage && cni.agent().is_none() => Some(format!("profile {} names no agent DaemonSet, whose pods' cgroups would be read", cni.name)),
+            ProviderChoice::Kind(_) if feature == Feature::InPlaceUpgrade => Some("the kind provider cannot upgrade a CNI in place yet (helm upgrade of the agents, node by node, is not written); the lab can".into()),
             ProviderChoice::Kind(_) => None,
             ProviderChoice::Existing(options) => existing::cannot_host(options, feature),
         }

@@ -6,7 +6,7 @@
 //! state directory): dropping it, an interrupt, or `cargo xtask gc` removes it.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::cni::runtime::{Attachment, CniRuntime, NodeView};
@@ -17,9 +17,7 @@ use crate::provider::runs;
 
 /// The node's uplink, a plugin's `master` (macvlan) and default route.
 pub const UPLINK: &str = "eth0";
-/// How [`Sandbox::node_state`] names files under `/var/lib/cni` (IPAM reservations and
-/// bookkeeping).
-pub const IPAM_FILES: &str = "file /var/lib/cni";
+pub use crate::provider::lab::node_state::{node_state, IPAM_FILES};
 pub const UPLINK_ADDRESS: &str = "192.168.100.2/24";
 pub const UPLINK_GATEWAY: &str = "192.168.100.1";
 
@@ -100,19 +98,7 @@ impl Sandbox {
         if let Some(view) = &self.runtime.node {
             view.unexpose_netns(&container.path);
         }
-        // The kernel destroys a namespace's virtual links (and with a veth its node-side
-        // peer) in the background, seconds later on a loaded machine; deleting them first
-        // leaves the node exactly as that clean-up will, so what is compared afterwards is
-        // the plugin's doing, not the kernel's timing. Links of no kind (devices) the
-        // kernel would hand back to the host, so they are left to it.
-        let links: Vec<serde_json::Value> = serde_json::from_str(&run("ip", &["-j", "-d", "-n", &container.netns, "link", "show"], None)?).unwrap_or_default();
-        for link in &links {
-            if let (Some(name), Some(_kind)) = (link["ifname"].as_str(), link.pointer("/linkinfo/info_kind")) {
-                // A veth's peer may already have taken it with it.
-                let _ = run("ip", &["-n", &container.netns, "link", "del", name], None);
-            }
-        }
-        run("ip", &["netns", "del", &container.netns], None)?;
+        crate::provider::lab::node_state::remove_netns_now(&container.netns)?;
         // What a runtime leaves is no path at all, never a plain file where the namespace was.
         if container.path.exists() {
             std::fs::remove_file(&container.path).map_err(|e| crate::error::HarnessError::Command { command: format!("rm {}", container.path.display()), detail: e.to_string() })?;
@@ -145,68 +131,7 @@ impl Sandbox {
 
     /// Everything on the node a plugin could leave behind, one line per item.
     pub fn node_state(&self) -> Result<BTreeSet<String>> {
-        let mut state = BTreeSet::new();
-        let exec = |args: &[&str]| run("ip", &[&["netns", "exec", &self.node], args].concat(), None);
-        let json = |args: &[&str]| -> Result<Vec<serde_json::Value>> { Ok(serde_json::from_str(&run("ip", &[&["-j", "-n", &self.node], args].concat(), None)?).unwrap_or_default()) };
-        for link in json(&["-d", "link", "show"])? {
-            let kind = link.pointer("/linkinfo/info_kind").and_then(|k| k.as_str()).unwrap_or("device");
-            state.insert(format!("link {} ({kind})", link["ifname"].as_str().unwrap_or("?")));
-            for (key, value) in [("master", link.get("master")), ("qdisc", link.get("qdisc"))] {
-                if let Some(value) = value.and_then(|v| v.as_str()) {
-                    state.insert(format!("link {} {key} {value}", link["ifname"].as_str().unwrap_or("?")));
-                }
-            }
-        }
-        for link in json(&["addr", "show"])? {
-            for address in link["addr_info"].as_array().into_iter().flatten() {
-                state.insert(format!("address {}/{} on {}", address["local"].as_str().unwrap_or("?"), address["prefixlen"], link["ifname"].as_str().unwrap_or("?")));
-            }
-        }
-        for family in ["-4", "-6"] {
-            for route in json(&[family, "route", "show", "table", "all"])? {
-                let table = route.get("table").and_then(|t| t.as_str()).unwrap_or("main");
-                if table == "local" {
-                    continue;
-                }
-                state.insert(format!("route {} via {} dev {} table {table}", route["dst"].as_str().unwrap_or("?"), route.get("gateway").and_then(|g| g.as_str()).unwrap_or("-"), route.get("dev").and_then(|d| d.as_str()).unwrap_or("-")));
-            }
-            for rule in json(&[family, "rule", "show"])? {
-                state.insert(format!("rule {rule}"));
-            }
-        }
-        for tool in ["iptables-save", "ip6tables-save"] {
-            for line in exec(&[tool])?.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
-                // Chain counters change with traffic, not with plugins.
-                state.insert(format!("{tool}: {}", line.split(" [").next().unwrap_or(line)));
-            }
-        }
-        if let Ok(ruleset) = exec(&["nft", "list", "ruleset"]) {
-            state.extend(ruleset.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| format!("nft: {l}")));
-        }
-        // Queueing disciplines and filters (a plugin's classifier on the node's NIC): by
-        // kind, parent and handle; a filter by what it runs, without the ids a reload changes.
-        for qdisc in serde_json::from_str::<Vec<serde_json::Value>>(&exec(&["tc", "-j", "qdisc", "show"])?).unwrap_or_default() {
-            let (kind, dev) = (qdisc["kind"].as_str().unwrap_or("?"), qdisc["dev"].as_str().unwrap_or("?"));
-            if matches!(kind, "noqueue" | "noop") {
-                continue;
-            }
-            state.insert(format!("qdisc {kind} {} on {dev}", qdisc["handle"].as_str().unwrap_or("?")));
-            let directions: &[&str] = match kind {
-                "clsact" => &["ingress", "egress"],
-                "ingress" => &["ingress"],
-                _ => &[],
-            };
-            for direction in directions {
-                for filter in exec(&["tc", "filter", "show", "dev", dev, direction])?.lines().filter(|l| l.starts_with("filter")) {
-                    let stable: Vec<&str> = filter.split_whitespace().take_while(|w| *w != "id" && *w != "tag").collect();
-                    state.insert(format!("tc filter on {dev} {direction}: {}", stable.join(" ")));
-                }
-            }
-        }
-        for (root, label) in [(self.state.join("var-lib-cni"), IPAM_FILES), (self.state.join("bpffs"), "pin /sys/fs/bpf")] {
-            state.extend(files_under(&root).into_iter().map(|f| format!("{label}/{f}")));
-        }
-        Ok(state)
+        node_state(&self.node, &self.state.join("var-lib-cni"), &self.state.join("bpffs"))
     }
 
     /// The container's links (other than `lo`) with their addresses, one line each.
@@ -227,21 +152,6 @@ impl Sandbox {
     pub fn in_container(&self, container: &Container, args: &[&str]) -> Result<String> {
         run("ip", &[&["-n", container.netns.as_str()], args].concat(), None)
     }
-}
-
-fn files_under(root: &Path) -> Vec<String> {
-    let mut files = Vec::new();
-    let mut pending = vec![root.to_owned()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path.clone());
-            }
-            files.push(path.strip_prefix(root).unwrap_or(&path).display().to_string());
-        }
-    }
-    files
 }
 
 /// Link kinds the kernel must offer for a plugin to run at all, by plugin type.

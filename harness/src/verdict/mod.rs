@@ -14,6 +14,7 @@ pub mod regression;
 pub mod rollout;
 pub mod sequential;
 pub mod snat;
+pub mod upgrade;
 pub mod weights;
 
 use serde::{Deserialize, Serialize};
@@ -73,6 +74,12 @@ pub enum FailureReason {
     SpecViolation,
     /// A SHOULD of the specification the check cites is not met: a lesser outcome.
     RecommendationNotMet,
+    /// CNI CHECK failed on a pod whose network was as ADD left it.
+    CheckFailed,
+    /// CNI DEL failed, or left something of the pod on its node.
+    LeftBehind,
+    /// One address was held by two pods at once.
+    AddressReused,
 }
 
 impl FailureReason {
@@ -96,6 +103,9 @@ impl FailureReason {
             FailureReason::Inconclusive => "inconclusive at the cap",
             FailureReason::SpecViolation => "violates the CNI specification (a MUST)",
             FailureReason::RecommendationNotMet => "deviates from a recommendation (a SHOULD) of the CNI specification",
+            FailureReason::CheckFailed => "CNI CHECK failed on an intact pod",
+            FailureReason::LeftBehind => "the pod's DEL failed or left state on its node",
+            FailureReason::AddressReused => "an address handed out twice",
         }
     }
 }

@@ -13,6 +13,7 @@ mod egress;
 pub mod faults;
 mod gateway;
 pub mod gc;
+pub mod node_state;
 pub(crate) mod shell;
 
 use std::collections::BTreeMap;
@@ -72,7 +73,8 @@ impl LabOptions {
 
 /// Why the lab cannot host `cni` at all: it runs only the reference plugins itself.
 pub fn unavailable(cni: &CniProfile) -> Option<String> {
-    match cni.installation {
+    match &cni.installation {
+        Installation::Lab { plugin_dirs, .. } if plugin_dirs.iter().any(|d| d.as_os_str() == crate::cni::DEBIAN_UNSTABLE_PLUGINS) => crate::host::unstable_plugins().err(),
         Installation::Lab { .. } => None,
         _ => Some(format!("the lab runs CNIs given as a conflist and plugin binaries (install.lab in a profile); {} is installed on a cluster and needs the kind or existing provider", cni.name)),
     }
@@ -122,12 +124,22 @@ const TOOLS: [(&str, &str, &str); 4] = [
     ("kill", "stopping what runs in the lab's namespaces", "install it with `apt-get install procps` or run `cargo xtask deps`"),
 ];
 
+/// The CNI a node runs: the plugins its runtime finds and the conflist it reads. An
+/// in-place upgrade replaces it whole, as a package upgrade or a DaemonSet's install
+/// container replaces the files on a node.
+struct NodeCni {
+    runtime: CniRuntime,
+    network: NetworkConfigList,
+}
+
 struct LabNode {
     node: Node,
     netns: String,
     pod_cidr: Ipv4Net,
-    runtime: CniRuntime,
-    network: NetworkConfigList,
+    /// What the node's conflist placeholders are filled with, and its state directory.
+    placeholders: crate::cni::runtime::NodePlaceholders,
+    state: PathBuf,
+    cni: std::sync::RwLock<Arc<NodeCni>>,
     /// Held from a pod's ADD through its CHECK.
     attaching: std::sync::Mutex<()>,
     /// The underlay's end of the node's eth0 (its switch port): down is the node cut off.
@@ -174,6 +186,13 @@ pub struct Lab {
     /// another trial's keep-alive connections in the middle of a measurement.
     gateway_quiet: std::sync::RwLock<()>,
     torn_down: AtomicBool,
+}
+
+impl LabNode {
+    /// The CNI the node runs now.
+    fn cni(&self) -> Arc<NodeCni> {
+        Arc::clone(&self.cni.read().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 impl Lab {
@@ -238,12 +257,14 @@ impl Lab {
             let mut network = network_template.clone();
             let placeholders = crate::cni::runtime::NodePlaceholders { node_name: name.clone(), node_address: addressing::node_address(index), node_pod_cidr: pod_cidr, pod_subnet };
             fill_in_node_network(&mut network, &placeholders, &state);
+            let runtime = CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: state.join("cache"), node: Some(NodeView { netns: name.clone(), bpffs: bpffs_of(cni, cluster, &state), var_lib_cni: None, netns_dir: Some(state.join("netns")) }), usage: Default::default(), budget: None };
             lab_nodes.push(LabNode {
                 node: Node { name: name.clone(), role: kind_node.role, labels: kind_node.labels.clone(), address: IpAddr::V4(addressing::node_address(index)) },
                 netns: name.clone(),
                 pod_cidr,
-                runtime: CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: state.join("cache"), node: Some(NodeView { netns: name.clone(), bpffs: bpffs_of(cni, cluster, &state), var_lib_cni: None, netns_dir: Some(state.join("netns")) }), usage: Default::default(), budget: None },
-                network,
+                placeholders,
+                state,
+                cni: std::sync::RwLock::new(Arc::new(NodeCni { runtime, network })),
                 attaching: Default::default(),
                 // The underlay's ports: the external host's, the edge's, then the nodes'.
                 uplink: format!("port{}", index + 2),
@@ -274,7 +295,7 @@ impl Lab {
         // there (NodeView); gc unmounts it, and with it whatever a plugin pinned.
         let mut mounted = std::collections::BTreeSet::new();
         for lab_node in &lab_nodes {
-            if let Some(view) = lab_node.runtime.node.as_ref().filter(|v| mounted.insert(v.bpffs.clone())) {
+            if let Some(view) = lab_node.cni().runtime.node.as_ref().filter(|v| mounted.insert(v.bpffs.clone())) {
                 gc::mount_bpffs(&view.bpffs)?;
             }
         }
@@ -345,9 +366,10 @@ impl Lab {
             ready_in: started.elapsed(),
             purpose: cni.purpose(),
             components: lab_nodes[0]
+                .cni()
                 .network
                 .plugin_types()
-                .filter_map(|plugin| Some(components::plugin_component(plugin, &lab_nodes[0].runtime.plugin_path(plugin).ok()?)))
+                .filter_map(|plugin| Some(components::plugin_component(plugin, &lab_nodes[0].cni().runtime.plugin_path(plugin).ok()?)))
                 .chain(components::lab_reference_parts(cni))
                 .collect(),
         };
@@ -455,7 +477,8 @@ impl Cluster for Lab {
         cleanup::guard_creation(|| shell::ip_batch(None, &[format!("netns add {netns}")]))?;
         shell::ip_batch(Some(&netns), &["link set lo up".to_owned()])?;
         let lab_node = &self.lab_nodes[node_index];
-        let view = lab_node.runtime.node.as_ref().expect("lab nodes have a node view");
+        let node_cni = lab_node.cni();
+        let view = node_cni.runtime.node.as_ref().expect("lab nodes have a node view");
         let attachment = Attachment {
             container_id: netns.clone(),
             // As containerd and CRI-O name it, in the node's own /var/run/netns.
@@ -475,10 +498,11 @@ impl Cluster for Lab {
         // has its datapath judged; CHECK is judged by `cni_spec`.
         let result = {
             let _node = lab_node.attaching.lock().unwrap_or_else(|e| e.into_inner());
-            lab_node.runtime.add(&lab_node.network, &attachment)?
+            let node_cni = lab_node.cni();
+            node_cni.runtime.add(&node_cni.network, &attachment)?
         };
         let address = result.ips.first().map(|ip| ip.address.addr()).ok_or_else(|| HarnessError::CniResult {
-            plugin: lab_node.network.plugin_types().collect::<Vec<_>>().join(" -> "),
+            plugin: node_cni.network.plugin_types().collect::<Vec<_>>().join(" -> "),
             detail: format!("ADD for pod {}/{} returned no IP", spec.namespace, spec.name),
         })?;
         let pod = Pod { name: spec.name.clone(), namespace: spec.namespace.clone(), labels: spec.labels.clone(), node: spec.node.clone(), address };
@@ -630,7 +654,72 @@ impl Cluster for Lab {
     /// (with what it ran and waited for), over every node. No CNI process runs between
     /// ADDs, so traffic alone costs the CNI nothing here.
     fn cni_resource_usage(&self) -> Result<crate::model::ResourceUsage> {
-        Ok(self.lab_nodes.iter().map(|n| n.runtime.usage()).fold(Default::default(), crate::model::ResourceUsage::with))
+        Ok(self.lab_nodes.iter().map(|n| n.cni().runtime.usage()).fold(Default::default(), crate::model::ResourceUsage::with))
+    }
+
+    /// Node by node, the plugins and the conflist a node's runtime uses are replaced at
+    /// once (between two of its CNI calls, never during one), as a package upgrade or a
+    /// DaemonSet's install container replaces the files; pods, their namespaces and
+    /// everything the old version made stay as they are. IPAM state (the node's data
+    /// directory) and the runtime's cached results carry over, as they do on a node.
+    fn replace_cni(&self, with: &CniProfile) -> Result<()> {
+        let Installation::Lab { conflist, plugin_dirs } = &with.installation else {
+            return Err(HarnessError::NotFound { what: "lab support".into(), wanted: format!("CNI {}: {}", with.name, unavailable(with).unwrap_or_default()) });
+        };
+        let template = NetworkConfigList::load(conflist)?;
+        let plugin_dirs = plugin_dirs_or(plugin_dirs, &self.probe);
+        CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: PathBuf::new(), node: None, usage: Default::default(), budget: None }.require_plugins(&template)?;
+        for lab_node in &self.lab_nodes {
+            let mut network = template.clone();
+            fill_in_node_network(&mut network, &lab_node.placeholders, &lab_node.state);
+            let runtime = CniRuntime { plugin_dirs: plugin_dirs.clone(), ..lab_node.cni().runtime.clone() };
+            let _between_calls = lab_node.attaching.lock().unwrap_or_else(|e| e.into_inner());
+            *lab_node.cni.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(NodeCni { runtime, network });
+            tracing::info!("node {}: CNI replaced by {} ({})", lab_node.node.name, with.name, plugin_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(":"));
+        }
+        Ok(())
+    }
+
+    fn check_pod_network(&self, pod: &Pod) -> Result<()> {
+        let (node_index, attachment) = {
+            let registry = self.registry();
+            let found = registry.pods.iter().find(|p| p.pod == *pod).ok_or_else(|| HarnessError::NotFound { what: "pod".into(), wanted: format!("{}/{}", pod.namespace, pod.name) })?;
+            (found.node_index, found.attachment.clone())
+        };
+        let lab_node = &self.lab_nodes[node_index];
+        let _one_call = lab_node.attaching.lock().unwrap_or_else(|e| e.into_inner());
+        let node_cni = lab_node.cni();
+        node_cni.runtime.check(&node_cni.network, &attachment)
+    }
+
+    fn delete_pod(&self, pod: &Pod) -> Result<()> {
+        let mut removed = {
+            let mut registry = self.registry();
+            let index = registry.pods.iter().position(|p| p.pod == *pod).ok_or_else(|| HarnessError::NotFound { what: "pod".into(), wanted: format!("{}/{}", pod.namespace, pod.name) })?;
+            registry.pods.remove(index)
+        };
+        if let Some(mut server) = removed.server.take() {
+            let _ = server.kill();
+            let _ = server.wait();
+        }
+        let lab_node = &self.lab_nodes[removed.node_index];
+        let deleted = {
+            let _one_call = lab_node.attaching.lock().unwrap_or_else(|e| e.into_inner());
+            let node_cni = lab_node.cni();
+            let deleted = node_cni.runtime.del(&node_cni.network, &removed.attachment);
+            if let Some(view) = &node_cni.runtime.node {
+                view.unexpose_netns(&removed.attachment.netns);
+            }
+            deleted
+        };
+        node_state::remove_netns_now(&removed.netns)?;
+        deleted
+    }
+
+    fn node_state(&self, node: &Node) -> Result<std::collections::BTreeSet<String>> {
+        let lab_node = &self.lab_nodes[self.node_index(&node.name)?];
+        let bpffs = lab_node.cni().runtime.node.as_ref().map(|v| v.bpffs.clone()).unwrap_or_default();
+        node_state::node_state(&lab_node.netns, &lab_node.state.join("ipam"), &bpffs)
     }
 
     /// Cuts the node's uplink at the underlay's switch port: nothing inside the node is
@@ -654,8 +743,8 @@ impl Cluster for Lab {
                 let _ = server.kill();
                 let _ = server.wait();
             }
-            let node = &self.lab_nodes[pod.node_index];
-            if let Err(e) = node.runtime.del(&node.network, &pod.attachment) {
+            let node_cni = self.lab_nodes[pod.node_index].cni();
+            if let Err(e) = node_cni.runtime.del(&node_cni.network, &pod.attachment) {
                 tracing::warn!("{e}");
             }
         }
@@ -702,13 +791,7 @@ fn bpffs_of(cni: &CniProfile, cluster: &str, node_state: &std::path::Path) -> Pa
 fn plugin_dirs_or(profile: &[PathBuf], probe: &std::path::Path) -> Vec<PathBuf> {
     match std::env::var_os("CNI_PATH") {
         Some(paths) => std::env::split_paths(&paths).collect(),
-        None => profile
-            .iter()
-            .map(|dir| match dir.as_os_str() == crate::cni::HARNESS_BINARIES {
-                true => probe.parent().map(std::path::Path::to_path_buf).unwrap_or_default(),
-                false => dir.clone(),
-            })
-            .collect(),
+        None => profile.iter().map(|dir| crate::cni::resolve_plugin_dir(dir, probe.parent().unwrap_or(probe))).collect(),
     }
 }
 

@@ -1,0 +1,139 @@
+//! A node's datapath and CNI state as lines to compare: what a plugin could leave behind
+//! on a node (links, addresses, routes, rules, iptables and nft, qdiscs and filters, IPAM
+//! files, BPF pins). `cni_spec`'s nodes and the lab's nodes are read alike.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::error::Result;
+use crate::provider::lab::shell::run;
+
+/// How [`node_state`] names files under `/var/lib/cni` (IPAM reservations and bookkeeping).
+pub const IPAM_FILES: &str = "file /var/lib/cni";
+
+/// Everything on the node in network namespace `netns` a plugin could leave behind, one
+/// line per item; `var_lib_cni` is the node's `/var/lib/cni` (or its IPAM data directory),
+/// `bpffs` its BPF filesystem.
+pub fn node_state(netns: &str, var_lib_cni: &Path, bpffs: &Path) -> Result<BTreeSet<String>> {
+    let mut state = BTreeSet::new();
+    let exec = |args: &[&str]| run("ip", &[&["netns", "exec", netns], args].concat(), None);
+    let json = |args: &[&str]| -> Result<Vec<serde_json::Value>> { Ok(serde_json::from_str(&run("ip", &[&["-j", "-n", netns], args].concat(), None)?).unwrap_or_default()) };
+    for link in json(&["-d", "link", "show"])? {
+        let kind = link.pointer("/linkinfo/info_kind").and_then(|k| k.as_str()).unwrap_or("device");
+        state.insert(format!("link {} ({kind})", link["ifname"].as_str().unwrap_or("?")));
+        for (key, value) in [("master", link.get("master")), ("qdisc", link.get("qdisc"))] {
+            if let Some(value) = value.and_then(|v| v.as_str()) {
+                state.insert(format!("link {} {key} {value}", link["ifname"].as_str().unwrap_or("?")));
+            }
+        }
+    }
+    for link in json(&["addr", "show"])? {
+        for address in link["addr_info"].as_array().into_iter().flatten() {
+            state.insert(format!("address {}/{} on {}", address["local"].as_str().unwrap_or("?"), address["prefixlen"], link["ifname"].as_str().unwrap_or("?")));
+        }
+    }
+    for family in ["-4", "-6"] {
+        for route in json(&[family, "route", "show", "table", "all"])? {
+            let table = route.get("table").and_then(|t| t.as_str()).unwrap_or("main");
+            if table == "local" {
+                continue;
+            }
+            state.insert(format!("route {} via {} dev {} table {table}", route["dst"].as_str().unwrap_or("?"), route.get("gateway").and_then(|g| g.as_str()).unwrap_or("-"), route.get("dev").and_then(|d| d.as_str()).unwrap_or("-")));
+        }
+        for rule in json(&[family, "rule", "show"])? {
+            state.insert(format!("rule {rule}"));
+        }
+    }
+    for tool in ["iptables-save", "ip6tables-save"] {
+        for line in exec(&[tool])?.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+            // Chain counters change with traffic, not with plugins.
+            state.insert(format!("{tool}: {}", line.split(" [").next().unwrap_or(line)));
+        }
+    }
+    if let Ok(ruleset) = exec(&["nft", "list", "ruleset"]) {
+        // A rule's counters change with traffic, not with plugins.
+        state.extend(ruleset.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| format!("nft: {}", without_counters(l))));
+    }
+    // Queueing disciplines and filters (a plugin's classifier on the node's NIC): by
+    // kind, parent and handle; a filter by what it runs, without the ids a reload changes.
+    for qdisc in serde_json::from_str::<Vec<serde_json::Value>>(&exec(&["tc", "-j", "qdisc", "show"])?).unwrap_or_default() {
+        let (kind, dev) = (qdisc["kind"].as_str().unwrap_or("?"), qdisc["dev"].as_str().unwrap_or("?"));
+        if matches!(kind, "noqueue" | "noop") {
+            continue;
+        }
+        state.insert(format!("qdisc {kind} {} on {dev}", qdisc["handle"].as_str().unwrap_or("?")));
+        let directions: &[&str] = match kind {
+            "clsact" => &["ingress", "egress"],
+            "ingress" => &["ingress"],
+            _ => &[],
+        };
+        for direction in directions {
+            for filter in exec(&["tc", "filter", "show", "dev", dev, direction])?.lines().filter(|l| l.starts_with("filter")) {
+                let stable: Vec<&str> = filter.split_whitespace().take_while(|w| *w != "id" && *w != "tag").collect();
+                state.insert(format!("tc filter on {dev} {direction}: {}", stable.join(" ")));
+            }
+        }
+    }
+    for (root, label) in [(var_lib_cni.to_owned(), IPAM_FILES), (bpffs.to_owned(), "pin /sys/fs/bpf")] {
+        state.extend(files_under(&root).into_iter().map(|f| format!("{label}/{f}")));
+    }
+    Ok(state)
+}
+
+/// An nft rule line with its `counter packets N bytes M` as a bare `counter`.
+fn without_counters(line: &str) -> String {
+    let words: Vec<&str> = line.split(' ').collect();
+    let mut kept = Vec::with_capacity(words.len());
+    let mut i = 0;
+    while i < words.len() {
+        kept.push(words[i]);
+        if words[i] == "counter" && words.get(i + 1) == Some(&"packets") && words.get(i + 3) == Some(&"bytes") {
+            i += 5;
+        } else {
+            i += 1;
+        }
+    }
+    kept.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn traffic_does_not_change_a_rule() {
+        assert_eq!(super::without_counters("counter packets 14 bytes 800 jump LAB-EGRESS"), "counter jump LAB-EGRESS");
+        assert_eq!(super::without_counters("ip saddr 10.31.0.3  counter packets 0 bytes 0 jump CNI-84b0"), "ip saddr 10.31.0.3  counter jump CNI-84b0");
+        assert_eq!(super::without_counters("type nat hook postrouting priority srcnat; policy accept;"), "type nat hook postrouting priority srcnat; policy accept;");
+    }
+}
+
+/// Deletes network namespace `netns` as a runtime does when a pod is gone, and what the
+/// kernel's clean-up of it does to its virtual links (and with a veth its node-side peer),
+/// at once: the kernel does that in the background, seconds later on a loaded machine, so
+/// a node compared afterwards shows what the plugins did, not the kernel's timing. Links
+/// of no kind (devices) the kernel would hand back to the host, so they are left to it.
+pub fn remove_netns_now(netns: &str) -> Result<()> {
+    let links: Vec<serde_json::Value> = serde_json::from_str(&run("ip", &["-j", "-d", "-n", netns, "link", "show"], None)?).unwrap_or_default();
+    for link in &links {
+        if let (Some(name), Some(_kind)) = (link["ifname"].as_str(), link.pointer("/linkinfo/info_kind")) {
+            // A veth's peer may already have taken it with it.
+            let _ = run("ip", &["-n", netns, "link", "del", name], None);
+        }
+    }
+    run("ip", &["netns", "del", netns], None).map(drop)
+}
+
+fn files_under(root: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut pending = vec![root.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path.clone());
+            }
+            files.push(path.strip_prefix(root).unwrap_or(&path).display().to_string());
+        }
+    }
+    files
+}
+
