@@ -112,6 +112,10 @@ pub trait Cluster: Send + Sync {
     fn check_pod_network(&self, pod: &Pod) -> Result<()> {
         Err(HarnessError::NotFound { what: "way to send CNI CHECK".into(), wanted: format!("for pod {}/{} on {} clusters", pod.namespace, pod.name, self.info().provider) })
     }
+    /// Every pod the cluster runs (of every trial), with its address.
+    fn pods(&self) -> Result<Vec<Pod>> {
+        Err(HarnessError::NotFound { what: "way to list pods".into(), wanted: format!("on {} clusters", self.info().provider) })
+    }
     /// Deletes `pod` as the kubelet does: CNI DEL by the CNI its node runs now, then its
     /// network namespace.
     fn delete_pod(&self, pod: &Pod) -> Result<()> {

@@ -30,7 +30,7 @@ pub fn all() -> Vec<Scenario> {
         },
         Scenario {
             name: "old_and_new_pods_reach_each_other_with_addresses_of_their_own",
-            sentence: "After the upgrade, pods the new version makes and pods the old version made reach each other both ways, on one node and across nodes, and no new pod is handed an address an old pod holds.",
+            sentence: "After the upgrade, pods the new version makes and pods the old version made reach each other both ways, on one node and across nodes, and no new pod is handed an address another pod of the cluster holds.",
             requires: &[Feature::InPlaceUpgrade],
             disruptive: true,
             body: old_and_new_pods_reach_each_other,
@@ -72,9 +72,9 @@ fn old_and_new_pods_reach_each_other(cx: &mut ScenarioContext) -> Result<Verdict
     let node = cx.a_worker()?;
     let other = cx.a_node_other_than(&node)?;
     let old = [cx.pod(&namespace, "old-1", labels([("app", "old")]), &node)?, cx.pod(&namespace, "old-2", labels([("app", "old")]), &other)?];
-    cx.upgrade_cni()?;
+    let pair = cx.upgrade_cni()?;
     let new = [cx.pod(&namespace, "new-1", labels([("app", "new")]), &node)?, cx.pod(&namespace, "new-2", labels([("app", "new")]), &other)?];
-    reach_both_ways(cx, &old, &new)
+    reach_both_ways(cx, &pair.to.name, &pair.from.name, &old, &new)
 }
 
 fn after_a_rollback(cx: &mut ScenarioContext) -> Result<Verdict> {
@@ -88,7 +88,7 @@ fn after_a_rollback(cx: &mut ScenarioContext) -> Result<Verdict> {
     let spare = cx.pod(&namespace, "new-3", labels([("app", "new")]), &node)?;
     cx.roll_back_cni()?;
     let checked = upgrade::every_pod_checks(&pair.from.name, &pair.to.name, &checks_of(cx, &new));
-    let reached = reach_both_ways(cx, &old, &new)?;
+    let reached = reach_both_ways(cx, &pair.to.name, &pair.from.name, &old, &new)?;
     let deleted = cx.cluster().delete_pod(&spare).err().map(|e| e.to_string());
     let leftovers = settled_node_changes(cx, &node, &before)?;
     let deletion = upgrade::del_leaves_nothing(&pod_name(&spare), &node.name, &pair.from.name, &pair.to.name, deleted.as_deref(), &leftovers);
@@ -99,7 +99,9 @@ fn checks_of(cx: &ScenarioContext, pods: &[Pod]) -> Vec<(String, Option<String>)
     pods.iter().map(|pod| (pod_name(pod), cx.cluster().check_pod_network(pod).err().map(|e| e.to_string()))).collect()
 }
 
-fn reach_both_ways(cx: &ScenarioContext, old: &[Pod], new: &[Pod]) -> Result<Verdict> {
+/// Requests between `old` pods (made by `old_version`) and `new` ones (by `new_version`),
+/// both ways, and the new pods' addresses against every other pod's.
+fn reach_both_ways(cx: &ScenarioContext, new_version: &str, old_version: &str, old: &[Pod], new: &[Pod]) -> Result<Verdict> {
     let mut requests = Vec::new();
     for o in old {
         for n in new {
@@ -107,8 +109,11 @@ fn reach_both_ways(cx: &ScenarioContext, old: &[Pod], new: &[Pod]) -> Result<Ver
             requests.push((pod_name(n), pod_name(o), cx.request_pod(n, o)?));
         }
     }
-    let addresses: Vec<_> = old.iter().chain(new).map(|pod| (pod_name(pod), pod.address)).collect();
-    Ok(upgrade::versions_reach_each_other(&requests, &addresses))
+    // The new pods' addresses against every pod's, not only this trial's: an IPAM that
+    // forgot the old version's reservations hands out the oldest first.
+    let mut addresses: Vec<_> = cx.cluster().pods()?.iter().filter(|pod| !new.contains(pod)).map(|pod| (pod_name(pod), pod.address)).collect();
+    addresses.extend(new.iter().map(|pod| (pod_name(pod), pod.address)));
+    Ok(upgrade::versions_reach_each_other(new_version, old_version, &requests, &addresses))
 }
 
 fn pod_name(pod: &Pod) -> String {

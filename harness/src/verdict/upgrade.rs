@@ -52,8 +52,9 @@ pub fn del_leaves_nothing(pod: &str, node: &str, deleter: &str, maker: &str, del
 }
 
 /// Do pods of both versions reach each other (`requests`: client, server, what the client
-/// saw), and does every pod hold an address no other pod holds (`addresses`)?
-pub fn versions_reach_each_other(requests: &[(String, String, Observation)], addresses: &[(String, IpAddr)]) -> Verdict {
+/// saw), and does every pod hold an address no other pod holds (`addresses`)? `new` made
+/// the pods made last, `old` the others.
+pub fn versions_reach_each_other(new: &str, old: &str, requests: &[(String, String, Observation)], addresses: &[(String, IpAddr)]) -> Verdict {
     let mut shared = Vec::new();
     for (i, (pod, address)) in addresses.iter().enumerate() {
         if let Some((other, _)) = addresses[..i].iter().find(|(_, a)| a == address) {
@@ -61,9 +62,9 @@ pub fn versions_reach_each_other(requests: &[(String, String, Observation)], add
         }
     }
     let expected = Evidence::new("reached-with-distinct-addresses", format!("each of {} requests between old and new pods answered, every pod's address its own", requests.len()));
-    let subject = format!("pods {}", addresses.iter().map(|(pod, address)| format!("{pod} ({address})")).collect::<Vec<_>>().join(", "));
+    let subject = format!("pods made by {new} and by {old}: {}", addresses.iter().map(|(pod, address)| format!("{pod} ({address})")).collect::<Vec<_>>().join(", "));
     if !shared.is_empty() {
-        let look_at = "the IPAM state the new version reads: an address the old version handed out must stay taken".to_owned();
+        let look_at = format!("the IPAM state {new} reads: an address {old} handed out must stay taken");
         return verdict("reach and addresses across versions", subject, false, expected, Evidence::new("address-reused", shared.join("; ")), Some(FailureReason::AddressReused), look_at);
     }
     let failed = requests.iter().find(|(_, _, observation)| !matches!(observation, Observation::Answered { .. }));
@@ -73,7 +74,7 @@ pub fn versions_reach_each_other(requests: &[(String, String, Observation)], add
             let (observed, reason) = reach::unanswered(observation);
             let unanswered = requests.iter().filter(|(_, _, o)| !matches!(o, Observation::Answered { .. })).map(|(c, s, o)| format!("{c} -> {s}: {}", o.kind())).collect::<Vec<_>>().join("; ");
             let observed = Evidence::new(observed.role, format!("{unanswered}; first: {client} -> {server}: {}", observed.detail));
-            verdict("reach and addresses across versions", subject, false, expected, observed, reason, format!("the route and bridge between {client} and {server}: one was made by the old version, one by the new"))
+            verdict("reach and addresses across versions", subject, false, expected, observed, reason, format!("the route and bridge between {client} and {server}: one was made by {old}, one by {new}"))
         }
     }
 }
@@ -108,12 +109,12 @@ mod tests {
         let a: IpAddr = "10.244.1.2".parse().unwrap();
         let b: IpAddr = "10.244.1.3".parse().unwrap();
         let requests = vec![("old-1".to_owned(), "new-1".to_owned(), answered())];
-        assert!(versions_reach_each_other(&requests, &[("old-1".into(), a), ("new-1".into(), b)]).passed);
-        let reused = versions_reach_each_other(&requests, &[("old-1".into(), a), ("new-1".into(), a)]);
+        assert!(versions_reach_each_other("new", "old", &requests, &[("old-1".into(), a), ("new-1".into(), b)]).passed);
+        let reused = versions_reach_each_other("new", "old", &requests, &[("old-1".into(), a), ("new-1".into(), a)]);
         assert_eq!((reused.reason, reused.observed.role.as_str()), (Some(FailureReason::AddressReused), "address-reused"));
         assert!(reused.message().contains("new-1 and old-1 both hold 10.244.1.2"), "{}", reused.message());
         let lost = vec![("old-1".to_owned(), "new-1".to_owned(), Observation::TimedOut { detail: "3 s".into() })];
-        let verdict = versions_reach_each_other(&lost, &[("old-1".into(), a), ("new-1".into(), b)]);
+        let verdict = versions_reach_each_other("new", "old", &lost, &[("old-1".into(), a), ("new-1".into(), b)]);
         assert_eq!(verdict.reason, Some(FailureReason::TimedOut));
         assert!(verdict.message().contains("old-1 -> new-1"), "{}", verdict.message());
     }

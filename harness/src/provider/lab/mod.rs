@@ -692,6 +692,10 @@ impl Cluster for Lab {
         node_cni.runtime.check(&node_cni.network, &attachment)
     }
 
+    fn pods(&self) -> Result<Vec<Pod>> {
+        Ok(self.registry().pods.iter().map(|p| p.pod.clone()).collect())
+    }
+
     fn delete_pod(&self, pod: &Pod) -> Result<()> {
         let mut removed = {
             let mut registry = self.registry();

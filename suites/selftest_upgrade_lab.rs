@@ -1,0 +1,99 @@
+//! Self-test of upgrade_lab by fault injection: stand-in "new versions" (Debian unstable's
+//! plugins behind a wrapper that breaks one thing, written as a vendor writes a profile:
+//! a directory with `profile.yaml`, a conflist and binaries) must make exactly the upgrade
+//! scenarios that judge that thing fail, for the stated reason and naming the version that
+//! did it; the faithful new version passes them all.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use harness::cni::{self, CniProfile};
+use harness::provider::lab::{Lab, LabOptions};
+use harness::provider::Cluster;
+use harness::report::TrialOutcome;
+use harness::scenario::{run_scenario_upgrading, UpgradePair};
+use harness::scenarios::upgrade;
+use harness::verdict::FailureReason::{self, AddressReused, CheckFailed, LeftBehind};
+use libtest_mimic::{Arguments, Failed, Trial};
+
+const CHECK: &str = "check_by_the_new_version_passes_on_every_pod_the_old_version_made";
+const DEL: &str = "del_by_the_new_version_leaves_nothing_of_a_pod_the_old_version_made";
+const REACH: &str = "old_and_new_pods_reach_each_other_with_addresses_of_their_own";
+const ROLLBACK: &str = "after_a_rollback_the_old_version_checks_deletes_and_reaches_the_new_version_s_pods";
+
+/// A new version: the plugin the wrapper stands in for and its fault (none: Debian
+/// unstable's plugins as they are), and the scenarios it must fail with their reasons.
+struct NewVersion {
+    name: &'static str,
+    wrapped: Option<(&'static str, &'static str)>,
+    fails: &'static [(&'static str, FailureReason)],
+}
+
+const NEW_VERSIONS: [NewVersion; 4] = [
+    NewVersion { name: "the_faithful_new_version_passes_every_upgrade_scenario", wrapped: None, fails: &[] },
+    NewVersion { name: "a_new_version_whose_del_cannot_read_the_old_state_leaves_it_behind", wrapped: Some(("host-local", "del-loses-old-state")), fails: &[(DEL, LeftBehind)] },
+    // Its IPAM knows nothing of the old version's: CHECK does not find the old pods'
+    // addresses, DEL does not free them, and new pods are handed them again.
+    NewVersion {
+        name: "a_new_version_that_renumbers_ipam_hands_out_old_pods_addresses",
+        wrapped: Some(("host-local", "renumbers-ipam")),
+        fails: &[(CHECK, CheckFailed), (DEL, LeftBehind), (REACH, AddressReused), (ROLLBACK, CheckFailed)],
+    },
+    NewVersion { name: "a_new_version_whose_check_rejects_old_pods_fails_only_the_check", wrapped: Some(("bridge", "check-rejects-old-pods")), fails: &[(CHECK, CheckFailed)] },
+];
+
+/// The new version as a profile directory: `reference-1.9.1`'s, with the wrapper (if any)
+/// first on its plugin path.
+fn new_version(version: &NewVersion, dir: &Path) -> Result<CniProfile, Failed> {
+    let shipped = cni::profile::profiles_dir().join("reference-1.9.1");
+    let bin = dir.join("bin");
+    std::fs::create_dir(&bin).map_err(|e| e.to_string())?;
+    let name = match version.wrapped {
+        Some((plugin, fault)) => {
+            std::os::unix::fs::symlink(harness::fixtures::fixture_path("upgrade/stand-ins/new-version.py"), bin.join(plugin)).map_err(|e| e.to_string())?;
+            std::fs::write(bin.join("fault"), fault).map_err(|e| e.to_string())?;
+            format!("reference-1.9.1-{fault}")
+        }
+        None => "reference-1.9.1".to_owned(),
+    };
+    let profile = std::fs::read_to_string(shipped.join("profile.yaml")).map_err(|e| e.to_string())?;
+    let profile = profile
+        .replace("name: reference-1.9.1", &format!("name: {name}"))
+        .replace("conflist: 10-lab.conflist", &format!("conflist: {}", shipped.join("10-lab.conflist").display()))
+        .replace(r#"pluginDirs: ["{debian-unstable-plugins}"]"#, &format!(r#"pluginDirs: ["{}", "{{debian-unstable-plugins}}"]"#, bin.display()));
+    std::fs::write(dir.join("profile.yaml"), profile).map_err(|e| e.to_string())?;
+    cni::load_profile(&dir.join("profile.yaml").display().to_string()).map_err(|e| e.to_string().into())
+}
+
+fn check(version: &NewVersion) -> Result<(), Failed> {
+    if let Err(reason) = harness::host::unstable_plugins() {
+        return Err(format!("cannot run: {reason}").into());
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let to = new_version(version, dir.path())?;
+    let from = cni::load_profile("reference").map_err(|e| e.to_string())?;
+    let pair = Arc::new(UpgradePair { from: from.clone(), to: to.clone() });
+    let lab: Arc<dyn Cluster> = Arc::new(Lab::provision(&from, &LabOptions::from_env()?)?);
+    let timeouts = harness::provider::lab::timeouts();
+    let outcomes: Vec<(&str, TrialOutcome)> = upgrade::all().iter().enumerate().map(|(i, scenario)| (scenario.name, run_scenario_upgrading(&lab, scenario, &timeouts, &format!("t{}", i + 1), Some(Ok(Arc::clone(&pair)))))).collect();
+    lab.teardown()?;
+    let mut wrong = Vec::new();
+    for (scenario, outcome) in &outcomes {
+        match (version.fails.iter().find(|(name, _)| name == scenario), outcome) {
+            (None, TrialOutcome::Passed(_)) => {}
+            (Some((_, reason)), TrialOutcome::Failed(verdict)) if verdict.reason == Some(*reason) => {
+                if !verdict.message().contains(&to.name) {
+                    wrong.push(format!("{scenario}: the failure should name the version that did it ({}): {}", to.name, verdict.message()));
+                }
+            }
+            (expected, other) => wrong.push(format!("{scenario}: expected {}, got {}: {}", expected.map_or("a pass".to_owned(), |(_, r)| format!("a failure for {r:?}")), other.label(), other.message())),
+        }
+    }
+    if wrong.is_empty() { Ok(()) } else { Err(wrong.join("\n").into()) }
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Arguments::from_args();
+    let trials = NEW_VERSIONS.iter().map(|version| Trial::test(version.name, move || check(version))).collect();
+    libtest_mimic::run(&args, trials).exit_code()
+}
