@@ -233,7 +233,16 @@ impl SuiteRun {
             Err(e) => Err(e.clone()),
         };
         match &built {
-            Ok(cluster) => self.events.emit(RunEvent::ClusterReady(cluster.info())),
+            Ok(cluster) => {
+                // An upgrade's report names both versions: what the cluster is made with, and
+                // what it is upgraded to.
+                let mut info = cluster.info().clone();
+                if let Some(Ok(pair)) = &self.upgrade {
+                    let binaries = std::env::current_exe().ok().and_then(|exe| exe.parent().and_then(|deps| deps.parent()).map(std::path::Path::to_path_buf)).unwrap_or_default();
+                    info.components.extend(crate::provider::components::upgraded_to(&pair.to, &binaries));
+                }
+                self.events.emit(RunEvent::ClusterReady(&info))
+            }
             Err(error) => self.events.emit(RunEvent::ProvisioningFailed { error }),
         }
         *slot = Some(built.clone());

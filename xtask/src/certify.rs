@@ -20,6 +20,7 @@ use crate::util::{cargo, workspace_root};
 pub const DEFAULT_PROFILE: &str = "reference-tsn-proxy";
 
 pub const USAGE: &str = "usage: cargo xtask certify [--cni <name|path>] [--provider lab|kind|existing]
+       cargo xtask certify --upgrade-from <name|path> --to <name|path> [--provider ...]
 
 Certifies a CNI profile: installs the lab's packages, builds the suites, then runs every
 scenario family the profile claims, and writes one conformance report.
@@ -27,6 +28,10 @@ scenario family the profile claims, and writes one conformance report.
   --cni <name|path>   a shipped profile (a directory of fixtures/cni/) or a profile file;
                       default: reference-tsn-proxy, the suites' self-test on the lab
   --provider <name>   lab (default for lab profiles), kind, or existing (KUBECONFIG)
+  --upgrade-from <p> --to <q>
+                      certifies the upgrade from profile p to profile q instead: the
+                      upgrade family (a cluster made with p, upgraded in place to q under
+                      running pods, and rolled back), one report for the pair
   -h, --help          this text
 
 Families: cni_spec (lab profiles: the CNI specification on the profile's own conflist and
@@ -34,7 +39,8 @@ plugins), egress (always), canary (a Gateway implementation or LoadBalancer Serv
 (the tsn-priority-map feature), perf (always). On the lab a certification of one profile
 takes about 2-4 minutes after the build.
 
-Reports: target/cni-conformance/certification/<profile>/{conformance.yaml,report.md,report.html},
+Reports: target/cni-conformance/certification/<profile>/{conformance.yaml,report.md,report.html}
+(an upgrade's: certification/<p>-to-<q>/),
 each family's JUnit and golden records beside them. Ctrl-C stops the running family and
 still writes the report of the families that finished. Exit status: 0 when the outcome is
 Success or Partial.";
@@ -44,23 +50,41 @@ Success or Partial.";
 pub struct Request {
     pub cni: String,
     pub provider: Option<String>,
+    /// `--upgrade-from <p> --to <q>`: the upgrade pair, certified instead of `cni`.
+    pub upgrade: Option<(String, String)>,
     /// `--help`: print [`USAGE`] and do nothing else.
     pub help: bool,
 }
 
 impl Request {
     pub fn parse(args: &[String]) -> Result<Self, String> {
-        let mut request = Request { cni: DEFAULT_PROFILE.into(), provider: None, help: false };
+        let mut request = Request { cni: DEFAULT_PROFILE.into(), provider: None, upgrade: None, help: false };
+        let (mut from, mut to, mut cni_given) = (None, None, false);
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             let mut value = |flag: &str| args.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
             match arg.as_str() {
-                "--cni" => request.cni = value("--cni")?,
+                "--cni" => {
+                    request.cni = value("--cni")?;
+                    cni_given = true;
+                }
+                "--upgrade-from" => from = Some(value("--upgrade-from")?),
+                "--to" => to = Some(value("--to")?),
                 "--provider" => request.provider = Some(value("--provider")?),
                 "-h" | "--help" => request.help = true,
                 other => return Err(format!("unknown certify argument `{other}`\n\n{USAGE}")),
             }
         }
+        request.upgrade = match (from, to) {
+            (Some(_), Some(_)) if cni_given => return Err("--cni and --upgrade-from name the profile twice: an upgrade certifies the pair --upgrade-from <p> --to <q>".into()),
+            (Some(from), Some(to)) => {
+                request.cni = from.clone();
+                Some((from, to))
+            }
+            (Some(_), None) => return Err("--upgrade-from needs --to <profile>: the profile the cluster is upgraded to".into()),
+            (None, Some(_)) => return Err("--to needs --upgrade-from <profile>: the profile the cluster is made with".into()),
+            (None, None) => None,
+        };
         Ok(request)
     }
 }
@@ -105,8 +129,18 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     // A malformed profile or conflist stops here, once, before anything is built.
     let cni = load_profile(&request.cni).map_err(|e| e.to_string())?;
-    let families = families(&cni);
-    let out = output_dir(&cni);
+    let upgrade_to = match &request.upgrade {
+        Some((_, to)) => Some(load_profile(to).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let families = match upgrade_to {
+        Some(_) => vec!["upgrade"],
+        None => families(&cni),
+    };
+    let out = match &upgrade_to {
+        Some(to) => output_dir(&CniProfile { name: format!("{}-to-{}", cni.name, to.name), ..cni.clone() }),
+        None => output_dir(&cni),
+    };
     let _ = std::fs::remove_dir_all(&out);
     cargo(&["build", "--tests", "--bins"])?;
     // Ctrl-C reaches the running family (same process group), which cleans up and exits;
@@ -127,6 +161,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
         test.args(["test", "--test", family])
             .env("CNICONF_CNI", &request.cni)
+            .envs(request.upgrade.iter().map(|(_, to)| (harness::scenario::UPGRADE_TO_VARIABLE, to)))
             .env("CNICONF_REPORT_DIR", &out)
             // A certification writes the records it saw for review; it compares with none.
             .env("CNICONF_GOLDEN_DIR", out.join("golden"))
@@ -153,7 +188,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
             Err(e) => println!("\n{family}: no summary at {} ({e})", path.display()),
         }
     }
-    let report = write_certification(&out, &families, &cni)?;
+    let certified = match &upgrade_to {
+        Some(to) => CniProfile { name: format!("{} -> {}", cni.name, to.name), version: format!("{} -> {}", cni.version, to.version), ..cni.clone() },
+        None => cni.clone(),
+    };
+    let report = write_certification(&out, &families, &certified)?;
     println!("conformance report of {} {}: {:?}, {}", report.implementation.name, report.implementation.version, report.outcome(), out.join("conformance.yaml").display());
     println!("  {}\n  {}", out.join("report.md").display(), out.join("report.html").display());
     if interrupted {
@@ -197,8 +236,12 @@ mod tests {
     #[test]
     fn arguments_name_the_profile_and_the_provider() {
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(Request::parse(&args(&[])).unwrap(), Request { cni: "reference-tsn-proxy".into(), provider: None, help: false });
-        assert_eq!(Request::parse(&args(&["--cni", "./vendor/profile.yaml", "--provider", "lab"])).unwrap(), Request { cni: "./vendor/profile.yaml".into(), provider: Some("lab".into()), help: false });
+        assert_eq!(Request::parse(&args(&[])).unwrap(), Request { cni: "reference-tsn-proxy".into(), provider: None, upgrade: None, help: false });
+        assert_eq!(Request::parse(&args(&["--cni", "./vendor/profile.yaml", "--provider", "lab"])).unwrap(), Request { cni: "./vendor/profile.yaml".into(), provider: Some("lab".into()), upgrade: None, help: false });
+        assert_eq!(Request::parse(&args(&["--upgrade-from", "reference", "--to", "./v2/profile.yaml"])).unwrap(), Request { cni: "reference".into(), provider: None, upgrade: Some(("reference".into(), "./v2/profile.yaml".into())), help: false });
+        assert!(Request::parse(&args(&["--upgrade-from", "reference"])).unwrap_err().contains("--upgrade-from needs --to"));
+        assert!(Request::parse(&args(&["--to", "reference-1.9.1"])).unwrap_err().contains("--to needs --upgrade-from"));
+        assert!(Request::parse(&args(&["--cni", "x", "--upgrade-from", "a", "--to", "b"])).unwrap_err().contains("name the profile twice"));
         assert!(Request::parse(&args(&["--help"])).unwrap().help);
         assert!(Request::parse(&args(&["-h", "--cni", "x"])).unwrap().help);
         assert!(Request::parse(&args(&["--cni"])).unwrap_err().contains("--cni needs a value"));

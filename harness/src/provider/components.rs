@@ -65,6 +65,24 @@ pub fn harness_parts_for<'c>(components: &'c [Component], features: &[Feature]) 
 
 /// A plugin binary as the lab runs it: its `VERSION` answer and its own about line (the
 /// Debian package's version where the binary is Debian's and does not know its own).
+/// What an upgrade replaces the CNI with, named as such: a lab profile's plugins (looked up
+/// in its plugin directories, `{harness-binaries}` being `harness_binaries`), or the
+/// profile itself for a CNI installed on a cluster.
+pub fn upgraded_to(to: &CniProfile, harness_binaries: &Path) -> Vec<Component> {
+    let after = |mut component: Component| {
+        component.name = format!("{} (after the upgrade to {})", component.name, to.name);
+        component
+    };
+    match &to.installation {
+        crate::install::Installation::Lab { conflist, plugin_dirs } => {
+            let Ok(list) = crate::cni::runtime::NetworkConfigList::load(conflist) else { return Vec::new() };
+            let dirs: Vec<std::path::PathBuf> = plugin_dirs.iter().map(|d| crate::cni::resolve_plugin_dir(d, harness_binaries)).collect();
+            list.plugin_types().filter_map(|plugin| dirs.iter().map(|d| d.join(plugin)).find(|p| p.is_file()).map(|path| after(plugin_component(plugin, &path)))).collect()
+        }
+        _ => vec![after(Component { role: Role::UnderTest, name: to.name.clone(), version: to.version.clone(), origin: format!("the profile {}", to.source.display()), provides: Vec::new() })],
+    }
+}
+
 pub fn plugin_component(plugin: &str, path: &Path) -> Component {
     // The answer is JSON on stdout alone; what a plugin logs on stderr is not part of it.
     let spec_versions = run_plugin(path, Some("VERSION"), r#"{"cniVersion":"1.0.0"}"#)
@@ -74,6 +92,7 @@ pub fn plugin_component(plugin: &str, path: &Path) -> Component {
     // skel prints its about line on stderr; other plugins may use stdout.
     let about = run_plugin(path, None, "").and_then(|(stdout, stderr)| format!("{stdout}{stderr}").trim().lines().next().map(str::to_owned)).unwrap_or_default();
     let version = match debian_package_version(path) {
+        Some(package) if path.starts_with(super::host::unstable_plugins_root()) && (about.is_empty() || about.contains("version unknown")) => format!("{package} (Debian unstable containernetworking-plugins)"),
         Some(package) if about.is_empty() || about.contains("version unknown") => format!("{package} (Debian containernetworking-plugins)"),
         _ if !about.is_empty() => about,
         _ => "unknown".into(),
@@ -96,8 +115,12 @@ fn run_plugin(path: &Path, command: Option<&str>, stdin: &str) -> Option<(String
     (output.hung_after.is_none()).then_some((output.stdout, output.stderr))
 }
 
-/// The version of Debian's containernetworking-plugins, when `path` is one of its binaries.
+/// The version of Debian's containernetworking-plugins, when `path` is one of its binaries:
+/// the machine's package's, or Debian unstable's as `cargo xtask deps` unpacked it.
 fn debian_package_version(path: &Path) -> Option<String> {
+    if path.starts_with(super::host::unstable_plugins_root()) {
+        return super::host::unstable_plugins().ok().map(|unstable| unstable.version);
+    }
     if !path.starts_with(crate::cni::runtime::DEBIAN_PLUGIN_DIR) {
         return None;
     }
@@ -222,6 +245,24 @@ mod tests {
         let component = plugin_component("chatty", &plugin);
         assert!(component.version.ends_with("CNI spec 0.4.0, 1.0.0"), "{component:?}");
         assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn an_upgrade_names_what_it_upgrades_to_with_its_origin() {
+        let to = crate::cni::load_profile("reference-1.9.1").unwrap();
+        let components = upgraded_to(&to, Path::new("/nonexistent"));
+        match crate::provider::host::unstable_plugins() {
+            Ok(unstable) => {
+                assert_eq!(components.len(), 2, "bridge and tuning: {components:?}");
+                let bridge = &components[0];
+                assert_eq!((bridge.role, bridge.name.as_str()), (Role::UnderTest, "bridge (after the upgrade to reference-1.9.1)"));
+                assert!(bridge.version.starts_with(&format!("{} (Debian unstable containernetworking-plugins)", unstable.version)), "{bridge:?}");
+            }
+            // Without `cargo xtask deps` there is nothing to name, and the lab says why.
+            Err(_) => assert!(components.is_empty()),
+        }
+        let kind = crate::cni::load_profile("antrea").unwrap();
+        assert_eq!(upgraded_to(&kind, Path::new("/")).iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["antrea (after the upgrade to antrea)"]);
     }
 
     #[test]
