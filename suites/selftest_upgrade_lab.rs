@@ -13,9 +13,10 @@ use harness::provider::Cluster;
 use harness::report::TrialOutcome;
 use harness::scenario::{run_scenario_upgrading, UpgradePair};
 use harness::scenarios::upgrade;
-use harness::verdict::FailureReason::{self, AddressReused, CheckFailed, LeftBehind};
+use harness::verdict::FailureReason::{self, AddressReused, CheckFailed, ConnectionReset, LeftBehind};
 use libtest_mimic::{Arguments, Failed, Trial};
 
+const LONG_LIVED: &str = "long_lived_connections_stay_open_through_the_upgrade";
 const CHECK: &str = "check_by_the_new_version_passes_on_every_pod_the_old_version_made";
 const DEL: &str = "del_by_the_new_version_leaves_nothing_of_a_pod_the_old_version_made";
 const REACH: &str = "old_and_new_pods_reach_each_other_with_addresses_of_their_own";
@@ -26,20 +27,26 @@ const ROLLBACK: &str = "after_a_rollback_the_old_version_checks_deletes_and_reac
 struct NewVersion {
     name: &'static str,
     wrapped: Option<(&'static str, &'static str)>,
+    /// Its install step on each node (a stand-in under `fixtures/upgrade/stand-ins/`).
+    on_install: Option<&'static str>,
     fails: &'static [(&'static str, FailureReason)],
 }
 
-const NEW_VERSIONS: [NewVersion; 4] = [
-    NewVersion { name: "the_faithful_new_version_passes_every_upgrade_scenario", wrapped: None, fails: &[] },
-    NewVersion { name: "a_new_version_whose_del_cannot_read_the_old_state_leaves_it_behind", wrapped: Some(("host-local", "del-loses-old-state")), fails: &[(DEL, LeftBehind)] },
+const NEW_VERSIONS: [NewVersion; 5] = [
+    NewVersion { name: "the_faithful_new_version_passes_every_upgrade_scenario", wrapped: None, on_install: None, fails: &[] },
+    NewVersion { name: "a_new_version_whose_del_cannot_read_the_old_state_leaves_it_behind", wrapped: Some(("host-local", "del-loses-old-state")), on_install: None, fails: &[(DEL, LeftBehind)] },
     // Its IPAM knows nothing of the old version's: CHECK does not find the old pods'
     // addresses, DEL does not free them, and new pods are handed them again.
     NewVersion {
         name: "a_new_version_that_renumbers_ipam_hands_out_old_pods_addresses",
         wrapped: Some(("host-local", "renumbers-ipam")),
+        on_install: None,
         fails: &[(CHECK, CheckFailed), (DEL, LeftBehind), (REACH, AddressReused), (ROLLBACK, CheckFailed)],
     },
-    NewVersion { name: "a_new_version_whose_check_rejects_old_pods_fails_only_the_check", wrapped: Some(("bridge", "check-rejects-old-pods")), fails: &[(CHECK, CheckFailed)] },
+    // Pod to pod is neither translated nor tracked on its way: only the connection to the
+    // external host, masqueraded, loses its translation and is reset.
+    NewVersion { name: "a_new_version_that_flushes_nat_on_install_resets_translated_connections", wrapped: None, on_install: Some("flush-nat-on-install"), fails: &[(LONG_LIVED, ConnectionReset)] },
+    NewVersion { name: "a_new_version_whose_check_rejects_old_pods_fails_only_the_check", wrapped: Some(("bridge", "check-rejects-old-pods")), on_install: None, fails: &[(CHECK, CheckFailed)] },
 ];
 
 /// The new version as a profile directory: `reference-1.9.1`'s, with the wrapper (if any)
@@ -56,11 +63,16 @@ fn new_version(version: &NewVersion, dir: &Path) -> Result<CniProfile, Failed> {
         }
         None => "reference-1.9.1".to_owned(),
     };
+    let name = match version.on_install {
+        Some(stand_in) => format!("{name}-{stand_in}"),
+        None => name,
+    };
+    let on_install = version.on_install.map(|stand_in| format!("\n    onInstall: {}", harness::fixtures::fixture_path(&format!("upgrade/stand-ins/{stand_in}")).display())).unwrap_or_default();
     let profile = std::fs::read_to_string(shipped.join("profile.yaml")).map_err(|e| e.to_string())?;
     let profile = profile
         .replace("name: reference-1.9.1", &format!("name: {name}"))
         .replace("conflist: 10-lab.conflist", &format!("conflist: {}", shipped.join("10-lab.conflist").display()))
-        .replace(r#"pluginDirs: ["{debian-unstable-plugins}"]"#, &format!(r#"pluginDirs: ["{}", "{{debian-unstable-plugins}}"]"#, bin.display()));
+        .replace(r#"pluginDirs: ["{debian-unstable-plugins}"]"#, &format!(r#"pluginDirs: ["{}", "{{debian-unstable-plugins}}"]{on_install}"#, bin.display()));
     std::fs::write(dir.join("profile.yaml"), profile).map_err(|e| e.to_string())?;
     cni::load_profile(&dir.join("profile.yaml").display().to_string()).map_err(|e| e.to_string().into())
 }

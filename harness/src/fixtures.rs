@@ -205,6 +205,22 @@ pub fn load_egress_budgets(path: &Path) -> Result<EgressBudgets> {
     Ok(budgets)
 }
 
+/// Budgets of the upgrade scenarios (`budgets/upgrade.yaml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpgradeBudgets {
+    pub longest_gap_seconds: f64,
+}
+
+pub fn load_upgrade_budgets(path: &Path) -> Result<UpgradeBudgets> {
+    let text = read(path)?;
+    let budgets: UpgradeBudgets = serde_saphyr::from_str_with_options(&text, yaml_options()).map_err(|e| malformed(path, e.to_string()))?;
+    if !(budgets.longest_gap_seconds > 0.0) {
+        return Err(malformed(path, format!("longestGapSeconds: expected a positive number of seconds, found {}", budgets.longest_gap_seconds)));
+    }
+    Ok(budgets)
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct HttpRouteObject {
@@ -537,6 +553,7 @@ mod tests {
         let policy = load_antrea_egress(&fixture_path("egress/prod-web-failover.antrea.yaml")).unwrap();
         assert_eq!(policy.gateway_node_selector.match_labels, labels([("egress-pool", "prod")]));
         assert!(load_egress_budgets(&fixture_path("budgets/egress.yaml")).unwrap().failover_seconds > 0.0);
+        assert!(load_upgrade_budgets(&fixture_path("budgets/upgrade.yaml")).unwrap().longest_gap_seconds > 0.0);
     }
 
     #[test]

@@ -67,7 +67,9 @@ impl Feature {
 pub enum Installation {
     /// Plugin binaries run by the lab as the node's container runtime, with this conflist;
     /// the plugins are looked up in `plugin_dirs` (`CNI_PATH` overrides them).
-    Lab { conflist: PathBuf, plugin_dirs: Vec<PathBuf> },
+    /// `on_install`: a program the lab runs on each node (in its network namespace) when it
+    /// installs or replaces this CNI there, as a DaemonSet's install container runs.
+    Lab { conflist: PathBuf, plugin_dirs: Vec<PathBuf>, on_install: Option<PathBuf> },
     /// Manifests, applied in order with server-side apply.
     Manifests { manifests: Vec<Manifest> },
     /// A Helm chart with values. The chart is named by `--repo <repo_url>` (or is an OCI

@@ -695,6 +695,32 @@ impl ScenarioContext {
         self.cluster.request_from(pod, &self.cluster.external_echo_url(), self.timeouts.request)
     }
 
+    /// Holds a TCP connection from each pod to its address (a serving probe's hold echo)
+    /// for `duration`, runs `during` once they are all exchanging, and returns each
+    /// connection's report by its name.
+    pub fn hold_connections_while<T>(&mut self, holds: &[(&str, &Pod, std::net::SocketAddr)], duration: Duration, during: impl FnOnce(&mut Self) -> Result<T>) -> Result<(Vec<(String, cni_probe::hold::HoldReport)>, T)> {
+        /// Long enough for every holder to be connected and exchanging before `during`.
+        const CONNECTED: Duration = Duration::from_millis(500);
+        let cluster = Arc::clone(&self.cluster);
+        std::thread::scope(|scope| {
+            let holders: Vec<_> = holds
+                .iter()
+                .map(|(name, pod, to)| {
+                    let cluster = Arc::clone(&cluster);
+                    let args = vec!["hold".to_owned(), to.to_string(), "--for-ms".to_owned(), duration.as_millis().to_string()];
+                    scope.spawn(move || -> Result<(String, cni_probe::hold::HoldReport)> {
+                        let output = cluster.run_probe_in(pod, &args)?;
+                        Ok(((*name).to_owned(), crate::provider::probe_output(&output, || format!("cni-probe {} in pod {}/{}", args.join(" "), pod.namespace, pod.name))?))
+                    })
+                })
+                .collect();
+            std::thread::sleep(CONNECTED);
+            let done = during(self);
+            let reports: Result<Vec<_>> = holders.into_iter().map(|h| h.join().expect("a holder returns its report")).collect();
+            Ok((reports?, done?))
+        })
+    }
+
     /// Calls `server`'s echo (every pod serves one on [`crate::model::POD_PORT`]) from `client`.
     pub fn request_pod(&self, client: &Pod, server: &Pod) -> Result<Observation> {
         self.cluster.request_from(client, &format!("http://{}/", std::net::SocketAddr::new(server.address, crate::model::POD_PORT)), self.timeouts.request)

@@ -5,6 +5,7 @@
 //! prints one [`Observation`] as JSON: what was seen, or why nothing was (refused, timed
 //! out, unreachable). Nothing here knows where it runs: a network namespace or a container.
 
+pub mod hold;
 pub mod talk;
 
 use std::collections::BTreeMap;
@@ -120,6 +121,15 @@ enum Command {
         #[arg(long)]
         txtime_delay_us: Option<u64>,
     },
+    /// Hold one TCP connection to a serving probe's echo (its hold port) open, a byte every
+    /// interval, and print a `HoldReport` (longest gap between echoes, how it ended).
+    Hold {
+        to: SocketAddr,
+        #[arg(long, default_value_t = 3000)]
+        for_ms: u64,
+        #[arg(long, default_value_t = 20)]
+        interval_ms: u64,
+    },
     /// Request URL once and print the observation as JSON; exit 0 only if it answered.
     Get {
         url: String,
@@ -155,6 +165,11 @@ pub fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Hold { to, for_ms, interval_ms } => {
+            let report = hold::hold(to, Duration::from_millis(for_ms), Duration::from_millis(interval_ms));
+            println!("{}", serde_json::to_string(&report).expect("report serializes"));
+            ExitCode::SUCCESS
+        }
         Command::Talk { to, transport, priority, tos, count, payload, tag, txtime_delay_us } => {
             let report = talk::talk(&talk::TalkOptions { to, transport, priority, tos, count, payload, tag, txtime_delay: txtime_delay_us.map(Duration::from_micros) });
             println!("{}", serde_json::to_string(&report).expect("report serializes"));
@@ -234,6 +249,12 @@ fn serve(listen: SocketAddr, name: &str) -> Result<(), Box<dyn std::error::Error
     let udp = std::net::UdpSocket::bind(listen)?;
     let hearing = Arc::clone(&listener);
     std::thread::spawn(move || hearing.run(&udp));
+    // The echo long-lived connections are held to: one per network namespace (a second
+    // probe serving beside the first on another port leaves it to the first).
+    match std::net::TcpListener::bind(SocketAddr::new(listen.ip(), hold::HOLD_PORT)) {
+        Ok(held) => drop(std::thread::spawn(move || hold::echo(held))),
+        Err(e) => eprintln!("cni-probe serve: no hold echo on port {}: {e}", hold::HOLD_PORT),
+    }
     let bound = server.server_addr().to_ip().unwrap_or(listen);
     // The line the harness waits for: the socket is bound, requests will be answered.
     println!("listening on {bound}");

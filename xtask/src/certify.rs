@@ -115,7 +115,7 @@ pub fn output_dir(cni: &CniProfile) -> PathBuf {
 /// The environment of the `cni_spec` family: the profile's conflist as the subject and its
 /// plugin directories (`{harness-binaries}` being this build's) as `CNI_PATH`.
 fn spec_subject(cni: &CniProfile) -> Vec<(&'static str, std::ffi::OsString)> {
-    let Installation::Lab { conflist, plugin_dirs } = &cni.installation else { return Vec::new() };
+    let Installation::Lab { conflist, plugin_dirs, .. } = &cni.installation else { return Vec::new() };
     let built = workspace_root().join("target/debug");
     let dirs: Vec<PathBuf> = plugin_dirs.iter().map(|d| harness::cni::resolve_plugin_dir(d, &built)).collect();
     vec![("CNICONF_SPEC_SUBJECT", conflist.clone().into_os_string()), ("CNICONF_SPEC_PLUGIN_DIR", std::env::join_paths(dirs).unwrap_or_default())]

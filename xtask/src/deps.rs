@@ -3,7 +3,7 @@
 use std::process::Command;
 
 /// (package, a file it installs that the lab uses)
-const PACKAGES: [(&str, &str); 17] = [
+const PACKAGES: [(&str, &str); 18] = [
     ("containernetworking-plugins", "/usr/lib/cni/bridge"),
     ("iproute2", "/usr/sbin/ip"),
     ("iptables", "/usr/sbin/iptables-restore"),
@@ -31,6 +31,9 @@ const PACKAGES: [(&str, &str); 17] = [
     ("iperf3", "/usr/bin/iperf3"),
     // The lab's egress gateway announces a moved egress IP with a gratuitous ARP.
     ("iputils-arping", "/usr/bin/arping"),
+    // The upgrade self-test's new version that flushes a node's NAT on install flushes its
+    // connection tracking too, as an agent restarting its datapath does.
+    ("conntrack", "/usr/sbin/conntrack"),
 ];
 
 fn missing() -> Vec<&'static str> {

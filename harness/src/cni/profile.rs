@@ -100,6 +100,10 @@ struct LabFile {
     /// reference plugins as `cargo xtask deps` unpacks them.
     #[serde(default)]
     plugin_dirs: Vec<PathBuf>,
+    /// A program run on each node when the lab installs or replaces this CNI there (as a
+    /// DaemonSet's install container runs), relative to the profile's directory.
+    #[serde(default)]
+    on_install: Option<PathBuf>,
 }
 
 /// Where the shipped profiles live.
@@ -195,7 +199,11 @@ pub fn read_profile(path: &Path) -> Result<CniProfile> {
             if plugin_dirs.is_empty() {
                 return Err(malformed("install.lab: expected pluginDir (or pluginDirs), where the conflist's plugin binaries are".into()));
             }
-            Installation::Lab { conflist, plugin_dirs }
+            let on_install = lab.on_install.map(|p| directory.join(p));
+            if let Some(program) = on_install.as_ref().filter(|p| !p.is_file()) {
+                return Err(malformed(format!("install.lab.onInstall: {} is not a file (a program the lab runs on each node when it installs this CNI)", program.display())));
+            }
+            Installation::Lab { conflist, plugin_dirs, on_install }
         }
     };
     let runs_on_the_lab = matches!(installation, Installation::Lab { .. });
@@ -272,6 +280,7 @@ mod tests {
             ("name: x\nversion: 1\ninstall:\n  manifests: [{url: u}]\nfeatures: [request-mirror]\n", "features: `request-mirror` belongs to the Gateway API implementation"),
             ("name: x\nversion: 1\ninstall:\n  manifests: [{url: u}]\nreadines: []\n", "readines"),
             ("name: x\nversion: 1\ninstall:\n  lab: {conflist: missing.conflist, pluginDir: /usr/lib/cni}\n", "install.lab.conflist"),
+            (&format!("name: x\nversion: 1\ninstall:\n  lab: {{conflist: {}, pluginDir: /usr/lib/cni, onInstall: missing.sh}}\n", profiles_dir().join("reference/10-lab.conflist").display()), "install.lab.onInstall: "),
             ("name: x\nversion: 1\ninstall:\n  manifests: [{url: u}]\ngateway: envoy\n", "gateway: unknown Gateway API implementation `envoy`"),
             ("name: x\nversion: 1\ninstall:\n  manifests: [{url: u}]\negress: lab-reference\n", "egress: `lab-reference` is the lab's own gateway"),
             ("name: x\nversion: 1\ninstall:\n  manifests: [{url: u}]\nkindNodeImage: kindest/node:v1.31.9\n", "kindNodeImage: expected an image pinned by digest"),
@@ -286,7 +295,7 @@ mod tests {
     #[test]
     fn a_lab_profile_finds_its_conflist_and_plugins_beside_it() {
         let profile = load_profile("reference").unwrap();
-        let Installation::Lab { conflist, plugin_dirs } = &profile.installation else { panic!("{profile:?}") };
+        let Installation::Lab { conflist, plugin_dirs, .. } = &profile.installation else { panic!("{profile:?}") };
         assert!(conflist.ends_with("cni/reference/10-lab.conflist") && conflist.is_file());
         assert_eq!(plugin_dirs, &[PathBuf::from("/usr/lib/cni")]);
     }

@@ -74,7 +74,7 @@ pub fn upgraded_to(to: &CniProfile, harness_binaries: &Path) -> Vec<Component> {
         component
     };
     match &to.installation {
-        crate::install::Installation::Lab { conflist, plugin_dirs } => {
+        crate::install::Installation::Lab { conflist, plugin_dirs, .. } => {
             let Ok(list) = crate::cni::runtime::NetworkConfigList::load(conflist) else { return Vec::new() };
             let dirs: Vec<std::path::PathBuf> = plugin_dirs.iter().map(|d| crate::cni::resolve_plugin_dir(d, harness_binaries)).collect();
             list.plugin_types().filter_map(|plugin| dirs.iter().map(|d| d.join(plugin)).find(|p| p.is_file()).map(|path| after(plugin_component(plugin, &path)))).collect()

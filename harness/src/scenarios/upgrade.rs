@@ -4,7 +4,10 @@
 //! other way round.
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+use cni_probe::hold::HOLD_PORT;
 
 use crate::cni::Feature;
 use crate::error::Result;
@@ -12,8 +15,19 @@ use crate::model::{labels, Node, Pod};
 use crate::scenario::{Scenario, ScenarioContext};
 use crate::verdict::{upgrade, Verdict};
 
+/// How long each connection is held: the upgrade starts half a second in.
+const HELD_FOR: Duration = Duration::from_secs(3);
+const BUDGETS: &str = "budgets/upgrade.yaml";
+
 pub fn all() -> Vec<Scenario> {
     vec![
+        Scenario {
+            name: "long_lived_connections_stay_open_through_the_upgrade",
+            sentence: "TCP connections opened before the CNI is upgraded in place (pod to pod on one node, pod to pod across nodes, pod to the external host) stay open through it: none reset, none without an echo for longer than the budget.",
+            requires: &[Feature::InPlaceUpgrade],
+            disruptive: true,
+            body: long_lived_connections_stay_open,
+        },
         Scenario {
             name: "check_by_the_new_version_passes_on_every_pod_the_old_version_made",
             sentence: "After the CNI is upgraded in place, CNI CHECK by the new version succeeds on every pod the old version made, on each node.",
@@ -43,6 +57,21 @@ pub fn all() -> Vec<Scenario> {
             body: after_a_rollback,
         },
     ]
+}
+
+fn long_lived_connections_stay_open(cx: &mut ScenarioContext) -> Result<Verdict> {
+    let budget = Duration::from_secs_f64(crate::fixtures::load_upgrade_budgets(&crate::fixtures::fixture_path(BUDGETS))?.longest_gap_seconds);
+    let namespace = cx.namespace("upgrade", labels([]))?;
+    let node = cx.a_worker()?;
+    let other = cx.a_node_other_than(&node)?;
+    let client = cx.pod(&namespace, "client", labels([("app", "client")]), &node)?;
+    let beside = cx.pod(&namespace, "beside", labels([("app", "server")]), &node)?;
+    let across = cx.pod(&namespace, "across", labels([("app", "server")]), &other)?;
+    let external = cx.external_listener()?.ip();
+    let hold = |address| SocketAddr::new(address, HOLD_PORT);
+    let holds = [("pod-to-pod-on-one-node", &client, hold(beside.address)), ("pod-to-pod-across-nodes", &client, hold(across.address)), ("pod-to-the-external-host", &client, hold(external))];
+    let (held, pair) = cx.hold_connections_while(&holds, HELD_FOR, |cx| cx.upgrade_cni())?;
+    Ok(upgrade::connections_held(&pair.to.name, &pair.from.name, &held, budget))
 }
 
 fn check_by_the_new_version_passes_on_old_pods(cx: &mut ScenarioContext) -> Result<Verdict> {

@@ -80,6 +80,8 @@ pub enum FailureReason {
     LeftBehind,
     /// One address was held by two pods at once.
     AddressReused,
+    /// A long-lived connection was reset or closed.
+    ConnectionReset,
 }
 
 impl FailureReason {
@@ -106,6 +108,7 @@ impl FailureReason {
             FailureReason::CheckFailed => "CNI CHECK failed on an intact pod",
             FailureReason::LeftBehind => "the pod's DEL failed or left state on its node",
             FailureReason::AddressReused => "an address handed out twice",
+            FailureReason::ConnectionReset => "a long-lived connection was reset or closed",
         }
     }
 }

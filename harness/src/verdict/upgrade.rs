@@ -4,6 +4,9 @@
 
 use std::net::IpAddr;
 
+use std::time::Duration;
+
+use cni_probe::hold::{HoldEnd, HoldReport};
 use cni_probe::Observation;
 
 use super::{reach, Evidence, FailureReason, Verdict};
@@ -79,9 +82,63 @@ pub fn versions_reach_each_other(new: &str, old: &str, requests: &[(String, Stri
     }
 }
 
+/// Did every connection opened before the upgrade to `to` (from `from`) stay open through
+/// it, echoing with no gap longer than `budget`? `held`: each connection's name and report.
+/// A reset or close fails it first, then a gap over budget, then one never opened.
+pub fn connections_held(to: &str, from: &str, held: &[(String, HoldReport)], budget: Duration) -> Verdict {
+    let gaps = held.iter().map(|(name, r)| format!("{name}: longest gap {} ms over {} exchanges, {}", r.longest_gap_ms, r.exchanges, ending(&r.ended))).collect::<Vec<_>>().join("; ");
+    let names = held.iter().map(|(name, r)| format!("{name} ({})", r.to)).collect::<Vec<_>>().join(", ");
+    let reset = held.iter().find(|(_, r)| matches!(r.ended, HoldEnd::Reset { .. } | HoldEnd::Closed | HoldEnd::Failed { .. }));
+    let stalled = held.iter().filter(|(_, r)| Duration::from_millis(r.longest_gap_ms) > budget).max_by_key(|(_, r)| r.longest_gap_ms);
+    let never = held.iter().find(|(_, r)| matches!(r.ended, HoldEnd::NeverConnected { .. }));
+    let (observed, reason) = match (reset, stalled, never) {
+        (Some((name, r)), _, _) => (Evidence::new("connection-reset", format!("{name} {} after {} ms; {gaps}", ending(&r.ended), r.held_ms)), Some(FailureReason::ConnectionReset)),
+        (None, Some((name, r)), _) => (Evidence::new("gap-over-budget", format!("{name} stalled {} ms (budget {} ms); {gaps}", r.longest_gap_ms, budget.as_millis())), Some(FailureReason::OverBudget)),
+        (None, None, Some((name, r))) => (Evidence::new("never-connected", format!("{name}: {}; {gaps}", ending(&r.ended))), Some(FailureReason::ProbeFailed)),
+        (None, None, None) if held.is_empty() => (Evidence::new("no-connection", "no connection was held"), Some(FailureReason::ProbeFailed)),
+        (None, None, None) => (Evidence::new("every-connection-held", gaps), None),
+    };
+    verdict(
+        "long-lived TCP connections through an upgrade",
+        format!("connections {names}, opened under {from}, held while it was upgraded to {to}"),
+        reason.is_none(),
+        Evidence::new("every-connection-held", format!("each connection open to the end, no gap between echoes longer than {} ms", budget.as_millis())),
+        observed,
+        reason,
+        format!("what the upgrade to {to} touches on the connections' path: NAT and filter chains flushed or rebuilt, conntrack entries, routes or links replaced while they carry traffic"),
+    )
+}
+
+fn ending(ended: &HoldEnd) -> String {
+    match ended {
+        HoldEnd::Held => "held".into(),
+        HoldEnd::Reset { detail } => format!("reset ({detail})"),
+        HoldEnd::Closed => "closed by the peer".into(),
+        HoldEnd::NeverConnected { detail } => format!("never connected ({detail})"),
+        HoldEnd::Failed { detail } => format!("failed ({detail})"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn held(gap: u64, ended: HoldEnd) -> HoldReport {
+        HoldReport { to: "10.244.1.3:8081".parse().unwrap(), exchanges: 100, longest_gap_ms: gap, held_ms: 3000, ended }
+    }
+
+    #[test]
+    fn a_connection_reset_or_stalled_past_the_budget_fails_it_naming_the_connection() {
+        let budget = Duration::from_millis(1000);
+        assert!(connections_held("new", "old", &[("same-node".into(), held(40, HoldEnd::Held)), ("across".into(), held(1000, HoldEnd::Held))], budget).passed, "a gap of exactly the budget is within it");
+        let stalled = connections_held("new", "old", &[("same-node".into(), held(40, HoldEnd::Held)), ("across".into(), held(1001, HoldEnd::Held))], budget);
+        assert_eq!((stalled.passed, stalled.reason, stalled.observed.role.as_str()), (false, Some(FailureReason::OverBudget), "gap-over-budget"));
+        assert!(stalled.message().contains("across stalled 1001 ms (budget 1000 ms)") && stalled.message().contains("upgraded to new"), "{}", stalled.message());
+        let reset = connections_held("new", "old", &[("across".into(), held(2000, HoldEnd::Held)), ("to-external".into(), held(30, HoldEnd::Reset { detail: "Connection reset by peer".into() }))], budget);
+        assert_eq!((reset.reason, reset.observed.role.as_str()), (Some(FailureReason::ConnectionReset), "connection-reset"), "a reset is named before a stall");
+        assert!(reset.message().contains("to-external reset (Connection reset by peer)"), "{}", reset.message());
+        assert_eq!(connections_held("new", "old", &[], budget).reason, Some(FailureReason::ProbeFailed), "no connection proves nothing");
+    }
 
     #[test]
     fn one_pod_failing_check_fails_it_naming_the_pod_and_both_versions() {

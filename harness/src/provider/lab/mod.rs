@@ -209,7 +209,7 @@ impl Lab {
             }
         }
         let probe = find_probe()?;
-        let Installation::Lab { conflist, plugin_dirs } = &cni.installation else {
+        let Installation::Lab { conflist, plugin_dirs, .. } = &cni.installation else {
             return Err(HarnessError::NotFound { what: "lab support".into(), wanted: format!("CNI {}: {}", cni.name, unavailable(cni).unwrap_or_default()) });
         };
         let network = NetworkConfigList::load(conflist)?;
@@ -351,6 +351,12 @@ impl Lab {
         } else {
             Some(start_probe_server(&external_netns, &probe, "external", addressing::ECHO_PORT)?)
         };
+
+        if let Installation::Lab { on_install: Some(program), .. } = &cni.installation {
+            for lab_node in &lab_nodes {
+                run_on_install(program, lab_node)?;
+            }
+        }
 
         let nodes = lab_nodes.iter().map(|n| n.node.clone()).collect();
         let info = ClusterInfo {
@@ -663,7 +669,7 @@ impl Cluster for Lab {
     /// everything the old version made stay as they are. IPAM state (the node's data
     /// directory) and the runtime's cached results carry over, as they do on a node.
     fn replace_cni(&self, with: &CniProfile) -> Result<()> {
-        let Installation::Lab { conflist, plugin_dirs } = &with.installation else {
+        let Installation::Lab { conflist, plugin_dirs, on_install } = &with.installation else {
             return Err(HarnessError::NotFound { what: "lab support".into(), wanted: format!("CNI {}: {}", with.name, unavailable(with).unwrap_or_default()) });
         };
         let template = NetworkConfigList::load(conflist)?;
@@ -674,6 +680,9 @@ impl Cluster for Lab {
             fill_in_node_network(&mut network, &lab_node.placeholders, &lab_node.state);
             let runtime = CniRuntime { plugin_dirs: plugin_dirs.clone(), ..lab_node.cni().runtime.clone() };
             let _between_calls = lab_node.attaching.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(program) = on_install {
+                run_on_install(program, lab_node)?;
+            }
             *lab_node.cni.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(NodeCni { runtime, network });
             tracing::info!("node {}: CNI replaced by {} ({})", lab_node.node.name, with.name, plugin_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(":"));
         }
@@ -778,6 +787,12 @@ impl Drop for Lab {
             tracing::error!("failed to remove lab cluster {}: {e}; run `cargo xtask gc`", self.info.cluster);
         }
     }
+}
+
+/// Runs a profile's `onInstall` program on `node` (in its network namespace), as a
+/// DaemonSet's install container runs when the CNI is installed or upgraded there.
+fn run_on_install(program: &std::path::Path, node: &LabNode) -> Result<()> {
+    exec_in_netns(&node.netns, program, std::iter::empty())?.stdout_of_success(&format!("{} (onInstall) on node {}", program.display(), node.node.name)).map(drop)
 }
 
 /// Where a node's plugins find `/sys/fs/bpf`: its own bpffs, or the cluster's one when the
