@@ -75,10 +75,8 @@ fn long_lived_connections_stay_open(cx: &mut ScenarioContext) -> Result<Verdict>
 }
 
 fn check_by_the_new_version_passes_on_old_pods(cx: &mut ScenarioContext) -> Result<Verdict> {
-    let namespace = cx.namespace("upgrade", labels([]))?;
-    let node = cx.a_worker()?;
-    let other = cx.a_node_other_than(&node)?;
-    let old = [cx.pod(&namespace, "old-1", labels([("app", "old")]), &node)?, cx.pod(&namespace, "old-2", labels([("app", "old")]), &other)?];
+    let (namespace, node, other) = on_two_nodes(cx)?;
+    let old = two_pods(cx, &namespace, "old", &node, &other)?;
     let pair = cx.upgrade_cni()?;
     Ok(upgrade::every_pod_checks(&pair.to.name, &pair.from.name, &checks_of(cx, &old)))
 }
@@ -97,22 +95,18 @@ fn del_by_the_new_version_leaves_nothing(cx: &mut ScenarioContext) -> Result<Ver
 }
 
 fn old_and_new_pods_reach_each_other(cx: &mut ScenarioContext) -> Result<Verdict> {
-    let namespace = cx.namespace("upgrade", labels([]))?;
-    let node = cx.a_worker()?;
-    let other = cx.a_node_other_than(&node)?;
-    let old = [cx.pod(&namespace, "old-1", labels([("app", "old")]), &node)?, cx.pod(&namespace, "old-2", labels([("app", "old")]), &other)?];
+    let (namespace, node, other) = on_two_nodes(cx)?;
+    let old = two_pods(cx, &namespace, "old", &node, &other)?;
     let pair = cx.upgrade_cni()?;
-    let new = [cx.pod(&namespace, "new-1", labels([("app", "new")]), &node)?, cx.pod(&namespace, "new-2", labels([("app", "new")]), &other)?];
+    let new = two_pods(cx, &namespace, "new", &node, &other)?;
     reach_both_ways(cx, &pair.to.name, &pair.from.name, &old, &new)
 }
 
 fn after_a_rollback(cx: &mut ScenarioContext) -> Result<Verdict> {
-    let namespace = cx.namespace("upgrade", labels([]))?;
-    let node = cx.a_worker()?;
-    let other = cx.a_node_other_than(&node)?;
-    let old = [cx.pod(&namespace, "old-1", labels([("app", "old")]), &node)?, cx.pod(&namespace, "old-2", labels([("app", "old")]), &other)?];
+    let (namespace, node, other) = on_two_nodes(cx)?;
+    let old = two_pods(cx, &namespace, "old", &node, &other)?;
     let pair = cx.upgrade_cni()?;
-    let new = [cx.pod(&namespace, "new-1", labels([("app", "new")]), &node)?, cx.pod(&namespace, "new-2", labels([("app", "new")]), &other)?];
+    let new = two_pods(cx, &namespace, "new", &node, &other)?;
     let before = cx.cluster().node_state(&node)?;
     let spare = cx.pod(&namespace, "new-3", labels([("app", "new")]), &node)?;
     cx.roll_back_cni()?;
@@ -122,6 +116,19 @@ fn after_a_rollback(cx: &mut ScenarioContext) -> Result<Verdict> {
     let leftovers = settled_node_changes(cx, &node, &before)?;
     let deletion = upgrade::del_leaves_nothing(&pod_name(&spare), &node.name, &pair.from.name, &pair.to.name, deleted.as_deref(), &leftovers);
     Ok(crate::verdict::budget::all_of([checked, reached, deletion]))
+}
+
+/// A namespace of the trial's, a worker and another node.
+fn on_two_nodes(cx: &mut ScenarioContext) -> Result<(String, Node, Node)> {
+    let namespace = cx.namespace("upgrade", labels([]))?;
+    let node = cx.a_worker()?;
+    let other = cx.a_node_other_than(&node)?;
+    Ok((namespace, node, other))
+}
+
+/// Pods `<role>-1` on `node` and `<role>-2` on `other`, labelled `app: <role>`.
+fn two_pods(cx: &mut ScenarioContext, namespace: &str, role: &str, node: &Node, other: &Node) -> Result<[Pod; 2]> {
+    Ok([cx.pod(namespace, &format!("{role}-1"), labels([("app", role)]), node)?, cx.pod(namespace, &format!("{role}-2"), labels([("app", role)]), other)?])
 }
 
 fn checks_of(cx: &ScenarioContext, pods: &[Pod]) -> Vec<(String, Option<String>)> {
