@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-/// The echo port of every serving probe: beside the HTTP echo's 8080.
-pub const HOLD_PORT: u16 = 8081;
+/// The echo port of every serving probe: beside the HTTP echo's 8080, and not 8081, the
+/// echo's port + 1 that the suites call as a port where nothing listens.
+pub const HOLD_PORT: u16 = 8090;
 
 /// How a held connection ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -124,7 +124,7 @@ mod tests {
     use super::*;
 
     fn held(gap: u64, ended: HoldEnd) -> HoldReport {
-        HoldReport { to: "10.244.1.3:8081".parse().unwrap(), exchanges: 100, longest_gap_ms: gap, held_ms: 3000, ended }
+        HoldReport { to: "10.244.1.3:8090".parse().unwrap(), exchanges: 100, longest_gap_ms: gap, held_ms: 3000, ended }
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub fn external_address() -> Ipv4Addr {
 
 pub const ECHO_PORT: u16 = 8080;
 /// A port on the external host where nothing listens.
+/// Where nothing listens on the external host (the probe's hold echo is on
+/// [`cni_probe::hold::HOLD_PORT`], elsewhere).
 pub const CLOSED_PORT: u16 = 8081;
 
 /// Egress IPs the lab hands to policies, one per policy: 172.18.0.200 to .239.
