@@ -381,7 +381,9 @@ impl NodeView {
             std::fs::create_dir_all("/var/lib/cni").map_err(|e| HarnessError::Command { command: "mkdir /var/lib/cni".into(), detail: e.to_string() })?;
         }
         if let Some(dir) = &self.netns_dir {
-            std::fs::create_dir_all(dir).map_err(|e| HarnessError::Command { command: format!("mkdir {}", dir.display()), detail: e.to_string() })?;
+            // Under the interrupt guard: the directory is in the cluster's state, which an
+            // interrupt's cleanup may just have removed (CI saw it come back).
+            crate::cleanup::guard_creation(|| std::fs::create_dir_all(dir).map_err(|e| HarnessError::Command { command: format!("mkdir {}", dir.display()), detail: e.to_string() }))?;
         }
         let nsenter = std::env::var_os("PATH")
             .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join("nsenter")).find(|path| path.is_file()))

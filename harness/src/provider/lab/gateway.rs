@@ -104,7 +104,7 @@ impl Gateway {
         }
         let prefix = state.join("gateway");
         for dir in ["", "body", "proxy", "fastcgi", "uwsgi", "scgi"] {
-            std::fs::create_dir_all(prefix.join(dir)).map_err(|e| HarnessError::Command { command: format!("create {}", prefix.display()), detail: e.to_string() })?;
+            crate::cleanup::guard_creation(|| std::fs::create_dir_all(prefix.join(dir)).map_err(|e| HarnessError::Command { command: format!("create {}", prefix.display()), detail: e.to_string() }))?;
         }
         let config = prefix.join("nginx.conf");
         write_config(&config, &render_config(&prefix, &BTreeMap::new(), faults))?;
@@ -187,8 +187,10 @@ fn workers_of(master: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Under the interrupt guard: the configuration lives in the cluster's state directory,
+/// which a rewrite after the cleanup would bring back.
 fn write_config(path: &Path, text: &str) -> Result<()> {
-    crate::files::write_atomically(path, text.as_bytes()).map_err(|e| crate::error::HarnessError::Command { command: format!("writing the lab Gateway's {}", path.display()), detail: e.to_string() })
+    crate::cleanup::guard_creation(|| crate::files::write_atomically(path, text.as_bytes()).map_err(|e| crate::error::HarnessError::Command { command: format!("writing the lab Gateway's {}", path.display()), detail: e.to_string() }))
 }
 
 #[cfg(test)]

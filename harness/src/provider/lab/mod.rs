@@ -296,7 +296,7 @@ impl Lab {
         let mut mounted = std::collections::BTreeSet::new();
         for lab_node in &lab_nodes {
             if let Some(view) = lab_node.cni().runtime.node.as_ref().filter(|v| mounted.insert(v.bpffs.clone())) {
-                gc::mount_bpffs(&view.bpffs)?;
+                cleanup::guard_creation(|| gc::mount_bpffs(&view.bpffs))?;
             }
         }
 
