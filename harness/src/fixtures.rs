@@ -210,6 +210,21 @@ pub fn load_egress_budgets(path: &Path) -> Result<EgressBudgets> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpgradeBudgets {
     pub longest_gap_seconds: f64,
+    /// The smallest slow-down of a performance figure worth failing an upgrade for, as a
+    /// share (0.25: 25 % worse), and the chance that an upgrade to an equally fast version
+    /// fails on any figure: the regression test's δ and alpha.
+    pub smallest_regression: f64,
+    pub regression_alpha: f64,
+}
+
+impl UpgradeBudgets {
+    pub fn longest_gap(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.longest_gap_seconds)
+    }
+
+    pub fn regression_criteria(&self) -> crate::verdict::regression::RegressionCriteria {
+        crate::verdict::regression::RegressionCriteria { smallest_regression: self.smallest_regression, alpha: self.regression_alpha }
+    }
 }
 
 pub fn load_upgrade_budgets(path: &Path) -> Result<UpgradeBudgets> {
@@ -217,6 +232,12 @@ pub fn load_upgrade_budgets(path: &Path) -> Result<UpgradeBudgets> {
     let budgets: UpgradeBudgets = serde_saphyr::from_str_with_options(&text, yaml_options()).map_err(|e| malformed(path, e.to_string()))?;
     if !(budgets.longest_gap_seconds > 0.0) {
         return Err(malformed(path, format!("longestGapSeconds: expected a positive number of seconds, found {}", budgets.longest_gap_seconds)));
+    }
+    if !(budgets.smallest_regression > 0.0 && budgets.smallest_regression < 1.0) {
+        return Err(malformed(path, format!("smallestRegression: expected a share between 0 and 1 (0.25: 25 % worse), found {}", budgets.smallest_regression)));
+    }
+    if !(budgets.regression_alpha > 0.0 && budgets.regression_alpha < 0.5) {
+        return Err(malformed(path, format!("regressionAlpha: expected a probability between 0 and 0.5, found {}", budgets.regression_alpha)));
     }
     Ok(budgets)
 }

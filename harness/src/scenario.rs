@@ -23,6 +23,7 @@ use crate::report::{Destinations, EventStream, RunEvent, TrialOutcome, TrialReco
 use crate::verdict::snat::{self, AddressBook, ExpectedSource};
 use crate::verdict::rollout::{self, Convergence};
 use crate::verdict::sequential::Decision;
+use crate::verdict::upgrade::SourceSample;
 use crate::verdict::{budget, reach, Verdict};
 
 /// What became of an egress IP after its node failed.
@@ -721,6 +722,44 @@ impl ScenarioContext {
         })
     }
 
+    /// Calls the external echo from each of `pods` over and over, from a little before
+    /// `during` runs until a little after, and returns every pod's samples (when each was
+    /// sent, from the first, and what came back) with the window `during` took.
+    pub fn sample_sources_while<T>(&mut self, pods: &[&Pod], during: impl FnOnce(&mut Self) -> Result<T>) -> Result<(Vec<(Pod, Vec<SourceSample>)>, std::ops::Range<Duration>, T)> {
+        /// Samples taken before and after `during`: its window has a steady state on both sides.
+        const STEADY: Duration = Duration::from_millis(400);
+        const BETWEEN_SAMPLES: Duration = Duration::from_millis(40);
+        let cluster = Arc::clone(&self.cluster);
+        let (url, timeout) = (cluster.external_echo_url(), self.timeouts.request);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let started = Instant::now();
+        std::thread::scope(|scope| {
+            let samplers: Vec<_> = pods
+                .iter()
+                .map(|pod| {
+                    let (cluster, url, stop) = (Arc::clone(&cluster), &url, &stop);
+                    scope.spawn(move || -> Result<(Pod, Vec<SourceSample>)> {
+                        let mut samples = Vec::new();
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            let at = started.elapsed();
+                            samples.push(SourceSample { at, seen: cluster.request_from(pod, url, timeout)? });
+                            std::thread::sleep(BETWEEN_SAMPLES);
+                        }
+                        Ok(((*pod).clone(), samples))
+                    })
+                })
+                .collect();
+            std::thread::sleep(STEADY);
+            let from = started.elapsed();
+            let done = during(self);
+            let window = from..started.elapsed();
+            std::thread::sleep(STEADY);
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let samples: Result<Vec<_>> = samplers.into_iter().map(|s| s.join().expect("a sampler returns its samples")).collect();
+            Ok((samples?, window, done?))
+        })
+    }
+
     /// Calls `server`'s echo (every pod serves one on [`crate::model::POD_PORT`]) from `client`.
     pub fn request_pod(&self, client: &Pod, server: &Pod) -> Result<Observation> {
         self.cluster.request_from(client, &format!("http://{}/", std::net::SocketAddr::new(server.address, crate::model::POD_PORT)), self.timeouts.request)
@@ -745,6 +784,12 @@ impl ScenarioContext {
     /// Judges the source address the external host saw.
     pub fn source_seen_outside(&self, client: &Pod, expected: &ExpectedSource, observation: &Observation) -> Verdict {
         snat::source_address(expected, observation, client, &self.book)
+    }
+
+    /// Judges each pod's sources sampled while the CNI was upgraded from `from` to `to`
+    /// (`window`: when), each against what that pod must be seen with.
+    pub fn sources_kept_through_the_upgrade(&self, to: &str, from: &str, sampled: &[(Pod, ExpectedSource, Vec<SourceSample>)], window: &std::ops::Range<Duration>, budget: Duration) -> Verdict {
+        crate::verdict::upgrade::sources_kept(to, from, sampled, window, budget, &self.book)
     }
 
     /// Judges a request that must be refused, naming what it was sent to.

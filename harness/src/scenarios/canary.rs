@@ -50,6 +50,11 @@ pub fn all() -> Vec<Scenario> {
 
 /// The canary route with `percent` of requests for the new version, live, then judged.
 fn stage(cx: &mut ScenarioContext, percent: u32) -> Result<Verdict> {
+    stage_judged_after(cx, percent, |_| Ok(()))
+}
+
+/// As [`stage`], with `meanwhile` run once the route is live and before its split is judged.
+pub(crate) fn stage_judged_after(cx: &mut ScenarioContext, percent: u32, meanwhile: impl FnOnce(&mut ScenarioContext) -> Result<()>) -> Result<Verdict> {
     let namespace = cx.namespace("weather", labels([]))?;
     let mut route = cx.http_route(CANARY_ROUTE)?;
     cx.backend_pods(&namespace, &route)?;
@@ -58,6 +63,7 @@ fn stage(cx: &mut ScenarioContext, percent: u32) -> Result<Verdict> {
     if !live.passed {
         return Ok(live);
     }
+    meanwhile(cx)?;
     cx.split_seen_outside(&route)
 }
 

@@ -292,7 +292,7 @@ impl ScenarioContext {
         budgets.line_for(figure, &info.cni, &info.provider, &fixtures::machine_class())
     }
 
-    fn figure_spec(&self, kind: FigureKind, path: &str) -> FigureSpec {
+    pub(crate) fn figure_spec(&self, kind: FigureKind, path: &str) -> FigureSpec {
         FigureSpec { name: kind.name.to_owned(), unit: kind.unit.to_owned(), better: kind.better, quantile: kind.quantile, path: path.to_owned() }
     }
 

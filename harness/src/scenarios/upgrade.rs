@@ -13,6 +13,7 @@ use crate::cni::Feature;
 use crate::error::Result;
 use crate::model::{labels, Node, Pod};
 use crate::scenario::{Scenario, ScenarioContext};
+use crate::scenarios::egress::PROD_WEB_EGRESS;
 use crate::verdict::{upgrade, Verdict};
 
 /// How long each connection is held: the upgrade starts half a second in.
@@ -27,6 +28,27 @@ pub fn all() -> Vec<Scenario> {
             requires: &[Feature::InPlaceUpgrade],
             disruptive: true,
             body: long_lived_connections_stay_open,
+        },
+        Scenario {
+            name: "egress_sources_hold_through_the_upgrade",
+            sentence: "While the CNI is upgraded in place, a pod the egress policy selects is seen outside with the egress IP and one beside it that the policy does not select with its node's IP, in every sample before, during and after the switch, and a connection through the egress gateway stays open.",
+            requires: &[Feature::InPlaceUpgrade, Feature::EgressGateway],
+            disruptive: true,
+            body: egress_sources_hold_through_the_upgrade,
+        },
+        Scenario {
+            name: "canary_weights_are_honoured_right_after_the_upgrade",
+            sentence: "A canary route at its early stage (25 % to the new version), live before the CNI is upgraded in place, is honoured right after the upgrade, judged as every canary stage is.",
+            requires: &[Feature::InPlaceUpgrade, Feature::GatewayWeights],
+            disruptive: true,
+            body: canary_weights_are_honoured_right_after_the_upgrade,
+        },
+        Scenario {
+            name: "pod_start_up_and_latency_do_not_regress_in_the_upgrade",
+            sentence: "A pod's network start-up time and request/response latency between pods on two nodes, measured under the old and the new version in alternating blocks of one run, are not significantly worse under the new version (the regression test of `cargo xtask compare`).",
+            requires: &[Feature::InPlaceUpgrade],
+            disruptive: true,
+            body: pod_start_up_and_latency_do_not_regress,
         },
         Scenario {
             name: "check_by_the_new_version_passes_on_every_pod_the_old_version_made",
@@ -60,7 +82,7 @@ pub fn all() -> Vec<Scenario> {
 }
 
 fn long_lived_connections_stay_open(cx: &mut ScenarioContext) -> Result<Verdict> {
-    let budget = Duration::from_secs_f64(crate::fixtures::load_upgrade_budgets(&crate::fixtures::fixture_path(BUDGETS))?.longest_gap_seconds);
+    let budget = upgrade_budgets()?.longest_gap();
     let namespace = cx.namespace("upgrade", labels([]))?;
     let node = cx.a_worker()?;
     let other = cx.a_node_other_than(&node)?;
@@ -72,6 +94,95 @@ fn long_lived_connections_stay_open(cx: &mut ScenarioContext) -> Result<Verdict>
     let holds = [("pod-to-pod-on-one-node", &client, hold(beside.address)), ("pod-to-pod-across-nodes", &client, hold(across.address)), ("pod-to-the-external-host", &client, hold(external))];
     let (held, pair) = cx.hold_connections_while(&holds, HELD_FOR, |cx| cx.upgrade_cni())?;
     Ok(upgrade::connections_held(&pair.to.name, &pair.from.name, &held, budget))
+}
+
+fn egress_sources_hold_through_the_upgrade(cx: &mut ScenarioContext) -> Result<Verdict> {
+    let budget = upgrade_budgets()?.longest_gap();
+    let prod = cx.namespace("prod", labels([("env", "prod")]))?;
+    let policy = cx.egress_policy(PROD_WEB_EGRESS, &prod)?;
+    let node = cx.worker_outside(&policy.gateway_node_selector)?;
+    let web = cx.pod(&prod, "web", labels([("role", "web")]), &node)?;
+    let db = cx.pod(&prod, "db", labels([("role", "db")]), &node)?;
+    let realized = cx.realize_egress_policy(&policy)?;
+    let (egress_ip, node_ip) = (cx.the_egress_ip(&policy, &realized), cx.its_node_ip(&db)?);
+    // Both sources as the old version has them before anything is sampled.
+    let programmed = crate::verdict::budget::all_of([cx.source_seen_outside_once_programmed(&web, &egress_ip)?, cx.source_seen_outside_once_programmed(&db, &node_ip)?]);
+    if !programmed.passed {
+        return Ok(programmed);
+    }
+    let through_the_gateway = [("selected-pod-to-the-external-host-through-the-egress-gateway", &web, SocketAddr::new(cx.external_listener()?.ip(), HOLD_PORT))];
+    // Held a second longer: the sampling runs steady for a moment on both sides of the switch.
+    let (held, (sampled, window, pair)) = cx.hold_connections_while(&through_the_gateway, HELD_FOR + Duration::from_secs(1), |cx| cx.sample_sources_while(&[&web, &db], |cx| cx.upgrade_cni()))?;
+    let expected = |pod: &Pod| if pod.name == web.name { egress_ip.clone() } else { node_ip.clone() };
+    let sampled: Vec<_> = sampled.into_iter().map(|(pod, samples)| (pod.clone(), expected(&pod), samples)).collect();
+    let sources = cx.sources_kept_through_the_upgrade(&pair.to.name, &pair.from.name, &sampled, &window, budget);
+    let connection = upgrade::connections_held(&pair.to.name, &pair.from.name, &held, budget);
+    // The sources are the point: their verdict is the one shown, the connection's beside it.
+    Ok(match connection.passed {
+        true => Verdict { observed: crate::verdict::Evidence::new(sources.observed.role.clone(), format!("{}; {}", sources.observed.detail, connection.observed.detail)), ..sources },
+        false => crate::verdict::budget::all_of([sources, connection]),
+    })
+}
+
+fn canary_weights_are_honoured_right_after_the_upgrade(cx: &mut ScenarioContext) -> Result<Verdict> {
+    let mut upgraded = None;
+    let mut verdict = crate::scenarios::canary::stage_judged_after(cx, 25, |cx| {
+        upgraded = Some(cx.upgrade_cni()?);
+        Ok(())
+    })?;
+    // The split verdict knows nothing of versions: the subject says which upgrade it judged.
+    if let Some(pair) = upgraded {
+        verdict.subject = format!("{}, right after {} was upgraded to {}", verdict.subject, pair.from.name, pair.to.name);
+    }
+    Ok(verdict)
+}
+
+/// Blocks per version, alternating old, new, old, new: a drift in the machine's load
+/// falls on both versions alike.
+const BLOCKS_PER_VERSION: usize = 2;
+/// Per block: pods started one at a time, and latency rounds between the version's pods.
+const STARTS_PER_BLOCK: usize = 5;
+const LATENCY_ROUNDS_PER_BLOCK: usize = 3;
+
+fn pod_start_up_and_latency_do_not_regress(cx: &mut ScenarioContext) -> Result<Verdict> {
+    use crate::verdict::figures::{FigureKind, RR_ACROSS_NODES_P50, STARTUP_ONE};
+    let budgets = cx.performance_budgets()?;
+    let looks = budgets.looks()?;
+    let (namespace, node, other) = on_two_nodes(cx)?;
+    // Each version's own pair of pods (its datapath) for the latency; [old, new].
+    let mut pairs: [Option<(Pod, Pod)>; 2] = [None, None];
+    let mut samples = [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
+    let mut upgrade = None;
+    for block in 0..2 * BLOCKS_PER_VERSION {
+        let version = block % 2;
+        match version {
+            0 if block > 0 => cx.roll_back_cni()?,
+            1 => upgrade = Some(cx.upgrade_cni()?),
+            _ => {}
+        }
+        let side = ["old", "new"][version];
+        for i in 0..STARTS_PER_BLOCK {
+            let took = cx.start_pods_together(&namespace, &format!("{side}-start-{block}-{i}"), &node, 1)?;
+            samples[version][0].extend(took);
+        }
+        if pairs[version].is_none() {
+            pairs[version] = Some((cx.pod(&namespace, &format!("{side}-client"), labels([]), &node)?, cx.pod(&namespace, &format!("{side}-server"), labels([]), &other)?));
+        }
+        let (client, server) = pairs[version].clone().expect("made above");
+        for _ in 0..LATENCY_ROUNDS_PER_BLOCK {
+            samples[version][1].push(cx.http_load_from(&client, &server, budgets.load.request_response_transactions, 1)?.latency_ms.p50 * 1e3);
+        }
+    }
+    let pair = upgrade.expect("a new block ran");
+    let figure = |kind: FigureKind, path: String, samples: &[f64]| crate::verdict::performance::judge(&cx.figure_spec(kind, &path), samples, &looks, None);
+    let [before, after] = [0, 1].map(|version| {
+        let (client, server) = pairs[version].as_ref().expect("made in every version's first block");
+        vec![
+            figure(STARTUP_ONE, format!("one pod at a time on node {}", node.name), &samples[version][0]),
+            figure(RR_ACROSS_NODES_P50, format!("pod {} on {} -> pod {} on {}", client.name, client.node, server.name, server.node), &samples[version][1]),
+        ]
+    });
+    Ok(upgrade::no_figure_regresses(&pair.to.name, &pair.from.name, &before, &after, upgrade_budgets()?.regression_criteria()))
 }
 
 fn check_by_the_new_version_passes_on_old_pods(cx: &mut ScenarioContext) -> Result<Verdict> {
@@ -88,9 +199,11 @@ fn del_by_the_new_version_leaves_nothing(cx: &mut ScenarioContext) -> Result<Ver
     cx.pod(&namespace, "already-there", labels([("app", "old")]), &node)?;
     let before = cx.cluster().node_state(&node)?;
     let old = cx.pod(&namespace, "old", labels([("app", "old")]), &node)?;
+    let with_pod = cx.cluster().node_state(&node)?;
     let pair = cx.upgrade_cni()?;
+    let before_del = cx.cluster().node_state(&node)?;
     let deleted = cx.cluster().delete_pod(&old).err().map(|e| e.to_string());
-    let leftovers = settled_node_changes(cx, &node, &before)?;
+    let leftovers = settled_changes_by_del(cx, &node, &before, &with_pod, &before_del)?;
     Ok(upgrade::del_leaves_nothing(&pod_name(&old), &node.name, &pair.to.name, &pair.from.name, deleted.as_deref(), &leftovers))
 }
 
@@ -109,13 +222,19 @@ fn after_a_rollback(cx: &mut ScenarioContext) -> Result<Verdict> {
     let new = two_pods(cx, &namespace, "new", &node, &other)?;
     let before = cx.cluster().node_state(&node)?;
     let spare = cx.pod(&namespace, "new-3", labels([("app", "new")]), &node)?;
+    let with_pod = cx.cluster().node_state(&node)?;
     cx.roll_back_cni()?;
     let checked = upgrade::every_pod_checks(&pair.from.name, &pair.to.name, &checks_of(cx, &new));
     let reached = reach_both_ways(cx, &pair.to.name, &pair.from.name, &old, &new)?;
+    let before_del = cx.cluster().node_state(&node)?;
     let deleted = cx.cluster().delete_pod(&spare).err().map(|e| e.to_string());
-    let leftovers = settled_node_changes(cx, &node, &before)?;
+    let leftovers = settled_changes_by_del(cx, &node, &before, &with_pod, &before_del)?;
     let deletion = upgrade::del_leaves_nothing(&pod_name(&spare), &node.name, &pair.from.name, &pair.to.name, deleted.as_deref(), &leftovers);
     Ok(crate::verdict::budget::all_of([checked, reached, deletion]))
+}
+
+fn upgrade_budgets() -> Result<crate::fixtures::UpgradeBudgets> {
+    crate::fixtures::load_upgrade_budgets(&crate::fixtures::fixture_path(BUDGETS))
 }
 
 /// A namespace of the trial's, a worker and another node.
@@ -160,12 +279,22 @@ fn pod_name(pod: &Pod) -> String {
 /// a cluster's agents may take a moment): the node is read until it matches or this ran out.
 const NODE_SETTLES: Duration = Duration::from_secs(3);
 
-/// What `node` gained or lost since `before`, once it matches or [`NODE_SETTLES`] ran out
-/// (then said in the last line).
-fn settled_node_changes(cx: &ScenarioContext, node: &Node, before: &BTreeSet<String>) -> Result<Vec<String>> {
+/// What a pod's DEL left or took on its node: of what the pod's ADD added (`with_pod` over
+/// `before`), what is still there; of what the node had before the pod and still had just
+/// before the DEL (`before_del`), what is gone. What changed between the ADD and the DEL (a
+/// version's install step rebuilding the node's chains) is not the DEL's doing.
+fn changes_by_del(before: &BTreeSet<String>, with_pod: &BTreeSet<String>, before_del: &BTreeSet<String>, after: &BTreeSet<String>) -> Vec<String> {
+    let left = with_pod.difference(before).filter(|line| after.contains(*line)).map(|line| format!("left behind: {line}"));
+    let removed = before.intersection(before_del).filter(|line| !after.contains(*line)).map(|line| format!("removed: {line}"));
+    left.chain(removed).collect()
+}
+
+/// [`changes_by_del`] once the node shows none or [`NODE_SETTLES`] ran out (then said in
+/// the last line).
+fn settled_changes_by_del(cx: &ScenarioContext, node: &Node, before: &BTreeSet<String>, with_pod: &BTreeSet<String>, before_del: &BTreeSet<String>) -> Result<Vec<String>> {
     let deadline = Instant::now() + NODE_SETTLES;
     loop {
-        let changes = crate::spec::rules::changes(before, &cx.cluster().node_state(node)?);
+        let changes = changes_by_del(before, with_pod, before_del, &cx.cluster().node_state(node)?);
         if changes.is_empty() || Instant::now() >= deadline {
             let mut changes = changes;
             if !changes.is_empty() {
@@ -174,5 +303,25 @@ fn settled_node_changes(cx: &ScenarioContext, node: &Node, before: &BTreeSet<Str
             return Ok(changes);
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(lines: &[&str]) -> BTreeSet<String> {
+        lines.iter().map(|l| (*l).to_owned()).collect()
+    }
+
+    #[test]
+    fn del_is_judged_on_what_the_pod_made_and_what_was_there_not_on_what_an_install_changed() {
+        let before = state(&["link cni0", "nat: -A POSTROUTING -j LAB-MASQUERADE"]);
+        let with_pod = state(&["link cni0", "nat: -A POSTROUTING -j LAB-MASQUERADE", "link veth1", "file /var/lib/cni/networks/lab/10.244.1.5"]);
+        // The new version's install flushed the NAT chains between ADD and DEL.
+        let before_del = state(&["link cni0", "link veth1", "file /var/lib/cni/networks/lab/10.244.1.5"]);
+        assert!(changes_by_del(&before, &with_pod, &before_del, &state(&["link cni0"])).is_empty(), "the flush is not DEL's");
+        assert_eq!(changes_by_del(&before, &with_pod, &before_del, &state(&["link cni0", "file /var/lib/cni/networks/lab/10.244.1.5"])), ["left behind: file /var/lib/cni/networks/lab/10.244.1.5"]);
+        assert_eq!(changes_by_del(&before, &with_pod, &before, &state(&["nat: -A POSTROUTING -j LAB-MASQUERADE"])), ["removed: link cni0"], "what was there before the pod and is gone after its DEL is the DEL's");
     }
 }

@@ -82,6 +82,9 @@ pub enum FailureReason {
     AddressReused,
     /// A long-lived connection was reset or closed.
     ConnectionReset,
+    /// A figure is significantly worse than the previous version's, by more than the
+    /// smallest regression worth failing for.
+    Regressed,
 }
 
 impl FailureReason {
@@ -109,6 +112,7 @@ impl FailureReason {
             FailureReason::LeftBehind => "the pod's DEL failed or left state on its node",
             FailureReason::AddressReused => "an address handed out twice",
             FailureReason::ConnectionReset => "a long-lived connection was reset or closed",
+            FailureReason::Regressed => "significantly worse than the previous version",
         }
     }
 }

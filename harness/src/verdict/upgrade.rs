@@ -9,7 +9,103 @@ use std::time::Duration;
 use cni_probe::hold::{HoldEnd, HoldReport};
 use cni_probe::Observation;
 
+use super::performance::Figure;
+use super::regression::{self, RegressionCriteria};
+use super::snat::{AddressBook, ExpectedSource};
 use super::{reach, Evidence, FailureReason, Verdict};
+use crate::model::Pod;
+
+/// One request to the external echo while an upgrade ran: when it was sent (from the
+/// first sample) and what came back.
+#[derive(Debug, Clone)]
+pub struct SourceSample {
+    pub at: Duration,
+    pub seen: Observation,
+}
+
+/// Where a moment falls against the upgrade's `window`, for a reader.
+fn phase(at: Duration, window: &std::ops::Range<Duration>) -> &'static str {
+    if at < window.start {
+        "before the switch"
+    } else if at <= window.end {
+        "during the switch"
+    } else {
+        "after the switch"
+    }
+}
+
+/// Was every pod's traffic, sampled continuously while the CNI was upgraded from `from` to
+/// `to` (`window`: when the switch ran), seen outside with its own expected source (a
+/// selected pod's the egress IP, an unselected one's its node's), with no stretch without
+/// an answer longer than `budget`? A wrong source fails first (naming the pod, what it was
+/// seen with and when), then a silence over budget; requests that got no answer are not
+/// wrong sources, and are counted.
+pub fn sources_kept(to: &str, from: &str, sampled: &[(Pod, ExpectedSource, Vec<SourceSample>)], window: &std::ops::Range<Duration>, budget: Duration, book: &AddressBook) -> Verdict {
+    let mut summaries = Vec::new();
+    let mut wrong: Option<(String, Vec<String>)> = None;
+    let mut longest: Option<(String, Duration)> = None;
+    for (pod, expected, samples) in sampled {
+        let name = format!("{}/{}", pod.namespace, pod.name);
+        let mut roles = std::collections::BTreeMap::<&str, usize>::new();
+        let mut first_wrong = None;
+        let mut unanswered = 0;
+        // From the first sample to the last, the longest stretch between two answers
+        // with the expected source (or from an end to the nearest such answer).
+        let (mut last_right, mut gap) = (samples.first().map(|s| s.at), Duration::ZERO);
+        for sample in samples {
+            match &sample.seen {
+                Observation::Answered { reply } => {
+                    let (role, detail) = book.describe(reply.client.ip(), pod);
+                    *roles.entry(role.name()).or_default() += 1;
+                    if reply.client.ip() == expected.address {
+                        gap = gap.max(sample.at.saturating_sub(last_right.unwrap_or(sample.at)));
+                        last_right = Some(sample.at);
+                    } else if first_wrong.is_none() {
+                        first_wrong = Some(format!("{detail} at {:.2} s, {}", sample.at.as_secs_f64(), phase(sample.at, window)));
+                    }
+                }
+                _ => unanswered += 1,
+            }
+        }
+        if let (Some(last), Some(end)) = (last_right, samples.last()) {
+            gap = gap.max(end.at.saturating_sub(last));
+        }
+        let seen = roles.iter().map(|(role, n)| format!("{role} {n}")).collect::<Vec<_>>().join(", ");
+        summaries.push(format!("{name}: {} samples ({seen}; {unanswered} unanswered), longest without {} {} ms", samples.len(), expected.role.name(), gap.as_millis()));
+        if let (Some(first), None) = (first_wrong, &wrong) {
+            wrong = Some((format!("{name} seen as {} (expected {}), first {first}", roles.keys().filter(|r| **r != expected.role.name()).copied().collect::<Vec<_>>().join(" and "), expected.description), vec![expected.look_at.clone()]));
+        }
+        if longest.as_ref().is_none_or(|(_, g)| gap > *g) {
+            longest = Some((name, gap));
+        }
+    }
+    let summary = summaries.join("; ");
+    let switch = format!("switch from {:.2} s to {:.2} s", window.start.as_secs_f64(), window.end.as_secs_f64());
+    let empty = sampled.iter().find(|(_, _, samples)| samples.is_empty());
+    let (observed, reason, look_at) = match (wrong, longest, empty) {
+        (Some((what, look_at)), _, _) => (Evidence::new("wrong-source", format!("{what}; {summary}; {switch}")), Some(FailureReason::WrongSource), look_at.join("; ")),
+        (None, _, Some((pod, _, _))) => (Evidence::new("no-samples", format!("pod {}/{} took no sample", pod.namespace, pod.name)), Some(FailureReason::ProbeFailed), String::new()),
+        (None, Some((name, gap)), None) if gap > budget => (
+            Evidence::new("silence-over-budget", format!("{name} went {} ms without its source (budget {} ms); {summary}; {switch}", gap.as_millis(), budget.as_millis())),
+            Some(FailureReason::OverBudget),
+            format!("what the upgrade to {to} replaces on the pods' way out (routes to the gateway node, NAT chains) and how long it is missing"),
+        ),
+        _ => (Evidence::new("every-source-kept", format!("{summary}; {switch}")), None, String::new()),
+    };
+    let pods = sampled.iter().map(|(pod, expected, _)| format!("{}/{} ({})", pod.namespace, pod.name, expected.role.name())).collect::<Vec<_>>().join(", ");
+    verdict(
+        "source addresses seen outside through an upgrade",
+        format!("pods {pods}, sampled while {from} was upgraded to {to}"),
+        reason.is_none(),
+        Evidence::new("every-source-kept", format!("every answer with the pod's own expected source, before, during and after the switch; no stretch without it longer than {} ms", budget.as_millis())),
+        observed,
+        reason,
+        match look_at.is_empty() {
+            true => String::new(),
+            false => format!("{look_at}, as the upgrade to {to} left it"),
+        },
+    )
+}
 
 fn verdict(check: &str, subject: String, passed: bool, expected: Evidence, observed: Evidence, reason: Option<FailureReason>, look_at: String) -> Verdict {
     Verdict { statistics: Vec::new(), counters: Vec::new(), figures: Vec::new(), check: check.into(), subject, passed, expected, observed, reason: (!passed).then_some(reason).flatten(), look_at }
@@ -109,6 +205,46 @@ pub fn connections_held(to: &str, from: &str, held: &[(String, HoldReport)], bud
     )
 }
 
+/// Are the figures measured under `to` (`after`) no worse than under `from` (`before`),
+/// each pair compared by the regression test `cargo xtask compare` uses (its level split
+/// over the figures)? Both versions' figures go with the verdict, each named after its
+/// version's side (`.before-upgrade`, `.after-upgrade`).
+pub fn no_figure_regresses(to: &str, from: &str, before: &[Figure], after: &[Figure], criteria: RegressionCriteria) -> Verdict {
+    let (comparisons, unmatched) = regression::compare(before, after, criteria);
+    let describe = |c: &regression::Comparison| {
+        let p = c.p_value.map_or("exact".to_owned(), |p| format!("p {p:.4}"));
+        format!("{}: median {:.3} {} under {from}, {:.3} under {to} ({:+.1} %, {p})", c.name, c.baseline, c.unit, c.candidate, c.change * 100.0)
+    };
+    let regressed: Vec<String> = comparisons.iter().filter(|c| c.regression).map(describe).collect();
+    let all = comparisons.iter().map(describe).collect::<Vec<_>>().join("; ");
+    let (observed, reason) = match (regressed.is_empty(), comparisons.is_empty() || !unmatched.is_empty()) {
+        (false, _) => (Evidence::new("regressed", format!("{}; all: {all}", regressed.join("; "))), Some(FailureReason::Regressed)),
+        (true, true) => (Evidence::new("not-compared", format!("figures measured under one version only: {}", unmatched.join(", "))), Some(FailureReason::ProbeFailed)),
+        (true, false) => (Evidence::new("no-regression", all), None),
+    };
+    let level = criteria.alpha / comparisons.len().max(1) as f64;
+    let mut verdict = verdict(
+        "performance across versions",
+        format!("{} measured under {from} and under {to} in one run, in alternating blocks", comparisons.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")),
+        reason.is_none(),
+        Evidence::new(
+            "no-regression",
+            format!(
+                "no figure significantly worse under {to} than under {from} made {:.0} % worse (one-sided exact Mann–Whitney, alpha {} over {} figure(s): {level:.4} each)",
+                criteria.smallest_regression * 100.0,
+                criteria.alpha,
+                comparisons.len()
+            ),
+        ),
+        observed,
+        reason,
+        format!("what {to} does more per pod or per packet than {from}: its ADD (plugins, IPAM, locks) and the datapath it builds"),
+    );
+    let side = |figures: &[Figure], suffix: &str| figures.iter().map(|f| Figure { name: format!("{}.{suffix}", f.name), ..f.clone() }).collect::<Vec<_>>();
+    verdict.figures = [side(before, "before-upgrade"), side(after, "after-upgrade")].concat();
+    verdict
+}
+
 fn ending(ended: &HoldEnd) -> String {
     match ended {
         HoldEnd::Held => "held".into(),
@@ -174,5 +310,85 @@ mod tests {
         let verdict = versions_reach_each_other("new", "old", &lost, &[("old-1".into(), a), ("new-1".into(), b)]);
         assert_eq!(verdict.reason, Some(FailureReason::TimedOut));
         assert!(verdict.message().contains("old-1 -> new-1"), "{}", verdict.message());
+    }
+
+    mod sources {
+        use super::super::*;
+        use crate::model::{labels, Node, NodeRole};
+
+        fn ip(s: &str) -> IpAddr {
+            s.parse().unwrap()
+        }
+
+        fn pod(name: &str, address: &str) -> Pod {
+            Pod { name: name.into(), namespace: "prod".into(), labels: labels([]), node: "worker".into(), address: ip(address) }
+        }
+
+        fn book() -> AddressBook {
+            AddressBook {
+                nodes: vec![Node { name: "worker".into(), role: NodeRole::Worker, labels: labels([]), address: ip("172.18.0.3") }],
+                pods: vec![pod("web", "10.244.1.2"), pod("db", "10.244.1.3")],
+                egress_ips: vec![(ip("172.18.0.200"), "egress policy p".into())],
+            }
+        }
+
+        fn seen(at_ms: u64, source: Option<&str>) -> SourceSample {
+            let seen = match source {
+                Some(source) => Observation::Answered { reply: cni_probe::EchoReply { client: format!("{source}:40000").parse().unwrap(), server: "external".into(), path: "/".into() } },
+                None => Observation::TimedOut { detail: "2 s".into() },
+            };
+            SourceSample { at: Duration::from_millis(at_ms), seen }
+        }
+
+        /// Samples every 100 ms from 0 to 2000 ms, each `source(at)`.
+        fn every_100_ms(source: impl Fn(u64) -> Option<&'static str>) -> Vec<SourceSample> {
+            (0..=20).map(|i| seen(i * 100, source(i * 100))).collect()
+        }
+
+        fn judge(web: Vec<SourceSample>, db: Vec<SourceSample>) -> Verdict {
+            let egress = ExpectedSource::egress_ip(ip("172.18.0.200"), "egress policy p", "worker2");
+            let node = ExpectedSource::node_of(&pod("db", "10.244.1.3"), &book()).unwrap();
+            let window = Duration::from_millis(400)..Duration::from_millis(1600);
+            sources_kept("1.9.1", "1.1.1", &[(pod("web", "10.244.1.2"), egress, web), (pod("db", "10.244.1.3"), node, db)], &window, Duration::from_millis(1000), &book())
+        }
+
+        #[test]
+        fn every_sample_with_its_own_source_passes() {
+            let verdict = judge(every_100_ms(|_| Some("172.18.0.200")), every_100_ms(|_| Some("172.18.0.3")));
+            assert!(verdict.passed, "{}", verdict.message());
+            assert!(verdict.observed.detail.contains("prod/web: 21 samples (egress-ip 21; 0 unanswered), longest without egress-ip 100 ms"), "{}", verdict.observed.detail);
+        }
+
+        #[test]
+        fn one_sample_with_another_source_fails_naming_the_pod_the_address_and_the_phase() {
+            let verdict = judge(every_100_ms(|at| Some(if at == 900 { "10.244.1.2" } else { "172.18.0.200" })), every_100_ms(|_| Some("172.18.0.3")));
+            assert_eq!((verdict.passed, verdict.reason, verdict.observed.role.as_str()), (false, Some(FailureReason::WrongSource), "wrong-source"));
+            assert!(verdict.message().contains("prod/web seen as pod (expected 172.18.0.200, egress IP of egress policy p), first 10.244.1.2, pod prod/web at 0.90 s, during the switch"), "{}", verdict.message());
+            assert!(verdict.message().contains("upgraded to 1.9.1") && verdict.look_at.contains("gateway node worker2"), "{}", verdict.look_at);
+            // The unselected pod seen with the egress IP is as wrong, after the switch too.
+            let leaked = judge(every_100_ms(|_| Some("172.18.0.200")), every_100_ms(|at| Some(if at == 1900 { "172.18.0.200" } else { "172.18.0.3" })));
+            assert_eq!(leaked.reason, Some(FailureReason::WrongSource));
+            assert!(leaked.message().contains("prod/db seen as egress-ip") && leaked.message().contains("after the switch"), "{}", leaked.message());
+        }
+
+        #[test]
+        fn lost_answers_are_not_a_wrong_source_but_a_silence_past_the_budget_fails() {
+            // 800-1700 unanswered: 1000 ms from the answer at 700 to the one at 1800... is 1100 ms.
+            let silent = judge(every_100_ms(|at| (!(800..=1700).contains(&at)).then_some("172.18.0.200")), every_100_ms(|_| Some("172.18.0.3")));
+            assert_eq!((silent.reason, silent.observed.role.as_str()), (Some(FailureReason::OverBudget), "silence-over-budget"), "{}", silent.message());
+            assert!(silent.message().contains("prod/web went 1100 ms without its source (budget 1000 ms)") && silent.message().contains("10 unanswered"), "{}", silent.message());
+            // 800-1600 unanswered: exactly the budget, from 700 to 1700.
+            let within = judge(every_100_ms(|at| (!(800..=1600).contains(&at)).then_some("172.18.0.200")), every_100_ms(|_| Some("172.18.0.3")));
+            assert!(within.passed, "{}", within.message());
+            // Silence at the end counts up to the last sample.
+            let tail = judge(every_100_ms(|at| (at < 900).then_some("172.18.0.200")), every_100_ms(|_| Some("172.18.0.3")));
+            assert_eq!(tail.reason, Some(FailureReason::OverBudget), "{}", tail.message());
+        }
+
+        #[test]
+        fn a_pod_without_samples_proves_nothing() {
+            let verdict = judge(Vec::new(), every_100_ms(|_| Some("172.18.0.3")));
+            assert_eq!((verdict.passed, verdict.reason), (false, Some(FailureReason::ProbeFailed)));
+        }
     }
 }
