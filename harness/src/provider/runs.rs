@@ -59,7 +59,7 @@ pub fn multi_process_run() -> Option<MultiProcessRun> {
 /// ones, across every process of the run (a file lock in the cluster's state directory).
 /// `None` where the cluster has no state directory.
 pub fn trial_lock(cluster: &str, exclusive: bool) -> Option<std::fs::File> {
-    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(state_dir(cluster).join("trials.lock")).ok()?;
+    let file = lock_file(cluster, "trials.lock")?;
     let locked = if exclusive { file.lock() } else { file.lock_shared() };
     locked.ok().map(|()| file)
 }
@@ -68,8 +68,18 @@ pub fn trial_lock(cluster: &str, exclusive: bool) -> Option<std::fs::File> {
 /// egress IPs handed out): a file lock in the cluster's state directory. `None` where the
 /// cluster has none (then no other process of this machine shares it).
 pub fn cluster_lock(cluster: &str) -> Option<std::fs::File> {
-    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(state_dir(cluster).join("cluster.lock")).ok()?;
+    let file = lock_file(cluster, "cluster.lock")?;
     file.lock().ok().map(|()| file)
+}
+
+/// Opens (creating) a lock file in the cluster's state directory, under the interrupt
+/// guard: a file made while an interrupt's cleanup removes the directory would keep the
+/// directory from going (CI saw `trials.lock` alone in a directory left behind).
+fn lock_file(cluster: &str, name: &str) -> Option<std::fs::File> {
+    crate::cleanup::guard_creation(|| {
+        std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(state_dir(cluster).join(name)).map_err(|e| crate::error::HarnessError::Command { command: format!("open {name}"), detail: e.to_string() })
+    })
+    .ok()
 }
 
 /// Takes the first of `candidates` no process has taken from `pool` on `cluster`, under
@@ -82,8 +92,10 @@ pub fn take_from_pool(cluster: &str, pool: &str, candidates: &[String]) -> std::
     let taken = std::fs::read_to_string(&path).unwrap_or_default();
     let held: std::collections::BTreeSet<&str> = taken.lines().filter_map(|line| line.split_whitespace().next()).collect();
     let Some(free) = candidates.iter().find(|c| !held.contains(c.as_str())) else { return Ok(None) };
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
-    std::io::Write::write_all(&mut file, format!("{free} {}\n", std::process::id()).as_bytes())?;
+    guarded(|| {
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+        std::io::Write::write_all(&mut file, format!("{free} {}\n", std::process::id()).as_bytes())
+    })?;
     Ok(Some(free.clone()))
 }
 
@@ -94,7 +106,20 @@ pub fn give_back(cluster: &str, pool: &str) -> std::io::Result<()> {
     let Ok(taken) = std::fs::read_to_string(&path) else { return Ok(()) };
     let mine = std::process::id().to_string();
     let kept: String = taken.lines().filter(|line| line.split_whitespace().nth(1) != Some(mine.as_str())).map(|line| format!("{line}\n")).collect();
-    std::fs::write(&path, kept)
+    guarded(|| std::fs::write(&path, kept))
+}
+
+/// A write into a cluster's state directory, refused once an interrupt's cleanup has begun.
+fn guarded<T>(write: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T> {
+    let mut failed = None;
+    let done = crate::cleanup::guard_creation(|| {
+        write().map_err(|e| {
+            let detail = e.to_string();
+            failed = Some(e);
+            crate::error::HarnessError::Command { command: "write".into(), detail }
+        })
+    });
+    done.map_err(|e| failed.unwrap_or_else(|| std::io::Error::other(e.to_string())))
 }
 
 /// Held while one process of a multi-process run creates or joins a shared cluster.
@@ -157,6 +182,12 @@ pub fn unmarked() -> Vec<String> {
 }
 
 pub fn release(cluster: &str) {
-    let _ = std::fs::remove_dir_all(state_dir(cluster));
+    // A file made in it while it was being removed (by a process the guard does not reach)
+    // fails the last rmdir: a second pass removes that too.
+    for _ in 0..3 {
+        if std::fs::remove_dir_all(state_dir(cluster)).is_ok() || !state_dir(cluster).exists() {
+            break;
+        }
+    }
     let _ = std::fs::remove_file(state_root().join(format!("{cluster}.lock")));
 }
