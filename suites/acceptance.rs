@@ -253,6 +253,45 @@ fn a_killed_run_is_removed_by_gc() {
     assert!(!runs::state_dir(&cluster).exists());
 }
 
+/// Killed while its nodes' CNI is being replaced (the moment a run's state is most spread
+/// out: both versions' plugins, pods of each, connections held through the switch), a run
+/// leaves what `cargo xtask gc` removes entirely: namespaces, the state directory and the
+/// mounts in it (node BPF filesystems, runtime-style namespace views).
+#[test]
+fn a_run_killed_mid_upgrade_is_removed_by_gc() {
+    use std::io::BufRead;
+    let reports = report_dir();
+    let mut child = suite_command(&suite_binary("upgrade_lab"))
+        .args(["--exact", "long_lived_connections_stay_open_through_the_upgrade"])
+        .env("CNICONF_REPORT_DIR", reports.path())
+        .env("CNICONF_GOLDEN_DIR", reports.path().join("golden"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.map_while(Result::ok) {
+        let upgrading = line.contains("CNI replaced by reference-1.9.1");
+        seen.push(line);
+        if upgrading {
+            break;
+        }
+    }
+    let cluster = clusters_of(child.id()).into_iter().next().unwrap_or_else(|| panic!("no cluster of the run; it printed:\n{}", seen.join("\n")));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(seen.last().is_some_and(|l| l.contains("CNI replaced by")), "killed before the upgrade began:\n{}", seen.join("\n"));
+    assert!(namespaces_of(&cluster) > 0, "SIGKILL cannot clean up; gc must");
+    let collected = gc::collect(false);
+    assert!(collected.iter().any(|(l, c)| l.cluster == cluster && matches!(c, gc::Collected::Removed { .. })), "{collected:?}");
+    assert_eq!(namespaces_of(&cluster), 0);
+    assert!(!runs::state_dir(&cluster).exists());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&cluster), "mounts of {cluster} remain:\n{mounts}");
+}
+
 #[test]
 fn missing_tools_plugins_and_malformed_fixtures_are_named() {
     let empty = tempfile::tempdir().unwrap();
