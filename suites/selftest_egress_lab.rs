@@ -8,7 +8,8 @@ use harness::cni;
 use harness::provider::lab::{Lab, LabFault, LabOptions};
 use harness::provider::Cluster;
 use harness::report::TrialOutcome;
-use harness::scenario::run_scenarios;
+use harness::diagnostics::Collect;
+use harness::scenario::{run_scenarios_collecting, Collection};
 use harness::scenarios::egress;
 use harness::verdict::FailureReason::{self, OverBudget, Refused, TimedOut, WrongSource};
 use harness::Timeouts;
@@ -64,12 +65,15 @@ fn check(fault: Option<LabFault>) -> Result<(), Failed> {
     // A short request timeout keeps the dropped-traffic fault quick; it is still a timeout.
     let timeouts = Timeouts { request: std::time::Duration::from_secs(1), ..harness::provider::lab::timeouts() };
     let scenarios: Vec<_> = egress::all().into_iter().chain(egress::excluded_destinations()).chain(egress::failover()).collect();
-    let outcomes = run_scenarios(&cluster, &scenarios, &timeouts);
+    let bundles = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let collection = Collection { root: bundles.path().to_owned(), mode: Collect::Failures, profile_commands: vec![] };
+    let outcomes = run_scenarios_collecting(&cluster, &scenarios, &timeouts, Some(&collection));
     cluster.teardown().map_err(|e| e.to_string())?;
 
     let expected = expected_failures(fault);
     let mut wrong = Vec::new();
-    for (scenario, outcome) in &outcomes {
+    for (scenario, outcome, bundle) in &outcomes {
+        wrong.extend(bundle_problems(scenario, outcome, bundle.as_deref()));
         match (expected.iter().find(|(name, ..)| name == scenario), outcome) {
             (None, TrialOutcome::Passed(_)) => {}
             (None, other) => wrong.push(format!("{scenario} should pass but {}: {}", other.label(), other.message())),
@@ -94,6 +98,39 @@ fn check(fault: Option<LabFault>) -> Result<(), Failed> {
     } else {
         Err(wrong.join("\n").into())
     }
+}
+
+/// What is wrong with a trial's diagnostics bundle: a failure must carry one (with its
+/// index and every node's state), a pass none; a wrong source's path trace must name where
+/// the packet left a node with the source the verdict observed (the missing SNAT: it left
+/// the gateway node with the pod's address).
+fn bundle_problems(scenario: &str, outcome: &TrialOutcome, bundle: Option<&std::path::Path>) -> Vec<String> {
+    let (verdict, bundle) = match (outcome, bundle) {
+        (TrialOutcome::Passed(_), None) => return vec![],
+        (TrialOutcome::Passed(_), Some(b)) => return vec![format!("{scenario} passed but left a bundle {}", b.display())],
+        (_, None) => return vec![format!("{scenario} {} without a diagnostics bundle", outcome.label())],
+        (TrialOutcome::Failed(verdict), Some(bundle)) => (verdict, bundle),
+        (_, Some(_)) => return vec![],
+    };
+    let read = |file: &str| std::fs::read_to_string(bundle.join(file)).unwrap_or_default();
+    let mut problems = Vec::new();
+    if !read("bundle.txt").contains(&format!("scenario: {scenario}")) || !bundle.join("nodes").is_dir() || !bundle.join("cni-calls").is_dir() {
+        problems.push(format!("{scenario}: bundle {} lacks its index, the nodes' state or the CNI calls", bundle.display()));
+    }
+    if verdict.reason == Some(WrongSource) {
+        let seen_as = match verdict.observed.role.as_str() {
+            "pod" => ", pod ",
+            "own-node" | "other-node" => ", node ",
+            "egress-ip" => ", egress IP of ",
+            _ => "not a node, pod or egress IP",
+        };
+        let trace = read("path-trace.txt");
+        let exit = trace.lines().filter(|l| l.starts_with("left node")).last().unwrap_or_default();
+        if !exit.contains(seen_as) {
+            problems.push(format!("{scenario}: the path trace should name the node the packet left with the {} source; its last exit: {exit:?}\n{trace}", verdict.observed.role));
+        }
+    }
+    problems
 }
 
 /// A copy of the fixtures with the failover budget at [`FAILOVER_SECONDS`]: the lab's 30 s

@@ -9,6 +9,7 @@ pub mod bpf;
 pub mod cleanup;
 pub mod cni;
 pub mod deadline;
+pub mod diagnostics;
 pub mod error;
 pub mod files;
 pub mod fixtures;
@@ -51,8 +52,8 @@ pub const LAYERS: &[&[&str]] = &[
     &["cni"],
     // Clusters: lab, kind, existing.
     &["provider"],
-    // Reports of runs.
-    &["report"],
+    // Reports of runs; what a failed trial leaves behind.
+    &["report", "diagnostics"],
     // The scenario runner and the CNI-spec checks.
     &["scenario", "spec"],
     // The scenarios themselves.

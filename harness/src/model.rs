@@ -207,3 +207,32 @@ impl ExecOutput {
         Err(crate::HarnessError::Command { command: command.to_owned(), detail: format!("{}; stderr: {:?}", self.exit, self.stderr.trim()) })
     }
 }
+
+/// A command a failed trial's diagnostics bundle runs on every node, its output saved as
+/// `nodes/<node>/<name>.txt`: the harness's own (links, routes, rules, iptables, qdiscs) and
+/// those a profile adds (its CNI's status tools).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiagnosticCommand {
+    /// A file name: letters, digits, `-`, `_`, `.`.
+    pub name: String,
+    /// The program and its arguments.
+    pub run: Vec<String>,
+}
+
+impl DiagnosticCommand {
+    pub fn new(name: &str, run: &[&str]) -> Self {
+        Self { name: name.to_owned(), run: run.iter().map(|a| (*a).to_owned()).collect() }
+    }
+
+    /// Why it cannot be run as written, if it cannot.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || self.name.starts_with('.') {
+            return Err(format!("name: expected a file name of letters, digits, `-`, `_` and `.`, found `{}`", self.name));
+        }
+        if self.run.first().is_none_or(|p| p.is_empty()) {
+            return Err(format!("run: expected the program and its arguments for `{}`, found none", self.name));
+        }
+        Ok(())
+    }
+}

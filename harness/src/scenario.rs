@@ -146,7 +146,11 @@ impl Suite {
             let to = std::env::var(UPGRADE_TO_VARIABLE).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.clone());
             crate::cni::load_profile(&to).map(|to| Arc::new(UpgradePair { from: cni.clone(), to })).map_err(|e| format!("the profile to upgrade to ({UPGRADE_TO_VARIABLE}={to}): {e}"))
         });
+        let collection = crate::diagnostics::Collect::from_env()
+            .map(|mode| Collection { root: destinations.bundles.clone(), mode, profile_commands: cni.node_collectors.clone() })
+            .map_err(|e| e.to_string());
         let run = Arc::new(SuiteRun {
+            collection,
             cni,
             upgrade,
             features,
@@ -212,6 +216,8 @@ pub fn run_shared_then_alone(args: &Arguments, shared: Vec<Trial>, alone: Vec<Tr
 /// The state one suite run shares between its trials.
 struct SuiteRun {
     cni: CniProfile,
+    /// Where and when trials leave a diagnostics bundle, or why the mode is not understood.
+    collection: std::result::Result<Collection, String>,
     upgrade: Upgrade,
     /// Everything the suite's scenarios need, for providers that install add-ons.
     features: Vec<Feature>,
@@ -253,10 +259,12 @@ impl SuiteRun {
     fn run_trial(&self, scenario: &Scenario) -> TrialRecord {
         let started = Instant::now();
         let mut provided_by_harness = Vec::new();
+        let mut bundle = None;
         let outcome = match self.cannot_host(scenario) {
             Some(reason) => TrialOutcome::Ignored(reason),
-            None => match self.cluster() {
-                Ok(cluster) => {
+            None => match (self.cluster(), &self.collection) {
+                (_, Err(reason)) => TrialOutcome::Error(reason.clone()),
+                (Ok(cluster), Ok(collection)) => {
                     let trial = self.trials.fetch_add(1, Ordering::SeqCst) + 1;
                     // What the harness itself provides for this scenario is said, never credited
                     // to the CNI under test.
@@ -264,12 +272,14 @@ impl SuiteRun {
                     // Other processes of the run may share the cluster: a disruptive trial waits
                     // until it has it alone, and keeps others out until it ends.
                     let _beside = crate::provider::runs::trial_lock(&cluster.info().cluster, scenario.disruptive);
-                    run_scenario_upgrading(&cluster, scenario, &self.timeouts, &format!("t{trial}"), self.upgrade.clone())
+                    let (outcome, collected) = run_scenario_collecting(&cluster, scenario, &self.timeouts, &format!("t{trial}"), self.upgrade.clone(), Some(collection));
+                    bundle = collected;
+                    outcome
                 }
-                Err(error) => TrialOutcome::Error(format!("cluster could not be provisioned: {error}")),
+                (Err(error), _) => TrialOutcome::Error(format!("cluster could not be provisioned: {error}")),
             },
         };
-        TrialRecord { scenario: scenario.name.to_owned(), sentence: scenario.sentence.to_owned(), outcome, duration: started.elapsed(), provided_by_harness }
+        TrialRecord { scenario: scenario.name.to_owned(), sentence: scenario.sentence.to_owned(), outcome, duration: started.elapsed(), provided_by_harness, bundle }
     }
 
     fn cannot_host(&self, scenario: &Scenario) -> Option<String> {
@@ -306,28 +316,71 @@ pub fn run_scenario(cluster: &Arc<dyn Cluster>, scenario: &Scenario, timeouts: &
 
 /// [`run_scenario`] with the upgrade pair the scenario's upgrades and rollbacks use.
 pub fn run_scenario_upgrading(cluster: &Arc<dyn Cluster>, scenario: &Scenario, timeouts: &Timeouts, trial: &str, upgrade: Upgrade) -> TrialOutcome {
+    run_scenario_collecting(cluster, scenario, timeouts, trial, upgrade, None).0
+}
+
+/// Where and for which trials a diagnostics bundle is collected.
+#[derive(Debug, Clone)]
+pub struct Collection {
+    /// A bundle goes into `<root>/<scenario>-<trial>`.
+    pub root: std::path::PathBuf,
+    pub mode: crate::diagnostics::Collect,
+    /// The profile's own commands on every node.
+    pub profile_commands: Vec<crate::model::DiagnosticCommand>,
+}
+
+/// [`run_scenario_upgrading`], and with `collection` a diagnostics bundle of the trial as
+/// its body left the cluster (before anything it broke is mended), for the trials the mode
+/// wants; returns the outcome and where the bundle is. A trial that timed out gets a bundle
+/// of the cluster without its flows (its body still holds them).
+pub fn run_scenario_collecting(cluster: &Arc<dyn Cluster>, scenario: &Scenario, timeouts: &Timeouts, trial: &str, upgrade: Upgrade, collection: Option<&Collection>) -> (TrialOutcome, Option<std::path::PathBuf>) {
     let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let (bundle_tx, bundle_rx) = std::sync::mpsc::channel();
     let mut cx = ScenarioContext::new(Arc::clone(cluster), trial, timeouts.clone());
     cx.upgrade = upgrade;
     let body = scenario.body;
     let deadline = Instant::now() + timeouts.trial;
     let span = tracing::Span::current();
+    let (name, collect) = (scenario.name, collection.cloned());
     std::thread::spawn(move || {
         let _span = span.entered();
-        let _deadline = crate::deadline::enter(deadline, "Timeouts::trial");
-        let result = std::panic::catch_unwind(AssertUnwindSafe(|| body(&mut cx)));
-        let _ = done_tx.send(result);
+        let outcome = {
+            let _deadline = crate::deadline::enter(deadline, "Timeouts::trial");
+            outcome_of(std::panic::catch_unwind(AssertUnwindSafe(|| body(&mut cx))))
+        };
+        let failed = matches!(outcome, TrialOutcome::Failed(_) | TrialOutcome::Error(_));
+        let wanted = collect.filter(|c| c.mode.wants(failed) && !matches!(outcome, TrialOutcome::Ignored(_)));
+        let message = outcome.message();
+        let _ = done_tx.send(outcome);
+        if let Some(collection) = wanted {
+            let _ = bundle_tx.send(cx.collect_bundle(name, &message, &collection));
+        }
     });
-    match done_rx.recv_timeout(timeouts.trial + timeouts.trial_grace) {
-        Ok(Ok(Ok(verdict))) if verdict.passed => TrialOutcome::Passed(verdict),
-        Ok(Ok(Ok(verdict))) => TrialOutcome::Failed(verdict),
-        Ok(Ok(Err(HarnessError::CannotObserve { reason }))) => TrialOutcome::Ignored(reason),
-        Ok(Ok(Err(error))) => TrialOutcome::Error(error.to_string()),
-        Ok(Err(panic)) => {
+    let (outcome, timed_out) = match done_rx.recv_timeout(timeouts.trial + timeouts.trial_grace) {
+        Ok(outcome) => (outcome, false),
+        Err(_) => (TrialOutcome::Error(format!("scenario timed out after {}s (Timeouts::trial)", timeouts.trial.as_secs())), true),
+    };
+    let failed = matches!(outcome, TrialOutcome::Failed(_) | TrialOutcome::Error(_));
+    let bundle = match collection.filter(|c| c.mode.wants(failed) && !matches!(outcome, TrialOutcome::Ignored(_))) {
+        None => None,
+        // The body is still running with its flows: the cluster is read as it is.
+        Some(collection) if timed_out => Some(ScenarioContext::new(Arc::clone(cluster), trial, timeouts.clone()).collect_bundle(scenario.name, &outcome.message(), collection)),
+        Some(_) => bundle_rx.recv_timeout(crate::diagnostics::LIMITS.time + Duration::from_secs(30)).ok(),
+    };
+    (outcome, bundle)
+}
+
+/// A body's result as the reports say it.
+fn outcome_of(result: std::thread::Result<Result<Verdict>>) -> TrialOutcome {
+    match result {
+        Ok(Ok(verdict)) if verdict.passed => TrialOutcome::Passed(verdict),
+        Ok(Ok(verdict)) => TrialOutcome::Failed(verdict),
+        Ok(Err(HarnessError::CannotObserve { reason })) => TrialOutcome::Ignored(reason),
+        Ok(Err(error)) => TrialOutcome::Error(error.to_string()),
+        Err(panic) => {
             let message = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
             TrialOutcome::Error(format!("scenario panicked: {}", message.unwrap_or_default()))
         }
-        Err(_) => TrialOutcome::Error(format!("scenario timed out after {}s (Timeouts::trial)", timeouts.trial.as_secs())),
     }
 }
 
@@ -335,17 +388,21 @@ pub fn run_scenario_upgrading(cluster: &Arc<dyn Cluster>, scenario: &Scenario, t
 /// then each disruptive one alone; returns each outcome by scenario name. Self-tests use
 /// it to see which scenarios a fault breaks.
 pub fn run_scenarios(cluster: &Arc<dyn Cluster>, scenarios: &[Scenario], timeouts: &Timeouts) -> Vec<(&'static str, TrialOutcome)> {
+    run_scenarios_collecting(cluster, scenarios, timeouts, None).into_iter().map(|(name, outcome, _)| (name, outcome)).collect()
+}
+
+/// [`run_scenarios`], each trial with its diagnostics bundle where `collection` wants one.
+pub fn run_scenarios_collecting(cluster: &Arc<dyn Cluster>, scenarios: &[Scenario], timeouts: &Timeouts, collection: Option<&Collection>) -> Vec<(&'static str, TrialOutcome, Option<std::path::PathBuf>)> {
     let trial = |i: usize| format!("t{}", i + 1);
-    let mut outcomes: Vec<(&'static str, TrialOutcome)> = std::thread::scope(|scope| {
-        let running: Vec<_> = scenarios
-            .iter()
-            .enumerate()
-            .filter(|(_, scenario)| !scenario.disruptive)
-            .map(|(i, scenario)| scope.spawn(move || (scenario.name, run_scenario(cluster, scenario, timeouts, &trial(i)))))
-            .collect();
+    let run = |i: usize, scenario: &Scenario| {
+        let (outcome, bundle) = run_scenario_collecting(cluster, scenario, timeouts, &trial(i), None, collection);
+        (scenario.name, outcome, bundle)
+    };
+    let mut outcomes: Vec<_> = std::thread::scope(|scope| {
+        let running: Vec<_> = scenarios.iter().enumerate().filter(|(_, scenario)| !scenario.disruptive).map(|(i, scenario)| scope.spawn(move || run(i, scenario))).collect();
         running.into_iter().map(|handle| handle.join().expect("run_scenario catches panics")).collect()
     });
-    outcomes.extend(scenarios.iter().enumerate().filter(|(_, s)| s.disruptive).map(|(i, scenario)| (scenario.name, run_scenario(cluster, scenario, timeouts, &trial(i)))));
+    outcomes.extend(scenarios.iter().enumerate().filter(|(_, s)| s.disruptive).map(|(i, scenario)| run(i, scenario)));
     outcomes
 }
 
@@ -365,6 +422,8 @@ pub struct ScenarioContext {
     /// is rolled back when the trial ends).
     upgrade: Upgrade,
     upgraded: bool,
+    /// The requests the trial made, in order, for a failure's path trace.
+    flows: Mutex<Vec<crate::diagnostics::Flow>>,
 }
 
 impl Drop for ScenarioContext {
@@ -388,7 +447,20 @@ impl ScenarioContext {
     fn new(cluster: Arc<dyn Cluster>, trial: &str, timeouts: Timeouts) -> Self {
         let book = AddressBook { nodes: cluster.nodes().to_vec(), ..Default::default() };
         let trial = format!("{trial}-{}", cluster.info().run_id);
-        Self { cluster, trial, timeouts, book, failed_nodes: Vec::new(), upgrade: None, upgraded: false }
+        Self { cluster, trial, timeouts, book, failed_nodes: Vec::new(), upgrade: None, upgraded: false, flows: Mutex::new(Vec::new()) }
+    }
+
+    /// Sends a request from `pod` to `url` and keeps it as one of the trial's flows.
+    fn request(&self, pod: &Pod, url: &str) -> Result<Observation> {
+        self.flows.lock().unwrap_or_else(|e| e.into_inner()).push(crate::diagnostics::Flow { client: pod.clone(), url: url.to_owned() });
+        self.cluster.request_from(pod, url, self.timeouts.request)
+    }
+
+    /// A diagnostics bundle of this trial, as it left the cluster.
+    fn collect_bundle(&self, scenario: &str, outcome: &str, collection: &Collection) -> std::path::PathBuf {
+        let flows = self.flows.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let evidence = crate::diagnostics::TrialEvidence { scenario, trial: &self.trial, outcome, flows: &flows, book: &self.book, profile_commands: &collection.profile_commands };
+        crate::diagnostics::collect(&self.cluster, &evidence, &crate::diagnostics::bundle_dir(&collection.root, scenario, &self.trial))
     }
 
     /// The cluster, for the families' operations built on its primitives.
@@ -693,7 +765,7 @@ impl ScenarioContext {
 
     /// Calls the external echo server from `pod`.
     pub fn request_external_echo(&self, pod: &Pod) -> Result<Observation> {
-        self.cluster.request_from(pod, &self.cluster.external_echo_url(), self.timeouts.request)
+        self.request(pod, &self.cluster.external_echo_url())
     }
 
     /// Holds a TCP connection from each pod to its address (a serving probe's hold echo)
@@ -762,12 +834,12 @@ impl ScenarioContext {
 
     /// Calls `server`'s echo (every pod serves one on [`crate::model::POD_PORT`]) from `client`.
     pub fn request_pod(&self, client: &Pod, server: &Pod) -> Result<Observation> {
-        self.cluster.request_from(client, &format!("http://{}/", std::net::SocketAddr::new(server.address, crate::model::POD_PORT)), self.timeouts.request)
+        self.request(client, &format!("http://{}/", std::net::SocketAddr::new(server.address, crate::model::POD_PORT)))
     }
 
     /// Calls a port on the external host where nothing listens, from `pod`.
     pub fn request_closed_external_port(&self, pod: &Pod) -> Result<Observation> {
-        self.cluster.request_from(pod, &self.cluster.external_closed_port_url(), self.timeouts.request)
+        self.request(pod, &self.cluster.external_closed_port_url())
     }
 
     /// The expectation that `pod` is seen with its own node's address.
@@ -824,6 +896,7 @@ mod tests {
             cluster: Mutex::new(None),
             events: EventStream::new(vec![]),
             trials: AtomicUsize::new(0),
+            collection: Ok(Collection { root: std::env::temp_dir(), mode: crate::diagnostics::Collect::Never, profile_commands: vec![] }),
         };
         let needs_egress = Scenario { requires: &[Feature::EgressGateway], ..scenario(|_| unreachable!()) };
         let record = run.run_trial(&needs_egress);
@@ -871,6 +944,7 @@ mod tests {
             cluster: Mutex::new(None),
             events: EventStream::new(vec![]),
             trials: AtomicUsize::new(0),
+            collection: Ok(Collection { root: std::env::temp_dir(), mode: crate::diagnostics::Collect::Never, profile_commands: vec![] }),
         }
     }
 

@@ -3,7 +3,7 @@
 use std::process::Command;
 
 /// (package, a file it installs that the lab uses)
-const PACKAGES: [(&str, &str); 18] = [
+const PACKAGES: [(&str, &str); 19] = [
     ("containernetworking-plugins", "/usr/lib/cni/bridge"),
     ("iproute2", "/usr/sbin/ip"),
     ("iptables", "/usr/sbin/iptables-restore"),
@@ -34,6 +34,8 @@ const PACKAGES: [(&str, &str); 18] = [
     // The upgrade self-test's new version that flushes a node's NAT on install flushes its
     // connection tracking too, as an agent restarting its datapath does.
     ("conntrack", "/usr/sbin/conntrack"),
+    // A failed trial's path trace captures its flow on every node and the external host.
+    ("tcpdump", "/usr/bin/tcpdump"),
 ];
 
 fn missing() -> Vec<&'static str> {

@@ -24,7 +24,7 @@ fn measured_run(dir: &std::path::Path, fault: Option<LabFault>) -> std::path::Pa
     let mut report = FiguresReport::new(path.clone());
     report.on_event(&RunEvent::Started { suite: "perf_lab", provider: "lab", cni: "reference" });
     report.on_event(&RunEvent::ClusterReady(lab.info()));
-    let record = TrialRecord { scenario: scenario.name.into(), sentence: scenario.sentence.into(), outcome, duration: Default::default(), provided_by_harness: vec![] };
+    let record = TrialRecord { scenario: scenario.name.into(), sentence: scenario.sentence.into(), outcome, duration: Default::default(), provided_by_harness: vec![], bundle: None };
     report.on_event(&RunEvent::TrialFinished(&record));
     let written = report.finish();
     lab.teardown().unwrap();

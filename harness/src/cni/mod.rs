@@ -83,6 +83,9 @@ pub struct CniProfile {
     pub node_kernel_modules: Vec<String>,
     /// The BPF filesystem its plugins find at a node's `/sys/fs/bpf`.
     pub bpffs: BpfFilesystem,
+    /// Commands a failed trial's bundle runs on every node, beside the harness's own
+    /// (the CNI's status tools: `cilium-dbg status`, `antctl get ...`).
+    pub node_collectors: Vec<crate::model::DiagnosticCommand>,
 }
 
 /// Which BPF filesystem a node's plugins see at `/sys/fs/bpf`. Either lasts across every
@@ -140,6 +143,7 @@ impl CniProfile {
             kind_node_image: None,
             node_kernel_modules: vec![],
             bpffs: BpfFilesystem::PerNode,
+            node_collectors: vec![],
         }
     }
 

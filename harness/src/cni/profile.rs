@@ -47,6 +47,17 @@ struct ProfileFile {
     /// `per-node` (default) or `shared`: the BPF filesystem the plugins see.
     #[serde(default)]
     bpffs: super::BpfFilesystem,
+    /// What a failed trial's bundle collects beside the harness's own collectors.
+    #[serde(default)]
+    diagnostics: DiagnosticsFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DiagnosticsFile {
+    /// Commands run on every node of a failed trial, each saved as `nodes/<node>/<name>.txt`.
+    #[serde(default)]
+    node: Vec<crate::model::DiagnosticCommand>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -235,6 +246,12 @@ pub fn read_profile(path: &Path) -> Result<CniProfile> {
         kind_node_image: file.kind_node_image,
         node_kernel_modules: file.node_kernel_modules,
         bpffs: file.bpffs,
+        node_collectors: {
+            for (i, collector) in file.diagnostics.node.iter().enumerate() {
+                collector.check().map_err(|e| malformed(format!("diagnostics.node[{i}]: {e}")))?;
+            }
+            file.diagnostics.node
+        },
     })
 }
 

@@ -319,10 +319,53 @@ pub struct CniRuntime {
     pub cache_dir: PathBuf,
     /// The node the runtime lives on, when it is a lab node: plugins run in its view.
     pub node: Option<NodeView>,
-    /// What its plugin processes have used, shared by its clones.
-    pub usage: std::sync::Arc<std::sync::Mutex<crate::model::ResourceUsage>>,
+    /// What its plugin processes have used and every call it made, shared by its clones.
+    pub records: std::sync::Arc<RuntimeRecords>,
     /// How long one plugin call may take; `None`: [`plugin_budget`].
     pub budget: Option<Duration>,
+}
+
+/// What a runtime's plugin calls used, and the calls themselves (the latest
+/// [`JOURNAL_LENGTH`]), for a failed trial's diagnostics bundle.
+#[derive(Debug, Default)]
+pub struct RuntimeRecords {
+    usage: std::sync::Mutex<crate::model::ResourceUsage>,
+    journal: std::sync::Mutex<std::collections::VecDeque<Invocation>>,
+}
+
+/// How many plugin calls a runtime keeps: a trial makes tens, a suite hundreds.
+pub const JOURNAL_LENGTH: usize = 2000;
+
+/// One plugin call as a runtime made it: what went in and what came out.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub at: std::time::SystemTime,
+    pub took: Duration,
+    pub plugin: PathBuf,
+    /// The `CNI_*` variables (and `CNI_PATH`) it was given.
+    pub environment: Vec<(String, String)>,
+    pub stdin: String,
+    pub output: PluginOutput,
+}
+
+impl Invocation {
+    /// The call as a reader of a bundle wants it: command, plugin, environment, stdin,
+    /// exit status, stdout, stderr.
+    pub fn describe(&self) -> String {
+        let at = jiff::Timestamp::try_from(self.at).map(|t| format!("{t:.3}")).unwrap_or_default();
+        let command = self.environment.iter().find(|(k, _)| k == "CNI_COMMAND").map_or("?", |(_, v)| v.as_str());
+        let environment: String = self.environment.iter().map(|(k, v)| format!("  {k}={v}\n")).collect();
+        let hung = self.output.hung_after.map(|b| format!(" (hung: killed after {} s)", b.as_secs())).unwrap_or_default();
+        format!(
+            "=== {at} {command} {} took {} ms: {}{hung}\nenvironment:\n{environment}stdin:\n  {}\nstdout:\n  {}\nstderr:\n  {}\n",
+            self.plugin.display(),
+            self.took.as_millis(),
+            self.output.status,
+            self.stdin.trim(),
+            self.output.stdout.trim().replace('\n', "\n  "),
+            self.output.stderr.trim().replace('\n', "\n  ")
+        )
+    }
 }
 
 /// Reaps `child` (whose output has been read) with its resource usage, as `wait4` gives it:
@@ -632,19 +675,34 @@ impl CniRuntime {
         let budget = self.budget.unwrap_or_else(plugin_budget);
         let report = tempfile::NamedTempFile::new().map_err(|e| failed(format!("a file for its peak memory: {e}")))?;
         let process = with_own_peak_memory(process, report.path());
+        let (at, started) = (std::time::SystemTime::now(), std::time::Instant::now());
         let (output, mut usage) = run_bounded(process, stdin, budget, state, &format!("{command} by {plugin_name} for {attachment}")).map_err(|e| failed(format!("running {}: {e}", binary.display())))?;
         // The kernel's figure for a process this one started is at least this process's own
         // peak (exec carries the old image's high-water mark over); `time`'s is the plugin's.
         if let Some(kib) = std::fs::read_to_string(report.path()).ok().and_then(|text| text.lines().last().and_then(|l| l.trim().parse::<u64>().ok())) {
             usage.peak_memory_bytes = kib * 1024;
         }
-        *self.usage.lock().unwrap_or_else(|e| e.into_inner()) = self.usage().with(usage);
+        *self.records.usage.lock().unwrap_or_else(|e| e.into_inner()) = self.usage().with(usage);
+        let mut given: Vec<(String, String)> = environment.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+        given.push(("CNI_PATH".into(), self.cni_path()));
+        let invocation = Invocation { at, took: started.elapsed(), plugin: binary, environment: given, stdin: String::from_utf8_lossy(stdin).into_owned(), output: output.clone() };
+        let mut journal = self.records.journal.lock().unwrap_or_else(|e| e.into_inner());
+        if journal.len() == JOURNAL_LENGTH {
+            journal.pop_front();
+        }
+        journal.push_back(invocation);
         Ok(output)
     }
 
     /// CPU time and peak memory of every plugin process this runtime has run so far.
     pub fn usage(&self) -> crate::model::ResourceUsage {
-        *self.usage.lock().unwrap_or_else(|e| e.into_inner())
+        *self.records.usage.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The plugin calls this runtime (and its clones) made whose environment `matches`,
+    /// oldest first.
+    pub fn invocations(&self, matches: impl Fn(&[(String, String)]) -> bool) -> Vec<Invocation> {
+        self.records.journal.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|i| matches(&i.environment)).cloned().collect()
     }
 
     fn cache_path(&self, list: &NetworkConfigList, attachment: &Attachment) -> PathBuf {
@@ -775,7 +833,7 @@ mod tests {
 
     #[test]
     fn a_missing_plugin_names_the_plugin_and_the_path() {
-        let runtime = CniRuntime { plugin_dirs: vec!["/nonexistent/cni".into()], cache_dir: "/tmp".into(), node: None, usage: Default::default(), budget: None };
+        let runtime = CniRuntime { plugin_dirs: vec!["/nonexistent/cni".into()], cache_dir: "/tmp".into(), node: None, records: Default::default(), budget: None };
         let error = runtime.require_plugins(&list()).unwrap_err().to_string();
         assert!(error.contains("`bridge`") && error.contains("/nonexistent/cni"), "{error}");
     }
@@ -800,7 +858,7 @@ mod tests {
             Path::new("n.conflist"),
         )
         .unwrap();
-        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, usage: Default::default(), budget: None };
+        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, records: Default::default(), budget: None };
         let result = runtime.add(&list, &attachment()).unwrap();
         assert_eq!(result.ips[0].address.to_string(), "10.244.1.7/24");
         assert_eq!(result.raw["by"], "second");
@@ -840,7 +898,7 @@ mod tests {
     #[test]
     fn a_hung_plugin_is_killed_with_its_children_after_its_budget() {
         let dir = stand_ins(&[("hangs", "#!/bin/sh\ncat > /dev/null\necho starting >&2\nsleep 300 &\necho $! > \"$(dirname \"$0\")/child\"\nwait\n")]);
-        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, usage: Default::default(), budget: Some(Duration::from_secs(1)) };
+        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, records: Default::default(), budget: Some(Duration::from_secs(1)) };
         let started = Instant::now();
         let error = runtime.add(&one_plugin("hangs", "1.0.0"), &pod_attachment()).unwrap_err().to_string();
         assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
@@ -864,7 +922,7 @@ mod tests {
             ("silent", "#!/bin/sh\ncat > /dev/null\nexit 1\n"),
             ("bad-result", "#!/bin/sh\ncat > /dev/null\necho '{\"cniVersion\":\"0.4.0\",\"ips\":[{\"address\":\"10.0.0.2\"}]}'\n"),
         ]);
-        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, usage: Default::default(), budget: None };
+        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, records: Default::default(), budget: None };
         let error = |plugin: &str| runtime.add(&one_plugin(plugin, "1.0.0"), &pod_attachment()).unwrap_err().to_string();
         let fails = error("fails");
         assert!(fails.contains("for pod prod/web (container c1)") && fails.contains("exit status: 1: error code 11: no subnet (podSubnet unset); stderr \"looked everywhere\""), "{fails}");
@@ -880,7 +938,7 @@ mod tests {
     #[test]
     fn check_is_refused_before_0_4_0_without_running_a_plugin() {
         let dir = stand_ins(&[("records", "#!/bin/sh\ncat > /dev/null\necho $CNI_COMMAND >> \"$(dirname \"$0\")/calls\"\necho '{\"cniVersion\":\"0.3.1\"}'\n")]);
-        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, usage: Default::default(), budget: None };
+        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, records: Default::default(), budget: None };
         let list = one_plugin("records", "0.3.1");
         runtime.add(&list, &attachment()).unwrap();
         let error = runtime.check(&list, &attachment()).unwrap_err().to_string();
@@ -930,7 +988,7 @@ mod tests {
         let dir = stand_ins(&[("small", "#!/bin/sh\ncat > /dev/null\necho '{\"cniVersion\":\"1.0.0\"}'\n")]);
         std::fs::create_dir(dir.path().join("bpffs")).unwrap();
         let node = NodeView { netns, bpffs: dir.path().join("bpffs"), var_lib_cni: None, netns_dir: None };
-        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: Some(node), usage: Default::default(), budget: None };
+        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: Some(node), records: Default::default(), budget: None };
         let held = vec![1u8; 256 << 20];
         runtime.add(&one_plugin("small", "1.0.0"), &attachment()).unwrap();
         let peak = runtime.usage().peak_memory_bytes;
@@ -961,7 +1019,7 @@ print('{\"cniVersion\":\"1.0.0\"}')
             std::fs::write(&path, script).unwrap();
             std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         }
-        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, usage: Default::default(), budget: None };
+        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, records: Default::default(), budget: None };
         let list = |plugin: &str| NetworkConfigList::parse(&format!(r#"{{"cniVersion":"1.0.0","name":"n","plugins":[{{"type":"{plugin}"}}]}}"#), Path::new("n")).unwrap();
         runtime.add(&list("burner"), &attachment()).unwrap();
         let burnt = runtime.usage();
@@ -981,7 +1039,7 @@ print('{\"cniVersion\":\"1.0.0\"}')
         std::fs::write(&path, "#!/bin/sh\necho '{\"cniVersion\":\"1.0.0\",\"code\":7,\"msg\":\"bad config\",\"details\":\"no bridge\"}'\nexit 1\n").unwrap();
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let list = NetworkConfigList::parse(r#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"broken"}]}"#, Path::new("n")).unwrap();
-        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().into(), node: None, usage: Default::default(), budget: None };
+        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().into(), node: None, records: Default::default(), budget: None };
         let error = runtime.add(&list, &attachment()).unwrap_err().to_string();
         assert!(error.contains("CNI ADD of plugin `broken`") && error.contains("error code 7: bad config (no bridge)"), "{error}");
     }

@@ -127,6 +127,12 @@ pub trait Cluster: Send + Sync {
     fn node_state(&self, node: &Node) -> Result<std::collections::BTreeSet<String>> {
         Err(HarnessError::NotFound { what: "way to read a node's state".into(), wanted: format!("of node {} on {} clusters", node.name, self.info().provider) })
     }
+    /// What the provider itself recorded of trial `trial` (its object names carry it), as
+    /// files for a failed trial's bundle: name and contents (the lab: every CNI call of
+    /// the trial, its reference components' logs and state). Nothing where it keeps none.
+    fn own_records(&self, _trial: &str) -> Vec<(String, String)> {
+        Vec::new()
+    }
     /// Removes everything the run created. Idempotent.
     /// CPU time and peak memory of the CNI's own processes since the cluster was made
     /// (where the provider can read them: [`Feature::CniResourceUsage`]).

@@ -99,6 +99,9 @@ pub struct ScenarioResult {
     pub verdict: Option<Verdict>,
     pub provided_by_harness: Vec<String>,
     pub seconds: f64,
+    /// Where the trial's diagnostics bundle is, when one was collected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<String>,
 }
 
 impl SuiteResult {
@@ -254,6 +257,7 @@ impl Reporter for ConformanceReporter {
                     verdict,
                     provided_by_harness: record.provided_by_harness.clone(),
                     seconds: (record.duration.as_secs_f64() * 1000.0).round() / 1000.0,
+                    bundle: record.bundle.as_ref().map(|b| b.display().to_string()),
                 });
             }
             RunEvent::Finished { elapsed } => self.suite.elapsed_seconds = (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
@@ -326,7 +330,7 @@ pub fn example_report() -> ConformanceReport {
         counters: Vec::new(),
         figures: Vec::new(),
     };
-    let record = |name: &str, outcome| TrialRecord { scenario: name.into(), sentence: "s".into(), outcome, duration: Duration::from_millis(812), provided_by_harness: vec!["lab-reference-nginx".into()] };
+    let record = |name: &str, outcome| TrialRecord { scenario: name.into(), sentence: "s".into(), outcome, duration: Duration::from_millis(812), bundle: None, provided_by_harness: vec!["lab-reference-nginx".into()] };
     reporter.on_event(&RunEvent::TrialFinished(&record("canary_stage_at_5_percent_is_honoured", TrialOutcome::Passed(verdict))));
     reporter.on_event(&RunEvent::TrialFinished(&record("mirrored_requests_reach_the_analyzer_while_clients_get_the_app", TrialOutcome::Ignored("no mirror".into()))));
     reporter.on_event(&RunEvent::Finished { elapsed: Duration::from_secs(2) });

@@ -99,10 +99,11 @@ impl Reporter for JunitReport {
                     }
                 };
                 let mut case = self.case(&record.scenario, status, record.duration);
+                let mut out = Vec::new();
                 if let TrialOutcome::Deviated(verdict) = &record.outcome {
                     case.add_property(Property::new("outcome", "deviates from a recommendation"));
                     case.add_property(Property::new("keyword", "SHOULD"));
-                    case.set_system_out(format!("DEVIATES FROM A RECOMMENDATION (not a failure; CNICONF_SPEC_STRICT=1 makes it one)\n{}\n{}", record.sentence, verdict.message()));
+                    out.push(format!("DEVIATES FROM A RECOMMENDATION (not a failure; CNICONF_SPEC_STRICT=1 makes it one)\n{}\n{}", record.sentence, verdict.message()));
                 }
                 if !record.provided_by_harness.is_empty() {
                     case.add_property(Property::new("provided-by-harness", record.provided_by_harness.join(", ")));
@@ -137,7 +138,15 @@ impl Reporter for JunitReport {
                     }
                 }
                 if let TrialOutcome::Passed(verdict) = &record.outcome {
-                    case.set_system_out(verdict.message());
+                    out.push(verdict.message());
+                }
+                // The line GitHub's and Jenkins's JUnit reporters read as an attached file.
+                if let Some(bundle) = &record.bundle {
+                    case.add_property(Property::new("diagnostics-bundle", bundle.display().to_string()));
+                    out.push(format!("diagnostics bundle: {}\n[[ATTACHMENT|{}]]", bundle.display(), bundle.display()));
+                }
+                if !out.is_empty() {
+                    case.set_system_out(out.join("\n"));
                 }
                 self.suite.add_test_case(case);
             }
@@ -185,7 +194,7 @@ mod tests {
             reason: Some(FailureReason::WrongSource),
             look_at: String::new(),
         };
-        let record = TrialRecord { scenario: "x".into(), sentence: "y".into(), outcome: TrialOutcome::Failed(verdict), duration: Duration::ZERO, provided_by_harness: vec!["lab reference egress gateway".into()] };
+        let record = TrialRecord { scenario: "x".into(), sentence: "y".into(), outcome: TrialOutcome::Failed(verdict), duration: Duration::ZERO, provided_by_harness: vec!["lab reference egress gateway".into()], bundle: None };
         report.on_event(&RunEvent::TrialFinished(&record));
         report.on_event(&RunEvent::Finished { elapsed: Duration::ZERO });
         let result = report.finish();
@@ -212,7 +221,7 @@ mod tests {
         let (decision, split, stop) = plan.decide(2, &backends, &counts);
         assert_eq!(decision, crate::verdict::sequential::Decision::Passed);
         let verdict = plan.verdict(&split, &stop, "route r", "the Gateway");
-        let record = TrialRecord { scenario: "x".into(), sentence: "y".into(), outcome: TrialOutcome::Passed(verdict), duration: Duration::ZERO, provided_by_harness: vec![] };
+        let record = TrialRecord { scenario: "x".into(), sentence: "y".into(), outcome: TrialOutcome::Passed(verdict), duration: Duration::ZERO, provided_by_harness: vec![], bundle: None };
         report.on_event(&RunEvent::TrialFinished(&record));
         report.on_event(&RunEvent::Finished { elapsed: Duration::ZERO });
         assert!(report.finish().problems.is_empty());

@@ -69,6 +69,9 @@ pub struct TrialRecord {
     /// the verdict is about them as much as about the CNI.
     #[serde(default)]
     pub provided_by_harness: Vec<String>,
+    /// The trial's diagnostics bundle, where one was collected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<PathBuf>,
 }
 
 /// What happens during a suite run, in order.
@@ -109,6 +112,8 @@ pub struct Destinations {
     pub golden: PathBuf,
     /// Where the processes of a multi-process run (nextest) leave their parts.
     pub parts: PathBuf,
+    /// Where failed trials leave their diagnostics bundles, one directory each.
+    pub bundles: PathBuf,
 }
 
 impl Destinations {
@@ -130,6 +135,7 @@ impl Destinations {
             figures: reports.join(suite).join("figures.json"),
             golden: golden.join(suite),
             parts: reports.join(suite).join("parts"),
+            bundles: reports.join(suite).join("bundles"),
         }
     }
 

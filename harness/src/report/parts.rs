@@ -152,7 +152,7 @@ mod tests {
     fn process(destinations: &Destinations, run_id: &str, scenario: &str) {
         let mut part = PartsReport::new(destinations, run_id);
         part.on_event(&RunEvent::Started { suite: "egress_kind", provider: "kind", cni: "antrea" });
-        let record = TrialRecord { scenario: scenario.into(), sentence: "s".into(), outcome: TrialOutcome::Ignored("r".into()), duration: Duration::from_millis(5), provided_by_harness: vec![] };
+        let record = TrialRecord { scenario: scenario.into(), sentence: "s".into(), outcome: TrialOutcome::Ignored("r".into()), duration: Duration::from_millis(5), provided_by_harness: vec![], bundle: None };
         part.on_event(&RunEvent::TrialFinished(&record));
         part.on_event(&RunEvent::Finished { elapsed: Duration::from_secs(1) });
         assert!(part.finish().problems.is_empty());

@@ -98,7 +98,8 @@ pub fn markdown(report: &ConformanceReport) -> String {
                 true => String::new(),
                 false => format!(" _(provided by the harness: {})_", scenario.provided_by_harness.join(", ")),
             };
-            let _ = writeln!(out, "| {} | `{}` | {}{harness} |", outcome_mark(&scenario.result), scenario.name, scenario_line(scenario).replace('|', "\\|").replace('\n', " "));
+            let bundle = scenario.bundle.as_ref().map(|b| format!(" · diagnostics bundle: `{b}`")).unwrap_or_default();
+            let _ = writeln!(out, "| {} | `{}` | {}{harness}{bundle} |", outcome_mark(&scenario.result), scenario.name, scenario_line(scenario).replace('|', "\\|").replace('\n', " "));
         }
     }
     out
@@ -309,6 +310,10 @@ pub fn html(report: &ConformanceReport) -> String {
             let harness = match scenario.provided_by_harness.is_empty() {
                 true => String::new(),
                 false => format!(r#"<div class="harness">provided by the harness: {}</div>"#, escape(&scenario.provided_by_harness.join(", "))),
+            };
+            let harness = match &scenario.bundle {
+                Some(bundle) => format!(r#"{harness}<div class="bundle">diagnostics bundle: <a href="file://{}">{}</a> (start with <code>bundle.txt</code> and <code>path-trace.txt</code>)</div>"#, escape(bundle), escape(bundle)),
+                None => harness,
             };
             let mut plots = String::new();
             let figures = scenario.verdict.as_ref().map(|v| v.figures.as_slice()).unwrap_or_default();

@@ -70,7 +70,7 @@ impl Subject {
             pod_subnet: "10.32.0.0/16".parse().expect("valid"),
         }
         .fill_in(&mut list);
-        let runtime = CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: std::env::temp_dir(), node: None, usage: Default::default(), budget: None };
+        let runtime = CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: std::env::temp_dir(), node: None, records: Default::default(), budget: None };
         runtime.require_plugins(&list)?;
         let mut claimed: Option<Vec<String>> = None;
         for plugin in list.plugin_types() {

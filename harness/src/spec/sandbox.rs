@@ -52,7 +52,7 @@ impl Sandbox {
                 plugin_dirs: plugin_dirs.to_vec(),
                 cache_dir: state.join("cache"),
                 node: Some(NodeView { netns: node.clone(), bpffs: state.join("bpffs"), var_lib_cni: Some(state.join("var-lib-cni")), netns_dir: Some(state.join("netns")) }),
-                usage: Default::default(),
+                records: Default::default(),
                 budget: None,
             },
             cluster,

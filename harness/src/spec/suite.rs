@@ -172,7 +172,7 @@ pub fn run_set(set: SubjectSet) -> ExitCode {
                     (TrialOutcome::Passed(_), Some(entry)) => TrialOutcome::Error(format!("listed as a known failure ({}) but passed: remove the entry from {}", entry.why, known_path_label())),
                     (outcome, _) => outcome,
                 };
-                let record = TrialRecord { scenario: format!("{name}::{}", check.rule.name), sentence: check.rule.sentence.to_owned(), outcome, duration: trial_started.elapsed(), provided_by_harness: vec![] };
+                let record = TrialRecord { scenario: format!("{name}::{}", check.rule.name), sentence: check.rule.sentence.to_owned(), outcome, duration: trial_started.elapsed(), provided_by_harness: vec![], bundle: None };
                 events.emit(RunEvent::TrialFinished(&record));
                 match (&record.outcome, listed) {
                     (TrialOutcome::Passed(_), _) => Ok(Completion::Completed),

@@ -58,6 +58,29 @@ pub struct EgressGateway {
 }
 
 impl EgressGateway {
+    /// What the agent holds now, for a failed trial's bundle: each policy's gateway and
+    /// standbys, what it SNATs to and whom; the nodes found down; the rules it wrote.
+    pub fn describe(&self) -> String {
+        let name = |i: &usize| self.nodes.get(*i).map_or_else(|| format!("node #{i}"), |n| n.node.name.clone());
+        let mut out = String::new();
+        for p in &self.policies {
+            let members = p.members.iter().map(|(pod, node)| format!("{}/{} on {}", pod.namespace, pod.name, name(node))).collect::<Vec<_>>().join(", ");
+            out.push_str(&format!(
+                "policy {}: egress IP {} on {} (standbys: {}), SNAT to {}, members: {members}\n",
+                p.policy.name,
+                p.policy.egress_ip,
+                name(&p.gateway),
+                p.candidates.iter().filter(|c| **c != p.gateway).map(name).collect::<Vec<_>>().join(", "),
+                p.snat_to
+            ));
+        }
+        out.push_str(&format!("nodes found down: {}\n", self.down.iter().map(name).collect::<Vec<_>>().join(", ")));
+        let mut written: Vec<String> = self.written.iter().map(|(node, rule)| format!("{}: {rule}", name(node))).collect();
+        written.sort();
+        out.push_str(&format!("rules written:\n  {}\n", written.join("\n  ")));
+        out
+    }
+
     pub fn new(nodes: Vec<GatewayNode>, faults: Vec<LabFault>) -> Self {
         Self { nodes, faults, policies: vec![], tunnels: HashSet::new(), routes: vec![], written: HashSet::new(), holding: HashSet::new(), down: HashSet::new(), strays: 0 }
     }

@@ -214,7 +214,7 @@ impl Lab {
         };
         let network = NetworkConfigList::load(conflist)?;
         let plugin_dirs = plugin_dirs_or(plugin_dirs, &probe);
-        CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: PathBuf::new(), node: None, usage: Default::default(), budget: None }.require_plugins(&network)?;
+        CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: PathBuf::new(), node: None, records: Default::default(), budget: None }.require_plugins(&network)?;
         let config = fixtures::load_kind_config(&options.kind_config)?;
 
         let cluster = runs::new_cluster_name();
@@ -257,7 +257,7 @@ impl Lab {
             let mut network = network_template.clone();
             let placeholders = crate::cni::runtime::NodePlaceholders { node_name: name.clone(), node_address: addressing::node_address(index), node_pod_cidr: pod_cidr, pod_subnet };
             fill_in_node_network(&mut network, &placeholders, &state);
-            let runtime = CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: state.join("cache"), node: Some(NodeView { netns: name.clone(), bpffs: bpffs_of(cni, cluster, &state), var_lib_cni: None, netns_dir: Some(state.join("netns")) }), usage: Default::default(), budget: None };
+            let runtime = CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: state.join("cache"), node: Some(NodeView { netns: name.clone(), bpffs: bpffs_of(cni, cluster, &state), var_lib_cni: None, netns_dir: Some(state.join("netns")) }), records: Default::default(), budget: None };
             lab_nodes.push(LabNode {
                 node: Node { name: name.clone(), role: kind_node.role, labels: kind_node.labels.clone(), address: IpAddr::V4(addressing::node_address(index)) },
                 netns: name.clone(),
@@ -652,6 +652,25 @@ impl Cluster for Lab {
         exec_in_netns(&self.netns_of(pod)?, std::path::Path::new(program), args.iter().copied())
     }
 
+    /// Every CNI call of the trial on each node (its pods' namespaces carry the trial's
+    /// name), the lab Gateway's error log and the reference egress agent's state.
+    fn own_records(&self, trial: &str) -> Vec<(String, String)> {
+        let of_the_trial = format!("-{trial};");
+        let mut records = Vec::new();
+        for node in &self.lab_nodes {
+            let calls = node.cni().runtime.invocations(|environment| environment.iter().any(|(k, v)| k == "CNI_ARGS" && format!("{v};").contains(&of_the_trial)));
+            let text: String = calls.iter().map(crate::cni::runtime::Invocation::describe).collect();
+            records.push((format!("cni-calls/{}.txt", node.node.name), if text.is_empty() { "no CNI call of this trial on this node\n".to_owned() } else { text }));
+        }
+        let gateway_log = runs::state_dir(&self.info.cluster).join("gateway/error.log");
+        if let Ok(log) = std::fs::read_to_string(&gateway_log) {
+            records.push(("components/lab-gateway-nginx-error.log".into(), log));
+        }
+        let egress = self.gateway.lock().unwrap_or_else(|e| e.into_inner()).describe();
+        records.push(("components/lab-egress-agent.txt".into(), egress));
+        records
+    }
+
     fn run_outside(&self, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
         exec_in_netns(&self.external_netns, std::path::Path::new(program), args.iter().copied())
     }
@@ -674,7 +693,7 @@ impl Cluster for Lab {
         };
         let template = NetworkConfigList::load(conflist)?;
         let plugin_dirs = plugin_dirs_or(plugin_dirs, &self.probe);
-        CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: PathBuf::new(), node: None, usage: Default::default(), budget: None }.require_plugins(&template)?;
+        CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: PathBuf::new(), node: None, records: Default::default(), budget: None }.require_plugins(&template)?;
         for lab_node in &self.lab_nodes {
             let mut network = template.clone();
             fill_in_node_network(&mut network, &lab_node.placeholders, &lab_node.state);

@@ -1,0 +1,300 @@
+//! What a failed trial leaves behind: a bundle of its cluster's state (every node's links,
+//! addresses, routes, rules, firewall, qdiscs, connection tracking), the provider's own
+//! records of the trial (its CNI calls, the reference components' logs and state) and a
+//! path trace of the flow it judged last, written before the trial's cluster changes
+//! again, within [`LIMITS`]. Collection never changes a verdict: a step that fails is
+//! written into the bundle, never raised.
+
+pub mod trace;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{HarnessError, Result};
+use crate::model::{DiagnosticCommand, Pod};
+use crate::provider::Cluster;
+use crate::verdict::snat::AddressBook;
+
+/// How big and how long a bundle may get.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Bytes written per bundle: a file past them is cut, later ones are listed as skipped.
+    pub max_bytes: usize,
+    /// Time per bundle: steps that would start after it are listed as skipped.
+    pub time: Duration,
+    /// Time per command on a node (`timeout` ends it).
+    pub per_command: Duration,
+}
+
+/// A bundle's bounds, in one place.
+pub const LIMITS: Limits = Limits { max_bytes: 4 << 20, time: Duration::from_secs(30), per_command: Duration::from_secs(5) };
+
+/// `failures` (the default): a bundle for each failed or errored trial; `always`: for every
+/// trial that ran; `never`.
+pub const COLLECT_VARIABLE: &str = "CNICONF_COLLECT";
+
+/// Which trials get a bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collect {
+    Failures,
+    Always,
+    Never,
+}
+
+impl Collect {
+    pub fn from_env() -> Result<Self> {
+        match std::env::var(COLLECT_VARIABLE).unwrap_or_default().as_str() {
+            "" | "failures" => Ok(Collect::Failures),
+            "always" => Ok(Collect::Always),
+            "never" => Ok(Collect::Never),
+            other => Err(HarnessError::UnknownName { what: "collection mode".into(), name: other.into(), variable: COLLECT_VARIABLE.into(), expected: "failures (the default), always, never".into() }),
+        }
+    }
+
+    /// Whether a trial that `failed` (or not) gets a bundle.
+    pub fn wants(self, failed: bool) -> bool {
+        match self {
+            Collect::Failures => failed,
+            Collect::Always => true,
+            Collect::Never => false,
+        }
+    }
+}
+
+/// The harness's own commands on every node: what a CNI makes and what a packet meets.
+pub fn node_commands() -> Vec<DiagnosticCommand> {
+    [
+        ("links", &["ip", "-d", "-s", "link", "show"][..]),
+        ("addresses", &["ip", "addr", "show"]),
+        ("routes", &["ip", "route", "show", "table", "all"]),
+        ("rules", &["ip", "rule", "show"]),
+        ("neighbours", &["ip", "neigh", "show"]),
+        ("iptables", &["iptables-save", "-c"]),
+        ("nftables", &["nft", "list", "ruleset"]),
+        ("qdiscs", &["tc", "-s", "qdisc", "show"]),
+        ("classes-eth0", &["tc", "-s", "class", "show", "dev", "eth0"]),
+        ("filters-eth0", &["tc", "-s", "filter", "show", "dev", "eth0"]),
+        ("conntrack", &["conntrack", "-L"]),
+        ("bpf-net", &["bpftool", "net", "show"]),
+    ]
+    .into_iter()
+    .map(|(name, run)| DiagnosticCommand::new(name, run))
+    .collect()
+}
+
+/// What the external host shows of the flows that reach it.
+fn outside_commands() -> Vec<DiagnosticCommand> {
+    [("addresses", &["ip", "addr", "show"][..]), ("routes", &["ip", "route", "show", "table", "all"]), ("conntrack", &["conntrack", "-L"])]
+        .into_iter()
+        .map(|(name, run)| DiagnosticCommand::new(name, run))
+        .collect()
+}
+
+/// One request a trial made: from a pod to a URL.
+#[derive(Debug, Clone)]
+pub struct Flow {
+    pub client: Pod,
+    pub url: String,
+}
+
+/// What a bundle holds about one trial.
+pub struct TrialEvidence<'a> {
+    pub scenario: &'a str,
+    /// The trial's name (`t3-<run id>`): its objects carry it.
+    pub trial: &'a str,
+    /// How it ended, as the reports say it.
+    pub outcome: &'a str,
+    /// The requests it made, in order: the last is traced.
+    pub flows: &'a [Flow],
+    pub book: &'a AddressBook,
+    /// The profile's own commands, run beside [`node_commands`].
+    pub profile_commands: &'a [DiagnosticCommand],
+}
+
+/// A bundle being written: every file counted against [`LIMITS`].
+struct Bundle {
+    dir: PathBuf,
+    started: Instant,
+    bytes: usize,
+    files: Vec<String>,
+    problems: Vec<String>,
+    skipped: Vec<String>,
+}
+
+impl Bundle {
+    fn file(&mut self, name: &str, contents: &str) {
+        let room = LIMITS.max_bytes.saturating_sub(self.bytes);
+        if room == 0 {
+            self.skipped.push(format!("{name}: the bundle reached {} bytes (LIMITS.max_bytes)", LIMITS.max_bytes));
+            return;
+        }
+        let mut cut = contents.len().min(room);
+        while !contents.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let mut text = contents[..cut].to_owned();
+        if cut < contents.len() {
+            text.push_str(&format!("\n[cut at {cut} of {} bytes: the bundle's limit is {} bytes (LIMITS.max_bytes)]\n", contents.len(), LIMITS.max_bytes));
+        }
+        let path = self.dir.join(name);
+        let written = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(&path, &text));
+        match written {
+            Ok(()) => {
+                self.bytes += text.len();
+                self.files.push(format!("{name} ({} bytes{})", text.len(), if cut < contents.len() { ", cut" } else { "" }));
+            }
+            Err(e) => self.problems.push(format!("{name}: could not be written: {e}")),
+        }
+    }
+
+    /// False (and `what` listed as skipped) once the bundle's time is spent.
+    fn in_time(&mut self, what: &str) -> bool {
+        let in_time = self.started.elapsed() < LIMITS.time;
+        if !in_time {
+            self.skipped.push(format!("{what}: the bundle's {} s (LIMITS.time) were spent", LIMITS.time.as_secs()));
+        }
+        in_time
+    }
+
+    /// The command's output as a file, or why there is none (also listed as a problem).
+    fn command(&mut self, name: &str, place: &str, command: &DiagnosticCommand, run: impl FnOnce(&str, &[&str]) -> Result<crate::model::ExecOutput>) {
+        if !self.in_time(name) {
+            return;
+        }
+        let seconds = LIMITS.per_command.as_secs().to_string();
+        let mut args: Vec<&str> = vec![&seconds];
+        args.extend(command.run.iter().map(String::as_str));
+        let line = command.run.join(" ");
+        let text = match run("timeout", &args) {
+            Ok(output) => {
+                if output.exit != "exit status 0" {
+                    self.problems.push(format!("{name}: `{line}` on {place}: {}; {}", output.exit, output.stderr.trim()));
+                }
+                format!("$ {line}\n# on {place}: {}\n{}{}", output.exit, output.stdout, if output.stderr.trim().is_empty() { String::new() } else { format!("# stderr:\n{}", output.stderr) })
+            }
+            Err(e) => {
+                self.problems.push(format!("{name}: `{line}` on {place}: {e}"));
+                format!("$ {line}\n# on {place}: could not be run: {e}\n")
+            }
+        };
+        self.file(name, &text);
+    }
+
+    /// Writes the bundle's index (`bundle.txt`): the trial, what is here, what failed,
+    /// what was skipped.
+    fn finish(self, evidence: &TrialEvidence) -> PathBuf {
+        let list = |items: &[String]| if items.is_empty() { "  none\n".to_owned() } else { items.iter().map(|i| format!("  {i}\n")).collect() };
+        let index = format!(
+            "scenario: {}\ntrial: {}\noutcome: {}\ncollected in {:.1} s, {} bytes (limits: {} bytes, {} s, {} s per command)\n\nfiles:\n{}\ncollection steps that failed (recorded, not raised):\n{}\nskipped:\n{}",
+            evidence.scenario,
+            evidence.trial,
+            evidence.outcome,
+            self.started.elapsed().as_secs_f64(),
+            self.bytes,
+            LIMITS.max_bytes,
+            LIMITS.time.as_secs(),
+            LIMITS.per_command.as_secs(),
+            list(&self.files),
+            list(&self.problems),
+            list(&self.skipped)
+        );
+        let path = self.dir.join("bundle.txt");
+        if let Err(e) = crate::files::write_atomically(&path, index.as_bytes()) {
+            tracing::warn!("could not write {}: {e}", path.display());
+        }
+        self.dir
+    }
+}
+
+/// Collects a bundle of `evidence`'s trial on `cluster` into `dir`; returns `dir`.
+pub fn collect(cluster: &Arc<dyn Cluster>, evidence: &TrialEvidence, dir: &Path) -> PathBuf {
+    let mut bundle = Bundle { dir: dir.to_owned(), started: Instant::now(), bytes: 0, files: Vec::new(), problems: Vec::new(), skipped: Vec::new() };
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        tracing::warn!("no diagnostics bundle: could not create {}: {e}", dir.display());
+        return bundle.dir;
+    }
+    // The flow first: a trace replays it on the cluster as the trial left it.
+    if let Some(flow) = evidence.flows.last() {
+        if bundle.in_time("path-trace.txt") {
+            match trace::trace(cluster, flow, evidence.book) {
+                Ok(trace) => bundle.file("path-trace.txt", &trace.render()),
+                Err(e) => {
+                    bundle.problems.push(format!("path-trace.txt: {e}"));
+                    bundle.file("path-trace.txt", &format!("no path trace of {} -> {}: {e}\n", pod_name(&flow.client), flow.url));
+                }
+            }
+        }
+    }
+    let commands: Vec<DiagnosticCommand> = node_commands().into_iter().chain(evidence.profile_commands.iter().cloned()).collect();
+    for node in cluster.nodes() {
+        for command in &commands {
+            bundle.command(&format!("nodes/{}/{}.txt", node.name, command.name), &format!("node {}", node.name), command, |program, args| cluster.run_on_node(node, program, args));
+        }
+    }
+    for command in outside_commands() {
+        bundle.command(&format!("outside/{}.txt", command.name), "the external host", &command, |program, args| cluster.run_outside(program, args));
+    }
+    for (name, contents) in cluster.own_records(evidence.trial) {
+        bundle.file(&name, &contents);
+    }
+    bundle.finish(evidence)
+}
+
+fn pod_name(pod: &Pod) -> String {
+    format!("pod {}/{}", pod.namespace, pod.name)
+}
+
+/// Where a trial's bundle goes under `root`: its scenario and trial, as a directory name.
+pub fn bundle_dir(root: &Path, scenario: &str, trial: &str) -> PathBuf {
+    root.join(format!("{scenario}-{trial}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundle(dir: &Path) -> Bundle {
+        Bundle { dir: dir.to_owned(), started: Instant::now(), bytes: 0, files: Vec::new(), problems: Vec::new(), skipped: Vec::new() }
+    }
+
+    #[test]
+    fn a_bundle_never_grows_past_its_limit_and_says_what_it_cut_and_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = bundle(dir.path());
+        let big = "x".repeat(LIMITS.max_bytes - 10);
+        b.file("a.txt", &big);
+        b.file("b.txt", &"é".repeat(100));
+        b.file("c.txt", "more");
+        let on_disk: usize = ["a.txt", "b.txt"].iter().map(|f| std::fs::metadata(dir.path().join(f)).unwrap().len() as usize).sum();
+        assert!(on_disk <= LIMITS.max_bytes + 200, "{on_disk}");
+        assert!(std::fs::read_to_string(dir.path().join("b.txt")).unwrap().contains("[cut at 10 of 200 bytes"), "cut at a character boundary and said so");
+        assert!(!dir.path().join("c.txt").exists());
+        assert!(b.skipped.iter().any(|s| s.starts_with("c.txt: the bundle reached")), "{:?}", b.skipped);
+    }
+
+    #[test]
+    fn a_failing_step_is_recorded_not_raised_and_steps_past_the_time_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = bundle(dir.path());
+        let command = DiagnosticCommand::new("x", &["ip", "link"]);
+        b.command("nodes/n/x.txt", "node n", &command, |_, _| Err(HarnessError::Command { command: "ip".into(), detail: "no such node".into() }));
+        assert!(std::fs::read_to_string(dir.path().join("nodes/n/x.txt")).unwrap().contains("could not be run"));
+        assert_eq!(b.problems.len(), 1);
+        b.started = Instant::now() - LIMITS.time;
+        let mut ran = false;
+        b.command("nodes/n/y.txt", "node n", &command, |_, _| {
+            ran = true;
+            unreachable!()
+        });
+        assert!(!ran && b.skipped.iter().any(|s| s.contains("LIMITS.time")), "{:?}", b.skipped);
+        let evidence = TrialEvidence { scenario: "s", trial: "t1-x", outcome: "failed", flows: &[], book: &AddressBook::default(), profile_commands: &[] };
+        let index = std::fs::read_to_string(b.finish(&evidence).join("bundle.txt")).unwrap();
+        assert!(index.contains("collection steps that failed (recorded, not raised):\n  nodes/n/x.txt") && index.contains("skipped:\n  nodes/n/y.txt"), "{index}");
+    }
+
+    #[test]
+    fn failures_get_a_bundle_by_default_always_every_trial_never_none() {
+        assert!(Collect::Failures.wants(true) && !Collect::Failures.wants(false) && Collect::Always.wants(false) && !Collect::Never.wants(true));
+    }
+}
