@@ -8,7 +8,8 @@ use harness::cni;
 use harness::provider::lab::{Lab, LabFault, LabOptions};
 use harness::provider::Cluster;
 use harness::report::TrialOutcome;
-use harness::scenario::run_scenarios;
+use harness::diagnostics::Collect;
+use harness::scenario::{run_scenarios_collecting, Collection};
 use harness::scenarios::canary;
 use harness::verdict::FailureReason::{self, ErrorAnswers, MirrorMismatch, SplitDeviates, StaleRoute};
 use harness::Timeouts;
@@ -41,11 +42,20 @@ fn expected_failures(fault: Option<LabFault>) -> Vec<(&'static str, FailureReaso
 fn check(fault: Option<LabFault>) -> Result<(), Failed> {
     let options = fault.map(LabOptions::with_fault).unwrap_or_default();
     let cluster: Arc<dyn Cluster> = Arc::new(Lab::provision(&cni::reference(), &options).map_err(|e| e.to_string())?);
-    let outcomes = run_scenarios(&cluster, &canary::all(), &Timeouts::default());
+    let bundles = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let collection = Collection { root: bundles.path().to_owned(), mode: Collect::Failures, profile_commands: vec![] };
+    let outcomes = run_scenarios_collecting(&cluster, &canary::all(), &Timeouts::default(), Some(&collection));
     cluster.teardown().map_err(|e| e.to_string())?;
     let expected = expected_failures(fault);
     let mut wrong = Vec::new();
-    for (scenario, outcome) in &outcomes {
+    for (scenario, outcome, bundle) in &outcomes {
+        wrong.extend(harness::diagnostics::bundle_problems(scenario, !matches!(outcome, TrialOutcome::Passed(_)), bundle.as_deref()));
+        // A split that deviates is read against the routes the Gateway served.
+        if let (TrialOutcome::Failed(_), Some(bundle)) = (outcome, bundle) {
+            if !std::fs::read_to_string(bundle.join("components/lab-gateway-nginx.conf")).is_ok_and(|conf| conf.contains("listen ")) {
+                wrong.push(format!("{scenario}: the bundle should hold the Gateway's routes as served (components/lab-gateway-nginx.conf)"));
+            }
+        }
         match (expected.iter().find(|(name, _)| name == scenario), outcome) {
             (None, TrialOutcome::Passed(_)) => {}
             (None, other) => wrong.push(format!("{scenario} should pass but {}: {}", other.label(), other.message())),

@@ -105,18 +105,9 @@ fn check(fault: Option<LabFault>) -> Result<(), Failed> {
 /// the packet left a node with the source the verdict observed (the missing SNAT: it left
 /// the gateway node with the pod's address).
 fn bundle_problems(scenario: &str, outcome: &TrialOutcome, bundle: Option<&std::path::Path>) -> Vec<String> {
-    let (verdict, bundle) = match (outcome, bundle) {
-        (TrialOutcome::Passed(_), None) => return vec![],
-        (TrialOutcome::Passed(_), Some(b)) => return vec![format!("{scenario} passed but left a bundle {}", b.display())],
-        (_, None) => return vec![format!("{scenario} {} without a diagnostics bundle", outcome.label())],
-        (TrialOutcome::Failed(verdict), Some(bundle)) => (verdict, bundle),
-        (_, Some(_)) => return vec![],
-    };
+    let mut problems = harness::diagnostics::bundle_problems(scenario, !matches!(outcome, TrialOutcome::Passed(_)), bundle);
+    let (TrialOutcome::Failed(verdict), Some(bundle)) = (outcome, bundle) else { return problems };
     let read = |file: &str| std::fs::read_to_string(bundle.join(file)).unwrap_or_default();
-    let mut problems = Vec::new();
-    if !read("bundle.txt").contains(&format!("scenario: {scenario}")) || !bundle.join("nodes").is_dir() || !bundle.join("cni-calls").is_dir() {
-        problems.push(format!("{scenario}: bundle {} lacks its index, the nodes' state or the CNI calls", bundle.display()));
-    }
     if verdict.reason == Some(WrongSource) {
         let seen_as = match verdict.observed.role.as_str() {
             "pod" => ", pod ",

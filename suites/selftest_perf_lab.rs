@@ -13,7 +13,8 @@ use harness::cni::{self, CniProfile};
 use harness::provider::lab::{Lab, LabFault, LabOptions};
 use harness::provider::Cluster;
 use harness::report::TrialOutcome;
-use harness::scenario::{run_scenario, Scenario, ScenarioContext};
+use harness::diagnostics::Collect;
+use harness::scenario::{run_scenario, run_scenario_collecting, Collection, Scenario, ScenarioContext};
 use harness::scenarios::performance::{self, all};
 use harness::verdict::performance::{Better, Figure, FigureOutcome, FigureSpec};
 use harness::verdict::{FailureReason, Verdict};
@@ -31,9 +32,19 @@ fn lab(profile: &CniProfile, fault: Option<LabFault>) -> Result<Arc<dyn Cluster>
     Ok(Arc::new(Lab::provision(profile, &options)?))
 }
 
-/// Each named scenario's outcome on `cluster`, one after another (each alone).
+/// Each named scenario's outcome on `cluster`, one after another (each alone). A failed
+/// one must leave a diagnostics bundle, a passed one none: that is checked here.
 fn outcomes(cluster: &Arc<dyn Cluster>, names: &[&str]) -> Vec<(String, TrialOutcome)> {
-    names.iter().enumerate().map(|(i, name)| ((*name).to_owned(), run_scenario(cluster, &scenario(name), &harness::provider::lab::timeouts(), &format!("t{}", i + 1)))).collect()
+    let bundles = tempfile::tempdir().expect("a temporary directory");
+    let collection = Collection { root: bundles.path().to_owned(), mode: Collect::Failures, profile_commands: vec![] };
+    let mut outcomes = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let (outcome, bundle) = run_scenario_collecting(cluster, &scenario(name), &harness::provider::lab::timeouts(), &format!("t{}", i + 1), None, Some(&collection));
+        let problems = harness::diagnostics::bundle_problems(name, matches!(outcome, TrialOutcome::Failed(_) | TrialOutcome::Error(_)), bundle.as_deref());
+        assert!(problems.is_empty(), "{problems:?}");
+        outcomes.push(((*name).to_owned(), outcome));
+    }
+    outcomes
 }
 
 fn figures(outcome: &TrialOutcome) -> &[Figure] {

@@ -18,7 +18,8 @@ use harness::model::{labels, NamespaceSpec, PodSpec};
 use harness::provider::lab::{gc, Lab, LabOptions};
 use harness::provider::{runs, Cluster};
 use harness::report::TrialOutcome;
-use harness::scenario::{run_scenario, Scenario, ScenarioBody};
+use harness::diagnostics::Collect;
+use harness::scenario::{run_scenario, run_scenario_collecting, Collection, Scenario, ScenarioBody};
 use harness::scenarios::tsn;
 use harness::verdict::FailureReason;
 use harness::Timeouts;
@@ -115,12 +116,24 @@ fn check_proxy(case: &ProxyCase) -> Result<(), Failed> {
     // Each scenario on a lab of its own (a lab takes 0.05 s): a TCP talker's last segments
     // from one scenario can never reach another's counters or a leaky proxy's map.
     let mut outcomes: Vec<(&str, TrialOutcome)> = Vec::new();
+    let mut wrong = Vec::new();
+    let bundles = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let collection = Collection { root: bundles.path().to_owned(), mode: Collect::Failures, profile_commands: vec![] };
     for scenario in tsn::all() {
         let lab: Arc<dyn Cluster> = Arc::new(Lab::provision(&profile, &LabOptions::from_env()?)?);
-        outcomes.push((scenario.name, run_scenario(&lab, &scenario, &harness::provider::lab::timeouts(), "t1")));
+        let (outcome, bundle) = run_scenario_collecting(&lab, &scenario, &harness::provider::lab::timeouts(), "t1", None, Some(&collection));
         lab.teardown()?;
+        wrong.extend(harness::diagnostics::bundle_problems(scenario.name, matches!(outcome, TrialOutcome::Failed(_) | TrialOutcome::Error(_)), bundle.as_deref()));
+        // The hop where a priority is lost is the node NIC's classifier: the bundle has its
+        // classes with their counters.
+        if let (TrialOutcome::Failed(_), Some(bundle)) = (&outcome, &bundle) {
+            let classes: String = std::fs::read_dir(bundle.join("nodes")).into_iter().flatten().flatten().filter_map(|node| std::fs::read_to_string(node.path().join("classes-eth0.txt")).ok()).collect();
+            if !(classes.contains("class htb 1:1 ") && classes.contains("Sent ")) {
+                wrong.push(format!("{}: the bundle should hold the node NIC's classes with their counters: {classes}", scenario.name));
+            }
+        }
+        outcomes.push((scenario.name, outcome));
     }
-    let mut wrong = Vec::new();
     for (scenario, outcome) in &outcomes {
         let expected = match *scenario {
             LEAK => case.leak,

@@ -11,7 +11,8 @@ use harness::cni::{self, CniProfile};
 use harness::provider::lab::{Lab, LabOptions};
 use harness::provider::Cluster;
 use harness::report::TrialOutcome;
-use harness::scenario::{run_scenario_upgrading, UpgradePair};
+use harness::diagnostics::Collect;
+use harness::scenario::{run_scenario_collecting, Collection, UpgradePair};
 use harness::scenarios::upgrade;
 use harness::verdict::FailureReason::{self, AddressReused, CheckFailed, ConnectionReset, LeftBehind, Regressed, WrongSource};
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -132,12 +133,17 @@ fn check(version: &NewVersion) -> Result<(), Failed> {
     // version did in one scenario (its install flushed the nodes' NAT) must not be what
     // fails the next.
     let mut outcomes: Vec<(&str, TrialOutcome)> = Vec::new();
+    let mut wrong = Vec::new();
+    let bundles = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let collection = Collection { root: bundles.path().to_owned(), mode: Collect::Failures, profile_commands: vec![] };
     for (i, scenario) in upgrade::all().iter().enumerate().filter(|(_, s)| !version.not_judged.iter().any(|(name, _)| *name == s.name)) {
         let lab: Arc<dyn Cluster> = Arc::new(Lab::provision(&from, &LabOptions::from_env()?)?);
-        outcomes.push((scenario.name, run_scenario_upgrading(&lab, scenario, &timeouts, &format!("t{}", i + 1), Some(Ok(Arc::clone(&pair))))));
+        let (outcome, bundle) = run_scenario_collecting(&lab, scenario, &timeouts, &format!("t{}", i + 1), Some(Ok(Arc::clone(&pair))), Some(&collection));
         lab.teardown()?;
+        // A failure's bundle holds the CNI calls of both versions: the one that did it is there.
+        wrong.extend(harness::diagnostics::bundle_problems(scenario.name, matches!(outcome, TrialOutcome::Failed(_) | TrialOutcome::Error(_)), bundle.as_deref()));
+        outcomes.push((scenario.name, outcome));
     }
-    let mut wrong = Vec::new();
     for (scenario, outcome) in &outcomes {
         match (version.fails.iter().find(|(name, _)| name == scenario), outcome) {
             (None, TrialOutcome::Passed(_)) => {}

@@ -21,6 +21,8 @@ use crate::verdict::snat::AddressBook;
 pub struct Limits {
     /// Bytes written per bundle: a file past them is cut, later ones are listed as skipped.
     pub max_bytes: usize,
+    /// Bytes per file: one node's ten thousand rules never crowd out the rest.
+    pub max_file_bytes: usize,
     /// Time per bundle: steps that would start after it are listed as skipped.
     pub time: Duration,
     /// Time per command on a node (`timeout` ends it).
@@ -28,7 +30,7 @@ pub struct Limits {
 }
 
 /// A bundle's bounds, in one place.
-pub const LIMITS: Limits = Limits { max_bytes: 4 << 20, time: Duration::from_secs(30), per_command: Duration::from_secs(5) };
+pub const LIMITS: Limits = Limits { max_bytes: 4 << 20, max_file_bytes: 512 << 10, time: Duration::from_secs(30), per_command: Duration::from_secs(5) };
 
 /// `failures` (the default): a bundle for each failed or errored trial; `always`: for every
 /// trial that ran; `never`.
@@ -129,13 +131,13 @@ impl Bundle {
             self.skipped.push(format!("{name}: the bundle reached {} bytes (LIMITS.max_bytes)", LIMITS.max_bytes));
             return;
         }
-        let mut cut = contents.len().min(room);
+        let mut cut = contents.len().min(room).min(LIMITS.max_file_bytes);
         while !contents.is_char_boundary(cut) {
             cut -= 1;
         }
         let mut text = contents[..cut].to_owned();
         if cut < contents.len() {
-            text.push_str(&format!("\n[cut at {cut} of {} bytes: the bundle's limit is {} bytes (LIMITS.max_bytes)]\n", contents.len(), LIMITS.max_bytes));
+            text.push_str(&format!("\n[cut at {cut} of {} bytes: a file may hold {} bytes (LIMITS.max_file_bytes), the bundle {} (LIMITS.max_bytes)]\n", contents.len(), LIMITS.max_file_bytes, LIMITS.max_bytes));
         }
         let path = self.dir.join(name);
         let written = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(&path, &text));
@@ -226,6 +228,10 @@ pub fn collect(cluster: &Arc<dyn Cluster>, evidence: &TrialEvidence, dir: &Path)
             }
         }
     }
+    // The trial's own records next: small, and the first a reader wants.
+    for (name, contents) in cluster.own_records(evidence.trial) {
+        bundle.file(&name, &contents);
+    }
     let commands: Vec<DiagnosticCommand> = node_commands().into_iter().chain(evidence.profile_commands.iter().cloned()).collect();
     for node in cluster.nodes() {
         for command in &commands {
@@ -235,14 +241,28 @@ pub fn collect(cluster: &Arc<dyn Cluster>, evidence: &TrialEvidence, dir: &Path)
     for command in outside_commands() {
         bundle.command(&format!("outside/{}.txt", command.name), "the external host", &command, |program, args| cluster.run_outside(program, args));
     }
-    for (name, contents) in cluster.own_records(evidence.trial) {
-        bundle.file(&name, &contents);
-    }
     bundle.finish(evidence)
 }
 
 fn pod_name(pod: &Pod) -> String {
     format!("pod {}/{}", pod.namespace, pod.name)
+}
+
+/// What is wrong with a trial's bundle, for the self-tests: a failed or errored trial must
+/// carry one with its index, every node's state and the CNI calls; a passed one none.
+pub fn bundle_problems(scenario: &str, failed: bool, bundle: Option<&Path>) -> Vec<String> {
+    match (failed, bundle) {
+        (false, None) => vec![],
+        (false, Some(b)) => vec![format!("{scenario} passed but left a bundle {}", b.display())],
+        (true, None) => vec![format!("{scenario} failed without a diagnostics bundle")],
+        (true, Some(bundle)) => {
+            let index = std::fs::read_to_string(bundle.join("bundle.txt")).unwrap_or_default();
+            match index.contains(&format!("scenario: {scenario}")) && bundle.join("nodes").is_dir() && bundle.join("cni-calls").is_dir() {
+                true => vec![],
+                false => vec![format!("{scenario}: bundle {} lacks its index, the nodes' state or the CNI calls", bundle.display())],
+            }
+        }
+    }
 }
 
 /// Where a trial's bundle goes under `root`: its scenario and trial, as a directory name.
@@ -262,12 +282,16 @@ mod tests {
     fn a_bundle_never_grows_past_its_limit_and_says_what_it_cut_and_skipped() {
         let dir = tempfile::tempdir().unwrap();
         let mut b = bundle(dir.path());
-        let big = "x".repeat(LIMITS.max_bytes - 10);
-        b.file("a.txt", &big);
+        let files = LIMITS.max_bytes / LIMITS.max_file_bytes;
+        for i in 0..files {
+            b.file(&format!("a{i}.txt"), &"x".repeat(LIMITS.max_file_bytes * 2));
+        }
+        assert!(std::fs::read_to_string(dir.path().join("a0.txt")).unwrap().contains(&format!("[cut at {} of {} bytes", LIMITS.max_file_bytes, LIMITS.max_file_bytes * 2)), "one file is cut at its own limit");
+        b.bytes = LIMITS.max_bytes - 10;
         b.file("b.txt", &"é".repeat(100));
         b.file("c.txt", "more");
-        let on_disk: usize = ["a.txt", "b.txt"].iter().map(|f| std::fs::metadata(dir.path().join(f)).unwrap().len() as usize).sum();
-        assert!(on_disk <= LIMITS.max_bytes + 200, "{on_disk}");
+        let on_disk: usize = std::fs::read_dir(dir.path()).unwrap().map(|f| f.unwrap().metadata().unwrap().len() as usize).sum();
+        assert!(on_disk <= LIMITS.max_bytes + 200 * (files + 1), "{on_disk}");
         assert!(std::fs::read_to_string(dir.path().join("b.txt")).unwrap().contains("[cut at 10 of 200 bytes"), "cut at a character boundary and said so");
         assert!(!dir.path().join("c.txt").exists());
         assert!(b.skipped.iter().any(|s| s.starts_with("c.txt: the bundle reached")), "{:?}", b.skipped);

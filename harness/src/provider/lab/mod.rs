@@ -662,9 +662,12 @@ impl Cluster for Lab {
             let text: String = calls.iter().map(crate::cni::runtime::Invocation::describe).collect();
             records.push((format!("cni-calls/{}.txt", node.node.name), if text.is_empty() { "no CNI call of this trial on this node\n".to_owned() } else { text }));
         }
-        let gateway_log = runs::state_dir(&self.info.cluster).join("gateway/error.log");
-        if let Ok(log) = std::fs::read_to_string(&gateway_log) {
-            records.push(("components/lab-gateway-nginx-error.log".into(), log));
+        // The Gateway's routes as nginx serves them (weights, backends), and its complaints.
+        let gateway = runs::state_dir(&self.info.cluster).join("gateway");
+        for (file, name) in [("nginx.conf", "components/lab-gateway-nginx.conf"), ("error.log", "components/lab-gateway-nginx-error.log")] {
+            if let Ok(text) = std::fs::read_to_string(gateway.join(file)) {
+                records.push((name.into(), text));
+            }
         }
         let egress = self.gateway.lock().unwrap_or_else(|e| e.into_inner()).describe();
         records.push(("components/lab-egress-agent.txt".into(), egress));
