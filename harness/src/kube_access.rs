@@ -177,6 +177,116 @@ impl KubeAccess {
         })
     }
 
+    /// What a failed trial left in the API, as files for its diagnostics bundle: for each
+    /// of its namespaces (their names end in `-<trial>`) the pods with their status, the
+    /// events, and the HTTPRoutes with their status; the shared Gateway's namespace's
+    /// Gateways; the logs of `agent`'s pods (a DaemonSet: namespace, name) on the nodes
+    /// its pods ran on, the previous container's too, and what `agent_commands` print in
+    /// them (the CNI's status tools). A request that fails is written
+    /// into `api/errors.txt`, never raised.
+    pub fn trial_records(&self, trial: &str, agent: Option<(&str, &str)>, agent_commands: &[crate::model::DiagnosticCommand], gateway_namespace: &str) -> Vec<(String, String)> {
+        use k8s_openapi::api::core::v1::{Event, Namespace};
+        use kube::api::ListParams;
+        let suffix = format!("-{trial}");
+        let mut records: Vec<(String, String)> = Vec::new();
+        let mut errors: Vec<String> = Vec::new();
+        fn pretty<T: serde::Serialize>(value: &T) -> String {
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        }
+        let found = self.block_on(async {
+            let client = self.client.clone();
+            let namespaces: Vec<String> = match Api::<Namespace>::all(client.clone()).list(&ListParams::default()).await {
+                Ok(list) => list.items.into_iter().filter_map(|n| n.metadata.name).filter(|n| n.ends_with(&suffix)).collect(),
+                Err(e) => {
+                    errors.push(format!("listing namespaces: {e}"));
+                    Vec::new()
+                }
+            };
+            let mut nodes = std::collections::BTreeSet::new();
+            for namespace in &namespaces {
+                match Api::<Pod>::namespaced(client.clone(), namespace).list(&ListParams::default()).await {
+                    Ok(list) => {
+                        nodes.extend(list.items.iter().filter_map(|p| p.spec.as_ref()?.node_name.clone()));
+                        records.push((format!("api/{namespace}/pods.json"), pretty(&list.items)));
+                    }
+                    Err(e) => errors.push(format!("listing pods in {namespace}: {e}")),
+                }
+                match Api::<Event>::namespaced(client.clone(), namespace).list(&ListParams::default()).await {
+                    Ok(list) => {
+                        let lines: String = list
+                            .items
+                            .iter()
+                            .map(|e| {
+                                let at = e.last_timestamp.as_ref().map(|t| t.0.to_string()).unwrap_or_default();
+                                let object = format!("{}/{}", e.involved_object.kind.clone().unwrap_or_default(), e.involved_object.name.clone().unwrap_or_default());
+                                format!("{at} {} {} {object}: {}\n", e.type_.clone().unwrap_or_default(), e.reason.clone().unwrap_or_default(), e.message.clone().unwrap_or_default())
+                            })
+                            .collect();
+                        records.push((format!("api/{namespace}/events.txt"), lines));
+                    }
+                    Err(e) => errors.push(format!("listing events in {namespace}: {e}")),
+                }
+            }
+            // Gateway API objects with their status: the trial's routes, the shared Gateway.
+            let resource = |kind: &str, plural: &str| kube::api::ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", kind), plural);
+            for (namespace, kind, plural) in namespaces.iter().map(|n| (n.as_str(), "HTTPRoute", "httproutes")).chain([(gateway_namespace, "Gateway", "gateways")]) {
+                match Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource(kind, plural)).list(&ListParams::default()).await {
+                    Ok(list) => records.push((format!("api/{namespace}/{plural}.json"), pretty(&list.items))),
+                    Err(kube::Error::Api(status)) if status.code == 404 => {}
+                    Err(e) => errors.push(format!("listing {plural} in {namespace}: {e}")),
+                }
+            }
+            let mut agent_pods = Vec::new();
+            if let Some((agent_namespace, agent_name)) = agent {
+                let pods = Api::<Pod>::namespaced(client.clone(), agent_namespace);
+                match pods.list(&ListParams::default()).await {
+                    Ok(list) => {
+                        let ours = list.items.into_iter().filter(|p| p.metadata.owner_references.iter().flatten().any(|o| o.kind == "DaemonSet" && o.name == agent_name));
+                        for pod in ours.filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some_and(|n| nodes.contains(n))) {
+                            let name = pod.metadata.name.clone().unwrap_or_default();
+                            agent_pods.push(name.clone());
+                            let containers: Vec<String> = pod.spec.iter().flat_map(|s| s.containers.iter().map(|c| c.name.clone())).collect();
+                            for container in containers {
+                                for (previous, file) in [(false, "log"), (true, "previous.log")] {
+                                    let params = LogParams { previous, tail_lines: Some(5000), container: Some(container.clone()), ..LogParams::default() };
+                                    match pods.logs(&name, &params).await {
+                                        Ok(text) => records.push((format!("agents/{name}/{container}.{file}"), text)),
+                                        Err(e) => errors.push(format!("{} log of {agent_namespace}/{name} container {container}: {e}", if previous { "the previous container's" } else { "the" })),
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => errors.push(format!("listing the pods of {agent_namespace}/{agent_name}: {e}")),
+                }
+            }
+            (namespaces.len(), agent_pods)
+        });
+        let (found, agent_pods) = found;
+        if let Some((agent_namespace, _)) = agent {
+            for pod in &agent_pods {
+                for command in agent_commands {
+                    let run: Vec<&str> = command.run.iter().map(String::as_str).collect();
+                    let text = match self.exec(agent_namespace, pod, command.container.as_deref(), &run) {
+                        Ok(output) => format!("$ {}\n# in pod {agent_namespace}/{pod}: {}\n{}{}", command.run.join(" "), output.exit, output.stdout, output.stderr),
+                        Err(e) => {
+                            errors.push(format!("`{}` in pod {agent_namespace}/{pod}: {e}", command.run.join(" ")));
+                            format!("$ {}\n# could not be run: {e}\n", command.run.join(" "))
+                        }
+                    };
+                    records.push((format!("agents/{pod}/{}.txt", command.name), text));
+                }
+            }
+        }
+        if found == 0 {
+            errors.push(format!("no namespace whose name ends in {suffix}"));
+        }
+        if !errors.is_empty() {
+            records.push(("api/errors.txt".into(), errors.iter().map(|e| format!("{e}\n")).collect()));
+        }
+        records
+    }
+
     /// A pod's log, for failure messages.
     pub fn logs(&self, namespace: &str, pod: &str) -> Result<String> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);

@@ -218,11 +218,15 @@ pub struct DiagnosticCommand {
     pub name: String,
     /// The program and its arguments.
     pub run: Vec<String>,
+    /// For a command in the CNI's agent pods: the container it runs in (an agent pod has
+    /// several: Antrea's `antrea-agent` beside `antrea-ovs`).
+    #[serde(default)]
+    pub container: Option<String>,
 }
 
 impl DiagnosticCommand {
     pub fn new(name: &str, run: &[&str]) -> Self {
-        Self { name: name.to_owned(), run: run.iter().map(|a| (*a).to_owned()).collect() }
+        Self { name: name.to_owned(), run: run.iter().map(|a| (*a).to_owned()).collect(), container: None }
     }
 
     /// Why it cannot be run as written, if it cannot.

@@ -86,6 +86,8 @@ pub struct CniProfile {
     /// Commands a failed trial's bundle runs on every node, beside the harness's own
     /// (the CNI's status tools: `cilium-dbg status`, `antctl get ...`).
     pub node_collectors: Vec<crate::model::DiagnosticCommand>,
+    /// Commands a failed trial's bundle runs in the CNI agent's pods on the trial's nodes.
+    pub agent_collectors: Vec<crate::model::DiagnosticCommand>,
 }
 
 /// Which BPF filesystem a node's plugins see at `/sys/fs/bpf`. Either lasts across every
@@ -144,6 +146,7 @@ impl CniProfile {
             node_kernel_modules: vec![],
             bpffs: BpfFilesystem::PerNode,
             node_collectors: vec![],
+            agent_collectors: vec![],
         }
     }
 

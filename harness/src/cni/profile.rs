@@ -58,6 +58,10 @@ struct DiagnosticsFile {
     /// Commands run on every node of a failed trial, each saved as `nodes/<node>/<name>.txt`.
     #[serde(default)]
     node: Vec<crate::model::DiagnosticCommand>,
+    /// Commands run in the CNI agent's pods on the trial's nodes (a cluster's CNI status
+    /// tools), each saved as `agents/<pod>/<name>.txt`.
+    #[serde(default)]
+    agent: Vec<crate::model::DiagnosticCommand>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -252,6 +256,12 @@ pub fn read_profile(path: &Path) -> Result<CniProfile> {
             }
             file.diagnostics.node
         },
+        agent_collectors: {
+            for (i, collector) in file.diagnostics.agent.iter().enumerate() {
+                collector.check().map_err(|e| malformed(format!("diagnostics.agent[{i}]: {e}")))?;
+            }
+            file.diagnostics.agent
+        },
     })
 }
 
@@ -280,6 +290,19 @@ mod tests {
             let profile = load_profile(&name).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(profile.name, name);
         }
+    }
+
+    #[test]
+    fn a_diagnostics_command_is_named_as_a_file_and_has_a_program() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = "name: x\nversion: \"1\"\ninstall:\n  manifests:\n    - url: https://example.org/x-{version}.yaml\n";
+        let shipped = load_profile("cilium").unwrap();
+        assert_eq!(shipped.agent_collectors.iter().map(|c| (c.name.as_str(), c.container.as_deref())).collect::<Vec<_>>(), [("status", Some("cilium-agent")), ("bpf-egress", Some("cilium-agent"))]);
+        let bad_name = write(dir.path(), &format!("{base}diagnostics:\n  node:\n    - {{name: ../routes, run: [ip, route]}}\n"));
+        let error = read_profile(&bad_name).unwrap_err().to_string();
+        assert!(error.contains("diagnostics.node[0]: name: expected a file name") && error.contains("`../routes`") && error.contains(&bad_name.display().to_string()), "{error}");
+        let no_program = write(dir.path(), &format!("{base}diagnostics:\n  agent:\n    - {{name: status, run: []}}\n"));
+        assert!(read_profile(&no_program).unwrap_err().to_string().contains("diagnostics.agent[0]: run: expected the program and its arguments for `status`"));
     }
 
     #[test]

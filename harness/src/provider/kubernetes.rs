@@ -431,6 +431,14 @@ impl Cluster for KubeCluster {
         })
     }
 
+    /// The trial's namespaces as the API shows them (pods with their status, events, routes
+    /// with their status), the shared Gateway, and the CNI agent's logs on the trial's
+    /// nodes (its previous container's too).
+    fn own_records(&self, trial: &str) -> Vec<(String, String)> {
+        let agent = self.cni.agent().map(|a| (a.namespace.as_str(), a.name.as_str()));
+        self.access.trial_records(trial, agent, &self.cni.agent_collectors, GATEWAY_NAMESPACE)
+    }
+
     fn teardown(&self) -> Result<()> {
         if self.torn_down.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return Ok(());
@@ -528,6 +536,41 @@ mod tests {
         assert_eq!(seen.lock().unwrap().len(), asked, "nothing was exec'd");
         let outside = cluster.run_outside("iperf3", &["-s"]).unwrap_err().to_string();
         assert!(outside.contains("outside a cluster the harness does not own"), "{outside}");
+    }
+
+    /// A failed trial's records on a Kubernetes cluster, against a scripted API server: its
+    /// namespace's pods, events and routes, the shared Gateway, and the agent's logs on the
+    /// nodes its pods ran on only (Antrea's `antrea-agent` DaemonSet in kube-system), the
+    /// previous container's too; what the server refuses is written down, not raised.
+    #[test]
+    fn a_failed_trial_s_records_come_from_its_namespaces_and_the_agent_on_its_nodes() {
+        use crate::kube_access::mock;
+        use serde_json::json;
+        let list = |kind: &str, items: serde_json::Value| json!({"apiVersion": "v1", "kind": format!("{kind}List"), "metadata": {"resourceVersion": "1"}, "items": items});
+        let agent_pod = |name: &str, node: &str| json!({"metadata": {"name": name, "namespace": "kube-system", "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "antrea-agent", "uid": "u", "controller": true}]}, "spec": {"nodeName": node, "containers": [{"name": "antrea-agent"}]}});
+        let (access, seen, _runtime) = mock::api_server(move |_, path, _| match path {
+            "/api/v1/nodes" => (http::StatusCode::OK, mock::empty_list("Node")),
+            "/api/v1/namespaces" => (http::StatusCode::OK, list("Namespace", json!([{"metadata": {"name": "prod-t3-0a1b2c"}}, {"metadata": {"name": "prod-t13-0a1b2c"}}]))),
+            "/api/v1/namespaces/prod-t3-0a1b2c/pods" => (http::StatusCode::OK, list("Pod", json!([{"metadata": {"name": "web", "namespace": "prod-t3-0a1b2c"}, "spec": {"nodeName": "kind-worker", "containers": [{"name": "probe"}]}, "status": {"phase": "Running"}}]))),
+            "/api/v1/namespaces/prod-t3-0a1b2c/events" => (http::StatusCode::OK, list("Event", json!([{"metadata": {"name": "e1"}, "involvedObject": {"kind": "Pod", "name": "web"}, "type": "Warning", "reason": "FailedCreatePodSandBox", "message": "plugin type=\"antrea\" failed (add)"}]))),
+            "/apis/gateway.networking.k8s.io/v1/namespaces/prod-t3-0a1b2c/httproutes" => mock::status(403, "Forbidden", "httproutes is forbidden: User cannot list resource"),
+            "/apis/gateway.networking.k8s.io/v1/namespaces/cniconf-gateway/gateways" => mock::status(404, "NotFound", "the server could not find the requested resource"),
+            "/api/v1/namespaces/kube-system/pods" => (http::StatusCode::OK, list("Pod", json!([agent_pod("antrea-agent-a", "kind-worker"), agent_pod("antrea-agent-b", "kind-worker2")]))),
+            "/api/v1/namespaces/kube-system/pods/antrea-agent-a/log" => (http::StatusCode::OK, json!("I1205 agent started")),
+            _ => mock::status(404, "NotFound", "not here"),
+        });
+        let cluster = KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment), KubeTimeouts::default()).unwrap();
+        let records: std::collections::BTreeMap<String, String> = cluster.own_records("t3-0a1b2c").into_iter().collect();
+        let names: Vec<&str> = records.keys().map(String::as_str).collect();
+        assert!(names.contains(&"api/prod-t3-0a1b2c/pods.json") && names.contains(&"api/prod-t3-0a1b2c/events.txt"), "{names:?}");
+        assert!(!names.iter().any(|n| n.contains("t13")), "t13 is another trial: {names:?}");
+        assert!(records["api/prod-t3-0a1b2c/events.txt"].contains("Warning FailedCreatePodSandBox Pod/web: plugin type=\"antrea\" failed (add)"), "{records:#?}");
+        assert!(records.get("agents/antrea-agent-a/antrea-agent.log").is_some_and(|l| l.contains("agent started")), "{records:#?}");
+        assert!(!names.iter().any(|n| n.contains("antrea-agent-b")), "the agent on a node the trial did not use: {names:?}");
+        let logs: Vec<String> = seen.lock().unwrap().iter().filter(|s| s.uri.contains("/log")).map(|s| s.uri.clone()).collect();
+        assert!(logs.iter().any(|u| u.contains("previous=true")) && logs.iter().all(|u| u.contains("container=antrea-agent")), "{logs:?}");
+        // A refused list is written down, not raised; a Gateway API the cluster lacks (404) is no error.
+        assert!(records["api/errors.txt"].contains("listing httproutes in prod-t3-0a1b2c: ") && !records["api/errors.txt"].contains("gateways"), "{records:#?}");
     }
 
     /// Nodes whose every command answers as a pod cgroup read on that node would.
