@@ -355,7 +355,12 @@ pub fn html(report: &ConformanceReport) -> String {
                 );
             }
             if let Some(verdict) = scenario.verdict.as_ref().filter(|v| !v.counters.is_empty()) {
-                plots.push_str(&counters_table(&verdict.counters));
+                match gaps_plot(&verdict.counters) {
+                    Some(plot) => {
+                        let _ = write!(plots, "<figure>{plot}<figcaption>each long-lived connection's longest gap between echoes through the upgrade, against the budget (the dashed line)</figcaption></figure>");
+                    }
+                    None => plots.push_str(&counters_table(&verdict.counters)),
+                }
             }
             let _ = write!(
                 body,
@@ -383,6 +388,43 @@ pub fn html(report: &ConformanceReport) -> String {
 "#,
         escape(&title(report))
     )
+}
+
+/// Horizontal bars of each connection's longest gap (counters named
+/// [`LONGEST_GAP`](crate::verdict::upgrade::LONGEST_GAP)), the budget a dashed line; red past
+/// it. `None` when the counters carry no gaps.
+fn gaps_plot(counters: &[crate::verdict::Counter]) -> Option<String> {
+    use crate::verdict::upgrade::{GAP_BUDGET_SUBJECT, LONGEST_GAP};
+    let gaps: Vec<&crate::verdict::Counter> = counters.iter().filter(|c| c.name == LONGEST_GAP && c.subject != GAP_BUDGET_SUBJECT).collect();
+    let budget = counters.iter().find(|c| c.name == LONGEST_GAP && c.subject == GAP_BUDGET_SUBJECT)?.value as f64;
+    if gaps.is_empty() {
+        return None;
+    }
+    let (width, row, label) = (640.0, 26.0, 330.0);
+    let top = gaps.iter().map(|c| c.value as f64).fold(budget * 1.25, f64::max).max(1.0);
+    let scale = |ms: f64| label + ms / top * (width - label - 40.0);
+    let height = 24.0 + row * gaps.len() as f64;
+    let mut svg = format!(r#"<svg class="plot" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">"#);
+    for (i, c) in gaps.iter().enumerate() {
+        let y = 4.0 + row * i as f64;
+        let colour = if c.value as f64 > budget { "#dc2626" } else { "#3b82f6" };
+        let _ = write!(
+            svg,
+            r##"<text x="{}" y="{}" font-size="11" text-anchor="end">{}</text><rect x="{label}" y="{y}" width="{}" height="16" fill="{colour}" opacity="0.6"><title>{}: longest gap {} ms</title></rect><text x="{}" y="{}" font-size="10">{} ms</text>"##,
+            label - 6.0,
+            y + 12.0,
+            escape(&c.subject),
+            (scale(c.value as f64) - label).max(1.0),
+            escape(&c.subject),
+            c.value,
+            scale(c.value as f64) + 4.0,
+            y + 12.0,
+            c.value
+        );
+    }
+    let x = scale(budget);
+    let _ = write!(svg, r##"<line x1="{x}" y1="0" x2="{x}" y2="{}" stroke="#111" stroke-dasharray="4 3"/><text x="{x}" y="{}" font-size="10" text-anchor="middle">budget {budget} ms</text></svg>"##, height - 14.0, height - 2.0);
+    Some(svg)
 }
 
 /// A verdict's counts as a table: one row per subject (a talker), one column per name (a
@@ -435,6 +477,19 @@ mod tests {
         let page = html(&report);
         assert!(page.contains("<th>class-1</th><th>class-2</th><th>best-effort</th><th>not-a-talker</th></tr><tr><td>tsn-t1/talker-1</td><td>0</td><td>0</td><td>50</td><td>0</td></tr>"), "{page}");
         assert!(!page.contains("TSN priority preservation (class counters)</h2><p class=\"absent\""), "the TSN family ran");
+    }
+
+    #[test]
+    fn an_upgrade_s_held_connections_are_plotted_by_their_longest_gap_against_the_budget() {
+        use cni_probe::hold::{HoldEnd, HoldReport};
+        let held = |gap| HoldReport { to: "10.244.1.3:8090".parse().unwrap(), exchanges: 140, longest_gap_ms: gap, held_ms: 3000, ended: HoldEnd::Held };
+        let verdict = crate::verdict::upgrade::connections_held("1.9.1", "1.1.1", &[("pod-to-pod-on-one-node".into(), held(20)), ("pod-to-the-external-host".into(), held(1400))], std::time::Duration::from_millis(1000));
+        let mut report = sample();
+        report.suites[0].scenarios[0].verdict = Some(verdict);
+        let page = html(&report);
+        assert!(page.contains("<title>pod-to-pod-on-one-node: longest gap 20 ms</title>") && page.contains("<title>pod-to-the-external-host: longest gap 1400 ms</title>"), "{page}");
+        assert!(page.contains("budget 1000 ms</text>") && page.contains(r##"fill="#dc2626" opacity="0.6"><title>pod-to-the-external-host"##), "the gap past the budget is red: {page}");
+        assert!(!page.contains("packets at the NIC"), "no counter table for gaps");
     }
 
     #[test]

@@ -119,7 +119,7 @@ fn egress_sources_hold_through_the_upgrade(cx: &mut ScenarioContext) -> Result<V
     let connection = upgrade::connections_held(&pair.to.name, &pair.from.name, &held, budget);
     // The sources are the point: their verdict is the one shown, the connection's beside it.
     Ok(match connection.passed {
-        true => Verdict { observed: crate::verdict::Evidence::new(sources.observed.role.clone(), format!("{}; {}", sources.observed.detail, connection.observed.detail)), ..sources },
+        true => Verdict { observed: crate::verdict::Evidence::new(sources.observed.role.clone(), format!("{}; {}", sources.observed.detail, connection.observed.detail)), counters: connection.counters, ..sources },
         false => crate::verdict::budget::all_of([sources, connection]),
     })
 }

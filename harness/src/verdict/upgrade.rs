@@ -12,7 +12,7 @@ use cni_probe::Observation;
 use super::performance::Figure;
 use super::regression::{self, RegressionCriteria};
 use super::snat::{AddressBook, ExpectedSource};
-use super::{reach, Evidence, FailureReason, Verdict};
+use super::{reach, Counter, Evidence, FailureReason, Verdict};
 use crate::model::Pod;
 
 /// One request to the external echo while an upgrade ran: when it was sent (from the
@@ -194,7 +194,7 @@ pub fn connections_held(to: &str, from: &str, held: &[(String, HoldReport)], bud
         (None, None, None) if held.is_empty() => (Evidence::new("no-connection", "no connection was held"), Some(FailureReason::ProbeFailed)),
         (None, None, None) => (Evidence::new("every-connection-held", gaps), None),
     };
-    verdict(
+    let mut verdict = verdict(
         "long-lived TCP connections through an upgrade",
         format!("connections {names}, opened under {from}, held while it was upgraded to {to}"),
         reason.is_none(),
@@ -202,7 +202,23 @@ pub fn connections_held(to: &str, from: &str, held: &[(String, HoldReport)], bud
         observed,
         reason,
         format!("what the upgrade to {to} touches on the connections' path: NAT and filter chains flushed or rebuilt, conntrack entries, routes or links replaced while they carry traffic"),
-    )
+    );
+    verdict.counters = gap_counters(held, budget);
+    verdict
+}
+
+/// The name of the counters that carry each connection's longest gap (and, under the
+/// subject [`GAP_BUDGET_SUBJECT`], the budget): reports plot them.
+pub const LONGEST_GAP: &str = "longest-gap-ms";
+pub const GAP_BUDGET_SUBJECT: &str = "budget";
+
+/// Each connection's longest gap and exchanges, and the budget, as counters.
+fn gap_counters(held: &[(String, HoldReport)], budget: Duration) -> Vec<Counter> {
+    let counter = |subject: &str, name: &str, value: u64| Counter { subject: subject.to_owned(), name: name.to_owned(), value };
+    held.iter()
+        .flat_map(|(name, r)| [counter(name, LONGEST_GAP, r.longest_gap_ms), counter(name, "exchanges", r.exchanges)])
+        .chain(std::iter::once(counter(GAP_BUDGET_SUBJECT, LONGEST_GAP, budget.as_millis() as u64)))
+        .collect()
 }
 
 /// Are the figures measured under `to` (`after`) no worse than under `from` (`before`),
@@ -274,6 +290,8 @@ mod tests {
         assert_eq!((reset.reason, reset.observed.role.as_str()), (Some(FailureReason::ConnectionReset), "connection-reset"), "a reset is named before a stall");
         assert!(reset.message().contains("to-external reset (Connection reset by peer)"), "{}", reset.message());
         assert_eq!(connections_held("new", "old", &[], budget).reason, Some(FailureReason::ProbeFailed), "no connection proves nothing");
+        let gaps: Vec<(String, u64)> = stalled.counters.iter().filter(|c| c.name == LONGEST_GAP).map(|c| (c.subject.clone(), c.value)).collect();
+        assert_eq!(gaps, [("same-node".to_owned(), 40), ("across".to_owned(), 1001), (GAP_BUDGET_SUBJECT.to_owned(), 1000)], "each gap and the budget, for the report's plot");
     }
 
     #[test]
