@@ -235,6 +235,11 @@ fn a_faulty_datapath_fails_the_run_and_junit_carries_the_evidence() {
     assert_eq!(attachments.len(), 2, "{attachments:?}");
     let summary = std::fs::read_to_string(reports.path().join("egress_lab/conformance.yaml")).unwrap();
     assert!(summary.contains("bundle: ") && summary.contains("egress_lab/bundles/selected_pod_leaves_with_the_egress_ip-t"), "{summary}");
+    // The next run's reports are its own: a healthy run leaves no bundle, and the earlier
+    // run's are gone with it.
+    let again = suite_command(&egress_lab_binary()).env("CNICONF_REPORT_DIR", reports.path()).env("CNICONF_GOLDEN_DIR", reports.path().join("golden-again")).output().unwrap();
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(std::fs::read_dir(&bundles).map_or(true, |mut entries| entries.next().is_none()), "an earlier run's bundles remain in {}", bundles.display());
 }
 
 /// (test case, attached path) for each `[[ATTACHMENT|path]]` line in a JUnit file's cases.

@@ -49,7 +49,7 @@ fn check(fault: Option<LabFault>) -> Result<(), Failed> {
     let expected = expected_failures(fault);
     let mut wrong = Vec::new();
     for (scenario, outcome, bundle) in &outcomes {
-        wrong.extend(harness::diagnostics::bundle_problems(scenario, !matches!(outcome, TrialOutcome::Passed(_)), bundle.as_deref()));
+        wrong.extend(harness::diagnostics::bundle_problems(scenario, outcome.is_failure(), bundle.as_deref()));
         // A split that deviates is read against the routes the Gateway served.
         if let (TrialOutcome::Failed(_), Some(bundle)) = (outcome, bundle) {
             if !std::fs::read_to_string(bundle.join("components/lab-gateway-nginx.conf")).is_ok_and(|conf| conf.contains("listen ")) {

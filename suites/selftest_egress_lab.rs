@@ -105,7 +105,7 @@ fn check(fault: Option<LabFault>) -> Result<(), Failed> {
 /// the packet left a node with the source the verdict observed (the missing SNAT: it left
 /// the gateway node with the pod's address).
 fn bundle_problems(scenario: &str, outcome: &TrialOutcome, bundle: Option<&std::path::Path>) -> Vec<String> {
-    let mut problems = harness::diagnostics::bundle_problems(scenario, !matches!(outcome, TrialOutcome::Passed(_)), bundle);
+    let mut problems = harness::diagnostics::bundle_problems(scenario, outcome.is_failure(), bundle);
     let (TrialOutcome::Failed(verdict), Some(bundle)) = (outcome, bundle) else { return problems };
     let read = |file: &str| std::fs::read_to_string(bundle.join(file)).unwrap_or_default();
     if verdict.reason == Some(WrongSource) {

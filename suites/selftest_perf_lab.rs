@@ -40,7 +40,7 @@ fn outcomes(cluster: &Arc<dyn Cluster>, names: &[&str]) -> Vec<(String, TrialOut
     let mut outcomes = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let (outcome, bundle) = run_scenario_collecting(cluster, &scenario(name), &harness::provider::lab::timeouts(), &format!("t{}", i + 1), None, Some(&collection));
-        let problems = harness::diagnostics::bundle_problems(name, matches!(outcome, TrialOutcome::Failed(_) | TrialOutcome::Error(_)), bundle.as_deref());
+        let problems = harness::diagnostics::bundle_problems(name, outcome.is_failure(), bundle.as_deref());
         assert!(problems.is_empty(), "{problems:?}");
         outcomes.push(((*name).to_owned(), outcome));
     }

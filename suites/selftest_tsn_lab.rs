@@ -123,7 +123,7 @@ fn check_proxy(case: &ProxyCase) -> Result<(), Failed> {
         let lab: Arc<dyn Cluster> = Arc::new(Lab::provision(&profile, &LabOptions::from_env()?)?);
         let (outcome, bundle) = run_scenario_collecting(&lab, &scenario, &harness::provider::lab::timeouts(), "t1", None, Some(&collection));
         lab.teardown()?;
-        wrong.extend(harness::diagnostics::bundle_problems(scenario.name, matches!(outcome, TrialOutcome::Failed(_) | TrialOutcome::Error(_)), bundle.as_deref()));
+        wrong.extend(harness::diagnostics::bundle_problems(scenario.name, outcome.is_failure(), bundle.as_deref()));
         // The hop where a priority is lost is the node NIC's classifier: the bundle has its
         // classes with their counters.
         if let (TrialOutcome::Failed(_), Some(bundle)) = (&outcome, &bundle) {

@@ -141,7 +141,7 @@ fn check(version: &NewVersion) -> Result<(), Failed> {
         let (outcome, bundle) = run_scenario_collecting(&lab, scenario, &timeouts, &format!("t{}", i + 1), Some(Ok(Arc::clone(&pair))), Some(&collection));
         lab.teardown()?;
         // A failure's bundle holds the CNI calls of both versions: the one that did it is there.
-        wrong.extend(harness::diagnostics::bundle_problems(scenario.name, matches!(outcome, TrialOutcome::Failed(_) | TrialOutcome::Error(_)), bundle.as_deref()));
+        wrong.extend(harness::diagnostics::bundle_problems(scenario.name, outcome.is_failure(), bundle.as_deref()));
         outcomes.push((scenario.name, outcome));
     }
     for (scenario, outcome) in &outcomes {

@@ -179,6 +179,11 @@ impl Suite {
         if args.list {
             return libtest_mimic::run(&args, shared.into_iter().chain(alone).collect()).exit_code();
         }
+        // A run's bundles are its own: an earlier run's go. The processes of a run of
+        // several share the directory, so only a run of one process clears it.
+        if crate::report::parts::multi_process_run_id().is_none() {
+            let _ = std::fs::remove_dir_all(&destinations.bundles);
+        }
         run.events.emit(RunEvent::Started { suite: &self.name, provider: provider_name, cni: &run.cni.name });
         let conclusion = run_shared_then_alone(&args, shared, alone);
         // Conclusion::exit would skip every Drop: tear down first, then report, then exit.
@@ -348,7 +353,7 @@ pub fn run_scenario_collecting(cluster: &Arc<dyn Cluster>, scenario: &Scenario, 
             let _deadline = crate::deadline::enter(deadline, "Timeouts::trial");
             outcome_of(std::panic::catch_unwind(AssertUnwindSafe(|| body(&mut cx))))
         };
-        let failed = matches!(outcome, TrialOutcome::Failed(_) | TrialOutcome::Error(_));
+        let failed = outcome.is_failure();
         let wanted = collect.filter(|c| c.mode.wants(failed) && !matches!(outcome, TrialOutcome::Ignored(_)));
         let message = outcome.message();
         let _ = done_tx.send(outcome);
@@ -360,7 +365,7 @@ pub fn run_scenario_collecting(cluster: &Arc<dyn Cluster>, scenario: &Scenario, 
         Ok(outcome) => (outcome, false),
         Err(_) => (TrialOutcome::Error(format!("scenario timed out after {}s (Timeouts::trial)", timeouts.trial.as_secs())), true),
     };
-    let failed = matches!(outcome, TrialOutcome::Failed(_) | TrialOutcome::Error(_));
+    let failed = outcome.is_failure();
     let bundle = match collection.filter(|c| c.mode.wants(failed) && !matches!(outcome, TrialOutcome::Ignored(_))) {
         None => None,
         // The body is still running with its flows: the cluster is read as it is.

@@ -46,6 +46,9 @@ pub struct Trace {
     pub captures: Vec<(String, String)>,
     /// The source address's role at each hop, from the trial's address book.
     pub roles: Vec<String>,
+    /// Per node, the iptables rules whose packet counters the replay moved (requests of
+    /// trials running beside it may have moved some too), or why they were not read.
+    pub rules: Vec<(String, std::result::Result<Vec<String>, String>)>,
 }
 
 /// The destination of `url` (`http://<ip>:<port>/...`).
@@ -73,6 +76,8 @@ pub fn trace(cluster: &Arc<dyn Cluster>, flow: &Flow, book: &AddressBook) -> Res
     let filter = format!("tcp[tcpflags] & tcp-syn != 0 and tcp[tcpflags] & tcp-ack == 0 and dst host {} and dst port {}", to.ip(), to.port());
     let seconds = format!("{:.1}", CAPTURE.as_secs_f64());
     let args: Vec<&str> = vec![&seconds, "tcpdump", "-i", "any", "-nn", "-tt", "-l", &filter];
+    let counters = |node: &crate::model::Node| crate::provider::rule_counters_on(cluster.as_ref(), node).map_err(|e| e.to_string());
+    let before: Vec<_> = cluster.nodes().iter().map(counters).collect();
     let (captures, answer) = std::thread::scope(|scope| {
         let mut running = Vec::new();
         for node in cluster.nodes() {
@@ -110,13 +115,22 @@ pub fn trace(cluster: &Arc<dyn Cluster>, flow: &Flow, book: &AddressBook) -> Res
     let ours: std::collections::BTreeSet<u64> = hops.iter().filter(|h| h.source == flow.client.address).map(|h| h.seq).collect();
     hops.retain(|h| ours.contains(&h.seq));
     hops.sort_by(|a, b| a.at.total_cmp(&b.at));
+    let rules = cluster
+        .nodes()
+        .iter()
+        .zip(before)
+        .map(|(node, before)| {
+            let moved = before.and_then(|before| counters(node).map(|after| crate::verdict::iptables::moved_rules(&before, &after, 1)));
+            (format!("node {}", node.name), moved)
+        })
+        .collect();
     let roles = hops.iter().map(|h| book.describe(h.source, &flow.client).1).collect();
     let answer = match answer {
         Ok(cni_probe::Observation::Answered { reply }) => format!("answered; the external echo saw source {}", book.describe(reply.client.ip(), &flow.client).1),
         Ok(other) => format!("{}: {other:?}", other.kind()),
         Err(e) => format!("the request could not be sent: {e}"),
     };
-    Ok(Trace { flow: format!("pod {}/{} -> {to}", flow.client.namespace, flow.client.name), hops, answer, captures: raw, roles })
+    Ok(Trace { flow: format!("pod {}/{} -> {to}", flow.client.namespace, flow.client.name), hops, answer, captures: raw, roles, rules })
 }
 
 impl Trace {
@@ -150,6 +164,14 @@ impl Trace {
         }
         for exit in self.exits() {
             out.push_str(&format!("{exit}\n"));
+        }
+        out.push_str("\niptables rules whose packet counters the replay moved (trials beside it may have moved some too):\n");
+        for (place, moved) in &self.rules {
+            match moved {
+                Ok(rules) if rules.is_empty() => out.push_str(&format!("--- {place}: none\n")),
+                Ok(rules) => out.push_str(&format!("--- {place}\n{}\n", rules.iter().map(|r| format!("  {r}")).collect::<Vec<_>>().join("\n"))),
+                Err(e) => out.push_str(&format!("--- {place}: not read: {e}\n")),
+            }
         }
         out.push_str("\ncaptures (tcpdump -i any -nn -tt, SYNs to the destination):\n");
         for (place, text) in &self.captures {

@@ -142,6 +142,12 @@ pub trait Cluster: Send + Sync {
     fn teardown(&self) -> Result<()>;
 }
 
+/// Every iptables rule on `node` with its packet counter (`iptables-save -c`, read there).
+pub fn rule_counters_on(cluster: &dyn Cluster, node: &Node) -> Result<std::collections::BTreeMap<String, u64>> {
+    let saved = cluster.run_on_node(node, "iptables-save", &["-c"])?.stdout_of_success(&format!("iptables-save -c on node {}", node.name))?;
+    Ok(crate::verdict::iptables::rule_counters(&saved))
+}
+
 /// Reads what the probe printed (one JSON value); `command` names it in the error, which
 /// carries how it exited and its stderr too (a broken image or a missing binary says so there).
 pub fn probe_output<T: serde::de::DeserializeOwned>(output: &crate::model::ExecOutput, command: impl FnOnce() -> String) -> Result<T> {

@@ -36,6 +36,11 @@ pub enum TrialOutcome {
 }
 
 impl TrialOutcome {
+    /// A failed verdict or an error: what a diagnostics bundle is collected for.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, TrialOutcome::Failed(_) | TrialOutcome::Error(_))
+    }
+
     pub fn label(&self) -> &'static str {
         match self {
             TrialOutcome::Passed(_) => "passed",

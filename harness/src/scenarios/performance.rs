@@ -7,7 +7,6 @@
 //! Every scenario runs alone (as the disruptive ones do): a measurement shares the machine
 //! with nothing else the suite does.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::cni::Feature;
@@ -421,10 +420,7 @@ impl ScenarioContext {
     /// `packets` while `client` sent that many datagrams to `to`: the rules the flow took.
     pub fn rules_moved_by_a_known_flow(&self, client: &Pod, to: std::net::SocketAddr, packets: u64) -> Result<Vec<String>> {
         let nodes = self.cluster().nodes().to_vec();
-        let read = |node: &Node| -> Result<BTreeMap<String, u64>> {
-            let saved = self.cluster().run_on_node(node, "iptables-save", &["-c"])?.stdout_of_success(&format!("iptables-save -c on node {}", node.name))?;
-            Ok(rule_counters(&saved))
-        };
+        let read = |node: &Node| crate::provider::rule_counters_on(self.cluster().as_ref(), node);
         let before = nodes.iter().map(read).collect::<Result<Vec<_>>>()?;
         let options = cni_probe::talk::TalkOptions { to, transport: cni_probe::talk::Transport::Udp, priority: 0, tos: None, count: packets, payload: 64, tag: "rules".into(), txtime_delay: None };
         let output = self.cluster().run_probe_in(client, &options.to_args())?;
@@ -433,7 +429,7 @@ impl ScenarioContext {
             return Err(HarnessError::Command { command: format!("cni-probe talk {to} in pod {}/{}", client.namespace, client.name), detail: error });
         }
         let after = nodes.iter().map(read).collect::<Result<Vec<_>>>()?;
-        Ok(nodes.iter().zip(before.into_iter().zip(after)).flat_map(|(node, (before, after))| moved_rules(&before, &after, packets).into_iter().map(|rule| format!("{}: {rule}", node.name))).collect())
+        Ok(nodes.iter().zip(before.into_iter().zip(after)).flat_map(|(node, (before, after))| crate::verdict::iptables::moved_rules(&before, &after, packets).into_iter().map(|rule| format!("{}: {rule}", node.name))).collect())
     }
 }
 
@@ -478,52 +474,9 @@ pub fn throughput_gbit(output: &crate::model::ExecOutput, place: &str) -> Result
     report["end"]["sum_received"]["bits_per_second"].as_f64().map(|bps| bps / 1e9).ok_or_else(|| failed("no end.sum_received.bits_per_second in its JSON".into()))
 }
 
-/// Every rule of `iptables-save -c` output with its packet counter, keyed by table, rule
-/// text and its occurrence (chain policies are not rules).
-pub fn rule_counters(saved: &str) -> BTreeMap<String, u64> {
-    let mut table = "";
-    let mut seen = BTreeMap::<String, usize>::new();
-    let mut rules = BTreeMap::new();
-    for line in saved.lines() {
-        if let Some(name) = line.strip_prefix('*') {
-            table = name;
-        } else if let Some(rest) = line.strip_prefix('[') {
-            let Some((counters, rule)) = rest.split_once("] ") else { continue };
-            let packets = counters.split(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
-            let key = format!("{table} {rule}");
-            let occurrence = seen.entry(key.clone()).or_default();
-            *occurrence += 1;
-            rules.insert(format!("{key} #{occurrence}"), packets);
-        }
-    }
-    rules
-}
-
-/// The rules a flow of `packets` datagrams (one connection) moved between two readings:
-/// those whose counter grew by all of them, and the `nat` table's, which see only a
-/// connection's first packet, when they grew at all.
-pub fn moved_rules(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>, packets: u64) -> Vec<String> {
-    after
-        .iter()
-        .filter(|(rule, count)| {
-            let was = before.get(*rule).copied().unwrap_or(0);
-            let needed = if rule.starts_with("nat ") { 1 } else { packets };
-            count.saturating_sub(was) >= needed
-        })
-        .map(|(rule, _)| rule.clone())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_rule_counts_as_traversed_only_when_the_whole_flow_moved_it() {
-        let before = rule_counters("*filter\n:FORWARD ACCEPT [9:9]\n[10:800] -A FORWARD -j ACCEPT\n[0:0] -A FORWARD\n[0:0] -A FORWARD\nCOMMIT\n*nat\n[3:180] -A POSTROUTING -s 10.244.1.0/24 -j MASQUERADE\nCOMMIT\n");
-        let after = rule_counters("*filter\n:FORWARD ACCEPT [500:9]\n[210:800] -A FORWARD -j ACCEPT\n[200:0] -A FORWARD\n[150:0] -A FORWARD\nCOMMIT\n*nat\n[4:240] -A POSTROUTING -s 10.244.1.0/24 -j MASQUERADE\nCOMMIT\n");
-        assert_eq!(moved_rules(&before, &after, 200), vec!["filter -A FORWARD #1", "filter -A FORWARD -j ACCEPT #1", "nat -A POSTROUTING -s 10.244.1.0/24 -j MASQUERADE #1"]);
-    }
 
     #[test]
     fn every_figure_has_a_unique_name_and_ratios_name_their_baseline() {

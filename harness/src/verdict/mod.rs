@@ -6,6 +6,7 @@
 
 pub mod budget;
 pub mod gates;
+pub mod iptables;
 pub mod figures;
 pub mod performance;
 pub mod priority;
