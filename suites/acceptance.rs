@@ -507,7 +507,7 @@ fn an_unknown_cni_fails_every_scenario_listing_the_known_profiles() {
     assert!(!output.status.success());
     // Which provider would have run it depends on the profile, which did not load.
     let cases = junit_cases_of(&reports.path().join("egress_lab/junit.xml"), "unknown");
-    assert!(cases.iter().any(|c| c.starts_with("Infrastructure/Provisioning|error|unknown CNI profile `calico-typo` in CNICONF_CNI; expected one of: antrea, calico, cilium, flannel, reference")), "{cases:#?}");
+    assert!(cases.iter().any(|c| c.starts_with("Infrastructure/Provisioning|error|unknown CNI profile `calico-typo` in CNICONF_CNI; expected one of: antrea, antrea-2.1, calico, cilium, cilium-1.15, flannel, reference")), "{cases:#?}");
 }
 
 #[test]

@@ -43,6 +43,9 @@ pub enum HarnessError {
     #[error("failed to run `{command}`: {detail}")]
     Command { command: String, detail: String },
 
+    #[error("cannot upgrade {from} in place to {to}: {why}")]
+    UpgradeRefused { from: String, to: String, why: String },
+
     #[error("CNI {command} of plugin `{plugin}` for {container} failed: {message}")]
     CniPlugin { command: String, plugin: String, container: String, message: String },
 

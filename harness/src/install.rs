@@ -30,9 +30,12 @@ pub enum Feature {
     PerformanceTools,
     /// Reading the CPU time and memory of the CNI's own processes while traffic flows.
     CniResourceUsage,
-    /// Replacing the CNI in place while pods run (an upgrade to another profile, and back),
-    /// with CNI CHECK and DEL sent to pods and a node's state read.
+    /// Replacing the CNI in place while pods run (an upgrade to another profile, and back).
     InPlaceUpgrade,
+    /// The harness itself sends CNI CHECK to a pod as a runtime does (its cached ADD result
+    /// as `prevResult`) and reads a node's state around a DEL (`cni_spec`'s snapshot): the
+    /// lab, whose runtime it is. On kind, containerd makes the CNI calls.
+    RuntimeCniCalls,
 }
 
 impl Feature {
@@ -43,7 +46,7 @@ impl Feature {
 
     /// Whether the provider, not the CNI, provides it: a CNI never lacks it.
     pub fn is_provider_feature(self) -> bool {
-        matches!(self, Feature::TsnPriorityMap | Feature::PerformanceTools | Feature::CniResourceUsage | Feature::InPlaceUpgrade)
+        matches!(self, Feature::TsnPriorityMap | Feature::PerformanceTools | Feature::CniResourceUsage | Feature::InPlaceUpgrade | Feature::RuntimeCniCalls)
     }
 
     pub fn name(self) -> &'static str {
@@ -58,6 +61,7 @@ impl Feature {
             Feature::PerformanceTools => "measuring tools (iperf3) in pods, on nodes and outside",
             Feature::CniResourceUsage => "the CPU time and memory of the CNI's own processes",
             Feature::InPlaceUpgrade => "an in-place CNI upgrade and rollback under running pods",
+            Feature::RuntimeCniCalls => "CNI CHECK sent to pods and node state read by the harness, as the runtime",
         }
     }
 }

@@ -131,6 +131,28 @@ impl KubeAccess {
         listed.map(|list| list.items).map_err(api_error(format!("listing pods labelled {labels} in namespace {namespace}")))
     }
 
+    /// Every pod of the cluster with an address of the pod network (host-network pods, which
+    /// share their node's, are left out), as the harness names pods.
+    pub fn pod_network_pods(&self) -> Result<Vec<crate::model::Pod>> {
+        let pods: Api<Pod> = Api::all(self.client.clone());
+        let listed = self.block_on(pods.list(&kube::api::ListParams::default())).map_err(api_error("listing the cluster's pods".to_owned()))?;
+        Ok(listed
+            .items
+            .into_iter()
+            .filter(|pod| !pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false))
+            .filter_map(|pod| {
+                let address = pod.status.as_ref()?.pod_ip.as_ref()?.parse().ok()?;
+                Some(crate::model::Pod {
+                    name: pod.metadata.name.clone()?,
+                    namespace: pod.metadata.namespace.clone()?,
+                    labels: pod.metadata.labels.clone().unwrap_or_default(),
+                    node: pod.spec.as_ref()?.node_name.clone().unwrap_or_default(),
+                    address,
+                })
+            })
+            .collect())
+    }
+
     /// Waits until the pod is Ready, within `budget` (named in the error as `budget_name`),
     /// or less when the trial ends sooner.
     pub fn wait_pod_ready(&self, namespace: &str, name: &str, budget: Duration, budget_name: &str) -> Result<Pod> {

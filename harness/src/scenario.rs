@@ -52,11 +52,15 @@ pub struct Timeouts {
     /// Egress traffic showing the expected source after the policy reports itself realized
     /// (a control plane may say so before every node's datapath is programmed).
     pub egress_datapath: Duration,
+    /// How long connections are held open around an in-place upgrade of the CNI: the
+    /// upgrade must finish within it (the lab's takes milliseconds; kind's rolls an agent
+    /// DaemonSet node by node).
+    pub upgrade_hold: Duration,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { trial: Duration::from_secs(300), trial_grace: Duration::from_secs(5), request: Duration::from_secs(3), egress_realized: Duration::from_secs(30), mirror_copies: Duration::from_secs(5), egress_datapath: Duration::from_secs(30) }
+        Self { trial: Duration::from_secs(300), trial_grace: Duration::from_secs(5), request: Duration::from_secs(3), egress_realized: Duration::from_secs(30), mirror_copies: Duration::from_secs(5), egress_datapath: Duration::from_secs(30), upgrade_hold: Duration::from_secs(180) }
     }
 }
 
@@ -656,6 +660,11 @@ impl ScenarioContext {
         Ok(())
     }
 
+    /// The waits' budgets on this trial's provider.
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
     /// The first worker node.
     pub fn a_worker(&self) -> Result<Node> {
         self.node_where("worker node", "any".into(), |n| n.role == NodeRole::Worker)
@@ -774,11 +783,15 @@ impl ScenarioContext {
     }
 
     /// Holds a TCP connection from each pod to its address (a serving probe's hold echo)
-    /// for `duration`, runs `during` once they are all exchanging, and returns each
-    /// connection's report by its name.
+    /// for `duration` (an upgrade's `Timeouts::upgrade_hold`), runs `during` once they are
+    /// all exchanging, and returns each connection's report by its name. `during` must end
+    /// half a second before the connections do, or it was not held through: that is the
+    /// budget run out, not a verdict.
     pub fn hold_connections_while<T>(&mut self, holds: &[(&str, &Pod, std::net::SocketAddr)], duration: Duration, during: impl FnOnce(&mut Self) -> Result<T>) -> Result<(Vec<(String, cni_probe::hold::HoldReport)>, T)> {
         /// Long enough for every holder to be connected and exchanging before `during`.
         const CONNECTED: Duration = Duration::from_millis(500);
+        /// Held on after `during`, so what it left behind is measured too.
+        const HELD_AFTER: Duration = Duration::from_millis(500);
         let cluster = Arc::clone(&self.cluster);
         std::thread::scope(|scope| {
             let holders: Vec<_> = holds
@@ -792,10 +805,18 @@ impl ScenarioContext {
                     })
                 })
                 .collect();
+            let started = Instant::now();
             std::thread::sleep(CONNECTED);
             let done = during(self);
+            let took = started.elapsed();
             let reports: Result<Vec<_>> = holders.into_iter().map(|h| h.join().expect("a holder returns its report")).collect();
-            Ok((reports?, done?))
+            let done = done?;
+            // Connections that ended before `during` did were not held through it.
+            if took + HELD_AFTER > duration {
+                let budget = crate::deadline::Budget { duration, name: "Timeouts::upgrade_hold".into() };
+                return Err(budget.timed_out(&format!("what the connections were held through to end {:.1}s before they were closed (it ended after {:.1}s)", HELD_AFTER.as_secs_f64(), took.as_secs_f64())));
+            }
+            Ok((reports?, done))
         })
     }
 
@@ -976,6 +997,25 @@ mod tests {
             let reason = existing.cannot_host(&crate::cni::antrea(), feature).expect("not hosted on existing clusters");
             assert!(reason.contains("runs nothing on nodes of a cluster it does not own"), "{reason}");
         }
+    }
+
+    /// Connections held for less than the upgrade took were not held through it: that is
+    /// `Timeouts::upgrade_hold` run out (on kind, a rolling upgrade slower than the hold),
+    /// not a connection verdict, and it says how long the upgrade ran.
+    #[test]
+    fn connections_closed_before_the_upgrade_ended_are_the_hold_budget_run_out() {
+        let holder = |_: &Pod, args: &[String]| {
+            let report = cni_probe::hold::HoldReport { to: args[1].parse().unwrap(), exchanges: 10, longest_gap_ms: 20, held_ms: 900, ended: cni_probe::hold::HoldEnd::Held };
+            crate::model::ExecOutput { stdout: serde_json::to_string(&report).unwrap(), stderr: String::new(), exit: "exit status 0".into() }
+        };
+        let cluster: Arc<dyn Cluster> = Arc::new(crate::provider::stand_in::stand_in_with(vec![], &[]).with_probe_runs(holder));
+        let mut cx = ScenarioContext::new(cluster, "t1", Timeouts::default());
+        let pod = Pod { name: "client".into(), namespace: "upgrade-t1".into(), labels: Default::default(), node: "w1".into(), address: "10.244.1.2".parse().unwrap() };
+        let holds = [("pod-to-pod", &pod, "10.244.2.2:8090".parse().unwrap())];
+        let (held, ()) = cx.hold_connections_while(&holds, Duration::from_millis(1500), |_| Ok(())).unwrap();
+        assert_eq!(held[0].0, "pod-to-pod");
+        let error = cx.hold_connections_while(&holds, Duration::from_millis(1500), |_| Ok(std::thread::sleep(Duration::from_millis(700)))).unwrap_err().to_string();
+        assert!(error.contains("Timeouts::upgrade_hold") && error.contains("it ended after 1.2s") && error.contains("timed out after 1.5s"), "{error}");
     }
 
     #[test]

@@ -512,6 +512,41 @@ fn the_calico_plan_needs_kubectl_1_31_and_says_so_before_creating_anything() {
     KindCluster::create(&calico, &options(), Addons::default()).unwrap().delete().unwrap();
 }
 
+/// An in-place upgrade on kind runs exactly the upgrade plan's commands against the
+/// cluster's own kubeconfig, in order, and touches nothing else (no node, no image, no
+/// cluster); a step that fails stops it, names the step and carries the tool's stderr.
+#[test]
+fn an_upgrade_on_kind_runs_the_plan_in_order_and_a_failed_step_stops_it_naming_the_step() {
+    use harness::provider::kubernetes::Environment;
+    let _lock = PATH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let standins = StandIns::install();
+    let (old, new) = (cni::load_profile("cilium-1.15").unwrap(), cni::cilium());
+    let cluster = KindCluster::create(&old, &options(), Addons::default()).unwrap();
+    let name = cluster.name.clone();
+    let environment = harness::provider::kind::KindEnvironment::without_echo(cluster, vec![], &KindTimeouts::default());
+    let before = standins.calls().len();
+    environment.replace_cni(&old, &old, &new).unwrap();
+    let upgrade: Vec<String> = standins.calls()[before..].to_vec();
+    assert_eq!(
+        words(&upgrade),
+        ["helm --kubeconfig kubeconfig", "kubectl --kubeconfig kubeconfig", "helm --kubeconfig kubeconfig", "helm --kubeconfig kubeconfig", "kubectl --kubeconfig kubeconfig", "kubectl --kubeconfig kubeconfig", "kubectl --kubeconfig kubeconfig"],
+        "{upgrade:#?}"
+    );
+    assert!(upgrade[0].contains("install cilium-preflight cilium --repo https://helm.cilium.io/ --version 1.16.6") && upgrade[2].contains("uninstall cilium-preflight"), "{upgrade:#?}");
+    assert!(upgrade[3].contains(&format!("upgrade cilium cilium --repo https://helm.cilium.io/ --version 1.16.6 --namespace kube-system")) && upgrade[3].contains(&format!("k8sServiceHost={name}-control-plane")), "{upgrade:#?}");
+    assert!(upgrade[6].contains("rollout status daemonset/cilium-envoy"), "{upgrade:#?}");
+    // The rollback: the old release's values again, the initial version's compatibility kept.
+    let before = standins.calls().len();
+    standins.set("STANDIN_FAIL", "rollout status daemonset/cilium-pre-flight-check");
+    standins.set("STANDIN_STDERR", "error: timed out waiting for the condition");
+    let error = environment.replace_cni(&old, &new, &old).unwrap_err().to_string();
+    assert!(error.contains("daemonset/cilium-pre-flight-check") && error.contains("timed out waiting for the condition"), "{error}");
+    let stopped = &standins.calls()[before..];
+    assert!(!stopped.iter().any(|c| c.contains(" upgrade cilium ")), "nothing is upgraded after a failed pre-flight check: {stopped:#?}");
+    standins.set("STANDIN_FAIL", "");
+    environment.teardown().unwrap();
+}
+
 /// Every kind suite (`<family>_<cni>` for a CNI installed on kind) runs in the workflow's
 /// kind matrix, and every matrix entry names a suite that exists.
 #[test]

@@ -88,6 +88,34 @@ pub struct CniProfile {
     pub node_collectors: Vec<crate::model::DiagnosticCommand>,
     /// Commands a failed trial's bundle runs in the CNI agent's pods on the trial's nodes.
     pub agent_collectors: Vec<crate::model::DiagnosticCommand>,
+    /// How a cluster running another version is upgraded (or rolled back) to this one, as
+    /// the CNI's own upgrade guide says, beyond installing it over the running one.
+    pub upgrade: UpgradeProcedure,
+}
+
+/// What an in-place upgrade to a profile does besides applying its installation over the
+/// running one and awaiting its workloads' rollouts (a DaemonSet rolls node by node).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpgradeProcedure {
+    /// Manifest installations: the objects carrying this label selector are applied (and
+    /// `first_readiness` rolled out) before the rest, as Antrea asks of its Controller.
+    pub first_selector: Option<String>,
+    pub first_readiness: Vec<Workload>,
+    /// Helm installations: a pre-flight release installed, awaited and uninstalled before
+    /// the upgrade (Cilium's pre-flight check pre-pulls the new images).
+    pub preflight: Option<HelmPreflight>,
+    /// Helm installations: values given to the upgrade only; `{initialMinor}` is the
+    /// `major.minor` of the version the cluster was first made with (Cilium's
+    /// `upgradeCompatibility`, which its upgrade guide sets to the initial install's).
+    pub values: Vec<(String, String)>,
+}
+
+/// A Helm release installed from the same chart before an upgrade, then removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelmPreflight {
+    pub release: String,
+    pub values: Vec<(String, String)>,
+    pub readiness: Vec<Workload>,
 }
 
 /// Which BPF filesystem a node's plugins see at `/sys/fs/bpf`. Either lasts across every
@@ -147,6 +175,7 @@ impl CniProfile {
             bpffs: BpfFilesystem::PerNode,
             node_collectors: vec![],
             agent_collectors: vec![],
+            upgrade: UpgradeProcedure::default(),
         }
     }
 

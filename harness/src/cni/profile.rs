@@ -50,6 +50,50 @@ struct ProfileFile {
     /// What a failed trial's bundle collects beside the harness's own collectors.
     #[serde(default)]
     diagnostics: DiagnosticsFile,
+    /// How a cluster running another version is upgraded to this one.
+    #[serde(default)]
+    upgrade: UpgradeFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UpgradeFile {
+    /// Manifests: what is applied and rolled out before the rest.
+    #[serde(default)]
+    first: Option<UpgradeFirstFile>,
+    /// Helm: a pre-flight release of the same chart, installed and awaited first.
+    #[serde(default)]
+    preflight: Option<PreflightFile>,
+    /// Helm: values for the upgrade only, `key=value`.
+    #[serde(default)]
+    set: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UpgradeFirstFile {
+    selector: String,
+    #[serde(default)]
+    readiness: Vec<Workload>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PreflightFile {
+    release: String,
+    #[serde(default)]
+    set: Vec<String>,
+    #[serde(default)]
+    readiness: Vec<Workload>,
+}
+
+/// `key=value` pairs as `helm --set` takes them; a pair without `=` is named by `field[i]`.
+fn helm_values(pairs: &[String], field: &str, malformed: &dyn Fn(String) -> HarnessError) -> Result<Vec<(String, String)>> {
+    pairs
+        .iter()
+        .enumerate()
+        .map(|(i, pair)| pair.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| malformed(format!("{field}[{i}]: expected `key=value`, got `{pair}`"))))
+        .collect()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -190,12 +234,7 @@ pub fn read_profile(path: &Path) -> Result<CniProfile> {
                 .collect::<Result<Vec<_>>>()?,
         },
         InstallFile::Helm(helm) => {
-            let values = helm
-                .set
-                .iter()
-                .enumerate()
-                .map(|(i, pair)| pair.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| malformed(format!("install.helm.set[{i}]: expected `key=value`, got `{pair}`"))))
-                .collect::<Result<Vec<_>>>()?;
+            let values = helm_values(&helm.set, "install.helm.set", &malformed)?;
             Installation::Helm { repo_url: helm.repo, chart: helm.chart, release: helm.release, namespace: helm.namespace, values }
         }
         InstallFile::Lab(lab) => {
@@ -222,6 +261,7 @@ pub fn read_profile(path: &Path) -> Result<CniProfile> {
         }
     };
     let runs_on_the_lab = matches!(installation, Installation::Lab { .. });
+    let upgrade = upgrade_procedure(file.upgrade, &installation, &malformed)?;
     let egress = file.egress.unwrap_or(EgressDialect::None);
     if egress == EgressDialect::LabReference && !runs_on_the_lab {
         return Err(malformed("egress: `lab-reference` is the lab's own gateway; a CNI installed on a cluster names its own dialect (antrea, cilium)".into()));
@@ -262,7 +302,31 @@ pub fn read_profile(path: &Path) -> Result<CniProfile> {
             }
             file.diagnostics.agent
         },
+        upgrade,
     })
+}
+
+/// The profile's `upgrade:` section, each part checked against how the CNI installs.
+fn upgrade_procedure(file: UpgradeFile, installation: &Installation, malformed: &dyn Fn(String) -> HarnessError) -> Result<super::UpgradeProcedure> {
+    let helm = matches!(installation, Installation::Helm { .. });
+    let manifests = matches!(installation, Installation::Manifests { .. });
+    if file.first.is_some() && !manifests {
+        return Err(malformed("upgrade.first: a label selector of manifest objects applied first; this profile installs no manifests".into()));
+    }
+    if (file.preflight.is_some() || !file.set.is_empty()) && !helm {
+        let field = if file.preflight.is_some() { "upgrade.preflight" } else { "upgrade.set" };
+        return Err(malformed(format!("{field}: Helm values for the upgrade; this profile installs no Helm chart")));
+    }
+    let (first_selector, first_readiness) = match file.first {
+        Some(first) if first.selector.trim().is_empty() => return Err(malformed("upgrade.first.selector: expected a label selector (`component=antrea-controller`)".into())),
+        Some(first) => (Some(first.selector), first.readiness),
+        None => (None, Vec::new()),
+    };
+    let preflight = match file.preflight {
+        Some(preflight) => Some(super::HelmPreflight { values: helm_values(&preflight.set, "upgrade.preflight.set", malformed)?, release: preflight.release, readiness: preflight.readiness }),
+        None => None,
+    };
+    Ok(super::UpgradeProcedure { first_selector, first_readiness, preflight, values: helm_values(&file.set, "upgrade.set", malformed)? })
 }
 
 /// Whether `image` names one image for good: a tag and a sha256 digest.
@@ -306,9 +370,35 @@ mod tests {
     }
 
     #[test]
+    fn an_upgrade_procedure_must_fit_how_the_cni_installs() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifests = "name: x\nversion: \"1.2.3\"\ninstall:\n  manifests: [{url: u}]\n";
+        let helm = "name: x\nversion: \"1.2.3\"\ninstall:\n  helm: {chart: c, release: r, namespace: n}\n";
+        let cases = [
+            (format!("{helm}upgrade:\n  first: {{selector: app=x}}\n"), "upgrade.first: a label selector of manifest objects applied first; this profile installs no manifests"),
+            (format!("{manifests}upgrade:\n  preflight: {{release: p}}\n"), "upgrade.preflight: Helm values for the upgrade; this profile installs no Helm chart"),
+            (format!("{manifests}upgrade:\n  set: [a=b]\n"), "upgrade.set: Helm values for the upgrade"),
+            (format!("{helm}upgrade:\n  set: [novalue]\n"), "upgrade.set[0]: expected `key=value`, got `novalue`"),
+            (format!("{helm}upgrade:\n  preflight: {{release: p, set: [a=b, bad]}}\n"), "upgrade.preflight.set[1]: expected `key=value`"),
+            (format!("{manifests}upgrade:\n  first: {{selector: \" \"}}\n"), "upgrade.first.selector: expected a label selector"),
+            (format!("{manifests}upgrade:\n  firstly: {{selector: a=b}}\n"), "firstly"),
+        ];
+        for (text, expected) in cases {
+            let path = write(dir.path(), &text);
+            let error = read_profile(&path).unwrap_err().to_string();
+            assert!(error.contains(expected) && error.contains(&path.display().to_string()), "{text}: {error}");
+        }
+        let antrea = load_profile("antrea").unwrap();
+        assert_eq!((antrea.upgrade.first_selector.as_deref(), antrea.upgrade.first_readiness.len()), (Some("component=antrea-controller"), 1));
+        let cilium = load_profile("cilium").unwrap();
+        assert_eq!(cilium.upgrade.preflight.as_ref().map(|p| p.release.as_str()), Some("cilium-preflight"));
+        assert!(cilium.upgrade.values.contains(&("upgradeCompatibility".into(), "{initialMinor}".into())));
+    }
+
+    #[test]
     fn an_unknown_name_lists_the_known_ones() {
         let error = load_profile("calico-typo").unwrap_err().to_string();
-        assert!(error.contains("unknown CNI profile `calico-typo` in CNICONF_CNI; expected one of: antrea, calico, cilium, flannel, reference"), "{error}");
+        assert!(error.contains("unknown CNI profile `calico-typo` in CNICONF_CNI; expected one of: antrea, antrea-2.1, calico, cilium, cilium-1.15, flannel, reference"), "{error}");
     }
 
     #[test]

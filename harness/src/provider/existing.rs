@@ -68,6 +68,7 @@ impl ExistingOptions {
 pub fn cannot_host(options: &ExistingOptions, feature: Feature) -> Option<String> {
     match feature {
         Feature::EgressFailover => Some("the existing provider does not stop nodes of a cluster it does not own".into()),
+        Feature::RuntimeCniCalls => Some("the existing cluster's container runtime makes its CNI calls; the harness sends none and reads no node state there".into()),
         Feature::InPlaceUpgrade => Some("an upgrade replaces the CNI of the cluster; the existing provider never changes the CNI of a cluster it does not own".into()),
         Feature::CniResourceUsage => Some("the CNI's agent pods are read from their cgroups on their nodes; the existing provider runs nothing on nodes of a cluster it does not own".into()),
         Feature::PerformanceTools => Some("the performance scenarios run iperf3 on nodes and outside the cluster; the existing provider runs nothing on nodes of a cluster it does not own, and outside it has only the user's echo".into()),

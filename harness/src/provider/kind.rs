@@ -303,27 +303,10 @@ pub struct KindPlan {
 impl KindPlan {
     pub fn new(cluster: &str, cni: &CniProfile, files: &RunFiles, timeouts: &KindTimeouts, addons: Addons, nodes: &[String]) -> Self {
         let kubeconfig = files.kubeconfig.display().to_string();
-        let kubectl = |purpose: String, args: Vec<String>, timeout| {
-            let mut all = vec!["--kubeconfig".to_owned(), kubeconfig.clone()];
-            all.extend(args);
-            CliStep::new(purpose, "kubectl", all, timeout)
-        };
+        let kubectl = |purpose: String, args: Vec<String>, timeout| kubectl_step(&kubeconfig, purpose, args, timeout);
         let apply = |purpose: String, source: String| kubectl(purpose, vec!["apply".into(), "--server-side".into(), "-f".into(), source], timeouts.install_cni);
         let gateway = cni.gateway.as_ref().filter(|_| addons.gateway_api);
-        // `--repo` names the chart's repository for this install only: the user's own Helm
-        // repositories (`helm repo add`) are left as they were.
-        let helm_install = |name: &str, version: &str, installation: &Installation, extra: &[(String, String)]| -> Option<CliStep> {
-            let Installation::Helm { repo_url, chart, release, namespace, values } = installation else { return None };
-            let mut args: Vec<String> = ["--kubeconfig", &kubeconfig, "install", release, chart].map(str::to_owned).into();
-            if !repo_url.is_empty() {
-                args.extend(["--repo".to_owned(), repo_url.clone()]);
-            }
-            args.extend(["--version", version, "--namespace", namespace, "--create-namespace"].map(str::to_owned));
-            for (key, value) in values.iter().chain(extra) {
-                args.extend(["--set".to_owned(), format!("{key}={value}")]);
-            }
-            Some(CliStep::new(format!("installing {name} {version}"), "helm", args, timeouts.install_cni))
-        };
+        let helm_install = |name: &str, version: &str, installation: &Installation, extra: &[(String, String)]| helm_step(&kubeconfig, HelmVerb::Install, name, version, installation, extra, timeouts.install_cni);
         let mut install = Vec::new();
         for module in &cni.node_kernel_modules {
             for node in nodes {
@@ -368,35 +351,10 @@ impl KindPlan {
                 }
             }
             helm @ Installation::Helm { .. } => {
-                let mut extra: Vec<(String, String)> = Vec::new();
-                if cni.replaces_kube_proxy {
-                    // Without kube-proxy the agent must reach the API server directly.
-                    extra.push(("k8sServiceHost".into(), format!("{cluster}-control-plane")));
-                    extra.push(("k8sServicePort".into(), "6443".into()));
-                }
-                extra.extend(gateway.into_iter().flat_map(|g| g.cni_values.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))));
-                install.extend(helm_install(&cni.name, &cni.version, helm, &extra));
+                install.extend(helm_install(&cni.name, &cni.version, helm, &cni_helm_values(cluster, cni, gateway)));
             }
         }
-        let timeout_flag = format!("--timeout={}s", timeouts.cni_ready.as_secs());
-        let rollout = |w: &crate::cni::Workload| {
-            let target = format!("{}/{}", w.kind.to_lowercase(), w.name);
-            let mut steps = Vec::new();
-            if w.created_later {
-                // An operator makes it later: `rollout status` of a missing object fails at once.
-                steps.push(kubectl(
-                    format!("waiting for {} to be created", w.describe()),
-                    vec!["--namespace".into(), w.namespace.clone(), "wait".into(), "--for=create".into(), target.clone(), timeout_flag.clone()],
-                    timeouts.cni_ready,
-                ));
-            }
-            steps.push(kubectl(
-                format!("waiting for {}", w.describe()),
-                vec!["--namespace".into(), w.namespace.clone(), "rollout".into(), "status".into(), target, timeout_flag.clone()],
-                timeouts.cni_ready,
-            ));
-            steps
-        };
+        let rollout = |w: &crate::cni::Workload| rollout_steps(&kubeconfig, w, timeouts);
         // Installing: only when the cluster is new. Waiting: also when a kept one is reused.
         install.extend(cni.readiness.iter().flat_map(rollout));
         let mut await_ready: Vec<CliStep> = cni.readiness.iter().flat_map(rollout).collect();
@@ -446,6 +404,149 @@ impl KindPlan {
             delete: CliStep::new(format!("deleting kind cluster {cluster}"), "kind", ["delete", "cluster", "--name", cluster, "--kubeconfig", &kubeconfig], timeouts.delete_cluster),
         }
     }
+}
+
+/// `kubectl --kubeconfig <kubeconfig> args...`.
+fn kubectl_step(kubeconfig: &str, purpose: String, args: Vec<String>, timeout: std::time::Duration) -> CliStep {
+    let mut all = vec!["--kubeconfig".to_owned(), kubeconfig.to_owned()];
+    all.extend(args);
+    CliStep::new(purpose, "kubectl", all, timeout)
+}
+
+/// Waiting for `workload` to be rolled out (a DaemonSet: on every node, one node after
+/// another as its update strategy says), within the CNI readiness budget.
+fn rollout_steps(kubeconfig: &str, workload: &crate::cni::Workload, timeouts: &KindTimeouts) -> Vec<CliStep> {
+    let target = format!("{}/{}", workload.kind.to_lowercase(), workload.name);
+    let timeout_flag = format!("--timeout={}s", timeouts.cni_ready.as_secs());
+    let mut steps = Vec::new();
+    if workload.created_later {
+        // An operator makes it later: `rollout status` of a missing object fails at once.
+        steps.push(kubectl_step(
+            kubeconfig,
+            format!("waiting for {} to be created", workload.describe()),
+            vec!["--namespace".into(), workload.namespace.clone(), "wait".into(), "--for=create".into(), target.clone(), timeout_flag.clone()],
+            timeouts.cni_ready,
+        ));
+    }
+    steps.push(kubectl_step(
+        kubeconfig,
+        format!("waiting for {}", workload.describe()),
+        vec!["--namespace".into(), workload.namespace.clone(), "rollout".into(), "status".into(), target, timeout_flag],
+        timeouts.cni_ready,
+    ));
+    steps
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HelmVerb {
+    Install,
+    Upgrade,
+}
+
+/// `helm install` (or `upgrade`) of `installation` at `version`, with its values and then
+/// `extra`. `--repo` names the chart's repository for this command only: the user's own
+/// Helm repositories (`helm repo add`) are left as they were.
+fn helm_step(kubeconfig: &str, verb: HelmVerb, name: &str, version: &str, installation: &Installation, extra: &[(String, String)], timeout: std::time::Duration) -> Option<CliStep> {
+    let Installation::Helm { repo_url, chart, release, namespace, values } = installation else { return None };
+    let (command, purpose) = match verb {
+        HelmVerb::Install => ("install", "installing"),
+        HelmVerb::Upgrade => ("upgrade", "upgrading in place to"),
+    };
+    let mut args: Vec<String> = ["--kubeconfig", kubeconfig, command, release, chart].map(str::to_owned).into();
+    if !repo_url.is_empty() {
+        args.extend(["--repo".to_owned(), repo_url.clone()]);
+    }
+    args.extend(["--version", version, "--namespace", namespace].map(str::to_owned));
+    if verb == HelmVerb::Install {
+        args.push("--create-namespace".into());
+    }
+    for (key, value) in values.iter().chain(extra) {
+        args.extend(["--set".to_owned(), format!("{key}={value}")]);
+    }
+    Some(CliStep::new(format!("{purpose} {name} {version}"), "helm", args, timeout))
+}
+
+/// The values a CNI's chart gets on this cluster beside its profile's: the API server's
+/// address where it replaces kube-proxy, and what its Gateway API support needs.
+fn cni_helm_values(cluster: &str, cni: &CniProfile, gateway: Option<&crate::gateway::GatewayImplementation>) -> Vec<(String, String)> {
+    let mut extra: Vec<(String, String)> = Vec::new();
+    if cni.replaces_kube_proxy {
+        // Without kube-proxy the agent must reach the API server directly.
+        extra.push(("k8sServiceHost".into(), format!("{cluster}-control-plane")));
+        extra.push(("k8sServicePort".into(), "6443".into()));
+    }
+    extra.extend(gateway.into_iter().flat_map(|g| g.cni_values.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))));
+    extra
+}
+
+/// Every command that upgrades (or rolls back) the CNI of kind cluster `cluster` in place
+/// from `running` to `to`, as the CNI's own upgrade guide does it: the profile's upgrade
+/// procedure first (Antrea's Controller before its Agents; Cilium's pre-flight check),
+/// then its installation applied over the running one (`kubectl apply` of the release
+/// manifests, or `helm upgrade` of the same release), then every workload awaited. The
+/// agent DaemonSet replaces its pods node by node, as its rolling update does; nothing
+/// else is restarted. `addons` are the cluster's, as [`KindPlan::new`] installed them;
+/// `initial` is what the cluster was made with (`{initialMinor}` in upgrade values).
+pub fn upgrade_steps(cluster: &str, initial: &CniProfile, running: &CniProfile, to: &CniProfile, files: &RunFiles, timeouts: &KindTimeouts, addons: Addons) -> Result<Vec<CliStep>> {
+    let kubeconfig = files.kubeconfig.display().to_string();
+    let refused = |why: String| HarnessError::UpgradeRefused { from: format!("{} {}", running.name, running.version), to: format!("{} {}", to.name, to.version), why };
+    let mut steps = Vec::new();
+    match (&running.installation, &to.installation) {
+        (Installation::Manifests { .. }, Installation::Manifests { manifests }) => {
+            let sources = manifests
+                .iter()
+                .map(|m| match &m.source {
+                    ManifestSource::Url(url) => Ok(url.replace("{version}", &to.version)),
+                    ManifestSource::File(path) => Err(refused(format!("{} installs {} from a file beside its profile; only release manifests (URLs) are upgraded in place", to.source.display(), path.display()))),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let apply = |purpose: String, source: &str, selector: Option<&str>| {
+                let mut args: Vec<String> = ["apply", "--server-side", "-f", source].map(str::to_owned).into();
+                args.extend(selector.into_iter().flat_map(|s| ["--selector".to_owned(), s.to_owned()]));
+                kubectl_step(&kubeconfig, purpose, args, timeouts.install_cni)
+            };
+            if let Some(selector) = &to.upgrade.first_selector {
+                steps.extend(sources.iter().map(|source| apply(format!("upgrading {} to {} first: the objects labelled {selector}", to.name, to.version), source, Some(selector))));
+                steps.extend(to.upgrade.first_readiness.iter().flat_map(|w| rollout_steps(&kubeconfig, w, timeouts)));
+            }
+            steps.extend(sources.iter().map(|source| apply(format!("upgrading in place to {} {}", to.name, to.version), source, None)));
+        }
+        (Installation::Helm { chart: from_chart, release: from_release, namespace: from_namespace, .. }, helm @ Installation::Helm { repo_url, chart, release, namespace, .. }) => {
+            if (from_chart, from_release, from_namespace) != (chart, release, namespace) {
+                return Err(refused(format!("an in-place upgrade keeps the Helm release: {from_release} of chart {from_chart} in {from_namespace} is running, {} names {release} of {chart} in {namespace}", to.source.display())));
+            }
+            // The Gateway support the cluster was made with (a CNI's own Gateway API is
+            // switched on by its values) stays as it was installed, whatever `to` names.
+            let gateway = initial.gateway.as_ref().filter(|_| addons.gateway_api);
+            let cluster_values = cni_helm_values(cluster, to, gateway);
+            if let Some(preflight) = &to.upgrade.preflight {
+                let check = Installation::Helm { repo_url: repo_url.clone(), chart: chart.clone(), release: preflight.release.clone(), namespace: namespace.clone(), values: preflight.values.clone() };
+                let api_server: Vec<(String, String)> = cluster_values.iter().filter(|(k, _)| k.starts_with("k8sService")).cloned().collect();
+                steps.extend(helm_step(&kubeconfig, HelmVerb::Install, &format!("the pre-flight check of {}", to.name), &to.version, &check, &api_server, timeouts.install_cni));
+                steps.extend(preflight.readiness.iter().flat_map(|w| rollout_steps(&kubeconfig, w, timeouts)));
+                steps.push(CliStep::new(
+                    format!("removing the pre-flight check of {} {}", to.name, to.version),
+                    "helm",
+                    ["--kubeconfig", &kubeconfig, "uninstall", &preflight.release, "--namespace", namespace, "--wait"],
+                    timeouts.install_cni,
+                ));
+            }
+            let initial_minor = initial.version.split('.').take(2).collect::<Vec<_>>().join(".");
+            let mut values = cluster_values;
+            values.extend(to.upgrade.values.iter().map(|(k, v)| (k.clone(), v.replace("{initialMinor}", &initial_minor))));
+            steps.extend(helm_step(&kubeconfig, HelmVerb::Upgrade, &to.name, &to.version, helm, &values, timeouts.install_cni));
+        }
+        (running_installation, to_installation) => {
+            let how = |i: &Installation| match i {
+                Installation::Lab { .. } => "by the lab",
+                Installation::Manifests { .. } => "by manifests",
+                Installation::Helm { .. } => "by Helm",
+            };
+            return Err(refused(format!("{} is installed {}, {} {}: an in-place upgrade keeps the way the CNI is installed", running.name, how(running_installation), to.name, how(to_installation))));
+        }
+    }
+    steps.extend(to.readiness.iter().flat_map(|w| rollout_steps(&kubeconfig, w, timeouts)));
+    Ok(steps)
 }
 
 /// A user's own proxy image (its entrypoint takes the reference proxy's `install`
@@ -797,6 +898,67 @@ mod tests {
         assert_eq!(TsnProxyDeployment::with(Some(custom.image.clone()), Some(custom.entry.to_string())).unwrap(), custom);
         let error = TsnProxyDeployment::with(None, Some("eth0".into())).unwrap_err().to_string();
         assert!(error.contains(TSN_PROXY_ENTRY_VARIABLE) && error.contains("`type`"), "{error}");
+    }
+
+    fn upgrade_text(initial: &str, running: &str, to: &str, addons: Addons) -> String {
+        let files = RunFiles::in_dir(Path::new("/run/cni-conformance/cniconf-0a1b2c"));
+        let [initial, running, to] = [initial, running, to].map(|name| cni::load_profile(name).unwrap());
+        let steps = upgrade_steps("cniconf-0a1b2c", &initial, &running, &to, &files, &KindTimeouts::default(), addons).unwrap();
+        steps.iter().map(|s| format!("# {} (timeout {}s)\n{s}\n", s.purpose, s.timeout.as_secs())).collect()
+    }
+
+    /// Antrea's docs/versioning.md: the Controller is upgraded before any Agent (the
+    /// manifest split by the Controller's label), then the whole release manifest, then
+    /// every workload awaited; nothing is deleted or restarted by hand.
+    #[test]
+    fn antrea_is_upgraded_controller_first_then_its_agents_roll() {
+        let plan = upgrade_text("antrea-2.1", "antrea-2.1", "antrea", Addons::default());
+        let first = plan.find("--selector component=antrea-controller").expect("the Controller's objects first");
+        let controller_ready = plan.find("rollout status deployment/antrea-controller").unwrap();
+        let whole = plan.rfind("apply --server-side -f https://github.com/antrea-io/antrea/releases/download/v2.2.0/antrea.yml\n").unwrap();
+        let agents = plan.find("rollout status daemonset/antrea-agent").unwrap();
+        assert!(first < controller_ready && controller_ready < whole && whole < agents, "{plan}");
+        assert!(!plan.contains("delete") && !plan.contains("v2.1.0"), "{plan}");
+        insta::assert_snapshot!("antrea_upgrade_plan", plan);
+        let rollback = upgrade_text("antrea-2.1", "antrea", "antrea-2.1", Addons::default());
+        assert!(rollback.contains("releases/download/v2.1.0/antrea.yml --selector component=antrea-controller") && !rollback.contains("v2.2.0"), "{rollback}");
+    }
+
+    /// Cilium's upgrade guide (Documentation/operations/upgrade.rst): the pre-flight check
+    /// (with the API server's address when kube-proxy is replaced), awaited and removed, then
+    /// `helm upgrade` of the same release with every value of the install and
+    /// `upgradeCompatibility` set to the version first installed, rolling one node at a time.
+    #[test]
+    fn cilium_is_upgraded_after_its_pre_flight_check_with_the_initial_versions_compatibility() {
+        let plan = upgrade_text("cilium-1.15", "cilium-1.15", "cilium", Addons::default());
+        let preflight = plan.find("install cilium-preflight cilium --repo https://helm.cilium.io/ --version 1.16.6").expect("the pre-flight check of the new version");
+        let checked = plan.find("rollout status daemonset/cilium-pre-flight-check").unwrap();
+        let removed = plan.find("uninstall cilium-preflight --namespace kube-system --wait").unwrap();
+        let upgraded = plan.find("upgrade cilium cilium --repo https://helm.cilium.io/ --version 1.16.6 --namespace kube-system").unwrap();
+        let agents = plan.rfind("rollout status daemonset/cilium ").or_else(|| plan.rfind("rollout status daemonset/cilium\n")).unwrap();
+        assert!(preflight < checked && checked < removed && removed < upgraded && upgraded < agents, "{plan}");
+        let upgrade_line = plan[upgraded..].lines().next().unwrap();
+        for value in ["kubeProxyReplacement=true", "egressGateway.enabled=true", "k8sServiceHost=cniconf-0a1b2c-control-plane", "upgradeCompatibility=1.15", "updateStrategy.rollingUpdate.maxUnavailable=1"] {
+            assert!(upgrade_line.contains(&format!("--set {value}")), "{value} missing: {upgrade_line}");
+        }
+        assert!(plan[preflight..checked].contains("--set k8sServiceHost=cniconf-0a1b2c-control-plane"), "kube-proxy-free: the pre-flight check is told the API server: {plan}");
+        assert!(!upgrade_line.contains("--reuse-values") && !upgrade_line.contains("--create-namespace"), "{upgrade_line}");
+        insta::assert_snapshot!("cilium_upgrade_plan", plan);
+        // The rollback keeps the compatibility of the initial install, 1.15, not of 1.16.
+        let rollback = upgrade_text("cilium-1.15", "cilium", "cilium-1.15", Addons::default());
+        assert!(rollback.contains("--version 1.15.19 --namespace kube-system") && rollback.contains("--set upgradeCompatibility=1.15"), "{rollback}");
+        assert!(!rollback.contains("cilium-envoy"), "1.15 has no envoy DaemonSet to await: {rollback}");
+    }
+
+    #[test]
+    fn an_upgrade_that_changes_how_the_cni_installs_is_refused_before_anything_runs() {
+        let files = RunFiles::in_dir(Path::new("/run/cni-conformance/cniconf-0a1b2c"));
+        let (antrea, cilium) = (cni::antrea(), cni::cilium());
+        let error = upgrade_steps("cniconf-0a1b2c", &antrea, &antrea, &cilium, &files, &KindTimeouts::default(), Addons::default()).unwrap_err().to_string();
+        assert!(error.contains("cannot upgrade antrea 2.2.0 in place to cilium 1.16.6: antrea is installed by manifests, cilium by Helm"), "{error}");
+        let renamed = CniProfile { installation: Installation::Helm { repo_url: "https://helm.cilium.io/".into(), chart: "cilium".into(), release: "cilium-new".into(), namespace: "kube-system".into(), values: vec![] }, ..cilium.clone() };
+        let error = upgrade_steps("cniconf-0a1b2c", &cilium, &cilium, &renamed, &files, &KindTimeouts::default(), Addons::default()).unwrap_err().to_string();
+        assert!(error.contains("an in-place upgrade keeps the Helm release: cilium of chart cilium in kube-system is running"), "{error}");
     }
 
     #[test]
@@ -1248,6 +1410,13 @@ impl super::kubernetes::Environment for KindEnvironment {
 
     /// Runs in the node's container with `docker exec`. The probe (a node talker) is the
     /// static build `cargo xtask image` made for the probe image, copied onto the node.
+    fn replace_cni(&self, initial: &CniProfile, running: &CniProfile, with: &CniProfile) -> Result<()> {
+        for step in upgrade_steps(&self.cluster.name, initial, running, with, &self.cluster.files, &self.timeouts, self.cluster.addons)? {
+            cli::run(&step)?;
+        }
+        Ok(())
+    }
+
     fn run_on_node(&self, node: &crate::model::Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
         let program = match program {
             crate::tools::PROBE => self.probe_on_node(node)?,

@@ -118,6 +118,11 @@ pub trait Environment: Send + Sync {
     }
     /// Makes a node fail without warning (for failover scenarios).
     fn fail_node(&self, node: &Node) -> Result<()>;
+    /// Upgrades (or rolls back) the cluster's CNI in place from `running` to `with`; the
+    /// cluster was made with `initial`.
+    fn replace_cni(&self, _initial: &CniProfile, running: &CniProfile, with: &CniProfile) -> Result<()> {
+        Err(HarnessError::UpgradeRefused { from: running.name.clone(), to: with.name.clone(), why: "this provider never changes the CNI of a cluster it does not own".into() })
+    }
     /// Brings a failed node back as it was.
     fn restore_node(&self, node: &Node) -> Result<()>;
     /// Runs `program args` on a node (its container on kind).
@@ -138,6 +143,8 @@ pub struct KubeCluster {
     info: ClusterInfo,
     access: KubeAccess,
     cni: CniProfile,
+    /// The profile the cluster's CNI runs now: `cni` until an upgrade replaces it.
+    running: Mutex<CniProfile>,
     nodes: Vec<Node>,
     environment: Box<dyn Environment>,
     timeouts: KubeTimeouts,
@@ -161,7 +168,7 @@ impl KubeCluster {
             }
         };
         info.kernel = kernel;
-        Ok(Self { info, access, cni, nodes, environment, timeouts, created: Mutex::new(vec![]), gateway_address: Default::default(), torn_down: Default::default() })
+        Ok(Self { info, access, running: Mutex::new(cni.clone()), cni, nodes, environment, timeouts, created: Mutex::new(vec![]), gateway_address: Default::default(), torn_down: Default::default() })
     }
 
     pub fn access(&self) -> &KubeAccess {
@@ -388,6 +395,19 @@ impl Cluster for KubeCluster {
         self.environment.put_file_on_node(node, path)
     }
 
+    /// An upgrade as the cluster's environment makes it; the CNI is taken to run `with` only
+    /// once every step succeeded (a failed one is rolled back by applying the old again).
+    fn replace_cni(&self, with: &CniProfile) -> Result<()> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        self.environment.replace_cni(&self.cni, &running, with)?;
+        *running = with.clone();
+        Ok(())
+    }
+
+    fn pods(&self) -> Result<Vec<Pod>> {
+        self.access.pod_network_pods()
+    }
+
     fn run_probe_in(&self, pod: &Pod, args: &[String]) -> Result<crate::model::ExecOutput> {
         let mut command = vec!["/cni-probe"];
         command.extend(args.iter().map(String::as_str));
@@ -515,6 +535,73 @@ mod tests {
         fn teardown(&self) -> Result<()> {
             Ok(())
         }
+    }
+
+    /// An environment that records the upgrades asked of it, failing those to `fail_to`.
+    struct UpgradingEnvironment {
+        asked: std::sync::Arc<Mutex<Vec<(String, String, String)>>>,
+        fail_to: &'static str,
+    }
+
+    impl Environment for UpgradingEnvironment {
+        fn allocate_egress_ip(&self) -> Result<IpAddr> {
+            NoEnvironment.allocate_egress_ip()
+        }
+        fn place_egress_ip(&self, _: &Node, _: IpAddr) -> Result<()> {
+            Ok(())
+        }
+        fn external_echo(&self) -> SocketAddr {
+            NoEnvironment.external_echo()
+        }
+        fn probe_image(&self) -> String {
+            NoEnvironment.probe_image()
+        }
+        fn fail_node(&self, _: &Node) -> Result<()> {
+            Ok(())
+        }
+        fn restore_node(&self, _: &Node) -> Result<()> {
+            Ok(())
+        }
+        fn replace_cni(&self, initial: &CniProfile, running: &CniProfile, with: &CniProfile) -> Result<()> {
+            self.asked.lock().unwrap().push((initial.name.clone(), running.name.clone(), with.name.clone()));
+            match with.name == self.fail_to {
+                true => Err(HarnessError::Command { command: format!("helm upgrade to {}", with.name), detail: "UPGRADE FAILED".into() }),
+                false => Ok(()),
+            }
+        }
+        fn run_on_node(&self, _: &Node, _: &str, _: &[&str]) -> Result<crate::model::ExecOutput> {
+            unreachable!("no node commands here")
+        }
+        fn run_probe_outside(&self, _: &[String]) -> Result<crate::model::ExecOutput> {
+            unreachable!("no traffic here")
+        }
+        fn teardown(&self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The cluster knows which version runs: an upgrade starts from the one made, the
+    /// rollback from the upgraded one, and a failed upgrade leaves the old one as running
+    /// (so rolling back re-applies it over whatever the failure left).
+    #[test]
+    fn an_upgrade_and_its_rollback_start_from_what_runs_and_a_failed_one_changes_nothing() {
+        use crate::kube_access::mock;
+        let (access, _seen, _runtime) = mock::api_server(|_, path, _| match path {
+            "/api/v1/nodes" => (http::StatusCode::OK, mock::empty_list("Node")),
+            _ => mock::status(404, "NotFound", "not here"),
+        });
+        let asked = std::sync::Arc::new(Mutex::new(vec![]));
+        let environment = UpgradingEnvironment { asked: asked.clone(), fail_to: "broken" };
+        let old = crate::cni::load_profile("antrea-2.1").unwrap();
+        let cluster = KubeCluster::new(info(), access, old.clone(), Box::new(environment), KubeTimeouts::default()).unwrap();
+        let broken = CniProfile { name: "broken".into(), ..crate::cni::antrea() };
+        cluster.replace_cni(&crate::cni::antrea()).unwrap();
+        cluster.replace_cni(&old).unwrap();
+        assert!(cluster.replace_cni(&broken).unwrap_err().to_string().contains("UPGRADE FAILED"));
+        cluster.replace_cni(&old).unwrap();
+        let asked = asked.lock().unwrap().clone();
+        let names = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
+        assert_eq!(asked, [names("antrea-2.1", "antrea-2.1", "antrea"), names("antrea-2.1", "antrea", "antrea-2.1"), names("antrea-2.1", "antrea-2.1", "broken"), names("antrea-2.1", "antrea-2.1", "antrea-2.1")]);
     }
 
     fn info() -> ClusterInfo {

@@ -204,15 +204,13 @@ impl ProviderChoice {
         match self {
             ProviderChoice::Lab(_) => lab::cannot_host(cni, feature),
             ProviderChoice::Kind(_) if feature == Feature::CniResourceUsage && cni.agent().is_none() => Some(format!("profile {} names no agent DaemonSet, whose pods' cgroups would be read", cni.name)),
-            ProviderChoice::Kind(_) if feature == Feature::InPlaceUpgrade => Some("the kind provider cannot upgrade a CNI in place yet (helm upgrade of the agents, node by node, is not written); the lab can".into()),
+            ProviderChoice::Kind(_) if feature == Feature::InPlaceUpgrade && cni.runs_on_the_lab() => Some(format!("profile {} is installed by the lab, not on kind", cni.name)),
+            ProviderChoice::Kind(_) if feature == Feature::RuntimeCniCalls => Some("on kind, containerd makes the CNI calls: it never sends CHECK (so the harness would be inventing one against another CNI's cached result), and a node's state there churns with kube-proxy and every other pod; the lab, whose runtime the harness is, judges CHECK and DEL across versions".into()),
             ProviderChoice::Kind(_) => None,
             ProviderChoice::Existing(options) => existing::cannot_host(options, feature),
         }
     }
 
-    /// Builds (or connects to) a cluster with `cni`; it is torn down by [`Cluster::teardown`],
-    /// by Ctrl-C, or by `cargo xtask gc` after a killed run.
-    /// `features` are what the suite's scenarios need (kind installs add-ons for them).
     /// The waits' budgets on this provider: the lab programs its datapath before it reports
     /// a policy realized, so traffic need not be awaited there for long.
     pub fn timeouts(&self) -> crate::Timeouts {
@@ -222,11 +220,34 @@ impl ProviderChoice {
         }
     }
 
+    /// Builds (or connects to) a cluster with `cni`; it is torn down by [`Cluster::teardown`],
+    /// by Ctrl-C, or by `cargo xtask gc` after a killed run.
+    /// `features` are what the suite's scenarios need (kind installs add-ons for them).
     pub fn provision(&self, cni: &CniProfile, features: &[Feature]) -> Result<Arc<dyn Cluster>> {
         match self {
             ProviderChoice::Lab(options) => Ok(Arc::new(lab::Lab::provision(cni, options)?)),
             ProviderChoice::Kind(options) => Ok(Arc::new(kind::provision(cni, options, features)?)),
             ProviderChoice::Existing(options) => Ok(Arc::new(existing::provision(cni, options)?)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// kind upgrades a CNI it installed (Helm or manifests) in place; CHECK and DEL across
+    /// versions, which need the harness as the runtime, stay with the lab.
+    #[test]
+    fn kind_hosts_an_upgrade_but_not_cni_calls_made_by_the_harness() {
+        let kind = ProviderChoice::Kind(kind::KindOptions::from_env());
+        for profile in ["antrea-2.1", "cilium-1.15"] {
+            let cni = crate::cni::load_profile(profile).unwrap();
+            assert_eq!(kind.cannot_host(&cni, Feature::InPlaceUpgrade), None, "{profile}");
+            assert!(kind.cannot_host(&cni, Feature::RuntimeCniCalls).is_some_and(|why| why.contains("containerd makes the CNI calls")), "{profile}");
+        }
+        let lab = ProviderChoice::Lab(lab::LabOptions::default());
+        assert_eq!((lab.cannot_host(&crate::cni::reference(), Feature::InPlaceUpgrade), lab.cannot_host(&crate::cni::reference(), Feature::RuntimeCniCalls)), (None, None));
+        assert!(kind.cannot_host(&crate::cni::reference(), Feature::InPlaceUpgrade).is_some_and(|why| why.contains("installed by the lab")));
     }
 }

@@ -16,8 +16,6 @@ use crate::scenario::{Scenario, ScenarioContext};
 use crate::scenarios::egress::PROD_WEB_EGRESS;
 use crate::verdict::{upgrade, Verdict};
 
-/// How long each connection is held: the upgrade starts half a second in.
-const HELD_FOR: Duration = Duration::from_secs(3);
 const BUDGETS: &str = "budgets/upgrade.yaml";
 
 pub fn all() -> Vec<Scenario> {
@@ -53,14 +51,14 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             name: "check_by_the_new_version_passes_on_every_pod_the_old_version_made",
             sentence: "After the CNI is upgraded in place, CNI CHECK by the new version succeeds on every pod the old version made, on each node.",
-            requires: &[Feature::InPlaceUpgrade],
+            requires: &[Feature::InPlaceUpgrade, Feature::RuntimeCniCalls],
             disruptive: true,
             body: check_by_the_new_version_passes_on_old_pods,
         },
         Scenario {
             name: "del_by_the_new_version_leaves_nothing_of_a_pod_the_old_version_made",
             sentence: "After the upgrade, deleting a pod the old version made (CNI DEL by the new version) succeeds and leaves its node as before the pod: links, addresses, routes, rules, iptables and nft, qdiscs, IPAM files and BPF pins.",
-            requires: &[Feature::InPlaceUpgrade],
+            requires: &[Feature::InPlaceUpgrade, Feature::RuntimeCniCalls],
             disruptive: true,
             body: del_by_the_new_version_leaves_nothing,
         },
@@ -74,7 +72,7 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             name: "after_a_rollback_the_old_version_checks_deletes_and_reaches_the_new_version_s_pods",
             sentence: "After an upgrade and a rollback, CNI CHECK by the old version succeeds on the pods the new version made, they reach the pods made before the upgrade both ways with addresses of their own, and DEL by the old version of one of them leaves its node as before it.",
-            requires: &[Feature::InPlaceUpgrade],
+            requires: &[Feature::InPlaceUpgrade, Feature::RuntimeCniCalls],
             disruptive: true,
             body: after_a_rollback,
         },
@@ -92,7 +90,7 @@ fn long_lived_connections_stay_open(cx: &mut ScenarioContext) -> Result<Verdict>
     let external = cx.external_listener()?.ip();
     let hold = |address| SocketAddr::new(address, HOLD_PORT);
     let holds = [("pod-to-pod-on-one-node", &client, hold(beside.address)), ("pod-to-pod-across-nodes", &client, hold(across.address)), ("pod-to-the-external-host", &client, hold(external))];
-    let (held, pair) = cx.hold_connections_while(&holds, HELD_FOR, |cx| cx.upgrade_cni())?;
+    let (held, pair) = cx.hold_connections_while(&holds, cx.timeouts().upgrade_hold, |cx| cx.upgrade_cni())?;
     Ok(upgrade::connections_held(&pair.to.name, &pair.from.name, &held, budget))
 }
 
@@ -112,7 +110,7 @@ fn egress_sources_hold_through_the_upgrade(cx: &mut ScenarioContext) -> Result<V
     }
     let through_the_gateway = [("selected-pod-to-the-external-host-through-the-egress-gateway", &web, SocketAddr::new(cx.external_listener()?.ip(), HOLD_PORT))];
     // Held a second longer: the sampling runs steady for a moment on both sides of the switch.
-    let (held, (sampled, window, pair)) = cx.hold_connections_while(&through_the_gateway, HELD_FOR + Duration::from_secs(1), |cx| cx.sample_sources_while(&[&web, &db], |cx| cx.upgrade_cni()))?;
+    let (held, (sampled, window, pair)) = cx.hold_connections_while(&through_the_gateway, cx.timeouts().upgrade_hold + Duration::from_secs(1), |cx| cx.sample_sources_while(&[&web, &db], |cx| cx.upgrade_cni()))?;
     let expected = |pod: &Pod| if pod.name == web.name { egress_ip.clone() } else { node_ip.clone() };
     let sampled: Vec<_> = sampled.into_iter().map(|(pod, samples)| (pod.clone(), expected(&pod), samples)).collect();
     let sources = cx.sources_kept_through_the_upgrade(&pair.to.name, &pair.from.name, &sampled, &window, budget);
@@ -266,7 +264,7 @@ fn reach_both_ways(cx: &ScenarioContext, new_version: &str, old_version: &str, o
     }
     // The new pods' addresses against every pod's, not only this trial's: an IPAM that
     // forgot the old version's reservations hands out the oldest first.
-    let mut addresses: Vec<_> = cx.cluster().pods()?.iter().filter(|pod| !new.contains(pod)).map(|pod| (pod_name(pod), pod.address)).collect();
+    let mut addresses: Vec<_> = cx.cluster().pods()?.iter().filter(|pod| !new.iter().any(|n| (&n.namespace, &n.name) == (&pod.namespace, &pod.name))).map(|pod| (pod_name(pod), pod.address)).collect();
     addresses.extend(new.iter().map(|pod| (pod_name(pod), pod.address)));
     Ok(upgrade::versions_reach_each_other(new_version, old_version, &requests, &addresses))
 }
