@@ -120,6 +120,13 @@ fn bundle_problems(scenario: &str, outcome: &TrialOutcome, bundle: Option<&std::
         if !exit.contains(seen_as) {
             problems.push(format!("{scenario}: the path trace should name the node the packet left with the {} source; its last exit: {exit:?}\n{trace}", verdict.observed.role));
         }
+        // The capture outside is a pcap file a reader opens with Wireshark or tcpdump: the
+        // replayed SYN arrived there (it was answered, from the wrong source).
+        let pcap = bundle.join("captures/the-external-host.pcap");
+        let read_back = std::process::Command::new("tcpdump").args(["-nn", "-r"]).arg(&pcap).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        if !read_back.contains("Flags [S]") {
+            problems.push(format!("{scenario}: {} should hold the replayed SYN as it reached the external host; tcpdump -r read: {read_back:?}", pcap.display()));
+        }
     }
     problems
 }

@@ -131,6 +131,19 @@ fn check_proxy(case: &ProxyCase) -> Result<(), Failed> {
             if !(classes.contains("class htb 1:1 ") && classes.contains("Sent ")) {
                 wrong.push(format!("{}: the bundle should hold the node NIC's classes with their counters: {classes}", scenario.name));
             }
+            // The priority trace names the hop: the talker's packets leave the pod in their
+            // class and reach the node NIC in another (a missing save or restore: best effort).
+            let traced = std::fs::read_to_string(bundle.join("priority-trace.txt")).unwrap_or_default();
+            let lost_at_the_nic = traced.lines().any(|l| l.starts_with("the priority was lost between pod ") && l.contains("(leaving the pod) and node ") && l.contains(" (the NIC): "));
+            let as_best_effort = traced.contains("reached node") && traced.contains("as best-effort (1:3, priority 0 (best effort))");
+            let wanted = match case.classes {
+                Expect::WrongClass(ALL_BEST_EFFORT) => lost_at_the_nic && as_best_effort,
+                Expect::WrongClass(_) => lost_at_the_nic,
+                _ => true,
+            };
+            if scenario.name != LEAK && scenario.name != DELIVERY && !wanted {
+                wrong.push(format!("{}: the priority trace should name the hop where the priority was lost (leaving the pod in its class, reaching the NIC in another): {traced}", scenario.name));
+            }
         }
         outcomes.push((scenario.name, outcome));
     }

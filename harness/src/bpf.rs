@@ -11,6 +11,22 @@ use crate::error::{HarnessError, Result};
 /// One compilation at a time in a process (trials run side by side).
 static COMPILING: Mutex<()> = Mutex::new(());
 
+/// The `tc` arguments that give `dev` the priority map's classes (HTB root `1:`, classes
+/// 1:1 to 1:4 of `verdict::priority`, unknown traffic to 1:3): the root first, then each
+/// class. Replacing the root starts its counters at zero.
+pub fn priority_classes(dev: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let words = |s: &[&str]| s.iter().map(|w| (*w).to_owned()).collect::<Vec<_>>();
+    let root = words(&["qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "3"]);
+    let classes = (1..=4).map(|minor| words(&["class", "replace", "dev", dev, "parent", "1:", "classid", &format!("1:{minor}"), "htb", "rate", "10gbit", "quantum", "60000"])).collect();
+    (root, classes)
+}
+
+/// The `tc` arguments that sort `dev`'s priority classes with the classifier in `object`
+/// (its path where `tc` runs), in place of the one there.
+pub fn classifier_filter(dev: &str, object: &str) -> Vec<String> {
+    ["filter", "replace", "dev", dev, "parent", "1:", "prio", "1", "handle", "1", "bpf", "obj", object, "sec", "classifier"].map(str::to_owned).into()
+}
+
 /// The compiled object of `bpf/<name>.c`.
 pub fn object(name: &str) -> Result<PathBuf> {
     variant(name, name, &[])

@@ -433,6 +433,8 @@ pub struct ScenarioContext {
     upgraded: bool,
     /// The requests the trial made, in order, for a failure's path trace.
     flows: Mutex<Vec<crate::diagnostics::Flow>>,
+    /// The talkers it ran, in order, for a failure's priority trace.
+    talks: Mutex<Vec<crate::diagnostics::Talk>>,
 }
 
 impl Drop for ScenarioContext {
@@ -456,7 +458,7 @@ impl ScenarioContext {
     fn new(cluster: Arc<dyn Cluster>, trial: &str, timeouts: Timeouts) -> Self {
         let book = AddressBook { nodes: cluster.nodes().to_vec(), ..Default::default() };
         let trial = format!("{trial}-{}", cluster.info().run_id);
-        Self { cluster, trial, timeouts, book, failed_nodes: Vec::new(), upgrade: None, upgraded: false, flows: Mutex::new(Vec::new()) }
+        Self { cluster, trial, timeouts, book, failed_nodes: Vec::new(), upgrade: None, upgraded: false, flows: Mutex::new(Vec::new()), talks: Mutex::new(Vec::new()) }
     }
 
     /// Sends a request from `pod` to `url` and keeps it as one of the trial's flows.
@@ -465,10 +467,16 @@ impl ScenarioContext {
         self.cluster.request_from(pod, url, self.timeouts.request)
     }
 
+    /// Keeps a talker the trial ran as one of its flows, for a failure's priority trace.
+    pub(crate) fn record_talk(&self, talk: crate::diagnostics::Talk) {
+        self.talks.lock().unwrap_or_else(|e| e.into_inner()).push(talk);
+    }
+
     /// A diagnostics bundle of this trial, as it left the cluster.
     fn collect_bundle(&self, scenario: &str, outcome: &str, collection: &Collection) -> std::path::PathBuf {
         let flows = self.flows.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let evidence = crate::diagnostics::TrialEvidence { scenario, trial: &self.trial, outcome, flows: &flows, book: &self.book, profile_commands: &collection.profile_commands };
+        let talks = self.talks.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let evidence = crate::diagnostics::TrialEvidence { scenario, trial: &self.trial, outcome, flows: &flows, talks: &talks, book: &self.book, profile_commands: &collection.profile_commands };
         crate::diagnostics::collect(&self.cluster, &evidence, &crate::diagnostics::bundle_dir(&collection.root, scenario, &self.trial))
     }
 

@@ -5,6 +5,7 @@
 //! again, within [`LIMITS`]. Collection never changes a verdict: a step that fails is
 //! written into the bundle, never raised.
 
+pub mod priority_trace;
 pub mod trace;
 
 use std::path::{Path, PathBuf};
@@ -100,6 +101,18 @@ pub struct Flow {
     pub url: String,
 }
 
+/// The talkers of a trial a bundle traces at most (the paper's three priorities, and one
+/// more place).
+const MAX_TRACED_TALKERS: usize = 4;
+
+/// One talker a trial ran (TSN): in a pod, or on its node itself, with what it sent.
+#[derive(Debug, Clone)]
+pub struct Talk {
+    pub pod: Option<Pod>,
+    pub node: crate::model::Node,
+    pub options: cni_probe::talk::TalkOptions,
+}
+
 /// What a bundle holds about one trial.
 pub struct TrialEvidence<'a> {
     pub scenario: &'a str,
@@ -109,6 +122,8 @@ pub struct TrialEvidence<'a> {
     pub outcome: &'a str,
     /// The requests it made, in order: the last is traced.
     pub flows: &'a [Flow],
+    /// The talkers it ran, in order: the last is traced hop by hop by its priority.
+    pub talks: &'a [Talk],
     pub book: &'a AddressBook,
     /// The profile's own commands, run beside [`node_commands`].
     pub profile_commands: &'a [DiagnosticCommand],
@@ -145,6 +160,23 @@ impl Bundle {
             Ok(()) => {
                 self.bytes += text.len();
                 self.files.push(format!("{name} ({} bytes{})", text.len(), if cut < contents.len() { ", cut" } else { "" }));
+            }
+            Err(e) => self.problems.push(format!("{name}: could not be written: {e}")),
+        }
+    }
+
+    /// A binary file (a pcap), whole or not at all: a cut one would not open.
+    fn binary(&mut self, name: &str, contents: &[u8]) {
+        let room = LIMITS.max_bytes.saturating_sub(self.bytes).min(LIMITS.max_file_bytes);
+        if contents.len() > room {
+            self.skipped.push(format!("{name}: {} bytes, more than the {room} left for one file (LIMITS.max_file_bytes, LIMITS.max_bytes)", contents.len()));
+            return;
+        }
+        let path = self.dir.join(name);
+        match path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(&path, contents)) {
+            Ok(()) => {
+                self.bytes += contents.len();
+                self.files.push(format!("{name} ({} bytes)", contents.len()));
             }
             Err(e) => self.problems.push(format!("{name}: could not be written: {e}")),
         }
@@ -220,13 +252,41 @@ pub fn collect(cluster: &Arc<dyn Cluster>, evidence: &TrialEvidence, dir: &Path)
     if let Some(flow) = evidence.flows.last() {
         if bundle.in_time("path-trace.txt") {
             match trace::trace(cluster, flow, evidence.book) {
-                Ok(trace) => bundle.file("path-trace.txt", &trace.render()),
+                Ok(trace) => {
+                    bundle.file("path-trace.txt", &trace.render());
+                    for (place, pcap) in &trace.pcaps {
+                        bundle.binary(&format!("captures/{}.pcap", place.replace(' ', "-")), pcap);
+                    }
+                }
                 Err(e) => {
                     bundle.problems.push(format!("path-trace.txt: {e}"));
                     bundle.file("path-trace.txt", &format!("no path trace of {} -> {}: {e}\n", pod_name(&flow.client), flow.url));
                 }
             }
         }
+    }
+    // Each talker of the trial (the last run of each priority from each place), so the
+    // priority that failed is among them whichever it was.
+    let mut talkers: Vec<&Talk> = Vec::new();
+    for talk in evidence.talks.iter().rev() {
+        let same = |t: &&Talk| t.pod == talk.pod && t.node.name == talk.node.name && t.options.priority == talk.options.priority;
+        if !talkers.iter().any(same) && talkers.len() < MAX_TRACED_TALKERS {
+            talkers.push(talk);
+        }
+    }
+    if !talkers.is_empty() && bundle.in_time("priority-trace.txt") {
+        let traces: Vec<String> = talkers
+            .iter()
+            .rev()
+            .map(|talk| match priority_trace::trace(cluster, talk) {
+                Ok(trace) => trace.render(),
+                Err(e) => {
+                    bundle.problems.push(format!("priority-trace.txt: {e}"));
+                    format!("no priority trace of the talker in {} -> {}: {e}\n", talk.pod.as_ref().map_or_else(|| format!("node {}", talk.node.name), pod_name), talk.options.to)
+                }
+            })
+            .collect();
+        bundle.file("priority-trace.txt", &traces.join("\n"));
     }
     // The trial's own records next: small, and the first a reader wants.
     for (name, contents) in cluster.own_records(evidence.trial) {
@@ -312,7 +372,7 @@ mod tests {
             unreachable!()
         });
         assert!(!ran && b.skipped.iter().any(|s| s.contains("LIMITS.time")), "{:?}", b.skipped);
-        let evidence = TrialEvidence { scenario: "s", trial: "t1-x", outcome: "failed", flows: &[], book: &AddressBook::default(), profile_commands: &[] };
+        let evidence = TrialEvidence { scenario: "s", trial: "t1-x", outcome: "failed", flows: &[], talks: &[], book: &AddressBook::default(), profile_commands: &[] };
         let index = std::fs::read_to_string(b.finish(&evidence).join("bundle.txt")).unwrap();
         assert!(index.contains("collection steps that failed (recorded, not raised):\n  nodes/n/x.txt") && index.contains("skipped:\n  nodes/n/y.txt"), "{index}");
     }

@@ -44,6 +44,8 @@ pub struct Trace {
     pub answer: String,
     /// (place, what its capture printed or why it printed nothing).
     pub captures: Vec<(String, String)>,
+    /// (place, its capture as a pcap file: every SYN to the destination, for Wireshark).
+    pub pcaps: Vec<(String, Vec<u8>)>,
     /// The source address's role at each hop, from the trial's address book.
     pub roles: Vec<String>,
     /// Per node, the iptables rules whose packet counters the replay moved (requests of
@@ -74,17 +76,19 @@ pub fn parse_capture_line(place: &str, line: &str) -> Option<Hop> {
 pub fn trace(cluster: &Arc<dyn Cluster>, flow: &Flow, book: &AddressBook) -> Result<Trace> {
     let to = destination(&flow.url).ok_or_else(|| HarnessError::Command { command: format!("trace {}", flow.url), detail: "not an http://<ip>:<port>/ URL: nothing to capture".into() })?;
     let filter = format!("tcp[tcpflags] & tcp-syn != 0 and tcp[tcpflags] & tcp-ack == 0 and dst host {} and dst port {}", to.ip(), to.port());
-    let seconds = format!("{:.1}", CAPTURE.as_secs_f64());
-    let args: Vec<&str> = vec![&seconds, "tcpdump", "-i", "any", "-nn", "-tt", "-l", &filter];
+    // tcpdump writes the pcap to fd 3, the pipe to base64 (stdout: text every exec path
+    // carries), and prints each packet to stderr (`--print`, tcpdump 4.99) for the hops.
+    let script = format!("timeout {:.1} tcpdump -i any -nn -tt -l -U --print -w /dev/fd/3 '{filter}' 3>&1 1>&2 | base64 -w0", CAPTURE.as_secs_f64());
+    let args: Vec<&str> = vec!["-c", &script];
     let counters = |node: &crate::model::Node| crate::provider::rule_counters_on(cluster.as_ref(), node).map_err(|e| e.to_string());
     let before: Vec<_> = cluster.nodes().iter().map(counters).collect();
     let (captures, answer) = std::thread::scope(|scope| {
         let mut running = Vec::new();
         for node in cluster.nodes() {
             let args = &args;
-            running.push((format!("node {}", node.name), scope.spawn(move || cluster.run_on_node(node, "timeout", args))));
+            running.push((format!("node {}", node.name), scope.spawn(move || cluster.run_on_node(node, "sh", args))));
         }
-        running.push(("the external host".to_owned(), scope.spawn(|| cluster.run_outside("timeout", &args))));
+        running.push(("the external host".to_owned(), scope.spawn(|| cluster.run_outside("sh", &args))));
         std::thread::sleep(CAPTURE_START);
         let answer = cluster.request_from(&flow.client, &flow.url, REQUEST);
         let captures: Vec<(String, Result<crate::model::ExecOutput>)> = running.into_iter().map(|(place, handle)| (place, handle.join().expect("a capture returns"))).collect();
@@ -92,19 +96,26 @@ pub fn trace(cluster: &Arc<dyn Cluster>, flow: &Flow, book: &AddressBook) -> Res
     });
     let mut hops = Vec::new();
     let mut raw = Vec::new();
+    let mut pcaps = Vec::new();
     for (place, output) in captures {
         match output {
-            // `timeout` ends tcpdump with 124: the capture ran its time.
             Ok(output) if output.stderr.contains("listening on") => {
+                use base64::Engine as _;
+                match base64::engine::general_purpose::STANDARD.decode(output.stdout.trim()) {
+                    Ok(pcap) if !pcap.is_empty() => pcaps.push((place.clone(), pcap)),
+                    Ok(_) => {}
+                    Err(e) => raw.push((place.clone(), format!("its pcap could not be read back: {e}"))),
+                }
+                let printed: String = output.stderr.lines().filter(|l| !l.starts_with("tcpdump:") && !l.starts_with("listening on")).map(|l| format!("{l}\n")).collect();
                 let mut seen: Vec<Hop> = Vec::new();
-                for hop in output.stdout.lines().filter_map(|line| parse_capture_line(&place, line)) {
+                for hop in printed.lines().filter_map(|line| parse_capture_line(&place, line)) {
                     // The first of each (interface, direction, source): retransmissions add nothing.
                     if !seen.iter().any(|s| s.interface == hop.interface && s.direction == hop.direction && s.source == hop.source) {
                         seen.push(hop);
                     }
                 }
                 hops.extend(seen);
-                raw.push((place, output.stdout));
+                raw.push((place, printed));
             }
             Ok(output) => raw.push((place, format!("no capture: {}; {}", output.exit, output.stderr.trim()))),
             Err(e) => raw.push((place, format!("no capture: {e}"))),
@@ -130,7 +141,7 @@ pub fn trace(cluster: &Arc<dyn Cluster>, flow: &Flow, book: &AddressBook) -> Res
         Ok(other) => format!("{}: {other:?}", other.kind()),
         Err(e) => format!("the request could not be sent: {e}"),
     };
-    Ok(Trace { flow: format!("pod {}/{} -> {to}", flow.client.namespace, flow.client.name), hops, answer, captures: raw, roles, rules })
+    Ok(Trace { flow: format!("pod {}/{} -> {to}", flow.client.namespace, flow.client.name), hops, answer, captures: raw, pcaps, roles, rules })
 }
 
 impl Trace {
@@ -173,7 +184,7 @@ impl Trace {
                 Err(e) => out.push_str(&format!("--- {place}: not read: {e}\n")),
             }
         }
-        out.push_str("\ncaptures (tcpdump -i any -nn -tt, SYNs to the destination):\n");
+        out.push_str("\ncaptures (tcpdump -i any -nn -tt, SYNs to the destination; each also as a pcap file in captures/, whose\ninterface indexes are the place's own: a reader elsewhere names them wrongly, so read the names here):\n");
         for (place, text) in &self.captures {
             out.push_str(&format!("--- {place}\n{}\n", text.trim_end()));
         }

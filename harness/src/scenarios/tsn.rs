@@ -258,11 +258,15 @@ impl ScenarioContext {
             self.cluster().run_on_node(node, "tc", args)?.stdout_of_success(&format!("tc {} on node {}", args.join(" "), node.name)).map(drop)
         };
         let qdiscs = self.cluster().run_on_node(node, "tc", &["qdisc", "show", "dev", NODE_NIC])?.stdout_of_success(&format!("tc qdisc show dev {NODE_NIC} on node {}", node.name))?;
-        if !qdiscs.lines().any(|l| l.starts_with("qdisc htb 1: root")) {
-            tc(&["qdisc", "replace", "dev", NODE_NIC, "root", "handle", "1:", "htb", "default", "3"])?;
+        let (root, classes) = crate::bpf::priority_classes(NODE_NIC);
+        fn words(args: &[String]) -> Vec<&str> {
+            args.iter().map(String::as_str).collect()
         }
-        for minor in 1..=4 {
-            tc(&["class", "replace", "dev", NODE_NIC, "parent", "1:", "classid", &format!("1:{minor}"), "htb", "rate", "10gbit", "quantum", "60000"])?;
+        if !qdiscs.lines().any(|l| l.starts_with("qdisc htb 1: root")) {
+            tc(&words(&root))?;
+        }
+        for class in &classes {
+            tc(&words(class))?;
         }
         match self.try_classifier(node, classifier)? {
             None => Ok(()),
@@ -274,8 +278,8 @@ impl ScenarioContext {
     /// the one there: `None` once loaded, or the kernel's refusal as tc said it.
     pub fn try_classifier(&self, node: &Node, classifier: &std::path::Path) -> Result<Option<String>> {
         let on_node = self.cluster().put_file_on_node(node, classifier)?;
-        let replace = ["filter", "replace", "dev", NODE_NIC, "parent", "1:", "prio", "1", "handle", "1", "bpf", "obj", &on_node, "sec", "classifier"];
-        let loaded = self.cluster().run_on_node(node, "tc", &replace)?;
+        let replace = crate::bpf::classifier_filter(NODE_NIC, &on_node);
+        let loaded = self.cluster().run_on_node(node, "tc", &replace.iter().map(String::as_str).collect::<Vec<_>>())?;
         match loaded.exit.as_str() {
             "exit status 0" => Ok(None),
             _ => Ok(Some(format!("`tc {}`: {}; {}", replace.join(" "), loaded.exit, loaded.stderr.trim()))),
@@ -361,6 +365,7 @@ impl ScenarioContext {
         // Unique per talk: a listener keeps receive times per tag, across scenarios and runs.
         let tag = format!("{}-{name}-prio{priority}-{}", self.cluster().info().run_id, TALKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let options = TalkOptions { to, transport, priority, tos: None, count: TALKER_PACKETS, payload: 200, tag, txtime_delay };
+        self.record_talk(crate::diagnostics::Talk { pod: pod.cloned(), node: node.clone(), options: options.clone() });
         let output = match pod {
             Some(pod) => self.cluster().run_probe_in(pod, &options.to_args())?,
             None => self.cluster().run_on_node(node, PROBE, &options.to_args().iter().map(String::as_str).collect::<Vec<_>>())?,
