@@ -224,6 +224,16 @@ pub struct DiagnosticCommand {
     pub container: Option<String>,
 }
 
+/// A CNI's own tool that traces one flow through its datapath, which a failed trial's
+/// bundle asks for the flow it traces (profile field `diagnostics.flowTrace`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlowTracer {
+    /// Antrea's Traceflow (`crd.antrea.io/v1beta1`): a packet injected at the source pod
+    /// and followed through OVS on every node it crosses.
+    AntreaTraceflow,
+}
+
 impl DiagnosticCommand {
     pub fn new(name: &str, run: &[&str]) -> Self {
         Self { name: name.to_owned(), run: run.iter().map(|a| (*a).to_owned()).collect(), container: None }

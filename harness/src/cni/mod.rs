@@ -88,6 +88,8 @@ pub struct CniProfile {
     pub node_collectors: Vec<crate::model::DiagnosticCommand>,
     /// Commands a failed trial's bundle runs in the CNI agent's pods on the trial's nodes.
     pub agent_collectors: Vec<crate::model::DiagnosticCommand>,
+    /// The CNI's own flow tracer, asked about a failed trial's flow (Antrea's Traceflow).
+    pub flow_tracer: Option<crate::model::FlowTracer>,
     /// How a cluster running another version is upgraded (or rolled back) to this one, as
     /// the CNI's own upgrade guide says, beyond installing it over the running one.
     pub upgrade: UpgradeProcedure,
@@ -175,6 +177,7 @@ impl CniProfile {
             bpffs: BpfFilesystem::PerNode,
             node_collectors: vec![],
             agent_collectors: vec![],
+            flow_tracer: None,
             upgrade: UpgradeProcedure::default(),
         }
     }

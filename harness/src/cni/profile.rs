@@ -106,6 +106,9 @@ struct DiagnosticsFile {
     /// tools), each saved as `agents/<pod>/<name>.txt`.
     #[serde(default)]
     agent: Vec<crate::model::DiagnosticCommand>,
+    /// The CNI's own flow tracer, asked about the flow a failed trial's bundle traces.
+    #[serde(default)]
+    flow_trace: Option<crate::model::FlowTracer>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -302,6 +305,7 @@ pub fn read_profile(path: &Path) -> Result<CniProfile> {
             }
             file.diagnostics.agent
         },
+        flow_tracer: file.diagnostics.flow_trace,
         upgrade,
     })
 }

@@ -264,6 +264,14 @@ pub fn collect(cluster: &Arc<dyn Cluster>, evidence: &TrialEvidence, dir: &Path)
                 }
             }
         }
+        // What the CNI's own tracer (Antrea's Traceflow) says of the same flow.
+        if let Some(to) = trace::destination(&flow.url) {
+            if bundle.in_time("the CNI's flow trace") {
+                for (name, contents) in cluster.flow_records(evidence.trial, &flow.client, to) {
+                    bundle.file(&name, &contents);
+                }
+            }
+        }
     }
     // Each talker of the trial (the last run of each priority from each place), so the
     // priority that failed is among them whichever it was.

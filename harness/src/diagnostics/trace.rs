@@ -54,7 +54,7 @@ pub struct Trace {
 }
 
 /// The destination of `url` (`http://<ip>:<port>/...`).
-fn destination(url: &str) -> Option<SocketAddr> {
+pub(crate) fn destination(url: &str) -> Option<SocketAddr> {
     url.split("://").nth(1)?.split('/').next()?.parse().ok()
 }
 

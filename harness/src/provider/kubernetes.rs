@@ -98,6 +98,61 @@ pub fn route_objects(namespace: &str, route: &HttpRoute) -> Vec<Value> {
     objects
 }
 
+/// How long a Traceflow may take to finish: Antrea's own default timeout is 20 s; the
+/// bundle's whole budget is `diagnostics::LIMITS.time`.
+const TRACEFLOW_TIMEOUT_SECONDS: u64 = 10;
+
+/// Antrea's Traceflow of one TCP SYN from `client` to `to`, as `crd.antrea.io/v1beta1`
+/// defines it (`build/charts/antrea/crds/traceflow.yaml`: `source.{namespace,pod}`,
+/// `destination.ip`, `packet.ipHeader.protocol`, `packet.transportHeader.tcp.{dstPort,
+/// flags}`, `timeout` 1-300 s). Cluster-scoped; `name` carries the trial.
+pub fn traceflow_object(name: &str, client: &Pod, to: SocketAddr) -> Value {
+    json!({
+        "apiVersion": "crd.antrea.io/v1beta1",
+        "kind": "Traceflow",
+        "metadata": {"name": name},
+        "spec": {
+            "source": {"namespace": client.namespace, "pod": client.name},
+            "destination": {"ip": to.ip().to_string()},
+            "packet": {"ipHeader": {"protocol": 6}, "transportHeader": {"tcp": {"dstPort": to.port(), "flags": 2}}},
+            "timeout": TRACEFLOW_TIMEOUT_SECONDS,
+        },
+    })
+}
+
+/// A Traceflow's status as a reader follows the packet: its phase (and why it failed),
+/// then each node's observations in order (component, action, and what it changed:
+/// translated addresses, the tunnel, the Egress and its IP and node, a policy).
+pub fn render_traceflow(traceflow: &Value) -> String {
+    let status = &traceflow["status"];
+    let text = |v: &Value| v.as_str().map(str::to_owned).or_else(|| v.as_u64().map(|n| n.to_string()));
+    let spec = &traceflow["spec"];
+    let mut out = format!(
+        "Traceflow {} (crd.antrea.io/v1beta1): TCP SYN from pod {}/{} to {}:{}\nphase: {}{}\n",
+        text(&traceflow["metadata"]["name"]).unwrap_or_default(),
+        text(&spec["source"]["namespace"]).unwrap_or_default(),
+        text(&spec["source"]["pod"]).unwrap_or_default(),
+        text(&spec["destination"]["ip"]).unwrap_or_default(),
+        text(&spec["packet"]["transportHeader"]["tcp"]["dstPort"]).unwrap_or_default(),
+        text(&status["phase"]).unwrap_or_else(|| "none reported".into()),
+        text(&status["reason"]).map(|r| format!(" ({r})")).unwrap_or_default(),
+    );
+    for result in status["results"].as_array().into_iter().flatten() {
+        out.push_str(&format!("node {} ({}):\n", text(&result["node"]).unwrap_or_default(), text(&result["role"]).unwrap_or_default()));
+        for observation in result["observations"].as_array().into_iter().flatten() {
+            let mut line = format!("  {} {}", text(&observation["component"]).unwrap_or_default(), text(&observation["action"]).unwrap_or_default());
+            for field in ["componentInfo", "pod", "networkPolicy", "networkPolicyRule", "translatedSrcIP", "translatedDstIP", "tunnelDstIP", "egress", "egressIP", "egressNode"] {
+                if let Some(value) = text(&observation[field]).filter(|v| !v.is_empty()) {
+                    line.push_str(&format!(" {field}={value}"));
+                }
+            }
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// What a provider adds around an API server.
 pub trait Environment: Send + Sync {
     /// An egress IP routable from the external echo, unique within the run.
@@ -197,6 +252,31 @@ impl KubeCluster {
             }
             std::thread::sleep(Duration::from_secs(1));
         }
+    }
+
+    /// Creates a Traceflow of the flow, waits until Antrea reports it finished (or its
+    /// timeout and a little more passed), deletes it, and renders what it saw.
+    fn traceflow(&self, name: &str, client: &Pod, to: SocketAddr) -> Result<String> {
+        let object = traceflow_object(name, client, to);
+        let uid = self.access.create(&object, self.timeouts.crd_established)?;
+        let deadline = Instant::now() + Duration::from_secs(TRACEFLOW_TIMEOUT_SECONDS + 2);
+        let finished = loop {
+            let seen = self.access.get(&object);
+            match &seen {
+                Ok(Some(found)) if matches!(found["status"]["phase"].as_str(), Some("Succeeded" | "Failed")) => break seen,
+                _ if Instant::now() >= deadline => break seen,
+                _ => std::thread::sleep(Duration::from_millis(500)),
+            }
+        };
+        let deleted = self.access.delete_owned(&object, &uid);
+        let mut text = match finished? {
+            Some(found) => render_traceflow(&found),
+            None => format!("Traceflow {name} disappeared before it finished\n"),
+        };
+        if let Err(e) = deleted {
+            text.push_str(&format!("(could not delete it: {e})\n"));
+        }
+        Ok(text)
     }
 
     /// The cluster's Gateway, made on first use if no one made it yet; its address. The
@@ -459,6 +539,16 @@ impl Cluster for KubeCluster {
         self.access.trial_records(trial, agent, &self.cni.agent_collectors, GATEWAY_NAMESPACE)
     }
 
+    fn flow_records(&self, trial: &str, client: &Pod, to: SocketAddr) -> Vec<(String, String)> {
+        match self.cni.flow_tracer {
+            Some(crate::model::FlowTracer::AntreaTraceflow) => {
+                let text = self.traceflow(&format!("cniconf-{trial}"), client, to).unwrap_or_else(|e| format!("no Traceflow of pod {}/{} -> {to}: {e}\n", client.namespace, client.name));
+                vec![("traceflow.txt".to_owned(), text)]
+            }
+            None => Vec::new(),
+        }
+    }
+
     fn teardown(&self) -> Result<()> {
         if self.torn_down.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return Ok(());
@@ -658,6 +748,65 @@ mod tests {
         assert!(logs.iter().any(|u| u.contains("previous=true")) && logs.iter().all(|u| u.contains("container=antrea-agent")), "{logs:?}");
         // A refused list is written down, not raised; a Gateway API the cluster lacks (404) is no error.
         assert!(records["api/errors.txt"].contains("listing httproutes in prod-t3-0a1b2c: ") && !records["api/errors.txt"].contains("gateways"), "{records:#?}");
+    }
+
+    /// A failed flow on Antrea gets a Traceflow (`crd.antrea.io/v1beta1`, its CRD's fields at
+    /// v2.2: `build/charts/antrea/crds/traceflow.yaml`): created with the flow's source pod,
+    /// destination and a TCP SYN, followed until Antrea reports it finished, deleted (only
+    /// if it is still ours), and rendered node by node. A CNI without a flow tracer asks nothing.
+    #[test]
+    fn a_failed_flow_on_antrea_gets_a_traceflow_followed_to_its_end_and_deleted() {
+        use crate::kube_access::mock;
+        let polls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = polls.clone();
+        let (access, seen, _runtime) = mock::api_server(move |method, path, body| match (method, path) {
+            (_, "/api/v1/nodes") => (http::StatusCode::OK, mock::empty_list("Node")),
+            (_, "/apis/crd.antrea.io/v1beta1") => (http::StatusCode::OK, json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "crd.antrea.io/v1beta1", "resources": [
+                {"name": "traceflows", "singularName": "traceflow", "namespaced": false, "kind": "Traceflow", "verbs": ["create", "get", "list", "delete"]}
+            ]})),
+            ("POST", "/apis/crd.antrea.io/v1beta1/traceflows") => {
+                let mut created = body.clone();
+                created["metadata"]["uid"] = json!("tf-uid");
+                (http::StatusCode::CREATED, created)
+            }
+            ("GET", "/apis/crd.antrea.io/v1beta1/traceflows/cniconf-t3-0a1b2c") => {
+                let phase = if counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 { "Running" } else { "Succeeded" };
+                (http::StatusCode::OK, json!({
+                    "apiVersion": "crd.antrea.io/v1beta1", "kind": "Traceflow",
+                    "metadata": {"name": "cniconf-t3-0a1b2c", "uid": "tf-uid"},
+                    "spec": traceflow_object("cniconf-t3-0a1b2c", &web(), "172.18.0.100:8080".parse().unwrap())["spec"],
+                    "status": {"phase": phase, "results": [
+                        {"node": "kind-worker", "role": "sender", "observations": [
+                            {"component": "SpoofGuard", "action": "Forwarded"},
+                            {"component": "Egress", "action": "MarkedForSNAT", "egress": "egress-prod-web-t3-0a1b2c", "egressIP": "172.18.0.200", "egressNode": "kind-worker2"},
+                            {"component": "Forwarding", "componentInfo": "Output", "action": "ForwardedToEgressNode", "tunnelDstIP": "172.18.0.3"}
+                        ]},
+                        {"node": "kind-worker2", "role": "receiver", "observations": [{"component": "Forwarding", "action": "ForwardedOutOfOverlay", "translatedSrcIP": "172.18.0.200"}]}
+                    ]}
+                }))
+            }
+            ("DELETE", "/apis/crd.antrea.io/v1beta1/traceflows/cniconf-t3-0a1b2c") => (http::StatusCode::OK, json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})),
+            _ => mock::status(404, "NotFound", "not here"),
+        });
+        let cluster = KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment), KubeTimeouts::default()).unwrap();
+        let records = cluster.flow_records("t3-0a1b2c", &web(), "172.18.0.100:8080".parse().unwrap());
+        let [(name, text)] = records.as_slice() else { panic!("one record: {records:?}") };
+        assert_eq!(name, "traceflow.txt");
+        assert!(text.contains("TCP SYN from pod prod-t3-0a1b2c/web to 172.18.0.100:8080\nphase: Succeeded"), "{text}");
+        assert!(text.contains("node kind-worker (sender):\n  SpoofGuard Forwarded\n  Egress MarkedForSNAT egress=egress-prod-web-t3-0a1b2c egressIP=172.18.0.200 egressNode=kind-worker2"), "{text}");
+        assert!(text.contains("node kind-worker2 (receiver):\n  Forwarding ForwardedOutOfOverlay translatedSrcIP=172.18.0.200"), "{text}");
+        assert!(polls.load(std::sync::atomic::Ordering::SeqCst) >= 2, "followed until it finished");
+        let seen = seen.lock().unwrap().clone();
+        let created = seen.iter().find(|s| s.method == "POST").expect("the Traceflow was created");
+        assert_eq!(created.body["spec"], json!({"source": {"namespace": "prod-t3-0a1b2c", "pod": "web"}, "destination": {"ip": "172.18.0.100"}, "packet": {"ipHeader": {"protocol": 6}, "transportHeader": {"tcp": {"dstPort": 8080, "flags": 2}}}, "timeout": 10}));
+        let deleted = seen.iter().find(|s| s.method == "DELETE").expect("the Traceflow was deleted");
+        assert_eq!(deleted.body["preconditions"]["uid"], "tf-uid", "only if it is still ours");
+        let without = KubeCluster::new(info(), mock::api_server(|_, _, _| (http::StatusCode::OK, mock::empty_list("Node"))).0, crate::cni::cilium(), Box::new(NoEnvironment), KubeTimeouts::default()).unwrap();
+        assert!(without.flow_records("t3-0a1b2c", &web(), "172.18.0.100:8080".parse().unwrap()).is_empty(), "Cilium's profile names no flow tracer");
+    }
+
+    fn web() -> Pod {
+        Pod { name: "web".into(), namespace: "prod-t3-0a1b2c".into(), labels: Default::default(), node: "kind-worker".into(), address: "10.244.1.4".parse().unwrap() }
     }
 
     /// Nodes whose every command answers as a pod cgroup read on that node would.

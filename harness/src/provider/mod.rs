@@ -133,12 +133,18 @@ pub trait Cluster: Send + Sync {
     fn own_records(&self, _trial: &str) -> Vec<(String, String)> {
         Vec::new()
     }
-    /// Removes everything the run created. Idempotent.
+    /// What the CNI itself tells of one flow of trial `trial` (Antrea's Traceflow of a TCP
+    /// SYN from `client` to `to`), as files for its bundle; nothing where the profile names
+    /// no flow tracer or the provider cannot ask one.
+    fn flow_records(&self, _trial: &str, _client: &Pod, _to: std::net::SocketAddr) -> Vec<(String, String)> {
+        Vec::new()
+    }
     /// CPU time and peak memory of the CNI's own processes since the cluster was made
     /// (where the provider can read them: [`Feature::CniResourceUsage`]).
     fn cni_resource_usage(&self) -> Result<crate::model::ResourceUsage> {
         Err(HarnessError::NotFound { what: "reading".into(), wanted: format!("of the CNI's processes on {} clusters", self.info().provider) })
     }
+    /// Removes everything the run created. Idempotent.
     fn teardown(&self) -> Result<()>;
 }
 
