@@ -347,6 +347,10 @@ pub fn run_scenario_collecting(cluster: &Arc<dyn Cluster>, scenario: &Scenario, 
     let (bundle_tx, bundle_rx) = std::sync::mpsc::channel();
     let mut cx = ScenarioContext::new(Arc::clone(cluster), trial, timeouts.clone());
     cx.upgrade = upgrade;
+    // A bundle compares the rule counters with these: what the trial's traffic went through.
+    if collection.is_some_and(|c| c.mode.wants(true)) {
+        cx.rules_at_start = Some(crate::diagnostics::rule_counters(cluster.as_ref()));
+    }
     let body = scenario.body;
     let deadline = Instant::now() + timeouts.trial;
     let span = tracing::Span::current();
@@ -435,6 +439,8 @@ pub struct ScenarioContext {
     flows: Mutex<Vec<crate::diagnostics::Flow>>,
     /// The talkers it ran, in order, for a failure's priority trace.
     talks: Mutex<Vec<crate::diagnostics::Talk>>,
+    /// Every node's iptables rule counters when it started, where a bundle may be wanted.
+    rules_at_start: Option<crate::diagnostics::RuleCounters>,
 }
 
 impl Drop for ScenarioContext {
@@ -458,7 +464,7 @@ impl ScenarioContext {
     fn new(cluster: Arc<dyn Cluster>, trial: &str, timeouts: Timeouts) -> Self {
         let book = AddressBook { nodes: cluster.nodes().to_vec(), ..Default::default() };
         let trial = format!("{trial}-{}", cluster.info().run_id);
-        Self { cluster, trial, timeouts, book, failed_nodes: Vec::new(), upgrade: None, upgraded: false, flows: Mutex::new(Vec::new()), talks: Mutex::new(Vec::new()) }
+        Self { cluster, trial, timeouts, book, failed_nodes: Vec::new(), upgrade: None, upgraded: false, flows: Mutex::new(Vec::new()), talks: Mutex::new(Vec::new()), rules_at_start: None }
     }
 
     /// Sends a request from `pod` to `url` and keeps it as one of the trial's flows.
@@ -476,7 +482,7 @@ impl ScenarioContext {
     fn collect_bundle(&self, scenario: &str, outcome: &str, collection: &Collection) -> std::path::PathBuf {
         let flows = self.flows.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let talks = self.talks.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let evidence = crate::diagnostics::TrialEvidence { scenario, trial: &self.trial, outcome, flows: &flows, talks: &talks, book: &self.book, profile_commands: &collection.profile_commands };
+        let evidence = crate::diagnostics::TrialEvidence { scenario, trial: &self.trial, outcome, flows: &flows, talks: &talks, book: &self.book, profile_commands: &collection.profile_commands, rules_at_start: self.rules_at_start.as_ref() };
         crate::diagnostics::collect(&self.cluster, &evidence, &crate::diagnostics::bundle_dir(&collection.root, scenario, &self.trial))
     }
 

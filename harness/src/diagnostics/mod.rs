@@ -127,6 +127,33 @@ pub struct TrialEvidence<'a> {
     pub book: &'a AddressBook,
     /// The profile's own commands, run beside [`node_commands`].
     pub profile_commands: &'a [DiagnosticCommand],
+    /// Every node's iptables rule counters when the trial started, where they were read.
+    pub rules_at_start: Option<&'a RuleCounters>,
+}
+
+/// Per node ("node <name>"), every iptables rule with its packet counter, or why they
+/// could not be read.
+pub type RuleCounters = Vec<(String, std::result::Result<std::collections::BTreeMap<String, u64>, String>)>;
+
+/// Every node's iptables rule counters now (`iptables-save -c`).
+pub fn rule_counters(cluster: &dyn Cluster) -> RuleCounters {
+    cluster.nodes().iter().map(|node| (format!("node {}", node.name), crate::provider::rule_counters_on(cluster, node).map_err(|e| e.to_string()))).collect()
+}
+
+/// Per node, the rules whose packet counters moved from `start` to `now`, as a file.
+fn rules_moved(start: &RuleCounters, now: &RuleCounters) -> String {
+    let mut out = "iptables rules whose packet counters moved during the trial, from its start to this bundle, per node\n(trials running beside it move some too; the path trace's replay comes after and is not counted here):\n".to_owned();
+    for ((place, before), (_, after)) in start.iter().zip(now) {
+        match (before, after) {
+            (Ok(before), Ok(after)) => {
+                let moved = crate::verdict::iptables::moved_rules(before, after, 1);
+                out.push_str(&format!("--- {place}{}\n", if moved.is_empty() { ": none" } else { "" }));
+                out.extend(moved.iter().map(|rule| format!("  {rule}\n")));
+            }
+            (Err(e), _) | (_, Err(e)) => out.push_str(&format!("--- {place}: not read: {e}\n")),
+        }
+    }
+    out
 }
 
 /// A bundle being written: every file counted against [`LIMITS`].
@@ -248,7 +275,12 @@ pub fn collect(cluster: &Arc<dyn Cluster>, evidence: &TrialEvidence, dir: &Path)
         tracing::warn!("no diagnostics bundle: could not create {}: {e}", dir.display());
         return bundle.dir;
     }
-    // The flow first: a trace replays it on the cluster as the trial left it.
+    // The counters first: the trace's replay moves them too.
+    if let Some(start) = evidence.rules_at_start {
+        let now = rule_counters(cluster.as_ref());
+        bundle.file("rule-counters.txt", &rules_moved(start, &now));
+    }
+    // The flow next: a trace replays it on the cluster as the trial left it.
     if let Some(flow) = evidence.flows.last() {
         if bundle.in_time("path-trace.txt") {
             match trace::trace(cluster, flow, evidence.book) {
@@ -347,6 +379,17 @@ mod tests {
     }
 
     #[test]
+    fn the_rules_a_trial_moved_are_named_per_node_and_an_unread_node_says_why() {
+        let counters = |pairs: &[(&str, u64)]| Ok(pairs.iter().map(|(r, n)| ((*r).to_owned(), *n)).collect());
+        let start: RuleCounters = vec![("node w1".into(), counters(&[("nat -A POSTROUTING -j LAB-EGRESS", 3), ("nat -A LAB-EGRESS -s 10.244.1.4 -j SNAT", 0)])), ("node w2".into(), Err("docker exec failed".into()))];
+        let now: RuleCounters = vec![("node w1".into(), counters(&[("nat -A POSTROUTING -j LAB-EGRESS", 9), ("nat -A LAB-EGRESS -s 10.244.1.4 -j SNAT", 0)])), ("node w2".into(), counters(&[]))];
+        let text = rules_moved(&start, &now);
+        assert!(text.contains("--- node w1\n  nat -A POSTROUTING -j LAB-EGRESS"), "{text}");
+        assert!(!text.contains("-j SNAT"), "a rule nothing went through is not listed: {text}");
+        assert!(text.contains("--- node w2: not read: docker exec failed"), "{text}");
+    }
+
+    #[test]
     fn a_bundle_never_grows_past_its_limit_and_says_what_it_cut_and_skipped() {
         let dir = tempfile::tempdir().unwrap();
         let mut b = bundle(dir.path());
@@ -380,7 +423,7 @@ mod tests {
             unreachable!()
         });
         assert!(!ran && b.skipped.iter().any(|s| s.contains("LIMITS.time")), "{:?}", b.skipped);
-        let evidence = TrialEvidence { scenario: "s", trial: "t1-x", outcome: "failed", flows: &[], talks: &[], book: &AddressBook::default(), profile_commands: &[] };
+        let evidence = TrialEvidence { scenario: "s", trial: "t1-x", outcome: "failed", flows: &[], talks: &[], book: &AddressBook::default(), profile_commands: &[], rules_at_start: None };
         let index = std::fs::read_to_string(b.finish(&evidence).join("bundle.txt")).unwrap();
         assert!(index.contains("collection steps that failed (recorded, not raised):\n  nodes/n/x.txt") && index.contains("skipped:\n  nodes/n/y.txt"), "{index}");
     }

@@ -95,7 +95,10 @@ impl Cluster for StandInCluster {
         Ok(())
     }
     fn run_on_node(&self, node: &Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
-        Ok(self.node_commands.as_ref().expect("this stand-in runs no node commands")(node, program, args))
+        match &self.node_commands {
+            Some(answer) => Ok(answer(node, program, args)),
+            None => Err(HarnessError::NotFound { what: "node commands".into(), wanted: format!("`{program}` on node {} of a stand-in that runs none", node.name) }),
+        }
     }
     fn run_probe_in(&self, pod: &Pod, args: &[String]) -> Result<crate::model::ExecOutput> {
         Ok(self.probe_runs.as_ref().expect("this stand-in runs no probe")(pod, args))
