@@ -596,9 +596,18 @@ impl ScenarioContext {
         }
         unreachable!("the plan's last look decides")
     }
-    /// Exposes the pods matching `selector` as a LoadBalancer Service; returns its URL.
+    /// Exposes the pods matching `selector` (their HTTP echo) as a LoadBalancer Service;
+    /// returns its URL.
     pub fn load_balancer_service(&mut self, namespace: &str, name: &str, selector: Labels) -> Result<String> {
         self.cluster.expose_service(namespace, name, &selector, 8080)
+    }
+
+    /// Exposes the pods matching `selector` (their hold echo, [`cni_probe::hold::HOLD_PORT`])
+    /// as a LoadBalancer Service; returns its address outside.
+    pub fn load_balancer_service_to_the_hold_echo(&mut self, namespace: &str, name: &str, selector: Labels) -> Result<std::net::SocketAddr> {
+        let url = self.cluster.expose_service(namespace, name, &selector, cni_probe::hold::HOLD_PORT)?;
+        let host = url.trim_start_matches("http://").trim_end_matches('/');
+        host.parse().or_else(|_| host.parse::<std::net::IpAddr>().map(|ip| std::net::SocketAddr::new(ip, 80))).map_err(|_| HarnessError::NotFound { what: "address".into(), wanted: format!("of Service {namespace}/{name} in {url}") })
     }
 
     /// Sends requests to `url` from outside, in the sequential split verdict's batches, for a
@@ -796,12 +805,13 @@ impl ScenarioContext {
         self.request(pod, &self.cluster.external_echo_url())
     }
 
-    /// Holds a TCP connection from each pod to its address (a serving probe's hold echo)
+    /// Holds a TCP connection from each pod (or, for `None`, from the external host) to its
+    /// address (a serving probe's hold echo, or a Service in front of one)
     /// for `duration` (an upgrade's `Timeouts::upgrade_hold`), runs `during` once they are
     /// all exchanging, and returns each connection's report by its name. `during` must end
     /// half a second before the connections do, or it was not held through: that is the
     /// budget run out, not a verdict.
-    pub fn hold_connections_while<T>(&mut self, holds: &[(&str, &Pod, std::net::SocketAddr)], duration: Duration, during: impl FnOnce(&mut Self) -> Result<T>) -> Result<(Vec<(String, cni_probe::hold::HoldReport)>, T)> {
+    pub fn hold_connections_while<T>(&mut self, holds: &[(&str, Option<&Pod>, std::net::SocketAddr)], duration: Duration, during: impl FnOnce(&mut Self) -> Result<T>) -> Result<(Vec<(String, cni_probe::hold::HoldReport)>, T)> {
         /// Long enough for every holder to be connected and exchanging before `during`.
         const CONNECTED: Duration = Duration::from_millis(500);
         /// Held on after `during`, so what it left behind is measured too.
@@ -814,8 +824,11 @@ impl ScenarioContext {
                     let cluster = Arc::clone(&cluster);
                     let args = vec!["hold".to_owned(), to.to_string(), "--for-ms".to_owned(), duration.as_millis().to_string()];
                     scope.spawn(move || -> Result<(String, cni_probe::hold::HoldReport)> {
-                        let output = cluster.run_probe_in(pod, &args)?;
-                        Ok(((*name).to_owned(), crate::provider::probe_output(&output, || format!("cni-probe {} in pod {}/{}", args.join(" "), pod.namespace, pod.name))?))
+                        let (output, place) = match pod {
+                            Some(pod) => (cluster.run_probe_in(pod, &args)?, format!("pod {}/{}", pod.namespace, pod.name)),
+                            None => (cluster.run_probe_outside(&args)?, "the external host".to_owned()),
+                        };
+                        Ok(((*name).to_owned(), crate::provider::probe_output(&output, || format!("cni-probe {} in {place}", args.join(" ")))?))
                     })
                 })
                 .collect();
@@ -1025,7 +1038,7 @@ mod tests {
         let cluster: Arc<dyn Cluster> = Arc::new(crate::provider::stand_in::stand_in_with(vec![], &[]).with_probe_runs(holder));
         let mut cx = ScenarioContext::new(cluster, "t1", Timeouts::default());
         let pod = Pod { name: "client".into(), namespace: "upgrade-t1".into(), labels: Default::default(), node: "w1".into(), address: "10.244.1.2".parse().unwrap() };
-        let holds = [("pod-to-pod", &pod, "10.244.2.2:8090".parse().unwrap())];
+        let holds = [("pod-to-pod", Some(&pod), "10.244.2.2:8090".parse().unwrap())];
         let (held, ()) = cx.hold_connections_while(&holds, Duration::from_millis(1500), |_| Ok(())).unwrap();
         assert_eq!(held[0].0, "pod-to-pod");
         let error = cx.hold_connections_while(&holds, Duration::from_millis(1500), |_| Ok(std::thread::sleep(Duration::from_millis(700)))).unwrap_err().to_string();

@@ -160,7 +160,7 @@ fn checks() -> Vec<(&'static str, fn() -> Result<(), Failed>)> {
             for service in routes().into_iter().filter(|o| o["kind"] == "Service") {
                 round_trips::<Service>(&service)?;
             }
-            round_trips::<Service>(&kubernetes::service_object("replicas-t8-0a1b2c", "web", 80, &labels([("app", "web")]), true))
+            round_trips::<Service>(&kubernetes::service_object("replicas-t8-0a1b2c", "web", 80, 8080, &labels([("app", "web")]), true))
         }),
         ("the_tsn_proxy_daemonset_keeps_every_field_in_kubernetes_types", || {
             round_trips::<k8s_openapi::api::apps::v1::DaemonSet>(&kind::TsnProxyDeployment::default().daemonset())

@@ -55,13 +55,15 @@ pub fn gateway_object(class: &str) -> Value {
     })
 }
 
-/// A Service selecting the probe pods labelled `app=<name>`.
-pub fn service_object(namespace: &str, name: &str, port: u16, selector: &crate::model::Labels, load_balancer: bool) -> Value {
+/// A Service on `port` selecting the probe pods `selector` names, to their `target_port`
+/// (8080, the HTTP echo; or another of the probe's ports, such as its hold echo).
+pub fn service_object(namespace: &str, name: &str, port: u16, target_port: u16, selector: &crate::model::Labels, load_balancer: bool) -> Value {
+    let port_name = if target_port == 8080 { "http" } else { "tcp" };
     let mut service = json!({
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": name, "namespace": namespace},
-        "spec": {"selector": selector, "ports": [{"name": "http", "port": port, "targetPort": 8080}]},
+        "spec": {"selector": selector, "ports": [{"name": port_name, "port": port, "targetPort": target_port}]},
     });
     if load_balancer {
         service["spec"]["type"] = json!("LoadBalancer");
@@ -73,13 +75,13 @@ pub fn service_object(namespace: &str, name: &str, port: u16, selector: &crate::
 /// the cluster's Gateway, with its generation in a response header.
 pub fn route_objects(namespace: &str, route: &HttpRoute) -> Vec<Value> {
     let app = |service: &str| crate::model::labels([("app", service)]);
-    let mut objects: Vec<Value> = route.backends.iter().map(|b| service_object(namespace, &b.service, b.port, &app(&b.service), false)).collect();
+    let mut objects: Vec<Value> = route.backends.iter().map(|b| service_object(namespace, &b.service, b.port, 8080, &app(&b.service), false)).collect();
     let mut filters = vec![json!({
         "type": "ResponseHeaderModifier",
         "responseHeaderModifier": {"add": [{"name": crate::model::ROUTE_GENERATION_HEADER, "value": route.generation.to_string()}]},
     })];
     if let Some((service, port)) = &route.mirror_to {
-        objects.push(service_object(namespace, service, *port, &app(service), false));
+        objects.push(service_object(namespace, service, *port, 8080, &app(service), false));
         filters.push(json!({"type": "RequestMirror", "requestMirror": {"backendRef": {"name": service, "port": port}}}));
     }
     objects.push(json!({
@@ -433,8 +435,8 @@ impl Cluster for KubeCluster {
         self.access.apply(&route_objects(namespace, route), self.timeouts.crd_established)
     }
 
-    fn expose_service(&self, namespace: &str, name: &str, selector: &crate::model::Labels, _port: u16) -> Result<String> {
-        let service = service_object(namespace, name, 80, selector, true);
+    fn expose_service(&self, namespace: &str, name: &str, selector: &crate::model::Labels, port: u16) -> Result<String> {
+        let service = service_object(namespace, name, 80, port, selector, true);
         self.access.apply(&[service.clone()], self.timeouts.crd_established)?;
         let address = self.await_address(&service, &format!("Service {namespace}/{name}"), |s| s["status"]["loadBalancer"]["ingress"][0]["ip"].as_str()?.parse().ok())?;
         Ok(format!("http://{address}/"))
@@ -506,6 +508,10 @@ impl Cluster for KubeCluster {
 
     fn run_outside(&self, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
         self.environment.run_outside(program, args)
+    }
+
+    fn run_probe_outside(&self, args: &[String]) -> Result<crate::model::ExecOutput> {
+        self.environment.run_probe_outside(args)
     }
 
     /// The CNI's agent pods (its DaemonSet's), each read from its cgroup on its node.

@@ -67,8 +67,9 @@ pub trait Cluster: Send + Sync {
     /// Routes HTTP through the cluster's Gateway as `route` says, to Services (pods of the
     /// same name) in `namespace`; replaces an earlier version of the same route.
     fn apply_http_route(&self, namespace: &str, route: &HttpRoute) -> Result<()>;
-    /// Exposes the pods of `namespace` matching `selector` as a LoadBalancer Service on
-    /// `port`, balanced per connection at random like kube-proxy; returns its URL outside.
+    /// Exposes the pods of `namespace` matching `selector` (their `port`) as a LoadBalancer
+    /// Service on port 80, balanced per connection at random like kube-proxy; returns its
+    /// URL outside.
     fn expose_service(&self, namespace: &str, name: &str, selector: &crate::model::Labels, port: u16) -> Result<String>;
     /// The Gateway's URL for `path`, as a client outside the cluster uses it.
     fn gateway_url(&self, path: &str) -> String;
@@ -96,6 +97,10 @@ pub trait Cluster: Send + Sync {
     /// pods have only the probe cannot.
     fn run_in_pod(&self, pod: &Pod, program: &str, _args: &[&str]) -> Result<crate::model::ExecOutput> {
         Err(HarnessError::NotFound { what: "way to run tools in pods".into(), wanted: format!("{program} in pod {}/{} (this provider's pods have only the probe)", pod.namespace, pod.name) })
+    }
+    /// Runs the probe with `args` on the external host, outside the cluster.
+    fn run_probe_outside(&self, _args: &[String]) -> Result<crate::model::ExecOutput> {
+        Err(HarnessError::NotFound { what: "probe outside".into(), wanted: format!("on the external host of {} clusters", self.info().provider) })
     }
     /// Runs `program args` on the external host, outside the cluster.
     fn run_outside(&self, program: &str, _args: &[&str]) -> Result<crate::model::ExecOutput> {

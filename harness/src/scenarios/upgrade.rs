@@ -22,8 +22,8 @@ pub fn all() -> Vec<Scenario> {
     vec![
         Scenario {
             name: "long_lived_connections_stay_open_through_the_upgrade",
-            sentence: "TCP connections opened before the CNI is upgraded in place (pod to pod on one node, pod to pod across nodes, pod to the external host) stay open through it: none reset, none without an echo for longer than the budget.",
-            requires: &[Feature::InPlaceUpgrade],
+            sentence: "TCP connections opened before the CNI is upgraded in place (pod to pod on one node, pod to pod across nodes, pod to the external host, and the external host to a pod through a LoadBalancer Service) stay open through it: none reset, none without an echo for longer than the budget.",
+            requires: &[Feature::InPlaceUpgrade, Feature::LoadBalancerService],
             disruptive: true,
             body: long_lived_connections_stay_open,
         },
@@ -86,10 +86,16 @@ fn long_lived_connections_stay_open(cx: &mut ScenarioContext) -> Result<Verdict>
     let other = cx.a_node_other_than(&node)?;
     let client = cx.pod(&namespace, "client", labels([("app", "client")]), &node)?;
     let beside = cx.pod(&namespace, "beside", labels([("app", "server")]), &node)?;
-    let across = cx.pod(&namespace, "across", labels([("app", "server")]), &other)?;
+    let across = cx.pod(&namespace, "across", labels([("app", "server"), ("held", "behind-a-service")]), &other)?;
     let external = cx.external_listener()?.ip();
+    let service = cx.load_balancer_service_to_the_hold_echo(&namespace, "held", labels([("held", "behind-a-service")]))?;
     let hold = |address| SocketAddr::new(address, HOLD_PORT);
-    let holds = [("pod-to-pod-on-one-node", &client, hold(beside.address)), ("pod-to-pod-across-nodes", &client, hold(across.address)), ("pod-to-the-external-host", &client, hold(external))];
+    let holds = [
+        ("pod-to-pod-on-one-node", Some(&client), hold(beside.address)),
+        ("pod-to-pod-across-nodes", Some(&client), hold(across.address)),
+        ("pod-to-the-external-host", Some(&client), hold(external)),
+        ("external-host-to-a-pod-through-a-load-balancer-service", None, service),
+    ];
     let (held, pair) = cx.hold_connections_while(&holds, cx.timeouts().upgrade_hold, |cx| cx.upgrade_cni())?;
     Ok(upgrade::connections_held(&pair.to.name, &pair.from.name, &held, budget))
 }
@@ -108,7 +114,7 @@ fn egress_sources_hold_through_the_upgrade(cx: &mut ScenarioContext) -> Result<V
     if !programmed.passed {
         return Ok(programmed);
     }
-    let through_the_gateway = [("selected-pod-to-the-external-host-through-the-egress-gateway", &web, SocketAddr::new(cx.external_listener()?.ip(), HOLD_PORT))];
+    let through_the_gateway = [("selected-pod-to-the-external-host-through-the-egress-gateway", Some(&web), SocketAddr::new(cx.external_listener()?.ip(), HOLD_PORT))];
     // Held a second longer: the sampling runs steady for a moment on both sides of the switch.
     let (held, (sampled, window, pair)) = cx.hold_connections_while(&through_the_gateway, cx.timeouts().upgrade_hold + Duration::from_secs(1), |cx| cx.sample_sources_while(&[&web, &db], |cx| cx.upgrade_cni()))?;
     let expected = |pod: &Pod| if pod.name == web.name { egress_ip.clone() } else { node_ip.clone() };

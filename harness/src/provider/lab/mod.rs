@@ -679,6 +679,10 @@ impl Cluster for Lab {
         exec_in_netns(&self.external_netns, std::path::Path::new(program), args.iter().copied())
     }
 
+    fn run_probe_outside(&self, args: &[String]) -> Result<crate::model::ExecOutput> {
+        exec_in_netns(&self.external_netns, &self.probe, args.iter().map(String::as_str))
+    }
+
     /// The lab's CNI is its plugin processes: what the kernel accounted to each at its exit
     /// (with what it ran and waited for), over every node. No CNI process runs between
     /// ADDs, so traffic alone costs the CNI nothing here.
