@@ -600,8 +600,16 @@ mod tests {
         insta::assert_snapshot!("gateway_object", crate::cni::egress::to_yaml(&[gateway_object("nginx")]));
     }
 
-    /// An environment with nothing around the API server.
-    struct NoEnvironment;
+    /// What an upgrade asked of the environment: (initial, running, with).
+    type Upgrades = std::sync::Arc<Mutex<Vec<(String, String, String)>>>;
+
+    /// An environment with nothing around the API server but what a test scripts: node
+    /// commands' answers, and upgrades recorded (those to the named profile failing).
+    #[derive(Default)]
+    struct NoEnvironment {
+        node_commands: Option<fn(&Node, &str, &[&str]) -> crate::model::ExecOutput>,
+        upgrades: Option<(Upgrades, &'static str)>,
+    }
 
     impl Environment for NoEnvironment {
         fn allocate_egress_ip(&self) -> Result<IpAddr> {
@@ -622,51 +630,16 @@ mod tests {
         fn restore_node(&self, _: &Node) -> Result<()> {
             Ok(())
         }
-        fn run_on_node(&self, _: &Node, _: &str, _: &[&str]) -> Result<crate::model::ExecOutput> {
-            unreachable!("no node commands here")
-        }
-        fn run_probe_outside(&self, _: &[String]) -> Result<crate::model::ExecOutput> {
-            unreachable!("no traffic here")
-        }
-        fn teardown(&self) -> Result<()> {
-            Ok(())
-        }
-    }
-
-    /// An environment that records the upgrades asked of it, failing those to `fail_to`.
-    struct UpgradingEnvironment {
-        asked: std::sync::Arc<Mutex<Vec<(String, String, String)>>>,
-        fail_to: &'static str,
-    }
-
-    impl Environment for UpgradingEnvironment {
-        fn allocate_egress_ip(&self) -> Result<IpAddr> {
-            NoEnvironment.allocate_egress_ip()
-        }
-        fn place_egress_ip(&self, _: &Node, _: IpAddr) -> Result<()> {
-            Ok(())
-        }
-        fn external_echo(&self) -> SocketAddr {
-            NoEnvironment.external_echo()
-        }
-        fn probe_image(&self) -> String {
-            NoEnvironment.probe_image()
-        }
-        fn fail_node(&self, _: &Node) -> Result<()> {
-            Ok(())
-        }
-        fn restore_node(&self, _: &Node) -> Result<()> {
-            Ok(())
-        }
         fn replace_cni(&self, initial: &CniProfile, running: &CniProfile, with: &CniProfile) -> Result<()> {
-            self.asked.lock().unwrap().push((initial.name.clone(), running.name.clone(), with.name.clone()));
-            match with.name == self.fail_to {
+            let (asked, fail_to) = self.upgrades.as_ref().expect("no upgrades here");
+            asked.lock().unwrap().push((initial.name.clone(), running.name.clone(), with.name.clone()));
+            match with.name == *fail_to {
                 true => Err(HarnessError::Command { command: format!("helm upgrade to {}", with.name), detail: "UPGRADE FAILED".into() }),
                 false => Ok(()),
             }
         }
-        fn run_on_node(&self, _: &Node, _: &str, _: &[&str]) -> Result<crate::model::ExecOutput> {
-            unreachable!("no node commands here")
+        fn run_on_node(&self, node: &Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
+            Ok(self.node_commands.expect("no node commands here")(node, program, args))
         }
         fn run_probe_outside(&self, _: &[String]) -> Result<crate::model::ExecOutput> {
             unreachable!("no traffic here")
@@ -674,30 +647,6 @@ mod tests {
         fn teardown(&self) -> Result<()> {
             Ok(())
         }
-    }
-
-    /// The cluster knows which version runs: an upgrade starts from the one made, the
-    /// rollback from the upgraded one, and a failed upgrade leaves the old one as running
-    /// (so rolling back re-applies it over whatever the failure left).
-    #[test]
-    fn an_upgrade_and_its_rollback_start_from_what_runs_and_a_failed_one_changes_nothing() {
-        use crate::kube_access::mock;
-        let (access, _seen, _runtime) = mock::api_server(|_, path, _| match path {
-            "/api/v1/nodes" => (http::StatusCode::OK, mock::empty_list("Node")),
-            _ => mock::status(404, "NotFound", "not here"),
-        });
-        let asked = std::sync::Arc::new(Mutex::new(vec![]));
-        let environment = UpgradingEnvironment { asked: asked.clone(), fail_to: "broken" };
-        let old = crate::cni::load_profile("antrea-2.1").unwrap();
-        let cluster = KubeCluster::new(info(), access, old.clone(), Box::new(environment), KubeTimeouts::default()).unwrap();
-        let broken = CniProfile { name: "broken".into(), ..crate::cni::antrea() };
-        cluster.replace_cni(&crate::cni::antrea()).unwrap();
-        cluster.replace_cni(&old).unwrap();
-        assert!(cluster.replace_cni(&broken).unwrap_err().to_string().contains("UPGRADE FAILED"));
-        cluster.replace_cni(&old).unwrap();
-        let asked = asked.lock().unwrap().clone();
-        let names = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
-        assert_eq!(asked, [names("antrea-2.1", "antrea-2.1", "antrea"), names("antrea-2.1", "antrea", "antrea-2.1"), names("antrea-2.1", "antrea-2.1", "broken"), names("antrea-2.1", "antrea-2.1", "antrea-2.1")]);
     }
 
     fn info() -> ClusterInfo {
@@ -711,7 +660,7 @@ mod tests {
             "/api/v1/nodes" => (http::StatusCode::OK, mock::empty_list("Node")),
             _ => mock::status(404, "NotFound", "not here"),
         });
-        let cluster = KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment), KubeTimeouts::default()).unwrap();
+        let cluster = KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment::default()), KubeTimeouts::default()).unwrap();
         let pod = Pod { name: "client".into(), namespace: "perf-t1".into(), labels: Default::default(), node: "w1".into(), address: "10.244.1.2".parse().unwrap() };
         let asked = seen.lock().unwrap().len();
         let error = cluster.run_in_pod(&pod, "iperf3", &["-c", "10.244.2.2"]).unwrap_err().to_string();
@@ -742,7 +691,7 @@ mod tests {
             "/api/v1/namespaces/kube-system/pods/antrea-agent-a/log" => (http::StatusCode::OK, json!("I1205 agent started")),
             _ => mock::status(404, "NotFound", "not here"),
         });
-        let cluster = KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment), KubeTimeouts::default()).unwrap();
+        let cluster = KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment::default()), KubeTimeouts::default()).unwrap();
         let records: std::collections::BTreeMap<String, String> = cluster.own_records("t3-0a1b2c").into_iter().collect();
         let names: Vec<&str> = records.keys().map(String::as_str).collect();
         assert!(names.contains(&"api/prod-t3-0a1b2c/pods.json") && names.contains(&"api/prod-t3-0a1b2c/events.txt"), "{names:?}");
@@ -794,7 +743,7 @@ mod tests {
             ("DELETE", "/apis/crd.antrea.io/v1beta1/traceflows/cniconf-t3-0a1b2c") => (http::StatusCode::OK, json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})),
             _ => mock::status(404, "NotFound", "not here"),
         });
-        let cluster = KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment), KubeTimeouts::default()).unwrap();
+        let cluster = KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment::default()), KubeTimeouts::default()).unwrap();
         let records = cluster.flow_records("t3-0a1b2c", &web(), "172.18.0.100:8080".parse().unwrap());
         let [(name, text)] = records.as_slice() else { panic!("one record: {records:?}") };
         assert_eq!(name, "traceflow.txt");
@@ -807,7 +756,7 @@ mod tests {
         assert_eq!(created.body["spec"], json!({"source": {"namespace": "prod-t3-0a1b2c", "pod": "web"}, "destination": {"ip": "172.18.0.100"}, "packet": {"ipHeader": {"protocol": 6}, "transportHeader": {"tcp": {"dstPort": 8080, "flags": 2}}}, "timeout": 10}));
         let deleted = seen.iter().find(|s| s.method == "DELETE").expect("the Traceflow was deleted");
         assert_eq!(deleted.body["preconditions"]["uid"], "tf-uid", "only if it is still ours");
-        let without = KubeCluster::new(info(), mock::api_server(|_, _, _| (http::StatusCode::OK, mock::empty_list("Node"))).0, crate::cni::cilium(), Box::new(NoEnvironment), KubeTimeouts::default()).unwrap();
+        let without = KubeCluster::new(info(), mock::api_server(|_, _, _| (http::StatusCode::OK, mock::empty_list("Node"))).0, crate::cni::cilium(), Box::new(NoEnvironment::default()), KubeTimeouts::default()).unwrap();
         assert!(without.flow_records("t3-0a1b2c", &web(), "172.18.0.100:8080".parse().unwrap()).is_empty(), "Cilium's profile names no flow tracer");
     }
 
@@ -815,43 +764,15 @@ mod tests {
         Pod { name: "web".into(), namespace: "prod-t3-0a1b2c".into(), labels: Default::default(), node: "kind-worker".into(), address: "10.244.1.4".parse().unwrap() }
     }
 
-    /// Nodes whose every command answers as a pod cgroup read on that node would.
-    struct CgroupNodes;
-
-    impl Environment for CgroupNodes {
-        fn allocate_egress_ip(&self) -> Result<IpAddr> {
-            NoEnvironment.allocate_egress_ip()
-        }
-        fn place_egress_ip(&self, _: &Node, _: IpAddr) -> Result<()> {
-            Ok(())
-        }
-        fn external_echo(&self) -> SocketAddr {
-            NoEnvironment.external_echo()
-        }
-        fn probe_image(&self) -> String {
-            NoEnvironment.probe_image()
-        }
-        fn fail_node(&self, _: &Node) -> Result<()> {
-            Ok(())
-        }
-        fn restore_node(&self, _: &Node) -> Result<()> {
-            Ok(())
-        }
-        fn run_on_node(&self, node: &Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
-            assert_eq!((program, args[0]), ("sh", "-c"));
-            let (cpu, peak) = match node.name.as_str() {
-                "c-worker" if args[1].contains("pod0a1b_w1") => (2_000_000, 50 << 20),
-                "c-worker2" if args[1].contains("pod0a1b_w2") => (3_000_000, 70 << 20),
-                other => panic!("node {other} was asked for another pod's cgroup: {}", args[1]),
-            };
-            Ok(crate::model::ExecOutput { stdout: format!("cgroup /sys/fs/cgroup/x\nusage_usec {cpu}\nmemory.peak {peak}\n"), stderr: String::new(), exit: "exit status 0".into() })
-        }
-        fn run_probe_outside(&self, _: &[String]) -> Result<crate::model::ExecOutput> {
-            unreachable!()
-        }
-        fn teardown(&self) -> Result<()> {
-            Ok(())
-        }
+    /// Every command answered as a pod cgroup read on that node would be.
+    fn cgroup_reads(node: &Node, program: &str, args: &[&str]) -> crate::model::ExecOutput {
+        assert_eq!((program, args[0]), ("sh", "-c"));
+        let (cpu, peak) = match node.name.as_str() {
+            "c-worker" if args[1].contains("pod0a1b_w1") => (2_000_000, 50 << 20),
+            "c-worker2" if args[1].contains("pod0a1b_w2") => (3_000_000, 70 << 20),
+            other => panic!("node {other} was asked for another pod's cgroup: {}", args[1]),
+        };
+        crate::model::ExecOutput { stdout: format!("cgroup /sys/fs/cgroup/x\nusage_usec {cpu}\nmemory.peak {peak}\n"), stderr: String::new(), exit: "exit status 0".into() }
     }
 
     #[test]
@@ -869,7 +790,7 @@ mod tests {
             "/api/v1/namespaces/kube-system/pods" => (http::StatusCode::OK, json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [agent("antrea-agent-a", "0a1b-w1", "c-worker"), agent("antrea-agent-b", "0a1b-w2", "c-worker2")]})),
             other => mock::status(404, "NotFound", other),
         });
-        let cluster = KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(CgroupNodes), KubeTimeouts::default()).unwrap();
+        let cluster = KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment { node_commands: Some(cgroup_reads), ..Default::default() }), KubeTimeouts::default()).unwrap();
         let usage = cluster.cni_resource_usage().unwrap();
         assert_eq!(usage, crate::model::ResourceUsage { cpu: Duration::from_secs(5), peak_memory_bytes: 70 << 20, processes: 2 });
         let listed = seen.lock().unwrap().iter().find(|s| s.uri.starts_with("/api/v1/namespaces/kube-system/pods")).map(|s| s.uri.clone()).unwrap();
@@ -893,7 +814,7 @@ mod tests {
             "/api/v1/nodes" => (http::StatusCode::OK, mock::empty_list("Node")),
             _ => mock::status(403, "Forbidden", "namespaces is forbidden: User cannot create"),
         });
-        let cluster = KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment), KubeTimeouts { crd_established: Duration::from_millis(200), ..Default::default() }).unwrap();
+        let cluster = KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment::default()), KubeTimeouts { crd_established: Duration::from_millis(200), ..Default::default() }).unwrap();
         let first = cluster.apply_http_route("weather-t1", &route()).unwrap_err().to_string();
         let asked = seen.lock().unwrap().len();
         let second = cluster.apply_http_route("weather-t2", &route()).unwrap_err().to_string();
@@ -917,8 +838,8 @@ mod tests {
         let mut second_info = info();
         second_info.run_id = "9f8e7d".into();
         let processes = [
-            KubeCluster::new(info(), access.clone(), crate::cni::antrea(), Box::new(NoEnvironment), timeouts.clone()).unwrap(),
-            KubeCluster::new(second_info, access, crate::cni::antrea(), Box::new(NoEnvironment), timeouts).unwrap(),
+            KubeCluster::new(info(), access.clone(), crate::cni::antrea(), Box::new(NoEnvironment::default()), timeouts.clone()).unwrap(),
+            KubeCluster::new(second_info, access, crate::cni::antrea(), Box::new(NoEnvironment::default()), timeouts).unwrap(),
         ];
         let mut asked = vec![];
         for (index, process) in processes.iter().enumerate() {
@@ -965,7 +886,7 @@ mod tests {
     #[test]
     fn a_namespace_of_the_same_base_name_is_never_adopted_or_deleted() {
         let (access, seen, _runtime) = server_with_a_foreign_namespace();
-        let cluster: std::sync::Arc<dyn Cluster> = std::sync::Arc::new(KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment), Default::default()).unwrap());
+        let cluster: std::sync::Arc<dyn Cluster> = std::sync::Arc::new(KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment::default()), Default::default()).unwrap());
         let scenario = crate::Scenario { name: "s", sentence: "s", requires: &[], disruptive: false, body: |cx| {
             let name = cx.namespace("prod", crate::model::labels([("env", "prod")]))?;
             Err(HarnessError::NotFound { what: "end".into(), wanted: name })
@@ -986,7 +907,7 @@ mod tests {
     #[test]
     fn a_name_that_exists_is_refused_and_left_alone() {
         let (access, seen, _runtime) = server_with_a_foreign_namespace();
-        let cluster = KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment), Default::default()).unwrap();
+        let cluster = KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment::default()), Default::default()).unwrap();
         let error = cluster.create_namespace(&NamespaceSpec { name: "prod-t1".into(), labels: Default::default() }).unwrap_err().to_string();
         assert!(error.contains("Namespace prod-t1 already exists") && error.contains("never adopts"), "{error}");
         cluster.teardown().unwrap();
