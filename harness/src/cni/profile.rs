@@ -365,7 +365,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let base = "name: x\nversion: \"1\"\ninstall:\n  manifests:\n    - url: https://example.org/x-{version}.yaml\n";
         let shipped = load_profile("cilium").unwrap();
-        assert_eq!(shipped.agent_collectors.iter().map(|c| (c.name.as_str(), c.container.as_deref())).collect::<Vec<_>>(), [("status", Some("cilium-agent")), ("bpf-egress", Some("cilium-agent"))]);
+        assert_eq!(shipped.agent_collectors.iter().map(|c| (c.name.as_str(), c.container.as_deref())).collect::<Vec<_>>(), [("status", Some("cilium-agent")), ("bpf-egress", Some("cilium-agent")), ("hubble-flows", Some("cilium-agent"))]);
         let bad_name = write(dir.path(), &format!("{base}diagnostics:\n  node:\n    - {{name: ../routes, run: [ip, route]}}\n"));
         let error = read_profile(&bad_name).unwrap_err().to_string();
         assert!(error.contains("diagnostics.node[0]: name: expected a file name") && error.contains("`../routes`") && error.contains(&bad_name.display().to_string()), "{error}");
