@@ -547,6 +547,26 @@ fn an_upgrade_on_kind_runs_the_plan_in_order_and_a_failed_step_stops_it_naming_t
     environment.teardown().unwrap();
 }
 
+/// A failed trial's bundle on kind describes its pods with kubectl, against the run's own
+/// kubeconfig; a kubectl that fails is an error for the bundle to write down.
+#[test]
+fn a_bundle_on_kind_describes_the_trial_s_pods_with_the_run_s_kubeconfig() {
+    use harness::provider::kubernetes::Environment;
+    let _lock = PATH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let standins = StandIns::install();
+    let cluster = KindCluster::create(&cni::antrea(), &options(), Addons::default()).unwrap();
+    let environment = harness::provider::kind::KindEnvironment::without_echo(cluster, vec![], &KindTimeouts::default());
+    let before = standins.calls().len();
+    environment.describe_pods("prod-t3-0a1b2c").expect("kind runs kubectl").unwrap();
+    assert_eq!(standins.calls()[before..], ["kubectl --kubeconfig kubeconfig describe pods --namespace prod-t3-0a1b2c".to_owned()]);
+    standins.set("STANDIN_FAIL", "describe pods");
+    standins.set("STANDIN_STDERR", "error: You must be logged in to the server (Unauthorized)");
+    let error = environment.describe_pods("prod-t3-0a1b2c").unwrap().unwrap_err().to_string();
+    assert!(error.contains("Unauthorized"), "{error}");
+    standins.set("STANDIN_FAIL", "");
+    environment.teardown().unwrap();
+}
+
 /// Every kind suite (`<family>_<cni>` for a CNI installed on kind) runs in the workflow's
 /// kind matrix, and every matrix entry names a suite that exists.
 #[test]

@@ -1203,6 +1203,9 @@ pub struct KindEnvironment {
     node_iperf3: std::sync::Mutex<std::collections::BTreeMap<String, super::external::Iperf3Beside>>,
 }
 
+/// How long `kubectl describe pods` of one namespace may take in a failed trial's bundle.
+const DESCRIBE_PODS: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// kind's Docker network, where nodes and the external echo meet.
 pub const KIND_NETWORK: &str = "kind";
 
@@ -1410,6 +1413,11 @@ impl super::kubernetes::Environment for KindEnvironment {
 
     /// Runs in the node's container with `docker exec`. The probe (a node talker) is the
     /// static build `cargo xtask image` made for the probe image, copied onto the node.
+    fn describe_pods(&self, namespace: &str) -> Option<Result<String>> {
+        let kubeconfig = self.cluster.files.kubeconfig.display().to_string();
+        Some(cli::run(&CliStep::new(format!("describing the pods of namespace {namespace}"), "kubectl", ["--kubeconfig", &kubeconfig, "describe", "pods", "--namespace", namespace], DESCRIBE_PODS)))
+    }
+
     fn replace_cni(&self, initial: &CniProfile, running: &CniProfile, with: &CniProfile) -> Result<()> {
         for step in upgrade_steps(&self.cluster.name, initial, running, with, &self.cluster.files, &self.timeouts, self.cluster.addons)? {
             cli::run(&step)?;

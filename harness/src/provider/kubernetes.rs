@@ -175,6 +175,11 @@ pub trait Environment: Send + Sync {
     }
     /// Makes a node fail without warning (for failover scenarios).
     fn fail_node(&self, node: &Node) -> Result<()>;
+    /// `kubectl describe pods` of `namespace`, where the environment runs kubectl against
+    /// the cluster (kind: with the run's own kubeconfig); `None` where it does not.
+    fn describe_pods(&self, _namespace: &str) -> Option<Result<String>> {
+        None
+    }
     /// Upgrades (or rolls back) the cluster's CNI in place from `running` to `with`; the
     /// cluster was made with `initial`.
     fn replace_cni(&self, _initial: &CniProfile, running: &CniProfile, with: &CniProfile) -> Result<()> {
@@ -542,7 +547,15 @@ impl Cluster for KubeCluster {
     /// nodes (its previous container's too).
     fn own_records(&self, trial: &str) -> Vec<(String, String)> {
         let agent = self.cni.agent().map(|a| (a.namespace.as_str(), a.name.as_str()));
-        self.access.trial_records(trial, agent, &self.cni.agent_collectors, GATEWAY_NAMESPACE)
+        let mut records = self.access.trial_records(trial, agent, &self.cni.agent_collectors, GATEWAY_NAMESPACE);
+        // Each trial namespace's pods as a person reads them, where kubectl can be run.
+        let namespaces: Vec<String> = records.iter().filter_map(|(name, _)| name.strip_prefix("api/")?.strip_suffix("/pods.json").map(str::to_owned)).collect();
+        for namespace in namespaces {
+            if let Some(described) = self.environment.describe_pods(&namespace) {
+                records.push((format!("api/{namespace}/describe-pods.txt"), described.unwrap_or_else(|e| format!("kubectl describe pods --namespace {namespace}: {e}\n"))));
+            }
+        }
+        records
     }
 
     fn flow_records(&self, trial: &str, client: &Pod, to: SocketAddr) -> Vec<(String, String)> {
@@ -609,6 +622,7 @@ mod tests {
     struct NoEnvironment {
         node_commands: Option<fn(&Node, &str, &[&str]) -> crate::model::ExecOutput>,
         upgrades: Option<(Upgrades, &'static str)>,
+        describes_pods: bool,
     }
 
     impl Environment for NoEnvironment {
@@ -640,6 +654,9 @@ mod tests {
         }
         fn run_on_node(&self, node: &Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
             Ok(self.node_commands.expect("no node commands here")(node, program, args))
+        }
+        fn describe_pods(&self, namespace: &str) -> Option<Result<String>> {
+            self.describes_pods.then(|| Ok(format!("Name:         web\nNamespace:    {namespace}\nEvents:       <none>\n")))
         }
         fn run_probe_outside(&self, _: &[String]) -> Result<crate::model::ExecOutput> {
             unreachable!("no traffic here")
@@ -691,8 +708,9 @@ mod tests {
             "/api/v1/namespaces/kube-system/pods/antrea-agent-a/log" => (http::StatusCode::OK, json!("I1205 agent started")),
             _ => mock::status(404, "NotFound", "not here"),
         });
-        let cluster = KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment::default()), KubeTimeouts::default()).unwrap();
+        let cluster = KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment { describes_pods: true, ..Default::default() }), KubeTimeouts::default()).unwrap();
         let records: std::collections::BTreeMap<String, String> = cluster.own_records("t3-0a1b2c").into_iter().collect();
+        assert!(records.get("api/prod-t3-0a1b2c/describe-pods.txt").is_some_and(|d| d.contains("Namespace:    prod-t3-0a1b2c")), "kubectl describe of the trial's pods: {records:#?}");
         let names: Vec<&str> = records.keys().map(String::as_str).collect();
         assert!(names.contains(&"api/prod-t3-0a1b2c/pods.json") && names.contains(&"api/prod-t3-0a1b2c/events.txt"), "{names:?}");
         assert!(!names.iter().any(|n| n.contains("t13")), "t13 is another trial: {names:?}");
