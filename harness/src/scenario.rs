@@ -56,11 +56,15 @@ pub struct Timeouts {
     /// upgrade must finish within it (the lab's takes milliseconds; kind's rolls an agent
     /// DaemonSet node by node).
     pub upgrade_hold: Duration,
+    /// How long a trial may take to mend what it broke (an upgraded CNI rolled back, a
+    /// failed node restored) before the next trial starts: on kind a rollback is another
+    /// rolling upgrade.
+    pub mend: Duration,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { trial: Duration::from_secs(300), trial_grace: Duration::from_secs(5), request: Duration::from_secs(3), egress_realized: Duration::from_secs(30), mirror_copies: Duration::from_secs(5), egress_datapath: Duration::from_secs(30), upgrade_hold: Duration::from_secs(180) }
+        Self { trial: Duration::from_secs(300), trial_grace: Duration::from_secs(5), request: Duration::from_secs(3), egress_realized: Duration::from_secs(30), mirror_copies: Duration::from_secs(5), egress_datapath: Duration::from_secs(30), upgrade_hold: Duration::from_secs(180), mend: Duration::from_secs(600) }
     }
 }
 
@@ -345,6 +349,7 @@ pub struct Collection {
 pub fn run_scenario_collecting(cluster: &Arc<dyn Cluster>, scenario: &Scenario, timeouts: &Timeouts, trial: &str, upgrade: Upgrade, collection: Option<&Collection>) -> (TrialOutcome, Option<std::path::PathBuf>) {
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let (bundle_tx, bundle_rx) = std::sync::mpsc::channel();
+    let (mended_tx, mended_rx) = std::sync::mpsc::channel::<()>();
     let mut cx = ScenarioContext::new(Arc::clone(cluster), trial, timeouts.clone());
     cx.upgrade = upgrade;
     // A bundle compares the rule counters with these: what the trial's traffic went through.
@@ -368,6 +373,9 @@ pub fn run_scenario_collecting(cluster: &Arc<dyn Cluster>, scenario: &Scenario, 
         if let Some(collection) = wanted {
             let _ = bundle_tx.send(cx.collect_bundle(name, &message, &collection));
         }
+        // What the trial broke is mended here (see `Drop`), after its bundle saw it broken.
+        drop(cx);
+        let _ = mended_tx.send(());
     });
     let (outcome, timed_out) = match done_rx.recv_timeout(timeouts.trial + timeouts.trial_grace) {
         Ok(outcome) => (outcome, false),
@@ -380,6 +388,11 @@ pub fn run_scenario_collecting(cluster: &Arc<dyn Cluster>, scenario: &Scenario, 
         Some(collection) if timed_out => Some(ScenarioContext::new(Arc::clone(cluster), trial, timeouts.clone()).collect_bundle(scenario.name, &outcome.message(), collection)),
         Some(_) => bundle_rx.recv_timeout(crate::diagnostics::LIMITS.time + Duration::from_secs(30)).ok(),
     };
+    // The next trial (or the process's end) must not come while this one is still rolling
+    // a CNI back or restoring a node. A body still running past its budget mends nothing yet.
+    if !timed_out && mended_rx.recv_timeout(timeouts.mend).is_err() {
+        tracing::error!("trial {trial} of {}: still mending what it broke after {} s (Timeouts::mend); later trials may find the cluster unmended", scenario.name, timeouts.mend.as_secs());
+    }
     (outcome, bundle)
 }
 
@@ -1043,6 +1056,33 @@ mod tests {
         assert_eq!(held[0].0, "pod-to-pod");
         let error = cx.hold_connections_while(&holds, Duration::from_millis(1500), |_| Ok(std::thread::sleep(Duration::from_millis(700)))).unwrap_err().to_string();
         assert!(error.contains("Timeouts::upgrade_hold") && error.contains("it ended after 1.2s") && error.contains("timed out after 1.5s"), "{error}");
+    }
+
+    /// A trial's mending (here a failed node restored slowly; on kind a CNI rolled back)
+    /// is over before the runner moves on, so the next trial finds the cluster whole; a
+    /// mend longer than `Timeouts::mend` is not waited for beyond it.
+    #[test]
+    fn the_runner_waits_for_a_trial_to_mend_what_it_broke_within_the_mend_budget() {
+        static RESTORED: AtomicUsize = AtomicUsize::new(0);
+        let slow_restore = |_: &Node| {
+            std::thread::sleep(Duration::from_millis(400));
+            RESTORED.fetch_add(1, Ordering::SeqCst);
+        };
+        let worker = Node { name: "c-worker".into(), role: NodeRole::Worker, labels: Labels::new(), address: "192.0.2.21".parse().unwrap() };
+        let cluster: Arc<dyn Cluster> = Arc::new(crate::provider::stand_in::stand_in_with(vec![worker], &[]).with_restore(slow_restore));
+        let fails_a_node = scenario(|cx| {
+            cx.fail_node("c-worker")?;
+            Err(HarnessError::NotFound { what: "the rest of this scenario".into(), wanted: "none".into() })
+        });
+        let outcome = run_scenario(&cluster, &fails_a_node, &Timeouts::default(), "t1");
+        assert!(matches!(&outcome, TrialOutcome::Error(m) if m.contains("the rest of this scenario")), "{outcome:?}");
+        assert_eq!(RESTORED.load(Ordering::SeqCst), 1, "the node was restored before the runner returned");
+
+        let short = Timeouts { mend: Duration::from_millis(50), ..Timeouts::default() };
+        let started = Instant::now();
+        run_scenario(&cluster, &fails_a_node, &short, "t2");
+        assert!(started.elapsed() < Duration::from_millis(350), "waited {:?}, past the 50 ms mend budget", started.elapsed());
+        assert_eq!(RESTORED.load(Ordering::SeqCst), 1, "the slow restore was not waited for");
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub struct StandInCluster {
     node_commands: Option<Box<NodeCommands>>,
     /// Answers probe runs in pods (none: a scenario here runs none).
     probe_runs: Option<Box<ProbeRuns>>,
+    /// Restores a failed node (none: at once).
+    restore: Option<Box<dyn Fn(&Node) + Send + Sync>>,
 }
 
 /// What a node command answers: the node, the program, its arguments.
@@ -34,6 +36,11 @@ impl StandInCluster {
     /// The same stand-in, answering probe runs in pods with `answer`.
     pub fn with_probe_runs(self, answer: impl Fn(&Pod, &[String]) -> crate::model::ExecOutput + Send + Sync + 'static) -> Self {
         Self { probe_runs: Some(Box::new(answer)), ..self }
+    }
+
+    /// The same stand-in, restoring a failed node with `restore` (a slow mend, say).
+    pub fn with_restore(self, restore: impl Fn(&Node) + Send + Sync + 'static) -> Self {
+        Self { restore: Some(Box::new(restore)), ..self }
     }
 }
 
@@ -91,7 +98,10 @@ impl Cluster for StandInCluster {
     fn fail_node(&self, _: &Node) -> Result<()> {
         Ok(())
     }
-    fn restore_node(&self, _: &Node) -> Result<()> {
+    fn restore_node(&self, node: &Node) -> Result<()> {
+        if let Some(restore) = &self.restore {
+            restore(node);
+        }
         Ok(())
     }
     fn run_on_node(&self, node: &Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
@@ -122,6 +132,7 @@ pub fn stand_in_with(nodes: Vec<Node>, sources: &[&str]) -> StandInCluster {
     StandInCluster {
         node_commands: None,
         probe_runs: None,
+        restore: None,
         nodes,
         sources: Mutex::new(sources.iter().map(|s| s.parse().unwrap()).collect()),
         info: crate::provider::ClusterInfo {

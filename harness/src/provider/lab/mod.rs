@@ -83,8 +83,9 @@ pub fn unavailable(cni: &CniProfile) -> Option<String> {
 /// The lab's budgets: its egress datapath is programmed before a policy is reported
 /// realized, so traffic is awaited only briefly (a fault fails fast, for the right reason).
 pub fn timeouts() -> crate::Timeouts {
-    // Replacing the lab's plugins takes milliseconds: connections are held for seconds.
-    crate::Timeouts { egress_datapath: std::time::Duration::from_secs(2), upgrade_hold: std::time::Duration::from_secs(3), ..Default::default() }
+    // Replacing the lab's plugins takes milliseconds: connections are held for seconds,
+    // and mending (plugins put back, a node's links up again) is as quick.
+    crate::Timeouts { egress_datapath: std::time::Duration::from_secs(2), upgrade_hold: std::time::Duration::from_secs(3), mend: std::time::Duration::from_secs(30), ..Default::default() }
 }
 
 /// Why the lab cannot host a scenario needing `feature`, if it cannot.
