@@ -282,21 +282,24 @@ impl KubeAccess {
                     Err(e) => errors.push(format!("listing the pods of {agent_namespace}/{agent_name}: {e}")),
                 }
             }
-            (namespaces.len(), agent_pods)
+            (namespaces, agent_pods)
         });
-        let (found, agent_pods) = found;
+        let (namespaces, agent_pods) = found;
+        let found = namespaces.len();
         if let Some((agent_namespace, _)) = agent {
             for pod in &agent_pods {
                 for command in agent_commands {
-                    let run: Vec<&str> = command.run.iter().map(String::as_str).collect();
-                    let text = match self.exec(agent_namespace, pod, command.container.as_deref(), &run) {
-                        Ok(output) => format!("$ {}\n# in pod {agent_namespace}/{pod}: {}\n{}{}", command.run.join(" "), output.exit, output.stdout, output.stderr),
-                        Err(e) => {
-                            errors.push(format!("`{}` in pod {agent_namespace}/{pod}: {e}", command.run.join(" ")));
-                            format!("$ {}\n# could not be run: {e}\n", command.run.join(" "))
-                        }
-                    };
-                    records.push((format!("agents/{pod}/{}.txt", command.name), text));
+                    for (file, run) in command.runs_for(&namespaces) {
+                        let args: Vec<&str> = run.iter().map(String::as_str).collect();
+                        let text = match self.exec(agent_namespace, pod, command.container.as_deref(), &args) {
+                            Ok(output) => format!("$ {}\n# in pod {agent_namespace}/{pod}: {}\n{}{}", run.join(" "), output.exit, output.stdout, output.stderr),
+                            Err(e) => {
+                                errors.push(format!("`{}` in pod {agent_namespace}/{pod}: {e}", run.join(" ")));
+                                format!("$ {}\n# could not be run: {e}\n", run.join(" "))
+                            }
+                        };
+                        records.push((format!("agents/{pod}/{file}.txt"), text));
+                    }
                 }
             }
         }

@@ -235,8 +235,23 @@ pub enum FlowTracer {
 }
 
 impl DiagnosticCommand {
+    /// In an agent command's arguments, a failed trial's namespace: the command runs once
+    /// per namespace of the trial (`hubble observe --namespace {namespace}`: that trial's
+    /// flows, not the node's last few thousand).
+    pub const NAMESPACE: &'static str = "{namespace}";
+
     pub fn new(name: &str, run: &[&str]) -> Self {
         Self { name: name.to_owned(), run: run.iter().map(|a| (*a).to_owned()).collect(), container: None }
+    }
+
+    /// What to run for a trial with `namespaces`, each with the file name its output is
+    /// saved under: the command as written, or once per namespace (`<name>.<namespace>`)
+    /// when it names [`Self::NAMESPACE`].
+    pub fn runs_for(&self, namespaces: &[String]) -> Vec<(String, Vec<String>)> {
+        if !self.run.iter().any(|a| a.contains(Self::NAMESPACE)) {
+            return vec![(self.name.clone(), self.run.clone())];
+        }
+        namespaces.iter().map(|ns| (format!("{}.{ns}", self.name), self.run.iter().map(|a| a.replace(Self::NAMESPACE, ns)).collect())).collect()
     }
 
     /// Why it cannot be run as written, if it cannot.

@@ -373,6 +373,21 @@ mod tests {
         assert!(read_profile(&no_program).unwrap_err().to_string().contains("diagnostics.agent[0]: run: expected the program and its arguments for `status`"));
     }
 
+    /// Hubble's flows are read per trial namespace (`{namespace}`), one file each, so a
+    /// failed trial's bundle holds its own flows, not the node's last few thousand; a
+    /// command without the placeholder runs once.
+    #[test]
+    fn an_agent_command_naming_the_namespace_runs_once_per_trial_namespace() {
+        let shipped = load_profile("cilium").unwrap();
+        let hubble = shipped.agent_collectors.iter().find(|c| c.name == "hubble-flows").unwrap();
+        let namespaces = ["prod-t3-0a1b2c".to_owned(), "staging-t3-0a1b2c".to_owned()];
+        let runs = hubble.runs_for(&namespaces);
+        assert_eq!(runs.iter().map(|(file, _)| file.as_str()).collect::<Vec<_>>(), ["hubble-flows.prod-t3-0a1b2c", "hubble-flows.staging-t3-0a1b2c"]);
+        assert_eq!(runs[0].1.join(" "), "hubble observe --last 2000 --namespace prod-t3-0a1b2c --output compact");
+        let status = &shipped.agent_collectors[0];
+        assert_eq!(status.runs_for(&namespaces), [("status".to_owned(), status.run.clone())]);
+    }
+
     #[test]
     fn an_upgrade_procedure_must_fit_how_the_cni_installs() {
         let dir = tempfile::tempdir().unwrap();
