@@ -19,6 +19,8 @@ pub struct CliStep {
     pub retry: Option<Retry>,
     /// A file the tool reads on its stdin (none: stdin is empty).
     pub stdin: Option<std::path::PathBuf>,
+    /// Variables set for the tool beside the harness's own environment.
+    pub env: Vec<(String, String)>,
 }
 
 /// When a failed step is tried again: its stderr names a transient cause, and the budget
@@ -32,12 +34,18 @@ pub struct Retry {
 
 impl CliStep {
     pub fn new(purpose: impl Into<String>, program: &str, args: impl IntoIterator<Item = impl Into<String>>, timeout: Duration) -> Self {
-        Self { purpose: purpose.into(), program: program.to_owned(), args: args.into_iter().map(Into::into).collect(), timeout, retry: None, stdin: None }
+        Self { purpose: purpose.into(), program: program.to_owned(), args: args.into_iter().map(Into::into).collect(), timeout, retry: None, stdin: None, env: Vec::new() }
     }
 
     /// The same step, reading `path` on its stdin.
     pub fn with_stdin_from(self, path: &std::path::Path) -> Self {
         Self { stdin: Some(path.to_owned()), ..self }
+    }
+
+    /// The same step, with `variable` set to `value` in its environment.
+    pub fn with_env(mut self, variable: &str, value: impl Into<String>) -> Self {
+        self.env.push((variable.to_owned(), value.into()));
+        self
     }
 
     /// The same step, tried again while it fails with stderr containing one of `transient`.
@@ -89,7 +97,7 @@ fn run_once(step: &CliStep) -> Result<String> {
     let started = Instant::now();
     tracing::info!("{} ...", step.purpose);
     let failed = |detail: String| HarnessError::Command { command: step.to_string(), detail: format!("{} ({detail})", step.purpose) };
-    let command = duct::cmd(&step.program, &step.args).stdout_capture().stderr_capture();
+    let command = step.env.iter().fold(duct::cmd(&step.program, &step.args).stdout_capture().stderr_capture(), |command, (variable, value)| command.env(variable, value));
     let command = match &step.stdin {
         Some(path) => command.stdin_path(path),
         None => command.stdin_null(),

@@ -127,9 +127,22 @@ impl Environment for UserEnvironment {
         Err(HarnessError::NotFound { what: "way to run".into(), wanted: format!("`{program}` on node {} of a cluster the harness does not own", node.name) })
     }
 
+    /// Reads only: the user's kubectl, kubeconfig files and context, as the run connects.
+    fn describe_pods(&self, namespace: &str) -> Option<Result<String>> {
+        Some(super::cli::run(&describe_pods_step(&self.options, namespace)))
+    }
+
     fn teardown(&self) -> Result<()> {
         Ok(())
     }
+}
+
+/// `kubectl describe pods` of `namespace` on the user's cluster: the kubeconfig files the run
+/// merged (kubectl merges `KUBECONFIG`'s list the same way) and its context, if one was named.
+fn describe_pods_step(options: &ExistingOptions, namespace: &str) -> super::cli::CliStep {
+    let context: Vec<&str> = options.context.iter().flat_map(|c| ["--context", c.as_str()]).collect();
+    let kubeconfig = std::env::join_paths(&options.kubeconfigs).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+    super::kubernetes::describe_pods_step(namespace, &context).with_env("KUBECONFIG", kubeconfig)
 }
 
 /// The CNI version that really runs on the cluster, read from the tag of its node agent's
@@ -160,6 +173,19 @@ pub fn version_of_image(image: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A failed trial's `kubectl describe pods` names the user's cluster as the run did:
+    /// every kubeconfig file (kubectl merges `KUBECONFIG`'s list, first one winning, as the
+    /// run's own client does) and the context, never a kubeconfig of the harness's.
+    #[test]
+    fn describing_a_trial_s_pods_uses_the_user_s_kubeconfigs_and_context() {
+        let options = ExistingOptions { kubeconfigs: vec!["/home/u/.kube/config".into(), "/tmp/extra.yaml".into()], context: Some("prod-eu".into()), external_echo: None, egress_ips: vec![], probe_image: PROBE_IMAGE.into() };
+        let step = describe_pods_step(&options, "prod-t3-0a1b2c");
+        assert_eq!(step.to_string(), "kubectl --context prod-eu describe pods --namespace prod-t3-0a1b2c");
+        assert_eq!(step.env, [("KUBECONFIG".to_owned(), "/home/u/.kube/config:/tmp/extra.yaml".to_owned())]);
+        let no_context = describe_pods_step(&ExistingOptions { context: None, ..options }, "prod-t3-0a1b2c");
+        assert_eq!(no_context.to_string(), "kubectl describe pods --namespace prod-t3-0a1b2c");
+    }
 
     #[test]
     fn the_version_is_the_images_tag() {

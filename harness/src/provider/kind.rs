@@ -1203,9 +1203,6 @@ pub struct KindEnvironment {
     node_iperf3: std::sync::Mutex<std::collections::BTreeMap<String, super::external::Iperf3Beside>>,
 }
 
-/// How long `kubectl describe pods` of one namespace may take in a failed trial's bundle.
-const DESCRIBE_PODS: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// kind's Docker network, where nodes and the external echo meet.
 pub const KIND_NETWORK: &str = "kind";
 
@@ -1415,7 +1412,7 @@ impl super::kubernetes::Environment for KindEnvironment {
     /// static build `cargo xtask image` made for the probe image, copied onto the node.
     fn describe_pods(&self, namespace: &str) -> Option<Result<String>> {
         let kubeconfig = self.cluster.files.kubeconfig.display().to_string();
-        Some(cli::run(&CliStep::new(format!("describing the pods of namespace {namespace}"), "kubectl", ["--kubeconfig", &kubeconfig, "describe", "pods", "--namespace", namespace], DESCRIBE_PODS)))
+        Some(cli::run(&super::kubernetes::describe_pods_step(namespace, &["--kubeconfig", &kubeconfig])))
     }
 
     fn replace_cni(&self, initial: &CniProfile, running: &CniProfile, with: &CniProfile) -> Result<()> {

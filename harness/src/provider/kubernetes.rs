@@ -155,6 +155,16 @@ pub fn render_traceflow(traceflow: &Value) -> String {
     out
 }
 
+/// How long `kubectl describe pods` of one namespace may take in a failed trial's bundle.
+const DESCRIBE_PODS: Duration = Duration::from_secs(10);
+
+/// `kubectl describe pods` of `namespace`, with `cluster` the arguments that name the
+/// cluster (`--kubeconfig <file>`, `--context <name>`).
+pub fn describe_pods_step(namespace: &str, cluster: &[&str]) -> super::cli::CliStep {
+    let args = cluster.iter().copied().chain(["describe", "pods", "--namespace", namespace]);
+    super::cli::CliStep::new(format!("describing the pods of namespace {namespace}"), "kubectl", args, DESCRIBE_PODS)
+}
+
 /// What a provider adds around an API server.
 pub trait Environment: Send + Sync {
     /// An egress IP routable from the external echo, unique within the run.
@@ -175,8 +185,9 @@ pub trait Environment: Send + Sync {
     }
     /// Makes a node fail without warning (for failover scenarios).
     fn fail_node(&self, node: &Node) -> Result<()>;
-    /// `kubectl describe pods` of `namespace`, where the environment runs kubectl against
-    /// the cluster (kind: with the run's own kubeconfig); `None` where it does not.
+    /// `kubectl describe pods` of `namespace` ([`describe_pods_step`]), where the
+    /// environment runs kubectl against the cluster (kind: with the run's own kubeconfig;
+    /// existing: the user's kubeconfig and context); `None` where it does not.
     fn describe_pods(&self, _namespace: &str) -> Option<Result<String>> {
         None
     }
