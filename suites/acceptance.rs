@@ -306,7 +306,7 @@ fn a_run_killed_mid_upgrade_is_removed_by_gc() {
     let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
     let mut seen = Vec::new();
     for line in lines.map_while(Result::ok) {
-        let upgrading = line.contains("CNI replaced by reference-1.9.1");
+        let upgrading = line.contains("CNI replaced by reference-portmap-firewall-1.9.1");
         seen.push(line);
         if upgrading {
             break;
@@ -715,7 +715,7 @@ fn a_plugin_that_needs_a_real_nodes_view_passes_and_a_shared_bpf_filesystem_is_o
         let lab = harness::provider::lab::Lab::provision(&cni, &Default::default()).unwrap();
         lab.create_namespace(&harness::model::NamespaceSpec { name: "pins".into(), labels: Default::default() }).unwrap();
         let outcomes = lab.nodes().iter().take(2).map(|node| {
-            let spec = harness::model::PodSpec { name: format!("on-{}", node.name), namespace: "pins".into(), labels: Default::default(), node: node.name.clone() };
+            let spec = harness::model::PodSpec { name: format!("on-{}", node.name), namespace: "pins".into(), labels: Default::default(), node: node.name.clone(), host_ports: vec![] };
             lab.create_pod(&spec).map(drop).map_err(|e| e.to_string())
         }).collect();
         lab.teardown().unwrap();

@@ -270,7 +270,7 @@ fn a_killed_run_s_proxy_state_goes_with_gc() -> Result<(), Failed> {
     lab.create_namespace(&NamespaceSpec { name: "tsn-gc".into(), labels: labels([]) })?;
     let node = lab.nodes().iter().find(|n| n.role == harness::model::NodeRole::Worker).ok_or("a worker")?.clone();
     for name in ["a", "b"] {
-        lab.create_pod(&PodSpec { name: name.into(), namespace: "tsn-gc".into(), labels: labels([]), node: node.name.clone() })?;
+        lab.create_pod(&PodSpec { name: name.into(), namespace: "tsn-gc".into(), labels: labels([]), node: node.name.clone(), host_ports: vec![] })?;
     }
     let ours: BTreeSet<u32> = programs_attached_in(&cluster).intersection(&proxy_programs()).copied().collect();
     if ours.len() < 3 {

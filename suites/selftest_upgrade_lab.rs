@@ -17,7 +17,13 @@ use harness::scenarios::upgrade;
 use harness::verdict::FailureReason::{self, AddressReused, CheckFailed, ConnectionReset, LeftBehind, Regressed, WrongSource};
 use libtest_mimic::{Arguments, Failed, Trial};
 
+/// The pair whose new version the stand-ins break: `upgrade_lab`'s default.
+const OLD: &str = "reference-portmap-firewall";
+const NEW: &str = "reference-portmap-firewall-1.9.1";
+
 const LONG_LIVED: &str = "long_lived_connections_stay_open_through_the_upgrade";
+const HOST_PORT_HELD: &str = "a_connection_through_a_host_port_stays_open_through_the_upgrade";
+const HOST_PORT_DEL: &str = "del_by_the_new_version_removes_the_host_port_of_a_pod_the_old_version_made";
 const EGRESS: &str = "egress_sources_hold_through_the_upgrade";
 const PERF: &str = "pod_start_up_and_latency_do_not_regress_in_the_upgrade";
 const CHECK: &str = "check_by_the_new_version_passes_on_every_pod_the_old_version_made";
@@ -49,13 +55,13 @@ enum Wrapper {
 /// regression scenario would judge the wrapper, not the fault.
 const PYTHON_IS_SLOW: &[(&str, &str)] = &[(PERF, "the Python wrapper itself slows every plugin call")];
 
-const NEW_VERSIONS: [NewVersion; 6] = [
+const NEW_VERSIONS: [NewVersion; 7] = [
     NewVersion { name: "the_faithful_new_version_passes_every_upgrade_scenario", wrapped: None, on_install: None, fails: &[], not_judged: &[] },
     NewVersion {
         name: "a_new_version_whose_del_cannot_read_the_old_state_leaves_it_behind",
         wrapped: Some(("host-local", Wrapper::Python, "del-loses-old-state")),
         on_install: None,
-        fails: &[(DEL, LeftBehind)],
+        fails: &[(DEL, LeftBehind), (HOST_PORT_DEL, LeftBehind)],
         not_judged: PYTHON_IS_SLOW,
     },
     // Its IPAM knows nothing of the old version's: CHECK does not find the old pods'
@@ -64,17 +70,18 @@ const NEW_VERSIONS: [NewVersion; 6] = [
         name: "a_new_version_that_renumbers_ipam_hands_out_old_pods_addresses",
         wrapped: Some(("host-local", Wrapper::Python, "renumbers-ipam")),
         on_install: None,
-        fails: &[(CHECK, CheckFailed), (DEL, LeftBehind), (REACH, AddressReused), (ROLLBACK, CheckFailed)],
+        fails: &[(CHECK, CheckFailed), (DEL, LeftBehind), (HOST_PORT_DEL, LeftBehind), (REACH, AddressReused), (ROLLBACK, CheckFailed)],
         not_judged: PYTHON_IS_SLOW,
     },
     // Pod to pod is neither translated nor tracked on its way: only the connection to the
-    // external host, masqueraded, loses its translation and is reset. Egress traffic
-    // sampled through the switch leaves untranslated, with the pod's own address.
+    // external host, masqueraded, loses its translation and is reset, and so does the one
+    // through the hostPort (its DNAT gone, the node answers the port itself). Egress
+    // traffic sampled through the switch leaves untranslated, with the pod's own address.
     NewVersion {
         name: "a_new_version_that_flushes_nat_on_install_resets_translated_connections_and_breaks_egress",
         wrapped: None,
         on_install: Some("flush-nat-on-install"),
-        fails: &[(LONG_LIVED, ConnectionReset), (EGRESS, WrongSource)],
+        fails: &[(LONG_LIVED, ConnectionReset), (HOST_PORT_HELD, ConnectionReset), (EGRESS, WrongSource)],
         not_judged: &[],
     },
     NewVersion {
@@ -84,14 +91,22 @@ const NEW_VERSIONS: [NewVersion; 6] = [
         fails: &[(CHECK, CheckFailed)],
         not_judged: PYTHON_IS_SLOW,
     },
+    // Only a pod with a hostPort has port mappings for DEL to remove.
+    NewVersion {
+        name: "a_new_version_whose_del_forgets_old_port_mappings_leaves_them_behind",
+        wrapped: Some(("portmap", Wrapper::Python, "del-forgets-old-port-mappings")),
+        on_install: None,
+        fails: &[(HOST_PORT_DEL, LeftBehind)],
+        not_judged: PYTHON_IS_SLOW,
+    },
     // 100 ms more per ADD: pod start-up regresses, nothing else changes.
     NewVersion { name: "a_new_version_slower_to_add_regresses_pod_start_up", wrapped: Some(("bridge", Wrapper::SlowAdd, "slow-add")), on_install: None, fails: &[(PERF, Regressed)], not_judged: &[] },
 ];
 
-/// The new version as a profile directory: `reference-1.9.1`'s, with the wrapper (if any)
-/// first on its plugin path.
+/// The new version as a profile directory: [`NEW`]'s, with the wrapper (if any) first on
+/// its plugin path.
 fn new_version(version: &NewVersion, dir: &Path) -> Result<CniProfile, Failed> {
-    let shipped = cni::profile::profiles_dir().join("reference-1.9.1");
+    let shipped = cni::profile::profiles_dir().join(NEW);
     let bin = dir.join("bin");
     std::fs::create_dir(&bin).map_err(|e| e.to_string())?;
     let name = match version.wrapped {
@@ -102,9 +117,9 @@ fn new_version(version: &NewVersion, dir: &Path) -> Result<CniProfile, Failed> {
             };
             std::os::unix::fs::symlink(harness::fixtures::fixture_path(stand_in), bin.join(plugin)).map_err(|e| e.to_string())?;
             std::fs::write(bin.join("fault"), fault).map_err(|e| e.to_string())?;
-            format!("reference-1.9.1-{fault}")
+            format!("{NEW}-{fault}")
         }
-        None => "reference-1.9.1".to_owned(),
+        None => NEW.to_owned(),
     };
     let name = match version.on_install {
         Some(stand_in) => format!("{name}-{stand_in}"),
@@ -113,7 +128,7 @@ fn new_version(version: &NewVersion, dir: &Path) -> Result<CniProfile, Failed> {
     let on_install = version.on_install.map(|stand_in| format!("\n    onInstall: {}", harness::fixtures::fixture_path(&format!("upgrade/stand-ins/{stand_in}")).display())).unwrap_or_default();
     let profile = std::fs::read_to_string(shipped.join("profile.yaml")).map_err(|e| e.to_string())?;
     let profile = profile
-        .replace("name: reference-1.9.1", &format!("name: {name}"))
+        .replace(&format!("name: {NEW}"), &format!("name: {name}"))
         .replace("conflist: 10-lab.conflist", &format!("conflist: {}", shipped.join("10-lab.conflist").display()))
         .replace(r#"pluginDirs: ["{debian-unstable-plugins}"]"#, &format!(r#"pluginDirs: ["{}", "{{debian-unstable-plugins}}"]{on_install}"#, bin.display()));
     std::fs::write(dir.join("profile.yaml"), profile).map_err(|e| e.to_string())?;
@@ -126,7 +141,7 @@ fn check(version: &NewVersion) -> Result<(), Failed> {
     }
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let to = new_version(version, dir.path())?;
-    let from = cni::load_profile("reference").map_err(|e| e.to_string())?;
+    let from = cni::load_profile(OLD).map_err(|e| e.to_string())?;
     let pair = Arc::new(UpgradePair { from: from.clone(), to: to.clone() });
     let timeouts = harness::provider::lab::timeouts();
     // A lab of its own for each scenario (one starts in under a second): what a broken

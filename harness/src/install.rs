@@ -22,6 +22,9 @@ pub enum Feature {
     RequestMirror,
     /// LoadBalancer Services balanced across endpoints (kube-proxy or its replacement).
     LoadBalancerService,
+    /// A pod's `hostPort`: its node's address on that port reaches the pod (the portmap
+    /// plugin, or the CNI's own).
+    HostPort,
     /// The node NIC configured with the TSN priority map (the harness does it on nodes it
     /// can reach), with a metadata proxy chained after the CNI where the provider deploys
     /// one (kind); the lab runs whatever the profile's conflist chains.
@@ -57,6 +60,7 @@ impl Feature {
             Feature::GatewayWeights => "Gateway API weighted routes",
             Feature::RequestMirror => "Gateway API request mirroring",
             Feature::LoadBalancerService => "LoadBalancer Services",
+            Feature::HostPort => "hostPort (a pod reached on its node's address)",
             Feature::TsnPriorityMap => "TSN priority map on the node NIC",
             Feature::PerformanceTools => "measuring tools (iperf3) in pods, on nodes and outside",
             Feature::CniResourceUsage => "the CPU time and memory of the CNI's own processes",

@@ -59,6 +59,15 @@ pub struct PodSpec {
     pub namespace: String,
     pub labels: Labels,
     pub node: String,
+    /// Ports of its node that reach it (`hostPort`, TCP).
+    pub host_ports: Vec<HostPort>,
+}
+
+/// A pod's TCP port reached on its node's address: `host` on the node, `container` in the pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostPort {
+    pub host: u16,
+    pub container: u16,
 }
 
 /// The port every pod's probe listens on: its HTTP echo, and the UDP listener beside it.

@@ -513,7 +513,12 @@ impl ScenarioContext {
 
     /// Creates a pod on `node` and waits until its network is ready.
     pub fn pod(&mut self, namespace: &str, name: &str, labels: Labels, node: &Node) -> Result<Pod> {
-        let pod = self.cluster.create_pod(&PodSpec { name: name.to_owned(), namespace: namespace.to_owned(), labels, node: node.name.clone() })?;
+        self.pod_reached_through(namespace, name, labels, node, &[])
+    }
+
+    /// [`pod`](Self::pod), reached also on its node's address at each of `host_ports`.
+    pub fn pod_reached_through(&mut self, namespace: &str, name: &str, labels: Labels, node: &Node, host_ports: &[crate::model::HostPort]) -> Result<Pod> {
+        let pod = self.cluster.create_pod(&PodSpec { name: name.to_owned(), namespace: namespace.to_owned(), labels, node: node.name.clone(), host_ports: host_ports.to_vec() })?;
         self.book.pods.push(pod.clone());
         Ok(pod)
     }

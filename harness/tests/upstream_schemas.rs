@@ -153,8 +153,10 @@ fn checks() -> Vec<(&'static str, fn() -> Result<(), Failed>)> {
         }),
         ("pods_services_and_namespaces_keep_every_field_in_kubernetes_types", || {
             use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
-            let pod = PodSpec { name: "web".into(), namespace: "prod-t3-0a1b2c".into(), labels: labels([("role", "web")]), node: "cniconf-0a1b2c-worker".into() };
+            let pod = PodSpec { name: "web".into(), namespace: "prod-t3-0a1b2c".into(), labels: labels([("role", "web")]), node: "cniconf-0a1b2c-worker".into(), host_ports: vec![] };
             round_trips::<Pod>(&kubernetes::pod_object(&pod, kind::PROBE_IMAGE, None))?;
+            let reached = PodSpec { host_ports: vec![harness::model::HostPort { host: 18090, container: 8090 }], ..pod.clone() };
+            round_trips::<Pod>(&kubernetes::pod_object(&reached, kind::PROBE_IMAGE, None))?;
             round_trips::<Pod>(&kubernetes::pod_object(&pod, kind::PROBE_IMAGE, Some(kind::IPERF3_IMAGE)))?;
             round_trips::<Namespace>(&kubernetes::namespace_object(&NamespaceSpec { name: "prod-t3-0a1b2c".into(), labels: labels([("env", "prod")]) }, "0a1b2c"))?;
             for service in routes().into_iter().filter(|o| o["kind"] == "Service") {
@@ -188,7 +190,7 @@ fn checks() -> Vec<(&'static str, fn() -> Result<(), Failed>)> {
                 Err(e) if e.message().is_some_and(|m| m.contains("egressIP")) => {}
                 other => return Err(format!("an address that is not one was not reported: {other:?}").into()),
             }
-            let mut pod = kubernetes::pod_object(&PodSpec { name: "w".into(), namespace: "n".into(), labels: labels([]), node: "x".into() }, "i", None);
+            let mut pod = kubernetes::pod_object(&PodSpec { name: "w".into(), namespace: "n".into(), labels: labels([]), node: "x".into(), host_ports: vec![] }, "i", None);
             pod["spec"]["nodname"] = json!("x");
             match round_trips::<k8s_openapi::api::core::v1::Pod>(&pod) {
                 Err(_) => Ok(()),

@@ -73,7 +73,7 @@ pub fn cannot_host(options: &ExistingOptions, feature: Feature) -> Option<String
         Feature::CniResourceUsage => Some("the CNI's agent pods are read from their cgroups on their nodes; the existing provider runs nothing on nodes of a cluster it does not own".into()),
         Feature::PerformanceTools => Some("the performance scenarios run iperf3 on nodes and outside the cluster; the existing provider runs nothing on nodes of a cluster it does not own, and outside it has only the user's echo".into()),
         Feature::TsnPriorityMap => Some("the TSN scenarios configure the node NIC's qdisc and read its counters; the existing provider does not run commands on nodes of a cluster it does not own".into()),
-        Feature::GatewayWeights | Feature::RequestMirror | Feature::LoadBalancerService => {
+        Feature::GatewayWeights | Feature::RequestMirror | Feature::LoadBalancerService | Feature::HostPort => {
             Some("loads from outside need a probe the harness runs there; the existing provider has only the user's echo".into())
         }
         Feature::EgressGateway | Feature::EgressExcludedCidrs if options.egress_ips.is_empty() => {

@@ -364,7 +364,7 @@ pub fn pod_object(pod: &PodSpec, image: &str, iperf3: Option<&str>) -> Value {
 }
 
 fn probe_pod_object(pod: &PodSpec, image: &str) -> Value {
-    json!({
+    let mut object = json!({
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": pod.name, "namespace": pod.namespace, "labels": pod.labels},
@@ -381,7 +381,12 @@ fn probe_pod_object(pod: &PodSpec, image: &str) -> Value {
                 "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1},
             }],
         },
-    })
+    });
+    if !pod.host_ports.is_empty() {
+        let ports: Vec<Value> = pod.host_ports.iter().map(|p| json!({"containerPort": p.container, "hostPort": p.host, "protocol": "TCP"})).collect();
+        object["spec"]["containers"][0]["ports"] = Value::Array(ports);
+    }
+    object
 }
 
 impl Cluster for KubeCluster {
@@ -608,9 +613,11 @@ mod tests {
 
     #[test]
     fn a_probe_pod_is_pinned_to_its_node_and_serves_the_echo() {
-        let spec = PodSpec { name: "web".into(), namespace: "prod-t3".into(), labels: labels([("role", "web")]), node: "c-worker".into() };
+        let spec = PodSpec { name: "web".into(), namespace: "prod-t3".into(), labels: labels([("role", "web")]), node: "c-worker".into(), host_ports: vec![] };
         insta::assert_snapshot!("probe_pod", crate::cni::egress::to_yaml(&[pod_object(&spec, "cni-probe:0.1.0", None)]));
         insta::assert_snapshot!("probe_pod_with_iperf3", crate::cni::egress::to_yaml(&[pod_object(&spec, "cni-probe:0.1.0", Some("cni-iperf3:0.1.0"))]));
+        let reached = PodSpec { host_ports: vec![crate::model::HostPort { host: 18090, container: 8090 }], ..spec };
+        insta::assert_snapshot!("probe_pod_with_a_host_port", crate::cni::egress::to_yaml(&[pod_object(&reached, "cni-probe:0.1.0", None)]));
     }
 
     #[test]
@@ -828,7 +835,7 @@ mod tests {
 
     #[test]
     fn a_pod_with_iperf3_reads_back_as_a_kubernetes_pod_with_both_containers() {
-        let spec = PodSpec { name: "server".into(), namespace: "perf-t1".into(), labels: Default::default(), node: "c-worker2".into() };
+        let spec = PodSpec { name: "server".into(), namespace: "perf-t1".into(), labels: Default::default(), node: "c-worker2".into(), host_ports: vec![] };
         let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(pod_object(&spec, "cni-probe:0.1.0", Some("cni-iperf3:0.1.0"))).unwrap();
         let containers = pod.spec.unwrap().containers;
         let iperf3 = containers.iter().find(|c| c.name == "iperf3").expect("the iperf3 container");

@@ -400,7 +400,7 @@ impl ScenarioContext {
             let starting: Vec<_> = (0..n)
                 .map(|i| {
                     let cluster = &cluster;
-                    let spec = crate::model::PodSpec { name: format!("{prefix}-{i}"), namespace: namespace.to_owned(), labels: labels([]), node: node.name.clone() };
+                    let spec = crate::model::PodSpec { name: format!("{prefix}-{i}"), namespace: namespace.to_owned(), labels: labels([]), node: node.name.clone(), host_ports: vec![] };
                     scope.spawn(move || {
                         let at = Instant::now();
                         let pod = cluster.create_pod(&spec)?;

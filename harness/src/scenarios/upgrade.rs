@@ -11,7 +11,7 @@ use cni_probe::hold::HOLD_PORT;
 
 use crate::cni::Feature;
 use crate::error::Result;
-use crate::model::{labels, Node, Pod};
+use crate::model::{labels, HostPort, Node, Pod};
 use crate::scenario::{Scenario, ScenarioContext};
 use crate::scenarios::egress::PROD_WEB_EGRESS;
 use crate::verdict::{upgrade, Verdict};
@@ -26,6 +26,13 @@ pub fn all() -> Vec<Scenario> {
             requires: &[Feature::InPlaceUpgrade, Feature::LoadBalancerService],
             disruptive: true,
             body: long_lived_connections_stay_open,
+        },
+        Scenario {
+            name: "a_connection_through_a_host_port_stays_open_through_the_upgrade",
+            sentence: "A TCP connection the external host opened to a pod through its node's address and the pod's hostPort before the CNI is upgraded in place stays open through it: not reset, never without an echo for longer than the budget.",
+            requires: &[Feature::InPlaceUpgrade, Feature::HostPort],
+            disruptive: true,
+            body: a_connection_through_a_host_port_stays_open,
         },
         Scenario {
             name: "egress_sources_hold_through_the_upgrade",
@@ -63,6 +70,13 @@ pub fn all() -> Vec<Scenario> {
             body: del_by_the_new_version_leaves_nothing,
         },
         Scenario {
+            name: "del_by_the_new_version_removes_the_host_port_of_a_pod_the_old_version_made",
+            sentence: "After the upgrade, deleting a pod with a hostPort that the old version made (CNI DEL by the new version) succeeds and leaves its node as before the pod: its port mapping's rules gone with the rest.",
+            requires: &[Feature::InPlaceUpgrade, Feature::RuntimeCniCalls, Feature::HostPort],
+            disruptive: true,
+            body: del_by_the_new_version_removes_an_old_host_port,
+        },
+        Scenario {
             name: "old_and_new_pods_reach_each_other_with_addresses_of_their_own",
             sentence: "After the upgrade, pods the new version makes and pods the old version made reach each other both ways, on one node and across nodes, and no new pod is handed an address another pod of the cluster holds.",
             requires: &[Feature::InPlaceUpgrade],
@@ -96,6 +110,21 @@ fn long_lived_connections_stay_open(cx: &mut ScenarioContext) -> Result<Verdict>
         ("pod-to-the-external-host", Some(&client), hold(external)),
         ("external-host-to-a-pod-through-a-load-balancer-service", None, service),
     ];
+    let (held, pair) = cx.hold_connections_while(&holds, cx.timeouts().upgrade_hold, |cx| cx.upgrade_cni())?;
+    Ok(upgrade::connections_held(&pair.to.name, &pair.from.name, &held, budget))
+}
+
+/// The hostPort the upgrade scenarios give a pod's hold echo on its node (and the one
+/// beside it, for the pod already on the node).
+const HOLD_HOST_PORT: u16 = 18090;
+
+fn a_connection_through_a_host_port_stays_open(cx: &mut ScenarioContext) -> Result<Verdict> {
+    let budget = upgrade_budgets()?.longest_gap();
+    let namespace = cx.namespace("upgrade", labels([]))?;
+    let node = cx.a_worker()?;
+    let host_port = HostPort { host: HOLD_HOST_PORT, container: HOLD_PORT };
+    cx.pod_reached_through(&namespace, "behind-a-host-port", labels([("app", "server")]), &node, &[host_port])?;
+    let holds = [("external-host-to-a-pod-through-a-host-port", None, SocketAddr::new(node.address, HOLD_HOST_PORT))];
     let (held, pair) = cx.hold_connections_while(&holds, cx.timeouts().upgrade_hold, |cx| cx.upgrade_cni())?;
     Ok(upgrade::connections_held(&pair.to.name, &pair.from.name, &held, budget))
 }
@@ -197,12 +226,24 @@ fn check_by_the_new_version_passes_on_old_pods(cx: &mut ScenarioContext) -> Resu
 }
 
 fn del_by_the_new_version_leaves_nothing(cx: &mut ScenarioContext) -> Result<Verdict> {
+    del_by_the_new_version_of_an_old_pod(cx, None)
+}
+
+fn del_by_the_new_version_removes_an_old_host_port(cx: &mut ScenarioContext) -> Result<Verdict> {
+    del_by_the_new_version_of_an_old_pod(cx, Some(HOLD_HOST_PORT))
+}
+
+/// An old pod (with `host_port`, if any) deleted by the new version, judged against the
+/// node's state before it.
+fn del_by_the_new_version_of_an_old_pod(cx: &mut ScenarioContext, host_port: Option<u16>) -> Result<Verdict> {
     let namespace = cx.namespace("upgrade", labels([]))?;
     let node = cx.a_worker()?;
-    // What the node's first pod makes for every pod (a bridge) is there before the count.
-    cx.pod(&namespace, "already-there", labels([("app", "old")]), &node)?;
+    let reached_at = |port: u16| host_port.map(|_| HostPort { host: port, container: HOLD_PORT }).into_iter().collect::<Vec<_>>();
+    // What the node's first pod makes for every pod (a bridge; the node's port-mapping
+    // chains, when it has a hostPort too) is there before the count.
+    cx.pod_reached_through(&namespace, "already-there", labels([("app", "old")]), &node, &reached_at(HOLD_HOST_PORT + 1))?;
     let before = cx.cluster().node_state(&node)?;
-    let old = cx.pod(&namespace, "old", labels([("app", "old")]), &node)?;
+    let old = cx.pod_reached_through(&namespace, "old", labels([("app", "old")]), &node, &reached_at(HOLD_HOST_PORT))?;
     let with_pod = cx.cluster().node_state(&node)?;
     let pair = cx.upgrade_cni()?;
     let before_del = cx.cluster().node_state(&node)?;

@@ -101,6 +101,12 @@ pub fn cannot_host(cni: &CniProfile, feature: Feature) -> Option<String> {
     }
 }
 
+/// A pod's host ports as the `portMappings` runtime capability (the CNI conventions'
+/// `hostPort`, `containerPort`, `protocol`).
+fn port_mappings(host_ports: &[crate::model::HostPort]) -> serde_json::Value {
+    host_ports.iter().map(|p| serde_json::json!({ "hostPort": p.host, "containerPort": p.container, "protocol": "tcp" })).collect()
+}
+
 /// The node's end of a pod's `eth0` (a veth, whichever plugin made it): the link whose
 /// index the pod's end names as its peer (`eth0@if7`).
 fn node_side_of_pod_nic(pod_netns: &str, node_netns: &str) -> Result<String> {
@@ -498,8 +504,13 @@ impl Cluster for Lab {
                 ("K8S_POD_NAME".into(), spec.name.clone()),
                 ("K8S_POD_INFRA_CONTAINER_ID".into(), netns.clone()),
             ],
-            // The node's pod range, for plugins whose IPAM takes it as a runtime capability.
-            capability_args: [("ipRanges".to_owned(), serde_json::json!([[{ "subnet": lab_node.pod_cidr.to_string() }]]))].into_iter().collect(),
+            // The node's pod range, for plugins whose IPAM takes it as a runtime capability;
+            // its host ports as kubelet hands a pod's `hostPort`s to the runtime (only a pod
+            // that has some: a plugin asking for the capability gets no mappings otherwise).
+            capability_args: [("ipRanges".to_owned(), serde_json::json!([[{ "subnet": lab_node.pod_cidr.to_string() }]]))]
+                .into_iter()
+                .chain((!spec.host_ports.is_empty()).then(|| ("portMappings".to_owned(), port_mappings(&spec.host_ports))))
+                .collect(),
         };
         // ADD alone, as kubelet's runtime starts a pod: no runtime gates a pod on CHECK
         // (containerd and CRI-O call it only when asked), so a plugin whose CHECK fails still
