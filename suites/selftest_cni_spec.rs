@@ -2,14 +2,15 @@
 //! one rule of the specification) make exactly the checks that judge that rule fall short,
 //! with a message naming the rule and the specification's section: a MUST as a violation
 //! (failed), a SHOULD as a recommendation not met (deviates, not failed); the faithful
-//! wrapper passes every check ptp passes.
+//! wrapper passes every check ptp passes. Every check that falls short keeps what its
+//! bundle is made of: the stand-in's own calls and its node's state.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use harness::report::TrialOutcome;
-use harness::spec::suite::run_check;
+use harness::spec::suite::run_check_keeping_evidence;
 use harness::spec::rules::Keyword;
 use harness::spec::{checks, Subject};
 use harness::verdict::FailureReason;
@@ -61,7 +62,19 @@ fn check(fault: &str, expected: &[&str]) -> Result<(), Failed> {
             Keyword::Must => (FailureReason::SpecViolation, "(MUST)"),
             Keyword::Should => (FailureReason::RecommendationNotMet, "(SHOULD)"),
         };
-        match run_check(&subject, check) {
+        let (outcome, evidence) = run_check_keeping_evidence(&subject, check, false);
+        match (&outcome, &evidence) {
+            (TrialOutcome::Failed(_) | TrialOutcome::Deviated(_), Some(evidence)) => {
+                let its_own = format!("ptp-{fault}");
+                if !evidence.calls.iter().any(|call| call.plugin.ends_with(&its_own)) || evidence.node_state.is_err() {
+                    wrong.push(format!("{}: its bundle's evidence lacks the calls of {its_own} or the node's state ({} calls; node state: {:?})", check.rule.name, evidence.calls.len(), evidence.node_state.as_ref().err()));
+                }
+            }
+            (TrialOutcome::Failed(_) | TrialOutcome::Deviated(_) | TrialOutcome::Error(_), None) => wrong.push(format!("{}: fell short without evidence for its bundle", check.rule.name)),
+            (TrialOutcome::Passed(_) | TrialOutcome::Ignored(_), Some(_)) => wrong.push(format!("{}: passed or was ignored, yet kept evidence", check.rule.name)),
+            _ => {}
+        }
+        match outcome {
             outcome @ (TrialOutcome::Failed(_) | TrialOutcome::Deviated(_)) => {
                 let (TrialOutcome::Failed(verdict) | TrialOutcome::Deviated(verdict)) = &outcome else { unreachable!() };
                 let message = verdict.message();

@@ -333,6 +333,13 @@ pub struct RuntimeRecords {
     journal: std::sync::Mutex<std::collections::VecDeque<Invocation>>,
 }
 
+impl RuntimeRecords {
+    /// Every call kept, oldest first.
+    pub fn journal(&self) -> Vec<Invocation> {
+        self.journal.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
+    }
+}
+
 /// How many plugin calls a runtime keeps: a trial makes tens, a suite hundreds.
 pub const JOURNAL_LENGTH: usize = 2000;
 
@@ -702,7 +709,7 @@ impl CniRuntime {
     /// The plugin calls this runtime (and its clones) made whose environment `matches`,
     /// oldest first.
     pub fn invocations(&self, matches: impl Fn(&[(String, String)]) -> bool) -> Vec<Invocation> {
-        self.records.journal.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|i| matches(&i.environment)).cloned().collect()
+        self.records.journal().into_iter().filter(|i| matches(&i.environment)).collect()
     }
 
     fn cache_path(&self, list: &NetworkConfigList, attachment: &Attachment) -> PathBuf {

@@ -245,12 +245,16 @@ impl Bundle {
     /// Writes the bundle's index (`bundle.txt`): the trial, what is here, what failed,
     /// what was skipped.
     fn finish(self, evidence: &TrialEvidence) -> PathBuf {
+        self.finish_as(evidence.scenario, evidence.trial, evidence.outcome)
+    }
+
+    fn finish_as(self, scenario: &str, trial: &str, outcome: &str) -> PathBuf {
         let list = |items: &[String]| if items.is_empty() { "  none\n".to_owned() } else { items.iter().map(|i| format!("  {i}\n")).collect() };
         let index = format!(
             "scenario: {}\ntrial: {}\noutcome: {}\ncollected in {:.1} s, {} bytes (limits: {} bytes, {} s, {} s per command)\n\nfiles:\n{}\ncollection steps that failed (recorded, not raised):\n{}\nskipped:\n{}",
-            evidence.scenario,
-            evidence.trial,
-            evidence.outcome,
+            scenario,
+            trial,
+            outcome,
             self.started.elapsed().as_secs_f64(),
             self.bytes,
             LIMITS.max_bytes,
@@ -344,6 +348,27 @@ pub fn collect(cluster: &Arc<dyn Cluster>, evidence: &TrialEvidence, dir: &Path)
     bundle.finish(evidence)
 }
 
+/// What a failed `cni_spec` check leaves in `dir`: every plugin call it made, in order
+/// (`cni-calls/calls.txt`, as the lab's bundles write them), and its node's state as the
+/// check left it (`node-state.txt`: the snapshot the DEL checks compare); returns `dir`.
+pub fn collect_plugin_check(dir: &Path, check: &str, outcome: &str, calls: &[crate::cni::runtime::Invocation], node_state: std::result::Result<Vec<String>, String>) -> PathBuf {
+    let mut bundle = Bundle { dir: dir.to_owned(), started: Instant::now(), bytes: 0, files: Vec::new(), problems: Vec::new(), skipped: Vec::new() };
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        tracing::warn!("no diagnostics bundle: could not create {}: {e}", dir.display());
+        return bundle.dir;
+    }
+    let described: String = calls.iter().map(|call| call.describe()).collect();
+    bundle.file("cni-calls/calls.txt", if described.is_empty() { "the check made no plugin call\n" } else { &described });
+    match node_state {
+        Ok(lines) => bundle.file("node-state.txt", &lines.iter().map(|l| format!("{l}\n")).collect::<String>()),
+        Err(e) => {
+            bundle.problems.push(format!("node-state.txt: {e}"));
+            bundle.file("node-state.txt", &format!("the node's state could not be read: {e}\n"));
+        }
+    }
+    bundle.finish_as(check, "the check's own node", outcome)
+}
+
 fn pod_name(pod: &Pod) -> String {
     format!("pod {}/{}", pod.namespace, pod.name)
 }
@@ -376,6 +401,32 @@ mod tests {
 
     fn bundle(dir: &Path) -> Bundle {
         Bundle { dir: dir.to_owned(), started: Instant::now(), bytes: 0, files: Vec::new(), problems: Vec::new(), skipped: Vec::new() }
+    }
+
+    /// A `cni_spec` check's bundle: its plugin calls with what went in and came out, its
+    /// node's state, and an index naming the check; a state that could not be read says why.
+    #[test]
+    fn a_plugin_check_s_bundle_holds_its_calls_and_its_node_s_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let call = crate::cni::runtime::Invocation {
+            at: std::time::SystemTime::UNIX_EPOCH,
+            took: Duration::from_millis(12),
+            plugin: "/usr/lib/cni/ptp".into(),
+            environment: vec![("CNI_COMMAND".into(), "DEL".into()), ("CNI_CONTAINERID".into(), "spec-1".into())],
+            stdin: r#"{"cniVersion":"1.0.0","name":"n","type":"ptp"}"#.into(),
+            output: crate::cni::runtime::PluginOutput { success: false, status: "exit status: 1".into(), stdout: r#"{"code":11,"msg":"gone"}"#.into(), stderr: String::new(), hung_after: None },
+        };
+        let check = "ptp::del_twice_succeeds";
+        let bundle = collect_plugin_check(&dir.path().join("b"), check, "failed: DEL twice", std::slice::from_ref(&call), Ok(vec!["link veth1 up".into()]));
+        let calls = std::fs::read_to_string(bundle.join("cni-calls/calls.txt")).unwrap();
+        assert!(calls.contains("DEL /usr/lib/cni/ptp") && calls.contains("CNI_CONTAINERID=spec-1") && calls.contains(r#""code":11"#) && calls.contains("exit status: 1"), "{calls}");
+        assert_eq!(std::fs::read_to_string(bundle.join("node-state.txt")).unwrap(), "link veth1 up\n");
+        let index = std::fs::read_to_string(bundle.join("bundle.txt")).unwrap();
+        assert!(index.contains(&format!("scenario: {check}")) && index.contains("outcome: failed: DEL twice"), "{index}");
+        let unread = collect_plugin_check(&dir.path().join("c"), check, "error", &[], Err("a plugin still held it".into()));
+        assert!(std::fs::read_to_string(unread.join("node-state.txt")).unwrap().contains("could not be read: a plugin still held it"));
+        assert!(std::fs::read_to_string(unread.join("cni-calls/calls.txt")).unwrap().contains("made no plugin call"));
+        assert!(std::fs::read_to_string(unread.join("bundle.txt")).unwrap().contains("node-state.txt: a plugin still held it"));
     }
 
     #[test]

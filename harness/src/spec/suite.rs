@@ -104,27 +104,59 @@ impl SubjectSet {
 
 /// Runs one check on a fresh node, within [`CHECK_BUDGET`].
 pub fn run_check(subject: &Arc<Subject>, check: Check) -> TrialOutcome {
+    run_check_keeping_evidence(subject, check, false).0
+}
+
+/// What a check that did not pass leaves for its bundle: every plugin call it made, and
+/// its node's state when it ended (`Err`: why it could not be read).
+pub struct CheckEvidence {
+    pub calls: Vec<crate::cni::runtime::Invocation>,
+    pub node_state: std::result::Result<Vec<String>, String>,
+}
+
+/// [`run_check`], keeping the evidence of a check that did not pass, or of any check that
+/// ran when `always` (a hung check's calls so far, its node's state not read: a plugin
+/// may still hold it).
+pub fn run_check_keeping_evidence(subject: &Arc<Subject>, check: Check, always: bool) -> (TrialOutcome, Option<CheckEvidence>) {
     if let Some(reason) = &subject.cannot_run {
-        return TrialOutcome::Ignored(format!("cannot run here: {reason}"));
+        return (TrialOutcome::Ignored(format!("cannot run here: {reason}")), None);
     }
     let (done, wait) = std::sync::mpsc::channel();
+    let (records_tx, records) = std::sync::mpsc::channel();
     let subject = Arc::clone(subject);
     std::thread::spawn(move || {
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> crate::error::Result<Judgement> {
-            let sandbox = Sandbox::new(&subject.plugin_dirs)?;
-            let mut cx = SpecContext { subject: &subject, rule: check.rule, sandbox };
-            (check.body)(&mut cx)
-        }));
-        let _ = done.send(match outcome {
+        let sandbox = match Sandbox::new(&subject.plugin_dirs) {
+            Ok(sandbox) => sandbox,
+            Err(e) => return drop(done.send((TrialOutcome::Error(e.to_string()), None))),
+        };
+        let _ = records_tx.send(Arc::clone(&sandbox.runtime.records));
+        let mut cx = SpecContext { subject: &subject, rule: check.rule, sandbox };
+        let judged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (check.body)(&mut cx)));
+        let outcome = match judged {
             Ok(Ok(Judgement::Verdict(v))) if v.passed => TrialOutcome::Passed(v),
             Ok(Ok(Judgement::Verdict(v))) if v.reason == Some(crate::verdict::FailureReason::RecommendationNotMet) && !strict() => TrialOutcome::Deviated(v),
             Ok(Ok(Judgement::Verdict(v))) => TrialOutcome::Failed(v),
             Ok(Ok(Judgement::NotApplicable(reason))) => TrialOutcome::Ignored(format!("not applicable: {reason}")),
             Ok(Err(e)) => TrialOutcome::Error(e.to_string()),
             Err(panic) => TrialOutcome::Error(format!("panicked: {}", panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default())),
+        };
+        // Read before the sandbox (and the node with it) is removed.
+        let wanted = match &outcome {
+            TrialOutcome::Ignored(_) => false,
+            TrialOutcome::Passed(_) => always,
+            _ => true,
+        };
+        let evidence = wanted.then(|| CheckEvidence {
+            calls: cx.sandbox.runtime.invocations(|_| true),
+            node_state: cx.sandbox.node_state().map(|lines| lines.into_iter().collect()).map_err(|e| e.to_string()),
         });
+        let _ = done.send((outcome, evidence));
     });
-    wait.recv_timeout(CHECK_BUDGET).unwrap_or_else(|_| TrialOutcome::Error(format!("the check did not finish within {}s: a plugin did not exit", CHECK_BUDGET.as_secs())))
+    wait.recv_timeout(CHECK_BUDGET).unwrap_or_else(|_| {
+        let calls = records.try_recv().map(|records| records.journal()).unwrap_or_default();
+        let evidence = CheckEvidence { calls, node_state: Err("not read: the check was still running (a plugin had not exited)".into()) };
+        (TrialOutcome::Error(format!("the check did not finish within {}s: a plugin did not exit", CHECK_BUDGET.as_secs())), Some(evidence))
+    })
 }
 
 /// Strict mode (`CNICONF_SPEC_STRICT=1`): a recommendation not met fails like a violation.
@@ -156,23 +188,33 @@ pub fn run_set(set: SubjectSet) -> ExitCode {
     let reporters = if set.golden { destinations.reporters() } else { destinations.reporters_without_golden() };
     let events = Arc::new(EventStream::new(reporters));
     let unavailable = set.unavailable.is_some();
+    let collect = crate::diagnostics::Collect::from_env().map_err(|e| e.to_string());
+    let bundles = Arc::new(destinations.bundles.clone());
     let mut trials = Vec::new();
     for (name, subject) in &subjects {
         for check in checks() {
-            let (subject, known, root, events, name) = (subject.clone(), known.clone(), root.clone(), Arc::clone(&events), name.clone());
+            let (subject, known, root, events, name, collect, bundles) = (subject.clone(), known.clone(), root.clone(), Arc::clone(&events), name.clone(), collect.clone(), Arc::clone(&bundles));
             trials.push(Trial::ignorable_test(format!("{name}::{}", check.rule.name), move || {
                 let trial_started = Instant::now();
-                let (outcome, listed) = match (&root, &known, &subject) {
-                    (Err(e), _, _) | (_, Err(e), _) => (TrialOutcome::Error(e.clone()), None),
-                    (_, _, Err(e)) if unavailable => (TrialOutcome::Ignored(e.clone()), None),
-                    (_, _, Err(e)) => (TrialOutcome::Error(format!("subject {name}: {e}")), None),
-                    (Ok(()), Ok(known), Ok(subject)) => (run_check(subject, check), known::find(known, &name, &subject.version, check.rule.name).cloned()),
+                let scenario = format!("{name}::{}", check.rule.name);
+                let (outcome, listed, evidence) = match (&root, &known, &subject, &collect) {
+                    (Err(e), _, _, _) | (_, Err(e), _, _) | (_, _, _, Err(e)) => (TrialOutcome::Error(e.clone()), None, None),
+                    (_, _, Err(e), _) if unavailable => (TrialOutcome::Ignored(e.clone()), None, None),
+                    (_, _, Err(e), _) => (TrialOutcome::Error(format!("subject {name}: {e}")), None, None),
+                    (Ok(()), Ok(known), Ok(subject), Ok(collect)) => {
+                        let (outcome, evidence) = run_check_keeping_evidence(subject, check, *collect == crate::diagnostics::Collect::Always);
+                        (outcome, known::find(known, &name, &subject.version, check.rule.name).cloned(), evidence.filter(|_| *collect != crate::diagnostics::Collect::Never))
+                    }
                 };
                 let outcome = match (outcome, &listed) {
                     (TrialOutcome::Passed(_), Some(entry)) => TrialOutcome::Error(format!("listed as a known failure ({}) but passed: remove the entry from {}", entry.why, known_path_label())),
                     (outcome, _) => outcome,
                 };
-                let record = TrialRecord { scenario: format!("{name}::{}", check.rule.name), sentence: check.rule.sentence.to_owned(), outcome, duration: trial_started.elapsed(), provided_by_harness: vec![], bundle: None };
+                let bundle = evidence.map(|evidence| {
+                    let dir = bundles.join(format!("{name}__{}", check.rule.name));
+                    crate::diagnostics::collect_plugin_check(&dir, &scenario, &outcome.message(), &evidence.calls, evidence.node_state)
+                });
+                let record = TrialRecord { scenario, sentence: check.rule.sentence.to_owned(), outcome, duration: trial_started.elapsed(), provided_by_harness: vec![], bundle };
                 events.emit(RunEvent::TrialFinished(&record));
                 match (&record.outcome, listed) {
                     (TrialOutcome::Passed(_), _) => Ok(Completion::Completed),
@@ -189,6 +231,10 @@ pub fn run_set(set: SubjectSet) -> ExitCode {
     }
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();
+    }
+    // A run's bundles are its own, as in every suite (see `Suite::run`).
+    if crate::report::parts::multi_process_run_id().is_none() {
+        let _ = std::fs::remove_dir_all(&destinations.bundles);
     }
     events.emit(RunEvent::Started { suite: set.suite, provider: "lab", cni: &label });
     events.emit(RunEvent::ClusterReady(&run_info(&label, &subjects)));
