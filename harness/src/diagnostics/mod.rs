@@ -80,6 +80,10 @@ pub fn node_commands() -> Vec<DiagnosticCommand> {
         ("filters-eth0", &["tc", "-s", "filter", "show", "dev", "eth0"]),
         ("conntrack", &["conntrack", "-L"]),
         ("bpf-net", &["bpftool", "net", "show"]),
+        // Programs and maps are the kernel's, not the namespace's: on the lab every node
+        // shows the same (every run's), on kind each node its own machine's.
+        ("bpf-progs", &["bpftool", "prog", "show"]),
+        ("bpf-maps", &["bpftool", "map", "show"]),
     ]
     .into_iter()
     .map(|(name, run)| DiagnosticCommand::new(name, run))
