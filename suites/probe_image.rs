@@ -131,6 +131,35 @@ fn iperf3_beside_a_container_serves_on_its_address() -> Result<(), Failed> {
     outcome
 }
 
+/// What a failed kind trial's path trace does on each node and on the external echo:
+/// this machine's tcpdump run in a container's network (`run_in_network_of`, nsenter),
+/// which the container's image lacks. It sees the container's own address and the SYN
+/// another container sends it, with that container's source address.
+fn a_capture_in_a_containers_network_sees_what_reaches_it() -> Result<(), Failed> {
+    use harness::provider::external::run_in_network_of;
+    let runtime = Arc::new(tokio::runtime::Runtime::new()?);
+    let network = Network::create()?;
+    let echo = ProbeContainer::start(&runtime, &network.0, "external", &network.0)?;
+    let client = ProbeContainer::start(&runtime, &network.0, "client", &network.0)?;
+    let addresses = run_in_network_of(&echo.id(), "ip", &["-o", "addr", "show"])?.stdout_of_success("ip addr in the echo's network")?;
+    if !addresses.contains(&format!("inet {}/", echo.address)) {
+        return Err(format!("the echo's network should hold its address {}: {addresses}", echo.address).into());
+    }
+    let filter = format!("tcp[tcpflags] & tcp-syn != 0 and dst host {} and dst port 8080", echo.address);
+    let capture = std::thread::scope(|scope| {
+        let id = echo.id();
+        let capturing = scope.spawn(move || run_in_network_of(&id, "timeout", &["3", "tcpdump", "-i", "any", "-nn", "-l", "-c", "1", &filter]));
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+        let answered = observe(&client, &format!("http://{}:8080/", echo.address));
+        (capturing.join().expect("the capture returns"), answered)
+    });
+    let (captured, answered) = (capture.0?, capture.1?);
+    match (captured.stdout.contains(&format!("{}.", client.address)), answered) {
+        (true, Observation::Answered { .. }) => Ok(()),
+        (seen, answered) => Err(format!("expected the client's SYN ({}) captured in the echo's network and an answer; captured: {seen} ({}; {}), answered: {answered:?}", client.address, captured.stdout.trim(), captured.stderr.trim()).into()),
+    }
+}
+
 /// A probe container labelled as `cluster`'s, as the harness labels its own; its short id.
 fn labelled_container(cluster: &str) -> Result<String, Failed> {
     let label = format!("{}={cluster}", harness::provider::external::CLUSTER_LABEL);
@@ -188,6 +217,7 @@ fn main() -> std::process::ExitCode {
         trial("the_proxy_image_installs_the_plugin_and_chains_it_into_the_conflist", the_proxy_image_installs_the_plugin_and_chains_it_into_the_conflist),
         trial("iperf3_beside_a_container_serves_on_its_address", iperf3_beside_a_container_serves_on_its_address),
         trial("an_interrupted_run_removes_its_own_containers_only", an_interrupted_run_removes_its_own_containers_only),
+        trial("a_capture_in_a_containers_network_sees_what_reaches_it", a_capture_in_a_containers_network_sees_what_reaches_it),
     ];
     libtest_mimic::run(&args, trials).exit_code()
 }

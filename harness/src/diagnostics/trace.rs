@@ -86,7 +86,7 @@ pub fn trace(cluster: &Arc<dyn Cluster>, flow: &Flow, book: &AddressBook) -> Res
         let mut running = Vec::new();
         for node in cluster.nodes() {
             let args = &args;
-            running.push((format!("node {}", node.name), scope.spawn(move || cluster.run_on_node(node, "sh", args))));
+            running.push((format!("node {}", node.name), scope.spawn(move || cluster.run_in_node_network(node, "sh", args))));
         }
         running.push(("the external host".to_owned(), scope.spawn(|| cluster.run_outside("sh", &args))));
         std::thread::sleep(CAPTURE_START);

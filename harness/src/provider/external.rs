@@ -17,6 +17,24 @@ use crate::error::{HarnessError, Result};
 pub const CLUSTER_LABEL: &str = "cni-conformance.cluster";
 pub const ECHO_PORT: u16 = 8080;
 
+/// Runs this machine's `program` in the network namespace of the Docker container
+/// `container` (a kind node, the external echo): `nsenter --net` into the PID `docker
+/// inspect` reports. The container's links, addresses and packets, the host's tools (its
+/// image may have none: the probe image is one static binary). Needs root, as nsenter does.
+pub fn run_in_network_of(container: &str, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
+    let inspect = crate::provider::cli::CliStep::new(format!("finding the process of container {container}"), "docker", ["inspect", "--format", "{{.State.Pid}}", container], Duration::from_secs(30));
+    let pid = crate::provider::cli::run(&inspect)?.trim().to_owned();
+    if pid.parse::<u32>().map_or(true, |pid| pid == 0) {
+        return Err(HarnessError::NotReady { what: format!("container {container}"), detail: format!("it has no running process to enter (docker inspect: `{pid}`)") });
+    }
+    let output = std::process::Command::new("nsenter")
+        .args(["--target", &pid, "--net", "--", program])
+        .args(args)
+        .output()
+        .map_err(|e| HarnessError::Command { command: format!("nsenter --target {pid} --net -- {program}"), detail: format!("{e} (nsenter is in util-linux)") })?;
+    Ok(crate::model::ExecOutput::from_output(&output))
+}
+
 /// A probe container serving the echo on a Docker network. Removed when dropped.
 pub struct ProbeContainer {
     container: Option<ContainerAsync<GenericImage>>,

@@ -1389,13 +1389,20 @@ impl super::kubernetes::Environment for KindEnvironment {
         self.cluster.addons.performance_tools.then(|| IPERF3_IMAGE.to_owned())
     }
 
-    /// The external host is the echo's container: iperf3 runs in the one beside it.
+    /// The external host is the echo's container: iperf3 runs in the one beside it, other
+    /// tools are the host's, run in its network ([`super::external::run_in_network_of`]).
     fn run_outside(&self, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
         let beside = self.external_iperf3.lock().unwrap_or_else(|e| e.into_inner());
         match (program, beside.as_ref()) {
             ("iperf3", Some(iperf3)) => iperf3.exec(args),
             ("iperf3", None) => Err(HarnessError::NotFound { what: "iperf3 on the external host".into(), wanted: "beside the external echo (the cluster was provisioned without performance tools)".into() }),
-            (other, _) => Err(HarnessError::NotFound { what: format!("`{other}` on the external host"), wanted: "the external echo's container on kind (it has the probe, and iperf3 beside it)".into() }),
+            // Network tools (a bundle's addresses and conntrack, a path trace's capture):
+            // the host's, in the echo container's network.
+            (other, _) => {
+                let echo = self.echo.lock().unwrap_or_else(|e| e.into_inner());
+                let echo = echo.as_ref().ok_or_else(|| HarnessError::NotFound { what: format!("`{other}` on the external host"), wanted: "the external echo's container (gone: the cluster is being torn down)".into() })?;
+                super::external::run_in_network_of(&echo.id(), other, args)
+            }
         }
     }
 
@@ -1445,6 +1452,12 @@ impl super::kubernetes::Environment for KindEnvironment {
         let step = CliStep::new(format!("copying {} to {there} on node {}", path.display(), node.name), "docker", ["exec", "-i", &node.name, "sh", "-c", &write, "sh", &there], self.timeouts.load_image);
         cli::run(&step.with_stdin_from(path))?;
         Ok(there)
+    }
+
+    /// The node container's network, entered from the host: kind's node image has no
+    /// tcpdump (nor base64 in every release), the machine running kind does.
+    fn run_in_node_network(&self, node: &crate::model::Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
+        super::external::run_in_network_of(&node.name, program, args)
     }
 
     /// Puts the node's uplink back up, so the node is exactly as it was.

@@ -200,6 +200,11 @@ pub trait Environment: Send + Sync {
     fn restore_node(&self, node: &Node) -> Result<()>;
     /// Runs `program args` on a node (its container on kind).
     fn run_on_node(&self, node: &Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput>;
+    /// Runs the harness machine's `program` in a node's network (see
+    /// [`Cluster::run_in_node_network`]); where it cannot, as [`Self::run_on_node`].
+    fn run_in_node_network(&self, node: &Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
+        self.run_on_node(node, program, args)
+    }
     /// Puts a local file on a node; its path there.
     fn put_file_on_node(&self, node: &Node, path: &std::path::Path) -> Result<String> {
         Err(HarnessError::NotFound { what: "way to put files".into(), wanted: format!("{} on node {} of a cluster the harness does not own", path.display(), node.name) })
@@ -492,6 +497,10 @@ impl Cluster for KubeCluster {
 
     fn run_on_node(&self, node: &Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
         self.environment.run_on_node(node, program, args)
+    }
+
+    fn run_in_node_network(&self, node: &Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
+        self.environment.run_in_node_network(node, program, args)
     }
 
     fn put_file_on_node(&self, node: &Node, path: &std::path::Path) -> Result<String> {

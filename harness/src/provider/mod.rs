@@ -86,6 +86,13 @@ pub trait Cluster: Send + Sync {
     /// on kind): the primitive families build their node-level operations on (a qdisc, its
     /// counters).
     fn run_on_node(&self, node: &Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput>;
+    /// Runs the harness machine's own `program` in `node`'s network: what a node's image
+    /// may lack (tcpdump for a failure's path trace) on the node's links and packets. On
+    /// the lab that is [`run_on_node`](Self::run_on_node) (a node is a namespace of this
+    /// machine); kind enters the node container's namespace from the host.
+    fn run_in_node_network(&self, node: &Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
+        self.run_on_node(node, program, args)
+    }
     /// Makes the local file `path` readable by [`run_on_node`](Self::run_on_node)'s
     /// programs on `node` and returns its path there (a BPF object for `tc`).
     fn put_file_on_node(&self, node: &Node, path: &std::path::Path) -> Result<String> {
