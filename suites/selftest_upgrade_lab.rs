@@ -23,6 +23,7 @@ const NEW: &str = "reference-portmap-firewall-1.9.1";
 
 const LONG_LIVED: &str = "long_lived_connections_stay_open_through_the_upgrade";
 const HOST_PORT_HELD: &str = "a_connection_through_a_host_port_stays_open_through_the_upgrade";
+const HOST_PORT_CHECK: &str = "check_by_the_new_version_passes_on_every_pod_with_a_host_port_the_old_version_made";
 const HOST_PORT_DEL: &str = "del_by_the_new_version_removes_the_host_port_of_a_pod_the_old_version_made";
 const EGRESS: &str = "egress_sources_hold_through_the_upgrade";
 const PERF: &str = "pod_start_up_and_latency_do_not_regress_in_the_upgrade";
@@ -70,7 +71,7 @@ const NEW_VERSIONS: [NewVersion; 7] = [
         name: "a_new_version_that_renumbers_ipam_hands_out_old_pods_addresses",
         wrapped: Some(("host-local", Wrapper::Python, "renumbers-ipam")),
         on_install: None,
-        fails: &[(CHECK, CheckFailed), (DEL, LeftBehind), (HOST_PORT_DEL, LeftBehind), (REACH, AddressReused), (ROLLBACK, CheckFailed)],
+        fails: &[(CHECK, CheckFailed), (HOST_PORT_CHECK, CheckFailed), (DEL, LeftBehind), (HOST_PORT_DEL, LeftBehind), (REACH, AddressReused), (ROLLBACK, CheckFailed)],
         not_judged: PYTHON_IS_SLOW,
     },
     // Pod to pod is neither translated nor tracked on its way: only the connection to the
@@ -81,14 +82,14 @@ const NEW_VERSIONS: [NewVersion; 7] = [
         name: "a_new_version_that_flushes_nat_on_install_resets_translated_connections_and_breaks_egress",
         wrapped: None,
         on_install: Some("flush-nat-on-install"),
-        fails: &[(LONG_LIVED, ConnectionReset), (HOST_PORT_HELD, ConnectionReset), (EGRESS, WrongSource)],
+        fails: &[(LONG_LIVED, ConnectionReset), (HOST_PORT_HELD, ConnectionReset), (HOST_PORT_CHECK, CheckFailed), (EGRESS, WrongSource)],
         not_judged: &[],
     },
     NewVersion {
         name: "a_new_version_whose_check_rejects_old_pods_fails_only_the_check",
         wrapped: Some(("bridge", Wrapper::Python, "check-rejects-old-pods")),
         on_install: None,
-        fails: &[(CHECK, CheckFailed)],
+        fails: &[(CHECK, CheckFailed), (HOST_PORT_CHECK, CheckFailed)],
         not_judged: PYTHON_IS_SLOW,
     },
     // Only a pod with a hostPort has port mappings for DEL to remove.

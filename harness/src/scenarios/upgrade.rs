@@ -63,6 +63,13 @@ pub fn all() -> Vec<Scenario> {
             body: check_by_the_new_version_passes_on_old_pods,
         },
         Scenario {
+            name: "check_by_the_new_version_passes_on_every_pod_with_a_host_port_the_old_version_made",
+            sentence: "After the CNI is upgraded in place, CNI CHECK by the new version succeeds on pods with a hostPort that the old version made, on each node: their port mappings as the new version finds them.",
+            requires: &[Feature::InPlaceUpgrade, Feature::RuntimeCniCalls, Feature::HostPort],
+            disruptive: true,
+            body: check_by_the_new_version_passes_on_old_host_ports,
+        },
+        Scenario {
             name: "del_by_the_new_version_leaves_nothing_of_a_pod_the_old_version_made",
             sentence: "After the upgrade, deleting a pod the old version made (CNI DEL by the new version) succeeds and leaves its node as before the pod: links, addresses, routes, rules, iptables and nft, qdiscs, IPAM files and BPF pins.",
             requires: &[Feature::InPlaceUpgrade, Feature::RuntimeCniCalls],
@@ -219,8 +226,17 @@ fn pod_start_up_and_latency_do_not_regress(cx: &mut ScenarioContext) -> Result<V
 }
 
 fn check_by_the_new_version_passes_on_old_pods(cx: &mut ScenarioContext) -> Result<Verdict> {
+    check_by_the_new_version_of_old_pods(cx, &[])
+}
+
+fn check_by_the_new_version_passes_on_old_host_ports(cx: &mut ScenarioContext) -> Result<Verdict> {
+    check_by_the_new_version_of_old_pods(cx, &[HostPort { host: HOLD_HOST_PORT, container: HOLD_PORT }])
+}
+
+/// Two old pods (reached at `host_ports` on their nodes), CHECKed by the new version.
+fn check_by_the_new_version_of_old_pods(cx: &mut ScenarioContext, host_ports: &[HostPort]) -> Result<Verdict> {
     let (namespace, node, other) = on_two_nodes(cx)?;
-    let old = two_pods(cx, &namespace, "old", &node, &other)?;
+    let old = two_pods_reached_through(cx, &namespace, "old", &node, &other, host_ports)?;
     let pair = cx.upgrade_cni()?;
     Ok(upgrade::every_pod_checks(&pair.to.name, &pair.from.name, &checks_of(cx, &old)))
 }
@@ -292,7 +308,13 @@ fn on_two_nodes(cx: &mut ScenarioContext) -> Result<(String, Node, Node)> {
 
 /// Pods `<role>-1` on `node` and `<role>-2` on `other`, labelled `app: <role>`.
 fn two_pods(cx: &mut ScenarioContext, namespace: &str, role: &str, node: &Node, other: &Node) -> Result<[Pod; 2]> {
-    Ok([cx.pod(namespace, &format!("{role}-1"), labels([("app", role)]), node)?, cx.pod(namespace, &format!("{role}-2"), labels([("app", role)]), other)?])
+    two_pods_reached_through(cx, namespace, role, node, other, &[])
+}
+
+/// [`two_pods`], each reached also at `host_ports` on its node.
+fn two_pods_reached_through(cx: &mut ScenarioContext, namespace: &str, role: &str, node: &Node, other: &Node, host_ports: &[HostPort]) -> Result<[Pod; 2]> {
+    let mut on = |name: String, node: &Node| cx.pod_reached_through(namespace, &name, labels([("app", role)]), node, host_ports);
+    Ok([on(format!("{role}-1"), node)?, on(format!("{role}-2"), other)?])
 }
 
 fn checks_of(cx: &ScenarioContext, pods: &[Pod]) -> Vec<(String, Option<String>)> {
