@@ -62,7 +62,7 @@ fn check(fault: &str, expected: &[&str]) -> Result<(), Failed> {
             Keyword::Must => (FailureReason::SpecViolation, "(MUST)"),
             Keyword::Should => (FailureReason::RecommendationNotMet, "(SHOULD)"),
         };
-        let (outcome, evidence) = run_check_keeping_evidence(&subject, check, false);
+        let (outcome, evidence) = run_check_keeping_evidence(&subject, check, harness::diagnostics::Collect::Failures);
         match (&outcome, &evidence) {
             (TrialOutcome::Failed(_) | TrialOutcome::Deviated(_), Some(evidence)) => {
                 let its_own = format!("ptp-{fault}");

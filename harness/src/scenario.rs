@@ -187,11 +187,7 @@ impl Suite {
         if args.list {
             return libtest_mimic::run(&args, shared.into_iter().chain(alone).collect()).exit_code();
         }
-        // A run's bundles are its own: an earlier run's go. The processes of a run of
-        // several share the directory, so only a run of one process clears it.
-        if crate::report::parts::multi_process_run_id().is_none() {
-            let _ = std::fs::remove_dir_all(&destinations.bundles);
-        }
+        destinations.clear_earlier_bundles();
         run.events.emit(RunEvent::Started { suite: &self.name, provider: provider_name, cni: &run.cni.name });
         let conclusion = run_shared_then_alone(&args, shared, alone);
         // Conclusion::exit would skip every Drop: tear down first, then report, then exit.

@@ -171,6 +171,15 @@ struct Bundle {
 }
 
 impl Bundle {
+    /// A bundle being written into `dir`, made here; `Err(dir)` when it cannot be.
+    fn start(dir: &Path) -> std::result::Result<Self, PathBuf> {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            tracing::warn!("no diagnostics bundle: could not create {}: {e}", dir.display());
+            return Err(dir.to_owned());
+        }
+        Ok(Bundle { dir: dir.to_owned(), started: Instant::now(), bytes: 0, files: Vec::new(), problems: Vec::new(), skipped: Vec::new() })
+    }
+
     fn file(&mut self, name: &str, contents: &str) {
         let room = LIMITS.max_bytes.saturating_sub(self.bytes);
         if room == 0 {
@@ -278,11 +287,10 @@ impl Bundle {
 
 /// Collects a bundle of `evidence`'s trial on `cluster` into `dir`; returns `dir`.
 pub fn collect(cluster: &Arc<dyn Cluster>, evidence: &TrialEvidence, dir: &Path) -> PathBuf {
-    let mut bundle = Bundle { dir: dir.to_owned(), started: Instant::now(), bytes: 0, files: Vec::new(), problems: Vec::new(), skipped: Vec::new() };
-    if let Err(e) = std::fs::create_dir_all(dir) {
-        tracing::warn!("no diagnostics bundle: could not create {}: {e}", dir.display());
-        return bundle.dir;
-    }
+    let mut bundle = match Bundle::start(dir) {
+        Ok(bundle) => bundle,
+        Err(dir) => return dir,
+    };
     // The counters first: the trace's replay moves them too.
     if let Some(start) = evidence.rules_at_start {
         let now = rule_counters(cluster.as_ref());
@@ -356,11 +364,10 @@ pub fn collect(cluster: &Arc<dyn Cluster>, evidence: &TrialEvidence, dir: &Path)
 /// (`cni-calls/calls.txt`, as the lab's bundles write them), and its node's state as the
 /// check left it (`node-state.txt`: the snapshot the DEL checks compare); returns `dir`.
 pub fn collect_plugin_check(dir: &Path, check: &str, outcome: &str, calls: &[crate::cni::runtime::Invocation], node_state: std::result::Result<Vec<String>, String>) -> PathBuf {
-    let mut bundle = Bundle { dir: dir.to_owned(), started: Instant::now(), bytes: 0, files: Vec::new(), problems: Vec::new(), skipped: Vec::new() };
-    if let Err(e) = std::fs::create_dir_all(dir) {
-        tracing::warn!("no diagnostics bundle: could not create {}: {e}", dir.display());
-        return bundle.dir;
-    }
+    let mut bundle = match Bundle::start(dir) {
+        Ok(bundle) => bundle,
+        Err(dir) => return dir,
+    };
     let described: String = calls.iter().map(|call| call.describe()).collect();
     bundle.file("cni-calls/calls.txt", if described.is_empty() { "the check made no plugin call\n" } else { &described });
     match node_state {
@@ -404,7 +411,7 @@ mod tests {
     use super::*;
 
     fn bundle(dir: &Path) -> Bundle {
-        Bundle { dir: dir.to_owned(), started: Instant::now(), bytes: 0, files: Vec::new(), problems: Vec::new(), skipped: Vec::new() }
+        Bundle::start(dir).expect("a bundle directory")
     }
 
     /// A `cni_spec` check's bundle: its plugin calls with what went in and came out, its

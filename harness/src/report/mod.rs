@@ -144,6 +144,14 @@ impl Destinations {
         }
     }
 
+    /// Removes an earlier run's bundles: a run's are its own. The processes of a run of
+    /// several share the directory, so only a run of one process clears it.
+    pub fn clear_earlier_bundles(&self) {
+        if crate::report::parts::multi_process_run_id().is_none() {
+            let _ = std::fs::remove_dir_all(&self.bundles);
+        }
+    }
+
     /// The reporters of a run: JUnit, golden records and the summary; in a run of several
     /// processes, JUnit and the summary are merged from every process's part.
     pub fn reporters(&self) -> Vec<Box<dyn Reporter>> {

@@ -242,19 +242,19 @@ fn check_by_the_new_version_of_old_pods(cx: &mut ScenarioContext, host_ports: &[
 }
 
 fn del_by_the_new_version_leaves_nothing(cx: &mut ScenarioContext) -> Result<Verdict> {
-    del_by_the_new_version_of_an_old_pod(cx, None)
+    del_by_the_new_version_of_an_old_pod(cx, false)
 }
 
 fn del_by_the_new_version_removes_an_old_host_port(cx: &mut ScenarioContext) -> Result<Verdict> {
-    del_by_the_new_version_of_an_old_pod(cx, Some(HOLD_HOST_PORT))
+    del_by_the_new_version_of_an_old_pod(cx, true)
 }
 
-/// An old pod (with `host_port`, if any) deleted by the new version, judged against the
-/// node's state before it.
-fn del_by_the_new_version_of_an_old_pod(cx: &mut ScenarioContext, host_port: Option<u16>) -> Result<Verdict> {
+/// An old pod (with a hostPort when `with_host_port`) deleted by the new version, judged
+/// against the node's state before it.
+fn del_by_the_new_version_of_an_old_pod(cx: &mut ScenarioContext, with_host_port: bool) -> Result<Verdict> {
     let namespace = cx.namespace("upgrade", labels([]))?;
     let node = cx.a_worker()?;
-    let reached_at = |port: u16| host_port.map(|_| HostPort { host: port, container: HOLD_PORT }).into_iter().collect::<Vec<_>>();
+    let reached_at = |port: u16| with_host_port.then_some(HostPort { host: port, container: HOLD_PORT }).into_iter().collect::<Vec<_>>();
     // What the node's first pod makes for every pod (a bridge; the node's port-mapping
     // chains, when it has a hostPort too) is there before the count.
     cx.pod_reached_through(&namespace, "already-there", labels([("app", "old")]), &node, &reached_at(HOLD_HOST_PORT + 1))?;

@@ -104,7 +104,7 @@ impl SubjectSet {
 
 /// Runs one check on a fresh node, within [`CHECK_BUDGET`].
 pub fn run_check(subject: &Arc<Subject>, check: Check) -> TrialOutcome {
-    run_check_keeping_evidence(subject, check, false).0
+    run_check_keeping_evidence(subject, check, crate::diagnostics::Collect::Never).0
 }
 
 /// What a check that did not pass leaves for its bundle: every plugin call it made, and
@@ -114,10 +114,9 @@ pub struct CheckEvidence {
     pub node_state: std::result::Result<Vec<String>, String>,
 }
 
-/// [`run_check`], keeping the evidence of a check that did not pass, or of any check that
-/// ran when `always` (a hung check's calls so far, its node's state not read: a plugin
-/// may still hold it).
-pub fn run_check_keeping_evidence(subject: &Arc<Subject>, check: Check, always: bool) -> (TrialOutcome, Option<CheckEvidence>) {
+/// [`run_check`], keeping the evidence of a check that ran where `collect` wants a bundle
+/// of it (a hung check's calls so far, its node's state not read: a plugin may still hold it).
+pub fn run_check_keeping_evidence(subject: &Arc<Subject>, check: Check, collect: crate::diagnostics::Collect) -> (TrialOutcome, Option<CheckEvidence>) {
     if let Some(reason) = &subject.cannot_run {
         return (TrialOutcome::Ignored(format!("cannot run here: {reason}")), None);
     }
@@ -141,21 +140,19 @@ pub fn run_check_keeping_evidence(subject: &Arc<Subject>, check: Check, always: 
             Err(panic) => TrialOutcome::Error(format!("panicked: {}", panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default())),
         };
         // Read before the sandbox (and the node with it) is removed.
-        let wanted = match &outcome {
-            TrialOutcome::Ignored(_) => false,
-            TrialOutcome::Passed(_) => always,
-            _ => true,
-        };
+        let wanted = !matches!(outcome, TrialOutcome::Ignored(_)) && collect.wants(!matches!(outcome, TrialOutcome::Passed(_)));
         let evidence = wanted.then(|| CheckEvidence {
-            calls: cx.sandbox.runtime.invocations(|_| true),
+            calls: cx.sandbox.runtime.records.journal(),
             node_state: cx.sandbox.node_state().map(|lines| lines.into_iter().collect()).map_err(|e| e.to_string()),
         });
         let _ = done.send((outcome, evidence));
     });
     wait.recv_timeout(CHECK_BUDGET).unwrap_or_else(|_| {
-        let calls = records.try_recv().map(|records| records.journal()).unwrap_or_default();
-        let evidence = CheckEvidence { calls, node_state: Err("not read: the check was still running (a plugin had not exited)".into()) };
-        (TrialOutcome::Error(format!("the check did not finish within {}s: a plugin did not exit", CHECK_BUDGET.as_secs())), Some(evidence))
+        let evidence = collect.wants(true).then(|| CheckEvidence {
+            calls: records.try_recv().map(|records| records.journal()).unwrap_or_default(),
+            node_state: Err("not read: the check was still running (a plugin had not exited)".into()),
+        });
+        (TrialOutcome::Error(format!("the check did not finish within {}s: a plugin did not exit", CHECK_BUDGET.as_secs())), evidence)
     })
 }
 
@@ -202,8 +199,8 @@ pub fn run_set(set: SubjectSet) -> ExitCode {
                     (_, _, Err(e), _) if unavailable => (TrialOutcome::Ignored(e.clone()), None, None),
                     (_, _, Err(e), _) => (TrialOutcome::Error(format!("subject {name}: {e}")), None, None),
                     (Ok(()), Ok(known), Ok(subject), Ok(collect)) => {
-                        let (outcome, evidence) = run_check_keeping_evidence(subject, check, *collect == crate::diagnostics::Collect::Always);
-                        (outcome, known::find(known, &name, &subject.version, check.rule.name).cloned(), evidence.filter(|_| *collect != crate::diagnostics::Collect::Never))
+                        let (outcome, evidence) = run_check_keeping_evidence(subject, check, *collect);
+                        (outcome, known::find(known, &name, &subject.version, check.rule.name).cloned(), evidence)
                     }
                 };
                 let outcome = match (outcome, &listed) {
@@ -232,10 +229,7 @@ pub fn run_set(set: SubjectSet) -> ExitCode {
     if args.list {
         return libtest_mimic::run(&args, trials).exit_code();
     }
-    // A run's bundles are its own, as in every suite (see `Suite::run`).
-    if crate::report::parts::multi_process_run_id().is_none() {
-        let _ = std::fs::remove_dir_all(&destinations.bundles);
-    }
+    destinations.clear_earlier_bundles();
     events.emit(RunEvent::Started { suite: set.suite, provider: "lab", cni: &label });
     events.emit(RunEvent::ClusterReady(&run_info(&label, &subjects)));
     let conclusion = libtest_mimic::run(&args, trials);
