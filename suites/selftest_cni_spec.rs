@@ -16,31 +16,104 @@ use harness::spec::{checks, Subject};
 use harness::verdict::FailureReason;
 use libtest_mimic::{Arguments, Failed, Trial};
 
-/// Each stand-in and the checks it must fall short of: those that judge the rule it breaks
-/// (each a violation where the rule is a MUST, a deviation where it is a SHOULD).
-const STAND_INS: [(&str, &[&str]); 9] = [
-    ("faithful", &[]),
+/// A stand-in, the checks it must fall short of (those that judge the rule it breaks: each
+/// a violation where the rule is a MUST, a deviation where it is a SHOULD), and the checks
+/// that must reach no verdict at all, each ignored as `unjudged_as` ("not judged", "not
+/// applicable") with a reason that says `because`.
+struct StandIn {
+    fault: &'static str,
+    falls_short: &'static [&'static str],
+    unjudged: &'static [&'static str],
+    unjudged_as: &'static str,
+    because: &'static str,
+}
+
+const fn falls_short(fault: &'static str, falls_short: &'static [&'static str]) -> StandIn {
+    StandIn { fault, falls_short, unjudged: &[], unjudged_as: "", because: "" }
+}
+
+/// Every check that follows an ADD: not judged when ADD fails.
+const AFTER_ADD: &[&str] = &[
+    "check_passes_after_add",
+    "check_fails_when_the_container_changed",
+    "del_removes_what_add_created",
+    "the_last_del_leaves_the_node_as_before_the_first_add",
+    "del_after_a_failed_add_succeeds_and_frees",
+    "del_twice_succeeds",
+    "del_after_the_netns_is_gone_succeeds_and_frees",
+    "concurrent_adds_get_distinct_addresses",
+];
+
+/// Every check that judges the config at its own version.
+const AT_THE_CONFIG_S_VERSION: &[&str] = &[
+    "add_result_is_valid_for_its_version",
+    "add_reports_what_is_really_there",
+    "check_passes_after_add",
+    "check_fails_when_the_container_changed",
+    "del_removes_what_add_created",
+    "the_last_del_leaves_the_node_as_before_the_first_add",
+    "del_after_a_failed_add_succeeds_and_frees",
+    "del_twice_succeeds",
+    "del_without_add_succeeds",
+    "del_after_the_netns_is_gone_succeeds_and_frees",
+    "errors_exit_non_zero",
+    "errors_are_the_specification_s_json",
+    "concurrent_adds_get_distinct_addresses",
+];
+
+const STAND_INS: [StandIn; 14] = [
+    falls_short("faithful", &[]),
     // Interfaces left by DEL: judged by DEL's own check and by the concurrent check's
     // "their DELs leave the node as it was" (the last DEL's check looks once the
     // container's namespace is gone, and with it the veth).
-    ("del-leaves-veth", &["del_removes_what_add_created", "concurrent_adds_get_distinct_addresses"]),
+    falls_short("del-leaves-veth", &["del_removes_what_add_created", "concurrent_adds_get_distinct_addresses"]),
     // State made once per node is no attachment's: only the last DEL is to take it off.
-    ("node-wide-state-kept", &["the_last_del_leaves_the_node_as_before_the_first_add"]),
-    ("del-only-from-result", &["del_after_a_failed_add_succeeds_and_frees"]),
-    ("del-fails-twice", &["del_twice_succeeds"]),
+    falls_short("node-wide-state-kept", &["the_last_del_leaves_the_node_as_before_the_first_add"]),
+    falls_short("del-only-from-result", &["del_after_a_failed_add_succeeds_and_frees"]),
+    falls_short("del-fails-twice", &["del_twice_succeeds"]),
     // Both rules ask for the JSON error structure: the error cases, and CHECK's error.
-    ("error-as-text", &["errors_are_the_specification_s_json", "check_fails_when_the_container_changed"]),
+    falls_short("error-as-text", &["errors_are_the_specification_s_json", "check_fails_when_the_container_changed"]),
     // An error with exit status 0 is no error: the MUST of a non-zero exit, and CHECK that
     // "succeeds" on a changed container.
-    ("errors-exit-zero", &["errors_exit_non_zero", "check_fails_when_the_container_changed"]),
+    falls_short("errors-exit-zero", &["errors_exit_non_zero", "check_fails_when_the_container_changed"]),
+    // The same with code 999, which is no code of the specification's: the JSON check
+    // judges the structure it printed, exit status 0 or not.
+    falls_short("errors-exit-zero-code-999", &["errors_exit_non_zero", "errors_are_the_specification_s_json", "check_fails_when_the_container_changed"]),
+    // Exit 0 and nothing printed: the JSON check has no error to judge, and never passes.
+    StandIn {
+        fault: "errors-exit-zero-silent",
+        falls_short: &["errors_exit_non_zero", "check_fails_when_the_container_changed"],
+        unjudged: &["errors_are_the_specification_s_json"],
+        unjudged_as: "not judged",
+        because: "4 of 4 not judged: ptp-errors-exit-zero-silent given a malformed config: exited 0 printing no error",
+    },
     // Result validity is judged at the config's version and at every claimed version.
-    ("interface-out-of-range", &["add_result_is_valid_for_its_version", "every_claimed_version_adds"]),
-    ("check-always-passes", &["check_fails_when_the_container_changed"]),
+    falls_short("interface-out-of-range", &["add_result_is_valid_for_its_version", "every_claimed_version_adds"]),
+    falls_short("check-always-passes", &["check_fails_when_the_container_changed"]),
+    // ADD never works: the ADD checks fail; what follows ADD was never asked, so is not judged.
+    StandIn {
+        fault: "add-refused",
+        falls_short: &["every_claimed_version_adds", "add_result_is_valid_for_its_version", "add_reports_what_is_really_there"],
+        unjudged: AFTER_ADD,
+        unjudged_as: "not judged",
+        because: "ADD by ptp-add-refused failed",
+    },
+    // A config of a version the plugin does not claim is refused as the specification
+    // asks: not applicable at that version, never a list of violations.
+    StandIn {
+        fault: "claims-up-to-0-4-0",
+        falls_short: &[],
+        unjudged: AT_THE_CONFIG_S_VERSION,
+        unjudged_as: "not applicable",
+        because: "the plugins do not claim the config's cniVersion 1.0.0 (they claim 0.1.0, 0.2.0, 0.3.0, 0.3.1, 0.4.0)",
+    },
+    // A config at 0.1.0, answered with a 0.2.0 result (one format; libcni up to 0.8 did so).
+    falls_short("answers-0-1-0-with-0-2-0", &[]),
 ];
 
 /// A plugin directory holding the stand-in under the name `ptp-<fault>` (the real ptp's
 /// IPAM, host-local, comes from Debian's directory), and a conflist using it.
-fn stand_in(fault: &str) -> (tempfile::TempDir, PathBuf) {
+fn stand_in_plugin(fault: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let script = harness::fixtures::fixture_path("cni-spec/stand-ins/stand-in-plugin.py");
     std::os::unix::fs::symlink(&script, dir.path().join(format!("ptp-{fault}"))).expect("linking the stand-in");
@@ -52,8 +125,9 @@ fn stand_in(fault: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, conflist)
 }
 
-fn check(fault: &str, expected: &[&str]) -> Result<(), Failed> {
-    let (dir, conflist) = stand_in(fault);
+fn check(stand_in: &StandIn) -> Result<(), Failed> {
+    let (fault, expected) = (stand_in.fault, stand_in.falls_short);
+    let (dir, conflist) = stand_in_plugin(fault);
     let subject = Arc::new(Subject::load(&conflist, vec![dir.path().to_owned(), PathBuf::from("/usr/lib/cni")]).map_err(|e| e.to_string())?);
     let mut failed = BTreeSet::new();
     let mut wrong = Vec::new();
@@ -88,6 +162,10 @@ fn check(fault: &str, expected: &[&str]) -> Result<(), Failed> {
                 failed.insert(check.rule.name);
             }
             TrialOutcome::Error(error) => wrong.push(format!("{}: error instead of a verdict: {error}", check.rule.name)),
+            TrialOutcome::Ignored(reason) if stand_in.unjudged.contains(&check.rule.name) && !(reason.starts_with(&format!("{}: ", stand_in.unjudged_as)) && reason.contains(stand_in.because)) => {
+                wrong.push(format!("{}: ignored, but not as {:?} because {:?}: {reason}", check.rule.name, stand_in.unjudged_as, stand_in.because))
+            }
+            TrialOutcome::Passed(_) if stand_in.unjudged.contains(&check.rule.name) => wrong.push(format!("{}: passed, but could not have judged anything ({})", check.rule.name, stand_in.because)),
             TrialOutcome::Passed(_) | TrialOutcome::Ignored(_) => {}
         }
     }
@@ -100,7 +178,7 @@ fn check(fault: &str, expected: &[&str]) -> Result<(), Failed> {
 
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
-    let trials = STAND_INS.iter().map(|&(fault, expected)| Trial::test(format!("stand_in_{}", fault.replace('-', "_")), move || check(fault, expected))).collect();
+    let trials = STAND_INS.iter().map(|stand_in| Trial::test(format!("stand_in_{}", stand_in.fault.replace('-', "_")), move || check(stand_in))).collect();
     let conclusion = libtest_mimic::run(&args, trials);
     // The del-fails-twice stand-in's record of deleted containers.
     let _ = std::fs::remove_dir_all("/tmp/cni-spec-stand-in");

@@ -14,7 +14,7 @@ use harness::report::TrialOutcome;
 use harness::diagnostics::Collect;
 use harness::scenario::{run_scenario_collecting, Collection, UpgradePair};
 use harness::scenarios::upgrade;
-use harness::verdict::FailureReason::{self, AddressReused, CheckFailed, ConnectionReset, LeftBehind, Regressed, WrongSource};
+use harness::verdict::FailureReason::{self, AddressReused, CheckFailed, ConnectionReset, LeftBehind, Regressed, VersionsOwnFault, WrongSource};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 /// The pair whose new version the stand-ins break: `upgrade_lab`'s default.
@@ -56,7 +56,7 @@ enum Wrapper {
 /// regression scenario would judge the wrapper, not the fault.
 const PYTHON_IS_SLOW: &[(&str, &str)] = &[(PERF, "the Python wrapper itself slows every plugin call")];
 
-const NEW_VERSIONS: [NewVersion; 7] = [
+const NEW_VERSIONS: [NewVersion; 9] = [
     NewVersion { name: "the_faithful_new_version_passes_every_upgrade_scenario", wrapped: None, on_install: None, fails: &[], not_judged: &[] },
     NewVersion {
         name: "a_new_version_whose_del_cannot_read_the_old_state_leaves_it_behind",
@@ -90,6 +90,22 @@ const NEW_VERSIONS: [NewVersion; 7] = [
         wrapped: Some(("bridge", Wrapper::Python, "check-rejects-old-pods")),
         on_install: None,
         fails: &[(CHECK, CheckFailed), (HOST_PORT_CHECK, CheckFailed)],
+        not_judged: PYTHON_IS_SLOW,
+    },
+    // A version's own faults, which its own pods show too (the scenarios' controls): the
+    // outcome blames the version, never the crossing of versions.
+    NewVersion {
+        name: "a_new_version_whose_check_fails_on_its_own_pods_too_is_blamed_for_its_own_fault",
+        wrapped: Some(("bridge", Wrapper::Python, "check-fails-on-every-pod")),
+        on_install: None,
+        fails: &[(CHECK, VersionsOwnFault), (HOST_PORT_CHECK, VersionsOwnFault)],
+        not_judged: PYTHON_IS_SLOW,
+    },
+    NewVersion {
+        name: "a_new_version_whose_del_frees_nothing_of_its_own_pods_either_is_blamed_for_its_own_fault",
+        wrapped: Some(("host-local", Wrapper::Python, "del-loses-every-reservation")),
+        on_install: None,
+        fails: &[(DEL, VersionsOwnFault), (HOST_PORT_DEL, VersionsOwnFault)],
         not_judged: PYTHON_IS_SLOW,
     },
     // Only a pod with a hostPort has port mappings for DEL to remove.
@@ -174,8 +190,33 @@ fn check(version: &NewVersion) -> Result<(), Failed> {
     if wrong.is_empty() { Ok(()) } else { Err(wrong.join("\n").into()) }
 }
 
+/// The false block, on real plugins: the rollback pair (Debian unstable's 1.9.1 back
+/// to bookworm's 1.1.1), whose "new" version has portmap 1.1.1's CHECK fault on IPv4-only
+/// attachments with mappings (fixed upstream in 1.3.0). Its CHECK of the 1.9.1 pods' host
+/// ports fails, and so does its CHECK of the pods it made itself: the outcome is that
+/// version's own fault, with both results, never an upgrade regression.
+fn portmap_1_1_1_s_own_check_fault_is_not_blamed_on_the_upgrade() -> Result<(), Failed> {
+    if let Err(reason) = harness::host::unstable_plugins() {
+        return Err(format!("cannot run: {reason}").into());
+    }
+    let (from, to) = (cni::load_profile(NEW).map_err(|e| e.to_string())?, cni::load_profile(OLD).map_err(|e| e.to_string())?);
+    let pair = Arc::new(UpgradePair { from: from.clone(), to });
+    let scenario = upgrade::all().into_iter().find(|s| s.name == HOST_PORT_CHECK).expect("the hostPort CHECK scenario");
+    let lab: Arc<dyn Cluster> = Arc::new(Lab::provision(&from, &LabOptions::from_env()?)?);
+    let (outcome, _) = run_scenario_collecting(&lab, &scenario, &harness::provider::lab::timeouts(), "t1", Some(Ok(pair)), None);
+    lab.teardown()?;
+    match &outcome {
+        TrialOutcome::Failed(verdict) if verdict.reason == Some(VersionsOwnFault) && verdict.observed.detail.contains("control, reference-portmap-firewall on pods it made itself") && verdict.observed.detail.contains("could not check ipv6 dnat") => Ok(()),
+        other => Err(format!("expected the version's own fault (portmap 1.1.1's CHECK on its own pods too), got {}: {}", other.label(), other.message()).into()),
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
-    let trials = NEW_VERSIONS.iter().map(|version| Trial::test(version.name, move || check(version))).collect();
+    let trials = NEW_VERSIONS
+        .iter()
+        .map(|version| Trial::test(version.name, move || check(version)))
+        .chain([Trial::test("portmap_1_1_1_s_own_check_fault_is_not_blamed_on_the_upgrade", portmap_1_1_1_s_own_check_fault_is_not_blamed_on_the_upgrade)])
+        .collect();
     libtest_mimic::run(&args, trials).exit_code()
 }

@@ -91,6 +91,14 @@ pub struct UpgradePair {
     pub to: CniProfile,
 }
 
+impl UpgradePair {
+    /// What an upgrade suite's reports call their subject (and key its golden records by):
+    /// the pair, `<from>-to-<to>`, so no pair's records are compared with another's.
+    pub fn label(&self) -> String {
+        format!("{}-to-{}", self.from.name, self.to.name)
+    }
+}
+
 /// Names the profile an upgrade suite upgrades to, when its default is not wanted.
 pub const UPGRADE_TO_VARIABLE: &str = "CNICONF_UPGRADE_TO";
 
@@ -188,7 +196,11 @@ impl Suite {
             return libtest_mimic::run(&args, shared.into_iter().chain(alone).collect()).exit_code();
         }
         destinations.clear_earlier_bundles();
-        run.events.emit(RunEvent::Started { suite: &self.name, provider: provider_name, cni: &run.cni.name });
+        let subject = match &run.upgrade {
+            Some(Ok(pair)) => pair.label(),
+            _ => run.cni.name.clone(),
+        };
+        run.events.emit(RunEvent::Started { suite: &self.name, provider: provider_name, cni: &subject });
         let conclusion = run_shared_then_alone(&args, shared, alone);
         // Conclusion::exit would skip every Drop: tear down first, then report, then exit.
         let teardown = run.teardown();

@@ -21,6 +21,10 @@ pub fn result_problems(result: &Value, version: &str) -> Vec<String> {
     };
     match object.get("cniVersion").and_then(Value::as_str) {
         Some(v) if v == version => {}
+        // 0.1.0 and 0.2.0 results have one format; libcni up to 0.8 answered a 0.1.0 config
+        // with a 0.2.0 result on purpose (containernetworking/cni `pkg/types/020/types.go`,
+        // v0.8.1: `ImplementedSpecVersion = "0.2.0"`, `SupportedVersions` with "0.1.0").
+        Some("0.2.0") if version == "0.1.0" => {}
         other => problems.push(format!("cniVersion is {other:?}, expected \"{version}\" (the version of the config)")),
     }
     if matches!(version, "0.1.0" | "0.2.0") {

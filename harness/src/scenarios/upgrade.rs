@@ -233,13 +233,44 @@ fn check_by_the_new_version_passes_on_old_host_ports(cx: &mut ScenarioContext) -
     check_by_the_new_version_of_old_pods(cx, &[HostPort { host: HOLD_HOST_PORT, container: HOLD_PORT }])
 }
 
-/// Two old pods (reached at `host_ports` on their nodes), CHECKed by the new version.
+/// Two old pods (reached at `host_ports` on their nodes), CHECKed by the new version; the
+/// control: two pods the new version made itself, alike, CHECKed by it too.
 fn check_by_the_new_version_of_old_pods(cx: &mut ScenarioContext, host_ports: &[HostPort]) -> Result<Verdict> {
     let (namespace, node, other) = on_two_nodes(cx)?;
     let old = two_pods_reached_through(cx, &namespace, "old", &node, &other, host_ports)?;
     let pair = cx.upgrade_cni()?;
-    Ok(upgrade::every_pod_checks(&pair.to.name, &pair.from.name, &checks_of(cx, &old)))
+    let across = upgrade::every_pod_checks(&pair.to.name, &pair.from.name, &checks_of(cx, &old));
+    let control = check_of_its_own_pods(cx, &pair.to.name, &namespace, &node, &other, host_ports)?;
+    Ok(upgrade::ruled_by_control(across, &pair.to.name, &control))
 }
+
+/// The control of a CHECK across versions: two pods the running `version` makes itself, with
+/// the same features as the pods it checked (their host ports moved aside, since those are
+/// taken), CHECKed by it.
+fn check_of_its_own_pods(cx: &mut ScenarioContext, version: &str, namespace: &str, node: &Node, other: &Node, host_ports: &[HostPort]) -> Result<Verdict> {
+    let own = two_pods_reached_through(cx, namespace, "control", node, other, &beside(host_ports))?;
+    Ok(upgrade::every_pod_checks(version, version, &checks_of(cx, &own)))
+}
+
+/// The control of a DEL across versions: a pod the running `version` makes itself on `node`
+/// (reached at `host_ports` there), deleted by it and judged as the pod across versions is.
+fn del_of_its_own_pod(cx: &mut ScenarioContext, version: &str, namespace: &str, node: &Node, host_ports: &[HostPort]) -> Result<Verdict> {
+    let before = cx.cluster().node_state(node)?;
+    let own = cx.pod_reached_through(namespace, "control", labels([("app", "control")]), node, host_ports)?;
+    let with_pod = cx.cluster().node_state(node)?;
+    let deleted = cx.cluster().delete_pod(&own).err().map(|e| e.to_string());
+    let leftovers = settled_changes_by_del(cx, node, &before, &with_pod, &with_pod)?;
+    Ok(upgrade::del_leaves_nothing(&pod_name(&own), &node.name, version, version, deleted.as_deref(), &leftovers))
+}
+
+/// Where a control pod is reached: `host_ports` moved aside by [`CONTROL_HOST_PORT_OFFSET`].
+fn beside(host_ports: &[HostPort]) -> Vec<HostPort> {
+    host_ports.iter().map(|p| HostPort { host: p.host + CONTROL_HOST_PORT_OFFSET, container: p.container }).collect()
+}
+
+/// How far a control pod's host port is from the pod it stands beside (the DEL scenario's
+/// first pod takes the next port).
+const CONTROL_HOST_PORT_OFFSET: u16 = 2;
 
 fn del_by_the_new_version_leaves_nothing(cx: &mut ScenarioContext) -> Result<Verdict> {
     del_by_the_new_version_of_an_old_pod(cx, false)
@@ -265,7 +296,9 @@ fn del_by_the_new_version_of_an_old_pod(cx: &mut ScenarioContext, with_host_port
     let before_del = cx.cluster().node_state(&node)?;
     let deleted = cx.cluster().delete_pod(&old).err().map(|e| e.to_string());
     let leftovers = settled_changes_by_del(cx, &node, &before, &with_pod, &before_del)?;
-    Ok(upgrade::del_leaves_nothing(&pod_name(&old), &node.name, &pair.to.name, &pair.from.name, deleted.as_deref(), &leftovers))
+    let across = upgrade::del_leaves_nothing(&pod_name(&old), &node.name, &pair.to.name, &pair.from.name, deleted.as_deref(), &leftovers);
+    let control = del_of_its_own_pod(cx, &pair.to.name, &namespace, &node, &beside(&reached_at(HOLD_HOST_PORT)))?;
+    Ok(upgrade::ruled_by_control(across, &pair.to.name, &control))
 }
 
 fn old_and_new_pods_reach_each_other(cx: &mut ScenarioContext) -> Result<Verdict> {
@@ -286,12 +319,14 @@ fn after_a_rollback(cx: &mut ScenarioContext) -> Result<Verdict> {
     let with_pod = cx.cluster().node_state(&node)?;
     cx.roll_back_cni()?;
     let checked = upgrade::every_pod_checks(&pair.from.name, &pair.to.name, &checks_of(cx, &new));
+    let checked = upgrade::ruled_by_control(checked, &pair.from.name, &check_of_its_own_pods(cx, &pair.from.name, &namespace, &node, &other, &[])?);
     let reached = reach_both_ways(cx, &pair.to.name, &pair.from.name, &old, &new)?;
     let before_del = cx.cluster().node_state(&node)?;
     let deleted = cx.cluster().delete_pod(&spare).err().map(|e| e.to_string());
     let leftovers = settled_changes_by_del(cx, &node, &before, &with_pod, &before_del)?;
     let deletion = upgrade::del_leaves_nothing(&pod_name(&spare), &node.name, &pair.from.name, &pair.to.name, deleted.as_deref(), &leftovers);
-    Ok(crate::verdict::budget::all_of([checked, reached, deletion]))
+    let deletion = upgrade::ruled_by_control(deletion, &pair.from.name, &del_of_its_own_pod(cx, &pair.from.name, &namespace, &node, &[])?);
+    Ok(upgrade::every_part([("CHECK", checked), ("reach", reached), ("DEL", deletion)]))
 }
 
 fn upgrade_budgets() -> Result<crate::fixtures::UpgradeBudgets> {

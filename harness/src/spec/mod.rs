@@ -99,7 +99,18 @@ impl Subject {
     fn claims(&self, version: &str) -> bool {
         self.claimed.iter().any(|v| v == version)
     }
+
+    /// Why the subject's config cannot be judged at its `cniVersion`: its plugins do not
+    /// claim that version, and a plugin's answer to such a config is the refusal the
+    /// specification asks for ("incompatible CNI versions", code 1), not a fault.
+    pub fn config_version_unclaimed(&self) -> Option<String> {
+        (!self.claims(&self.list.cni_version)).then(|| format!("the plugins do not claim the config's cniVersion {} (they claim {})", self.list.cni_version, if self.claimed.is_empty() { "none".to_owned() } else { self.claimed.join(", ") }))
+    }
 }
+
+/// The checks that still judge a subject whose plugins do not claim its config's version:
+/// they ask VERSION, or ADD at the versions the plugins do claim.
+pub const JUDGED_AT_ANY_CONFIG_VERSION: [&str; 2] = ["version_answers_its_supported_versions", "every_claimed_version_adds"];
 
 /// The Debian package that ships the binaries, with its version (Debian unstable's as
 /// `cargo xtask deps` unpacked it, or the installed one); or a digest of them.
@@ -123,6 +134,9 @@ fn plugins_version(runtime: &CniRuntime, list: &NetworkConfigList) -> String {
 pub enum Judgement {
     Verdict(Verdict),
     NotApplicable(String),
+    /// The check's precondition failed (ADD failed, so DEL was never asked), or it could
+    /// not judge every item it meant to: no verdict, with the reason.
+    NotJudged(String),
 }
 
 /// One check: the rule it judges and how.
@@ -159,6 +173,15 @@ impl SpecContext<'_> {
         Ok(Judgement::Verdict(judged(&self.rule, &format!("{} ({})", self.subject.name, self.subject.version), problems, seen.into())))
     }
 
+    /// The verdict of a check over `meant` items, `unjudged` of which it could not judge:
+    /// see [`rules::over_items`].
+    fn verdict_over(&self, meant: usize, unjudged: &[String], problems: Vec<String>, seen: impl Into<String>) -> Result<Judgement> {
+        match rules::over_items(meant, unjudged, problems) {
+            Ok(problems) => self.verdict(problems, seen),
+            Err(why) => Ok(Judgement::NotJudged(why)),
+        }
+    }
+
     /// Runs `command` over the chain as a runtime does: ADD in order with each result as
     /// the next one's `prevResult`; CHECK and DEL with `previous` (the ADD result), DEL in
     /// reverse and on through failures. Stops an ADD or CHECK at the first failing plugin.
@@ -192,6 +215,19 @@ impl SpecContext<'_> {
             return Ok(Err(format!("ADD by {} failed: {}", last.plugin, last.failure("ADD"))));
         }
         Ok(serde_json::from_str(&last.output.stdout).map_err(|e| format!("ADD by {} printed no JSON result ({e}): {:?}", last.plugin, last.output.stdout)))
+    }
+
+    /// ADD as the precondition of a check about what follows it (CHECK, DEL): the result,
+    /// or why the check is not judged, naming what never ran.
+    fn add_before(&self, container: &Container, never_asked: &str) -> Result<std::result::Result<Value, Judgement>> {
+        Ok(self.add(&self.subject.list, container)?.map_err(|problem| Judgement::NotJudged(format!("{problem}, so {never_asked} never ran"))))
+    }
+
+    /// DEL of an attachment a check made and judged no further, as a runtime follows every
+    /// ADD with DEL: a plugin's reservations and records are not left behind. What that DEL
+    /// does is for the DEL checks to judge.
+    fn clean_up(&self, container: &Container, result: Option<&Value>) -> Result<()> {
+        self.del(&self.subject.list, container, result).map(drop)
     }
 
     /// DEL over the chain; the failures, one line per failing plugin.
@@ -256,13 +292,10 @@ fn version_answers(cx: &mut SpecContext<'_>) -> Result<Judgement> {
             let output = cx.sandbox.runtime.exec("VERSION", plugin, format!(r#"{{"cniVersion":"{asked}"}}"#).as_bytes(), &[("CNI_COMMAND", "VERSION".into())])?;
             let answer: Option<Value> = serde_json::from_str(&output.stdout).ok();
             let versions = answer.as_ref().and_then(|a| a.get("supportedVersions")).and_then(Value::as_array).filter(|v| !v.is_empty() && v.iter().all(Value::is_string));
+            // A config version the plugin does not list is the subject's matter (then its other
+            // checks are not applicable), not a fault of the plugin's VERSION answer.
             match (output.success, versions, answer.as_ref().and_then(|a| a.get("cniVersion")).and_then(Value::as_str)) {
-                (true, Some(versions), Some(_)) => {
-                    if asked == cx.subject.list.cni_version && !versions.iter().any(|v| v == asked) {
-                        problems.push(format!("{plugin}: the config's version {asked} is not among {versions:?}"));
-                    }
-                    seen.push(format!("{plugin}: {}", versions.len()));
-                }
+                (true, Some(versions), Some(_)) => seen.push(format!("{plugin}: {}", versions.len())),
                 _ => problems.push(format!("{plugin} (config version {asked}): no versions answer: {} {:?} {:?}", output.status, output.stdout.trim(), output.stderr.trim())),
             }
         }
@@ -296,7 +329,11 @@ fn every_claimed_version(cx: &mut SpecContext<'_>) -> Result<Judgement> {
 fn add_result_is_valid(cx: &mut SpecContext<'_>) -> Result<Judgement> {
     let container = cx.sandbox.container()?;
     let problems = match cx.add(&cx.subject.list, &container)? {
-        Ok(result) => rules::result_problems(&result, &cx.subject.list.cni_version),
+        Ok(result) => {
+            let problems = rules::result_problems(&result, &cx.subject.list.cni_version);
+            cx.clean_up(&container, Some(&result))?;
+            problems
+        }
         Err(problem) => vec![problem],
     };
     cx.verdict(problems, format!("a valid {} result", cx.subject.list.cni_version))
@@ -305,7 +342,11 @@ fn add_result_is_valid(cx: &mut SpecContext<'_>) -> Result<Judgement> {
 fn add_reports_what_is_there(cx: &mut SpecContext<'_>) -> Result<Judgement> {
     let container = cx.sandbox.container()?;
     let problems = match cx.add(&cx.subject.list, &container)? {
-        Ok(result) => rules::not_really_there(&result, &container.path.display().to_string(), &cx.sandbox.container_state(&container)?, &cx.sandbox.node_state()?),
+        Ok(result) => {
+            let problems = rules::not_really_there(&result, &container.path.display().to_string(), &cx.sandbox.container_state(&container)?, &cx.sandbox.node_state()?);
+            cx.clean_up(&container, Some(&result))?;
+            problems
+        }
         Err(problem) => vec![problem],
     };
     cx.verdict(problems, "every reported interface and address found")
@@ -321,15 +362,17 @@ fn check_passes_after_add(cx: &mut SpecContext<'_>) -> Result<Judgement> {
         return Ok(Judgement::NotApplicable(reason));
     }
     let container = cx.sandbox.container()?;
-    let problems = match cx.add(&cx.subject.list, &container)? {
-        Ok(result) => cx
-            .chain("CHECK", &cx.subject.list, &cx.sandbox.attachment(&container), Some(&result))?
-            .iter()
-            .filter(|s| !s.output.success)
-            .map(|s| format!("CHECK by {} failed right after ADD: {}", s.plugin, s.failure("CHECK")))
-            .collect(),
-        Err(problem) => vec![problem],
+    let result = match cx.add_before(&container, "CHECK")? {
+        Ok(result) => result,
+        Err(not_judged) => return Ok(not_judged),
     };
+    let problems = cx
+        .chain("CHECK", &cx.subject.list, &cx.sandbox.attachment(&container), Some(&result))?
+        .iter()
+        .filter(|s| !s.output.success)
+        .map(|s| format!("CHECK by {} failed right after ADD: {}", s.plugin, s.failure("CHECK")))
+        .collect();
+    cx.clean_up(&container, Some(&result))?;
     cx.verdict(problems, "CHECK succeeded")
 }
 
@@ -338,12 +381,13 @@ fn check_fails_when_changed(cx: &mut SpecContext<'_>) -> Result<Judgement> {
         return Ok(Judgement::NotApplicable(reason));
     }
     let container = cx.sandbox.container()?;
-    let result = match cx.add(&cx.subject.list, &container)? {
+    let result = match cx.add_before(&container, "CHECK")? {
         Ok(result) => result,
-        Err(problem) => return cx.verdict(vec![problem], ""),
+        Err(not_judged) => return Ok(not_judged),
     };
     let state = cx.sandbox.container_state(&container)?;
     let Some(interface) = state.iter().find(|l| l.starts_with("address ")).and_then(|l| l.rsplit(" on ").next()).map(str::to_owned) else {
+        cx.clean_up(&container, Some(&result))?;
         return Ok(Judgement::NotApplicable("ADD put no address in the container to change".into()));
     };
     cx.sandbox.in_container(&container, &["addr", "flush", "dev", &interface])?;
@@ -352,27 +396,35 @@ fn check_fails_when_changed(cx: &mut SpecContext<'_>) -> Result<Judgement> {
         Some(failed) => rules::error_problems(&failed.output, &(1..100).collect::<Vec<_>>(), true).into_iter().map(|p| format!("CHECK by {}: {p}", failed.plugin)).collect(),
         None => vec![format!("CHECK succeeded although {interface} lost its addresses (checked by {})", steps.iter().map(|s| s.plugin.as_str()).collect::<Vec<_>>().join(", "))],
     };
+    cx.clean_up(&container, Some(&result))?;
     cx.verdict(problems, format!("CHECK failed once {interface} lost its addresses"))
 }
 
-/// ADDs and DELs with `between` run between them; what the node and container gained or lost.
-fn node_changes(cx: &SpecContext<'_>, between: impl FnOnce(&SpecContext<'_>, &Container, &Value) -> Result<Vec<String>>) -> Result<Vec<String>> {
+/// ADDs and DELs with `between` run between them (`asked`: what `between` asks, named
+/// when it never ran); what the node and container gained or lost, or why nothing was
+/// judged (the warm-up's or the ADD's failure).
+fn node_changes(cx: &SpecContext<'_>, asked: &str, between: impl FnOnce(&SpecContext<'_>, &Container, &Value) -> Result<Vec<String>>) -> Result<std::result::Result<Vec<String>, Judgement>> {
     if let Err(problem) = cx.warm_up()? {
-        return Ok(vec![format!("warming up: {problem}")]);
+        return Ok(Err(warm_up_failed(&problem, asked)));
     }
     let before = cx.sandbox.node_state()?;
     let container = cx.sandbox.container()?;
     let container_before = cx.sandbox.container_state(&container)?;
-    let result = match cx.add(&cx.subject.list, &container)? {
+    let result = match cx.add_before(&container, asked)? {
         Ok(result) => result,
-        Err(problem) => return Ok(vec![problem]),
+        Err(not_judged) => return Ok(Err(not_judged)),
     };
     let mut problems = between(cx, &container, &result)?;
     problems.extend(settled_changes(cx, &before)?);
     if cx.sandbox.exists(&container) {
         problems.extend(rules::changes(&container_before, &cx.sandbox.container_state(&container)?).into_iter().map(|p| format!("container {p}")));
     }
-    Ok(problems)
+    Ok(Ok(problems))
+}
+
+/// The warm-up's ADD or DEL failed: what the check asks never ran.
+fn warm_up_failed(problem: &str, asked: &str) -> Judgement {
+    Judgement::NotJudged(format!("warming up (an attachment added and deleted first): {problem}, so {asked} never ran"))
 }
 
 /// How long the kernel may take to destroy a deleted namespace's links (it does so in
@@ -404,7 +456,10 @@ fn settled_changes_except(cx: &SpecContext<'_>, before: &BTreeSet<String>, unjud
 }
 
 fn del_removes_what_add_created(cx: &mut SpecContext<'_>) -> Result<Judgement> {
-    let problems = node_changes(cx, |cx, container, result| cx.del(&cx.subject.list, container, Some(result)))?;
+    let problems = match node_changes(cx, "DEL", |cx, container, result| cx.del(&cx.subject.list, container, Some(result)))? {
+        Ok(problems) => problems,
+        Err(not_judged) => return Ok(not_judged),
+    };
     cx.verdict(problems, "the node and container as before ADD")
 }
 
@@ -416,9 +471,9 @@ fn del_removes_what_add_created(cx: &mut SpecContext<'_>) -> Result<Judgement> {
 fn last_del_leaves_the_node_as_before(cx: &mut SpecContext<'_>) -> Result<Judgement> {
     let before = cx.sandbox.node_state()?;
     let container = cx.sandbox.container()?;
-    let mut problems = match cx.add(&cx.subject.list, &container)? {
+    let mut problems = match cx.add_before(&container, "DEL")? {
         Ok(result) => cx.del(&cx.subject.list, &container, Some(&result))?,
-        Err(problem) => return cx.verdict(vec![problem], ""),
+        Err(not_judged) => return Ok(not_judged),
     };
     cx.sandbox.remove_container(&container)?;
     let unjudged = |change: &str| change.contains(sandbox::IPAM_FILES) || rules::is_an_empty_table_s_skeleton(change);
@@ -431,7 +486,7 @@ fn last_del_leaves_the_node_as_before(cx: &mut SpecContext<'_>) -> Result<Judgem
 /// when it cached no result.
 fn del_after_a_failed_add(cx: &mut SpecContext<'_>) -> Result<Judgement> {
     if let Err(problem) = cx.warm_up()? {
-        return cx.verdict(vec![format!("warming up: {problem}")], "");
+        return Ok(warm_up_failed(&problem, "the DEL after a failed ADD"));
     }
     let before = cx.sandbox.node_state()?;
     let container = cx.sandbox.container()?;
@@ -453,15 +508,13 @@ fn del_after_a_failed_add(cx: &mut SpecContext<'_>) -> Result<Judgement> {
 
 fn del_twice_succeeds(cx: &mut SpecContext<'_>) -> Result<Judgement> {
     let container = cx.sandbox.container()?;
-    let problems = match cx.add(&cx.subject.list, &container)? {
-        Ok(result) => {
-            let mut problems = cx.del(&cx.subject.list, &container, Some(&result))?;
-            // A runtime that lost track passes no prevResult the second time.
-            problems.extend(cx.del(&cx.subject.list, &container, None)?.into_iter().map(|p| format!("second {p}")));
-            problems
-        }
-        Err(problem) => vec![problem],
+    let result = match cx.add_before(&container, "DEL")? {
+        Ok(result) => result,
+        Err(not_judged) => return Ok(not_judged),
     };
+    let mut problems = cx.del(&cx.subject.list, &container, Some(&result))?;
+    // A runtime that lost track passes no prevResult the second time.
+    problems.extend(cx.del(&cx.subject.list, &container, None)?.into_iter().map(|p| format!("second {p}")));
     cx.verdict(problems, "both DELs succeeded")
 }
 
@@ -472,10 +525,13 @@ fn del_without_add_succeeds(cx: &mut SpecContext<'_>) -> Result<Judgement> {
 }
 
 fn del_after_netns_gone(cx: &mut SpecContext<'_>) -> Result<Judgement> {
-    let problems = node_changes(cx, |cx, container, result| {
+    let problems = match node_changes(cx, "DEL", |cx, container, result| {
         cx.sandbox.remove_container(container)?;
         cx.del(&cx.subject.list, container, Some(result))
-    })?;
+    })? {
+        Ok(problems) => problems,
+        Err(not_judged) => return Ok(not_judged),
+    };
     cx.verdict(problems, "DEL succeeded and the node is as before ADD")
 }
 
@@ -528,12 +584,17 @@ fn errors_exit_non_zero(cx: &mut SpecContext<'_>) -> Result<Judgement> {
 
 fn errors_are_json(cx: &mut SpecContext<'_>) -> Result<Judgement> {
     let cases = error_cases(cx)?;
-    let problems = cases
+    // A case is an error to judge when the plugin failed or printed an error structure
+    // (with whatever exit status: that is errors_exit_non_zero's MUST). One that exited 0
+    // printing no error produced nothing this check can judge, and is never a pass.
+    let printed_an_error = |c: &ErrorCase| serde_json::from_str::<Value>(&c.output.stdout).ok().is_some_and(|v| v.get("code").is_some());
+    let (judged, unjudged): (Vec<&ErrorCase>, Vec<&ErrorCase>) = cases.iter().partition(|c| !c.output.success || printed_an_error(c));
+    let problems = judged
         .iter()
-        .filter(|c| !c.output.success)
-        .flat_map(|c| rules::error_problems(&c.output, c.codes, c.plugin_codes).into_iter().map(move |p| format!("{} given {}: {p}", c.plugin, c.case)))
+        .flat_map(|c| rules::error_problems(&c.output, c.codes, c.plugin_codes).into_iter().filter(|p| p != rules::EXITED_ZERO).map(move |p| format!("{} given {}: {p}", c.plugin, c.case)))
         .collect();
-    cx.verdict(problems, format!("{} errors, each the JSON structure with its code", cases.len()))
+    let unjudged: Vec<String> = unjudged.iter().map(|c| format!("{} given {}: exited 0 printing no error ({:?})", c.plugin, c.case, c.output.stdout.trim())).collect();
+    cx.verdict_over(cases.len(), &unjudged, problems, format!("{} errors, each the JSON structure with its code", judged.len()))
 }
 
 fn chain_passes_on(cx: &mut SpecContext<'_>) -> Result<Judgement> {
@@ -542,18 +603,28 @@ fn chain_passes_on(cx: &mut SpecContext<'_>) -> Result<Judgement> {
     }
     let container = cx.sandbox.container()?;
     let steps = cx.chain("ADD", &cx.subject.list, &cx.sandbox.attachment(&container), None)?;
-    let mut problems = Vec::new();
-    for pair in steps.windows(2) {
-        let (Ok(previous), next) = (serde_json::from_str::<Value>(&pair[0].output.stdout), &pair[1]) else { continue };
+    let last_result = steps.last().filter(|s| s.output.success).and_then(|s| serde_json::from_str::<Value>(&s.output.stdout).ok());
+    cx.clean_up(&container, last_result.as_ref())?;
+    if let Some(first) = steps.first().filter(|s| !s.output.success) {
+        return Ok(Judgement::NotJudged(format!("ADD by {} failed: {}, so no plugin was given a prevResult", first.plugin, first.failure("ADD"))));
+    }
+    let (mut problems, mut unjudged) = (Vec::new(), Vec::new());
+    let followers: Vec<&str> = cx.subject.list.plugin_types().skip(1).collect();
+    for (i, next_plugin) in followers.iter().enumerate() {
+        let (Some(previous), Some(next)) = (steps.get(i), steps.get(i + 1)) else {
+            unjudged.push(format!("{next_plugin} never ran: the chain stopped before it"));
+            continue;
+        };
+        let Ok(previous_result) = serde_json::from_str::<Value>(&previous.output.stdout) else {
+            unjudged.push(format!("{next_plugin}: {} printed no JSON result to pass on", previous.plugin));
+            continue;
+        };
         match serde_json::from_str::<Value>(&next.output.stdout) {
-            Ok(result) if next.output.success => problems.extend(rules::dropped_from_previous(&previous, &result).into_iter().map(|p| format!("{}: {p}", next.plugin))),
-            _ => problems.push(format!("{} failed given {}'s result: {}", next.plugin, pair[0].plugin, next.failure("ADD"))),
+            Ok(result) if next.output.success => problems.extend(rules::dropped_from_previous(&previous_result, &result).into_iter().map(|p| format!("{}: {p}", next.plugin))),
+            _ => problems.push(format!("{} failed given {}'s result: {}", next.plugin, previous.plugin, next.failure("ADD"))),
         }
     }
-    if let Some(first) = steps.first().filter(|s| !s.output.success) {
-        problems.push(format!("ADD by {} failed: {}", first.plugin, first.failure("ADD")));
-    }
-    cx.verdict(problems, format!("{} kept what it was given", steps.iter().skip(1).map(|s| s.plugin.as_str()).collect::<Vec<_>>().join(", ")))
+    cx.verdict_over(followers.len(), &unjudged, problems, format!("{} kept what it was given", followers.join(", ")))
 }
 
 fn concurrent_adds(cx: &mut SpecContext<'_>) -> Result<Judgement> {
@@ -562,7 +633,7 @@ fn concurrent_adds(cx: &mut SpecContext<'_>) -> Result<Judgement> {
         return Ok(Judgement::NotApplicable("static IPAM gives every container the configured addresses".into()));
     }
     if let Err(problem) = cx.warm_up()? {
-        return cx.verdict(vec![format!("warming up: {problem}")], "");
+        return Ok(warm_up_failed(&problem, "the concurrent ADDs"));
     }
     let before = cx.sandbox.node_state()?;
     let containers = (0..8).map(|_| cx.sandbox.container()).collect::<Result<Vec<_>>>()?;
@@ -661,10 +732,13 @@ fn gc_frees_stale_attachments(cx: &mut SpecContext<'_>) -> Result<Judgement> {
     let list = cx.subject.at("1.1.0");
     // libcni first sends DEL for stale attachments it has cached; that is the runtime's
     // part, left out here: what is judged is what the plugins' own GC frees.
-    let problems = node_changes(cx, |cx, container, _result| {
+    let problems = match node_changes(cx, "GC", |cx, container, _result| {
         cx.sandbox.remove_container(container)?;
         gc(&cx.sandbox.runtime, &list)
-    })?;
+    })? {
+        Ok(problems) => problems,
+        Err(not_judged) => return Ok(not_judged),
+    };
     cx.verdict(problems, "GC succeeded and freed the gone attachment")
 }
 

@@ -97,13 +97,35 @@ pub fn not_really_there(result: &Value, container_path: &str, container: &BTreeS
     problems
 }
 
+/// What a check over several items may conclude: `problems` found in the items it judged,
+/// or, when it found none but could not judge every item it meant to (`meant`, of which
+/// `unjudged` each say why not), why it reaches no verdict. A check over N items passes
+/// only if it judged all N: zero judged items never pass.
+pub fn over_items(meant: usize, unjudged: &[String], mut problems: Vec<String>) -> std::result::Result<Vec<String>, String> {
+    if meant == 0 {
+        return Err("there was no item to judge".into());
+    }
+    if unjudged.is_empty() {
+        return Ok(problems);
+    }
+    let not_judged = format!("{} of {meant} not judged: {}", unjudged.len(), unjudged.join("; "));
+    if problems.is_empty() {
+        return Err(not_judged);
+    }
+    problems.push(not_judged);
+    Ok(problems)
+}
+
+/// The problem [`error_problems`] names for an error output that exited 0.
+pub const EXITED_ZERO: &str = "it exited with status 0";
+
 /// Violations of the error contract: a non-zero exit and, on stdout, the error structure
 /// (`code`, an integer; `msg`, a string) with one of `codes` (or, where `plugin_codes`,
 /// a plugin-specific code of 100 or more).
 pub fn error_problems(output: &PluginOutput, codes: &[u64], plugin_codes: bool) -> Vec<String> {
     let mut problems = Vec::new();
     if output.success {
-        problems.push("it exited with status 0".to_owned());
+        problems.push(EXITED_ZERO.to_owned());
     }
     match serde_json::from_str::<Value>(&output.stdout) {
         Ok(Value::Object(error)) => {
@@ -199,6 +221,12 @@ mod tests {
     fn a_result_before_0_3_0_has_ip4_not_ips() {
         let legacy = json!({"cniVersion": "0.2.0", "ip4": {"ip": "10.0.0.2/24", "gateway": "10.0.0.1", "routes": [{"dst": "0.0.0.0/0"}]}, "dns": {}});
         assert!(result_problems(&legacy, "0.2.0").is_empty());
+        // One format: a 0.1.0 config answered with a 0.2.0 result, as libcni up to 0.8 did.
+        assert!(result_problems(&legacy, "0.1.0").is_empty());
+        let mut newer = legacy.clone();
+        newer["cniVersion"] = json!("0.3.1");
+        assert!(result_problems(&newer, "0.1.0").iter().any(|p| p.contains("cniVersion")), "only 0.2.0 answers 0.1.0");
+        assert!(result_problems(&json!({"cniVersion": "0.1.0", "ip4": {"ip": "10.0.0.2/24"}}), "0.2.0").iter().any(|p| p.contains("cniVersion")), "not the other way round");
         let mut new_shape = ok();
         new_shape["cniVersion"] = json!("0.2.0");
         assert_eq!(result_problems(&new_shape, "0.2.0"), vec!["ips and interfaces are 0.3.0 fields, not in a 0.1.0 or 0.2.0 result"]);
@@ -213,6 +241,20 @@ mod tests {
         assert!(error_problems(&output(false, r#"{"code": 101, "msg": "x"}"#), &[7], true).is_empty());
         assert!(error_problems(&output(false, "failed: no netns"), &[4], false)[0].contains("not the specification's JSON error structure"));
         assert_eq!(error_problems(&output(true, r#"{"code": 4, "msg": "x"}"#), &[4], false), vec!["it exited with status 0"]);
+    }
+
+    #[test]
+    fn a_check_over_items_passes_only_if_it_judged_every_one() {
+        assert_eq!(over_items(4, &[], vec![]), Ok(vec![]));
+        assert!(over_items(0, &[], vec![]).is_err(), "zero items meant: no pass");
+        let unjudged = vec!["bridge given a malformed config: exited 0 with no error".to_owned()];
+        assert_eq!(over_items(4, &unjudged, vec![]), Err(format!("1 of 4 not judged: {}", unjudged[0])), "one unjudged item: no pass");
+        let all_unjudged: Vec<String> = (0..4).map(|i| format!("case {i}")).collect();
+        assert!(over_items(4, &all_unjudged, vec![]).is_err(), "none judged: no pass");
+        // A problem found stands, with what could not be judged beside it.
+        let judged = over_items(4, &unjudged, vec!["error code 999, expected 6".into()]).unwrap();
+        assert_eq!(judged.len(), 2);
+        assert!(judged[1].starts_with("1 of 4 not judged"));
     }
 
     #[test]

@@ -130,12 +130,17 @@ pub fn run_check_keeping_evidence(subject: &Arc<Subject>, check: Check, collect:
         };
         let _ = records_tx.send(Arc::clone(&sandbox.runtime.records));
         let mut cx = SpecContext { subject: &subject, rule: check.rule, sandbox };
-        let judged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (check.body)(&mut cx)));
+        let unclaimed = subject.config_version_unclaimed().filter(|_| !super::JUDGED_AT_ANY_CONFIG_VERSION.contains(&check.rule.name));
+        let judged = match unclaimed {
+            Some(why) => Ok(Ok(Judgement::NotApplicable(why))),
+            None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (check.body)(&mut cx))),
+        };
         let outcome = match judged {
             Ok(Ok(Judgement::Verdict(v))) if v.passed => TrialOutcome::Passed(v),
             Ok(Ok(Judgement::Verdict(v))) if v.reason == Some(crate::verdict::FailureReason::RecommendationNotMet) && !strict() => TrialOutcome::Deviated(v),
             Ok(Ok(Judgement::Verdict(v))) => TrialOutcome::Failed(v),
             Ok(Ok(Judgement::NotApplicable(reason))) => TrialOutcome::Ignored(format!("not applicable: {reason}")),
+            Ok(Ok(Judgement::NotJudged(reason))) => TrialOutcome::Ignored(format!("not judged: {reason}")),
             Ok(Err(e)) => TrialOutcome::Error(e.to_string()),
             Err(panic) => TrialOutcome::Error(format!("panicked: {}", panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default())),
         };

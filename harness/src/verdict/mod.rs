@@ -86,6 +86,9 @@ pub enum FailureReason {
     /// A figure is significantly worse than the previous version's, by more than the
     /// smallest regression worth failing for.
     Regressed,
+    /// A cross-version check failed, and so did its control (the same version doing the same
+    /// on pods it made itself): a fault of that version, not of the upgrade.
+    VersionsOwnFault,
 }
 
 impl FailureReason {
@@ -114,6 +117,7 @@ impl FailureReason {
             FailureReason::AddressReused => "an address handed out twice",
             FailureReason::ConnectionReset => "a long-lived connection was reset or closed",
             FailureReason::Regressed => "significantly worse than the previous version",
+            FailureReason::VersionsOwnFault => "the version fails the same on pods it made itself: its own fault, not the upgrade's",
         }
     }
 }

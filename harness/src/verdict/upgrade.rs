@@ -130,6 +130,54 @@ pub fn every_pod_checks(checker: &str, maker: &str, checks: &[(String, Option<St
     )
 }
 
+/// A verdict that blames the crossing of versions (`across`: what `version` did to pods
+/// another version made) ruled on by its control, `control`: the same operation by the same
+/// version on pods it made itself, with the same features, in the same trial. Only a
+/// failure the control does not share is the upgrade's; when the control fails too, the
+/// outcome says the fault is the version's own (reason [`FailureReason::VersionsOwnFault`]),
+/// with both results as evidence. A passing control is named beside the cross-version
+/// evidence, so a reader sees the blame was ruled in.
+pub fn ruled_by_control(across: Verdict, version: &str, control: &Verdict) -> Verdict {
+    let control_said = format!("control, {version} on pods it made itself: {}", control.observed.detail);
+    // The same fault: the control fell short as the cross-version check did (its observed
+    // role). A control that fell short otherwise (its DEL took away what an old pod holds,
+    // as a renumbered IPAM's does) was itself hit by the crossing of versions.
+    let shares_the_fault = !control.passed && control.observed.role == across.observed.role;
+    match (across.passed, control.passed, shares_the_fault) {
+        (true, _, _) => Verdict { observed: Evidence::new(across.observed.role.clone(), format!("{}; {control_said}", across.observed.detail)), ..across },
+        (false, true, _) => Verdict {
+            observed: Evidence::new(across.observed.role.clone(), format!("{}; {control_said} (so the fault is the crossing of versions)", across.observed.detail)),
+            ..across
+        },
+        (false, false, false) => Verdict {
+            observed: Evidence::new(
+                across.observed.role.clone(),
+                format!("{}; {control_said} (it fell short otherwise, as {}, not {}: not the same fault, so the crossing of versions is to blame)", across.observed.detail, control.observed.role, across.observed.role),
+            ),
+            ..across
+        },
+        (false, false, true) => Verdict {
+            observed: Evidence::new("fails-on-its-own-pods-too", format!("across versions: {}; {control_said}", across.observed.detail)),
+            reason: Some(FailureReason::VersionsOwnFault),
+            look_at: format!("{version} itself, not the upgrade: it fails the same on pods it made ({})", control.subject),
+            ..across
+        },
+    }
+}
+
+/// Several named parts of one scenario as one verdict: the first failing part, or, when
+/// every part passed, the last part's verdict with every part's evidence in it (a passing
+/// rollback shows its CHECK, reach and DEL, not only the last).
+pub fn every_part<const N: usize>(parts: [(&str, Verdict); N]) -> Verdict {
+    let evidence = parts.iter().map(|(name, v)| format!("{name}: {}", v.observed.detail)).collect::<Vec<_>>().join(" | ");
+    let all_passed = parts.iter().all(|(_, v)| v.passed);
+    let mut verdict = super::budget::all_of(parts.into_iter().map(|(_, v)| v));
+    if all_passed {
+        verdict.observed.detail = evidence;
+    }
+    verdict
+}
+
 /// Did DEL by `deleter` of a pod `maker` made succeed and leave its node as before the pod
 /// (`leftovers`: the node's changes, as `cni_spec` words them)?
 pub fn del_leaves_nothing(pod: &str, node: &str, deleter: &str, maker: &str, del_error: Option<&str>, leftovers: &[String]) -> Verdict {
@@ -143,7 +191,9 @@ pub fn del_leaves_nothing(pod: &str, node: &str, deleter: &str, maker: &str, del
         match (del_error, leftovers.is_empty()) {
             (None, true) => Evidence::new("node-as-before", "nothing of the pod left"),
             (Some(_), _) => Evidence::new("del-failed", problems.join("; ")),
-            (None, false) => Evidence::new("left-behind", problems.join("; ")),
+            (None, false) if leftovers.iter().any(|l| l.starts_with("left behind")) => Evidence::new("left-behind", problems.join("; ")),
+            // Only what the node had before the pod is gone: the DEL took away another's.
+            (None, false) => Evidence::new("took-away", problems.join("; ")),
         },
         Some(FailureReason::LeftBehind),
         format!("what {maker} made for the pod that {deleter}'s DEL does not find or read (state file names and formats, chain names, pin paths)"),
@@ -303,6 +353,54 @@ mod tests {
         assert_eq!((verdict.passed, verdict.reason, verdict.observed.role.as_str()), (false, Some(FailureReason::CheckFailed), "check-failed"));
         assert!(verdict.message().contains("1 of 2 failed: old-2: bridge: no such link") && verdict.message().contains("made by 1.1.1, checked by 1.9.1"), "{}", verdict.message());
         assert!(!every_pod_checks("1.9.1", "1.1.1", &[]).passed, "no pod checked proves nothing");
+    }
+
+    #[test]
+    fn a_cross_version_failure_the_control_shares_is_the_version_s_own_fault() {
+        let ok = |pod: &str| (pod.to_owned(), None);
+        let failed = |pod: &str| (pod.to_owned(), Some("could not check ipv6 dnat: chain CNI-DN-1 not found".to_owned()));
+        // Portmap 1.1.1's CHECK bug: it fails on the pods it made itself just as on old ones.
+        let across = every_pod_checks("1.1.1", "1.9.1", &[failed("u/old-1"), failed("u/old-2")]);
+        let own = every_pod_checks("1.1.1", "1.1.1", &[failed("u/control-1"), failed("u/control-2")]);
+        let verdict = ruled_by_control(across.clone(), "1.1.1", &own);
+        assert!(!verdict.passed, "still red: the version has the fault");
+        assert_eq!(verdict.reason, Some(FailureReason::VersionsOwnFault));
+        assert_eq!(verdict.observed.role, "fails-on-its-own-pods-too");
+        assert!(verdict.observed.detail.contains("u/old-1") && verdict.observed.detail.contains("u/control-1"), "both results are the evidence: {}", verdict.observed.detail);
+        assert!(verdict.look_at.starts_with("1.1.1 itself, not the upgrade"), "{}", verdict.look_at);
+        // The control passes: the crossing of versions is to blame, as before.
+        let own_ok = every_pod_checks("1.1.1", "1.1.1", &[ok("u/control-1"), ok("u/control-2")]);
+        let verdict = ruled_by_control(across, "1.1.1", &own_ok);
+        assert_eq!((verdict.passed, verdict.reason, verdict.observed.role.as_str()), (false, Some(FailureReason::CheckFailed), "check-failed"));
+        assert!(verdict.observed.detail.contains("so the fault is the crossing of versions"), "{}", verdict.observed.detail);
+        // A pass names its control too, and stays a pass whatever the control says.
+        let passed = ruled_by_control(every_pod_checks("1.9.1", "1.1.1", &[ok("u/old-1")]), "1.9.1", &own);
+        assert!(passed.passed && passed.reason.is_none() && passed.observed.detail.contains("control, 1.9.1 on pods it made itself"));
+        // The same rule for DEL.
+        let left = ["left behind: iptables-save: -A CNI-DN-1 -j DNAT".to_owned()];
+        let del_across = del_leaves_nothing("u/old", "w1", "1.9.1", "1.1.1", None, &left);
+        let del_own = del_leaves_nothing("u/control", "w1", "1.9.1", "1.9.1", None, &left);
+        assert_eq!(ruled_by_control(del_across.clone(), "1.9.1", &del_own).reason, Some(FailureReason::VersionsOwnFault));
+        assert_eq!(ruled_by_control(del_across.clone(), "1.9.1", &del_leaves_nothing("u/control", "w1", "1.9.1", "1.9.1", None, &[])).reason, Some(FailureReason::LeftBehind));
+        // A control hit by the crossing itself (its pod got an old pod's address, so its DEL
+        // took the old pod's rules away) does not share the fault: the upgrade is to blame.
+        let took_away = del_leaves_nothing("u/control", "w1", "1.9.1", "1.9.1", None, &["removed: iptables-save: -A CNI-FORWARD -s 10.244.1.2/32 -j ACCEPT".to_owned()]);
+        assert_eq!(took_away.observed.role, "took-away");
+        let verdict = ruled_by_control(del_across, "1.9.1", &took_away);
+        assert_eq!((verdict.reason, verdict.observed.role.as_str()), (Some(FailureReason::LeftBehind), "left-behind"));
+        assert!(verdict.observed.detail.contains("not the same fault, so the crossing of versions is to blame"), "{}", verdict.observed.detail);
+    }
+
+    #[test]
+    fn a_passing_scenario_of_several_parts_shows_every_part_s_evidence() {
+        let check = every_pod_checks("1.1.1", "1.9.1", &[("u/new-1".to_owned(), None)]);
+        let del = del_leaves_nothing("u/new-3", "w1", "1.1.1", "1.9.1", None, &[]);
+        let both = every_part([("CHECK", check.clone()), ("DEL", del.clone())]);
+        assert!(both.passed);
+        assert!(both.observed.detail.contains("CHECK: CHECK succeeded on u/new-1") && both.observed.detail.contains("DEL: nothing of the pod left"), "{}", both.observed.detail);
+        assert_eq!(both.observed.role, del.observed.role, "the role (the golden record) is the last part's, as before");
+        let failing = every_part([("CHECK", every_pod_checks("1.1.1", "1.9.1", &[("u/new-1".to_owned(), Some("x".to_owned()))])), ("DEL", del)]);
+        assert_eq!(failing.reason, Some(FailureReason::CheckFailed), "the first failing part decides");
     }
 
     #[test]
