@@ -451,6 +451,21 @@ fn ptp_profile(dir: &Path) -> PathBuf {
 }
 
 #[test]
+fn a_conflist_at_a_version_its_plugins_do_not_claim_is_refused_before_any_lab_is_built() {
+    let vendor = tempfile::tempdir().unwrap();
+    let profile = ptp_profile(vendor.path());
+    let conflist = vendor.path().join("ptp.conflist");
+    let at_1_1_0 = std::fs::read_to_string(&conflist).unwrap().replacen(r#""cniVersion": "1.0.0""#, r#""cniVersion": "1.1.0""#, 1);
+    assert!(at_1_1_0.contains("1.1.0"));
+    std::fs::write(&conflist, at_1_1_0).unwrap();
+    let (output, reports) = run_suite("egress_lab", &[("CNICONF_CNI", profile.as_os_str())]);
+    assert!(!output.status.success(), "{}", text(&output));
+    let expected = format!("malformed fixture {}: cniVersion: expected a version every plugin of the chain claims, found \"1.1.0\"", conflist.display());
+    let cases = junit_cases(&reports.path().join("egress_lab/junit.xml"));
+    assert!(cases.iter().any(|c| c.starts_with("Infrastructure/Provisioning|error|") && c.contains(&expected) && c.contains("ptp claims 0.1.0")), "{cases:#?}");
+}
+
+#[test]
 fn a_routed_ptp_chain_from_a_profile_file_runs_every_egress_scenario() {
     let vendor = tempfile::tempdir().unwrap();
     let profile = ptp_profile(vendor.path());

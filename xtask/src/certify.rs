@@ -112,6 +112,21 @@ pub fn output_dir(cni: &CniProfile) -> PathBuf {
     Destinations::for_suite("certification").junit.parent().expect("a suite directory").join(&cni.name)
 }
 
+/// Whether every plugin of a lab profile's conflist claims its `cniVersion` (see
+/// `CniRuntime::require_claimed_version`); a profile without a lab installation, or whose
+/// plugins are missing (the suites say so, with the install command), passes here.
+fn plugins_claim_the_conflist_version(cni: &CniProfile) -> Result<(), String> {
+    let Installation::Lab { conflist, plugin_dirs, .. } = &cni.installation else { return Ok(()) };
+    let built = workspace_root().join("target/debug");
+    let plugin_dirs = plugin_dirs.iter().map(|d| harness::cni::resolve_plugin_dir(d, &built)).collect();
+    let runtime = harness::cni::runtime::CniRuntime { plugin_dirs, cache_dir: std::env::temp_dir(), node: None, records: Default::default(), budget: None };
+    let list = harness::cni::runtime::NetworkConfigList::load(conflist).map_err(|e| e.to_string())?;
+    if runtime.require_plugins(&list).is_err() {
+        return Ok(());
+    }
+    runtime.require_claimed_version(&list, conflist).map_err(|e| format!("profile {} ({}): {e}", cni.name, cni.source.display()))
+}
+
 /// The environment of the `cni_spec` family: the profile's conflist as the subject and its
 /// plugin directories (`{harness-binaries}` being this build's) as `CNI_PATH`.
 fn spec_subject(cni: &CniProfile) -> Vec<(&'static str, std::ffi::OsString)> {
@@ -143,6 +158,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
     let _ = std::fs::remove_dir_all(&out);
     cargo(&["build", "--tests", "--bins"])?;
+    // A conflist whose version its plugins do not claim is refused before any lab is built.
+    for profile in std::iter::once(&cni).chain(upgrade_to.as_ref()) {
+        plugins_claim_the_conflist_version(profile)?;
+    }
     // Ctrl-C reaches the running family (same process group), which cleans up and exits;
     // this process then stops starting families and writes the report of those that ran.
     let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -257,5 +276,28 @@ mod tests {
         assert_eq!(families(&cni), ["cni_spec", "egress", "perf"]);
         assert_eq!(families(&load_profile(DEFAULT_PROFILE).unwrap()), ["cni_spec", "egress", "canary", "tsn", "perf"]);
         assert_eq!(families(&load_profile("antrea").unwrap()), ["egress", "canary", "perf"], "kind profiles have no plugin binaries here to hold to the spec");
+    }
+
+    #[test]
+    fn a_conflist_at_a_version_its_plugins_do_not_claim_is_refused_naming_the_file_and_field() {
+        let vendor = tempfile::tempdir().unwrap();
+        std::fs::write(
+            vendor.path().join("10-vendor.conflist"),
+            r#"{"cniVersion": "1.1.0", "name": "vendor", "plugins": [{"type": "bridge", "bridge": "cni0", "ipam": {"type": "host-local", "subnet": "{nodePodCIDR}"}}]}"#,
+        )
+        .unwrap();
+        std::fs::write(vendor.path().join("profile.yaml"), "name: vendor
+version: 0.1.0
+install:
+  lab:
+    conflist: 10-vendor.conflist
+    pluginDir: /usr/lib/cni
+features: []
+").unwrap();
+        let profile = load_profile(&vendor.path().join("profile.yaml").display().to_string()).unwrap();
+        // Debian's bookworm plugins (1.1.1) claim up to 1.0.0.
+        let refused = plugins_claim_the_conflist_version(&profile).unwrap_err();
+        assert!(refused.contains("10-vendor.conflist") && refused.contains("cniVersion") && refused.contains("\"1.1.0\"") && refused.contains("bridge claims 0.1.0, 0.2.0, 0.3.0, 0.3.1, 0.4.0, 1.0.0"), "{refused}");
+        assert_eq!(plugins_claim_the_conflist_version(&load_profile("reference").unwrap()), Ok(()));
     }
 }

@@ -559,6 +559,32 @@ impl CniRuntime {
         list.plugin_types().try_for_each(|plugin| self.plugin_path(plugin).map(drop))
     }
 
+    /// Refuses a conflist (`path`) whose `cniVersion` some of its plugins do not claim in
+    /// their VERSION answer: each such plugin would refuse every call with "incompatible CNI
+    /// versions" (as the specification asks), so nothing could be judged. Said before any
+    /// lab is built, naming the file, the field and what each plugin claims.
+    pub fn require_claimed_version(&self, list: &NetworkConfigList, path: &Path) -> Result<()> {
+        let mut refusals = Vec::new();
+        for plugin in list.plugin_types() {
+            let answer = self.exec("VERSION", plugin, format!(r#"{{"cniVersion":"{}"}}"#, list.cni_version).as_bytes(), &[("CNI_COMMAND", "VERSION".into())])?;
+            let claimed: Vec<String> = serde_json::from_str::<Value>(&answer.stdout)
+                .ok()
+                .and_then(|v| v.get("supportedVersions").cloned())
+                .and_then(|v| serde_json::from_value(v).ok())
+                .unwrap_or_default();
+            if !claimed.contains(&list.cni_version) {
+                refusals.push(format!("{plugin} claims {}", if claimed.is_empty() { format!("nothing ({})", answer.failure("VERSION")) } else { claimed.join(", ") }));
+            }
+        }
+        match refusals.is_empty() {
+            true => Ok(()),
+            false => Err(HarnessError::FixtureMalformed {
+                path: path.to_owned(),
+                detail: format!("cniVersion: expected a version every plugin of the chain claims, found {:?}, which not all do ({})", list.cni_version, refusals.join("; ")),
+            }),
+        }
+    }
+
     pub fn plugin_path(&self, plugin: &str) -> Result<PathBuf> {
         self.plugin_dirs
             .iter()

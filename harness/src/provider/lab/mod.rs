@@ -222,7 +222,9 @@ impl Lab {
         };
         let network = NetworkConfigList::load(conflist)?;
         let plugin_dirs = plugin_dirs_or(plugin_dirs, &probe);
-        CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: PathBuf::new(), node: None, records: Default::default(), budget: None }.require_plugins(&network)?;
+        let runtime = CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: PathBuf::new(), node: None, records: Default::default(), budget: None };
+        runtime.require_plugins(&network)?;
+        runtime.require_claimed_version(&network, conflist)?;
         let config = fixtures::load_kind_config(&options.kind_config)?;
 
         let cluster = runs::new_cluster_name();
@@ -713,7 +715,9 @@ impl Cluster for Lab {
         };
         let template = NetworkConfigList::load(conflist)?;
         let plugin_dirs = plugin_dirs_or(plugin_dirs, &self.probe);
-        CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: PathBuf::new(), node: None, records: Default::default(), budget: None }.require_plugins(&template)?;
+        let runtime = CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: PathBuf::new(), node: None, records: Default::default(), budget: None };
+        runtime.require_plugins(&template)?;
+        runtime.require_claimed_version(&template, conflist)?;
         for lab_node in &self.lab_nodes {
             let mut network = template.clone();
             fill_in_node_network(&mut network, &lab_node.placeholders, &lab_node.state);
