@@ -29,17 +29,26 @@ fn suite_binary(suite: &str) -> PathBuf {
 }
 
 /// A suite binary's command. The runs here are the tests' own (faults injected on purpose):
-/// they never write to a GitHub job summary this test process may have been given.
+/// they never write to a GitHub job summary this test process may have been given, and each
+/// is a run of its own, not a part of the nextest run this test may be one process of.
 fn suite_command(binary: &Path) -> Command {
     let mut command = Command::new(binary);
-    command.env_remove("GITHUB_STEP_SUMMARY");
+    own_run(&mut command);
     command
+}
+
+/// [`suite_command`]'s environment: no job summary, no multi-process run id.
+fn own_run(command: &mut Command) {
+    command.env_remove("GITHUB_STEP_SUMMARY");
+    for variable in harness::provider::runs::RUN_ID_VARIABLES {
+        command.env_remove(variable);
+    }
 }
 
 /// Runs `binary args` as the unprivileged user `nobody`.
 fn as_nobody(binary: &Path) -> Command {
     let mut command = Command::new("setpriv");
-    command.env_remove("GITHUB_STEP_SUMMARY");
+    own_run(&mut command);
     command.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(binary);
     command
 }
@@ -64,8 +73,7 @@ fn run_egress_lab(env: &[(&str, &std::ffi::OsStr)]) -> (Output, tempfile::TempDi
 /// Runs a suite binary with `env` and reports in a fresh directory.
 fn run_suite(suite: &str, env: &[(&str, &std::ffi::OsStr)]) -> (Output, tempfile::TempDir) {
     let reports = report_dir();
-    let output = assert_cmd::Command::new(suite_binary(suite))
-        .env_remove("GITHUB_STEP_SUMMARY")
+    let output = assert_cmd::Command::from_std(suite_command(&suite_binary(suite)))
         .env("CNICONF_REPORT_DIR", reports.path())
         .env("CNICONF_GOLDEN_DIR", reports.path().join("golden"))
         .envs(env.iter().copied())
@@ -117,7 +125,7 @@ fn clusters_of(pid: u32) -> Vec<String> {
         .map(|entries| {
             entries
                 .filter_map(|e| e.ok())
-                .filter(|e| std::fs::read_to_string(e.path().join("owner.pid")).is_ok_and(|p| p.trim() == pid.to_string()))
+                .filter(|e| std::fs::read_to_string(e.path().join("owner.pid")).is_ok_and(|p| p.split_whitespace().next() == Some(pid.to_string().as_str())))
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect()
         })
@@ -275,12 +283,18 @@ fn a_killed_run_is_removed_by_gc() {
     let reports = report_dir();
     let (mut child, cluster) = start_hanging_run(reports.path());
     child.kill().unwrap();
-    child.wait().unwrap();
+    // Not reaped: as under a PID 1 that never reaps, the killed run is a zombie while gc runs.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(format!("/proc/{}/stat", child.id())).is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))) {
+        assert!(Instant::now() < deadline, "the killed run never became a zombie");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(namespaces_of(&cluster) > 0, "SIGKILL cannot clean up; gc must");
     let leftover = gc::leftovers().into_iter().find(|l| l.cluster == cluster).expect("gc sees the killed run's cluster");
-    assert!(!leftover.owner_alive);
+    assert!(!leftover.owner_alive, "a zombie owner is dead");
     // What `cargo xtask gc` does; live runs of the other tests are left alone.
     let collected = gc::collect(false);
+    child.wait().unwrap();
     assert!(collected.iter().any(|(l, c)| l.cluster == cluster && matches!(c, gc::Collected::Removed { .. })), "{collected:?}");
     assert_eq!(namespaces_of(&cluster), 0);
     assert!(!runs::state_dir(&cluster).exists());
@@ -498,8 +512,7 @@ fn a_plugin_routed_by_proxy_arp_passes_every_egress_scenario_from_its_first_run(
     let profile = harness::workspace_root().join("fixtures/cni/stand-ins/routed-proxy-arp/profile.yaml");
     let reports = report_dir();
     let run = || {
-        assert_cmd::Command::new(suite_binary("egress_lab"))
-            .env_remove("GITHUB_STEP_SUMMARY")
+        assert_cmd::Command::from_std(suite_command(&suite_binary("egress_lab")))
             .env_remove("CNICONF_GOLDEN_DIR")
             .env("CNICONF_REPORT_DIR", reports.path())
             .env("CNICONF_CNI", &profile)
@@ -706,8 +719,7 @@ fn a_plugin_that_needs_a_real_nodes_view_passes_and_a_shared_bpf_filesystem_is_o
     let stand_ins = harness::workspace_root().join("fixtures/cni/stand-ins");
     let run = |profile: &Path| {
         let reports = report_dir();
-        let output = assert_cmd::Command::new(suite_binary("egress_lab"))
-            .env_remove("GITHUB_STEP_SUMMARY")
+        let output = assert_cmd::Command::from_std(suite_command(&suite_binary("egress_lab")))
             .env_remove("CNICONF_GOLDEN_DIR")
             .env("CNICONF_REPORT_DIR", reports.path())
             .env("CNICONF_CNI", profile)
@@ -741,4 +753,43 @@ fn a_plugin_that_needs_a_real_nodes_view_passes_and_a_shared_bpf_filesystem_is_o
     let mismatched = on_two_nodes(&dir.path().join("profile.yaml"));
     assert!(mismatched[0].is_ok(), "{mismatched:?}");
     assert!(mismatched[1].as_ref().is_err_and(|e| e.contains("holds other nodes' marks")), "the nodes' pins meet in one BPF filesystem: {mismatched:?}");
+}
+
+/// A pod whose ADD fails (a chained plugin refuses it after bridge's host-local reserved an
+/// address) gets the DEL a runtime sends before it drops the sandbox, with no prevResult:
+/// the reservation is freed, and the node keeps nothing of the pod.
+#[test]
+fn a_failed_add_is_followed_by_del_and_frees_what_it_reserved() {
+    use harness::model::{labels, NamespaceSpec, PodSpec};
+    use harness::provider::Cluster;
+    let vendor = tempfile::tempdir().unwrap();
+    let refuser = vendor.path().join("refuses-add");
+    std::fs::write(
+        &refuser,
+        "#!/bin/sh\ncat > /dev/null\ncase \"$CNI_COMMAND\" in\n  VERSION) echo '{\"cniVersion\": \"1.0.0\", \"supportedVersions\": [\"0.4.0\", \"1.0.0\"]}' ;;\n  ADD) echo '{\"cniVersion\": \"1.0.0\", \"code\": 11, \"msg\": \"this plugin refuses every ADD\"}'; exit 1 ;;\n  DEL) echo \"$CNI_CONTAINERID\" >> \"$(dirname \"$0\")/deleted\" ;;\nesac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&refuser, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        vendor.path().join("refused.conflist"),
+        r#"{"cniVersion": "1.0.0", "name": "refused", "plugins": [
+            {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipam": {"type": "host-local", "ranges": [[{"subnet": "{nodePodCIDR}"}]]}},
+            {"type": "refuses-add"}]}"#,
+    )
+    .unwrap();
+    let profile = vendor.path().join("profile.yaml");
+    std::fs::write(&profile, format!("name: refused\nversion: 0.1.0\ninstall:\n  lab:\n    conflist: refused.conflist\n    pluginDirs: [\"{}\", /usr/lib/cni]\nfeatures: []\n", vendor.path().display())).unwrap();
+    let cni = harness::cni::load_profile(&profile.display().to_string()).unwrap();
+    let lab = harness::provider::lab::Lab::provision(&cni, &harness::provider::lab::LabOptions::from_env().unwrap()).unwrap();
+    let node = lab.nodes().iter().find(|n| n.role == harness::model::NodeRole::Worker).unwrap().clone();
+    lab.create_namespace(&NamespaceSpec { name: "refused".into(), labels: labels([]) }).unwrap();
+    let before = lab.node_state(&node).unwrap();
+    let refused = lab.create_pod(&PodSpec { name: "p".into(), namespace: "refused".into(), labels: labels([]), node: node.name.clone(), host_ports: vec![] }).unwrap_err().to_string();
+    let after = lab.node_state(&node).unwrap();
+    let deleted = std::fs::read_to_string(vendor.path().join("deleted")).unwrap_or_default();
+    lab.teardown().unwrap();
+    assert!(refused.contains("this plugin refuses every ADD"), "{refused}");
+    assert_eq!(deleted.lines().count(), 1, "one DEL reached the chain after the failed ADD: {deleted:?}");
+    let reserved: Vec<&String> = after.difference(&before).filter(|line| line.starts_with("file /var/lib/cni") && line.contains("10.244.")).collect();
+    assert!(reserved.is_empty(), "the failed ADD's reservation is freed by its DEL: {reserved:?}");
 }

@@ -199,6 +199,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
     let interrupted = interrupted.load(std::sync::atomic::Ordering::SeqCst);
+    let not_run: Vec<&str> = match interrupted {
+        true => families.iter().copied().filter(|family| !ran.contains(family)).collect(),
+        false => Vec::new(),
+    };
     let families = if interrupted { ran } else { families };
     for family in &families {
         let path = out.join(family).join("summary.json");
@@ -211,11 +215,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Some(to) => CniProfile { name: format!("{} -> {}", cni.name, to.name), version: format!("{} -> {}", cni.version, to.version), ..cni.clone() },
         None => cni.clone(),
     };
-    let report = write_certification(&out, &families, &certified)?;
+    let report = write_certification(&out, &families, &not_run, &certified)?;
     println!("conformance report of {} {}: {:?}, {}", report.implementation.name, report.implementation.version, report.outcome(), out.join("conformance.yaml").display());
     println!("  {}\n  {}", out.join("report.md").display(), out.join("report.html").display());
     if interrupted {
-        return Err(format!("certification of {} interrupted; the report holds the families that finished: {}", cni.name, families.join(", ")));
+        return Err(format!("certification of {} interrupted ({:?}): the report holds the families that finished ({}) and names those that never ran ({})", cni.name, report.outcome(), families.join(", "), not_run.join(", ")));
     }
     match (failed.is_empty(), report.outcome()) {
         (true, Outcome::Success | Outcome::Partial) => Ok(()),
@@ -225,8 +229,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
 /// Merges the families' reports into `conformance.yaml`, `report.md` and `report.html` in
 /// `out`, named after the profile (not after a family's subject: `cni_spec` calls its
-/// subject by its conflist); the Markdown also goes to `$GITHUB_STEP_SUMMARY` when set.
-pub fn write_certification(out: &Path, families: &[&str], cni: &CniProfile) -> Result<ConformanceReport, String> {
+/// subject by its conflist), naming the families an interruption kept from running (the
+/// outcome is then Incomplete); the Markdown also goes to `$GITHUB_STEP_SUMMARY` when set.
+pub fn write_certification(out: &Path, families: &[&str], not_run: &[&str], cni: &CniProfile) -> Result<ConformanceReport, String> {
     let reports = families
         .iter()
         .map(|family| {
@@ -237,6 +242,7 @@ pub fn write_certification(out: &Path, families: &[&str], cni: &CniProfile) -> R
     let mut report = ConformanceReport::merge(reports).ok_or("no family ran")?;
     report.implementation = conformance::Implementation { name: cni.name.clone(), version: cni.version.clone(), version_source: format!("the profile {} (each plugin's own version under components)", cni.source.display()) };
     report.purpose = Some(cni.purpose());
+    report.not_run = not_run.iter().map(|family| family.to_string()).collect();
     let write = |name: &str, text: &str| harness::report::write_atomically(&out.join(name), text.as_bytes()).map_err(|e| e.to_string());
     write("conformance.yaml", &report.to_yaml())?;
     let markdown = render::markdown(&report);

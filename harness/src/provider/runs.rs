@@ -1,7 +1,7 @@
 //! Run bookkeeping shared by every provider: run-unique names, a private state directory
 //! per cluster, and which process owns it, so `gc` can tell a killed run from a live one.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Every cluster, namespace, container and directory a run makes starts with this.
 pub const NAME_PREFIX: &str = "cniconf-";
@@ -143,16 +143,34 @@ pub fn claim_for(cluster: &str, provider: &str, owner: u32) -> std::io::Result<P
     std::fs::create_dir_all(&dir)?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
     std::fs::write(dir.join("provider"), provider)?;
-    std::fs::write(owner_file(cluster), owner.to_string())?;
+    // The owner's start time beside its pid: a pid the kernel gave another program since is
+    // not the owner.
+    let started = process_status(owner).map(|(_, started)| format!(" {started}")).unwrap_or_default();
+    std::fs::write(owner_file(cluster), format!("{owner}{started}"))?;
     Ok(dir)
 }
 
-/// Whether the process that claimed `cluster` is still running.
+/// Whether the process that claimed `cluster` is still running: its pid exists, is not a
+/// zombie (dead, waiting for a parent to reap it, which in a container whose PID 1 does not
+/// reap is for ever), and started when the owner did (not a reused pid).
 pub fn owner_alive(cluster: &str) -> bool {
-    std::fs::read_to_string(owner_file(cluster))
-        .ok()
-        .and_then(|pid| pid.trim().parse::<u32>().ok())
-        .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+    let Ok(owner) = std::fs::read_to_string(owner_file(cluster)) else { return false };
+    let mut words = owner.split_whitespace();
+    let Some(pid) = words.next().and_then(|pid| pid.parse::<u32>().ok()) else { return false };
+    let recorded_start = words.next().and_then(|started| started.parse::<u64>().ok());
+    match process_status(pid) {
+        Some((state, started)) => !matches!(state, 'Z' | 'X') && recorded_start.is_none_or(|recorded| recorded == started),
+        None => false,
+    }
+}
+
+/// A process's state letter and start time (clock ticks after boot), from `/proc/<pid>/stat`
+/// (proc(5): fields 3 and 22; the command name, field 2, may hold spaces and parentheses,
+/// so the fields are counted after its last `)`).
+fn process_status(pid: u32) -> Option<(char, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some((fields.first()?.chars().next()?, fields.get(19)?.parse().ok()?))
 }
 
 /// Names of clusters with a state directory made by `provider`.
@@ -190,4 +208,30 @@ pub fn release(cluster: &str) {
         }
     }
     let _ = std::fs::remove_file(state_root().join(format!("{cluster}.lock")));
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_zombie_owner_or_a_reused_pid_is_no_live_owner() {
+        let cluster = super::new_cluster_name();
+        super::claim(&cluster, "test").unwrap();
+        assert!(super::owner_alive(&cluster), "this process owns it");
+        // A child that exited and that nobody reaps yet: a zombie.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while super::process_status(child.id()).map(|(state, _)| state) != Some('Z') && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        super::claim_for(&cluster, "test", child.id()).unwrap();
+        assert!(!super::owner_alive(&cluster), "a zombie is dead");
+        child.wait().unwrap();
+        // This process's pid, recorded with another start time: the pid was reused.
+        std::fs::write(super::owner_file(&cluster), format!("{} 1", std::process::id())).unwrap();
+        assert!(!super::owner_alive(&cluster), "another program with the owner's pid");
+        // An owner file of an earlier version (the pid alone) is read as before.
+        std::fs::write(super::owner_file(&cluster), std::process::id().to_string()).unwrap();
+        assert!(super::owner_alive(&cluster));
+        super::release(&cluster);
+    }
 }

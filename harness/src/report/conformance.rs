@@ -34,6 +34,10 @@ pub struct ConformanceReport {
     pub cluster: String,
     pub components: Vec<Component>,
     pub suites: Vec<SuiteResult>,
+    /// The families (suites) a certification meant to run that never ran: it was
+    /// interrupted. Any makes the outcome [`Outcome::Incomplete`] (unless one that ran failed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_run: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +65,8 @@ pub enum Outcome {
     Partial,
     /// Every scenario was skipped.
     Skipped,
+    /// The run was interrupted: some of what it meant to run never ran (`notRun`).
+    Incomplete,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -148,7 +154,11 @@ impl ConformanceReport {
             statistics.errored += suite.statistics.errored;
             statistics.skipped += suite.statistics.skipped;
         }
-        SuiteResult::outcome(&statistics)
+        match SuiteResult::outcome(&statistics) {
+            Outcome::Failure => Outcome::Failure,
+            _ if !self.not_run.is_empty() => Outcome::Incomplete,
+            outcome => outcome,
+        }
     }
 }
 
@@ -201,6 +211,7 @@ impl ConformanceReporter {
                 kernel: String::new(),
                 cluster: String::new(),
                 components: vec![],
+                not_run: vec![],
                 suites: vec![],
             },
             suite: SuiteResult { name: String::new(), result: Outcome::Skipped, statistics: Statistics::default(), provisioning_error: None, elapsed_seconds: 0.0, scenarios: vec![] },

@@ -82,6 +82,9 @@ pub fn markdown(report: &ConformanceReport) -> String {
         report.date,
         report.harness.version
     );
+    if !report.not_run.is_empty() {
+        let _ = writeln!(out, "> Interrupted: these never ran, so this report judges none of their scenarios: {}.\n", report.not_run.join(", "));
+    }
     let _ = writeln!(out, "| role | component | version | origin |\n| --- | --- | --- | --- |");
     for c in &report.components {
         let _ = writeln!(out, "| {} | {} | {} | {} |", c.role.label(), c.name, c.version.replace('|', "\\|"), c.origin.replace('|', "\\|"));
@@ -289,6 +292,9 @@ pub fn html(report: &ConformanceReport) -> String {
         escape(&commit),
         escape(&report.api_version)
     );
+    if !report.not_run.is_empty() {
+        let _ = write!(body, r#"<p class="banner">Interrupted: these never ran, so this report judges none of their scenarios: {}.</p>"#, escape(&report.not_run.join(", ")));
+    }
     body.push_str("<h2>Components</h2><table><tr><th>role</th><th>component</th><th>version</th><th>origin</th><th>provides</th></tr>");
     for c in &report.components {
         let provides = c.provides.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ");
@@ -465,6 +471,22 @@ mod tests {
 
     fn sample() -> ConformanceReport {
         crate::report::conformance::example_report()
+    }
+
+    #[test]
+    fn an_interrupted_certification_is_incomplete_and_names_what_never_ran() {
+        let mut report = sample();
+        use crate::report::conformance::Outcome;
+        assert_ne!(report.outcome(), Outcome::Incomplete);
+        report.not_run = vec!["tsn".into(), "perf".into()];
+        assert_eq!(report.outcome(), Outcome::Incomplete);
+        assert!(markdown(&report).contains("Outcome: **Incomplete**") && markdown(&report).contains("these never ran, so this report judges none of their scenarios: tsn, perf."));
+        assert!(html(&report).contains("Outcome <b>Incomplete</b>") && html(&report).contains("tsn, perf."));
+        let read_back = ConformanceReport::from_yaml(&report.to_yaml()).unwrap();
+        assert_eq!(read_back.not_run, report.not_run);
+        // A failure found before the interruption stays the outcome.
+        report.suites[0].statistics.failed = 1;
+        assert_eq!(report.outcome(), Outcome::Failure);
     }
 
     #[test]

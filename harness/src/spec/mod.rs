@@ -268,6 +268,7 @@ pub fn checks() -> Vec<Check> {
         Check { rule: rule!(Must, "add_reports_what_is_really_there", "section 5, ADD success (interfaces, ips)", "The interfaces and addresses ADD reports are in the container (and host interfaces on the node): the result is the record of what the attachment made."), body: add_reports_what_is_there },
         Check { rule: rule!(Should, "check_passes_after_add", "section 2, CHECK", "CHECK with the ADD result as prevResult succeeds right after ADD (CHECK should fail only when the container's networking is not as expected)."), body: check_passes_after_add },
         Check { rule: rule!(Should, "check_fails_when_the_container_changed", "section 2, CHECK", "After the container's address is removed behind the plugin's back, CHECK fails with an error (the plugin should return an error if a resource listed in prevResult is missing)."), body: check_fails_when_changed },
+        Check { rule: rule!(Should, "check_fails_when_a_chained_plugin_s_own_state_is_gone", "section 2, CHECK", "After ADD, the iptables chains a chained plugin made on the node for this container alone (portmap's DNAT chain for its port mappings) are removed behind its back; CHECK then fails with an error from that plugin (CHECK should fail when the networking the plugin set up is not as expected, not only when the container lost its address)."), body: check_fails_when_own_state_gone },
         Check { rule: rule!(Should, "del_removes_what_add_created", "section 2, DEL", "DEL removes what ADD created (a plugin should delete the interface or undo the modifications of its ADD): the node's links, addresses, routes, rules, iptables and nftables rules, IPAM files and BPF pins are as before ADD, and the container's interface is gone."), body: del_removes_what_add_created },
         Check { rule: rule!(Should, "the_last_del_leaves_the_node_as_before_the_first_add", "section 2, DEL", "After the only attachment's DEL the node's datapath is as before its ADD, node-wide state made once included (links such as a bridge, addresses, routes, rules, iptables and nftables rules, qdiscs and filters on the node's links, BPF pins): a plugin should undo the modifications of its ADD. IPAM bookkeeping files are judged per attachment, by del_removes_what_add_created."), body: last_del_leaves_the_node_as_before },
         Check { rule: rule!(Should, "del_after_a_failed_add_succeeds_and_frees", "section 2, DEL; section 3, lifecycle", "An ADD that fails (the container already holds an eth0) is followed by DEL, as a runtime follows every ADD (ADD is always eventually followed by a corresponding DEL); that DEL, given no prevResult, succeeds and leaves the node as before the ADD (plugins should generally complete a DEL without error even if some resources are missing)."), body: del_after_a_failed_add },
@@ -398,6 +399,79 @@ fn check_fails_when_changed(cx: &mut SpecContext<'_>) -> Result<Judgement> {
     };
     cx.clean_up(&container, Some(&result))?;
     cx.verdict(problems, format!("CHECK failed once {interface} lost its addresses"))
+}
+
+/// ADD over the chain one plugin at a time (each given its predecessor's result, as in a
+/// chain), the node read after each: the final result, and per plugin the iptables chains
+/// it made; or why ADD failed.
+fn add_plugin_by_plugin(cx: &SpecContext<'_>, container: &Container) -> Result<std::result::Result<(Value, Vec<(String, BTreeSet<String>)>), String>> {
+    let attachment = cx.sandbox.attachment(container);
+    let mut before = cx.sandbox.node_state()?;
+    let mut previous: Option<Value> = None;
+    let mut made = Vec::new();
+    for plugin in &cx.subject.list.plugins {
+        let alone = NetworkConfigList { plugins: vec![plugin.clone()], ..cx.subject.list.clone() };
+        let step = cx.chain("ADD", &alone, &attachment, previous.as_ref())?.pop().expect("one plugin, one step");
+        if !step.output.success {
+            return Ok(Err(format!("ADD by {} failed: {}", step.plugin, step.failure("ADD"))));
+        }
+        previous = Some(serde_json::from_str(&step.output.stdout).map_err(|e| crate::error::HarnessError::CniResult { plugin: step.plugin.clone(), detail: format!("ADD printed no JSON result: {e}") })?);
+        let after = cx.sandbox.node_state()?;
+        made.push((step.plugin, sandbox::own_chains(after.difference(&before))));
+        before = after;
+    }
+    Ok(Ok((previous.expect("a chain has plugins"), made)))
+}
+
+/// For each chained plugin (after the first) that made iptables chains of its own for the
+/// container, on an attachment of its own: CHECK passes untouched, then its chains are
+/// removed and CHECK must fail, by that plugin, with the error structure. A node-wide chain
+/// made once (a warm-up makes it first) is no attachment's and is not removed.
+fn check_fails_when_own_state_gone(cx: &mut SpecContext<'_>) -> Result<Judgement> {
+    if let Some(reason) = check_not_applicable(cx.subject) {
+        return Ok(Judgement::NotApplicable(reason));
+    }
+    if cx.subject.list.plugins.len() < 2 {
+        return Ok(Judgement::NotApplicable("a single plugin: no chained plugin".into()));
+    }
+    if let Err(problem) = cx.warm_up()? {
+        return Ok(warm_up_failed(&problem, "CHECK"));
+    }
+    let (mut problems, mut judged, mut unjudged) = (Vec::new(), Vec::new(), Vec::new());
+    let mut plugin_index = 1;
+    while plugin_index < cx.subject.list.plugins.len() {
+        let container = cx.sandbox.container()?;
+        let (result, made) = match add_plugin_by_plugin(cx, &container)? {
+            Ok(added) => added,
+            Err(problem) => return Ok(Judgement::NotJudged(format!("{problem}, so CHECK never ran"))),
+        };
+        let Some((index, (plugin, chains))) = made.iter().enumerate().skip(plugin_index).find(|(_, (_, chains))| !chains.is_empty()) else {
+            cx.clean_up(&container, Some(&result))?;
+            break;
+        };
+        plugin_index = index + 1;
+        let attachment = cx.sandbox.attachment(&container);
+        let untouched = cx.chain("CHECK", &cx.subject.list, &attachment, Some(&result))?;
+        if let Some(failed) = untouched.iter().find(|s| !s.output.success) {
+            unjudged.push(format!("{plugin}: CHECK fails even on the untouched attachment ({}: {}; check_passes_after_add judges that)", failed.plugin, failed.failure("CHECK")));
+            cx.clean_up(&container, Some(&result))?;
+            continue;
+        }
+        let chains: Vec<String> = chains.iter().cloned().collect();
+        cx.sandbox.remove_iptables_chains(&chains)?;
+        let steps = cx.chain("CHECK", &cx.subject.list, &attachment, Some(&result))?;
+        match steps.iter().find(|s| !s.output.success) {
+            Some(failed) if failed.plugin == *plugin => problems.extend(rules::error_problems(&failed.output, &(1..100).collect::<Vec<_>>(), true).into_iter().map(|p| format!("CHECK by {plugin}: {p}"))),
+            Some(failed) => problems.push(format!("CHECK by {plugin} succeeded although its chains {} were removed ({} failed instead: {})", chains.join(", "), failed.plugin, failed.failure("CHECK"))),
+            None => problems.push(format!("CHECK succeeded although {plugin}'s own chains {} were removed", chains.join(", "))),
+        }
+        judged.push(format!("{plugin} ({})", chains.join(", ")));
+        cx.clean_up(&container, Some(&result))?;
+    }
+    if judged.is_empty() && unjudged.is_empty() {
+        return Ok(Judgement::NotApplicable("no chained plugin made an iptables chain of its own for the container".into()));
+    }
+    cx.verdict_over(judged.len() + unjudged.len(), &unjudged, problems, format!("CHECK failed once the chains of {} were removed", judged.join(", ")))
 }
 
 /// ADDs and DELs with `between` run between them (`asked`: what `between` asks, named

@@ -148,10 +148,41 @@ impl Sandbox {
         Ok(state)
     }
 
+    /// Removes the iptables chains `names` from the node, with every rule that jumps to
+    /// them, as someone flushing a plugin's rules behind its back would (the node's rules
+    /// saved, filtered, restored), in both address families.
+    pub fn remove_iptables_chains(&self, names: &[String]) -> Result<()> {
+        for (save, restore) in [("iptables-save", "iptables-restore"), ("ip6tables-save", "ip6tables-restore")] {
+            let saved = run("ip", &["netns", "exec", &self.node, save], None)?;
+            let kept: String = saved.lines().filter(|line| !names.iter().any(|name| names_the_chain(line, name))).map(|line| format!("{line}\n")).collect();
+            run("ip", &["netns", "exec", &self.node, restore], Some(&kept))?;
+        }
+        Ok(())
+    }
+
     /// Runs `ip args` inside the container (to change it behind the plugin's back).
     pub fn in_container(&self, container: &Container, args: &[&str]) -> Result<String> {
         run("ip", &[&["-n", container.netns.as_str()], args].concat(), None)
     }
+}
+
+/// Whether an `iptables-save` line declares chain `name`, appends to it, or jumps (or goes)
+/// to it.
+fn names_the_chain(line: &str, name: &str) -> bool {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words.first() == Some(&format!(":{name}").as_str()) || words.starts_with(&["-A", name]) || words.windows(2).any(|w| matches!(w[0], "-j" | "-g") && w[1] == name)
+}
+
+/// The iptables chains a node state's lines (of [`node_state`]) declare that are not
+/// built in: `iptables-save: :CNI-DN-1a2b -`.
+pub fn own_chains<'a>(lines: impl IntoIterator<Item = &'a String>) -> BTreeSet<String> {
+    lines
+        .into_iter()
+        .filter_map(|line| line.strip_prefix("iptables-save: :").or_else(|| line.strip_prefix("ip6tables-save: :")))
+        .filter_map(|declaration| declaration.split_once(' '))
+        .filter(|(_, policy)| *policy == "-")
+        .map(|(name, _)| name.to_owned())
+        .collect()
 }
 
 /// Link kinds the kernel must offer for a plugin to run at all, by plugin type.
@@ -183,5 +214,21 @@ impl Drop for Sandbox {
             tracing::error!("removing sandbox {}: {e}; run `cargo xtask gc`", self.cluster);
         }
         crate::cleanup::unregister(&self.cluster);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plugin_s_own_chains_and_the_rules_naming_them_are_found() {
+        let lines: Vec<String> = ["iptables-save: :CNI-DN-1a2b -", "iptables-save: :POSTROUTING ACCEPT", "ip6tables-save: :CNI-HOSTPORT-DNAT -", "iptables-save: -A CNI-DN-1a2b -p tcp -j DNAT"].map(String::from).into();
+        assert_eq!(own_chains(&lines), ["CNI-DN-1a2b".to_owned(), "CNI-HOSTPORT-DNAT".to_owned()].into());
+        assert!(names_the_chain(":CNI-DN-1a2b - [0:0]", "CNI-DN-1a2b"));
+        assert!(names_the_chain("-A CNI-DN-1a2b -p tcp -m tcp --dport 18080 -j DNAT --to-destination 10.0.0.2:8080", "CNI-DN-1a2b"));
+        assert!(names_the_chain("-A CNI-HOSTPORT-DNAT -p tcp -j CNI-DN-1a2b", "CNI-DN-1a2b"));
+        assert!(!names_the_chain("-A CNI-HOSTPORT-DNAT -p tcp -j CNI-DN-1a2b3", "CNI-DN-1a2b"), "another chain whose name begins alike");
+        assert!(!names_the_chain("-A POSTROUTING -j MASQUERADE", "CNI-DN-1a2b"));
     }
 }

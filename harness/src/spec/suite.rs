@@ -81,12 +81,18 @@ impl SubjectSet {
         Self { suite: "cni_spec_unstable", label: "debian-unstable-plugins".into(), paths: fixture_subjects(), plugin_dirs, at_version: Some("1.1.0".into()), golden: true, unavailable }
     }
 
-    /// Each subject, loaded or with the error that names why not.
-    fn load(&self) -> Vec<(String, std::result::Result<Arc<Subject>, String>)> {
+    /// Each subject, loaded or with the error that names why not; those `wanted` rejects
+    /// (none of their checks runs in this process) are not loaded: loading asks every
+    /// plugin for its versions, which a process of nextest's, running one check, need not
+    /// pay for eleven subjects.
+    fn load(&self, wanted: impl Fn(&str) -> bool) -> Vec<(String, std::result::Result<Arc<Subject>, String>)> {
         self.paths
             .iter()
             .map(|path| {
                 let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("subject").to_owned();
+                if !wanted(&name) {
+                    return (name, Err(NOT_LOADED.to_owned()));
+                }
                 let loaded = match &self.unavailable {
                     Some(why) => Err(why.clone()),
                     None => Subject::load(path, self.plugin_dirs.clone()).map(|mut subject| {
@@ -100,6 +106,18 @@ impl SubjectSet {
             })
             .collect()
     }
+}
+
+/// Why a subject has no loaded value: no check of it runs in this process.
+const NOT_LOADED: &str = "not loaded: no check of this subject runs in this process";
+
+/// Whether any check of subject `name` runs under libtest's `args` (its filter, `--exact`
+/// and `--skip`, as libtest-mimic applies them to `<subject>::<check>`).
+fn runs_any_check_of(args: &Arguments, name: &str) -> bool {
+    checks().iter().map(|check| format!("{name}::{}", check.rule.name)).any(|trial| {
+        let matches = |pattern: &str| if args.exact { trial == pattern } else { trial.contains(pattern) };
+        args.filter.as_deref().is_none_or(matches) && !args.skip.iter().any(|skipped| matches(skipped))
+    })
 }
 
 /// Runs one check on a fresh node, within [`CHECK_BUDGET`].
@@ -183,7 +201,7 @@ pub fn run_set(set: SubjectSet) -> ExitCode {
         0 => Ok(()),
         uid => Err(HarnessError::NotRoot { uid }.to_string()),
     };
-    let subjects = set.load();
+    let subjects = set.load(|name| !args.list && runs_any_check_of(&args, name));
     let label = set.label.clone();
     // The repository holds golden records of its own subjects only.
     let destinations = Destinations::for_suite(set.suite);
@@ -290,4 +308,22 @@ fn run_info(label: &str, subjects: &[(String, std::result::Result<Arc<Subject>, 
 
 fn known_path_label() -> String {
     std::env::var("CNICONF_SPEC_KNOWN_FAILURES").unwrap_or_else(|_| "fixtures/cni-spec/known-failures.yaml".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_running_one_check_loads_only_its_subject() {
+        let args = |words: &[&str]| Arguments::from_iter(std::iter::once("cni_spec").chain(words.iter().copied()));
+        let one = args(&["--exact", "portmap::check_passes_after_add"]);
+        assert!(runs_any_check_of(&one, "portmap") && !runs_any_check_of(&one, "ptp"));
+        let all = args(&[]);
+        assert!(runs_any_check_of(&all, "portmap") && runs_any_check_of(&all, "ptp"));
+        let some = args(&["del_twice"]);
+        assert!(runs_any_check_of(&some, "sbr"), "a filter on the check runs it for every subject");
+        let skipped = args(&["--skip", "portmap::"]);
+        assert!(!runs_any_check_of(&skipped, "portmap") && runs_any_check_of(&skipped, "ptp"));
+    }
 }

@@ -517,10 +517,26 @@ impl Cluster for Lab {
         // ADD alone, as kubelet's runtime starts a pod: no runtime gates a pod on CHECK
         // (containerd and CRI-O call it only when asked), so a plugin whose CHECK fails still
         // has its datapath judged; CHECK is judged by `cni_spec`.
-        let result = {
+        let added = {
             let _node = lab_node.attaching.lock().unwrap_or_else(|e| e.into_inner());
             let node_cni = lab_node.cni();
-            node_cni.runtime.add(&node_cni.network, &attachment)?
+            node_cni.runtime.add(&node_cni.network, &attachment).map_err(|add_failed| {
+                // As containerd tears down a sandbox whose network set-up failed (or timed
+                // out): DEL of the attachment, with no prevResult (none was cached), before
+                // the sandbox goes, so the plugins free what the failed ADD reserved.
+                if let Err(del_failed) = node_cni.runtime.del(&node_cni.network, &attachment) {
+                    tracing::warn!("pod {}/{}: the DEL after its failed ADD failed too: {del_failed}", spec.namespace, spec.name);
+                }
+                view.unexpose_netns(&attachment.netns);
+                add_failed
+            })
+        };
+        let result = match added {
+            Ok(result) => result,
+            Err(add_failed) => {
+                let _ = node_state::remove_netns_now(&netns);
+                return Err(add_failed);
+            }
         };
         let address = result.ips.first().map(|ip| ip.address.addr()).ok_or_else(|| HarnessError::CniResult {
             plugin: node_cni.network.plugin_types().collect::<Vec<_>>().join(" -> "),
