@@ -56,11 +56,20 @@ impl Totals {
 pub fn run() -> Result<(), String> {
     crate::lint::run()?;
     // The image tests need the probe image; without Docker they are ignored with the reason.
-    if harness::provider::host::on_path("docker") {
-        crate::image::run()?;
-    } else {
-        eprintln!("xtask test: no docker on PATH; the probe image tests will be ignored");
+    // Its release build (a target directory of its own) runs beside the tests' build: each
+    // leaves a core idle much of the time (a long chain of crates, one big crate at the end).
+    let images = match harness::provider::host::on_path("docker") {
+        true => Some(std::thread::spawn(crate::image::run)),
+        false => {
+            eprintln!("xtask test: no docker on PATH; the probe image tests will be ignored");
+            None
+        }
+    };
+    let built = crate::util::cargo(&["test", "--workspace", "--no-run"]);
+    if let Some(images) = images {
+        images.join().map_err(|_| "building the images panicked".to_owned())??;
     }
+    built?;
     match harness::provider::host::on_path("cargo-nextest") {
         true => run_nextest(),
         false => {
