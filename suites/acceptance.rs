@@ -793,3 +793,41 @@ fn a_failed_add_is_followed_by_del_and_frees_what_it_reserved() {
     let reserved: Vec<&String> = after.difference(&before).filter(|line| line.starts_with("file /var/lib/cni") && line.contains("10.244.")).collect();
     assert!(reserved.is_empty(), "the failed ADD's reservation is freed by its DEL: {reserved:?}");
 }
+
+/// The vendor's conflist is theirs: its host-local section reaches the plugin as written,
+/// placeholders filled in (`subnet` kept, no `ranges` or `dataDir` added), and the IPAM's
+/// reservations land in the node's own `/var/lib/cni`, not the host's.
+#[test]
+fn a_vendor_s_ipam_section_reaches_its_plugin_as_written() {
+    use harness::model::{labels, NamespaceSpec, PodSpec};
+    use harness::provider::Cluster;
+    let vendor = tempfile::tempdir().unwrap();
+    let recorder = vendor.path().join("recorded-bridge");
+    std::fs::write(&recorder, "#!/bin/sh\nconfig=$(cat)\n[ \"$CNI_COMMAND\" = ADD ] && printf '%s' \"$config\" > \"$(dirname \"$0\")/add-config.json\"\nprintf '%s' \"$config\" | exec /usr/lib/cni/bridge\n").unwrap();
+    std::fs::set_permissions(&recorder, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        vendor.path().join("old-style.conflist"),
+        r#"{"cniVersion": "1.0.0", "name": "old-style", "plugins": [{"type": "recorded-bridge", "bridge": "cni0", "isGateway": true, "ipam": {"type": "host-local", "subnet": "{nodePodCIDR}"}}]}"#,
+    )
+    .unwrap();
+    let profile = vendor.path().join("profile.yaml");
+    std::fs::write(&profile, format!("name: old-style\nversion: 0.1.0\ninstall:\n  lab:\n    conflist: old-style.conflist\n    pluginDirs: [\"{}\", /usr/lib/cni]\nfeatures: []\n", vendor.path().display())).unwrap();
+    let cni = harness::cni::load_profile(&profile.display().to_string()).unwrap();
+    let lab = harness::provider::lab::Lab::provision(&cni, &harness::provider::lab::LabOptions::from_env().unwrap()).unwrap();
+    let node = lab.nodes().iter().find(|n| n.role == harness::model::NodeRole::Worker).unwrap().clone();
+    lab.create_namespace(&NamespaceSpec { name: "ipam".into(), labels: labels([]) }).unwrap();
+    let pod = lab.create_pod(&PodSpec { name: "p".into(), namespace: "ipam".into(), labels: labels([]), node: node.name.clone(), host_ports: vec![] });
+    let state = lab.node_state(&node).unwrap();
+    lab.teardown().unwrap();
+    let pod = pod.unwrap();
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(vendor.path().join("add-config.json")).unwrap()).unwrap();
+    let ipam = config["ipam"].as_object().unwrap();
+    // The node's /24, as the vendor's placeholder named it, and the pod's address in it.
+    let subnet = ipam["subnet"].as_str().unwrap();
+    let prefix = |address: &str| address.rsplit_once('.').map(|(network, _)| network.to_owned());
+    assert!(subnet.ends_with("/24") && prefix(subnet) == prefix(&pod.address.to_string()), "{subnet} {}", pod.address);
+    assert!(!ipam.contains_key("ranges") && !ipam.contains_key("dataDir"), "nothing added to the vendor's IPAM: {ipam:?}");
+    let reservation = format!("file /var/lib/cni/networks/old-style/{}", pod.address);
+    assert!(state.contains(&reservation), "{reservation} in the node's own /var/lib/cni: {state:?}");
+    assert!(!std::path::Path::new("/var/lib/cni/networks/old-style").exists(), "nothing of it on the host");
+}

@@ -37,12 +37,6 @@ pub struct PriorityTrace {
     pub hops: Vec<HopClasses>,
 }
 
-/// The talker class (of the priority map's three) that counted most of the replay at a
-/// hop, with its count; `None` when none did.
-fn dominant(grew: &BTreeMap<String, u64>) -> Option<(TrafficClass, u64)> {
-    priority::IPV4_CLASSES.into_iter().map(|class| (class, grew.get(class.id).copied().unwrap_or(0))).filter(|(_, n)| *n > 0).max_by_key(|(_, n)| *n)
-}
-
 /// The priority a class stands for, as a reader says it.
 fn priority_of(class: TrafficClass) -> &'static str {
     match class.id {
@@ -53,20 +47,28 @@ fn priority_of(class: TrafficClass) -> &'static str {
 }
 
 impl PriorityTrace {
-    /// Where the priority was lost: the first hop whose class is not the talker's, and the
-    /// hop before it where it still was; or that every hop kept it.
+    /// Where the priority was lost: the first hop where any packet of the replay was
+    /// counted in a talker class other than the talker's (even one of fifty), and the hop
+    /// before it where every packet still was; or that every hop kept it.
     pub fn conclusion(&self) -> String {
         let expected = priority::class_of_priority(self.priority);
         let mut kept_at: Option<&str> = None;
         for hop in &self.hops {
             let Ok(grew) = &hop.grew else { continue };
-            match dominant(grew) {
-                Some((class, n)) if class != expected => {
-                    let between = kept_at.map(|before| format!(" between {before} and {}", hop.place)).unwrap_or_default();
-                    return format!("the priority was lost{between}: {n} packet(s) reached {} as {} ({}, {}), not {} ({}, {})", hop.place, class.role, class.id, priority_of(class), expected.role, expected.id, priority_of(expected));
-                }
-                Some(_) => kept_at = Some(&hop.place),
-                None => return format!("no packet of the replay was counted at {}: it never got there", hop.place),
+            let count = |class: TrafficClass| grew.get(class.id).copied().unwrap_or(0);
+            let elsewhere: Vec<(TrafficClass, u64)> = priority::IPV4_CLASSES.into_iter().filter(|class| *class != expected).map(|class| (class, count(class))).filter(|(_, n)| *n > 0).collect();
+            if !elsewhere.is_empty() {
+                let between = kept_at.map(|before| format!(" between {before} and {}", hop.place)).unwrap_or_default();
+                let counted = elsewhere.iter().map(|(class, n)| format!("{n} packet(s) reached {} as {} ({}, {})", hop.place, class.role, class.id, priority_of(*class))).collect::<Vec<_>>().join(" and ");
+                let still = match count(expected) {
+                    0 => String::new(),
+                    n => format!("; {n} still as {}", expected.role),
+                };
+                return format!("the priority was lost{between}: {counted}, not {} ({}, {}){still}", expected.role, expected.id, priority_of(expected));
+            }
+            match count(expected) {
+                0 => return format!("no packet of the replay was counted at {}: it never got there", hop.place),
+                _ => kept_at = Some(&hop.place),
             }
         }
         match kept_at {
@@ -184,8 +186,11 @@ mod tests {
     fn the_first_hop_in_another_class_is_where_the_priority_was_lost() {
         let lost = PriorityTrace { talker: "pod tsn/talker".into(), priority: 1, sent: "50".into(), hops: vec![hop("pod tsn/talker eth0 (leaving the pod)", &[("1:1", 50), ("1:4", 2)]), hop("node w1 eth0 (the NIC)", &[("1:3", 50), ("1:4", 9)])] };
         assert_eq!(lost.conclusion(), "the priority was lost between pod tsn/talker eth0 (leaving the pod) and node w1 eth0 (the NIC): 50 packet(s) reached node w1 eth0 (the NIC) as best-effort (1:3, priority 0 (best effort)), not class-1 (1:1, priority 1)");
-        let kept = PriorityTrace { hops: vec![hop("pod a eth0", &[("1:1", 50)]), hop("node w1 eth0", &[("1:1", 50), ("1:3", 1)])], ..lost.clone() };
+        let kept = PriorityTrace { hops: vec![hop("pod a eth0", &[("1:1", 50)]), hop("node w1 eth0", &[("1:1", 50), ("1:4", 3)])], ..lost.clone() };
         assert!(kept.conclusion().starts_with("every hop read counted them as class-1 (priority 1)"), "{}", kept.conclusion());
+        // One packet of fifty in another class is a lost priority, never "kept".
+        let one_lost = PriorityTrace { hops: vec![hop("pod a eth0", &[("1:1", 50)]), hop("node w1 eth0", &[("1:1", 49), ("1:3", 1)])], ..lost.clone() };
+        assert_eq!(one_lost.conclusion(), "the priority was lost between pod a eth0 and node w1 eth0: 1 packet(s) reached node w1 eth0 as best-effort (1:3, priority 0 (best effort)), not class-1 (1:1, priority 1); 49 still as class-1");
         let unread_pod = PriorityTrace { hops: vec![HopClasses { place: "pod a eth0".into(), grew: Err("this provider's pods have only the probe".into()) }, hop("node w1 eth0", &[("1:2", 50)])], ..lost.clone() };
         assert!(unread_pod.conclusion().starts_with("the priority was lost: 50 packet(s) reached node w1 eth0 as class-2"), "{}", unread_pod.conclusion());
         assert!(unread_pod.render().contains("not read: this provider's pods have only the probe"));

@@ -253,8 +253,12 @@ fn check_of_its_own_pods(cx: &mut ScenarioContext, version: &str, namespace: &st
 }
 
 /// The control of a DEL across versions: a pod the running `version` makes itself on `node`
-/// (reached at `host_ports` there), deleted by it and judged as the pod across versions is.
+/// (reached at `host_ports` there), deleted by it and judged as the pod across versions is:
+/// what the version's first pod makes for every pod (its IPAM's bookkeeping, its chains) is
+/// there before the count, as the pod across versions has its node's first pod beside it.
 fn del_of_its_own_pod(cx: &mut ScenarioContext, version: &str, namespace: &str, node: &Node, host_ports: &[HostPort]) -> Result<Verdict> {
+    let first: Vec<HostPort> = host_ports.iter().map(|p| HostPort { host: p.host + 1, container: p.container }).collect();
+    cx.pod_reached_through(namespace, "control-first", labels([("app", "control")]), node, &first)?;
     let before = cx.cluster().node_state(node)?;
     let own = cx.pod_reached_through(namespace, "control", labels([("app", "control")]), node, host_ports)?;
     let with_pod = cx.cluster().node_state(node)?;
@@ -269,7 +273,7 @@ fn beside(host_ports: &[HostPort]) -> Vec<HostPort> {
 }
 
 /// How far a control pod's host port is from the pod it stands beside (the DEL scenario's
-/// first pod takes the next port).
+/// first pod takes the next port, the control's first pod the one after the control's).
 const CONTROL_HOST_PORT_OFFSET: u16 = 2;
 
 fn del_by_the_new_version_leaves_nothing(cx: &mut ScenarioContext) -> Result<Verdict> {

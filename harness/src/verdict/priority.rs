@@ -158,9 +158,17 @@ pub fn talkers_kept_their_classes(talkers: Vec<(String, Verdict)>) -> Verdict {
 pub fn every_talker(check: &str, talkers: Vec<(String, Verdict)>) -> Verdict {
     let joined = |part: &dyn Fn(&str, &Verdict) -> String, separator: &str| talkers.iter().map(|(name, v)| part(name, v)).collect::<Vec<_>>().join(separator);
     let failed = talkers.iter().find(|(_, v)| !v.passed).map(|(_, v)| v);
+    // Parts that count the same talker (SO_TXTIME's talker and its best effort after it)
+    // would report the same counter twice, and a report keyed by it keeps one: then every
+    // counter is named by its part too.
+    let mut counters: Vec<super::Counter> = talkers.iter().flat_map(|(_, v)| v.counters.clone()).collect();
+    let keys: std::collections::BTreeSet<(&str, &str)> = counters.iter().map(|c| (c.subject.as_str(), c.name.as_str())).collect();
+    if keys.len() < counters.len() {
+        counters = talkers.iter().flat_map(|(part, v)| v.counters.iter().map(move |c| super::Counter { subject: format!("{part} {}", c.subject), ..c.clone() })).collect();
+    }
     Verdict {
         statistics: Vec::new(),
-        counters: talkers.iter().flat_map(|(_, v)| v.counters.clone()).collect(),
+        counters,
         figures: Vec::new(),
         check: check.into(),
         subject: joined(&|_, v| v.subject.clone(), "; "),
@@ -177,6 +185,22 @@ mod tests {
     use super::*;
 
     const SHOWN: &str = "class htb 1:1 root prio 0 rate 10Gbit ceil 10Gbit burst 0b cburst 0b \n Sent 5400 bytes 50 pkt (dropped 0, overlimits 0 requeues 0) \n backlog 0b 0p requeues 0\nclass htb 1:3 root prio 0 rate 10Gbit ceil 10Gbit burst 0b cburst 0b \n Sent 3296 bytes 33 pkt (dropped 0, overlimits 0 requeues 0) \n";
+
+    #[test]
+    fn parts_counting_the_same_talker_report_counters_of_their_own() {
+        let with = BTreeMap::from([("1:1".to_owned(), 50)]);
+        let without = BTreeMap::from([("1:3".to_owned(), 50)]);
+        let verdict = every_talker(
+            "delivery time",
+            vec![("talker".into(), delivery_time_kept("tsn/talker", 50, &with, "eth0", "5ms")), ("best-effort".into(), no_delivery_time_added("tsn/talker", 50, &without, "eth0"))],
+        );
+        let keys: std::collections::BTreeSet<(String, String)> = verdict.counters.iter().map(|c| (c.subject.clone(), c.name.clone())).collect();
+        assert_eq!(keys.len(), verdict.counters.len(), "{:?}", verdict.counters);
+        assert!(keys.contains(&("talker tsn/talker".to_owned(), "delivery-time-kept".to_owned())) && keys.contains(&("best-effort tsn/talker".to_owned(), "no-delivery-time".to_owned())), "{keys:?}");
+        // Talkers of their own keep their counters' names as they were.
+        let one = talker_kept_its_class("tsn/talker-1", 1, 50, &with, "eth0");
+        assert_eq!(talkers_kept_their_classes(vec![("talker-1".into(), one.clone())]).counters, one.counters);
+    }
 
     #[test]
     fn counters_are_read_per_class() {

@@ -266,8 +266,8 @@ impl Lab {
             let state = runs::state_dir(cluster).join(name);
             let mut network = network_template.clone();
             let placeholders = crate::cni::runtime::NodePlaceholders { node_name: name.clone(), node_address: addressing::node_address(index), node_pod_cidr: pod_cidr, pod_subnet };
-            fill_in_node_network(&mut network, &placeholders, &state);
-            let runtime = CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: state.join("cache"), node: Some(NodeView { netns: name.clone(), bpffs: bpffs_of(cni, cluster, &state), var_lib_cni: None, netns_dir: Some(state.join("netns")) }), records: Default::default(), budget: None };
+            fill_in_node_network(&mut network, &placeholders);
+            let runtime = CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: state.join("cache"), node: Some(NodeView { netns: name.clone(), bpffs: bpffs_of(cni, cluster, &state), var_lib_cni: Some(var_lib_cni_of(&state)?), netns_dir: Some(state.join("netns")) }), records: Default::default(), budget: None };
             lab_nodes.push(LabNode {
                 node: Node { name: name.clone(), role: kind_node.role, labels: kind_node.labels.clone(), address: IpAddr::V4(addressing::node_address(index)) },
                 netns: name.clone(),
@@ -736,7 +736,7 @@ impl Cluster for Lab {
         runtime.require_claimed_version(&template, conflist)?;
         for lab_node in &self.lab_nodes {
             let mut network = template.clone();
-            fill_in_node_network(&mut network, &lab_node.placeholders, &lab_node.state);
+            fill_in_node_network(&mut network, &lab_node.placeholders);
             let runtime = CniRuntime { plugin_dirs: plugin_dirs.clone(), ..lab_node.cni().runtime.clone() };
             let _between_calls = lab_node.attaching.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(program) = on_install {
@@ -791,7 +791,7 @@ impl Cluster for Lab {
     fn node_state(&self, node: &Node) -> Result<std::collections::BTreeSet<String>> {
         let lab_node = &self.lab_nodes[self.node_index(&node.name)?];
         let bpffs = lab_node.cni().runtime.node.as_ref().map(|v| v.bpffs.clone()).unwrap_or_default();
-        node_state::node_state(&lab_node.netns, &lab_node.state.join("ipam"), &bpffs)
+        node_state::node_state(&lab_node.netns, &lab_node.state.join(VAR_LIB_CNI), &bpffs)
     }
 
     /// Cuts the node's uplink at the underlay's switch port: nothing inside the node is
@@ -897,23 +897,31 @@ fn exec_in_netns<'a>(netns: &str, program: &std::path::Path, args: impl IntoIter
     Ok(crate::model::ExecOutput::from_output(&output))
 }
 
-/// Fills the node's pod CIDR into every `host-local` IPAM section of the chain (and its
-/// state directory), as a node's CNI configuration would carry them; other IPAMs get the
-/// range through the `ipRanges` capability instead.
-/// The node's own conflist: placeholders filled in, and every `host-local` IPAM section
-/// given the node's pod range and a state directory of the node's.
-fn fill_in_node_network(network: &mut NetworkConfigList, placeholders: &crate::cni::runtime::NodePlaceholders, state: &std::path::Path) {
-    let pod_cidr = placeholders.node_pod_cidr;
+/// The node's own conflist. The vendor's config is theirs: its placeholders are filled in,
+/// and a `host-local` section that names no range at all (neither `subnet` nor `ranges`)
+/// is given the node's pod range, as a node's configuration carries it; nothing the vendor
+/// wrote is deleted or rewritten. (The range also reaches plugins as the `ipRanges`
+/// capability; IPAM state goes to the node's own /var/lib/cni.)
+fn fill_in_node_network(network: &mut NetworkConfigList, placeholders: &crate::cni::runtime::NodePlaceholders) {
     placeholders.fill_in(network);
     for plugin in &mut network.plugins {
         let Some(ipam) = plugin.get_mut("ipam").and_then(serde_json::Value::as_object_mut) else { continue };
-        if ipam.get("type").and_then(serde_json::Value::as_str) != Some("host-local") {
-            continue;
+        if ipam.get("type").and_then(serde_json::Value::as_str) == Some("host-local") && !ipam.contains_key("subnet") && !ipam.contains_key("ranges") {
+            ipam.insert("ranges".into(), serde_json::json!([[{ "subnet": placeholders.node_pod_cidr.to_string() }]]));
         }
-        ipam.insert("ranges".into(), serde_json::json!([[{ "subnet": pod_cidr.to_string() }]]));
-        ipam.remove("subnet");
-        ipam.insert("dataDir".into(), serde_json::Value::String(state.join("ipam").display().to_string()));
     }
+}
+
+/// Where a node's own `/var/lib/cni` is, in its state directory: its plugins see it there
+/// (IPAM reservations, a plugin's records), so nothing of one node's lands on the host or
+/// on another node.
+const VAR_LIB_CNI: &str = "var-lib-cni";
+
+/// The node's own `/var/lib/cni`, made (under the interrupt guard: it is in the run's state).
+fn var_lib_cni_of(state: &std::path::Path) -> Result<PathBuf> {
+    let dir = state.join(VAR_LIB_CNI);
+    crate::cleanup::guard_creation(|| std::fs::create_dir_all(&dir).map_err(|e| HarnessError::Command { command: format!("mkdir {}", dir.display()), detail: e.to_string() }))?;
+    Ok(dir)
 }
 
 /// The node agent's NAT: egress SNAT first, then masquerade for pod traffic leaving the cluster.
