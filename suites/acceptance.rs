@@ -755,34 +755,37 @@ fn a_plugin_that_needs_a_real_nodes_view_passes_and_a_shared_bpf_filesystem_is_o
     assert!(mismatched[1].as_ref().is_err_and(|e| e.contains("holds other nodes' marks")), "the nodes' pins meet in one BPF filesystem: {mismatched:?}");
 }
 
+/// A vendor's lab profile in `vendor`: an executable stand-in plugin `plugin` (a shell
+/// script), a conflist named `name`, Debian's plugins after the vendor's directory; the lab
+/// built from it, a worker, and a namespace `name` there.
+fn vendor_lab(vendor: &Path, plugin: (&str, &str), name: &str, conflist: &str) -> (harness::provider::lab::Lab, harness::model::Node) {
+    use harness::provider::Cluster;
+    let script = vendor.join(plugin.0);
+    std::fs::write(&script, plugin.1).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(vendor.join(format!("{name}.conflist")), conflist).unwrap();
+    let profile = vendor.join("profile.yaml");
+    std::fs::write(&profile, format!("name: {name}\nversion: 0.1.0\ninstall:\n  lab:\n    conflist: {name}.conflist\n    pluginDirs: [\"{}\", /usr/lib/cni]\nfeatures: []\n", vendor.display())).unwrap();
+    let cni = harness::cni::load_profile(&profile.display().to_string()).unwrap();
+    let lab = harness::provider::lab::Lab::provision(&cni, &harness::provider::lab::LabOptions::from_env().unwrap()).unwrap();
+    let node = lab.nodes().iter().find(|n| n.role == harness::model::NodeRole::Worker).unwrap().clone();
+    lab.create_namespace(&harness::model::NamespaceSpec { name: name.into(), labels: harness::model::labels([]) }).unwrap();
+    (lab, node)
+}
+
 /// A pod whose ADD fails (a chained plugin refuses it after bridge's host-local reserved an
 /// address) gets the DEL a runtime sends before it drops the sandbox, with no prevResult:
 /// the reservation is freed, and the node keeps nothing of the pod.
 #[test]
 fn a_failed_add_is_followed_by_del_and_frees_what_it_reserved() {
-    use harness::model::{labels, NamespaceSpec, PodSpec};
+    use harness::model::{labels, PodSpec};
     use harness::provider::Cluster;
     let vendor = tempfile::tempdir().unwrap();
-    let refuser = vendor.path().join("refuses-add");
-    std::fs::write(
-        &refuser,
-        "#!/bin/sh\ncat > /dev/null\ncase \"$CNI_COMMAND\" in\n  VERSION) echo '{\"cniVersion\": \"1.0.0\", \"supportedVersions\": [\"0.4.0\", \"1.0.0\"]}' ;;\n  ADD) echo '{\"cniVersion\": \"1.0.0\", \"code\": 11, \"msg\": \"this plugin refuses every ADD\"}'; exit 1 ;;\n  DEL) echo \"$CNI_CONTAINERID\" >> \"$(dirname \"$0\")/deleted\" ;;\nesac\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&refuser, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    std::fs::write(
-        vendor.path().join("refused.conflist"),
-        r#"{"cniVersion": "1.0.0", "name": "refused", "plugins": [
+    let refuser = "#!/bin/sh\ncat > /dev/null\ncase \"$CNI_COMMAND\" in\n  VERSION) echo '{\"cniVersion\": \"1.0.0\", \"supportedVersions\": [\"0.4.0\", \"1.0.0\"]}' ;;\n  ADD) echo '{\"cniVersion\": \"1.0.0\", \"code\": 11, \"msg\": \"this plugin refuses every ADD\"}'; exit 1 ;;\n  DEL) echo \"$CNI_CONTAINERID\" >> \"$(dirname \"$0\")/deleted\" ;;\nesac\n";
+    let conflist = r#"{"cniVersion": "1.0.0", "name": "refused", "plugins": [
             {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipam": {"type": "host-local", "ranges": [[{"subnet": "{nodePodCIDR}"}]]}},
-            {"type": "refuses-add"}]}"#,
-    )
-    .unwrap();
-    let profile = vendor.path().join("profile.yaml");
-    std::fs::write(&profile, format!("name: refused\nversion: 0.1.0\ninstall:\n  lab:\n    conflist: refused.conflist\n    pluginDirs: [\"{}\", /usr/lib/cni]\nfeatures: []\n", vendor.path().display())).unwrap();
-    let cni = harness::cni::load_profile(&profile.display().to_string()).unwrap();
-    let lab = harness::provider::lab::Lab::provision(&cni, &harness::provider::lab::LabOptions::from_env().unwrap()).unwrap();
-    let node = lab.nodes().iter().find(|n| n.role == harness::model::NodeRole::Worker).unwrap().clone();
-    lab.create_namespace(&NamespaceSpec { name: "refused".into(), labels: labels([]) }).unwrap();
+            {"type": "refuses-add"}]}"#;
+    let (lab, node) = vendor_lab(vendor.path(), ("refuses-add", refuser), "refused", conflist);
     let before = lab.node_state(&node).unwrap();
     let refused = lab.create_pod(&PodSpec { name: "p".into(), namespace: "refused".into(), labels: labels([]), node: node.name.clone(), host_ports: vec![] }).unwrap_err().to_string();
     let after = lab.node_state(&node).unwrap();
@@ -799,24 +802,13 @@ fn a_failed_add_is_followed_by_del_and_frees_what_it_reserved() {
 /// reservations land in the node's own `/var/lib/cni`, not the host's.
 #[test]
 fn a_vendor_s_ipam_section_reaches_its_plugin_as_written() {
-    use harness::model::{labels, NamespaceSpec, PodSpec};
+    use harness::model::{labels, PodSpec};
     use harness::provider::Cluster;
     let vendor = tempfile::tempdir().unwrap();
-    let recorder = vendor.path().join("recorded-bridge");
-    std::fs::write(&recorder, "#!/bin/sh\nconfig=$(cat)\n[ \"$CNI_COMMAND\" = ADD ] && printf '%s' \"$config\" > \"$(dirname \"$0\")/add-config.json\"\nprintf '%s' \"$config\" | exec /usr/lib/cni/bridge\n").unwrap();
-    std::fs::set_permissions(&recorder, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    std::fs::write(
-        vendor.path().join("old-style.conflist"),
-        r#"{"cniVersion": "1.0.0", "name": "old-style", "plugins": [{"type": "recorded-bridge", "bridge": "cni0", "isGateway": true, "ipam": {"type": "host-local", "subnet": "{nodePodCIDR}"}}]}"#,
-    )
-    .unwrap();
-    let profile = vendor.path().join("profile.yaml");
-    std::fs::write(&profile, format!("name: old-style\nversion: 0.1.0\ninstall:\n  lab:\n    conflist: old-style.conflist\n    pluginDirs: [\"{}\", /usr/lib/cni]\nfeatures: []\n", vendor.path().display())).unwrap();
-    let cni = harness::cni::load_profile(&profile.display().to_string()).unwrap();
-    let lab = harness::provider::lab::Lab::provision(&cni, &harness::provider::lab::LabOptions::from_env().unwrap()).unwrap();
-    let node = lab.nodes().iter().find(|n| n.role == harness::model::NodeRole::Worker).unwrap().clone();
-    lab.create_namespace(&NamespaceSpec { name: "ipam".into(), labels: labels([]) }).unwrap();
-    let pod = lab.create_pod(&PodSpec { name: "p".into(), namespace: "ipam".into(), labels: labels([]), node: node.name.clone(), host_ports: vec![] });
+    let recorder = "#!/bin/sh\nconfig=$(cat)\n[ \"$CNI_COMMAND\" = ADD ] && printf '%s' \"$config\" > \"$(dirname \"$0\")/add-config.json\"\nprintf '%s' \"$config\" | exec /usr/lib/cni/bridge\n";
+    let conflist = r#"{"cniVersion": "1.0.0", "name": "old-style", "plugins": [{"type": "recorded-bridge", "bridge": "cni0", "isGateway": true, "ipam": {"type": "host-local", "subnet": "{nodePodCIDR}"}}]}"#;
+    let (lab, node) = vendor_lab(vendor.path(), ("recorded-bridge", recorder), "old-style", conflist);
+    let pod = lab.create_pod(&PodSpec { name: "p".into(), namespace: "old-style".into(), labels: labels([]), node: node.name.clone(), host_ports: vec![] });
     let state = lab.node_state(&node).unwrap();
     lab.teardown().unwrap();
     let pod = pod.unwrap();

@@ -559,6 +559,14 @@ impl CniRuntime {
         list.plugin_types().try_for_each(|plugin| self.plugin_path(plugin).map(drop))
     }
 
+    /// The versions `plugin` claims in its answer to VERSION (asked with a config of
+    /// `cni_version`), and the answer itself; none when it printed no such list.
+    pub fn claimed_versions(&self, plugin: &str, cni_version: &str) -> Result<(Vec<String>, PluginOutput)> {
+        let answer = self.exec("VERSION", plugin, format!(r#"{{"cniVersion":"{cni_version}"}}"#).as_bytes(), &[("CNI_COMMAND", "VERSION".into())])?;
+        let claimed = serde_json::from_str::<Value>(&answer.stdout).ok().and_then(|v| v.get("supportedVersions").cloned()).and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+        Ok((claimed, answer))
+    }
+
     /// Refuses a conflist (`path`) whose `cniVersion` some of its plugins do not claim in
     /// their VERSION answer: each such plugin would refuse every call with "incompatible CNI
     /// versions" (as the specification asks), so nothing could be judged. Said before any
@@ -566,12 +574,7 @@ impl CniRuntime {
     pub fn require_claimed_version(&self, list: &NetworkConfigList, path: &Path) -> Result<()> {
         let mut refusals = Vec::new();
         for plugin in list.plugin_types() {
-            let answer = self.exec("VERSION", plugin, format!(r#"{{"cniVersion":"{}"}}"#, list.cni_version).as_bytes(), &[("CNI_COMMAND", "VERSION".into())])?;
-            let claimed: Vec<String> = serde_json::from_str::<Value>(&answer.stdout)
-                .ok()
-                .and_then(|v| v.get("supportedVersions").cloned())
-                .and_then(|v| serde_json::from_value(v).ok())
-                .unwrap_or_default();
+            let (claimed, answer) = self.claimed_versions(plugin, &list.cni_version)?;
             if !claimed.contains(&list.cni_version) {
                 refusals.push(format!("{plugin} claims {}", if claimed.is_empty() { format!("nothing ({})", answer.failure("VERSION")) } else { claimed.join(", ") }));
             }

@@ -74,12 +74,7 @@ impl Subject {
         runtime.require_plugins(&list)?;
         let mut claimed: Option<Vec<String>> = None;
         for plugin in list.plugin_types() {
-            let answer = runtime.exec("VERSION", plugin, format!(r#"{{"cniVersion":"{}"}}"#, list.cni_version).as_bytes(), &[("CNI_COMMAND", "VERSION".into())])?;
-            let versions: Vec<String> = serde_json::from_str::<Value>(&answer.stdout)
-                .ok()
-                .and_then(|v| v.get("supportedVersions").cloned())
-                .and_then(|v| serde_json::from_value(v).ok())
-                .unwrap_or_default();
+            let (versions, _) = runtime.claimed_versions(plugin, &list.cni_version)?;
             claimed = Some(match claimed {
                 None => versions,
                 Some(before) => before.into_iter().filter(|v| versions.contains(v)).collect(),
