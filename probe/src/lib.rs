@@ -120,6 +120,9 @@ enum Command {
         /// many microseconds after it is sent.
         #[arg(long)]
         txtime_delay_us: Option<u64>,
+        /// Before each packet, one UDP datagram to ADDRESS:PORT@PRIORITY (repeatable).
+        #[arg(long)]
+        interleave: Vec<talk::Interleaved>,
     },
     /// Hold one TCP connection to a serving probe's echo (its hold port) open, a byte every
     /// interval, and print a `HoldReport` (longest gap between echoes, how it ended).
@@ -170,8 +173,8 @@ pub fn main() -> ExitCode {
             println!("{}", serde_json::to_string(&report).expect("report serializes"));
             ExitCode::SUCCESS
         }
-        Command::Talk { to, transport, priority, tos, count, payload, tag, txtime_delay_us } => {
-            let report = talk::talk(&talk::TalkOptions { to, transport, priority, tos, count, payload, tag, txtime_delay: txtime_delay_us.map(Duration::from_micros) });
+        Command::Talk { to, transport, priority, tos, count, payload, tag, txtime_delay_us, interleave } => {
+            let report = talk::talk(&talk::TalkOptions { to, transport, priority, tos, count, payload, tag, txtime_delay: txtime_delay_us.map(Duration::from_micros), interleave });
             println!("{}", serde_json::to_string(&report).expect("report serializes"));
             if report.error.is_some() {
                 ExitCode::from(2)
@@ -535,11 +538,11 @@ mod tests {
 
     #[test]
     fn talk_options_parse_back_from_their_command_line() {
-        let options = talk::TalkOptions { to: "192.0.2.1:8080".parse().unwrap(), transport: talk::Transport::Udp, priority: 2, tos: Some(16), count: 5, payload: 64, tag: "t2".into(), txtime_delay: Some(Duration::from_micros(40)) };
+        let options = talk::TalkOptions { to: "192.0.2.1:8080".parse().unwrap(), transport: talk::Transport::Udp, priority: 2, tos: Some(16), count: 5, payload: 64, tag: "t2".into(), txtime_delay: Some(Duration::from_micros(40)), interleave: vec!["10.244.1.3:8081@1".parse().unwrap(), "10.0.0.2:8081@2".parse().unwrap()] };
         let mut argv = vec!["cni-probe".to_owned()];
         argv.extend(options.to_args());
-        let Command::Talk { to, transport, priority, tos, count, payload, tag, txtime_delay_us } = Cli::try_parse_from(argv).unwrap().command else { panic!("not a talk") };
-        assert_eq!(talk::TalkOptions { to, transport, priority, tos, count, payload, tag, txtime_delay: txtime_delay_us.map(Duration::from_micros) }, options);
+        let Command::Talk { to, transport, priority, tos, count, payload, tag, txtime_delay_us, interleave } = Cli::try_parse_from(argv).unwrap().command else { panic!("not a talk") };
+        assert_eq!(talk::TalkOptions { to, transport, priority, tos, count, payload, tag, txtime_delay: txtime_delay_us.map(Duration::from_micros), interleave }, options);
     }
 
     #[test]

@@ -39,6 +39,33 @@ pub struct TalkOptions {
     /// UDP only: `SO_TXTIME` on CLOCK_TAI, and each datagram's delivery time (`SCM_TXTIME`)
     /// this long after it is sent, as a TSN talker asks an etf or taprio qdisc for.
     pub txtime_delay: Option<Duration>,
+    /// Before each of its packets, one UDP datagram to each of these, with its own
+    /// priority: traffic interleaved with the talker's, packet by packet.
+    pub interleave: Vec<Interleaved>,
+}
+
+/// A datagram sent before each of a talker's packets, with a priority of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interleaved {
+    pub to: SocketAddr,
+    pub priority: u32,
+}
+
+impl std::fmt::Display for Interleaved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.to, self.priority)
+    }
+}
+
+impl std::str::FromStr for Interleaved {
+    type Err = String;
+
+    /// `<address>:<port>@<priority>`, as the probe's `--interleave` takes it.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let expected = || format!("`{text}`: expected <address>:<port>@<priority>, e.g. 10.244.1.3:8081@1");
+        let (to, priority) = text.rsplit_once('@').ok_or_else(expected)?;
+        Ok(Self { to: to.parse().map_err(|_| expected())?, priority: priority.parse().map_err(|_| expected())? })
+    }
 }
 
 impl TalkOptions {
@@ -51,6 +78,9 @@ impl TalkOptions {
         }
         if let Some(delay) = self.txtime_delay {
             args.extend(["--txtime-delay-us".into(), delay.as_micros().to_string()]);
+        }
+        for other in &self.interleave {
+            args.extend(["--interleave".into(), other.to_string()]);
         }
         args
     }
@@ -71,7 +101,14 @@ pub struct TalkReport {
     /// The delivery time of the first datagram (CLOCK_TAI, ns), when SO_TXTIME was asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_txtime_ns: Option<u64>,
+    /// Datagrams sent interleaved with the talker's packets (`TalkOptions::interleave`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub interleaved: u64,
     pub error: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Marks a socket as the talker asks: TOS first, then the priority.
@@ -88,9 +125,39 @@ fn marked_socket(options: &TalkOptions) -> std::io::Result<Socket> {
     Ok(socket)
 }
 
+/// The interleaved datagrams' sockets, each with its priority.
+struct Interleaving {
+    sockets: Vec<(Socket, SocketAddr)>,
+    payload: Vec<u8>,
+}
+
+impl Interleaving {
+    fn open(options: &TalkOptions) -> std::io::Result<Self> {
+        let sockets = options
+            .interleave
+            .iter()
+            .map(|other| {
+                let socket = Socket::new(Domain::for_address(other.to), Type::DGRAM, Some(Protocol::UDP))?;
+                socket.set_priority(other.priority)?;
+                Ok((socket, other.to))
+            })
+            .collect::<std::io::Result<_>>()?;
+        Ok(Self { sockets, payload: format!("talker={}-interleaved\n", options.tag).into_bytes() })
+    }
+
+    /// One datagram to each; a refusal (an ICMP error from a closed port) is no failure.
+    fn send(&self, report: &mut TalkReport) {
+        for (socket, to) in &self.sockets {
+            if socket.send_to(&self.payload, &(*to).into()).is_ok() {
+                report.interleaved += 1;
+            }
+        }
+    }
+}
+
 /// Sends as `options` says and reports it.
 pub fn talk(options: &TalkOptions) -> TalkReport {
-    let mut report = TalkReport { transport: options.transport, tag: options.tag.clone(), sent: 0, bytes: 0, priority: 0, tos: None, first_txtime_ns: None, error: None };
+    let mut report = TalkReport { transport: options.transport, tag: options.tag.clone(), sent: 0, bytes: 0, priority: 0, tos: None, first_txtime_ns: None, interleaved: 0, error: None };
     let payload = {
         let mut payload = format!("talker={}\n", options.tag).into_bytes();
         payload.resize(options.payload.max(payload.len()), b'.');
@@ -98,6 +165,7 @@ pub fn talk(options: &TalkOptions) -> TalkReport {
     };
     let result = (|| -> std::io::Result<()> {
         let socket = marked_socket(options)?;
+        let interleaving = Interleaving::open(options)?;
         report.priority = socket.priority()?;
         report.tos = options.tos.map(|_| socket.tos_v4()).transpose()?;
         match options.transport {
@@ -106,6 +174,7 @@ pub fn talk(options: &TalkOptions) -> TalkReport {
                     txtime::enable(&socket)?;
                 }
                 for _ in 0..options.count {
+                    interleaving.send(&mut report);
                     report.bytes += match options.txtime_delay {
                         Some(delay) => {
                             let at = txtime::now_tai()? + delay.as_nanos() as u64;
@@ -124,6 +193,7 @@ pub fn talk(options: &TalkOptions) -> TalkReport {
                 let length = payload.len() as u64 * options.count;
                 write!(stream, "POST /talk HTTP/1.1\r\nHost: {}\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n", options.to)?;
                 for _ in 0..options.count {
+                    interleaving.send(&mut report);
                     stream.write_all(&payload)?;
                     report.bytes += payload.len() as u64;
                     report.sent += 1;
@@ -337,7 +407,7 @@ mod tests {
     #[test]
     fn the_priority_survives_the_tos_because_it_is_set_after_it() {
         let (to, listener) = listening();
-        let options = TalkOptions { to, transport: Transport::Udp, priority: 2, tos: Some(0xb8), count: 20, payload: 200, tag: "prio2".into(), txtime_delay: None };
+        let options = TalkOptions { to, transport: Transport::Udp, priority: 2, tos: Some(0xb8), count: 20, payload: 200, tag: "prio2".into(), txtime_delay: None, interleave: vec![] };
         let report = talk(&options);
         assert_eq!((report.sent, report.priority, report.tos, report.error.as_deref()), (20, 2, Some(0xb8), None), "{report:?}");
         assert_eq!(heard_within_2s(&listener, "prio2", 20), Some(20));
@@ -348,7 +418,7 @@ mod tests {
         // Without an etf or taprio qdisc the kernel sends at once; the time still travels.
         let (to, listener) = listening();
         let before = txtime::now_tai().unwrap();
-        let report = talk(&TalkOptions { to, transport: Transport::Udp, priority: 1, tos: None, count: 10, payload: 100, tag: "timed".into(), txtime_delay: Some(Duration::from_micros(40)) });
+        let report = talk(&TalkOptions { to, transport: Transport::Udp, priority: 1, tos: None, count: 10, payload: 100, tag: "timed".into(), txtime_delay: Some(Duration::from_micros(40)), interleave: vec![] });
         assert_eq!((report.sent, report.error.as_deref()), (10, None), "{report:?}");
         let first = report.first_txtime_ns.expect("the delivery time is reported");
         assert!(first >= before + 40_000 && first < before + 2_000_000_000, "on CLOCK_TAI, 40 us after sending: {first} vs {before}");
@@ -366,7 +436,7 @@ mod tests {
         let to = socket.local_addr().unwrap();
         txtime::enable_receive_timestamps(&socket).unwrap();
         let sent_at = txtime::now_tai().unwrap();
-        talk(&TalkOptions { to, transport: Transport::Udp, priority: 0, tos: None, count: 3, payload: 50, tag: "early".into(), txtime_delay: None });
+        talk(&TalkOptions { to, transport: Transport::Udp, priority: 0, tos: None, count: 3, payload: 50, tag: "early".into(), txtime_delay: None, interleave: vec![] });
         std::thread::sleep(Duration::from_millis(300));
         let listener = Arc::new(Listener::default());
         let reading = Arc::clone(&listener);
@@ -374,6 +444,19 @@ mod tests {
         assert_eq!(heard_within_2s(&listener, "early", 3), Some(3));
         let received = &listener.heard().received_tai_ns["early"];
         assert!(received.iter().all(|t| t.abs_diff(sent_at) < 100_000_000), "within 100 ms of sending, on CLOCK_TAI: {received:?} vs {sent_at}");
+    }
+
+    #[test]
+    fn interleaved_datagrams_go_before_each_of_the_talker_s_packets_with_their_own_priority() {
+        let (to, listener) = listening();
+        let (beside, heard_beside) = listening();
+        let options = TalkOptions { to, transport: Transport::Udp, priority: 0, tos: None, count: 7, payload: 64, tag: "main".into(), txtime_delay: None, interleave: vec![Interleaved { to: beside, priority: 1 }] };
+        let report = talk(&options);
+        assert_eq!((report.sent, report.interleaved, report.error.as_deref()), (7, 7, None), "{report:?}");
+        assert_eq!(heard_within_2s(&listener, "main", 7), Some(7));
+        assert_eq!(heard_within_2s(&heard_beside, "main-interleaved", 7), Some(7));
+        assert_eq!(options.to_args()[options.to_args().len() - 2..], ["--interleave".to_owned(), format!("{beside}@1")]);
+        assert!("10.0.0.1:8081".parse::<Interleaved>().unwrap_err().contains("expected <address>:<port>@<priority>"));
     }
 
     #[test]
@@ -395,14 +478,14 @@ mod tests {
             std::io::Read::read_to_end(&mut stream, &mut all).unwrap();
             all.len()
         });
-        let report = talk(&TalkOptions { to, transport: Transport::Tcp, priority: 1, tos: None, count: 10, payload: 1000, tag: "prio1".into(), txtime_delay: None });
+        let report = talk(&TalkOptions { to, transport: Transport::Tcp, priority: 1, tos: None, count: 10, payload: 1000, tag: "prio1".into(), txtime_delay: None, interleave: vec![] });
         assert_eq!((report.sent, report.bytes, report.priority, report.error), (10, 10_000, 1, None));
         assert!(reader.join().unwrap() > 10_000);
     }
 
     #[test]
     fn talk_options_round_trip_through_the_command_line() {
-        let options = TalkOptions { to: "192.0.2.1:8080".parse().unwrap(), transport: Transport::Tcp, priority: 1, tos: Some(16), count: 5, payload: 64, tag: "t".into(), txtime_delay: None };
+        let options = TalkOptions { to: "192.0.2.1:8080".parse().unwrap(), transport: Transport::Tcp, priority: 1, tos: Some(16), count: 5, payload: 64, tag: "t".into(), txtime_delay: None, interleave: vec![] };
         assert_eq!(options.to_args()[..4], ["talk", "192.0.2.1:8080", "--transport", "tcp"]);
     }
 }

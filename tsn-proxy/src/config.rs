@@ -31,6 +31,12 @@ pub enum Fault {
     /// Priorities are also kept in a node-wide map that only a tagged packet reaching the
     /// NIC clears: traffic that never reaches it leaks its priority into later packets.
     KeepPerPacketState,
+    /// The paper's map design gone wrong: every packet's priority saved under its address
+    /// (skb) without overwriting an entry, restored and removed at the NIC, entries older
+    /// than 50 ms cleaned up (less than the lab's time between two talks, as the real
+    /// proxy's second was on kind). A packet that never reaches the NIC lifts the next one
+    /// built at its address within that time.
+    KeyByPacketAddress,
     /// The restorer hands priority 1 back as 2 and 2 as 1: a wrong priority map.
     SwapPriorities,
     /// The restorer drops the packet's delivery time (SO_TXTIME) as it restores the priority.

@@ -7,7 +7,8 @@
 //! - `restore-<container>-<ifname>`: the restorer on the pod's host-side veth ingress,
 //!   with `hook: pod-veth-ingress`;
 //! - `pods/<container>-<ifname>`: one directory per pod the proxy was added to;
-//! - `pending`: the self-test fault `keep-per-packet-state`'s map.
+//! - `pending`: the self-test fault `keep-per-packet-state`'s map;
+//! - `by_address`: the self-test fault `key-by-packet-address`'s map.
 //!
 //! Links hold their programs (and programs their maps), so removing the pins is all it
 //! takes to leave nothing behind; unmounting the bpffs does the same for a killed run.
@@ -27,6 +28,7 @@ use crate::error::{ProxyError, Result};
 
 static PROXY: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tsn_metadata_proxy.o"));
 static PROXY_KEEPING_STATE: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tsn_metadata_proxy_keeping_state.o"));
+static PROXY_KEYED_BY_ADDRESS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tsn_metadata_proxy_keyed_by_address.o"));
 
 /// The programs' names, as the kernel lists them on an interface.
 pub const SAVER: &str = "save_prio";
@@ -79,6 +81,10 @@ impl NodePins {
 
     fn pending(&self) -> PathBuf {
         self.dir.join("pending")
+    }
+
+    fn by_address(&self) -> PathBuf {
+        self.dir.join("by_address")
     }
 
     fn pods_left(&self) -> usize {
@@ -139,7 +145,7 @@ pub fn del(conf: &NetConf, cni: &Invocation) -> Result<()> {
     remove(&pins.pod_record(&attachment))?;
     if pins.pods_left() == 0 {
         let shared = std::fs::read_dir(&pins.dir).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("restore-nic-")));
-        for pin in shared.chain([pins.pending()]).collect::<Vec<_>>() {
+        for pin in shared.chain([pins.pending(), pins.by_address()]).collect::<Vec<_>>() {
             remove(&pin)?;
         }
         remove(&pins.dir.join("pods"))?;
@@ -155,9 +161,10 @@ fn load(conf: &NetConf, pins: &NodePins) -> Result<Ebpf> {
     let stamp = u32::from(conf.has(Fault::StampBestEffort));
     let mut loader = EbpfLoader::new();
     loader.override_global("swap_priorities", &swap, true).override_global("clear_delivery_time", &clear, true).override_global("stamp_best_effort", &stamp, true);
-    let loaded = match conf.has(Fault::KeepPerPacketState) {
-        true => loader.map_pin_path("pending", pins.pending()).load(PROXY_KEEPING_STATE),
-        false => loader.load(PROXY),
+    let loaded = match (conf.has(Fault::KeepPerPacketState), conf.has(Fault::KeyByPacketAddress)) {
+        (true, _) => loader.map_pin_path("pending", pins.pending()).load(PROXY_KEEPING_STATE),
+        (false, true) => loader.map_pin_path("by_address", pins.by_address()).load(PROXY_KEYED_BY_ADDRESS),
+        (false, false) => loader.load(PROXY),
     };
     loaded.map_err(|e| ProxyError::Datapath { what: "load the proxy's BPF object".into(), detail: e.to_string() })
 }

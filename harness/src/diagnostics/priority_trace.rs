@@ -64,7 +64,12 @@ impl PriorityTrace {
                     0 => String::new(),
                     n => format!("; {n} still as {}", expected.role),
                 };
-                return format!("the priority was lost{between}: {counted}, not {} ({}, {}){still}", expected.role, expected.id, priority_of(expected));
+                // A best-effort talker has no priority to lose: its packets were lifted.
+                let changed = match expected == priority::BEST_EFFORT {
+                    true => "the packets were lifted out of best effort",
+                    false => "the priority was lost",
+                };
+                return format!("{changed}{between}: {counted}, not {} ({}, {}){still}", expected.role, expected.id, priority_of(expected));
             }
             match count(expected) {
                 0 => return format!("no packet of the replay was counted at {}: it never got there", hop.place),
@@ -194,6 +199,9 @@ mod tests {
         let unread_pod = PriorityTrace { hops: vec![HopClasses { place: "pod a eth0".into(), grew: Err("this provider's pods have only the probe".into()) }, hop("node w1 eth0", &[("1:2", 50)])], ..lost.clone() };
         assert!(unread_pod.conclusion().starts_with("the priority was lost: 50 packet(s) reached node w1 eth0 as class-2"), "{}", unread_pod.conclusion());
         assert!(unread_pod.render().contains("not read: this provider's pods have only the probe"));
+        // A best-effort talker's packets that reach the NIC in a priority class were lifted.
+        let lifted = PriorityTrace { priority: 0, hops: vec![hop("pod a eth0", &[("1:3", 50), ("1:4", 100)]), hop("node w1 eth0", &[("1:1", 47), ("1:3", 3)])], ..lost.clone() };
+        assert_eq!(lifted.conclusion(), "the packets were lifted out of best effort between pod a eth0 and node w1 eth0: 47 packet(s) reached node w1 eth0 as class-1 (1:1, priority 1), not best-effort (1:3, priority 0 (best effort)); 3 still as best-effort");
         let nowhere = PriorityTrace { hops: vec![hop("pod a eth0", &[("1:4", 3)])], ..lost };
         assert!(nowhere.conclusion().contains("never got there"), "{}", nowhere.conclusion());
     }

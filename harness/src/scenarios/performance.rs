@@ -422,7 +422,7 @@ impl ScenarioContext {
         let nodes = self.cluster().nodes().to_vec();
         let read = |node: &Node| crate::provider::rule_counters_on(self.cluster().as_ref(), node);
         let before = nodes.iter().map(read).collect::<Result<Vec<_>>>()?;
-        let options = cni_probe::talk::TalkOptions { to, transport: cni_probe::talk::Transport::Udp, priority: 0, tos: None, count: packets, payload: 64, tag: "rules".into(), txtime_delay: None };
+        let options = cni_probe::talk::TalkOptions { to, transport: cni_probe::talk::Transport::Udp, priority: 0, tos: None, count: packets, payload: 64, tag: "rules".into(), txtime_delay: None, interleave: vec![] };
         let output = self.cluster().run_probe_in(client, &options.to_args())?;
         let report: cni_probe::talk::TalkReport = crate::provider::probe_output(&output, || format!("cni-probe talk in pod {}/{}", client.namespace, client.name))?;
         if let Some(error) = report.error {

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use cni_probe::talk::{TalkOptions, TalkReport, Transport};
+use cni_probe::talk::{Interleaved, TalkOptions, TalkReport, Transport};
 
 use crate::cni::Feature;
 use crate::error::{HarnessError, Result};
@@ -24,6 +24,10 @@ pub use crate::tools::{NODE_NIC, PROBE};
 /// How far ahead a delivery-time talker sets each datagram's SO_TXTIME: the
 /// delivery-time classifier's DELAY_NS (with a 100 ms tolerance for the way to the NIC).
 pub const DELIVERY_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Where traffic that stays on the node goes: a port no talker class counts, closed, so
+/// each datagram is dropped (and its packet freed) as soon as it arrives.
+const STAYS_ON_THE_NODE_PORT: u16 = POD_PORT + 1;
 
 /// Packets (UDP datagrams, TCP writes) each talker sends.
 const TALKER_PACKETS: u64 = 50;
@@ -90,6 +94,13 @@ pub fn all() -> Vec<Scenario> {
             body: traffic_that_never_reaches_the_nic_leaves_no_priority_behind,
         },
         Scenario {
+            name: "interleaved_traffic_that_never_reaches_the_nic_leaves_no_priority_behind",
+            sentence: "A pod's best-effort datagrams to the outside, each sent right after a priority 1 datagram to a pod beside it and a priority 2 one to its own node (traffic that never reaches the NIC), are all in best effort at the NIC: nothing saved for the packets that stayed lifts the ones that leave, however close behind them.",
+            requires: &[Feature::TsnPriorityMap],
+            disruptive: true,
+            body: interleaved_traffic_that_never_reaches_the_nic_leaves_no_priority_behind,
+        },
+        Scenario {
             name: "delivery_time_set_with_so_txtime_reaches_the_nic",
             sentence: "A talker pod's datagrams with SO_TXTIME reach the node NIC carrying the delivery time it set: on CLOCK_TAI, as far ahead as it set it (within 100 ms), none lost; and its best-effort datagrams without one right after reach it carrying none.",
             requires: &[Feature::TsnPriorityMap],
@@ -153,6 +164,28 @@ fn traffic_that_never_reaches_the_nic_leaves_no_priority_behind(cx: &mut Scenari
     Ok(verdict)
 }
 
+/// The same leftover state, within any clean-up period: every best-effort datagram goes
+/// out right behind two that stay on the node, so state a proxy saved for those (keyed
+/// by packet address, by socket, by flow) is still there when the next packet is built.
+fn interleaved_traffic_that_never_reaches_the_nic_leaves_no_priority_behind(cx: &mut ScenarioContext) -> Result<Verdict> {
+    let namespace = cx.namespace("tsn", labels([]))?;
+    let node = cx.a_worker()?;
+    let talker = cx.pod(&namespace, "talker", labels([("app", "talker")]), &node)?;
+    let beside = cx.pod(&namespace, "beside", labels([("app", "beside")]), &node)?;
+    cx.tsn_qdisc_on(&node)?;
+    let interleave = vec![
+        Interleaved { to: SocketAddr::new(beside.address, STAYS_ON_THE_NODE_PORT), priority: 1 },
+        Interleaved { to: SocketAddr::new(node.address, STAYS_ON_THE_NODE_PORT), priority: 2 },
+    ];
+    let counted = cx.counted_talk(Some(&talker), &node, cx.external_listener()?, Transport::Udp, 0, &TalkExtras { interleave, ..TalkExtras::default() })?;
+    let mut verdict = priority::talker_kept_its_class(&counted.talker, 0, counted.report.sent, &counted.grew, &format!("node {} {NODE_NIC}", node.name));
+    verdict.look_at = format!(
+        "per-packet state saved for packets that never reached {NODE_NIC} and restored onto the pod's next packets ({} datagram(s) to {} and {} interleaved with its {} best-effort ones), e.g. a map keyed by packet (skb) address that a packet which stays on the node never clears and a later packet built at the same address finds",
+        counted.report.interleaved, beside.name, node.name, counted.report.sent
+    );
+    Ok(verdict)
+}
+
 fn delivery_time_set_with_so_txtime_reaches_the_nic(cx: &mut ScenarioContext) -> Result<Verdict> {
     let namespace = cx.namespace("tsn", labels([]))?;
     let node = cx.a_worker()?;
@@ -164,7 +197,8 @@ fn delivery_time_set_with_so_txtime_reaches_the_nic(cx: &mut ScenarioContext) ->
         return Err(HarnessError::CannotObserve { reason: format!("the node's kernel refuses the delivery-time classifier (it reads skb->tstamp_type and needs bpf_ktime_get_tai_ns, Linux 6.1 or later): {refused}") });
     }
     let listener = cx.external_listener()?;
-    let counted = cx.counted_talk(Some(&talker), &node, listener, Transport::Udp, 1, Some(DELIVERY_DELAY)).and_then(|with| Ok((with, cx.counted_talk(Some(&talker), &node, listener, Transport::Udp, 0, None)?)));
+    let timed = TalkExtras { txtime_delay: Some(DELIVERY_DELAY), ..TalkExtras::default() };
+    let counted = cx.counted_talk(Some(&talker), &node, listener, Transport::Udp, 1, &timed).and_then(|with| Ok((with, cx.counted_talk(Some(&talker), &node, listener, Transport::Udp, 0, &TalkExtras::default())?)));
     // The priority map goes back on the NIC for the scenarios after this one, however it went.
     cx.tsn_qdisc_on(&node)?;
     let (with, without) = counted?;
@@ -199,6 +233,15 @@ pub struct CountedTalk {
     pub talker: String,
     pub report: TalkReport,
     pub grew: BTreeMap<String, u64>,
+}
+
+/// What a talk adds to its packets: a delivery time each, datagrams interleaved.
+#[derive(Debug, Clone, Default)]
+pub struct TalkExtras {
+    /// Each datagram's delivery time this far ahead (SO_TXTIME).
+    pub txtime_delay: Option<std::time::Duration>,
+    /// Before each packet, one datagram to each of these with its own priority.
+    pub interleave: Vec<Interleaved>,
 }
 
 /// The paper's talkers on one node: a pod per priority.
@@ -353,18 +396,18 @@ impl ScenarioContext {
 
     /// One talker in `pod` (or, with none, on `node` itself) sends to `to` with `priority`.
     pub fn talk(&self, pod: Option<&Pod>, node: &Node, to: SocketAddr, transport: Transport, priority: u32) -> Result<TalkReport> {
-        self.talk_with_delivery_time(pod, node, to, transport, priority, None)
+        self.talk_with(pod, node, to, transport, priority, &TalkExtras::default())
     }
 
-    /// The same, each datagram with a delivery time `txtime_delay` ahead (SO_TXTIME).
-    pub fn talk_with_delivery_time(&self, pod: Option<&Pod>, node: &Node, to: SocketAddr, transport: Transport, priority: u32, txtime_delay: Option<std::time::Duration>) -> Result<TalkReport> {
+    /// The same, with `extras` (a delivery time, interleaved datagrams).
+    pub fn talk_with(&self, pod: Option<&Pod>, node: &Node, to: SocketAddr, transport: Transport, priority: u32, extras: &TalkExtras) -> Result<TalkReport> {
         let (place, name) = match pod {
             Some(pod) => (format!("pod {}/{}", pod.namespace, pod.name), pod.name.clone()),
             None => (format!("node {}", node.name), "node".to_owned()),
         };
         // Unique per talk: a listener keeps receive times per tag, across scenarios and runs.
         let tag = format!("{}-{name}-prio{priority}-{}", self.cluster().info().run_id, TALKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-        let options = TalkOptions { to, transport, priority, tos: None, count: TALKER_PACKETS, payload: 200, tag, txtime_delay };
+        let options = TalkOptions { to, transport, priority, tos: None, count: TALKER_PACKETS, payload: 200, tag, txtime_delay: extras.txtime_delay, interleave: extras.interleave.clone() };
         self.record_talk(crate::diagnostics::Talk { pod: pod.cloned(), node: node.clone(), options: options.clone() });
         let output = match pod {
             Some(pod) => self.cluster().run_probe_in(pod, &options.to_args())?,
@@ -380,7 +423,7 @@ impl ScenarioContext {
     /// Runs one talker in `pod` (or, with none, on `node` itself) with `priority` to `to`,
     /// alone, and judges the classes its packets took at `node`'s NIC.
     pub fn talker_class_at_nic(&self, pod: Option<&Pod>, node: &Node, to: SocketAddr, transport: Transport, priority: u32) -> Result<Verdict> {
-        let counted = self.counted_talk(pod, node, to, transport, priority, None)?;
+        let counted = self.counted_talk(pod, node, to, transport, priority, &TalkExtras::default())?;
         let at_least = match transport {
             Transport::Udp => counted.report.sent,
             Transport::Tcp => 1,
@@ -389,13 +432,13 @@ impl ScenarioContext {
     }
 
     /// Runs one talker alone, between two settled readings of `node`'s NIC counters.
-    pub fn counted_talk(&self, pod: Option<&Pod>, node: &Node, to: SocketAddr, transport: Transport, priority: u32, txtime_delay: Option<std::time::Duration>) -> Result<CountedTalk> {
+    pub fn counted_talk(&self, pod: Option<&Pod>, node: &Node, to: SocketAddr, transport: Transport, priority: u32, extras: &TalkExtras) -> Result<CountedTalk> {
         let talker = match pod {
             Some(pod) => format!("{}/{}", pod.namespace, pod.name),
             None => format!("node {}", node.name),
         };
         let before = self.settled_class_counters(node)?;
-        let report = self.talk_with_delivery_time(pod, node, to, transport, priority, txtime_delay)?;
+        let report = self.talk_with(pod, node, to, transport, priority, extras)?;
         let after = self.settled_class_counters(node)?;
         Ok(CountedTalk { talker, report, grew: priority::growth(&before, &after) })
     }
@@ -441,7 +484,7 @@ mod tests {
                 let flag = |name: &str| args.iter().position(|a| a == name).map(|i| args[i + 1].clone()).unwrap();
                 let (tag, priority) = (flag("--tag"), flag("--priority").parse().unwrap());
                 talks.lock().unwrap().push((tag.clone(), priority, from_node));
-                let report = TalkReport { transport: Transport::Udp, tag, sent: 50, bytes: 10_000, priority, tos: None, first_txtime_ns: None, error: None };
+                let report = TalkReport { transport: Transport::Udp, tag, sent: 50, bytes: 10_000, priority, tos: None, first_txtime_ns: None, interleaved: 0, error: None };
                 serde_json::to_string(&report).unwrap()
             }
         };
