@@ -211,12 +211,46 @@ fn portmap_1_1_1_s_own_check_fault_is_not_blamed_on_the_upgrade() -> Result<(), 
     }
 }
 
+/// An old version whose datapath resets held connections on its own (its install step,
+/// `fixtures/upgrade/stand-ins/reset-held-connections`): the connections break under it
+/// with nothing upgraded as they do through the upgrade, so every scenario that holds
+/// connections blames that version (the control), never the upgrade to the faithful one.
+fn an_old_version_that_resets_connections_on_its_own_is_blamed_not_the_upgrade() -> Result<(), Failed> {
+    if let Err(reason) = harness::host::unstable_plugins() {
+        return Err(format!("cannot run: {reason}").into());
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let shipped = cni::profile::profiles_dir().join(OLD);
+    let name = format!("{OLD}-reset-held-connections");
+    let profile = std::fs::read_to_string(shipped.join("profile.yaml")).map_err(|e| e.to_string())?;
+    let profile = profile
+        .replace(&format!("name: {OLD}"), &format!("name: {name}"))
+        .replace("conflist: 10-lab.conflist", &format!("conflist: {}", shipped.join("10-lab.conflist").display()))
+        .replace("pluginDir: /usr/lib/cni", &format!("pluginDir: /usr/lib/cni\n    onInstall: {}", harness::fixtures::fixture_path("upgrade/stand-ins/reset-held-connections").display()));
+    std::fs::write(dir.path().join("profile.yaml"), profile).map_err(|e| e.to_string())?;
+    let from = cni::load_profile(&dir.path().join("profile.yaml").display().to_string()).map_err(|e| e.to_string())?;
+    let to = cni::load_profile(NEW).map_err(|e| e.to_string())?;
+    let pair = Arc::new(UpgradePair { from: from.clone(), to });
+    let mut wrong = Vec::new();
+    for scenario in upgrade::all().into_iter().filter(|s| [LONG_LIVED, HOST_PORT_HELD, EGRESS].contains(&s.name)) {
+        let lab: Arc<dyn Cluster> = Arc::new(Lab::provision(&from, &LabOptions::from_env()?)?);
+        let (outcome, _) = run_scenario_collecting(&lab, &scenario, &harness::provider::lab::timeouts(), "t1", Some(Ok(Arc::clone(&pair))), None);
+        lab.teardown()?;
+        match &outcome {
+            TrialOutcome::Failed(verdict) if verdict.reason == Some(VersionsOwnFault) && verdict.observed.role == "fails-with-nothing-upgraded-too" && verdict.look_at.starts_with(&format!("{name} itself, not the upgrade")) => {}
+            other => wrong.push(format!("{}: expected the old version's own fault (its connections reset with nothing upgraded too), got {}: {}", scenario.name, other.label(), other.message())),
+        }
+    }
+    if wrong.is_empty() { Ok(()) } else { Err(wrong.join("\n").into()) }
+}
+
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
     let trials = NEW_VERSIONS
         .iter()
         .map(|version| Trial::test(version.name, move || check(version)))
         .chain([Trial::test("portmap_1_1_1_s_own_check_fault_is_not_blamed_on_the_upgrade", portmap_1_1_1_s_own_check_fault_is_not_blamed_on_the_upgrade)])
+        .chain([Trial::test("an_old_version_that_resets_connections_on_its_own_is_blamed_not_the_upgrade", an_old_version_that_resets_connections_on_its_own_is_blamed_not_the_upgrade)])
         .collect();
     libtest_mimic::run(&args, trials).exit_code()
 }

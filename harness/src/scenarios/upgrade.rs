@@ -117,8 +117,18 @@ fn long_lived_connections_stay_open(cx: &mut ScenarioContext) -> Result<Verdict>
         ("pod-to-the-external-host", Some(&client), hold(external)),
         ("external-host-to-a-pod-through-a-load-balancer-service", None, service),
     ];
-    let (held, pair) = cx.hold_connections_while(&holds, cx.timeouts().upgrade_hold, |cx| cx.upgrade_cni())?;
-    Ok(upgrade::connections_held(&pair.to.name, &pair.from.name, &held, budget))
+    held_through_the_upgrade(cx, &holds, budget)
+}
+
+/// Holds `holds` as long as the upgrade's hold with nothing upgraded (the control: the path
+/// under the old version keeps them), then again while the CNI is upgraded; the verdict
+/// across the upgrade, ruled by the control.
+fn held_through_the_upgrade(cx: &mut ScenarioContext, holds: &[(&str, Option<&Pod>, SocketAddr)], budget: Duration) -> Result<Verdict> {
+    let from = cx.upgrade_pair()?.from.name.clone();
+    let (control, ()) = cx.hold_connections_while(holds, cx.timeouts().upgrade_hold, |_| Ok(()))?;
+    let (held, pair) = cx.hold_connections_while(holds, cx.timeouts().upgrade_hold, |cx| cx.upgrade_cni())?;
+    let across = upgrade::connections_held(&pair.to.name, &pair.from.name, &held, budget);
+    Ok(upgrade::ruled_by_control(across, &from, upgrade::Control::NothingUpgraded, &upgrade::connections_held_with_nothing_upgraded(&from, &control, budget)))
 }
 
 /// The hostPort the upgrade scenarios give a pod's hold echo on its node (and the one
@@ -132,8 +142,7 @@ fn a_connection_through_a_host_port_stays_open(cx: &mut ScenarioContext) -> Resu
     let host_port = HostPort { host: HOLD_HOST_PORT, container: HOLD_PORT };
     cx.pod_reached_through(&namespace, "behind-a-host-port", labels([("app", "server")]), &node, &[host_port])?;
     let holds = [("external-host-to-a-pod-through-a-host-port", None, SocketAddr::new(node.address, HOLD_HOST_PORT))];
-    let (held, pair) = cx.hold_connections_while(&holds, cx.timeouts().upgrade_hold, |cx| cx.upgrade_cni())?;
-    Ok(upgrade::connections_held(&pair.to.name, &pair.from.name, &held, budget))
+    held_through_the_upgrade(cx, &holds, budget)
 }
 
 fn egress_sources_hold_through_the_upgrade(cx: &mut ScenarioContext) -> Result<Verdict> {
@@ -145,18 +154,22 @@ fn egress_sources_hold_through_the_upgrade(cx: &mut ScenarioContext) -> Result<V
     let db = cx.pod(&prod, "db", labels([("role", "db")]), &node)?;
     let realized = cx.realize_egress_policy(&policy)?;
     let (egress_ip, node_ip) = (cx.the_egress_ip(&policy, &realized), cx.its_node_ip(&db)?);
-    // Both sources as the old version has them before anything is sampled.
+    // The controls, under the old version with nothing upgraded: both sources as it has them
+    // before anything is sampled, and the connection through the gateway held as long.
+    let from = cx.upgrade_pair()?.from.name.clone();
     let programmed = crate::verdict::budget::all_of([cx.source_seen_outside_once_programmed(&web, &egress_ip)?, cx.source_seen_outside_once_programmed(&db, &node_ip)?]);
     if !programmed.passed {
-        return Ok(programmed);
+        return Ok(upgrade::fails_before_the_upgrade(programmed, &from));
     }
     let through_the_gateway = [("selected-pod-to-the-external-host-through-the-egress-gateway", Some(&web), SocketAddr::new(cx.external_listener()?.ip(), HOLD_PORT))];
     // Held a second longer: the sampling runs steady for a moment on both sides of the switch.
-    let (held, (sampled, window, pair)) = cx.hold_connections_while(&through_the_gateway, cx.timeouts().upgrade_hold + Duration::from_secs(1), |cx| cx.sample_sources_while(&[&web, &db], |cx| cx.upgrade_cni()))?;
+    let hold = cx.timeouts().upgrade_hold + Duration::from_secs(1);
+    let (control, ()) = cx.hold_connections_while(&through_the_gateway, hold, |_| Ok(()))?;
+    let (held, (sampled, window, pair)) = cx.hold_connections_while(&through_the_gateway, hold, |cx| cx.sample_sources_while(&[&web, &db], |cx| cx.upgrade_cni()))?;
     let expected = |pod: &Pod| if pod.name == web.name { egress_ip.clone() } else { node_ip.clone() };
     let sampled: Vec<_> = sampled.into_iter().map(|(pod, samples)| (pod.clone(), expected(&pod), samples)).collect();
     let sources = cx.sources_kept_through_the_upgrade(&pair.to.name, &pair.from.name, &sampled, &window, budget);
-    let connection = upgrade::connections_held(&pair.to.name, &pair.from.name, &held, budget);
+    let connection = upgrade::ruled_by_control(upgrade::connections_held(&pair.to.name, &pair.from.name, &held, budget), &from, upgrade::Control::NothingUpgraded, &upgrade::connections_held_with_nothing_upgraded(&from, &control, budget));
     // The sources are the point: their verdict is the one shown, the connection's beside it.
     Ok(match connection.passed {
         true => Verdict { observed: crate::verdict::Evidence::new(sources.observed.role.clone(), format!("{}; {}", sources.observed.detail, connection.observed.detail)), counters: connection.counters, ..sources },
@@ -241,7 +254,7 @@ fn check_by_the_new_version_of_old_pods(cx: &mut ScenarioContext, host_ports: &[
     let pair = cx.upgrade_cni()?;
     let across = upgrade::every_pod_checks(&pair.to.name, &pair.from.name, &checks_of(cx, &old));
     let control = check_of_its_own_pods(cx, &pair.to.name, &namespace, &node, &other, host_ports)?;
-    Ok(upgrade::ruled_by_control(across, &pair.to.name, &control))
+    Ok(upgrade::ruled_by_control(across, &pair.to.name, upgrade::Control::ItsOwnPods, &control))
 }
 
 /// The control of a CHECK across versions: two pods the running `version` makes itself, with
@@ -302,7 +315,7 @@ fn del_by_the_new_version_of_an_old_pod(cx: &mut ScenarioContext, with_host_port
     let leftovers = settled_changes_by_del(cx, &node, &before, &with_pod, &before_del)?;
     let across = upgrade::del_leaves_nothing(&pod_name(&old), &node.name, &pair.to.name, &pair.from.name, deleted.as_deref(), &leftovers);
     let control = del_of_its_own_pod(cx, &pair.to.name, &namespace, &node, &beside(&reached_at(HOLD_HOST_PORT)))?;
-    Ok(upgrade::ruled_by_control(across, &pair.to.name, &control))
+    Ok(upgrade::ruled_by_control(across, &pair.to.name, upgrade::Control::ItsOwnPods, &control))
 }
 
 fn old_and_new_pods_reach_each_other(cx: &mut ScenarioContext) -> Result<Verdict> {
@@ -323,13 +336,13 @@ fn after_a_rollback(cx: &mut ScenarioContext) -> Result<Verdict> {
     let with_pod = cx.cluster().node_state(&node)?;
     cx.roll_back_cni()?;
     let checked = upgrade::every_pod_checks(&pair.from.name, &pair.to.name, &checks_of(cx, &new));
-    let checked = upgrade::ruled_by_control(checked, &pair.from.name, &check_of_its_own_pods(cx, &pair.from.name, &namespace, &node, &other, &[])?);
+    let checked = upgrade::ruled_by_control(checked, &pair.from.name, upgrade::Control::ItsOwnPods, &check_of_its_own_pods(cx, &pair.from.name, &namespace, &node, &other, &[])?);
     let reached = reach_both_ways(cx, &pair.to.name, &pair.from.name, &old, &new)?;
     let before_del = cx.cluster().node_state(&node)?;
     let deleted = cx.cluster().delete_pod(&spare).err().map(|e| e.to_string());
     let leftovers = settled_changes_by_del(cx, &node, &before, &with_pod, &before_del)?;
     let deletion = upgrade::del_leaves_nothing(&pod_name(&spare), &node.name, &pair.from.name, &pair.to.name, deleted.as_deref(), &leftovers);
-    let deletion = upgrade::ruled_by_control(deletion, &pair.from.name, &del_of_its_own_pod(cx, &pair.from.name, &namespace, &node, &[])?);
+    let deletion = upgrade::ruled_by_control(deletion, &pair.from.name, upgrade::Control::ItsOwnPods, &del_of_its_own_pod(cx, &pair.from.name, &namespace, &node, &[])?);
     Ok(upgrade::every_part([("CHECK", checked), ("reach", reached), ("DEL", deletion)]))
 }
 

@@ -137,8 +137,8 @@ pub fn every_pod_checks(checker: &str, maker: &str, checks: &[(String, Option<St
 /// outcome says the fault is the version's own (reason [`FailureReason::VersionsOwnFault`]),
 /// with both results as evidence. A passing control is named beside the cross-version
 /// evidence, so a reader sees the blame was ruled in.
-pub fn ruled_by_control(across: Verdict, version: &str, control: &Verdict) -> Verdict {
-    let control_said = format!("control, {version} on pods it made itself: {}", control.observed.detail);
+pub fn ruled_by_control(across: Verdict, version: &str, kind: Control, control: &Verdict) -> Verdict {
+    let control_said = format!("control, {version} {}: {}", kind.what(), control.observed.detail);
     // The same fault: the control fell short as the cross-version check did (its observed
     // role). A control that fell short otherwise (its DEL took away what an old pod holds,
     // as a renumbered IPAM's does) was itself hit by the crossing of versions.
@@ -146,23 +146,77 @@ pub fn ruled_by_control(across: Verdict, version: &str, control: &Verdict) -> Ve
     match (across.passed, control.passed, shares_the_fault) {
         (true, _, _) => Verdict { observed: Evidence::new(across.observed.role.clone(), format!("{}; {control_said}", across.observed.detail)), ..across },
         (false, true, _) => Verdict {
-            observed: Evidence::new(across.observed.role.clone(), format!("{}; {control_said} (so the fault is the crossing of versions)", across.observed.detail)),
+            observed: Evidence::new(across.observed.role.clone(), format!("{}; {control_said} (so the fault is {})", across.observed.detail, kind.blamed())),
             ..across
         },
         (false, false, false) => Verdict {
             observed: Evidence::new(
                 across.observed.role.clone(),
-                format!("{}; {control_said} (it fell short otherwise, as {}, not {}: not the same fault, so the crossing of versions is to blame)", across.observed.detail, control.observed.role, across.observed.role),
+                format!("{}; {control_said} (it fell short otherwise, as {}, not {}: not the same fault, so {} is to blame)", across.observed.detail, control.observed.role, across.observed.role, kind.blamed()),
             ),
             ..across
         },
         (false, false, true) => Verdict {
-            observed: Evidence::new("fails-on-its-own-pods-too", format!("across versions: {}; {control_said}", across.observed.detail)),
+            observed: Evidence::new(kind.role(), format!("across versions: {}; {control_said}", across.observed.detail)),
             reason: Some(FailureReason::VersionsOwnFault),
-            look_at: format!("{version} itself, not the upgrade: it fails the same on pods it made ({})", control.subject),
+            look_at: format!("{version} itself, not the upgrade: it fails the same {} ({})", kind.what(), control.subject),
             ..across
         },
     }
+}
+
+/// What a control ran: the same version on pods it made itself (a CHECK or DEL across
+/// versions), or the same connections held as long before the upgrade, with nothing
+/// upgraded (connections held through it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    ItsOwnPods,
+    NothingUpgraded,
+}
+
+impl Control {
+    fn what(self) -> &'static str {
+        match self {
+            Control::ItsOwnPods => "on pods it made itself",
+            Control::NothingUpgraded => "holding the same connections as long, with nothing upgraded",
+        }
+    }
+
+    fn blamed(self) -> &'static str {
+        match self {
+            Control::ItsOwnPods => "the crossing of versions",
+            Control::NothingUpgraded => "the upgrade",
+        }
+    }
+
+    /// The observed role when the control shares the fault.
+    pub fn role(self) -> &'static str {
+        match self {
+            Control::ItsOwnPods => "fails-on-its-own-pods-too",
+            Control::NothingUpgraded => "fails-with-nothing-upgraded-too",
+        }
+    }
+}
+
+/// A precondition the old version `from` did not meet before anything was upgraded (a
+/// selected pod not leaving with the egress IP): the upgrade cannot be blamed, the outcome
+/// is that version's own fault, with what it did as the evidence.
+pub fn fails_before_the_upgrade(before: Verdict, from: &str) -> Verdict {
+    Verdict {
+        subject: format!("before any upgrade, under {from}: {}", before.subject),
+        observed: Evidence::new("fails-before-the-upgrade", format!("under {from}, with nothing upgraded: {} ({})", before.observed.detail, before.observed.role)),
+        reason: Some(FailureReason::VersionsOwnFault),
+        look_at: format!("{from} itself, not the upgrade: {}", before.look_at),
+        ..before
+    }
+}
+
+/// Did connections held under `version` with nothing upgraded (a control) stay open, with no
+/// gap over `budget`? Judged as [`connections_held`] judges them through an upgrade.
+pub fn connections_held_with_nothing_upgraded(version: &str, held: &[(String, HoldReport)], budget: Duration) -> Verdict {
+    let mut verdict = connections_held_through(&format!("held under {version}, with nothing upgraded"), held, budget);
+    verdict.look_at = format!("what on the connections' path under {version} breaks them with nothing changing: conntrack timeouts, rules that reject or drop established traffic");
+    verdict
 }
 
 /// Several named parts of one scenario as one verdict: the first failing part, or, when
@@ -232,6 +286,13 @@ pub fn versions_reach_each_other(new: &str, old: &str, requests: &[(String, Stri
 /// it, echoing with no gap longer than `budget`? `held`: each connection's name and report.
 /// A reset or close fails it first, then a gap over budget, then one never opened.
 pub fn connections_held(to: &str, from: &str, held: &[(String, HoldReport)], budget: Duration) -> Verdict {
+    let mut verdict = connections_held_through(&format!("opened under {from}, held while it was upgraded to {to}"), held, budget);
+    verdict.look_at = format!("what the upgrade to {to} touches on the connections' path: NAT and filter chains flushed or rebuilt, conntrack entries, routes or links replaced while they carry traffic");
+    verdict
+}
+
+/// Connections `how` ("held while ..."), each open to the end with no gap over `budget`.
+fn connections_held_through(how: &str, held: &[(String, HoldReport)], budget: Duration) -> Verdict {
     let gaps = held.iter().map(|(name, r)| format!("{name}: longest gap {} ms over {} exchanges, {}", r.longest_gap_ms, r.exchanges, ending(&r.ended))).collect::<Vec<_>>().join("; ");
     let names = held.iter().map(|(name, r)| format!("{name} ({})", r.to)).collect::<Vec<_>>().join(", ");
     let reset = held.iter().find(|(_, r)| matches!(r.ended, HoldEnd::Reset { .. } | HoldEnd::Closed | HoldEnd::Failed { .. }));
@@ -246,12 +307,12 @@ pub fn connections_held(to: &str, from: &str, held: &[(String, HoldReport)], bud
     };
     let mut verdict = verdict(
         "long-lived TCP connections through an upgrade",
-        format!("connections {names}, opened under {from}, held while it was upgraded to {to}"),
+        format!("connections {names}, {how}"),
         reason.is_none(),
         Evidence::new("every-connection-held", format!("each connection open to the end, no gap between echoes longer than {} ms", budget.as_millis())),
         observed,
         reason,
-        format!("what the upgrade to {to} touches on the connections' path: NAT and filter chains flushed or rebuilt, conntrack entries, routes or links replaced while they carry traffic"),
+        String::new(),
     );
     verdict.counters = gap_counters(held, budget);
     verdict
@@ -362,7 +423,7 @@ mod tests {
         // Portmap 1.1.1's CHECK bug: it fails on the pods it made itself just as on old ones.
         let across = every_pod_checks("1.1.1", "1.9.1", &[failed("u/old-1"), failed("u/old-2")]);
         let own = every_pod_checks("1.1.1", "1.1.1", &[failed("u/control-1"), failed("u/control-2")]);
-        let verdict = ruled_by_control(across.clone(), "1.1.1", &own);
+        let verdict = ruled_by_control(across.clone(), "1.1.1", Control::ItsOwnPods, &own);
         assert!(!verdict.passed, "still red: the version has the fault");
         assert_eq!(verdict.reason, Some(FailureReason::VersionsOwnFault));
         assert_eq!(verdict.observed.role, "fails-on-its-own-pods-too");
@@ -370,25 +431,51 @@ mod tests {
         assert!(verdict.look_at.starts_with("1.1.1 itself, not the upgrade"), "{}", verdict.look_at);
         // The control passes: the crossing of versions is to blame, as before.
         let own_ok = every_pod_checks("1.1.1", "1.1.1", &[ok("u/control-1"), ok("u/control-2")]);
-        let verdict = ruled_by_control(across, "1.1.1", &own_ok);
+        let verdict = ruled_by_control(across, "1.1.1", Control::ItsOwnPods, &own_ok);
         assert_eq!((verdict.passed, verdict.reason, verdict.observed.role.as_str()), (false, Some(FailureReason::CheckFailed), "check-failed"));
         assert!(verdict.observed.detail.contains("so the fault is the crossing of versions"), "{}", verdict.observed.detail);
         // A pass names its control too, and stays a pass whatever the control says.
-        let passed = ruled_by_control(every_pod_checks("1.9.1", "1.1.1", &[ok("u/old-1")]), "1.9.1", &own);
+        let passed = ruled_by_control(every_pod_checks("1.9.1", "1.1.1", &[ok("u/old-1")]), "1.9.1", Control::ItsOwnPods, &own);
         assert!(passed.passed && passed.reason.is_none() && passed.observed.detail.contains("control, 1.9.1 on pods it made itself"));
         // The same rule for DEL.
         let left = ["left behind: iptables-save: -A CNI-DN-1 -j DNAT".to_owned()];
         let del_across = del_leaves_nothing("u/old", "w1", "1.9.1", "1.1.1", None, &left);
         let del_own = del_leaves_nothing("u/control", "w1", "1.9.1", "1.9.1", None, &left);
-        assert_eq!(ruled_by_control(del_across.clone(), "1.9.1", &del_own).reason, Some(FailureReason::VersionsOwnFault));
-        assert_eq!(ruled_by_control(del_across.clone(), "1.9.1", &del_leaves_nothing("u/control", "w1", "1.9.1", "1.9.1", None, &[])).reason, Some(FailureReason::LeftBehind));
+        assert_eq!(ruled_by_control(del_across.clone(), "1.9.1", Control::ItsOwnPods, &del_own).reason, Some(FailureReason::VersionsOwnFault));
+        assert_eq!(ruled_by_control(del_across.clone(), "1.9.1", Control::ItsOwnPods, &del_leaves_nothing("u/control", "w1", "1.9.1", "1.9.1", None, &[])).reason, Some(FailureReason::LeftBehind));
         // A control hit by the crossing itself (its pod got an old pod's address, so its DEL
         // took the old pod's rules away) does not share the fault: the upgrade is to blame.
         let took_away = del_leaves_nothing("u/control", "w1", "1.9.1", "1.9.1", None, &["removed: iptables-save: -A CNI-FORWARD -s 10.244.1.2/32 -j ACCEPT".to_owned()]);
         assert_eq!(took_away.observed.role, "took-away");
-        let verdict = ruled_by_control(del_across, "1.9.1", &took_away);
+        let verdict = ruled_by_control(del_across, "1.9.1", Control::ItsOwnPods, &took_away);
         assert_eq!((verdict.reason, verdict.observed.role.as_str()), (Some(FailureReason::LeftBehind), "left-behind"));
         assert!(verdict.observed.detail.contains("not the same fault, so the crossing of versions is to blame"), "{}", verdict.observed.detail);
+    }
+
+    #[test]
+    fn connections_broken_with_nothing_upgraded_too_are_the_old_version_s_fault() {
+        use cni_probe::hold::{HoldEnd, HoldReport};
+        let report = |ended: HoldEnd, gap: u64| HoldReport { to: "10.0.0.9:8090".parse().unwrap(), held_ms: 3000, exchanges: 30, longest_gap_ms: gap, ended };
+        let reset = || vec![("pod-to-the-external-host".to_owned(), report(HoldEnd::Reset { detail: "connection reset by peer".into() }, 100))];
+        let held = || vec![("pod-to-the-external-host".to_owned(), report(HoldEnd::Held, 100))];
+        let budget = Duration::from_secs(1);
+        let across = connections_held("1.9.1", "1.1.1", &reset(), budget);
+        assert_eq!((across.passed, across.reason), (false, Some(FailureReason::ConnectionReset)));
+        // The old version resets them with nothing upgraded: its fault, both results shown.
+        let control = connections_held_with_nothing_upgraded("1.1.1", &reset(), budget);
+        assert!(control.subject.contains("held under 1.1.1, with nothing upgraded"), "{}", control.subject);
+        let verdict = ruled_by_control(across.clone(), "1.1.1", Control::NothingUpgraded, &control);
+        assert_eq!((verdict.reason, verdict.observed.role.as_str()), (Some(FailureReason::VersionsOwnFault), "fails-with-nothing-upgraded-too"));
+        assert!(verdict.look_at.starts_with("1.1.1 itself, not the upgrade: it fails the same holding the same connections as long, with nothing upgraded"), "{}", verdict.look_at);
+        assert!(verdict.observed.detail.starts_with("across versions: pod-to-the-external-host reset") && verdict.observed.detail.contains("control, 1.1.1 holding the same connections"), "{}", verdict.observed.detail);
+        // Held with nothing upgraded: the upgrade is to blame.
+        let verdict = ruled_by_control(across, "1.1.1", Control::NothingUpgraded, &connections_held_with_nothing_upgraded("1.1.1", &held(), budget));
+        assert_eq!(verdict.reason, Some(FailureReason::ConnectionReset));
+        assert!(verdict.observed.detail.ends_with("(so the fault is the upgrade)"), "{}", verdict.observed.detail);
+        // A precondition the old version missed before the upgrade is its own fault.
+        let before = fails_before_the_upgrade(verdict, "1.1.1");
+        assert_eq!((before.reason, before.observed.role.as_str()), (Some(FailureReason::VersionsOwnFault), "fails-before-the-upgrade"));
+        assert!(before.subject.starts_with("before any upgrade, under 1.1.1: ") && before.look_at.starts_with("1.1.1 itself, not the upgrade"), "{before:?}");
     }
 
     #[test]
