@@ -759,13 +759,18 @@ fn a_plugin_that_needs_a_real_nodes_view_passes_and_a_shared_bpf_filesystem_is_o
 /// script), a conflist named `name`, Debian's plugins after the vendor's directory; the lab
 /// built from it, a worker, and a namespace `name` there.
 fn vendor_lab(vendor: &Path, plugin: (&str, &str), name: &str, conflist: &str) -> (harness::provider::lab::Lab, harness::model::Node) {
+    vendor_lab_with(vendor, plugin, name, conflist, "")
+}
+
+/// The same, with `more` (YAML) appended to the vendor's profile.
+fn vendor_lab_with(vendor: &Path, plugin: (&str, &str), name: &str, conflist: &str, more: &str) -> (harness::provider::lab::Lab, harness::model::Node) {
     use harness::provider::Cluster;
     let script = vendor.join(plugin.0);
     std::fs::write(&script, plugin.1).unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     std::fs::write(vendor.join(format!("{name}.conflist")), conflist).unwrap();
     let profile = vendor.join("profile.yaml");
-    std::fs::write(&profile, format!("name: {name}\nversion: 0.1.0\ninstall:\n  lab:\n    conflist: {name}.conflist\n    pluginDirs: [\"{}\", /usr/lib/cni]\nfeatures: []\n", vendor.display())).unwrap();
+    std::fs::write(&profile, format!("name: {name}\nversion: 0.1.0\ninstall:\n  lab:\n    conflist: {name}.conflist\n    pluginDirs: [\"{}\", /usr/lib/cni]\nfeatures: []\n{more}", vendor.display())).unwrap();
     let cni = harness::cni::load_profile(&profile.display().to_string()).unwrap();
     let lab = harness::provider::lab::Lab::provision(&cni, &harness::provider::lab::LabOptions::from_env().unwrap()).unwrap();
     let node = lab.nodes().iter().find(|n| n.role == harness::model::NodeRole::Worker).unwrap().clone();
@@ -822,4 +827,59 @@ fn a_vendor_s_ipam_section_reaches_its_plugin_as_written() {
     let reservation = format!("file /var/lib/cni/networks/old-style/{}", pod.address);
     assert!(state.contains(&reservation), "{reservation} in the node's own /var/lib/cni: {state:?}");
     assert!(!std::path::Path::new("/var/lib/cni/networks/old-style").exists(), "nothing of it on the host");
+}
+
+/// Tuning keeps a backup of the interface attributes it changes (MTU here) under
+/// `/run/cni/tuning`, its default `dataDir` (`defaultDataDir`, `createBackup` and
+/// `restoreBackup` in plugins/meta/tuning/tuning.go of containernetworking/plugins): on a
+/// lab node that is the node's own `/run/cni`, in its snapshot while the pod lives, gone
+/// with its DEL, and never on the host.
+#[test]
+fn tuning_s_backups_land_in_the_node_s_own_run_cni() {
+    use harness::model::{labels, PodSpec};
+    use harness::provider::Cluster;
+    let vendor = tempfile::tempdir().unwrap();
+    let passthrough = "#!/bin/sh\nexec /usr/lib/cni/bridge\n";
+    let conflist = r#"{"cniVersion": "1.0.0", "name": "tuned", "plugins": [
+            {"type": "own-bridge", "bridge": "cni0", "isGateway": true, "ipam": {"type": "host-local", "ranges": [[{"subnet": "{nodePodCIDR}"}]]}},
+            {"type": "tuning", "mtu": 1400}]}"#;
+    let host_backups = || std::fs::read_dir("/run/cni/tuning").map(|d| d.count()).unwrap_or(0);
+    let on_the_host = host_backups();
+    let (lab, node) = vendor_lab(vendor.path(), ("own-bridge", passthrough), "tuned", conflist);
+    let pod = lab.create_pod(&PodSpec { name: "p".into(), namespace: "tuned".into(), labels: labels([]), node: node.name.clone(), host_ports: vec![] });
+    let with_pod = lab.node_state(&node).unwrap();
+    let deleted = pod.as_ref().map(|pod| lab.delete_pod(pod).map_err(|e| e.to_string()));
+    let after = lab.node_state(&node).unwrap();
+    lab.teardown().unwrap();
+    deleted.unwrap_or_else(|e| panic!("the pod should start: {e}")).unwrap();
+    let backups: Vec<&String> = with_pod.iter().filter(|line| line.starts_with("file /run/cni/tuning/")).collect();
+    assert_eq!(backups.len(), 1, "one backup in the node's own /run/cni while the pod lives: {with_pod:?}");
+    assert!(!after.contains(backups[0]), "gone with the pod's DEL: {after:?}");
+    assert_eq!(host_backups(), on_the_host, "nothing of it in the host's /run/cni/tuning");
+}
+
+/// A plugin's own log, named in the profile (`diagnostics.logs`), is read on its node: a
+/// failed ADD says what its last lines are, the trial's records hold it, and the node's own
+/// `/tmp` and `/var/log` take what the plugin writes there, not the host's.
+#[test]
+fn a_plugin_s_log_is_named_in_its_add_error_and_written_on_its_node_not_the_host() {
+    use harness::model::{labels, PodSpec};
+    use harness::provider::Cluster;
+    let vendor = tempfile::tempdir().unwrap();
+    let marker = format!("vendor-cni-{}", std::process::id());
+    let logger = format!(
+        "#!/bin/sh\ncat > /dev/null\ncase \"$CNI_COMMAND\" in\n  VERSION) echo '{{\"cniVersion\": \"1.0.0\", \"supportedVersions\": [\"1.0.0\"]}}' ;;\n  ADD) echo \"ADD $CNI_CONTAINERID: cannot reach the datastore\" >> /tmp/{marker}.log; mkdir -p /var/log/{marker} && echo started >> /var/log/{marker}/cni.log; exit 234 ;;\nesac\n"
+    );
+    let conflist = r#"{"cniVersion": "1.0.0", "name": "logged", "plugins": [{"type": "logger"}]}"#;
+    let (lab, node) = vendor_lab_with(vendor.path(), ("logger", &logger), "logged", conflist, &format!("diagnostics:\n  logs: [/tmp/{marker}.log]\n"));
+    let refused = lab.create_pod(&PodSpec { name: "p".into(), namespace: "logged".into(), labels: labels([]), node: node.name.clone(), host_ports: vec![] }).unwrap_err().to_string();
+    let records = lab.own_records("t1");
+    let state = lab.node_state(&node).unwrap();
+    let on_the_host = (std::path::Path::new(&format!("/tmp/{marker}.log")).exists(), std::path::Path::new(&format!("/var/log/{marker}")).exists());
+    lab.teardown().unwrap();
+    assert!(refused.contains(&format!("its log /tmp/{marker}.log says: ADD ")) && refused.contains(": cannot reach the datastore"), "{refused}");
+    let kept = records.iter().find(|(name, _)| *name == format!("nodes/{}/logs/tmp/{marker}.log", node.name)).map(|(_, text)| text.as_str()).unwrap_or_default();
+    assert!(kept.contains("cannot reach the datastore"), "the trial's records hold the log: {:?}", records.iter().map(|(n, _)| n).collect::<Vec<_>>());
+    assert!(!state.iter().any(|line| line.contains(&marker)), "a log is no plugin state: {state:?}");
+    assert_eq!(on_the_host, (false, false), "nothing the plugin wrote is on the host");
 }

@@ -86,6 +86,8 @@ pub struct CniProfile {
     /// Commands a failed trial's bundle runs on every node, beside the harness's own
     /// (the CNI's status tools: `cilium-dbg status`, `antctl get ...`).
     pub node_collectors: Vec<crate::model::DiagnosticCommand>,
+    /// The plugins' log files on a node (profile field `diagnostics.logs`).
+    pub plugin_logs: Vec<PathBuf>,
     /// Commands a failed trial's bundle runs in the CNI agent's pods on the trial's nodes.
     pub agent_collectors: Vec<crate::model::DiagnosticCommand>,
     /// The CNI's own flow tracer, asked about a failed trial's flow (Antrea's Traceflow).
@@ -176,6 +178,7 @@ impl CniProfile {
             node_kernel_modules: vec![],
             bpffs: BpfFilesystem::PerNode,
             node_collectors: vec![],
+            plugin_logs: vec![],
             agent_collectors: vec![],
             flow_tracer: None,
             upgrade: UpgradeProcedure::default(),

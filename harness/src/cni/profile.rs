@@ -109,6 +109,10 @@ struct DiagnosticsFile {
     /// The CNI's own flow tracer, asked about the flow a failed trial's bundle traces.
     #[serde(default)]
     flow_trace: Option<crate::model::FlowTracer>,
+    /// The plugins' log files on a node (absolute paths, as the plugins write them): a
+    /// failed ADD names their last lines, and every bundle of a trial holds them.
+    #[serde(default)]
+    logs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -293,6 +297,12 @@ pub fn read_profile(path: &Path) -> Result<CniProfile> {
         kind_node_image: file.kind_node_image,
         node_kernel_modules: file.node_kernel_modules,
         bpffs: file.bpffs,
+        plugin_logs: {
+            if let Some((i, log)) = file.diagnostics.logs.iter().enumerate().find(|(_, log)| !log.is_absolute()) {
+                return Err(malformed(format!("diagnostics.logs[{i}]: expected the absolute path of a log file on the node, as the plugin writes it (e.g. /var/log/my-cni/cni.log), not `{}`", log.display())));
+            }
+            file.diagnostics.logs.clone()
+        },
         node_collectors: {
             for (i, collector) in file.diagnostics.node.iter().enumerate() {
                 collector.check().map_err(|e| malformed(format!("diagnostics.node[{i}]: {e}")))?;

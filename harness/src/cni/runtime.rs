@@ -406,13 +406,21 @@ pub struct NodeView {
     pub netns: String,
     /// A bpffs mounted for this node alone.
     pub bpffs: PathBuf,
-    /// A directory seen as `/var/lib/cni` (where IPAM and other plugins keep their state),
-    /// for a node of its own; `None` leaves the host's.
-    pub var_lib_cni: Option<PathBuf>,
+    /// The node's state directory, holding a directory of its own for each of
+    /// [`NODE_DIRECTORIES`], which its plugins see at that path (IPAM reservations under
+    /// `/var/lib/cni`, tuning's backups under `/run/cni`, whatever a plugin writes to `/tmp`
+    /// or `/var/log`); `None` leaves the host's.
+    pub own_directories: Option<PathBuf>,
     /// A directory seen as `/run/netns` (so `/var/run/netns`): the node's pod namespaces
     /// alone, each under the name a runtime gives it ([`NodeView::expose_netns`]); `None`
     /// leaves the host's.
     pub netns_dir: Option<PathBuf>,
+    /// The plugins' log files on the node (profile field `diagnostics.logs`): an ADD that
+    /// fails names their last lines, and every bundle of a trial holds them.
+    pub logs: Vec<PathBuf>,
+    /// Host directories under `/tmp` its plugins still see where they are, beside the plugin
+    /// directories: the profile's own (the vendor's package, files beside the conflist).
+    pub kept_from_the_host: Vec<PathBuf>,
 }
 
 impl NodeView {
@@ -422,14 +430,12 @@ impl NodeView {
     /// `/sys` and the node's bpffs (and `/var/lib/cni`), then the plugin: one process, so
     /// it can be started under GNU time and be charged its own peak memory (see
     /// [`GNU_TIME`]). The few milliseconds of CPU of the three tools count with the plugin's.
-    fn command(&self, program: &Path) -> Result<Command> {
+    fn command(&self, program: &Path, plugin_dirs: &[PathBuf]) -> Result<Command> {
         let netns_path = Path::new("/run/netns").join(&self.netns);
         if !netns_path.exists() {
             return Err(HarnessError::Command { command: format!("open {}", netns_path.display()), detail: "no such network namespace".into() });
         }
-        if self.var_lib_cni.is_some() {
-            std::fs::create_dir_all("/var/lib/cni").map_err(|e| HarnessError::Command { command: "mkdir /var/lib/cni".into(), detail: e.to_string() })?;
-        }
+        let own = self.prepare(plugin_dirs)?;
         if let Some(dir) = &self.netns_dir {
             // Under the interrupt guard: the directory is in the cluster's state, which an
             // interrupt's cleanup may just have removed (CI saw it come back).
@@ -443,10 +449,60 @@ impl NodeView {
             .arg(format!("--net={}", netns_path.display()))
             .args(["--", "unshare", "--mount", "--propagation", "slave", "--", "sh", "-c", NODE_VIEW_MOUNTS, "node-view"])
             .arg(&self.bpffs)
-            .arg(self.var_lib_cni.as_deref().unwrap_or(Path::new("")))
             .arg(self.netns_dir.as_deref().unwrap_or(Path::new("")))
+            .args(own)
+            .arg("--")
             .arg(program);
         Ok(command)
+    }
+
+    /// Makes the node's directories of its own, and in its `/tmp` a mount point for each
+    /// plugin directory (and [`kept_from_the_host`](Self::kept_from_the_host), and this
+    /// checkout) under the host's `/tmp` (bound there, so its plugins stay where `CNI_PATH`
+    /// says); returns the mounts, in order, as pairs of what is mounted and where.
+    /// Called where a node is made or its CNI replaced, before its state is first read, so
+    /// the mount points are part of every snapshot and never a plugin's leftover.
+    pub fn prepare(&self, plugin_dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+        let Some(state) = &self.own_directories else { return Ok(Vec::new()) };
+        let mkdir = |dir: &Path| std::fs::create_dir_all(dir).map_err(|e| HarnessError::Command { command: format!("mkdir {}", dir.display()), detail: e.to_string() });
+        let mut mounts = Vec::new();
+        for (name, seen_as) in NODE_DIRECTORIES {
+            let (dir, mount_point) = (state.join(name), Path::new(seen_as));
+            // The mount point on the host (empty), the node's own under the interrupt guard:
+            // it is in the cluster's state, which an interrupt's cleanup may just have removed.
+            mkdir(mount_point)?;
+            crate::cleanup::guard_creation(|| mkdir(&dir))?;
+            if seen_as == "/tmp" {
+                // This checkout too (its fixtures, its builds): a stand-in in a temporary
+                // plugin directory may be a link into it.
+                let checkout = crate::workspace_root().to_owned();
+                for kept in plugin_dirs.iter().chain(&self.kept_from_the_host).chain(std::iter::once(&checkout)).filter_map(|d| d.strip_prefix("/tmp").ok().filter(|rel| !rel.as_os_str().is_empty()).map(|rel| (d, rel))) {
+                    crate::cleanup::guard_creation(|| mkdir(&dir.join(kept.1)))?;
+                    mounts.extend([kept.0.clone(), dir.join(kept.1)]);
+                }
+            }
+            mounts.extend([dir, mount_point.to_owned()]);
+        }
+        Ok(mounts)
+    }
+
+    /// Where `path`, as the node's plugins see it, is on this host: in the node's own
+    /// directory when it is under one of [`NODE_DIRECTORIES`].
+    pub fn on_host(&self, path: &Path) -> PathBuf {
+        let own = self.own_directories.as_ref().and_then(|state| NODE_DIRECTORIES.iter().find_map(|(name, seen_as)| path.strip_prefix(seen_as).ok().map(|rest| state.join(name).join(rest))));
+        own.unwrap_or_else(|| path.to_owned())
+    }
+
+    /// The last `lines` lines of each of the plugins' logs that exists on the node.
+    pub fn log_tails(&self, lines: usize) -> Vec<(PathBuf, String)> {
+        self.logs
+            .iter()
+            .filter_map(|log| {
+                let text = std::fs::read_to_string(self.on_host(log)).ok()?;
+                let all: Vec<&str> = text.lines().collect();
+                Some((log.clone(), all[all.len().saturating_sub(lines)..].join("\n")))
+            })
+            .collect()
     }
 
     /// Makes the pod namespace `netns` (a name under /run/netns) visible to this node's
@@ -477,11 +533,19 @@ impl NodeView {
     }
 }
 
-/// What `sh` does in the plugin's private mount namespace before it execs the plugin (`$4`):
-/// a `/sys` of the node's network namespace, the node's bpffs (`$1`) at `/sys/fs/bpf`, the
-/// node's `/var/lib/cni` (`$2`) where it has its own, and its pod namespaces (`$3`) as
-/// `/run/netns` where it has its own (recursively: each is a mount of its own).
-const NODE_VIEW_MOUNTS: &str = r#"umount -l /sys && mount -t sysfs sysfs /sys && mount --bind "$1" /sys/fs/bpf && { [ -z "$2" ] || mount --bind "$2" /var/lib/cni; } && { [ -z "$3" ] || mount --rbind "$3" /run/netns; } && plugin=$4 && shift 4 && exec "$plugin" "$@""#;
+/// What `sh` does in the plugin's private mount namespace before it execs the plugin (after
+/// `--`): a `/sys` of the node's network namespace, the node's bpffs (`$1`) at
+/// `/sys/fs/bpf`, its pod namespaces (`$2`) as `/run/netns` where it has its own
+/// (recursively: each is a mount of its own), then the mounts [`NodeView::prepare`] lists
+/// (pairs: what, where; recursively, so a plugin directory bound into the node's `/tmp`
+/// comes along with it).
+const NODE_VIEW_MOUNTS: &str = r#"umount -l /sys && mount -t sysfs sysfs /sys && mount --bind "$1" /sys/fs/bpf && { [ -z "$2" ] || mount --rbind "$2" /run/netns; } && shift 2 && while [ "$1" != "--" ]; do mount --rbind "$1" "$2" || exit 1; shift 2; done && shift && plugin=$1 && shift && exec "$plugin" "$@""#;
+
+/// The directories a lab node (or a `cni_spec` sandbox) has of its own, each under its
+/// state directory by the first name and seen by its plugins at the second: nothing a
+/// plugin keeps there lands on the host or on another node, and all of it goes with the
+/// node.
+pub const NODE_DIRECTORIES: [(&str, &str); 4] = [("var-lib-cni", "/var/lib/cni"), ("run-cni", "/run/cni"), ("tmp", "/tmp"), ("var-log", "/var/log")];
 
 /// GNU time: it starts the plugin itself (being small, it passes on no large high-water
 /// mark) and writes the plugin's peak resident memory, in KiB, to a file.
@@ -663,11 +727,12 @@ impl CniRuntime {
     ) -> Result<Option<Value>> {
         let plugin_name = plugin_type(plugin);
         let config = plugin_config(list, plugin, attachment, previous);
+        // Every failure ends with what the plugins' logs on the node say.
         let failed = |message: String| HarnessError::CniPlugin {
             command: command.to_owned(),
             plugin: plugin_name.to_owned(),
             container: attachment_of(&attachment.environment(command)),
-            message,
+            message: format!("{message}{}", self.what_the_logs_say()),
         };
         let output = self.exec(command, plugin_name, config.to_string().as_bytes(), &attachment.environment(command))?;
         if !output.success {
@@ -694,13 +759,21 @@ impl CniRuntime {
         Ok(Some(printed))
     }
 
+    /// The last lines of the plugins' logs on the node (`; its log /tmp/x.log says: ...`), or
+    /// nothing when none is named or none exists.
+    fn what_the_logs_say(&self) -> String {
+        /// As many as a reader takes in at a glance; the bundle has the whole file.
+        const LAST_LINES: usize = 5;
+        self.node.iter().flat_map(|node| node.log_tails(LAST_LINES)).map(|(log, tail)| format!("; its log {} says: {}", log.display(), tail.trim())).collect()
+    }
+
     /// Runs plugin `plugin_name` once with `stdin` and exactly the `CNI_*` variables in
     /// `environment` (plus `CNI_PATH`), in the node's view; returns what it printed and how
     /// it exited, whatever that was. An error only when it could not be run at all.
     pub fn exec(&self, command: &str, plugin_name: &str, stdin: &[u8], environment: &[(&str, String)]) -> Result<PluginOutput> {
         let binary = self.plugin_path(plugin_name)?;
         let mut process = match &self.node {
-            Some(node) => node.command(&binary)?,
+            Some(node) => node.command(&binary, &self.plugin_dirs)?,
             None => Command::new(&binary),
         };
         process.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()).env("CNI_PATH", self.cni_path());
@@ -1023,7 +1096,7 @@ mod tests {
         let _removed = Removed(netns.clone());
         let dir = stand_ins(&[("small", "#!/bin/sh\ncat > /dev/null\necho '{\"cniVersion\":\"1.0.0\"}'\n")]);
         std::fs::create_dir(dir.path().join("bpffs")).unwrap();
-        let node = NodeView { netns, bpffs: dir.path().join("bpffs"), var_lib_cni: None, netns_dir: None };
+        let node = NodeView { netns, bpffs: dir.path().join("bpffs"), own_directories: None, netns_dir: None, logs: vec![], kept_from_the_host: vec![] };
         let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: Some(node), records: Default::default(), budget: None };
         let held = vec![1u8; 256 << 20];
         runtime.add(&one_plugin("small", "1.0.0"), &attachment()).unwrap();

@@ -148,12 +148,18 @@ fn talkers_on_the_egress_gateway_path(cx: &mut ScenarioContext, transport: Trans
     Ok(budget::all_of([through_the_gateway, classes]))
 }
 
-fn traffic_that_never_reaches_the_nic_leaves_no_priority_behind(cx: &mut ScenarioContext) -> Result<Verdict> {
+/// A worker with the priority map on its NIC, a talker pod on it and a pod beside it.
+fn a_talker_with_a_pod_beside_it(cx: &mut ScenarioContext) -> Result<(Node, Pod, Pod)> {
     let namespace = cx.namespace("tsn", labels([]))?;
     let node = cx.a_worker()?;
     let talker = cx.pod(&namespace, "talker", labels([("app", "talker")]), &node)?;
     let beside = cx.pod(&namespace, "beside", labels([("app", "beside")]), &node)?;
     cx.tsn_qdisc_on(&node)?;
+    Ok((node, talker, beside))
+}
+
+fn traffic_that_never_reaches_the_nic_leaves_no_priority_behind(cx: &mut ScenarioContext) -> Result<Verdict> {
+    let (node, talker, beside) = a_talker_with_a_pod_beside_it(cx)?;
     for priority in [1, 2] {
         for stays_on_the_node in [SocketAddr::new(beside.address, POD_PORT), SocketAddr::new(node.address, POD_PORT)] {
             cx.talk(Some(&talker), &node, stays_on_the_node, Transport::Udp, priority)?;
@@ -168,11 +174,7 @@ fn traffic_that_never_reaches_the_nic_leaves_no_priority_behind(cx: &mut Scenari
 /// out right behind two that stay on the node, so state a proxy saved for those (keyed
 /// by packet address, by socket, by flow) is still there when the next packet is built.
 fn interleaved_traffic_that_never_reaches_the_nic_leaves_no_priority_behind(cx: &mut ScenarioContext) -> Result<Verdict> {
-    let namespace = cx.namespace("tsn", labels([]))?;
-    let node = cx.a_worker()?;
-    let talker = cx.pod(&namespace, "talker", labels([("app", "talker")]), &node)?;
-    let beside = cx.pod(&namespace, "beside", labels([("app", "beside")]), &node)?;
-    cx.tsn_qdisc_on(&node)?;
+    let (node, talker, beside) = a_talker_with_a_pod_beside_it(cx)?;
     let interleave = vec![
         Interleaved { to: SocketAddr::new(beside.address, STAYS_ON_THE_NODE_PORT), priority: 1 },
         Interleaved { to: SocketAddr::new(node.address, STAYS_ON_THE_NODE_PORT), priority: 2 },

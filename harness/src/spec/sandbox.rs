@@ -51,7 +51,7 @@ impl Sandbox {
             runtime: CniRuntime {
                 plugin_dirs: plugin_dirs.to_vec(),
                 cache_dir: state.join("cache"),
-                node: Some(NodeView { netns: node.clone(), bpffs: state.join("bpffs"), var_lib_cni: Some(state.join("var-lib-cni")), netns_dir: Some(state.join("netns")) }),
+                node: Some(NodeView { netns: node.clone(), bpffs: state.join("bpffs"), own_directories: Some(state.clone()), netns_dir: Some(state.join("netns")), logs: vec![], kept_from_the_host: vec![] }),
                 records: Default::default(),
                 budget: None,
             },
@@ -62,7 +62,9 @@ impl Sandbox {
             removed: std::sync::Mutex::new(BTreeSet::new()),
         };
         crate::cleanup::guard_creation(|| {
-            std::fs::create_dir_all(sandbox.state.join("var-lib-cni")).map_err(|e| crate::error::HarnessError::Command { command: "mkdir state".into(), detail: e.to_string() })?;
+            if let Some(view) = &sandbox.runtime.node {
+                view.prepare(plugin_dirs)?;
+            }
             gc::mount_bpffs(&sandbox.state.join("bpffs"))?;
             run("ip", &["netns", "add", &sandbox.node], None)?;
             let lines = [
@@ -131,7 +133,7 @@ impl Sandbox {
 
     /// Everything on the node a plugin could leave behind, one line per item.
     pub fn node_state(&self) -> Result<BTreeSet<String>> {
-        node_state(&self.node, &self.state.join("var-lib-cni"), &self.state.join("bpffs"))
+        node_state(&self.node, &self.state, &self.state.join("bpffs"))
     }
 
     /// The container's links (other than `lo`) with their addresses, one line each.

@@ -19,7 +19,7 @@ pub(crate) mod shell;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -267,7 +267,10 @@ impl Lab {
             let mut network = network_template.clone();
             let placeholders = crate::cni::runtime::NodePlaceholders { node_name: name.clone(), node_address: addressing::node_address(index), node_pod_cidr: pod_cidr, pod_subnet };
             fill_in_node_network(&mut network, &placeholders);
-            let runtime = CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: state.join("cache"), node: Some(NodeView { netns: name.clone(), bpffs: bpffs_of(cni, cluster, &state), var_lib_cni: Some(var_lib_cni_of(&state)?), netns_dir: Some(state.join("netns")) }), records: Default::default(), budget: None };
+            let runtime = CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: state.join("cache"), node: Some(NodeView { netns: name.clone(), bpffs: bpffs_of(cni, cluster, &state), own_directories: Some(state.clone()), netns_dir: Some(state.join("netns")), logs: cni.plugin_logs.clone(), kept_from_the_host: cni.source.parent().map(Path::to_owned).into_iter().collect() }), records: Default::default(), budget: None };
+            if let Some(view) = &runtime.node {
+                view.prepare(&plugin_dirs)?;
+            }
             lab_nodes.push(LabNode {
                 node: Node { name: name.clone(), role: kind_node.role, labels: kind_node.labels.clone(), address: IpAddr::V4(addressing::node_address(index)) },
                 netns: name.clone(),
@@ -692,6 +695,14 @@ impl Cluster for Lab {
             let calls = node.cni().runtime.invocations(|environment| environment.iter().any(|(k, v)| k == "CNI_ARGS" && format!("{v};").contains(&of_the_trial)));
             let text: String = calls.iter().map(crate::cni::runtime::Invocation::describe).collect();
             records.push((format!("cni-calls/{}.txt", node.node.name), if text.is_empty() { "no CNI call of this trial on this node\n".to_owned() } else { text }));
+            // The plugins' own logs (profile field `diagnostics.logs`), whole, from the
+            // node's own directories.
+            if let Some(view) = &node.cni().runtime.node {
+                for log in &view.logs {
+                    let text = std::fs::read_to_string(view.on_host(log)).map(|text| last_bytes(&text, LOG_BYTES)).unwrap_or_else(|e| format!("{} on node {}: {e}\n", log.display(), node.node.name));
+                    records.push((format!("nodes/{}/logs{}", node.node.name, log.display()), text));
+                }
+            }
         }
         // The Gateway's routes as nginx serves them (weights, backends), and its complaints.
         let gateway = runs::state_dir(&self.info.cluster).join("gateway");
@@ -737,7 +748,14 @@ impl Cluster for Lab {
         for lab_node in &self.lab_nodes {
             let mut network = template.clone();
             fill_in_node_network(&mut network, &lab_node.placeholders);
-            let runtime = CniRuntime { plugin_dirs: plugin_dirs.clone(), ..lab_node.cni().runtime.clone() };
+            let mut runtime = CniRuntime { plugin_dirs: plugin_dirs.clone(), ..lab_node.cni().runtime.clone() };
+            if let Some(view) = runtime.node.as_mut() {
+                // The new version's logs, and its plugin directories' mount points made now:
+                // an install's doing, never a leftover of the DEL that first runs it.
+                view.logs = with.plugin_logs.clone();
+                view.kept_from_the_host = with.source.parent().map(Path::to_owned).into_iter().collect();
+                view.prepare(&plugin_dirs)?;
+            }
             let _between_calls = lab_node.attaching.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(program) = on_install {
                 run_on_install(program, lab_node)?;
@@ -790,8 +808,14 @@ impl Cluster for Lab {
 
     fn node_state(&self, node: &Node) -> Result<std::collections::BTreeSet<String>> {
         let lab_node = &self.lab_nodes[self.node_index(&node.name)?];
-        let bpffs = lab_node.cni().runtime.node.as_ref().map(|v| v.bpffs.clone()).unwrap_or_default();
-        node_state::node_state(&lab_node.netns, &lab_node.state.join(VAR_LIB_CNI), &bpffs)
+        let view = lab_node.cni().runtime.node.clone();
+        let bpffs = view.as_ref().map(|v| v.bpffs.clone()).unwrap_or_default();
+        let mut state = node_state::node_state(&lab_node.netns, &lab_node.state, &bpffs)?;
+        // The plugins' declared logs are no state, wherever they are.
+        for log in view.iter().flat_map(|v| &v.logs) {
+            state.remove(&format!("file {}", log.display()));
+        }
+        Ok(state)
     }
 
     /// Cuts the node's uplink at the underlay's switch port: nothing inside the node is
@@ -912,16 +936,20 @@ fn fill_in_node_network(network: &mut NetworkConfigList, placeholders: &crate::c
     }
 }
 
-/// Where a node's own `/var/lib/cni` is, in its state directory: its plugins see it there
-/// (IPAM reservations, a plugin's records), so nothing of one node's lands on the host or
-/// on another node.
-const VAR_LIB_CNI: &str = "var-lib-cni";
+/// How much of a plugin's log a bundle keeps: its end, where a failure is.
+const LOG_BYTES: usize = 64 * 1024;
 
-/// The node's own `/var/lib/cni`, made (under the interrupt guard: it is in the run's state).
-fn var_lib_cni_of(state: &std::path::Path) -> Result<PathBuf> {
-    let dir = state.join(VAR_LIB_CNI);
-    crate::cleanup::guard_creation(|| std::fs::create_dir_all(&dir).map_err(|e| HarnessError::Command { command: format!("mkdir {}", dir.display()), detail: e.to_string() }))?;
-    Ok(dir)
+/// The last `limit` bytes of `text` (from a line's start), saying what was left out.
+fn last_bytes(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.to_owned();
+    }
+    let mut start = text.len() - limit;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    let from_a_line = text[start..].find('\n').map_or(start, |i| start + i + 1);
+    format!("[the first {from_a_line} of {} bytes left out]\n{}", text.len(), &text[from_a_line..])
 }
 
 /// The node agent's NAT: egress SNAT first, then masquerade for pod traffic leaving the cluster.

@@ -5,16 +5,19 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use crate::cni::runtime::NODE_DIRECTORIES;
 use crate::error::Result;
 use crate::provider::lab::shell::run;
 
-/// How [`node_state`] names files under `/var/lib/cni` (IPAM reservations and bookkeeping).
+/// How [`node_state`] names files under `/var/lib/cni` (IPAM reservations and bookkeeping);
+/// files under the node's other directories of its own are named alike (`file /run/cni/…`).
 pub const IPAM_FILES: &str = "file /var/lib/cni";
 
 /// Everything on the node in network namespace `netns` a plugin could leave behind, one
-/// line per item; `var_lib_cni` is the node's `/var/lib/cni` (or its IPAM data directory),
-/// `bpffs` its BPF filesystem.
-pub fn node_state(netns: &str, var_lib_cni: &Path, bpffs: &Path) -> Result<BTreeSet<String>> {
+/// line per item; `own_directories` is the node's state directory, which holds its own
+/// `/var/lib/cni`, `/run/cni` and `/tmp` ([`NODE_DIRECTORIES`]; its `/var/log` too, left
+/// out: logs are no state), `bpffs` its BPF filesystem.
+pub fn node_state(netns: &str, own_directories: &Path, bpffs: &Path) -> Result<BTreeSet<String>> {
     let mut state = BTreeSet::new();
     let exec = |args: &[&str]| run("ip", &[&["netns", "exec", netns], args].concat(), None);
     let json = |args: &[&str]| -> Result<Vec<serde_json::Value>> { Ok(serde_json::from_str(&run("ip", &[&["-j", "-n", netns], args].concat(), None)?).unwrap_or_default()) };
@@ -74,9 +77,14 @@ pub fn node_state(netns: &str, var_lib_cni: &Path, bpffs: &Path) -> Result<BTree
             }
         }
     }
-    for (root, label) in [(var_lib_cni.to_owned(), IPAM_FILES), (bpffs.to_owned(), "pin /sys/fs/bpf")] {
-        state.extend(files_under(&root).into_iter().map(|f| format!("{label}/{f}")));
+    // A node's logs are no plugin's state: `/var/log` is its own, but not in the snapshot.
+    // Of `/run/cni` and `/tmp` only files: a data directory a plugin made once (tuning's
+    // `/run/cni/tuning`, emptied by its DEL) is where state goes, not state.
+    for (name, seen_as) in NODE_DIRECTORIES.into_iter().filter(|(_, seen_as)| *seen_as != "/var/log") {
+        let files = files_under(&own_directories.join(name)).into_iter().filter(|f| seen_as == "/var/lib/cni" || !own_directories.join(name).join(f).is_dir());
+        state.extend(files.map(|f| format!("file {seen_as}/{f}")));
     }
+    state.extend(files_under(bpffs).into_iter().map(|f| format!("pin /sys/fs/bpf/{f}")));
     Ok(state)
 }
 
