@@ -883,3 +883,76 @@ fn a_plugin_s_log_is_named_in_its_add_error_and_written_on_its_node_not_the_host
     assert!(!state.iter().any(|line| line.contains(&marker)), "a log is no plugin state: {state:?}");
     assert_eq!(on_the_host, (false, false), "nothing the plugin wrote is on the host");
 }
+
+/// What a DaemonSet would install on each node (`install.lab.nodeFiles`) is there before
+/// the first ADD, in the node's own `/opt`, executable as it was; nothing of it on the
+/// host. A `to` outside the node's own directories is refused naming the field.
+#[test]
+fn node_files_are_installed_in_each_node_s_own_opt_before_the_first_add() {
+    use harness::model::{labels, PodSpec};
+    use harness::provider::Cluster;
+    let vendor = tempfile::tempdir().unwrap();
+    let marker = format!("vendor-helpers-{}", std::process::id());
+    std::fs::create_dir(vendor.path().join("helpers")).unwrap();
+    let helper = vendor.path().join("helpers/say-helped");
+    std::fs::write(&helper, "#!/bin/sh\necho helped\n").unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // A bridge that will not start a pod without its helper, as a vendor's plugin would not.
+    let needs_helper = format!("#!/bin/sh\n[ \"$CNI_COMMAND\" = ADD ] && [ \"$(/opt/cni/bin/{marker}/say-helped)\" != helped ] && {{ cat > /dev/null; echo '{{\"cniVersion\": \"1.0.0\", \"code\": 11, \"msg\": \"no helper in /opt/cni/bin/{marker}\"}}'; exit 1; }}\nexec /usr/lib/cni/bridge\n");
+    let conflist = r#"{"cniVersion": "1.0.0", "name": "helped", "plugins": [{"type": "helped-bridge", "bridge": "cni0", "isGateway": true, "ipam": {"type": "host-local", "ranges": [[{"subnet": "{nodePodCIDR}"}]]}}]}"#;
+    // The profile's `install.lab` gets the field (vendor_lab_with appends at the top level).
+    let (lab, node) = {
+        let script = vendor.path().join("helped-bridge");
+        std::fs::write(&script, &needs_helper).unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::write(vendor.path().join("helped.conflist"), conflist).unwrap();
+        let profile = vendor.path().join("profile.yaml");
+        std::fs::write(&profile, format!("name: helped\nversion: 0.1.0\ninstall:\n  lab:\n    conflist: helped.conflist\n    pluginDirs: [\"{}\", /usr/lib/cni]\n    nodeFiles: [{{from: helpers, to: /opt/cni/bin/{marker}}}]\nfeatures: []\n", vendor.path().display())).unwrap();
+        let cni = harness::cni::load_profile(&profile.display().to_string()).unwrap();
+        let lab = harness::provider::lab::Lab::provision(&cni, &harness::provider::lab::LabOptions::from_env().unwrap()).unwrap();
+        let node = lab.nodes().iter().find(|n| n.role == harness::model::NodeRole::Worker).unwrap().clone();
+        lab.create_namespace(&harness::model::NamespaceSpec { name: "helped".into(), labels: labels([]) }).unwrap();
+        (lab, node)
+    };
+    let pod = lab.create_pod(&PodSpec { name: "p".into(), namespace: "helped".into(), labels: labels([]), node: node.name.clone(), host_ports: vec![] }).map_err(|e| e.to_string());
+    let on_the_host = std::path::Path::new(&format!("/opt/cni/bin/{marker}")).exists();
+    lab.teardown().unwrap();
+    pod.unwrap();
+    assert!(!on_the_host, "nothing installed on the host's /opt");
+    // A destination outside the node's own directories is refused before any lab exists.
+    let profile = vendor.path().join("profile.yaml");
+    std::fs::write(&profile, std::fs::read_to_string(&profile).unwrap().replace(&format!("to: /opt/cni/bin/{marker}"), "to: /etc/my-cni")).unwrap();
+    let refused = harness::cni::load_profile(&profile.display().to_string()).unwrap_err().to_string();
+    assert!(refused.contains("install.lab.nodeFiles[0].to") && refused.contains("/etc/my-cni") && refused.contains("/opt"), "{refused}");
+}
+
+/// The generic suites (`egress`, `canary`, `tsn`, `perf`) with nothing chosen run what the
+/// lab suites run: the same scenarios (their `--list`) with the same default profile (as
+/// their sources name it) on the same provider. So CI runs each scenario once, in the lab
+/// suite (`.config/nextest.toml`, profile `ci`, `default-filter`); this test fails the day
+/// one of them drifts.
+#[test]
+fn the_generic_suites_are_the_lab_suites_when_nothing_is_chosen() {
+    let default_profile = |suite: &str| {
+        let source = std::fs::read_to_string(harness::workspace_root().join("suites").join(format!("{suite}.rs"))).unwrap();
+        let call = &source[source.find("Suite::new(").unwrap_or_else(|| panic!("suites/{suite}.rs makes a Suite"))..];
+        call.split('"').nth(3).unwrap_or_default().to_owned()
+    };
+    let listed = |suite: &str| {
+        let mut command = suite_command(&suite_binary(suite));
+        command.env_remove("CNICONF_CNI").env_remove("CNICONF_PROVIDER").args(["--list", "--format", "terse"]);
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{suite} --list: {}", text(&output));
+        let mut names: Vec<String> = String::from_utf8_lossy(&output.stdout).lines().filter_map(|l| l.strip_suffix(": test")).map(str::to_owned).collect();
+        names.sort();
+        names
+    };
+    for generic in ["egress", "canary", "tsn", "perf"] {
+        let lab = format!("{generic}_lab");
+        assert_eq!(default_profile(generic), default_profile(&lab), "{generic} and {lab} default to one profile");
+        assert!(!listed(generic).is_empty(), "{generic} lists its scenarios");
+        assert_eq!(listed(generic), listed(&lab), "{generic} and {lab} list the same scenarios");
+    }
+    let ci = std::fs::read_to_string(harness::workspace_root().join(".config/nextest.toml")).unwrap();
+    assert!(ci.contains("default-filter = 'not (binary(egress) | binary(canary) | binary(tsn) | binary(perf))'"), "the ci profile leaves exactly these to their lab suites");
+}

@@ -77,12 +77,22 @@ pub enum Installation {
     /// the plugins are looked up in `plugin_dirs` (`CNI_PATH` overrides them).
     /// `on_install`: a program the lab runs on each node (in its network namespace) when it
     /// installs or replaces this CNI there, as a DaemonSet's install container runs.
-    Lab { conflist: PathBuf, plugin_dirs: Vec<PathBuf>, on_install: Option<PathBuf> },
+    Lab { conflist: PathBuf, plugin_dirs: Vec<PathBuf>, on_install: Option<PathBuf>, node_files: Vec<NodeFile> },
     /// Manifests, applied in order with server-side apply.
     Manifests { manifests: Vec<Manifest> },
     /// A Helm chart with values. The chart is named by `--repo <repo_url>` (or is an OCI
     /// reference when `repo_url` is empty), so the user's own Helm repositories are untouched.
     Helm { repo_url: String, chart: String, release: String, namespace: String, values: Vec<(String, String)> },
+}
+
+/// A file or directory a DaemonSet would install on each node (profile field
+/// `install.lab.nodeFiles`): `from` on this machine (made absolute from the profile's
+/// directory), `to` where the node's plugins find it, in one of the node's own directories
+/// (its `/opt` view, usually).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeFile {
+    pub from: PathBuf,
+    pub to: PathBuf,
 }
 
 /// One manifest of an installation.

@@ -428,6 +428,28 @@ mod tests {
         assert!(received.iter().all(|t| *t >= before && *t < before + 2_000_000_000), "on CLOCK_TAI, as received: {received:?}");
     }
 
+    /// Waits until the kernel stamps `socket`'s datagrams as they arrive. The first socket
+    /// on a machine to ask for receive times turns the kernel's stamping on in the
+    /// background (`net_enable_timestamp`, a deferred static key); until then a datagram
+    /// is stamped when it is read (Linux net/socket.c, `__sock_recv_timestamp`: "Race
+    /// occurred between timestamp enabling and packet receiving. Fill in the current time
+    /// for now."), which is what the test below must tell apart. Polls a
+    /// datagram to itself, read 50 ms after it was sent, for at most 2 s.
+    fn kernel_stamps_on_receipt(socket: &std::net::UdpSocket) {
+        let started = std::time::Instant::now();
+        let mut buffer = [0u8; 64];
+        loop {
+            let sent = txtime::now_tai().unwrap();
+            socket.send_to(b"warm-up", socket.local_addr().unwrap()).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            let (_, stamp) = txtime::receive(socket, &mut buffer).unwrap();
+            if stamp.is_some_and(|realtime| txtime::realtime_to_tai(realtime).abs_diff(sent) < 25_000_000) {
+                return;
+            }
+            assert!(started.elapsed() < Duration::from_secs(2), "the kernel did not stamp datagrams on receipt within 2 s of SO_TIMESTAMPNS");
+        }
+    }
+
     #[test]
     fn the_listener_keeps_the_kernel_s_receive_time_not_the_time_it_read_the_datagram() {
         // Sent before the listener starts reading: the kernel's time is the send's, the
@@ -435,6 +457,7 @@ mod tests {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let to = socket.local_addr().unwrap();
         txtime::enable_receive_timestamps(&socket).unwrap();
+        kernel_stamps_on_receipt(&socket);
         let sent_at = txtime::now_tai().unwrap();
         talk(&TalkOptions { to, transport: Transport::Udp, priority: 0, tos: None, count: 3, payload: 50, tag: "early".into(), txtime_delay: None, interleave: vec![] });
         std::thread::sleep(Duration::from_millis(300));

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::gateway::GatewayImplementation;
 
-pub use crate::install::{Feature, Installation, Manifest, ManifestSource, Workload};
+pub use crate::install::{Feature, Installation, Manifest, ManifestSource, NodeFile, Workload};
 pub use profile::{known_profiles, load_profile, profile_from_env, CNI_VARIABLE};
 
 /// A plugin directory of a lab profile that stands for the directory of this build's own

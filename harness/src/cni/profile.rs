@@ -170,6 +170,18 @@ struct LabFile {
     /// DaemonSet's install container runs), relative to the profile's directory.
     #[serde(default)]
     on_install: Option<PathBuf>,
+    /// What a DaemonSet would install on each node: files or directories (`from`, relative
+    /// to the profile's directory) copied into the node's own directories (`to`, absolute:
+    /// under `/opt` usually) before its first plugin call, executable where they were.
+    #[serde(default)]
+    node_files: Vec<NodeFileEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeFileEntry {
+    from: PathBuf,
+    to: PathBuf,
 }
 
 /// Where the shipped profiles live.
@@ -264,7 +276,23 @@ pub fn read_profile(path: &Path) -> Result<CniProfile> {
             if let Some(program) = on_install.as_ref().filter(|p| !p.is_file()) {
                 return Err(malformed(format!("install.lab.onInstall: {} is not a file (a program the lab runs on each node when it installs this CNI)", program.display())));
             }
-            Installation::Lab { conflist, plugin_dirs, on_install }
+            let node_files = lab
+                .node_files
+                .into_iter()
+                .enumerate()
+                .map(|(i, file)| {
+                    let from = directory.join(&file.from);
+                    if !from.exists() {
+                        return Err(malformed(format!("install.lab.nodeFiles[{i}].from: {} does not exist (a file or directory beside the profile, copied onto each node)", from.display())));
+                    }
+                    let own = crate::cni::runtime::NODE_DIRECTORIES.iter().map(|(_, seen_as)| *seen_as).collect::<Vec<_>>();
+                    if !file.to.is_absolute() || !own.iter().any(|dir| file.to.starts_with(dir) && file.to != Path::new(dir)) {
+                        return Err(malformed(format!("install.lab.nodeFiles[{i}].to: expected an absolute path under one of a lab node's own directories ({}), e.g. /opt/cni/bin/my-cni/, not `{}`", own.join(", "), file.to.display())));
+                    }
+                    Ok(crate::cni::NodeFile { from, to: file.to })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Installation::Lab { conflist, plugin_dirs, on_install, node_files }
         }
     };
     let runs_on_the_lab = matches!(installation, Installation::Lab { .. });

@@ -421,50 +421,70 @@ pub struct NodeView {
     /// Host directories under `/tmp` its plugins still see where they are, beside the plugin
     /// directories: the profile's own (the vendor's package, files beside the conflist).
     pub kept_from_the_host: Vec<PathBuf>,
+    /// What a DaemonSet would install on the node (profile field `install.lab.nodeFiles`),
+    /// copied into its own directories by [`prepare`](Self::prepare).
+    pub files: Vec<crate::cni::NodeFile>,
 }
 
 impl NodeView {
-    /// A command for `program` that starts in the node's view. It is entered by programs
-    /// exec'd in place, not in a forked child of this process: `nsenter` into the node's
-    /// network namespace, `unshare` of a private mount namespace, a short `sh` that mounts
-    /// `/sys` and the node's bpffs (and `/var/lib/cni`), then the plugin: one process, so
-    /// it can be started under GNU time and be charged its own peak memory (see
-    /// [`GNU_TIME`]). The few milliseconds of CPU of the three tools count with the plugin's.
-    fn command(&self, program: &Path, plugin_dirs: &[PathBuf]) -> Result<Command> {
+    /// Makes `command` start in the node's view: in the forked child, before it execs,
+    /// the node's network namespace, a private mount namespace (propagation slave), `/sys`
+    /// for that network namespace, the node's bpffs at `/sys/fs/bpf`, its pod namespaces at
+    /// `/run/netns` and its own directories ([`mounts`](Self::mounts)). System calls only,
+    /// no program of their own: the mounts used to be a `sh` running `mount` once per
+    /// directory, tens of milliseconds per plugin call. `command` is GNU time, which then
+    /// starts the plugin in that view and charges it its own peak memory ([`GNU_TIME`]).
+    fn enter(&self, command: &mut Command, plugin_dirs: &[PathBuf]) -> Result<()> {
+        use std::os::unix::ffi::OsStrExt;
         let netns_path = Path::new("/run/netns").join(&self.netns);
-        if !netns_path.exists() {
-            return Err(HarnessError::Command { command: format!("open {}", netns_path.display()), detail: "no such network namespace".into() });
-        }
-        let own = self.prepare(plugin_dirs)?;
+        let netns = std::fs::File::open(&netns_path).map_err(|e| HarnessError::Command { command: format!("open {}", netns_path.display()), detail: e.to_string() })?;
         if let Some(dir) = &self.netns_dir {
             // Under the interrupt guard: the directory is in the cluster's state, which an
             // interrupt's cleanup may just have removed (CI saw it come back).
             crate::cleanup::guard_creation(|| std::fs::create_dir_all(dir).map_err(|e| HarnessError::Command { command: format!("mkdir {}", dir.display()), detail: e.to_string() }))?;
         }
-        let nsenter = std::env::var_os("PATH")
-            .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join("nsenter")).find(|path| path.is_file()))
-            .ok_or_else(|| HarnessError::Command { command: "nsenter".into(), detail: "not on PATH: `cargo xtask deps` installs util-linux".into() })?;
-        let mut command = Command::new(nsenter);
-        command
-            .arg(format!("--net={}", netns_path.display()))
-            .args(["--", "unshare", "--mount", "--propagation", "slave", "--", "sh", "-c", NODE_VIEW_MOUNTS, "node-view"])
-            .arg(&self.bpffs)
-            .arg(self.netns_dir.as_deref().unwrap_or(Path::new("")))
-            .args(own)
-            .arg("--")
-            .arg(program);
-        Ok(command)
+        let c_path = |path: &Path| std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| HarnessError::Command { command: format!("enter node {}'s view", self.netns), detail: format!("{} holds a NUL byte", path.display()) });
+        // Made here, before the fork: the child only calls the kernel.
+        let mut mounts = vec![(c_path(&self.bpffs)?, c"/sys/fs/bpf".to_owned(), libc::MS_BIND)];
+        if let Some(dir) = &self.netns_dir {
+            mounts.push((c_path(dir)?, c"/run/netns".to_owned(), libc::MS_BIND | libc::MS_REC));
+        }
+        for pair in self.mounts(plugin_dirs)?.chunks(2) {
+            mounts.push((c_path(&pair[0])?, c_path(&pair[1])?, libc::MS_BIND | libc::MS_REC));
+        }
+        // SAFETY: the closure runs in the child between fork and exec; it only makes system
+        // calls on values made before the fork (no allocation, no lock).
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(command, move || enter_node_view(&netns, &mounts));
+        }
+        Ok(())
     }
 
-    /// Makes the node's directories of its own, and in its `/tmp` a mount point for each
-    /// plugin directory (and [`kept_from_the_host`](Self::kept_from_the_host), and this
-    /// checkout) under the host's `/tmp` (bound there, so its plugins stay where `CNI_PATH`
-    /// says); returns the mounts, in order, as pairs of what is mounted and where.
-    /// Called where a node is made or its CNI replaced, before its state is first read, so
-    /// the mount points are part of every snapshot and never a plugin's leftover.
-    pub fn prepare(&self, plugin_dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    /// Makes the node ready for its plugins: its directories of its own, a mount point in
+    /// them for every plugin directory (and [`kept_from_the_host`](Self::kept_from_the_host),
+    /// and this checkout) under one of them on the host, and its [`files`](Self::files)
+    /// copied in. Called where a node is made or its CNI replaced (an install's doing),
+    /// before its state is first read, so the mount points and files are part of every
+    /// snapshot and never a plugin's leftover.
+    pub fn prepare(&self, plugin_dirs: &[PathBuf]) -> Result<()> {
+        self.mounts(plugin_dirs)?;
+        for file in &self.files {
+            let to = self.on_host(&file.to);
+            crate::cleanup::guard_creation(|| copy_into_node(&file.from, &to))?;
+        }
+        Ok(())
+    }
+
+    /// The mounts of the node's view, in order, as pairs of what is mounted and where: each
+    /// kept host directory at its own path inside the node's directory it falls in, then
+    /// each of the node's directories over the host's. Makes what is missing.
+    fn mounts(&self, plugin_dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
         let Some(state) = &self.own_directories else { return Ok(Vec::new()) };
         let mkdir = |dir: &Path| std::fs::create_dir_all(dir).map_err(|e| HarnessError::Command { command: format!("mkdir {}", dir.display()), detail: e.to_string() });
+        // This checkout too (its fixtures, its builds): a stand-in in a temporary plugin
+        // directory may be a link into it.
+        let checkout = crate::workspace_root().to_owned();
+        let kept: Vec<&PathBuf> = plugin_dirs.iter().chain(&self.kept_from_the_host).chain(std::iter::once(&checkout)).collect();
         let mut mounts = Vec::new();
         for (name, seen_as) in NODE_DIRECTORIES {
             let (dir, mount_point) = (state.join(name), Path::new(seen_as));
@@ -472,14 +492,9 @@ impl NodeView {
             // it is in the cluster's state, which an interrupt's cleanup may just have removed.
             mkdir(mount_point)?;
             crate::cleanup::guard_creation(|| mkdir(&dir))?;
-            if seen_as == "/tmp" {
-                // This checkout too (its fixtures, its builds): a stand-in in a temporary
-                // plugin directory may be a link into it.
-                let checkout = crate::workspace_root().to_owned();
-                for kept in plugin_dirs.iter().chain(&self.kept_from_the_host).chain(std::iter::once(&checkout)).filter_map(|d| d.strip_prefix("/tmp").ok().filter(|rel| !rel.as_os_str().is_empty()).map(|rel| (d, rel))) {
-                    crate::cleanup::guard_creation(|| mkdir(&dir.join(kept.1)))?;
-                    mounts.extend([kept.0.clone(), dir.join(kept.1)]);
-                }
+            for (host_dir, rel) in kept.iter().filter_map(|d| d.strip_prefix(seen_as).ok().filter(|rel| !rel.as_os_str().is_empty()).map(|rel| (*d, rel))) {
+                crate::cleanup::guard_creation(|| mkdir(&dir.join(rel)))?;
+                mounts.extend([host_dir.clone(), dir.join(rel)]);
             }
             mounts.extend([dir, mount_point.to_owned()]);
         }
@@ -533,19 +548,50 @@ impl NodeView {
     }
 }
 
-/// What `sh` does in the plugin's private mount namespace before it execs the plugin (after
-/// `--`): a `/sys` of the node's network namespace, the node's bpffs (`$1`) at
-/// `/sys/fs/bpf`, its pod namespaces (`$2`) as `/run/netns` where it has its own
-/// (recursively: each is a mount of its own), then the mounts [`NodeView::prepare`] lists
-/// (pairs: what, where; recursively, so a plugin directory bound into the node's `/tmp`
-/// comes along with it).
-const NODE_VIEW_MOUNTS: &str = r#"umount -l /sys && mount -t sysfs sysfs /sys && mount --bind "$1" /sys/fs/bpf && { [ -z "$2" ] || mount --rbind "$2" /run/netns; } && shift 2 && while [ "$1" != "--" ]; do mount --rbind "$1" "$2" || exit 1; shift 2; done && shift && plugin=$1 && shift && exec "$plugin" "$@""#;
+/// In a forked child: joins the network namespace `netns`, leaves the parent's mount
+/// namespace for a private one whose mounts no longer propagate back, mounts a `/sys` of
+/// that network namespace, then each of `mounts` (what, where, flags) in order.
+fn enter_node_view(netns: &std::fs::File, mounts: &[(std::ffi::CString, std::ffi::CString, libc::c_ulong)]) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let done = |result: libc::c_int| if result == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) };
+    let none = std::ptr::null::<libc::c_char>();
+    // SAFETY: valid descriptors and NUL-terminated strings that outlive the calls.
+    unsafe {
+        done(libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET))?;
+        done(libc::unshare(libc::CLONE_NEWNS))?;
+        done(libc::mount(none, c"/".as_ptr(), none, libc::MS_SLAVE | libc::MS_REC, std::ptr::null()))?;
+        done(libc::umount2(c"/sys".as_ptr(), libc::MNT_DETACH))?;
+        done(libc::mount(c"sysfs".as_ptr(), c"/sys".as_ptr(), c"sysfs".as_ptr(), 0, std::ptr::null()))?;
+        for (what, at, flags) in mounts {
+            done(libc::mount(what.as_ptr(), at.as_ptr(), none, *flags, std::ptr::null()))?;
+        }
+    }
+    Ok(())
+}
 
 /// The directories a lab node (or a `cni_spec` sandbox) has of its own, each under its
 /// state directory by the first name and seen by its plugins at the second: nothing a
 /// plugin keeps there lands on the host or on another node, and all of it goes with the
 /// node.
-pub const NODE_DIRECTORIES: [(&str, &str); 4] = [("var-lib-cni", "/var/lib/cni"), ("run-cni", "/run/cni"), ("tmp", "/tmp"), ("var-log", "/var/log")];
+pub const NODE_DIRECTORIES: [(&str, &str); 5] = [("var-lib-cni", "/var/lib/cni"), ("run-cni", "/run/cni"), ("tmp", "/tmp"), ("var-log", "/var/log"), ("opt", "/opt")];
+
+/// Copies `from` (a file, or a directory with everything in it) to `to`, modes kept (an
+/// executable stays one), replacing what is there.
+fn copy_into_node(from: &Path, to: &Path) -> Result<()> {
+    let failed = |e: std::io::Error| HarnessError::Command { command: format!("copy {} to {}", from.display(), to.display()), detail: e.to_string() };
+    if from.is_dir() {
+        std::fs::create_dir_all(to).map_err(failed)?;
+        for entry in std::fs::read_dir(from).map_err(failed)? {
+            let entry = entry.map_err(failed)?;
+            copy_into_node(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        return Ok(());
+    }
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent).map_err(failed)?;
+    }
+    std::fs::copy(from, to).map(drop).map_err(failed)
+}
 
 /// GNU time: it starts the plugin itself (being small, it passes on no large high-water
 /// mark) and writes the plugin's peak resident memory, in KiB, to a file.
@@ -772,18 +818,24 @@ impl CniRuntime {
     /// it exited, whatever that was. An error only when it could not be run at all.
     pub fn exec(&self, command: &str, plugin_name: &str, stdin: &[u8], environment: &[(&str, String)]) -> Result<PluginOutput> {
         let binary = self.plugin_path(plugin_name)?;
-        let mut process = match &self.node {
-            Some(node) => node.command(&binary, &self.plugin_dirs)?,
-            None => Command::new(&binary),
-        };
+        let mut process = Command::new(&binary);
         process.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()).env("CNI_PATH", self.cni_path());
         process.envs(environment.iter().map(|(k, v)| (*k, v.as_str())));
         let attachment = attachment_of(environment);
         let failed = |message: String| HarnessError::CniPlugin { command: command.to_owned(), plugin: plugin_name.to_owned(), container: attachment.clone(), message };
         let state = self.node.as_ref().map(|_| self.cache_dir.as_path());
         let budget = self.budget.unwrap_or_else(plugin_budget);
-        let report = tempfile::NamedTempFile::new().map_err(|e| failed(format!("a file for its peak memory: {e}")))?;
-        let process = with_own_peak_memory(process, report.path());
+        // Where the node's view and this process see the same file: not in a directory the
+        // node has of its own (`/tmp`), but beside the runtime's cache.
+        let report = match &self.node {
+            Some(_) => std::fs::create_dir_all(&self.cache_dir).and_then(|()| tempfile::NamedTempFile::new_in(&self.cache_dir)),
+            None => tempfile::NamedTempFile::new(),
+        }
+        .map_err(|e| failed(format!("a file for its peak memory: {e}")))?;
+        let mut process = with_own_peak_memory(process, report.path());
+        if let Some(node) = &self.node {
+            node.enter(&mut process, &self.plugin_dirs)?;
+        }
         let (at, started) = (std::time::SystemTime::now(), std::time::Instant::now());
         let (output, mut usage) = run_bounded(process, stdin, budget, state, &format!("{command} by {plugin_name} for {attachment}")).map_err(|e| failed(format!("running {}: {e}", binary.display())))?;
         // The kernel's figure for a process this one started is at least this process's own
@@ -1096,7 +1148,7 @@ mod tests {
         let _removed = Removed(netns.clone());
         let dir = stand_ins(&[("small", "#!/bin/sh\ncat > /dev/null\necho '{\"cniVersion\":\"1.0.0\"}'\n")]);
         std::fs::create_dir(dir.path().join("bpffs")).unwrap();
-        let node = NodeView { netns, bpffs: dir.path().join("bpffs"), own_directories: None, netns_dir: None, logs: vec![], kept_from_the_host: vec![] };
+        let node = NodeView { netns, bpffs: dir.path().join("bpffs"), own_directories: None, netns_dir: None, logs: vec![], kept_from_the_host: vec![], files: vec![] };
         let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: Some(node), records: Default::default(), budget: None };
         let held = vec![1u8; 256 << 20];
         runtime.add(&one_plugin("small", "1.0.0"), &attachment()).unwrap();

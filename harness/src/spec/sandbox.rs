@@ -51,7 +51,7 @@ impl Sandbox {
             runtime: CniRuntime {
                 plugin_dirs: plugin_dirs.to_vec(),
                 cache_dir: state.join("cache"),
-                node: Some(NodeView { netns: node.clone(), bpffs: state.join("bpffs"), own_directories: Some(state.clone()), netns_dir: Some(state.join("netns")), logs: vec![], kept_from_the_host: vec![] }),
+                node: Some(NodeView { netns: node.clone(), bpffs: state.join("bpffs"), own_directories: Some(state.clone()), netns_dir: Some(state.join("netns")), logs: vec![], kept_from_the_host: vec![], files: vec![] }),
                 records: Default::default(),
                 budget: None,
             },

@@ -15,8 +15,9 @@ pub const IPAM_FILES: &str = "file /var/lib/cni";
 
 /// Everything on the node in network namespace `netns` a plugin could leave behind, one
 /// line per item; `own_directories` is the node's state directory, which holds its own
-/// `/var/lib/cni`, `/run/cni` and `/tmp` ([`NODE_DIRECTORIES`]; its `/var/log` too, left
-/// out: logs are no state), `bpffs` its BPF filesystem.
+/// `/var/lib/cni`, `/run/cni` and `/tmp` ([`NODE_DIRECTORIES`]; its `/var/log` and `/opt`
+/// too, left out: logs and installed files are no plugin's state), `bpffs` its BPF
+/// filesystem.
 pub fn node_state(netns: &str, own_directories: &Path, bpffs: &Path) -> Result<BTreeSet<String>> {
     let mut state = BTreeSet::new();
     let exec = |args: &[&str]| run("ip", &[&["netns", "exec", netns], args].concat(), None);
@@ -80,7 +81,8 @@ pub fn node_state(netns: &str, own_directories: &Path, bpffs: &Path) -> Result<B
     // A node's logs are no plugin's state: `/var/log` is its own, but not in the snapshot.
     // Of `/run/cni` and `/tmp` only files: a data directory a plugin made once (tuning's
     // `/run/cni/tuning`, emptied by its DEL) is where state goes, not state.
-    for (name, seen_as) in NODE_DIRECTORIES.into_iter().filter(|(_, seen_as)| *seen_as != "/var/log") {
+    // Nor `/opt`: what is there was installed, as a DaemonSet installs it.
+    for (name, seen_as) in NODE_DIRECTORIES.into_iter().filter(|(_, seen_as)| !matches!(*seen_as, "/var/log" | "/opt")) {
         let files = files_under(&own_directories.join(name)).into_iter().filter(|f| seen_as == "/var/lib/cni" || !own_directories.join(name).join(f).is_dir());
         state.extend(files.map(|f| format!("file {seen_as}/{f}")));
     }
