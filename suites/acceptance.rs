@@ -759,18 +759,19 @@ fn a_plugin_that_needs_a_real_nodes_view_passes_and_a_shared_bpf_filesystem_is_o
 /// script), a conflist named `name`, Debian's plugins after the vendor's directory; the lab
 /// built from it, a worker, and a namespace `name` there.
 fn vendor_lab(vendor: &Path, plugin: (&str, &str), name: &str, conflist: &str) -> (harness::provider::lab::Lab, harness::model::Node) {
-    vendor_lab_with(vendor, plugin, name, conflist, "")
+    vendor_lab_with(vendor, plugin, name, conflist, "", "")
 }
 
-/// The same, with `more` (YAML) appended to the vendor's profile.
-fn vendor_lab_with(vendor: &Path, plugin: (&str, &str), name: &str, conflist: &str, more: &str) -> (harness::provider::lab::Lab, harness::model::Node) {
+/// The same, with `lab_fields` (YAML lines, indented as `install.lab`'s) added to the
+/// profile's `install.lab`, and `more` (YAML) appended to the profile.
+fn vendor_lab_with(vendor: &Path, plugin: (&str, &str), name: &str, conflist: &str, lab_fields: &str, more: &str) -> (harness::provider::lab::Lab, harness::model::Node) {
     use harness::provider::Cluster;
     let script = vendor.join(plugin.0);
     std::fs::write(&script, plugin.1).unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     std::fs::write(vendor.join(format!("{name}.conflist")), conflist).unwrap();
     let profile = vendor.join("profile.yaml");
-    std::fs::write(&profile, format!("name: {name}\nversion: 0.1.0\ninstall:\n  lab:\n    conflist: {name}.conflist\n    pluginDirs: [\"{}\", /usr/lib/cni]\nfeatures: []\n{more}", vendor.display())).unwrap();
+    std::fs::write(&profile, format!("name: {name}\nversion: 0.1.0\ninstall:\n  lab:\n    conflist: {name}.conflist\n    pluginDirs: [\"{}\", /usr/lib/cni]\n{lab_fields}features: []\n{more}", vendor.display())).unwrap();
     let cni = harness::cni::load_profile(&profile.display().to_string()).unwrap();
     let lab = harness::provider::lab::Lab::provision(&cni, &harness::provider::lab::LabOptions::from_env().unwrap()).unwrap();
     let node = lab.nodes().iter().find(|n| n.role == harness::model::NodeRole::Worker).unwrap().clone();
@@ -871,7 +872,7 @@ fn a_plugin_s_log_is_named_in_its_add_error_and_written_on_its_node_not_the_host
         "#!/bin/sh\ncat > /dev/null\ncase \"$CNI_COMMAND\" in\n  VERSION) echo '{{\"cniVersion\": \"1.0.0\", \"supportedVersions\": [\"1.0.0\"]}}' ;;\n  ADD) echo \"ADD $CNI_CONTAINERID: cannot reach the datastore\" >> /tmp/{marker}.log; mkdir -p /var/log/{marker} && echo started >> /var/log/{marker}/cni.log; exit 234 ;;\nesac\n"
     );
     let conflist = r#"{"cniVersion": "1.0.0", "name": "logged", "plugins": [{"type": "logger"}]}"#;
-    let (lab, node) = vendor_lab_with(vendor.path(), ("logger", &logger), "logged", conflist, &format!("diagnostics:\n  logs: [/tmp/{marker}.log]\n"));
+    let (lab, node) = vendor_lab_with(vendor.path(), ("logger", &logger), "logged", conflist, "", &format!("diagnostics:\n  logs: [/tmp/{marker}.log]\n"));
     let refused = lab.create_pod(&PodSpec { name: "p".into(), namespace: "logged".into(), labels: labels([]), node: node.name.clone(), host_ports: vec![] }).unwrap_err().to_string();
     let records = lab.own_records("t1");
     let state = lab.node_state(&node).unwrap();
@@ -900,20 +901,7 @@ fn node_files_are_installed_in_each_node_s_own_opt_before_the_first_add() {
     // A bridge that will not start a pod without its helper, as a vendor's plugin would not.
     let needs_helper = format!("#!/bin/sh\n[ \"$CNI_COMMAND\" = ADD ] && [ \"$(/opt/cni/bin/{marker}/say-helped)\" != helped ] && {{ cat > /dev/null; echo '{{\"cniVersion\": \"1.0.0\", \"code\": 11, \"msg\": \"no helper in /opt/cni/bin/{marker}\"}}'; exit 1; }}\nexec /usr/lib/cni/bridge\n");
     let conflist = r#"{"cniVersion": "1.0.0", "name": "helped", "plugins": [{"type": "helped-bridge", "bridge": "cni0", "isGateway": true, "ipam": {"type": "host-local", "ranges": [[{"subnet": "{nodePodCIDR}"}]]}}]}"#;
-    // The profile's `install.lab` gets the field (vendor_lab_with appends at the top level).
-    let (lab, node) = {
-        let script = vendor.path().join("helped-bridge");
-        std::fs::write(&script, &needs_helper).unwrap();
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        std::fs::write(vendor.path().join("helped.conflist"), conflist).unwrap();
-        let profile = vendor.path().join("profile.yaml");
-        std::fs::write(&profile, format!("name: helped\nversion: 0.1.0\ninstall:\n  lab:\n    conflist: helped.conflist\n    pluginDirs: [\"{}\", /usr/lib/cni]\n    nodeFiles: [{{from: helpers, to: /opt/cni/bin/{marker}}}]\nfeatures: []\n", vendor.path().display())).unwrap();
-        let cni = harness::cni::load_profile(&profile.display().to_string()).unwrap();
-        let lab = harness::provider::lab::Lab::provision(&cni, &harness::provider::lab::LabOptions::from_env().unwrap()).unwrap();
-        let node = lab.nodes().iter().find(|n| n.role == harness::model::NodeRole::Worker).unwrap().clone();
-        lab.create_namespace(&harness::model::NamespaceSpec { name: "helped".into(), labels: labels([]) }).unwrap();
-        (lab, node)
-    };
+    let (lab, node) = vendor_lab_with(vendor.path(), ("helped-bridge", &needs_helper), "helped", conflist, &format!("    nodeFiles: [{{from: helpers, to: /opt/cni/bin/{marker}}}]\n"), "");
     let pod = lab.create_pod(&PodSpec { name: "p".into(), namespace: "helped".into(), labels: labels([]), node: node.name.clone(), host_ports: vec![] }).map_err(|e| e.to_string());
     let on_the_host = std::path::Path::new(&format!("/opt/cni/bin/{marker}")).exists();
     lab.teardown().unwrap();

@@ -418,8 +418,9 @@ pub struct NodeView {
     /// The plugins' log files on the node (profile field `diagnostics.logs`): an ADD that
     /// fails names their last lines, and every bundle of a trial holds them.
     pub logs: Vec<PathBuf>,
-    /// Host directories under `/tmp` its plugins still see where they are, beside the plugin
-    /// directories: the profile's own (the vendor's package, files beside the conflist).
+    /// Host directories under one of [`NODE_DIRECTORIES`] its plugins still see where they
+    /// are, beside the plugin directories: the profile's own (the vendor's package, files
+    /// beside the conflist).
     pub kept_from_the_host: Vec<PathBuf>,
     /// What a DaemonSet would install on the node (profile field `install.lab.nodeFiles`),
     /// copied into its own directories by [`prepare`](Self::prepare).
@@ -449,7 +450,7 @@ impl NodeView {
         if let Some(dir) = &self.netns_dir {
             mounts.push((c_path(dir)?, c"/run/netns".to_owned(), libc::MS_BIND | libc::MS_REC));
         }
-        for pair in self.mounts(plugin_dirs)?.chunks(2) {
+        for pair in self.mounts(plugin_dirs).chunks(2) {
             mounts.push((c_path(&pair[0])?, c_path(&pair[1])?, libc::MS_BIND | libc::MS_REC));
         }
         // SAFETY: the closure runs in the child between fork and exec; it only makes system
@@ -460,14 +461,37 @@ impl NodeView {
         Ok(())
     }
 
+    /// Takes what `profile` installs on a node: its plugins' logs, its own directory (kept
+    /// in view), its node files; then [`prepare`](Self::prepare)s the node for
+    /// `plugin_dirs`. What the lab does when it installs a CNI on a node or replaces it.
+    pub fn install(&mut self, profile: &crate::cni::CniProfile, plugin_dirs: &[PathBuf]) -> Result<()> {
+        self.logs = profile.plugin_logs.clone();
+        self.kept_from_the_host = profile.source.parent().map(Path::to_owned).into_iter().collect();
+        self.files = match &profile.installation {
+            crate::cni::Installation::Lab { node_files, .. } => node_files.clone(),
+            _ => Vec::new(),
+        };
+        self.prepare(plugin_dirs)
+    }
+
     /// Makes the node ready for its plugins: its directories of its own, a mount point in
     /// them for every plugin directory (and [`kept_from_the_host`](Self::kept_from_the_host),
     /// and this checkout) under one of them on the host, and its [`files`](Self::files)
     /// copied in. Called where a node is made or its CNI replaced (an install's doing),
     /// before its state is first read, so the mount points and files are part of every
-    /// snapshot and never a plugin's leftover.
+    /// snapshot and never a plugin's leftover; a plugin call itself makes nothing.
     pub fn prepare(&self, plugin_dirs: &[PathBuf]) -> Result<()> {
-        self.mounts(plugin_dirs)?;
+        let Some(state) = &self.own_directories else { return Ok(()) };
+        let mkdir = |dir: &Path| std::fs::create_dir_all(dir).map_err(|e| HarnessError::Command { command: format!("mkdir {}", dir.display()), detail: e.to_string() });
+        for (name, seen_as) in NODE_DIRECTORIES {
+            // The mount point on the host (empty), the node's own under the interrupt guard:
+            // it is in the cluster's state, which an interrupt's cleanup may just have removed.
+            mkdir(Path::new(seen_as))?;
+            crate::cleanup::guard_creation(|| mkdir(&state.join(name)))?;
+        }
+        for inside_the_node in self.mounts(plugin_dirs).chunks(2).map(|pair| &pair[1]).filter(|at| at.starts_with(state)) {
+            crate::cleanup::guard_creation(|| mkdir(inside_the_node))?;
+        }
         for file in &self.files {
             let to = self.on_host(&file.to);
             crate::cleanup::guard_creation(|| copy_into_node(&file.from, &to))?;
@@ -477,28 +501,22 @@ impl NodeView {
 
     /// The mounts of the node's view, in order, as pairs of what is mounted and where: each
     /// kept host directory at its own path inside the node's directory it falls in, then
-    /// each of the node's directories over the host's. Makes what is missing.
-    fn mounts(&self, plugin_dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
-        let Some(state) = &self.own_directories else { return Ok(Vec::new()) };
-        let mkdir = |dir: &Path| std::fs::create_dir_all(dir).map_err(|e| HarnessError::Command { command: format!("mkdir {}", dir.display()), detail: e.to_string() });
+    /// each of the node's directories over the host's.
+    fn mounts(&self, plugin_dirs: &[PathBuf]) -> Vec<PathBuf> {
+        let Some(state) = &self.own_directories else { return Vec::new() };
         // This checkout too (its fixtures, its builds): a stand-in in a temporary plugin
         // directory may be a link into it.
         let checkout = crate::workspace_root().to_owned();
         let kept: Vec<&PathBuf> = plugin_dirs.iter().chain(&self.kept_from_the_host).chain(std::iter::once(&checkout)).collect();
         let mut mounts = Vec::new();
         for (name, seen_as) in NODE_DIRECTORIES {
-            let (dir, mount_point) = (state.join(name), Path::new(seen_as));
-            // The mount point on the host (empty), the node's own under the interrupt guard:
-            // it is in the cluster's state, which an interrupt's cleanup may just have removed.
-            mkdir(mount_point)?;
-            crate::cleanup::guard_creation(|| mkdir(&dir))?;
+            let dir = state.join(name);
             for (host_dir, rel) in kept.iter().filter_map(|d| d.strip_prefix(seen_as).ok().filter(|rel| !rel.as_os_str().is_empty()).map(|rel| (*d, rel))) {
-                crate::cleanup::guard_creation(|| mkdir(&dir.join(rel)))?;
                 mounts.extend([host_dir.clone(), dir.join(rel)]);
             }
-            mounts.extend([dir, mount_point.to_owned()]);
+            mounts.extend([dir, PathBuf::from(seen_as)]);
         }
-        Ok(mounts)
+        mounts
     }
 
     /// Where `path`, as the node's plugins see it, is on this host: in the node's own

@@ -19,7 +19,7 @@ pub(crate) mod shell;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -267,14 +267,9 @@ impl Lab {
             let mut network = network_template.clone();
             let placeholders = crate::cni::runtime::NodePlaceholders { node_name: name.clone(), node_address: addressing::node_address(index), node_pod_cidr: pod_cidr, pod_subnet };
             fill_in_node_network(&mut network, &placeholders);
-            let runtime = CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: state.join("cache"), node: Some(NodeView { netns: name.clone(), bpffs: bpffs_of(cni, cluster, &state), own_directories: Some(state.clone()), netns_dir: Some(state.join("netns")), logs: cni.plugin_logs.clone(), kept_from_the_host: cni.source.parent().map(Path::to_owned).into_iter().collect(), files: match &cni.installation {
-                        Installation::Lab { node_files, .. } => node_files.clone(),
-                        _ => vec![],
-                    },
-                }), records: Default::default(), budget: None };
-            if let Some(view) = &runtime.node {
-                view.prepare(&plugin_dirs)?;
-            }
+            let mut view = NodeView { netns: name.clone(), bpffs: bpffs_of(cni, cluster, &state), own_directories: Some(state.clone()), netns_dir: Some(state.join("netns")), logs: vec![], kept_from_the_host: vec![], files: vec![] };
+            view.install(cni, &plugin_dirs)?;
+            let runtime = CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: state.join("cache"), node: Some(view), records: Default::default(), budget: None };
             lab_nodes.push(LabNode {
                 node: Node { name: name.clone(), role: kind_node.role, labels: kind_node.labels.clone(), address: IpAddr::V4(addressing::node_address(index)) },
                 netns: name.clone(),
@@ -741,7 +736,7 @@ impl Cluster for Lab {
     /// everything the old version made stay as they are. IPAM state (the node's data
     /// directory) and the runtime's cached results carry over, as they do on a node.
     fn replace_cni(&self, with: &CniProfile) -> Result<()> {
-        let Installation::Lab { conflist, plugin_dirs, on_install, node_files } = &with.installation else {
+        let Installation::Lab { conflist, plugin_dirs, on_install, .. } = &with.installation else {
             return Err(HarnessError::NotFound { what: "lab support".into(), wanted: format!("CNI {}: {}", with.name, unavailable(with).unwrap_or_default()) });
         };
         let template = NetworkConfigList::load(conflist)?;
@@ -754,12 +749,9 @@ impl Cluster for Lab {
             fill_in_node_network(&mut network, &lab_node.placeholders);
             let mut runtime = CniRuntime { plugin_dirs: plugin_dirs.clone(), ..lab_node.cni().runtime.clone() };
             if let Some(view) = runtime.node.as_mut() {
-                // The new version's logs, and its plugin directories' mount points made now:
-                // an install's doing, never a leftover of the DEL that first runs it.
-                view.logs = with.plugin_logs.clone();
-                view.kept_from_the_host = with.source.parent().map(Path::to_owned).into_iter().collect();
-                view.files = node_files.clone();
-                view.prepare(&plugin_dirs)?;
+                // The new version's logs and files, its plugin directories' mount points made
+                // now: an install's doing, never a leftover of the DEL that first runs it.
+                view.install(with, &plugin_dirs)?;
             }
             let _between_calls = lab_node.attaching.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(program) = on_install {
