@@ -450,7 +450,11 @@ impl NodeView {
         if let Some(dir) = &self.netns_dir {
             mounts.push((c_path(dir)?, c"/run/netns".to_owned(), libc::MS_BIND | libc::MS_REC));
         }
-        for pair in self.mounts(plugin_dirs).chunks(2) {
+        // A runtime may be given plugin directories after the node was prepared (a check
+        // that adds a delegate's): their mount points are made now.
+        let own = self.mounts(plugin_dirs);
+        self.make_mount_points(&own)?;
+        for pair in own.chunks(2) {
             mounts.push((c_path(&pair[0])?, c_path(&pair[1])?, libc::MS_BIND | libc::MS_REC));
         }
         // SAFETY: the closure runs in the child between fork and exec; it only makes system
@@ -479,7 +483,8 @@ impl NodeView {
     /// and this checkout) under one of them on the host, and its [`files`](Self::files)
     /// copied in. Called where a node is made or its CNI replaced (an install's doing),
     /// before its state is first read, so the mount points and files are part of every
-    /// snapshot and never a plugin's leftover; a plugin call itself makes nothing.
+    /// snapshot and never a plugin's leftover (a plugin call makes only the mount points of
+    /// plugin directories given to its runtime later).
     pub fn prepare(&self, plugin_dirs: &[PathBuf]) -> Result<()> {
         let Some(state) = &self.own_directories else { return Ok(()) };
         let mkdir = |dir: &Path| std::fs::create_dir_all(dir).map_err(|e| HarnessError::Command { command: format!("mkdir {}", dir.display()), detail: e.to_string() });
@@ -489,9 +494,7 @@ impl NodeView {
             mkdir(Path::new(seen_as))?;
             crate::cleanup::guard_creation(|| mkdir(&state.join(name)))?;
         }
-        for inside_the_node in self.mounts(plugin_dirs).chunks(2).map(|pair| &pair[1]).filter(|at| at.starts_with(state)) {
-            crate::cleanup::guard_creation(|| mkdir(inside_the_node))?;
-        }
+        self.make_mount_points(&self.mounts(plugin_dirs))?;
         for file in &self.files {
             let to = self.on_host(&file.to);
             crate::cleanup::guard_creation(|| copy_into_node(&file.from, &to))?;
@@ -499,15 +502,28 @@ impl NodeView {
         Ok(())
     }
 
+    /// Makes each mount point of `mounts` inside the node's own directories that is not
+    /// there (under the interrupt guard: they are in the cluster's state). Empty
+    /// directories, so never part of a snapshot.
+    fn make_mount_points(&self, mounts: &[PathBuf]) -> Result<()> {
+        let Some(state) = &self.own_directories else { return Ok(()) };
+        for at in mounts.chunks(2).map(|pair| &pair[1]).filter(|at| at.starts_with(state) && !at.is_dir()) {
+            crate::cleanup::guard_creation(|| std::fs::create_dir_all(at).map_err(|e| HarnessError::Command { command: format!("mkdir {}", at.display()), detail: e.to_string() }))?;
+        }
+        Ok(())
+    }
+
     /// The mounts of the node's view, in order, as pairs of what is mounted and where: each
-    /// kept host directory at its own path inside the node's directory it falls in, then
-    /// each of the node's directories over the host's.
+    /// kept host directory (not one inside another kept one: it comes with it) at its own
+    /// path inside the node's directory it falls in, then each of the node's directories
+    /// over the host's.
     fn mounts(&self, plugin_dirs: &[PathBuf]) -> Vec<PathBuf> {
         let Some(state) = &self.own_directories else { return Vec::new() };
         // This checkout too (its fixtures, its builds): a stand-in in a temporary plugin
         // directory may be a link into it.
         let checkout = crate::workspace_root().to_owned();
-        let kept: Vec<&PathBuf> = plugin_dirs.iter().chain(&self.kept_from_the_host).chain(std::iter::once(&checkout)).collect();
+        let all: Vec<&PathBuf> = plugin_dirs.iter().chain(&self.kept_from_the_host).chain(std::iter::once(&checkout)).collect();
+        let kept: std::collections::BTreeSet<&PathBuf> = all.iter().copied().filter(|d| !all.iter().any(|outer| outer != d && d.starts_with(outer))).collect();
         let mut mounts = Vec::new();
         for (name, seen_as) in NODE_DIRECTORIES {
             let dir = state.join(name);
