@@ -914,6 +914,48 @@ fn node_files_are_installed_in_each_node_s_own_opt_before_the_first_add() {
     assert!(refused.contains("install.lab.nodeFiles[0].to") && refused.contains("/etc/my-cni") && refused.contains("/opt"), "{refused}");
 }
 
+/// Pods started together on one node get their ADDs at once, as containerd runs them (the
+/// plugins' own locks serialise what must be): a bridge that waits, up to 5 s, for another
+/// ADD to be running beside it sees one, for every pod. One ADD at a time per node (the
+/// lab before issue 33) would have each wait alone.
+#[test]
+fn adds_of_pods_started_together_on_one_node_run_at_once() {
+    use harness::model::{labels, PodSpec};
+    use harness::provider::Cluster;
+    let vendor = tempfile::tempdir().unwrap();
+    let running = vendor.path().join("running");
+    std::fs::create_dir(&running).unwrap();
+    let waits_for_company = format!(
+        "#!/bin/sh
+if [ \"$CNI_COMMAND\" = ADD ]; then
+  touch {r}/$CNI_CONTAINERID
+  for _ in $(seq 100); do [ $(ls {r} | wc -l) -ge 2 ] && break; sleep 0.05; done
+  ls {r} | wc -l >> {r}.seen
+fi
+exec /usr/lib/cni/bridge
+",
+        r = running.display()
+    );
+    let conflist = r#"{"cniVersion": "1.0.0", "name": "together", "plugins": [{"type": "company-bridge", "bridge": "cni0", "isGateway": true, "ipam": {"type": "host-local", "ranges": [[{"subnet": "{nodePodCIDR}"}]]}}]}"#;
+    let (lab, node) = vendor_lab_with(vendor.path(), ("company-bridge", &waits_for_company), "together", conflist, "", "");
+    let started: Vec<Result<harness::model::Pod, String>> = std::thread::scope(|scope| {
+        let starting: Vec<_> = (0..3)
+            .map(|i| {
+                let (lab, spec) = (&lab, PodSpec { name: format!("p{i}"), namespace: "together".into(), labels: labels([]), node: node.name.clone(), host_ports: vec![] });
+                scope.spawn(move || lab.create_pod(&spec).map_err(|e| e.to_string()))
+            })
+            .collect();
+        starting.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    lab.teardown().unwrap();
+    for pod in started {
+        pod.unwrap();
+    }
+    let seen: Vec<usize> = std::fs::read_to_string(vendor.path().join("running.seen")).unwrap().lines().map(|l| l.trim().parse().unwrap()).collect();
+    assert_eq!(seen.len(), 3, "one ADD per pod: {seen:?}");
+    assert!(seen.iter().all(|&n| n >= 2), "every ADD had another running beside it (counts of ADDs started when each went on): {seen:?}");
+}
+
 /// The generic suites (`egress`, `canary`, `tsn`, `perf`) with nothing chosen run what the
 /// lab suites run: the same scenarios (their `--list`) with the same default profile (as
 /// their sources name it) on the same provider. So CI runs each scenario once, in the lab

@@ -71,11 +71,26 @@ impl Node {
         (output.status.success(), format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)))
     }
 
+    /// The proxy's pins on the node, but for its loaded programs ([`Node::programs`]).
     fn pins(&self) -> Vec<String> {
+        self.all_pins().into_iter().filter(|p| !p.starts_with("programs")).collect()
+    }
+
+    /// The programs the proxy loaded and pinned on the node, `<build>/<program>`.
+    fn programs(&self) -> Vec<String> {
+        self.all_pins().into_iter().filter_map(|p| p.strip_prefix("programs/").map(str::to_owned)).filter(|p| p.contains('/')).collect()
+    }
+
+    fn all_pins(&self) -> Vec<String> {
         let dir = self.bpffs.path().join(PIN_DIRECTORY);
         let mut found: Vec<String> = walk(&dir).into_iter().map(|p| p.strip_prefix(&dir).unwrap().display().to_string()).collect();
         found.sort();
         found
+    }
+
+    /// The ids of the programs tcx runs on `interface` of `netns` in `direction`.
+    fn attached_ids(&self, netns: &str, interface: &str, direction: aya::programs::TcAttachType) -> Vec<u32> {
+        tsn_proxy::datapath::attached_in(&format!("/run/netns/{netns}"), interface, direction).map(|p| p.into_iter().map(|(id, _)| id).collect()).unwrap_or_default()
     }
 
     /// The programs tcx runs on `interface` of `netns` in `direction` (`ingress`/`egress`).
@@ -142,7 +157,7 @@ fn add_check_and_del_keep_the_shared_restorer_until_the_last_pod_goes() {
         assert!(node.detached_in_time(&node.pods[0], "eth0", "egress"), "the saver leaves the deleted pod within {DETACHED:?}");
         assert!(node.cni("DEL", 0, none.clone()).0, "a second DEL of the same pod is fine");
         assert!(node.cni("DEL", 1, none.clone()).0);
-        assert!(node.pins().is_empty() && !node.bpffs.path().join(PIN_DIRECTORY).exists(), "the last DEL leaves nothing: {:?}", node.pins());
+        assert!(node.all_pins().is_empty() && !node.bpffs.path().join(PIN_DIRECTORY).exists(), "the last DEL leaves nothing: {:?}", node.all_pins());
         assert!(node.detached_in_time(&node.name, "eth0", "egress"), "the restorer leaves the NIC with the last pod within {DETACHED:?}");
     });
 }
@@ -189,4 +204,34 @@ fn bad_configs_and_environments_are_named() {
     assert!(String::from_utf8_lossy(&output.stdout).contains("\"supportedVersions\":[\"0.4.0\",\"1.0.0\",\"1.1.0\"]"));
     let output = Command::new(PROXY).env_clear().env("CNI_COMMAND", "ADD").output().unwrap();
     assert!(!output.status.success() && String::from_utf8_lossy(&output.stdout).contains("CNI_NETNS is not set: run me as a CNI runtime would"));
+}
+
+/// A production proxy's agent loads its programs once per node; so does the reference
+/// proxy: the node's first ADD loads (the verifier runs) and pins them, every later ADD
+/// attaches the same programs, another fault set loads its own, and the last DEL unpins.
+#[test]
+fn the_node_s_first_add_loads_the_programs_and_later_adds_attach_the_same_ones() {
+    use aya::programs::TcAttachType::Egress;
+    on_a_thread(|| {
+        let node = Node::new("once", 3);
+        let (faithful, swapped) = (serde_json::json!({}), serde_json::json!({ "faults": ["swap-priorities"] }));
+        assert!(node.cni("ADD", 0, faithful.clone()).0);
+        let builds = node.programs();
+        assert_eq!(builds.len(), 2, "one build, its saver and its restorer: {builds:?}");
+        assert!(builds.iter().any(|p| p.ends_with(&format!("/{SAVER}"))) && builds.iter().any(|p| p.ends_with(&format!("/{RESTORER}"))), "{builds:?}");
+        assert!(node.cni("ADD", 1, faithful.clone()).0);
+        assert_eq!(node.programs(), builds, "the second ADD loads nothing");
+        let saver = |pod: usize| node.attached_ids(&node.pods[pod], "eth0", Egress);
+        assert_eq!(saver(0).len(), 1);
+        assert_eq!(saver(0), saver(1), "both pods run the one saver the first ADD loaded");
+
+        assert!(node.cni("ADD", 2, swapped.clone()).0);
+        assert_eq!(node.programs().len(), 4, "another fault set is another build: {:?}", node.programs());
+        assert_ne!(saver(2), saver(0));
+
+        for (pod, conf) in [(0, &faithful), (1, &faithful), (2, &swapped)] {
+            assert!(node.cni("DEL", pod, conf.clone()).0);
+        }
+        assert!(node.all_pins().is_empty(), "the last DEL unpins the programs: {:?}", node.all_pins());
+    });
 }

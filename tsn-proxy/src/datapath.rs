@@ -7,6 +7,11 @@
 //! - `restore-<container>-<ifname>`: the restorer on the pod's host-side veth ingress,
 //!   with `hook: pod-veth-ingress`;
 //! - `pods/<container>-<ifname>`: one directory per pod the proxy was added to;
+//! - `programs/<build>/save_prio`, `programs/<build>/restore_prio`: the programs, loaded
+//!   (and verified) by the node's first ADD and pinned, as a production proxy's agent loads
+//!   them once per node; every later ADD attaches the pinned ones. `<build>` names the BPF
+//!   object (a hash of its bytes) and the self-test faults built into it, so another proxy
+//!   version or fault set on the node loads its own;
 //! - `pending`: the self-test fault `keep-per-packet-state`'s map;
 //! - `by_address`: the self-test fault `key-by-packet-address`'s map.
 //!
@@ -87,6 +92,10 @@ impl NodePins {
         self.dir.join("by_address")
     }
 
+    fn programs(&self) -> PathBuf {
+        self.dir.join("programs")
+    }
+
     fn pods_left(&self) -> usize {
         std::fs::read_dir(self.dir.join("pods")).map(|d| d.count()).unwrap_or(0)
     }
@@ -97,18 +106,18 @@ pub fn add(conf: &NetConf, cni: &Invocation) -> Result<()> {
     let nic = conf.nic()?;
     let pins = NodePins::open(&conf.bpffs, true)?.expect("created");
     let attachment = cni.attachment();
-    let mut ebpf = load(conf, &pins)?;
+    let programs = loaded_once(conf, &pins)?;
     if !conf.has(Fault::NoRestore) {
-        let restorer = program(&mut ebpf, RESTORER)?;
+        let mut restorer = pinned_program(&programs, RESTORER)?;
         match conf.hook {
-            Hook::NicEgress if !pins.nic_restorer(nic).exists() => attach_pinned(restorer, nic, TcAttachType::Egress, &pins.nic_restorer(nic))?,
+            Hook::NicEgress if !pins.nic_restorer(nic).exists() => attach_pinned(&mut restorer, nic, TcAttachType::Egress, &pins.nic_restorer(nic))?,
             Hook::NicEgress => {}
-            Hook::PodVethIngress => attach_pinned(restorer, &conf.host_side_interface()?, TcAttachType::Ingress, &pins.pod_restorer(&attachment))?,
+            Hook::PodVethIngress => attach_pinned(&mut restorer, &conf.host_side_interface()?, TcAttachType::Ingress, &pins.pod_restorer(&attachment))?,
         }
     }
     if !conf.has(Fault::NoSave) {
-        let saver = program(&mut ebpf, SAVER)?;
-        in_netns(&cni.netns, || attach_pinned(saver, &cni.ifname, TcAttachType::Egress, &pins.saver(&attachment)))?;
+        let mut saver = pinned_program(&programs, SAVER)?;
+        in_netns(&cni.netns, || attach_pinned(&mut saver, &cni.ifname, TcAttachType::Egress, &pins.saver(&attachment)))?;
     }
     let record = pins.pod_record(&attachment);
     std::fs::create_dir_all(&record).map_err(|e| ProxyError::Datapath { what: format!("create {}", record.display()), detail: e.to_string() })
@@ -148,6 +157,7 @@ pub fn del(conf: &NetConf, cni: &Invocation) -> Result<()> {
         for pin in shared.chain([pins.pending(), pins.by_address()]).collect::<Vec<_>>() {
             remove(&pin)?;
         }
+        remove_tree(&pins.programs())?;
         remove(&pins.dir.join("pods"))?;
         // Anything else in it (a pin of another proxy version) keeps the directory.
         let _ = std::fs::remove_dir(&pins.dir);
@@ -155,18 +165,65 @@ pub fn del(conf: &NetConf, cni: &Invocation) -> Result<()> {
     Ok(())
 }
 
-fn load(conf: &NetConf, pins: &NodePins) -> Result<Ebpf> {
-    let swap = u32::from(conf.has(Fault::SwapPriorities));
-    let clear = u32::from(conf.has(Fault::ClearDeliveryTime));
-    let stamp = u32::from(conf.has(Fault::StampBestEffort));
+/// What one configuration loads: its BPF object, the map the object's self-test fault
+/// keeps on the node (pinned by name), and the faults' switches (globals).
+struct Build {
+    object: &'static [u8],
+    node_map: Option<(&'static str, PathBuf)>,
+    switches: [(&'static str, u32); 3],
+}
+
+impl Build {
+    fn of(conf: &NetConf, pins: &NodePins) -> Self {
+        let (object, node_map) = match (conf.has(Fault::KeepPerPacketState), conf.has(Fault::KeyByPacketAddress)) {
+            (true, _) => (PROXY_KEEPING_STATE, Some(("pending", pins.pending()))),
+            (false, true) => (PROXY_KEYED_BY_ADDRESS, Some(("by_address", pins.by_address()))),
+            (false, false) => (PROXY, None),
+        };
+        let switches = [("swap_priorities", Fault::SwapPriorities), ("clear_delivery_time", Fault::ClearDeliveryTime), ("stamp_best_effort", Fault::StampBestEffort)];
+        Self { object, node_map, switches: switches.map(|(global, fault)| (global, u32::from(conf.has(fault)))) }
+    }
+
+    /// Its programs' directory on the node: `<hash of the object>-<switches>`.
+    fn name(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.object.hash(&mut hasher);
+        let switches: String = self.switches.iter().map(|(_, on)| on.to_string()).collect();
+        format!("{:016x}-{switches}", hasher.finish())
+    }
+}
+
+/// The directory of this configuration's programs on the node, loaded, verified and pinned
+/// by the first ADD that needed them; later ADDs only open the pins.
+fn loaded_once(conf: &NetConf, pins: &NodePins) -> Result<PathBuf> {
+    let build = Build::of(conf, pins);
+    let dir = pins.programs().join(build.name());
+    if [SAVER, RESTORER].iter().all(|name| dir.join(name).exists()) {
+        return Ok(dir);
+    }
     let mut loader = EbpfLoader::new();
-    loader.override_global("swap_priorities", &swap, true).override_global("clear_delivery_time", &clear, true).override_global("stamp_best_effort", &stamp, true);
-    let loaded = match (conf.has(Fault::KeepPerPacketState), conf.has(Fault::KeyByPacketAddress)) {
-        (true, _) => loader.map_pin_path("pending", pins.pending()).load(PROXY_KEEPING_STATE),
-        (false, true) => loader.map_pin_path("by_address", pins.by_address()).load(PROXY_KEYED_BY_ADDRESS),
-        (false, false) => loader.load(PROXY),
-    };
-    loaded.map_err(|e| ProxyError::Datapath { what: "load the proxy's BPF object".into(), detail: e.to_string() })
+    for (global, on) in &build.switches {
+        loader.override_global(global, on, true);
+    }
+    if let Some((map, pin)) = &build.node_map {
+        loader.map_pin_path(*map, pin);
+    }
+    let mut ebpf = loader.load(build.object).map_err(|e| ProxyError::Datapath { what: "load the proxy's BPF object".into(), detail: e.to_string() })?;
+    std::fs::create_dir_all(&dir).map_err(|e| ProxyError::Datapath { what: format!("create {}", dir.display()), detail: e.to_string() })?;
+    for name in [SAVER, RESTORER] {
+        let program = program(&mut ebpf, name)?;
+        let pin = dir.join(name);
+        remove(&pin)?;
+        program.pin(&pin).map_err(|e| ProxyError::Datapath { what: format!("pin program {name} at {}", pin.display()), detail: e.to_string() })?;
+    }
+    Ok(dir)
+}
+
+/// A program the node's first ADD pinned in `programs`.
+fn pinned_program(programs: &Path, name: &str) -> Result<SchedClassifier> {
+    let pin = programs.join(name);
+    SchedClassifier::from_pin(&pin).map_err(|e| ProxyError::Datapath { what: format!("open program {name} pinned at {}", pin.display()), detail: e.to_string() })
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SchedClassifier> {
@@ -175,9 +232,7 @@ fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SchedClassifier
         .ok_or_else(|| ProxyError::Datapath { what: format!("find program {name}"), detail: "not in the BPF object".into() })?
         .try_into()
         .map_err(|e: aya::programs::ProgramError| ProxyError::Datapath { what: format!("program {name}"), detail: e.to_string() })?;
-    if program.fd().is_err() {
-        program.load().map_err(|e| ProxyError::Datapath { what: format!("load program {name}"), detail: verifier_detail(&e) })?;
-    }
+    program.load().map_err(|e| ProxyError::Datapath { what: format!("load program {name}"), detail: verifier_detail(&e) })?;
     Ok(program)
 }
 
@@ -223,6 +278,13 @@ fn expect_attached(name: &str, interface: &str, direction: TcAttachType) -> Resu
     match names.iter().any(|n| n == name) {
         true => Ok(()),
         false => Err(ProxyError::NotAsAddedIt(format!("{name} is not attached to {interface} {direction:?} (attached: [{}])", names.join(", ")))),
+    }
+}
+
+fn remove_tree(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ProxyError::Datapath { what: format!("remove {}", dir.display()), detail: e.to_string() }),
+        _ => Ok(()),
     }
 }
 

@@ -148,8 +148,10 @@ struct LabNode {
     placeholders: crate::cni::runtime::NodePlaceholders,
     state: PathBuf,
     cni: std::sync::RwLock<Arc<NodeCni>>,
-    /// Held from a pod's ADD through its CHECK.
-    attaching: std::sync::Mutex<()>,
+    /// Held shared by every plugin call (ADDs of pods started together run at once, as
+    /// containerd runs them: the plugins' own locks serialise what must be), and alone while
+    /// the node's CNI is replaced, so no call runs half on one version.
+    attaching: std::sync::RwLock<()>,
     /// The underlay's end of the node's eth0 (its switch port): down is the node cut off.
     uplink: String,
 }
@@ -520,7 +522,7 @@ impl Cluster for Lab {
         // (containerd and CRI-O call it only when asked), so a plugin whose CHECK fails still
         // has its datapath judged; CHECK is judged by `cni_spec`.
         let added = {
-            let _node = lab_node.attaching.lock().unwrap_or_else(|e| e.into_inner());
+            let _node = lab_node.attaching.read().unwrap_or_else(|e| e.into_inner());
             let node_cni = lab_node.cni();
             node_cni.runtime.add(&node_cni.network, &attachment).map_err(|add_failed| {
                 // As containerd tears down a sandbox whose network set-up failed (or timed
@@ -753,7 +755,7 @@ impl Cluster for Lab {
                 // now: an install's doing, never a leftover of the DEL that first runs it.
                 view.install(with, &plugin_dirs)?;
             }
-            let _between_calls = lab_node.attaching.lock().unwrap_or_else(|e| e.into_inner());
+            let _between_calls = lab_node.attaching.write().unwrap_or_else(|e| e.into_inner());
             if let Some(program) = on_install {
                 run_on_install(program, lab_node)?;
             }
@@ -770,7 +772,7 @@ impl Cluster for Lab {
             (found.node_index, found.attachment.clone())
         };
         let lab_node = &self.lab_nodes[node_index];
-        let _one_call = lab_node.attaching.lock().unwrap_or_else(|e| e.into_inner());
+        let _one_call = lab_node.attaching.read().unwrap_or_else(|e| e.into_inner());
         let node_cni = lab_node.cni();
         node_cni.runtime.check(&node_cni.network, &attachment)
     }
@@ -791,7 +793,7 @@ impl Cluster for Lab {
         }
         let lab_node = &self.lab_nodes[removed.node_index];
         let deleted = {
-            let _one_call = lab_node.attaching.lock().unwrap_or_else(|e| e.into_inner());
+            let _one_call = lab_node.attaching.read().unwrap_or_else(|e| e.into_inner());
             let node_cni = lab_node.cni();
             let deleted = node_cni.runtime.del(&node_cni.network, &removed.attachment);
             if let Some(view) = &node_cni.runtime.node {
