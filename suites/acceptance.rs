@@ -914,6 +914,43 @@ fn node_files_are_installed_in_each_node_s_own_opt_before_the_first_add() {
     assert!(refused.contains("install.lab.nodeFiles[0].to") && refused.contains("/etc/my-cni") && refused.contains("/opt"), "{refused}");
 }
 
+/// What a plugin writes outside the node's CNI directories (a config under `/etc`, state
+/// under `/var/lib/<plugin>`) lands on its node, not on the host: the node sees the host's
+/// `/etc` and `/var` through overlays of its own. A later call of the plugin finds it there
+/// (its DEL removes its state), and the node's snapshot names what is left (`written …`),
+/// so the checks that compare snapshots find it.
+#[test]
+fn what_a_plugin_writes_outside_the_node_s_cni_directories_stays_on_its_node_and_is_in_its_snapshot() {
+    use harness::model::{labels, PodSpec};
+    use harness::provider::Cluster;
+    let vendor = tempfile::tempdir().unwrap();
+    let marker = format!("vendor-outside-{}", std::process::id());
+    let writes_outside = format!(
+        "#!/bin/sh
+case \"$CNI_COMMAND\" in
+  ADD) echo on > /etc/{marker}.conf; mkdir -p /var/lib/{marker}; echo \"$CNI_CONTAINERID\" > /var/lib/{marker}/state ;;
+  DEL) [ -f /var/lib/{marker}/state ] || {{ cat > /dev/null; echo '{{\"cniVersion\": \"1.0.0\", \"code\": 11, \"msg\": \"no state of ADD in /var/lib/{marker}\"}}'; exit 1; }}; rm /var/lib/{marker}/state ;;
+esac
+exec /usr/lib/cni/bridge
+"
+    );
+    let conflist = r#"{"cniVersion": "1.0.0", "name": "outside", "plugins": [{"type": "outside-bridge", "bridge": "cni0", "isGateway": true, "ipam": {"type": "host-local", "ranges": [[{"subnet": "{nodePodCIDR}"}]]}}]}"#;
+    let (lab, node) = vendor_lab_with(vendor.path(), ("outside-bridge", &writes_outside), "outside", conflist, "", "");
+    let before = lab.node_state(&node).unwrap();
+    let pod = lab.create_pod(&PodSpec { name: "p".into(), namespace: "outside".into(), labels: labels([]), node: node.name.clone(), host_ports: vec![] });
+    let with_the_pod = lab.node_state(&node).unwrap();
+    let on_the_host = [format!("/etc/{marker}.conf"), format!("/var/lib/{marker}")].into_iter().filter(|p| std::path::Path::new(p).exists()).collect::<Vec<_>>();
+    let deleted = pod.as_ref().map(|pod| lab.delete_pod(pod).map_err(|e| e.to_string()));
+    let after = lab.node_state(&node).unwrap();
+    lab.teardown().unwrap();
+    deleted.map_err(|e| e.to_string()).unwrap().unwrap();
+    assert!(on_the_host.is_empty(), "nothing on the host: {on_the_host:?}");
+    let added: Vec<&String> = with_the_pod.difference(&before).filter(|l| l.starts_with("written") || l.starts_with("removed")).collect();
+    assert_eq!(added, [&format!("written /etc/{marker}.conf"), &format!("written /var/lib/{marker}/"), &format!("written /var/lib/{marker}/state")], "the node's snapshot names what ADD wrote outside its CNI directories");
+    let left: Vec<&String> = after.difference(&before).filter(|l| l.starts_with("written") || l.starts_with("removed")).collect();
+    assert_eq!(left, [&format!("written /etc/{marker}.conf"), &format!("written /var/lib/{marker}/")], "DEL found its state and removed it; the config and the directory are left, and named");
+}
+
 /// Pods started together on one node get their ADDs at once, as containerd runs them (the
 /// plugins' own locks serialise what must be): a bridge that waits, up to 5 s, for another
 /// ADD to be running beside it sees one, for every pod. One ADD at a time per node (the

@@ -22,7 +22,7 @@ pub const DEFAULT_PROFILE: &str = "reference-tsn-proxy";
 pub const USAGE: &str = "usage: cargo xtask certify [--cni <name|path>] [--provider lab|kind|existing]
        cargo xtask certify --upgrade-from <name|path> --to <name|path> [--provider ...]
 
-Certifies a CNI profile: installs the lab's packages, builds the suites, then runs every
+Certifies a CNI profile: installs the packages its suites use, builds them, then runs every
 scenario family the profile claims, and writes one conformance report.
 
   --cni <name|path>   a shipped profile (a directory of fixtures/cni/) or a profile file;
@@ -148,6 +148,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Some((_, to)) => Some(load_profile(to).map_err(|e| e.to_string())?),
         None => None,
     };
+    // What the certified profiles run: the lab's packages, and Debian unstable's plugins
+    // only when one of them runs those.
+    let unstable = harness::host::unstable_plugins_root();
+    let unstable_plugins = std::iter::once(&cni).chain(upgrade_to.as_ref()).any(|profile| matches!(&profile.installation, Installation::Lab { plugin_dirs, .. } if plugin_dirs.iter().any(|d| d.starts_with(&unstable))));
+    crate::deps::install(crate::deps::Needs::Certification { unstable_plugins }, false)?;
     let families = match upgrade_to {
         Some(_) => vec!["upgrade"],
         None => families(&cni),
@@ -157,7 +162,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         None => output_dir(&cni),
     };
     let _ = std::fs::remove_dir_all(&out);
-    cargo(&["build", "--tests", "--bins"])?;
+    // The families' suites and the binaries they run (the probe, the reference proxy),
+    // not every test of the workspace.
+    let build: Vec<&str> = ["build", "--bins"].into_iter().chain(families.iter().flat_map(|family| ["--test", family])).collect();
+    cargo(&build)?;
     // A conflist whose version its plugins do not claim is refused before any lab is built.
     for profile in std::iter::once(&cni).chain(upgrade_to.as_ref()) {
         plugins_claim_the_conflist_version(profile)?;

@@ -1,4 +1,5 @@
-//! `cargo xtask deps`: the Debian packages the lab needs, installed when root.
+//! `cargo xtask deps`: the Debian packages the lab needs, installed when root: every one
+//! for the tests (`deps`, `test`), those a certification uses for `certify`.
 
 use std::process::Command;
 
@@ -16,10 +17,10 @@ const PACKAGES: [(&str, &str); 19] = [
     ("nftables", "/usr/sbin/nft"),
     // The lab's Gateway for the canary suites.
     ("nginx-light", "/usr/sbin/nginx"),
-    // The workflow lint: actionlint checks `run:` scripts with shellcheck, in a venv.
+    // The workflow lint: actionlint checks `run:` scripts with shellcheck, in a venv (tests).
     ("shellcheck", "/usr/bin/shellcheck"),
     ("python3-venv", "/usr/share/doc/python3-venv"),
-    // The HTML report is checked in a real headless browser, rendered to a PNG.
+    // The tests check the HTML report in a real headless browser, rendered to a PNG.
     ("chromium", "/usr/bin/chromium"),
     // The TSN family's BPF programs (bpf/*.c), compiled on first use.
     ("clang", "/usr/bin/clang"),
@@ -32,19 +33,43 @@ const PACKAGES: [(&str, &str); 19] = [
     // The lab's egress gateway announces a moved egress IP with a gratuitous ARP.
     ("iputils-arping", "/usr/bin/arping"),
     // The upgrade self-test's new version that flushes a node's NAT on install flushes its
-    // connection tracking too, as an agent restarting its datapath does.
+    // connection tracking too, as an agent restarting its datapath does (tests).
     ("conntrack", "/usr/sbin/conntrack"),
     // A failed trial's path trace captures its flow on every node and the external host.
     ("tcpdump", "/usr/bin/tcpdump"),
 ];
 
-fn missing() -> Vec<&'static str> {
-    PACKAGES.iter().filter(|(_, file)| !std::path::Path::new(file).exists()).map(|(p, _)| *p).collect()
+/// Of [`PACKAGES`], what only the project's own tests use: a certification runs without
+/// them (Chromium alone is about a third of a fresh machine's download).
+const FOR_THE_TESTS_ALONE: [&str; 4] = ["shellcheck", "python3-venv", "chromium", "conntrack"];
+
+/// What a run needs installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Everything the tests use, Debian unstable's plugins too.
+    Tests,
+    /// What the suites of a certification use; unstable's plugins only when a certified
+    /// profile runs them.
+    Certification { unstable_plugins: bool },
+}
+
+impl Needs {
+    fn packages(self) -> impl Iterator<Item = &'static (&'static str, &'static str)> {
+        PACKAGES.iter().filter(move |(package, _)| self == Needs::Tests || !FOR_THE_TESTS_ALONE.contains(package))
+    }
+}
+
+fn missing(needs: Needs) -> Vec<&'static str> {
+    needs.packages().filter(|(_, file)| !std::path::Path::new(file).exists()).map(|(p, _)| *p).collect()
 }
 
 pub fn run(check_only: bool) -> Result<(), String> {
-    install(check_only)?;
-    if !check_only {
+    install(Needs::Tests, check_only)
+}
+
+pub fn install(needs: Needs, check_only: bool) -> Result<(), String> {
+    install_packages(needs, check_only)?;
+    if !check_only && matches!(needs, Needs::Tests | Needs::Certification { unstable_plugins: true }) {
         // The upgrade's "to" version: not having it ignores those tests with the reason; it
         // never stops the lab's own set-up.
         match unstable_plugins() {
@@ -55,10 +80,10 @@ pub fn run(check_only: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn install(check_only: bool) -> Result<(), String> {
-    let missing = missing();
+fn install_packages(needs: Needs, check_only: bool) -> Result<(), String> {
+    let missing = missing(needs);
     if missing.is_empty() {
-        eprintln!("xtask deps: all lab packages present ({})", PACKAGES.map(|(p, _)| p).join(", "));
+        eprintln!("xtask deps: all lab packages present ({})", needs.packages().map(|(p, _)| *p).collect::<Vec<_>>().join(", "));
         return Ok(());
     }
     let command = format!("apt-get update && apt-get install -y --no-install-recommends {}", missing.join(" "));
@@ -77,7 +102,7 @@ fn install(check_only: bool) -> Result<(), String> {
     if !status.success() {
         return Err(format!("`{command}` failed ({status})"));
     }
-    match self::missing().as_slice() {
+    match self::missing(needs).as_slice() {
         [] => Ok(()),
         still => Err(format!("still missing after install: {}", still.join(", "))),
     }
@@ -138,4 +163,20 @@ fn unstable_plugins() -> Result<String, String> {
     }
     std::fs::write(root.join("VERSION"), format!("{version}\n")).map_err(|e| format!("write VERSION: {e}"))?;
     Ok(version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_certification_installs_no_browser_and_the_tests_install_everything() {
+        let certification: Vec<&str> = Needs::Certification { unstable_plugins: false }.packages().map(|(p, _)| *p).collect();
+        assert!(!certification.contains(&"chromium") && !certification.contains(&"shellcheck"), "{certification:?}");
+        for used in ["containernetworking-plugins", "iproute2", "nginx-light", "clang", "iperf3", "tcpdump"] {
+            assert!(certification.contains(&used), "a certification's suites use {used}");
+        }
+        assert_eq!(Needs::Tests.packages().count(), PACKAGES.len());
+        assert!(FOR_THE_TESTS_ALONE.iter().all(|alone| PACKAGES.iter().any(|(p, _)| p == alone)), "every test-only package is one of PACKAGES");
+    }
 }

@@ -34,7 +34,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("deps") => deps::run(flag("--check")),
         Some("test") => deps::run(false).and_then(|()| test::run()),
-        Some("certify") => certify::Request::parse(&args[1..]).and_then(|request| if request.help { certify::run(&args[1..]) } else { deps::run(false).and_then(|()| certify::run(&args[1..])) }),
+        // Certification installs what its profiles need, once they are read.
+        Some("certify") => certify::run(&args[1..]),
         Some("image") => image::run(),
         Some("lint") => lint::run(),
         Some("gc") => gc::run(flag("--force")),

@@ -435,7 +435,7 @@ impl NodeView {
     /// no program of their own: the mounts used to be a `sh` running `mount` once per
     /// directory, tens of milliseconds per plugin call. `command` is GNU time, which then
     /// starts the plugin in that view and charges it its own peak memory ([`GNU_TIME`]).
-    fn enter(&self, command: &mut Command, plugin_dirs: &[PathBuf]) -> Result<()> {
+    fn enter(&self, command: &mut Command, plugin_dirs: &[PathBuf]) -> Result<Option<tempfile::TempDir>> {
         use std::os::unix::ffi::OsStrExt;
         let netns_path = Path::new("/run/netns").join(&self.netns);
         let netns = std::fs::File::open(&netns_path).map_err(|e| HarnessError::Command { command: format!("open {}", netns_path.display()), detail: e.to_string() })?;
@@ -446,23 +446,54 @@ impl NodeView {
         }
         let c_path = |path: &Path| std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| HarnessError::Command { command: format!("enter node {}'s view", self.netns), detail: format!("{} holds a NUL byte", path.display()) });
         // Made here, before the fork: the child only calls the kernel.
-        let mut mounts = vec![(c_path(&self.bpffs)?, c"/sys/fs/bpf".to_owned(), libc::MS_BIND)];
+        let mut mounts = vec![ViewMount::bind(c_path(&self.bpffs)?, c"/sys/fs/bpf".to_owned(), 0)];
         if let Some(dir) = &self.netns_dir {
-            mounts.push((c_path(dir)?, c"/run/netns".to_owned(), libc::MS_BIND | libc::MS_REC));
+            mounts.push(ViewMount::bind(c_path(dir)?, c"/run/netns".to_owned(), libc::MS_REC));
         }
+        // The overlays first: the node's own directories and the kept ones are bound into
+        // them (`/var/lib/cni` into `/var`). Each call has work directories of its own (an
+        // overlay's mount empties its work directory: calls running at once must not share
+        // one); the upper layer is the node's, so a DEL sees what its ADD wrote.
+        let work = match (&self.own_directories, self.overlays(plugin_dirs)) {
+            (Some(state), overlays) if !overlays.is_empty() => {
+                let calls = state.join(OVERLAY).join("calls");
+                let work = crate::cleanup::guard_creation(|| {
+                    std::fs::create_dir_all(&calls).and_then(|()| tempfile::TempDir::new_in(&calls)).map_err(|e| HarnessError::Command { command: format!("make a work directory in {}", calls.display()), detail: e.to_string() })
+                })?;
+                for (name, seen_as) in overlays {
+                    let (upper, work) = (state.join(OVERLAY).join(name), work.path().join(name));
+                    std::fs::create_dir_all(&work).map_err(|e| HarnessError::Command { command: format!("mkdir {}", work.display()), detail: e.to_string() })?;
+                    let options = format!("lowerdir={seen_as},upperdir={},workdir={}", upper.display(), work.display());
+                    mounts.push(ViewMount { source: c"overlay".to_owned(), target: c_path(Path::new(seen_as))?, fstype: Some(c"overlay".to_owned()), flags: 0, data: Some(c_path(Path::new(&options))?) });
+                }
+                Some(work)
+            }
+            _ => None,
+        };
         // A runtime may be given plugin directories after the node was prepared (a check
         // that adds a delegate's): their mount points are made now.
         let own = self.mounts(plugin_dirs);
         self.make_mount_points(&own)?;
         for pair in own.chunks(2) {
-            mounts.push((c_path(&pair[0])?, c_path(&pair[1])?, libc::MS_BIND | libc::MS_REC));
+            mounts.push(ViewMount::bind(c_path(&pair[0])?, c_path(&pair[1])?, libc::MS_REC));
         }
         // SAFETY: the closure runs in the child between fork and exec; it only makes system
         // calls on values made before the fork (no allocation, no lock).
         unsafe {
             std::os::unix::process::CommandExt::pre_exec(command, move || enter_node_view(&netns, &mounts));
         }
-        Ok(())
+        Ok(work)
+    }
+
+    /// Which of [`WRITTEN_APART`] the node's plugins see through an overlay: each that is a
+    /// directory on the host and holds nothing the view mounts from the host (a plugin
+    /// directory, a kept one, this checkout, the node's state): a bind from under an overlay
+    /// would be a bind of the overlay, and a plugin's writes there would not reach the host
+    /// as they must (a stand-in's records). Those stay the host's.
+    fn overlays(&self, plugin_dirs: &[PathBuf]) -> Vec<(&'static str, &'static str)> {
+        let checkout = crate::workspace_root().to_owned();
+        let from_the_host: Vec<&PathBuf> = plugin_dirs.iter().chain(&self.kept_from_the_host).chain([&checkout, &self.bpffs]).chain(&self.own_directories).chain(&self.netns_dir).collect();
+        WRITTEN_APART.into_iter().filter(|(_, seen_as)| Path::new(seen_as).is_dir() && !from_the_host.iter().any(|d| d.starts_with(seen_as))).collect()
     }
 
     /// Takes what `profile` installs on a node: its plugins' logs, its own directory (kept
@@ -493,6 +524,9 @@ impl NodeView {
             // it is in the cluster's state, which an interrupt's cleanup may just have removed.
             mkdir(Path::new(seen_as))?;
             crate::cleanup::guard_creation(|| mkdir(&state.join(name)))?;
+        }
+        for (name, _) in WRITTEN_APART {
+            crate::cleanup::guard_creation(|| mkdir(&state.join(OVERLAY).join(name)))?;
         }
         self.make_mount_points(&self.mounts(plugin_dirs))?;
         for file in &self.files {
@@ -582,10 +616,25 @@ impl NodeView {
     }
 }
 
+/// One mount of a node's view, its strings made before the fork.
+struct ViewMount {
+    source: std::ffi::CString,
+    target: std::ffi::CString,
+    fstype: Option<std::ffi::CString>,
+    flags: libc::c_ulong,
+    data: Option<std::ffi::CString>,
+}
+
+impl ViewMount {
+    fn bind(source: std::ffi::CString, target: std::ffi::CString, flags: libc::c_ulong) -> Self {
+        Self { source, target, fstype: None, flags: libc::MS_BIND | flags, data: None }
+    }
+}
+
 /// In a forked child: joins the network namespace `netns`, leaves the parent's mount
 /// namespace for a private one whose mounts no longer propagate back, mounts a `/sys` of
-/// that network namespace, then each of `mounts` (what, where, flags) in order.
-fn enter_node_view(netns: &std::fs::File, mounts: &[(std::ffi::CString, std::ffi::CString, libc::c_ulong)]) -> std::io::Result<()> {
+/// that network namespace, then each of `mounts` in order.
+fn enter_node_view(netns: &std::fs::File, mounts: &[ViewMount]) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let done = |result: libc::c_int| if result == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) };
     let none = std::ptr::null::<libc::c_char>();
@@ -596,8 +645,10 @@ fn enter_node_view(netns: &std::fs::File, mounts: &[(std::ffi::CString, std::ffi
         done(libc::mount(none, c"/".as_ptr(), none, libc::MS_SLAVE | libc::MS_REC, std::ptr::null()))?;
         done(libc::umount2(c"/sys".as_ptr(), libc::MNT_DETACH))?;
         done(libc::mount(c"sysfs".as_ptr(), c"/sys".as_ptr(), c"sysfs".as_ptr(), 0, std::ptr::null()))?;
-        for (what, at, flags) in mounts {
-            done(libc::mount(what.as_ptr(), at.as_ptr(), none, *flags, std::ptr::null()))?;
+        for mount in mounts {
+            let fstype = mount.fstype.as_ref().map_or(none, |f| f.as_ptr());
+            let data = mount.data.as_ref().map_or(std::ptr::null(), |d| d.as_ptr().cast());
+            done(libc::mount(mount.source.as_ptr(), mount.target.as_ptr(), fstype, mount.flags, data))?;
         }
     }
     Ok(())
@@ -608,6 +659,19 @@ fn enter_node_view(netns: &std::fs::File, mounts: &[(std::ffi::CString, std::ffi
 /// plugin keeps there lands on the host or on another node, and all of it goes with the
 /// node.
 pub const NODE_DIRECTORIES: [(&str, &str); 5] = [("var-lib-cni", "/var/lib/cni"), ("run-cni", "/run/cni"), ("tmp", "/tmp"), ("var-log", "/var/log"), ("opt", "/opt")];
+
+/// The host's directories a node's plugins may read but must not change: each is seen
+/// through an overlay whose upper layer is the node's (`overlay/<first name>` in its state
+/// directory), so whatever a plugin writes there (a config under `/etc`, a file under
+/// `/root`, state under `/var/lib/<plugin>`) lands on the node, where its snapshot names it,
+/// and never on the host. `/run` stays the host's: the node's network namespaces are mounts
+/// under it, and iptables' lock (`/run/xtables.lock`) is one per kernel, as it is one per
+/// node on a real one. A directory that holds a plugin directory stays the host's too
+/// ([`NodeView::overlays`]).
+pub const WRITTEN_APART: [(&str, &str); 6] = [("etc", "/etc"), ("root", "/root"), ("home", "/home"), ("srv", "/srv"), ("usr-local", "/usr/local"), ("var", "/var")];
+
+/// The directory in a node's state holding the upper layers of [`WRITTEN_APART`].
+pub const OVERLAY: &str = "overlay";
 
 /// Copies `from` (a file, or a directory with everything in it) to `to`, modes kept (an
 /// executable stays one), replacing what is there.
@@ -867,9 +931,11 @@ impl CniRuntime {
         }
         .map_err(|e| failed(format!("a file for its peak memory: {e}")))?;
         let mut process = with_own_peak_memory(process, report.path());
-        if let Some(node) = &self.node {
-            node.enter(&mut process, &self.plugin_dirs)?;
-        }
+        // The call's overlay work directories, removed when it is over.
+        let _work = match &self.node {
+            Some(node) => node.enter(&mut process, &self.plugin_dirs)?,
+            None => None,
+        };
         let (at, started) = (std::time::SystemTime::now(), std::time::Instant::now());
         let (output, mut usage) = run_bounded(process, stdin, budget, state, &format!("{command} by {plugin_name} for {attachment}")).map_err(|e| failed(format!("running {}: {e}", binary.display())))?;
         // The kernel's figure for a process this one started is at least this process's own

@@ -21,8 +21,11 @@ pub fn state_dir(cluster: &str) -> PathBuf {
     state_root().join(cluster)
 }
 
+/// The file in a cluster's state directory naming the process that owns it.
+const OWNER_FILE: &str = "owner.pid";
+
 fn owner_file(cluster: &str) -> PathBuf {
-    state_dir(cluster).join("owner.pid")
+    state_dir(cluster).join(OWNER_FILE)
 }
 
 /// A new run-unique cluster name: `cniconf-` and a run id.
@@ -140,14 +143,38 @@ pub fn claim(cluster: &str, provider: &str) -> std::io::Result<PathBuf> {
 pub fn claim_for(cluster: &str, provider: &str, owner: u32) -> std::io::Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let dir = state_dir(cluster);
-    std::fs::create_dir_all(&dir)?;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-    std::fs::write(dir.join("provider"), provider)?;
     // The owner's start time beside its pid: a pid the kernel gave another program since is
     // not the owner.
     let started = process_status(owner).map(|(_, started)| format!(" {started}")).unwrap_or_default();
-    std::fs::write(owner_file(cluster), format!("{owner}{started}"))?;
-    Ok(dir)
+    let mark = |at: &std::path::Path| -> std::io::Result<()> {
+        std::fs::set_permissions(at, std::fs::Permissions::from_mode(0o700))?;
+        std::fs::write(at.join("provider"), provider)?;
+        std::fs::write(at.join(OWNER_FILE), format!("{owner}{started}"))
+    };
+    if dir.is_dir() {
+        // A kept cluster claimed again by a later run.
+        mark(&dir)?;
+        return Ok(dir);
+    }
+    // Made under another name and renamed once marked: a `gc` running beside this process
+    // removes a cluster directory without a provider mark ([`unmarked`]), and must never
+    // see this one before its mark is in it.
+    std::fs::create_dir_all(state_root())?;
+    let making = state_root().join(format!(".claiming-{cluster}-{}", std::process::id()));
+    std::fs::create_dir_all(&making)?;
+    mark(&making)?;
+    match std::fs::rename(&making, &dir) {
+        Ok(()) => Ok(dir),
+        // Another process of the run claimed it first: its mark is there; ours goes.
+        Err(_) if dir.is_dir() => {
+            let _ = std::fs::remove_dir_all(&making);
+            mark(&dir).map(|()| dir)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&making);
+            Err(e)
+        }
+    }
 }
 
 /// Whether the process that claimed `cluster` is still running: its pid exists, is not a

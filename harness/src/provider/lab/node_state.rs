@@ -1,11 +1,12 @@
 //! A node's datapath and CNI state as lines to compare: what a plugin could leave behind
 //! on a node (links, addresses, routes, rules, iptables and nft, qdiscs and filters, IPAM
-//! files, BPF pins). `cni_spec`'s nodes and the lab's nodes are read alike.
+//! files, BPF pins, what it wrote to the host's directories). `cni_spec`'s nodes and the
+//! lab's nodes are read alike.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::cni::runtime::NODE_DIRECTORIES;
+use crate::cni::runtime::{NODE_DIRECTORIES, OVERLAY, WRITTEN_APART};
 use crate::error::Result;
 use crate::provider::lab::shell::run;
 
@@ -86,8 +87,33 @@ pub fn node_state(netns: &str, own_directories: &Path, bpffs: &Path) -> Result<B
         let files = files_under(&own_directories.join(name)).into_iter().filter(|f| seen_as == "/var/lib/cni" || !own_directories.join(name).join(f).is_dir());
         state.extend(files.map(|f| format!("file {seen_as}/{f}")));
     }
+    state.extend(written_apart(own_directories));
     state.extend(files_under(bpffs).into_iter().map(|f| format!("pin /sys/fs/bpf/{f}")));
     Ok(state)
+}
+
+/// What the node's plugins wrote to the host's directories they see through an overlay
+/// ([`WRITTEN_APART`]), read from its upper layers: `written <path>` for a file made or
+/// changed, `written <path>/` for a directory the host does not have, `removed <path>` for
+/// one of the host's files taken away (an overlay's whiteout, a character device 0:0).
+/// A directory the host has is only where such a file went.
+fn written_apart(own_directories: &Path) -> Vec<String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut lines = Vec::new();
+    for (name, seen_as) in WRITTEN_APART {
+        let upper = own_directories.join(OVERLAY).join(name);
+        for file in files_under(&upper) {
+            let (Ok(meta), on_the_host) = (std::fs::symlink_metadata(upper.join(&file)), Path::new(seen_as).join(&file)) else { continue };
+            if meta.file_type().is_char_device() && meta.rdev() == 0 {
+                lines.push(format!("removed {}", on_the_host.display()));
+            } else if !meta.is_dir() {
+                lines.push(format!("written {}", on_the_host.display()));
+            } else if !on_the_host.is_dir() {
+                lines.push(format!("written {}/", on_the_host.display()));
+            }
+        }
+    }
+    lines
 }
 
 /// An nft rule line with its `counter packets N bytes M` as a bare `counter`.
