@@ -993,6 +993,42 @@ exec /usr/lib/cni/bridge
     assert!(seen.iter().all(|&n| n >= 2), "every ADD had another running beside it (counts of ADDs started when each went on): {seen:?}");
 }
 
+/// `cni_spec` on a certification's profile gives each check's node what the profile
+/// installs, as the lab does: a plugin that will not ADD without its node file passes
+/// `add_result_is_valid_for_its_version` with the profile (`CNICONF_SPEC_PROFILE`, which
+/// `certify` sets), and fails it, naming the missing helper, without.
+#[test]
+fn cni_spec_checks_run_on_a_node_with_the_profile_s_node_files() {
+    use harness::report::TrialOutcome;
+    let vendor = tempfile::tempdir().unwrap();
+    let marker = format!("vendor-spec-helpers-{}", std::process::id());
+    std::fs::create_dir(vendor.path().join("helpers")).unwrap();
+    let helper = vendor.path().join("helpers/say-helped");
+    std::fs::write(&helper, "#!/bin/sh\necho helped\n").unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let needs_helper = format!("#!/bin/sh\n[ \"$CNI_COMMAND\" = ADD ] && [ \"$(/opt/cni/bin/{marker}/say-helped)\" != helped ] && {{ cat > /dev/null; echo '{{\"cniVersion\": \"1.0.0\", \"code\": 11, \"msg\": \"no helper in /opt/cni/bin/{marker}\"}}'; exit 1; }}\nexec /usr/lib/cni/ptp\n");
+    let script = vendor.path().join("helped-ptp");
+    std::fs::write(&script, needs_helper).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let conflist = vendor.path().join("helped.conflist");
+    std::fs::write(&conflist, r#"{"cniVersion": "1.0.0", "name": "helped", "plugins": [{"type": "helped-ptp", "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.40.0.0/24"}]]}}]}"#).unwrap();
+    let profile = vendor.path().join("profile.yaml");
+    std::fs::write(&profile, format!("name: helped\nversion: 0.1.0\ninstall:\n  lab:\n    conflist: helped.conflist\n    pluginDirs: [\"{}\", /usr/lib/cni]\n    nodeFiles: [{{from: helpers, to: /opt/cni/bin/{marker}}}]\nfeatures: []\n", vendor.path().display())).unwrap();
+    let judged = |with_profile: bool| {
+        let mut subject = harness::spec::Subject::load(&conflist, vec![vendor.path().to_owned(), "/usr/lib/cni".into()]).unwrap();
+        subject.profile = with_profile.then(|| harness::cni::load_profile(&profile.display().to_string()).unwrap());
+        let check = harness::spec::checks().into_iter().find(|c| c.rule.name == "add_result_is_valid_for_its_version").unwrap();
+        harness::spec::suite::run_check_keeping_evidence(&std::sync::Arc::new(subject), check, harness::diagnostics::Collect::Never).0
+    };
+    let with = judged(true);
+    assert!(matches!(with, TrialOutcome::Passed(_)), "with the profile's node files: {with:?}");
+    match judged(false) {
+        TrialOutcome::Failed(verdict) => assert!(verdict.message().contains(&format!("no helper in /opt/cni/bin/{marker}")), "{}", verdict.message()),
+        other => panic!("without them the ADD fails, naming the helper: {other:?}"),
+    }
+    assert!(!std::path::Path::new(&format!("/opt/cni/bin/{marker}")).exists(), "nothing installed on the host's /opt");
+}
+
 /// The generic suites (`egress`, `canary`, `tsn`, `perf`) with nothing chosen run what the
 /// lab suites run: the same scenarios (their `--list`) with the same default profile (as
 /// their sources name it) on the same provider. So CI runs each scenario once, in the lab

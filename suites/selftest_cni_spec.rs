@@ -168,6 +168,7 @@ fn check(stand_in: &StandIn) -> Result<(), Failed> {
     let (_dir, conflist, plugin_dirs) = stand_in_plugin(stand_in)?;
     let subject = Arc::new(Subject::load(&conflist, plugin_dirs).map_err(|e| e.to_string())?);
     let mut failed = BTreeSet::new();
+    let mut messages = std::collections::BTreeMap::new();
     let mut wrong = Vec::new();
     for check in checks() {
         let (expected_reason, keyword) = match check.rule.keyword {
@@ -198,6 +199,7 @@ fn check(stand_in: &StandIn) -> Result<(), Failed> {
                     wrong.push(format!("{}: a {keyword} not met must be {}, it was {}", check.rule.name, if check.rule.keyword == Keyword::Must { "failed" } else { "a deviation" }, outcome.label()));
                 }
                 failed.insert(check.rule.name);
+                messages.insert(check.rule.name, message);
             }
             TrialOutcome::Error(error) => wrong.push(format!("{}: error instead of a verdict: {error}", check.rule.name)),
             TrialOutcome::Ignored(reason) if stand_in.unjudged.contains(&check.rule.name) && !(reason.starts_with(&format!("{}: ", stand_in.unjudged_as)) && reason.contains(stand_in.because)) => {
@@ -209,13 +211,53 @@ fn check(stand_in: &StandIn) -> Result<(), Failed> {
     }
     let expected: BTreeSet<&str> = expected.iter().copied().collect();
     if failed != expected {
-        wrong.push(format!("failed {failed:?}, expected exactly {expected:?}"));
+        // What the unexpected ones said, so a run that fell short for another reason shows it.
+        let unexpected: Vec<String> = failed.difference(&expected).map(|name| format!("{name}: {}", messages.get(name).map(String::as_str).unwrap_or_default())).collect();
+        wrong.push(format!("failed {failed:?}, expected exactly {expected:?}; the unexpected said: {}", unexpected.join(" | ")));
     }
     if wrong.is_empty() { Ok(()) } else { Err(wrong.join("\n").into()) }
 }
 
+/// The last DEL's check on ptp chained with the reference TSN proxy: `faults` for the
+/// proxy's, its outcome and message.
+fn last_del_with_the_proxy(faults: &[&str]) -> Result<(TrialOutcome, String), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let proxy = PathBuf::from(env!("CARGO_BIN_EXE_tsn-metadata-proxy"));
+    let conflist = dir.path().join("tsn.conflist");
+    let plugins = serde_json::json!([
+        {"type": "ptp", "ipMasq": false, "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.40.0.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+        {"type": "tsn-metadata-proxy", "nic": "eth0", "faults": faults}
+    ]);
+    std::fs::write(&conflist, serde_json::json!({"cniVersion": "1.0.0", "name": "tsn", "plugins": plugins}).to_string()).map_err(|e| e.to_string())?;
+    let subject = Arc::new(Subject::load(&conflist, vec![proxy.parent().ok_or("the proxy's directory")?.to_owned(), PathBuf::from("/usr/lib/cni")]).map_err(|e| e.to_string())?);
+    let check = checks().into_iter().find(|c| c.rule.name == "the_last_del_leaves_the_node_as_before_the_first_add").ok_or("the last DEL's check")?;
+    let (outcome, _) = run_check_keeping_evidence(&subject, check, harness::diagnostics::Collect::Never);
+    let message = match &outcome {
+        TrialOutcome::Failed(verdict) | TrialOutcome::Deviated(verdict) => verdict.message(),
+        other => other.label().to_owned(),
+    };
+    Ok((outcome, message))
+}
+
+/// A BPF program attached with tcx (here without a link, so removing pins leaves it) is in
+/// neither `tc qdisc` nor `tc filter`: the node snapshot reads tcx from the kernel, so the
+/// last DEL's check finds the proxy's restorer left on the NIC, a deviation (the rule is a
+/// SHOULD). The faithful proxy passes the same check: the fault is the attachment.
+fn a_tcx_program_left_attached_is_found_by_the_last_del_check() -> Result<(), Failed> {
+    let (faithful, message) = last_del_with_the_proxy(&[])?;
+    if !matches!(faithful, TrialOutcome::Passed(_)) {
+        return Err(format!("the faithful proxy should pass the last DEL's check: {message}").into());
+    }
+    let (left, message) = last_del_with_the_proxy(&["attach-without-links"])?;
+    match (&left, message.contains("tcx egress on eth0: restore_prio")) {
+        (TrialOutcome::Deviated(_), true) => Ok(()),
+        _ => Err(format!("a restorer left attached with tcx should deviate from the last DEL's check, naming it: {} {message}", left.label()).into()),
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
-    let trials = STAND_INS.iter().map(|stand_in| Trial::test(format!("stand_in_{}_{}", stand_in.plugin, stand_in.fault.replace('-', "_")), move || check(stand_in))).collect();
+    let mut trials: Vec<Trial> = STAND_INS.iter().map(|stand_in| Trial::test(format!("stand_in_{}_{}", stand_in.plugin, stand_in.fault.replace('-', "_")), move || check(stand_in))).collect();
+    trials.push(Trial::test("a_tcx_program_left_attached_is_found_by_the_last_del_check", a_tcx_program_left_attached_is_found_by_the_last_del_check));
     libtest_mimic::run(&args, trials).exit_code()
 }

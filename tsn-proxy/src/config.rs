@@ -44,6 +44,11 @@ pub enum Fault {
     /// The restorer gives every best-effort (untagged) IPv4 packet a delivery time no
     /// talker set.
     StampBestEffort,
+    /// The programs are attached with tcx's older interface (a program attachment, not a
+    /// link), which only an explicit detach removes: DEL removes the proxy's pins and
+    /// believes that detaches them, so the NIC's restorer stays after the last pod goes.
+    /// Neither `tc qdisc` nor `tc filter` shows it; the kernel's BPF query does.
+    AttachWithoutLinks,
 }
 
 /// The proxy's entry in the conflist, as the runtime hands it over (with `prevResult`).

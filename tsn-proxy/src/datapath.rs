@@ -107,6 +107,9 @@ pub fn add(conf: &NetConf, cni: &Invocation) -> Result<()> {
     let pins = NodePins::open(&conf.bpffs, true)?.expect("created");
     let attachment = cni.attachment();
     let programs = loaded_once(conf, &pins)?;
+    if conf.has(Fault::AttachWithoutLinks) {
+        return attach_without_links(conf, cni, &programs, &pins, &attachment);
+    }
     if !conf.has(Fault::NoRestore) {
         let mut restorer = pinned_program(&programs, RESTORER)?;
         match conf.hook {
@@ -121,6 +124,56 @@ pub fn add(conf: &NetConf, cni: &Invocation) -> Result<()> {
     }
     let record = pins.pod_record(&attachment);
     std::fs::create_dir_all(&record).map_err(|e| ProxyError::Datapath { what: format!("create {}", record.display()), detail: e.to_string() })
+}
+
+/// The fault `attach-without-links`: the saver in the pod and the restorer on the NIC (once)
+/// attached as programs, not links, so nothing is pinned for them and removing pins never
+/// detaches them; the pod's record as usual.
+fn attach_without_links(conf: &NetConf, cni: &Invocation, programs: &Path, pins: &NodePins, attachment: &str) -> Result<()> {
+    let nic = conf.nic()?;
+    if !attached(nic, TcAttachType::Egress)?.iter().any(|(_, name)| name == RESTORER) {
+        attach_program(&pinned_program(programs, RESTORER)?, nic, TcAttachType::Egress)?;
+    }
+    let saver = pinned_program(programs, SAVER)?;
+    in_netns(&cni.netns, || attach_program(&saver, &cni.ifname, TcAttachType::Egress))?;
+    let record = pins.pod_record(attachment);
+    std::fs::create_dir_all(&record).map_err(|e| ProxyError::Datapath { what: format!("create {}", record.display()), detail: e.to_string() })
+}
+
+/// Attaches `program` to `interface`'s tcx hook with `BPF_PROG_ATTACH` (no link: aya attaches
+/// tcx only through links), as a proxy written against the first tcx interface would.
+fn attach_program(program: &SchedClassifier, interface: &str, direction: TcAttachType) -> Result<()> {
+    use std::os::fd::{AsFd, AsRawFd};
+    /// `union bpf_attr` for BPF_PROG_ATTACH (include/uapi/linux/bpf.h, Linux 6.6+).
+    #[repr(C)]
+    struct ProgAttach {
+        target_ifindex: u32,
+        attach_bpf_fd: u32,
+        attach_type: u32,
+        attach_flags: u32,
+        replace_bpf_fd: u32,
+        relative_fd: u32,
+        expected_revision: u64,
+    }
+    const BPF_PROG_ATTACH: nix::libc::c_long = 8;
+    const BPF_TCX_INGRESS: u32 = 46;
+    const BPF_TCX_EGRESS: u32 = 47;
+    let what = format!("attach {} to {interface} {direction:?} without a link", program_name(program));
+    let failed = |detail: String| ProxyError::Datapath { what: what.clone(), detail };
+    let ifindex = nix::net::if_::if_nametoindex(interface).map_err(|e| failed(e.to_string()))?;
+    let fd = program.fd().map_err(|e| failed(e.to_string()))?.as_fd().as_raw_fd();
+    let attach_type = match direction {
+        TcAttachType::Ingress => BPF_TCX_INGRESS,
+        _ => BPF_TCX_EGRESS,
+    };
+    let attr = ProgAttach { target_ifindex: ifindex, attach_bpf_fd: fd as u32, attach_type, attach_flags: 0, replace_bpf_fd: 0, relative_fd: 0, expected_revision: 0 };
+    // SAFETY: a pointer to a live, fully initialised bpf_attr prefix and its size; the
+    // kernel zero-fills the rest.
+    let done = unsafe { nix::libc::syscall(nix::libc::SYS_bpf, BPF_PROG_ATTACH, &attr as *const ProgAttach, std::mem::size_of::<ProgAttach>()) };
+    match done {
+        0 => Ok(()),
+        _ => Err(failed(std::io::Error::last_os_error().to_string())),
+    }
 }
 
 /// CHECK: the pod's record, and each program ADD attached, still attached where it was.

@@ -5,7 +5,7 @@
 //!
 //! Its conflist entry: `{"type": "tsn-metadata-proxy", "nic": "eth0"}`, with optional
 //! `"hook": "nic-egress" | "pod-veth-ingress"`, `"bpffs": "/sys/fs/bpf"` and, for the
-//! suites' self-tests only, `"faults": ["no-save" | "no-restore" | "keep-per-packet-state" | "key-by-packet-address" | "swap-priorities" | "clear-delivery-time" | "stamp-best-effort"]`.
+//! suites' self-tests only, `"faults": ["no-save" | "no-restore" | "keep-per-packet-state" | "key-by-packet-address" | "swap-priorities" | "clear-delivery-time" | "stamp-best-effort" | "attach-without-links"]`.
 
 pub mod config;
 pub mod datapath;

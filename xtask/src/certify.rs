@@ -36,8 +36,8 @@ scenario family the profile claims, and writes one conformance report.
 
 Families: cni_spec (lab profiles: the CNI specification on the profile's own conflist and
 plugins), egress (always), canary (a Gateway implementation or LoadBalancer Services), tsn
-(the tsn-priority-map feature), perf (always). On the lab a certification of one profile
-takes about 2-4 minutes after the build.
+(the tsn-priority-map feature), perf (always). On the lab a certification of the default
+profile takes about a minute after the build (bench/families.sh prints each family's time).
 
 Reports: target/cni-conformance/certification/<profile>/{conformance.yaml,report.md,report.html}
 (an upgrade's: certification/<p>-to-<q>/),
@@ -127,13 +127,19 @@ fn plugins_claim_the_conflist_version(cni: &CniProfile) -> Result<(), String> {
     runtime.require_claimed_version(&list, conflist).map_err(|e| format!("profile {} ({}): {e}", cni.name, cni.source.display()))
 }
 
-/// The environment of the `cni_spec` family: the profile's conflist as the subject and its
-/// plugin directories (`{harness-binaries}` being this build's) as `CNI_PATH`.
+/// The environment of the `cni_spec` family: the profile's conflist as the subject, its
+/// plugin directories (`{harness-binaries}` being this build's) as `CNI_PATH`, and the
+/// profile itself (node files, logs).
 fn spec_subject(cni: &CniProfile) -> Vec<(&'static str, std::ffi::OsString)> {
     let Installation::Lab { conflist, plugin_dirs, .. } = &cni.installation else { return Vec::new() };
     let built = workspace_root().join("target/debug");
     let dirs: Vec<PathBuf> = plugin_dirs.iter().map(|d| harness::cni::resolve_plugin_dir(d, &built)).collect();
-    vec![("CNICONF_SPEC_SUBJECT", conflist.clone().into_os_string()), ("CNICONF_SPEC_PLUGIN_DIR", std::env::join_paths(dirs).unwrap_or_default())]
+    vec![
+        ("CNICONF_SPEC_SUBJECT", conflist.clone().into_os_string()),
+        ("CNICONF_SPEC_PLUGIN_DIR", std::env::join_paths(dirs).unwrap_or_default()),
+        // Its node files and logs, on every check's node as on a lab node.
+        ("CNICONF_SPEC_PROFILE", cni.source.clone().into_os_string()),
+    ]
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {

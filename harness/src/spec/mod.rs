@@ -42,6 +42,9 @@ pub struct Subject {
     pub version: String,
     /// Why the subject cannot run on this machine at all (its kernel lacks a link kind).
     pub cannot_run: Option<String>,
+    /// The profile the subject comes from (a certification's), whose node files and logs
+    /// each check's node gets as a lab node does ([`crate::cni::runtime::NodeView::install`]).
+    pub profile: Option<crate::cni::CniProfile>,
 }
 
 impl Subject {
@@ -83,7 +86,7 @@ impl Subject {
         let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("subject").to_owned();
         let version = plugins_version(&runtime, &list);
         let cannot_run = list.plugin_types().find_map(sandbox::kernel_lacks);
-        Ok(Self { name, source: path.to_owned(), list, plugin_dirs, claimed: claimed.unwrap_or_default(), version, cannot_run })
+        Ok(Self { name, source: path.to_owned(), list, plugin_dirs, claimed: claimed.unwrap_or_default(), version, cannot_run, profile: None })
     }
 
     /// The subject's list at another version of the specification.
@@ -496,9 +499,10 @@ fn warm_up_failed(problem: &str, asked: &str) -> Judgement {
     Judgement::NotJudged(format!("warming up (an attachment added and deleted first): {problem}, so {asked} never ran"))
 }
 
-/// How long the kernel may take to destroy a deleted namespace's links (it does so in
-/// the background): the node is compared with `before` until it matches or this ran out.
-const NAMESPACE_CLEANUP: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long the kernel may take to destroy a deleted namespace's links, and to detach a tcx
+/// program whose last reference (its link's pin) went (both in the background, later on a
+/// loaded machine): the node is compared with `before` until it matches or this ran out.
+const NAMESPACE_CLEANUP: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What the node gained or lost since `before`, once it matches or [`NAMESPACE_CLEANUP`]
 /// ran out (then said in the last problem).
@@ -517,7 +521,7 @@ fn settled_changes_except(cx: &SpecContext<'_>, before: &BTreeSet<String>, unjud
         }
         if std::time::Instant::now() >= deadline {
             let mut changes = changes;
-            changes.push(format!("still so after waiting {} s for the kernel's namespace clean-up", NAMESPACE_CLEANUP.as_secs()));
+            changes.push(format!("still so after waiting {} s for the kernel's clean-up of namespaces and links", NAMESPACE_CLEANUP.as_secs()));
             return Ok(changes);
         }
         std::thread::sleep(std::time::Duration::from_millis(100));

@@ -41,13 +41,14 @@ pub struct Container {
 }
 
 impl Sandbox {
-    /// A fresh node whose plugins are looked up in `plugin_dirs`.
-    pub fn new(plugin_dirs: &[PathBuf]) -> Result<Self> {
+    /// A fresh node whose plugins are looked up in `plugin_dirs`, with what `profile`
+    /// installs on a node (its node files, its logs) when the subject has one.
+    pub fn new(plugin_dirs: &[PathBuf], profile: Option<&crate::cni::CniProfile>) -> Result<Self> {
         let cluster = runs::new_cluster_name();
         gc::claim_removed_on_interrupt(&cluster)?;
         let node = format!("{cluster}-node");
         let state = runs::state_dir(&cluster);
-        let sandbox = Self {
+        let mut sandbox = Self {
             runtime: CniRuntime {
                 plugin_dirs: plugin_dirs.to_vec(),
                 cache_dir: state.join("cache"),
@@ -62,8 +63,11 @@ impl Sandbox {
             removed: std::sync::Mutex::new(BTreeSet::new()),
         };
         crate::cleanup::guard_creation(|| {
-            if let Some(view) = &sandbox.runtime.node {
-                view.prepare(plugin_dirs)?;
+            if let Some(view) = sandbox.runtime.node.as_mut() {
+                match profile {
+                    Some(profile) => view.install(profile, plugin_dirs)?,
+                    None => view.prepare(plugin_dirs)?,
+                }
             }
             gc::mount_bpffs(&sandbox.state.join("bpffs"))?;
             run("ip", &["netns", "add", &sandbox.node], None)?;

@@ -2,7 +2,8 @@
 //! of its own, reported through the same event stream as every suite.
 //!
 //! Subjects: `CNICONF_SPEC_SUBJECT` (a conflist or `.conf`) with its plugins in
-//! `CNICONF_SPEC_PLUGIN_DIR` (colon-separated; default Debian's `/usr/lib/cni`), or else
+//! `CNICONF_SPEC_PLUGIN_DIR` (colon-separated; default Debian's `/usr/lib/cni`), and the
+//! profile it comes from in `CNICONF_SPEC_PROFILE` (its node files and logs), or else
 //! every conflist under `fixtures/cni-spec/`. Known failures: `CNICONF_SPEC_KNOWN_FAILURES`,
 //! or `fixtures/cni-spec/known-failures.yaml`. A recommendation (SHOULD) not met is shown
 //! apart and keeps the run green; `CNICONF_SPEC_STRICT=1` makes it a failure.
@@ -38,6 +39,8 @@ pub struct SubjectSet {
     pub golden: bool,
     /// Why no subject can be loaded at all (every trial is ignored with it).
     pub unavailable: Option<String>,
+    /// The profile file the subjects come from (`CNICONF_SPEC_PROFILE`), if any.
+    pub profile: Option<PathBuf>,
 }
 
 /// Every conflist under `fixtures/cni-spec/`.
@@ -65,9 +68,11 @@ impl SubjectSet {
             Some(path) => {
                 let path = PathBuf::from(path);
                 let label = path.file_stem().and_then(|s| s.to_str()).unwrap_or("subject").to_owned();
-                Self { suite: "cni_spec", label, paths: vec![path], plugin_dirs, at_version: None, golden: false, unavailable: None }
+                // A certification's profile: its node files and logs on each check's node.
+                let profile = std::env::var_os("CNICONF_SPEC_PROFILE").map(PathBuf::from);
+                Self { suite: "cni_spec", label, paths: vec![path], plugin_dirs, at_version: None, golden: false, unavailable: None, profile }
             }
-            None => Self { suite: "cni_spec", label: "debian-plugins".into(), paths: fixture_subjects(), plugin_dirs, at_version: None, golden: true, unavailable: None },
+            None => Self { suite: "cni_spec", label: "debian-plugins".into(), paths: fixture_subjects(), plugin_dirs, at_version: None, golden: true, unavailable: None, profile: None },
         }
     }
 
@@ -78,7 +83,7 @@ impl SubjectSet {
             Ok(plugins) => (vec![plugins.dir], None),
             Err(why) => (vec![], Some(why)),
         };
-        Self { suite: "cni_spec_unstable", label: "debian-unstable-plugins".into(), paths: fixture_subjects(), plugin_dirs, at_version: Some("1.1.0".into()), golden: true, unavailable }
+        Self { suite: "cni_spec_unstable", label: "debian-unstable-plugins".into(), paths: fixture_subjects(), plugin_dirs, at_version: Some("1.1.0".into()), golden: true, unavailable, profile: None }
     }
 
     /// Each subject, loaded or with the error that names why not; those `wanted` rejects
@@ -95,11 +100,14 @@ impl SubjectSet {
                 }
                 let loaded = match &self.unavailable {
                     Some(why) => Err(why.clone()),
-                    None => Subject::load(path, self.plugin_dirs.clone()).map(|mut subject| {
+                    None => Subject::load(path, self.plugin_dirs.clone()).and_then(|mut subject| {
                         if let Some(version) = &self.at_version {
                             subject.list.cni_version = version.clone();
                         }
-                        Arc::new(subject)
+                        if let Some(profile) = &self.profile {
+                            subject.profile = Some(crate::cni::load_profile(&profile.display().to_string())?);
+                        }
+                        Ok(Arc::new(subject))
                     }).map_err(|e| e.to_string()),
                 };
                 (name, loaded)
@@ -142,7 +150,7 @@ pub fn run_check_keeping_evidence(subject: &Arc<Subject>, check: Check, collect:
     let (records_tx, records) = std::sync::mpsc::channel();
     let subject = Arc::clone(subject);
     std::thread::spawn(move || {
-        let sandbox = match Sandbox::new(&subject.plugin_dirs) {
+        let sandbox = match Sandbox::new(&subject.plugin_dirs, subject.profile.as_ref()) {
             Ok(sandbox) => sandbox,
             Err(e) => return drop(done.send((TrialOutcome::Error(e.to_string()), None))),
         };

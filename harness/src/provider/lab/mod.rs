@@ -696,6 +696,13 @@ impl Cluster for Lab {
             let calls = node.cni().runtime.invocations(|environment| environment.iter().any(|(k, v)| k == "CNI_ARGS" && format!("{v};").contains(&of_the_trial)));
             let text: String = calls.iter().map(crate::cni::runtime::Invocation::describe).collect();
             records.push((format!("cni-calls/{}.txt", node.node.name), if text.is_empty() { "no CNI call of this trial on this node\n".to_owned() } else { text }));
+            // What Debian's bpftool 7.1 (the bundle's `bpf-net`) cannot list: tcx programs.
+            let tcx = match node_state::bpf_attachments(&node.netns) {
+                Ok(lines) if lines.is_empty() => "no tcx program on any link of the node\n".to_owned(),
+                Ok(lines) => lines.join("\n") + "\n",
+                Err(e) => format!("could not list the node's tcx programs: {e}\n"),
+            };
+            records.push((format!("nodes/{}/bpf-tcx.txt", node.node.name), tcx));
             // The plugins' own logs (profile field `diagnostics.logs`), whole, from the
             // node's own directories.
             if let Some(view) = &node.cni().runtime.node {

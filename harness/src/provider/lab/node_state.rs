@@ -1,6 +1,6 @@
 //! A node's datapath and CNI state as lines to compare: what a plugin could leave behind
-//! on a node (links, addresses, routes, rules, iptables and nft, qdiscs and filters, IPAM
-//! files, BPF pins, what it wrote to the host's directories). `cni_spec`'s nodes and the
+//! on a node (links, addresses, routes, rules, iptables and nft, qdiscs and filters, tcx
+//! and XDP programs, IPAM files, BPF pins, what it wrote to the host's directories). `cni_spec`'s nodes and the
 //! lab's nodes are read alike.
 
 use std::collections::BTreeSet;
@@ -30,6 +30,10 @@ pub fn node_state(netns: &str, own_directories: &Path, bpffs: &Path) -> Result<B
             if let Some(value) = value.and_then(|v| v.as_str()) {
                 state.insert(format!("link {} {key} {value}", link["ifname"].as_str().unwrap_or("?")));
             }
+        }
+        if let Some(xdp) = link.get("xdp") {
+            let program = xdp.pointer("/prog/name").and_then(|n| n.as_str()).map(str::to_owned).unwrap_or_else(|| format!("program {}", xdp.pointer("/prog/id").unwrap_or(&serde_json::Value::Null)));
+            state.insert(format!("xdp on {}: {program}", link["ifname"].as_str().unwrap_or("?")));
         }
     }
     for link in json(&["addr", "show"])? {
@@ -79,6 +83,9 @@ pub fn node_state(netns: &str, own_directories: &Path, bpffs: &Path) -> Result<B
             }
         }
     }
+    // BPF programs attached to the node's links with tcx (a link or not): in neither `tc
+    // qdisc` nor `tc filter`, so read from the kernel (XDP's are in `ip link`, above).
+    state.extend(bpf_attachments(netns)?);
     // A node's logs are no plugin's state: `/var/log` is its own, but not in the snapshot.
     // Of `/run/cni` and `/tmp` only files: a data directory a plugin made once (tuning's
     // `/run/cni/tuning`, emptied by its DEL) is where state goes, not state.
@@ -114,6 +121,36 @@ fn written_apart(own_directories: &Path) -> Vec<String> {
         }
     }
     lines
+}
+
+/// The BPF programs attached with tcx to each link of the node in network namespace
+/// `netns`, by name (ids change with every load): `tcx egress on eth0: restore_prio`. Read
+/// by the kernel's BPF_PROG_QUERY in that namespace, on a thread of its own (a namespace is
+/// a thread's). A kernel without tcx lists none.
+pub fn bpf_attachments(netns: &str) -> Result<Vec<String>> {
+    use aya::programs::{SchedClassifier, TcAttachType};
+    let path = Path::new("/run/netns").join(netns);
+    let failed = |what: &str, e: String| crate::error::HarnessError::Command { command: format!("{what} (node namespace {netns})"), detail: e };
+    let namespace = std::fs::File::open(&path).map_err(|e| failed(&format!("open {}", path.display()), e.to_string()))?;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                nix::sched::setns(&namespace, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| failed("enter", e.to_string()))?;
+                let links = nix::net::if_::if_nameindex().map_err(|e| failed("list the links", e.to_string()))?;
+                let mut lines = Vec::new();
+                for link in links.iter() {
+                    let name = link.name().to_string_lossy();
+                    for (direction, attach) in [("ingress", TcAttachType::Ingress), ("egress", TcAttachType::Egress)] {
+                        for program in SchedClassifier::query_tcx(&name, attach).map(|(_, programs)| programs).unwrap_or_default() {
+                            lines.push(format!("tcx {direction} on {name}: {}", program.name_as_str().unwrap_or("(unnamed)")));
+                        }
+                    }
+                }
+                Ok(lines)
+            })
+            .join()
+            .unwrap_or_else(|_| Err(failed("list tcx attachments", "the thread panicked".into())))
+    })
 }
 
 /// An nft rule line with its `counter packets N bytes M` as a bare `counter`.
