@@ -193,11 +193,8 @@ fn an_exact_filter_that_matches_nothing_builds_nothing() {
 #[test]
 fn a_run_without_root_fails_clearly_and_still_writes_junit() {
     let reports = report_dir();
-    let output = as_nobody(&egress_lab_binary())
-        .env("CNICONF_REPORT_DIR", reports.path())
-        .env("CNICONF_GOLDEN_DIR", reports.path().join("golden"))
-        .output()
-        .unwrap();
+    let output =
+        as_nobody(&egress_lab_binary()).env("CNICONF_REPORT_DIR", reports.path()).env("CNICONF_GOLDEN_DIR", reports.path().join("golden")).output().unwrap();
     assert!(!output.status.success());
     assert!(text(&output).contains("the lab provider needs root"), "{}", text(&output));
     let cases = junit_cases(&reports.path().join("egress_lab/junit.xml"));
@@ -237,7 +234,11 @@ fn a_faulty_datapath_fails_the_run_and_junit_carries_the_evidence() {
     let attachments = junit_attachments(&reports.path().join("egress_lab/junit.xml"));
     let bundles = reports.path().join("egress_lab/bundles");
     for scenario in ["selected_pod_leaves_with_the_egress_ip", "egress_ip_moves_to_another_node_when_its_node_fails"] {
-        let bundle = attachments.iter().find(|(case, _)| case == scenario).map(|(_, path)| PathBuf::from(path)).unwrap_or_else(|| panic!("{scenario} has no attachment: {attachments:?}"));
+        let bundle = attachments
+            .iter()
+            .find(|(case, _)| case == scenario)
+            .map(|(_, path)| PathBuf::from(path))
+            .unwrap_or_else(|| panic!("{scenario} has no attachment: {attachments:?}"));
         assert!(bundle.starts_with(&bundles) && bundle.join("bundle.txt").is_file() && bundle.join("path-trace.txt").is_file(), "{}", bundle.display());
     }
     assert_eq!(attachments.len(), 2, "{attachments:?}");
@@ -245,7 +246,11 @@ fn a_faulty_datapath_fails_the_run_and_junit_carries_the_evidence() {
     assert!(summary.contains("bundle: ") && summary.contains("egress_lab/bundles/selected_pod_leaves_with_the_egress_ip-t"), "{summary}");
     // The next run's reports are its own: a healthy run leaves no bundle, and the earlier
     // run's are gone with it.
-    let again = suite_command(&egress_lab_binary()).env("CNICONF_REPORT_DIR", reports.path()).env("CNICONF_GOLDEN_DIR", reports.path().join("golden-again")).output().unwrap();
+    let again = suite_command(&egress_lab_binary())
+        .env("CNICONF_REPORT_DIR", reports.path())
+        .env("CNICONF_GOLDEN_DIR", reports.path().join("golden-again"))
+        .output()
+        .unwrap();
     assert!(again.status.success(), "{}", text(&again));
     assert!(std::fs::read_dir(&bundles).map_or(true, |mut entries| entries.next().is_none()), "an earlier run's bundles remain in {}", bundles.display());
 }
@@ -285,7 +290,9 @@ fn a_killed_run_is_removed_by_gc() {
     child.kill().unwrap();
     // Not reaped: as under a PID 1 that never reaps, the killed run is a zombie while gc runs.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(format!("/proc/{}/stat", child.id())).is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))) {
+    while !std::fs::read_to_string(format!("/proc/{}/stat", child.id()))
+        .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+    {
         assert!(Instant::now() < deadline, "the killed run never became a zombie");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -398,7 +405,11 @@ fn the_lab_declines_real_cnis_with_the_reason() {
     let (output, reports) = run_suite("egress_antrea", &[("CNICONF_PROVIDER", "lab".as_ref())]);
     assert!(output.status.success(), "{}", text(&output));
     let cases = junit_cases_of(&reports.path().join("egress_antrea/junit.xml"), "lab");
-    assert!(cases.iter().all(|c| c.contains("|skipped|the lab runs CNIs given as a conflist") && c.contains("antrea is installed on a cluster and needs the kind or existing provider")), "{cases:#?}");
+    assert!(
+        cases.iter().all(|c| c.contains("|skipped|the lab runs CNIs given as a conflist")
+            && c.contains("antrea is installed on a cluster and needs the kind or existing provider")),
+        "{cases:#?}"
+    );
 }
 
 #[test]
@@ -484,11 +495,17 @@ fn a_routed_ptp_chain_from_a_profile_file_runs_every_egress_scenario() {
     let vendor = tempfile::tempdir().unwrap();
     let profile = ptp_profile(vendor.path());
     let golden = report_dir();
-    let (output, reports) = run_suite("egress_lab", &[("CNICONF_CNI", profile.as_os_str()), ("CNICONF_GOLDEN_DIR", golden.path().as_os_str()), ("INSTA_UPDATE", "always".as_ref()), ("CI", "".as_ref())]);
+    let (output, reports) = run_suite(
+        "egress_lab",
+        &[("CNICONF_CNI", profile.as_os_str()), ("CNICONF_GOLDEN_DIR", golden.path().as_os_str()), ("INSTA_UPDATE", "always".as_ref()), ("CI", "".as_ref())],
+    );
     assert!(output.status.success(), "{}", text(&output));
     let cases = junit_cases(&reports.path().join("egress_lab/junit.xml"));
     assert_eq!(cases.iter().filter(|c| c.contains("|passed|")).count(), 4, "{cases:#?}");
-    assert!(std::fs::read_dir(golden.path().join("egress_lab")).unwrap().all(|e| e.unwrap().file_name().to_string_lossy().starts_with("ptp-vendor__")), "records are the vendor's");
+    assert!(
+        std::fs::read_dir(golden.path().join("egress_lab")).unwrap().all(|e| e.unwrap().file_name().to_string_lossy().starts_with("ptp-vendor__")),
+        "records are the vendor's"
+    );
     let properties = junit_properties(&reports.path().join("egress_lab/junit.xml"));
     let value = |name: &str| properties.iter().filter(|(k, _)| k.starts_with(name)).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
     assert_eq!(value("run.purpose"), ["certification"], "{properties:#?}");
@@ -498,7 +515,10 @@ fn a_routed_ptp_chain_from_a_profile_file_runs_every_egress_scenario() {
     assert!(components.iter().any(|c| c.starts_with("under test: ptp ") && c.contains("/usr/lib/cni/ptp")), "{components:#?}");
     assert!(components.iter().any(|c| c.starts_with("under test: bandwidth ")), "{components:#?}");
     assert!(components.iter().any(|c| c.starts_with("harness reference: lab reference egress gateway")), "{components:#?}");
-    assert!(properties.iter().any(|(k, v)| k == "provided-by-harness" && v == "lab reference egress gateway"), "the egress scenarios credit the harness's gateway: {properties:#?}");
+    assert!(
+        properties.iter().any(|(k, v)| k == "provided-by-harness" && v == "lab reference egress gateway"),
+        "the egress scenarios credit the harness's gateway: {properties:#?}"
+    );
 }
 
 /// A plugin routed in Calico's style (`fixtures/cni/stand-ins/routed-proxy-arp`): a /32 per
@@ -522,7 +542,8 @@ fn a_plugin_routed_by_proxy_arp_passes_every_egress_scenario_from_its_first_run(
     let first = run();
     assert!(first.status.success(), "{}", text(&first));
     assert!(!text(&first).contains("does not match"), "{}", text(&first));
-    let records: Vec<_> = std::fs::read_dir(reports.path().join("golden/egress_lab")).unwrap().flatten().map(|e| e.file_name().into_string().unwrap()).collect();
+    let records: Vec<_> =
+        std::fs::read_dir(reports.path().join("golden/egress_lab")).unwrap().flatten().map(|e| e.file_name().into_string().unwrap()).collect();
     assert_eq!(records.len(), 4, "one record per scenario, with the reports: {records:?}");
     assert!(records.iter().all(|r| r.starts_with("routed-proxy-arp__") && r.ends_with(".snap")), "{records:?}");
     let second = run();
@@ -576,12 +597,18 @@ elif command == "VERSION":
     let profile = vendor.path().join("profile.yaml");
     std::fs::write(&profile, "name: vendor\nversion: 0.1.0\ninstall:\n  lab:\n    conflist: chain.conflist\n    pluginDirs: [bin, /usr/lib/cni]\nfeatures: [egress-gateway]\negress: lab-reference\n").unwrap();
     let golden = report_dir();
-    let (output, _reports) = run_suite("egress_lab", &[("CNICONF_CNI", profile.as_os_str()), ("CNICONF_GOLDEN_DIR", golden.path().as_os_str()), ("INSTA_UPDATE", "always".as_ref()), ("CI", "".as_ref())]);
+    let (output, _reports) = run_suite(
+        "egress_lab",
+        &[("CNICONF_CNI", profile.as_os_str()), ("CNICONF_GOLDEN_DIR", golden.path().as_os_str()), ("INSTA_UPDATE", "always".as_ref()), ("CI", "".as_ref())],
+    );
     assert!(output.status.success(), "{}", text(&output));
     let calls: Vec<serde_json::Value> = std::fs::read_to_string(&log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let adds: Vec<_> = calls.iter().filter(|c| c["command"] == "ADD").collect();
     assert!(!adds.is_empty() && adds.iter().all(|c| c["has_prev_result"] == true), "every ADD got ptp's result as prevResult: {calls:#?}");
-    assert!(adds.iter().all(|c| c["runtime_config"]["ipRanges"][0][0]["subnet"].as_str().is_some_and(|s| s.starts_with("10.244."))), "the capability it declared reached it: {calls:#?}");
+    assert!(
+        adds.iter().all(|c| c["runtime_config"]["ipRanges"][0][0]["subnet"].as_str().is_some_and(|s| s.starts_with("10.244."))),
+        "the capability it declared reached it: {calls:#?}"
+    );
     assert!(calls.iter().any(|c| c["command"] == "DEL"), "torn down with DEL: {calls:#?}");
 }
 
@@ -592,7 +619,10 @@ fn in_github_actions_a_run_puts_its_report_on_the_job_summary() {
     let (output, _reports) = run_egress_lab(&[("GITHUB_STEP_SUMMARY", summary.path().as_os_str()), ("CNICONF_GOLDEN_DIR", golden.as_os_str())]);
     assert!(output.status.success(), "{}", text(&output));
     let markdown = std::fs::read_to_string(summary.path()).unwrap();
-    assert!(markdown.starts_with("## Self-test of the suites with the reference profile") && markdown.contains("| ✅ | `selected_pod_leaves_with_the_egress_ip` |"), "{markdown}");
+    assert!(
+        markdown.starts_with("## Self-test of the suites with the reference profile") && markdown.contains("| ✅ | `selected_pod_leaves_with_the_egress_ip` |"),
+        "{markdown}"
+    );
 }
 
 /// cni_spec interrupted while a plugin hangs in ADD: every node it made is removed (the
@@ -630,7 +660,12 @@ fn cni_spec_of_a_hanging_plugin(marker: &str, budget_seconds: Option<&str>) -> (
     std::fs::write(&conflist, r#"{"cniVersion": "1.0.0", "name": "hang", "plugins": [{"type": "hang"}]}"#).unwrap();
     let reports = report_dir();
     let mut command = suite_command(&suite_binary("cni_spec"));
-    command.env("CNICONF_SPEC_SUBJECT", &conflist).env("CNICONF_SPEC_PLUGIN_DIR", plugins.path()).env("CNICONF_REPORT_DIR", reports.path()).stdout(Stdio::null()).stderr(Stdio::null());
+    command
+        .env("CNICONF_SPEC_SUBJECT", &conflist)
+        .env("CNICONF_SPEC_PLUGIN_DIR", plugins.path())
+        .env("CNICONF_REPORT_DIR", reports.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     if let Some(seconds) = budget_seconds {
         command.env("CNICONF_PLUGIN_BUDGET_SECONDS", seconds);
     }
@@ -734,17 +769,30 @@ fn a_plugin_that_needs_a_real_nodes_view_passes_and_a_shared_bpf_filesystem_is_o
     // The egress pods all land on one worker: pods on two nodes show whose pins meet.
     let dir = tempfile::tempdir().unwrap();
     let per_node = std::fs::read_to_string(stand_ins.join("node-scoped/profile.yaml")).unwrap();
-    let shared = per_node.replace("conflist: node-scoped.conflist", &format!("conflist: {}", stand_ins.join("node-scoped/node-scoped.conflist").display())).replace("pluginDirs: [bin,", &format!("pluginDirs: [{},", stand_ins.join("node-scoped/bin").display()));
+    let shared = per_node
+        .replace("conflist: node-scoped.conflist", &format!("conflist: {}", stand_ins.join("node-scoped/node-scoped.conflist").display()))
+        .replace("pluginDirs: [bin,", &format!("pluginDirs: [{},", stand_ins.join("node-scoped/bin").display()));
     std::fs::write(dir.path().join("profile.yaml"), format!("{shared}bpffs: shared\n")).unwrap();
     let on_two_nodes = |profile: &Path| -> Vec<Result<(), String>> {
         use harness::provider::Cluster;
         let cni = harness::cni::load_profile(&profile.display().to_string()).unwrap();
         let lab = harness::provider::lab::Lab::provision(&cni, &Default::default()).unwrap();
         lab.create_namespace(&harness::model::NamespaceSpec { name: "pins".into(), labels: Default::default() }).unwrap();
-        let outcomes = lab.nodes().iter().take(2).map(|node| {
-            let spec = harness::model::PodSpec { name: format!("on-{}", node.name), namespace: "pins".into(), labels: Default::default(), node: node.name.clone(), host_ports: vec![] };
-            lab.create_pod(&spec).map(drop).map_err(|e| e.to_string())
-        }).collect();
+        let outcomes = lab
+            .nodes()
+            .iter()
+            .take(2)
+            .map(|node| {
+                let spec = harness::model::PodSpec {
+                    name: format!("on-{}", node.name),
+                    namespace: "pins".into(),
+                    labels: Default::default(),
+                    node: node.name.clone(),
+                    host_ports: vec![],
+                };
+                lab.create_pod(&spec).map(drop).map_err(|e| e.to_string())
+            })
+            .collect();
         lab.teardown().unwrap();
         outcomes
     };
@@ -764,7 +812,14 @@ fn vendor_lab(vendor: &Path, plugin: (&str, &str), name: &str, conflist: &str) -
 
 /// The same, with `lab_fields` (YAML lines, indented as `install.lab`'s) added to the
 /// profile's `install.lab`, and `more` (YAML) appended to the profile.
-fn vendor_lab_with(vendor: &Path, plugin: (&str, &str), name: &str, conflist: &str, lab_fields: &str, more: &str) -> (harness::provider::lab::Lab, harness::model::Node) {
+fn vendor_lab_with(
+    vendor: &Path,
+    plugin: (&str, &str),
+    name: &str,
+    conflist: &str,
+    lab_fields: &str,
+    more: &str,
+) -> (harness::provider::lab::Lab, harness::model::Node) {
     use harness::provider::Cluster;
     let script = vendor.join(plugin.0);
     std::fs::write(&script, plugin.1).unwrap();
@@ -793,7 +848,10 @@ fn a_failed_add_is_followed_by_del_and_frees_what_it_reserved() {
             {"type": "refuses-add"}]}"#;
     let (lab, node) = vendor_lab(vendor.path(), ("refuses-add", refuser), "refused", conflist);
     let before = lab.node_state(&node).unwrap();
-    let refused = lab.create_pod(&PodSpec { name: "p".into(), namespace: "refused".into(), labels: labels([]), node: node.name.clone(), host_ports: vec![] }).unwrap_err().to_string();
+    let refused = lab
+        .create_pod(&PodSpec { name: "p".into(), namespace: "refused".into(), labels: labels([]), node: node.name.clone(), host_ports: vec![] })
+        .unwrap_err()
+        .to_string();
     let after = lab.node_state(&node).unwrap();
     let deleted = std::fs::read_to_string(vendor.path().join("deleted")).unwrap_or_default();
     lab.teardown().unwrap();
@@ -873,13 +931,17 @@ fn a_plugin_s_log_is_named_in_its_add_error_and_written_on_its_node_not_the_host
     );
     let conflist = r#"{"cniVersion": "1.0.0", "name": "logged", "plugins": [{"type": "logger"}]}"#;
     let (lab, node) = vendor_lab_with(vendor.path(), ("logger", &logger), "logged", conflist, "", &format!("diagnostics:\n  logs: [/tmp/{marker}.log]\n"));
-    let refused = lab.create_pod(&PodSpec { name: "p".into(), namespace: "logged".into(), labels: labels([]), node: node.name.clone(), host_ports: vec![] }).unwrap_err().to_string();
+    let refused = lab
+        .create_pod(&PodSpec { name: "p".into(), namespace: "logged".into(), labels: labels([]), node: node.name.clone(), host_ports: vec![] })
+        .unwrap_err()
+        .to_string();
     let records = lab.own_records("t1");
     let state = lab.node_state(&node).unwrap();
     let on_the_host = (std::path::Path::new(&format!("/tmp/{marker}.log")).exists(), std::path::Path::new(&format!("/var/log/{marker}")).exists());
     lab.teardown().unwrap();
     assert!(refused.contains(&format!("its log /tmp/{marker}.log says: ADD ")) && refused.contains(": cannot reach the datastore"), "{refused}");
-    let kept = records.iter().find(|(name, _)| *name == format!("nodes/{}/logs/tmp/{marker}.log", node.name)).map(|(_, text)| text.as_str()).unwrap_or_default();
+    let kept =
+        records.iter().find(|(name, _)| *name == format!("nodes/{}/logs/tmp/{marker}.log", node.name)).map(|(_, text)| text.as_str()).unwrap_or_default();
     assert!(kept.contains("cannot reach the datastore"), "the trial's records hold the log: {:?}", records.iter().map(|(n, _)| n).collect::<Vec<_>>());
     assert!(!state.iter().any(|line| line.contains(&marker)), "a log is no plugin state: {state:?}");
     assert_eq!(on_the_host, (false, false), "nothing the plugin wrote is on the host");
@@ -901,8 +963,17 @@ fn node_files_are_installed_in_each_node_s_own_opt_before_the_first_add() {
     // A bridge that will not start a pod without its helper, as a vendor's plugin would not.
     let needs_helper = format!("#!/bin/sh\n[ \"$CNI_COMMAND\" = ADD ] && [ \"$(/opt/cni/bin/{marker}/say-helped)\" != helped ] && {{ cat > /dev/null; echo '{{\"cniVersion\": \"1.0.0\", \"code\": 11, \"msg\": \"no helper in /opt/cni/bin/{marker}\"}}'; exit 1; }}\nexec /usr/lib/cni/bridge\n");
     let conflist = r#"{"cniVersion": "1.0.0", "name": "helped", "plugins": [{"type": "helped-bridge", "bridge": "cni0", "isGateway": true, "ipam": {"type": "host-local", "ranges": [[{"subnet": "{nodePodCIDR}"}]]}}]}"#;
-    let (lab, node) = vendor_lab_with(vendor.path(), ("helped-bridge", &needs_helper), "helped", conflist, &format!("    nodeFiles: [{{from: helpers, to: /opt/cni/bin/{marker}}}]\n"), "");
-    let pod = lab.create_pod(&PodSpec { name: "p".into(), namespace: "helped".into(), labels: labels([]), node: node.name.clone(), host_ports: vec![] }).map_err(|e| e.to_string());
+    let (lab, node) = vendor_lab_with(
+        vendor.path(),
+        ("helped-bridge", &needs_helper),
+        "helped",
+        conflist,
+        &format!("    nodeFiles: [{{from: helpers, to: /opt/cni/bin/{marker}}}]\n"),
+        "",
+    );
+    let pod = lab
+        .create_pod(&PodSpec { name: "p".into(), namespace: "helped".into(), labels: labels([]), node: node.name.clone(), host_ports: vec![] })
+        .map_err(|e| e.to_string());
     let on_the_host = std::path::Path::new(&format!("/opt/cni/bin/{marker}")).exists();
     lab.teardown().unwrap();
     pod.unwrap();
@@ -939,16 +1010,25 @@ exec /usr/lib/cni/bridge
     let before = lab.node_state(&node).unwrap();
     let pod = lab.create_pod(&PodSpec { name: "p".into(), namespace: "outside".into(), labels: labels([]), node: node.name.clone(), host_ports: vec![] });
     let with_the_pod = lab.node_state(&node).unwrap();
-    let on_the_host = [format!("/etc/{marker}.conf"), format!("/var/lib/{marker}")].into_iter().filter(|p| std::path::Path::new(p).exists()).collect::<Vec<_>>();
+    let on_the_host =
+        [format!("/etc/{marker}.conf"), format!("/var/lib/{marker}")].into_iter().filter(|p| std::path::Path::new(p).exists()).collect::<Vec<_>>();
     let deleted = pod.as_ref().map(|pod| lab.delete_pod(pod).map_err(|e| e.to_string()));
     let after = lab.node_state(&node).unwrap();
     lab.teardown().unwrap();
     deleted.map_err(|e| e.to_string()).unwrap().unwrap();
     assert!(on_the_host.is_empty(), "nothing on the host: {on_the_host:?}");
     let added: Vec<&String> = with_the_pod.difference(&before).filter(|l| l.starts_with("written") || l.starts_with("removed")).collect();
-    assert_eq!(added, [&format!("written /etc/{marker}.conf"), &format!("written /var/lib/{marker}/"), &format!("written /var/lib/{marker}/state")], "the node's snapshot names what ADD wrote outside its CNI directories");
+    assert_eq!(
+        added,
+        [&format!("written /etc/{marker}.conf"), &format!("written /var/lib/{marker}/"), &format!("written /var/lib/{marker}/state")],
+        "the node's snapshot names what ADD wrote outside its CNI directories"
+    );
     let left: Vec<&String> = after.difference(&before).filter(|l| l.starts_with("written") || l.starts_with("removed")).collect();
-    assert_eq!(left, [&format!("written /etc/{marker}.conf"), &format!("written /var/lib/{marker}/")], "DEL found its state and removed it; the config and the directory are left, and named");
+    assert_eq!(
+        left,
+        [&format!("written /etc/{marker}.conf"), &format!("written /var/lib/{marker}/")],
+        "DEL found its state and removed it; the config and the directory are left, and named"
+    );
 }
 
 /// Pods started together on one node get their ADDs at once, as containerd runs them (the
@@ -978,7 +1058,8 @@ exec /usr/lib/cni/bridge
     let started: Vec<Result<harness::model::Pod, String>> = std::thread::scope(|scope| {
         let starting: Vec<_> = (0..3)
             .map(|i| {
-                let (lab, spec) = (&lab, PodSpec { name: format!("p{i}"), namespace: "together".into(), labels: labels([]), node: node.name.clone(), host_ports: vec![] });
+                let (lab, spec) =
+                    (&lab, PodSpec { name: format!("p{i}"), namespace: "together".into(), labels: labels([]), node: node.name.clone(), host_ports: vec![] });
                 scope.spawn(move || lab.create_pod(&spec).map_err(|e| e.to_string()))
             })
             .collect();
@@ -1057,5 +1138,8 @@ fn the_generic_suites_are_the_lab_suites_when_nothing_is_chosen() {
         assert_eq!(listed(generic), listed(&lab), "{generic} and {lab} list the same scenarios");
     }
     let ci = std::fs::read_to_string(harness::workspace_root().join(".config/nextest.toml")).unwrap();
-    assert!(ci.contains("default-filter = 'not (binary(egress) | binary(canary) | binary(tsn) | binary(perf))'"), "the ci profile leaves exactly these to their lab suites");
+    assert!(
+        ci.contains("default-filter = 'not (binary(egress) | binary(canary) | binary(tsn) | binary(perf))'"),
+        "the ci profile leaves exactly these to their lab suites"
+    );
 }

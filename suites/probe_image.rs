@@ -29,7 +29,12 @@ fn the_proxy_image_installs_the_plugin_and_chains_it_into_the_conflist() -> Resu
     std::fs::create_dir_all(&conf)?;
     std::fs::write(conf.join("10-calico.conflist"), r#"{"cniVersion":"0.3.1","name":"k8s-pod-network","plugins":[{"type":"calico"},{"type":"bandwidth"}]}"#)?;
     let daemonset = harness::provider::kind::TsnProxyDeployment::default().daemonset();
-    let args: Vec<String> = daemonset["spec"]["template"]["spec"]["containers"][0]["args"].as_array().ok_or("args")?.iter().map(|a| a.as_str().unwrap_or_default().to_owned()).collect();
+    let args: Vec<String> = daemonset["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .ok_or("args")?
+        .iter()
+        .map(|a| a.as_str().unwrap_or_default().to_owned())
+        .collect();
     let name = format!("{}-proxy-install", runs::new_cluster_name());
     let mounts = [format!("{}:/host/opt/cni/bin", bin.display()), format!("{}:/host/etc/cni/net.d", conf.display())];
     let mut run: Vec<&str> = vec!["run", "-d", "--name", &name, "-v", &mounts[0], "-v", &mounts[1], TSN_PROXY_IMAGE];
@@ -156,14 +161,25 @@ fn a_capture_in_a_containers_network_sees_what_reaches_it() -> Result<(), Failed
     let (captured, answered) = (capture.0?, capture.1?);
     match (captured.stdout.contains(&format!("{}.", client.address)), answered) {
         (true, Observation::Answered { .. }) => Ok(()),
-        (seen, answered) => Err(format!("expected the client's SYN ({}) captured in the echo's network and an answer; captured: {seen} ({}; {}), answered: {answered:?}", client.address, captured.stdout.trim(), captured.stderr.trim()).into()),
+        (seen, answered) => Err(format!(
+            "expected the client's SYN ({}) captured in the echo's network and an answer; captured: {seen} ({}; {}), answered: {answered:?}",
+            client.address,
+            captured.stdout.trim(),
+            captured.stderr.trim()
+        )
+        .into()),
     }
 }
 
 /// A probe container labelled as `cluster`'s, as the harness labels its own; its short id.
 fn labelled_container(cluster: &str) -> Result<String, Failed> {
     let label = format!("{}={cluster}", harness::provider::external::CLUSTER_LABEL);
-    let id = cli::run(&CliStep::new("starting a labelled container", "docker", ["run", "--detach", "--label", &label, PROBE_IMAGE], std::time::Duration::from_secs(30)))?;
+    let id = cli::run(&CliStep::new(
+        "starting a labelled container",
+        "docker",
+        ["run", "--detach", "--label", &label, PROBE_IMAGE],
+        std::time::Duration::from_secs(30),
+    ))?;
     Ok(id.trim().chars().take(12).collect())
 }
 

@@ -11,9 +11,9 @@ use harness::report::render;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
 fn chromium() -> Option<PathBuf> {
-    ["chromium", "chromium-browser", "google-chrome"].iter().find_map(|name| {
-        std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|p| p.is_file()))
-    })
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|name| std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|p| p.is_file())))
 }
 
 fn browser(binary: &Path, page: &Path, extra: &[String]) -> Result<std::process::Output, Failed> {
@@ -29,7 +29,8 @@ fn browser(binary: &Path, page: &Path, extra: &[String]) -> Result<std::process:
 
 /// PNG width and height, from its IHDR chunk.
 fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
-    (bytes.len() > 24 && bytes.starts_with(b"\x89PNG\r\n\x1a\n")).then(|| (u32::from_be_bytes(bytes[16..20].try_into().unwrap()), u32::from_be_bytes(bytes[20..24].try_into().unwrap())))
+    (bytes.len() > 24 && bytes.starts_with(b"\x89PNG\r\n\x1a\n"))
+        .then(|| (u32::from_be_bytes(bytes[16..20].try_into().unwrap()), u32::from_be_bytes(bytes[20..24].try_into().unwrap())))
 }
 
 fn renders_to_a_png_with_every_plot(binary: &Path) -> Result<(), Failed> {

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use harness::cni;
+use harness::diagnostics::Collect;
 use harness::provider::lab::{Lab, LabFault, LabOptions};
 use harness::provider::Cluster;
 use harness::report::TrialOutcome;
-use harness::diagnostics::Collect;
 use harness::scenario::{run_scenarios_collecting, Collection};
 use harness::scenarios::canary;
 use harness::verdict::FailureReason::{self, ErrorAnswers, MirrorMismatch, SplitDeviates, StaleRoute};
@@ -31,7 +31,14 @@ fn expected_failures(fault: Option<LabFault>) -> Vec<(&'static str, FailureReaso
         // Swapping the first two weights leaves only the even split right.
         Some(LabFault::WrongWeights) => [STAGE_0, STAGE_5, STAGE_25, STAGE_75, STAGE_100].map(|s| (s, SplitDeviates)).into(),
         // The new version is down: the gateway sends its share to the stable one, or errors when it has all.
-        Some(LabFault::BackendDown) => vec![(STAGE_5, SplitDeviates), (STAGE_25, SplitDeviates), (STAGE_50, SplitDeviates), (STAGE_75, SplitDeviates), (STAGE_100, ErrorAnswers), (LIVE, SplitDeviates)],
+        Some(LabFault::BackendDown) => vec![
+            (STAGE_5, SplitDeviates),
+            (STAGE_25, SplitDeviates),
+            (STAGE_50, SplitDeviates),
+            (STAGE_75, SplitDeviates),
+            (STAGE_100, ErrorAnswers),
+            (LIVE, SplitDeviates),
+        ],
         Some(LabFault::MirroringOff) => vec![(MIRROR, MirrorMismatch)],
         Some(LabFault::UniformProbabilities) => vec![(REPLICAS, SplitDeviates)],
         Some(LabFault::StaleConfig) => [STAGE_0, STAGE_5, STAGE_25, STAGE_50, STAGE_75, STAGE_100, LIVE, MIRROR].map(|s| (s, StaleRoute)).into(),
@@ -85,7 +92,10 @@ fn fixtures_with_short_budget() -> tempfile::TempDir {
     let status = std::process::Command::new("cp").arg("-r").arg(harness::fixtures::fixtures_dir().join(".")).arg(copy.path()).status().expect("cp runs");
     assert!(status.success(), "copying the fixtures");
     let budgets = copy.path().join("budgets/canary.yaml");
-    let text = std::fs::read_to_string(&budgets).expect("budgets/canary.yaml").replace("convergeSeconds: 10", "convergeSeconds: 5").replace("suiteFalseFail: 0.01", "suiteFalseFail: 0.006");
+    let text = std::fs::read_to_string(&budgets)
+        .expect("budgets/canary.yaml")
+        .replace("convergeSeconds: 10", "convergeSeconds: 5")
+        .replace("suiteFalseFail: 0.01", "suiteFalseFail: 0.006");
     assert!(text.contains("convergeSeconds: 5") && text.contains("suiteFalseFail: 0.006"), "the budgets file changed shape: {text}");
     std::fs::write(&budgets, text).expect("writing the budget");
     copy

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use harness::report::TrialOutcome;
-use harness::spec::suite::run_check_keeping_evidence;
 use harness::spec::rules::Keyword;
+use harness::spec::suite::run_check_keeping_evidence;
 use harness::spec::{checks, Subject};
 use harness::verdict::FailureReason;
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -40,7 +40,8 @@ const fn falls_short(fault: &'static str, falls_short: &'static [&'static str]) 
 /// as the `cni_spec_unstable` portmap subject does (reviewed known failures there): portmap
 /// leaves its node-wide chains after the last DEL; ptp 1.9.1's GC never reaches host-local
 /// and so frees no stale reservation.
-const PORTMAP_CHAIN_FALLS_SHORT: &[&str] = &["the_last_del_leaves_the_node_as_before_the_first_add", "gc_frees_stale_attachments_of_1_1_0", "gc_is_passed_to_delegated_plugins_of_1_1_0"];
+const PORTMAP_CHAIN_FALLS_SHORT: &[&str] =
+    &["the_last_del_leaves_the_node_as_before_the_first_add", "gc_frees_stale_attachments_of_1_1_0", "gc_is_passed_to_delegated_plugins_of_1_1_0"];
 
 /// Every check that follows an ADD: not judged when ADD fails.
 const AFTER_ADD: &[&str] = &[
@@ -133,7 +134,12 @@ const STAND_INS: [StandIn; 17] = [
     StandIn {
         plugin: "portmap",
         fault: "check-always-passes",
-        falls_short: &["the_last_del_leaves_the_node_as_before_the_first_add", "gc_frees_stale_attachments_of_1_1_0", "gc_is_passed_to_delegated_plugins_of_1_1_0", "check_fails_when_a_chained_plugin_s_own_state_is_gone"],
+        falls_short: &[
+            "the_last_del_leaves_the_node_as_before_the_first_add",
+            "gc_frees_stale_attachments_of_1_1_0",
+            "gc_is_passed_to_delegated_plugins_of_1_1_0",
+            "check_fails_when_a_chained_plugin_s_own_state_is_gone",
+        ],
         unjudged: &[],
         unjudged_as: "",
         because: "",
@@ -154,7 +160,8 @@ fn stand_in_plugin(stand_in: &StandIn) -> Result<(tempfile::TempDir, PathBuf, Ve
         _ => {
             let unstable = harness::host::unstable_plugins().map_err(|why| format!("cannot run: {why}"))?.dir;
             std::fs::write(dir.path().join(format!("real-{plugin}")), unstable.join(plugin).display().to_string()).map_err(|e| e.to_string())?;
-            let chained = format!(r#"{{"type": "ptp", "ipMasq": false, "ipam": {ipam}}}, {{"type": "{plugin}-{fault}", "capabilities": {{"portMappings": true}}}}"#);
+            let chained =
+                format!(r#"{{"type": "ptp", "ipMasq": false, "ipam": {ipam}}}, {{"type": "{plugin}-{fault}", "capabilities": {{"portMappings": true}}}}"#);
             (chained, vec![dir.path().to_owned(), unstable])
         }
     };
@@ -180,42 +187,74 @@ fn check(stand_in: &StandIn) -> Result<(), Failed> {
             (TrialOutcome::Failed(_) | TrialOutcome::Deviated(_), Some(evidence)) => {
                 let its_own = format!("{}-{fault}", stand_in.plugin);
                 if !evidence.calls.iter().any(|call| call.plugin.ends_with(&its_own)) || evidence.node_state.is_err() {
-                    wrong.push(format!("{}: its bundle's evidence lacks the calls of {its_own} or the node's state ({} calls; node state: {:?})", check.rule.name, evidence.calls.len(), evidence.node_state.as_ref().err()));
+                    wrong.push(format!(
+                        "{}: its bundle's evidence lacks the calls of {its_own} or the node's state ({} calls; node state: {:?})",
+                        check.rule.name,
+                        evidence.calls.len(),
+                        evidence.node_state.as_ref().err()
+                    ));
                 }
             }
-            (TrialOutcome::Failed(_) | TrialOutcome::Deviated(_) | TrialOutcome::Error(_), None) => wrong.push(format!("{}: fell short without evidence for its bundle", check.rule.name)),
-            (TrialOutcome::Passed(_) | TrialOutcome::Ignored(_), Some(_)) => wrong.push(format!("{}: passed or was ignored, yet kept evidence", check.rule.name)),
+            (TrialOutcome::Failed(_) | TrialOutcome::Deviated(_) | TrialOutcome::Error(_), None) => {
+                wrong.push(format!("{}: fell short without evidence for its bundle", check.rule.name))
+            }
+            (TrialOutcome::Passed(_) | TrialOutcome::Ignored(_), Some(_)) => {
+                wrong.push(format!("{}: passed or was ignored, yet kept evidence", check.rule.name))
+            }
             _ => {}
         }
         match outcome {
             outcome @ (TrialOutcome::Failed(_) | TrialOutcome::Deviated(_)) => {
                 let (TrialOutcome::Failed(verdict) | TrialOutcome::Deviated(verdict)) = &outcome else { unreachable!() };
                 let message = verdict.message();
-                if verdict.reason != Some(expected_reason) || !message.contains(check.rule.section) || !message.contains(check.rule.name) || !message.contains(keyword) {
-                    wrong.push(format!("{}: the message does not name the rule, its section and keyword {keyword}, or the reason is not {expected_reason:?}: {message}", check.rule.name));
+                if verdict.reason != Some(expected_reason)
+                    || !message.contains(check.rule.section)
+                    || !message.contains(check.rule.name)
+                    || !message.contains(keyword)
+                {
+                    wrong.push(format!(
+                        "{}: the message does not name the rule, its section and keyword {keyword}, or the reason is not {expected_reason:?}: {message}",
+                        check.rule.name
+                    ));
                 }
-                let as_keyword_says = matches!((&outcome, check.rule.keyword), (TrialOutcome::Failed(_), Keyword::Must) | (TrialOutcome::Deviated(_), Keyword::Should));
+                let as_keyword_says =
+                    matches!((&outcome, check.rule.keyword), (TrialOutcome::Failed(_), Keyword::Must) | (TrialOutcome::Deviated(_), Keyword::Should));
                 if !as_keyword_says {
-                    wrong.push(format!("{}: a {keyword} not met must be {}, it was {}", check.rule.name, if check.rule.keyword == Keyword::Must { "failed" } else { "a deviation" }, outcome.label()));
+                    wrong.push(format!(
+                        "{}: a {keyword} not met must be {}, it was {}",
+                        check.rule.name,
+                        if check.rule.keyword == Keyword::Must { "failed" } else { "a deviation" },
+                        outcome.label()
+                    ));
                 }
                 failed.insert(check.rule.name);
                 messages.insert(check.rule.name, message);
             }
             TrialOutcome::Error(error) => wrong.push(format!("{}: error instead of a verdict: {error}", check.rule.name)),
-            TrialOutcome::Ignored(reason) if stand_in.unjudged.contains(&check.rule.name) && !(reason.starts_with(&format!("{}: ", stand_in.unjudged_as)) && reason.contains(stand_in.because)) => {
+            TrialOutcome::Ignored(reason)
+                if stand_in.unjudged.contains(&check.rule.name)
+                    && !(reason.starts_with(&format!("{}: ", stand_in.unjudged_as)) && reason.contains(stand_in.because)) =>
+            {
                 wrong.push(format!("{}: ignored, but not as {:?} because {:?}: {reason}", check.rule.name, stand_in.unjudged_as, stand_in.because))
             }
-            TrialOutcome::Passed(_) if stand_in.unjudged.contains(&check.rule.name) => wrong.push(format!("{}: passed, but could not have judged anything ({})", check.rule.name, stand_in.because)),
+            TrialOutcome::Passed(_) if stand_in.unjudged.contains(&check.rule.name) => {
+                wrong.push(format!("{}: passed, but could not have judged anything ({})", check.rule.name, stand_in.because))
+            }
             TrialOutcome::Passed(_) | TrialOutcome::Ignored(_) => {}
         }
     }
     let expected: BTreeSet<&str> = expected.iter().copied().collect();
     if failed != expected {
         // What the unexpected ones said, so a run that fell short for another reason shows it.
-        let unexpected: Vec<String> = failed.difference(&expected).map(|name| format!("{name}: {}", messages.get(name).map(String::as_str).unwrap_or_default())).collect();
+        let unexpected: Vec<String> =
+            failed.difference(&expected).map(|name| format!("{name}: {}", messages.get(name).map(String::as_str).unwrap_or_default())).collect();
         wrong.push(format!("failed {failed:?}, expected exactly {expected:?}; the unexpected said: {}", unexpected.join(" | ")));
     }
-    if wrong.is_empty() { Ok(()) } else { Err(wrong.join("\n").into()) }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(wrong.join("\n").into())
+    }
 }
 
 /// The last DEL's check on ptp chained with the reference TSN proxy: `faults` for the
@@ -229,7 +268,9 @@ fn last_del_with_the_proxy(faults: &[&str]) -> Result<(TrialOutcome, String), Fa
         {"type": "tsn-metadata-proxy", "nic": "eth0", "faults": faults}
     ]);
     std::fs::write(&conflist, serde_json::json!({"cniVersion": "1.0.0", "name": "tsn", "plugins": plugins}).to_string()).map_err(|e| e.to_string())?;
-    let subject = Arc::new(Subject::load(&conflist, vec![proxy.parent().ok_or("the proxy's directory")?.to_owned(), PathBuf::from("/usr/lib/cni")]).map_err(|e| e.to_string())?);
+    let subject = Arc::new(
+        Subject::load(&conflist, vec![proxy.parent().ok_or("the proxy's directory")?.to_owned(), PathBuf::from("/usr/lib/cni")]).map_err(|e| e.to_string())?,
+    );
     let check = checks().into_iter().find(|c| c.rule.name == "the_last_del_leaves_the_node_as_before_the_first_add").ok_or("the last DEL's check")?;
     let (outcome, _) = run_check_keeping_evidence(&subject, check, harness::diagnostics::Collect::Never);
     let message = match &outcome {
@@ -257,7 +298,10 @@ fn a_tcx_program_left_attached_is_found_by_the_last_del_check() -> Result<(), Fa
 
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
-    let mut trials: Vec<Trial> = STAND_INS.iter().map(|stand_in| Trial::test(format!("stand_in_{}_{}", stand_in.plugin, stand_in.fault.replace('-', "_")), move || check(stand_in))).collect();
+    let mut trials: Vec<Trial> = STAND_INS
+        .iter()
+        .map(|stand_in| Trial::test(format!("stand_in_{}_{}", stand_in.plugin, stand_in.fault.replace('-', "_")), move || check(stand_in)))
+        .collect();
     trials.push(Trial::test("a_tcx_program_left_attached_is_found_by_the_last_del_check", a_tcx_program_left_attached_is_found_by_the_last_del_check));
     libtest_mimic::run(&args, trials).exit_code()
 }

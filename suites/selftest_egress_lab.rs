@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use harness::cni;
+use harness::diagnostics::Collect;
 use harness::provider::lab::{Lab, LabFault, LabOptions};
 use harness::provider::Cluster;
 use harness::report::TrialOutcome;
-use harness::diagnostics::Collect;
 use harness::scenario::{run_scenarios_collecting, Collection};
 use harness::scenarios::egress;
 use harness::verdict::FailureReason::{self, OverBudget, Refused, TimedOut, WrongSource};
@@ -42,7 +42,13 @@ fn expected_failures(fault: Option<LabFault>) -> Vec<Expected> {
         Some(LabFault::FailoverOff) => vec![(FAILOVER, OverBudget, "never")],
         Some(LabFault::SlowFailover) => vec![(FAILOVER, OverBudget, "over-budget")],
         Some(LabFault::ExternalEchoDown) => {
-            vec![(NO_POLICY, Refused, "refused"), (SELECTED, Refused, "refused"), (UNSELECTED, Refused, "refused"), (EXCLUDED, Refused, "refused"), (FAILOVER, Refused, "refused")]
+            vec![
+                (NO_POLICY, Refused, "refused"),
+                (SELECTED, Refused, "refused"),
+                (UNSELECTED, Refused, "refused"),
+                (EXCLUDED, Refused, "refused"),
+                (FAILOVER, Refused, "refused"),
+            ]
         }
         // Faults of the lab's HTTP Gateway do not touch egress.
         Some(LabFault::WrongWeights | LabFault::BackendDown | LabFault::MirroringOff | LabFault::StaleConfig | LabFault::UniformProbabilities) => vec![],
@@ -118,14 +124,23 @@ fn bundle_problems(scenario: &str, outcome: &TrialOutcome, bundle: Option<&std::
         let trace = read("path-trace.txt");
         let exit = trace.lines().filter(|l| l.starts_with("left node")).last().unwrap_or_default();
         if !exit.contains(seen_as) {
-            problems.push(format!("{scenario}: the path trace should name the node the packet left with the {} source; its last exit: {exit:?}\n{trace}", verdict.observed.role));
+            problems.push(format!(
+                "{scenario}: the path trace should name the node the packet left with the {} source; its last exit: {exit:?}\n{trace}",
+                verdict.observed.role
+            ));
         }
         // The capture outside is a pcap file a reader opens with Wireshark or tcpdump: the
         // replayed SYN arrived there (it was answered, from the wrong source).
         let pcap = bundle.join("captures/the-external-host.pcap");
-        let read_back = std::process::Command::new("tcpdump").args(["-nn", "-r"]).arg(&pcap).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        let read_back = std::process::Command::new("tcpdump")
+            .args(["-nn", "-r"])
+            .arg(&pcap)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
         if !read_back.contains("Flags [S]") {
-            problems.push(format!("{scenario}: {} should hold the replayed SYN as it reached the external host; tcpdump -r read: {read_back:?}", pcap.display()));
+            problems
+                .push(format!("{scenario}: {} should hold the replayed SYN as it reached the external host; tcpdump -r read: {read_back:?}", pcap.display()));
         }
     }
     problems
@@ -150,8 +165,6 @@ fn main() -> std::process::ExitCode {
     // SAFETY: set before any trial thread starts.
     unsafe { std::env::set_var("CNICONF_FIXTURES", fixtures.path()) };
     let mut trials = vec![Trial::test("healthy_lab_passes_every_egress_scenario", || check(None))];
-    trials.extend(LabFault::EGRESS.map(|fault| {
-        Trial::test(format!("fault_{}_is_caught", fault.name().replace('-', "_")), move || check(Some(fault)))
-    }));
+    trials.extend(LabFault::EGRESS.map(|fault| Trial::test(format!("fault_{}_is_caught", fault.name().replace('-', "_")), move || check(Some(fault)))));
     libtest_mimic::run(&args, trials).exit_code()
 }

@@ -10,10 +10,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use harness::cni::{self, CniProfile};
+use harness::diagnostics::Collect;
 use harness::provider::lab::{Lab, LabFault, LabOptions};
 use harness::provider::Cluster;
 use harness::report::TrialOutcome;
-use harness::diagnostics::Collect;
 use harness::scenario::{run_scenario, run_scenario_collecting, Collection, Scenario, ScenarioContext};
 use harness::scenarios::performance::{self, all};
 use harness::verdict::performance::{Better, Figure, FigureOutcome, FigureSpec};
@@ -39,7 +39,8 @@ fn outcomes(cluster: &Arc<dyn Cluster>, names: &[&str]) -> Vec<(String, TrialOut
     let collection = Collection { root: bundles.path().to_owned(), mode: Collect::Failures, profile_commands: vec![] };
     let mut outcomes = Vec::new();
     for (i, name) in names.iter().enumerate() {
-        let (outcome, bundle) = run_scenario_collecting(cluster, &scenario(name), &harness::provider::lab::timeouts(), &format!("t{}", i + 1), None, Some(&collection));
+        let (outcome, bundle) =
+            run_scenario_collecting(cluster, &scenario(name), &harness::provider::lab::timeouts(), &format!("t{}", i + 1), None, Some(&collection));
         let problems = harness::diagnostics::bundle_problems(name, outcome.is_failure(), bundle.as_deref());
         assert!(problems.is_empty(), "{problems:?}");
         outcomes.push(((*name).to_owned(), outcome));
@@ -69,7 +70,13 @@ fn these_fail(outcomes: &[(String, TrialOutcome)], failing: &[&str], may_fail: &
             let should_fail = failing.contains(&figure.name.as_str());
             match (should_fail, figure.outcome) {
                 (true, FigureOutcome::Failed) | (false, FigureOutcome::Passed) => {}
-                (_, other) => wrong.push(format!("{scenario}: figure {} should have {} but is {other:?}: {}; budget {}", figure.name, if should_fail { "failed" } else { "passed" }, figure.summary(), figure.budget_text())),
+                (_, other) => wrong.push(format!(
+                    "{scenario}: figure {} should have {} but is {other:?}: {}; budget {}",
+                    figure.name,
+                    if should_fail { "failed" } else { "passed" },
+                    figure.summary(),
+                    figure.budget_text()
+                )),
             }
         }
         let fails = figures.iter().any(|f| failing.contains(&f.name.as_str()));
@@ -78,7 +85,8 @@ fn these_fail(outcomes: &[(String, TrialOutcome)], failing: &[&str], may_fail: &
                 let message = verdict.message();
                 let first = figures.iter().find(|f| f.outcome == FigureOutcome::Failed).expect("a failed figure");
                 let named = [first.name.as_str(), "interval [", "budget at least", "past the budget", first.path.as_str()];
-                let named = named.iter().all(|part| message.contains(part)) || [first.name.as_str(), "interval [", "budget at most", "past the budget"].iter().all(|part| message.contains(part));
+                let named = named.iter().all(|part| message.contains(part))
+                    || [first.name.as_str(), "interval [", "budget at most", "past the budget"].iter().all(|part| message.contains(part));
                 if verdict.reason != Some(FailureReason::OverBudget) || !named {
                     wrong.push(format!("{scenario}: the failure should be over budget and name the figure, its interval, its budget and its path: {message}"));
                 }
@@ -168,9 +176,12 @@ elif command == "ADD":
     .map_err(|e| e.to_string())?;
     std::fs::set_permissions(&binary, std::os::unix::fs::PermissionsExt::from_mode(0o755)).map_err(|e| e.to_string())?;
     let profile = std::fs::read_to_string(shipped.join("profile.yaml")).map_err(|e| e.to_string())?;
-    let profile = profile.replace("name: reference\n", &format!("name: reference-{plugin}\n")).replace("    pluginDir: /usr/lib/cni\n", &format!("    pluginDirs: [/usr/lib/cni, {}]\n", plugins.display()));
+    let profile = profile
+        .replace("name: reference\n", &format!("name: reference-{plugin}\n"))
+        .replace("    pluginDir: /usr/lib/cni\n", &format!("    pluginDirs: [/usr/lib/cni, {}]\n", plugins.display()));
     std::fs::write(dir.join("profile.yaml"), profile).map_err(|e| e.to_string())?;
-    let mut conflist: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(shipped.join("10-lab.conflist")).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let mut conflist: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(shipped.join("10-lab.conflist")).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
     conflist["plugins"].as_array_mut().ok_or("the shipped conflist has plugins")?.push(serde_json::json!({ "type": plugin }));
     std::fs::write(dir.join("10-lab.conflist"), serde_json::to_string_pretty(&conflist).unwrap()).map_err(|e| e.to_string())?;
     cni::load_profile(&dir.join("profile.yaml").display().to_string()).map_err(|e| e.to_string().into())
@@ -190,13 +201,25 @@ fn with_a_chained_plugin(plugin: &str, on_add: &str, scenarios: &[&str], failing
 /// A chained plugin that burns 300 ms of CPU on each ADD fails the CNI's CPU budget and
 /// not its memory budget.
 fn a_chained_plugin_burning_cpu_fails_the_cni_cpu_budget() -> Result<(), Failed> {
-    with_a_chained_plugin("cpu-burner", "started = time.process_time()\n    while time.process_time() - started < 0.3: pass", &[CNI_RESOURCES], &[performance::CNI_CPU_PER_POD.name], &[])
+    with_a_chained_plugin(
+        "cpu-burner",
+        "started = time.process_time()\n    while time.process_time() - started < 0.3: pass",
+        &[CNI_RESOURCES],
+        &[performance::CNI_CPU_PER_POD.name],
+        &[],
+    )
 }
 
 /// A chained plugin that holds 128 MiB on each ADD fails the CNI's memory budget; its CPU
 /// (filling the memory) may or may not cross the CPU budget.
 fn a_chained_plugin_holding_memory_fails_the_cni_memory_budget() -> Result<(), Failed> {
-    with_a_chained_plugin("memory-holder", "held = b'x' * (128 << 20)", &[CNI_RESOURCES], &[performance::CNI_PEAK_MEMORY.name], &[performance::CNI_CPU_PER_POD.name])
+    with_a_chained_plugin(
+        "memory-holder",
+        "held = b'x' * (128 << 20)",
+        &[CNI_RESOURCES],
+        &[performance::CNI_PEAK_MEMORY.name],
+        &[performance::CNI_CPU_PER_POD.name],
+    )
 }
 
 /// A chained plugin 300 ms slow on ADD fails the start-up budget, and nothing else.
@@ -239,7 +262,8 @@ fn harness_against_bare_iperf3(cx: &mut ScenarioContext) -> harness::Result<Verd
         };
         ratios.push(through_the_harness / bare);
     }
-    let spec = FigureSpec { name: "harness-over-bare".into(), unit: "x".into(), better: Better::Higher, quantile: 0.5, path: "pod client -> pod server".into() };
+    let spec =
+        FigureSpec { name: "harness-over-bare".into(), unit: "x".into(), better: Better::Higher, quantile: 0.5, path: "pod client -> pod server".into() };
     let looks = budgets.looks()?;
     let figure = harness::verdict::performance::judge(&spec, &ratios, &looks, None);
     Ok(harness::verdict::performance::figures_within_budget("harness against bare iperf3", "pod client -> pod server", vec![figure], &looks, ""))
@@ -255,7 +279,9 @@ fn the_harness_throughput_figure_is_within_5_percent_of_bare_iperf3() -> Result<
     println!("harness over bare iperf3: {}", figure.summary());
     match (figure.estimate - 1.0).abs() <= 0.05 {
         true => Ok(()),
-        false => Err(format!("the harness's throughput is {:.1}% off bare iperf3 on the same path: {}", (figure.estimate - 1.0) * 100.0, figure.summary()).into()),
+        false => {
+            Err(format!("the harness's throughput is {:.1}% off bare iperf3 on the same path: {}", (figure.estimate - 1.0) * 100.0, figure.summary()).into())
+        }
     }
 }
 
@@ -263,9 +289,18 @@ fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
     let trials = vec![
         Trial::test("the_harness_throughput_figure_is_within_5_percent_of_bare_iperf3", the_harness_throughput_figure_is_within_5_percent_of_bare_iperf3),
-        Trial::test("a_bandwidth_limit_on_the_workers_nics_fails_only_the_paths_through_them", a_bandwidth_limit_on_the_workers_nics_fails_only_the_paths_through_them),
-        Trial::test("a_bandwidth_limit_on_every_pod_s_veth_fails_only_the_paths_into_pods", a_bandwidth_limit_on_every_pod_s_veth_fails_only_the_paths_into_pods),
-        Trial::test("no_op_rules_in_the_forwarding_path_raise_rules_traversed_and_latency", no_op_rules_in_the_forwarding_path_raise_rules_traversed_and_latency),
+        Trial::test(
+            "a_bandwidth_limit_on_the_workers_nics_fails_only_the_paths_through_them",
+            a_bandwidth_limit_on_the_workers_nics_fails_only_the_paths_through_them,
+        ),
+        Trial::test(
+            "a_bandwidth_limit_on_every_pod_s_veth_fails_only_the_paths_into_pods",
+            a_bandwidth_limit_on_every_pod_s_veth_fails_only_the_paths_into_pods,
+        ),
+        Trial::test(
+            "no_op_rules_in_the_forwarding_path_raise_rules_traversed_and_latency",
+            no_op_rules_in_the_forwarding_path_raise_rules_traversed_and_latency,
+        ),
         Trial::test("a_slow_chained_plugin_fails_the_start_up_budget", a_slow_chained_plugin_fails_the_start_up_budget),
         Trial::test("a_chained_plugin_burning_cpu_fails_the_cni_cpu_budget", a_chained_plugin_burning_cpu_fails_the_cni_cpu_budget),
         Trial::test("a_chained_plugin_holding_memory_fails_the_cni_memory_budget", a_chained_plugin_holding_memory_fails_the_cni_memory_budget),

@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use cni_probe::talk::Transport;
 use harness::cni::{self, CniProfile};
+use harness::diagnostics::Collect;
 use harness::model::{labels, NamespaceSpec, PodSpec};
 use harness::provider::lab::{gc, Lab, LabOptions};
 use harness::provider::{runs, Cluster};
 use harness::report::TrialOutcome;
-use harness::diagnostics::Collect;
 use harness::scenario::{run_scenario, run_scenario_collecting, Collection, Scenario, ScenarioBody};
 use harness::scenarios::tsn;
 use harness::verdict::FailureReason;
@@ -66,8 +66,22 @@ fn proxy_cases() -> Vec<ProxyCase> {
         Some(entry)
     };
     vec![
-        ProxyCase { name: "the_reference_proxy_passes_every_scenario", entry: proxy(json!({})), classes: Expect::Pass, leak: Expect::Pass, interleaved: Expect::Pass, delivery: Expect::Pass },
-        ProxyCase { name: "without_a_proxy_every_talker_lands_in_best_effort", entry: None, classes: Expect::WrongClass(ALL_BEST_EFFORT), leak: Expect::Pass, interleaved: Expect::Pass, delivery: Expect::Pass },
+        ProxyCase {
+            name: "the_reference_proxy_passes_every_scenario",
+            entry: proxy(json!({})),
+            classes: Expect::Pass,
+            leak: Expect::Pass,
+            interleaved: Expect::Pass,
+            delivery: Expect::Pass,
+        },
+        ProxyCase {
+            name: "without_a_proxy_every_talker_lands_in_best_effort",
+            entry: None,
+            classes: Expect::WrongClass(ALL_BEST_EFFORT),
+            leak: Expect::Pass,
+            interleaved: Expect::Pass,
+            delivery: Expect::Pass,
+        },
         ProxyCase {
             name: "a_restore_on_the_pod_veth_ingress_is_overwritten_by_forwarding",
             entry: proxy(json!({ "hook": "pod-veth-ingress" })),
@@ -76,9 +90,30 @@ fn proxy_cases() -> Vec<ProxyCase> {
             interleaved: Expect::Pass,
             delivery: Expect::Pass,
         },
-        ProxyCase { name: "a_proxy_without_its_saver_loses_every_priority", entry: proxy(json!({ "faults": ["no-save"] })), classes: Expect::WrongClass(ALL_BEST_EFFORT), leak: Expect::Pass, interleaved: Expect::Pass, delivery: Expect::Pass },
-        ProxyCase { name: "a_proxy_without_its_restorer_loses_every_priority", entry: proxy(json!({ "faults": ["no-restore"] })), classes: Expect::WrongClass(ALL_BEST_EFFORT), leak: Expect::Pass, interleaved: Expect::Pass, delivery: Expect::Pass },
-        ProxyCase { name: "a_wrong_priority_map_puts_each_talker_in_the_other_s_class", entry: proxy(json!({ "faults": ["swap-priorities"] })), classes: Expect::WrongClass(SWAPPED), leak: Expect::Pass, interleaved: Expect::Pass, delivery: Expect::Pass },
+        ProxyCase {
+            name: "a_proxy_without_its_saver_loses_every_priority",
+            entry: proxy(json!({ "faults": ["no-save"] })),
+            classes: Expect::WrongClass(ALL_BEST_EFFORT),
+            leak: Expect::Pass,
+            interleaved: Expect::Pass,
+            delivery: Expect::Pass,
+        },
+        ProxyCase {
+            name: "a_proxy_without_its_restorer_loses_every_priority",
+            entry: proxy(json!({ "faults": ["no-restore"] })),
+            classes: Expect::WrongClass(ALL_BEST_EFFORT),
+            leak: Expect::Pass,
+            interleaved: Expect::Pass,
+            delivery: Expect::Pass,
+        },
+        ProxyCase {
+            name: "a_wrong_priority_map_puts_each_talker_in_the_other_s_class",
+            entry: proxy(json!({ "faults": ["swap-priorities"] })),
+            classes: Expect::WrongClass(SWAPPED),
+            leak: Expect::Pass,
+            interleaved: Expect::Pass,
+            delivery: Expect::Pass,
+        },
         ProxyCase {
             name: "per_packet_state_left_behind_lifts_later_best_effort_packets",
             entry: proxy(json!({ "faults": ["keep-per-packet-state"] })),
@@ -123,7 +158,8 @@ fn profile_with_proxy(entry: Option<&serde_json::Value>, dir: &Path) -> Result<C
     let shipped = harness::cni::profile::profiles_dir().join("reference-tsn-proxy");
     std::fs::copy(shipped.join("profile.yaml"), dir.join("profile.yaml")).map_err(|e| e.to_string())?;
     let conflist_path = shipped.join("10-lab-tsn.conflist");
-    let mut conflist: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&conflist_path).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let mut conflist: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&conflist_path).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
     let plugins = conflist["plugins"].as_array_mut().ok_or("the shipped conflist has plugins")?;
     plugins.retain(|p| p["type"] != "tsn-metadata-proxy");
     plugins.extend(entry.cloned());
@@ -148,14 +184,21 @@ fn check_proxy(case: &ProxyCase) -> Result<(), Failed> {
         // The hop where a priority is lost is the node NIC's classifier: the bundle has its
         // classes with their counters.
         if let (TrialOutcome::Failed(_), Some(bundle)) = (&outcome, &bundle) {
-            let classes: String = std::fs::read_dir(bundle.join("nodes")).into_iter().flatten().flatten().filter_map(|node| std::fs::read_to_string(node.path().join("classes-eth0.txt")).ok()).collect();
+            let classes: String = std::fs::read_dir(bundle.join("nodes"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|node| std::fs::read_to_string(node.path().join("classes-eth0.txt")).ok())
+                .collect();
             if !(classes.contains("class htb 1:1 ") && classes.contains("Sent ")) {
                 wrong.push(format!("{}: the bundle should hold the node NIC's classes with their counters: {classes}", scenario.name));
             }
             // The priority trace names the hop: the talker's packets leave the pod in their
             // class and reach the node NIC in another (a missing save or restore: best effort).
             let traced = std::fs::read_to_string(bundle.join("priority-trace.txt")).unwrap_or_default();
-            let lost_at_the_nic = traced.lines().any(|l| l.starts_with("the priority was lost between pod ") && l.contains("(leaving the pod) and node ") && l.contains(" (the NIC): "));
+            let lost_at_the_nic = traced
+                .lines()
+                .any(|l| l.starts_with("the priority was lost between pod ") && l.contains("(leaving the pod) and node ") && l.contains(" (the NIC): "));
             let as_best_effort = traced.contains("reached node") && traced.contains("as best-effort (1:3, priority 0 (best effort))");
             let wanted = match case.classes {
                 Expect::WrongClass(ALL_BEST_EFFORT) => lost_at_the_nic && as_best_effort,
@@ -164,7 +207,11 @@ fn check_proxy(case: &ProxyCase) -> Result<(), Failed> {
             };
             // The interleaved talker's replay has the same company: its packets leave the pod
             // in best effort and reach the NIC lifted.
-            let lifted_at_the_nic = traced.lines().any(|l| l.starts_with("the packets were lifted out of best effort between pod ") && l.contains("(leaving the pod) and node ") && l.contains(" (the NIC): "));
+            let lifted_at_the_nic = traced.lines().any(|l| {
+                l.starts_with("the packets were lifted out of best effort between pod ")
+                    && l.contains("(leaving the pod) and node ")
+                    && l.contains(" (the NIC): ")
+            });
             if scenario.name == INTERLEAVED && !lifted_at_the_nic {
                 wrong.push(format!("{}: the priority trace should name the hop where the best-effort packets were lifted (leaving the pod in best effort, reaching the NIC in a priority class): {traced}", scenario.name));
             }
@@ -189,7 +236,9 @@ fn check_proxy(case: &ProxyCase) -> Result<(), Failed> {
         };
         match (expected, outcome) {
             (Expect::Pass, TrialOutcome::Passed(_)) => {}
-            (Expect::Lifted, TrialOutcome::Failed(verdict)) if verdict.reason == Some(FailureReason::WrongClass) && verdict.observed.role.contains("class-") => {
+            (Expect::Lifted, TrialOutcome::Failed(verdict))
+                if verdict.reason == Some(FailureReason::WrongClass) && verdict.observed.role.contains("class-") =>
+            {
                 let message = verdict.message();
                 if !(message.contains("expected best-effort") && message.contains("look at per-packet state saved for packets that never reached")) {
                     wrong.push(format!("{scenario}: the failure should expect best effort and name per-packet state as what to look at: {message}"));
@@ -204,7 +253,9 @@ fn check_proxy(case: &ProxyCase) -> Result<(), Failed> {
                     wrong.push(format!("{scenario}: the hint should name stale per-packet state: {message}"));
                 }
             }
-            (Expect::DeliveryTimeChanged(role), TrialOutcome::Failed(verdict)) if verdict.reason == Some(FailureReason::DeliveryTimeChanged) && verdict.observed.role == role => {
+            (Expect::DeliveryTimeChanged(role), TrialOutcome::Failed(verdict))
+                if verdict.reason == Some(FailureReason::DeliveryTimeChanged) && verdict.observed.role == role =>
+            {
                 let message = verdict.message();
                 // Where the packets went, with counts, then the classifier's whole table.
                 if !message.contains("); packets per class: 1:1 (delivery-time-kept): ") {
@@ -262,7 +313,10 @@ fn on_the_node_the_classes_are_kept(transport: Transport) -> Result<(), Failed> 
 
 fn in_a_pod_without_a_proxy_everything_is_best_effort(transport: Transport) -> Result<(), Failed> {
     match outcome(true, transport)? {
-        TrialOutcome::Failed(verdict) if verdict.reason == Some(FailureReason::WrongClass) && verdict.observed.role == "priority-1 best-effort, priority-2 best-effort, priority-0 best-effort" => {
+        TrialOutcome::Failed(verdict)
+            if verdict.reason == Some(FailureReason::WrongClass)
+                && verdict.observed.role == "priority-1 best-effort, priority-2 best-effort, priority-0 best-effort" =>
+        {
             let message = verdict.message();
             match message.contains("1:1 (class-1): 0") && message.contains(") in 1:1 (class-1), none in another class") {
                 true => Ok(()),
@@ -285,7 +339,13 @@ fn proxy_programs() -> BTreeSet<u32> {
 /// The ids of the programs attached (tcx) to `eth0` egress in every network namespace of
 /// `cluster`: this lab's proxy programs, not those of labs running beside it.
 fn programs_attached_in(cluster: &str) -> BTreeSet<u32> {
-    let namespaces: Vec<String> = std::fs::read_dir("/run/netns").into_iter().flatten().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with(&format!("{cluster}-"))).collect();
+    let namespaces: Vec<String> = std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("{cluster}-")))
+        .collect();
     namespaces
         .iter()
         .filter_map(|namespace| tsn_proxy::datapath::attached_in(&format!("/run/netns/{namespace}"), "eth0", aya::programs::TcAttachType::Egress).ok())
@@ -298,7 +358,8 @@ fn programs_attached_in(cluster: &str) -> BTreeSet<u32> {
 /// pin, link, program, map or namespace of it.
 fn a_killed_run_s_proxy_state_goes_with_gc() -> Result<(), Failed> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let profile = profile_with_proxy(Some(&serde_json::json!({ "type": "tsn-metadata-proxy", "nic": "eth0", "faults": ["keep-per-packet-state"] })), dir.path())?;
+    let profile =
+        profile_with_proxy(Some(&serde_json::json!({ "type": "tsn-metadata-proxy", "nic": "eth0", "faults": ["keep-per-packet-state"] })), dir.path())?;
     let lab = Lab::provision(&profile, &LabOptions::from_env()?)?;
     let cluster = lab.info().cluster.clone();
     lab.create_namespace(&NamespaceSpec { name: "tsn-gc".into(), labels: labels([]) })?;

@@ -8,10 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use harness::cni::{self, CniProfile};
+use harness::diagnostics::Collect;
 use harness::provider::lab::{Lab, LabOptions};
 use harness::provider::Cluster;
 use harness::report::TrialOutcome;
-use harness::diagnostics::Collect;
 use harness::scenario::{run_scenario_collecting, Collection, UpgradePair};
 use harness::scenarios::upgrade;
 use harness::verdict::FailureReason::{self, AddressReused, CheckFailed, ConnectionReset, LeftBehind, Regressed, VersionsOwnFault, WrongSource};
@@ -71,7 +71,14 @@ const NEW_VERSIONS: [NewVersion; 9] = [
         name: "a_new_version_that_renumbers_ipam_hands_out_old_pods_addresses",
         wrapped: Some(("host-local", Wrapper::Python, "renumbers-ipam")),
         on_install: None,
-        fails: &[(CHECK, CheckFailed), (HOST_PORT_CHECK, CheckFailed), (DEL, LeftBehind), (HOST_PORT_DEL, LeftBehind), (REACH, AddressReused), (ROLLBACK, CheckFailed)],
+        fails: &[
+            (CHECK, CheckFailed),
+            (HOST_PORT_CHECK, CheckFailed),
+            (DEL, LeftBehind),
+            (HOST_PORT_DEL, LeftBehind),
+            (REACH, AddressReused),
+            (ROLLBACK, CheckFailed),
+        ],
         not_judged: PYTHON_IS_SLOW,
     },
     // Pod to pod is neither translated nor tracked on its way: only the connection to the
@@ -117,7 +124,13 @@ const NEW_VERSIONS: [NewVersion; 9] = [
         not_judged: PYTHON_IS_SLOW,
     },
     // 100 ms more per ADD: pod start-up regresses, nothing else changes.
-    NewVersion { name: "a_new_version_slower_to_add_regresses_pod_start_up", wrapped: Some(("bridge", Wrapper::SlowAdd, "slow-add")), on_install: None, fails: &[(PERF, Regressed)], not_judged: &[] },
+    NewVersion {
+        name: "a_new_version_slower_to_add_regresses_pod_start_up",
+        wrapped: Some(("bridge", Wrapper::SlowAdd, "slow-add")),
+        on_install: None,
+        fails: &[(PERF, Regressed)],
+        not_judged: &[],
+    },
 ];
 
 /// The new version as a profile directory: [`NEW`]'s, with the wrapper (if any) first on
@@ -142,7 +155,10 @@ fn new_version(version: &NewVersion, dir: &Path) -> Result<CniProfile, Failed> {
         Some(stand_in) => format!("{name}-{stand_in}"),
         None => name,
     };
-    let on_install = version.on_install.map(|stand_in| format!("\n    onInstall: {}", harness::fixtures::fixture_path(&format!("upgrade/stand-ins/{stand_in}")).display())).unwrap_or_default();
+    let on_install = version
+        .on_install
+        .map(|stand_in| format!("\n    onInstall: {}", harness::fixtures::fixture_path(&format!("upgrade/stand-ins/{stand_in}")).display()))
+        .unwrap_or_default();
     let profile = std::fs::read_to_string(shipped.join("profile.yaml")).map_err(|e| e.to_string())?;
     let profile = profile
         .replace(&format!("name: {NEW}"), &format!("name: {name}"))
@@ -184,10 +200,19 @@ fn check(version: &NewVersion) -> Result<(), Failed> {
                     wrong.push(format!("{scenario}: the failure should name the version that did it ({}): {}", to.name, verdict.message()));
                 }
             }
-            (expected, other) => wrong.push(format!("{scenario}: expected {}, got {}: {}", expected.map_or("a pass".to_owned(), |(_, r)| format!("a failure for {r:?}")), other.label(), other.message())),
+            (expected, other) => wrong.push(format!(
+                "{scenario}: expected {}, got {}: {}",
+                expected.map_or("a pass".to_owned(), |(_, r)| format!("a failure for {r:?}")),
+                other.label(),
+                other.message()
+            )),
         }
     }
-    if wrong.is_empty() { Ok(()) } else { Err(wrong.join("\n").into()) }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(wrong.join("\n").into())
+    }
 }
 
 /// The false block, on real plugins: the rollback pair (Debian unstable's 1.9.1 back
@@ -206,8 +231,16 @@ fn portmap_1_1_1_s_own_check_fault_is_not_blamed_on_the_upgrade() -> Result<(), 
     let (outcome, _) = run_scenario_collecting(&lab, &scenario, &harness::provider::lab::timeouts(), "t1", Some(Ok(pair)), None);
     lab.teardown()?;
     match &outcome {
-        TrialOutcome::Failed(verdict) if verdict.reason == Some(VersionsOwnFault) && verdict.observed.detail.contains("control, reference-portmap-firewall on pods it made itself") && verdict.observed.detail.contains("could not check ipv6 dnat") => Ok(()),
-        other => Err(format!("expected the version's own fault (portmap 1.1.1's CHECK on its own pods too), got {}: {}", other.label(), other.message()).into()),
+        TrialOutcome::Failed(verdict)
+            if verdict.reason == Some(VersionsOwnFault)
+                && verdict.observed.detail.contains("control, reference-portmap-firewall on pods it made itself")
+                && verdict.observed.detail.contains("could not check ipv6 dnat") =>
+        {
+            Ok(())
+        }
+        other => {
+            Err(format!("expected the version's own fault (portmap 1.1.1's CHECK on its own pods too), got {}: {}", other.label(), other.message()).into())
+        }
     }
 }
 
@@ -226,7 +259,10 @@ fn an_old_version_that_resets_connections_on_its_own_is_blamed_not_the_upgrade()
     let profile = profile
         .replace(&format!("name: {OLD}"), &format!("name: {name}"))
         .replace("conflist: 10-lab.conflist", &format!("conflist: {}", shipped.join("10-lab.conflist").display()))
-        .replace("pluginDir: /usr/lib/cni", &format!("pluginDir: /usr/lib/cni\n    onInstall: {}", harness::fixtures::fixture_path("upgrade/stand-ins/reset-held-connections").display()));
+        .replace(
+            "pluginDir: /usr/lib/cni",
+            &format!("pluginDir: /usr/lib/cni\n    onInstall: {}", harness::fixtures::fixture_path("upgrade/stand-ins/reset-held-connections").display()),
+        );
     std::fs::write(dir.path().join("profile.yaml"), profile).map_err(|e| e.to_string())?;
     let from = cni::load_profile(&dir.path().join("profile.yaml").display().to_string()).map_err(|e| e.to_string())?;
     let to = cni::load_profile(NEW).map_err(|e| e.to_string())?;
@@ -237,11 +273,23 @@ fn an_old_version_that_resets_connections_on_its_own_is_blamed_not_the_upgrade()
         let (outcome, _) = run_scenario_collecting(&lab, &scenario, &harness::provider::lab::timeouts(), "t1", Some(Ok(Arc::clone(&pair))), None);
         lab.teardown()?;
         match &outcome {
-            TrialOutcome::Failed(verdict) if verdict.reason == Some(VersionsOwnFault) && verdict.observed.role == "fails-with-nothing-upgraded-too" && verdict.look_at.starts_with(&format!("{name} itself, not the upgrade")) => {}
-            other => wrong.push(format!("{}: expected the old version's own fault (its connections reset with nothing upgraded too), got {}: {}", scenario.name, other.label(), other.message())),
+            TrialOutcome::Failed(verdict)
+                if verdict.reason == Some(VersionsOwnFault)
+                    && verdict.observed.role == "fails-with-nothing-upgraded-too"
+                    && verdict.look_at.starts_with(&format!("{name} itself, not the upgrade")) => {}
+            other => wrong.push(format!(
+                "{}: expected the old version's own fault (its connections reset with nothing upgraded too), got {}: {}",
+                scenario.name,
+                other.label(),
+                other.message()
+            )),
         }
     }
-    if wrong.is_empty() { Ok(()) } else { Err(wrong.join("\n").into()) }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(wrong.join("\n").into())
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -250,7 +298,10 @@ fn main() -> std::process::ExitCode {
         .iter()
         .map(|version| Trial::test(version.name, move || check(version)))
         .chain([Trial::test("portmap_1_1_1_s_own_check_fault_is_not_blamed_on_the_upgrade", portmap_1_1_1_s_own_check_fault_is_not_blamed_on_the_upgrade)])
-        .chain([Trial::test("an_old_version_that_resets_connections_on_its_own_is_blamed_not_the_upgrade", an_old_version_that_resets_connections_on_its_own_is_blamed_not_the_upgrade)])
+        .chain([Trial::test(
+            "an_old_version_that_resets_connections_on_its_own_is_blamed_not_the_upgrade",
+            an_old_version_that_resets_connections_on_its_own_is_blamed_not_the_upgrade,
+        )])
         .collect();
     libtest_mimic::run(&args, trials).exit_code()
 }

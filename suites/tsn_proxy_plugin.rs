@@ -90,14 +90,18 @@ impl Node {
 
     /// The ids of the programs tcx runs on `interface` of `netns` in `direction`.
     fn attached_ids(&self, netns: &str, interface: &str, direction: aya::programs::TcAttachType) -> Vec<u32> {
-        tsn_proxy::datapath::attached_in(&format!("/run/netns/{netns}"), interface, direction).map(|p| p.into_iter().map(|(id, _)| id).collect()).unwrap_or_default()
+        tsn_proxy::datapath::attached_in(&format!("/run/netns/{netns}"), interface, direction)
+            .map(|p| p.into_iter().map(|(id, _)| id).collect())
+            .unwrap_or_default()
     }
 
     /// The programs tcx runs on `interface` of `netns` in `direction` (`ingress`/`egress`).
     fn attached(&self, netns: &str, interface: &str, direction: &str) -> Vec<String> {
         // tcx links are not tc filters: they are listed by the kernel's BPF query.
         let direction = if direction == "egress" { aya::programs::TcAttachType::Egress } else { aya::programs::TcAttachType::Ingress };
-        tsn_proxy::datapath::attached_in(&format!("/run/netns/{netns}"), interface, direction).map(|p| p.into_iter().map(|(_, name)| name).collect()).unwrap_or_default()
+        tsn_proxy::datapath::attached_in(&format!("/run/netns/{netns}"), interface, direction)
+            .map(|p| p.into_iter().map(|(_, name)| name).collect())
+            .unwrap_or_default()
     }
 
     /// Whether nothing runs on `interface` of `netns` in `direction` within [`DETACHED`]: a

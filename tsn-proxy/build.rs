@@ -11,7 +11,11 @@ fn main() {
     println!("cargo:rerun-if-changed={}", source.display());
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let multiarch = format!("/usr/include/{}-linux-gnu", std::env::var("CARGO_CFG_TARGET_ARCH").unwrap());
-    for (object, defines) in [("tsn_metadata_proxy.o", &[][..]), ("tsn_metadata_proxy_keeping_state.o", &["-DKEEP_PER_PACKET_STATE"][..]), ("tsn_metadata_proxy_keyed_by_address.o", &["-DKEY_BY_PACKET_ADDRESS"][..])] {
+    for (object, defines) in [
+        ("tsn_metadata_proxy.o", &[][..]),
+        ("tsn_metadata_proxy_keeping_state.o", &["-DKEEP_PER_PACKET_STATE"][..]),
+        ("tsn_metadata_proxy_keyed_by_address.o", &["-DKEY_BY_PACKET_ADDRESS"][..]),
+    ] {
         let output = Command::new("clang")
             .args(["-O2", "-g", "-target", "bpf", "-I", &multiarch])
             .args(defines)

@@ -17,7 +17,9 @@ static COMPILING: Mutex<()> = Mutex::new(());
 pub fn priority_classes(dev: &str) -> (Vec<String>, Vec<Vec<String>>) {
     let words = |s: &[&str]| s.iter().map(|w| (*w).to_owned()).collect::<Vec<_>>();
     let root = words(&["qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "3"]);
-    let classes = (1..=4).map(|minor| words(&["class", "replace", "dev", dev, "parent", "1:", "classid", &format!("1:{minor}"), "htb", "rate", "10gbit", "quantum", "60000"])).collect();
+    let classes = (1..=4)
+        .map(|minor| words(&["class", "replace", "dev", dev, "parent", "1:", "classid", &format!("1:{minor}"), "htb", "rate", "10gbit", "quantum", "60000"]))
+        .collect();
     (root, classes)
 }
 
@@ -48,12 +50,17 @@ fn compile_as(source: &Path, stem: &str, defines: &[&str], out_dir: &Path) -> Re
         return Ok(object);
     }
     if !crate::host::on_path("clang") {
-        return Err(HarnessError::MissingTool { tool: "clang".into(), purpose: format!("compiling the BPF program {}", source.display()), install: "install Debian's clang, llvm and libbpf-dev with `cargo xtask deps`".into() });
+        return Err(HarnessError::MissingTool {
+            tool: "clang".into(),
+            purpose: format!("compiling the BPF program {}", source.display()),
+            install: "install Debian's clang, llvm and libbpf-dev with `cargo xtask deps`".into(),
+        });
     }
     let failed = |what: String| move |e: std::io::Error| HarnessError::Command { command: what, detail: e.to_string() };
     std::fs::create_dir_all(out_dir).map_err(failed(format!("create {}", out_dir.display())))?;
     // Other processes may compile at once: each writes a file of its own, then renames it.
-    let partial = tempfile::Builder::new().prefix(&stem).suffix(".o.partial").tempfile_in(out_dir).map_err(failed(format!("create a file in {}", out_dir.display())))?;
+    let partial =
+        tempfile::Builder::new().prefix(&stem).suffix(".o.partial").tempfile_in(out_dir).map_err(failed(format!("create a file in {}", out_dir.display())))?;
     let multiarch = format!("/usr/include/{}-linux-gnu", std::env::consts::ARCH);
     let output = Command::new("clang")
         .args(["-O2", "-g", "-target", "bpf", "-I", &multiarch])
@@ -65,7 +72,10 @@ fn compile_as(source: &Path, stem: &str, defines: &[&str], out_dir: &Path) -> Re
         .output()
         .map_err(failed(format!("clang {}", source.display())))?;
     if !output.status.success() {
-        return Err(HarnessError::Command { command: format!("clang -target bpf {}", source.display()), detail: String::from_utf8_lossy(&output.stderr).trim().to_owned() });
+        return Err(HarnessError::Command {
+            command: format!("clang -target bpf {}", source.display()),
+            detail: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        });
     }
     partial.persist(&object).map_err(|e| HarnessError::Command { command: format!("write {}", object.display()), detail: e.to_string() })?;
     Ok(object)
@@ -91,7 +101,14 @@ mod tests {
     fn trials_side_by_side_compile_it_once_without_tripping_over_each_other() {
         let out = tempfile::tempdir().unwrap();
         let source = crate::workspace_root().join("bpf/tsn_classify.c");
-        let built: Vec<Result<PathBuf>> = std::thread::scope(|s| (0..4).map(|_| s.spawn(|| compile_as(&source, "tsn_classify", &[], out.path()))).collect::<Vec<_>>().into_iter().map(|h| h.join().unwrap()).collect());
+        let built: Vec<Result<PathBuf>> = std::thread::scope(|s| {
+            (0..4)
+                .map(|_| s.spawn(|| compile_as(&source, "tsn_classify", &[], out.path())))
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .collect()
+        });
         assert!(built.iter().all(|b| b.as_ref().is_ok_and(|p| is_bpf_object(p))), "{built:?}");
         let left: Vec<_> = std::fs::read_dir(out.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left.len(), 1, "one object, no partial files: {left:?}");

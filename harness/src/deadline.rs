@@ -69,7 +69,10 @@ mod tests {
 
     #[test]
     fn outside_a_trial_a_wait_keeps_its_own_budget() {
-        assert_eq!(budget(Duration::from_secs(180), "KubeTimeouts::pod_ready"), Budget { duration: Duration::from_secs(180), name: "KubeTimeouts::pod_ready".into() });
+        assert_eq!(
+            budget(Duration::from_secs(180), "KubeTimeouts::pod_ready"),
+            Budget { duration: Duration::from_secs(180), name: "KubeTimeouts::pod_ready".into() }
+        );
     }
 
     #[test]

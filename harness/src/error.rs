@@ -5,7 +5,9 @@ use std::path::PathBuf;
 /// Everything that can go wrong outside a verdict: set-up, tools, fixtures, the datapath.
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
-    #[error("the lab provider needs root (CAP_NET_ADMIN) to create network namespaces; running as uid {uid}. Run as root, e.g. `sudo -E cargo test --test <suite>`")]
+    #[error(
+        "the lab provider needs root (CAP_NET_ADMIN) to create network namespaces; running as uid {uid}. Run as root, e.g. `sudo -E cargo test --test <suite>`"
+    )]
     NotRoot { uid: u32 },
 
     #[error("required tool `{tool}` was not found on PATH ({purpose}); {install}")]

@@ -13,9 +13,7 @@ use crate::verdict::weights::SplitCriteria;
 
 /// The repository's `fixtures/` directory (or `CNICONF_FIXTURES`).
 pub fn fixtures_dir() -> PathBuf {
-    std::env::var_os("CNICONF_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::workspace_root().join("fixtures"))
+    std::env::var_os("CNICONF_FIXTURES").map(PathBuf::from).unwrap_or_else(|| crate::workspace_root().join("fixtures"))
 }
 
 /// Resolves a path relative to [`fixtures_dir`].
@@ -86,8 +84,7 @@ impl KindClusterConfig {
 /// Reads a kind cluster config and checks what the harness relies on.
 pub fn load_kind_config(path: &Path) -> Result<KindClusterConfig> {
     let text = read(path)?;
-    let config: KindClusterConfig =
-        serde_saphyr::from_str_with_options(&text, yaml_options()).map_err(|e| malformed(path, e.to_string()))?;
+    let config: KindClusterConfig = serde_saphyr::from_str_with_options(&text, yaml_options()).map_err(|e| malformed(path, e.to_string()))?;
     if config.kind != "Cluster" || !config.api_version.starts_with("kind.x-k8s.io/") {
         return Err(malformed(
             path,
@@ -149,8 +146,7 @@ const ANTREA_API_VERSIONS: [&str; 2] = ["crd.antrea.io/v1alpha2", "crd.antrea.io
 /// Reads an Antrea `Egress` (and the `ExternalIPPool` it names) into a neutral [`EgressPolicy`].
 pub fn load_antrea_egress(path: &Path) -> Result<EgressPolicy> {
     let text = read(path)?;
-    let objects: Vec<AntreaObject> =
-        serde_saphyr::from_multiple_with_options(&text, yaml_options()).map_err(|e| malformed(path, e.to_string()))?;
+    let objects: Vec<AntreaObject> = serde_saphyr::from_multiple_with_options(&text, yaml_options()).map_err(|e| malformed(path, e.to_string()))?;
     for object in &objects {
         if !ANTREA_API_VERSIONS.contains(&object.api_version.as_str()) {
             return Err(malformed(
@@ -165,20 +161,17 @@ pub fn load_antrea_egress(path: &Path) -> Result<EgressPolicy> {
         return Err(malformed(path, format!("expected one Egress, found a second one: `{}`", extra.metadata.name)));
     }
     let object_path = |field: &str| format!("Egress `{}` field {field}", egress.metadata.name);
-    let spec: AntreaEgressSpec =
-        serde_json::from_value(egress.spec.clone()).map_err(|e| malformed(path, format!("{}: {e}", object_path("spec"))))?;
-    let pool_name = spec
-        .external_ip_pool
-        .ok_or_else(|| malformed(path, format!("{}: expected the name of an ExternalIPPool that says which nodes may carry the egress IP", object_path("spec.externalIPPool"))))?;
+    let spec: AntreaEgressSpec = serde_json::from_value(egress.spec.clone()).map_err(|e| malformed(path, format!("{}: {e}", object_path("spec"))))?;
+    let pool_name = spec.external_ip_pool.ok_or_else(|| {
+        malformed(path, format!("{}: expected the name of an ExternalIPPool that says which nodes may carry the egress IP", object_path("spec.externalIPPool")))
+    })?;
     let pool = objects
         .iter()
         .find(|o| o.kind == "ExternalIPPool" && o.metadata.name == pool_name)
         .ok_or_else(|| malformed(path, format!("{} names ExternalIPPool `{pool_name}`, which is not in this file", object_path("spec.externalIPPool"))))?;
-    let pool_spec: ExternalIpPoolSpec = serde_json::from_value(pool.spec.clone())
-        .map_err(|e| malformed(path, format!("ExternalIPPool `{pool_name}` field spec: {e}")))?;
-    let egress_ip = spec
-        .egress_ip
-        .ok_or_else(|| malformed(path, format!("{}: expected an IPv4 address", object_path("spec.egressIP"))))?;
+    let pool_spec: ExternalIpPoolSpec =
+        serde_json::from_value(pool.spec.clone()).map_err(|e| malformed(path, format!("ExternalIPPool `{pool_name}` field spec: {e}")))?;
+    let egress_ip = spec.egress_ip.ok_or_else(|| malformed(path, format!("{}: expected an IPv4 address", object_path("spec.egressIP"))))?;
     Ok(EgressPolicy {
         name: egress.metadata.name.clone(),
         namespace_selector: spec.applied_to.namespace_selector,
@@ -321,7 +314,8 @@ pub fn load_http_route(path: &Path) -> Result<HttpRoute> {
     }
     let name = route.metadata.name;
     let field = |f: &str| format!("HTTPRoute `{name}` field {f}");
-    let [rule] = <[RouteRule; 1]>::try_from(route.spec.rules).map_err(|rules| malformed(path, format!("{}: expected exactly one rule, found {}", field("spec.rules"), rules.len())))?;
+    let [rule] = <[RouteRule; 1]>::try_from(route.spec.rules)
+        .map_err(|rules| malformed(path, format!("{}: expected exactly one rule, found {}", field("spec.rules"), rules.len())))?;
     let path_prefix = match rule.matches.as_slice() {
         [RouteMatch { path }] if path.match_type == "PathPrefix" => path.value.clone(),
         _ => return Err(malformed(path, format!("{}: expected one match of type PathPrefix", field("spec.rules[0].matches")))),
@@ -343,7 +337,12 @@ pub fn load_http_route(path: &Path) -> Result<HttpRoute> {
                 let target = service(&mirror.backend_ref, &format!("spec.rules[0].filters[{i}].requestMirror.backendRef"))?;
                 mirror_to = Some((target.service, target.port));
             }
-            (other, _) => return Err(malformed(path, format!("{}: filter type {other} is not supported (RequestMirror is)", field(&format!("spec.rules[0].filters[{i}]"))))),
+            (other, _) => {
+                return Err(malformed(
+                    path,
+                    format!("{}: filter type {other} is not supported (RequestMirror is)", field(&format!("spec.rules[0].filters[{i}]"))),
+                ))
+            }
         }
     }
     Ok(HttpRoute { name, path_prefix, backends, mirror_to, generation: 0 })
@@ -407,7 +406,10 @@ pub fn load_canary_budgets(path: &Path) -> Result<CanaryBudgets> {
     };
     probability("tolerance", budgets.split.tolerance)?;
     if !(budgets.split.relative_tolerance > 0.0 && budgets.split.relative_tolerance <= 1.0) {
-        return Err(malformed(path, format!("split.relativeTolerance: expected a fraction of a backend's weight above 0 and at most 1, found {}", budgets.split.relative_tolerance)));
+        return Err(malformed(
+            path,
+            format!("split.relativeTolerance: expected a fraction of a backend's weight above 0 and at most 1, found {}", budgets.split.relative_tolerance),
+        ));
     }
     probability("power", budgets.split.power)?;
     probability("suiteFalseFail", budgets.split.suite_false_fail)?;
@@ -611,7 +613,9 @@ mod tests {
 
     #[test]
     fn a_missing_pool_is_named() {
-        let file = write("apiVersion: crd.antrea.io/v1alpha2\nkind: Egress\nmetadata: {name: e}\nspec:\n  appliedTo: {}\n  egressIP: 10.0.0.1\n  externalIPPool: nowhere\n");
+        let file = write(
+            "apiVersion: crd.antrea.io/v1alpha2\nkind: Egress\nmetadata: {name: e}\nspec:\n  appliedTo: {}\n  egressIP: 10.0.0.1\n  externalIPPool: nowhere\n",
+        );
         let error = load_antrea_egress(file.path()).unwrap_err().to_string();
         assert!(error.contains("ExternalIPPool `nowhere`, which is not in this file"), "{error}");
         assert!(error.contains(&file.path().display().to_string()), "{error}");

@@ -3,8 +3,8 @@
 //! implementation's answer, not the CNI's: Antrea with NGINX Gateway Fabric and Cilium
 //! with its own Gateway each declare what they support, and what they do not, with why.
 
-use crate::install::{Feature, Installation, Workload};
 use crate::error::{HarnessError, Result};
+use crate::install::{Feature, Installation, Workload};
 
 /// Names a Gateway implementation in place of the CNI profile's default.
 pub const GATEWAY_VARIABLE: &str = "CNICONF_GATEWAY";
@@ -177,7 +177,10 @@ mod tests {
         let ngf = nginx_gateway_fabric();
         assert!(ngf.supports(Feature::GatewayWeights));
         let reason = ngf.lacks(Feature::RequestMirror).expect("NGF 1.6.2 has no RequestMirror");
-        assert!(reason.contains("nginx-gateway-fabric 1.6.2 does not support Gateway API request mirroring") && reason.contains("NGINX Gateway Fabric 2.0"), "{reason}");
+        assert!(
+            reason.contains("nginx-gateway-fabric 1.6.2 does not support Gateway API request mirroring") && reason.contains("NGINX Gateway Fabric 2.0"),
+            "{reason}"
+        );
     }
 
     #[test]

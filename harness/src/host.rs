@@ -8,9 +8,7 @@ pub fn on_path(tool: &str) -> bool {
     if tool.contains('/') {
         return executable(std::path::Path::new(tool));
     }
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| executable(&dir.join(tool))))
-        .unwrap_or(false)
+    std::env::var_os("PATH").map(|paths| std::env::split_paths(&paths).any(|dir| executable(&dir.join(tool)))).unwrap_or(false)
 }
 
 /// The effective user id of this process, from /proc (no libc needed).
@@ -61,7 +59,10 @@ pub fn unstable_plugins() -> Result<UnstablePlugins, String> {
     let dir = root.join("usr/lib/cni");
     let version = std::fs::read_to_string(root.join("VERSION")).map(|v| v.trim().to_owned()).unwrap_or_default();
     if version.is_empty() || !dir.join("bridge").is_file() {
-        return Err(format!("Debian unstable's {REFERENCE_PLUGINS_PACKAGE} is not unpacked in {}: `cargo xtask deps` fetches it (and says why when it cannot)", root.display()));
+        return Err(format!(
+            "Debian unstable's {REFERENCE_PLUGINS_PACKAGE} is not unpacked in {}: `cargo xtask deps` fetches it (and says why when it cannot)",
+            root.display()
+        ));
     }
     Ok(UnstablePlugins { dir, version })
 }
@@ -78,7 +79,11 @@ mod tests {
 
     #[test]
     fn the_reference_plugins_come_from_their_debian_package() {
-        assert_eq!(debian_package_of(std::path::Path::new("/usr/lib/cni/bridge")).as_deref(), Some(REFERENCE_PLUGINS_PACKAGE), "installed by `cargo xtask deps`");
+        assert_eq!(
+            debian_package_of(std::path::Path::new("/usr/lib/cni/bridge")).as_deref(),
+            Some(REFERENCE_PLUGINS_PACKAGE),
+            "installed by `cargo xtask deps`"
+        );
         assert!(debian_package_version(REFERENCE_PLUGINS_PACKAGE).is_some_and(|v| v.chars().next().is_some_and(|c| c.is_ascii_digit())));
         assert_eq!(debian_package_of(std::path::Path::new("/nonexistent/plugin")), None);
         assert_eq!(debian_package_version("no-such-package-here"), None);

@@ -39,7 +39,9 @@ impl KubeAccess {
         let client = runtime.block_on(async {
             let config = merged_kubeconfig(kubeconfigs).map_err(|e| HarnessError::Command { command: what.clone(), detail: e.to_string() })?;
             let options = kube::config::KubeConfigOptions { context: context.map(str::to_owned), ..Default::default() };
-            let config = kube::Config::from_custom_kubeconfig(config, &options).await.map_err(|e| HarnessError::Command { command: what.clone(), detail: e.to_string() })?;
+            let config = kube::Config::from_custom_kubeconfig(config, &options)
+                .await
+                .map_err(|e| HarnessError::Command { command: what.clone(), detail: e.to_string() })?;
             Client::try_from(config).map_err(api_error(what.clone()))
         })?;
         Ok(Self { client, runtime })
@@ -77,11 +79,14 @@ impl KubeAccess {
         let crd_budget = crate::deadline::budget(crd_budget, "KubeTimeouts::crd_established");
         self.block_on(async {
             let (api, _) = served_api(&self.client, object, &crd_budget).await?;
-            let dynamic: DynamicObject = serde_json::from_value(object.clone())
-                .map_err(|e| HarnessError::FixtureMalformed { path: describe(object).into(), detail: e.to_string() })?;
+            let dynamic: DynamicObject =
+                serde_json::from_value(object.clone()).map_err(|e| HarnessError::FixtureMalformed { path: describe(object).into(), detail: e.to_string() })?;
             let params = kube::api::PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
             match api.create(&params, &dynamic).await {
-                Ok(created) => created.metadata.uid.ok_or_else(|| HarnessError::Command { command: format!("creating {}", describe(object)), detail: "the API server returned no uid".into() }),
+                Ok(created) => created.metadata.uid.ok_or_else(|| HarnessError::Command {
+                    command: format!("creating {}", describe(object)),
+                    detail: "the API server returned no uid".into(),
+                }),
                 Err(kube::Error::Api(status)) if status.code == 409 => Err(HarnessError::AlreadyExists { object: describe(object) }),
                 Err(e) => Err(api_error(format!("creating {}", describe(object)))(e)),
             }
@@ -93,7 +98,8 @@ impl KubeAccess {
     pub fn delete_owned(&self, object: &Value, uid: &str) -> Result<()> {
         self.block_on(async {
             let (api, name) = dynamic_api(&self.client, object).await?;
-            let params = DeleteParams { preconditions: Some(kube::api::Preconditions { uid: Some(uid.to_owned()), resource_version: None }), ..Default::default() };
+            let params =
+                DeleteParams { preconditions: Some(kube::api::Preconditions { uid: Some(uid.to_owned()), resource_version: None }), ..Default::default() };
             match api.delete(&name, &params).await {
                 Ok(_) => Ok(()),
                 Err(kube::Error::Api(status)) if status.is_not_found() || status.code == 409 => Ok(()),
@@ -206,7 +212,13 @@ impl KubeAccess {
     /// its pods ran on, the previous container's too, and what `agent_commands` print in
     /// them (the CNI's status tools). A request that fails is written
     /// into `api/errors.txt`, never raised.
-    pub fn trial_records(&self, trial: &str, agent: Option<(&str, &str)>, agent_commands: &[crate::model::DiagnosticCommand], gateway_namespace: &str) -> Vec<(String, String)> {
+    pub fn trial_records(
+        &self,
+        trial: &str,
+        agent: Option<(&str, &str)>,
+        agent_commands: &[crate::model::DiagnosticCommand],
+        gateway_namespace: &str,
+    ) -> Vec<(String, String)> {
         use k8s_openapi::api::core::v1::{Event, Namespace};
         use kube::api::ListParams;
         let suffix = format!("-{trial}");
@@ -240,8 +252,14 @@ impl KubeAccess {
                             .iter()
                             .map(|e| {
                                 let at = e.last_timestamp.as_ref().map(|t| t.0.to_string()).unwrap_or_default();
-                                let object = format!("{}/{}", e.involved_object.kind.clone().unwrap_or_default(), e.involved_object.name.clone().unwrap_or_default());
-                                format!("{at} {} {} {object}: {}\n", e.type_.clone().unwrap_or_default(), e.reason.clone().unwrap_or_default(), e.message.clone().unwrap_or_default())
+                                let object =
+                                    format!("{}/{}", e.involved_object.kind.clone().unwrap_or_default(), e.involved_object.name.clone().unwrap_or_default());
+                                format!(
+                                    "{at} {} {} {object}: {}\n",
+                                    e.type_.clone().unwrap_or_default(),
+                                    e.reason.clone().unwrap_or_default(),
+                                    e.message.clone().unwrap_or_default()
+                                )
                             })
                             .collect();
                         records.push((format!("api/{namespace}/events.txt"), lines));
@@ -250,8 +268,12 @@ impl KubeAccess {
                 }
             }
             // Gateway API objects with their status: the trial's routes, the shared Gateway.
-            let resource = |kind: &str, plural: &str| kube::api::ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", kind), plural);
-            for (namespace, kind, plural) in namespaces.iter().map(|n| (n.as_str(), "HTTPRoute", "httproutes")).chain([(gateway_namespace, "Gateway", "gateways")]) {
+            let resource = |kind: &str, plural: &str| {
+                kube::api::ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", kind), plural)
+            };
+            for (namespace, kind, plural) in
+                namespaces.iter().map(|n| (n.as_str(), "HTTPRoute", "httproutes")).chain([(gateway_namespace, "Gateway", "gateways")])
+            {
                 match Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource(kind, plural)).list(&ListParams::default()).await {
                     Ok(list) => records.push((format!("api/{namespace}/{plural}.json"), pretty(&list.items))),
                     Err(kube::Error::Api(status)) if status.code == 404 => {}
@@ -263,7 +285,10 @@ impl KubeAccess {
                 let pods = Api::<Pod>::namespaced(client.clone(), agent_namespace);
                 match pods.list(&ListParams::default()).await {
                     Ok(list) => {
-                        let ours = list.items.into_iter().filter(|p| p.metadata.owner_references.iter().flatten().any(|o| o.kind == "DaemonSet" && o.name == agent_name));
+                        let ours = list
+                            .items
+                            .into_iter()
+                            .filter(|p| p.metadata.owner_references.iter().flatten().any(|o| o.kind == "DaemonSet" && o.name == agent_name));
                         for pod in ours.filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some_and(|n| nodes.contains(n))) {
                             let name = pod.metadata.name.clone().unwrap_or_default();
                             agent_pods.push(name.clone());
@@ -273,7 +298,10 @@ impl KubeAccess {
                                     let params = LogParams { previous, tail_lines: Some(5000), container: Some(container.clone()), ..LogParams::default() };
                                     match pods.logs(&name, &params).await {
                                         Ok(text) => records.push((format!("agents/{name}/{container}.{file}"), text)),
-                                        Err(e) => errors.push(format!("{} log of {agent_namespace}/{name} container {container}: {e}", if previous { "the previous container's" } else { "the" })),
+                                        Err(e) => errors.push(format!(
+                                            "{} log of {agent_namespace}/{name} container {container}: {e}",
+                                            if previous { "the previous container's" } else { "the" }
+                                        )),
                                     }
                                 }
                             }
@@ -339,7 +367,12 @@ pub fn exit_of(status: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::S
     if status.status.as_deref() == Some("Success") {
         return "exit status 0".into();
     }
-    let code = status.details.as_ref().and_then(|d| d.causes.as_ref()).and_then(|causes| causes.iter().find(|c| c.reason.as_deref() == Some("ExitCode"))).and_then(|c| c.message.clone());
+    let code = status
+        .details
+        .as_ref()
+        .and_then(|d| d.causes.as_ref())
+        .and_then(|causes| causes.iter().find(|c| c.reason.as_deref() == Some("ExitCode")))
+        .and_then(|c| c.message.clone());
     match code {
         Some(code) => format!("exit status {code}"),
         None => format!("failed: {}", status.message.as_deref().unwrap_or("no message")),
@@ -354,11 +387,7 @@ pub fn is_pod_ready(pod: Option<&Pod>) -> bool {
 }
 
 fn describe(object: &Value) -> String {
-    format!(
-        "{} {}",
-        object["kind"].as_str().unwrap_or("object"),
-        object["metadata"]["name"].as_str().unwrap_or("(unnamed)")
-    )
+    format!("{} {}", object["kind"].as_str().unwrap_or("object"), object["metadata"]["name"].as_str().unwrap_or("(unnamed)"))
 }
 
 fn group_version_kind(object: &Value) -> Result<GroupVersionKind> {
@@ -376,9 +405,8 @@ async fn dynamic_api(client: &Client, object: &Value) -> Result<(Api<DynamicObje
         .as_str()
         .ok_or_else(|| HarnessError::FixtureMalformed { path: describe(object).into(), detail: "metadata.name: expected a name".into() })?
         .to_owned();
-    let (resource, capabilities) = discovery::pinned_kind(client, &gvk)
-        .await
-        .map_err(api_error(format!("discovering {}/{} {}", gvk.group, gvk.version, gvk.kind)))?;
+    let (resource, capabilities) =
+        discovery::pinned_kind(client, &gvk).await.map_err(api_error(format!("discovering {}/{} {}", gvk.group, gvk.version, gvk.kind)))?;
     let api = match (capabilities.scope, object["metadata"]["namespace"].as_str()) {
         (Scope::Namespaced, Some(namespace)) => Api::namespaced_with(client.clone(), namespace, &resource),
         (Scope::Namespaced, None) => Api::default_namespaced_with(client.clone(), &resource),
@@ -401,9 +429,7 @@ async fn served_api(client: &Client, object: &Value, crd_budget: &crate::deadlin
 
 async fn apply_one(client: &Client, object: &Value, crd_budget: &crate::deadline::Budget) -> Result<()> {
     let (api, name) = served_api(client, object, crd_budget).await?;
-    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(object))
-        .await
-        .map_err(api_error(format!("applying {}", describe(object))))?;
+    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(object)).await.map_err(api_error(format!("applying {}", describe(object))))?;
     Ok(())
 }
 
@@ -454,7 +480,9 @@ pub(crate) mod mock {
     }
 
     /// Answers each request with `answer(method, path, body)`; records every request.
-    pub fn api_server(answer: impl Fn(&str, &str, &Value) -> (StatusCode, Value) + Send + 'static) -> (KubeAccess, Arc<Mutex<Vec<Seen>>>, Arc<tokio::runtime::Runtime>) {
+    pub fn api_server(
+        answer: impl Fn(&str, &str, &Value) -> (StatusCode, Value) + Send + 'static,
+    ) -> (KubeAccess, Arc<Mutex<Vec<Seen>>>, Arc<tokio::runtime::Runtime>) {
         let runtime = Arc::new(tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap());
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let client = runtime.block_on(async { Client::new(service, "default") });
@@ -476,7 +504,10 @@ pub(crate) mod mock {
 
     /// A Kubernetes `Status` failure.
     pub fn status(code: u16, reason: &str, message: &str) -> (StatusCode, Value) {
-        (StatusCode::from_u16(code).unwrap(), json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code, "message": message}))
+        (
+            StatusCode::from_u16(code).unwrap(),
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code, "message": message}),
+        )
     }
 
     /// Discovery of the core group's v1 resources used here.
@@ -562,14 +593,22 @@ mod tests {
         let (access, mut handle, runtime) = mocked();
         let server = runtime.spawn(async move {
             let (_, send) = handle.next_request().await.unwrap();
-            respond(send, StatusCode::NOT_FOUND, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}));
+            respond(
+                send,
+                StatusCode::NOT_FOUND,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
+            );
             let (request, send) = handle.next_request().await.unwrap();
             assert_eq!(request.uri().path(), "/apis/apiextensions.k8s.io/v1/customresourcedefinitions");
-            respond(send, StatusCode::OK, json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinitionList", "metadata": {}, "items": [{
-                "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "egresses.crd.antrea.io"},
-                "spec": {"group": "crd.antrea.io", "scope": "Cluster", "names": {"kind": "Egress", "plural": "egresses"}, "versions": []},
-                "status": {"conditions": [{"type": "Established", "status": "True"}]}
-            }]}));
+            respond(
+                send,
+                StatusCode::OK,
+                json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinitionList", "metadata": {}, "items": [{
+                    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "egresses.crd.antrea.io"},
+                    "spec": {"group": "crd.antrea.io", "scope": "Cluster", "names": {"kind": "Egress", "plural": "egresses"}, "versions": []},
+                    "status": {"conditions": [{"type": "Established", "status": "True"}]}
+                }]}),
+            );
             answer_egress_discovery(&mut handle).await;
             expect_apply(&mut handle).await;
         });
@@ -583,9 +622,17 @@ mod tests {
         runtime.spawn(async move {
             while let Some((request, send)) = handle.next_request().await {
                 if request.uri().path().contains("customresourcedefinitions") {
-                    respond(send, StatusCode::OK, json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinitionList", "metadata": {}, "items": []}));
+                    respond(
+                        send,
+                        StatusCode::OK,
+                        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinitionList", "metadata": {}, "items": []}),
+                    );
                 } else {
-                    respond(send, StatusCode::NOT_FOUND, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404, "message": "not found"}));
+                    respond(
+                        send,
+                        StatusCode::NOT_FOUND,
+                        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404, "message": "not found"}),
+                    );
                 }
             }
         });
@@ -678,16 +725,21 @@ mod tests {
     fn an_exec_status_becomes_an_exit_status() {
         let status = |value: Value| serde_json::from_value::<k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>(value).unwrap();
         assert_eq!(exit_of(Some(&status(json!({"status": "Success"})))), "exit status 0");
-        let failed = status(json!({"status": "Failure", "reason": "NonZeroExitCode", "message": "command terminated with non-zero exit code: error executing command [/cni-probe get], exit code 127",
-            "details": {"causes": [{"reason": "ExitCode", "message": "127"}]}}));
+        let failed = status(
+            json!({"status": "Failure", "reason": "NonZeroExitCode", "message": "command terminated with non-zero exit code: error executing command [/cni-probe get], exit code 127",
+            "details": {"causes": [{"reason": "ExitCode", "message": "127"}]}}),
+        );
         assert_eq!(exit_of(Some(&failed)), "exit status 127");
         assert!(exit_of(None).contains("unknown"));
     }
 
     #[test]
     fn a_broken_probe_says_how_it_exited_and_what_it_printed_on_stderr() {
-        let output = crate::model::ExecOutput { stdout: String::new(), stderr: "exec /cni-probe: no such file or directory".into(), exit: "exit status 127".into() };
-        let error = crate::provider::probe_output::<cni_probe::Observation>(&output, || "cni-probe get http://192.0.2.10:8080/ in pod prod-t1/web".into()).unwrap_err().to_string();
+        let output =
+            crate::model::ExecOutput { stdout: String::new(), stderr: "exec /cni-probe: no such file or directory".into(), exit: "exit status 127".into() };
+        let error = crate::provider::probe_output::<cni_probe::Observation>(&output, || "cni-probe get http://192.0.2.10:8080/ in pod prod-t1/web".into())
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("exit status 127") && error.contains("no such file or directory") && error.contains("pod prod-t1/web"), "{error}");
     }
 
@@ -712,7 +764,9 @@ mod tests {
 
     #[test]
     fn readiness_is_the_ready_condition_not_running() {
-        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}})).unwrap();
+        let pod: Pod =
+            serde_json::from_value(json!({"metadata": {"name": "p"}, "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}}))
+                .unwrap();
         assert!(!is_pod_ready(Some(&pod)));
         assert!(!is_pod_ready(None));
     }

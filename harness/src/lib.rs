@@ -94,7 +94,9 @@ mod tests {
                     for (i, _) in line.match_indices("crate::") {
                         let rest = &line[i + "crate::".len()..];
                         let names: Vec<&str> = match rest.strip_prefix('{') {
-                            Some(group) => group.split('}').next().unwrap_or_default().split(',').map(|n| n.trim().split("::").next().unwrap_or_default()).collect(),
+                            Some(group) => {
+                                group.split('}').next().unwrap_or_default().split(',').map(|n| n.trim().split("::").next().unwrap_or_default()).collect()
+                            }
                             None => vec![rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next().unwrap_or_default()],
                         };
                         used.extend(names.into_iter().filter(|n| modules.contains(*n) && *n != module).map(str::to_owned));
@@ -120,7 +122,11 @@ mod tests {
         let imports = imports();
         let mut upward = vec![];
         for (module, used) in &imports {
-            upward.extend(used.iter().filter(|u| layer_of(u) > layer_of(module)).map(|u| format!("{module} (layer {}) imports {u} (layer {})", layer_of(module), layer_of(u))));
+            upward.extend(
+                used.iter()
+                    .filter(|u| layer_of(u) > layer_of(module))
+                    .map(|u| format!("{module} (layer {}) imports {u} (layer {})", layer_of(module), layer_of(u))),
+            );
         }
         assert!(upward.is_empty(), "{upward:#?}");
         // Within a layer: no circle.

@@ -185,7 +185,11 @@ pub struct ResourceUsage {
 impl ResourceUsage {
     /// Both together: CPU summed, the higher peak, processes counted.
     pub fn with(self, other: ResourceUsage) -> ResourceUsage {
-        ResourceUsage { cpu: self.cpu + other.cpu, peak_memory_bytes: self.peak_memory_bytes.max(other.peak_memory_bytes), processes: self.processes + other.processes }
+        ResourceUsage {
+            cpu: self.cpu + other.cpu,
+            peak_memory_bytes: self.peak_memory_bytes.max(other.peak_memory_bytes),
+            processes: self.processes + other.processes,
+        }
     }
 }
 

@@ -20,9 +20,9 @@ use crate::fixtures;
 use crate::model::{EgressPolicy, EgressStatus, HttpRoute, LabelSelector, Labels, NamespaceSpec, Node, NodeRole, Pod, PodSpec, ROUTE_GENERATION_HEADER};
 use crate::provider::{Cluster, ProviderChoice};
 use crate::report::{Destinations, EventStream, RunEvent, TrialOutcome, TrialRecord};
-use crate::verdict::snat::{self, AddressBook, ExpectedSource};
 use crate::verdict::rollout::{self, Convergence};
 use crate::verdict::sequential::Decision;
+use crate::verdict::snat::{self, AddressBook, ExpectedSource};
 use crate::verdict::upgrade::SourceSample;
 use crate::verdict::{budget, reach, Verdict};
 
@@ -64,7 +64,16 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { trial: Duration::from_secs(300), trial_grace: Duration::from_secs(5), request: Duration::from_secs(3), egress_realized: Duration::from_secs(30), mirror_copies: Duration::from_secs(5), egress_datapath: Duration::from_secs(30), upgrade_hold: Duration::from_secs(180), mend: Duration::from_secs(600) }
+        Self {
+            trial: Duration::from_secs(300),
+            trial_grace: Duration::from_secs(5),
+            request: Duration::from_secs(3),
+            egress_realized: Duration::from_secs(30),
+            mirror_copies: Duration::from_secs(5),
+            egress_datapath: Duration::from_secs(30),
+            upgrade_hold: Duration::from_secs(180),
+            mend: Duration::from_secs(600),
+        }
     }
 }
 
@@ -160,22 +169,14 @@ impl Suite {
         features.dedup();
         let upgrade = self.default_upgrade_to.as_ref().map(|default| {
             let to = std::env::var(UPGRADE_TO_VARIABLE).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.clone());
-            crate::cni::load_profile(&to).map(|to| Arc::new(UpgradePair { from: cni.clone(), to })).map_err(|e| format!("the profile to upgrade to ({UPGRADE_TO_VARIABLE}={to}): {e}"))
+            crate::cni::load_profile(&to)
+                .map(|to| Arc::new(UpgradePair { from: cni.clone(), to }))
+                .map_err(|e| format!("the profile to upgrade to ({UPGRADE_TO_VARIABLE}={to}): {e}"))
         });
         let collection = crate::diagnostics::Collect::from_env()
             .map(|mode| Collection { root: destinations.bundles.clone(), mode, profile_commands: cni.node_collectors.clone() })
             .map_err(|e| e.to_string());
-        let run = Arc::new(SuiteRun {
-            collection,
-            cni,
-            upgrade,
-            features,
-            provider,
-            timeouts,
-            cluster: Mutex::new(None),
-            events,
-            trials: AtomicUsize::new(0),
-        });
+        let run = Arc::new(SuiteRun { collection, cni, upgrade, features, provider, timeouts, cluster: Mutex::new(None), events, trials: AtomicUsize::new(0) });
         let trial_of = |scenario: Scenario| {
             let run = Arc::clone(&run);
             let suite_span = suite_span.clone();
@@ -266,7 +267,10 @@ impl SuiteRun {
                 // what it is upgraded to.
                 let mut info = cluster.info().clone();
                 if let Some(Ok(pair)) = &self.upgrade {
-                    let binaries = std::env::current_exe().ok().and_then(|exe| exe.parent().and_then(|deps| deps.parent()).map(std::path::Path::to_path_buf)).unwrap_or_default();
+                    let binaries = std::env::current_exe()
+                        .ok()
+                        .and_then(|exe| exe.parent().and_then(|deps| deps.parent()).map(std::path::Path::to_path_buf))
+                        .unwrap_or_default();
                     info.components.extend(crate::provider::components::upgraded_to(&pair.to, &binaries));
                 }
                 self.events.emit(RunEvent::ClusterReady(&info))
@@ -289,18 +293,27 @@ impl SuiteRun {
                     let trial = self.trials.fetch_add(1, Ordering::SeqCst) + 1;
                     // What the harness itself provides for this scenario is said, never credited
                     // to the CNI under test.
-                    provided_by_harness = crate::provider::components::harness_parts_for(&cluster.info().components, scenario.requires).iter().map(|c| c.name.clone()).collect();
+                    provided_by_harness =
+                        crate::provider::components::harness_parts_for(&cluster.info().components, scenario.requires).iter().map(|c| c.name.clone()).collect();
                     // Other processes of the run may share the cluster: a disruptive trial waits
                     // until it has it alone, and keeps others out until it ends.
                     let _beside = crate::provider::runs::trial_lock(&cluster.info().cluster, scenario.disruptive);
-                    let (outcome, collected) = run_scenario_collecting(&cluster, scenario, &self.timeouts, &format!("t{trial}"), self.upgrade.clone(), Some(collection));
+                    let (outcome, collected) =
+                        run_scenario_collecting(&cluster, scenario, &self.timeouts, &format!("t{trial}"), self.upgrade.clone(), Some(collection));
                     bundle = collected;
                     outcome
                 }
                 (Err(error), _) => TrialOutcome::Error(format!("cluster could not be provisioned: {error}")),
             },
         };
-        TrialRecord { scenario: scenario.name.to_owned(), sentence: scenario.sentence.to_owned(), outcome, duration: started.elapsed(), provided_by_harness, bundle }
+        TrialRecord {
+            scenario: scenario.name.to_owned(),
+            sentence: scenario.sentence.to_owned(),
+            outcome,
+            duration: started.elapsed(),
+            provided_by_harness,
+            bundle,
+        }
     }
 
     fn cannot_host(&self, scenario: &Scenario) -> Option<String> {
@@ -354,7 +367,14 @@ pub struct Collection {
 /// its body left the cluster (before anything it broke is mended), for the trials the mode
 /// wants; returns the outcome and where the bundle is. A trial that timed out gets a bundle
 /// of the cluster without its flows (its body still holds them).
-pub fn run_scenario_collecting(cluster: &Arc<dyn Cluster>, scenario: &Scenario, timeouts: &Timeouts, trial: &str, upgrade: Upgrade, collection: Option<&Collection>) -> (TrialOutcome, Option<std::path::PathBuf>) {
+pub fn run_scenario_collecting(
+    cluster: &Arc<dyn Cluster>,
+    scenario: &Scenario,
+    timeouts: &Timeouts,
+    trial: &str,
+    upgrade: Upgrade,
+    collection: Option<&Collection>,
+) -> (TrialOutcome, Option<std::path::PathBuf>) {
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let (bundle_tx, bundle_rx) = std::sync::mpsc::channel();
     let (mended_tx, mended_rx) = std::sync::mpsc::channel::<()>();
@@ -393,13 +413,19 @@ pub fn run_scenario_collecting(cluster: &Arc<dyn Cluster>, scenario: &Scenario, 
     let bundle = match collection.filter(|c| c.mode.wants(failed) && !matches!(outcome, TrialOutcome::Ignored(_))) {
         None => None,
         // The body is still running with its flows: the cluster is read as it is.
-        Some(collection) if timed_out => Some(ScenarioContext::new(Arc::clone(cluster), trial, timeouts.clone()).collect_bundle(scenario.name, &outcome.message(), collection)),
+        Some(collection) if timed_out => {
+            Some(ScenarioContext::new(Arc::clone(cluster), trial, timeouts.clone()).collect_bundle(scenario.name, &outcome.message(), collection))
+        }
         Some(_) => bundle_rx.recv_timeout(crate::diagnostics::LIMITS.time + Duration::from_secs(30)).ok(),
     };
     // The next trial (or the process's end) must not come while this one is still rolling
     // a CNI back or restoring a node. A body still running past its budget mends nothing yet.
     if !timed_out && mended_rx.recv_timeout(timeouts.mend).is_err() {
-        tracing::error!("trial {trial} of {}: still mending what it broke after {} s (Timeouts::mend); later trials may find the cluster unmended", scenario.name, timeouts.mend.as_secs());
+        tracing::error!(
+            "trial {trial} of {}: still mending what it broke after {} s (Timeouts::mend); later trials may find the cluster unmended",
+            scenario.name,
+            timeouts.mend.as_secs()
+        );
     }
     (outcome, bundle)
 }
@@ -426,14 +452,20 @@ pub fn run_scenarios(cluster: &Arc<dyn Cluster>, scenarios: &[Scenario], timeout
 }
 
 /// [`run_scenarios`], each trial with its diagnostics bundle where `collection` wants one.
-pub fn run_scenarios_collecting(cluster: &Arc<dyn Cluster>, scenarios: &[Scenario], timeouts: &Timeouts, collection: Option<&Collection>) -> Vec<(&'static str, TrialOutcome, Option<std::path::PathBuf>)> {
+pub fn run_scenarios_collecting(
+    cluster: &Arc<dyn Cluster>,
+    scenarios: &[Scenario],
+    timeouts: &Timeouts,
+    collection: Option<&Collection>,
+) -> Vec<(&'static str, TrialOutcome, Option<std::path::PathBuf>)> {
     let trial = |i: usize| format!("t{}", i + 1);
     let run = |i: usize, scenario: &Scenario| {
         let (outcome, bundle) = run_scenario_collecting(cluster, scenario, timeouts, &trial(i), None, collection);
         (scenario.name, outcome, bundle)
     };
     let mut outcomes: Vec<_> = std::thread::scope(|scope| {
-        let running: Vec<_> = scenarios.iter().enumerate().filter(|(_, scenario)| !scenario.disruptive).map(|(i, scenario)| scope.spawn(move || run(i, scenario))).collect();
+        let running: Vec<_> =
+            scenarios.iter().enumerate().filter(|(_, scenario)| !scenario.disruptive).map(|(i, scenario)| scope.spawn(move || run(i, scenario))).collect();
         running.into_iter().map(|handle| handle.join().expect("run_scenario catches panics")).collect()
     });
     outcomes.extend(scenarios.iter().enumerate().filter(|(_, s)| s.disruptive).map(|(i, scenario)| run(i, scenario)));
@@ -485,7 +517,18 @@ impl ScenarioContext {
     fn new(cluster: Arc<dyn Cluster>, trial: &str, timeouts: Timeouts) -> Self {
         let book = AddressBook { nodes: cluster.nodes().to_vec(), ..Default::default() };
         let trial = format!("{trial}-{}", cluster.info().run_id);
-        Self { cluster, trial, timeouts, book, failed_nodes: Vec::new(), upgrade: None, upgraded: false, flows: Mutex::new(Vec::new()), talks: Mutex::new(Vec::new()), rules_at_start: None }
+        Self {
+            cluster,
+            trial,
+            timeouts,
+            book,
+            failed_nodes: Vec::new(),
+            upgrade: None,
+            upgraded: false,
+            flows: Mutex::new(Vec::new()),
+            talks: Mutex::new(Vec::new()),
+            rules_at_start: None,
+        }
     }
 
     /// Sends a request from `pod` to `url` and keeps it as one of the trial's flows.
@@ -503,7 +546,16 @@ impl ScenarioContext {
     fn collect_bundle(&self, scenario: &str, outcome: &str, collection: &Collection) -> std::path::PathBuf {
         let flows = self.flows.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let talks = self.talks.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let evidence = crate::diagnostics::TrialEvidence { scenario, trial: &self.trial, outcome, flows: &flows, talks: &talks, book: &self.book, profile_commands: &collection.profile_commands, rules_at_start: self.rules_at_start.as_ref() };
+        let evidence = crate::diagnostics::TrialEvidence {
+            scenario,
+            trial: &self.trial,
+            outcome,
+            flows: &flows,
+            talks: &talks,
+            book: &self.book,
+            profile_commands: &collection.profile_commands,
+            rules_at_start: self.rules_at_start.as_ref(),
+        };
         crate::diagnostics::collect(&self.cluster, &evidence, &crate::diagnostics::bundle_dir(&collection.root, scenario, &self.trial))
     }
 
@@ -526,7 +578,13 @@ impl ScenarioContext {
 
     /// [`pod`](Self::pod), reached also on its node's address at each of `host_ports`.
     pub fn pod_reached_through(&mut self, namespace: &str, name: &str, labels: Labels, node: &Node, host_ports: &[crate::model::HostPort]) -> Result<Pod> {
-        let pod = self.cluster.create_pod(&PodSpec { name: name.to_owned(), namespace: namespace.to_owned(), labels, node: node.name.clone(), host_ports: host_ports.to_vec() })?;
+        let pod = self.cluster.create_pod(&PodSpec {
+            name: name.to_owned(),
+            namespace: namespace.to_owned(),
+            labels,
+            node: node.name.clone(),
+            host_ports: host_ports.to_vec(),
+        })?;
         self.book.pods.push(pod.clone());
         Ok(pod)
     }
@@ -591,7 +649,8 @@ impl ScenarioContext {
         let names: Vec<String> = backends.iter().map(|(n, _)| n.clone()).collect();
         let url = self.cluster.gateway_url(&route.path_prefix);
         let counts = |report: &cni_probe::LoadReport| names.iter().map(|n| report.by_server.get(n).copied().unwrap_or(0)).collect();
-        let (report, mut split) = self.split_judged_sequentially(&url, &backends, false, counts, &format!("route {}", route.name), "the Gateway's upstream weights for the route")?;
+        let (report, mut split) =
+            self.split_judged_sequentially(&url, &backends, false, counts, &format!("route {}", route.name), "the Gateway's upstream weights for the route")?;
         split.observed.detail.push_str(&format!(
             "; load: {} requests at 8 concurrent, {:.0} requests/s, latency p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms (worst batch)",
             report.requests, report.requests_per_second, report.latency_ms.p50, report.latency_ms.p90, report.latency_ms.p99
@@ -633,7 +692,9 @@ impl ScenarioContext {
     pub fn load_balancer_service_to_the_hold_echo(&mut self, namespace: &str, name: &str, selector: Labels) -> Result<std::net::SocketAddr> {
         let url = self.cluster.expose_service(namespace, name, &selector, cni_probe::hold::HOLD_PORT)?;
         let host = url.trim_start_matches("http://").trim_end_matches('/');
-        host.parse().or_else(|_| host.parse::<std::net::IpAddr>().map(|ip| std::net::SocketAddr::new(ip, 80))).map_err(|_| HarnessError::NotFound { what: "address".into(), wanted: format!("of Service {namespace}/{name} in {url}") })
+        host.parse()
+            .or_else(|_| host.parse::<std::net::IpAddr>().map(|ip| std::net::SocketAddr::new(ip, 80)))
+            .map_err(|_| HarnessError::NotFound { what: "address".into(), wanted: format!("of Service {namespace}/{name} in {url}") })
     }
 
     /// Sends requests to `url` from outside, in the sequential split verdict's batches, for a
@@ -688,7 +749,10 @@ impl ScenarioContext {
         match &self.upgrade {
             Some(Ok(pair)) => Ok(Arc::clone(pair)),
             Some(Err(reason)) => Err(HarnessError::NotFound { what: "upgrade target".into(), wanted: reason.clone() }),
-            None => Err(HarnessError::NotFound { what: "upgrade target".into(), wanted: format!("this suite upgrades to nothing (an upgrade suite names its target; {UPGRADE_TO_VARIABLE} picks another)") }),
+            None => Err(HarnessError::NotFound {
+                what: "upgrade target".into(),
+                wanted: format!("this suite upgrades to nothing (an upgrade suite names its target; {UPGRADE_TO_VARIABLE} picks another)"),
+            }),
         }
     }
 
@@ -758,14 +822,17 @@ impl ScenarioContext {
     pub fn exclude_external_host(&self, policy: &mut EgressPolicy) -> Result<()> {
         let url = self.cluster.external_echo_url();
         let host = url.trim_start_matches("http://").split(['/', ':']).next().unwrap_or_default();
-        let address: std::net::Ipv4Addr = host.parse().map_err(|_| HarnessError::NotFound { what: "IPv4 address".into(), wanted: format!("of the external echo {url}") })?;
+        let address: std::net::Ipv4Addr =
+            host.parse().map_err(|_| HarnessError::NotFound { what: "IPv4 address".into(), wanted: format!("of the external echo {url}") })?;
         policy.excluded_cidrs.push(ipnet::Ipv4Net::new(address, 32).expect("a /32 is valid"));
         Ok(())
     }
 
     /// A worker node that `selector` does not select (e.g. one that is not an egress gateway).
     pub fn worker_outside(&self, selector: &LabelSelector) -> Result<Node> {
-        self.node_where("worker node", format!("outside the selector {:?}", selector.match_labels), |n| n.role == NodeRole::Worker && !selector.matches(&n.labels))
+        self.node_where("worker node", format!("outside the selector {:?}", selector.match_labels), |n| {
+            n.role == NodeRole::Worker && !selector.matches(&n.labels)
+        })
     }
 
     /// Loads an egress policy fixture and fills in the run-specific values: a unique name,
@@ -788,7 +855,9 @@ impl ScenarioContext {
         loop {
             match self.cluster.egress_status(policy, &self.selected_by(policy))? {
                 Some(status) if status.egress_ip == policy.egress_ip => return Ok(status),
-                _ if Instant::now() >= deadline => return Err(budget.timed_out(&format!("egress policy {} to be realized with egress IP {}", policy.name, policy.egress_ip))),
+                _ if Instant::now() >= deadline => {
+                    return Err(budget.timed_out(&format!("egress policy {} to be realized with egress IP {}", policy.name, policy.egress_ip)))
+                }
                 _ => std::thread::sleep(Duration::from_millis(200)),
             }
         }
@@ -837,7 +906,12 @@ impl ScenarioContext {
     /// all exchanging, and returns each connection's report by its name. `during` must end
     /// half a second before the connections do, or it was not held through: that is the
     /// budget run out, not a verdict.
-    pub fn hold_connections_while<T>(&mut self, holds: &[(&str, Option<&Pod>, std::net::SocketAddr)], duration: Duration, during: impl FnOnce(&mut Self) -> Result<T>) -> Result<(Vec<(String, cni_probe::hold::HoldReport)>, T)> {
+    pub fn hold_connections_while<T>(
+        &mut self,
+        holds: &[(&str, Option<&Pod>, std::net::SocketAddr)],
+        duration: Duration,
+        during: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<(Vec<(String, cni_probe::hold::HoldReport)>, T)> {
         /// Long enough for every holder to be connected and exchanging before `during`.
         const CONNECTED: Duration = Duration::from_millis(500);
         /// Held on after `during`, so what it left behind is measured too.
@@ -867,7 +941,11 @@ impl ScenarioContext {
             // Connections that ended before `during` did were not held through it.
             if took + HELD_AFTER > duration {
                 let budget = crate::deadline::Budget { duration, name: "Timeouts::upgrade_hold".into() };
-                return Err(budget.timed_out(&format!("what the connections were held through to end {:.1}s before they were closed (it ended after {:.1}s)", HELD_AFTER.as_secs_f64(), took.as_secs_f64())));
+                return Err(budget.timed_out(&format!(
+                    "what the connections were held through to end {:.1}s before they were closed (it ended after {:.1}s)",
+                    HELD_AFTER.as_secs_f64(),
+                    took.as_secs_f64()
+                )));
             }
             Ok((reports?, done))
         })
@@ -876,7 +954,11 @@ impl ScenarioContext {
     /// Calls the external echo from each of `pods` over and over, from a little before
     /// `during` runs until a little after, and returns every pod's samples (when each was
     /// sent, from the first, and what came back) with the window `during` took.
-    pub fn sample_sources_while<T>(&mut self, pods: &[&Pod], during: impl FnOnce(&mut Self) -> Result<T>) -> Result<(Vec<(Pod, Vec<SourceSample>)>, std::ops::Range<Duration>, T)> {
+    pub fn sample_sources_while<T>(
+        &mut self,
+        pods: &[&Pod],
+        during: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<(Vec<(Pod, Vec<SourceSample>)>, std::ops::Range<Duration>, T)> {
         /// Samples taken before and after `during`: its window has a steady state on both sides.
         const STEADY: Duration = Duration::from_millis(400);
         const BETWEEN_SAMPLES: Duration = Duration::from_millis(40);
@@ -939,7 +1021,14 @@ impl ScenarioContext {
 
     /// Judges each pod's sources sampled while the CNI was upgraded from `from` to `to`
     /// (`window`: when), each against what that pod must be seen with.
-    pub fn sources_kept_through_the_upgrade(&self, to: &str, from: &str, sampled: &[(Pod, ExpectedSource, Vec<SourceSample>)], window: &std::ops::Range<Duration>, budget: Duration) -> Verdict {
+    pub fn sources_kept_through_the_upgrade(
+        &self,
+        to: &str,
+        from: &str,
+        sampled: &[(Pod, ExpectedSource, Vec<SourceSample>)],
+        window: &std::ops::Range<Duration>,
+        budget: Duration,
+    ) -> Verdict {
         crate::verdict::upgrade::sources_kept(to, from, sampled, window, budget, &self.book)
     }
 
@@ -1045,7 +1134,13 @@ mod tests {
         }
         let agentless = provider.cannot_host(&crate::cni::reference(), Feature::CniResourceUsage).expect("no agent to read");
         assert!(agentless.contains("names no agent DaemonSet"), "{agentless}");
-        let existing = ProviderChoice::Existing(crate::provider::existing::ExistingOptions { kubeconfigs: vec![], context: None, external_echo: None, egress_ips: vec![], probe_image: "cni-probe:0.1.0".into() });
+        let existing = ProviderChoice::Existing(crate::provider::existing::ExistingOptions {
+            kubeconfigs: vec![],
+            context: None,
+            external_echo: None,
+            egress_ips: vec![],
+            probe_image: "cni-probe:0.1.0".into(),
+        });
         for feature in [Feature::PerformanceTools, Feature::CniResourceUsage] {
             let reason = existing.cannot_host(&crate::cni::antrea(), feature).expect("not hosted on existing clusters");
             assert!(reason.contains("runs nothing on nodes of a cluster it does not own"), "{reason}");
@@ -1058,16 +1153,29 @@ mod tests {
     #[test]
     fn connections_closed_before_the_upgrade_ended_are_the_hold_budget_run_out() {
         let holder = |_: &Pod, args: &[String]| {
-            let report = cni_probe::hold::HoldReport { to: args[1].parse().unwrap(), exchanges: 10, longest_gap_ms: 20, held_ms: 900, ended: cni_probe::hold::HoldEnd::Held };
+            let report = cni_probe::hold::HoldReport {
+                to: args[1].parse().unwrap(),
+                exchanges: 10,
+                longest_gap_ms: 20,
+                held_ms: 900,
+                ended: cni_probe::hold::HoldEnd::Held,
+            };
             crate::model::ExecOutput { stdout: serde_json::to_string(&report).unwrap(), stderr: String::new(), exit: "exit status 0".into() }
         };
         let cluster: Arc<dyn Cluster> = Arc::new(crate::provider::stand_in::stand_in_with(vec![], &[]).with_probe_runs(holder));
         let mut cx = ScenarioContext::new(cluster, "t1", Timeouts::default());
-        let pod = Pod { name: "client".into(), namespace: "upgrade-t1".into(), labels: Default::default(), node: "w1".into(), address: "10.244.1.2".parse().unwrap() };
+        let pod = Pod {
+            name: "client".into(),
+            namespace: "upgrade-t1".into(),
+            labels: Default::default(),
+            node: "w1".into(),
+            address: "10.244.1.2".parse().unwrap(),
+        };
         let holds = [("pod-to-pod", Some(&pod), "10.244.2.2:8090".parse().unwrap())];
         let (held, ()) = cx.hold_connections_while(&holds, Duration::from_millis(1500), |_| Ok(())).unwrap();
         assert_eq!(held[0].0, "pod-to-pod");
-        let error = cx.hold_connections_while(&holds, Duration::from_millis(1500), |_| Ok(std::thread::sleep(Duration::from_millis(700)))).unwrap_err().to_string();
+        let error =
+            cx.hold_connections_while(&holds, Duration::from_millis(1500), |_| Ok(std::thread::sleep(Duration::from_millis(700)))).unwrap_err().to_string();
         // It ended after the 0.5 s the holders are given to connect and its own 0.7 s (later
         // on a busy machine): past the 1 s it had before the connections' last 0.5 s.
         let ended: f64 = error.split("it ended after ").nth(1).and_then(|rest| rest.split('s').next()).and_then(|n| n.parse().ok()).unwrap_or(0.0);
@@ -1191,11 +1299,16 @@ mod tests {
 
     #[test]
     fn set_up_errors_are_errors_not_verdicts() {
-        let outcome = run_scenario(&stand_in(), &scenario(|cx| {
-            let node = Node { name: "n".into(), role: NodeRole::Worker, labels: Labels::new(), address: "192.0.2.3".parse().unwrap() };
-            cx.pod("ns", "web", Labels::new(), &node)?;
-            unreachable!()
-        }), &Timeouts::default(), "t1");
+        let outcome = run_scenario(
+            &stand_in(),
+            &scenario(|cx| {
+                let node = Node { name: "n".into(), role: NodeRole::Worker, labels: Labels::new(), address: "192.0.2.3".parse().unwrap() };
+                cx.pod("ns", "web", Labels::new(), &node)?;
+                unreachable!()
+            }),
+            &Timeouts::default(),
+            "t1",
+        );
         assert!(matches!(&outcome, TrialOutcome::Error(m) if m.contains("pod web is not ready")), "{outcome:?}");
     }
 }

@@ -75,10 +75,25 @@ impl StandIns {
     }
 
     fn calls(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.path().join("calls.log")).unwrap_or_default().lines().map(|l| {
-            // Paths differ per run; keep the words a reader compares.
-            l.split(' ').map(|w| if w.starts_with('/') { Path::new(w).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default() } else { w.to_owned() }).collect::<Vec<_>>().join(" ")
-        }).collect()
+        std::fs::read_to_string(self.dir.path().join("calls.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                // Paths differ per run; keep the words a reader compares.
+                l.split(' ')
+                    .map(
+                        |w| {
+                            if w.starts_with('/') {
+                                Path::new(w).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+                            } else {
+                                w.to_owned()
+                            }
+                        },
+                    )
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
     }
 }
 
@@ -113,7 +128,14 @@ fn antrea_cluster_is_created_installed_awaited_loaded_and_deleted() {
     let calls = standins.calls();
     assert_eq!(
         words(&calls),
-        ["kind create cluster", "kubectl --kubeconfig kubeconfig", "kubectl --kubeconfig kubeconfig", "kubectl --kubeconfig kubeconfig", "kind load docker-image", "kind delete cluster"],
+        [
+            "kind create cluster",
+            "kubectl --kubeconfig kubeconfig",
+            "kubectl --kubeconfig kubeconfig",
+            "kubectl --kubeconfig kubeconfig",
+            "kind load docker-image",
+            "kind delete cluster"
+        ],
         "{calls:#?}"
     );
     assert!(calls[1].ends_with("apply --server-side -f https://github.com/antrea-io/antrea/releases/download/v2.2.0/antrea.yml"), "{}", calls[1]);
@@ -157,7 +179,11 @@ fn a_kept_cluster_is_reused_and_not_deleted() {
     let cluster = KindCluster::create(&cni::antrea(), &KindOptions { keep: true, ..options() }, Addons::default()).unwrap();
     cluster.delete().unwrap();
     let calls = standins.calls();
-    assert_eq!(words(&calls), ["kind get clusters", "kind export kubeconfig", "kubectl --kubeconfig kubeconfig", "kubectl --kubeconfig kubeconfig", "kind load docker-image"], "{calls:#?}");
+    assert_eq!(
+        words(&calls),
+        ["kind get clusters", "kind export kubeconfig", "kubectl --kubeconfig kubeconfig", "kubectl --kubeconfig kubeconfig", "kind load docker-image"],
+        "{calls:#?}"
+    );
     runs::release(&kept);
 }
 
@@ -174,7 +200,10 @@ fn a_cluster_kept_by_an_egress_run_is_not_reused_by_a_canary_run() {
     standins.set("STANDIN_CLUSTERS", &kept_name(&cni::antrea(), Addons::default()));
     let cluster = KindCluster::create(&cni::antrea(), &KindOptions { keep: true, ..options() }, canary).unwrap();
     let calls = standins.calls();
-    assert!(calls.iter().any(|c| c.starts_with(&format!("kind create cluster --name {}", kept_name(&cni::antrea(), canary)))), "a cluster with Gateway API is built: {calls:#?}");
+    assert!(
+        calls.iter().any(|c| c.starts_with(&format!("kind create cluster --name {}", kept_name(&cni::antrea(), canary)))),
+        "a cluster with Gateway API is built: {calls:#?}"
+    );
     assert!(calls.iter().any(|c| c.contains("standard-install.yaml")) && calls.iter().any(|c| c.contains("metallb-native.yaml")), "{calls:#?}");
     runs::release(&cluster.name);
 }
@@ -188,14 +217,21 @@ fn a_kept_cluster_is_left_as_it_was_found() {
     standins.set("STANDIN_CLUSTERS", &kept);
     let cluster = KindCluster::create(&cni::cilium(), &KindOptions { keep: true, ..options() }, Addons::default()).unwrap();
     let environment = harness::provider::kind::KindEnvironment::without_echo(cluster, vec![], &KindTimeouts::default());
-    let node = |name: &str, address: &str| harness::model::Node { name: name.into(), role: harness::model::NodeRole::Worker, labels: Default::default(), address: address.parse().unwrap() };
+    let node = |name: &str, address: &str| harness::model::Node {
+        name: name.into(),
+        role: harness::model::NodeRole::Worker,
+        labels: Default::default(),
+        address: address.parse().unwrap(),
+    };
     let (gateway, failing) = (node("cniconf-w2", "172.18.0.4"), node("cniconf-w1", "172.18.0.3"));
     environment.place_egress_ip(&gateway, "172.18.0.200".parse().unwrap()).unwrap();
     environment.fail_node(&failing).unwrap();
     let before_teardown = standins.calls().len();
     environment.teardown().unwrap();
     let calls = standins.calls();
-    let uplink = |state: &str| format!("docker run --rm --label cni-conformance.cluster={kept} --network host --cap-add NET_ADMIN --entrypoint ip kindest/node:v1.31.9 link set dev veth5e1f2a0 {state}");
+    let uplink = |state: &str| {
+        format!("docker run --rm --label cni-conformance.cluster={kept} --network host --cap-add NET_ADMIN --entrypoint ip kindest/node:v1.31.9 link set dev veth5e1f2a0 {state}")
+    };
     assert!(calls.contains(&uplink("down")), "a real failure, not a graceful stop: the node's uplink cut on the host: {calls:#?}");
     assert!(calls.iter().any(|c| c == "docker exec cniconf-w2 ip addr replace 172.18.0.200/32 dev eth0"), "placing is idempotent: {calls:#?}");
     let teardown = &calls[before_teardown..];
@@ -282,17 +318,32 @@ fn a_node_talker_on_kind_runs_the_static_probe_copied_onto_the_node_once() {
     let probe = standins.dir.path().join("static-cni-probe");
     std::fs::write(&probe, "a static build").unwrap();
     let environment = harness::provider::kind::KindEnvironment::without_echo(cluster, vec![], &KindTimeouts::default()).with_static_probe(probe.clone());
-    let node = harness::model::Node { name: "cniconf-w1".into(), role: harness::model::NodeRole::Worker, labels: Default::default(), address: "172.18.0.3".parse().unwrap() };
+    let node = harness::model::Node {
+        name: "cniconf-w1".into(),
+        role: harness::model::NodeRole::Worker,
+        labels: Default::default(),
+        address: "172.18.0.3".parse().unwrap(),
+    };
     for _ in 0..2 {
         environment.run_on_node(&node, harness::scenarios::tsn::PROBE, &["talk", "172.18.0.9:8080", "--priority", "1"]).unwrap();
     }
     let raw = std::fs::read_to_string(standins.dir.path().join("calls.log")).unwrap();
     let copies: Vec<&str> = raw.lines().filter(|l| l.starts_with("docker cp") || l.starts_with("docker exec -i")).collect();
-    let streamed = "docker exec -i cniconf-w1 sh -c mkdir -p /opt/cni-conformance && cat > \"$1\" && chmod 0755 \"$1\" sh /opt/cni-conformance/static-cni-probe";
+    let streamed =
+        "docker exec -i cniconf-w1 sh -c mkdir -p /opt/cni-conformance && cat > \"$1\" && chmod 0755 \"$1\" sh /opt/cni-conformance/static-cni-probe";
     assert_eq!(copies, [streamed], "streamed once onto the node's own filesystem, made executable: {raw}");
     assert_eq!(std::fs::read_to_string(standins.dir.path().join("received")).unwrap(), "a static build", "the probe's bytes arrive on stdin");
-    assert_eq!(raw.lines().filter(|l| *l == "docker exec cniconf-w1 /opt/cni-conformance/static-cni-probe talk 172.18.0.9:8080 --priority 1").count(), 2, "{raw}");
-    let missing = harness::provider::kind::KindEnvironment::without_echo(KindCluster::create(&cni::antrea(), &options(), Addons::default()).unwrap(), vec![], &KindTimeouts::default()).with_static_probe(standins.dir.path().join("not-built"));
+    assert_eq!(
+        raw.lines().filter(|l| *l == "docker exec cniconf-w1 /opt/cni-conformance/static-cni-probe talk 172.18.0.9:8080 --priority 1").count(),
+        2,
+        "{raw}"
+    );
+    let missing = harness::provider::kind::KindEnvironment::without_echo(
+        KindCluster::create(&cni::antrea(), &options(), Addons::default()).unwrap(),
+        vec![],
+        &KindTimeouts::default(),
+    )
+    .with_static_probe(standins.dir.path().join("not-built"));
     let error = missing.run_on_node(&node, harness::scenarios::tsn::PROBE, &["talk"]).unwrap_err().to_string();
     assert!(error.contains("static probe for node talkers") && error.contains("not-built") && error.contains("`cargo xtask image` builds it"), "{error}");
     environment.teardown().unwrap();
@@ -309,7 +360,12 @@ fn with_performance_tools_kind_loads_the_iperf3_image_and_runs_iperf3_beside_nod
     let name = cluster.name.clone();
     let environment = harness::provider::kind::KindEnvironment::without_echo(cluster, vec![], &KindTimeouts::default());
     assert_eq!(environment.iperf3_image().as_deref(), Some(harness::provider::kind::IPERF3_IMAGE));
-    let node = harness::model::Node { name: "cniconf-w2".into(), role: harness::model::NodeRole::Worker, labels: Default::default(), address: "172.18.0.4".parse().unwrap() };
+    let node = harness::model::Node {
+        name: "cniconf-w2".into(),
+        role: harness::model::NodeRole::Worker,
+        labels: Default::default(),
+        address: "172.18.0.4".parse().unwrap(),
+    };
     for _ in 0..2 {
         let started = environment.run_on_node(&node, "iperf3", &["-s", "-D", "-p", "5201"]).unwrap();
         assert_eq!(started.exit, "exit status 0");
@@ -323,8 +379,15 @@ fn with_performance_tools_kind_loads_the_iperf3_image_and_runs_iperf3_beside_nod
     assert!(calls.contains(&format!("kind load docker-image {image} --name {name}")), "{calls:#?}");
     let label = format!("--label cni-conformance.cluster={name}");
     let servers: Vec<&String> = calls.iter().filter(|c| c.starts_with("docker run -d")).collect();
-    assert_eq!(servers, [&format!("docker run -d {label} --network container:cniconf-w2 {image} -s -p 5201 --forceflush")], "one server per node, in its network namespace: {calls:#?}");
-    assert!(calls.contains(&format!("docker run --rm {label} --network container:cniconf-w2 {image} -c 172.18.0.3 -p 5201 -n 67108864 -J")), "a client in a container of its own: {calls:#?}");
+    assert_eq!(
+        servers,
+        [&format!("docker run -d {label} --network container:cniconf-w2 {image} -s -p 5201 --forceflush")],
+        "one server per node, in its network namespace: {calls:#?}"
+    );
+    assert!(
+        calls.contains(&format!("docker run --rm {label} --network container:cniconf-w2 {image} -c 172.18.0.3 -p 5201 -n 67108864 -J")),
+        "a client in a container of its own: {calls:#?}"
+    );
     assert!(calls.iter().any(|c| c.starts_with("docker rm --force c0ffee")), "the server goes at teardown: {calls:#?}");
 }
 
@@ -442,7 +505,12 @@ fn a_failed_kind_node_is_cut_off_for_real_and_restored_exactly() {
     standins.set("STANDIN_CLUSTERS", &kept);
     let cluster = KindCluster::create(&cni::antrea(), &KindOptions { keep: true, ..options() }, Addons::default()).unwrap();
     let environment = harness::provider::kind::KindEnvironment::without_echo(cluster, vec![], &KindTimeouts::default());
-    let node = harness::model::Node { name: "cniconf-w1".into(), role: harness::model::NodeRole::Worker, labels: Default::default(), address: "172.31.0.3".parse().unwrap() };
+    let node = harness::model::Node {
+        name: "cniconf-w1".into(),
+        role: harness::model::NodeRole::Worker,
+        labels: Default::default(),
+        address: "172.31.0.3".parse().unwrap(),
+    };
 
     let before = wired.inside();
     assert!(wired.reaches_the_host(), "wired right: the node reaches the host before the fault");
@@ -451,7 +519,10 @@ fn a_failed_kind_node_is_cut_off_for_real_and_restored_exactly() {
     let during = wired.inside();
     assert!(during.contains("172.31.0.200/32") && during.contains("10.244.2.0/24 via 172.31.0.4"), "nothing inside the node is removed by the cut: {during}");
     environment.restore_node(&node).unwrap();
-    assert!(wired.reaches_the_host_within(Duration::from_secs(5)), "restored: the node reaches the host again within 5 s (its neighbour entry for the gateway failed while cut)");
+    assert!(
+        wired.reaches_the_host_within(Duration::from_secs(5)),
+        "restored: the node reaches the host again within 5 s (its neighbour entry for the gateway failed while cut)"
+    );
     assert_eq!(wired.inside(), before, "the node is exactly as it was");
 
     environment.fail_node(&node).unwrap();
@@ -488,7 +559,10 @@ fn processes_on_one_kind_cluster_never_share_an_egress_ip() {
     first.teardown().unwrap();
     let third = environment();
     assert_eq!(third.allocate_egress_ip().unwrap().to_string(), "172.18.0.200", "given back at teardown");
-    assert!(std::fs::read_to_string(runs::state_dir(&kept).join("egress-ips.taken")).unwrap().contains("172.18.0.201 4194301"), "another process's IP stays taken");
+    assert!(
+        std::fs::read_to_string(runs::state_dir(&kept).join("egress-ips.taken")).unwrap().contains("172.18.0.201 4194301"),
+        "another process's IP stays taken"
+    );
     runs::release(&kept);
 }
 
@@ -502,7 +576,10 @@ fn the_calico_plan_needs_kubectl_1_31_and_says_so_before_creating_anything() {
     let calico = cni::load_profile("calico").unwrap();
     standins.set("STANDIN_KUBECTL_VERSION", r#"{"clientVersion": {"major": "1", "minor": "30", "gitVersion": "v1.30.4"}}"#);
     let error = KindCluster::create(&calico, &options(), Addons::default()).map(drop).unwrap_err().to_string();
-    assert!(error.contains("`kubectl` 1.30 is too old, 1.31 or later is needed") && error.contains("kubectl wait --for=create") && error.contains("calico-node"), "{error}");
+    assert!(
+        error.contains("`kubectl` 1.30 is too old, 1.31 or later is needed") && error.contains("kubectl wait --for=create") && error.contains("calico-node"),
+        "{error}"
+    );
     assert!(!standins.calls().iter().any(|c| c.starts_with("kind create")), "nothing was created: {:#?}", standins.calls());
     let asked = |calls: Vec<String>| calls.iter().filter(|c| c.starts_with("kubectl version")).count();
     let before = asked(standins.calls());
@@ -529,11 +606,27 @@ fn an_upgrade_on_kind_runs_the_plan_in_order_and_a_failed_step_stops_it_naming_t
     let upgrade: Vec<String> = standins.calls()[before..].to_vec();
     assert_eq!(
         words(&upgrade),
-        ["helm --kubeconfig kubeconfig", "kubectl --kubeconfig kubeconfig", "helm --kubeconfig kubeconfig", "helm --kubeconfig kubeconfig", "kubectl --kubeconfig kubeconfig", "kubectl --kubeconfig kubeconfig", "kubectl --kubeconfig kubeconfig"],
+        [
+            "helm --kubeconfig kubeconfig",
+            "kubectl --kubeconfig kubeconfig",
+            "helm --kubeconfig kubeconfig",
+            "helm --kubeconfig kubeconfig",
+            "kubectl --kubeconfig kubeconfig",
+            "kubectl --kubeconfig kubeconfig",
+            "kubectl --kubeconfig kubeconfig"
+        ],
         "{upgrade:#?}"
     );
-    assert!(upgrade[0].contains("install cilium-preflight cilium --repo https://helm.cilium.io/ --version 1.16.6") && upgrade[2].contains("uninstall cilium-preflight"), "{upgrade:#?}");
-    assert!(upgrade[3].contains(&format!("upgrade cilium cilium --repo https://helm.cilium.io/ --version 1.16.6 --namespace kube-system")) && upgrade[3].contains(&format!("k8sServiceHost={name}-control-plane")), "{upgrade:#?}");
+    assert!(
+        upgrade[0].contains("install cilium-preflight cilium --repo https://helm.cilium.io/ --version 1.16.6")
+            && upgrade[2].contains("uninstall cilium-preflight"),
+        "{upgrade:#?}"
+    );
+    assert!(
+        upgrade[3].contains(&format!("upgrade cilium cilium --repo https://helm.cilium.io/ --version 1.16.6 --namespace kube-system"))
+            && upgrade[3].contains(&format!("k8sServiceHost={name}-control-plane")),
+        "{upgrade:#?}"
+    );
     assert!(upgrade[6].contains("rollout status daemonset/cilium-envoy"), "{upgrade:#?}");
     // The rollback: the old release's values again, the initial version's compatibility kept.
     let before = standins.calls().len();
@@ -577,7 +670,8 @@ fn the_workflow_runs_every_kind_suite() {
     let names = |key: &str| matrix[key].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect::<Vec<_>>();
     let mut run: std::collections::BTreeSet<String> = names("family").iter().flat_map(|f| names("cni").into_iter().map(move |c| format!("{f}_{c}"))).collect();
     run.extend(matrix["include"].as_array().into_iter().flatten().map(|e| format!("{}_{}", e["family"].as_str().unwrap(), e["cni"].as_str().unwrap())));
-    let on_kind: Vec<String> = cni::known_profiles().into_iter().filter(|name| !matches!(cni::load_profile(name).unwrap().installation, cni::Installation::Lab { .. })).collect();
+    let on_kind: Vec<String> =
+        cni::known_profiles().into_iter().filter(|name| !matches!(cni::load_profile(name).unwrap().installation, cni::Installation::Lab { .. })).collect();
     let suites: std::collections::BTreeSet<String> = std::fs::read_dir(root.join("suites"))
         .unwrap()
         .filter_map(|e| e.ok()?.path().file_stem()?.to_str().map(str::to_owned))

@@ -26,10 +26,8 @@ fn documents(path: &Path) -> Result<Vec<Value>, Failed> {
 
 /// The served version `version` of the CRD for `kind` among `crds`, as a strict JSON Schema.
 fn crd_schema(crds: &[Value], kind: &str, version: &str) -> Result<Value, Failed> {
-    let crd = crds
-        .iter()
-        .find(|d| d["kind"] == "CustomResourceDefinition" && d["spec"]["names"]["kind"] == kind)
-        .ok_or_else(|| format!("no CRD of kind {kind}"))?;
+    let crd =
+        crds.iter().find(|d| d["kind"] == "CustomResourceDefinition" && d["spec"]["names"]["kind"] == kind).ok_or_else(|| format!("no CRD of kind {kind}"))?;
     let served = crd["spec"]["versions"]
         .as_array()
         .and_then(|versions| versions.iter().find(|v| v["name"] == version && v["served"] == true))
@@ -50,7 +48,9 @@ fn strict(schema: &Value) -> Value {
     let mut out = serde_json::Map::new();
     for (key, value) in map {
         let value = match key.as_str() {
-            "properties" | "patternProperties" => Value::Object(value.as_object().map(|p| p.iter().map(|(k, v)| (k.clone(), strict(v))).collect()).unwrap_or_default()),
+            "properties" | "patternProperties" => {
+                Value::Object(value.as_object().map(|p| p.iter().map(|(k, v)| (k.clone(), strict(v))).collect()).unwrap_or_default())
+            }
             "items" | "additionalProperties" | "not" => strict(value),
             "allOf" | "anyOf" | "oneOf" => Value::Array(value.as_array().map(|a| a.iter().map(strict).collect()).unwrap_or_default()),
             _ => value.clone(),
@@ -153,12 +153,21 @@ fn checks() -> Vec<(&'static str, fn() -> Result<(), Failed>)> {
         }),
         ("pods_services_and_namespaces_keep_every_field_in_kubernetes_types", || {
             use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
-            let pod = PodSpec { name: "web".into(), namespace: "prod-t3-0a1b2c".into(), labels: labels([("role", "web")]), node: "cniconf-0a1b2c-worker".into(), host_ports: vec![] };
+            let pod = PodSpec {
+                name: "web".into(),
+                namespace: "prod-t3-0a1b2c".into(),
+                labels: labels([("role", "web")]),
+                node: "cniconf-0a1b2c-worker".into(),
+                host_ports: vec![],
+            };
             round_trips::<Pod>(&kubernetes::pod_object(&pod, kind::PROBE_IMAGE, None))?;
             let reached = PodSpec { host_ports: vec![harness::model::HostPort { host: 18090, container: 8090 }], ..pod.clone() };
             round_trips::<Pod>(&kubernetes::pod_object(&reached, kind::PROBE_IMAGE, None))?;
             round_trips::<Pod>(&kubernetes::pod_object(&pod, kind::PROBE_IMAGE, Some(kind::IPERF3_IMAGE)))?;
-            round_trips::<Namespace>(&kubernetes::namespace_object(&NamespaceSpec { name: "prod-t3-0a1b2c".into(), labels: labels([("env", "prod")]) }, "0a1b2c"))?;
+            round_trips::<Namespace>(&kubernetes::namespace_object(
+                &NamespaceSpec { name: "prod-t3-0a1b2c".into(), labels: labels([("env", "prod")]) },
+                "0a1b2c",
+            ))?;
             for service in routes().into_iter().filter(|o| o["kind"] == "Service") {
                 round_trips::<Service>(&service)?;
             }
@@ -190,7 +199,11 @@ fn checks() -> Vec<(&'static str, fn() -> Result<(), Failed>)> {
                 Err(e) if e.message().is_some_and(|m| m.contains("egressIP")) => {}
                 other => return Err(format!("an address that is not one was not reported: {other:?}").into()),
             }
-            let mut pod = kubernetes::pod_object(&PodSpec { name: "w".into(), namespace: "n".into(), labels: labels([]), node: "x".into(), host_ports: vec![] }, "i", None);
+            let mut pod = kubernetes::pod_object(
+                &PodSpec { name: "w".into(), namespace: "n".into(), labels: labels([]), node: "x".into(), host_ports: vec![] },
+                "i",
+                None,
+            );
             pod["spec"]["nodname"] = json!("x");
             match round_trips::<k8s_openapi::api::core::v1::Pod>(&pod) {
                 Err(_) => Ok(()),
@@ -208,7 +221,10 @@ fn main() -> std::process::ExitCode {
         .map(|(name, check)| {
             Trial::ignorable_test(name, move || {
                 if !present {
-                    return Ok(Completion::ignored_with(format!("the upstream reference data is not at {} (the shared/ directory beside the repository)", upstream().display())));
+                    return Ok(Completion::ignored_with(format!(
+                        "the upstream reference data is not at {} (the shared/ directory beside the repository)",
+                        upstream().display()
+                    )));
                 }
                 check().map(|()| Completion::Completed)
             })

@@ -61,7 +61,13 @@ pub fn echo(listener: TcpListener) {
 /// Holds one connection to `to` for `duration`, a byte every `interval`.
 pub fn hold(to: SocketAddr, duration: Duration, interval: Duration) -> HoldReport {
     let started = Instant::now();
-    let report = |exchanges, longest: Duration, ended| HoldReport { to, exchanges, longest_gap_ms: longest.as_millis() as u64, held_ms: started.elapsed().as_millis() as u64, ended };
+    let report = |exchanges, longest: Duration, ended| HoldReport {
+        to,
+        exchanges,
+        longest_gap_ms: longest.as_millis() as u64,
+        held_ms: started.elapsed().as_millis() as u64,
+        ended,
+    };
     let mut stream = match TcpStream::connect_timeout(&to, Duration::from_secs(3)) {
         Ok(stream) => stream,
         Err(e) => return report(0, Duration::ZERO, HoldEnd::NeverConnected { detail: e.to_string() }),

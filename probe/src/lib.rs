@@ -158,7 +158,12 @@ pub fn main() -> ExitCode {
             println!("{}", serde_json::to_string(&report).expect("report serializes"));
             ExitCode::SUCCESS
         }
-        Command::Served { url } => match agent(Duration::from_secs(3)).get(&url).call().map_err(|e| e.to_string()).and_then(|mut r| r.body_mut().read_to_string().map_err(|e| e.to_string())) {
+        Command::Served { url } => match agent(Duration::from_secs(3))
+            .get(&url)
+            .call()
+            .map_err(|e| e.to_string())
+            .and_then(|mut r| r.body_mut().read_to_string().map_err(|e| e.to_string()))
+        {
             Ok(body) => {
                 println!("{}", body.trim());
                 ExitCode::SUCCESS
@@ -174,7 +179,17 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Talk { to, transport, priority, tos, count, payload, tag, txtime_delay_us, interleave } => {
-            let report = talk::talk(&talk::TalkOptions { to, transport, priority, tos, count, payload, tag, txtime_delay: txtime_delay_us.map(Duration::from_micros), interleave });
+            let report = talk::talk(&talk::TalkOptions {
+                to,
+                transport,
+                priority,
+                tos,
+                count,
+                payload,
+                tag,
+                txtime_delay: txtime_delay_us.map(Duration::from_micros),
+                interleave,
+            });
             println!("{}", serde_json::to_string(&report).expect("report serializes"));
             if report.error.is_some() {
                 ExitCode::from(2)
@@ -461,7 +476,14 @@ pub fn load(url: &str, options: &LoadOptions) -> LoadReport {
                             let odd = server.is_none().then(|| format!("HTTP {status}: {}", body.chars().take(200).collect::<String>()));
                             Answer { odd, server, status: Some(status), failure: None, header: value, latency_ms: sent.elapsed().as_secs_f64() * 1e3 }
                         }
-                        Err(error) => Answer { odd: None, server: None, status: None, failure: Some(classify(error).kind()), header: String::new(), latency_ms: sent.elapsed().as_secs_f64() * 1e3 },
+                        Err(error) => Answer {
+                            odd: None,
+                            server: None,
+                            status: None,
+                            failure: Some(classify(error).kind()),
+                            header: String::new(),
+                            latency_ms: sent.elapsed().as_secs_f64() * 1e3,
+                        },
                     };
                     answers.lock().expect("not poisoned").push(answer);
                 }
@@ -538,20 +560,47 @@ mod tests {
 
     #[test]
     fn talk_options_parse_back_from_their_command_line() {
-        let options = talk::TalkOptions { to: "192.0.2.1:8080".parse().unwrap(), transport: talk::Transport::Udp, priority: 2, tos: Some(16), count: 5, payload: 64, tag: "t2".into(), txtime_delay: Some(Duration::from_micros(40)), interleave: vec!["10.244.1.3:8081@1".parse().unwrap(), "10.0.0.2:8081@2".parse().unwrap()] };
+        let options = talk::TalkOptions {
+            to: "192.0.2.1:8080".parse().unwrap(),
+            transport: talk::Transport::Udp,
+            priority: 2,
+            tos: Some(16),
+            count: 5,
+            payload: 64,
+            tag: "t2".into(),
+            txtime_delay: Some(Duration::from_micros(40)),
+            interleave: vec!["10.244.1.3:8081@1".parse().unwrap(), "10.0.0.2:8081@2".parse().unwrap()],
+        };
         let mut argv = vec!["cni-probe".to_owned()];
         argv.extend(options.to_args());
-        let Command::Talk { to, transport, priority, tos, count, payload, tag, txtime_delay_us, interleave } = Cli::try_parse_from(argv).unwrap().command else { panic!("not a talk") };
-        assert_eq!(talk::TalkOptions { to, transport, priority, tos, count, payload, tag, txtime_delay: txtime_delay_us.map(Duration::from_micros), interleave }, options);
+        let Command::Talk { to, transport, priority, tos, count, payload, tag, txtime_delay_us, interleave } = Cli::try_parse_from(argv).unwrap().command
+        else {
+            panic!("not a talk")
+        };
+        assert_eq!(
+            talk::TalkOptions { to, transport, priority, tos, count, payload, tag, txtime_delay: txtime_delay_us.map(Duration::from_micros), interleave },
+            options
+        );
     }
 
     #[test]
     fn load_options_round_trip_through_the_command_line() {
-        let options = LoadOptions { requests: 59, concurrency: 8, timeout: Duration::from_millis(2500), header: Some("X-Route-Generation".into()), new_connection_per_request: true };
+        let options = LoadOptions {
+            requests: 59,
+            concurrency: 8,
+            timeout: Duration::from_millis(2500),
+            header: Some("X-Route-Generation".into()),
+            new_connection_per_request: true,
+        };
         let mut argv = vec!["cni-probe".to_owned()];
         argv.extend(options.to_args("http://192.0.2.1/"));
-        let Command::Load { url, requests, concurrency, timeout_ms, header, new_connection_per_request } = Cli::try_parse_from(argv).unwrap().command else { panic!("not a load") };
-        assert_eq!((url.as_str(), requests, concurrency, timeout_ms, header.as_deref(), new_connection_per_request), ("http://192.0.2.1/", 59, 8, 2500, Some("X-Route-Generation"), true));
+        let Command::Load { url, requests, concurrency, timeout_ms, header, new_connection_per_request } = Cli::try_parse_from(argv).unwrap().command else {
+            panic!("not a load")
+        };
+        assert_eq!(
+            (url.as_str(), requests, concurrency, timeout_ms, header.as_deref(), new_connection_per_request),
+            ("http://192.0.2.1/", 59, 8, 2500, Some("X-Route-Generation"), true)
+        );
     }
 
     #[test]
@@ -592,7 +641,13 @@ mod tests {
         let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
         let addr = server.server_addr().to_ip().unwrap();
         let handle = std::thread::spawn(move || counter.answer(server.recv().unwrap()));
-        let body = agent(Duration::from_secs(2)).get(&served_url(&format!("http://{addr}"), "/t8/getPaidForecast")).call().unwrap().body_mut().read_to_string().unwrap();
+        let body = agent(Duration::from_secs(2))
+            .get(&served_url(&format!("http://{addr}"), "/t8/getPaidForecast"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
         handle.join().unwrap();
         assert_eq!(serde_json::from_str::<ServedRequests>(&body).unwrap(), ServedRequests { requests: 2, path_prefix: "/t8/getPaidForecast".into() });
     }

@@ -72,7 +72,16 @@ impl TalkOptions {
     /// The probe command line that sends this.
     pub fn to_args(&self) -> Vec<String> {
         let mut args = vec!["talk".to_owned(), self.to.to_string(), "--transport".into(), format!("{:?}", self.transport).to_lowercase()];
-        args.extend(["--priority".into(), self.priority.to_string(), "--count".into(), self.count.to_string(), "--payload".into(), self.payload.to_string(), "--tag".into(), self.tag.clone()]);
+        args.extend([
+            "--priority".into(),
+            self.priority.to_string(),
+            "--count".into(),
+            self.count.to_string(),
+            "--payload".into(),
+            self.payload.to_string(),
+            "--tag".into(),
+            self.tag.clone(),
+        ]);
         if let Some(tos) = self.tos {
             args.extend(["--tos".into(), tos.to_string()]);
         }
@@ -157,7 +166,17 @@ impl Interleaving {
 
 /// Sends as `options` says and reports it.
 pub fn talk(options: &TalkOptions) -> TalkReport {
-    let mut report = TalkReport { transport: options.transport, tag: options.tag.clone(), sent: 0, bytes: 0, priority: 0, tos: None, first_txtime_ns: None, interleaved: 0, error: None };
+    let mut report = TalkReport {
+        transport: options.transport,
+        tag: options.tag.clone(),
+        sent: 0,
+        bytes: 0,
+        priority: 0,
+        tos: None,
+        first_txtime_ns: None,
+        interleaved: 0,
+        error: None,
+    };
     let payload = {
         let mut payload = format!("talker={}\n", options.tag).into_bytes();
         payload.resize(options.payload.max(payload.len()), b'.');
@@ -226,7 +245,15 @@ mod txtime {
     pub fn enable(socket: &Socket) -> std::io::Result<()> {
         let config = libc::sock_txtime { clockid: libc::CLOCK_TAI, flags: 0 };
         // SAFETY: a valid socket, a pointer to a live value of the size given.
-        let done = unsafe { libc::setsockopt(socket.as_raw_fd(), libc::SOL_SOCKET, SO_TXTIME, (&config as *const libc::sock_txtime).cast(), std::mem::size_of::<libc::sock_txtime>() as libc::socklen_t) };
+        let done = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_TXTIME,
+                (&config as *const libc::sock_txtime).cast(),
+                std::mem::size_of::<libc::sock_txtime>() as libc::socklen_t,
+            )
+        };
         match done {
             0 => Ok(()),
             _ => Err(std::io::Error::last_os_error()),
@@ -263,7 +290,15 @@ mod txtime {
     pub fn enable_receive_timestamps(socket: &std::net::UdpSocket) -> std::io::Result<()> {
         let on: libc::c_int = 1;
         // SAFETY: a valid socket, a pointer to a live value of the size given.
-        let done = unsafe { libc::setsockopt(socket.as_raw_fd(), libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, (&on as *const libc::c_int).cast(), std::mem::size_of::<libc::c_int>() as libc::socklen_t) };
+        let done = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
         match done {
             0 => Ok(()),
             _ => Err(std::io::Error::last_os_error()),
@@ -351,7 +386,12 @@ pub struct Listener {
 impl Listener {
     /// Counts `datagram`, received at `at` (CLOCK_TAI, ns).
     pub fn record(&self, datagram: &[u8], at: u64) {
-        let tag = datagram.split(|b| *b == b'\n').next().and_then(|line| line.strip_prefix(b"talker=")).map(|t| String::from_utf8_lossy(t).into_owned()).unwrap_or_else(|| "(untagged)".into());
+        let tag = datagram
+            .split(|b| *b == b'\n')
+            .next()
+            .and_then(|line| line.strip_prefix(b"talker="))
+            .map(|t| String::from_utf8_lossy(t).into_owned())
+            .unwrap_or_else(|| "(untagged)".into());
         let mut heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
         let times = heard.received_tai_ns.entry(tag.clone()).or_default();
         if times.len() < TIMES_KEPT {
@@ -407,7 +447,17 @@ mod tests {
     #[test]
     fn the_priority_survives_the_tos_because_it_is_set_after_it() {
         let (to, listener) = listening();
-        let options = TalkOptions { to, transport: Transport::Udp, priority: 2, tos: Some(0xb8), count: 20, payload: 200, tag: "prio2".into(), txtime_delay: None, interleave: vec![] };
+        let options = TalkOptions {
+            to,
+            transport: Transport::Udp,
+            priority: 2,
+            tos: Some(0xb8),
+            count: 20,
+            payload: 200,
+            tag: "prio2".into(),
+            txtime_delay: None,
+            interleave: vec![],
+        };
         let report = talk(&options);
         assert_eq!((report.sent, report.priority, report.tos, report.error.as_deref()), (20, 2, Some(0xb8), None), "{report:?}");
         assert_eq!(heard_within_2s(&listener, "prio2", 20), Some(20));
@@ -418,7 +468,17 @@ mod tests {
         // Without an etf or taprio qdisc the kernel sends at once; the time still travels.
         let (to, listener) = listening();
         let before = txtime::now_tai().unwrap();
-        let report = talk(&TalkOptions { to, transport: Transport::Udp, priority: 1, tos: None, count: 10, payload: 100, tag: "timed".into(), txtime_delay: Some(Duration::from_micros(40)), interleave: vec![] });
+        let report = talk(&TalkOptions {
+            to,
+            transport: Transport::Udp,
+            priority: 1,
+            tos: None,
+            count: 10,
+            payload: 100,
+            tag: "timed".into(),
+            txtime_delay: Some(Duration::from_micros(40)),
+            interleave: vec![],
+        });
         assert_eq!((report.sent, report.error.as_deref()), (10, None), "{report:?}");
         let first = report.first_txtime_ns.expect("the delivery time is reported");
         assert!(first >= before + 40_000 && first < before + 2_000_000_000, "on CLOCK_TAI, 40 us after sending: {first} vs {before}");
@@ -459,7 +519,17 @@ mod tests {
         txtime::enable_receive_timestamps(&socket).unwrap();
         kernel_stamps_on_receipt(&socket);
         let sent_at = txtime::now_tai().unwrap();
-        talk(&TalkOptions { to, transport: Transport::Udp, priority: 0, tos: None, count: 3, payload: 50, tag: "early".into(), txtime_delay: None, interleave: vec![] });
+        talk(&TalkOptions {
+            to,
+            transport: Transport::Udp,
+            priority: 0,
+            tos: None,
+            count: 3,
+            payload: 50,
+            tag: "early".into(),
+            txtime_delay: None,
+            interleave: vec![],
+        });
         std::thread::sleep(Duration::from_millis(300));
         let listener = Arc::new(Listener::default());
         let reading = Arc::clone(&listener);
@@ -473,7 +543,17 @@ mod tests {
     fn interleaved_datagrams_go_before_each_of_the_talker_s_packets_with_their_own_priority() {
         let (to, listener) = listening();
         let (beside, heard_beside) = listening();
-        let options = TalkOptions { to, transport: Transport::Udp, priority: 0, tos: None, count: 7, payload: 64, tag: "main".into(), txtime_delay: None, interleave: vec![Interleaved { to: beside, priority: 1 }] };
+        let options = TalkOptions {
+            to,
+            transport: Transport::Udp,
+            priority: 0,
+            tos: None,
+            count: 7,
+            payload: 64,
+            tag: "main".into(),
+            txtime_delay: None,
+            interleave: vec![Interleaved { to: beside, priority: 1 }],
+        };
         let report = talk(&options);
         assert_eq!((report.sent, report.interleaved, report.error.as_deref()), (7, 7, None), "{report:?}");
         assert_eq!(heard_within_2s(&listener, "main", 7), Some(7));
@@ -501,14 +581,34 @@ mod tests {
             std::io::Read::read_to_end(&mut stream, &mut all).unwrap();
             all.len()
         });
-        let report = talk(&TalkOptions { to, transport: Transport::Tcp, priority: 1, tos: None, count: 10, payload: 1000, tag: "prio1".into(), txtime_delay: None, interleave: vec![] });
+        let report = talk(&TalkOptions {
+            to,
+            transport: Transport::Tcp,
+            priority: 1,
+            tos: None,
+            count: 10,
+            payload: 1000,
+            tag: "prio1".into(),
+            txtime_delay: None,
+            interleave: vec![],
+        });
         assert_eq!((report.sent, report.bytes, report.priority, report.error), (10, 10_000, 1, None));
         assert!(reader.join().unwrap() > 10_000);
     }
 
     #[test]
     fn talk_options_round_trip_through_the_command_line() {
-        let options = TalkOptions { to: "192.0.2.1:8080".parse().unwrap(), transport: Transport::Tcp, priority: 1, tos: Some(16), count: 5, payload: 64, tag: "t".into(), txtime_delay: None, interleave: vec![] };
+        let options = TalkOptions {
+            to: "192.0.2.1:8080".parse().unwrap(),
+            transport: Transport::Tcp,
+            priority: 1,
+            tos: Some(16),
+            count: 5,
+            payload: 64,
+            tag: "t".into(),
+            txtime_delay: None,
+            interleave: vec![],
+        };
         assert_eq!(options.to_args()[..4], ["talk", "192.0.2.1:8080", "--transport", "tcp"]);
     }
 }

@@ -89,7 +89,10 @@ impl NetConf {
 
     /// The NIC, or an error naming the field.
     pub fn nic(&self) -> Result<&str> {
-        self.nic.as_deref().filter(|n| !n.is_empty()).ok_or_else(|| ProxyError::Config("field `nic`: expected the name of the node's NIC whose qdisc schedules by priority (e.g. \"eth0\")".into()))
+        self.nic
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| ProxyError::Config("field `nic`: expected the name of the node's NIC whose qdisc schedules by priority (e.g. \"eth0\")".into()))
     }
 
     pub fn has(&self, fault: Fault) -> bool {
@@ -107,7 +110,11 @@ impl NetConf {
             .filter_map(|i| i.get("name").and_then(Value::as_str))
             .find(|name| !std::path::Path::new("/sys/class/net").join(name).join("bridge").exists())
             .map(str::to_owned)
-            .ok_or_else(|| ProxyError::Config("hook `pod-veth-ingress`: prevResult.interfaces names no host-side veth (an interface without a sandbox that is not a bridge)".into()))
+            .ok_or_else(|| {
+                ProxyError::Config(
+                    "hook `pod-veth-ingress`: prevResult.interfaces names no host-side veth (an interface without a sandbox that is not a bridge)".into(),
+                )
+            })
     }
 }
 
@@ -159,7 +166,9 @@ mod tests {
 
     #[test]
     fn the_host_side_veth_is_the_unsandboxed_interface() {
-        let conf = NetConf::parse(r#"{"cniVersion":"1.0.0","nic":"eth0","prevResult":{"interfaces":[{"name":"veth1a2b"},{"name":"eth0","sandbox":"/run/netns/p"}]}}"#).unwrap();
+        let conf =
+            NetConf::parse(r#"{"cniVersion":"1.0.0","nic":"eth0","prevResult":{"interfaces":[{"name":"veth1a2b"},{"name":"eth0","sandbox":"/run/netns/p"}]}}"#)
+                .unwrap();
         assert_eq!(conf.host_side_interface().unwrap(), "veth1a2b");
     }
 }

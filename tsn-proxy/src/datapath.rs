@@ -54,7 +54,11 @@ impl NodePins {
         let is_bpffs = nix::sys::statfs::statfs(bpffs).map(|s| s.filesystem_type().0 as i64 == BPF_FS_MAGIC).unwrap_or(false);
         if !is_bpffs {
             return match create {
-                true => Err(ProxyError::Config(format!("field `bpffs`: {} is not a BPF filesystem; mount one there (`mount -t bpf bpf {}`) or name the node's in the config", bpffs.display(), bpffs.display()))),
+                true => Err(ProxyError::Config(format!(
+                    "field `bpffs`: {} is not a BPF filesystem; mount one there (`mount -t bpf bpf {}`) or name the node's in the config",
+                    bpffs.display(),
+                    bpffs.display()
+                ))),
                 false => Ok(None),
             };
         }
@@ -64,7 +68,8 @@ impl NodePins {
         }
         std::fs::create_dir_all(dir.join("pods")).map_err(|e| ProxyError::Datapath { what: format!("create {}", dir.display()), detail: e.to_string() })?;
         let handle = File::open(&dir).map_err(|e| ProxyError::Datapath { what: format!("open {}", dir.display()), detail: e.to_string() })?;
-        let lock = Flock::lock(handle, FlockArg::LockExclusive).map_err(|(_, e)| ProxyError::Datapath { what: format!("lock {}", dir.display()), detail: e.to_string() })?;
+        let lock = Flock::lock(handle, FlockArg::LockExclusive)
+            .map_err(|(_, e)| ProxyError::Datapath { what: format!("lock {}", dir.display()), detail: e.to_string() })?;
         Ok(Some(Self { dir, _lock: lock }))
     }
 
@@ -166,7 +171,8 @@ fn attach_program(program: &SchedClassifier, interface: &str, direction: TcAttac
         TcAttachType::Ingress => BPF_TCX_INGRESS,
         _ => BPF_TCX_EGRESS,
     };
-    let attr = ProgAttach { target_ifindex: ifindex, attach_bpf_fd: fd as u32, attach_type, attach_flags: 0, replace_bpf_fd: 0, relative_fd: 0, expected_revision: 0 };
+    let attr =
+        ProgAttach { target_ifindex: ifindex, attach_bpf_fd: fd as u32, attach_type, attach_flags: 0, replace_bpf_fd: 0, relative_fd: 0, expected_revision: 0 };
     // SAFETY: a pointer to a live, fully initialised bpf_attr prefix and its size; the
     // kernel zero-fills the rest.
     let done = unsafe { nix::libc::syscall(nix::libc::SYS_bpf, BPF_PROG_ATTACH, &attr as *const ProgAttach, std::mem::size_of::<ProgAttach>()) };
@@ -206,7 +212,12 @@ pub fn del(conf: &NetConf, cni: &Invocation) -> Result<()> {
     remove(&pins.pod_restorer(&attachment))?;
     remove(&pins.pod_record(&attachment))?;
     if pins.pods_left() == 0 {
-        let shared = std::fs::read_dir(&pins.dir).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("restore-nic-")));
+        let shared = std::fs::read_dir(&pins.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("restore-nic-")));
         for pin in shared.chain([pins.pending(), pins.by_address()]).collect::<Vec<_>>() {
             remove(&pin)?;
         }
@@ -233,7 +244,8 @@ impl Build {
             (false, true) => (PROXY_KEYED_BY_ADDRESS, Some(("by_address", pins.by_address()))),
             (false, false) => (PROXY, None),
         };
-        let switches = [("swap_priorities", Fault::SwapPriorities), ("clear_delivery_time", Fault::ClearDeliveryTime), ("stamp_best_effort", Fault::StampBestEffort)];
+        let switches =
+            [("swap_priorities", Fault::SwapPriorities), ("clear_delivery_time", Fault::ClearDeliveryTime), ("stamp_best_effort", Fault::StampBestEffort)];
         Self { object, node_map, switches: switches.map(|(global, fault)| (global, u32::from(conf.has(fault)))) }
     }
 
@@ -276,7 +288,8 @@ fn loaded_once(conf: &NetConf, pins: &NodePins) -> Result<PathBuf> {
 /// A program the node's first ADD pinned in `programs`.
 fn pinned_program(programs: &Path, name: &str) -> Result<SchedClassifier> {
     let pin = programs.join(name);
-    SchedClassifier::from_pin(&pin).map_err(|e| ProxyError::Datapath { what: format!("open program {name} pinned at {}", pin.display()), detail: e.to_string() })
+    SchedClassifier::from_pin(&pin)
+        .map_err(|e| ProxyError::Datapath { what: format!("open program {name} pinned at {}", pin.display()), detail: e.to_string() })
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SchedClassifier> {
@@ -301,7 +314,9 @@ fn verifier_detail(error: &aya::programs::ProgramError) -> String {
 fn attach_pinned(program: &mut SchedClassifier, interface: &str, direction: TcAttachType, pin: &Path) -> Result<()> {
     let what = format!("attach {} to {interface} {direction:?} and pin it at {}", program_name(program), pin.display());
     remove(pin)?;
-    let id = program.attach_with_options(interface, direction, TcAttachOptions::TcxOrder(LinkOrder::default())).map_err(|e| ProxyError::Datapath { what: what.clone(), detail: e.to_string() })?;
+    let id = program
+        .attach_with_options(interface, direction, TcAttachOptions::TcxOrder(LinkOrder::default()))
+        .map_err(|e| ProxyError::Datapath { what: what.clone(), detail: e.to_string() })?;
     let link = program.take_link(id).map_err(|e| ProxyError::Datapath { what: what.clone(), detail: e.to_string() })?;
     let link: FdLink = link.try_into().map_err(|e: aya::programs::links::LinkError| ProxyError::Datapath { what: what.clone(), detail: e.to_string() })?;
     let pinned: PinnedLink = link.pin(pin).map_err(|e| ProxyError::Datapath { what, detail: e.to_string() })?;
@@ -316,7 +331,8 @@ fn program_name(program: &SchedClassifier) -> String {
 /// The programs (id, name) attached as tcx links to `interface` in `direction`, in the
 /// current network namespace.
 fn attached(interface: &str, direction: TcAttachType) -> Result<Vec<(u32, String)>> {
-    let (_, programs) = SchedClassifier::query_tcx(interface, direction).map_err(|e| ProxyError::NotAsAddedIt(format!("{interface} {direction:?}: cannot list its programs: {e}")))?;
+    let (_, programs) = SchedClassifier::query_tcx(interface, direction)
+        .map_err(|e| ProxyError::NotAsAddedIt(format!("{interface} {direction:?}: cannot list its programs: {e}")))?;
     Ok(programs.iter().map(|p| (p.id(), p.name_as_str().unwrap_or_default().to_owned())).collect())
 }
 
@@ -353,8 +369,10 @@ fn remove(pin: &Path) -> Result<()> {
 fn in_netns<T>(netns: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
     let open = |path: &str| File::open(path).map_err(|e| ProxyError::Datapath { what: format!("open network namespace {path}"), detail: e.to_string() });
     let (home, pod) = (open("/proc/thread-self/ns/net")?, open(netns)?);
-    nix::sched::setns(&pod, CloneFlags::CLONE_NEWNET).map_err(|e| ProxyError::Datapath { what: format!("enter network namespace {netns}"), detail: e.to_string() })?;
+    nix::sched::setns(&pod, CloneFlags::CLONE_NEWNET)
+        .map_err(|e| ProxyError::Datapath { what: format!("enter network namespace {netns}"), detail: e.to_string() })?;
     let result = work();
-    nix::sched::setns(&home, CloneFlags::CLONE_NEWNET).map_err(|e| ProxyError::Datapath { what: "return to the node's network namespace".into(), detail: e.to_string() })?;
+    nix::sched::setns(&home, CloneFlags::CLONE_NEWNET)
+        .map_err(|e| ProxyError::Datapath { what: "return to the node's network namespace".into(), detail: e.to_string() })?;
     result
 }

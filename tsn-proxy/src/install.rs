@@ -21,7 +21,13 @@ pub struct InstallOptions {
 impl InstallOptions {
     /// `install --bin-dir D --conf-dir D --entry JSON`.
     pub fn from_args(args: &[String]) -> Result<Self> {
-        let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned().ok_or_else(|| ProxyError::Config(format!("install: expected {flag} <value> (usage: install --bin-dir DIR --conf-dir DIR --entry JSON)")));
+        let value = |flag: &str| {
+            args.iter()
+                .position(|a| a == flag)
+                .and_then(|i| args.get(i + 1))
+                .cloned()
+                .ok_or_else(|| ProxyError::Config(format!("install: expected {flag} <value> (usage: install --bin-dir DIR --conf-dir DIR --entry JSON)")))
+        };
         let entry: Value = serde_json::from_str(&value("--entry")?).map_err(|e| ProxyError::Config(format!("install --entry: not JSON: {e}")))?;
         if entry.get("type").and_then(Value::as_str).is_none() {
             return Err(ProxyError::Config("install --entry: expected an object with the plugin's `type`".into()));
@@ -34,11 +40,18 @@ impl InstallOptions {
 pub fn install(binary: &Path, options: &InstallOptions) -> Result<PathBuf> {
     let plugin = options.entry["type"].as_str().unwrap_or_default();
     let target = options.bin_dir.join(plugin);
-    write_atomically(&target, &std::fs::read(binary).map_err(|e| ProxyError::Datapath { what: format!("read {}", binary.display()), detail: e.to_string() })?, 0o755)?;
+    write_atomically(
+        &target,
+        &std::fs::read(binary).map_err(|e| ProxyError::Datapath { what: format!("read {}", binary.display()), detail: e.to_string() })?,
+        0o755,
+    )?;
     let conflist = first_conflist(&options.conf_dir)?;
     let text = std::fs::read_to_string(&conflist).map_err(|e| ProxyError::Datapath { what: format!("read {}", conflist.display()), detail: e.to_string() })?;
     let mut list: Value = serde_json::from_str(&text).map_err(|e| ProxyError::Config(format!("{}: not JSON: {e}", conflist.display())))?;
-    let plugins = list.get_mut("plugins").and_then(Value::as_array_mut).ok_or_else(|| ProxyError::Config(format!("{}: expected a `plugins` list", conflist.display())))?;
+    let plugins = list
+        .get_mut("plugins")
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| ProxyError::Config(format!("{}: expected a `plugins` list", conflist.display())))?;
     if !plugins.iter().any(|p| p["type"] == plugin) {
         plugins.push(options.entry.clone());
         write_atomically(&conflist, serde_json::to_string_pretty(&list).expect("JSON").as_bytes(), 0o644)?;
@@ -81,7 +94,11 @@ mod tests {
         std::fs::write(conf.join("99-other.conflist"), r#"{"plugins":[]}"#).unwrap();
         let binary = node.path().join("proxy");
         std::fs::write(&binary, b"binary").unwrap();
-        let options = InstallOptions::from_args(&["--bin-dir", bin.to_str().unwrap(), "--conf-dir", conf.to_str().unwrap(), "--entry", r#"{"type":"tsn-metadata-proxy","nic":"eth0"}"#].map(str::to_owned)).unwrap();
+        let options = InstallOptions::from_args(
+            &["--bin-dir", bin.to_str().unwrap(), "--conf-dir", conf.to_str().unwrap(), "--entry", r#"{"type":"tsn-metadata-proxy","nic":"eth0"}"#]
+                .map(str::to_owned),
+        )
+        .unwrap();
         for _ in 0..2 {
             assert_eq!(install(&binary, &options).unwrap(), conf.join("10-flannel.conflist"));
         }

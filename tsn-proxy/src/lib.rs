@@ -37,7 +37,10 @@ pub fn main() -> ExitCode {
     if invocation.as_ref().is_ok_and(|i| i.command != "VERSION") {
         let _ = std::io::stdin().read_to_string(&mut stdin);
     }
-    let version = serde_json::from_str::<serde_json::Value>(&stdin).ok().and_then(|v| v.get("cniVersion").and_then(|v| v.as_str()).map(str::to_owned)).unwrap_or_else(|| "1.0.0".into());
+    let version = serde_json::from_str::<serde_json::Value>(&stdin)
+        .ok()
+        .and_then(|v| v.get("cniVersion").and_then(|v| v.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| "1.0.0".into());
     match invocation.and_then(|cni| run(&cni, &stdin)) {
         Ok(Some(output)) => {
             println!("{output}");
@@ -57,7 +60,9 @@ pub fn run(cni: &Invocation, stdin: &str) -> Result<Option<serde_json::Value>> {
         "VERSION" => Ok(Some(serde_json::json!({ "cniVersion": "1.0.0", "supportedVersions": SUPPORTED_VERSIONS }))),
         "ADD" => {
             let conf = NetConf::parse(stdin)?;
-            let mut result = conf.prev_result.clone().ok_or_else(|| ProxyError::Config("prevResult: the proxy is a chained plugin and runs after the main plugin, whose result it passes on".into()))?;
+            let mut result = conf.prev_result.clone().ok_or_else(|| {
+                ProxyError::Config("prevResult: the proxy is a chained plugin and runs after the main plugin, whose result it passes on".into())
+            })?;
             datapath::add(&conf, cni)?;
             result["cniVersion"] = serde_json::Value::String(conf.cni_version);
             Ok(Some(result))

@@ -76,7 +76,9 @@ impl Request {
             }
         }
         request.upgrade = match (from, to) {
-            (Some(_), Some(_)) if cni_given => return Err("--cni and --upgrade-from name the profile twice: an upgrade certifies the pair --upgrade-from <p> --to <q>".into()),
+            (Some(_), Some(_)) if cni_given => {
+                return Err("--cni and --upgrade-from name the profile twice: an upgrade certifies the pair --upgrade-from <p> --to <q>".into())
+            }
             (Some(from), Some(to)) => {
                 request.cni = from.clone();
                 Some((from, to))
@@ -157,7 +159,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     // What the certified profiles run: the lab's packages, and Debian unstable's plugins
     // only when one of them runs those.
     let unstable = harness::host::unstable_plugins_root();
-    let unstable_plugins = std::iter::once(&cni).chain(upgrade_to.as_ref()).any(|profile| matches!(&profile.installation, Installation::Lab { plugin_dirs, .. } if plugin_dirs.iter().any(|d| d.starts_with(&unstable))));
+    let unstable_plugins = std::iter::once(&cni)
+        .chain(upgrade_to.as_ref())
+        .any(|profile| matches!(&profile.installation, Installation::Lab { plugin_dirs, .. } if plugin_dirs.iter().any(|d| d.starts_with(&unstable))));
     crate::deps::install(crate::deps::Needs::Certification { unstable_plugins }, false)?;
     let families = match upgrade_to {
         Some(_) => vec!["upgrade"],
@@ -230,10 +234,22 @@ pub fn run(args: &[String]) -> Result<(), String> {
         None => cni.clone(),
     };
     let report = write_certification(&out, &families, &not_run, &certified)?;
-    println!("conformance report of {} {}: {:?}, {}", report.implementation.name, report.implementation.version, report.outcome(), out.join("conformance.yaml").display());
+    println!(
+        "conformance report of {} {}: {:?}, {}",
+        report.implementation.name,
+        report.implementation.version,
+        report.outcome(),
+        out.join("conformance.yaml").display()
+    );
     println!("  {}\n  {}", out.join("report.md").display(), out.join("report.html").display());
     if interrupted {
-        return Err(format!("certification of {} interrupted ({:?}): the report holds the families that finished ({}) and names those that never ran ({})", cni.name, report.outcome(), families.join(", "), not_run.join(", ")));
+        return Err(format!(
+            "certification of {} interrupted ({:?}): the report holds the families that finished ({}) and names those that never ran ({})",
+            cni.name,
+            report.outcome(),
+            families.join(", "),
+            not_run.join(", ")
+        ));
     }
     match (failed.is_empty(), report.outcome()) {
         (true, Outcome::Success | Outcome::Partial) => Ok(()),
@@ -250,11 +266,17 @@ pub fn write_certification(out: &Path, families: &[&str], not_run: &[&str], cni:
         .iter()
         .map(|family| {
             let path = out.join(family).join("conformance.yaml");
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display())).and_then(|text| ConformanceReport::from_yaml(&text).map_err(|e| format!("{}: {e}", path.display())))
+            std::fs::read_to_string(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))
+                .and_then(|text| ConformanceReport::from_yaml(&text).map_err(|e| format!("{}: {e}", path.display())))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut report = ConformanceReport::merge(reports).ok_or("no family ran")?;
-    report.implementation = conformance::Implementation { name: cni.name.clone(), version: cni.version.clone(), version_source: format!("the profile {} (each plugin's own version under components)", cni.source.display()) };
+    report.implementation = conformance::Implementation {
+        name: cni.name.clone(),
+        version: cni.version.clone(),
+        version_source: format!("the profile {} (each plugin's own version under components)", cni.source.display()),
+    };
     report.purpose = Some(cni.purpose());
     report.not_run = not_run.iter().map(|family| family.to_string()).collect();
     let write = |name: &str, text: &str| harness::report::write_atomically(&out.join(name), text.as_bytes()).map_err(|e| e.to_string());
@@ -276,8 +298,14 @@ mod tests {
     fn arguments_name_the_profile_and_the_provider() {
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(Request::parse(&args(&[])).unwrap(), Request { cni: "reference-tsn-proxy".into(), provider: None, upgrade: None, help: false });
-        assert_eq!(Request::parse(&args(&["--cni", "./vendor/profile.yaml", "--provider", "lab"])).unwrap(), Request { cni: "./vendor/profile.yaml".into(), provider: Some("lab".into()), upgrade: None, help: false });
-        assert_eq!(Request::parse(&args(&["--upgrade-from", "reference", "--to", "./v2/profile.yaml"])).unwrap(), Request { cni: "reference".into(), provider: None, upgrade: Some(("reference".into(), "./v2/profile.yaml".into())), help: false });
+        assert_eq!(
+            Request::parse(&args(&["--cni", "./vendor/profile.yaml", "--provider", "lab"])).unwrap(),
+            Request { cni: "./vendor/profile.yaml".into(), provider: Some("lab".into()), upgrade: None, help: false }
+        );
+        assert_eq!(
+            Request::parse(&args(&["--upgrade-from", "reference", "--to", "./v2/profile.yaml"])).unwrap(),
+            Request { cni: "reference".into(), provider: None, upgrade: Some(("reference".into(), "./v2/profile.yaml".into())), help: false }
+        );
         assert!(Request::parse(&args(&["--upgrade-from", "reference"])).unwrap_err().contains("--upgrade-from needs --to"));
         assert!(Request::parse(&args(&["--to", "reference-1.9.1"])).unwrap_err().contains("--to needs --upgrade-from"));
         assert!(Request::parse(&args(&["--cni", "x", "--upgrade-from", "a", "--to", "b"])).unwrap_err().contains("name the profile twice"));
@@ -306,18 +334,28 @@ mod tests {
             r#"{"cniVersion": "1.1.0", "name": "vendor", "plugins": [{"type": "bridge", "bridge": "cni0", "ipam": {"type": "host-local", "subnet": "{nodePodCIDR}"}}]}"#,
         )
         .unwrap();
-        std::fs::write(vendor.path().join("profile.yaml"), "name: vendor
+        std::fs::write(
+            vendor.path().join("profile.yaml"),
+            "name: vendor
 version: 0.1.0
 install:
   lab:
     conflist: 10-vendor.conflist
     pluginDir: /usr/lib/cni
 features: []
-").unwrap();
+",
+        )
+        .unwrap();
         let profile = load_profile(&vendor.path().join("profile.yaml").display().to_string()).unwrap();
         // Debian's bookworm plugins (1.1.1) claim up to 1.0.0.
         let refused = plugins_claim_the_conflist_version(&profile).unwrap_err();
-        assert!(refused.contains("10-vendor.conflist") && refused.contains("cniVersion") && refused.contains("\"1.1.0\"") && refused.contains("bridge claims 0.1.0, 0.2.0, 0.3.0, 0.3.1, 0.4.0, 1.0.0"), "{refused}");
+        assert!(
+            refused.contains("10-vendor.conflist")
+                && refused.contains("cniVersion")
+                && refused.contains("\"1.1.0\"")
+                && refused.contains("bridge claims 0.1.0, 0.2.0, 0.3.0, 0.3.1, 0.4.0, 1.0.0"),
+            "{refused}"
+        );
         assert_eq!(plugins_claim_the_conflist_version(&load_profile("reference").unwrap()), Ok(()));
     }
 }

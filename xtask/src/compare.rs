@@ -4,7 +4,8 @@
 use harness::report::figures::FiguresFile;
 use harness::verdict::regression::{self, RegressionCriteria};
 
-const COMPARE_USAGE: &str = "expected: compare <baseline figures.json or report dir> <candidate figures.json or report dir> [--smallest-regression 0.10] [--alpha 0.05]";
+const COMPARE_USAGE: &str =
+    "expected: compare <baseline figures.json or report dir> <candidate figures.json or report dir> [--smallest-regression 0.10] [--alpha 0.05]";
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let mut paths = Vec::new();

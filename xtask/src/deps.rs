@@ -94,11 +94,8 @@ fn install_packages(needs: Needs, check_only: bool) -> Result<(), String> {
         return Err(format!("missing Debian packages: {}; as root, run:\n  {command}", missing.join(", ")));
     }
     eprintln!("xtask deps: installing {}", missing.join(", "));
-    let status = Command::new("sh")
-        .args(["-c", &command])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .map_err(|e| format!("failed to run `{command}`: {e}"))?;
+    let status =
+        Command::new("sh").args(["-c", &command]).env("DEBIAN_FRONTEND", "noninteractive").status().map_err(|e| format!("failed to run `{command}`: {e}"))?;
     if !status.success() {
         return Err(format!("`{command}` failed ({status})"));
     }

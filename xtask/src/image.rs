@@ -154,7 +154,14 @@ exit 0
         let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap());
         for (builder, store) in [("classic", "overlay2"), ("buildkit", "overlay2"), ("buildkit", "containerd")] {
             let run = |program: &str, args: &[String]| {
-                std::process::Command::new(program).args(args).env("PATH", &path).env("STANDIN_DIR", dir.path()).env("STANDIN_BUILDER", builder).env("STANDIN_STORE", store).output().unwrap()
+                std::process::Command::new(program)
+                    .args(args)
+                    .env("PATH", &path)
+                    .env("STANDIN_DIR", dir.path())
+                    .env("STANDIN_BUILDER", builder)
+                    .env("STANDIN_STORE", store)
+                    .output()
+                    .unwrap()
             };
             let attests = String::from_utf8_lossy(&run("docker", &["build".into(), "--help".into()]).stdout).contains("--provenance");
             let tag = format!("cni-probe-{builder}-{store}:0.1.0");

@@ -37,7 +37,8 @@ fn lint(binary: &PathBuf, files: &[PathBuf]) -> std::io::Result<std::process::Ou
 pub fn run() -> Result<(), String> {
     let binary = actionlint()?;
     let bad = workspace_root().join("target/tools/known-bad.yml");
-    std::fs::write(&bad, "on: push\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ github.evnt.name }}\n").map_err(|e| e.to_string())?;
+    std::fs::write(&bad, "on: push\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ github.evnt.name }}\n")
+        .map_err(|e| e.to_string())?;
     let caught = lint(&binary, &[bad]).map_err(|e| format!("failed to run actionlint: {e}"))?;
     if caught.status.success() {
         return Err("actionlint accepted a known-bad workflow; the lint step would check nothing".into());

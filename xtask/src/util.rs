@@ -17,7 +17,10 @@ pub fn cargo_command() -> Command {
     command.current_dir(workspace_root());
     for (key, _) in std::env::vars_os() {
         let Some(key) = key.to_str() else { continue };
-        if key.starts_with("CARGO_PKG_") || key.starts_with("CARGO_MANIFEST_") || matches!(key, "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE" | "OUT_DIR") {
+        if key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || matches!(key, "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE" | "OUT_DIR")
+        {
             command.env_remove(key);
         }
     }
@@ -26,10 +29,7 @@ pub fn cargo_command() -> Command {
 
 /// Runs `cargo args` in the workspace root, streaming its output.
 pub fn cargo(args: &[&str]) -> Result<(), String> {
-    let status = cargo_command()
-        .args(args)
-        .status()
-        .map_err(|e| format!("failed to run `cargo {}`: {e}", args.join(" ")))?;
+    let status = cargo_command().args(args).status().map_err(|e| format!("failed to run `cargo {}`: {e}", args.join(" ")))?;
     if status.success() {
         Ok(())
     } else {

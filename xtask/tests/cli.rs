@@ -21,12 +21,23 @@ fn an_unknown_command_fails_with_the_usage() {
 
 #[test]
 fn certify_names_a_mistyped_argument() {
-    xtask().args(["certify", "--flavour", "x"]).assert().failure().stderr(contains("unknown certify argument `--flavour`")).stderr(contains("usage: cargo xtask certify [--cni <name|path>]"));
+    xtask()
+        .args(["certify", "--flavour", "x"])
+        .assert()
+        .failure()
+        .stderr(contains("unknown certify argument `--flavour`"))
+        .stderr(contains("usage: cargo xtask certify [--cni <name|path>]"));
 }
 
 #[test]
 fn certify_help_is_its_usage_and_does_nothing_else() {
-    xtask().args(["certify", "--help"]).assert().success().stdout(contains("usage: cargo xtask certify")).stdout(contains("Families: cni_spec")).stdout(contains("Ctrl-C"));
+    xtask()
+        .args(["certify", "--help"])
+        .assert()
+        .success()
+        .stdout(contains("usage: cargo xtask certify"))
+        .stdout(contains("Families: cni_spec"))
+        .stdout(contains("Ctrl-C"));
 }
 
 /// A malformed conflist is refused once, naming the file and what was expected, before
@@ -49,5 +60,10 @@ fn certify_refuses_a_malformed_conflist_before_building() {
 
 #[test]
 fn certify_of_an_unknown_profile_lists_the_known_ones() {
-    xtask().args(["certify", "--cni", "calico-typo"]).assert().failure().stderr(contains("unknown CNI profile `calico-typo`")).stderr(contains("antrea, antrea-2.1, calico, cilium, cilium-1.15, flannel, reference"));
+    xtask()
+        .args(["certify", "--cni", "calico-typo"])
+        .assert()
+        .failure()
+        .stderr(contains("unknown CNI profile `calico-typo`"))
+        .stderr(contains("antrea, antrea-2.1, calico, cilium, cilium-1.15, flannel, reference"));
 }

@@ -24,7 +24,14 @@ fn measured_run(dir: &std::path::Path, fault: Option<LabFault>) -> std::path::Pa
     let mut report = FiguresReport::new(path.clone());
     report.on_event(&RunEvent::Started { suite: "perf_lab", provider: "lab", cni: "reference" });
     report.on_event(&RunEvent::ClusterReady(lab.info()));
-    let record = TrialRecord { scenario: scenario.name.into(), sentence: scenario.sentence.into(), outcome, duration: Default::default(), provided_by_harness: vec![], bundle: None };
+    let record = TrialRecord {
+        scenario: scenario.name.into(),
+        sentence: scenario.sentence.into(),
+        outcome,
+        duration: Default::default(),
+        provided_by_harness: vec![],
+        bundle: None,
+    };
     report.on_event(&RunEvent::TrialFinished(&record));
     let written = report.finish();
     lab.teardown().unwrap();
@@ -40,7 +47,14 @@ fn compare_reports_no_regression_between_runs_of_one_version_and_the_paths_a_slo
     let again = measured_run(&again, None);
     let slowed = measured_run(&slowed, Some(LabFault::NicRateLimit));
     let xtask = || Command::cargo_bin("xtask").unwrap();
-    xtask().args(["compare"]).arg(&baseline).arg(&again).assert().success().stdout(contains("no significant regression")).stdout(contains("throughput.pod-to-pod.across-nodes"));
+    xtask()
+        .args(["compare"])
+        .arg(&baseline)
+        .arg(&again)
+        .assert()
+        .success()
+        .stdout(contains("no significant regression"))
+        .stdout(contains("throughput.pod-to-pod.across-nodes"));
     xtask()
         .args(["compare"])
         .arg(&baseline)
@@ -58,5 +72,10 @@ fn compare_names_a_missing_or_foreign_file() {
     std::fs::write(&foreign, "<testsuites/>").unwrap();
     Command::cargo_bin("xtask").unwrap().args(["compare"]).arg(&foreign).arg(&foreign).assert().failure().stderr(contains("junit.xml: not a figures file"));
     Command::cargo_bin("xtask").unwrap().args(["compare", "/nonexistent"]).assert().failure().stderr(contains("1 paths given; expected: compare <baseline"));
-    Command::cargo_bin("xtask").unwrap().args(["compare", "a", "b", "--alpha", "5"]).assert().failure().stderr(contains("--alpha 5: expected a share between 0 and 1"));
+    Command::cargo_bin("xtask")
+        .unwrap()
+        .args(["compare", "a", "b", "--alpha", "5"])
+        .assert()
+        .failure()
+        .stderr(contains("--alpha 5: expected a share between 0 and 1"));
 }

@@ -101,7 +101,9 @@ impl EgressDialect {
     /// both must be programmed; see [`cilium_gateway_of`]).
     pub fn realized(self, access: &KubeAccess, policy: &EgressPolicy, nodes: &[Node], selected: &[Pod]) -> Result<Option<EgressStatus>> {
         match self {
-            EgressDialect::None => Err(HarnessError::NotFound { what: "egress policy dialect".into(), wanted: "for a CNI whose profile names none (egress:)".into() }),
+            EgressDialect::None => {
+                Err(HarnessError::NotFound { what: "egress policy dialect".into(), wanted: "for a CNI whose profile names none (egress:)".into() })
+            }
             EgressDialect::LabReference => Err(HarnessError::NotFound { what: "API object".into(), wanted: "the lab realizes its own policies".into() }),
             EgressDialect::Antrea => {
                 let egress = self.render(policy).pop().expect("the Egress is rendered last");
@@ -115,7 +117,9 @@ impl EgressDialect {
                     if !listed_on.contains_key(node) {
                         let agent = cilium_agent_on(access, node)?;
                         let reading = format!("cilium-dbg bpf egress list -o json in pod kube-system/{agent}");
-                        let listed = access.exec("kube-system", &agent, Some("cilium-agent"), &["cilium-dbg", "bpf", "egress", "list", "-o", "json"])?.stdout_of_success(&reading)?;
+                        let listed = access
+                            .exec("kube-system", &agent, Some("cilium-agent"), &["cilium-dbg", "bpf", "egress", "list", "-o", "json"])?
+                            .stdout_of_success(&reading)?;
                         listed_on.insert(node.to_owned(), cilium_egress_entries(&listed).map_err(|detail| HarnessError::Command { command: reading, detail })?);
                     }
                 }
@@ -170,7 +174,12 @@ pub fn cilium_egress_entries(printed: &str) -> std::result::Result<Vec<CiliumEgr
 /// connectivity test `egressgateway.go` expects the same). So the policy is realized when
 /// each selected pod's own node redirects it to one gateway node the selector selects, and
 /// that node's map SNATs the pod to the policy's egress IP.
-pub fn cilium_gateway_of<'n>(listed_on: &std::collections::BTreeMap<String, Vec<CiliumEgressEntry>>, nodes: &'n [Node], policy: &EgressPolicy, selected: &[Pod]) -> Option<&'n Node> {
+pub fn cilium_gateway_of<'n>(
+    listed_on: &std::collections::BTreeMap<String, Vec<CiliumEgressEntry>>,
+    nodes: &'n [Node],
+    policy: &EgressPolicy,
+    selected: &[Pod],
+) -> Option<&'n Node> {
     let entry = |node: &str, pod: &Pod| listed_on.get(node)?.iter().find(|e| e.source_ip == pod.address.to_string()).cloned();
     let mut gateway: Option<&Node> = None;
     for pod in selected {
@@ -244,7 +253,12 @@ mod tests {
     }
 
     fn cilium_listing(entries: &[(&str, &str, &str)]) -> Vec<CiliumEgressEntry> {
-        let json = serde_json::Value::Array(entries.iter().map(|(source, egress, gateway)| json!({"SourceIP": source, "DestCIDR": "0.0.0.0/0", "EgressIP": egress, "GatewayIP": gateway})).collect());
+        let json = serde_json::Value::Array(
+            entries
+                .iter()
+                .map(|(source, egress, gateway)| json!({"SourceIP": source, "DestCIDR": "0.0.0.0/0", "EgressIP": egress, "GatewayIP": gateway}))
+                .collect(),
+        );
         cilium_egress_entries(&json.to_string()).unwrap()
     }
 
@@ -269,18 +283,33 @@ mod tests {
     #[test]
     fn cilium_is_realized_when_the_pods_node_redirects_to_a_gateway_that_snats_to_the_egress_ip() {
         let (nodes, policy, pod) = (kind_nodes(), seed_policy(), web_on("c-worker"));
-        let listed = |source: Vec<CiliumEgressEntry>, gateway: Vec<CiliumEgressEntry>| std::collections::BTreeMap::from([("c-worker".to_owned(), source), ("c-worker2".to_owned(), gateway)]);
-        let as_cilium_writes = listed(cilium_listing(&[("10.244.1.5", "0.0.0.0", "172.18.0.4")]), cilium_listing(&[("10.244.1.5", "172.18.0.200", "172.18.0.4")]));
+        let listed = |source: Vec<CiliumEgressEntry>, gateway: Vec<CiliumEgressEntry>| {
+            std::collections::BTreeMap::from([("c-worker".to_owned(), source), ("c-worker2".to_owned(), gateway)])
+        };
+        let as_cilium_writes =
+            listed(cilium_listing(&[("10.244.1.5", "0.0.0.0", "172.18.0.4")]), cilium_listing(&[("10.244.1.5", "172.18.0.200", "172.18.0.4")]));
         assert_eq!(cilium_gateway_of(&as_cilium_writes, &nodes, &policy, std::slice::from_ref(&pod)).map(|n| n.name.as_str()), Some("c-worker2"));
-        let egress_ip_on_the_source_node = listed(cilium_listing(&[("10.244.1.5", "172.18.0.200", "172.18.0.4")]), cilium_listing(&[("10.244.1.5", "172.18.0.200", "172.18.0.4")]));
-        assert!(cilium_gateway_of(&egress_ip_on_the_source_node, &nodes, &policy, std::slice::from_ref(&pod)).is_none(), "only the gateway node holds the egress IP");
-        let gateway_not_programmed = listed(cilium_listing(&[("10.244.1.5", "0.0.0.0", "172.18.0.4")]), cilium_listing(&[("10.244.1.5", "0.0.0.0", "172.18.0.4")]));
-        assert!(cilium_gateway_of(&gateway_not_programmed, &nodes, &policy, std::slice::from_ref(&pod)).is_none(), "the gateway has not found the egress IP on its interface yet");
+        let egress_ip_on_the_source_node =
+            listed(cilium_listing(&[("10.244.1.5", "172.18.0.200", "172.18.0.4")]), cilium_listing(&[("10.244.1.5", "172.18.0.200", "172.18.0.4")]));
+        assert!(
+            cilium_gateway_of(&egress_ip_on_the_source_node, &nodes, &policy, std::slice::from_ref(&pod)).is_none(),
+            "only the gateway node holds the egress IP"
+        );
+        let gateway_not_programmed =
+            listed(cilium_listing(&[("10.244.1.5", "0.0.0.0", "172.18.0.4")]), cilium_listing(&[("10.244.1.5", "0.0.0.0", "172.18.0.4")]));
+        assert!(
+            cilium_gateway_of(&gateway_not_programmed, &nodes, &policy, std::slice::from_ref(&pod)).is_none(),
+            "the gateway has not found the egress IP on its interface yet"
+        );
         let not_found = listed(cilium_listing(&[("10.244.1.5", "0.0.0.0", "Not Found")]), cilium_listing(&[("10.244.1.5", "172.18.0.200", "172.18.0.4")]));
         assert!(cilium_gateway_of(&not_found, &nodes, &policy, std::slice::from_ref(&pod)).is_none(), "no gateway node yet");
         let source_node_not_yet = listed(vec![], cilium_listing(&[("10.244.1.5", "172.18.0.200", "172.18.0.4")]));
-        assert!(cilium_gateway_of(&source_node_not_yet, &nodes, &policy, std::slice::from_ref(&pod)).is_none(), "the gateway knows the policy, the pod's node not yet");
-        let to_an_unselected_node = listed(cilium_listing(&[("10.244.1.5", "0.0.0.0", "172.18.0.3")]), cilium_listing(&[("10.244.1.5", "172.18.0.200", "172.18.0.3")]));
+        assert!(
+            cilium_gateway_of(&source_node_not_yet, &nodes, &policy, std::slice::from_ref(&pod)).is_none(),
+            "the gateway knows the policy, the pod's node not yet"
+        );
+        let to_an_unselected_node =
+            listed(cilium_listing(&[("10.244.1.5", "0.0.0.0", "172.18.0.3")]), cilium_listing(&[("10.244.1.5", "172.18.0.200", "172.18.0.3")]));
         assert!(cilium_gateway_of(&to_an_unselected_node, &nodes, &policy, std::slice::from_ref(&pod)).is_none());
     }
 

@@ -92,7 +92,11 @@ fn helm_values(pairs: &[String], field: &str, malformed: &dyn Fn(String) -> Harn
     pairs
         .iter()
         .enumerate()
-        .map(|(i, pair)| pair.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| malformed(format!("{field}[{i}]: expected `key=value`, got `{pair}`"))))
+        .map(|(i, pair)| {
+            pair.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| malformed(format!("{field}[{i}]: expected `key=value`, got `{pair}`")))
+        })
         .collect()
 }
 
@@ -192,7 +196,9 @@ pub fn profiles_dir() -> PathBuf {
 /// Names of the profiles under `fixtures/cni/`.
 pub fn known_profiles() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(profiles_dir())
-        .map(|entries| entries.filter_map(|e| e.ok()).filter(|e| e.path().join("profile.yaml").is_file()).filter_map(|e| e.file_name().into_string().ok()).collect())
+        .map(|entries| {
+            entries.filter_map(|e| e.ok()).filter(|e| e.path().join("profile.yaml").is_file()).filter_map(|e| e.file_name().into_string().ok()).collect()
+        })
         .unwrap_or_default();
     names.sort();
     names
@@ -230,10 +236,14 @@ pub fn profile_from_env(default: &str) -> Result<CniProfile> {
 pub fn read_profile(path: &Path) -> Result<CniProfile> {
     let malformed = |detail: String| HarnessError::FixtureMalformed { path: path.to_owned(), detail };
     let text = std::fs::read_to_string(path).map_err(|source| HarnessError::FixtureUnreadable { path: path.to_owned(), source })?;
-    let file: ProfileFile = serde_saphyr::from_str_with_options(&text, serde_saphyr::options! { strict_booleans: true }).map_err(|e| malformed(e.to_string()))?;
+    let file: ProfileFile =
+        serde_saphyr::from_str_with_options(&text, serde_saphyr::options! { strict_booleans: true }).map_err(|e| malformed(e.to_string()))?;
     let directory = path.parent().map(Path::to_owned).unwrap_or_default();
     if let Some(feature) = file.features.iter().find(|f| f.is_gateway_feature()) {
-        return Err(malformed(format!("features: `{}` belongs to the Gateway API implementation; name one in `gateway:` instead", serde_json::to_value(feature).unwrap_or_default().as_str().unwrap_or_default())));
+        return Err(malformed(format!(
+            "features: `{}` belongs to the Gateway API implementation; name one in `gateway:` instead",
+            serde_json::to_value(feature).unwrap_or_default().as_str().unwrap_or_default()
+        )));
     }
     let installation = match file.install {
         InstallFile::Manifests(manifests) if manifests.is_empty() => return Err(malformed("install.manifests: expected at least one manifest URL".into())),
@@ -274,7 +284,10 @@ pub fn read_profile(path: &Path) -> Result<CniProfile> {
             }
             let on_install = lab.on_install.map(|p| directory.join(p));
             if let Some(program) = on_install.as_ref().filter(|p| !p.is_file()) {
-                return Err(malformed(format!("install.lab.onInstall: {} is not a file (a program the lab runs on each node when it installs this CNI)", program.display())));
+                return Err(malformed(format!(
+                    "install.lab.onInstall: {} is not a file (a program the lab runs on each node when it installs this CNI)",
+                    program.display()
+                )));
             }
             let node_files = lab
                 .node_files
@@ -360,12 +373,18 @@ fn upgrade_procedure(file: UpgradeFile, installation: &Installation, malformed: 
         return Err(malformed(format!("{field}: Helm values for the upgrade; this profile installs no Helm chart")));
     }
     let (first_selector, first_readiness) = match file.first {
-        Some(first) if first.selector.trim().is_empty() => return Err(malformed("upgrade.first.selector: expected a label selector (`component=antrea-controller`)".into())),
+        Some(first) if first.selector.trim().is_empty() => {
+            return Err(malformed("upgrade.first.selector: expected a label selector (`component=antrea-controller`)".into()))
+        }
         Some(first) => (Some(first.selector), first.readiness),
         None => (None, Vec::new()),
     };
     let preflight = match file.preflight {
-        Some(preflight) => Some(super::HelmPreflight { values: helm_values(&preflight.set, "upgrade.preflight.set", malformed)?, release: preflight.release, readiness: preflight.readiness }),
+        Some(preflight) => Some(super::HelmPreflight {
+            values: helm_values(&preflight.set, "upgrade.preflight.set", malformed)?,
+            release: preflight.release,
+            readiness: preflight.readiness,
+        }),
         None => None,
     };
     Ok(super::UpgradeProcedure { first_selector, first_readiness, preflight, values: helm_values(&file.set, "upgrade.set", malformed)? })
@@ -403,10 +422,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let base = "name: x\nversion: \"1\"\ninstall:\n  manifests:\n    - url: https://example.org/x-{version}.yaml\n";
         let shipped = load_profile("cilium").unwrap();
-        assert_eq!(shipped.agent_collectors.iter().map(|c| (c.name.as_str(), c.container.as_deref())).collect::<Vec<_>>(), [("status", Some("cilium-agent")), ("bpf-egress", Some("cilium-agent")), ("hubble-flows", Some("cilium-agent"))]);
+        assert_eq!(
+            shipped.agent_collectors.iter().map(|c| (c.name.as_str(), c.container.as_deref())).collect::<Vec<_>>(),
+            [("status", Some("cilium-agent")), ("bpf-egress", Some("cilium-agent")), ("hubble-flows", Some("cilium-agent"))]
+        );
         let bad_name = write(dir.path(), &format!("{base}diagnostics:\n  node:\n    - {{name: ../routes, run: [ip, route]}}\n"));
         let error = read_profile(&bad_name).unwrap_err().to_string();
-        assert!(error.contains("diagnostics.node[0]: name: expected a file name") && error.contains("`../routes`") && error.contains(&bad_name.display().to_string()), "{error}");
+        assert!(
+            error.contains("diagnostics.node[0]: name: expected a file name")
+                && error.contains("`../routes`")
+                && error.contains(&bad_name.display().to_string()),
+            "{error}"
+        );
         let no_program = write(dir.path(), &format!("{base}diagnostics:\n  agent:\n    - {{name: status, run: []}}\n"));
         assert!(read_profile(&no_program).unwrap_err().to_string().contains("diagnostics.agent[0]: run: expected the program and its arguments for `status`"));
     }
@@ -432,8 +459,14 @@ mod tests {
         let manifests = "name: x\nversion: \"1.2.3\"\ninstall:\n  manifests: [{url: u}]\n";
         let helm = "name: x\nversion: \"1.2.3\"\ninstall:\n  helm: {chart: c, release: r, namespace: n}\n";
         let cases = [
-            (format!("{helm}upgrade:\n  first: {{selector: app=x}}\n"), "upgrade.first: a label selector of manifest objects applied first; this profile installs no manifests"),
-            (format!("{manifests}upgrade:\n  preflight: {{release: p}}\n"), "upgrade.preflight: Helm values for the upgrade; this profile installs no Helm chart"),
+            (
+                format!("{helm}upgrade:\n  first: {{selector: app=x}}\n"),
+                "upgrade.first: a label selector of manifest objects applied first; this profile installs no manifests",
+            ),
+            (
+                format!("{manifests}upgrade:\n  preflight: {{release: p}}\n"),
+                "upgrade.preflight: Helm values for the upgrade; this profile installs no Helm chart",
+            ),
             (format!("{manifests}upgrade:\n  set: [a=b]\n"), "upgrade.set: Helm values for the upgrade"),
             (format!("{helm}upgrade:\n  set: [novalue]\n"), "upgrade.set[0]: expected `key=value`, got `novalue`"),
             (format!("{helm}upgrade:\n  preflight: {{release: p, set: [a=b, bad]}}\n"), "upgrade.preflight.set[1]: expected `key=value`"),
@@ -455,7 +488,12 @@ mod tests {
     #[test]
     fn an_unknown_name_lists_the_known_ones() {
         let error = load_profile("calico-typo").unwrap_err().to_string();
-        assert!(error.contains("unknown CNI profile `calico-typo` in CNICONF_CNI; expected one of: antrea, antrea-2.1, calico, cilium, cilium-1.15, flannel, reference"), "{error}");
+        assert!(
+            error.contains(
+                "unknown CNI profile `calico-typo` in CNICONF_CNI; expected one of: antrea, antrea-2.1, calico, cilium, cilium-1.15, flannel, reference"
+            ),
+            "{error}"
+        );
     }
 
     #[test]
@@ -464,13 +502,25 @@ mod tests {
         let cases = [
             ("name: x\nversion: 1\ninstall:\n  helm: {chart: c, release: r, namespace: n, set: [novalue]}\n", "install.helm.set[0]: expected `key=value`"),
             ("name: x\nversion: 1\ninstall:\n  manifests: [{url: u}]\nfeatures: [egress-gateway, teleport]\n", "teleport"),
-            ("name: x\nversion: 1\ninstall:\n  manifests: [{url: u}]\nfeatures: [request-mirror]\n", "features: `request-mirror` belongs to the Gateway API implementation"),
+            (
+                "name: x\nversion: 1\ninstall:\n  manifests: [{url: u}]\nfeatures: [request-mirror]\n",
+                "features: `request-mirror` belongs to the Gateway API implementation",
+            ),
             ("name: x\nversion: 1\ninstall:\n  manifests: [{url: u}]\nreadines: []\n", "readines"),
             ("name: x\nversion: 1\ninstall:\n  lab: {conflist: missing.conflist, pluginDir: /usr/lib/cni}\n", "install.lab.conflist"),
-            (&format!("name: x\nversion: 1\ninstall:\n  lab: {{conflist: {}, pluginDir: /usr/lib/cni, onInstall: missing.sh}}\n", profiles_dir().join("reference/10-lab.conflist").display()), "install.lab.onInstall: "),
+            (
+                &format!(
+                    "name: x\nversion: 1\ninstall:\n  lab: {{conflist: {}, pluginDir: /usr/lib/cni, onInstall: missing.sh}}\n",
+                    profiles_dir().join("reference/10-lab.conflist").display()
+                ),
+                "install.lab.onInstall: ",
+            ),
             ("name: x\nversion: 1\ninstall:\n  manifests: [{url: u}]\ngateway: envoy\n", "gateway: unknown Gateway API implementation `envoy`"),
             ("name: x\nversion: 1\ninstall:\n  manifests: [{url: u}]\negress: lab-reference\n", "egress: `lab-reference` is the lab's own gateway"),
-            ("name: x\nversion: 1\ninstall:\n  manifests: [{url: u}]\nkindNodeImage: kindest/node:v1.31.9\n", "kindNodeImage: expected an image pinned by digest"),
+            (
+                "name: x\nversion: 1\ninstall:\n  manifests: [{url: u}]\nkindNodeImage: kindest/node:v1.31.9\n",
+                "kindNodeImage: expected an image pinned by digest",
+            ),
         ];
         for (text, expected) in cases {
             let path = write(dir.path(), text);

@@ -31,10 +31,15 @@ pub fn result_problems(result: &Value, version: &str) -> Vec<String> {
         problems.extend(legacy_result_problems(object));
         return problems;
     }
-    let interfaces = object.get("interfaces").map(|i| i.as_array().cloned().unwrap_or_else(|| {
-        problems.push(format!("interfaces is not a list: {i}"));
-        Vec::new()
-    })).unwrap_or_default();
+    let interfaces = object
+        .get("interfaces")
+        .map(|i| {
+            i.as_array().cloned().unwrap_or_else(|| {
+                problems.push(format!("interfaces is not a list: {i}"));
+                Vec::new()
+            })
+        })
+        .unwrap_or_default();
     for (i, interface) in interfaces.iter().enumerate() {
         if interface.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
             problems.push(format!("interfaces[{i}] has no name"));
@@ -130,4 +135,3 @@ fn legacy_result_problems(object: &serde_json::Map<String, Value>) -> Vec<String
     }
     problems
 }
-

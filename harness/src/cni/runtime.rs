@@ -36,10 +36,7 @@ impl NetworkConfigList {
         let field = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
         let cni_version = field("cniVersion").ok_or_else(|| malformed("cniVersion: expected a string such as \"1.0.0\"".into()))?;
         let name = field("name").ok_or_else(|| malformed("name: expected the network's name".into()))?;
-        let plugins = value
-            .get("plugins")
-            .and_then(Value::as_array)
-            .ok_or_else(|| malformed("plugins: expected a list of plugin configurations".into()))?;
+        let plugins = value.get("plugins").and_then(Value::as_array).ok_or_else(|| malformed("plugins: expected a list of plugin configurations".into()))?;
         let plugins = plugins
             .iter()
             .enumerate()
@@ -58,8 +55,7 @@ impl NetworkConfigList {
     }
 
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| HarnessError::FixtureUnreadable { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| HarnessError::FixtureUnreadable { path: path.to_owned(), source })?;
         Self::parse(&text, path)
     }
 
@@ -155,16 +151,19 @@ impl PluginOutput {
             text => format!("stderr {text:?}"),
         };
         if let Some(budget) = self.hung_after {
-            return format!("hung in {command} after {} s: its process group was killed; it had printed {:?} on stdout and {stderr}", budget.as_secs(), self.stdout.trim());
+            return format!(
+                "hung in {command} after {} s: its process group was killed; it had printed {:?} on stdout and {stderr}",
+                budget.as_secs(),
+                self.stdout.trim()
+            );
         }
         match serde_json::from_str::<PluginError>(&self.stdout) {
-            Ok(PluginError { code: Some(code), msg, details }) => format!(
-                "{}: error code {code}: {}{}; {stderr}",
-                self.status,
-                msg.unwrap_or_default(),
-                details.map(|d| format!(" ({d})")).unwrap_or_default()
-            ),
-            _ if self.stdout.trim().is_empty() => format!("{}, with nothing on stdout (a CNI error is the JSON error structure on stdout: SPEC section 2, Errors); {stderr}", self.status),
+            Ok(PluginError { code: Some(code), msg, details }) => {
+                format!("{}: error code {code}: {}{}; {stderr}", self.status, msg.unwrap_or_default(), details.map(|d| format!(" ({d})")).unwrap_or_default())
+            }
+            _ if self.stdout.trim().is_empty() => {
+                format!("{}, with nothing on stdout (a CNI error is the JSON error structure on stdout: SPEC section 2, Errors); {stderr}", self.status)
+            }
             _ => format!("{}; stdout {:?} is not the JSON error structure (SPEC section 2, Errors); {stderr}", self.status, self.stdout.trim()),
         }
     }
@@ -178,7 +177,12 @@ pub const PLUGIN_BUDGET: Duration = Duration::from_secs(30);
 
 /// [`PLUGIN_BUDGET`], or `CNICONF_PLUGIN_BUDGET_SECONDS` where set to a number of seconds.
 pub fn plugin_budget() -> Duration {
-    std::env::var("CNICONF_PLUGIN_BUDGET_SECONDS").ok().and_then(|s| s.parse::<f64>().ok()).filter(|s| *s > 0.0).map(Duration::from_secs_f64).unwrap_or(PLUGIN_BUDGET)
+    std::env::var("CNICONF_PLUGIN_BUDGET_SECONDS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(PLUGIN_BUDGET)
 }
 
 /// Who a call is for, as a person reads it: the pod (from `CNI_ARGS`) and container, or
@@ -214,7 +218,8 @@ impl RunningPlugin {
         let recorded = crate::cleanup::guard_creation(|| {
             if let Some(path) = &record {
                 let started = process_start_time(pgid).unwrap_or_default();
-                let _ = std::fs::create_dir_all(path.parent().expect("a record has a directory")).and_then(|()| std::fs::write(path, format!("{started} {what}\n")));
+                let _ = std::fs::create_dir_all(path.parent().expect("a record has a directory"))
+                    .and_then(|()| std::fs::write(path, format!("{started} {what}\n")));
             }
             Ok(())
         });
@@ -263,7 +268,9 @@ pub fn kill_recorded_plugins(state: &Path) -> usize {
                 continue;
             }
             for record in std::fs::read_dir(&path).into_iter().flatten().flatten() {
-                let (Some(pgid), Ok(text)) = (record.file_name().to_str().and_then(|n| n.parse::<i32>().ok()), std::fs::read_to_string(record.path())) else { continue };
+                let (Some(pgid), Ok(text)) = (record.file_name().to_str().and_then(|n| n.parse::<i32>().ok()), std::fs::read_to_string(record.path())) else {
+                    continue;
+                };
                 let recorded = text.split_whitespace().next().and_then(|t| t.parse::<u64>().ok());
                 if recorded.is_some() && recorded == process_start_time(pgid) {
                     kill_group(pgid);
@@ -393,7 +400,8 @@ fn wait_accounted(child: &std::process::Child) -> std::io::Result<(std::process:
         }
     }
     let time = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
-    let accounted = crate::model::ResourceUsage { cpu: time(usage.ru_utime) + time(usage.ru_stime), peak_memory_bytes: usage.ru_maxrss as u64 * 1024, processes: 1 };
+    let accounted =
+        crate::model::ResourceUsage { cpu: time(usage.ru_utime) + time(usage.ru_stime), peak_memory_bytes: usage.ru_maxrss as u64 * 1024, processes: 1 };
     Ok((std::os::unix::process::ExitStatusExt::from_raw(status), accounted))
 }
 
@@ -438,13 +446,21 @@ impl NodeView {
     fn enter(&self, command: &mut Command, plugin_dirs: &[PathBuf]) -> Result<Option<tempfile::TempDir>> {
         use std::os::unix::ffi::OsStrExt;
         let netns_path = Path::new("/run/netns").join(&self.netns);
-        let netns = std::fs::File::open(&netns_path).map_err(|e| HarnessError::Command { command: format!("open {}", netns_path.display()), detail: e.to_string() })?;
+        let netns =
+            std::fs::File::open(&netns_path).map_err(|e| HarnessError::Command { command: format!("open {}", netns_path.display()), detail: e.to_string() })?;
         if let Some(dir) = &self.netns_dir {
             // Under the interrupt guard: the directory is in the cluster's state, which an
             // interrupt's cleanup may just have removed (CI saw it come back).
-            crate::cleanup::guard_creation(|| std::fs::create_dir_all(dir).map_err(|e| HarnessError::Command { command: format!("mkdir {}", dir.display()), detail: e.to_string() }))?;
+            crate::cleanup::guard_creation(|| {
+                std::fs::create_dir_all(dir).map_err(|e| HarnessError::Command { command: format!("mkdir {}", dir.display()), detail: e.to_string() })
+            })?;
         }
-        let c_path = |path: &Path| std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| HarnessError::Command { command: format!("enter node {}'s view", self.netns), detail: format!("{} holds a NUL byte", path.display()) });
+        let c_path = |path: &Path| {
+            std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| HarnessError::Command {
+                command: format!("enter node {}'s view", self.netns),
+                detail: format!("{} holds a NUL byte", path.display()),
+            })
+        };
         // Made here, before the fork: the child only calls the kernel.
         let mut mounts = vec![ViewMount::bind(c_path(&self.bpffs)?, c"/sys/fs/bpf".to_owned(), 0)];
         if let Some(dir) = &self.netns_dir {
@@ -458,13 +474,22 @@ impl NodeView {
             (Some(state), overlays) if !overlays.is_empty() => {
                 let calls = state.join(OVERLAY).join("calls");
                 let work = crate::cleanup::guard_creation(|| {
-                    std::fs::create_dir_all(&calls).and_then(|()| tempfile::TempDir::new_in(&calls)).map_err(|e| HarnessError::Command { command: format!("make a work directory in {}", calls.display()), detail: e.to_string() })
+                    std::fs::create_dir_all(&calls)
+                        .and_then(|()| tempfile::TempDir::new_in(&calls))
+                        .map_err(|e| HarnessError::Command { command: format!("make a work directory in {}", calls.display()), detail: e.to_string() })
                 })?;
                 for (name, seen_as) in overlays {
                     let (upper, work) = (state.join(OVERLAY).join(name), work.path().join(name));
-                    std::fs::create_dir_all(&work).map_err(|e| HarnessError::Command { command: format!("mkdir {}", work.display()), detail: e.to_string() })?;
+                    std::fs::create_dir_all(&work)
+                        .map_err(|e| HarnessError::Command { command: format!("mkdir {}", work.display()), detail: e.to_string() })?;
                     let options = format!("lowerdir={seen_as},upperdir={},workdir={}", upper.display(), work.display());
-                    mounts.push(ViewMount { source: c"overlay".to_owned(), target: c_path(Path::new(seen_as))?, fstype: Some(c"overlay".to_owned()), flags: 0, data: Some(c_path(Path::new(&options))?) });
+                    mounts.push(ViewMount {
+                        source: c"overlay".to_owned(),
+                        target: c_path(Path::new(seen_as))?,
+                        fstype: Some(c"overlay".to_owned()),
+                        flags: 0,
+                        data: Some(c_path(Path::new(&options))?),
+                    });
                 }
                 Some(work)
             }
@@ -492,7 +517,8 @@ impl NodeView {
     /// as they must (a stand-in's records). Those stay the host's.
     fn overlays(&self, plugin_dirs: &[PathBuf]) -> Vec<(&'static str, &'static str)> {
         let checkout = crate::workspace_root().to_owned();
-        let from_the_host: Vec<&PathBuf> = plugin_dirs.iter().chain(&self.kept_from_the_host).chain([&checkout, &self.bpffs]).chain(&self.own_directories).chain(&self.netns_dir).collect();
+        let from_the_host: Vec<&PathBuf> =
+            plugin_dirs.iter().chain(&self.kept_from_the_host).chain([&checkout, &self.bpffs]).chain(&self.own_directories).chain(&self.netns_dir).collect();
         WRITTEN_APART.into_iter().filter(|(_, seen_as)| Path::new(seen_as).is_dir() && !from_the_host.iter().any(|d| d.starts_with(seen_as))).collect()
     }
 
@@ -518,7 +544,8 @@ impl NodeView {
     /// plugin directories given to its runtime later).
     pub fn prepare(&self, plugin_dirs: &[PathBuf]) -> Result<()> {
         let Some(state) = &self.own_directories else { return Ok(()) };
-        let mkdir = |dir: &Path| std::fs::create_dir_all(dir).map_err(|e| HarnessError::Command { command: format!("mkdir {}", dir.display()), detail: e.to_string() });
+        let mkdir =
+            |dir: &Path| std::fs::create_dir_all(dir).map_err(|e| HarnessError::Command { command: format!("mkdir {}", dir.display()), detail: e.to_string() });
         for (name, seen_as) in NODE_DIRECTORIES {
             // The mount point on the host (empty), the node's own under the interrupt guard:
             // it is in the cluster's state, which an interrupt's cleanup may just have removed.
@@ -542,7 +569,9 @@ impl NodeView {
     fn make_mount_points(&self, mounts: &[PathBuf]) -> Result<()> {
         let Some(state) = &self.own_directories else { return Ok(()) };
         for at in mounts.chunks(2).map(|pair| &pair[1]).filter(|at| at.starts_with(state) && !at.is_dir()) {
-            crate::cleanup::guard_creation(|| std::fs::create_dir_all(at).map_err(|e| HarnessError::Command { command: format!("mkdir {}", at.display()), detail: e.to_string() }))?;
+            crate::cleanup::guard_creation(|| {
+                std::fs::create_dir_all(at).map_err(|e| HarnessError::Command { command: format!("mkdir {}", at.display()), detail: e.to_string() })
+            })?;
         }
         Ok(())
     }
@@ -572,7 +601,10 @@ impl NodeView {
     /// Where `path`, as the node's plugins see it, is on this host: in the node's own
     /// directory when it is under one of [`NODE_DIRECTORIES`].
     pub fn on_host(&self, path: &Path) -> PathBuf {
-        let own = self.own_directories.as_ref().and_then(|state| NODE_DIRECTORIES.iter().find_map(|(name, seen_as)| path.strip_prefix(seen_as).ok().map(|rest| state.join(name).join(rest))));
+        let own = self
+            .own_directories
+            .as_ref()
+            .and_then(|state| NODE_DIRECTORIES.iter().find_map(|(name, seen_as)| path.strip_prefix(seen_as).ok().map(|rest| state.join(name).join(rest))));
         own.unwrap_or_else(|| path.to_owned())
     }
 
@@ -595,13 +627,15 @@ impl NodeView {
     pub fn expose_netns(&self, netns: &str) -> Result<PathBuf> {
         let Some(dir) = &self.netns_dir else { return Ok(Path::new("/run/netns").join(netns)) };
         // A random (version 4) UUID from the kernel, as containerd's are.
-        let uuid = std::fs::read_to_string("/proc/sys/kernel/random/uuid").map_err(|e| HarnessError::Command { command: "read /proc/sys/kernel/random/uuid".into(), detail: e.to_string() })?;
+        let uuid = std::fs::read_to_string("/proc/sys/kernel/random/uuid")
+            .map_err(|e| HarnessError::Command { command: "read /proc/sys/kernel/random/uuid".into(), detail: e.to_string() })?;
         let name = format!("cni-{}", uuid.trim());
         let failed = |detail: String| HarnessError::Command { command: format!("mount --bind /run/netns/{netns} {}/{name}", dir.display()), detail };
         std::fs::create_dir_all(dir).map_err(|e| failed(e.to_string()))?;
         let target = dir.join(&name);
         std::fs::File::create(&target).map_err(|e| failed(e.to_string()))?;
-        nix::mount::mount(Some(&Path::new("/run/netns").join(netns)), &target, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>).map_err(|e| failed(e.to_string()))?;
+        nix::mount::mount(Some(&Path::new("/run/netns").join(netns)), &target, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>)
+            .map_err(|e| failed(e.to_string()))?;
         Ok(Path::new("/var/run/netns").join(name))
     }
 
@@ -658,7 +692,8 @@ fn enter_node_view(netns: &std::fs::File, mounts: &[ViewMount]) -> std::io::Resu
 /// state directory by the first name and seen by its plugins at the second: nothing a
 /// plugin keeps there lands on the host or on another node, and all of it goes with the
 /// node.
-pub const NODE_DIRECTORIES: [(&str, &str); 5] = [("var-lib-cni", "/var/lib/cni"), ("run-cni", "/run/cni"), ("tmp", "/tmp"), ("var-log", "/var/log"), ("opt", "/opt")];
+pub const NODE_DIRECTORIES: [(&str, &str); 5] =
+    [("var-lib-cni", "/var/lib/cni"), ("run-cni", "/run/cni"), ("tmp", "/tmp"), ("var-log", "/var/log"), ("opt", "/opt")];
 
 /// The host's directories a node's plugins may read but must not change: each is seen
 /// through an overlay whose upper layer is the node's (`overlay/<first name>` in its state
@@ -668,7 +703,8 @@ pub const NODE_DIRECTORIES: [(&str, &str); 5] = [("var-lib-cni", "/var/lib/cni")
 /// under it, and iptables' lock (`/run/xtables.lock`) is one per kernel, as it is one per
 /// node on a real one. A directory that holds a plugin directory stays the host's too
 /// ([`NodeView::overlays`]).
-pub const WRITTEN_APART: [(&str, &str); 6] = [("etc", "/etc"), ("root", "/root"), ("home", "/home"), ("srv", "/srv"), ("usr-local", "/usr/local"), ("var", "/var")];
+pub const WRITTEN_APART: [(&str, &str); 6] =
+    [("etc", "/etc"), ("root", "/root"), ("home", "/home"), ("srv", "/srv"), ("usr-local", "/usr/local"), ("var", "/var")];
 
 /// The directory in a node's state holding the upper layers of [`WRITTEN_APART`].
 pub const OVERLAY: &str = "overlay";
@@ -715,7 +751,13 @@ fn with_own_peak_memory(process: Command, report: &Path) -> Command {
 /// its resources. When the budget runs out the group is killed and the output says so.
 /// While it runs, its group is registered for an interrupt's cleanup and, where `state` is
 /// given (a run's state directory), recorded there for `cargo xtask gc`.
-pub fn run_bounded(mut process: Command, stdin: &[u8], budget: Duration, state: Option<&Path>, what: &str) -> std::io::Result<(PluginOutput, crate::model::ResourceUsage)> {
+pub fn run_bounded(
+    mut process: Command,
+    stdin: &[u8],
+    budget: Duration,
+    state: Option<&Path>,
+    what: &str,
+) -> std::io::Result<(PluginOutput, crate::model::ResourceUsage)> {
     process.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     std::os::unix::process::CommandExt::process_group(&mut process, 0);
     let mut child = process.spawn()?;
@@ -771,7 +813,11 @@ impl CniRuntime {
     /// `cni_version`), and the answer itself; none when it printed no such list.
     pub fn claimed_versions(&self, plugin: &str, cni_version: &str) -> Result<(Vec<String>, PluginOutput)> {
         let answer = self.exec("VERSION", plugin, format!(r#"{{"cniVersion":"{cni_version}"}}"#).as_bytes(), &[("CNI_COMMAND", "VERSION".into())])?;
-        let claimed = serde_json::from_str::<Value>(&answer.stdout).ok().and_then(|v| v.get("supportedVersions").cloned()).and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+        let claimed = serde_json::from_str::<Value>(&answer.stdout)
+            .ok()
+            .and_then(|v| v.get("supportedVersions").cloned())
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
         Ok((claimed, answer))
     }
 
@@ -784,14 +830,21 @@ impl CniRuntime {
         for plugin in list.plugin_types() {
             let (claimed, answer) = self.claimed_versions(plugin, &list.cni_version)?;
             if !claimed.contains(&list.cni_version) {
-                refusals.push(format!("{plugin} claims {}", if claimed.is_empty() { format!("nothing ({})", answer.failure("VERSION")) } else { claimed.join(", ") }));
+                refusals.push(format!(
+                    "{plugin} claims {}",
+                    if claimed.is_empty() { format!("nothing ({})", answer.failure("VERSION")) } else { claimed.join(", ") }
+                ));
             }
         }
         match refusals.is_empty() {
             true => Ok(()),
             false => Err(HarnessError::FixtureMalformed {
                 path: path.to_owned(),
-                detail: format!("cniVersion: expected a version every plugin of the chain claims, found {:?}, which not all do ({})", list.cni_version, refusals.join("; ")),
+                detail: format!(
+                    "cniVersion: expected a version every plugin of the chain claims, found {:?}, which not all do ({})",
+                    list.cni_version,
+                    refusals.join("; ")
+                ),
             }),
         }
     }
@@ -814,10 +867,7 @@ impl CniRuntime {
         let mut previous: Option<Value> = None;
         for plugin in &list.plugins {
             let result = self.invoke("ADD", list, plugin, attachment, previous.as_ref())?;
-            let result = result.ok_or_else(|| HarnessError::CniResult {
-                plugin: plugin_type(plugin).to_owned(),
-                detail: "ADD printed no result".into(),
-            })?;
+            let result = result.ok_or_else(|| HarnessError::CniResult { plugin: plugin_type(plugin).to_owned(), detail: "ADD printed no result".into() })?;
             previous = Some(result);
         }
         let raw = previous.expect("a conflist has at least one plugin");
@@ -888,7 +938,9 @@ impl CniRuntime {
                 _ => Ok(None),
             };
         }
-        let printed: Value = serde_json::from_str(&output.stdout).map_err(|e| failed(format!("{}, but its stdout is not JSON ({e}): {:?}; stderr {:?}", output.status, output.stdout.trim(), output.stderr.trim())))?;
+        let printed: Value = serde_json::from_str(&output.stdout).map_err(|e| {
+            failed(format!("{}, but its stdout is not JSON ({e}): {:?}; stderr {:?}", output.status, output.stdout.trim(), output.stderr.trim()))
+        })?;
         // An error structure is an error whatever the exit status (a runtime's libcni decodes
         // `code` as a failure); a result must be one of the config's version.
         if printed.get("code").is_some() {
@@ -897,7 +949,12 @@ impl CniRuntime {
         if command == "ADD" {
             let problems = crate::cni::result::result_problems(&printed, &list.cni_version);
             if !problems.is_empty() {
-                return Err(failed(format!("its result is not a valid {} result: {}; it printed {}", list.cni_version, problems.join("; "), output.stdout.trim())));
+                return Err(failed(format!(
+                    "its result is not a valid {} result: {}; it printed {}",
+                    list.cni_version,
+                    problems.join("; "),
+                    output.stdout.trim()
+                )));
             }
         }
         Ok(Some(printed))
@@ -920,7 +977,8 @@ impl CniRuntime {
         process.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()).env("CNI_PATH", self.cni_path());
         process.envs(environment.iter().map(|(k, v)| (*k, v.as_str())));
         let attachment = attachment_of(environment);
-        let failed = |message: String| HarnessError::CniPlugin { command: command.to_owned(), plugin: plugin_name.to_owned(), container: attachment.clone(), message };
+        let failed =
+            |message: String| HarnessError::CniPlugin { command: command.to_owned(), plugin: plugin_name.to_owned(), container: attachment.clone(), message };
         let state = self.node.as_ref().map(|_| self.cache_dir.as_path());
         let budget = self.budget.unwrap_or_else(plugin_budget);
         // Where the node's view and this process see the same file: not in a directory the
@@ -937,7 +995,8 @@ impl CniRuntime {
             None => None,
         };
         let (at, started) = (std::time::SystemTime::now(), std::time::Instant::now());
-        let (output, mut usage) = run_bounded(process, stdin, budget, state, &format!("{command} by {plugin_name} for {attachment}")).map_err(|e| failed(format!("running {}: {e}", binary.display())))?;
+        let (output, mut usage) = run_bounded(process, stdin, budget, state, &format!("{command} by {plugin_name} for {attachment}"))
+            .map_err(|e| failed(format!("running {}: {e}", binary.display())))?;
         // The kernel's figure for a process this one started is at least this process's own
         // peak (exec carries the old image's high-water mark over); `time`'s is the plugin's.
         if let Some(kib) = std::fs::read_to_string(report.path()).ok().and_then(|text| text.lines().last().and_then(|l| l.trim().parse::<u64>().ok())) {
@@ -946,7 +1005,14 @@ impl CniRuntime {
         *self.records.usage.lock().unwrap_or_else(|e| e.into_inner()) = self.usage().with(usage);
         let mut given: Vec<(String, String)> = environment.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
         given.push(("CNI_PATH".into(), self.cni_path()));
-        let invocation = Invocation { at, took: started.elapsed(), plugin: binary, environment: given, stdin: String::from_utf8_lossy(stdin).into_owned(), output: output.clone() };
+        let invocation = Invocation {
+            at,
+            took: started.elapsed(),
+            plugin: binary,
+            environment: given,
+            stdin: String::from_utf8_lossy(stdin).into_owned(),
+            output: output.clone(),
+        };
         let mut journal = self.records.journal.lock().unwrap_or_else(|e| e.into_inner());
         if journal.len() == JOURNAL_LENGTH {
             journal.pop_front();
@@ -967,9 +1033,7 @@ impl CniRuntime {
     }
 
     fn cache_path(&self, list: &NetworkConfigList, attachment: &Attachment) -> PathBuf {
-        self.cache_dir
-            .join("results")
-            .join(format!("{}-{}-{}", list.name, attachment.container_id, attachment.ifname))
+        self.cache_dir.join("results").join(format!("{}-{}-{}", list.name, attachment.container_id, attachment.ifname))
     }
 
     fn store(&self, list: &NetworkConfigList, attachment: &Attachment, result: &Value) -> Result<()> {
@@ -987,7 +1051,9 @@ impl CniRuntime {
         };
         // Under the interrupt guard: a cache written after the cleanup removed the run's
         // state would bring its directory back.
-        crate::cleanup::guard_creation(|| write().map_err(|e| HarnessError::Command { command: format!("write CNI cache {}", path.display()), detail: e.to_string() }))
+        crate::cleanup::guard_creation(|| {
+            write().map_err(|e| HarnessError::Command { command: format!("write CNI cache {}", path.display()), detail: e.to_string() })
+        })
     }
 
     fn cached(&self, list: &NetworkConfigList, attachment: &Attachment) -> Result<Option<Value>> {
@@ -1031,10 +1097,8 @@ pub(crate) fn plugin_config(list: &NetworkConfigList, plugin: &Map<String, Value
 
 fn parse_ips(result: &Value, list: &NetworkConfigList) -> Result<Vec<IpConfig>> {
     let ips = result.get("ips").cloned().unwrap_or(Value::Array(vec![]));
-    let ips: Vec<IpConfig> = serde_json::from_value(ips).map_err(|e| HarnessError::CniResult {
-        plugin: list.plugins.last().map(plugin_type).unwrap_or("?").to_owned(),
-        detail: format!("ips: {e}"),
-    })?;
+    let ips: Vec<IpConfig> = serde_json::from_value(ips)
+        .map_err(|e| HarnessError::CniResult { plugin: list.plugins.last().map(plugin_type).unwrap_or("?").to_owned(), detail: format!("ips: {e}") })?;
     Ok(ips)
 }
 
@@ -1086,15 +1150,15 @@ mod tests {
 
     #[test]
     fn a_conflist_without_plugin_types_is_named() {
-        let error = NetworkConfigList::parse(r#"{"cniVersion":"1.0.0","name":"x","plugins":[{"bridge":"b"}]}"#, Path::new("x.conflist"))
-            .unwrap_err()
-            .to_string();
+        let error =
+            NetworkConfigList::parse(r#"{"cniVersion":"1.0.0","name":"x","plugins":[{"bridge":"b"}]}"#, Path::new("x.conflist")).unwrap_err().to_string();
         assert!(error.contains("x.conflist") && error.contains("plugins[0].type"), "{error}");
     }
 
     #[test]
     fn a_missing_plugin_names_the_plugin_and_the_path() {
-        let runtime = CniRuntime { plugin_dirs: vec!["/nonexistent/cni".into()], cache_dir: "/tmp".into(), node: None, records: Default::default(), budget: None };
+        let runtime =
+            CniRuntime { plugin_dirs: vec!["/nonexistent/cni".into()], cache_dir: "/tmp".into(), node: None, records: Default::default(), budget: None };
         let error = runtime.require_plugins(&list()).unwrap_err().to_string();
         assert!(error.contains("`bridge`") && error.contains("/nonexistent/cni"), "{error}");
     }
@@ -1114,12 +1178,10 @@ mod tests {
             std::fs::write(&path, script).unwrap();
             std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         }
-        let list = NetworkConfigList::parse(
-            r#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"first"},{"type":"second"}]}"#,
-            Path::new("n.conflist"),
-        )
-        .unwrap();
-        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, records: Default::default(), budget: None };
+        let list =
+            NetworkConfigList::parse(r#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"first"},{"type":"second"}]}"#, Path::new("n.conflist")).unwrap();
+        let runtime =
+            CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, records: Default::default(), budget: None };
         let result = runtime.add(&list, &attachment()).unwrap();
         assert_eq!(result.ips[0].address.to_string(), "10.244.1.7/24");
         assert_eq!(result.raw["by"], "second");
@@ -1159,7 +1221,13 @@ mod tests {
     #[test]
     fn a_hung_plugin_is_killed_with_its_children_after_its_budget() {
         let dir = stand_ins(&[("hangs", "#!/bin/sh\ncat > /dev/null\necho starting >&2\nsleep 300 &\necho $! > \"$(dirname \"$0\")/child\"\nwait\n")]);
-        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, records: Default::default(), budget: Some(Duration::from_secs(1)) };
+        let runtime = CniRuntime {
+            plugin_dirs: vec![dir.path().into()],
+            cache_dir: dir.path().join("cache"),
+            node: None,
+            records: Default::default(),
+            budget: Some(Duration::from_secs(1)),
+        };
         let started = Instant::now();
         let error = runtime.add(&one_plugin("hangs", "1.0.0"), &pod_attachment()).unwrap_err().to_string();
         assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
@@ -1167,7 +1235,10 @@ mod tests {
         assert!(error.contains("stderr \"starting\""), "{error}");
         let child: i32 = std::fs::read_to_string(dir.path().join("child")).unwrap().trim().parse().unwrap();
         std::thread::sleep(Duration::from_millis(200));
-        assert!(process_start_time(child).is_none() || std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap().contains(") Z"), "the plugin's child {child} was killed with it");
+        assert!(
+            process_start_time(child).is_none() || std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap().contains(") Z"),
+            "the plugin's child {child} was killed with it"
+        );
     }
 
     /// What a plugin said reaches the error: its error structure, exit status and stderr;
@@ -1183,23 +1254,33 @@ mod tests {
             ("silent", "#!/bin/sh\ncat > /dev/null\nexit 1\n"),
             ("bad-result", "#!/bin/sh\ncat > /dev/null\necho '{\"cniVersion\":\"0.4.0\",\"ips\":[{\"address\":\"10.0.0.2\"}]}'\n"),
         ]);
-        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, records: Default::default(), budget: None };
+        let runtime =
+            CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, records: Default::default(), budget: None };
         let error = |plugin: &str| runtime.add(&one_plugin(plugin, "1.0.0"), &pod_attachment()).unwrap_err().to_string();
         let fails = error("fails");
-        assert!(fails.contains("for pod prod/web (container c1)") && fails.contains("exit status: 1: error code 11: no subnet (podSubnet unset); stderr \"looked everywhere\""), "{fails}");
+        assert!(
+            fails.contains("for pod prod/web (container c1)")
+                && fails.contains("exit status: 1: error code 11: no subnet (podSubnet unset); stderr \"looked everywhere\""),
+            "{fails}"
+        );
         let exits_0 = error("says-error-exits-0");
         assert!(exits_0.contains("exit status: 0, but printed the CNI error structure") && exits_0.contains("invalid CIDR address: {podSubnet}"), "{exits_0}");
         assert!(error("text-error").contains(r#"stdout "failed: no netns" is not the JSON error structure"#), "{}", error("text-error"));
         assert!(error("silent").contains("exit status: 1, with nothing on stdout (a CNI error is the JSON error structure on stdout"), "{}", error("silent"));
         let bad = error("bad-result");
-        assert!(bad.contains("not a valid 1.0.0 result") && bad.contains("cniVersion is Some(\"0.4.0\")") && bad.contains("not an address in CIDR notation"), "{bad}");
+        assert!(
+            bad.contains("not a valid 1.0.0 result") && bad.contains("cniVersion is Some(\"0.4.0\")") && bad.contains("not an address in CIDR notation"),
+            "{bad}"
+        );
     }
 
     /// CHECK is never sent to a config older than 0.4.0, where it does not exist.
     #[test]
     fn check_is_refused_before_0_4_0_without_running_a_plugin() {
-        let dir = stand_ins(&[("records", "#!/bin/sh\ncat > /dev/null\necho $CNI_COMMAND >> \"$(dirname \"$0\")/calls\"\necho '{\"cniVersion\":\"0.3.1\"}'\n")]);
-        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, records: Default::default(), budget: None };
+        let dir =
+            stand_ins(&[("records", "#!/bin/sh\ncat > /dev/null\necho $CNI_COMMAND >> \"$(dirname \"$0\")/calls\"\necho '{\"cniVersion\":\"0.3.1\"}'\n")]);
+        let runtime =
+            CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, records: Default::default(), budget: None };
         let list = one_plugin("records", "0.3.1");
         runtime.add(&list, &attachment()).unwrap();
         let error = runtime.check(&list, &attachment()).unwrap_err().to_string();
@@ -1248,8 +1329,22 @@ mod tests {
         let _removed = Removed(netns.clone());
         let dir = stand_ins(&[("small", "#!/bin/sh\ncat > /dev/null\necho '{\"cniVersion\":\"1.0.0\"}'\n")]);
         std::fs::create_dir(dir.path().join("bpffs")).unwrap();
-        let node = NodeView { netns, bpffs: dir.path().join("bpffs"), own_directories: None, netns_dir: None, logs: vec![], kept_from_the_host: vec![], files: vec![] };
-        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: Some(node), records: Default::default(), budget: None };
+        let node = NodeView {
+            netns,
+            bpffs: dir.path().join("bpffs"),
+            own_directories: None,
+            netns_dir: None,
+            logs: vec![],
+            kept_from_the_host: vec![],
+            files: vec![],
+        };
+        let runtime = CniRuntime {
+            plugin_dirs: vec![dir.path().into()],
+            cache_dir: dir.path().join("cache"),
+            node: Some(node),
+            records: Default::default(),
+            budget: None,
+        };
         let held = vec![1u8; 256 << 20];
         runtime.add(&one_plugin("small", "1.0.0"), &attachment()).unwrap();
         let peak = runtime.usage().peak_memory_bytes;
@@ -1263,25 +1358,34 @@ mod tests {
     fn a_plugin_s_cpu_time_and_peak_memory_are_accounted_with_its_children() {
         let dir = tempfile::tempdir().unwrap();
         let plugins = [
-            ("burner", "#!/bin/sh
+            (
+                "burner",
+                "#!/bin/sh
 cat > /dev/null
 python3 -c 'import time\nt=time.process_time()\nwhile time.process_time()-t<0.3: pass'
 echo '{\"cniVersion\":\"1.0.0\"}'
-"),
-            ("holder", "#!/usr/bin/env python3
+",
+            ),
+            (
+                "holder",
+                "#!/usr/bin/env python3
 import sys
 sys.stdin.read()
 held = b'x' * (96 << 20)
 print('{\"cniVersion\":\"1.0.0\"}')
-"),
+",
+            ),
         ];
         for (name, script) in plugins {
             let path = dir.path().join(name);
             std::fs::write(&path, script).unwrap();
             std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         }
-        let runtime = CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, records: Default::default(), budget: None };
-        let list = |plugin: &str| NetworkConfigList::parse(&format!(r#"{{"cniVersion":"1.0.0","name":"n","plugins":[{{"type":"{plugin}"}}]}}"#), Path::new("n")).unwrap();
+        let runtime =
+            CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, records: Default::default(), budget: None };
+        let list = |plugin: &str| {
+            NetworkConfigList::parse(&format!(r#"{{"cniVersion":"1.0.0","name":"n","plugins":[{{"type":"{plugin}"}}]}}"#), Path::new("n")).unwrap()
+        };
         runtime.add(&list("burner"), &attachment()).unwrap();
         let burnt = runtime.usage();
         assert!(burnt.cpu >= Duration::from_millis(290) && burnt.cpu < Duration::from_secs(3), "the child's 300 ms are the plugin's: {burnt:?}");

@@ -51,7 +51,12 @@ impl Collect {
             "" | "failures" => Ok(Collect::Failures),
             "always" => Ok(Collect::Always),
             "never" => Ok(Collect::Never),
-            other => Err(HarnessError::UnknownName { what: "collection mode".into(), name: other.into(), variable: COLLECT_VARIABLE.into(), expected: "failures (the default), always, never".into() }),
+            other => Err(HarnessError::UnknownName {
+                what: "collection mode".into(),
+                name: other.into(),
+                variable: COLLECT_VARIABLE.into(),
+                expected: "failures (the default), always, never".into(),
+            }),
         }
     }
 
@@ -192,7 +197,12 @@ impl Bundle {
         }
         let mut text = contents[..cut].to_owned();
         if cut < contents.len() {
-            text.push_str(&format!("\n[cut at {cut} of {} bytes: a file may hold {} bytes (LIMITS.max_file_bytes), the bundle {} (LIMITS.max_bytes)]\n", contents.len(), LIMITS.max_file_bytes, LIMITS.max_bytes));
+            text.push_str(&format!(
+                "\n[cut at {cut} of {} bytes: a file may hold {} bytes (LIMITS.max_file_bytes), the bundle {} (LIMITS.max_bytes)]\n",
+                contents.len(),
+                LIMITS.max_file_bytes,
+                LIMITS.max_bytes
+            ));
         }
         let path = self.dir.join(name);
         let written = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(&path, &text));
@@ -245,7 +255,12 @@ impl Bundle {
                 if output.exit != "exit status 0" {
                     self.problems.push(format!("{name}: `{line}` on {place}: {}; {}", output.exit, output.stderr.trim()));
                 }
-                format!("$ {line}\n# on {place}: {}\n{}{}", output.exit, output.stdout, if output.stderr.trim().is_empty() { String::new() } else { format!("# stderr:\n{}", output.stderr) })
+                format!(
+                    "$ {line}\n# on {place}: {}\n{}{}",
+                    output.exit,
+                    output.stdout,
+                    if output.stderr.trim().is_empty() { String::new() } else { format!("# stderr:\n{}", output.stderr) }
+                )
             }
             Err(e) => {
                 self.problems.push(format!("{name}: `{line}` on {place}: {e}"));
@@ -338,7 +353,11 @@ pub fn collect(cluster: &Arc<dyn Cluster>, evidence: &TrialEvidence, dir: &Path)
                 Ok(trace) => trace.render(),
                 Err(e) => {
                     bundle.problems.push(format!("priority-trace.txt: {e}"));
-                    format!("no priority trace of the talker in {} -> {}: {e}\n", talk.pod.as_ref().map_or_else(|| format!("node {}", talk.node.name), pod_name), talk.options.to)
+                    format!(
+                        "no priority trace of the talker in {} -> {}: {e}\n",
+                        talk.pod.as_ref().map_or_else(|| format!("node {}", talk.node.name), pod_name),
+                        talk.options.to
+                    )
                 }
             })
             .collect();
@@ -351,7 +370,9 @@ pub fn collect(cluster: &Arc<dyn Cluster>, evidence: &TrialEvidence, dir: &Path)
     let commands: Vec<DiagnosticCommand> = node_commands().into_iter().chain(evidence.profile_commands.iter().cloned()).collect();
     for node in cluster.nodes() {
         for command in &commands {
-            bundle.command(&format!("nodes/{}/{}.txt", node.name, command.name), &format!("node {}", node.name), command, |program, args| cluster.run_on_node(node, program, args));
+            bundle.command(&format!("nodes/{}/{}.txt", node.name, command.name), &format!("node {}", node.name), command, |program, args| {
+                cluster.run_on_node(node, program, args)
+            });
         }
     }
     for command in outside_commands() {
@@ -363,7 +384,13 @@ pub fn collect(cluster: &Arc<dyn Cluster>, evidence: &TrialEvidence, dir: &Path)
 /// What a failed `cni_spec` check leaves in `dir`: every plugin call it made, in order
 /// (`cni-calls/calls.txt`, as the lab's bundles write them), and its node's state as the
 /// check left it (`node-state.txt`: the snapshot the DEL checks compare); returns `dir`.
-pub fn collect_plugin_check(dir: &Path, check: &str, outcome: &str, calls: &[crate::cni::runtime::Invocation], node_state: std::result::Result<Vec<String>, String>) -> PathBuf {
+pub fn collect_plugin_check(
+    dir: &Path,
+    check: &str,
+    outcome: &str,
+    calls: &[crate::cni::runtime::Invocation],
+    node_state: std::result::Result<Vec<String>, String>,
+) -> PathBuf {
     let mut bundle = match Bundle::start(dir) {
         Ok(bundle) => bundle,
         Err(dir) => return dir,
@@ -425,12 +452,24 @@ mod tests {
             plugin: "/usr/lib/cni/ptp".into(),
             environment: vec![("CNI_COMMAND".into(), "DEL".into()), ("CNI_CONTAINERID".into(), "spec-1".into())],
             stdin: r#"{"cniVersion":"1.0.0","name":"n","type":"ptp"}"#.into(),
-            output: crate::cni::runtime::PluginOutput { success: false, status: "exit status: 1".into(), stdout: r#"{"code":11,"msg":"gone"}"#.into(), stderr: String::new(), hung_after: None },
+            output: crate::cni::runtime::PluginOutput {
+                success: false,
+                status: "exit status: 1".into(),
+                stdout: r#"{"code":11,"msg":"gone"}"#.into(),
+                stderr: String::new(),
+                hung_after: None,
+            },
         };
         let check = "ptp::del_twice_succeeds";
         let bundle = collect_plugin_check(&dir.path().join("b"), check, "failed: DEL twice", std::slice::from_ref(&call), Ok(vec!["link veth1 up".into()]));
         let calls = std::fs::read_to_string(bundle.join("cni-calls/calls.txt")).unwrap();
-        assert!(calls.contains("DEL /usr/lib/cni/ptp") && calls.contains("CNI_CONTAINERID=spec-1") && calls.contains(r#""code":11"#) && calls.contains("exit status: 1"), "{calls}");
+        assert!(
+            calls.contains("DEL /usr/lib/cni/ptp")
+                && calls.contains("CNI_CONTAINERID=spec-1")
+                && calls.contains(r#""code":11"#)
+                && calls.contains("exit status: 1"),
+            "{calls}"
+        );
         assert_eq!(std::fs::read_to_string(bundle.join("node-state.txt")).unwrap(), "link veth1 up\n");
         let index = std::fs::read_to_string(bundle.join("bundle.txt")).unwrap();
         assert!(index.contains(&format!("scenario: {check}")) && index.contains("outcome: failed: DEL twice"), "{index}");
@@ -443,8 +482,14 @@ mod tests {
     #[test]
     fn the_rules_a_trial_moved_are_named_per_node_and_an_unread_node_says_why() {
         let counters = |pairs: &[(&str, u64)]| Ok(pairs.iter().map(|(r, n)| ((*r).to_owned(), *n)).collect());
-        let start: RuleCounters = vec![("node w1".into(), counters(&[("nat -A POSTROUTING -j LAB-EGRESS", 3), ("nat -A LAB-EGRESS -s 10.244.1.4 -j SNAT", 0)])), ("node w2".into(), Err("docker exec failed".into()))];
-        let now: RuleCounters = vec![("node w1".into(), counters(&[("nat -A POSTROUTING -j LAB-EGRESS", 9), ("nat -A LAB-EGRESS -s 10.244.1.4 -j SNAT", 0)])), ("node w2".into(), counters(&[]))];
+        let start: RuleCounters = vec![
+            ("node w1".into(), counters(&[("nat -A POSTROUTING -j LAB-EGRESS", 3), ("nat -A LAB-EGRESS -s 10.244.1.4 -j SNAT", 0)])),
+            ("node w2".into(), Err("docker exec failed".into())),
+        ];
+        let now: RuleCounters = vec![
+            ("node w1".into(), counters(&[("nat -A POSTROUTING -j LAB-EGRESS", 9), ("nat -A LAB-EGRESS -s 10.244.1.4 -j SNAT", 0)])),
+            ("node w2".into(), counters(&[])),
+        ];
         let text = rules_moved(&start, &now);
         assert!(text.contains("--- node w1\n  nat -A POSTROUTING -j LAB-EGRESS"), "{text}");
         assert!(!text.contains("-j SNAT"), "a rule nothing went through is not listed: {text}");
@@ -459,7 +504,14 @@ mod tests {
         for i in 0..files {
             b.file(&format!("a{i}.txt"), &"x".repeat(LIMITS.max_file_bytes * 2));
         }
-        assert!(std::fs::read_to_string(dir.path().join("a0.txt")).unwrap().contains(&format!("[cut at {} of {} bytes", LIMITS.max_file_bytes, LIMITS.max_file_bytes * 2)), "one file is cut at its own limit");
+        assert!(
+            std::fs::read_to_string(dir.path().join("a0.txt")).unwrap().contains(&format!(
+                "[cut at {} of {} bytes",
+                LIMITS.max_file_bytes,
+                LIMITS.max_file_bytes * 2
+            )),
+            "one file is cut at its own limit"
+        );
         b.bytes = LIMITS.max_bytes - 10;
         b.file("b.txt", &"é".repeat(100));
         b.file("c.txt", "more");
@@ -485,9 +537,21 @@ mod tests {
             unreachable!()
         });
         assert!(!ran && b.skipped.iter().any(|s| s.contains("LIMITS.time")), "{:?}", b.skipped);
-        let evidence = TrialEvidence { scenario: "s", trial: "t1-x", outcome: "failed", flows: &[], talks: &[], book: &AddressBook::default(), profile_commands: &[], rules_at_start: None };
+        let evidence = TrialEvidence {
+            scenario: "s",
+            trial: "t1-x",
+            outcome: "failed",
+            flows: &[],
+            talks: &[],
+            book: &AddressBook::default(),
+            profile_commands: &[],
+            rules_at_start: None,
+        };
         let index = std::fs::read_to_string(b.finish(&evidence).join("bundle.txt")).unwrap();
-        assert!(index.contains("collection steps that failed (recorded, not raised):\n  nodes/n/x.txt") && index.contains("skipped:\n  nodes/n/y.txt"), "{index}");
+        assert!(
+            index.contains("collection steps that failed (recorded, not raised):\n  nodes/n/x.txt") && index.contains("skipped:\n  nodes/n/y.txt"),
+            "{index}"
+        );
     }
 
     #[test]

@@ -56,10 +56,15 @@ impl PriorityTrace {
         for hop in &self.hops {
             let Ok(grew) = &hop.grew else { continue };
             let count = |class: TrafficClass| grew.get(class.id).copied().unwrap_or(0);
-            let elsewhere: Vec<(TrafficClass, u64)> = priority::IPV4_CLASSES.into_iter().filter(|class| *class != expected).map(|class| (class, count(class))).filter(|(_, n)| *n > 0).collect();
+            let elsewhere: Vec<(TrafficClass, u64)> =
+                priority::IPV4_CLASSES.into_iter().filter(|class| *class != expected).map(|class| (class, count(class))).filter(|(_, n)| *n > 0).collect();
             if !elsewhere.is_empty() {
                 let between = kept_at.map(|before| format!(" between {before} and {}", hop.place)).unwrap_or_default();
-                let counted = elsewhere.iter().map(|(class, n)| format!("{n} packet(s) reached {} as {} ({}, {})", hop.place, class.role, class.id, priority_of(*class))).collect::<Vec<_>>().join(" and ");
+                let counted = elsewhere
+                    .iter()
+                    .map(|(class, n)| format!("{n} packet(s) reached {} as {} ({}, {})", hop.place, class.role, class.id, priority_of(*class)))
+                    .collect::<Vec<_>>()
+                    .join(" and ");
                 let still = match count(expected) {
                     0 => String::new(),
                     n => format!("; {n} still as {}", expected.role),
@@ -111,7 +116,10 @@ pub fn trace(cluster: &Arc<dyn Cluster>, talk: &Talk) -> Result<PriorityTrace> {
     let node = &talk.node;
     let nic_place = format!("node {} {NODE_NIC} (the NIC)", node.name);
     let nic_counters = || -> std::result::Result<BTreeMap<String, u64>, String> {
-        let shown = cluster.run_on_node(node, "tc", &["-s", "class", "show", "dev", NODE_NIC]).and_then(|o| o.stdout_of_success(&format!("tc -s class show dev {NODE_NIC} on node {}", node.name))).map_err(|e| e.to_string())?;
+        let shown = cluster
+            .run_on_node(node, "tc", &["-s", "class", "show", "dev", NODE_NIC])
+            .and_then(|o| o.stdout_of_success(&format!("tc -s class show dev {NODE_NIC} on node {}", node.name)))
+            .map_err(|e| e.to_string())?;
         let counters = priority::parse_class_counters(&shown);
         if counters.is_empty() {
             return Err(format!("no priority classes on {NODE_NIC}: {}", shown.trim()));
@@ -120,7 +128,10 @@ pub fn trace(cluster: &Arc<dyn Cluster>, talk: &Talk) -> Result<PriorityTrace> {
     };
     let pod_place = talk.pod.as_ref().map(|pod| format!("pod {}/{} {POD_NIC} (leaving the pod)", pod.namespace, pod.name));
     let pod_counters = |pod: &crate::model::Pod| -> std::result::Result<BTreeMap<String, u64>, String> {
-        let shown = cluster.run_in_pod(pod, "tc", &["-s", "class", "show", "dev", POD_NIC]).and_then(|o| o.stdout_of_success(&format!("tc -s class show dev {POD_NIC} in pod {}/{}", pod.namespace, pod.name))).map_err(|e| e.to_string())?;
+        let shown = cluster
+            .run_in_pod(pod, "tc", &["-s", "class", "show", "dev", POD_NIC])
+            .and_then(|o| o.stdout_of_success(&format!("tc -s class show dev {POD_NIC} in pod {}/{}", pod.namespace, pod.name)))
+            .map_err(|e| e.to_string())?;
         Ok(priority::parse_class_counters(&shown))
     };
     // The pod's own hop: the same classes and classifier on its eth0, for the replay only.
@@ -173,7 +184,10 @@ fn classes_in_pod(cluster: &dyn Cluster, pod: &crate::model::Pod) -> Result<()> 
         let words: Vec<&str> = args.iter().map(String::as_str).collect();
         let output = cluster.run_in_pod(pod, "tc", &words)?;
         if output.exit != "exit status 0" {
-            return Err(HarnessError::Command { command: format!("tc {} in pod {}/{}", args.join(" "), pod.namespace, pod.name), detail: format!("{}; {}", output.exit, output.stderr.trim()) });
+            return Err(HarnessError::Command {
+                command: format!("tc {} in pod {}/{}", args.join(" "), pod.namespace, pod.name),
+                detail: format!("{}; {}", output.exit, output.stderr.trim()),
+            });
         }
     }
     Ok(())
@@ -189,18 +203,33 @@ mod tests {
 
     #[test]
     fn the_first_hop_in_another_class_is_where_the_priority_was_lost() {
-        let lost = PriorityTrace { talker: "pod tsn/talker".into(), priority: 1, sent: "50".into(), hops: vec![hop("pod tsn/talker eth0 (leaving the pod)", &[("1:1", 50), ("1:4", 2)]), hop("node w1 eth0 (the NIC)", &[("1:3", 50), ("1:4", 9)])] };
+        let lost = PriorityTrace {
+            talker: "pod tsn/talker".into(),
+            priority: 1,
+            sent: "50".into(),
+            hops: vec![hop("pod tsn/talker eth0 (leaving the pod)", &[("1:1", 50), ("1:4", 2)]), hop("node w1 eth0 (the NIC)", &[("1:3", 50), ("1:4", 9)])],
+        };
         assert_eq!(lost.conclusion(), "the priority was lost between pod tsn/talker eth0 (leaving the pod) and node w1 eth0 (the NIC): 50 packet(s) reached node w1 eth0 (the NIC) as best-effort (1:3, priority 0 (best effort)), not class-1 (1:1, priority 1)");
         let kept = PriorityTrace { hops: vec![hop("pod a eth0", &[("1:1", 50)]), hop("node w1 eth0", &[("1:1", 50), ("1:4", 3)])], ..lost.clone() };
         assert!(kept.conclusion().starts_with("every hop read counted them as class-1 (priority 1)"), "{}", kept.conclusion());
         // One packet of fifty in another class is a lost priority, never "kept".
         let one_lost = PriorityTrace { hops: vec![hop("pod a eth0", &[("1:1", 50)]), hop("node w1 eth0", &[("1:1", 49), ("1:3", 1)])], ..lost.clone() };
         assert_eq!(one_lost.conclusion(), "the priority was lost between pod a eth0 and node w1 eth0: 1 packet(s) reached node w1 eth0 as best-effort (1:3, priority 0 (best effort)), not class-1 (1:1, priority 1); 49 still as class-1");
-        let unread_pod = PriorityTrace { hops: vec![HopClasses { place: "pod a eth0".into(), grew: Err("this provider's pods have only the probe".into()) }, hop("node w1 eth0", &[("1:2", 50)])], ..lost.clone() };
+        let unread_pod = PriorityTrace {
+            hops: vec![
+                HopClasses { place: "pod a eth0".into(), grew: Err("this provider's pods have only the probe".into()) },
+                hop("node w1 eth0", &[("1:2", 50)]),
+            ],
+            ..lost.clone()
+        };
         assert!(unread_pod.conclusion().starts_with("the priority was lost: 50 packet(s) reached node w1 eth0 as class-2"), "{}", unread_pod.conclusion());
         assert!(unread_pod.render().contains("not read: this provider's pods have only the probe"));
         // A best-effort talker's packets that reach the NIC in a priority class were lifted.
-        let lifted = PriorityTrace { priority: 0, hops: vec![hop("pod a eth0", &[("1:3", 50), ("1:4", 100)]), hop("node w1 eth0", &[("1:1", 47), ("1:3", 3)])], ..lost.clone() };
+        let lifted = PriorityTrace {
+            priority: 0,
+            hops: vec![hop("pod a eth0", &[("1:3", 50), ("1:4", 100)]), hop("node w1 eth0", &[("1:1", 47), ("1:3", 3)])],
+            ..lost.clone()
+        };
         assert_eq!(lifted.conclusion(), "the packets were lifted out of best effort between pod a eth0 and node w1 eth0: 47 packet(s) reached node w1 eth0 as class-1 (1:1, priority 1), not best-effort (1:3, priority 0 (best effort)); 3 still as best-effort");
         let nowhere = PriorityTrace { hops: vec![hop("pod a eth0", &[("1:4", 3)])], ..lost };
         assert!(nowhere.conclusion().contains("never got there"), "{}", nowhere.conclusion());

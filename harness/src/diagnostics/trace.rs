@@ -74,7 +74,8 @@ pub fn parse_capture_line(place: &str, line: &str) -> Option<Hop> {
 
 /// Replays `flow` on `cluster` with every node and the external host capturing.
 pub fn trace(cluster: &Arc<dyn Cluster>, flow: &Flow, book: &AddressBook) -> Result<Trace> {
-    let to = destination(&flow.url).ok_or_else(|| HarnessError::Command { command: format!("trace {}", flow.url), detail: "not an http://<ip>:<port>/ URL: nothing to capture".into() })?;
+    let to = destination(&flow.url)
+        .ok_or_else(|| HarnessError::Command { command: format!("trace {}", flow.url), detail: "not an http://<ip>:<port>/ URL: nothing to capture".into() })?;
     let filter = format!("tcp[tcpflags] & tcp-syn != 0 and tcp[tcpflags] & tcp-ack == 0 and dst host {} and dst port {}", to.ip(), to.port());
     // tcpdump writes the pcap to fd 3, the pipe to base64 (stdout: text every exec path
     // carries), and prints each packet to stderr (`--print`, tcpdump 4.99) for the hops.
@@ -91,7 +92,8 @@ pub fn trace(cluster: &Arc<dyn Cluster>, flow: &Flow, book: &AddressBook) -> Res
         running.push(("the external host".to_owned(), scope.spawn(|| cluster.run_outside("sh", &args))));
         std::thread::sleep(CAPTURE_START);
         let answer = cluster.request_from(&flow.client, &flow.url, REQUEST);
-        let captures: Vec<(String, Result<crate::model::ExecOutput>)> = running.into_iter().map(|(place, handle)| (place, handle.join().expect("a capture returns"))).collect();
+        let captures: Vec<(String, Result<crate::model::ExecOutput>)> =
+            running.into_iter().map(|(place, handle)| (place, handle.join().expect("a capture returns"))).collect();
         (captures, answer)
     });
     let mut hops = Vec::new();
@@ -106,7 +108,8 @@ pub fn trace(cluster: &Arc<dyn Cluster>, flow: &Flow, book: &AddressBook) -> Res
                     Ok(_) => {}
                     Err(e) => raw.push((place.clone(), format!("its pcap could not be read back: {e}"))),
                 }
-                let printed: String = output.stderr.lines().filter(|l| !l.starts_with("tcpdump:") && !l.starts_with("listening on")).map(|l| format!("{l}\n")).collect();
+                let printed: String =
+                    output.stderr.lines().filter(|l| !l.starts_with("tcpdump:") && !l.starts_with("listening on")).map(|l| format!("{l}\n")).collect();
                 let mut seen: Vec<Hop> = Vec::new();
                 for hop in printed.lines().filter_map(|line| parse_capture_line(&place, line)) {
                     // The first of each (interface, direction, source): retransmissions add nothing.
@@ -137,7 +140,9 @@ pub fn trace(cluster: &Arc<dyn Cluster>, flow: &Flow, book: &AddressBook) -> Res
         .collect();
     let roles = hops.iter().map(|h| book.describe(h.source, &flow.client).1).collect();
     let answer = match answer {
-        Ok(cni_probe::Observation::Answered { reply }) => format!("answered; the external echo saw source {}", book.describe(reply.client.ip(), &flow.client).1),
+        Ok(cni_probe::Observation::Answered { reply }) => {
+            format!("answered; the external echo saw source {}", book.describe(reply.client.ip(), &flow.client).1)
+        }
         Ok(other) => format!("{}: {other:?}", other.kind()),
         Err(e) => format!("the request could not be sent: {e}"),
     };
@@ -198,7 +203,9 @@ mod tests {
 
     #[test]
     fn a_capture_line_gives_the_interface_direction_and_source() {
-        let hop = parse_capture_line("node worker2", "1764930000.123456 eth0  Out IP 10.244.1.5.41234 > 172.18.0.100.8080: Flags [S], seq 1, win 64240, length 0").unwrap();
+        let hop =
+            parse_capture_line("node worker2", "1764930000.123456 eth0  Out IP 10.244.1.5.41234 > 172.18.0.100.8080: Flags [S], seq 1, win 64240, length 0")
+                .unwrap();
         assert_eq!((hop.interface.as_str(), hop.direction.as_str(), hop.source, hop.seq), ("eth0", "Out", "10.244.1.5".parse().unwrap(), 1));
         assert!((hop.at - 1764930000.123456).abs() < 1e-6);
         assert!(parse_capture_line("n", "tcpdump: listening on any").is_none());

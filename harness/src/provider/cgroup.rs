@@ -66,7 +66,10 @@ mod tests {
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         let usage = parse_reading(&String::from_utf8_lossy(&output.stdout)).unwrap();
         assert_eq!((usage.cpu, usage.peak_memory_bytes), (Duration::from_millis(42), 1 << 20));
-        let missing = std::process::Command::new("sh").args(["-c", &reading_script("ffff").replace("/sys/fs/cgroup", &root.path().display().to_string())]).output().unwrap();
+        let missing = std::process::Command::new("sh")
+            .args(["-c", &reading_script("ffff").replace("/sys/fs/cgroup", &root.path().display().to_string())])
+            .output()
+            .unwrap();
         assert_eq!(missing.status.code(), Some(3));
         assert!(String::from_utf8_lossy(&missing.stderr).contains("no cgroup of pod ffff"));
     }

@@ -34,7 +34,15 @@ pub struct Retry {
 
 impl CliStep {
     pub fn new(purpose: impl Into<String>, program: &str, args: impl IntoIterator<Item = impl Into<String>>, timeout: Duration) -> Self {
-        Self { purpose: purpose.into(), program: program.to_owned(), args: args.into_iter().map(Into::into).collect(), timeout, retry: None, stdin: None, env: Vec::new() }
+        Self {
+            purpose: purpose.into(),
+            program: program.to_owned(),
+            args: args.into_iter().map(Into::into).collect(),
+            timeout,
+            retry: None,
+            stdin: None,
+            env: Vec::new(),
+        }
     }
 
     /// The same step, reading `path` on its stdin.
@@ -97,7 +105,8 @@ fn run_once(step: &CliStep) -> Result<String> {
     let started = Instant::now();
     tracing::info!("{} ...", step.purpose);
     let failed = |detail: String| HarnessError::Command { command: step.to_string(), detail: format!("{} ({detail})", step.purpose) };
-    let command = step.env.iter().fold(duct::cmd(&step.program, &step.args).stdout_capture().stderr_capture(), |command, (variable, value)| command.env(variable, value));
+    let command =
+        step.env.iter().fold(duct::cmd(&step.program, &step.args).stdout_capture().stderr_capture(), |command, (variable, value)| command.env(variable, value));
     let command = match &step.stdin {
         Some(path) => command.stdin_path(path),
         None => command.stdin_null(),
@@ -182,15 +191,24 @@ mod tests {
         let counter = dir.path().join("tries");
         // Fails twice like a webhook that is not serving yet, then succeeds.
         let script = format!("n=$(cat {0} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {0}; if [ $n -lt 3 ]; then echo 'Internal error occurred: failed calling webhook \"ipaddresspoolvalidationwebhook.metallb.io\"' >&2; exit 1; fi; echo applied", counter.display());
-        let step = CliStep::new("giving MetalLB addresses", "sh", ["-c", &script], Duration::from_secs(5)).retried_on(&["failed calling webhook"], Duration::from_secs(30), "KindTimeouts::webhook_ready");
+        let step = CliStep::new("giving MetalLB addresses", "sh", ["-c", &script], Duration::from_secs(5)).retried_on(
+            &["failed calling webhook"],
+            Duration::from_secs(30),
+            "KindTimeouts::webhook_ready",
+        );
         assert_eq!(run(&step).unwrap(), "applied\n");
         assert_eq!(std::fs::read_to_string(&counter).unwrap().trim(), "3");
     }
 
     #[test]
     fn a_transient_failure_past_its_budget_names_the_budget_and_the_last_error() {
-        let step = CliStep::new("giving MetalLB addresses", "sh", ["-c", "echo 'dial tcp 10.96.0.5:443: connect: connection refused' >&2; exit 1"], Duration::from_secs(5))
-            .retried_on(&["connection refused"], Duration::from_millis(100), "KindTimeouts::webhook_ready");
+        let step = CliStep::new(
+            "giving MetalLB addresses",
+            "sh",
+            ["-c", "echo 'dial tcp 10.96.0.5:443: connect: connection refused' >&2; exit 1"],
+            Duration::from_secs(5),
+        )
+        .retried_on(&["connection refused"], Duration::from_millis(100), "KindTimeouts::webhook_ready");
         let error = run(&step).unwrap_err().to_string();
         assert!(error.contains("KindTimeouts::webhook_ready") && error.contains("connection refused") && error.contains("giving MetalLB addresses"), "{error}");
     }

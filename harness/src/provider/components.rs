@@ -77,9 +77,17 @@ pub fn upgraded_to(to: &CniProfile, harness_binaries: &Path) -> Vec<Component> {
         crate::install::Installation::Lab { conflist, plugin_dirs, .. } => {
             let Ok(list) = crate::cni::runtime::NetworkConfigList::load(conflist) else { return Vec::new() };
             let dirs: Vec<std::path::PathBuf> = plugin_dirs.iter().map(|d| crate::cni::resolve_plugin_dir(d, harness_binaries)).collect();
-            list.plugin_types().filter_map(|plugin| dirs.iter().map(|d| d.join(plugin)).find(|p| p.is_file()).map(|path| after(plugin_component(plugin, &path)))).collect()
+            list.plugin_types()
+                .filter_map(|plugin| dirs.iter().map(|d| d.join(plugin)).find(|p| p.is_file()).map(|path| after(plugin_component(plugin, &path))))
+                .collect()
         }
-        _ => vec![after(Component { role: Role::UnderTest, name: to.name.clone(), version: to.version.clone(), origin: format!("the profile {}", to.source.display()), provides: Vec::new() })],
+        _ => vec![after(Component {
+            role: Role::UnderTest,
+            name: to.name.clone(),
+            version: to.version.clone(),
+            origin: format!("the profile {}", to.source.display()),
+            provides: Vec::new(),
+        })],
     }
 }
 
@@ -90,14 +98,23 @@ pub fn plugin_component(plugin: &str, path: &Path) -> Component {
         .and_then(|v| v["supportedVersions"].as_array().map(|a| a.iter().filter_map(|s| s.as_str()).collect::<Vec<_>>().join(", ")))
         .unwrap_or_else(|| "no VERSION answer".into());
     // skel prints its about line on stderr; other plugins may use stdout.
-    let about = run_plugin(path, None, "").and_then(|(stdout, stderr)| format!("{stdout}{stderr}").trim().lines().next().map(str::to_owned)).unwrap_or_default();
+    let about =
+        run_plugin(path, None, "").and_then(|(stdout, stderr)| format!("{stdout}{stderr}").trim().lines().next().map(str::to_owned)).unwrap_or_default();
     let version = match debian_package_version(path) {
-        Some(package) if path.starts_with(super::host::unstable_plugins_root()) && (about.is_empty() || about.contains("version unknown")) => format!("{package} (Debian unstable containernetworking-plugins)"),
+        Some(package) if path.starts_with(super::host::unstable_plugins_root()) && (about.is_empty() || about.contains("version unknown")) => {
+            format!("{package} (Debian unstable containernetworking-plugins)")
+        }
         Some(package) if about.is_empty() || about.contains("version unknown") => format!("{package} (Debian containernetworking-plugins)"),
         _ if !about.is_empty() => about,
         _ => "unknown".into(),
     };
-    Component { role: Role::UnderTest, name: plugin.to_owned(), version: format!("{version}; CNI spec {spec_versions}"), origin: path.display().to_string(), provides: vec![] }
+    Component {
+        role: Role::UnderTest,
+        name: plugin.to_owned(),
+        version: format!("{version}; CNI spec {spec_versions}"),
+        origin: path.display().to_string(),
+        provides: vec![],
+    }
 }
 
 /// Runs a plugin binary with `command` (none: it prints its about text) and returns what it
@@ -177,7 +194,13 @@ pub fn lab_reference_parts(cni: &CniProfile) -> Vec<Component> {
 
 /// The components of a cluster installed by a profile (kind, existing).
 pub fn cluster_parts(cni: &CniProfile, version: &str, origin: &str) -> Vec<Component> {
-    let mut parts = vec![Component { role: Role::UnderTest, name: cni.name.clone(), version: version.to_owned(), origin: origin.to_owned(), provides: cni.features.clone() }];
+    let mut parts = vec![Component {
+        role: Role::UnderTest,
+        name: cni.name.clone(),
+        version: version.to_owned(),
+        origin: origin.to_owned(),
+        provides: cni.features.clone(),
+    }];
     if let Some(gateway) = &cni.gateway {
         parts.push(Component {
             role: Role::UnderTest,
@@ -271,7 +294,11 @@ mod tests {
         assert!(parts.iter().all(|p| p.role == Role::HarnessReference));
         let egress = harness_parts_for(&parts, &[Feature::EgressGateway]);
         assert_eq!(egress.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["lab reference egress gateway"]);
-        assert_eq!(harness_parts_for(&parts, &[Feature::EgressFailover])[0].name, "lab reference egress gateway", "failover is the harness's, not the plugins'");
+        assert_eq!(
+            harness_parts_for(&parts, &[Feature::EgressFailover])[0].name,
+            "lab reference egress gateway",
+            "failover is the harness's, not the plugins'"
+        );
         assert_eq!(harness_parts_for(&parts, &[Feature::RequestMirror])[0].name, "lab-reference-nginx");
         assert!(harness_parts_for(&parts, &[]).is_empty(), "a scenario needing nothing is the plugins' own");
     }

@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::tools::PROBE_IMAGE;
 use super::kubernetes::{Environment, KubeCluster};
 use crate::cni::{CniProfile, Feature};
 use crate::error::{HarnessError, Result};
 use crate::model::Node;
+use crate::tools::PROBE_IMAGE;
 
 /// Where the cluster is and what the user provides around it.
 #[derive(Debug, Clone)]
@@ -39,13 +39,10 @@ impl ExistingOptions {
             (None, Some(list)) => std::env::split_paths(&list).filter(|p| !p.as_os_str().is_empty()).collect(),
             (None, None) => std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".kube/config")).into_iter().collect(),
         };
-        let malformed = |name: &str, value: &str, expected: &str| HarnessError::FixtureMalformed {
-            path: name.into(),
-            detail: format!("`{value}` is not {expected}"),
-        };
-        let external_echo = variable(ECHO_VARIABLE)
-            .map(|v| v.parse().map_err(|_| malformed(ECHO_VARIABLE, &v, "an address:port such as 192.0.2.10:8080")))
-            .transpose()?;
+        let malformed =
+            |name: &str, value: &str, expected: &str| HarnessError::FixtureMalformed { path: name.into(), detail: format!("`{value}` is not {expected}") };
+        let external_echo =
+            variable(ECHO_VARIABLE).map(|v| v.parse().map_err(|_| malformed(ECHO_VARIABLE, &v, "an address:port such as 192.0.2.10:8080"))).transpose()?;
         let egress_ips = variable(EGRESS_IPS_VARIABLE)
             .map(|v| {
                 v.split(',')
@@ -149,7 +146,8 @@ fn describe_pods_step(options: &ExistingOptions, namespace: &str) -> super::cli:
 /// image, and where that came from; the profile's pin when it cannot be read (and says so).
 pub fn running_version(access: &crate::kube_access::KubeAccess, cni: &CniProfile) -> (String, String) {
     let Some(agent) = cni.agent() else { return (cni.version.clone(), "pinned by the profile (it names no agent DaemonSet to read)".into()) };
-    let image = access.get(&agent.reference()).map(|found| found.and_then(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().map(str::to_owned)));
+    let image =
+        access.get(&agent.reference()).map(|found| found.and_then(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().map(str::to_owned)));
     let place = agent.describe();
     match image {
         Ok(Some(image)) => match version_of_image(&image) {
@@ -179,7 +177,13 @@ mod tests {
     /// run's own client does) and the context, never a kubeconfig of the harness's.
     #[test]
     fn describing_a_trial_s_pods_uses_the_user_s_kubeconfigs_and_context() {
-        let options = ExistingOptions { kubeconfigs: vec!["/home/u/.kube/config".into(), "/tmp/extra.yaml".into()], context: Some("prod-eu".into()), external_echo: None, egress_ips: vec![], probe_image: PROBE_IMAGE.into() };
+        let options = ExistingOptions {
+            kubeconfigs: vec!["/home/u/.kube/config".into(), "/tmp/extra.yaml".into()],
+            context: Some("prod-eu".into()),
+            external_echo: None,
+            egress_ips: vec![],
+            probe_image: PROBE_IMAGE.into(),
+        };
         let step = describe_pods_step(&options, "prod-t3-0a1b2c");
         assert_eq!(step.to_string(), "kubectl --context prod-eu describe pods --namespace prod-t3-0a1b2c");
         assert_eq!(step.env, [("KUBECONFIG".to_owned(), "/home/u/.kube/config:/tmp/extra.yaml".to_owned())]);
@@ -189,7 +193,10 @@ mod tests {
 
     #[test]
     fn the_version_is_the_images_tag() {
-        assert_eq!(version_of_image("quay.io/cilium/cilium:v1.16.6@sha256:1e0896b1c4c188b4812c7e0bed7ec3f5631388ca88325c1391a0ef9172c448da").as_deref(), Some("1.16.6"));
+        assert_eq!(
+            version_of_image("quay.io/cilium/cilium:v1.16.6@sha256:1e0896b1c4c188b4812c7e0bed7ec3f5631388ca88325c1391a0ef9172c448da").as_deref(),
+            Some("1.16.6")
+        );
         assert_eq!(version_of_image("antrea/antrea-agent-ubuntu:v2.2.0").as_deref(), Some("2.2.0"));
         assert_eq!(version_of_image("registry:5000/antrea/antrea-agent-ubuntu").as_deref(), None, "a registry port is not a tag");
         assert_eq!(version_of_image("antrea/antrea-agent-ubuntu:latest"), None);
@@ -199,11 +206,17 @@ mod tests {
     fn the_existing_provider_reports_the_version_it_finds_running() {
         use crate::kube_access::mock;
         let (access, _seen, _runtime) = mock::api_server(|method, path, _| match (method, path) {
-            ("GET", "/apis/apps/v1") => (http::StatusCode::OK, serde_json::json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "apps/v1", "resources": [
-                {"name": "daemonsets", "singularName": "daemonset", "namespaced": true, "kind": "DaemonSet", "verbs": ["get", "list"]}]})),
-            ("GET", "/apis/apps/v1/namespaces/kube-system/daemonsets/antrea-agent") => (http::StatusCode::OK, serde_json::json!({
+            ("GET", "/apis/apps/v1") => (
+                http::StatusCode::OK,
+                serde_json::json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "apps/v1", "resources": [
+                {"name": "daemonsets", "singularName": "daemonset", "namespaced": true, "kind": "DaemonSet", "verbs": ["get", "list"]}]}),
+            ),
+            ("GET", "/apis/apps/v1/namespaces/kube-system/daemonsets/antrea-agent") => (
+                http::StatusCode::OK,
+                serde_json::json!({
                 "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "antrea-agent", "namespace": "kube-system"},
-                "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "antrea-agent", "image": "antrea/antrea-agent-ubuntu:v2.1.0"}]}}}})),
+                "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "antrea-agent", "image": "antrea/antrea-agent-ubuntu:v2.1.0"}]}}}}),
+            ),
             _ => mock::status(404, "NotFound", path),
         });
         let (version, source) = running_version(&access, &crate::cni::antrea());
@@ -217,11 +230,12 @@ pub fn provision(cni: &CniProfile, options: &ExistingOptions) -> Result<KubeClus
     let started = std::time::Instant::now();
     let echo = options.external_echo.ok_or_else(|| HarnessError::NotReady {
         what: "the existing provider".into(),
-        detail: format!("set {ECHO_VARIABLE}=<address:port> of an echo outside the cluster, e.g. `docker run -d -p 8080:8080 {PROBE_IMAGE}` on a host the pods reach"),
+        detail: format!(
+            "set {ECHO_VARIABLE}=<address:port> of an echo outside the cluster, e.g. `docker run -d -p 8080:8080 {PROBE_IMAGE}` on a host the pods reach"
+        ),
     })?;
-    let runtime = Arc::new(
-        tokio::runtime::Runtime::new().map_err(|e| HarnessError::Command { command: "starting a tokio runtime".into(), detail: e.to_string() })?,
-    );
+    let runtime =
+        Arc::new(tokio::runtime::Runtime::new().map_err(|e| HarnessError::Command { command: "starting a tokio runtime".into(), detail: e.to_string() })?);
     let access = crate::kube_access::KubeAccess::connect(runtime, &options.kubeconfigs, options.context.as_deref())?;
     let (cni_version, cni_version_source) = running_version(&access, cni);
     let info = super::ClusterInfo {

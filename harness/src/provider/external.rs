@@ -10,8 +10,8 @@ use testcontainers::core::WaitFor;
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
-use crate::tools::{IPERF3_IMAGE, PROBE_IMAGE};
 use crate::error::{HarnessError, Result};
+use crate::tools::{IPERF3_IMAGE, PROBE_IMAGE};
 
 /// Containers of a run carry this label with the run's cluster name, for `gc`.
 pub const CLUSTER_LABEL: &str = "cni-conformance.cluster";
@@ -22,16 +22,22 @@ pub const ECHO_PORT: u16 = 8080;
 /// inspect` reports. The container's links, addresses and packets, the host's tools (its
 /// image may have none: the probe image is one static binary). Needs root, as nsenter does.
 pub fn run_in_network_of(container: &str, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
-    let inspect = crate::provider::cli::CliStep::new(format!("finding the process of container {container}"), "docker", ["inspect", "--format", "{{.State.Pid}}", container], Duration::from_secs(30));
+    let inspect = crate::provider::cli::CliStep::new(
+        format!("finding the process of container {container}"),
+        "docker",
+        ["inspect", "--format", "{{.State.Pid}}", container],
+        Duration::from_secs(30),
+    );
     let pid = crate::provider::cli::run(&inspect)?.trim().to_owned();
     if pid.parse::<u32>().map_or(true, |pid| pid == 0) {
-        return Err(HarnessError::NotReady { what: format!("container {container}"), detail: format!("it has no running process to enter (docker inspect: `{pid}`)") });
+        return Err(HarnessError::NotReady {
+            what: format!("container {container}"),
+            detail: format!("it has no running process to enter (docker inspect: `{pid}`)"),
+        });
     }
-    let output = std::process::Command::new("nsenter")
-        .args(["--target", &pid, "--net", "--", program])
-        .args(args)
-        .output()
-        .map_err(|e| HarnessError::Command { command: format!("nsenter --target {pid} --net -- {program}"), detail: format!("{e} (nsenter is in util-linux)") })?;
+    let output = std::process::Command::new("nsenter").args(["--target", &pid, "--net", "--", program]).args(args).output().map_err(|e| {
+        HarnessError::Command { command: format!("nsenter --target {pid} --net -- {program}"), detail: format!("{e} (nsenter is in util-linux)") }
+    })?;
     Ok(crate::model::ExecOutput::from_output(&output))
 }
 
@@ -54,7 +60,9 @@ impl ProbeContainer {
             .with_label(CLUSTER_LABEL, cluster)
             .with_startup_timeout(Duration::from_secs(60));
         let failed = |detail: String| HarnessError::NotReady { what: format!("probe container `{name}` ({PROBE_IMAGE}) on Docker network {network}"), detail };
-        let container = runtime.block_on(request.start()).map_err(|e| failed(format!("{e}; is the Docker daemon running, and was the image built with `cargo xtask image`?")))?;
+        let container = runtime
+            .block_on(request.start())
+            .map_err(|e| failed(format!("{e}; is the Docker daemon running, and was the image built with `cargo xtask image`?")))?;
         let address = runtime.block_on(container.get_bridge_ip_address()).map_err(|e| failed(e.to_string()))?;
         Ok(Self { container: Some(container), runtime: Arc::clone(runtime), address })
     }
@@ -118,14 +126,20 @@ impl Iperf3Beside {
         let budget = crate::deadline::budget(budget, budget_name);
         let since = std::time::Instant::now();
         loop {
-            let logs = std::process::Command::new("docker").args(["logs", &server.id]).output().map_err(|e| HarnessError::Command { command: format!("docker logs {}", server.id), detail: e.to_string() })?;
+            let logs = std::process::Command::new("docker")
+                .args(["logs", &server.id])
+                .output()
+                .map_err(|e| HarnessError::Command { command: format!("docker logs {}", server.id), detail: e.to_string() })?;
             let said = format!("{}{}", String::from_utf8_lossy(&logs.stdout), String::from_utf8_lossy(&logs.stderr));
             if said.contains("Server listening") {
                 return Ok(server);
             }
             if since.elapsed() >= budget.duration {
                 let _ = server.remove();
-                return Err(HarnessError::NotReady { what: format!("iperf3 beside {beside}"), detail: format!("not listening on port {port} within {:?} ({}); it said: {}", budget.duration, budget.name, said.trim()) });
+                return Err(HarnessError::NotReady {
+                    what: format!("iperf3 beside {beside}"),
+                    detail: format!("not listening on port {port} within {:?} ({}); it said: {}", budget.duration, budget.name, said.trim()),
+                });
             }
             std::thread::sleep(Duration::from_millis(100));
         }

@@ -4,7 +4,6 @@
 //! ends; or, with `CNICONF_KEEP_CLUSTER=1`, kept and reused between runs.
 
 /// Why kind and existing clusters do not host the performance scenarios yet.
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -100,7 +99,14 @@ pub fn missing_tool(cni: &CniProfile) -> Option<HarnessError> {
 /// (kubernetes/kubernetes#125868).
 pub fn kubectl_needed(cni: &CniProfile) -> Option<((u32, u32), String)> {
     let later = cni.readiness.iter().find(|w| w.created_later)?;
-    Some(((1, 31), format!("the {} plan waits for {} to be created with `kubectl wait --for=create`, added in kubectl 1.31 (kubernetes/kubernetes#125868)", cni.name, later.describe())))
+    Some((
+        (1, 31),
+        format!(
+            "the {} plan waits for {} to be created with `kubectl wait --for=create`, added in kubectl 1.31 (kubernetes/kubernetes#125868)",
+            cni.name,
+            later.describe()
+        ),
+    ))
 }
 
 /// kubectl's client version, from `kubectl version --client -o json` (`minor` may carry a
@@ -115,7 +121,10 @@ pub fn kubectl_client_version(printed: &str) -> Option<(u32, u32)> {
 fn check_kubectl(cni: &CniProfile, timeouts: &KindTimeouts) -> Result<()> {
     let Some(((major, minor), why)) = kubectl_needed(cni) else { return Ok(()) };
     let printed = cli::run(&CliStep::new("reading kubectl's version", "kubectl", ["version", "--client", "-o", "json"], timeouts.delete_cluster))?;
-    let found = kubectl_client_version(&printed).ok_or_else(|| HarnessError::NotFound { what: "kubectl client version".into(), wanted: format!("clientVersion.major and .minor in `kubectl version --client -o json` (it printed {:?})", printed.trim()) })?;
+    let found = kubectl_client_version(&printed).ok_or_else(|| HarnessError::NotFound {
+        what: "kubectl client version".into(),
+        wanted: format!("clientVersion.major and .minor in `kubectl version --client -o json` (it printed {:?})", printed.trim()),
+    })?;
     if found < (major, minor) {
         return Err(HarnessError::ToolTooOld {
             tool: "kubectl".into(),
@@ -165,11 +174,7 @@ pub fn render_kind_config(path: &Path, cni: &CniProfile) -> Result<String> {
     let text = std::fs::read_to_string(path).map_err(|source| HarnessError::FixtureUnreadable { path: path.to_owned(), source })?;
     let mut config: Value = serde_saphyr::from_str_with_options(&text, serde_saphyr::options! { strict_booleans: true })
         .map_err(|e| HarnessError::FixtureMalformed { path: path.to_owned(), detail: e.to_string() })?;
-    let networking = config
-        .as_object_mut()
-        .expect("checked by load_kind_config")
-        .entry("networking")
-        .or_insert_with(|| Value::Object(Default::default()));
+    let networking = config.as_object_mut().expect("checked by load_kind_config").entry("networking").or_insert_with(|| Value::Object(Default::default()));
     networking["disableDefaultCNI"] = Value::Bool(true);
     if cni.replaces_kube_proxy {
         networking["kubeProxyMode"] = Value::String("none".into());
@@ -241,7 +246,13 @@ pub struct RunFiles {
 
 impl RunFiles {
     pub fn in_dir(dir: &Path) -> Self {
-        Self { kind_config: dir.join("kind.yaml"), kubeconfig: dir.join("kubeconfig"), address_pool: dir.join("metallb-pool.yaml"), tsn_proxy: dir.join("tsn-metadata-proxy.yaml"), dir: dir.to_owned() }
+        Self {
+            kind_config: dir.join("kind.yaml"),
+            kubeconfig: dir.join("kubeconfig"),
+            address_pool: dir.join("metallb-pool.yaml"),
+            tsn_proxy: dir.join("tsn-metadata-proxy.yaml"),
+            dir: dir.to_owned(),
+        }
     }
 
     /// The profile's manifest `index` as this cluster applies it (files beside a profile
@@ -306,11 +317,18 @@ impl KindPlan {
         let kubectl = |purpose: String, args: Vec<String>, timeout| kubectl_step(&kubeconfig, purpose, args, timeout);
         let apply = |purpose: String, source: String| kubectl(purpose, vec!["apply".into(), "--server-side".into(), "-f".into(), source], timeouts.install_cni);
         let gateway = cni.gateway.as_ref().filter(|_| addons.gateway_api);
-        let helm_install = |name: &str, version: &str, installation: &Installation, extra: &[(String, String)]| helm_step(&kubeconfig, HelmVerb::Install, name, version, installation, extra, timeouts.install_cni);
+        let helm_install = |name: &str, version: &str, installation: &Installation, extra: &[(String, String)]| {
+            helm_step(&kubeconfig, HelmVerb::Install, name, version, installation, extra, timeouts.install_cni)
+        };
         let mut install = Vec::new();
         for module in &cni.node_kernel_modules {
             for node in nodes {
-                install.push(CliStep::new(format!("loading kernel module {module} on node {node} ({} needs it)", cni.name), "docker", ["exec", node, "sh", "-c", &load_module_script(module)], timeouts.install_cni));
+                install.push(CliStep::new(
+                    format!("loading kernel module {module} on node {node} ({} needs it)", cni.name),
+                    "docker",
+                    ["exec", node, "sh", "-c", &load_module_script(module)],
+                    timeouts.install_cni,
+                ));
             }
         }
         if let Some(needed) = &cni.node_plugins {
@@ -320,7 +338,12 @@ impl KindPlan {
                 "set -e; arch=$(uname -m | sed 's/x86_64/amd64/;s/aarch64/arm64/'); curl -fsSL https://github.com/containernetworking/plugins/releases/download/v{version}/cni-plugins-linux-$arch-v{version}.tgz | tar -xz -C /opt/cni/bin {plugins}"
             );
             for node in nodes {
-                install.push(CliStep::new(format!("putting CNI plugins {} v{version} on node {node}", needed.plugins.join(", ")), "docker", ["exec", node, "sh", "-c", &script], timeouts.install_cni));
+                install.push(CliStep::new(
+                    format!("putting CNI plugins {} v{version} on node {node}", needed.plugins.join(", ")),
+                    "docker",
+                    ["exec", node, "sh", "-c", &script],
+                    timeouts.install_cni,
+                ));
             }
         }
         if addons.gateway_api {
@@ -339,7 +362,12 @@ impl KindPlan {
                     for crd in &manifest.wait_for_crds {
                         install.push(kubectl(
                             format!("waiting for CRD {crd} to be established"),
-                            vec!["wait".into(), "--for=condition=Established".into(), format!("crd/{crd}"), format!("--timeout={}s", timeouts.cni_ready.as_secs())],
+                            vec![
+                                "wait".into(),
+                                "--for=condition=Established".into(),
+                                format!("crd/{crd}"),
+                                format!("--timeout={}s", timeouts.cni_ready.as_secs()),
+                            ],
                             timeouts.cni_ready,
                         ));
                     }
@@ -368,10 +396,11 @@ impl KindPlan {
             install.extend(metallb_workloads().iter().flat_map(rollout));
             // Rolled out is not yet serving: the webhook's endpoint and certificate follow a
             // moment later, so the pool is retried on the webhook's own errors, within a budget.
-            install.push(
-                apply("giving MetalLB addresses on kind's network".into(), files.address_pool.display().to_string())
-                    .retried_on(WEBHOOK_NOT_READY, timeouts.webhook_ready, "KindTimeouts::webhook_ready"),
-            );
+            install.push(apply("giving MetalLB addresses on kind's network".into(), files.address_pool.display().to_string()).retried_on(
+                WEBHOOK_NOT_READY,
+                timeouts.webhook_ready,
+                "KindTimeouts::webhook_ready",
+            ));
             await_ready.extend(metallb_workloads().iter().flat_map(rollout));
         }
         if let Some(gateway) = gateway {
@@ -398,10 +427,17 @@ impl KindPlan {
             await_ready,
             load_images: std::iter::once(PROBE_IMAGE)
                 .chain(addons.performance_tools.then_some(IPERF3_IMAGE))
-                .map(|image| CliStep::new(format!("loading {image} into {cluster}"), "kind", ["load", "docker-image", image, "--name", cluster], timeouts.load_image))
+                .map(|image| {
+                    CliStep::new(format!("loading {image} into {cluster}"), "kind", ["load", "docker-image", image, "--name", cluster], timeouts.load_image)
+                })
                 .collect(),
             tsn_proxy: Vec::new(),
-            delete: CliStep::new(format!("deleting kind cluster {cluster}"), "kind", ["delete", "cluster", "--name", cluster, "--kubeconfig", &kubeconfig], timeouts.delete_cluster),
+            delete: CliStep::new(
+                format!("deleting kind cluster {cluster}"),
+                "kind",
+                ["delete", "cluster", "--name", cluster, "--kubeconfig", &kubeconfig],
+                timeouts.delete_cluster,
+            ),
         }
     }
 }
@@ -446,7 +482,15 @@ enum HelmVerb {
 /// `helm install` (or `upgrade`) of `installation` at `version`, with its values and then
 /// `extra`. `--repo` names the chart's repository for this command only: the user's own
 /// Helm repositories (`helm repo add`) are left as they were.
-fn helm_step(kubeconfig: &str, verb: HelmVerb, name: &str, version: &str, installation: &Installation, extra: &[(String, String)], timeout: std::time::Duration) -> Option<CliStep> {
+fn helm_step(
+    kubeconfig: &str,
+    verb: HelmVerb,
+    name: &str,
+    version: &str,
+    installation: &Installation,
+    extra: &[(String, String)],
+    timeout: std::time::Duration,
+) -> Option<CliStep> {
     let Installation::Helm { repo_url, chart, release, namespace, values } = installation else { return None };
     let (command, purpose) = match verb {
         HelmVerb::Install => ("install", "installing"),
@@ -487,9 +531,18 @@ fn cni_helm_values(cluster: &str, cni: &CniProfile, gateway: Option<&crate::gate
 /// agent DaemonSet replaces its pods node by node, as its rolling update does; nothing
 /// else is restarted. `addons` are the cluster's, as [`KindPlan::new`] installed them;
 /// `initial` is what the cluster was made with (`{initialMinor}` in upgrade values).
-pub fn upgrade_steps(cluster: &str, initial: &CniProfile, running: &CniProfile, to: &CniProfile, files: &RunFiles, timeouts: &KindTimeouts, addons: Addons) -> Result<Vec<CliStep>> {
+pub fn upgrade_steps(
+    cluster: &str,
+    initial: &CniProfile,
+    running: &CniProfile,
+    to: &CniProfile,
+    files: &RunFiles,
+    timeouts: &KindTimeouts,
+    addons: Addons,
+) -> Result<Vec<CliStep>> {
     let kubeconfig = files.kubeconfig.display().to_string();
-    let refused = |why: String| HarnessError::UpgradeRefused { from: format!("{} {}", running.name, running.version), to: format!("{} {}", to.name, to.version), why };
+    let refused =
+        |why: String| HarnessError::UpgradeRefused { from: format!("{} {}", running.name, running.version), to: format!("{} {}", to.name, to.version), why };
     let mut steps = Vec::new();
     match (&running.installation, &to.installation) {
         (Installation::Manifests { .. }, Installation::Manifests { manifests }) => {
@@ -497,7 +550,11 @@ pub fn upgrade_steps(cluster: &str, initial: &CniProfile, running: &CniProfile, 
                 .iter()
                 .map(|m| match &m.source {
                     ManifestSource::Url(url) => Ok(url.replace("{version}", &to.version)),
-                    ManifestSource::File(path) => Err(refused(format!("{} installs {} from a file beside its profile; only release manifests (URLs) are upgraded in place", to.source.display(), path.display()))),
+                    ManifestSource::File(path) => Err(refused(format!(
+                        "{} installs {} from a file beside its profile; only release manifests (URLs) are upgraded in place",
+                        to.source.display(),
+                        path.display()
+                    ))),
                 })
                 .collect::<Result<Vec<_>>>()?;
             let apply = |purpose: String, source: &str, selector: Option<&str>| {
@@ -506,12 +563,19 @@ pub fn upgrade_steps(cluster: &str, initial: &CniProfile, running: &CniProfile, 
                 kubectl_step(&kubeconfig, purpose, args, timeouts.install_cni)
             };
             if let Some(selector) = &to.upgrade.first_selector {
-                steps.extend(sources.iter().map(|source| apply(format!("upgrading {} to {} first: the objects labelled {selector}", to.name, to.version), source, Some(selector))));
+                steps.extend(
+                    sources
+                        .iter()
+                        .map(|source| apply(format!("upgrading {} to {} first: the objects labelled {selector}", to.name, to.version), source, Some(selector))),
+                );
                 steps.extend(to.upgrade.first_readiness.iter().flat_map(|w| rollout_steps(&kubeconfig, w, timeouts)));
             }
             steps.extend(sources.iter().map(|source| apply(format!("upgrading in place to {} {}", to.name, to.version), source, None)));
         }
-        (Installation::Helm { chart: from_chart, release: from_release, namespace: from_namespace, .. }, helm @ Installation::Helm { repo_url, chart, release, namespace, .. }) => {
+        (
+            Installation::Helm { chart: from_chart, release: from_release, namespace: from_namespace, .. },
+            helm @ Installation::Helm { repo_url, chart, release, namespace, .. },
+        ) => {
             if (from_chart, from_release, from_namespace) != (chart, release, namespace) {
                 return Err(refused(format!("an in-place upgrade keeps the Helm release: {from_release} of chart {from_chart} in {from_namespace} is running, {} names {release} of {chart} in {namespace}", to.source.display())));
             }
@@ -520,9 +584,23 @@ pub fn upgrade_steps(cluster: &str, initial: &CniProfile, running: &CniProfile, 
             let gateway = initial.gateway.as_ref().filter(|_| addons.gateway_api);
             let cluster_values = cni_helm_values(cluster, to, gateway);
             if let Some(preflight) = &to.upgrade.preflight {
-                let check = Installation::Helm { repo_url: repo_url.clone(), chart: chart.clone(), release: preflight.release.clone(), namespace: namespace.clone(), values: preflight.values.clone() };
+                let check = Installation::Helm {
+                    repo_url: repo_url.clone(),
+                    chart: chart.clone(),
+                    release: preflight.release.clone(),
+                    namespace: namespace.clone(),
+                    values: preflight.values.clone(),
+                };
                 let api_server: Vec<(String, String)> = cluster_values.iter().filter(|(k, _)| k.starts_with("k8sService")).cloned().collect();
-                steps.extend(helm_step(&kubeconfig, HelmVerb::Install, &format!("the pre-flight check of {}", to.name), &to.version, &check, &api_server, timeouts.install_cni));
+                steps.extend(helm_step(
+                    &kubeconfig,
+                    HelmVerb::Install,
+                    &format!("the pre-flight check of {}", to.name),
+                    &to.version,
+                    &check,
+                    &api_server,
+                    timeouts.install_cni,
+                ));
                 steps.extend(preflight.readiness.iter().flat_map(|w| rollout_steps(&kubeconfig, w, timeouts)));
                 steps.push(CliStep::new(
                     format!("removing the pre-flight check of {} {}", to.name, to.version),
@@ -542,7 +620,13 @@ pub fn upgrade_steps(cluster: &str, initial: &CniProfile, running: &CniProfile, 
                 Installation::Manifests { .. } => "by manifests",
                 Installation::Helm { .. } => "by Helm",
             };
-            return Err(refused(format!("{} is installed {}, {} {}: an in-place upgrade keeps the way the CNI is installed", running.name, how(running_installation), to.name, how(to_installation))));
+            return Err(refused(format!(
+                "{} is installed {}, {} {}: an in-place upgrade keeps the way the CNI is installed",
+                running.name,
+                how(running_installation),
+                to.name,
+                how(to_installation)
+            )));
         }
     }
     steps.extend(to.readiness.iter().flat_map(|w| rollout_steps(&kubeconfig, w, timeouts)));
@@ -582,10 +666,14 @@ impl TsnProxyDeployment {
             deployment.image = image;
         }
         if let Some(entry) = entry {
-            deployment.entry = serde_json::from_str::<Value>(&entry)
-                .ok()
-                .filter(|e| e.get("type").and_then(Value::as_str).is_some())
-                .ok_or_else(|| HarnessError::UnknownName { what: "conflist entry".into(), name: entry.clone(), variable: TSN_PROXY_ENTRY_VARIABLE.into(), expected: "a JSON object with the plugin's `type`, e.g. {\"type\": \"tsn-metadata-proxy\", \"nic\": \"eth0\"}".into() })?;
+            deployment.entry = serde_json::from_str::<Value>(&entry).ok().filter(|e| e.get("type").and_then(Value::as_str).is_some()).ok_or_else(|| {
+                HarnessError::UnknownName {
+                    what: "conflist entry".into(),
+                    name: entry.clone(),
+                    variable: TSN_PROXY_ENTRY_VARIABLE.into(),
+                    expected: "a JSON object with the plugin's `type`, e.g. {\"type\": \"tsn-metadata-proxy\", \"nic\": \"eth0\"}".into(),
+                }
+            })?;
         }
         Ok(deployment)
     }
@@ -640,7 +728,12 @@ fn load_module_script(module: &str) -> String {
 /// DaemonSet (`files.tsn_proxy`), and its rollout.
 pub fn tsn_proxy_steps(cluster: &str, files: &RunFiles, timeouts: &KindTimeouts, nodes: &[String], deployment: &TsnProxyDeployment) -> Vec<CliStep> {
     let kubeconfig = files.kubeconfig.display().to_string();
-    let mut steps = vec![CliStep::new(format!("loading {} into {cluster}", deployment.image), "kind", ["load", "docker-image", &deployment.image, "--name", cluster], timeouts.load_image)];
+    let mut steps = vec![CliStep::new(
+        format!("loading {} into {cluster}", deployment.image),
+        "kind",
+        ["load", "docker-image", &deployment.image, "--name", cluster],
+        timeouts.load_image,
+    )];
     for node in nodes {
         steps.push(CliStep::new(
             format!("mounting a BPF filesystem at /sys/fs/bpf on node {node}"),
@@ -649,11 +742,25 @@ pub fn tsn_proxy_steps(cluster: &str, files: &RunFiles, timeouts: &KindTimeouts,
             timeouts.install_cni,
         ));
     }
-    steps.push(CliStep::new("chaining the TSN metadata proxy after the CNI on every node", "kubectl", ["--kubeconfig", &kubeconfig, "apply", "--server-side", "-f", &files.tsn_proxy.display().to_string()], timeouts.install_cni));
+    steps.push(CliStep::new(
+        "chaining the TSN metadata proxy after the CNI on every node",
+        "kubectl",
+        ["--kubeconfig", &kubeconfig, "apply", "--server-side", "-f", &files.tsn_proxy.display().to_string()],
+        timeouts.install_cni,
+    ));
     steps.push(CliStep::new(
         "waiting for DaemonSet kube-system/tsn-metadata-proxy",
         "kubectl",
-        ["--kubeconfig", &kubeconfig, "--namespace", "kube-system", "rollout", "status", "daemonset/tsn-metadata-proxy", &format!("--timeout={}s", timeouts.cni_ready.as_secs())],
+        [
+            "--kubeconfig",
+            &kubeconfig,
+            "--namespace",
+            "kube-system",
+            "rollout",
+            "status",
+            "daemonset/tsn-metadata-proxy",
+            &format!("--timeout={}s", timeouts.cni_ready.as_secs()),
+        ],
         timeouts.cni_ready,
     ));
     steps
@@ -667,7 +774,8 @@ fn metallb_workloads() -> [crate::cni::Workload; 2] {
 
 /// What kubectl prints while MetalLB's webhook is not serving yet (no endpoint, the
 /// connection refused, or its certificate not yet injected).
-const WEBHOOK_NOT_READY: &[&str] = &["failed calling webhook", "no endpoints available for service", "connection refused", "x509: certificate signed by unknown authority"];
+const WEBHOOK_NOT_READY: &[&str] =
+    &["failed calling webhook", "no endpoints available for service", "connection refused", "x509: certificate signed by unknown authority"];
 
 /// Clusters kind knows about.
 pub fn existing_clusters(timeouts: &KindTimeouts) -> Result<Vec<String>> {
@@ -715,7 +823,8 @@ impl KindCluster {
         render_manifests(cni, &files, &pod_subnet)?;
         let mut plan = KindPlan::new(&name, cni, &files, &options.timeouts, addons, &nodes);
         if let Some(deployment) = tsn_proxy {
-            std::fs::write(&files.tsn_proxy, crate::cni::egress::to_yaml(&[deployment.daemonset()])).map_err(io_error(format!("write {}", files.tsn_proxy.display())))?;
+            std::fs::write(&files.tsn_proxy, crate::cni::egress::to_yaml(&[deployment.daemonset()]))
+                .map_err(io_error(format!("write {}", files.tsn_proxy.display())))?;
             plan.tsn_proxy = tsn_proxy_steps(&name, &files, &options.timeouts, &nodes, &deployment);
         }
         let cluster = Self { name, files, plan, keep: options.keep, shared_run, addons };
@@ -800,7 +909,11 @@ impl KindCluster {
 fn spawn_reaper(runner: u32, name: &str, state: &Path) -> std::io::Result<()> {
     let script = r#"while kill -0 "$0" 2>/dev/null; do sleep 1; done; kind delete cluster --name "$1" >/dev/null 2>&1; rm -rf "$2" "$2.lock""#;
     let mut command = std::process::Command::new("sh");
-    command.args(["-c", script, &runner.to_string(), name, &state.display().to_string()]).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    command
+        .args(["-c", script, &runner.to_string(), name, &state.display().to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
     command.spawn().map(drop)
 }
@@ -864,7 +977,11 @@ mod tests {
         steps
             .iter()
             .map(|s| {
-                let retry = s.retry.as_ref().map(|r| format!("; retried for up to {}s ({}) on: {}", r.budget.as_secs(), r.budget_name, r.transient.join(" | "))).unwrap_or_default();
+                let retry = s
+                    .retry
+                    .as_ref()
+                    .map(|r| format!("; retried for up to {}s ({}) on: {}", r.budget.as_secs(), r.budget_name, r.transient.join(" | ")))
+                    .unwrap_or_default();
                 format!("# {} (timeout {}s{retry})\n{s}\n", s.purpose, s.timeout.as_secs())
             })
             .collect()
@@ -878,7 +995,10 @@ mod tests {
             let plan = plan_text_with(&cni, tsn);
             let (ready, chained) = (plan.rfind("rollout status").unwrap(), plan.find("tsn-metadata-proxy.yaml").unwrap());
             assert!(plan.find("mount -t bpf bpf /sys/fs/bpf").is_some() && chained > plan.find("kind load docker-image cni-probe").unwrap(), "{plan}");
-            assert!(ready > chained && plan[..chained].contains(&format!("rollout status daemonset/{}", cni.agent().unwrap().name)), "the CNI's agent is ready before the proxy chains into its conflist: {plan}");
+            assert!(
+                ready > chained && plan[..chained].contains(&format!("rollout status daemonset/{}", cni.agent().unwrap().name)),
+                "the CNI's agent is ready before the proxy chains into its conflist: {plan}"
+            );
             insta::assert_snapshot!(snapshot, plan);
         }
     }
@@ -931,17 +1051,27 @@ mod tests {
     #[test]
     fn cilium_is_upgraded_after_its_pre_flight_check_with_the_initial_versions_compatibility() {
         let plan = upgrade_text("cilium-1.15", "cilium-1.15", "cilium", Addons::default());
-        let preflight = plan.find("install cilium-preflight cilium --repo https://helm.cilium.io/ --version 1.16.6").expect("the pre-flight check of the new version");
+        let preflight =
+            plan.find("install cilium-preflight cilium --repo https://helm.cilium.io/ --version 1.16.6").expect("the pre-flight check of the new version");
         let checked = plan.find("rollout status daemonset/cilium-pre-flight-check").unwrap();
         let removed = plan.find("uninstall cilium-preflight --namespace kube-system --wait").unwrap();
         let upgraded = plan.find("upgrade cilium cilium --repo https://helm.cilium.io/ --version 1.16.6 --namespace kube-system").unwrap();
         let agents = plan.rfind("rollout status daemonset/cilium ").or_else(|| plan.rfind("rollout status daemonset/cilium\n")).unwrap();
         assert!(preflight < checked && checked < removed && removed < upgraded && upgraded < agents, "{plan}");
         let upgrade_line = plan[upgraded..].lines().next().unwrap();
-        for value in ["kubeProxyReplacement=true", "egressGateway.enabled=true", "k8sServiceHost=cniconf-0a1b2c-control-plane", "upgradeCompatibility=1.15", "updateStrategy.rollingUpdate.maxUnavailable=1"] {
+        for value in [
+            "kubeProxyReplacement=true",
+            "egressGateway.enabled=true",
+            "k8sServiceHost=cniconf-0a1b2c-control-plane",
+            "upgradeCompatibility=1.15",
+            "updateStrategy.rollingUpdate.maxUnavailable=1",
+        ] {
             assert!(upgrade_line.contains(&format!("--set {value}")), "{value} missing: {upgrade_line}");
         }
-        assert!(plan[preflight..checked].contains("--set k8sServiceHost=cniconf-0a1b2c-control-plane"), "kube-proxy-free: the pre-flight check is told the API server: {plan}");
+        assert!(
+            plan[preflight..checked].contains("--set k8sServiceHost=cniconf-0a1b2c-control-plane"),
+            "kube-proxy-free: the pre-flight check is told the API server: {plan}"
+        );
         assert!(!upgrade_line.contains("--reuse-values") && !upgrade_line.contains("--create-namespace"), "{upgrade_line}");
         insta::assert_snapshot!("cilium_upgrade_plan", plan);
         // The rollback keeps the compatibility of the initial install, 1.15, not of 1.16.
@@ -956,7 +1086,16 @@ mod tests {
         let (antrea, cilium) = (cni::antrea(), cni::cilium());
         let error = upgrade_steps("cniconf-0a1b2c", &antrea, &antrea, &cilium, &files, &KindTimeouts::default(), Addons::default()).unwrap_err().to_string();
         assert!(error.contains("cannot upgrade antrea 2.2.0 in place to cilium 1.16.6: antrea is installed by manifests, cilium by Helm"), "{error}");
-        let renamed = CniProfile { installation: Installation::Helm { repo_url: "https://helm.cilium.io/".into(), chart: "cilium".into(), release: "cilium-new".into(), namespace: "kube-system".into(), values: vec![] }, ..cilium.clone() };
+        let renamed = CniProfile {
+            installation: Installation::Helm {
+                repo_url: "https://helm.cilium.io/".into(),
+                chart: "cilium".into(),
+                release: "cilium-new".into(),
+                namespace: "kube-system".into(),
+                values: vec![],
+            },
+            ..cilium.clone()
+        };
         let error = upgrade_steps("cniconf-0a1b2c", &cilium, &cilium, &renamed, &files, &KindTimeouts::default(), Addons::default()).unwrap_err().to_string();
         assert!(error.contains("an in-place upgrade keeps the Helm release: cilium of chart cilium in kube-system is running"), "{error}");
     }
@@ -1036,7 +1175,9 @@ mod tests {
         let flannel = crate::cni::load_profile("flannel").unwrap();
         let plan = plan_text(&flannel);
         for node in ["cniconf-0a1b2c-control-plane", "cniconf-0a1b2c-worker", "cniconf-0a1b2c-worker2"] {
-            let load = plan.find(&format!("docker exec {node} sh -c test -d /sys/module/br_netfilter || modprobe br_netfilter")).unwrap_or_else(|| panic!("{node}: {plan}"));
+            let load = plan
+                .find(&format!("docker exec {node} sh -c test -d /sys/module/br_netfilter || modprobe br_netfilter"))
+                .unwrap_or_else(|| panic!("{node}: {plan}"));
             assert!(load < plan.find("kube-flannel.yml").unwrap(), "{plan}");
         }
         assert!(!plan_text(&cni::antrea()).contains("modprobe"), "only a profile that asks loads modules");
@@ -1104,7 +1245,10 @@ mod tests {
             let shown = parts.iter().find(|c| c.name == "kind node image").unwrap();
             assert!(shown.version.starts_with("v1.3") && shown.origin.contains(&image), "{name}: {shown:?}");
         }
-        assert!(cni::cilium().kind_node_image.unwrap().starts_with("kindest/node:v1.30."), "Cilium 1.16 is e2e-tested up to Kubernetes 1.30 (its compatibility page)");
+        assert!(
+            cni::cilium().kind_node_image.unwrap().starts_with("kindest/node:v1.30."),
+            "Cilium 1.16 is e2e-tested up to Kubernetes 1.30 (its compatibility page)"
+        );
     }
 
     /// A profile that shares the BPF filesystem gets the host's `/sys/fs/bpf` in every node
@@ -1133,7 +1277,10 @@ mod tests {
         let egress = cluster_name(&cni::antrea(), true, None, Addons::default(), &config);
         assert!(egress.starts_with("cniconf-keep-antrea-"), "{egress}");
         assert_eq!(egress, cluster_name(&cni::antrea(), true, None, Addons::default(), &config), "stable between runs");
-        assert_ne!(cluster_name(&cni::antrea(), false, None, Addons::default(), &config), cluster_name(&cni::cilium(), false, None, Addons::default(), &config));
+        assert_ne!(
+            cluster_name(&cni::antrea(), false, None, Addons::default(), &config),
+            cluster_name(&cni::cilium(), false, None, Addons::default(), &config)
+        );
     }
 
     #[test]
@@ -1160,11 +1307,7 @@ mod tests {
 /// the low addresses Docker hands to containers.
 pub fn egress_pool(subnet: ipnet::Ipv4Net) -> Vec<std::net::IpAddr> {
     let base = u32::from(subnet.network());
-    (200..240u32)
-        .map(|host| std::net::Ipv4Addr::from(base + host))
-        .filter(|ip| subnet.contains(ip))
-        .map(std::net::IpAddr::V4)
-        .collect()
+    (200..240u32).map(|host| std::net::Ipv4Addr::from(base + host)).filter(|ip| subnet.contains(ip)).map(std::net::IpAddr::V4).collect()
 }
 
 /// The IPv4 subnet of a Docker network.
@@ -1176,10 +1319,10 @@ fn docker_network_subnet(network: &str, timeouts: &KindTimeouts) -> Result<ipnet
         timeouts.load_image,
     );
     let printed = cli::run(&inspect)?;
-    printed.split_whitespace().find_map(|s| s.parse().ok()).ok_or_else(|| HarnessError::NotFound {
-        what: "IPv4 subnet".into(),
-        wanted: format!("of Docker network {network} (it said {printed:?})"),
-    })
+    printed
+        .split_whitespace()
+        .find_map(|s| s.parse().ok())
+        .ok_or_else(|| HarnessError::NotFound { what: "IPv4 subnet".into(), wanted: format!("of Docker network {network} (it said {printed:?})") })
 }
 
 /// What the kind provider adds around the API server: the external echo container on
@@ -1238,7 +1381,13 @@ impl KindEnvironment {
         let echo = super::external::ProbeContainer::start(runtime, KIND_NETWORK, "external", &cluster.name)?;
         let echo_address = std::net::SocketAddr::new(echo.address, super::external::ECHO_PORT);
         let external_iperf3 = match cluster.addons.performance_tools {
-            true => Some(super::external::Iperf3Beside::serve(&echo.id(), crate::tools::IPERF3_PORT, &cluster.name, timeouts.load_image, "KindTimeouts::load_image")?),
+            true => Some(super::external::Iperf3Beside::serve(
+                &echo.id(),
+                crate::tools::IPERF3_PORT,
+                &cluster.name,
+                timeouts.load_image,
+                "KindTimeouts::load_image",
+            )?),
             false => None,
         };
         Ok(Self {
@@ -1284,11 +1433,23 @@ impl KindEnvironment {
 
     /// Where `node`'s uplink is on the host (see [`Uplink`]).
     fn uplink_of(&self, node: &crate::model::Node) -> Result<Uplink> {
-        let index = self.docker_output(format!("reading which host link is the peer of eth0 on node {}", node.name), &["exec", &node.name, "cat", "/sys/class/net/eth0/iflink"])?;
-        let index: u32 = index.trim().parse().map_err(|_| HarnessError::NotFound { what: format!("peer index of eth0 on node {}", node.name), wanted: format!("a number in /sys/class/net/eth0/iflink, not {index:?}") })?;
-        let image = self.docker_output(format!("reading the image of node {}", node.name), &["inspect", "--format", "{{.Config.Image}}", &node.name])?.trim().to_owned();
+        let index = self.docker_output(
+            format!("reading which host link is the peer of eth0 on node {}", node.name),
+            &["exec", &node.name, "cat", "/sys/class/net/eth0/iflink"],
+        )?;
+        let index: u32 = index.trim().parse().map_err(|_| HarnessError::NotFound {
+            what: format!("peer index of eth0 on node {}", node.name),
+            wanted: format!("a number in /sys/class/net/eth0/iflink, not {index:?}"),
+        })?;
+        let image = self
+            .docker_output(format!("reading the image of node {}", node.name), &["inspect", "--format", "{{.Config.Image}}", &node.name])?
+            .trim()
+            .to_owned();
         let listing = self.on_the_host(format!("listing the host's links to find the uplink of node {}", node.name), &image, &["-o", "link", "show"])?;
-        let host_link = link_with_index(&listing, index).ok_or_else(|| HarnessError::NotFound { what: format!("uplink of node {}", node.name), wanted: format!("a host link with index {index} (the peer of the node's eth0)") })?;
+        let host_link = link_with_index(&listing, index).ok_or_else(|| HarnessError::NotFound {
+            what: format!("uplink of node {}", node.name),
+            wanted: format!("a host link with index {index} (the peer of the node's eth0)"),
+        })?;
         Ok(Uplink { host_link, helper_image: image })
     }
 
@@ -1316,7 +1477,10 @@ impl KindEnvironment {
     /// container of its own beside it, for the one run.
     fn iperf3_on_node(&self, node: &crate::model::Node, args: &[&str]) -> Result<crate::model::ExecOutput> {
         if !self.cluster.addons.performance_tools {
-            return Err(HarnessError::NotFound { what: format!("iperf3 on node {}", node.name), wanted: "the iperf3 image (the cluster was provisioned without performance tools)".into() });
+            return Err(HarnessError::NotFound {
+                what: format!("iperf3 on node {}", node.name),
+                wanted: "the iperf3 image (the cluster was provisioned without performance tools)".into(),
+            });
         }
         if !args.contains(&"-s") {
             return super::external::Iperf3Beside::run_once(&node.name, &self.cluster.name, args);
@@ -1327,7 +1491,11 @@ impl KindEnvironment {
             let server = super::external::Iperf3Beside::serve(&node.name, port, &self.cluster.name, self.timeouts.load_image, "KindTimeouts::load_image")?;
             serving.insert(node.name.clone(), server);
         }
-        Ok(crate::model::ExecOutput { stdout: format!("iperf3 serving on port {port} beside node {}\n", node.name), stderr: String::new(), exit: "exit status 0".into() })
+        Ok(crate::model::ExecOutput {
+            stdout: format!("iperf3 serving on port {port} beside node {}\n", node.name),
+            stderr: String::new(),
+            exit: "exit status 0".into(),
+        })
     }
 
     /// Where the static probe is on `node`, copied there the first time.
@@ -1337,7 +1505,10 @@ impl KindEnvironment {
             return Ok(there.clone());
         }
         if !self.static_probe.is_file() {
-            return Err(HarnessError::NotFound { what: "static probe for node talkers".into(), wanted: format!("at {} (`cargo xtask image` builds it)", self.static_probe.display()) });
+            return Err(HarnessError::NotFound {
+                what: "static probe for node talkers".into(),
+                wanted: format!("at {} (`cargo xtask image` builds it)", self.static_probe.display()),
+            });
         }
         use super::kubernetes::Environment;
         let there = self.put_file_on_node(node, &self.static_probe)?;
@@ -1361,18 +1532,27 @@ impl super::kubernetes::Environment for KindEnvironment {
     /// process's teardown would remove an IP another still uses.
     fn allocate_egress_ip(&self) -> Result<std::net::IpAddr> {
         let candidates: Vec<String> = self.egress_pool.iter().map(ToString::to_string).collect();
-        let taken = runs::take_from_pool(&self.cluster.name, EGRESS_IPS, &candidates)
-            .map_err(|e| HarnessError::Command { command: format!("taking an egress IP in {}", runs::state_dir(&self.cluster.name).display()), detail: e.to_string() })?;
+        let taken = runs::take_from_pool(&self.cluster.name, EGRESS_IPS, &candidates).map_err(|e| HarnessError::Command {
+            command: format!("taking an egress IP in {}", runs::state_dir(&self.cluster.name).display()),
+            detail: e.to_string(),
+        })?;
         let ip = taken.ok_or_else(|| HarnessError::NotFound {
             what: "free egress IP".into(),
-            wanted: format!("in the {} addresses kept for egress on Docker network {KIND_NETWORK} (every one is held by a process on cluster {})", self.egress_pool.len(), self.cluster.name),
+            wanted: format!(
+                "in the {} addresses kept for egress on Docker network {KIND_NETWORK} (every one is held by a process on cluster {})",
+                self.egress_pool.len(),
+                self.cluster.name
+            ),
         })?;
         Ok(ip.parse().expect("the pool holds IP addresses"))
     }
 
     fn place_egress_ip(&self, node: &crate::model::Node, ip: std::net::IpAddr) -> Result<()> {
         // kind node containers are named after their nodes; `replace` is idempotent.
-        self.docker(format!("putting egress IP {ip} on node {}", node.name), &["exec", &node.name, "ip", "addr", "replace", &format!("{ip}/32"), "dev", "eth0"])?;
+        self.docker(
+            format!("putting egress IP {ip} on node {}", node.name),
+            &["exec", &node.name, "ip", "addr", "replace", &format!("{ip}/32"), "dev", "eth0"],
+        )?;
         self.placed_ips.lock().unwrap_or_else(|e| e.into_inner()).push((node.name.clone(), ip));
         Ok(())
     }
@@ -1395,12 +1575,18 @@ impl super::kubernetes::Environment for KindEnvironment {
         let beside = self.external_iperf3.lock().unwrap_or_else(|e| e.into_inner());
         match (program, beside.as_ref()) {
             ("iperf3", Some(iperf3)) => iperf3.exec(args),
-            ("iperf3", None) => Err(HarnessError::NotFound { what: "iperf3 on the external host".into(), wanted: "beside the external echo (the cluster was provisioned without performance tools)".into() }),
+            ("iperf3", None) => Err(HarnessError::NotFound {
+                what: "iperf3 on the external host".into(),
+                wanted: "beside the external echo (the cluster was provisioned without performance tools)".into(),
+            }),
             // Network tools (a bundle's addresses and conntrack, a path trace's capture):
             // the host's, in the echo container's network.
             (other, _) => {
                 let echo = self.echo.lock().unwrap_or_else(|e| e.into_inner());
-                let echo = echo.as_ref().ok_or_else(|| HarnessError::NotFound { what: format!("`{other}` on the external host"), wanted: "the external echo's container (gone: the cluster is being torn down)".into() })?;
+                let echo = echo.as_ref().ok_or_else(|| HarnessError::NotFound {
+                    what: format!("`{other}` on the external host"),
+                    wanted: "the external echo's container (gone: the cluster is being torn down)".into(),
+                })?;
                 super::external::run_in_network_of(&echo.id(), other, args)
             }
         }
@@ -1449,7 +1635,12 @@ impl super::kubernetes::Environment for KindEnvironment {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let there = format!("{NODE_FILES}/{name}");
         let write = format!("mkdir -p {NODE_FILES} && cat > \"$1\" && chmod 0755 \"$1\"");
-        let step = CliStep::new(format!("copying {} to {there} on node {}", path.display(), node.name), "docker", ["exec", "-i", &node.name, "sh", "-c", &write, "sh", &there], self.timeouts.load_image);
+        let step = CliStep::new(
+            format!("copying {} to {there} on node {}", path.display(), node.name),
+            "docker",
+            ["exec", "-i", &node.name, "sh", "-c", &write, "sh", &there],
+            self.timeouts.load_image,
+        );
         cli::run(&step.with_stdin_from(path))?;
         Ok(there)
     }
@@ -1487,16 +1678,24 @@ impl super::kubernetes::Environment for KindEnvironment {
             let failed: Vec<crate::model::Node> = self.failed_nodes.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(node, _)| node.clone()).collect();
             problems.extend(failed.iter().filter_map(|node| self.restore_node(node).err()));
             for (node, ip) in self.placed_ips.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
-                let removed = self.docker(format!("removing egress IP {ip} from node {node}"), &["exec", &node, "ip", "addr", "del", &format!("{ip}/32"), "dev", "eth0"]);
+                let removed =
+                    self.docker(format!("removing egress IP {ip} from node {node}"), &["exec", &node, "ip", "addr", "del", &format!("{ip}/32"), "dev", "eth0"]);
                 problems.extend(removed.err());
             }
         }
         // After the run's objects are gone (the cluster tore them down first).
-        problems.extend(runs::give_back(&self.cluster.name, EGRESS_IPS).err().map(|e| HarnessError::Command { command: format!("giving back the egress IPs of process {}", std::process::id()), detail: e.to_string() }));
+        problems.extend(
+            runs::give_back(&self.cluster.name, EGRESS_IPS)
+                .err()
+                .map(|e| HarnessError::Command { command: format!("giving back the egress IPs of process {}", std::process::id()), detail: e.to_string() }),
+        );
         problems.extend(self.cluster.delete().err());
         match problems.is_empty() {
             true => Ok(()),
-            false => Err(HarnessError::Command { command: format!("leaving kind cluster {} as it was found", self.cluster.name), detail: problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ") }),
+            false => Err(HarnessError::Command {
+                command: format!("leaving kind cluster {} as it was found", self.cluster.name),
+                detail: problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+            }),
         }
     }
 }
@@ -1505,7 +1704,13 @@ impl super::kubernetes::Environment for KindEnvironment {
 /// CRDs and MetalLB beneath them.
 pub fn kind_components(cni: &CniProfile, addons: Addons) -> Vec<super::components::Component> {
     use super::components::{cluster_parts, installation_origin, Component, Role};
-    let infrastructure = |name: &str, version: &str, origin: &str| Component { role: Role::Infrastructure, name: name.into(), version: version.into(), origin: origin.into(), provides: vec![] };
+    let infrastructure = |name: &str, version: &str, origin: &str| Component {
+        role: Role::Infrastructure,
+        name: name.into(),
+        version: version.into(),
+        origin: origin.into(),
+        provides: vec![],
+    };
     let mut cni = cni.clone();
     if !addons.gateway_api {
         cni.gateway = None;
@@ -1513,7 +1718,11 @@ pub fn kind_components(cni: &CniProfile, addons: Addons) -> Vec<super::component
     let mut parts = cluster_parts(&cni, &cni.version, &installation_origin(&cni));
     parts.push(infrastructure("kind", "as installed", "disposable cluster from fixtures/cluster/kind.yaml"));
     parts.push(match &cni.kind_node_image {
-        Some(image) => infrastructure("kind node image", image.split('@').next().unwrap_or(image).rsplit(':').next().unwrap_or(image), &format!("{image}, pinned by {}", cni.source.display())),
+        Some(image) => infrastructure(
+            "kind node image",
+            image.split('@').next().unwrap_or(image).rsplit(':').next().unwrap_or(image),
+            &format!("{image}, pinned by {}", cni.source.display()),
+        ),
         None => infrastructure("kind node image", "kind's default", "not pinned by the profile: whatever the installed kind release defaults to"),
     });
     if addons.gateway_api {
@@ -1523,7 +1732,11 @@ pub fn kind_components(cni: &CniProfile, addons: Addons) -> Vec<super::component
         parts.push(infrastructure("MetalLB", METALLB_VERSION, "metallb-native.yaml, an L2 pool on kind's network"));
     }
     if addons.performance_tools {
-        parts.push(infrastructure("iperf3", IPERF3_IMAGE, "Debian's iperf3 in the project's image (`cargo xtask image`): beside every pod, on nodes' and the external host's networks"));
+        parts.push(infrastructure(
+            "iperf3",
+            IPERF3_IMAGE,
+            "Debian's iperf3 in the project's image (`cargo xtask image`): beside every pod, on nodes' and the external host's networks",
+        ));
     }
     parts
 }

@@ -143,7 +143,18 @@ pub fn render_traceflow(traceflow: &Value) -> String {
         out.push_str(&format!("node {} ({}):\n", text(&result["node"]).unwrap_or_default(), text(&result["role"]).unwrap_or_default()));
         for observation in result["observations"].as_array().into_iter().flatten() {
             let mut line = format!("  {} {}", text(&observation["component"]).unwrap_or_default(), text(&observation["action"]).unwrap_or_default());
-            for field in ["componentInfo", "pod", "networkPolicy", "networkPolicyRule", "translatedSrcIP", "translatedDstIP", "tunnelDstIP", "egress", "egressIP", "egressNode"] {
+            for field in [
+                "componentInfo",
+                "pod",
+                "networkPolicy",
+                "networkPolicyRule",
+                "translatedSrcIP",
+                "translatedDstIP",
+                "tunnelDstIP",
+                "egress",
+                "egressIP",
+                "egressNode",
+            ] {
                 if let Some(value) = text(&observation[field]).filter(|v| !v.is_empty()) {
                     line.push_str(&format!(" {field}={value}"));
                 }
@@ -194,7 +205,11 @@ pub trait Environment: Send + Sync {
     /// Upgrades (or rolls back) the cluster's CNI in place from `running` to `with`; the
     /// cluster was made with `initial`.
     fn replace_cni(&self, _initial: &CniProfile, running: &CniProfile, with: &CniProfile) -> Result<()> {
-        Err(HarnessError::UpgradeRefused { from: running.name.clone(), to: with.name.clone(), why: "this provider never changes the CNI of a cluster it does not own".into() })
+        Err(HarnessError::UpgradeRefused {
+            from: running.name.clone(),
+            to: with.name.clone(),
+            why: "this provider never changes the CNI of a cluster it does not own".into(),
+        })
     }
     /// Brings a failed node back as it was.
     fn restore_node(&self, node: &Node) -> Result<()>;
@@ -207,7 +222,10 @@ pub trait Environment: Send + Sync {
     }
     /// Puts a local file on a node; its path there.
     fn put_file_on_node(&self, node: &Node, path: &std::path::Path) -> Result<String> {
-        Err(HarnessError::NotFound { what: "way to put files".into(), wanted: format!("{} on node {} of a cluster the harness does not own", path.display(), node.name) })
+        Err(HarnessError::NotFound {
+            what: "way to put files".into(),
+            wanted: format!("{} on node {} of a cluster the harness does not own", path.display(), node.name),
+        })
     }
     /// Runs the probe with `args` outside the cluster (where the external echo runs) and
     /// returns what it printed and how it exited.
@@ -246,7 +264,18 @@ impl KubeCluster {
             }
         };
         info.kernel = kernel;
-        Ok(Self { info, access, running: Mutex::new(cni.clone()), cni, nodes, environment, timeouts, created: Mutex::new(vec![]), gateway_address: Default::default(), torn_down: Default::default() })
+        Ok(Self {
+            info,
+            access,
+            running: Mutex::new(cni.clone()),
+            cni,
+            nodes,
+            environment,
+            timeouts,
+            created: Mutex::new(vec![]),
+            gateway_address: Default::default(),
+            torn_down: Default::default(),
+        })
     }
 
     pub fn access(&self) -> &KubeAccess {
@@ -312,7 +341,11 @@ impl KubeCluster {
     /// Applies the cluster's Gateway (the same object from every process, so applying it
     /// again changes nothing) while holding the cluster's lock where processes share one.
     fn claim_gateway(&self) -> Result<IpAddr> {
-        let support = self.cni.gateway.as_ref().ok_or_else(|| HarnessError::NotFound { what: "Gateway API implementation".into(), wanted: format!("for {}", self.cni.name) })?;
+        let support = self
+            .cni
+            .gateway
+            .as_ref()
+            .ok_or_else(|| HarnessError::NotFound { what: "Gateway API implementation".into(), wanted: format!("for {}", self.cni.name) })?;
         let gateway = gateway_object(support.class);
         {
             let _claimed = super::runs::cluster_lock(&self.info.cluster);
@@ -327,9 +360,8 @@ impl KubeCluster {
 fn list_nodes(access: &KubeAccess) -> Result<(Vec<Node>, String)> {
     use k8s_openapi::api::core::v1::Node as KubeNode;
     let api: kube::Api<KubeNode> = kube::Api::all(access.client().clone());
-    let listed = access
-        .block_on(api.list(&Default::default()))
-        .map_err(|e| HarnessError::Command { command: "listing nodes".into(), detail: e.to_string() })?;
+    let listed =
+        access.block_on(api.list(&Default::default())).map_err(|e| HarnessError::Command { command: "listing nodes".into(), detail: e.to_string() })?;
     let kernel = listed.items.iter().find_map(|n| Some(n.status.as_ref()?.node_info.as_ref()?.kernel_version.clone())).unwrap_or_default();
     let mut nodes: Vec<Node> = listed.items.iter().filter_map(node_of).collect();
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
@@ -412,7 +444,9 @@ impl Cluster for KubeCluster {
         let ready = self.access.wait_pod_ready(&spec.namespace, &spec.name, self.timeouts.pod_ready, "KubeTimeouts::pod_ready").map_err(|e| {
             // The probe's own log usually says why (image missing, bind failed).
             match self.access.logs(&spec.namespace, &spec.name) {
-                Ok(log) if !log.trim().is_empty() => HarnessError::NotReady { what: format!("pod {}/{}", spec.namespace, spec.name), detail: format!("{e}; its log: {}", log.trim()) },
+                Ok(log) if !log.trim().is_empty() => {
+                    HarnessError::NotReady { what: format!("pod {}/{}", spec.namespace, spec.name), detail: format!("{e}; its log: {}", log.trim()) }
+                }
                 _ => e,
             }
         })?;
@@ -464,7 +498,8 @@ impl Cluster for KubeCluster {
     fn expose_service(&self, namespace: &str, name: &str, selector: &crate::model::Labels, port: u16) -> Result<String> {
         let service = service_object(namespace, name, 80, port, selector, true);
         self.access.apply(&[service.clone()], self.timeouts.crd_established)?;
-        let address = self.await_address(&service, &format!("Service {namespace}/{name}"), |s| s["status"]["loadBalancer"]["ingress"][0]["ip"].as_str()?.parse().ok())?;
+        let address =
+            self.await_address(&service, &format!("Service {namespace}/{name}"), |s| s["status"]["loadBalancer"]["ingress"][0]["ip"].as_str()?.parse().ok())?;
         Ok(format!("http://{address}/"))
     }
 
@@ -529,7 +564,12 @@ impl Cluster for KubeCluster {
     /// iperf3 runs in the pod's `iperf3` container (see [`pod_object`]).
     fn run_in_pod(&self, pod: &Pod, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
         if program != "iperf3" || self.environment.iperf3_image().is_none() {
-            return Err(HarnessError::NotFound { what: format!("`{program}` in pod {}/{}", pod.namespace, pod.name), wanted: "an iperf3 container beside the probe (pods have one only where performance tools were asked for; nothing else runs in pods but the probe)".into() });
+            return Err(HarnessError::NotFound {
+                what: format!("`{program}` in pod {}/{}", pod.namespace, pod.name),
+                wanted:
+                    "an iperf3 container beside the probe (pods have one only where performance tools were asked for; nothing else runs in pods but the probe)"
+                        .into(),
+            });
         }
         let mut command = vec!["/usr/bin/iperf3"];
         command.extend_from_slice(args);
@@ -546,7 +586,10 @@ impl Cluster for KubeCluster {
 
     /// The CNI's agent pods (its DaemonSet's), each read from its cgroup on its node.
     fn cni_resource_usage(&self) -> Result<crate::model::ResourceUsage> {
-        let agent = self.cni.agent().ok_or_else(|| HarnessError::NotFound { what: "agent DaemonSet".into(), wanted: format!("in profile {} (a CNI's processes are read from its agent pods' cgroups)", self.cni.name) })?;
+        let agent = self.cni.agent().ok_or_else(|| HarnessError::NotFound {
+            what: "agent DaemonSet".into(),
+            wanted: format!("in profile {} (a CNI's processes are read from its agent pods' cgroups)", self.cni.name),
+        })?;
         let place = agent.describe();
         let found = self.access.get(&agent.reference())?.ok_or_else(|| HarnessError::NotFound { what: place.clone(), wanted: "on the cluster".into() })?;
         let selector: std::collections::BTreeMap<String, String> = serde_json::from_value(found["spec"]["selector"]["matchLabels"].clone())
@@ -558,7 +601,10 @@ impl Cluster for KubeCluster {
         pods.iter().try_fold(crate::model::ResourceUsage::default(), |total, pod| {
             let name = pod.metadata.name.clone().unwrap_or_default();
             let on = pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
-            let node = self.nodes.iter().find(|n| n.name == on).ok_or_else(|| HarnessError::NotFound { what: format!("node of agent pod {}/{name}", agent.namespace), wanted: format!("`{on}` among the cluster's nodes") })?;
+            let node = self.nodes.iter().find(|n| n.name == on).ok_or_else(|| HarnessError::NotFound {
+                what: format!("node of agent pod {}/{name}", agent.namespace),
+                wanted: format!("`{on}` among the cluster's nodes"),
+            })?;
             let uid = pod.metadata.uid.clone().unwrap_or_default();
             let reading = format!("reading the cgroup of agent pod {}/{name} on node {on}", agent.namespace);
             let printed = self.environment.run_on_node(node, "sh", &["-c", &super::cgroup::reading_script(&uid)])?.stdout_of_success(&reading)?;
@@ -577,7 +623,10 @@ impl Cluster for KubeCluster {
         let namespaces: Vec<String> = records.iter().filter_map(|(name, _)| name.strip_prefix("api/")?.strip_suffix("/pods.json").map(str::to_owned)).collect();
         for namespace in namespaces {
             if let Some(described) = self.environment.describe_pods(&namespace) {
-                records.push((format!("api/{namespace}/describe-pods.txt"), described.unwrap_or_else(|e| format!("kubectl describe pods --namespace {namespace}: {e}\n"))));
+                records.push((
+                    format!("api/{namespace}/describe-pods.txt"),
+                    described.unwrap_or_else(|e| format!("kubectl describe pods --namespace {namespace}: {e}\n")),
+                ));
             }
         }
         records
@@ -586,7 +635,9 @@ impl Cluster for KubeCluster {
     fn flow_records(&self, trial: &str, client: &Pod, to: SocketAddr) -> Vec<(String, String)> {
         match self.cni.flow_tracer {
             Some(crate::model::FlowTracer::AntreaTraceflow) => {
-                let text = self.traceflow(&format!("cniconf-{trial}"), client, to).unwrap_or_else(|e| format!("no Traceflow of pod {}/{} -> {to}: {e}\n", client.namespace, client.name));
+                let text = self
+                    .traceflow(&format!("cniconf-{trial}"), client, to)
+                    .unwrap_or_else(|e| format!("no Traceflow of pod {}/{} -> {to}: {e}\n", client.namespace, client.name));
                 vec![("traceflow.txt".to_owned(), text)]
             }
             None => Vec::new(),
@@ -694,7 +745,18 @@ mod tests {
     }
 
     fn info() -> ClusterInfo {
-        ClusterInfo { provider: "kind".into(), cluster: "cniconf-0a1b2c".into(), run_id: "0a1b2c".into(), cni: "antrea".into(), cni_version: "2.2.0".into(), cni_version_source: "pinned".into(), kernel: String::new(), ready_in: Duration::ZERO, purpose: crate::provider::components::Purpose::Certification, components: vec![] }
+        ClusterInfo {
+            provider: "kind".into(),
+            cluster: "cniconf-0a1b2c".into(),
+            run_id: "0a1b2c".into(),
+            cni: "antrea".into(),
+            cni_version: "2.2.0".into(),
+            cni_version_source: "pinned".into(),
+            kernel: String::new(),
+            ready_in: Duration::ZERO,
+            purpose: crate::provider::components::Purpose::Certification,
+            components: vec![],
+        }
     }
 
     #[test]
@@ -705,7 +767,8 @@ mod tests {
             _ => mock::status(404, "NotFound", "not here"),
         });
         let cluster = KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment::default()), KubeTimeouts::default()).unwrap();
-        let pod = Pod { name: "client".into(), namespace: "perf-t1".into(), labels: Default::default(), node: "w1".into(), address: "10.244.1.2".parse().unwrap() };
+        let pod =
+            Pod { name: "client".into(), namespace: "perf-t1".into(), labels: Default::default(), node: "w1".into(), address: "10.244.1.2".parse().unwrap() };
         let asked = seen.lock().unwrap().len();
         let error = cluster.run_in_pod(&pod, "iperf3", &["-c", "10.244.2.2"]).unwrap_err().to_string();
         assert!(error.contains("`iperf3` in pod perf-t1/client") && error.contains("only where performance tools were asked for"), "{error}");
@@ -726,28 +789,64 @@ mod tests {
         let agent_pod = |name: &str, node: &str| json!({"metadata": {"name": name, "namespace": "kube-system", "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "antrea-agent", "uid": "u", "controller": true}]}, "spec": {"nodeName": node, "containers": [{"name": "antrea-agent"}]}});
         let (access, seen, _runtime) = mock::api_server(move |_, path, _| match path {
             "/api/v1/nodes" => (http::StatusCode::OK, mock::empty_list("Node")),
-            "/api/v1/namespaces" => (http::StatusCode::OK, list("Namespace", json!([{"metadata": {"name": "prod-t3-0a1b2c"}}, {"metadata": {"name": "prod-t13-0a1b2c"}}]))),
-            "/api/v1/namespaces/prod-t3-0a1b2c/pods" => (http::StatusCode::OK, list("Pod", json!([{"metadata": {"name": "web", "namespace": "prod-t3-0a1b2c"}, "spec": {"nodeName": "kind-worker", "containers": [{"name": "probe"}]}, "status": {"phase": "Running"}}]))),
-            "/api/v1/namespaces/prod-t3-0a1b2c/events" => (http::StatusCode::OK, list("Event", json!([{"metadata": {"name": "e1"}, "involvedObject": {"kind": "Pod", "name": "web"}, "type": "Warning", "reason": "FailedCreatePodSandBox", "message": "plugin type=\"antrea\" failed (add)"}]))),
-            "/apis/gateway.networking.k8s.io/v1/namespaces/prod-t3-0a1b2c/httproutes" => mock::status(403, "Forbidden", "httproutes is forbidden: User cannot list resource"),
-            "/apis/gateway.networking.k8s.io/v1/namespaces/cniconf-gateway/gateways" => mock::status(404, "NotFound", "the server could not find the requested resource"),
-            "/api/v1/namespaces/kube-system/pods" => (http::StatusCode::OK, list("Pod", json!([agent_pod("antrea-agent-a", "kind-worker"), agent_pod("antrea-agent-b", "kind-worker2")]))),
+            "/api/v1/namespaces" => {
+                (http::StatusCode::OK, list("Namespace", json!([{"metadata": {"name": "prod-t3-0a1b2c"}}, {"metadata": {"name": "prod-t13-0a1b2c"}}])))
+            }
+            "/api/v1/namespaces/prod-t3-0a1b2c/pods" => (
+                http::StatusCode::OK,
+                list(
+                    "Pod",
+                    json!([{"metadata": {"name": "web", "namespace": "prod-t3-0a1b2c"}, "spec": {"nodeName": "kind-worker", "containers": [{"name": "probe"}]}, "status": {"phase": "Running"}}]),
+                ),
+            ),
+            "/api/v1/namespaces/prod-t3-0a1b2c/events" => (
+                http::StatusCode::OK,
+                list(
+                    "Event",
+                    json!([{"metadata": {"name": "e1"}, "involvedObject": {"kind": "Pod", "name": "web"}, "type": "Warning", "reason": "FailedCreatePodSandBox", "message": "plugin type=\"antrea\" failed (add)"}]),
+                ),
+            ),
+            "/apis/gateway.networking.k8s.io/v1/namespaces/prod-t3-0a1b2c/httproutes" => {
+                mock::status(403, "Forbidden", "httproutes is forbidden: User cannot list resource")
+            }
+            "/apis/gateway.networking.k8s.io/v1/namespaces/cniconf-gateway/gateways" => {
+                mock::status(404, "NotFound", "the server could not find the requested resource")
+            }
+            "/api/v1/namespaces/kube-system/pods" => {
+                (http::StatusCode::OK, list("Pod", json!([agent_pod("antrea-agent-a", "kind-worker"), agent_pod("antrea-agent-b", "kind-worker2")])))
+            }
             "/api/v1/namespaces/kube-system/pods/antrea-agent-a/log" => (http::StatusCode::OK, json!("I1205 agent started")),
             _ => mock::status(404, "NotFound", "not here"),
         });
-        let cluster = KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment { describes_pods: true, ..Default::default() }), KubeTimeouts::default()).unwrap();
+        let cluster = KubeCluster::new(
+            info(),
+            access,
+            crate::cni::antrea(),
+            Box::new(NoEnvironment { describes_pods: true, ..Default::default() }),
+            KubeTimeouts::default(),
+        )
+        .unwrap();
         let records: std::collections::BTreeMap<String, String> = cluster.own_records("t3-0a1b2c").into_iter().collect();
-        assert!(records.get("api/prod-t3-0a1b2c/describe-pods.txt").is_some_and(|d| d.contains("Namespace:    prod-t3-0a1b2c")), "kubectl describe of the trial's pods: {records:#?}");
+        assert!(
+            records.get("api/prod-t3-0a1b2c/describe-pods.txt").is_some_and(|d| d.contains("Namespace:    prod-t3-0a1b2c")),
+            "kubectl describe of the trial's pods: {records:#?}"
+        );
         let names: Vec<&str> = records.keys().map(String::as_str).collect();
         assert!(names.contains(&"api/prod-t3-0a1b2c/pods.json") && names.contains(&"api/prod-t3-0a1b2c/events.txt"), "{names:?}");
         assert!(!names.iter().any(|n| n.contains("t13")), "t13 is another trial: {names:?}");
-        assert!(records["api/prod-t3-0a1b2c/events.txt"].contains("Warning FailedCreatePodSandBox Pod/web: plugin type=\"antrea\" failed (add)"), "{records:#?}");
+        assert!(
+            records["api/prod-t3-0a1b2c/events.txt"].contains("Warning FailedCreatePodSandBox Pod/web: plugin type=\"antrea\" failed (add)"),
+            "{records:#?}"
+        );
         assert!(records.get("agents/antrea-agent-a/antrea-agent.log").is_some_and(|l| l.contains("agent started")), "{records:#?}");
         assert!(!names.iter().any(|n| n.contains("antrea-agent-b")), "the agent on a node the trial did not use: {names:?}");
         let logs: Vec<String> = seen.lock().unwrap().iter().filter(|s| s.uri.contains("/log")).map(|s| s.uri.clone()).collect();
         assert!(logs.iter().any(|u| u.contains("previous=true")) && logs.iter().all(|u| u.contains("container=antrea-agent")), "{logs:?}");
         // A refused list is written down, not raised; a Gateway API the cluster lacks (404) is no error.
-        assert!(records["api/errors.txt"].contains("listing httproutes in prod-t3-0a1b2c: ") && !records["api/errors.txt"].contains("gateways"), "{records:#?}");
+        assert!(
+            records["api/errors.txt"].contains("listing httproutes in prod-t3-0a1b2c: ") && !records["api/errors.txt"].contains("gateways"),
+            "{records:#?}"
+        );
     }
 
     /// A failed flow on Antrea gets a Traceflow (`crd.antrea.io/v1beta1`, its CRD's fields at
@@ -761,9 +860,12 @@ mod tests {
         let counted = polls.clone();
         let (access, seen, _runtime) = mock::api_server(move |method, path, body| match (method, path) {
             (_, "/api/v1/nodes") => (http::StatusCode::OK, mock::empty_list("Node")),
-            (_, "/apis/crd.antrea.io/v1beta1") => (http::StatusCode::OK, json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "crd.antrea.io/v1beta1", "resources": [
-                {"name": "traceflows", "singularName": "traceflow", "namespaced": false, "kind": "Traceflow", "verbs": ["create", "get", "list", "delete"]}
-            ]})),
+            (_, "/apis/crd.antrea.io/v1beta1") => (
+                http::StatusCode::OK,
+                json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "crd.antrea.io/v1beta1", "resources": [
+                    {"name": "traceflows", "singularName": "traceflow", "namespaced": false, "kind": "Traceflow", "verbs": ["create", "get", "list", "delete"]}
+                ]}),
+            ),
             ("POST", "/apis/crd.antrea.io/v1beta1/traceflows") => {
                 let mut created = body.clone();
                 created["metadata"]["uid"] = json!("tf-uid");
@@ -771,21 +873,26 @@ mod tests {
             }
             ("GET", "/apis/crd.antrea.io/v1beta1/traceflows/cniconf-t3-0a1b2c") => {
                 let phase = if counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 { "Running" } else { "Succeeded" };
-                (http::StatusCode::OK, json!({
-                    "apiVersion": "crd.antrea.io/v1beta1", "kind": "Traceflow",
-                    "metadata": {"name": "cniconf-t3-0a1b2c", "uid": "tf-uid"},
-                    "spec": traceflow_object("cniconf-t3-0a1b2c", &web(), "172.18.0.100:8080".parse().unwrap())["spec"],
-                    "status": {"phase": phase, "results": [
-                        {"node": "kind-worker", "role": "sender", "observations": [
-                            {"component": "SpoofGuard", "action": "Forwarded"},
-                            {"component": "Egress", "action": "MarkedForSNAT", "egress": "egress-prod-web-t3-0a1b2c", "egressIP": "172.18.0.200", "egressNode": "kind-worker2"},
-                            {"component": "Forwarding", "componentInfo": "Output", "action": "ForwardedToEgressNode", "tunnelDstIP": "172.18.0.3"}
-                        ]},
-                        {"node": "kind-worker2", "role": "receiver", "observations": [{"component": "Forwarding", "action": "ForwardedOutOfOverlay", "translatedSrcIP": "172.18.0.200"}]}
-                    ]}
-                }))
+                (
+                    http::StatusCode::OK,
+                    json!({
+                        "apiVersion": "crd.antrea.io/v1beta1", "kind": "Traceflow",
+                        "metadata": {"name": "cniconf-t3-0a1b2c", "uid": "tf-uid"},
+                        "spec": traceflow_object("cniconf-t3-0a1b2c", &web(), "172.18.0.100:8080".parse().unwrap())["spec"],
+                        "status": {"phase": phase, "results": [
+                            {"node": "kind-worker", "role": "sender", "observations": [
+                                {"component": "SpoofGuard", "action": "Forwarded"},
+                                {"component": "Egress", "action": "MarkedForSNAT", "egress": "egress-prod-web-t3-0a1b2c", "egressIP": "172.18.0.200", "egressNode": "kind-worker2"},
+                                {"component": "Forwarding", "componentInfo": "Output", "action": "ForwardedToEgressNode", "tunnelDstIP": "172.18.0.3"}
+                            ]},
+                            {"node": "kind-worker2", "role": "receiver", "observations": [{"component": "Forwarding", "action": "ForwardedOutOfOverlay", "translatedSrcIP": "172.18.0.200"}]}
+                        ]}
+                    }),
+                )
             }
-            ("DELETE", "/apis/crd.antrea.io/v1beta1/traceflows/cniconf-t3-0a1b2c") => (http::StatusCode::OK, json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})),
+            ("DELETE", "/apis/crd.antrea.io/v1beta1/traceflows/cniconf-t3-0a1b2c") => {
+                (http::StatusCode::OK, json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}))
+            }
             _ => mock::status(404, "NotFound", "not here"),
         });
         let cluster = KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment::default()), KubeTimeouts::default()).unwrap();
@@ -798,15 +905,31 @@ mod tests {
         assert!(polls.load(std::sync::atomic::Ordering::SeqCst) >= 2, "followed until it finished");
         let seen = seen.lock().unwrap().clone();
         let created = seen.iter().find(|s| s.method == "POST").expect("the Traceflow was created");
-        assert_eq!(created.body["spec"], json!({"source": {"namespace": "prod-t3-0a1b2c", "pod": "web"}, "destination": {"ip": "172.18.0.100"}, "packet": {"ipHeader": {"protocol": 6}, "transportHeader": {"tcp": {"dstPort": 8080, "flags": 2}}}, "timeout": 10}));
+        assert_eq!(
+            created.body["spec"],
+            json!({"source": {"namespace": "prod-t3-0a1b2c", "pod": "web"}, "destination": {"ip": "172.18.0.100"}, "packet": {"ipHeader": {"protocol": 6}, "transportHeader": {"tcp": {"dstPort": 8080, "flags": 2}}}, "timeout": 10})
+        );
         let deleted = seen.iter().find(|s| s.method == "DELETE").expect("the Traceflow was deleted");
         assert_eq!(deleted.body["preconditions"]["uid"], "tf-uid", "only if it is still ours");
-        let without = KubeCluster::new(info(), mock::api_server(|_, _, _| (http::StatusCode::OK, mock::empty_list("Node"))).0, crate::cni::cilium(), Box::new(NoEnvironment::default()), KubeTimeouts::default()).unwrap();
+        let without = KubeCluster::new(
+            info(),
+            mock::api_server(|_, _, _| (http::StatusCode::OK, mock::empty_list("Node"))).0,
+            crate::cni::cilium(),
+            Box::new(NoEnvironment::default()),
+            KubeTimeouts::default(),
+        )
+        .unwrap();
         assert!(without.flow_records("t3-0a1b2c", &web(), "172.18.0.100:8080".parse().unwrap()).is_empty(), "Cilium's profile names no flow tracer");
     }
 
     fn web() -> Pod {
-        Pod { name: "web".into(), namespace: "prod-t3-0a1b2c".into(), labels: Default::default(), node: "kind-worker".into(), address: "10.244.1.4".parse().unwrap() }
+        Pod {
+            name: "web".into(),
+            namespace: "prod-t3-0a1b2c".into(),
+            labels: Default::default(),
+            node: "kind-worker".into(),
+            address: "10.244.1.4".parse().unwrap(),
+        }
     }
 
     /// Every command answered as a pod cgroup read on that node would be.
@@ -817,7 +940,11 @@ mod tests {
             "c-worker2" if args[1].contains("pod0a1b_w2") => (3_000_000, 70 << 20),
             other => panic!("node {other} was asked for another pod's cgroup: {}", args[1]),
         };
-        crate::model::ExecOutput { stdout: format!("cgroup /sys/fs/cgroup/x\nusage_usec {cpu}\nmemory.peak {peak}\n"), stderr: String::new(), exit: "exit status 0".into() }
+        crate::model::ExecOutput {
+            stdout: format!("cgroup /sys/fs/cgroup/x\nusage_usec {cpu}\nmemory.peak {peak}\n"),
+            stderr: String::new(),
+            exit: "exit status 0".into(),
+        }
     }
 
     #[test]
@@ -826,16 +953,35 @@ mod tests {
         let node = |name: &str, ip: &str| json!({"metadata": {"name": name, "labels": {}}, "status": {"addresses": [{"type": "InternalIP", "address": ip}]}});
         let agent = |name: &str, uid: &str, on: &str| json!({"metadata": {"name": name, "namespace": "kube-system", "uid": uid}, "spec": {"nodeName": on, "containers": [{"name": "antrea-agent"}]}});
         let (access, seen, _runtime) = mock::api_server(move |_, path, _| match path {
-            "/api/v1/nodes" => (http::StatusCode::OK, json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": [node("c-worker", "172.18.0.3"), node("c-worker2", "172.18.0.4")]})),
-            "/apis/apps/v1" => (http::StatusCode::OK, json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "apps/v1", "resources": [
-                {"name": "daemonsets", "singularName": "daemonset", "namespaced": true, "kind": "DaemonSet", "verbs": ["get", "list"]}]})),
-            "/apis/apps/v1/namespaces/kube-system/daemonsets/antrea-agent" => (http::StatusCode::OK, json!({
+            "/api/v1/nodes" => (
+                http::StatusCode::OK,
+                json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": [node("c-worker", "172.18.0.3"), node("c-worker2", "172.18.0.4")]}),
+            ),
+            "/apis/apps/v1" => (
+                http::StatusCode::OK,
+                json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "apps/v1", "resources": [
+                {"name": "daemonsets", "singularName": "daemonset", "namespaced": true, "kind": "DaemonSet", "verbs": ["get", "list"]}]}),
+            ),
+            "/apis/apps/v1/namespaces/kube-system/daemonsets/antrea-agent" => (
+                http::StatusCode::OK,
+                json!({
                 "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "antrea-agent", "namespace": "kube-system"},
-                "spec": {"selector": {"matchLabels": {"app": "antrea", "component": "antrea-agent"}}, "template": {"spec": {"containers": [{"name": "antrea-agent"}]}}}})),
-            "/api/v1/namespaces/kube-system/pods" => (http::StatusCode::OK, json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [agent("antrea-agent-a", "0a1b-w1", "c-worker"), agent("antrea-agent-b", "0a1b-w2", "c-worker2")]})),
+                "spec": {"selector": {"matchLabels": {"app": "antrea", "component": "antrea-agent"}}, "template": {"spec": {"containers": [{"name": "antrea-agent"}]}}}}),
+            ),
+            "/api/v1/namespaces/kube-system/pods" => (
+                http::StatusCode::OK,
+                json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [agent("antrea-agent-a", "0a1b-w1", "c-worker"), agent("antrea-agent-b", "0a1b-w2", "c-worker2")]}),
+            ),
             other => mock::status(404, "NotFound", other),
         });
-        let cluster = KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment { node_commands: Some(cgroup_reads), ..Default::default() }), KubeTimeouts::default()).unwrap();
+        let cluster = KubeCluster::new(
+            info(),
+            access,
+            crate::cni::antrea(),
+            Box::new(NoEnvironment { node_commands: Some(cgroup_reads), ..Default::default() }),
+            KubeTimeouts::default(),
+        )
+        .unwrap();
         let usage = cluster.cni_resource_usage().unwrap();
         assert_eq!(usage, crate::model::ResourceUsage { cpu: Duration::from_secs(5), peak_memory_bytes: 70 << 20, processes: 2 });
         let listed = seen.lock().unwrap().iter().find(|s| s.uri.starts_with("/api/v1/namespaces/kube-system/pods")).map(|s| s.uri.clone()).unwrap();
@@ -849,7 +995,10 @@ mod tests {
         let containers = pod.spec.unwrap().containers;
         let iperf3 = containers.iter().find(|c| c.name == "iperf3").expect("the iperf3 container");
         assert_eq!(containers.len(), 2);
-        assert_eq!(iperf3.readiness_probe.as_ref().and_then(|p| p.tcp_socket.as_ref()).map(|t| t.port.clone()), Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(5201)));
+        assert_eq!(
+            iperf3.readiness_probe.as_ref().and_then(|p| p.tcp_socket.as_ref()).map(|t| t.port.clone()),
+            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(5201))
+        );
     }
 
     #[test]
@@ -859,7 +1008,14 @@ mod tests {
             "/api/v1/nodes" => (http::StatusCode::OK, mock::empty_list("Node")),
             _ => mock::status(403, "Forbidden", "namespaces is forbidden: User cannot create"),
         });
-        let cluster = KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment::default()), KubeTimeouts { crd_established: Duration::from_millis(200), ..Default::default() }).unwrap();
+        let cluster = KubeCluster::new(
+            info(),
+            access,
+            crate::cni::antrea(),
+            Box::new(NoEnvironment::default()),
+            KubeTimeouts { crd_established: Duration::from_millis(200), ..Default::default() },
+        )
+        .unwrap();
         let first = cluster.apply_http_route("weather-t1", &route()).unwrap_err().to_string();
         let asked = seen.lock().unwrap().len();
         let second = cluster.apply_http_route("weather-t2", &route()).unwrap_err().to_string();
@@ -931,11 +1087,18 @@ mod tests {
     #[test]
     fn a_namespace_of_the_same_base_name_is_never_adopted_or_deleted() {
         let (access, seen, _runtime) = server_with_a_foreign_namespace();
-        let cluster: std::sync::Arc<dyn Cluster> = std::sync::Arc::new(KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment::default()), Default::default()).unwrap());
-        let scenario = crate::Scenario { name: "s", sentence: "s", requires: &[], disruptive: false, body: |cx| {
-            let name = cx.namespace("prod", crate::model::labels([("env", "prod")]))?;
-            Err(HarnessError::NotFound { what: "end".into(), wanted: name })
-        } };
+        let cluster: std::sync::Arc<dyn Cluster> =
+            std::sync::Arc::new(KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment::default()), Default::default()).unwrap());
+        let scenario = crate::Scenario {
+            name: "s",
+            sentence: "s",
+            requires: &[],
+            disruptive: false,
+            body: |cx| {
+                let name = cx.namespace("prod", crate::model::labels([("env", "prod")]))?;
+                Err(HarnessError::NotFound { what: "end".into(), wanted: name })
+            },
+        };
         let outcome = crate::scenario::run_scenario(&cluster, &scenario, &Default::default(), "t1");
         assert!(matches!(&outcome, crate::report::TrialOutcome::Error(m) if m.ends_with("prod-t1-0a1b2c")), "a run-unique name: {outcome:?}");
         cluster.teardown().unwrap();

@@ -103,7 +103,10 @@ pub trait Cluster: Send + Sync {
     /// Runs `program args` in `pod`'s network (a measuring tool: iperf3). Providers whose
     /// pods have only the probe cannot.
     fn run_in_pod(&self, pod: &Pod, program: &str, _args: &[&str]) -> Result<crate::model::ExecOutput> {
-        Err(HarnessError::NotFound { what: "way to run tools in pods".into(), wanted: format!("{program} in pod {}/{} (this provider's pods have only the probe)", pod.namespace, pod.name) })
+        Err(HarnessError::NotFound {
+            what: "way to run tools in pods".into(),
+            wanted: format!("{program} in pod {}/{} (this provider's pods have only the probe)", pod.namespace, pod.name),
+        })
     }
     /// Runs the probe with `args` on the external host, outside the cluster.
     fn run_probe_outside(&self, _args: &[String]) -> Result<crate::model::ExecOutput> {
@@ -122,7 +125,10 @@ pub trait Cluster: Send + Sync {
     /// CNI CHECK of `pod`'s network as a runtime sends it (the cached ADD result as
     /// `prevResult`), by the CNI its node runs now.
     fn check_pod_network(&self, pod: &Pod) -> Result<()> {
-        Err(HarnessError::NotFound { what: "way to send CNI CHECK".into(), wanted: format!("for pod {}/{} on {} clusters", pod.namespace, pod.name, self.info().provider) })
+        Err(HarnessError::NotFound {
+            what: "way to send CNI CHECK".into(),
+            wanted: format!("for pod {}/{} on {} clusters", pod.namespace, pod.name, self.info().provider),
+        })
     }
     /// Every pod the cluster runs (of every trial), with its address.
     fn pods(&self) -> Result<Vec<Pod>> {
@@ -131,7 +137,10 @@ pub trait Cluster: Send + Sync {
     /// Deletes `pod` as the kubelet does: CNI DEL by the CNI its node runs now, then its
     /// network namespace.
     fn delete_pod(&self, pod: &Pod) -> Result<()> {
-        Err(HarnessError::NotFound { what: "way to delete pods".into(), wanted: format!("{}/{} on {} clusters", pod.namespace, pod.name, self.info().provider) })
+        Err(HarnessError::NotFound {
+            what: "way to delete pods".into(),
+            wanted: format!("{}/{} on {} clusters", pod.namespace, pod.name, self.info().provider),
+        })
     }
     /// What a CNI could leave on `node`, one line per item: links, addresses, routes,
     /// rules, iptables and nft, qdiscs and filters, IPAM files, BPF pins (as `cni_spec`
@@ -265,7 +274,10 @@ mod tests {
             assert!(kind.cannot_host(&cni, Feature::RuntimeCniCalls).is_some_and(|why| why.contains("containerd makes the CNI calls")), "{profile}");
         }
         let lab = ProviderChoice::Lab(lab::LabOptions::default());
-        assert_eq!((lab.cannot_host(&crate::cni::reference(), Feature::InPlaceUpgrade), lab.cannot_host(&crate::cni::reference(), Feature::RuntimeCniCalls)), (None, None));
+        assert_eq!(
+            (lab.cannot_host(&crate::cni::reference(), Feature::InPlaceUpgrade), lab.cannot_host(&crate::cni::reference(), Feature::RuntimeCniCalls)),
+            (None, None)
+        );
         assert!(kind.cannot_host(&crate::cni::reference(), Feature::InPlaceUpgrade).is_some_and(|why| why.contains("installed by the lab")));
     }
 }

@@ -80,7 +80,12 @@ pub fn cluster_lock(cluster: &str) -> Option<std::fs::File> {
 /// directory from going (CI saw `trials.lock` alone in a directory left behind).
 fn lock_file(cluster: &str, name: &str) -> Option<std::fs::File> {
     crate::cleanup::guard_creation(|| {
-        std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(state_dir(cluster).join(name)).map_err(|e| crate::error::HarnessError::Command { command: format!("open {name}"), detail: e.to_string() })
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(state_dir(cluster).join(name))
+            .map_err(|e| crate::error::HarnessError::Command { command: format!("open {name}"), detail: e.to_string() })
     })
     .ok()
 }

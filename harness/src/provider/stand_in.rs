@@ -58,7 +58,13 @@ impl Cluster for StandInCluster {
         if !self.nodes.iter().any(|n| n.name == pod.node) {
             return Err(HarnessError::NotReady { what: format!("pod {}", pod.name), detail: "stand-in".into() });
         }
-        Ok(Pod { name: pod.name.clone(), namespace: pod.namespace.clone(), labels: pod.labels.clone(), node: pod.node.clone(), address: "10.244.1.9".parse().unwrap() })
+        Ok(Pod {
+            name: pod.name.clone(),
+            namespace: pod.namespace.clone(),
+            labels: pod.labels.clone(),
+            node: pod.node.clone(),
+            address: "10.244.1.9".parse().unwrap(),
+        })
     }
     fn allocate_egress_ip(&self) -> Result<std::net::IpAddr> {
         Ok("192.0.2.1".parse().unwrap())
@@ -78,7 +84,9 @@ impl Cluster for StandInCluster {
     fn request_from(&self, _: &Pod, _: &str, _: Duration) -> Result<Observation> {
         let mut sources = self.sources.lock().unwrap();
         let source = if sources.len() > 1 { sources.remove(0) } else { sources[0] };
-        Ok(Observation::Answered { reply: cni_probe::EchoReply { client: std::net::SocketAddr::new(source, 40000), server: "external".into(), path: "/".into() } })
+        Ok(Observation::Answered {
+            reply: cni_probe::EchoReply { client: std::net::SocketAddr::new(source, 40000), server: "external".into(), path: "/".into() },
+        })
     }
     fn apply_http_route(&self, _: &str, _: &crate::model::HttpRoute) -> Result<()> {
         Ok(())
@@ -107,7 +115,9 @@ impl Cluster for StandInCluster {
     fn run_on_node(&self, node: &Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
         match &self.node_commands {
             Some(answer) => Ok(answer(node, program, args)),
-            None => Err(HarnessError::NotFound { what: "node commands".into(), wanted: format!("`{program}` on node {} of a stand-in that runs none", node.name) }),
+            None => {
+                Err(HarnessError::NotFound { what: "node commands".into(), wanted: format!("`{program}` on node {} of a stand-in that runs none", node.name) })
+            }
         }
     }
     fn run_probe_in(&self, pod: &Pod, args: &[String]) -> Result<crate::model::ExecOutput> {

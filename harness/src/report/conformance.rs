@@ -214,7 +214,14 @@ impl ConformanceReporter {
                 not_run: vec![],
                 suites: vec![],
             },
-            suite: SuiteResult { name: String::new(), result: Outcome::Skipped, statistics: Statistics::default(), provisioning_error: None, elapsed_seconds: 0.0, scenarios: vec![] },
+            suite: SuiteResult {
+                name: String::new(),
+                result: Outcome::Skipped,
+                statistics: Statistics::default(),
+                provisioning_error: None,
+                elapsed_seconds: 0.0,
+                scenarios: vec![],
+            },
         }
     }
 }
@@ -228,7 +235,8 @@ impl Reporter for ConformanceReporter {
                 self.report.implementation.name = (*cni).into();
             }
             RunEvent::ClusterReady(info) => {
-                self.report.implementation = Implementation { name: info.cni.clone(), version: info.cni_version.clone(), version_source: info.cni_version_source.clone() };
+                self.report.implementation =
+                    Implementation { name: info.cni.clone(), version: info.cni_version.clone(), version_source: info.cni_version_source.clone() };
                 self.report.purpose = Some(info.purpose);
                 self.report.kernel = info.kernel.clone();
                 self.report.cluster = info.cluster.clone();
@@ -310,10 +318,13 @@ pub fn example_report() -> ConformanceReport {
         kernel: "6.18.0".into(),
         ready_in: Duration::from_millis(70),
         purpose: Purpose::SelfTest,
-        components: crate::provider::components::lab_reference_parts(&crate::cni::reference()).into_iter().map(|mut c| {
-            c.version = "fixed".into();
-            c
-        }).collect(),
+        components: crate::provider::components::lab_reference_parts(&crate::cni::reference())
+            .into_iter()
+            .map(|mut c| {
+                c.version = "fixed".into();
+                c
+            })
+            .collect(),
     };
     reporter.on_event(&RunEvent::ClusterReady(&info));
     let verdict = crate::verdict::Verdict {
@@ -341,9 +352,19 @@ pub fn example_report() -> ConformanceReport {
         counters: Vec::new(),
         figures: Vec::new(),
     };
-    let record = |name: &str, outcome| TrialRecord { scenario: name.into(), sentence: "s".into(), outcome, duration: Duration::from_millis(812), bundle: None, provided_by_harness: vec!["lab-reference-nginx".into()] };
+    let record = |name: &str, outcome| TrialRecord {
+        scenario: name.into(),
+        sentence: "s".into(),
+        outcome,
+        duration: Duration::from_millis(812),
+        bundle: None,
+        provided_by_harness: vec!["lab-reference-nginx".into()],
+    };
     reporter.on_event(&RunEvent::TrialFinished(&record("canary_stage_at_5_percent_is_honoured", TrialOutcome::Passed(verdict))));
-    reporter.on_event(&RunEvent::TrialFinished(&record("mirrored_requests_reach_the_analyzer_while_clients_get_the_app", TrialOutcome::Ignored("no mirror".into()))));
+    reporter.on_event(&RunEvent::TrialFinished(&record(
+        "mirrored_requests_reach_the_analyzer_while_clients_get_the_app",
+        TrialOutcome::Ignored("no mirror".into()),
+    )));
     reporter.on_event(&RunEvent::Finished { elapsed: Duration::from_secs(2) });
     assert!(reporter.finish().problems.is_empty());
     let mut report = ConformanceReport::from_yaml(&std::fs::read_to_string(dir.path().join("conformance.yaml")).unwrap()).unwrap();
@@ -351,7 +372,6 @@ pub fn example_report() -> ConformanceReport {
     report.harness.git_commit = Some("0000000000000000000000000000000000000000".into());
     report
 }
-
 
 #[cfg(test)]
 mod tests {

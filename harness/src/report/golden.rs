@@ -35,7 +35,9 @@ impl Reporter for GoldenReport {
             RunEvent::Started { cni, .. } => self.cni = (*cni).to_owned(),
             RunEvent::ProvisioningFailed { .. } => self.provisioning_failed = true,
             // Without a cluster there is nothing deterministic to compare; JUnit has the failure.
-            RunEvent::TrialFinished(record) if !self.provisioning_failed && matches!(record.outcome, TrialOutcome::Passed(_) | TrialOutcome::Failed(_) | TrialOutcome::Deviated(_)) => {
+            RunEvent::TrialFinished(record)
+                if !self.provisioning_failed && matches!(record.outcome, TrialOutcome::Passed(_) | TrialOutcome::Failed(_) | TrialOutcome::Deviated(_)) =>
+            {
                 let name = format!("{}__{}", self.cni, record.scenario);
                 let content = render(&TrialDigest::from(*record));
                 let path = self.dir.join(format!("{name}.snap"));

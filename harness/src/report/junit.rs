@@ -81,10 +81,11 @@ impl Reporter for JunitReport {
                     TrialOutcome::Passed(_) | TrialOutcome::Deviated(_) => TestCaseStatus::success(),
                     TrialOutcome::Failed(verdict) => {
                         let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                        status
-                            .set_type(verdict.reason.map(|r| r.describe()).unwrap_or("failed"))
-                            .set_message(verdict.message())
-                            .set_description(format!("{}\n{}", record.sentence, verdict.message()));
+                        status.set_type(verdict.reason.map(|r| r.describe()).unwrap_or("failed")).set_message(verdict.message()).set_description(format!(
+                            "{}\n{}",
+                            record.sentence,
+                            verdict.message()
+                        ));
                         status
                     }
                     TrialOutcome::Error(message) => {
@@ -103,7 +104,11 @@ impl Reporter for JunitReport {
                 if let TrialOutcome::Deviated(verdict) = &record.outcome {
                     case.add_property(Property::new("outcome", "deviates from a recommendation"));
                     case.add_property(Property::new("keyword", "SHOULD"));
-                    out.push(format!("DEVIATES FROM A RECOMMENDATION (not a failure; CNICONF_SPEC_STRICT=1 makes it one)\n{}\n{}", record.sentence, verdict.message()));
+                    out.push(format!(
+                        "DEVIATES FROM A RECOMMENDATION (not a failure; CNICONF_SPEC_STRICT=1 makes it one)\n{}\n{}",
+                        record.sentence,
+                        verdict.message()
+                    ));
                 }
                 if !record.provided_by_harness.is_empty() {
                     case.add_property(Property::new("provided-by-harness", record.provided_by_harness.join(", ")));
@@ -121,7 +126,10 @@ impl Reporter for JunitReport {
                         case.add_property(Property::new("statistics.false-fail-rate", parameters.false_fail_rate.to_string()));
                         case.add_property(Property::new("statistics.suite-false-fail-rate", parameters.family_false_fail_rate.unwrap_or_default().to_string()));
                         case.add_property(Property::new("statistics.suite-verdicts", parameters.family_verdicts.unwrap_or_default().to_string()));
-                        case.add_property(Property::new("statistics.suite-false-fail-covers", "the suite's split verdicts only; its timed and exact checks (liveness, every request answered, mirror copies) are outside it"));
+                        case.add_property(Property::new(
+                            "statistics.suite-false-fail-covers",
+                            "the suite's split verdicts only; its timed and exact checks (liveness, every request answered, mirror copies) are outside it",
+                        ));
                         case.add_property(Property::new("statistics.power", parameters.power.to_string()));
                         case.add_property(Property::new("statistics.requests", parameters.sample_size.to_string()));
                         if let Some(stopping) = &parameters.sequential {
@@ -159,10 +167,7 @@ impl Reporter for JunitReport {
     fn finish(&mut self) -> ReportResult {
         let mut report = Report::new(self.report_name.as_str());
         report.add_test_suite(self.suite.clone());
-        let written = report
-            .to_string()
-            .map_err(|e| e.to_string())
-            .and_then(|xml| write_atomically(&self.path, xml.as_bytes()).map_err(|e| e.to_string()));
+        let written = report.to_string().map_err(|e| e.to_string()).and_then(|xml| write_atomically(&self.path, xml.as_bytes()).map_err(|e| e.to_string()));
         match written {
             Ok(()) => ReportResult { written: vec![self.path.clone()], problems: vec![] },
             Err(problem) => ReportResult { written: vec![], problems: vec![format!("JUnit report {}: {problem}", self.path.display())] },
@@ -194,7 +199,14 @@ mod tests {
             reason: Some(FailureReason::WrongSource),
             look_at: String::new(),
         };
-        let record = TrialRecord { scenario: "x".into(), sentence: "y".into(), outcome: TrialOutcome::Failed(verdict), duration: Duration::ZERO, provided_by_harness: vec!["lab reference egress gateway".into()], bundle: None };
+        let record = TrialRecord {
+            scenario: "x".into(),
+            sentence: "y".into(),
+            outcome: TrialOutcome::Failed(verdict),
+            duration: Duration::ZERO,
+            provided_by_harness: vec!["lab reference egress gateway".into()],
+            bundle: None,
+        };
         report.on_event(&RunEvent::TrialFinished(&record));
         report.on_event(&RunEvent::Finished { elapsed: Duration::ZERO });
         let result = report.finish();
@@ -221,14 +233,24 @@ mod tests {
         let (decision, split, stop) = plan.decide(2, &backends, &counts);
         assert_eq!(decision, crate::verdict::sequential::Decision::Passed);
         let verdict = plan.verdict(&split, &stop, "route r", "the Gateway");
-        let record = TrialRecord { scenario: "x".into(), sentence: "y".into(), outcome: TrialOutcome::Passed(verdict), duration: Duration::ZERO, provided_by_harness: vec![], bundle: None };
+        let record = TrialRecord {
+            scenario: "x".into(),
+            sentence: "y".into(),
+            outcome: TrialOutcome::Passed(verdict),
+            duration: Duration::ZERO,
+            provided_by_harness: vec![],
+            bundle: None,
+        };
         report.on_event(&RunEvent::TrialFinished(&record));
         report.on_event(&RunEvent::Finished { elapsed: Duration::ZERO });
         assert!(report.finish().problems.is_empty());
         let xml = std::fs::read_to_string(&path).unwrap();
         for expected in [
             format!(r#"<property name="statistics.requests" value="{}"/>"#, plan.looks[2]),
-            format!(r#"<property name="statistics.stopped" value="look 3 of 10: pass bound: every share shown within 5 points (5 points, or half its weight if less) at {} requests"/>"#, plan.looks[2]),
+            format!(
+                r#"<property name="statistics.stopped" value="look 3 of 10: pass bound: every share shown within 5 points (5 points, or half its weight if less) at {} requests"/>"#,
+                plan.looks[2]
+            ),
             format!(r#"<property name="statistics.requests-worst-case" value="{}"/>"#, plan.worst_case()),
             format!(r#"<property name="statistics.requests-average-when-correct" value="{:.0}"/>"#, plan.average_when_correct().unwrap()),
             r#"<property name="statistics.suite-false-fail-rate" value="0.01"/>"#.to_owned(),

@@ -82,12 +82,20 @@ pub struct TrialRecord {
 /// What happens during a suite run, in order.
 #[derive(Debug)]
 pub enum RunEvent<'a> {
-    Started { suite: &'a str, provider: &'a str, cni: &'a str },
+    Started {
+        suite: &'a str,
+        provider: &'a str,
+        cni: &'a str,
+    },
     ClusterReady(&'a ClusterInfo),
     /// The cluster could not be built; every scenario fails with this.
-    ProvisioningFailed { error: &'a str },
+    ProvisioningFailed {
+        error: &'a str,
+    },
     TrialFinished(&'a TrialRecord),
-    Finished { elapsed: Duration },
+    Finished {
+        elapsed: Duration,
+    },
 }
 
 /// A consumer of the event stream.
@@ -168,11 +176,14 @@ impl Destinations {
         let golden: Option<Box<dyn Reporter>> = golden.then(|| Box::new(golden::GoldenReport::new(self.golden.clone())) as Box<dyn Reporter>);
         match parts::multi_process_run_id() {
             Some(run_id) => golden.into_iter().chain([Box::new(parts::PartsReport::new(self, &run_id)) as Box<dyn Reporter>]).collect(),
-            None => [Box::new(junit::JunitReport::new(self.junit.clone())) as Box<dyn Reporter>, Box::new(conformance::ConformanceReporter::new(self.conformance.clone()))]
-                .into_iter()
-                .chain(golden)
-                .chain([Box::new(summary::SummaryReport::new(self)) as Box<dyn Reporter>, Box::new(figures::FiguresReport::new(self.figures.clone()))])
-                .collect(),
+            None => [
+                Box::new(junit::JunitReport::new(self.junit.clone())) as Box<dyn Reporter>,
+                Box::new(conformance::ConformanceReporter::new(self.conformance.clone())),
+            ]
+            .into_iter()
+            .chain(golden)
+            .chain([Box::new(summary::SummaryReport::new(self)) as Box<dyn Reporter>, Box::new(figures::FiguresReport::new(self.figures.clone()))])
+            .collect(),
         }
     }
 }
@@ -240,7 +251,13 @@ pub struct RoleDigest<'a> {
 
 impl<'a> From<&'a Verdict> for VerdictDigest<'a> {
     fn from(v: &'a Verdict) -> Self {
-        Self { check: &v.check, passed: v.passed, expected: RoleDigest { role: &v.expected.role }, observed: RoleDigest { role: &v.observed.role }, reason: v.reason }
+        Self {
+            check: &v.check,
+            passed: v.passed,
+            expected: RoleDigest { role: &v.expected.role },
+            observed: RoleDigest { role: &v.observed.role },
+            reason: v.reason,
+        }
     }
 }
 
@@ -251,7 +268,13 @@ impl<'a> From<&'a TrialRecord> for TrialDigest<'a> {
             TrialOutcome::Ignored(reason) => (None, Some(reason.as_str())),
             TrialOutcome::Error(_) => (None, None),
         };
-        Self { scenario: &record.scenario, sentence: &record.sentence, outcome: record.outcome.label(), verdict: verdict.map(VerdictDigest::from), ignored_because }
+        Self {
+            scenario: &record.scenario,
+            sentence: &record.sentence,
+            outcome: record.outcome.label(),
+            verdict: verdict.map(VerdictDigest::from),
+            ignored_because,
+        }
     }
 }
 

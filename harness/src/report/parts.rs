@@ -78,7 +78,8 @@ impl PartsReport {
         let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(self.destinations.parts.join(".lock"))?;
         lock.lock()?;
         let mut parts = Vec::new();
-        let mut names: Vec<PathBuf> = std::fs::read_dir(&self.destinations.parts)?.filter_map(|e| Some(e.ok()?.path())).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+        let mut names: Vec<PathBuf> =
+            std::fs::read_dir(&self.destinations.parts)?.filter_map(|e| Some(e.ok()?.path())).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
         names.sort();
         for path in names {
             match read_part(&path) {
@@ -123,7 +124,9 @@ impl Reporter for PartsReport {
         }
         let merged = match self.merge_all() {
             Ok(merged) => merged,
-            Err(e) => return ReportResult { written: vec![], problems: vec![format!("merging the report parts in {}: {e}", self.destinations.parts.display())] },
+            Err(e) => {
+                return ReportResult { written: vec![], problems: vec![format!("merging the report parts in {}: {e}", self.destinations.parts.display())] }
+            }
         };
         let mut result = ReportResult::default();
         let reporters: [Box<dyn Reporter>; 4] = [
@@ -152,7 +155,14 @@ mod tests {
     fn process(destinations: &Destinations, run_id: &str, scenario: &str) {
         let mut part = PartsReport::new(destinations, run_id);
         part.on_event(&RunEvent::Started { suite: "egress_kind", provider: "kind", cni: "antrea" });
-        let record = TrialRecord { scenario: scenario.into(), sentence: "s".into(), outcome: TrialOutcome::Ignored("r".into()), duration: Duration::from_millis(5), provided_by_harness: vec![], bundle: None };
+        let record = TrialRecord {
+            scenario: scenario.into(),
+            sentence: "s".into(),
+            outcome: TrialOutcome::Ignored("r".into()),
+            duration: Duration::from_millis(5),
+            provided_by_harness: vec![],
+            bundle: None,
+        };
         part.on_event(&RunEvent::TrialFinished(&record));
         part.on_event(&RunEvent::Finished { elapsed: Duration::from_secs(1) });
         assert!(part.finish().problems.is_empty());

@@ -102,7 +102,13 @@ pub fn markdown(report: &ConformanceReport) -> String {
                 false => format!(" _(provided by the harness: {})_", scenario.provided_by_harness.join(", ")),
             };
             let bundle = scenario.bundle.as_ref().map(|b| format!(" · diagnostics bundle: `{b}`")).unwrap_or_default();
-            let _ = writeln!(out, "| {} | `{}` | {}{harness}{bundle} |", outcome_mark(&scenario.result), scenario.name, scenario_line(scenario).replace('|', "\\|").replace('\n', " "));
+            let _ = writeln!(
+                out,
+                "| {} | `{}` | {}{harness}{bundle} |",
+                outcome_mark(&scenario.result),
+                scenario.name,
+                scenario_line(scenario).replace('|', "\\|").replace('\n', " ")
+            );
         }
     }
     out
@@ -119,10 +125,17 @@ fn shares_plot(estimates: &[Estimate]) -> String {
     let (width, row, label) = (500.0, 34.0, 190.0);
     let scale = |share: f64| label + share.clamp(0.0, 1.0) * (width - label - 20.0);
     let height = 30.0 + row * estimates.len() as f64;
-    let mut svg = format!(r#"<svg class="plot" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">"#);
+    let mut svg =
+        format!(r#"<svg class="plot" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">"#);
     for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
         let x = scale(tick);
-        let _ = write!(svg, r##"<line x1="{x}" y1="4" x2="{x}" y2="{}" stroke="#ddd"/><text x="{x}" y="{}" font-size="10" text-anchor="middle">{:.0}%</text>"##, height - 16.0, height - 4.0, tick * 100.0);
+        let _ = write!(
+            svg,
+            r##"<line x1="{x}" y1="4" x2="{x}" y2="{}" stroke="#ddd"/><text x="{x}" y="{}" font-size="10" text-anchor="middle">{:.0}%</text>"##,
+            height - 16.0,
+            height - 4.0,
+            tick * 100.0
+        );
     }
     for (i, e) in estimates.iter().enumerate() {
         let y = 8.0 + row * i as f64;
@@ -161,12 +174,25 @@ fn figures_plot(figures: &[crate::verdict::performance::Figure]) -> String {
     use crate::verdict::performance::FigureOutcome;
     let (width, row, label) = (640.0, 30.0, 330.0);
     let height = 8.0 + row * figures.len() as f64;
-    let mut svg = format!(r#"<svg class="plot" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">"#);
+    let mut svg =
+        format!(r#"<svg class="plot" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">"#);
     for (i, f) in figures.iter().enumerate() {
         let y = 6.0 + row * i as f64;
         let finite = [f.estimate, f.low, f.high, f.budget.as_ref().map_or(0.0, |b| b.limit)].into_iter().filter(|x| x.is_finite()).fold(0.0_f64, f64::max);
         let top = if finite > 0.0 { finite * 1.15 } else { 1.0 };
-        let scale = |x: f64| label + (if x.is_finite() { x } else if x > 0.0 { top } else { 0.0 }).clamp(0.0, top) / top * (width - label - 70.0);
+        let scale = |x: f64| {
+            label
+                + (if x.is_finite() {
+                    x
+                } else if x > 0.0 {
+                    top
+                } else {
+                    0.0
+                })
+                .clamp(0.0, top)
+                    / top
+                    * (width - label - 70.0)
+        };
         let colour = match f.outcome {
             FigureOutcome::Passed => "#16a34a",
             FigureOutcome::Failed => "#dc2626",
@@ -195,7 +221,12 @@ fn figures_plot(figures: &[crate::verdict::performance::Figure]) -> String {
         );
         if let Some(budget) = &f.budget {
             let x = scale(budget.limit);
-            let _ = write!(svg, r##"<line class="budget" x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="#111" stroke-width="2" stroke-dasharray="3,2"/>"##, y - 3.0, y + 17.0);
+            let _ = write!(
+                svg,
+                r##"<line class="budget" x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="#111" stroke-width="2" stroke-dasharray="3,2"/>"##,
+                y - 3.0,
+                y + 17.0
+            );
         }
     }
     svg.push_str("</svg>");
@@ -224,12 +255,29 @@ fn startup_plot(figures: &[crate::verdict::performance::Figure]) -> Option<Strin
     let max_ms = points.iter().map(|p| p.1).fold(1.0, f64::max) * 1.15;
     let x = |n: f64| left + n / max_n * (width - left - 20.0);
     let y = |ms: f64| height - bottom - ms / max_ms * (height - bottom - 10.0);
-    let mut svg = format!(r#"<svg class="plot startup" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">"#);
-    let _ = write!(svg, r##"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="#999"/><line x1="{left}" y1="10" x2="{left}" y2="{}" stroke="#999"/><text x="{}" y="{}" font-size="10" text-anchor="middle">pods started together</text><text x="4" y="12" font-size="10">p95 ms</text>"##, height - bottom, width - 20.0, height - bottom, height - bottom, width / 2.0, height - 4.0);
+    let mut svg =
+        format!(r#"<svg class="plot startup" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">"#);
+    let _ = write!(
+        svg,
+        r##"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="#999"/><line x1="{left}" y1="10" x2="{left}" y2="{}" stroke="#999"/><text x="{}" y="{}" font-size="10" text-anchor="middle">pods started together</text><text x="4" y="12" font-size="10">p95 ms</text>"##,
+        height - bottom,
+        width - 20.0,
+        height - bottom,
+        height - bottom,
+        width / 2.0,
+        height - 4.0
+    );
     let line: Vec<String> = points.iter().map(|&(n, ms)| format!("{:.1},{:.1}", x(n), y(ms))).collect();
     let _ = write!(svg, r##"<polyline points="{}" fill="none" stroke="#3b82f6" stroke-width="2"/>"##, line.join(" "));
     for &(n, ms) in &points {
-        let _ = write!(svg, r##"<circle cx="{:.1}" cy="{:.1}" r="3" fill="#3b82f6"><title>{n} pod(s): p95 {ms:.1} ms</title></circle><text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle">{n}: {ms:.0} ms</text>"##, x(n), y(ms), x(n), y(ms) - 6.0);
+        let _ = write!(
+            svg,
+            r##"<circle cx="{:.1}" cy="{:.1}" r="3" fill="#3b82f6"><title>{n} pod(s): p95 {ms:.1} ms</title></circle><text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle">{n}: {ms:.0} ms</text>"##,
+            x(n),
+            y(ms),
+            x(n),
+            y(ms) - 6.0
+        );
     }
     svg.push_str("</svg>");
     Some(svg)
@@ -249,7 +297,8 @@ fn roles_plot(scenarios: &[&ScenarioResult]) -> String {
     let (label, column, row) = (470.0, 100.0, 26.0);
     let width = label + column * roles.len() as f64 + 10.0;
     let height = 40.0 + row * scenarios.len() as f64;
-    let mut svg = format!(r#"<svg class="plot" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">"#);
+    let mut svg =
+        format!(r#"<svg class="plot" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">"#);
     for (j, role) in roles.iter().enumerate() {
         let _ = write!(svg, r#"<text x="{}" y="14" font-size="11" text-anchor="middle">{}</text>"#, label + column * (j as f64 + 0.5), escape(role));
     }
@@ -293,12 +342,25 @@ pub fn html(report: &ConformanceReport) -> String {
         escape(&report.api_version)
     );
     if !report.not_run.is_empty() {
-        let _ = write!(body, r#"<p class="banner">Interrupted: these never ran, so this report judges none of their scenarios: {}.</p>"#, escape(&report.not_run.join(", ")));
+        let _ = write!(
+            body,
+            r#"<p class="banner">Interrupted: these never ran, so this report judges none of their scenarios: {}.</p>"#,
+            escape(&report.not_run.join(", "))
+        );
     }
     body.push_str("<h2>Components</h2><table><tr><th>role</th><th>component</th><th>version</th><th>origin</th><th>provides</th></tr>");
     for c in &report.components {
         let provides = c.provides.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ");
-        let _ = write!(body, r#"<tr class="{}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#, escape(&format!("{:?}", c.role)), c.role.label(), escape(&c.name), escape(&c.version), escape(&c.origin), escape(&provides));
+        let _ = write!(
+            body,
+            r#"<tr class="{}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+            escape(&format!("{:?}", c.role)),
+            c.role.label(),
+            escape(&c.name),
+            escape(&c.version),
+            escape(&c.origin),
+            escape(&provides)
+        );
     }
     body.push_str("</table>");
     for suite in &report.suites {
@@ -318,13 +380,23 @@ pub fn html(report: &ConformanceReport) -> String {
                 false => format!(r#"<div class="harness">provided by the harness: {}</div>"#, escape(&scenario.provided_by_harness.join(", "))),
             };
             let harness = match &scenario.bundle {
-                Some(bundle) => format!(r#"{harness}<div class="bundle">diagnostics bundle: <a href="file://{}">{}</a> (start with <code>bundle.txt</code> and <code>path-trace.txt</code>)</div>"#, escape(bundle), escape(bundle)),
+                Some(bundle) => format!(
+                    r#"{harness}<div class="bundle">diagnostics bundle: <a href="file://{}">{}</a> (start with <code>bundle.txt</code> and <code>path-trace.txt</code>)</div>"#,
+                    escape(bundle),
+                    escape(bundle)
+                ),
                 None => harness,
             };
             let mut plots = String::new();
             let figures = scenario.verdict.as_ref().map(|v| v.figures.as_slice()).unwrap_or_default();
             if !figures.is_empty() {
-                let caption = scenario.verdict.iter().flat_map(|v| &v.statistics).map(|p| format!("{}; false-fail rate {:.1}% per figure", p.test, p.false_fail_rate * 100.0)).collect::<Vec<_>>().join("; ");
+                let caption = scenario
+                    .verdict
+                    .iter()
+                    .flat_map(|v| &v.statistics)
+                    .map(|p| format!("{}; false-fail rate {:.1}% per figure", p.test, p.false_fail_rate * 100.0))
+                    .collect::<Vec<_>>()
+                    .join("; ");
                 let _ = write!(plots, r#"<figure>{}<figcaption>{}</figcaption></figure>"#, figures_plot(figures), escape(&caption));
                 if let Some(startup) = startup_plot(figures) {
                     let _ = write!(plots, r#"<figure>{startup}<figcaption>pod network start-up p95 against pods started together</figcaption></figure>"#);
@@ -410,7 +482,8 @@ fn gaps_plot(counters: &[crate::verdict::Counter]) -> Option<String> {
     let top = gaps.iter().map(|c| c.value as f64).fold(budget * 1.25, f64::max).max(1.0);
     let scale = |ms: f64| label + ms / top * (width - label - 40.0);
     let height = 24.0 + row * gaps.len() as f64;
-    let mut svg = format!(r#"<svg class="plot" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">"#);
+    let mut svg =
+        format!(r#"<svg class="plot" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">"#);
     for (i, c) in gaps.iter().enumerate() {
         let y = 4.0 + row * i as f64;
         let colour = if c.value as f64 > budget { "#dc2626" } else { "#3b82f6" };
@@ -429,7 +502,12 @@ fn gaps_plot(counters: &[crate::verdict::Counter]) -> Option<String> {
         );
     }
     let x = scale(budget);
-    let _ = write!(svg, r##"<line x1="{x}" y1="0" x2="{x}" y2="{}" stroke="#111" stroke-dasharray="4 3"/><text x="{x}" y="{}" font-size="10" text-anchor="middle">budget {budget} ms</text></svg>"##, height - 14.0, height - 2.0);
+    let _ = write!(
+        svg,
+        r##"<line x1="{x}" y1="0" x2="{x}" y2="{}" stroke="#111" stroke-dasharray="4 3"/><text x="{x}" y="{}" font-size="10" text-anchor="middle">budget {budget} ms</text></svg>"##,
+        height - 14.0,
+        height - 2.0
+    );
     Some(svg)
 }
 
@@ -480,7 +558,10 @@ mod tests {
         assert_ne!(report.outcome(), Outcome::Incomplete);
         report.not_run = vec!["tsn".into(), "perf".into()];
         assert_eq!(report.outcome(), Outcome::Incomplete);
-        assert!(markdown(&report).contains("Outcome: **Incomplete**") && markdown(&report).contains("these never ran, so this report judges none of their scenarios: tsn, perf."));
+        assert!(
+            markdown(&report).contains("Outcome: **Incomplete**")
+                && markdown(&report).contains("these never ran, so this report judges none of their scenarios: tsn, perf.")
+        );
         assert!(html(&report).contains("Outcome <b>Incomplete</b>") && html(&report).contains("tsn, perf."));
         let read_back = ConformanceReport::from_yaml(&report.to_yaml()).unwrap();
         assert_eq!(read_back.not_run, report.not_run);
@@ -505,12 +586,24 @@ mod tests {
     fn an_upgrade_s_held_connections_are_plotted_by_their_longest_gap_against_the_budget() {
         use cni_probe::hold::{HoldEnd, HoldReport};
         let held = |gap| HoldReport { to: "10.244.1.3:8090".parse().unwrap(), exchanges: 140, longest_gap_ms: gap, held_ms: 3000, ended: HoldEnd::Held };
-        let verdict = crate::verdict::upgrade::connections_held("1.9.1", "1.1.1", &[("pod-to-pod-on-one-node".into(), held(20)), ("pod-to-the-external-host".into(), held(1400))], std::time::Duration::from_millis(1000));
+        let verdict = crate::verdict::upgrade::connections_held(
+            "1.9.1",
+            "1.1.1",
+            &[("pod-to-pod-on-one-node".into(), held(20)), ("pod-to-the-external-host".into(), held(1400))],
+            std::time::Duration::from_millis(1000),
+        );
         let mut report = sample();
         report.suites[0].scenarios[0].verdict = Some(verdict);
         let page = html(&report);
-        assert!(page.contains("<title>pod-to-pod-on-one-node: longest gap 20 ms</title>") && page.contains("<title>pod-to-the-external-host: longest gap 1400 ms</title>"), "{page}");
-        assert!(page.contains("budget 1000 ms</text>") && page.contains(r##"fill="#dc2626" opacity="0.6"><title>pod-to-the-external-host"##), "the gap past the budget is red: {page}");
+        assert!(
+            page.contains("<title>pod-to-pod-on-one-node: longest gap 20 ms</title>")
+                && page.contains("<title>pod-to-the-external-host: longest gap 1400 ms</title>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("budget 1000 ms</text>") && page.contains(r##"fill="#dc2626" opacity="0.6"><title>pod-to-the-external-host"##),
+            "the gap past the budget is red: {page}"
+        );
         assert!(!page.contains("packets at the NIC"), "no counter table for gaps");
     }
 
@@ -519,11 +612,22 @@ mod tests {
         use crate::verdict::performance::{self, Better, BudgetLine, FigureSpec, Looks, SequentialPlan};
         let looks = Looks::calibrate(0.5, SequentialPlan { initial: 10, batch: 5, cap: 30, false_fail: 0.01 }).unwrap();
         let spec = |name: &str, better, quantile| FigureSpec { name: name.into(), unit: "ms".into(), better, quantile, path: "node lab-worker".into() };
-        let floor = BudgetLine { limit: 2.0, better: Better::Higher, relative_to: None, machine_class: Some("2-core x86_64".into()), source: "budgets/performance.yaml budgets[3]".into() };
+        let floor = BudgetLine {
+            limit: 2.0,
+            better: Better::Higher,
+            relative_to: None,
+            machine_class: Some("2-core x86_64".into()),
+            source: "budgets/performance.yaml budgets[3]".into(),
+        };
         let tens: Vec<f64> = (0..10).map(|i| 9.0 + f64::from(i) * 0.1).collect();
         let slow: Vec<f64> = tens.iter().map(|x| x / 10.0).collect();
         let figures = vec![
-            performance::judge(&FigureSpec { unit: "Gbit/s".into(), ..spec("throughput.pod-to-pod.across-nodes", Better::Higher, 0.5) }, &slow, &looks, Some(&floor)),
+            performance::judge(
+                &FigureSpec { unit: "Gbit/s".into(), ..spec("throughput.pod-to-pod.across-nodes", Better::Higher, 0.5) },
+                &slow,
+                &looks,
+                Some(&floor),
+            ),
             performance::judge(&spec("startup.pod-network.1-pod", Better::Lower, 0.5), &tens.iter().map(|x| x * 8.0).collect::<Vec<_>>(), &looks, None),
             performance::judge(&spec("startup.pod-network.10-pods.p95", Better::Lower, 0.95), &tens.iter().map(|x| x * 60.0).collect::<Vec<_>>(), &looks, None),
         ];

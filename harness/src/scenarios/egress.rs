@@ -20,7 +20,8 @@ pub fn all() -> Vec<Scenario> {
     vec![
         Scenario {
             name: "closed_external_port_is_refused_not_dropped",
-            sentence: "A pod's request to a port nothing listens on at the external host is refused, not dropped, so a wrong source can be told from a lost packet.",
+            sentence:
+                "A pod's request to a port nothing listens on at the external host is refused, not dropped, so a wrong source can be told from a lost packet.",
             requires: &[],
             disruptive: false,
             body: closed_external_port_is_refused_not_dropped,
@@ -34,7 +35,8 @@ pub fn all() -> Vec<Scenario> {
         },
         Scenario {
             name: "selected_pod_leaves_with_the_egress_ip",
-            sentence: "A pod labelled role=web in a namespace labelled env=prod reaches the external host with the egress IP as source, through the gateway node.",
+            sentence:
+                "A pod labelled role=web in a namespace labelled env=prod reaches the external host with the egress IP as source, through the gateway node.",
             requires: &[Feature::EgressGateway],
             disruptive: false,
             body: selected_pod_leaves_with_the_egress_ip,
@@ -53,7 +55,8 @@ pub fn all() -> Vec<Scenario> {
 pub fn failover() -> Vec<Scenario> {
     vec![Scenario {
         name: "egress_ip_moves_to_another_node_when_its_node_fails",
-        sentence: "When the node holding the egress IP stops, another node of its pool takes the IP over within the budget, and selected pods still leave with it.",
+        sentence:
+            "When the node holding the egress IP stops, another node of its pool takes the IP over within the budget, and selected pods still leave with it.",
         requires: &[Feature::EgressGateway, Feature::EgressFailover],
         disruptive: true,
         body: egress_ip_moves_to_another_node_when_its_node_fails,
@@ -114,10 +117,16 @@ fn egress_ip_moves_to_another_node_when_its_node_fails(cx: &mut ScenarioContext)
     let web = cx.pod(&prod, "web", labels([("role", "web")]), &cx.control_plane()?)?;
     let before = cx.realize_egress_policy(&policy)?;
     let failed_at = cx.fail_node(&before.egress_node)?;
-    let (check, subject, look_at) = ("egress IP failover time", format!("egress policy {}", policy.name), "the CNI's egress controller and its node health checks");
+    let (check, subject, look_at) =
+        ("egress IP failover time", format!("egress policy {}", policy.name), "the CNI's egress controller and its node health checks");
     Ok(match cx.await_egress_moved(&policy, &before.egress_node, failed_at, budget)? {
-        EgressMove::Moved { status, took } => budget::all_of([cx.source_seen_outside_once_programmed(&web, &cx.the_egress_ip(&policy, &status))?, budget::within(check, &subject, budget, took, look_at)]),
-        EgressMove::Stayed { waited, wait } => budget::never_within(check, &subject, budget, waited, &format!("still on node {}", before.egress_node), &wait, look_at),
+        EgressMove::Moved { status, took } => budget::all_of([
+            cx.source_seen_outside_once_programmed(&web, &cx.the_egress_ip(&policy, &status))?,
+            budget::within(check, &subject, budget, took, look_at),
+        ]),
+        EgressMove::Stayed { waited, wait } => {
+            budget::never_within(check, &subject, budget, waited, &format!("still on node {}", before.egress_node), &wait, look_at)
+        }
     })
 }
 

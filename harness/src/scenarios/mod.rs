@@ -17,7 +17,16 @@ mod tests {
     #[test]
     fn nextest_runs_every_disruptive_scenario_last() {
         let config = std::fs::read_to_string(crate::workspace_root().join(".config/nextest.toml")).expect(".config/nextest.toml ships with the project");
-        let disruptive: Vec<_> = super::egress::all().into_iter().chain(super::egress::failover()).chain(super::egress::excluded_destinations()).chain(super::canary::all()).chain(super::tsn::all()).chain(super::performance::all()).chain(super::upgrade::all()).filter(|s| s.disruptive).collect();
+        let disruptive: Vec<_> = super::egress::all()
+            .into_iter()
+            .chain(super::egress::failover())
+            .chain(super::egress::excluded_destinations())
+            .chain(super::canary::all())
+            .chain(super::tsn::all())
+            .chain(super::performance::all())
+            .chain(super::upgrade::all())
+            .filter(|s| s.disruptive)
+            .collect();
         assert!(!disruptive.is_empty());
         for scenario in disruptive {
             assert!(config.contains(&format!("test(={})", scenario.name)), "{} needs a priority override in .config/nextest.toml", scenario.name);

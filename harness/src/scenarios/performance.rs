@@ -103,11 +103,15 @@ fn tcp_throughput_across_nodes_keeps_up_with_the_underlay(cx: &mut ScenarioConte
     let pods = path_between(&client, &server);
     let nodes = format!("node {} -> node {}", node.name, other.name);
     let budgets = cx.performance_budgets()?;
-    let figures = cx.measure_rounds(&budgets, &[(ACROSS_NODES, pods.clone()), (UNDERLAY, nodes.clone()), (ACROSS_NODES_OVER_UNDERLAY, format!("{pods} over {nodes}"))], |cx| {
-        let underlay = cx.iperf3_from_node(&node, &to_other_node, &budgets)?;
-        let across = cx.iperf3_from_pod(&client, &to_server, &budgets)?;
-        Ok(vec![across, underlay, across / underlay])
-    })?;
+    let figures = cx.measure_rounds(
+        &budgets,
+        &[(ACROSS_NODES, pods.clone()), (UNDERLAY, nodes.clone()), (ACROSS_NODES_OVER_UNDERLAY, format!("{pods} over {nodes}"))],
+        |cx| {
+            let underlay = cx.iperf3_from_node(&node, &to_other_node, &budgets)?;
+            let across = cx.iperf3_from_pod(&client, &to_server, &budgets)?;
+            Ok(vec![across, underlay, across / underlay])
+        },
+    )?;
     cx.judged(&budgets, "TCP throughput across nodes against the underlay", &pods, figures, "the CNI's inter-node datapath (overlay or routes) on both nodes")
 }
 
@@ -143,13 +147,26 @@ fn egress_gateway_throughput_keeps_up_with_the_node_masquerade(cx: &mut Scenario
     }
     let outside = cx.iperf3_server_outside()?;
     let budgets = cx.performance_budgets()?;
-    let (masquerade, gateway) = (format!("pod {} on {} -> external host (node masquerade)", unselected.name, node.name), format!("pod {} on {} -> gateway {} -> external host", selected.name, node.name, realized.egress_node));
-    let figures = cx.measure_rounds(&budgets, &[(EGRESS_GATEWAY, gateway.clone()), (MASQUERADE, masquerade.clone()), (GATEWAY_OVER_MASQUERADE, format!("{gateway} over {masquerade}"))], |cx| {
-        let without = cx.iperf3_from_pod(&unselected, &outside, &budgets)?;
-        let with = cx.iperf3_from_pod(&selected, &outside, &budgets)?;
-        Ok(vec![with, without, with / without])
-    })?;
-    let judged = cx.judged(&budgets, "TCP throughput through the egress gateway against the node masquerade", &gateway, figures, "the egress gateway node's forwarding and SNAT, and the tunnel to it")?;
+    let (masquerade, gateway) = (
+        format!("pod {} on {} -> external host (node masquerade)", unselected.name, node.name),
+        format!("pod {} on {} -> gateway {} -> external host", selected.name, node.name, realized.egress_node),
+    );
+    let figures = cx.measure_rounds(
+        &budgets,
+        &[(EGRESS_GATEWAY, gateway.clone()), (MASQUERADE, masquerade.clone()), (GATEWAY_OVER_MASQUERADE, format!("{gateway} over {masquerade}"))],
+        |cx| {
+            let without = cx.iperf3_from_pod(&unselected, &outside, &budgets)?;
+            let with = cx.iperf3_from_pod(&selected, &outside, &budgets)?;
+            Ok(vec![with, without, with / without])
+        },
+    )?;
+    let judged = cx.judged(
+        &budgets,
+        "TCP throughput through the egress gateway against the node masquerade",
+        &gateway,
+        figures,
+        "the egress gateway node's forwarding and SNAT, and the tunnel to it",
+    )?;
     Ok(budget::all_of([through_the_gateway, own_node, judged]))
 }
 
@@ -188,7 +205,13 @@ fn http_rate_across_nodes_scales_with_concurrent_clients(cx: &mut ScenarioContex
             ])
         },
     )?;
-    cx.judged(&budgets, "HTTP requests per second and latency across nodes", &path, figures, "the inter-node datapath under many connections (conntrack, rules, CPU)")
+    cx.judged(
+        &budgets,
+        "HTTP requests per second and latency across nodes",
+        &path,
+        figures,
+        "the inter-node datapath under many connections (conntrack, rules, CPU)",
+    )
 }
 
 fn pod_network_start_up_time(cx: &mut ScenarioContext) -> Result<Verdict> {
@@ -264,7 +287,13 @@ fn cni_processes_stay_within_cpu_and_memory_budgets(cx: &mut ScenarioContext) ->
         let after = cx.cluster().cni_resource_usage()?;
         Ok(vec![after.cpu.saturating_sub(before.cpu).as_secs_f64() * 1e3 / 2.0, after.peak_memory_bytes as f64 / (1u64 << 20) as f64])
     })?;
-    cx.judged(&budgets, "CPU time and peak memory of the CNI's own processes", &whose, figures, "the CNI's processes: its plugins' work per ADD (and what they run: IPAM, iptables), its agents where it has them")
+    cx.judged(
+        &budgets,
+        "CPU time and peak memory of the CNI's own processes",
+        &whose,
+        figures,
+        "the CNI's processes: its plugins' work per ADD (and what they run: IPAM, iptables), its agents where it has them",
+    )
 }
 
 impl ScenarioContext {
@@ -297,7 +326,12 @@ impl ScenarioContext {
 
     /// Measures `figures` together, one sample of each per round (a path and its baseline
     /// back to back), until every budgeted figure is decided or the cap is reached.
-    pub fn measure_rounds(&mut self, budgets: &PerformanceBudgets, figures: &[(FigureKind, String)], mut round: impl FnMut(&mut ScenarioContext) -> Result<Vec<f64>>) -> Result<Vec<Figure>> {
+    pub fn measure_rounds(
+        &mut self,
+        budgets: &PerformanceBudgets,
+        figures: &[(FigureKind, String)],
+        mut round: impl FnMut(&mut ScenarioContext) -> Result<Vec<f64>>,
+    ) -> Result<Vec<Figure>> {
         let looks = budgets.looks()?;
         let lines: Vec<_> = figures.iter().map(|(kind, _)| self.budget_line(budgets, kind.name)).collect();
         let mut samples: Vec<Vec<f64>> = vec![Vec::new(); figures.len()];
@@ -310,7 +344,12 @@ impl ScenarioContext {
                     figure.push(value);
                 }
             }
-            let judged: Vec<Figure> = figures.iter().zip(&samples).zip(&lines).map(|(((kind, path), s), line)| performance::judge(&self.figure_spec(*kind, path), s, &looks, line.as_ref())).collect();
+            let judged: Vec<Figure> = figures
+                .iter()
+                .zip(&samples)
+                .zip(&lines)
+                .map(|(((kind, path), s), line)| performance::judge(&self.figure_spec(*kind, path), s, &looks, line.as_ref()))
+                .collect();
             if !judged.iter().any(|f| performance::undecided(f, &looks)) {
                 return Ok(judged);
             }
@@ -372,7 +411,9 @@ impl ScenarioContext {
         loop {
             let output = run()?;
             match throughput_gbit(&output, place) {
-                Err(e) if e.to_string().contains("Connection refused") && started.elapsed() < Duration::from_secs(1) => std::thread::sleep(Duration::from_millis(50)),
+                Err(e) if e.to_string().contains("Connection refused") && started.elapsed() < Duration::from_secs(1) => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
                 other => return other,
             }
         }
@@ -384,10 +425,14 @@ impl ScenarioContext {
         let options = cni_probe::LoadOptions { requests, concurrency, timeout: Duration::from_secs(3), header: None, new_connection_per_request: false };
         let url = format!("http://{}:{POD_PORT}/", server.address);
         let output = self.cluster().run_probe_in(client, &options.to_args(&url))?;
-        let report: cni_probe::LoadReport = crate::provider::probe_output(&output, || format!("cni-probe load {url} in pod {}/{}", client.namespace, client.name))?;
+        let report: cni_probe::LoadReport =
+            crate::provider::probe_output(&output, || format!("cni-probe load {url} in pod {}/{}", client.namespace, client.name))?;
         let answered: u64 = report.by_status.get(&200).copied().unwrap_or(0);
         if answered != requests {
-            return Err(HarnessError::Command { command: format!("cni-probe load {url} in pod {}/{}", client.namespace, client.name), detail: format!("{answered} of {requests} requests answered 200; failures {:?}, statuses {:?}", report.failures, report.by_status) });
+            return Err(HarnessError::Command {
+                command: format!("cni-probe load {url} in pod {}/{}", client.namespace, client.name),
+                detail: format!("{answered} of {requests} requests answered 200; failures {:?}, statuses {:?}", report.failures, report.by_status),
+            });
         }
         Ok(report)
     }
@@ -400,7 +445,13 @@ impl ScenarioContext {
             let starting: Vec<_> = (0..n)
                 .map(|i| {
                     let cluster = &cluster;
-                    let spec = crate::model::PodSpec { name: format!("{prefix}-{i}"), namespace: namespace.to_owned(), labels: labels([]), node: node.name.clone(), host_ports: vec![] };
+                    let spec = crate::model::PodSpec {
+                        name: format!("{prefix}-{i}"),
+                        namespace: namespace.to_owned(),
+                        labels: labels([]),
+                        node: node.name.clone(),
+                        host_ports: vec![],
+                    };
                     scope.spawn(move || {
                         let at = Instant::now();
                         let pod = cluster.create_pod(&spec)?;
@@ -410,10 +461,15 @@ impl ScenarioContext {
                 .collect();
             starting.into_iter().map(|h| h.join().expect("create_pod does not panic")).collect()
         });
-        started.into_iter().map(|r| r.map(|(pod, ms)| {
-            self.remember_pod(pod);
-            ms
-        })).collect()
+        started
+            .into_iter()
+            .map(|r| {
+                r.map(|(pod, ms)| {
+                    self.remember_pod(pod);
+                    ms
+                })
+            })
+            .collect()
     }
 
     /// The iptables rules (over every node) whose packet counters grew by at least
@@ -422,14 +478,31 @@ impl ScenarioContext {
         let nodes = self.cluster().nodes().to_vec();
         let read = |node: &Node| crate::provider::rule_counters_on(self.cluster().as_ref(), node);
         let before = nodes.iter().map(read).collect::<Result<Vec<_>>>()?;
-        let options = cni_probe::talk::TalkOptions { to, transport: cni_probe::talk::Transport::Udp, priority: 0, tos: None, count: packets, payload: 64, tag: "rules".into(), txtime_delay: None, interleave: vec![] };
+        let options = cni_probe::talk::TalkOptions {
+            to,
+            transport: cni_probe::talk::Transport::Udp,
+            priority: 0,
+            tos: None,
+            count: packets,
+            payload: 64,
+            tag: "rules".into(),
+            txtime_delay: None,
+            interleave: vec![],
+        };
         let output = self.cluster().run_probe_in(client, &options.to_args())?;
-        let report: cni_probe::talk::TalkReport = crate::provider::probe_output(&output, || format!("cni-probe talk in pod {}/{}", client.namespace, client.name))?;
+        let report: cni_probe::talk::TalkReport =
+            crate::provider::probe_output(&output, || format!("cni-probe talk in pod {}/{}", client.namespace, client.name))?;
         if let Some(error) = report.error {
             return Err(HarnessError::Command { command: format!("cni-probe talk {to} in pod {}/{}", client.namespace, client.name), detail: error });
         }
         let after = nodes.iter().map(read).collect::<Result<Vec<_>>>()?;
-        Ok(nodes.iter().zip(before.into_iter().zip(after)).flat_map(|(node, (before, after))| crate::verdict::iptables::moved_rules(&before, &after, packets).into_iter().map(|rule| format!("{}: {rule}", node.name))).collect())
+        Ok(nodes
+            .iter()
+            .zip(before.into_iter().zip(after))
+            .flat_map(|(node, (before, after))| {
+                crate::verdict::iptables::moved_rules(&before, &after, packets).into_iter().map(|rule| format!("{}: {rule}", node.name))
+            })
+            .collect())
     }
 }
 
@@ -438,7 +511,10 @@ impl ScenarioContext {
 /// so that they do not take turns on one core (a sample's spread falls from about 25 % to
 /// about 6 % on the 2-core CI machine).
 pub fn iperf3_client_args(to: &std::net::SocketAddr, bytes: u64) -> Vec<String> {
-    let mut args: Vec<String> = ["-c", &to.ip().to_string(), "-p", &to.port().to_string(), "-n", &bytes.to_string(), "-J", "--connect-timeout", "3000"].iter().map(|s| s.to_string()).collect();
+    let mut args: Vec<String> = ["-c", &to.ip().to_string(), "-p", &to.port().to_string(), "-n", &bytes.to_string(), "-J", "--connect-timeout", "3000"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
         args.extend(["-A".into(), "0,1".into()]);
     }
@@ -446,7 +522,10 @@ pub fn iperf3_client_args(to: &std::net::SocketAddr, bytes: u64) -> Vec<String> 
 }
 
 fn not_installed(place: &str) -> HarnessError {
-    HarnessError::Command { command: format!("iperf3 on {place}"), detail: "iperf3 is not installed: install it with `apt-get install iperf3` or run `cargo xtask deps`".into() }
+    HarnessError::Command {
+        command: format!("iperf3 on {place}"),
+        detail: "iperf3 is not installed: install it with `apt-get install iperf3` or run `cargo xtask deps`".into(),
+    }
 }
 
 /// Whether `output` is of an iperf3 that could not be run at all.
@@ -467,11 +546,15 @@ pub fn throughput_gbit(output: &crate::model::ExecOutput, place: &str) -> Result
         return Err(not_installed(place));
     }
     let failed = |detail: String| HarnessError::Command { command: format!("iperf3 -c on {place}"), detail };
-    let report: serde_json::Value = serde_json::from_str(&output.stdout).map_err(|e| failed(format!("unreadable JSON ({e}); {}; stderr {:?}", output.exit, output.stderr.trim())))?;
+    let report: serde_json::Value =
+        serde_json::from_str(&output.stdout).map_err(|e| failed(format!("unreadable JSON ({e}); {}; stderr {:?}", output.exit, output.stderr.trim())))?;
     if let Some(error) = report.get("error").and_then(|e| e.as_str()) {
         return Err(failed(error.to_owned()));
     }
-    report["end"]["sum_received"]["bits_per_second"].as_f64().map(|bps| bps / 1e9).ok_or_else(|| failed("no end.sum_received.bits_per_second in its JSON".into()))
+    report["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .map(|bps| bps / 1e9)
+        .ok_or_else(|| failed("no end.sum_received.bits_per_second in its JSON".into()))
 }
 
 #[cfg(test)]
@@ -500,7 +583,11 @@ mod tests {
             fixtures::load_performance_budgets(&path).unwrap_err().to_string()
         };
         let unknown = error_for("  - figure: throughput.pod-to-pod.sideways\n    atLeast: 1\n    machineClass: x\n");
-        assert!(unknown.contains("performance.yaml") && unknown.contains("budgets[0] (figure `throughput.pod-to-pod.sideways`): unknown figure; expected one of throughput.pod-to-pod.same-node"), "{unknown}");
+        assert!(
+            unknown.contains("performance.yaml")
+                && unknown.contains("budgets[0] (figure `throughput.pod-to-pod.sideways`): unknown figure; expected one of throughput.pod-to-pod.same-node"),
+            "{unknown}"
+        );
         let wrong_side = error_for("  - figure: throughput.pod-to-pod.same-node\n    atMost: 1\n    machineClass: x\n");
         assert!(wrong_side.contains("higher is better for this figure: expected atLeast, found atMost"), "{wrong_side}");
         let no_class = error_for("  - figure: startup.pod-network.1-pod\n    atMost: 100\n");

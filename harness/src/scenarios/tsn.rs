@@ -20,7 +20,6 @@ use crate::verdict::{budget, gates, priority, Verdict};
 
 pub use crate::tools::{NODE_NIC, PROBE};
 
-
 /// How far ahead a delivery-time talker sets each datagram's SO_TXTIME: the
 /// delivery-time classifier's DELAY_NS (with a 100 ms tolerance for the way to the NIC).
 pub const DELIVERY_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
@@ -200,7 +199,9 @@ fn delivery_time_set_with_so_txtime_reaches_the_nic(cx: &mut ScenarioContext) ->
     }
     let listener = cx.external_listener()?;
     let timed = TalkExtras { txtime_delay: Some(DELIVERY_DELAY), ..TalkExtras::default() };
-    let counted = cx.counted_talk(Some(&talker), &node, listener, Transport::Udp, 1, &timed).and_then(|with| Ok((with, cx.counted_talk(Some(&talker), &node, listener, Transport::Udp, 0, &TalkExtras::default())?)));
+    let counted = cx
+        .counted_talk(Some(&talker), &node, listener, Transport::Udp, 1, &timed)
+        .and_then(|with| Ok((with, cx.counted_talk(Some(&talker), &node, listener, Transport::Udp, 0, &TalkExtras::default())?)));
     // The priority map goes back on the NIC for the scenarios after this one, however it went.
     cx.tsn_qdisc_on(&node)?;
     let (with, without) = counted?;
@@ -223,10 +224,14 @@ fn talkers_leave_in_their_taprio_gate_windows(cx: &mut ScenarioContext) -> Resul
         });
     }
     let namespace = cx.namespace("tsn", labels([]));
-    let judged = namespace.and_then(|namespace| cx.tsn_talkers(&namespace, labels([("app", "talker")]), &node)).and_then(|talkers| cx.talkers_in_their_gate_windows(&talkers, &schedule));
+    let judged = namespace
+        .and_then(|namespace| cx.tsn_talkers(&namespace, labels([("app", "talker")]), &node))
+        .and_then(|talkers| cx.talkers_in_their_gate_windows(&talkers, &schedule));
     // The NIC goes back to no root qdisc however it went; the priority map is put back by
     // the next scenario that counts.
-    cx.cluster().run_on_node(&node, "tc", &["qdisc", "del", "dev", NODE_NIC, "root"])?.stdout_of_success(&format!("tc qdisc del dev {NODE_NIC} root on node {}", node.name))?;
+    cx.cluster()
+        .run_on_node(&node, "tc", &["qdisc", "del", "dev", NODE_NIC, "root"])?
+        .stdout_of_success(&format!("tc qdisc del dev {NODE_NIC} root on node {}", node.name))?;
     judged
 }
 
@@ -279,14 +284,22 @@ impl ScenarioContext {
     /// whether every one kept its class at `node`'s NIC.
     fn each_keeps_its_class(&self, node: &Node, talkers: &[(String, Option<&Pod>, u32)], to: SocketAddr, transport: Transport) -> Result<Verdict> {
         self.tsn_qdisc_on(node)?;
-        let verdicts = talkers.iter().map(|(name, pod, priority)| Ok((name.clone(), self.talker_class_at_nic(*pod, node, to, transport, *priority)?))).collect::<Result<Vec<_>>>()?;
+        let verdicts = talkers
+            .iter()
+            .map(|(name, pod, priority)| Ok((name.clone(), self.talker_class_at_nic(*pod, node, to, transport, *priority)?)))
+            .collect::<Result<Vec<_>>>()?;
         Ok(priority::talkers_kept_their_classes(verdicts))
     }
 
     /// Another node than `node` (a worker if there is one).
     pub fn a_node_other_than(&self, node: &Node) -> Result<Node> {
         let others: Vec<&Node> = self.cluster().nodes().iter().filter(|n| n.name != node.name).collect();
-        others.iter().find(|n| n.role == crate::model::NodeRole::Worker).or(others.first()).map(|n| (*n).clone()).ok_or_else(|| HarnessError::NotFound { what: "node".into(), wanted: format!("other than {} (the cluster has one node)", node.name) })
+        others
+            .iter()
+            .find(|n| n.role == crate::model::NodeRole::Worker)
+            .or(others.first())
+            .map(|n| (*n).clone())
+            .ok_or_else(|| HarnessError::NotFound { what: "node".into(), wanted: format!("other than {} (the cluster has one node)", node.name) })
     }
 
     /// Puts the paper's priority map on `node`'s NIC: HTB classes 1:1 (priority 1), 1:2
@@ -302,7 +315,10 @@ impl ScenarioContext {
         let tc = |args: &[&str]| -> Result<()> {
             self.cluster().run_on_node(node, "tc", args)?.stdout_of_success(&format!("tc {} on node {}", args.join(" "), node.name)).map(drop)
         };
-        let qdiscs = self.cluster().run_on_node(node, "tc", &["qdisc", "show", "dev", NODE_NIC])?.stdout_of_success(&format!("tc qdisc show dev {NODE_NIC} on node {}", node.name))?;
+        let qdiscs = self
+            .cluster()
+            .run_on_node(node, "tc", &["qdisc", "show", "dev", NODE_NIC])?
+            .stdout_of_success(&format!("tc qdisc show dev {NODE_NIC} on node {}", node.name))?;
         let (root, classes) = crate::bpf::priority_classes(NODE_NIC);
         fn words(args: &[String]) -> Vec<&str> {
             args.iter().map(String::as_str).collect()
@@ -315,7 +331,9 @@ impl ScenarioContext {
         }
         match self.try_classifier(node, classifier)? {
             None => Ok(()),
-            Some(refused) => Err(HarnessError::Command { command: format!("loading the classifier {} on node {}", classifier.display(), node.name), detail: refused }),
+            Some(refused) => {
+                Err(HarnessError::Command { command: format!("loading the classifier {} on node {}", classifier.display(), node.name), detail: refused })
+            }
         }
     }
 
@@ -352,14 +370,30 @@ impl ScenarioContext {
     pub fn talkers_in_their_gate_windows(&self, talkers: &Talkers, schedule: &gates::GateSchedule) -> Result<Verdict> {
         let listener = self.external_listener()?;
         let node = &talkers.node;
-        let reference_tags = PAPER_PRIORITIES.into_iter().map(|priority| Ok((priority::class_of_priority(priority), self.talk(None, node, listener, Transport::Udp, priority)?.tag))).collect::<Result<Vec<_>>>()?;
-        let talker_tags = talkers.pods.iter().map(|(pod, priority)| Ok((pod, *priority, self.talk(Some(pod), node, listener, Transport::Udp, *priority)?.tag))).collect::<Result<Vec<_>>>()?;
+        let reference_tags = PAPER_PRIORITIES
+            .into_iter()
+            .map(|priority| Ok((priority::class_of_priority(priority), self.talk(None, node, listener, Transport::Udp, priority)?.tag)))
+            .collect::<Result<Vec<_>>>()?;
+        let talker_tags = talkers
+            .pods
+            .iter()
+            .map(|(pod, priority)| Ok((pod, *priority, self.talk(Some(pod), node, listener, Transport::Udp, *priority)?.tag)))
+            .collect::<Result<Vec<_>>>()?;
         let heard = self.heard_by_listener(&talkers.pods[0].0, listener)?;
         let times = |tag: &str| heard.received_tai_ns.get(tag).cloned().unwrap_or_default();
         let reference: Vec<_> = reference_tags.iter().map(|(class, tag)| (*class, times(tag))).collect();
-        let windows = gates::windows_from_reference(schedule, &reference, gates::JITTER_TOLERANCE_NS).map_err(|why| HarnessError::CannotObserve { reason: format!("no gate windows to judge against on node {} {NODE_NIC}: {why}", node.name) })?;
+        let windows = gates::windows_from_reference(schedule, &reference, gates::JITTER_TOLERANCE_NS)
+            .map_err(|why| HarnessError::CannotObserve { reason: format!("no gate windows to judge against on node {} {NODE_NIC}: {why}", node.name) })?;
         let nic = format!("node {} {NODE_NIC}", node.name);
-        let each = talker_tags.iter().map(|(pod, priority, tag)| (pod.name.clone(), gates::talker_in_its_gate_window(&format!("{}/{}", pod.namespace, pod.name), *priority, TALKER_PACKETS, &times(tag), &windows, &nic))).collect();
+        let each = talker_tags
+            .iter()
+            .map(|(pod, priority, tag)| {
+                (
+                    pod.name.clone(),
+                    gates::talker_in_its_gate_window(&format!("{}/{}", pod.namespace, pod.name), *priority, TALKER_PACKETS, &times(tag), &windows, &nic),
+                )
+            })
+            .collect();
         Ok(priority::every_talker("gate window of each talker's datagrams, as the listener received them", each))
     }
 
@@ -372,7 +406,10 @@ impl ScenarioContext {
 
     /// The packets each class of `node`'s NIC qdisc has sent so far.
     pub fn nic_class_counters(&self, node: &Node) -> Result<BTreeMap<String, u64>> {
-        let shown = self.cluster().run_on_node(node, "tc", &["-s", "class", "show", "dev", NODE_NIC])?.stdout_of_success(&format!("tc -s class show dev {NODE_NIC} on node {}", node.name))?;
+        let shown = self
+            .cluster()
+            .run_on_node(node, "tc", &["-s", "class", "show", "dev", NODE_NIC])?
+            .stdout_of_success(&format!("tc -s class show dev {NODE_NIC} on node {}", node.name))?;
         Ok(priority::parse_class_counters(&shown))
     }
 
@@ -409,7 +446,17 @@ impl ScenarioContext {
         };
         // Unique per talk: a listener keeps receive times per tag, across scenarios and runs.
         let tag = format!("{}-{name}-prio{priority}-{}", self.cluster().info().run_id, TALKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-        let options = TalkOptions { to, transport, priority, tos: None, count: TALKER_PACKETS, payload: 200, tag, txtime_delay: extras.txtime_delay, interleave: extras.interleave.clone() };
+        let options = TalkOptions {
+            to,
+            transport,
+            priority,
+            tos: None,
+            count: TALKER_PACKETS,
+            payload: 200,
+            tag,
+            txtime_delay: extras.txtime_delay,
+            interleave: extras.interleave.clone(),
+        };
         self.record_talk(crate::diagnostics::Talk { pod: pod.cloned(), node: node.clone(), options: options.clone() });
         let output = match pod {
             Some(pod) => self.cluster().run_probe_in(pod, &options.to_args())?,
@@ -434,7 +481,15 @@ impl ScenarioContext {
     }
 
     /// Runs one talker alone, between two settled readings of `node`'s NIC counters.
-    pub fn counted_talk(&self, pod: Option<&Pod>, node: &Node, to: SocketAddr, transport: Transport, priority: u32, extras: &TalkExtras) -> Result<CountedTalk> {
+    pub fn counted_talk(
+        &self,
+        pod: Option<&Pod>,
+        node: &Node,
+        to: SocketAddr,
+        transport: Transport,
+        priority: u32,
+        extras: &TalkExtras,
+    ) -> Result<CountedTalk> {
         let talker = match pod {
             Some(pod) => format!("{}/{}", pod.namespace, pod.name),
             None => format!("node {}", node.name),
@@ -448,7 +503,10 @@ impl ScenarioContext {
     /// The external host's UDP listener (beside its echo, on the same port).
     pub fn external_listener(&self) -> Result<SocketAddr> {
         let url = self.cluster().external_echo_url();
-        url.trim_start_matches("http://").trim_end_matches('/').parse().map_err(|_| HarnessError::NotFound { what: "address".into(), wanted: format!("of the external listener in {url}") })
+        url.trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|_| HarnessError::NotFound { what: "address".into(), wanted: format!("of the external listener in {url}") })
     }
 }
 
@@ -486,7 +544,17 @@ mod tests {
                 let flag = |name: &str| args.iter().position(|a| a == name).map(|i| args[i + 1].clone()).unwrap();
                 let (tag, priority) = (flag("--tag"), flag("--priority").parse().unwrap());
                 talks.lock().unwrap().push((tag.clone(), priority, from_node));
-                let report = TalkReport { transport: Transport::Udp, tag, sent: 50, bytes: 10_000, priority, tos: None, first_txtime_ns: None, interleaved: 0, error: None };
+                let report = TalkReport {
+                    transport: Transport::Udp,
+                    tag,
+                    sent: 50,
+                    bytes: 10_000,
+                    priority,
+                    tos: None,
+                    first_txtime_ns: None,
+                    interleaved: 0,
+                    error: None,
+                };
                 serde_json::to_string(&report).unwrap()
             }
         };
@@ -541,7 +609,10 @@ mod tests {
     fn pod_talkers_whose_priority_is_lost_on_the_way_leave_in_best_effort_s_window() {
         let (outcome, tc) = gate_scenario(false, false);
         let TrialOutcome::Failed(verdict) = &outcome else { panic!("{outcome:?}") };
-        assert_eq!((verdict.reason, verdict.observed.role.as_str()), (Some(FailureReason::OutsideGateWindow), "talker-1 best-effort, talker-2 best-effort, best-effort best-effort"));
+        assert_eq!(
+            (verdict.reason, verdict.observed.role.as_str()),
+            (Some(FailureReason::OutsideGateWindow), "talker-1 best-effort, talker-2 best-effort, best-effort best-effort")
+        );
         assert!(verdict.message().contains("class-1: 0, class-2: 0, best-effort: 50"), "{}", verdict.message());
         assert_eq!(tc.last().unwrap(), "qdisc del dev eth0 root", "taprio comes off after a failure too: {tc:?}");
     }
@@ -549,13 +620,19 @@ mod tests {
     #[test]
     fn a_nic_that_refuses_taprio_ignores_the_scenario_with_tc_s_words() {
         let (outcome, _) = gate_scenario(true, true);
-        assert!(matches!(&outcome, TrialOutcome::Ignored(reason) if reason.contains("no taprio qdisc with the paper's schedule") && reason.contains("Specified qdisc kind is unknown")), "{outcome:?}");
+        assert!(
+            matches!(&outcome, TrialOutcome::Ignored(reason) if reason.contains("no taprio qdisc with the paper's schedule") && reason.contains("Specified qdisc kind is unknown")),
+            "{outcome:?}"
+        );
     }
     #[test]
     fn the_classifier_counts_packets_to_the_port_every_listener_uses() {
         let source = std::fs::read_to_string(crate::workspace_root().join("bpf/tsn_classify.c")).unwrap();
         assert!(source.contains(&format!("#define TALKER_PORT {}", crate::model::POD_PORT)), "bpf/tsn_classify.c and model::POD_PORT disagree");
         assert_eq!(crate::provider::external::ECHO_PORT, crate::model::POD_PORT, "the external listener shares the port");
-        assert!(source.contains(&format!("#define DELAY_NS {}ull", super::DELIVERY_DELAY.as_nanos())), "bpf/tsn_classify.c's DELAY_NS and DELIVERY_DELAY disagree");
+        assert!(
+            source.contains(&format!("#define DELAY_NS {}ull", super::DELIVERY_DELAY.as_nanos())),
+            "bpf/tsn_classify.c's DELAY_NS and DELIVERY_DELAY disagree"
+        );
     }
 }

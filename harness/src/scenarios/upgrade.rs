@@ -157,22 +157,34 @@ fn egress_sources_hold_through_the_upgrade(cx: &mut ScenarioContext) -> Result<V
     // The controls, under the old version with nothing upgraded: both sources as it has them
     // before anything is sampled, and the connection through the gateway held as long.
     let from = cx.upgrade_pair()?.from.name.clone();
-    let programmed = crate::verdict::budget::all_of([cx.source_seen_outside_once_programmed(&web, &egress_ip)?, cx.source_seen_outside_once_programmed(&db, &node_ip)?]);
+    let programmed =
+        crate::verdict::budget::all_of([cx.source_seen_outside_once_programmed(&web, &egress_ip)?, cx.source_seen_outside_once_programmed(&db, &node_ip)?]);
     if !programmed.passed {
         return Ok(upgrade::fails_before_the_upgrade(programmed, &from));
     }
-    let through_the_gateway = [("selected-pod-to-the-external-host-through-the-egress-gateway", Some(&web), SocketAddr::new(cx.external_listener()?.ip(), HOLD_PORT))];
+    let through_the_gateway =
+        [("selected-pod-to-the-external-host-through-the-egress-gateway", Some(&web), SocketAddr::new(cx.external_listener()?.ip(), HOLD_PORT))];
     // Held a second longer: the sampling runs steady for a moment on both sides of the switch.
     let hold = cx.timeouts().upgrade_hold + Duration::from_secs(1);
     let (control, ()) = cx.hold_connections_while(&through_the_gateway, hold, |_| Ok(()))?;
-    let (held, (sampled, window, pair)) = cx.hold_connections_while(&through_the_gateway, hold, |cx| cx.sample_sources_while(&[&web, &db], |cx| cx.upgrade_cni()))?;
+    let (held, (sampled, window, pair)) =
+        cx.hold_connections_while(&through_the_gateway, hold, |cx| cx.sample_sources_while(&[&web, &db], |cx| cx.upgrade_cni()))?;
     let expected = |pod: &Pod| if pod.name == web.name { egress_ip.clone() } else { node_ip.clone() };
     let sampled: Vec<_> = sampled.into_iter().map(|(pod, samples)| (pod.clone(), expected(&pod), samples)).collect();
     let sources = cx.sources_kept_through_the_upgrade(&pair.to.name, &pair.from.name, &sampled, &window, budget);
-    let connection = upgrade::ruled_by_control(upgrade::connections_held(&pair.to.name, &pair.from.name, &held, budget), &from, upgrade::Control::NothingUpgraded, &upgrade::connections_held_with_nothing_upgraded(&from, &control, budget));
+    let connection = upgrade::ruled_by_control(
+        upgrade::connections_held(&pair.to.name, &pair.from.name, &held, budget),
+        &from,
+        upgrade::Control::NothingUpgraded,
+        &upgrade::connections_held_with_nothing_upgraded(&from, &control, budget),
+    );
     // The sources are the point: their verdict is the one shown, the connection's beside it.
     Ok(match connection.passed {
-        true => Verdict { observed: crate::verdict::Evidence::new(sources.observed.role.clone(), format!("{}; {}", sources.observed.detail, connection.observed.detail)), counters: connection.counters, ..sources },
+        true => Verdict {
+            observed: crate::verdict::Evidence::new(sources.observed.role.clone(), format!("{}; {}", sources.observed.detail, connection.observed.detail)),
+            counters: connection.counters,
+            ..sources
+        },
         false => crate::verdict::budget::all_of([sources, connection]),
     })
 }
@@ -219,7 +231,8 @@ fn pod_start_up_and_latency_do_not_regress(cx: &mut ScenarioContext) -> Result<V
             samples[version][0].extend(took);
         }
         if pairs[version].is_none() {
-            pairs[version] = Some((cx.pod(&namespace, &format!("{side}-client"), labels([]), &node)?, cx.pod(&namespace, &format!("{side}-server"), labels([]), &other)?));
+            pairs[version] =
+                Some((cx.pod(&namespace, &format!("{side}-client"), labels([]), &node)?, cx.pod(&namespace, &format!("{side}-server"), labels([]), &other)?));
         }
         let (client, server) = pairs[version].clone().expect("made above");
         for _ in 0..LATENCY_ROUNDS_PER_BLOCK {
@@ -336,13 +349,19 @@ fn after_a_rollback(cx: &mut ScenarioContext) -> Result<Verdict> {
     let with_pod = cx.cluster().node_state(&node)?;
     cx.roll_back_cni()?;
     let checked = upgrade::every_pod_checks(&pair.from.name, &pair.to.name, &checks_of(cx, &new));
-    let checked = upgrade::ruled_by_control(checked, &pair.from.name, upgrade::Control::ItsOwnPods, &check_of_its_own_pods(cx, &pair.from.name, &namespace, &node, &other, &[])?);
+    let checked = upgrade::ruled_by_control(
+        checked,
+        &pair.from.name,
+        upgrade::Control::ItsOwnPods,
+        &check_of_its_own_pods(cx, &pair.from.name, &namespace, &node, &other, &[])?,
+    );
     let reached = reach_both_ways(cx, &pair.to.name, &pair.from.name, &old, &new)?;
     let before_del = cx.cluster().node_state(&node)?;
     let deleted = cx.cluster().delete_pod(&spare).err().map(|e| e.to_string());
     let leftovers = settled_changes_by_del(cx, &node, &before, &with_pod, &before_del)?;
     let deletion = upgrade::del_leaves_nothing(&pod_name(&spare), &node.name, &pair.from.name, &pair.to.name, deleted.as_deref(), &leftovers);
-    let deletion = upgrade::ruled_by_control(deletion, &pair.from.name, upgrade::Control::ItsOwnPods, &del_of_its_own_pod(cx, &pair.from.name, &namespace, &node, &[])?);
+    let deletion =
+        upgrade::ruled_by_control(deletion, &pair.from.name, upgrade::Control::ItsOwnPods, &del_of_its_own_pod(cx, &pair.from.name, &namespace, &node, &[])?);
     Ok(upgrade::every_part([("CHECK", checked), ("reach", reached), ("DEL", deletion)]))
 }
 
@@ -385,7 +404,13 @@ fn reach_both_ways(cx: &ScenarioContext, new_version: &str, old_version: &str, o
     }
     // The new pods' addresses against every pod's, not only this trial's: an IPAM that
     // forgot the old version's reservations hands out the oldest first.
-    let mut addresses: Vec<_> = cx.cluster().pods()?.iter().filter(|pod| !new.iter().any(|n| (&n.namespace, &n.name) == (&pod.namespace, &pod.name))).map(|pod| (pod_name(pod), pod.address)).collect();
+    let mut addresses: Vec<_> = cx
+        .cluster()
+        .pods()?
+        .iter()
+        .filter(|pod| !new.iter().any(|n| (&n.namespace, &n.name) == (&pod.namespace, &pod.name)))
+        .map(|pod| (pod_name(pod), pod.address))
+        .collect();
     addresses.extend(new.iter().map(|pod| (pod_name(pod), pod.address)));
     Ok(upgrade::versions_reach_each_other(new_version, old_version, &requests, &addresses))
 }
@@ -410,7 +435,13 @@ fn changes_by_del(before: &BTreeSet<String>, with_pod: &BTreeSet<String>, before
 
 /// [`changes_by_del`] once the node shows none or [`NODE_SETTLES`] ran out (then said in
 /// the last line).
-fn settled_changes_by_del(cx: &ScenarioContext, node: &Node, before: &BTreeSet<String>, with_pod: &BTreeSet<String>, before_del: &BTreeSet<String>) -> Result<Vec<String>> {
+fn settled_changes_by_del(
+    cx: &ScenarioContext,
+    node: &Node,
+    before: &BTreeSet<String>,
+    with_pod: &BTreeSet<String>,
+    before_del: &BTreeSet<String>,
+) -> Result<Vec<String>> {
     let deadline = Instant::now() + NODE_SETTLES;
     loop {
         let changes = changes_by_del(before, with_pod, before_del, &cx.cluster().node_state(node)?);
@@ -440,7 +471,14 @@ mod tests {
         // The new version's install flushed the NAT chains between ADD and DEL.
         let before_del = state(&["link cni0", "link veth1", "file /var/lib/cni/networks/lab/10.244.1.5"]);
         assert!(changes_by_del(&before, &with_pod, &before_del, &state(&["link cni0"])).is_empty(), "the flush is not DEL's");
-        assert_eq!(changes_by_del(&before, &with_pod, &before_del, &state(&["link cni0", "file /var/lib/cni/networks/lab/10.244.1.5"])), ["left behind: file /var/lib/cni/networks/lab/10.244.1.5"]);
-        assert_eq!(changes_by_del(&before, &with_pod, &before, &state(&["nat: -A POSTROUTING -j LAB-MASQUERADE"])), ["removed: link cni0"], "what was there before the pod and is gone after its DEL is the DEL's");
+        assert_eq!(
+            changes_by_del(&before, &with_pod, &before_del, &state(&["link cni0", "file /var/lib/cni/networks/lab/10.244.1.5"])),
+            ["left behind: file /var/lib/cni/networks/lab/10.244.1.5"]
+        );
+        assert_eq!(
+            changes_by_del(&before, &with_pod, &before, &state(&["nat: -A POSTROUTING -j LAB-MASQUERADE"])),
+            ["removed: link cni0"],
+            "what was there before the pod and is gone after its DEL is the DEL's"
+        );
     }
 }

@@ -102,7 +102,13 @@ impl Subject {
     /// claim that version, and a plugin's answer to such a config is the refusal the
     /// specification asks for ("incompatible CNI versions", code 1), not a fault.
     pub fn config_version_unclaimed(&self) -> Option<String> {
-        (!self.claims(&self.list.cni_version)).then(|| format!("the plugins do not claim the config's cniVersion {} (they claim {})", self.list.cni_version, if self.claimed.is_empty() { "none".to_owned() } else { self.claimed.join(", ") }))
+        (!self.claims(&self.list.cni_version)).then(|| {
+            format!(
+                "the plugins do not claim the config's cniVersion {} (they claim {})",
+                self.list.cni_version,
+                if self.claimed.is_empty() { "none".to_owned() } else { self.claimed.join(", ") }
+            )
+        })
     }
 }
 
@@ -123,7 +129,11 @@ fn plugins_version(runtime: &CniRuntime, list: &NetworkConfigList) -> String {
     if let Some((package, version)) = package.and_then(|package| crate::provider::host::debian_package_version(&package).map(|version| (package, version))) {
         return format!("{package} {version}");
     }
-    let digests = paths.iter().filter_map(|p| crate::provider::lab::shell::run("sha256sum", &[&p.display().to_string()], None).ok()).map(|l| l.chars().take(12).collect::<String>()).collect::<Vec<_>>();
+    let digests = paths
+        .iter()
+        .filter_map(|p| crate::provider::lab::shell::run("sha256sum", &[&p.display().to_string()], None).ok())
+        .map(|l| l.chars().take(12).collect::<String>())
+        .collect::<Vec<_>>();
     format!("unpackaged sha256 {}", digests.join("+"))
 }
 
@@ -288,14 +298,21 @@ fn version_answers(cx: &mut SpecContext<'_>) -> Result<Judgement> {
     let mut seen = Vec::new();
     for plugin in cx.subject.list.plugin_types() {
         for asked in [cx.subject.list.cni_version.as_str(), "99.0.0"] {
-            let output = cx.sandbox.runtime.exec("VERSION", plugin, format!(r#"{{"cniVersion":"{asked}"}}"#).as_bytes(), &[("CNI_COMMAND", "VERSION".into())])?;
+            let output =
+                cx.sandbox.runtime.exec("VERSION", plugin, format!(r#"{{"cniVersion":"{asked}"}}"#).as_bytes(), &[("CNI_COMMAND", "VERSION".into())])?;
             let answer: Option<Value> = serde_json::from_str(&output.stdout).ok();
-            let versions = answer.as_ref().and_then(|a| a.get("supportedVersions")).and_then(Value::as_array).filter(|v| !v.is_empty() && v.iter().all(Value::is_string));
+            let versions =
+                answer.as_ref().and_then(|a| a.get("supportedVersions")).and_then(Value::as_array).filter(|v| !v.is_empty() && v.iter().all(Value::is_string));
             // A config version the plugin does not list is the subject's matter (then its other
             // checks are not applicable), not a fault of the plugin's VERSION answer.
             match (output.success, versions, answer.as_ref().and_then(|a| a.get("cniVersion")).and_then(Value::as_str)) {
                 (true, Some(versions), Some(_)) => seen.push(format!("{plugin}: {}", versions.len())),
-                _ => problems.push(format!("{plugin} (config version {asked}): no versions answer: {} {:?} {:?}", output.status, output.stdout.trim(), output.stderr.trim())),
+                _ => problems.push(format!(
+                    "{plugin} (config version {asked}): no versions answer: {} {:?} {:?}",
+                    output.status,
+                    output.stdout.trim(),
+                    output.stderr.trim()
+                )),
             }
         }
     }
@@ -342,7 +359,8 @@ fn add_reports_what_is_there(cx: &mut SpecContext<'_>) -> Result<Judgement> {
     let container = cx.sandbox.container()?;
     let problems = match cx.add(&cx.subject.list, &container)? {
         Ok(result) => {
-            let problems = rules::not_really_there(&result, &container.path.display().to_string(), &cx.sandbox.container_state(&container)?, &cx.sandbox.node_state()?);
+            let problems =
+                rules::not_really_there(&result, &container.path.display().to_string(), &cx.sandbox.container_state(&container)?, &cx.sandbox.node_state()?);
             cx.clean_up(&container, Some(&result))?;
             problems
         }
@@ -353,7 +371,8 @@ fn add_reports_what_is_there(cx: &mut SpecContext<'_>) -> Result<Judgement> {
 
 /// CHECK exists from 0.4.0 on.
 fn check_not_applicable(subject: &Subject) -> Option<String> {
-    matches!(subject.list.cni_version.as_str(), "0.1.0" | "0.2.0" | "0.3.0" | "0.3.1").then(|| format!("CHECK exists from 0.4.0; the config is {}", subject.list.cni_version))
+    matches!(subject.list.cni_version.as_str(), "0.1.0" | "0.2.0" | "0.3.0" | "0.3.1")
+        .then(|| format!("CHECK exists from 0.4.0; the config is {}", subject.list.cni_version))
 }
 
 fn check_passes_after_add(cx: &mut SpecContext<'_>) -> Result<Judgement> {
@@ -392,8 +411,13 @@ fn check_fails_when_changed(cx: &mut SpecContext<'_>) -> Result<Judgement> {
     cx.sandbox.in_container(&container, &["addr", "flush", "dev", &interface])?;
     let steps = cx.chain("CHECK", &cx.subject.list, &cx.sandbox.attachment(&container), Some(&result))?;
     let problems = match steps.iter().find(|s| !s.output.success) {
-        Some(failed) => rules::error_problems(&failed.output, &(1..100).collect::<Vec<_>>(), true).into_iter().map(|p| format!("CHECK by {}: {p}", failed.plugin)).collect(),
-        None => vec![format!("CHECK succeeded although {interface} lost its addresses (checked by {})", steps.iter().map(|s| s.plugin.as_str()).collect::<Vec<_>>().join(", "))],
+        Some(failed) => {
+            rules::error_problems(&failed.output, &(1..100).collect::<Vec<_>>(), true).into_iter().map(|p| format!("CHECK by {}: {p}", failed.plugin)).collect()
+        }
+        None => vec![format!(
+            "CHECK succeeded although {interface} lost its addresses (checked by {})",
+            steps.iter().map(|s| s.plugin.as_str()).collect::<Vec<_>>().join(", ")
+        )],
     };
     cx.clean_up(&container, Some(&result))?;
     cx.verdict(problems, format!("CHECK failed once {interface} lost its addresses"))
@@ -413,7 +437,10 @@ fn add_plugin_by_plugin(cx: &SpecContext<'_>, container: &Container) -> Result<s
         if !step.output.success {
             return Ok(Err(format!("ADD by {} failed: {}", step.plugin, step.failure("ADD"))));
         }
-        previous = Some(serde_json::from_str(&step.output.stdout).map_err(|e| crate::error::HarnessError::CniResult { plugin: step.plugin.clone(), detail: format!("ADD printed no JSON result: {e}") })?);
+        previous = Some(
+            serde_json::from_str(&step.output.stdout)
+                .map_err(|e| crate::error::HarnessError::CniResult { plugin: step.plugin.clone(), detail: format!("ADD printed no JSON result: {e}") })?,
+        );
         let after = cx.sandbox.node_state()?;
         made.push((step.plugin, sandbox::own_chains(after.difference(&before))));
         before = after;
@@ -451,7 +478,11 @@ fn check_fails_when_own_state_gone(cx: &mut SpecContext<'_>) -> Result<Judgement
         let attachment = cx.sandbox.attachment(&container);
         let untouched = cx.chain("CHECK", &cx.subject.list, &attachment, Some(&result))?;
         if let Some(failed) = untouched.iter().find(|s| !s.output.success) {
-            unjudged.push(format!("{plugin}: CHECK fails even on the untouched attachment ({}: {}; check_passes_after_add judges that)", failed.plugin, failed.failure("CHECK")));
+            unjudged.push(format!(
+                "{plugin}: CHECK fails even on the untouched attachment ({}: {}; check_passes_after_add judges that)",
+                failed.plugin,
+                failed.failure("CHECK")
+            ));
             cx.clean_up(&container, Some(&result))?;
             continue;
         }
@@ -459,8 +490,14 @@ fn check_fails_when_own_state_gone(cx: &mut SpecContext<'_>) -> Result<Judgement
         cx.sandbox.remove_iptables_chains(&chains)?;
         let steps = cx.chain("CHECK", &cx.subject.list, &attachment, Some(&result))?;
         match steps.iter().find(|s| !s.output.success) {
-            Some(failed) if failed.plugin == *plugin => problems.extend(rules::error_problems(&failed.output, &(1..100).collect::<Vec<_>>(), true).into_iter().map(|p| format!("CHECK by {plugin}: {p}"))),
-            Some(failed) => problems.push(format!("CHECK by {plugin} succeeded although its chains {} were removed ({} failed instead: {})", chains.join(", "), failed.plugin, failed.failure("CHECK"))),
+            Some(failed) if failed.plugin == *plugin => problems
+                .extend(rules::error_problems(&failed.output, &(1..100).collect::<Vec<_>>(), true).into_iter().map(|p| format!("CHECK by {plugin}: {p}"))),
+            Some(failed) => problems.push(format!(
+                "CHECK by {plugin} succeeded although its chains {} were removed ({} failed instead: {})",
+                chains.join(", "),
+                failed.plugin,
+                failed.failure("CHECK")
+            )),
             None => problems.push(format!("CHECK succeeded although {plugin}'s own chains {} were removed", chains.join(", "))),
         }
         judged.push(format!("{plugin} ({})", chains.join(", ")));
@@ -475,7 +512,11 @@ fn check_fails_when_own_state_gone(cx: &mut SpecContext<'_>) -> Result<Judgement
 /// ADDs and DELs with `between` run between them (`asked`: what `between` asks, named
 /// when it never ran); what the node and container gained or lost, or why nothing was
 /// judged (the warm-up's or the ADD's failure).
-fn node_changes(cx: &SpecContext<'_>, asked: &str, between: impl FnOnce(&SpecContext<'_>, &Container, &Value) -> Result<Vec<String>>) -> Result<std::result::Result<Vec<String>, Judgement>> {
+fn node_changes(
+    cx: &SpecContext<'_>,
+    asked: &str,
+    between: impl FnOnce(&SpecContext<'_>, &Container, &Value) -> Result<Vec<String>>,
+) -> Result<std::result::Result<Vec<String>, Judgement>> {
     if let Err(problem) = cx.warm_up()? {
         return Ok(Err(warm_up_failed(&problem, asked)));
     }
@@ -651,7 +692,11 @@ fn error_cases(cx: &SpecContext<'_>) -> Result<Vec<ErrorCase>> {
 
 fn errors_exit_non_zero(cx: &mut SpecContext<'_>) -> Result<Judgement> {
     let cases = error_cases(cx)?;
-    let problems = cases.iter().filter(|c| c.output.success).map(|c| format!("{} given {}: exited with status 0, printing {:?}", c.plugin, c.case, c.output.stdout.trim())).collect();
+    let problems = cases
+        .iter()
+        .filter(|c| c.output.success)
+        .map(|c| format!("{} given {}: exited with status 0, printing {:?}", c.plugin, c.case, c.output.stdout.trim()))
+        .collect();
     cx.verdict(problems, format!("{} wrong inputs to {} plugins, each a non-zero exit", cases.len(), cx.subject.list.plugins.len()))
 }
 
@@ -664,9 +709,15 @@ fn errors_are_json(cx: &mut SpecContext<'_>) -> Result<Judgement> {
     let (judged, unjudged): (Vec<&ErrorCase>, Vec<&ErrorCase>) = cases.iter().partition(|c| !c.output.success || printed_an_error(c));
     let problems = judged
         .iter()
-        .flat_map(|c| rules::error_problems(&c.output, c.codes, c.plugin_codes).into_iter().filter(|p| p != rules::EXITED_ZERO).map(move |p| format!("{} given {}: {p}", c.plugin, c.case)))
+        .flat_map(|c| {
+            rules::error_problems(&c.output, c.codes, c.plugin_codes)
+                .into_iter()
+                .filter(|p| p != rules::EXITED_ZERO)
+                .map(move |p| format!("{} given {}: {p}", c.plugin, c.case))
+        })
         .collect();
-    let unjudged: Vec<String> = unjudged.iter().map(|c| format!("{} given {}: exited 0 printing no error ({:?})", c.plugin, c.case, c.output.stdout.trim())).collect();
+    let unjudged: Vec<String> =
+        unjudged.iter().map(|c| format!("{} given {}: exited 0 printing no error ({:?})", c.plugin, c.case, c.output.stdout.trim())).collect();
     cx.verdict_over(cases.len(), &unjudged, problems, format!("{} errors, each the JSON structure with its code", judged.len()))
 }
 
@@ -693,7 +744,9 @@ fn chain_passes_on(cx: &mut SpecContext<'_>) -> Result<Judgement> {
             continue;
         };
         match serde_json::from_str::<Value>(&next.output.stdout) {
-            Ok(result) if next.output.success => problems.extend(rules::dropped_from_previous(&previous_result, &result).into_iter().map(|p| format!("{}: {p}", next.plugin))),
+            Ok(result) if next.output.success => {
+                problems.extend(rules::dropped_from_previous(&previous_result, &result).into_iter().map(|p| format!("{}: {p}", next.plugin)))
+            }
             _ => problems.push(format!("{} failed given {}'s result: {}", next.plugin, previous.plugin, next.failure("ADD"))),
         }
     }
@@ -767,7 +820,13 @@ fn network_config(list: &NetworkConfigList, plugin: &Map<String, Value>, valid_a
 
 /// The environment libcni gives STATUS and GC: the command, and empty attachment variables.
 fn without_attachment(command: &str) -> Vec<(&'static str, String)> {
-    vec![("CNI_COMMAND", command.to_owned()), ("CNI_CONTAINERID", String::new()), ("CNI_NETNS", String::new()), ("CNI_IFNAME", String::new()), ("CNI_ARGS", String::new())]
+    vec![
+        ("CNI_COMMAND", command.to_owned()),
+        ("CNI_CONTAINERID", String::new()),
+        ("CNI_NETNS", String::new()),
+        ("CNI_IFNAME", String::new()),
+        ("CNI_ARGS", String::new()),
+    ]
 }
 
 fn status_answers(cx: &mut SpecContext<'_>) -> Result<Judgement> {
@@ -777,7 +836,12 @@ fn status_answers(cx: &mut SpecContext<'_>) -> Result<Judgement> {
     let list = cx.subject.at("1.1.0");
     let mut problems = Vec::new();
     for plugin in &list.plugins {
-        let output = cx.sandbox.runtime.exec("STATUS", plugin_type(plugin), network_config(&list, plugin, None).to_string().as_bytes(), &without_attachment("STATUS"))?;
+        let output = cx.sandbox.runtime.exec(
+            "STATUS",
+            plugin_type(plugin),
+            network_config(&list, plugin, None).to_string().as_bytes(),
+            &without_attachment("STATUS"),
+        )?;
         if !output.success {
             problems.push(format!("STATUS by {}: {}", plugin_type(plugin), output.failure("STATUS")));
         }
@@ -790,7 +854,12 @@ fn status_answers(cx: &mut SpecContext<'_>) -> Result<Judgement> {
 fn gc(runtime: &CniRuntime, list: &NetworkConfigList) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     for plugin in &list.plugins {
-        let output = runtime.exec("GC", plugin_type(plugin), network_config(list, plugin, Some(&Value::Array(Vec::new()))).to_string().as_bytes(), &without_attachment("GC"))?;
+        let output = runtime.exec(
+            "GC",
+            plugin_type(plugin),
+            network_config(list, plugin, Some(&Value::Array(Vec::new()))).to_string().as_bytes(),
+            &without_attachment("GC"),
+        )?;
         if !output.success {
             problems.push(format!("GC by {}: {}", plugin_type(plugin), output.failure("GC")));
         }
@@ -820,13 +889,15 @@ fn gc_reaches_delegates(cx: &mut SpecContext<'_>) -> Result<Judgement> {
         return Ok(not_applicable);
     }
     let list = cx.subject.at("1.1.0");
-    let delegates: BTreeSet<String> = list.plugins.iter().filter_map(|p| p.get("ipam").and_then(|i| i.get("type")).and_then(Value::as_str).map(str::to_owned)).collect();
+    let delegates: BTreeSet<String> =
+        list.plugins.iter().filter_map(|p| p.get("ipam").and_then(|i| i.get("type")).and_then(Value::as_str).map(str::to_owned)).collect();
     if delegates.is_empty() {
         return Ok(Judgement::NotApplicable("no plugin of the chain delegates to an IPAM plugin".into()));
     }
     // Each delegate is found first on CNI_PATH as a shim that notes the command and runs
     // the real binary: what reaches it is seen without changing what it does.
-    let shims = tempfile::tempdir().map_err(|e| crate::error::HarnessError::Command { command: "make a directory for IPAM shims".into(), detail: e.to_string() })?;
+    let shims =
+        tempfile::tempdir().map_err(|e| crate::error::HarnessError::Command { command: "make a directory for IPAM shims".into(), detail: e.to_string() })?;
     let log = shims.path().join("calls");
     for delegate in &delegates {
         let real = cx.sandbox.runtime.plugin_path(delegate)?;
@@ -836,13 +907,22 @@ fn gc_reaches_delegates(cx: &mut SpecContext<'_>) -> Result<Judgement> {
             .and_then(|()| std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755)))
             .map_err(|e| crate::error::HarnessError::Command { command: format!("write {}", shim.display()), detail: e.to_string() })?;
     }
-    let runtime = CniRuntime { plugin_dirs: std::iter::once(shims.path().to_owned()).chain(cx.sandbox.runtime.plugin_dirs.iter().cloned()).collect(), ..cx.sandbox.runtime.clone() };
+    let runtime = CniRuntime {
+        plugin_dirs: std::iter::once(shims.path().to_owned()).chain(cx.sandbox.runtime.plugin_dirs.iter().cloned()).collect(),
+        ..cx.sandbox.runtime.clone()
+    };
     let failures = gc(&runtime, &list)?;
     let calls = std::fs::read_to_string(&log).unwrap_or_default();
     let mut problems: Vec<String> = delegates
         .iter()
         .filter(|d| !calls.lines().any(|l| l == format!("GC {d}")))
-        .map(|d| format!("no GC reached the delegated IPAM plugin {d} (calls it saw: {:?}){}", calls.lines().collect::<Vec<_>>(), if failures.is_empty() { String::new() } else { format!("; {}", failures.join("; ")) }))
+        .map(|d| {
+            format!(
+                "no GC reached the delegated IPAM plugin {d} (calls it saw: {:?}){}",
+                calls.lines().collect::<Vec<_>>(),
+                if failures.is_empty() { String::new() } else { format!("; {}", failures.join("; ")) }
+            )
+        })
         .collect();
     problems.dedup();
     cx.verdict(problems, format!("GC reached {}", delegates.iter().cloned().collect::<Vec<_>>().join(", ")))

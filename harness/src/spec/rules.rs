@@ -71,9 +71,14 @@ pub fn not_really_there(result: &Value, container_path: &str, container: &BTreeS
         let mac = interface.get("mac").and_then(Value::as_str).filter(|m| !m.is_empty()).map(str::to_lowercase);
         match interface.get("sandbox").and_then(Value::as_str).filter(|s| !s.is_empty()) {
             Some(sandbox) if sandbox == container_path => {
-                let there = container.iter().any(|line| line.starts_with(&format!("link {name} mac ")) && mac.as_ref().is_none_or(|m| line.ends_with(m.as_str())));
+                let there =
+                    container.iter().any(|line| line.starts_with(&format!("link {name} mac ")) && mac.as_ref().is_none_or(|m| line.ends_with(m.as_str())));
                 if !there {
-                    problems.push(format!("interface {name} (mac {}) is not in the container; it has: {}", mac.as_deref().unwrap_or("any"), container.iter().cloned().collect::<Vec<_>>().join(", ")));
+                    problems.push(format!(
+                        "interface {name} (mac {}) is not in the container; it has: {}",
+                        mac.as_deref().unwrap_or("any"),
+                        container.iter().cloned().collect::<Vec<_>>().join(", ")
+                    ));
                 }
             }
             Some(other) => problems.push(format!("interface {name} names sandbox {other}, not the container's {container_path}")),
@@ -131,18 +136,18 @@ pub fn error_problems(output: &PluginOutput, codes: &[u64], plugin_codes: bool) 
         Ok(Value::Object(error)) => {
             match error.get("code").and_then(Value::as_u64) {
                 Some(code) if codes.contains(&code) || (plugin_codes && code >= 100) => {}
-                Some(code) => problems.push(format!("error code {code}, expected {}{}", codes.iter().map(u64::to_string).collect::<Vec<_>>().join(" or "), if plugin_codes { " or a plugin code of 100 or more" } else { "" })),
+                Some(code) => problems.push(format!(
+                    "error code {code}, expected {}{}",
+                    codes.iter().map(u64::to_string).collect::<Vec<_>>().join(" or "),
+                    if plugin_codes { " or a plugin code of 100 or more" } else { "" }
+                )),
                 None => problems.push(format!("the error has no integer code: {}", output.stdout.trim())),
             }
             if error.get("msg").and_then(Value::as_str).is_none() {
                 problems.push(format!("the error has no msg: {}", output.stdout.trim()));
             }
         }
-        _ => problems.push(format!(
-            "stdout is not the specification's JSON error structure: {:?} (stderr {:?})",
-            output.stdout.trim(),
-            output.stderr.trim()
-        )),
+        _ => problems.push(format!("stdout is not the specification's JSON error structure: {:?} (stderr {:?})", output.stdout.trim(), output.stderr.trim())),
     }
     problems
 }
@@ -159,11 +164,23 @@ pub fn changes(before: &BTreeSet<String>, after: &BTreeSet<String>) -> Vec<Strin
 /// their own, judged as such.
 pub fn is_an_empty_table_s_skeleton(change: &str) -> bool {
     let line = change.split_once(": ").map_or(change, |(_, l)| l);
-    let Some(line) = line.strip_prefix("iptables-save: ").or_else(|| line.strip_prefix("ip6tables-save: ")).map(|l| ("ipt", l)).or_else(|| line.strip_prefix("nft: ").map(|l| ("nft", l))) else { return false };
+    let Some(line) = line
+        .strip_prefix("iptables-save: ")
+        .or_else(|| line.strip_prefix("ip6tables-save: "))
+        .map(|l| ("ipt", l))
+        .or_else(|| line.strip_prefix("nft: ").map(|l| ("nft", l)))
+    else {
+        return false;
+    };
     const BUILT_IN: [&str; 5] = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
     match line {
         ("ipt", l) => l.starts_with('*') || l == "COMMIT" || BUILT_IN.iter().any(|chain| l == format!(":{chain} ACCEPT")),
-        (_, l) => l == "}" || (l.starts_with("table ") && l.ends_with(" {")) || BUILT_IN.iter().any(|chain| l == format!("chain {chain} {{")) || (l.starts_with("type ") && l.ends_with("policy accept;")),
+        (_, l) => {
+            l == "}"
+                || (l.starts_with("table ") && l.ends_with(" {"))
+                || BUILT_IN.iter().any(|chain| l == format!("chain {chain} {{"))
+                || (l.starts_with("type ") && l.ends_with("policy accept;"))
+        }
     }
 }
 
@@ -195,11 +212,27 @@ mod tests {
     #[test]
     fn an_empty_table_s_skeleton_is_not_a_plugin_s_state_but_its_rules_and_chains_are() {
         // As Debian's ptp 1.1.1 leaves the node after its last DEL (iptables-nft).
-        for skeleton in ["left behind: iptables-save: *nat", "left behind: iptables-save: :POSTROUTING ACCEPT", "left behind: ip6tables-save: COMMIT", "left behind: nft: table ip nat {", "left behind: nft: chain POSTROUTING {", "left behind: nft: type nat hook postrouting priority srcnat; policy accept;", "left behind: nft: }"] {
+        for skeleton in [
+            "left behind: iptables-save: *nat",
+            "left behind: iptables-save: :POSTROUTING ACCEPT",
+            "left behind: ip6tables-save: COMMIT",
+            "left behind: nft: table ip nat {",
+            "left behind: nft: chain POSTROUTING {",
+            "left behind: nft: type nat hook postrouting priority srcnat; policy accept;",
+            "left behind: nft: }",
+        ] {
             assert!(is_an_empty_table_s_skeleton(skeleton), "{skeleton}");
         }
         // As portmap leaves it: its own chains, the jumps into them, a built-in chain made to drop.
-        for state in ["left behind: iptables-save: :CNI-HOSTPORT-DNAT -", "left behind: iptables-save: -A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT", "left behind: iptables-save: :FORWARD DROP", "left behind: nft: chain CNI-HOSTPORT-MASQ {", "left behind: nft: counter packets 0 bytes 0 jump CNI-HOSTPORT-MASQ", "left behind: nft: type filter hook forward priority filter; policy drop;", "left behind: link cni0 (bridge)"] {
+        for state in [
+            "left behind: iptables-save: :CNI-HOSTPORT-DNAT -",
+            "left behind: iptables-save: -A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT",
+            "left behind: iptables-save: :FORWARD DROP",
+            "left behind: nft: chain CNI-HOSTPORT-MASQ {",
+            "left behind: nft: counter packets 0 bytes 0 jump CNI-HOSTPORT-MASQ",
+            "left behind: nft: type filter hook forward priority filter; policy drop;",
+            "left behind: link cni0 (bridge)",
+        ] {
             assert!(!is_an_empty_table_s_skeleton(state), "{state}");
         }
     }
@@ -226,16 +259,23 @@ mod tests {
         let mut newer = legacy.clone();
         newer["cniVersion"] = json!("0.3.1");
         assert!(result_problems(&newer, "0.1.0").iter().any(|p| p.contains("cniVersion")), "only 0.2.0 answers 0.1.0");
-        assert!(result_problems(&json!({"cniVersion": "0.1.0", "ip4": {"ip": "10.0.0.2/24"}}), "0.2.0").iter().any(|p| p.contains("cniVersion")), "not the other way round");
+        assert!(
+            result_problems(&json!({"cniVersion": "0.1.0", "ip4": {"ip": "10.0.0.2/24"}}), "0.2.0").iter().any(|p| p.contains("cniVersion")),
+            "not the other way round"
+        );
         let mut new_shape = ok();
         new_shape["cniVersion"] = json!("0.2.0");
         assert_eq!(result_problems(&new_shape, "0.2.0"), vec!["ips and interfaces are 0.3.0 fields, not in a 0.1.0 or 0.2.0 result"]);
-        assert_eq!(result_problems(&json!({"cniVersion": "0.1.0", "ip4": {"ip": "10.0.0.2"}}), "0.1.0"), vec!["ip4.ip \"10.0.0.2\" is not an address in CIDR notation"]);
+        assert_eq!(
+            result_problems(&json!({"cniVersion": "0.1.0", "ip4": {"ip": "10.0.0.2"}}), "0.1.0"),
+            vec!["ip4.ip \"10.0.0.2\" is not an address in CIDR notation"]
+        );
     }
 
     #[test]
     fn errors_must_be_json_with_the_right_code() {
-        let output = |success, stdout: &str| PluginOutput { success, status: "exit status: 1".into(), stdout: stdout.into(), stderr: String::new(), hung_after: None };
+        let output =
+            |success, stdout: &str| PluginOutput { success, status: "exit status: 1".into(), stdout: stdout.into(), stderr: String::new(), hung_after: None };
         assert!(error_problems(&output(false, r#"{"code": 4, "msg": "CNI_NETNS missing"}"#), &[4], false).is_empty());
         assert_eq!(error_problems(&output(false, r#"{"code": 7, "msg": "x"}"#), &[4], false), vec!["error code 7, expected 4"]);
         assert!(error_problems(&output(false, r#"{"code": 101, "msg": "x"}"#), &[7], true).is_empty());

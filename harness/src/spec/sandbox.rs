@@ -52,7 +52,15 @@ impl Sandbox {
             runtime: CniRuntime {
                 plugin_dirs: plugin_dirs.to_vec(),
                 cache_dir: state.join("cache"),
-                node: Some(NodeView { netns: node.clone(), bpffs: state.join("bpffs"), own_directories: Some(state.clone()), netns_dir: Some(state.join("netns")), logs: vec![], kept_from_the_host: vec![], files: vec![] }),
+                node: Some(NodeView {
+                    netns: node.clone(),
+                    bpffs: state.join("bpffs"),
+                    own_directories: Some(state.clone()),
+                    netns_dir: Some(state.join("netns")),
+                    logs: vec![],
+                    kept_from_the_host: vec![],
+                    files: vec![],
+                }),
                 records: Default::default(),
                 budget: None,
             },
@@ -107,7 +115,8 @@ impl Sandbox {
         crate::provider::lab::node_state::remove_netns_now(&container.netns)?;
         // What a runtime leaves is no path at all, never a plain file where the namespace was.
         if container.path.exists() {
-            std::fs::remove_file(&container.path).map_err(|e| crate::error::HarnessError::Command { command: format!("rm {}", container.path.display()), detail: e.to_string() })?;
+            std::fs::remove_file(&container.path)
+                .map_err(|e| crate::error::HarnessError::Command { command: format!("rm {}", container.path.display()), detail: e.to_string() })?;
         }
         self.removed.lock().unwrap_or_else(|e| e.into_inner()).insert(container.netns.clone());
         Ok(())
@@ -123,7 +132,10 @@ impl Sandbox {
     pub fn attachment(&self, container: &Container) -> Attachment {
         let mut offered = serde_json::Map::new();
         offered.insert("portMappings".into(), serde_json::json!([{ "hostPort": 18080, "containerPort": 8080, "protocol": "tcp" }]));
-        offered.insert("bandwidth".into(), serde_json::json!({ "ingressRate": 100_000_000, "ingressBurst": 1_000_000, "egressRate": 100_000_000, "egressBurst": 1_000_000 }));
+        offered.insert(
+            "bandwidth".into(),
+            serde_json::json!({ "ingressRate": 100_000_000, "ingressBurst": 1_000_000, "egressRate": 100_000_000, "egressBurst": 1_000_000 }),
+        );
         offered.insert("mac".into(), serde_json::json!("c2:11:22:33:44:55"));
         Attachment {
             container_id: container.id.clone(),
@@ -176,7 +188,9 @@ impl Sandbox {
 /// to it.
 fn names_the_chain(line: &str, name: &str) -> bool {
     let words: Vec<&str> = line.split_whitespace().collect();
-    words.first() == Some(&format!(":{name}").as_str()) || words.starts_with(&["-A", name]) || words.windows(2).any(|w| matches!(w[0], "-j" | "-g") && w[1] == name)
+    words.first() == Some(&format!(":{name}").as_str())
+        || words.starts_with(&["-A", name])
+        || words.windows(2).any(|w| matches!(w[0], "-j" | "-g") && w[1] == name)
 }
 
 /// The iptables chains a node state's lines (of [`node_state`]) declare that are not
@@ -192,7 +206,8 @@ pub fn own_chains<'a>(lines: impl IntoIterator<Item = &'a String>) -> BTreeSet<S
 }
 
 /// Link kinds the kernel must offer for a plugin to run at all, by plugin type.
-const LINK_KINDS: [(&str, &str); 5] = [("vrf", "vrf table 10"), ("macvlan", "macvlan mode bridge"), ("ipvlan", "ipvlan"), ("bandwidth", "ifb"), ("vlan", "vlan id 10")];
+const LINK_KINDS: [(&str, &str); 5] =
+    [("vrf", "vrf table 10"), ("macvlan", "macvlan mode bridge"), ("ipvlan", "ipvlan"), ("bandwidth", "ifb"), ("vlan", "vlan id 10")];
 
 /// Why `plugin` cannot run on this kernel, if it cannot: a link kind it creates is missing.
 pub fn kernel_lacks(plugin: &str) -> Option<String> {
@@ -209,7 +224,9 @@ pub fn kernel_lacks(plugin: &str) -> Option<String> {
     args.extend(master);
     args.extend(["name", "probe0", "type"]);
     args.extend(kind.split(' '));
-    let lacks = run("ip", &args, None).err().map(|e| format!("this kernel cannot create {} links ({e}), which the {plugin} plugin needs", kind.split(' ').next().unwrap_or(kind)));
+    let lacks = run("ip", &args, None)
+        .err()
+        .map(|e| format!("this kernel cannot create {} links ({e}), which the {plugin} plugin needs", kind.split(' ').next().unwrap_or(kind)));
     let _ = run("ip", &["netns", "del", &probe], None);
     lacks
 }
@@ -229,7 +246,14 @@ mod tests {
 
     #[test]
     fn a_plugin_s_own_chains_and_the_rules_naming_them_are_found() {
-        let lines: Vec<String> = ["iptables-save: :CNI-DN-1a2b -", "iptables-save: :POSTROUTING ACCEPT", "ip6tables-save: :CNI-HOSTPORT-DNAT -", "iptables-save: -A CNI-DN-1a2b -p tcp -j DNAT"].map(String::from).into();
+        let lines: Vec<String> = [
+            "iptables-save: :CNI-DN-1a2b -",
+            "iptables-save: :POSTROUTING ACCEPT",
+            "ip6tables-save: :CNI-HOSTPORT-DNAT -",
+            "iptables-save: -A CNI-DN-1a2b -p tcp -j DNAT",
+        ]
+        .map(String::from)
+        .into();
         assert_eq!(own_chains(&lines), ["CNI-DN-1a2b".to_owned(), "CNI-HOSTPORT-DNAT".to_owned()].into());
         assert!(names_the_chain(":CNI-DN-1a2b - [0:0]", "CNI-DN-1a2b"));
         assert!(names_the_chain("-A CNI-DN-1a2b -p tcp -m tcp --dport 18080 -j DNAT --to-destination 10.0.0.2:8080", "CNI-DN-1a2b"));

@@ -72,7 +72,16 @@ impl SubjectSet {
                 let profile = std::env::var_os("CNICONF_SPEC_PROFILE").map(PathBuf::from);
                 Self { suite: "cni_spec", label, paths: vec![path], plugin_dirs, at_version: None, golden: false, unavailable: None, profile }
             }
-            None => Self { suite: "cni_spec", label: "debian-plugins".into(), paths: fixture_subjects(), plugin_dirs, at_version: None, golden: true, unavailable: None, profile: None },
+            None => Self {
+                suite: "cni_spec",
+                label: "debian-plugins".into(),
+                paths: fixture_subjects(),
+                plugin_dirs,
+                at_version: None,
+                golden: true,
+                unavailable: None,
+                profile: None,
+            },
         }
     }
 
@@ -83,7 +92,16 @@ impl SubjectSet {
             Ok(plugins) => (vec![plugins.dir], None),
             Err(why) => (vec![], Some(why)),
         };
-        Self { suite: "cni_spec_unstable", label: "debian-unstable-plugins".into(), paths: fixture_subjects(), plugin_dirs, at_version: Some("1.1.0".into()), golden: true, unavailable, profile: None }
+        Self {
+            suite: "cni_spec_unstable",
+            label: "debian-unstable-plugins".into(),
+            paths: fixture_subjects(),
+            plugin_dirs,
+            at_version: Some("1.1.0".into()),
+            golden: true,
+            unavailable,
+            profile: None,
+        }
     }
 
     /// Each subject, loaded or with the error that names why not; those `wanted` rejects
@@ -100,15 +118,17 @@ impl SubjectSet {
                 }
                 let loaded = match &self.unavailable {
                     Some(why) => Err(why.clone()),
-                    None => Subject::load(path, self.plugin_dirs.clone()).and_then(|mut subject| {
-                        if let Some(version) = &self.at_version {
-                            subject.list.cni_version = version.clone();
-                        }
-                        if let Some(profile) = &self.profile {
-                            subject.profile = Some(crate::cni::load_profile(&profile.display().to_string())?);
-                        }
-                        Ok(Arc::new(subject))
-                    }).map_err(|e| e.to_string()),
+                    None => Subject::load(path, self.plugin_dirs.clone())
+                        .and_then(|mut subject| {
+                            if let Some(version) = &self.at_version {
+                                subject.list.cni_version = version.clone();
+                            }
+                            if let Some(profile) = &self.profile {
+                                subject.profile = Some(crate::cni::load_profile(&profile.display().to_string())?);
+                            }
+                            Ok(Arc::new(subject))
+                        })
+                        .map_err(|e| e.to_string()),
                 };
                 (name, loaded)
             })
@@ -168,7 +188,10 @@ pub fn run_check_keeping_evidence(subject: &Arc<Subject>, check: Check, collect:
             Ok(Ok(Judgement::NotApplicable(reason))) => TrialOutcome::Ignored(format!("not applicable: {reason}")),
             Ok(Ok(Judgement::NotJudged(reason))) => TrialOutcome::Ignored(format!("not judged: {reason}")),
             Ok(Err(e)) => TrialOutcome::Error(e.to_string()),
-            Err(panic) => TrialOutcome::Error(format!("panicked: {}", panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default())),
+            Err(panic) => TrialOutcome::Error(format!(
+                "panicked: {}",
+                panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+            )),
         };
         // Read before the sandbox (and the node with it) is removed.
         let wanted = !matches!(outcome, TrialOutcome::Ignored(_)) && collect.wants(!matches!(outcome, TrialOutcome::Passed(_)));
@@ -203,7 +226,8 @@ pub fn run_set(set: SubjectSet) -> ExitCode {
     crate::logging::init();
     let started = Instant::now();
     let names: Vec<&str> = checks().iter().map(|c| c.rule.name).collect();
-    let known_path = std::env::var_os("CNICONF_SPEC_KNOWN_FAILURES").map(PathBuf::from).unwrap_or_else(|| crate::fixtures::fixture_path("cni-spec/known-failures.yaml"));
+    let known_path =
+        std::env::var_os("CNICONF_SPEC_KNOWN_FAILURES").map(PathBuf::from).unwrap_or_else(|| crate::fixtures::fixture_path("cni-spec/known-failures.yaml"));
     let known: std::result::Result<Arc<Vec<KnownFailure>>, String> = known::load(&known_path, &names).map(Arc::new).map_err(|e| e.to_string());
     let root = match crate::provider::host::effective_uid() {
         0 => Ok(()),
@@ -221,7 +245,8 @@ pub fn run_set(set: SubjectSet) -> ExitCode {
     let mut trials = Vec::new();
     for (name, subject) in &subjects {
         for check in checks() {
-            let (subject, known, root, events, name, collect, bundles) = (subject.clone(), known.clone(), root.clone(), Arc::clone(&events), name.clone(), collect.clone(), Arc::clone(&bundles));
+            let (subject, known, root, events, name, collect, bundles) =
+                (subject.clone(), known.clone(), root.clone(), Arc::clone(&events), name.clone(), collect.clone(), Arc::clone(&bundles));
             trials.push(Trial::ignorable_test(format!("{name}::{}", check.rule.name), move || {
                 let trial_started = Instant::now();
                 let scenario = format!("{name}::{}", check.rule.name);
@@ -235,19 +260,32 @@ pub fn run_set(set: SubjectSet) -> ExitCode {
                     }
                 };
                 let outcome = match (outcome, &listed) {
-                    (TrialOutcome::Passed(_), Some(entry)) => TrialOutcome::Error(format!("listed as a known failure ({}) but passed: remove the entry from {}", entry.why, known_path_label())),
+                    (TrialOutcome::Passed(_), Some(entry)) => {
+                        TrialOutcome::Error(format!("listed as a known failure ({}) but passed: remove the entry from {}", entry.why, known_path_label()))
+                    }
                     (outcome, _) => outcome,
                 };
                 let bundle = evidence.map(|evidence| {
                     let dir = bundles.join(format!("{name}__{}", check.rule.name));
                     crate::diagnostics::collect_plugin_check(&dir, &scenario, &outcome.message(), &evidence.calls, evidence.node_state)
                 });
-                let record = TrialRecord { scenario, sentence: check.rule.sentence.to_owned(), outcome, duration: trial_started.elapsed(), provided_by_harness: vec![], bundle };
+                let record = TrialRecord {
+                    scenario,
+                    sentence: check.rule.sentence.to_owned(),
+                    outcome,
+                    duration: trial_started.elapsed(),
+                    provided_by_harness: vec![],
+                    bundle,
+                };
                 events.emit(RunEvent::TrialFinished(&record));
                 match (&record.outcome, listed) {
                     (TrialOutcome::Passed(_), _) => Ok(Completion::Completed),
                     (TrialOutcome::Deviated(verdict), _) => {
-                        eprintln!("{}: deviates from a recommendation (SHOULD; not a failure, CNICONF_SPEC_STRICT=1 makes it one): {}", record.scenario, verdict.message());
+                        eprintln!(
+                            "{}: deviates from a recommendation (SHOULD; not a failure, CNICONF_SPEC_STRICT=1 makes it one): {}",
+                            record.scenario,
+                            verdict.message()
+                        );
                         Ok(Completion::Completed)
                     }
                     (TrialOutcome::Ignored(reason), _) => Ok(Completion::ignored_with(reason.clone())),
@@ -272,7 +310,11 @@ pub fn run_set(set: SubjectSet) -> ExitCode {
         tracing::error!("{problem}");
     }
     crate::cleanup::wait_if_interrupted();
-    if conclusion.has_failed() || !reports.problems.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if conclusion.has_failed() || !reports.problems.is_empty() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// What the run is made of, for the reports: every subject's plugins under test, with

@@ -57,7 +57,15 @@ mod tests {
 
     #[test]
     fn a_wait_that_ran_out_fails_as_never_done_and_names_the_wait() {
-        let verdict = never_within("egress IP failover time", "egress policy p", Duration::from_secs(30), Duration::from_secs(60), "still on node w1", "twice failoverSeconds", "the CNI's agent");
+        let verdict = never_within(
+            "egress IP failover time",
+            "egress policy p",
+            Duration::from_secs(30),
+            Duration::from_secs(60),
+            "still on node w1",
+            "twice failoverSeconds",
+            "the CNI's agent",
+        );
         assert!(!verdict.passed && verdict.reason == Some(FailureReason::OverBudget) && verdict.observed.role == "never", "{}", verdict.message());
         assert!(verdict.message().contains("observed never (still on node w1 after 60.0s (twice failoverSeconds ran out))"), "{}", verdict.message());
         let early = never_within("t", "s", Duration::from_secs(30), Duration::from_secs(1), "not done", "w", "");

@@ -27,7 +27,11 @@ pub struct Gate {
 pub fn paper_schedule() -> GateSchedule {
     GateSchedule {
         cycle_ns: 40_000,
-        gates: vec![Gate { class: CLASS_1, open_ns: 0, length_ns: 10_000 }, Gate { class: CLASS_2, open_ns: 10_000, length_ns: 10_000 }, Gate { class: BEST_EFFORT, open_ns: 20_000, length_ns: 20_000 }],
+        gates: vec![
+            Gate { class: CLASS_1, open_ns: 0, length_ns: 10_000 },
+            Gate { class: CLASS_2, open_ns: 10_000, length_ns: 10_000 },
+            Gate { class: BEST_EFFORT, open_ns: 20_000, length_ns: 20_000 },
+        ],
     }
 }
 
@@ -82,7 +86,12 @@ impl Arc {
     }
 
     fn describe(&self, cycle_ns: u64) -> String {
-        format!("{:.1}-{:.1} us of the {:.0} us cycle", self.start_ns as f64 / 1e3, ((self.start_ns + self.length_ns) % cycle_ns) as f64 / 1e3, cycle_ns as f64 / 1e3)
+        format!(
+            "{:.1}-{:.1} us of the {:.0} us cycle",
+            self.start_ns as f64 / 1e3,
+            ((self.start_ns + self.length_ns) % cycle_ns) as f64 / 1e3,
+            cycle_ns as f64 / 1e3
+        )
     }
 }
 
@@ -144,7 +153,11 @@ pub fn windows_from_reference(schedule: &GateSchedule, reference: &[(TrafficClas
     for gate in &schedule.gates {
         let times = reference.iter().find(|(class, _)| *class == gate.class).map(|(_, times)| times.as_slice()).unwrap_or_default();
         if times.len() < REFERENCE_AT_LEAST {
-            return Err(format!("the node's own {} talker was heard with {} datagrams, fewer than the {REFERENCE_AT_LEAST} its window is drawn from", gate.class.role, times.len()));
+            return Err(format!(
+                "the node's own {} talker was heard with {} datagrams, fewer than the {REFERENCE_AT_LEAST} its window is drawn from",
+                gate.class.role,
+                times.len()
+            ));
         }
         let phases: Vec<u64> = times.iter().map(|t| phase(*t, cycle)).collect();
         let arc = narrowest_arc(&phases, cycle, REFERENCE_COVERAGE);
@@ -163,7 +176,13 @@ pub fn windows_from_reference(schedule: &GateSchedule, reference: &[(TrafficClas
     for (i, (a, arc_a)) in windows.iter().enumerate() {
         for (b, arc_b) in &windows[i + 1..] {
             if arc_a.overlaps(arc_b, cycle) {
-                return Err(format!("the node's own {} and {} datagrams arrive in overlapping windows ({} and {}): the path's jitter is wider than the gates", a.role, b.role, arc_a.describe(cycle), arc_b.describe(cycle)));
+                return Err(format!(
+                    "the node's own {} and {} datagrams arrive in overlapping windows ({} and {}): the path's jitter is wider than the gates",
+                    a.role,
+                    b.role,
+                    arc_a.describe(cycle),
+                    arc_b.describe(cycle)
+                ));
             }
         }
     }
@@ -193,18 +212,34 @@ pub fn talker_in_its_gate_window(talker: &str, priority: u32, at_least: u64, rec
     } else if heard < at_least {
         "missing".to_owned()
     } else {
-        in_class.iter().filter(|(role, _)| role != expected.role).chain([&("outside-every-window".to_owned(), outside)]).max_by_key(|(_, n)| *n).map_or("missing".to_owned(), |(role, _)| role.clone())
+        in_class
+            .iter()
+            .filter(|(role, _)| role != expected.role)
+            .chain([&("outside-every-window".to_owned(), outside)])
+            .max_by_key(|(_, n)| *n)
+            .map_or("missing".to_owned(), |(role, _)| role.clone())
     };
     let table = in_class.iter().chain([&("outside-every-window".to_owned(), outside)]).map(|(role, n)| format!("{role}: {n}")).collect::<Vec<_>>().join(", ");
     let own_window = windows.window_of(expected).map_or_else(|| "no window".to_owned(), |arc| arc.describe(windows.cycle_ns));
     Verdict {
         statistics: Vec::new(),
-        counters: in_class.iter().chain([&("outside-every-window".to_owned(), outside)]).map(|(role, n)| Counter { subject: talker.to_owned(), name: format!("window-{role}"), value: *n }).collect(),
+        counters: in_class
+            .iter()
+            .chain([&("outside-every-window".to_owned(), outside)])
+            .map(|(role, n)| Counter { subject: talker.to_owned(), name: format!("window-{role}"), value: *n })
+            .collect(),
         figures: Vec::new(),
         check: "gate window of a talker's datagrams, as the listener received them".into(),
         subject: format!("talker {talker} with priority {priority} through {nic}'s taprio"),
         passed,
-        expected: Evidence::new(expected.role, format!("at least {:.0} % of at least {at_least} datagrams in {}'s window ({own_window}, where the node's own priority-{priority} datagrams arrive)", IN_WINDOW_SHARE * 100.0, expected.role)),
+        expected: Evidence::new(
+            expected.role,
+            format!(
+                "at least {:.0} % of at least {at_least} datagrams in {}'s window ({own_window}, where the node's own priority-{priority} datagrams arrive)",
+                IN_WINDOW_SHARE * 100.0,
+                expected.role
+            ),
+        ),
         observed: Evidence::new(observed, format!("{heard} datagrams heard; per window: {table} (windows: {})", windows.describe())),
         reason: (!passed).then_some(FailureReason::OutsideGateWindow),
         look_at: format!("whether the pod's priority reaches {nic}'s taprio (a metadata proxy restores it at {nic}'s egress, after forwarding)"),
@@ -269,7 +304,10 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(10);
         let windows = windows_from_reference(&paper_schedule(), &reference(5_000, &mut rng), JITTER_TOLERANCE_NS).unwrap();
         let verdict = talker_in_its_gate_window("ns/talker-1", 1, 50, &received_in(BEST_EFFORT, 50, 5_000, 300.0, &mut rng), &windows, "node w1 eth0");
-        assert_eq!((verdict.passed, verdict.reason, verdict.expected.role.as_str(), verdict.observed.role.as_str()), (false, Some(FailureReason::OutsideGateWindow), "class-1", "best-effort"));
+        assert_eq!(
+            (verdict.passed, verdict.reason, verdict.expected.role.as_str(), verdict.observed.role.as_str()),
+            (false, Some(FailureReason::OutsideGateWindow), "class-1", "best-effort")
+        );
         assert!(verdict.message().contains("class-1: 0, class-2: 0, best-effort: 50"), "{}", verdict.message());
         // Swapped priorities: each in the other's window.
         let swapped = talker_in_its_gate_window("ns/talker-2", 2, 50, &received_in(CLASS_1, 50, 5_000, 300.0, &mut rng), &windows, "eth0");
@@ -278,7 +316,10 @@ mod tests {
 
     #[test]
     fn a_tenth_outside_its_window_fails_and_fewer_pass() {
-        let windows = ClassWindows { cycle_ns: 40_000, windows: vec![(CLASS_1, Arc { start_ns: 0, length_ns: 10_000 }), (BEST_EFFORT, Arc { start_ns: 20_000, length_ns: 20_000 })] };
+        let windows = ClassWindows {
+            cycle_ns: 40_000,
+            windows: vec![(CLASS_1, Arc { start_ns: 0, length_ns: 10_000 }), (BEST_EFFORT, Arc { start_ns: 20_000, length_ns: 20_000 })],
+        };
         let times = |outside: u64| (0..50).map(|i| if i < outside { 15_000 } else { 5_000 + 40_000 * i }).collect::<Vec<_>>();
         assert!(talker_in_its_gate_window("t", 1, 50, &times(5), &windows, "eth0").passed, "45 of 50 is 90 %");
         let six = talker_in_its_gate_window("t", 1, 50, &times(6), &windows, "eth0");
@@ -291,11 +332,17 @@ mod tests {
     fn without_gating_or_with_too_much_jitter_there_is_nothing_to_judge_against() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
         // A qdisc that does not gate: every class anywhere in the cycle.
-        let ungated: Vec<(TrafficClass, Vec<u64>)> = [CLASS_1, CLASS_2, BEST_EFFORT].into_iter().map(|c| (c, (0..50).map(|_| rng.random_range(0..40_000u64)).collect())).collect();
+        let ungated: Vec<(TrafficClass, Vec<u64>)> =
+            [CLASS_1, CLASS_2, BEST_EFFORT].into_iter().map(|c| (c, (0..50).map(|_| rng.random_range(0..40_000u64)).collect())).collect();
         let error = windows_from_reference(&paper_schedule(), &ungated, JITTER_TOLERANCE_NS).unwrap_err();
         assert!(error.contains("does not gate"), "{error}");
         // Gated, but the path's jitter (mean 8 us) smears the windows into each other.
-        let smeared = windows_from_reference(&paper_schedule(), &[CLASS_1, CLASS_2, BEST_EFFORT].map(|c| (c, received_in(c, 50, 0, 8_000.0, &mut rng))), JITTER_TOLERANCE_NS).unwrap_err();
+        let smeared = windows_from_reference(
+            &paper_schedule(),
+            &[CLASS_1, CLASS_2, BEST_EFFORT].map(|c| (c, received_in(c, 50, 0, 8_000.0, &mut rng))),
+            JITTER_TOLERANCE_NS,
+        )
+        .unwrap_err();
         assert!(smeared.contains("does not gate") || smeared.contains("overlapping"), "{smeared}");
         let quiet = windows_from_reference(&paper_schedule(), &[(CLASS_1, vec![1; 5])], JITTER_TOLERANCE_NS).unwrap_err();
         assert!(quiet.contains("class-1 talker was heard with 5 datagrams"), "{quiet}");

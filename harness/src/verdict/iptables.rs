@@ -48,7 +48,9 @@ mod tests {
     fn a_rule_counts_as_traversed_only_when_the_whole_flow_moved_it() {
         let before = rule_counters("*filter\n:FORWARD ACCEPT [9:9]\n[10:800] -A FORWARD -j ACCEPT\n[0:0] -A FORWARD\n[0:0] -A FORWARD\nCOMMIT\n*nat\n[3:180] -A POSTROUTING -s 10.244.1.0/24 -j MASQUERADE\nCOMMIT\n");
         let after = rule_counters("*filter\n:FORWARD ACCEPT [500:9]\n[210:800] -A FORWARD -j ACCEPT\n[200:0] -A FORWARD\n[150:0] -A FORWARD\nCOMMIT\n*nat\n[4:240] -A POSTROUTING -s 10.244.1.0/24 -j MASQUERADE\nCOMMIT\n");
-        assert_eq!(moved_rules(&before, &after, 200), vec!["filter -A FORWARD #1", "filter -A FORWARD -j ACCEPT #1", "nat -A POSTROUTING -s 10.244.1.0/24 -j MASQUERADE #1"]);
+        assert_eq!(
+            moved_rules(&before, &after, 200),
+            vec!["filter -A FORWARD #1", "filter -A FORWARD -j ACCEPT #1", "nat -A POSTROUTING -s 10.244.1.0/24 -j MASQUERADE #1"]
+        );
     }
-
 }

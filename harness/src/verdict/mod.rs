@@ -5,9 +5,9 @@
 //! people), and, when it fails, why: a wrong source is not a timeout.
 
 pub mod budget;
+pub mod figures;
 pub mod gates;
 pub mod iptables;
-pub mod figures;
 pub mod performance;
 pub mod priority;
 pub mod reach;

@@ -79,7 +79,12 @@ impl Looks {
     /// Calibrates `plan` for the `quantile` (0.5: the median). Errors when the plan can
     /// never decide at its error rate (too few samples for so small a rate).
     pub fn calibrate(quantile: f64, plan: SequentialPlan) -> Result<Looks, String> {
-        if !(0.0 < quantile && quantile < 1.0) || plan.initial == 0 || plan.batch == 0 || plan.cap < plan.initial || !(0.0 < plan.false_fail && plan.false_fail < 0.5) {
+        if !(0.0 < quantile && quantile < 1.0)
+            || plan.initial == 0
+            || plan.batch == 0
+            || plan.cap < plan.initial
+            || !(0.0 < plan.false_fail && plan.false_fail < 0.5)
+        {
             return Err(format!("expected 0 < quantile < 1, 0 < initial <= cap, batch > 0 and 0 < falseFail < 0.5; got quantile {quantile}, {plan:?}"));
         }
         let sizes: Vec<usize> = (0..).map(|i| plan.initial + i * plan.batch).take_while(|&n| n <= plan.cap).collect();
@@ -317,7 +322,14 @@ pub fn judge(spec: &FigureSpec, samples: &[f64], looks: &Looks, budget: Option<&
 }
 
 /// A figure of `spec` with its samples, (estimate, low, high), level, budget and outcome.
-fn figure(spec: &FigureSpec, samples: Vec<f64>, (estimate, low, high): (f64, f64, f64), level: f64, budget: Option<&BudgetLine>, outcome: FigureOutcome) -> Figure {
+fn figure(
+    spec: &FigureSpec,
+    samples: Vec<f64>,
+    (estimate, low, high): (f64, f64, f64),
+    level: f64,
+    budget: Option<&BudgetLine>,
+    outcome: FigureOutcome,
+) -> Figure {
     Figure {
         name: spec.name.clone(),
         unit: spec.unit.clone(),
@@ -364,7 +376,13 @@ impl Figure {
     /// "median 9.41 Gbit/s, 98% interval [9.10, 9.62] from 10 samples".
     pub fn summary(&self) -> String {
         if !self.low.is_finite() && !self.high.is_finite() && self.samples.len() > 1 {
-            return format!("{} {} {} from {} samples (too few to bound it at the run's level)", quantile_name(self.quantile), number(self.estimate), self.unit, self.samples.len());
+            return format!(
+                "{} {} {} from {} samples (too few to bound it at the run's level)",
+                quantile_name(self.quantile),
+                number(self.estimate),
+                self.unit,
+                self.samples.len()
+            );
         }
         format!(
             "{} {} {}, {:.0}% interval [{}, {}] from {} samples",
@@ -492,7 +510,11 @@ mod tests {
             assert!((on_budget.above + on_budget.below + on_budget.inconclusive - 1.0).abs() < 1e-9);
             // The calibration is the largest level that keeps the rate: a level a tenth
             // higher breaks it (or changes no look).
-            let looser = Looks { per_look_level: looks.per_look_level * 1.1, looks: looks.looks.iter().map(|l| look(l.n, quantile, looks.per_look_level * 1.1)).collect(), ..looks.clone() };
+            let looser = Looks {
+                per_look_level: looks.per_look_level * 1.1,
+                looks: looks.looks.iter().map(|l| look(l.n, quantile, looks.per_look_level * 1.1)).collect(),
+                ..looks.clone()
+            };
             let d = looser.decision_probabilities(quantile);
             assert!(looser.looks == looks.looks || d.above.max(d.below) > 0.01, "{quantile}: {d:?}");
         }
@@ -568,7 +590,13 @@ mod tests {
     fn a_clear_figure_passes_a_clear_shortfall_fails_and_a_close_one_is_inconclusive_at_the_cap() {
         let looks = Looks::calibrate(0.5, plan()).unwrap();
         let spec = FigureSpec { name: "throughput.x".into(), unit: "Gbit/s".into(), better: Better::Higher, quantile: 0.5, path: "a -> b".into() };
-        let floor = BudgetLine { limit: 5.0, better: Better::Higher, relative_to: None, machine_class: Some("2-core x86_64".into()), source: "budgets/performance.yaml".into() };
+        let floor = BudgetLine {
+            limit: 5.0,
+            better: Better::Higher,
+            relative_to: None,
+            machine_class: Some("2-core x86_64".into()),
+            source: "budgets/performance.yaml".into(),
+        };
         let fast: Vec<f64> = (0..10).map(|i| 9.0 + f64::from(i) * 0.05).collect();
         assert_eq!(judge(&spec, &fast, &looks, Some(&floor)).outcome, FigureOutcome::Passed);
         let slow: Vec<f64> = fast.iter().map(|x| x / 3.0).collect();
@@ -581,7 +609,12 @@ mod tests {
         let verdict = figures_within_budget("throughput", "path", vec![straddling], &looks, "the NIC");
         assert_eq!((verdict.passed, verdict.reason, verdict.observed.role.as_str()), (false, Some(FailureReason::Inconclusive), "inconclusive-at-cap"));
         let verdict = figures_within_budget("throughput", "path", vec![failed], &looks, "the NIC");
-        assert!(verdict.message().contains("throughput.x on a -> b: median 3.07 Gbit/s") && verdict.message().contains("budget at least 5.00 Gbit/s (absolute, for machine class 2-core x86_64"), "{}", verdict.message());
+        assert!(
+            verdict.message().contains("throughput.x on a -> b: median 3.07 Gbit/s")
+                && verdict.message().contains("budget at least 5.00 Gbit/s (absolute, for machine class 2-core x86_64"),
+            "{}",
+            verdict.message()
+        );
         assert_eq!(verdict.statistics[0].false_fail_rate, 0.01);
     }
 

@@ -59,7 +59,11 @@ pub fn growth(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> 
 /// of them in another IPv4 class? `grew` is each class's growth while it alone talked.
 /// (UDP: one packet per datagram; TCP: segments are the stack's choice, so at least one.)
 pub fn talker_kept_its_class(talker: &str, priority: u32, at_least: u64, grew: &BTreeMap<String, u64>, nic: &str) -> Verdict {
-    let sorting = Sorting { classes: [CLASS_1, CLASS_2, BEST_EFFORT], check: "traffic class of a talker's packets at the node NIC's qdisc", reason: FailureReason::WrongClass };
+    let sorting = Sorting {
+        classes: [CLASS_1, CLASS_2, BEST_EFFORT],
+        check: "traffic class of a talker's packets at the node NIC's qdisc",
+        reason: FailureReason::WrongClass,
+    };
     let mut verdict = sorting.judge(talker, class_of_priority(priority), at_least, grew);
     verdict.subject = format!("talker {talker} with priority {priority} on {nic}");
     verdict.look_at = format!("where the pod's priority is saved and restored (a metadata proxy restores it at {nic}'s egress, after forwarding)");
@@ -76,7 +80,11 @@ pub const DELIVERY_TIME_LOST: TrafficClass = TrafficClass { role: "delivery-time
 /// Did every datagram of a talker that set `SO_TXTIME` reach the NIC with the delivery
 /// time it set (same clock, same value within the classifier's tolerance)?
 pub fn delivery_time_kept(talker: &str, at_least: u64, grew: &BTreeMap<String, u64>, nic: &str, delay: &str) -> Verdict {
-    let sorting = Sorting { classes: [DELIVERY_TIME_KEPT, DELIVERY_TIME_OFF, DELIVERY_TIME_LOST], check: "delivery time (SO_TXTIME) of a talker's packets at the node NIC", reason: FailureReason::DeliveryTimeChanged };
+    let sorting = Sorting {
+        classes: [DELIVERY_TIME_KEPT, DELIVERY_TIME_OFF, DELIVERY_TIME_LOST],
+        check: "delivery time (SO_TXTIME) of a talker's packets at the node NIC",
+        reason: FailureReason::DeliveryTimeChanged,
+    };
     let mut verdict = sorting.judge(talker, DELIVERY_TIME_KEPT, at_least, grew);
     verdict.subject = format!("talker {talker} with a delivery time {delay} ahead on CLOCK_TAI, on {nic}");
     verdict.look_at = format!("what clears or rewrites skb->tstamp between the pod and {nic} (a metadata proxy restores it with the priority)");
@@ -91,10 +99,16 @@ pub const NO_DELIVERY_TIME: TrafficClass = TrafficClass { role: "no-delivery-tim
 /// One that carries a time (another talker's, left as per-packet state, or one made up on
 /// the way) would be held back or sent early by a time-aware qdisc.
 pub fn no_delivery_time_added(talker: &str, at_least: u64, grew: &BTreeMap<String, u64>, nic: &str) -> Verdict {
-    let sorting = Sorting { classes: [DELIVERY_TIME_KEPT, DELIVERY_TIME_OFF, NO_DELIVERY_TIME], check: "delivery time of a talker that set none, at the node NIC", reason: FailureReason::DeliveryTimeChanged };
+    let sorting = Sorting {
+        classes: [DELIVERY_TIME_KEPT, DELIVERY_TIME_OFF, NO_DELIVERY_TIME],
+        check: "delivery time of a talker that set none, at the node NIC",
+        reason: FailureReason::DeliveryTimeChanged,
+    };
     let mut verdict = sorting.judge(talker, NO_DELIVERY_TIME, at_least, grew);
     verdict.subject = format!("talker {talker} without SO_TXTIME, on {nic}");
-    verdict.look_at = format!("what sets skb->tstamp on packets that had none between the pod and {nic} (a metadata proxy that restores a delivery time from stale per-packet state)");
+    verdict.look_at = format!(
+        "what sets skb->tstamp on packets that had none between the pod and {nic} (a metadata proxy that restores a delivery time from stale per-packet state)"
+    );
     verdict
 }
 
@@ -164,7 +178,10 @@ pub fn every_talker(check: &str, talkers: Vec<(String, Verdict)>) -> Verdict {
     let mut counters: Vec<super::Counter> = talkers.iter().flat_map(|(_, v)| v.counters.clone()).collect();
     let keys: std::collections::BTreeSet<(&str, &str)> = counters.iter().map(|c| (c.subject.as_str(), c.name.as_str())).collect();
     if keys.len() < counters.len() {
-        counters = talkers.iter().flat_map(|(part, v)| v.counters.iter().map(move |c| super::Counter { subject: format!("{part} {}", c.subject), ..c.clone() })).collect();
+        counters = talkers
+            .iter()
+            .flat_map(|(part, v)| v.counters.iter().map(move |c| super::Counter { subject: format!("{part} {}", c.subject), ..c.clone() }))
+            .collect();
     }
     Verdict {
         statistics: Vec::new(),
@@ -173,8 +190,14 @@ pub fn every_talker(check: &str, talkers: Vec<(String, Verdict)>) -> Verdict {
         check: check.into(),
         subject: joined(&|_, v| v.subject.clone(), "; "),
         passed: failed.is_none(),
-        expected: Evidence::new(joined(&|name, v| format!("{name} {}", v.expected.role), ", "), joined(&|name, v| format!("{name}: {}", v.expected.detail), "; ")),
-        observed: Evidence::new(joined(&|name, v| format!("{name} {}", v.observed.role), ", "), joined(&|name, v| format!("{name}: {}", v.observed.detail), "; ")),
+        expected: Evidence::new(
+            joined(&|name, v| format!("{name} {}", v.expected.role), ", "),
+            joined(&|name, v| format!("{name}: {}", v.expected.detail), "; "),
+        ),
+        observed: Evidence::new(
+            joined(&|name, v| format!("{name} {}", v.observed.role), ", "),
+            joined(&|name, v| format!("{name}: {}", v.observed.detail), "; "),
+        ),
         reason: failed.and_then(|v| v.reason),
         look_at: failed.map(|v| v.look_at.clone()).unwrap_or_default(),
     }
@@ -192,11 +215,18 @@ mod tests {
         let without = BTreeMap::from([("1:3".to_owned(), 50)]);
         let verdict = every_talker(
             "delivery time",
-            vec![("talker".into(), delivery_time_kept("tsn/talker", 50, &with, "eth0", "5ms")), ("best-effort".into(), no_delivery_time_added("tsn/talker", 50, &without, "eth0"))],
+            vec![
+                ("talker".into(), delivery_time_kept("tsn/talker", 50, &with, "eth0", "5ms")),
+                ("best-effort".into(), no_delivery_time_added("tsn/talker", 50, &without, "eth0")),
+            ],
         );
         let keys: std::collections::BTreeSet<(String, String)> = verdict.counters.iter().map(|c| (c.subject.clone(), c.name.clone())).collect();
         assert_eq!(keys.len(), verdict.counters.len(), "{:?}", verdict.counters);
-        assert!(keys.contains(&("talker tsn/talker".to_owned(), "delivery-time-kept".to_owned())) && keys.contains(&("best-effort tsn/talker".to_owned(), "no-delivery-time".to_owned())), "{keys:?}");
+        assert!(
+            keys.contains(&("talker tsn/talker".to_owned(), "delivery-time-kept".to_owned()))
+                && keys.contains(&("best-effort tsn/talker".to_owned(), "no-delivery-time".to_owned())),
+            "{keys:?}"
+        );
         // Talkers of their own keep their counters' names as they were.
         let one = talker_kept_its_class("tsn/talker-1", 1, 50, &with, "eth0");
         assert_eq!(talkers_kept_their_classes(vec![("talker-1".into(), one.clone())]).counters, one.counters);
@@ -212,7 +242,11 @@ mod tests {
         let grew = BTreeMap::from([("1:3".to_owned(), 50), ("1:4".to_owned(), 2)]);
         let verdict = talker_kept_its_class("tsn-t1/talker", 1, 50, &grew, "node eth0");
         assert_eq!((verdict.passed, verdict.reason, verdict.observed.role.as_str()), (false, Some(FailureReason::WrongClass), "best-effort"));
-        assert!(verdict.message().contains("all packets (at least 50) in 1:1 (class-1)") && verdict.message().contains("1:3 (best-effort): 50"), "{}", verdict.message());
+        assert!(
+            verdict.message().contains("all packets (at least 50) in 1:1 (class-1)") && verdict.message().contains("1:3 (best-effort): 50"),
+            "{}",
+            verdict.message()
+        );
     }
 
     #[test]
@@ -239,8 +273,15 @@ mod tests {
         let lost = talker_kept_its_class("ns/talker-2", 2, 50, &BTreeMap::from([("1:3".to_owned(), 50)]), "eth0");
         let together = talkers_kept_their_classes(vec![("talker-1".into(), kept.clone()), ("talker-2".into(), lost)]);
         assert_eq!((together.passed, together.reason), (false, Some(FailureReason::WrongClass)));
-        assert_eq!((together.expected.role.as_str(), together.observed.role.as_str()), ("talker-1 class-1, talker-2 class-2", "talker-1 class-1, talker-2 best-effort"));
-        assert!(together.message().contains("talker-2: best-effort (50); packets per class: 1:1 (class-1): 0, 1:2 (class-2): 0, 1:3 (best-effort): 50"), "{}", together.message());
+        assert_eq!(
+            (together.expected.role.as_str(), together.observed.role.as_str()),
+            ("talker-1 class-1, talker-2 class-2", "talker-1 class-1, talker-2 best-effort")
+        );
+        assert!(
+            together.message().contains("talker-2: best-effort (50); packets per class: 1:1 (class-1): 0, 1:2 (class-2): 0, 1:3 (best-effort): 50"),
+            "{}",
+            together.message()
+        );
         assert_eq!(together.counters.len(), 8, "four classes per talker");
         assert!(talkers_kept_their_classes(vec![("talker-1".into(), kept)]).passed);
     }
@@ -262,8 +303,15 @@ mod tests {
         assert!(no_delivery_time_added("t", 50, &none, "eth0").passed);
         let stale = BTreeMap::from([("1:3".to_owned(), 26), ("1:1".to_owned(), 24)]);
         let verdict = no_delivery_time_added("t", 50, &stale, "eth0");
-        assert_eq!((verdict.passed, verdict.reason, verdict.observed.role.as_str()), (false, Some(FailureReason::DeliveryTimeChanged), "delivery-time-kept and no-delivery-time"));
-        assert!(verdict.observed.detail.starts_with("no-delivery-time (26), delivery-time-kept (24); ") && verdict.message().contains("stale per-packet state"), "{}", verdict.message());
+        assert_eq!(
+            (verdict.passed, verdict.reason, verdict.observed.role.as_str()),
+            (false, Some(FailureReason::DeliveryTimeChanged), "delivery-time-kept and no-delivery-time")
+        );
+        assert!(
+            verdict.observed.detail.starts_with("no-delivery-time (26), delivery-time-kept (24); ") && verdict.message().contains("stale per-packet state"),
+            "{}",
+            verdict.message()
+        );
     }
 
     #[test]

@@ -82,7 +82,11 @@ fn median(samples: &[f64]) -> f64 {
     if n == 0 {
         return f64::NAN;
     }
-    if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
 }
 
 /// Compares one figure measured in both runs at `level` (alpha over the figures compared).
@@ -110,13 +114,28 @@ pub fn compare_figure(baseline: &Figure, candidate: &Figure, criteria: Regressio
                     Better::Higher => x < y,
                     Better::Lower => x > y,
                 };
-                u += if past { 1.0 } else if x == y { 0.5 } else { 0.0 };
+                u += if past {
+                    1.0
+                } else if x == y {
+                    0.5
+                } else {
+                    0.0
+                };
             }
         }
         let p = upper_tail(candidate.samples.len(), baseline.samples.len(), u);
         (Some(p), p <= level)
     };
-    Comparison { name: baseline.name.clone(), unit: baseline.unit.clone(), better: baseline.better, baseline: b, candidate: c, change: c / b - 1.0, p_value, regression }
+    Comparison {
+        name: baseline.name.clone(),
+        unit: baseline.unit.clone(),
+        better: baseline.better,
+        baseline: b,
+        candidate: c,
+        change: c / b - 1.0,
+        p_value,
+        regression,
+    }
 }
 
 /// Compares every figure both runs measured; figures only one run has are listed apart.
@@ -141,7 +160,14 @@ pub fn table(comparisons: &[Comparison], unmatched: &[String], criteria: Regress
     for c in comparisons {
         let p = c.p_value.map_or("exact".to_owned(), |p| format!("{p:.4}"));
         let verdict = if c.regression { "REGRESSION" } else { "ok" };
-        out.push_str(&format!("{:<90} {:>12} {:>12} {:>+7.1}% {:>9}  {verdict}\n", format!("{} ({}, {} better)", c.name, c.unit, if c.better == Better::Higher { "higher" } else { "lower" }), format!("{:.3}", c.baseline), format!("{:.3}", c.candidate), c.change * 100.0, p));
+        out.push_str(&format!(
+            "{:<90} {:>12} {:>12} {:>+7.1}% {:>9}  {verdict}\n",
+            format!("{} ({}, {} better)", c.name, c.unit, if c.better == Better::Higher { "higher" } else { "lower" }),
+            format!("{:.3}", c.baseline),
+            format!("{:.3}", c.candidate),
+            c.change * 100.0,
+            p
+        ));
     }
     for name in unmatched {
         out.push_str(&format!("{name}: in one run only, not compared\n"));
@@ -161,7 +187,20 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     fn figure(samples: Vec<f64>, better: Better) -> Figure {
-        Figure { name: "f".into(), unit: "u".into(), better, quantile: 0.5, path: "p".into(), samples, estimate: 0.0, low: 0.0, high: 0.0, level: 0.0, budget: None, outcome: FigureOutcome::Measured }
+        Figure {
+            name: "f".into(),
+            unit: "u".into(),
+            better,
+            quantile: 0.5,
+            path: "p".into(),
+            samples,
+            estimate: 0.0,
+            low: 0.0,
+            high: 0.0,
+            level: 0.0,
+            budget: None,
+            outcome: FigureOutcome::Measured,
+        }
     }
 
     #[test]
@@ -240,6 +279,12 @@ mod tests {
         only.name = "rules.traversed.x".into();
         let (comparisons, unmatched) = compare(&[a, only], &[b], RegressionCriteria::default());
         let text = table(&comparisons, &unmatched, RegressionCriteria::default());
-        assert!(text.contains("REGRESSION") && text.contains("-50.0%") && text.contains("rules.traversed.x: in one run only") && text.contains("1 significant regression(s) of more than 10%"), "{text}");
+        assert!(
+            text.contains("REGRESSION")
+                && text.contains("-50.0%")
+                && text.contains("rules.traversed.x: in one run only")
+                && text.contains("1 significant regression(s) of more than 10%"),
+            "{text}"
+        );
     }
 }

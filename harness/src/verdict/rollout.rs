@@ -79,10 +79,18 @@ pub fn mirrored(route: &str, sent: u64, copies: u64) -> Verdict {
         passed,
         expected: Evidence::new("copy-per-request", format!("{sent} copies")),
         observed: Evidence::new(
-            if passed { "copy-per-request" } else if copies < sent { "copies-missing" } else { "extra-copies" },
+            if passed {
+                "copy-per-request"
+            } else if copies < sent {
+                "copies-missing"
+            } else {
+                "extra-copies"
+            },
             match copies.cmp(&sent) {
                 std::cmp::Ordering::Less => format!("{copies} copies: {} missing", sent - copies),
-                std::cmp::Ordering::Greater => format!("{copies} copies: {} extra (requests copied more than once, or counted that were not sent)", copies - sent),
+                std::cmp::Ordering::Greater => {
+                    format!("{copies} copies: {} extra (requests copied more than once, or counted that were not sent)", copies - sent)
+                }
                 std::cmp::Ordering::Equal => format!("{copies} copies"),
             },
         ),

@@ -94,8 +94,13 @@ struct Bounds {
 /// count fixes the other's). Each with its expected share and its tolerance.
 fn tested(criteria: &SplitCriteria, weights: &[u32]) -> Vec<(usize, f64, f64)> {
     let tolerances = criteria.tolerances(weights);
-    let tested: Vec<(usize, f64, f64)> = shares(weights).into_iter().enumerate().filter(|&(_, p)| p > 0.0 && p < 1.0).map(|(i, p)| (i, p, tolerances[i])).collect();
-    if tested.len() == 2 { tested[..1].to_vec() } else { tested }
+    let tested: Vec<(usize, f64, f64)> =
+        shares(weights).into_iter().enumerate().filter(|&(_, p)| p > 0.0 && p < 1.0).map(|(i, p)| (i, p, tolerances[i])).collect();
+    if tested.len() == 2 {
+        tested[..1].to_vec()
+    } else {
+        tested
+    }
 }
 
 impl SplitCriteria {
@@ -126,7 +131,11 @@ impl SplitCriteria {
         }
         while high - low > 1 {
             let mid = (low + high) / 2;
-            if plan_at(mid).power() >= self.power { high = mid } else { low = mid }
+            if plan_at(mid).power() >= self.power {
+                high = mid
+            } else {
+                low = mid
+            }
         }
         plan_at(high)
     }
@@ -153,7 +162,11 @@ fn calibrated_fail_tail(p0: f64, looks: &[u64], alpha: f64) -> f64 {
     // Fourteen halvings of a tenfold range: within 0.02 % of the largest such tail.
     for _ in 0..14 {
         let mid = (low * high).sqrt();
-        if false_fail(mid) <= alpha { low = mid } else { high = mid }
+        if false_fail(mid) <= alpha {
+            low = mid
+        } else {
+            high = mid
+        }
     }
     low
 }
@@ -243,7 +256,10 @@ impl SequentialPlan {
             .looks
             .iter()
             .enumerate()
-            .map(|(k, &n)| Bounds { pass: if early_passes { self.bounds(p0, tolerance, n, k == last).pass } else { None }, ..self.bounds(p0, tolerance, n, k == last) })
+            .map(|(k, &n)| Bounds {
+                pass: if early_passes { self.bounds(p0, tolerance, n, k == last).pass } else { None },
+                ..self.bounds(p0, tolerance, n, k == last)
+            })
             .collect();
         walk(p, &self.looks, &bounds)
     }
@@ -322,8 +338,8 @@ impl SequentialPlan {
         if !off.is_empty() {
             return (Decision::Failed, off);
         }
-        let shown_within = !last
-            && tested(&self.criteria, &self.weights).iter().all(|&(i, _, _)| bounds[i].pass.is_some_and(|(low, high)| (low..=high).contains(&counts[i])));
+        let shown_within =
+            !last && tested(&self.criteria, &self.weights).iter().all(|&(i, _, _)| bounds[i].pass.is_some_and(|(low, high)| (low..=high).contains(&counts[i])));
         match (last, shown_within) {
             (true, _) | (_, true) => (Decision::Passed, off),
             _ => (Decision::Continue, off),
@@ -442,7 +458,7 @@ mod tests {
     use super::*;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
-    use rand_distr::{Distribution, Binomial as SimBinomial};
+    use rand_distr::{Binomial as SimBinomial, Distribution};
 
     const STAGES: [[u32; 2]; 4] = [[95, 5], [75, 25], [50, 50], [25, 75]];
 
@@ -710,7 +726,11 @@ mod tests {
         let table = stages_table(&suite_criteria());
         let readme_path = crate::workspace_root().join("README.md");
         let readme = std::fs::read_to_string(&readme_path).unwrap();
-        assert!(readme.contains(&table), "{} does not hold the stages table as the code computes it; put this one in its place:\n{table}", readme_path.display());
+        assert!(
+            readme.contains(&table),
+            "{} does not hold the stages table as the code computes it; put this one in its place:\n{table}",
+            readme_path.display()
+        );
         // The 5 % stage off by its tolerance: a canary at 2.5 % and at 7.5 % (an independent
         // simulation gave 979 and 1,281 requests on average).
         assert!(table.contains("| 979; 1 281 |"), "{table}");

@@ -184,7 +184,11 @@ mod tests {
         let timed_out = Observation::TimedOut { detail: "timeout".into() };
         let verdict = source_address(&egress(), &timed_out, &client(), &book());
         assert_eq!(verdict.reason, Some(FailureReason::TimedOut));
-        assert!(verdict.look_at.starts_with("first pod prod/web") && verdict.look_at.ends_with("and the SNAT there"), "the pod's own network first, then the policy: {}", verdict.look_at);
+        assert!(
+            verdict.look_at.starts_with("first pod prod/web") && verdict.look_at.ends_with("and the SNAT there"),
+            "the pod's own network first, then the policy: {}",
+            verdict.look_at
+        );
         let refused = Observation::Refused { detail: "refused".into() };
         assert_eq!(source_address(&egress(), &refused, &client(), &book()).reason, Some(FailureReason::Refused));
     }

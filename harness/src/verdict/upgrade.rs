@@ -40,7 +40,14 @@ fn phase(at: Duration, window: &std::ops::Range<Duration>) -> &'static str {
 /// an answer longer than `budget`? A wrong source fails first (naming the pod, what it was
 /// seen with and when), then a silence over budget; requests that got no answer are not
 /// wrong sources, and are counted.
-pub fn sources_kept(to: &str, from: &str, sampled: &[(Pod, ExpectedSource, Vec<SourceSample>)], window: &std::ops::Range<Duration>, budget: Duration, book: &AddressBook) -> Verdict {
+pub fn sources_kept(
+    to: &str,
+    from: &str,
+    sampled: &[(Pod, ExpectedSource, Vec<SourceSample>)],
+    window: &std::ops::Range<Duration>,
+    budget: Duration,
+    book: &AddressBook,
+) -> Verdict {
     let mut summaries = Vec::new();
     let mut wrong: Option<(String, Vec<String>)> = None;
     let mut longest: Option<(String, Duration)> = None;
@@ -71,9 +78,21 @@ pub fn sources_kept(to: &str, from: &str, sampled: &[(Pod, ExpectedSource, Vec<S
             gap = gap.max(end.at.saturating_sub(last));
         }
         let seen = roles.iter().map(|(role, n)| format!("{role} {n}")).collect::<Vec<_>>().join(", ");
-        summaries.push(format!("{name}: {} samples ({seen}; {unanswered} unanswered), longest without {} {} ms", samples.len(), expected.role.name(), gap.as_millis()));
+        summaries.push(format!(
+            "{name}: {} samples ({seen}; {unanswered} unanswered), longest without {} {} ms",
+            samples.len(),
+            expected.role.name(),
+            gap.as_millis()
+        ));
         if let (Some(first), None) = (first_wrong, &wrong) {
-            wrong = Some((format!("{name} seen as {} (expected {}), first {first}", roles.keys().filter(|r| **r != expected.role.name()).copied().collect::<Vec<_>>().join(" and "), expected.description), vec![expected.look_at.clone()]));
+            wrong = Some((
+                format!(
+                    "{name} seen as {} (expected {}), first {first}",
+                    roles.keys().filter(|r| **r != expected.role.name()).copied().collect::<Vec<_>>().join(" and "),
+                    expected.description
+                ),
+                vec![expected.look_at.clone()],
+            ));
         }
         if longest.as_ref().is_none_or(|(_, g)| gap > *g) {
             longest = Some((name, gap));
@@ -83,10 +102,17 @@ pub fn sources_kept(to: &str, from: &str, sampled: &[(Pod, ExpectedSource, Vec<S
     let switch = format!("switch from {:.2} s to {:.2} s", window.start.as_secs_f64(), window.end.as_secs_f64());
     let empty = sampled.iter().find(|(_, _, samples)| samples.is_empty());
     let (observed, reason, look_at) = match (wrong, longest, empty) {
-        (Some((what, look_at)), _, _) => (Evidence::new("wrong-source", format!("{what}; {summary}; {switch}")), Some(FailureReason::WrongSource), look_at.join("; ")),
-        (None, _, Some((pod, _, _))) => (Evidence::new("no-samples", format!("pod {}/{} took no sample", pod.namespace, pod.name)), Some(FailureReason::ProbeFailed), String::new()),
+        (Some((what, look_at)), _, _) => {
+            (Evidence::new("wrong-source", format!("{what}; {summary}; {switch}")), Some(FailureReason::WrongSource), look_at.join("; "))
+        }
+        (None, _, Some((pod, _, _))) => {
+            (Evidence::new("no-samples", format!("pod {}/{} took no sample", pod.namespace, pod.name)), Some(FailureReason::ProbeFailed), String::new())
+        }
         (None, Some((name, gap)), None) if gap > budget => (
-            Evidence::new("silence-over-budget", format!("{name} went {} ms without its source (budget {} ms); {summary}; {switch}", gap.as_millis(), budget.as_millis())),
+            Evidence::new(
+                "silence-over-budget",
+                format!("{name} went {} ms without its source (budget {} ms); {summary}; {switch}", gap.as_millis(), budget.as_millis()),
+            ),
             Some(FailureReason::OverBudget),
             format!("what the upgrade to {to} replaces on the pods' way out (routes to the gateway node, NAT chains) and how long it is missing"),
         ),
@@ -97,7 +123,13 @@ pub fn sources_kept(to: &str, from: &str, sampled: &[(Pod, ExpectedSource, Vec<S
         "source addresses seen outside through an upgrade",
         format!("pods {pods}, sampled while {from} was upgraded to {to}"),
         reason.is_none(),
-        Evidence::new("every-source-kept", format!("every answer with the pod's own expected source, before, during and after the switch; no stretch without it longer than {} ms", budget.as_millis())),
+        Evidence::new(
+            "every-source-kept",
+            format!(
+                "every answer with the pod's own expected source, before, during and after the switch; no stretch without it longer than {} ms",
+                budget.as_millis()
+            ),
+        ),
         observed,
         reason,
         match look_at.is_empty() {
@@ -108,7 +140,18 @@ pub fn sources_kept(to: &str, from: &str, sampled: &[(Pod, ExpectedSource, Vec<S
 }
 
 fn verdict(check: &str, subject: String, passed: bool, expected: Evidence, observed: Evidence, reason: Option<FailureReason>, look_at: String) -> Verdict {
-    Verdict { statistics: Vec::new(), counters: Vec::new(), figures: Vec::new(), check: check.into(), subject, passed, expected, observed, reason: (!passed).then_some(reason).flatten(), look_at }
+    Verdict {
+        statistics: Vec::new(),
+        counters: Vec::new(),
+        figures: Vec::new(),
+        check: check.into(),
+        subject,
+        passed,
+        expected,
+        observed,
+        reason: (!passed).then_some(reason).flatten(),
+        look_at,
+    }
 }
 
 /// Did CNI CHECK by `checker` (the version the nodes run now) pass on every pod `maker`
@@ -152,7 +195,13 @@ pub fn ruled_by_control(across: Verdict, version: &str, kind: Control, control: 
         (false, false, false) => Verdict {
             observed: Evidence::new(
                 across.observed.role.clone(),
-                format!("{}; {control_said} (it fell short otherwise, as {}, not {}: not the same fault, so {} is to blame)", across.observed.detail, control.observed.role, across.observed.role, kind.blamed()),
+                format!(
+                    "{}; {control_said} (it fell short otherwise, as {}, not {}: not the same fault, so {} is to blame)",
+                    across.observed.detail,
+                    control.observed.role,
+                    across.observed.role,
+                    kind.blamed()
+                ),
             ),
             ..across
         },
@@ -204,7 +253,10 @@ impl Control {
 pub fn fails_before_the_upgrade(before: Verdict, from: &str) -> Verdict {
     Verdict {
         subject: format!("before any upgrade, under {from}: {}", before.subject),
-        observed: Evidence::new("fails-before-the-upgrade", format!("under {from}, with nothing upgraded: {} ({})", before.observed.detail, before.observed.role)),
+        observed: Evidence::new(
+            "fails-before-the-upgrade",
+            format!("under {from}, with nothing upgraded: {} ({})", before.observed.detail, before.observed.role),
+        ),
         reason: Some(FailureReason::VersionsOwnFault),
         look_at: format!("{from} itself, not the upgrade: {}", before.look_at),
         ..before
@@ -215,7 +267,9 @@ pub fn fails_before_the_upgrade(before: Verdict, from: &str) -> Verdict {
 /// gap over `budget`? Judged as [`connections_held`] judges them through an upgrade.
 pub fn connections_held_with_nothing_upgraded(version: &str, held: &[(String, HoldReport)], budget: Duration) -> Verdict {
     let mut verdict = connections_held_through(&format!("held under {version}, with nothing upgraded"), held, budget);
-    verdict.look_at = format!("what on the connections' path under {version} breaks them with nothing changing: conntrack timeouts, rules that reject or drop established traffic");
+    verdict.look_at = format!(
+        "what on the connections' path under {version} breaks them with nothing changing: conntrack timeouts, rules that reject or drop established traffic"
+    );
     verdict
 }
 
@@ -241,7 +295,10 @@ pub fn del_leaves_nothing(pod: &str, node: &str, deleter: &str, maker: &str, del
         "what DEL leaves on the node across versions",
         format!("pod {pod} on node {node}, made by {maker}, deleted by {deleter}"),
         problems.is_empty(),
-        Evidence::new("node-as-before", "DEL succeeds and the node's links, addresses, routes, rules, iptables and nft, qdiscs, IPAM files and BPF pins are as before the pod"),
+        Evidence::new(
+            "node-as-before",
+            "DEL succeeds and the node's links, addresses, routes, rules, iptables and nft, qdiscs, IPAM files and BPF pins are as before the pod",
+        ),
         match (del_error, leftovers.is_empty()) {
             (None, true) => Evidence::new("node-as-before", "nothing of the pod left"),
             (Some(_), _) => Evidence::new("del-failed", problems.join("; ")),
@@ -264,20 +321,53 @@ pub fn versions_reach_each_other(new: &str, old: &str, requests: &[(String, Stri
             shared.push(format!("{pod} and {other} both hold {address}"));
         }
     }
-    let expected = Evidence::new("reached-with-distinct-addresses", format!("each of {} requests between old and new pods answered, every pod's address its own", requests.len()));
-    let subject = format!("pods made by {new} and by {old}: {}", addresses.iter().map(|(pod, address)| format!("{pod} ({address})")).collect::<Vec<_>>().join(", "));
+    let expected = Evidence::new(
+        "reached-with-distinct-addresses",
+        format!("each of {} requests between old and new pods answered, every pod's address its own", requests.len()),
+    );
+    let subject =
+        format!("pods made by {new} and by {old}: {}", addresses.iter().map(|(pod, address)| format!("{pod} ({address})")).collect::<Vec<_>>().join(", "));
     if !shared.is_empty() {
         let look_at = format!("the IPAM state {new} reads: an address {old} handed out must stay taken");
-        return verdict("reach and addresses across versions", subject, false, expected, Evidence::new("address-reused", shared.join("; ")), Some(FailureReason::AddressReused), look_at);
+        return verdict(
+            "reach and addresses across versions",
+            subject,
+            false,
+            expected,
+            Evidence::new("address-reused", shared.join("; ")),
+            Some(FailureReason::AddressReused),
+            look_at,
+        );
     }
     let failed = requests.iter().find(|(_, _, observation)| !matches!(observation, Observation::Answered { .. }));
     match failed {
-        None => verdict("reach and addresses across versions", subject, true, expected.clone(), Evidence::new(expected.role.clone(), format!("{} requests answered", requests.len())), None, String::new()),
+        None => verdict(
+            "reach and addresses across versions",
+            subject,
+            true,
+            expected.clone(),
+            Evidence::new(expected.role.clone(), format!("{} requests answered", requests.len())),
+            None,
+            String::new(),
+        ),
         Some((client, server, observation)) => {
             let (observed, reason) = reach::unanswered(observation);
-            let unanswered = requests.iter().filter(|(_, _, o)| !matches!(o, Observation::Answered { .. })).map(|(c, s, o)| format!("{c} -> {s}: {}", o.kind())).collect::<Vec<_>>().join("; ");
+            let unanswered = requests
+                .iter()
+                .filter(|(_, _, o)| !matches!(o, Observation::Answered { .. }))
+                .map(|(c, s, o)| format!("{c} -> {s}: {}", o.kind()))
+                .collect::<Vec<_>>()
+                .join("; ");
             let observed = Evidence::new(observed.role, format!("{unanswered}; first: {client} -> {server}: {}", observed.detail));
-            verdict("reach and addresses across versions", subject, false, expected, observed, reason, format!("the route and bridge between {client} and {server}: one was made by {old}, one by {new}"))
+            verdict(
+                "reach and addresses across versions",
+                subject,
+                false,
+                expected,
+                observed,
+                reason,
+                format!("the route and bridge between {client} and {server}: one was made by {old}, one by {new}"),
+            )
         }
     }
 }
@@ -293,14 +383,23 @@ pub fn connections_held(to: &str, from: &str, held: &[(String, HoldReport)], bud
 
 /// Connections `how` ("held while ..."), each open to the end with no gap over `budget`.
 fn connections_held_through(how: &str, held: &[(String, HoldReport)], budget: Duration) -> Verdict {
-    let gaps = held.iter().map(|(name, r)| format!("{name}: longest gap {} ms over {} exchanges, {}", r.longest_gap_ms, r.exchanges, ending(&r.ended))).collect::<Vec<_>>().join("; ");
+    let gaps = held
+        .iter()
+        .map(|(name, r)| format!("{name}: longest gap {} ms over {} exchanges, {}", r.longest_gap_ms, r.exchanges, ending(&r.ended)))
+        .collect::<Vec<_>>()
+        .join("; ");
     let names = held.iter().map(|(name, r)| format!("{name} ({})", r.to)).collect::<Vec<_>>().join(", ");
     let reset = held.iter().find(|(_, r)| matches!(r.ended, HoldEnd::Reset { .. } | HoldEnd::Closed | HoldEnd::Failed { .. }));
     let stalled = held.iter().filter(|(_, r)| Duration::from_millis(r.longest_gap_ms) > budget).max_by_key(|(_, r)| r.longest_gap_ms);
     let never = held.iter().find(|(_, r)| matches!(r.ended, HoldEnd::NeverConnected { .. }));
     let (observed, reason) = match (reset, stalled, never) {
-        (Some((name, r)), _, _) => (Evidence::new("connection-reset", format!("{name} {} after {} ms; {gaps}", ending(&r.ended), r.held_ms)), Some(FailureReason::ConnectionReset)),
-        (None, Some((name, r)), _) => (Evidence::new("gap-over-budget", format!("{name} stalled {} ms (budget {} ms); {gaps}", r.longest_gap_ms, budget.as_millis())), Some(FailureReason::OverBudget)),
+        (Some((name, r)), _, _) => {
+            (Evidence::new("connection-reset", format!("{name} {} after {} ms; {gaps}", ending(&r.ended), r.held_ms)), Some(FailureReason::ConnectionReset))
+        }
+        (None, Some((name, r)), _) => (
+            Evidence::new("gap-over-budget", format!("{name} stalled {} ms (budget {} ms); {gaps}", r.longest_gap_ms, budget.as_millis())),
+            Some(FailureReason::OverBudget),
+        ),
         (None, None, Some((name, r))) => (Evidence::new("never-connected", format!("{name}: {}; {gaps}", ending(&r.ended))), Some(FailureReason::ProbeFailed)),
         (None, None, None) if held.is_empty() => (Evidence::new("no-connection", "no connection was held"), Some(FailureReason::ProbeFailed)),
         (None, None, None) => (Evidence::new("every-connection-held", gaps), None),
@@ -346,7 +445,9 @@ pub fn no_figure_regresses(to: &str, from: &str, before: &[Figure], after: &[Fig
     let all = comparisons.iter().map(describe).collect::<Vec<_>>().join("; ");
     let (observed, reason) = match (regressed.is_empty(), comparisons.is_empty() || !unmatched.is_empty()) {
         (false, _) => (Evidence::new("regressed", format!("{}; all: {all}", regressed.join("; "))), Some(FailureReason::Regressed)),
-        (true, true) => (Evidence::new("not-compared", format!("figures measured under one version only: {}", unmatched.join(", "))), Some(FailureReason::ProbeFailed)),
+        (true, true) => {
+            (Evidence::new("not-compared", format!("figures measured under one version only: {}", unmatched.join(", "))), Some(FailureReason::ProbeFailed))
+        }
         (true, false) => (Evidence::new("no-regression", all), None),
     };
     let level = criteria.alpha / comparisons.len().max(1) as f64;
@@ -393,16 +494,32 @@ mod tests {
     #[test]
     fn a_connection_reset_or_stalled_past_the_budget_fails_it_naming_the_connection() {
         let budget = Duration::from_millis(1000);
-        assert!(connections_held("new", "old", &[("same-node".into(), held(40, HoldEnd::Held)), ("across".into(), held(1000, HoldEnd::Held))], budget).passed, "a gap of exactly the budget is within it");
+        assert!(
+            connections_held("new", "old", &[("same-node".into(), held(40, HoldEnd::Held)), ("across".into(), held(1000, HoldEnd::Held))], budget).passed,
+            "a gap of exactly the budget is within it"
+        );
         let stalled = connections_held("new", "old", &[("same-node".into(), held(40, HoldEnd::Held)), ("across".into(), held(1001, HoldEnd::Held))], budget);
         assert_eq!((stalled.passed, stalled.reason, stalled.observed.role.as_str()), (false, Some(FailureReason::OverBudget), "gap-over-budget"));
-        assert!(stalled.message().contains("across stalled 1001 ms (budget 1000 ms)") && stalled.message().contains("upgraded to new"), "{}", stalled.message());
-        let reset = connections_held("new", "old", &[("across".into(), held(2000, HoldEnd::Held)), ("to-external".into(), held(30, HoldEnd::Reset { detail: "Connection reset by peer".into() }))], budget);
+        assert!(
+            stalled.message().contains("across stalled 1001 ms (budget 1000 ms)") && stalled.message().contains("upgraded to new"),
+            "{}",
+            stalled.message()
+        );
+        let reset = connections_held(
+            "new",
+            "old",
+            &[("across".into(), held(2000, HoldEnd::Held)), ("to-external".into(), held(30, HoldEnd::Reset { detail: "Connection reset by peer".into() }))],
+            budget,
+        );
         assert_eq!((reset.reason, reset.observed.role.as_str()), (Some(FailureReason::ConnectionReset), "connection-reset"), "a reset is named before a stall");
         assert!(reset.message().contains("to-external reset (Connection reset by peer)"), "{}", reset.message());
         assert_eq!(connections_held("new", "old", &[], budget).reason, Some(FailureReason::ProbeFailed), "no connection proves nothing");
         let gaps: Vec<(String, u64)> = stalled.counters.iter().filter(|c| c.name == LONGEST_GAP).map(|c| (c.subject.clone(), c.value)).collect();
-        assert_eq!(gaps, [("same-node".to_owned(), 40), ("across".to_owned(), 1001), (GAP_BUDGET_SUBJECT.to_owned(), 1000)], "each gap and the budget, for the report's plot");
+        assert_eq!(
+            gaps,
+            [("same-node".to_owned(), 40), ("across".to_owned(), 1001), (GAP_BUDGET_SUBJECT.to_owned(), 1000)],
+            "each gap and the budget, for the report's plot"
+        );
     }
 
     #[test]
@@ -412,7 +529,11 @@ mod tests {
         let one = [("old-1".to_owned(), None), ("old-2".to_owned(), Some("bridge: no such link".to_owned()))];
         let verdict = every_pod_checks("1.9.1", "1.1.1", &one);
         assert_eq!((verdict.passed, verdict.reason, verdict.observed.role.as_str()), (false, Some(FailureReason::CheckFailed), "check-failed"));
-        assert!(verdict.message().contains("1 of 2 failed: old-2: bridge: no such link") && verdict.message().contains("made by 1.1.1, checked by 1.9.1"), "{}", verdict.message());
+        assert!(
+            verdict.message().contains("1 of 2 failed: old-2: bridge: no such link") && verdict.message().contains("made by 1.1.1, checked by 1.9.1"),
+            "{}",
+            verdict.message()
+        );
         assert!(!every_pod_checks("1.9.1", "1.1.1", &[]).passed, "no pod checked proves nothing");
     }
 
@@ -427,7 +548,11 @@ mod tests {
         assert!(!verdict.passed, "still red: the version has the fault");
         assert_eq!(verdict.reason, Some(FailureReason::VersionsOwnFault));
         assert_eq!(verdict.observed.role, "fails-on-its-own-pods-too");
-        assert!(verdict.observed.detail.contains("u/old-1") && verdict.observed.detail.contains("u/control-1"), "both results are the evidence: {}", verdict.observed.detail);
+        assert!(
+            verdict.observed.detail.contains("u/old-1") && verdict.observed.detail.contains("u/control-1"),
+            "both results are the evidence: {}",
+            verdict.observed.detail
+        );
         assert!(verdict.look_at.starts_with("1.1.1 itself, not the upgrade"), "{}", verdict.look_at);
         // The control passes: the crossing of versions is to blame, as before.
         let own_ok = every_pod_checks("1.1.1", "1.1.1", &[ok("u/control-1"), ok("u/control-2")]);
@@ -442,10 +567,14 @@ mod tests {
         let del_across = del_leaves_nothing("u/old", "w1", "1.9.1", "1.1.1", None, &left);
         let del_own = del_leaves_nothing("u/control", "w1", "1.9.1", "1.9.1", None, &left);
         assert_eq!(ruled_by_control(del_across.clone(), "1.9.1", Control::ItsOwnPods, &del_own).reason, Some(FailureReason::VersionsOwnFault));
-        assert_eq!(ruled_by_control(del_across.clone(), "1.9.1", Control::ItsOwnPods, &del_leaves_nothing("u/control", "w1", "1.9.1", "1.9.1", None, &[])).reason, Some(FailureReason::LeftBehind));
+        assert_eq!(
+            ruled_by_control(del_across.clone(), "1.9.1", Control::ItsOwnPods, &del_leaves_nothing("u/control", "w1", "1.9.1", "1.9.1", None, &[])).reason,
+            Some(FailureReason::LeftBehind)
+        );
         // A control hit by the crossing itself (its pod got an old pod's address, so its DEL
         // took the old pod's rules away) does not share the fault: the upgrade is to blame.
-        let took_away = del_leaves_nothing("u/control", "w1", "1.9.1", "1.9.1", None, &["removed: iptables-save: -A CNI-FORWARD -s 10.244.1.2/32 -j ACCEPT".to_owned()]);
+        let took_away =
+            del_leaves_nothing("u/control", "w1", "1.9.1", "1.9.1", None, &["removed: iptables-save: -A CNI-FORWARD -s 10.244.1.2/32 -j ACCEPT".to_owned()]);
         assert_eq!(took_away.observed.role, "took-away");
         let verdict = ruled_by_control(del_across, "1.9.1", Control::ItsOwnPods, &took_away);
         assert_eq!((verdict.reason, verdict.observed.role.as_str()), (Some(FailureReason::LeftBehind), "left-behind"));
@@ -466,8 +595,17 @@ mod tests {
         assert!(control.subject.contains("held under 1.1.1, with nothing upgraded"), "{}", control.subject);
         let verdict = ruled_by_control(across.clone(), "1.1.1", Control::NothingUpgraded, &control);
         assert_eq!((verdict.reason, verdict.observed.role.as_str()), (Some(FailureReason::VersionsOwnFault), "fails-with-nothing-upgraded-too"));
-        assert!(verdict.look_at.starts_with("1.1.1 itself, not the upgrade: it fails the same holding the same connections as long, with nothing upgraded"), "{}", verdict.look_at);
-        assert!(verdict.observed.detail.starts_with("across versions: pod-to-the-external-host reset") && verdict.observed.detail.contains("control, 1.1.1 holding the same connections"), "{}", verdict.observed.detail);
+        assert!(
+            verdict.look_at.starts_with("1.1.1 itself, not the upgrade: it fails the same holding the same connections as long, with nothing upgraded"),
+            "{}",
+            verdict.look_at
+        );
+        assert!(
+            verdict.observed.detail.starts_with("across versions: pod-to-the-external-host reset")
+                && verdict.observed.detail.contains("control, 1.1.1 holding the same connections"),
+            "{}",
+            verdict.observed.detail
+        );
         // Held with nothing upgraded: the upgrade is to blame.
         let verdict = ruled_by_control(across, "1.1.1", Control::NothingUpgraded, &connections_held_with_nothing_upgraded("1.1.1", &held(), budget));
         assert_eq!(verdict.reason, Some(FailureReason::ConnectionReset));
@@ -484,7 +622,11 @@ mod tests {
         let del = del_leaves_nothing("u/new-3", "w1", "1.1.1", "1.9.1", None, &[]);
         let both = every_part([("CHECK", check.clone()), ("DEL", del.clone())]);
         assert!(both.passed);
-        assert!(both.observed.detail.contains("CHECK: CHECK succeeded on u/new-1") && both.observed.detail.contains("DEL: nothing of the pod left"), "{}", both.observed.detail);
+        assert!(
+            both.observed.detail.contains("CHECK: CHECK succeeded on u/new-1") && both.observed.detail.contains("DEL: nothing of the pod left"),
+            "{}",
+            both.observed.detail
+        );
         assert_eq!(both.observed.role, del.observed.role, "the role (the golden record) is the last part's, as before");
         let failing = every_part([("CHECK", every_pod_checks("1.1.1", "1.9.1", &[("u/new-1".to_owned(), Some("x".to_owned()))])), ("DEL", del)]);
         assert_eq!(failing.reason, Some(FailureReason::CheckFailed), "the first failing part decides");
@@ -501,7 +643,8 @@ mod tests {
 
     #[test]
     fn a_shared_address_fails_before_reachability_and_an_unanswered_request_names_the_pair() {
-        let answered = || Observation::Answered { reply: cni_probe::EchoReply { client: "10.244.1.2:41000".parse().unwrap(), server: "new-1".into(), path: "/".into() } };
+        let answered =
+            || Observation::Answered { reply: cni_probe::EchoReply { client: "10.244.1.2:41000".parse().unwrap(), server: "new-1".into(), path: "/".into() } };
         let a: IpAddr = "10.244.1.2".parse().unwrap();
         let b: IpAddr = "10.244.1.3".parse().unwrap();
         let requests = vec![("old-1".to_owned(), "new-1".to_owned(), answered())];
@@ -537,7 +680,9 @@ mod tests {
 
         fn seen(at_ms: u64, source: Option<&str>) -> SourceSample {
             let seen = match source {
-                Some(source) => Observation::Answered { reply: cni_probe::EchoReply { client: format!("{source}:40000").parse().unwrap(), server: "external".into(), path: "/".into() } },
+                Some(source) => Observation::Answered {
+                    reply: cni_probe::EchoReply { client: format!("{source}:40000").parse().unwrap(), server: "external".into(), path: "/".into() },
+                },
                 None => Observation::TimedOut { detail: "2 s".into() },
             };
             SourceSample { at: Duration::from_millis(at_ms), seen }
@@ -552,21 +697,38 @@ mod tests {
             let egress = ExpectedSource::egress_ip(ip("172.18.0.200"), "egress policy p", "worker2");
             let node = ExpectedSource::node_of(&pod("db", "10.244.1.3"), &book()).unwrap();
             let window = Duration::from_millis(400)..Duration::from_millis(1600);
-            sources_kept("1.9.1", "1.1.1", &[(pod("web", "10.244.1.2"), egress, web), (pod("db", "10.244.1.3"), node, db)], &window, Duration::from_millis(1000), &book())
+            sources_kept(
+                "1.9.1",
+                "1.1.1",
+                &[(pod("web", "10.244.1.2"), egress, web), (pod("db", "10.244.1.3"), node, db)],
+                &window,
+                Duration::from_millis(1000),
+                &book(),
+            )
         }
 
         #[test]
         fn every_sample_with_its_own_source_passes() {
             let verdict = judge(every_100_ms(|_| Some("172.18.0.200")), every_100_ms(|_| Some("172.18.0.3")));
             assert!(verdict.passed, "{}", verdict.message());
-            assert!(verdict.observed.detail.contains("prod/web: 21 samples (egress-ip 21; 0 unanswered), longest without egress-ip 100 ms"), "{}", verdict.observed.detail);
+            assert!(
+                verdict.observed.detail.contains("prod/web: 21 samples (egress-ip 21; 0 unanswered), longest without egress-ip 100 ms"),
+                "{}",
+                verdict.observed.detail
+            );
         }
 
         #[test]
         fn one_sample_with_another_source_fails_naming_the_pod_the_address_and_the_phase() {
             let verdict = judge(every_100_ms(|at| Some(if at == 900 { "10.244.1.2" } else { "172.18.0.200" })), every_100_ms(|_| Some("172.18.0.3")));
             assert_eq!((verdict.passed, verdict.reason, verdict.observed.role.as_str()), (false, Some(FailureReason::WrongSource), "wrong-source"));
-            assert!(verdict.message().contains("prod/web seen as pod (expected 172.18.0.200, egress IP of egress policy p), first 10.244.1.2, pod prod/web at 0.90 s, during the switch"), "{}", verdict.message());
+            assert!(
+                verdict.message().contains(
+                    "prod/web seen as pod (expected 172.18.0.200, egress IP of egress policy p), first 10.244.1.2, pod prod/web at 0.90 s, during the switch"
+                ),
+                "{}",
+                verdict.message()
+            );
             assert!(verdict.message().contains("upgraded to 1.9.1") && verdict.look_at.contains("gateway node worker2"), "{}", verdict.look_at);
             // The unselected pod seen with the egress IP is as wrong, after the switch too.
             let leaked = judge(every_100_ms(|_| Some("172.18.0.200")), every_100_ms(|at| Some(if at == 1900 { "172.18.0.200" } else { "172.18.0.3" })));
@@ -579,7 +741,11 @@ mod tests {
             // 800-1700 unanswered: 1000 ms from the answer at 700 to the one at 1800... is 1100 ms.
             let silent = judge(every_100_ms(|at| (!(800..=1700).contains(&at)).then_some("172.18.0.200")), every_100_ms(|_| Some("172.18.0.3")));
             assert_eq!((silent.reason, silent.observed.role.as_str()), (Some(FailureReason::OverBudget), "silence-over-budget"), "{}", silent.message());
-            assert!(silent.message().contains("prod/web went 1100 ms without its source (budget 1000 ms)") && silent.message().contains("10 unanswered"), "{}", silent.message());
+            assert!(
+                silent.message().contains("prod/web went 1100 ms without its source (budget 1000 ms)") && silent.message().contains("10 unanswered"),
+                "{}",
+                silent.message()
+            );
             // 800-1600 unanswered: exactly the budget, from 700 to 1700.
             let within = judge(every_100_ms(|at| (!(800..=1600).contains(&at)).then_some("172.18.0.200")), every_100_ms(|_| Some("172.18.0.3")));
             assert!(within.passed, "{}", within.message());

@@ -81,7 +81,11 @@ pub(crate) fn rejection_region(n: u64, p0: f64, tail: f64) -> (Option<u64>, Opti
     if null.cdf(0) <= tail {
         while a < b {
             let mid = (a + b).div_ceil(2);
-            if null.cdf(mid) <= tail { a = mid } else { b = mid - 1 }
+            if null.cdf(mid) <= tail {
+                a = mid
+            } else {
+                b = mid - 1
+            }
         }
         lo = Some(a);
     }
@@ -90,7 +94,11 @@ pub(crate) fn rejection_region(n: u64, p0: f64, tail: f64) -> (Option<u64>, Opti
         let (mut a, mut b) = (0u64, n);
         while a < b {
             let mid = (a + b) / 2;
-            if at_least(mid) <= tail { b = mid } else { a = mid + 1 }
+            if at_least(mid) <= tail {
+                b = mid
+            } else {
+                a = mid + 1
+            }
         }
         hi = Some(a);
     }
@@ -106,7 +114,11 @@ fn rejection_chance(n: u64, p0: f64, p: f64, tail: f64) -> f64 {
 
 /// 0.5 as "half", else as a percentage.
 fn fraction_text(fraction: f64) -> String {
-    if (fraction - 0.5).abs() < 1e-12 { "half".to_owned() } else { format!("{}% of", fraction * 100.0) }
+    if (fraction - 0.5).abs() < 1e-12 {
+        "half".to_owned()
+    } else {
+        format!("{}% of", fraction * 100.0)
+    }
 }
 
 fn z(probability: f64) -> f64 {
@@ -485,10 +497,9 @@ mod tests {
         // Gateway API conformance: 500 requests, each share within 5 points, up to 10 tries.
         let mut rng = StdRng::seed_from_u64(13);
         let actual = [0.62, 0.38];
-        let gateway_api_passes = (0..SAMPLES)
-            .filter(|_| (0..10).any(|_| (random_counts(&mut rng, &actual, 500)[0] as f64 / 500.0 - 0.70).abs() <= 0.05))
-            .count() as f64
-            / SAMPLES as f64;
+        let gateway_api_passes =
+            (0..SAMPLES).filter(|_| (0..10).any(|_| (random_counts(&mut rng, &actual, 500)[0] as f64 / 500.0 - 0.70).abs() <= 0.05)).count() as f64
+                / SAMPLES as f64;
         assert!(gateway_api_passes > 0.5, "the anchor's weakness as documented: {gateway_api_passes}");
         let criteria = SplitCriteria::default();
         let ours = fail_rate(&criteria, &[70, 30], |n| random_counts(&mut rng, &actual, n));
@@ -545,12 +556,18 @@ mod tests {
                 off[0] += shift;
                 off[1] -= shift;
                 let runs = 5_000;
-                let caught = (0..runs).filter(|_| {
-                    let first = (0..n).filter(|_| rng.random::<f64>() < off[0]).count() as u64;
-                    !criteria.judge(&backends(&weights), &[first, n - first]).passed()
-                }).count() as f64 / runs as f64;
+                let caught = (0..runs)
+                    .filter(|_| {
+                        let first = (0..n).filter(|_| rng.random::<f64>() < off[0]).count() as u64;
+                        !criteria.judge(&backends(&weights), &[first, n - first]).passed()
+                    })
+                    .count() as f64
+                    / runs as f64;
                 let exact = rejection_chance(n, shares(&weights)[0], off[0], (1.0 - criteria.confidence(&weights)) / 2.0);
-                assert!((caught - exact).abs() <= 4.0 * (exact * (1.0 - exact) / runs as f64).sqrt() + 1e-9, "{weights:?} {shift:+}: simulated {caught}, exact {exact}");
+                assert!(
+                    (caught - exact).abs() <= 4.0 * (exact * (1.0 - exact) / runs as f64).sqrt() + 1e-9,
+                    "{weights:?} {shift:+}: simulated {caught}, exact {exact}"
+                );
                 assert!(exact >= 0.95, "{weights:?} {shift:+}: {exact}");
             }
         }
@@ -598,4 +615,3 @@ mod tests {
         assert!((lo - 0.398).abs() < 0.002 && (hi - 0.602).abs() < 0.002, "({lo}, {hi})");
     }
 }
-

@@ -82,7 +82,17 @@ impl EgressGateway {
     }
 
     pub fn new(nodes: Vec<GatewayNode>, faults: Vec<LabFault>) -> Self {
-        Self { nodes, faults, policies: vec![], tunnels: HashSet::new(), routes: vec![], written: HashSet::new(), holding: HashSet::new(), down: HashSet::new(), strays: 0 }
+        Self {
+            nodes,
+            faults,
+            policies: vec![],
+            tunnels: HashSet::new(),
+            routes: vec![],
+            written: HashSet::new(),
+            holding: HashSet::new(),
+            down: HashSet::new(),
+            strays: 0,
+        }
     }
 
     /// Realizes `policy` for the pods already running, as an egress controller would.
@@ -145,7 +155,12 @@ impl EgressGateway {
                 tracing::warn!("egress policy {}: no live node left in its pool", policy.policy.name);
                 continue;
             };
-            tracing::info!("egress policy {}: node {} failed, its egress IP moves to {}", policy.policy.name, self.nodes[node].node.name, self.nodes[next].node.name);
+            tracing::info!(
+                "egress policy {}: node {} failed, its egress IP moves to {}",
+                policy.policy.name,
+                self.nodes[node].node.name,
+                self.nodes[next].node.name
+            );
             self.policies[realized].gateway = next;
             self.hold_egress_ip(realized, next)?;
             for (pod, on) in self.policies[realized].members.clone() {
@@ -198,7 +213,11 @@ impl EgressGateway {
         let source = format!("{}/32", pod.address);
         if node != gateway {
             self.ensure_tunnel(node, gateway)?;
-            let mut rules: Vec<String> = excluded.iter().map(|to| format!("rule add from {source} to {to} lookup main pref 99")).filter(|rule| self.written.insert((node, rule.clone()))).collect();
+            let mut rules: Vec<String> = excluded
+                .iter()
+                .map(|to| format!("rule add from {source} to {to} lookup main pref 99"))
+                .filter(|rule| self.written.insert((node, rule.clone())))
+                .collect();
             let table = addressing::tunnel(node, gateway).table;
             let existing = self.routes.iter().position(|(n, s, _)| *n == node && *s == source);
             match existing.map(|i| self.routes[i].2) {
@@ -282,7 +301,8 @@ impl HealthMonitor {
     /// Watches `watched` (node index, health address) from `observer_netns`, telling
     /// `gateway` when a node fails and when it is back.
     pub fn start(gateway: Arc<Mutex<EgressGateway>>, observer_netns: &str, watched: Vec<(usize, SocketAddr)>, faults: &[LabFault]) -> Result<Self> {
-        let namespace = std::fs::File::open(format!("/run/netns/{observer_netns}")).map_err(|e| HarnessError::Command { command: format!("open /run/netns/{observer_netns}"), detail: e.to_string() })?;
+        let namespace = std::fs::File::open(format!("/run/netns/{observer_netns}"))
+            .map_err(|e| HarnessError::Command { command: format!("open /run/netns/{observer_netns}"), detail: e.to_string() })?;
         let stop = Arc::new(AtomicBool::new(false));
         let (off, slow) = (faults.contains(&LabFault::FailoverOff), faults.contains(&LabFault::SlowFailover));
         let stopping = stop.clone();

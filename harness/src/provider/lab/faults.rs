@@ -67,7 +67,8 @@ impl LabFault {
     ];
 
     /// The faults of the lab's HTTP Gateway and Service load balancing.
-    pub const GATEWAY: [LabFault; 5] = [LabFault::WrongWeights, LabFault::BackendDown, LabFault::MirroringOff, LabFault::StaleConfig, LabFault::UniformProbabilities];
+    pub const GATEWAY: [LabFault; 5] =
+        [LabFault::WrongWeights, LabFault::BackendDown, LabFault::MirroringOff, LabFault::StaleConfig, LabFault::UniformProbabilities];
 
     /// The faults that slow the datapath down without breaking it.
     pub const PERFORMANCE: [LabFault; 3] = [LabFault::NicRateLimit, LabFault::NoOpForwardingRules, LabFault::PodVethRateLimit];

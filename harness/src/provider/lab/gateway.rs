@@ -71,7 +71,8 @@ pub fn render_config(prefix: &Path, routes: &BTreeMap<String, ResolvedRoute>, fa
         if let Some((ip, port)) = resolved.mirror.filter(|_| !faults.contains(&LabFault::MirroringOff)) {
             locations.push_str(&format!("        mirror /_mirror/route{index};\n"));
             locations.push_str(&format!("        proxy_pass http://route{index};\n    }}\n"));
-            locations.push_str(&format!("    location = /_mirror/route{index} {{\n        internal;\n        proxy_pass http://{ip}:{port}$request_uri;\n    }}\n"));
+            locations
+                .push_str(&format!("    location = /_mirror/route{index} {{\n        internal;\n        proxy_pass http://{ip}:{port}$request_uri;\n    }}\n"));
         } else {
             locations.push_str(&format!("        proxy_pass http://route{index};\n    }}\n"));
         }
@@ -104,7 +105,10 @@ impl Gateway {
         }
         let prefix = state.join("gateway");
         for dir in ["", "body", "proxy", "fastcgi", "uwsgi", "scgi"] {
-            crate::cleanup::guard_creation(|| std::fs::create_dir_all(prefix.join(dir)).map_err(|e| HarnessError::Command { command: format!("create {}", prefix.display()), detail: e.to_string() }))?;
+            crate::cleanup::guard_creation(|| {
+                std::fs::create_dir_all(prefix.join(dir))
+                    .map_err(|e| HarnessError::Command { command: format!("create {}", prefix.display()), detail: e.to_string() })
+            })?;
         }
         let config = prefix.join("nginx.conf");
         write_config(&config, &render_config(&prefix, &BTreeMap::new(), faults))?;
@@ -135,7 +139,10 @@ impl Gateway {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         let log = std::fs::read_to_string(self.prefix.join("error.log")).unwrap_or_default();
-        Err(HarnessError::NotReady { what: "the lab gateway (nginx)".into(), detail: format!("no pid file with pid {master} after 10s; error.log: {}", log.trim()) })
+        Err(HarnessError::NotReady {
+            what: "the lab gateway (nginx)".into(),
+            detail: format!("no pid file with pid {master} after 10s; error.log: {}", log.trim()),
+        })
     }
 
     /// Sets `route` and reloads nginx. With the stale-config fault, nginx gets the route's
@@ -163,7 +170,10 @@ impl Gateway {
                 return Ok(());
             }
             if std::time::Instant::now() >= deadline {
-                return Err(HarnessError::NotReady { what: "the lab gateway's reload".into(), detail: format!("old workers {old_workers:?} still running after 10s") });
+                return Err(HarnessError::NotReady {
+                    what: "the lab gateway's reload".into(),
+                    detail: format!("old workers {old_workers:?} still running after 10s"),
+                });
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
@@ -190,7 +200,10 @@ fn workers_of(master: &str) -> Vec<String> {
 /// Under the interrupt guard: the configuration lives in the cluster's state directory,
 /// which a rewrite after the cleanup would bring back.
 fn write_config(path: &Path, text: &str) -> Result<()> {
-    crate::cleanup::guard_creation(|| crate::files::write_atomically(path, text.as_bytes()).map_err(|e| crate::error::HarnessError::Command { command: format!("writing the lab Gateway's {}", path.display()), detail: e.to_string() }))
+    crate::cleanup::guard_creation(|| {
+        crate::files::write_atomically(path, text.as_bytes())
+            .map_err(|e| crate::error::HarnessError::Command { command: format!("writing the lab Gateway's {}", path.display()), detail: e.to_string() })
+    })
 }
 
 #[cfg(test)]

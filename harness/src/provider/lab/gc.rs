@@ -18,9 +18,7 @@ fn namespaces_of(cluster: &str) -> Vec<String> {
 }
 
 fn list_dir(dir: &str) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|entries| entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
-        .unwrap_or_default()
+    std::fs::read_dir(dir).map(|entries| entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect()).unwrap_or_default()
 }
 
 /// Claims `cluster` for this process and registers its removal with the interrupt's
@@ -28,7 +26,8 @@ fn list_dir(dir: &str) -> Vec<String> {
 /// begun.
 pub fn claim_removed_on_interrupt(cluster: &str) -> Result<()> {
     crate::cleanup::guard_creation(|| {
-        runs::claim(cluster, "lab").map_err(|e| crate::error::HarnessError::Command { command: format!("create {}", runs::state_dir(cluster).display()), detail: e.to_string() })?;
+        runs::claim(cluster, "lab")
+            .map_err(|e| crate::error::HarnessError::Command { command: format!("create {}", runs::state_dir(cluster).display()), detail: e.to_string() })?;
         let undo = cluster.to_owned();
         crate::cleanup::register(cluster, move || {
             let _ = remove_cluster(&undo);
@@ -128,16 +127,15 @@ pub fn leftovers() -> Vec<Leftover> {
         .collect();
     clusters.sort();
     clusters.dedup();
-    clusters
-        .into_iter()
-        .map(|cluster| Leftover { namespaces: namespaces_of(&cluster).len(), owner_alive: runs::owner_alive(&cluster), cluster })
-        .collect()
+    clusters.into_iter().map(|cluster| Leftover { namespaces: namespaces_of(&cluster).len(), owner_alive: runs::owner_alive(&cluster), cluster }).collect()
 }
 
 /// What `collect` did with one leftover cluster.
 #[derive(Debug)]
 pub enum Collected {
-    Removed { namespaces: usize },
+    Removed {
+        namespaces: usize,
+    },
     /// Its run is still going; removed only with `force`.
     KeptAlive,
     Failed(String),
@@ -190,7 +188,12 @@ mod tests {
             let namespaces: Vec<String> = (1..=3).map(|n| format!("{cluster}-c{n}")).collect();
             let batch: String = namespaces.iter().map(|ns| format!("netns add {ns}\n")).collect();
             run("ip", &["-batch", "-"], Some(&batch)).unwrap();
-            let racing: Vec<_> = (0..2).map(|_| { let cluster = cluster.clone(); std::thread::spawn(move || remove_cluster(&cluster)) }).collect();
+            let racing: Vec<_> = (0..2)
+                .map(|_| {
+                    let cluster = cluster.clone();
+                    std::thread::spawn(move || remove_cluster(&cluster))
+                })
+                .collect();
             let outcomes: Vec<_> = racing.into_iter().map(|r| r.join().unwrap()).collect();
             crate::cleanup::unregister(&cluster);
             assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");

@@ -28,16 +28,16 @@ use std::time::{Duration, Instant};
 use cni_probe::{LoadReport, Observation};
 use ipnet::Ipv4Net;
 
-pub use self::faults::LabFault;
 use self::egress::{EgressGateway, GatewayNode, HealthMonitor};
+pub use self::faults::LabFault;
 use super::{host, runs, Cluster, ClusterInfo};
 use crate::cleanup;
 use crate::cni::runtime::{Attachment, CniRuntime, NetworkConfigList, NodeView};
-use crate::provider::components;
 use crate::cni::{CniProfile, Feature, Installation};
 use crate::error::{HarnessError, Result};
 use crate::fixtures::{self, KindClusterConfig};
 use crate::model::{EgressPolicy, EgressStatus, HttpRoute, Labels, NamespaceSpec, Node, NodeRole, Pod, PodSpec};
+use crate::provider::components;
 
 /// How to build a lab: its shape and the faults to inject.
 #[derive(Debug, Clone)]
@@ -85,7 +85,12 @@ pub fn unavailable(cni: &CniProfile) -> Option<String> {
 pub fn timeouts() -> crate::Timeouts {
     // Replacing the lab's plugins takes milliseconds: connections are held for seconds,
     // and mending (plugins put back, a node's links up again) is as quick.
-    crate::Timeouts { egress_datapath: std::time::Duration::from_secs(2), upgrade_hold: std::time::Duration::from_secs(3), mend: std::time::Duration::from_secs(30), ..Default::default() }
+    crate::Timeouts {
+        egress_datapath: std::time::Duration::from_secs(2),
+        upgrade_hold: std::time::Duration::from_secs(3),
+        mend: std::time::Duration::from_secs(30),
+        ..Default::default()
+    }
 }
 
 /// Why the lab cannot host a scenario needing `feature`, if it cannot.
@@ -112,7 +117,10 @@ fn port_mappings(host_ports: &[crate::model::HostPort]) -> serde_json::Value {
 fn node_side_of_pod_nic(pod_netns: &str, node_netns: &str) -> Result<String> {
     let pod_side = shell::in_netns(pod_netns, "ip", &["-o", "link", "show", "dev", "eth0"], None)?;
     let peer = pod_side.split_once("eth0@if").and_then(|(_, rest)| rest.split(':').next()).filter(|index| index.parse::<u32>().is_ok());
-    let not_found = |why: &str| HarnessError::NotFound { what: "node end of the pod's eth0".into(), wanted: format!("in {node_netns} ({why}; the pod's end: {})", pod_side.trim()) };
+    let not_found = |why: &str| HarnessError::NotFound {
+        what: "node end of the pod's eth0".into(),
+        wanted: format!("in {node_netns} ({why}; the pod's end: {})", pod_side.trim()),
+    };
     let peer = peer.ok_or_else(|| not_found("the pod's eth0 is not a veth"))?;
     let links = shell::in_netns(node_netns, "ip", &["-o", "link", "show"], None)?;
     links
@@ -234,7 +242,13 @@ impl Lab {
         let _provisioning = tracing::info_span!("lab", cluster = %cluster).entered();
         let built = Self::build(&cluster, cni, options, &config, network, plugin_dirs, probe, started);
         match &built {
-            Ok(lab) => tracing::info!("lab cluster ready in {:.2}s: {} nodes, CNI {} from {}", lab.info.ready_in.as_secs_f64(), lab.nodes.len(), cni.name, cni.source.display()),
+            Ok(lab) => tracing::info!(
+                "lab cluster ready in {:.2}s: {} nodes, CNI {} from {}",
+                lab.info.ready_in.as_secs_f64(),
+                lab.nodes.len(),
+                cni.name,
+                cni.source.display()
+            ),
             Err(e) => tracing::error!("lab cluster could not be built: {e}"),
         }
         if built.is_err() {
@@ -267,11 +281,25 @@ impl Lab {
             })?;
             let state = runs::state_dir(cluster).join(name);
             let mut network = network_template.clone();
-            let placeholders = crate::cni::runtime::NodePlaceholders { node_name: name.clone(), node_address: addressing::node_address(index), node_pod_cidr: pod_cidr, pod_subnet };
+            let placeholders = crate::cni::runtime::NodePlaceholders {
+                node_name: name.clone(),
+                node_address: addressing::node_address(index),
+                node_pod_cidr: pod_cidr,
+                pod_subnet,
+            };
             fill_in_node_network(&mut network, &placeholders);
-            let mut view = NodeView { netns: name.clone(), bpffs: bpffs_of(cni, cluster, &state), own_directories: Some(state.clone()), netns_dir: Some(state.join("netns")), logs: vec![], kept_from_the_host: vec![], files: vec![] };
+            let mut view = NodeView {
+                netns: name.clone(),
+                bpffs: bpffs_of(cni, cluster, &state),
+                own_directories: Some(state.clone()),
+                netns_dir: Some(state.join("netns")),
+                logs: vec![],
+                kept_from_the_host: vec![],
+                files: vec![],
+            };
             view.install(cni, &plugin_dirs)?;
-            let runtime = CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: state.join("cache"), node: Some(view), records: Default::default(), budget: None };
+            let runtime =
+                CniRuntime { plugin_dirs: plugin_dirs.clone(), cache_dir: state.join("cache"), node: Some(view), records: Default::default(), budget: None };
             lab_nodes.push(LabNode {
                 node: Node { name: name.clone(), role: kind_node.role, labels: kind_node.labels.clone(), address: IpAddr::V4(addressing::node_address(index)) },
                 netns: name.clone(),
@@ -301,7 +329,8 @@ impl Lab {
             "link set kind up".to_owned(),
         ];
         for (port, host) in all.iter().skip(1).enumerate() {
-            underlay_setup.push(format!("link add port{port} mtu 1600 type veth peer name eth0 mtu 1600 numtxqueues {NIC_QUEUES} numrxqueues {NIC_QUEUES} netns {host}"));
+            underlay_setup
+                .push(format!("link add port{port} mtu 1600 type veth peer name eth0 mtu 1600 numtxqueues {NIC_QUEUES} numrxqueues {NIC_QUEUES} netns {host}"));
             underlay_setup.push(format!("link set port{port} master kind up"));
         }
         shell::ip_batch(Some(&underlay), &underlay_setup)?;
@@ -350,7 +379,8 @@ impl Lab {
         // pod's address, not as a timeout. The edge is where a LoadBalancer (MetalLB on
         // kind) puts the Gateway's and Services' addresses.
         let underlay_host = |address: std::net::Ipv4Addr| -> Vec<String> {
-            let mut setup = vec!["link set lo up".to_owned(), format!("addr add {address}/{} dev eth0", addressing::UNDERLAY_PREFIX), "link set eth0 up".to_owned()];
+            let mut setup =
+                vec!["link set lo up".to_owned(), format!("addr add {address}/{} dev eth0", addressing::UNDERLAY_PREFIX), "link set eth0 up".to_owned()];
             setup.extend(lab_nodes.iter().map(|n| format!("route add {} via {}", n.pod_cidr, n.node.address)));
             setup
         };
@@ -381,7 +411,11 @@ impl Lab {
             // A profile of installed plugins has no version of its own: each plugin's is in
             // its component (Debian's package, or what the binary says).
             cni_version: if cni.version == "as installed" { "as installed".into() } else { cni.version.clone() },
-            cni_version_source: if cni.version == "as installed" { "each plugin's own version, under components".into() } else { format!("the profile {}", cni.source.display()) },
+            cni_version_source: if cni.version == "as installed" {
+                "each plugin's own version, under components".into()
+            } else {
+                format!("the profile {}", cni.source.display())
+            },
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned(),
             ready_in: started.elapsed(),
             purpose: cni.purpose(),
@@ -393,7 +427,8 @@ impl Lab {
                 .chain(components::lab_reference_parts(cni))
                 .collect(),
         };
-        let egress_gateway = EgressGateway::new(lab_nodes.iter().map(|n| GatewayNode { netns: n.netns.clone(), node: n.node.clone() }).collect(), options.faults.clone());
+        let egress_gateway =
+            EgressGateway::new(lab_nodes.iter().map(|n| GatewayNode { netns: n.netns.clone(), node: n.node.clone() }).collect(), options.faults.clone());
         Ok(Lab {
             info,
             nodes,
@@ -563,10 +598,8 @@ impl Cluster for Lab {
 
     fn allocate_egress_ip(&self) -> Result<IpAddr> {
         let mut registry = self.registry();
-        let ip = addressing::egress_ip(registry.next_egress_ip).ok_or_else(|| HarnessError::NotFound {
-            what: "free egress IP".into(),
-            wanted: "the lab's pool 172.18.0.200-239 (40 policies per run)".into(),
-        })?;
+        let ip = addressing::egress_ip(registry.next_egress_ip)
+            .ok_or_else(|| HarnessError::NotFound { what: "free egress IP".into(), wanted: "the lab's pool 172.18.0.200-239 (40 policies per run)".into() })?;
         registry.next_egress_ip += 1;
         Ok(IpAddr::V4(ip))
     }
@@ -608,7 +641,9 @@ impl Cluster for Lab {
         let address_of = |service: &str| -> Result<IpAddr> {
             let registry = self.registry();
             let found = registry.pods.iter().find(|p| p.pod.namespace == namespace && p.pod.name == service);
-            found.map(|p| p.pod.address).ok_or_else(|| HarnessError::NotFound { what: "Service".into(), wanted: format!("{namespace}/{service} (a pod of that name)") })
+            found
+                .map(|p| p.pod.address)
+                .ok_or_else(|| HarnessError::NotFound { what: "Service".into(), wanted: format!("{namespace}/{service} (a pod of that name)") })
         };
         let backends = route.backends.iter().map(|b| Ok((address_of(&b.service)?, b.port, b.weight))).collect::<Result<Vec<_>>>()?;
         let mirror = route.mirror_to.as_ref().map(|(service, port)| Ok::<_, HarnessError>((address_of(service)?, *port))).transpose()?;
@@ -635,17 +670,27 @@ impl Cluster for Lab {
     fn expose_service(&self, namespace: &str, name: &str, selector: &Labels, port: u16) -> Result<String> {
         let (index, endpoints) = {
             let mut registry = self.registry();
-            let endpoints: Vec<(IpAddr, u16)> =
-                registry.pods.iter().filter(|p| p.pod.namespace == namespace && selector.iter().all(|(k, v)| p.pod.labels.get(k) == Some(v))).map(|p| (p.pod.address, port)).collect();
+            let endpoints: Vec<(IpAddr, u16)> = registry
+                .pods
+                .iter()
+                .filter(|p| p.pod.namespace == namespace && selector.iter().all(|(k, v)| p.pod.labels.get(k) == Some(v)))
+                .map(|p| (p.pod.address, port))
+                .collect();
             registry.next_service += 1;
             (registry.next_service - 1, endpoints)
         };
         if endpoints.is_empty() {
             return Err(HarnessError::NotFound { what: "endpoints".into(), wanted: format!("pods of Service {namespace}/{name} (selector {selector:?})") });
         }
-        let vip = gateway::service_address(index).ok_or_else(|| HarnessError::NotFound { what: "free Service address".into(), wanted: "in 172.18.0.151-199".into() })?;
+        let vip = gateway::service_address(index)
+            .ok_or_else(|| HarnessError::NotFound { what: "free Service address".into(), wanted: "in 172.18.0.151-199".into() })?;
         shell::ip_batch(Some(&self.edge_netns), &[format!("addr add {vip}/32 dev eth0")])?;
-        shell::in_netns(&self.edge_netns, "iptables-restore", &["--noflush"], Some(&gateway::service_rules(&format!("LAB-SVC-{index}"), vip, &endpoints, &self.faults)))?;
+        shell::in_netns(
+            &self.edge_netns,
+            "iptables-restore",
+            &["--noflush"],
+            Some(&gateway::service_rules(&format!("LAB-SVC-{index}"), vip, &endpoints, &self.faults)),
+        )?;
         Ok(format!("http://{vip}/"))
     }
 
@@ -693,9 +738,13 @@ impl Cluster for Lab {
         let of_the_trial = format!("-{trial};");
         let mut records = Vec::new();
         for node in &self.lab_nodes {
-            let calls = node.cni().runtime.invocations(|environment| environment.iter().any(|(k, v)| k == "CNI_ARGS" && format!("{v};").contains(&of_the_trial)));
+            let calls =
+                node.cni().runtime.invocations(|environment| environment.iter().any(|(k, v)| k == "CNI_ARGS" && format!("{v};").contains(&of_the_trial)));
             let text: String = calls.iter().map(crate::cni::runtime::Invocation::describe).collect();
-            records.push((format!("cni-calls/{}.txt", node.node.name), if text.is_empty() { "no CNI call of this trial on this node\n".to_owned() } else { text }));
+            records.push((
+                format!("cni-calls/{}.txt", node.node.name),
+                if text.is_empty() { "no CNI call of this trial on this node\n".to_owned() } else { text },
+            ));
             // What Debian's bpftool 7.1 (the bundle's `bpf-net`) cannot list: tcx programs.
             let tcx = match node_state::bpf_attachments(&node.netns) {
                 Ok(lines) if lines.is_empty() => "no tcx program on any link of the node\n".to_owned(),
@@ -707,7 +756,9 @@ impl Cluster for Lab {
             // node's own directories.
             if let Some(view) = &node.cni().runtime.node {
                 for log in &view.logs {
-                    let text = std::fs::read_to_string(view.on_host(log)).map(|text| last_bytes(&text, LOG_BYTES)).unwrap_or_else(|e| format!("{} on node {}: {e}\n", log.display(), node.node.name));
+                    let text = std::fs::read_to_string(view.on_host(log))
+                        .map(|text| last_bytes(&text, LOG_BYTES))
+                        .unwrap_or_else(|e| format!("{} on node {}: {e}\n", log.display(), node.node.name));
                     records.push((format!("nodes/{}/logs{}", node.node.name, log.display()), text));
                 }
             }
@@ -767,7 +818,12 @@ impl Cluster for Lab {
                 run_on_install(program, lab_node)?;
             }
             *lab_node.cni.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(NodeCni { runtime, network });
-            tracing::info!("node {}: CNI replaced by {} ({})", lab_node.node.name, with.name, plugin_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(":"));
+            tracing::info!(
+                "node {}: CNI replaced by {} ({})",
+                lab_node.node.name,
+                with.name,
+                plugin_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(":")
+            );
         }
         Ok(())
     }
@@ -775,7 +831,11 @@ impl Cluster for Lab {
     fn check_pod_network(&self, pod: &Pod) -> Result<()> {
         let (node_index, attachment) = {
             let registry = self.registry();
-            let found = registry.pods.iter().find(|p| p.pod == *pod).ok_or_else(|| HarnessError::NotFound { what: "pod".into(), wanted: format!("{}/{}", pod.namespace, pod.name) })?;
+            let found = registry
+                .pods
+                .iter()
+                .find(|p| p.pod == *pod)
+                .ok_or_else(|| HarnessError::NotFound { what: "pod".into(), wanted: format!("{}/{}", pod.namespace, pod.name) })?;
             (found.node_index, found.attachment.clone())
         };
         let lab_node = &self.lab_nodes[node_index];
@@ -791,7 +851,11 @@ impl Cluster for Lab {
     fn delete_pod(&self, pod: &Pod) -> Result<()> {
         let mut removed = {
             let mut registry = self.registry();
-            let index = registry.pods.iter().position(|p| p.pod == *pod).ok_or_else(|| HarnessError::NotFound { what: "pod".into(), wanted: format!("{}/{}", pod.namespace, pod.name) })?;
+            let index = registry
+                .pods
+                .iter()
+                .position(|p| p.pod == *pod)
+                .ok_or_else(|| HarnessError::NotFound { what: "pod".into(), wanted: format!("{}/{}", pod.namespace, pod.name) })?;
             registry.pods.remove(index)
         };
         if let Some(mut server) = removed.server.take() {
@@ -881,7 +945,9 @@ impl Drop for Lab {
 /// Runs a profile's `onInstall` program on `node` (in its network namespace), as a
 /// DaemonSet's install container runs when the CNI is installed or upgraded there.
 fn run_on_install(program: &std::path::Path, node: &LabNode) -> Result<()> {
-    exec_in_netns(&node.netns, program, std::iter::empty())?.stdout_of_success(&format!("{} (onInstall) on node {}", program.display(), node.node.name)).map(drop)
+    exec_in_netns(&node.netns, program, std::iter::empty())?
+        .stdout_of_success(&format!("{} (onInstall) on node {}", program.display(), node.node.name))
+        .map(drop)
 }
 
 /// Where a node's plugins find `/sys/fs/bpf`: its own bpffs, or the cluster's one when the
@@ -910,9 +976,11 @@ fn find_probe() -> Result<PathBuf> {
     }
     let exe = std::env::current_exe().unwrap_or_default();
     let candidates: Vec<PathBuf> = exe.ancestors().skip(1).take(2).map(|dir| dir.join("cni-probe")).collect();
-    candidates.iter().find(|c| c.is_file()).cloned().ok_or_else(|| HarnessError::MissingProbe {
-        searched: candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", "),
-    })
+    candidates
+        .iter()
+        .find(|c| c.is_file())
+        .cloned()
+        .ok_or_else(|| HarnessError::MissingProbe { searched: candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", ") })
 }
 
 /// Runs `program args` in network namespace `netns`; what it printed and how it exited.

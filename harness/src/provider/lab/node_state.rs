@@ -22,7 +22,9 @@ pub const IPAM_FILES: &str = "file /var/lib/cni";
 pub fn node_state(netns: &str, own_directories: &Path, bpffs: &Path) -> Result<BTreeSet<String>> {
     let mut state = BTreeSet::new();
     let exec = |args: &[&str]| run("ip", &[&["netns", "exec", netns], args].concat(), None);
-    let json = |args: &[&str]| -> Result<Vec<serde_json::Value>> { Ok(serde_json::from_str(&run("ip", &[&["-j", "-n", netns], args].concat(), None)?).unwrap_or_default()) };
+    let json = |args: &[&str]| -> Result<Vec<serde_json::Value>> {
+        Ok(serde_json::from_str(&run("ip", &[&["-j", "-n", netns], args].concat(), None)?).unwrap_or_default())
+    };
     for link in json(&["-d", "link", "show"])? {
         let kind = link.pointer("/linkinfo/info_kind").and_then(|k| k.as_str()).unwrap_or("device");
         state.insert(format!("link {} ({kind})", link["ifname"].as_str().unwrap_or("?")));
@@ -32,13 +34,22 @@ pub fn node_state(netns: &str, own_directories: &Path, bpffs: &Path) -> Result<B
             }
         }
         if let Some(xdp) = link.get("xdp") {
-            let program = xdp.pointer("/prog/name").and_then(|n| n.as_str()).map(str::to_owned).unwrap_or_else(|| format!("program {}", xdp.pointer("/prog/id").unwrap_or(&serde_json::Value::Null)));
+            let program = xdp
+                .pointer("/prog/name")
+                .and_then(|n| n.as_str())
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("program {}", xdp.pointer("/prog/id").unwrap_or(&serde_json::Value::Null)));
             state.insert(format!("xdp on {}: {program}", link["ifname"].as_str().unwrap_or("?")));
         }
     }
     for link in json(&["addr", "show"])? {
         for address in link["addr_info"].as_array().into_iter().flatten() {
-            state.insert(format!("address {}/{} on {}", address["local"].as_str().unwrap_or("?"), address["prefixlen"], link["ifname"].as_str().unwrap_or("?")));
+            state.insert(format!(
+                "address {}/{} on {}",
+                address["local"].as_str().unwrap_or("?"),
+                address["prefixlen"],
+                link["ifname"].as_str().unwrap_or("?")
+            ));
         }
     }
     for family in ["-4", "-6"] {
@@ -47,7 +58,12 @@ pub fn node_state(netns: &str, own_directories: &Path, bpffs: &Path) -> Result<B
             if table == "local" {
                 continue;
             }
-            state.insert(format!("route {} via {} dev {} table {table}", route["dst"].as_str().unwrap_or("?"), route.get("gateway").and_then(|g| g.as_str()).unwrap_or("-"), route.get("dev").and_then(|d| d.as_str()).unwrap_or("-")));
+            state.insert(format!(
+                "route {} via {} dev {} table {table}",
+                route["dst"].as_str().unwrap_or("?"),
+                route.get("gateway").and_then(|g| g.as_str()).unwrap_or("-"),
+                route.get("dev").and_then(|d| d.as_str()).unwrap_or("-")
+            ));
         }
         for rule in json(&[family, "rule", "show"])? {
             state.insert(format!("rule {rule}"));
@@ -175,7 +191,10 @@ mod tests {
     fn traffic_does_not_change_a_rule() {
         assert_eq!(super::without_counters("counter packets 14 bytes 800 jump LAB-EGRESS"), "counter jump LAB-EGRESS");
         assert_eq!(super::without_counters("ip saddr 10.31.0.3  counter packets 0 bytes 0 jump CNI-84b0"), "ip saddr 10.31.0.3  counter jump CNI-84b0");
-        assert_eq!(super::without_counters("type nat hook postrouting priority srcnat; policy accept;"), "type nat hook postrouting priority srcnat; policy accept;");
+        assert_eq!(
+            super::without_counters("type nat hook postrouting priority srcnat; policy accept;"),
+            "type nat hook postrouting priority srcnat; policy accept;"
+        );
     }
 }
 
@@ -209,4 +228,3 @@ fn files_under(root: &Path) -> Vec<String> {
     }
     files
 }
-

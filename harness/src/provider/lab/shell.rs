@@ -67,5 +67,4 @@ mod tests {
     fn stdin_is_fed() {
         assert_eq!(run("cat", &[], Some("hello")).unwrap(), "hello");
     }
-
 }
