@@ -139,7 +139,9 @@ fn namespaces_of(cluster: &str) -> usize {
 }
 
 /// Starts egress_lab with traffic that hangs (the external host drops everything) and
-/// waits until its cluster exists; returns the child and its cluster's name.
+/// waits until its cluster exists; returns the child and its cluster's name (its callers
+/// signal and wait it).
+#[allow(clippy::zombie_processes)]
 fn start_hanging_run(reports: &Path) -> (std::process::Child, String) {
     let child = suite_command(&egress_lab_binary())
         .env("CNICONF_LAB_FAULTS", "external-unreachable")

@@ -122,7 +122,7 @@ fn bundle_problems(scenario: &str, outcome: &TrialOutcome, bundle: Option<&std::
             _ => "not a node, pod or egress IP",
         };
         let trace = read("path-trace.txt");
-        let exit = trace.lines().filter(|l| l.starts_with("left node")).last().unwrap_or_default();
+        let exit = trace.lines().rfind(|l| l.starts_with("left node")).unwrap_or_default();
         if !exit.contains(seen_as) {
             problems.push(format!(
                 "{scenario}: the path trace should name the node the packet left with the {} source; its last exit: {exit:?}\n{trace}",

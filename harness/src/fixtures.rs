@@ -192,7 +192,7 @@ pub struct EgressBudgets {
 pub fn load_egress_budgets(path: &Path) -> Result<EgressBudgets> {
     let text = read(path)?;
     let budgets: EgressBudgets = serde_saphyr::from_str_with_options(&text, yaml_options()).map_err(|e| malformed(path, e.to_string()))?;
-    if !(budgets.failover_seconds > 0.0) {
+    if budgets.failover_seconds.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
         return Err(malformed(path, format!("failoverSeconds: expected a positive number of seconds, found {}", budgets.failover_seconds)));
     }
     Ok(budgets)
@@ -223,7 +223,7 @@ impl UpgradeBudgets {
 pub fn load_upgrade_budgets(path: &Path) -> Result<UpgradeBudgets> {
     let text = read(path)?;
     let budgets: UpgradeBudgets = serde_saphyr::from_str_with_options(&text, yaml_options()).map_err(|e| malformed(path, e.to_string()))?;
-    if !(budgets.longest_gap_seconds > 0.0) {
+    if budgets.longest_gap_seconds.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
         return Err(malformed(path, format!("longestGapSeconds: expected a positive number of seconds, found {}", budgets.longest_gap_seconds)));
     }
     if !(budgets.smallest_regression > 0.0 && budgets.smallest_regression < 1.0) {
@@ -414,7 +414,7 @@ pub fn load_canary_budgets(path: &Path) -> Result<CanaryBudgets> {
     probability("power", budgets.split.power)?;
     probability("suiteFalseFail", budgets.split.suite_false_fail)?;
     probability("leak", budgets.split.leak)?;
-    if !(budgets.converge_seconds > 0.0) {
+    if budgets.converge_seconds.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
         return Err(malformed(path, format!("convergeSeconds: expected a positive number of seconds, found {}", budgets.converge_seconds)));
     }
     Ok(budgets)

@@ -1174,8 +1174,13 @@ mod tests {
         let holds = [("pod-to-pod", Some(&pod), "10.244.2.2:8090".parse().unwrap())];
         let (held, ()) = cx.hold_connections_while(&holds, Duration::from_millis(1500), |_| Ok(())).unwrap();
         assert_eq!(held[0].0, "pod-to-pod");
-        let error =
-            cx.hold_connections_while(&holds, Duration::from_millis(1500), |_| Ok(std::thread::sleep(Duration::from_millis(700)))).unwrap_err().to_string();
+        let error = cx
+            .hold_connections_while(&holds, Duration::from_millis(1500), |_| {
+                std::thread::sleep(Duration::from_millis(700));
+                Ok(())
+            })
+            .unwrap_err()
+            .to_string();
         // It ended after the 0.5 s the holders are given to connect and its own 0.7 s (later
         // on a busy machine): past the 1 s it had before the connections' last 0.5 s.
         let ended: f64 = error.split("it ended after ").nth(1).and_then(|rest| rest.split('s').next()).and_then(|n| n.parse().ok()).unwrap_or(0.0);

@@ -623,7 +623,7 @@ fn an_upgrade_on_kind_runs_the_plan_in_order_and_a_failed_step_stops_it_naming_t
         "{upgrade:#?}"
     );
     assert!(
-        upgrade[3].contains(&format!("upgrade cilium cilium --repo https://helm.cilium.io/ --version 1.16.6 --namespace kube-system"))
+        upgrade[3].contains(&"upgrade cilium cilium --repo https://helm.cilium.io/ --version 1.16.6 --namespace kube-system".to_string())
             && upgrade[3].contains(&format!("k8sServiceHost={name}-control-plane")),
         "{upgrade:#?}"
     );

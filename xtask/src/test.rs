@@ -55,6 +55,7 @@ impl Totals {
 
 pub fn run() -> Result<(), String> {
     crate::lint::run()?;
+    crate::lint::rust()?;
     // The image tests need the probe image; without Docker they are ignored with the reason.
     // Its release build (a target directory of its own) runs beside the tests' build: each
     // leaves a core idle much of the time (a long chain of crates, one big crate at the end).

@@ -135,10 +135,7 @@ pub fn trace(cluster: &Arc<dyn Cluster>, talk: &Talk) -> Result<PriorityTrace> {
         Ok(priority::parse_class_counters(&shown))
     };
     // The pod's own hop: the same classes and classifier on its eth0, for the replay only.
-    let pod_ready = match &talk.pod {
-        Some(pod) => Some(classes_in_pod(cluster.as_ref(), pod).map_err(|e| e.to_string())),
-        None => None,
-    };
+    let pod_ready = talk.pod.as_ref().map(|pod| classes_in_pod(cluster.as_ref(), pod).map_err(|e| e.to_string()));
     let pod_before = talk.pod.as_ref().zip(pod_ready.clone()).map(|(pod, ready)| ready.and_then(|()| pod_counters(pod)));
     let nic_before = nic_counters();
     let options = cni_probe::talk::TalkOptions { tag: format!("{}-traced", talk.options.tag), ..talk.options.clone() };

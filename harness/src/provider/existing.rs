@@ -168,6 +168,35 @@ pub fn version_of_image(image: &str) -> Option<String> {
     (!tag.contains('/') && version.starts_with(|c: char| c.is_ascii_digit())).then(|| version.to_owned())
 }
 
+/// Connects to the user's cluster.
+pub fn provision(cni: &CniProfile, options: &ExistingOptions) -> Result<KubeCluster> {
+    let started = std::time::Instant::now();
+    let echo = options.external_echo.ok_or_else(|| HarnessError::NotReady {
+        what: "the existing provider".into(),
+        detail: format!(
+            "set {ECHO_VARIABLE}=<address:port> of an echo outside the cluster, e.g. `docker run -d -p 8080:8080 {PROBE_IMAGE}` on a host the pods reach"
+        ),
+    })?;
+    let runtime =
+        Arc::new(tokio::runtime::Runtime::new().map_err(|e| HarnessError::Command { command: "starting a tokio runtime".into(), detail: e.to_string() })?);
+    let access = crate::kube_access::KubeAccess::connect(runtime, &options.kubeconfigs, options.context.as_deref())?;
+    let (cni_version, cni_version_source) = running_version(&access, cni);
+    let info = super::ClusterInfo {
+        provider: "existing".into(),
+        cluster: super::runs::new_cluster_name(),
+        run_id: super::runs::new_run_id(),
+        cni: cni.name.clone(),
+        components: super::components::cluster_parts(cni, &cni_version, "running on the user's cluster"),
+        purpose: cni.purpose(),
+        cni_version,
+        cni_version_source,
+        kernel: String::new(),
+        ready_in: started.elapsed(),
+    };
+    let environment = UserEnvironment { options: options.clone(), echo, next_egress_ip: AtomicUsize::new(0) };
+    KubeCluster::new(info, access, cni.clone(), Box::new(environment), Default::default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,33 +252,4 @@ mod tests {
         assert_eq!(version, "2.1.0", "what runs, not the pin");
         assert!(source.contains("DaemonSet kube-system/antrea-agent") && source.contains("the profile pins 2.2.0"), "{source}");
     }
-}
-
-/// Connects to the user's cluster.
-pub fn provision(cni: &CniProfile, options: &ExistingOptions) -> Result<KubeCluster> {
-    let started = std::time::Instant::now();
-    let echo = options.external_echo.ok_or_else(|| HarnessError::NotReady {
-        what: "the existing provider".into(),
-        detail: format!(
-            "set {ECHO_VARIABLE}=<address:port> of an echo outside the cluster, e.g. `docker run -d -p 8080:8080 {PROBE_IMAGE}` on a host the pods reach"
-        ),
-    })?;
-    let runtime =
-        Arc::new(tokio::runtime::Runtime::new().map_err(|e| HarnessError::Command { command: "starting a tokio runtime".into(), detail: e.to_string() })?);
-    let access = crate::kube_access::KubeAccess::connect(runtime, &options.kubeconfigs, options.context.as_deref())?;
-    let (cni_version, cni_version_source) = running_version(&access, cni);
-    let info = super::ClusterInfo {
-        provider: "existing".into(),
-        cluster: super::runs::new_cluster_name(),
-        run_id: super::runs::new_run_id(),
-        cni: cni.name.clone(),
-        components: super::components::cluster_parts(cni, &cni_version, "running on the user's cluster"),
-        purpose: cni.purpose(),
-        cni_version,
-        cni_version_source,
-        kernel: String::new(),
-        ready_in: started.elapsed(),
-    };
-    let environment = UserEnvironment { options: options.clone(), echo, next_egress_ip: AtomicUsize::new(0) };
-    KubeCluster::new(info, access, cni.clone(), Box::new(environment), Default::default())
 }

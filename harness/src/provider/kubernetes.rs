@@ -497,7 +497,7 @@ impl Cluster for KubeCluster {
 
     fn expose_service(&self, namespace: &str, name: &str, selector: &crate::model::Labels, port: u16) -> Result<String> {
         let service = service_object(namespace, name, 80, port, selector, true);
-        self.access.apply(&[service.clone()], self.timeouts.crd_established)?;
+        self.access.apply(std::slice::from_ref(&service), self.timeouts.crd_established)?;
         let address =
             self.await_address(&service, &format!("Service {namespace}/{name}"), |s| s["status"]["loadBalancer"]["ingress"][0]["ip"].as_str()?.parse().ok())?;
         Ok(format!("http://{address}/"))

@@ -139,6 +139,9 @@ fn plugins_version(runtime: &CniRuntime, list: &NetworkConfigList) -> String {
 
 /// What a check decides: a verdict, or that the rule does not apply to the subject.
 #[derive(Debug)]
+// One per check, returned and matched at once, never kept in a collection: boxing the
+// verdict would cost every check's code a `Box` for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Judgement {
     Verdict(Verdict),
     NotApplicable(String),

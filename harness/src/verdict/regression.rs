@@ -254,7 +254,7 @@ mod tests {
             let baseline = figure(noisy(&mut rng, 10, 10.0), Better::Higher);
             let again = figure(noisy(&mut rng, 10, 10.0), Better::Higher);
             let slower = figure(noisy(&mut rng, 10, 7.0), Better::Higher);
-            same += usize::from(compare(&[baseline.clone()], &[again], criteria).0[0].regression);
+            same += usize::from(compare(std::slice::from_ref(&baseline), &[again], criteria).0[0].regression);
             caught += usize::from(compare(&[baseline], &[slower], criteria).0[0].regression);
         }
         assert!(same <= 2, "{same} of 2000 same-version comparisons regressed");

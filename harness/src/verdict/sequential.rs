@@ -330,8 +330,8 @@ impl SequentialPlan {
         let shares = shares(&self.weights);
         let off: Vec<usize> = (0..counts.len())
             .filter(|&i| match shares[i] {
-                p if p == 0.0 => counts[i] > 0,
-                p if p == 1.0 => counts[i] < n,
+                0.0 => counts[i] > 0,
+                1.0 => counts[i] < n,
                 _ => bounds[i].fail.0.is_some_and(|low| counts[i] <= low) || bounds[i].fail.1.is_some_and(|high| counts[i] >= high),
             })
             .collect();

@@ -134,7 +134,7 @@ pub(crate) fn shares(weights: &[u32]) -> Vec<f64> {
 /// 1, where two such backends are one test (each one's count fixes the other's).
 fn independent_tests(expected: &[f64]) -> usize {
     match expected.iter().filter(|&&p| p > 0.0 && p < 1.0).count() {
-        0 | 1 | 2 => 1,
+        0..=2 => 1,
         k => k,
     }
 }
@@ -271,8 +271,8 @@ impl SplitCriteria {
                 let observed = if requests == 0 { 0.0 } else { count as f64 / requests as f64 };
                 let interval = clopper_pearson(count, requests, confidence);
                 let consistent = match p0 {
-                    p if p == 0.0 => count == 0,
-                    p if p == 1.0 => count == requests,
+                    0.0 => count == 0,
+                    1.0 => count == requests,
                     p => interval.0 <= p && p <= interval.1,
                 };
                 BackendShare { backend: name.clone(), weight: *weight, expected: p0, count, observed, interval, consistent }

@@ -559,7 +559,7 @@ impl Cluster for Lab {
         let added = {
             let _node = lab_node.attaching.read().unwrap_or_else(|e| e.into_inner());
             let node_cni = lab_node.cni();
-            node_cni.runtime.add(&node_cni.network, &attachment).map_err(|add_failed| {
+            node_cni.runtime.add(&node_cni.network, &attachment).inspect_err(|_add_failed| {
                 // As containerd tears down a sandbox whose network set-up failed (or timed
                 // out): DEL of the attachment, with no prevResult (none was cached), before
                 // the sandbox goes, so the plugins free what the failed ADD reserved.
@@ -567,7 +567,6 @@ impl Cluster for Lab {
                     tracing::warn!("pod {}/{}: the DEL after its failed ADD failed too: {del_failed}", spec.namespace, spec.name);
                 }
                 view.unexpose_netns(&attachment.netns);
-                add_failed
             })
         };
         let result = match added {

@@ -185,19 +185,6 @@ fn without_counters(line: &str) -> String {
     kept.join(" ")
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn traffic_does_not_change_a_rule() {
-        assert_eq!(super::without_counters("counter packets 14 bytes 800 jump LAB-EGRESS"), "counter jump LAB-EGRESS");
-        assert_eq!(super::without_counters("ip saddr 10.31.0.3  counter packets 0 bytes 0 jump CNI-84b0"), "ip saddr 10.31.0.3  counter jump CNI-84b0");
-        assert_eq!(
-            super::without_counters("type nat hook postrouting priority srcnat; policy accept;"),
-            "type nat hook postrouting priority srcnat; policy accept;"
-        );
-    }
-}
-
 /// Deletes network namespace `netns` as a runtime does when a pod is gone, and what the
 /// kernel's clean-up of it does to its virtual links (and with a veth its node-side peer),
 /// at once: the kernel does that in the background, seconds later on a loaded machine, so
@@ -227,4 +214,17 @@ fn files_under(root: &Path) -> Vec<String> {
         }
     }
     files
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn traffic_does_not_change_a_rule() {
+        assert_eq!(super::without_counters("counter packets 14 bytes 800 jump LAB-EGRESS"), "counter jump LAB-EGRESS");
+        assert_eq!(super::without_counters("ip saddr 10.31.0.3  counter packets 0 bytes 0 jump CNI-84b0"), "ip saddr 10.31.0.3  counter jump CNI-84b0");
+        assert_eq!(
+            super::without_counters("type nat hook postrouting priority srcnat; policy accept;"),
+            "type nat hook postrouting priority srcnat; policy accept;"
+        );
+    }
 }
