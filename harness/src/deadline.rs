@@ -90,3 +90,49 @@ mod tests {
         assert_eq!(budget(Duration::from_secs(3), "x").duration, Duration::from_secs(3));
     }
 }
+
+/// Pauses between looks at something that settles in the background (the kernel's clean-up
+/// of a namespace): the first after 100 ms, each next twice as long, the last ending at the
+/// deadline. A state that never settles (a leftover that is a verdict) costs a handful of
+/// looks, not one every 100 ms for the whole wait.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    deadline: Instant,
+    pause: Duration,
+}
+
+impl Backoff {
+    /// Looks for at most `wait` from now.
+    pub fn within(wait: Duration) -> Self {
+        Self { deadline: Instant::now() + wait, pause: Duration::from_millis(100) }
+    }
+
+    /// Sleeps until the next look; `false` once the deadline has passed (look no more).
+    pub fn pause(&mut self) -> bool {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        std::thread::sleep(self.pause.min(left));
+        self.pause *= 2;
+        true
+    }
+}
+
+#[cfg(test)]
+mod backoff_tests {
+    use super::*;
+
+    #[test]
+    fn pauses_double_and_the_last_ends_at_the_deadline() {
+        let started = Instant::now();
+        let mut backoff = Backoff::within(Duration::from_millis(500));
+        let mut looks = 0;
+        while backoff.pause() {
+            looks += 1;
+        }
+        // 100 + 200 + the 200 left: three pauses, then none.
+        assert_eq!(looks, 3);
+        assert!(started.elapsed() >= Duration::from_millis(500));
+    }
+}

@@ -293,8 +293,22 @@ impl KubeAccess {
                             let name = pod.metadata.name.clone().unwrap_or_default();
                             agent_pods.push(name.clone());
                             let containers: Vec<String> = pod.spec.iter().flat_map(|s| s.containers.iter().map(|c| c.name.clone())).collect();
+                            // The kubelet has a previous container's log only for a container
+                            // whose last state is terminated (`validateContainerLogStatus`,
+                            // pkg/kubelet/kubelet_pods.go: else "previous terminated container
+                            // ... not found", a 400): asked only then.
+                            let restarted = |container: &str| {
+                                pod.status.iter().flat_map(|s| s.container_statuses.iter().flatten()).any(|c| {
+                                    c.name == container
+                                        && c.last_state
+                                            .as_ref()
+                                            .and_then(|l| l.terminated.as_ref())
+                                            .is_some_and(|t| t.container_id.as_ref().is_some_and(|id| !id.is_empty()))
+                                })
+                            };
                             for container in containers {
-                                for (previous, file) in [(false, "log"), (true, "previous.log")] {
+                                let logs: &[(bool, &str)] = if restarted(&container) { &[(false, "log"), (true, "previous.log")] } else { &[(false, "log")] };
+                                for &(previous, file) in logs {
                                     let params = LogParams { previous, tail_lines: Some(5000), container: Some(container.clone()), ..LogParams::default() };
                                     match pods.logs(&name, &params).await {
                                         Ok(text) => records.push((format!("agents/{name}/{container}.{file}"), text)),

@@ -65,7 +65,7 @@ impl EgressDialect {
                         "namespaceSelector": selector(&policy.namespace_selector),
                         "podSelector": selector(&policy.pod_selector),
                     }],
-                    "destinationCIDRs": ["0.0.0.0/0"],
+                    "destinationCIDRs": [CILIUM_DESTINATION_CIDR],
                     "egressGateway": {
                         "nodeSelector": selector(&policy.gateway_node_selector),
                         "egressIP": policy.egress_ip.to_string(),
@@ -143,6 +143,10 @@ fn antrea_status(status: &Value, requested: IpAddr) -> Option<EgressStatus> {
     Some(EgressStatus { egress_node: node.to_owned(), egress_ip: ip })
 }
 
+/// The one destination of the Cilium policies the harness renders: everything, but for the
+/// policy's `excludedCIDRs`.
+const CILIUM_DESTINATION_CIDR: &str = "0.0.0.0/0";
+
 /// One entry of a Cilium agent's BPF egress policy map, as `cilium-dbg bpf egress list -o
 /// json` prints it (cilium `cilium-dbg/cmd/bpf_egress_list.go`: the text table's gateway
 /// column may read "Not Found" or "Excluded CIDR", so the JSON is read, not the columns).
@@ -180,7 +184,11 @@ pub fn cilium_gateway_of<'n>(
     policy: &EgressPolicy,
     selected: &[Pod],
 ) -> Option<&'n Node> {
-    let entry = |node: &str, pod: &Pod| listed_on.get(node)?.iter().find(|e| e.source_ip == pod.address.to_string()).cloned();
+    // The pod's entry for the policy's destination: an excluded CIDR is another entry for
+    // the same source, more specific, which the LPM map lists first.
+    let entry = |node: &str, pod: &Pod| {
+        listed_on.get(node)?.iter().find(|e| e.source_ip == pod.address.to_string() && e.destination_cidr == CILIUM_DESTINATION_CIDR).cloned()
+    };
     let mut gateway: Option<&Node> = None;
     for pod in selected {
         let redirect = entry(&pod.node, pod)?;
@@ -311,6 +319,31 @@ mod tests {
         let to_an_unselected_node =
             listed(cilium_listing(&[("10.244.1.5", "0.0.0.0", "172.18.0.3")]), cilium_listing(&[("10.244.1.5", "172.18.0.200", "172.18.0.3")]));
         assert!(cilium_gateway_of(&to_an_unselected_node, &nodes, &policy, std::slice::from_ref(&pod)).is_none());
+    }
+
+    /// Cilium 1.16's agent writes a second entry for each excluded CIDR, keyed by the same
+    /// source and the excluded prefix, with gateway `0.0.0.1` (`ExcludedCIDRIPv4`,
+    /// cilium `pkg/egressgateway/manager.go`; `cilium-dbg/cmd/bpf_egress_list.go` prints it
+    /// as "Excluded CIDR" in its table, as the address in its JSON). The map is an LPM trie,
+    /// so the more specific excluded entry is listed first: the policy's is its
+    /// destination's entry, wherever it is listed.
+    #[test]
+    fn an_excluded_cidr_s_entry_for_the_same_pod_is_not_the_policy_s() {
+        let (nodes, policy, pod) = (kind_nodes(), seed_policy(), web_on("c-worker"));
+        let with_exclusion = |egress: &str, gateway: &str| {
+            let json = json!([
+                {"SourceIP": "10.244.1.5", "DestCIDR": "172.18.0.100/32", "EgressIP": "0.0.0.0", "GatewayIP": "0.0.0.1"},
+                {"SourceIP": "10.244.1.5", "DestCIDR": "0.0.0.0/0", "EgressIP": egress, "GatewayIP": gateway},
+            ]);
+            cilium_egress_entries(&json.to_string()).unwrap()
+        };
+        let listed = std::collections::BTreeMap::from([
+            ("c-worker".to_owned(), with_exclusion("0.0.0.0", "172.18.0.4")),
+            ("c-worker2".to_owned(), with_exclusion("172.18.0.200", "172.18.0.4")),
+        ]);
+        assert_eq!(cilium_gateway_of(&listed, &nodes, &policy, std::slice::from_ref(&pod)).map(|n| n.name.as_str()), Some("c-worker2"));
+        let only_the_exclusion = std::collections::BTreeMap::from([("c-worker".to_owned(), with_exclusion("0.0.0.0", "172.18.0.4")[..1].to_vec())]);
+        assert!(cilium_gateway_of(&only_the_exclusion, &nodes, &policy, std::slice::from_ref(&pod)).is_none(), "an excluded CIDR's entry realizes no policy");
     }
 
     #[test]

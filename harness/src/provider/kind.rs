@@ -320,17 +320,23 @@ impl KindPlan {
         let helm_install = |name: &str, version: &str, installation: &Installation, extra: &[(String, String)]| {
             helm_step(&kubeconfig, HelmVerb::Install, name, version, installation, extra, timeouts.install_cni)
         };
-        let mut install = Vec::new();
-        for module in &cni.node_kernel_modules {
-            for node in nodes {
-                install.push(CliStep::new(
-                    format!("loading kernel module {module} on node {node} ({} needs it)", cni.name),
-                    "docker",
-                    ["exec", node, "sh", "-c", &load_module_script(module)],
-                    timeouts.install_cni,
-                ));
-            }
-        }
+        // The kernel modules the CNI needs, on a new cluster and on a kept one reused: a module
+        // is the host's, and the host may have rebooted (or unloaded it) since.
+        let modules: Vec<CliStep> = cni
+            .node_kernel_modules
+            .iter()
+            .flat_map(|module| {
+                nodes.iter().map(move |node| {
+                    CliStep::new(
+                        format!("loading kernel module {module} on node {node} ({} needs it)", cni.name),
+                        "docker",
+                        ["exec", node, "sh", "-c", &load_module_script(module)],
+                        timeouts.install_cni,
+                    )
+                })
+            })
+            .collect();
+        let mut install = modules.clone();
         if let Some(needed) = &cni.node_plugins {
             // From the containernetworking/plugins release, for the node's architecture.
             let (version, plugins) = (&needed.version, needed.plugins.iter().map(|p| format!("./{p}")).collect::<Vec<_>>().join(" "));
@@ -385,7 +391,7 @@ impl KindPlan {
         let rollout = |w: &crate::cni::Workload| rollout_steps(&kubeconfig, w, timeouts);
         // Installing: only when the cluster is new. Waiting: also when a kept one is reused.
         install.extend(cni.readiness.iter().flat_map(rollout));
-        let mut await_ready: Vec<CliStep> = cni.readiness.iter().flat_map(rollout).collect();
+        let mut await_ready: Vec<CliStep> = modules.into_iter().chain(cni.readiness.iter().flat_map(rollout)).collect();
         if addons.load_balancer {
             install.push(apply(
                 format!("installing MetalLB {METALLB_VERSION}"),
@@ -1153,6 +1159,20 @@ mod tests {
             assert!(!plan.contains("helm repo"), "{plan}");
         }
         assert!(plan_text(&cni::cilium()).contains("install cilium cilium --repo https://helm.cilium.io/ --version 1.16.6"));
+    }
+
+    /// A kernel module is the Docker host's: a kept cluster reused after the host rebooted
+    /// (or unloaded it) would run Flannel without `br_netfilter`. Reusing a kept cluster
+    /// loads it again on every node before the waits, as a new cluster does before install.
+    #[test]
+    fn a_reused_kept_cluster_loads_the_cni_s_kernel_modules_again() {
+        let flannel = crate::cni::load_profile("flannel").unwrap();
+        let files = RunFiles::in_dir(Path::new("/run/cni-conformance/cniconf-0a1b2c"));
+        let (nodes, _) = cluster_shape(&fixtures::fixture_path("cluster/kind.yaml"), "cniconf-0a1b2c").unwrap();
+        let plan = KindPlan::new("cniconf-0a1b2c", &flannel, &files, &KindTimeouts::default(), Addons::default(), &nodes);
+        let loading: Vec<&CliStep> = plan.await_ready.iter().take_while(|step| step.purpose.starts_with("loading kernel module br_netfilter")).collect();
+        assert_eq!(loading.len(), nodes.len(), "br_netfilter on every node first: {:?}", plan.await_ready);
+        assert!(plan.await_ready.len() > nodes.len(), "then the waits");
     }
 
     #[test]

@@ -786,7 +786,7 @@ mod tests {
         use crate::kube_access::mock;
         use serde_json::json;
         let list = |kind: &str, items: serde_json::Value| json!({"apiVersion": "v1", "kind": format!("{kind}List"), "metadata": {"resourceVersion": "1"}, "items": items});
-        let agent_pod = |name: &str, node: &str| json!({"metadata": {"name": name, "namespace": "kube-system", "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "antrea-agent", "uid": "u", "controller": true}]}, "spec": {"nodeName": node, "containers": [{"name": "antrea-agent"}]}});
+        let agent_pod = |name: &str, node: &str, last_state: serde_json::Value| json!({"metadata": {"name": name, "namespace": "kube-system", "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "antrea-agent", "uid": "u", "controller": true}]}, "spec": {"nodeName": node, "containers": [{"name": "antrea-agent"}]}, "status": {"containerStatuses": [{"name": "antrea-agent", "image": "antrea", "imageID": "", "ready": true, "restartCount": 1, "lastState": last_state}]}});
         let (access, seen, _runtime) = mock::api_server(move |_, path, _| match path {
             "/api/v1/nodes" => (http::StatusCode::OK, mock::empty_list("Node")),
             "/api/v1/namespaces" => {
@@ -813,7 +813,11 @@ mod tests {
                 mock::status(404, "NotFound", "the server could not find the requested resource")
             }
             "/api/v1/namespaces/kube-system/pods" => {
-                (http::StatusCode::OK, list("Pod", json!([agent_pod("antrea-agent-a", "kind-worker"), agent_pod("antrea-agent-b", "kind-worker2")])))
+                let restarted = json!({"terminated": {"exitCode": 2, "containerID": "containerd://0a1b"}});
+                (
+                    http::StatusCode::OK,
+                    list("Pod", json!([agent_pod("antrea-agent-a", "kind-worker", restarted), agent_pod("antrea-agent-b", "kind-worker2", json!({}))])),
+                )
             }
             "/api/v1/namespaces/kube-system/pods/antrea-agent-a/log" => (http::StatusCode::OK, json!("I1205 agent started")),
             _ => mock::status(404, "NotFound", "not here"),
@@ -842,11 +846,52 @@ mod tests {
         assert!(!names.iter().any(|n| n.contains("antrea-agent-b")), "the agent on a node the trial did not use: {names:?}");
         let logs: Vec<String> = seen.lock().unwrap().iter().filter(|s| s.uri.contains("/log")).map(|s| s.uri.clone()).collect();
         assert!(logs.iter().any(|u| u.contains("previous=true")) && logs.iter().all(|u| u.contains("container=antrea-agent")), "{logs:?}");
+        assert!(
+            !records.get("api/errors.txt").is_some_and(|e| e.contains("previous container")),
+            "a restarted container's previous log is asked for and found: {records:#?}"
+        );
         // A refused list is written down, not raised; a Gateway API the cluster lacks (404) is no error.
         assert!(
             records["api/errors.txt"].contains("listing httproutes in prod-t3-0a1b2c: ") && !records["api/errors.txt"].contains("gateways"),
             "{records:#?}"
         );
+    }
+
+    /// An agent container that never restarted has no previous log: the kubelet answers
+    /// 400 "previous terminated container ... not found" (pkg/kubelet/kubelet_pods.go,
+    /// `validateContainerLogStatus`), so asking would put a false error in every bundle.
+    /// Only a container whose last state is terminated is asked.
+    #[test]
+    fn a_bundle_asks_no_previous_log_of_an_agent_that_never_restarted() {
+        use crate::kube_access::mock;
+        use serde_json::json;
+        let list = |kind: &str, items: serde_json::Value| json!({"apiVersion": "v1", "kind": format!("{kind}List"), "metadata": {"resourceVersion": "1"}, "items": items});
+        let (access, seen, _runtime) = mock::api_server(move |_, path, _| match path {
+            "/api/v1/nodes" => (http::StatusCode::OK, mock::empty_list("Node")),
+            "/api/v1/namespaces" => (http::StatusCode::OK, list("Namespace", json!([{"metadata": {"name": "prod-t3-0a1b2c"}}]))),
+            "/api/v1/namespaces/prod-t3-0a1b2c/pods" => (
+                http::StatusCode::OK,
+                list(
+                    "Pod",
+                    json!([{"metadata": {"name": "web", "namespace": "prod-t3-0a1b2c"}, "spec": {"nodeName": "kind-worker", "containers": [{"name": "probe"}]}}]),
+                ),
+            ),
+            "/api/v1/namespaces/kube-system/pods" => (
+                http::StatusCode::OK,
+                list(
+                    "Pod",
+                    json!([{"metadata": {"name": "antrea-agent-a", "namespace": "kube-system", "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "antrea-agent", "uid": "u", "controller": true}]}, "spec": {"nodeName": "kind-worker", "containers": [{"name": "antrea-agent"}]}, "status": {"containerStatuses": [{"name": "antrea-agent", "image": "antrea", "imageID": "", "ready": true, "restartCount": 0, "lastState": {}}]}}]),
+                ),
+            ),
+            "/api/v1/namespaces/kube-system/pods/antrea-agent-a/log" => (http::StatusCode::OK, json!("I1205 agent started")),
+            _ => mock::status(404, "NotFound", "not here"),
+        });
+        let cluster = KubeCluster::new(info(), access, crate::cni::antrea(), Box::new(NoEnvironment::default()), KubeTimeouts::default()).unwrap();
+        let records: std::collections::BTreeMap<String, String> = cluster.own_records("t3-0a1b2c").into_iter().collect();
+        assert!(records.get("agents/antrea-agent-a/antrea-agent.log").is_some_and(|l| l.contains("agent started")), "{records:#?}");
+        let asked: Vec<String> = seen.lock().unwrap().iter().filter(|s| s.uri.contains("/log")).map(|s| s.uri.clone()).collect();
+        assert!(!asked.iter().any(|u| u.contains("previous=true")), "{asked:?}");
+        assert!(!records.get("api/errors.txt").is_some_and(|e| e.contains("previous")), "no false error: {records:#?}");
     }
 
     /// A failed flow on Antrea gets a Traceflow (`crd.antrea.io/v1beta1`, its CRD's fields at

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cni_probe::hold::HOLD_PORT;
 
@@ -442,17 +442,16 @@ fn settled_changes_by_del(
     with_pod: &BTreeSet<String>,
     before_del: &BTreeSet<String>,
 ) -> Result<Vec<String>> {
-    let deadline = Instant::now() + NODE_SETTLES;
+    let mut backoff = crate::deadline::Backoff::within(NODE_SETTLES);
     loop {
-        let changes = changes_by_del(before, with_pod, before_del, &cx.cluster().node_state(node)?);
-        if changes.is_empty() || Instant::now() >= deadline {
-            let mut changes = changes;
-            if !changes.is_empty() {
-                changes.push(format!("still so after {} s", NODE_SETTLES.as_secs()));
-            }
+        let mut changes = changes_by_del(before, with_pod, before_del, &cx.cluster().node_state(node)?);
+        if changes.is_empty() {
             return Ok(changes);
         }
-        std::thread::sleep(Duration::from_millis(100));
+        if !backoff.pause() {
+            changes.push(format!("still so after {} s", NODE_SETTLES.as_secs()));
+            return Ok(changes);
+        }
     }
 }
 

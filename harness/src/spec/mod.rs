@@ -554,21 +554,20 @@ fn settled_changes(cx: &SpecContext<'_>, before: &BTreeSet<String>) -> Result<Ve
     settled_changes_except(cx, before, |_| false)
 }
 
-/// [`settled_changes`] of what `unjudged` does not pick out.
+/// [`settled_changes`] of what `unjudged` does not pick out, looking again with a
+/// [`Backoff`](crate::deadline::Backoff) until [`NAMESPACE_CLEANUP`] runs out.
 fn settled_changes_except(cx: &SpecContext<'_>, before: &BTreeSet<String>, unjudged: impl Fn(&str) -> bool) -> Result<Vec<String>> {
-    let deadline = std::time::Instant::now() + NAMESPACE_CLEANUP;
+    let mut backoff = crate::deadline::Backoff::within(NAMESPACE_CLEANUP);
     loop {
         let mut changes = rules::changes(before, &cx.sandbox.node_state()?);
         changes.retain(|change| !unjudged(change));
         if changes.is_empty() {
             return Ok(changes);
         }
-        if std::time::Instant::now() >= deadline {
-            let mut changes = changes;
+        if !backoff.pause() {
             changes.push(format!("still so after waiting {} s for the kernel's clean-up of namespaces and links", NAMESPACE_CLEANUP.as_secs()));
             return Ok(changes);
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
 
