@@ -54,7 +54,8 @@ impl Totals {
 }
 
 pub fn run() -> Result<(), String> {
-    crate::lint::run()?;
+    // The workflow lint (mostly a virtualenv's set-up, waiting on pip) beside the rest.
+    let workflows = std::thread::spawn(crate::lint::run);
     crate::lint::rust()?;
     // The image tests need the probe image; without Docker they are ignored with the reason.
     // Its release build (a target directory of its own) runs beside the tests' build: each
@@ -71,6 +72,7 @@ pub fn run() -> Result<(), String> {
         images.join().map_err(|_| "building the images panicked".to_owned())??;
     }
     built?;
+    workflows.join().map_err(|_| "the workflow lint panicked".to_owned())??;
     match harness::provider::host::on_path("cargo-nextest") {
         true => run_nextest(),
         false => {

@@ -21,7 +21,7 @@ pub const IPAM_FILES: &str = "file /var/lib/cni";
 /// filesystem.
 pub fn node_state(netns: &str, own_directories: &Path, bpffs: &Path) -> Result<BTreeSet<String>> {
     let mut state = BTreeSet::new();
-    let exec = |args: &[&str]| run("ip", &[&["netns", "exec", netns], args].concat(), None);
+    let exec = |args: &[&str]| crate::provider::lab::shell::netlink_tool_in_netns(netns, args[0], &args[1..]);
     let json = |args: &[&str]| -> Result<Vec<serde_json::Value>> {
         Ok(serde_json::from_str(&run("ip", &[&["-j", "-n", netns], args].concat(), None)?).unwrap_or_default())
     };

@@ -46,6 +46,35 @@ pub fn ip_batch(netns: Option<&str>, lines: &[String]) -> Result<()> {
     run("ip", &args, Some(&(lines.join("\n") + "\n"))).map(drop)
 }
 
+/// Runs `program args`, which reads only netlink and the netfilter tables (`iptables-save`,
+/// `nft`, `tc`), in the named network namespace: the forked child joins it before exec, one
+/// process where `ip netns exec` is two (and a mount namespace with `/sys` remounted, which
+/// these tools never read). A node snapshot runs four of them, many times per check.
+pub fn netlink_tool_in_netns(netns: &str, program: &str, args: &[&str]) -> Result<String> {
+    let command_line = || format!("{program} {} in {netns}", args.join(" "));
+    let path = std::path::Path::new("/run/netns").join(netns);
+    let namespace =
+        std::fs::File::open(&path).map_err(|e| HarnessError::Command { command: command_line(), detail: format!("open {}: {e}", path.display()) })?;
+    let mut command = Command::new(program);
+    command.args(args).stdin(Stdio::null());
+    // SAFETY: between fork and exec the child only calls setns on a descriptor opened before.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+            match libc::setns(std::os::fd::AsRawFd::as_raw_fd(&namespace), libc::CLONE_NEWNET) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
+    let output = command.output().map_err(|e| HarnessError::Command { command: command_line(), detail: e.to_string() })?;
+    match output.status.success() {
+        true => Ok(String::from_utf8_lossy(&output.stdout).into_owned()),
+        false => {
+            Err(HarnessError::Command { command: command_line(), detail: format!("{}: {}", output.status, String::from_utf8_lossy(&output.stderr).trim()) })
+        }
+    }
+}
+
 /// Runs `program args` inside a named network namespace.
 pub fn in_netns(netns: &str, program: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
     let mut full = vec!["netns", "exec", netns, program];
