@@ -629,6 +629,21 @@ impl Cluster for KubeCluster {
                 ));
             }
         }
+        // The plugins' own logs on each node (profile field `diagnostics.logs`), their last
+        // 64 KiB as the lab keeps them, read where the environment reaches a node's files
+        // (a kind node's container); elsewhere the reason why not.
+        for node in &self.nodes {
+            for log in &self.cni.plugin_logs {
+                let path = log.display().to_string();
+                let reading = format!("tail -c 65536 {path} on node {}", node.name);
+                let text = self
+                    .environment
+                    .run_on_node(node, "tail", &["-c", "65536", &path])
+                    .and_then(|output| output.stdout_of_success(&reading))
+                    .unwrap_or_else(|e| format!("{e}\n"));
+                records.push((format!("nodes/{}/logs{path}", node.name), text));
+            }
+        }
         records
     }
 
@@ -855,6 +870,41 @@ mod tests {
             records["api/errors.txt"].contains("listing httproutes in prod-t3-0a1b2c: ") && !records["api/errors.txt"].contains("gateways"),
             "{records:#?}"
         );
+    }
+
+    /// A profile's `diagnostics.logs` reach a kind bundle as they reach a lab one: each
+    /// node's log, its last 64 KiB read on the node (`tail -c`, `docker exec` on kind), as
+    /// `nodes/<node>/logs/<path>`; a log a node lacks says why.
+    #[test]
+    fn a_profile_s_plugin_logs_are_read_on_every_node_into_the_bundle() {
+        use crate::kube_access::mock;
+        let (access, _seen, _runtime) = mock::api_server(|_, path, _| match path {
+            "/api/v1/nodes" => (http::StatusCode::OK, mock::empty_list("Node")),
+            _ => (http::StatusCode::OK, mock::empty_list("Namespace")),
+        });
+        fn on_node(node: &Node, program: &str, args: &[&str]) -> crate::model::ExecOutput {
+            match (node.name.as_str(), program, args) {
+                ("kind-worker", "tail", ["-c", "65536", "/tmp/cni-inspect.log"]) => {
+                    crate::model::ExecOutput { stdout: "ADD failed: no map\n".into(), stderr: String::new(), exit: "exit status 0".into() }
+                }
+                (_, "tail", _) => crate::model::ExecOutput {
+                    stdout: String::new(),
+                    stderr: "tail: cannot open '/tmp/cni-inspect.log': No such file or directory".into(),
+                    exit: "exit status 1".into(),
+                },
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let cni = CniProfile { plugin_logs: vec!["/tmp/cni-inspect.log".into()], ..crate::cni::antrea() };
+        let mut cluster =
+            KubeCluster::new(info(), access, cni, Box::new(NoEnvironment { node_commands: Some(on_node), ..Default::default() }), KubeTimeouts::default())
+                .unwrap();
+        cluster.nodes = ["kind-worker", "kind-worker2"]
+            .map(|name| Node { name: name.into(), role: crate::model::NodeRole::Worker, labels: Default::default(), address: "172.18.0.3".parse().unwrap() })
+            .to_vec();
+        let records: std::collections::BTreeMap<String, String> = cluster.own_records("t3-0a1b2c").into_iter().collect();
+        assert_eq!(records.get("nodes/kind-worker/logs/tmp/cni-inspect.log").map(String::as_str), Some("ADD failed: no map\n"), "{records:#?}");
+        assert!(records.get("nodes/kind-worker2/logs/tmp/cni-inspect.log").is_some_and(|t| t.contains("No such file or directory")), "{records:#?}");
     }
 
     /// An agent container that never restarted has no previous log: the kubelet answers
