@@ -21,6 +21,27 @@ pub fn state_dir(cluster: &str) -> PathBuf {
     state_root().join(cluster)
 }
 
+/// How a cluster's state directory is named while [`claim_for`] marks it, before it is
+/// renamed: `.claiming-<cluster>-<pid>`.
+const CLAIMING: &str = ".claiming-";
+
+/// Removes what a process killed while claiming a cluster left (a `.claiming-…` directory
+/// whose process is gone); the number removed. `gc` calls it.
+pub fn remove_abandoned_claims() -> usize {
+    let abandoned: Vec<PathBuf> = std::fs::read_dir(state_root())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let pid: u32 = name.strip_prefix(CLAIMING)?.rsplit('-').next()?.parse().ok()?;
+            let gone = process_status(pid).is_none_or(|(state, _)| matches!(state, 'Z' | 'X'));
+            gone.then(|| entry.path())
+        })
+        .collect();
+    abandoned.iter().filter(|dir| std::fs::remove_dir_all(dir).is_ok()).count()
+}
+
 /// The file in a cluster's state directory naming the process that owns it.
 const OWNER_FILE: &str = "owner.pid";
 
@@ -165,7 +186,7 @@ pub fn claim_for(cluster: &str, provider: &str, owner: u32) -> std::io::Result<P
     // removes a cluster directory without a provider mark ([`unmarked`]), and must never
     // see this one before its mark is in it.
     std::fs::create_dir_all(state_root())?;
-    let making = state_root().join(format!(".claiming-{cluster}-{}", std::process::id()));
+    let making = state_root().join(format!("{CLAIMING}{cluster}-{}", std::process::id()));
     std::fs::create_dir_all(&making)?;
     mark(&making)?;
     match std::fs::rename(&making, &dir) {
@@ -244,6 +265,23 @@ pub fn release(cluster: &str) {
 
 #[cfg(test)]
 mod tests {
+    /// A claim a killed process left half-made goes with gc; one whose process lives stays.
+    #[test]
+    fn an_abandoned_claim_goes_and_a_live_one_stays() {
+        std::fs::create_dir_all(super::state_root()).unwrap();
+        // A pid above the kernel's maximum (4194304) is never a live process.
+        let dead = super::state_root().join(format!("{}cniconf-test{}-4999999", super::CLAIMING, std::process::id()));
+        let live = super::state_root().join(format!("{}cniconf-test{}-{}", super::CLAIMING, std::process::id(), std::process::id()));
+        for dir in [&dead, &live] {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(dir.join("provider"), "lab").unwrap();
+        }
+        super::remove_abandoned_claims();
+        let (dead_left, live_left) = (dead.exists(), live.exists());
+        let _ = std::fs::remove_dir_all(&live);
+        assert!(!dead_left && live_left, "dead claim removed: {}, live claim kept: {live_left}", !dead_left);
+    }
+
     #[test]
     fn a_zombie_owner_or_a_reused_pid_is_no_live_owner() {
         let cluster = super::new_cluster_name();

@@ -143,6 +143,7 @@ pub enum Collected {
 
 /// Removes every leftover lab cluster whose run is gone (all of them with `force`).
 pub fn collect(force: bool) -> Vec<(Leftover, Collected)> {
+    runs::remove_abandoned_claims();
     leftovers()
         .into_iter()
         .map(|leftover| {
