@@ -122,11 +122,34 @@ pub struct Workload {
     /// An operator creates it after the install: it is awaited to exist before its rollout.
     #[serde(default)]
     pub created_later: bool,
+    /// The chart renders it only when a value is at least a version (Cilium 1.16's
+    /// `cilium-envoy` DaemonSet: `upgradeCompatibility`, default 1.16, at least 1.16): an
+    /// install or upgrade whose values say otherwise does not await it.
+    #[serde(default)]
+    pub rendered_when: Option<RenderedWhen>,
+}
+
+/// A chart's condition on one value, compared as a version: `value` (or `default` when the
+/// values do not set it) at least `at_least`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RenderedWhen {
+    pub value: String,
+    pub default: String,
+    pub at_least: String,
 }
 
 impl Workload {
     pub fn new(kind: &str, namespace: &str, name: &str) -> Self {
-        Self { kind: kind.into(), namespace: namespace.into(), name: name.into(), created_later: false }
+        Self { kind: kind.into(), namespace: namespace.into(), name: name.into(), created_later: false, rendered_when: None }
+    }
+
+    /// Whether a chart given `values` renders it.
+    pub fn rendered_with(&self, values: &[(String, String)]) -> bool {
+        let Some(when) = &self.rendered_when else { return true };
+        let set = values.iter().rev().find(|(key, _)| *key == when.value).map_or(when.default.as_str(), |(_, v)| v.as_str());
+        let numbers = |v: &str| v.trim_start_matches('v').split('.').map(|n| n.parse::<u64>().unwrap_or(0)).collect::<Vec<_>>();
+        numbers(set) >= numbers(&when.at_least)
     }
 
     /// How messages name it: `DaemonSet kube-system/antrea-agent`.

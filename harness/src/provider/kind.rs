@@ -390,8 +390,11 @@ impl KindPlan {
         }
         let rollout = |w: &crate::cni::Workload| rollout_steps(&kubeconfig, w, timeouts);
         // Installing: only when the cluster is new. Waiting: also when a kept one is reused.
-        install.extend(cni.readiness.iter().flat_map(rollout));
-        let mut await_ready: Vec<CliStep> = modules.into_iter().chain(cni.readiness.iter().flat_map(rollout)).collect();
+        // What the chart renders with the install's values (manifests render everything).
+        let values = cni_helm_values(cluster, cni, gateway);
+        let rendered = || cni.readiness.iter().filter(|w| w.rendered_with(&values));
+        install.extend(rendered().flat_map(rollout));
+        let mut await_ready: Vec<CliStep> = modules.into_iter().chain(rendered().flat_map(rollout)).collect();
         if addons.load_balancer {
             install.push(apply(
                 format!("installing MetalLB {METALLB_VERSION}"),
@@ -550,6 +553,8 @@ pub fn upgrade_steps(
     let refused =
         |why: String| HarnessError::UpgradeRefused { from: format!("{} {}", running.name, running.version), to: format!("{} {}", to.name, to.version), why };
     let mut steps = Vec::new();
+    // The values `to`'s chart is upgraded with: what it renders, and so what is awaited.
+    let mut upgraded_with: Vec<(String, String)> = Vec::new();
     match (&running.installation, &to.installation) {
         (Installation::Manifests { .. }, Installation::Manifests { manifests }) => {
             let sources = manifests
@@ -619,6 +624,7 @@ pub fn upgrade_steps(
             let mut values = cluster_values;
             values.extend(to.upgrade.values.iter().map(|(k, v)| (k.clone(), v.replace("{initialMinor}", &initial_minor))));
             steps.extend(helm_step(&kubeconfig, HelmVerb::Upgrade, &to.name, &to.version, helm, &values, timeouts.install_cni));
+            upgraded_with = values;
         }
         (running_installation, to_installation) => {
             let how = |i: &Installation| match i {
@@ -635,7 +641,9 @@ pub fn upgrade_steps(
             )));
         }
     }
-    steps.extend(to.readiness.iter().flat_map(|w| rollout_steps(&kubeconfig, w, timeouts)));
+    // Cilium 1.16 upgraded with `upgradeCompatibility=1.15` renders no `cilium-envoy`
+    // DaemonSet (its chart's `envoyDaemonSetEnabled`): nothing to await there.
+    steps.extend(to.readiness.iter().filter(|w| w.rendered_with(&upgraded_with)).flat_map(|w| rollout_steps(&kubeconfig, w, timeouts)));
     Ok(steps)
 }
 
@@ -1079,6 +1087,10 @@ mod tests {
             "kube-proxy-free: the pre-flight check is told the API server: {plan}"
         );
         assert!(!upgrade_line.contains("--reuse-values") && !upgrade_line.contains("--create-namespace"), "{upgrade_line}");
+        // The 1.16 chart upgraded with `upgradeCompatibility=1.15` renders no `cilium-envoy`
+        // DaemonSet (`envoyDaemonSetEnabled` in install/kubernetes/cilium/templates/_helpers.tpl
+        // at v1.16.6): the upgrade awaits only what it renders; a fresh 1.16 install does.
+        assert!(!plan.contains("cilium-envoy"), "no envoy DaemonSet to await after an upgrade from 1.15: {plan}");
         insta::assert_snapshot!("cilium_upgrade_plan", plan);
         // The rollback keeps the compatibility of the initial install, 1.15, not of 1.16.
         let rollback = upgrade_text("cilium-1.15", "cilium", "cilium-1.15", Addons::default());
