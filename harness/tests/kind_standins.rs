@@ -609,28 +609,30 @@ fn an_upgrade_on_kind_runs_the_plan_in_order_and_a_failed_step_stops_it_naming_t
         [
             "helm --kubeconfig kubeconfig",
             "kubectl --kubeconfig kubeconfig",
+            "kubectl --kubeconfig kubeconfig",
             "helm --kubeconfig kubeconfig",
             "helm --kubeconfig kubeconfig",
             "kubectl --kubeconfig kubeconfig",
             "kubectl --kubeconfig kubeconfig"
         ],
-        // The agents and the operator: no `cilium-envoy`, which the 1.16 chart does not
+        // The pre-flight DaemonSet and Deployment; then the agents and the operator: no `cilium-envoy`, which the 1.16 chart does not
         // render with `upgradeCompatibility=1.15` (`envoyDaemonSetEnabled`, v1.16.6).
         "{upgrade:#?}"
     );
     assert!(
         upgrade[0].contains("install cilium-preflight cilium --repo https://helm.cilium.io/ --version 1.16.6")
-            && upgrade[2].contains("uninstall cilium-preflight"),
+            && upgrade[2].contains("rollout status deployment/cilium-pre-flight-check")
+            && upgrade[3].contains("uninstall cilium-preflight"),
         "{upgrade:#?}"
     );
     assert!(
-        upgrade[3].contains(&"upgrade cilium cilium --repo https://helm.cilium.io/ --version 1.16.6 --namespace kube-system".to_string())
-            && upgrade[3].contains(&format!("k8sServiceHost={name}-control-plane")),
+        upgrade[4].contains(&"upgrade cilium cilium --repo https://helm.cilium.io/ --version 1.16.6 --namespace kube-system".to_string())
+            && upgrade[4].contains(&format!("k8sServiceHost={name}-control-plane")),
         "{upgrade:#?}"
     );
     assert!(
-        upgrade[4].contains("rollout status daemonset/cilium ")
-            && upgrade[5].contains("rollout status deployment/cilium-operator")
+        upgrade[5].contains("rollout status daemonset/cilium ")
+            && upgrade[6].contains("rollout status deployment/cilium-operator")
             && !upgrade.iter().any(|c| c.contains("cilium-envoy")),
         "{upgrade:#?}"
     );

@@ -1068,6 +1068,10 @@ mod tests {
         let preflight =
             plan.find("install cilium-preflight cilium --repo https://helm.cilium.io/ --version 1.16.6").expect("the pre-flight check of the new version");
         let checked = plan.find("rollout status daemonset/cilium-pre-flight-check").unwrap();
+        // The guide's second gate: the pre-flight Deployment at READY 1/1 before it is removed
+        // (Documentation/operations/upgrade.rst, "Clean up pre-flight check").
+        let validated = plan.find("rollout status deployment/cilium-pre-flight-check").expect("the pre-flight Deployment awaited");
+        assert!(checked < validated && validated < plan.find("uninstall cilium-preflight").unwrap(), "{plan}");
         let removed = plan.find("uninstall cilium-preflight --namespace kube-system --wait").unwrap();
         let upgraded = plan.find("upgrade cilium cilium --repo https://helm.cilium.io/ --version 1.16.6 --namespace kube-system").unwrap();
         let agents = plan.rfind("rollout status daemonset/cilium ").or_else(|| plan.rfind("rollout status daemonset/cilium\n")).unwrap();
