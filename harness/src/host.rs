@@ -67,6 +67,14 @@ pub fn unstable_plugins() -> Result<UnstablePlugins, String> {
     Ok(UnstablePlugins { dir, version })
 }
 
+/// The named network namespace (a name under `/run/netns`), opened to be joined with
+/// `setns` (a plugin's view, a node's tools, a node's BPF query); the error names its path.
+pub fn open_netns(netns: &str) -> crate::Result<std::fs::File> {
+    let path = std::path::Path::new("/run/netns").join(netns);
+    std::fs::File::open(&path)
+        .map_err(|e| crate::HarnessError::Command { command: format!("open network namespace {}", path.display()), detail: e.to_string() })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -445,9 +445,7 @@ impl NodeView {
     /// starts the plugin in that view and charges it its own peak memory ([`GNU_TIME`]).
     fn enter(&self, command: &mut Command, plugin_dirs: &[PathBuf]) -> Result<Option<tempfile::TempDir>> {
         use std::os::unix::ffi::OsStrExt;
-        let netns_path = Path::new("/run/netns").join(&self.netns);
-        let netns =
-            std::fs::File::open(&netns_path).map_err(|e| HarnessError::Command { command: format!("open {}", netns_path.display()), detail: e.to_string() })?;
+        let netns = crate::host::open_netns(&self.netns)?;
         if let Some(dir) = &self.netns_dir {
             // Under the interrupt guard: the directory is in the cluster's state, which an
             // interrupt's cleanup may just have removed (CI saw it come back).

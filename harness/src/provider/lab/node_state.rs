@@ -145,9 +145,8 @@ fn written_apart(own_directories: &Path) -> Vec<String> {
 /// a thread's). A kernel without tcx lists none.
 pub fn bpf_attachments(netns: &str) -> Result<Vec<String>> {
     use aya::programs::{SchedClassifier, TcAttachType};
-    let path = Path::new("/run/netns").join(netns);
     let failed = |what: &str, e: String| crate::error::HarnessError::Command { command: format!("{what} (node namespace {netns})"), detail: e };
-    let namespace = std::fs::File::open(&path).map_err(|e| failed(&format!("open {}", path.display()), e.to_string()))?;
+    let namespace = crate::host::open_netns(netns)?;
     std::thread::scope(|scope| {
         scope
             .spawn(|| {

@@ -52,9 +52,7 @@ pub fn ip_batch(netns: Option<&str>, lines: &[String]) -> Result<()> {
 /// these tools never read). A node snapshot runs four of them, many times per check.
 pub fn netlink_tool_in_netns(netns: &str, program: &str, args: &[&str]) -> Result<String> {
     let command_line = || format!("{program} {} in {netns}", args.join(" "));
-    let path = std::path::Path::new("/run/netns").join(netns);
-    let namespace =
-        std::fs::File::open(&path).map_err(|e| HarnessError::Command { command: command_line(), detail: format!("open {}: {e}", path.display()) })?;
+    let namespace = crate::host::open_netns(netns)?;
     let mut command = Command::new(program);
     command.args(args).stdin(Stdio::null());
     // SAFETY: between fork and exec the child only calls setns on a descriptor opened before.
