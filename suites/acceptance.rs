@@ -844,11 +844,14 @@ fn a_failed_add_is_followed_by_del_and_frees_what_it_reserved() {
     use harness::model::{labels, PodSpec};
     use harness::provider::Cluster;
     let vendor = tempfile::tempdir().unwrap();
-    let refuser = "#!/bin/sh\ncat > /dev/null\ncase \"$CNI_COMMAND\" in\n  VERSION) echo '{\"cniVersion\": \"1.0.0\", \"supportedVersions\": [\"0.4.0\", \"1.0.0\"]}' ;;\n  ADD) echo '{\"cniVersion\": \"1.0.0\", \"code\": 11, \"msg\": \"this plugin refuses every ADD\"}'; exit 1 ;;\n  DEL) echo \"$CNI_CONTAINERID\" >> \"$(dirname \"$0\")/deleted\" ;;\nesac\n";
+    let refuser = format!(
+        "#!/bin/sh\ncat > /dev/null\ncase \"$CNI_COMMAND\" in\n  VERSION) echo '{{\"cniVersion\": \"1.0.0\", \"supportedVersions\": [\"0.4.0\", \"1.0.0\"]}}' ;;\n  ADD) echo '{{\"cniVersion\": \"1.0.0\", \"code\": 11, \"msg\": \"this plugin refuses every ADD\"}}'; exit 1 ;;\n  DEL) echo \"$CNI_CONTAINERID\" >> '{}/deleted' ;;\nesac\n",
+        vendor.path().display()
+    );
     let conflist = r#"{"cniVersion": "1.0.0", "name": "refused", "plugins": [
             {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipam": {"type": "host-local", "ranges": [[{"subnet": "{nodePodCIDR}"}]]}},
             {"type": "refuses-add"}]}"#;
-    let (lab, node) = vendor_lab(vendor.path(), ("refuses-add", refuser), "refused", conflist);
+    let (lab, node) = vendor_lab(vendor.path(), ("refuses-add", &refuser), "refused", conflist);
     let before = lab.node_state(&node).unwrap();
     let refused = lab
         .create_pod(&PodSpec { name: "p".into(), namespace: "refused".into(), labels: labels([]), node: node.name.clone(), host_ports: vec![] })
@@ -871,9 +874,12 @@ fn a_vendor_s_ipam_section_reaches_its_plugin_as_written() {
     use harness::model::{labels, PodSpec};
     use harness::provider::Cluster;
     let vendor = tempfile::tempdir().unwrap();
-    let recorder = "#!/bin/sh\nconfig=$(cat)\n[ \"$CNI_COMMAND\" = ADD ] && printf '%s' \"$config\" > \"$(dirname \"$0\")/add-config.json\"\nprintf '%s' \"$config\" | exec /usr/lib/cni/bridge\n";
+    let recorder = format!(
+        "#!/bin/sh\nconfig=$(cat)\n[ \"$CNI_COMMAND\" = ADD ] && printf '%s' \"$config\" > '{}/add-config.json'\nprintf '%s' \"$config\" | exec /usr/lib/cni/bridge\n",
+        vendor.path().display()
+    );
     let conflist = r#"{"cniVersion": "1.0.0", "name": "old-style", "plugins": [{"type": "recorded-bridge", "bridge": "cni0", "isGateway": true, "ipam": {"type": "host-local", "subnet": "{nodePodCIDR}"}}]}"#;
-    let (lab, node) = vendor_lab(vendor.path(), ("recorded-bridge", recorder), "old-style", conflist);
+    let (lab, node) = vendor_lab(vendor.path(), ("recorded-bridge", &recorder), "old-style", conflist);
     let pod = lab.create_pod(&PodSpec { name: "p".into(), namespace: "old-style".into(), labels: labels([]), node: node.name.clone(), host_ports: vec![] });
     let state = lab.node_state(&node).unwrap();
     lab.teardown().unwrap();
@@ -917,6 +923,38 @@ fn tuning_s_backups_land_in_the_node_s_own_run_cni() {
     assert_eq!(backups.len(), 1, "one backup in the node's own /run/cni while the pod lives: {with_pod:?}");
     assert!(!after.contains(backups[0]), "gone with the pod's DEL: {after:?}");
     assert_eq!(host_backups(), on_the_host, "nothing of it in the host's /run/cni/tuning");
+}
+
+/// On a lab node the profile's plugins are in one directory, `/opt/cni/bin`, as a vendor's
+/// installer puts them on a real node, and that is `CNI_PATH`: a plugin that runs
+/// `$CNI_PATH/host-local`-style paths (here `$CNI_PATH/bridge`) or a helper beside itself
+/// (`$(dirname "$0")/helper`, in the vendor's directory) finds them, a node file installed
+/// there wins, and what it writes beside itself stays on the node, in its snapshot.
+#[test]
+fn a_node_s_plugins_are_in_its_one_plugin_directory_which_is_cni_path() {
+    use harness::model::{labels, PodSpec};
+    use harness::provider::Cluster;
+    let vendor = tempfile::tempdir().unwrap();
+    let seen = vendor.path().join("seen");
+    let plugin = format!(
+        "#!/bin/sh\nconfig=$(cat)\nhere=$(dirname \"$0\")\n[ \"$CNI_COMMAND\" = ADD ] && {{ echo \"CNI_PATH=$CNI_PATH here=$here $(\"$here/helper\") $(cat \"$here/installed\")\" > '{}'; touch \"$here/left-beside-itself\"; }}\nprintf '%s' \"$config\" | exec \"$CNI_PATH/bridge\"\n",
+        seen.display()
+    );
+    std::fs::write(vendor.path().join("helper"), "#!/bin/sh\necho helper-ran\n").unwrap();
+    std::fs::set_permissions(vendor.path().join("helper"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(vendor.path().join("installed"), "from-the-vendor-directory\n").unwrap();
+    std::fs::write(vendor.path().join("node-installed"), "from-the-node-files\n").unwrap();
+    let conflist = r#"{"cniVersion": "1.0.0", "name": "one-dir", "plugins": [{"type": "finds-bridge", "bridge": "cni0", "isGateway": true, "ipam": {"type": "host-local", "ranges": [[{"subnet": "{nodePodCIDR}"}]]}}]}"#;
+    let node_files = "    nodeFiles:\n      - from: node-installed\n        to: /opt/cni/bin/installed\n";
+    let (lab, node) = vendor_lab_with(vendor.path(), ("finds-bridge", &plugin), "one-dir", conflist, node_files, "");
+    let pod = lab.create_pod(&PodSpec { name: "p".into(), namespace: "one-dir".into(), labels: labels([]), node: node.name.clone(), host_ports: vec![] });
+    let state = lab.node_state(&node).unwrap();
+    lab.teardown().unwrap();
+    pod.unwrap();
+    let seen = std::fs::read_to_string(&seen).unwrap();
+    assert_eq!(seen.trim(), "CNI_PATH=/opt/cni/bin here=/opt/cni/bin helper-ran from-the-node-files", "what the plugin saw of its node");
+    assert!(state.contains("written /opt/cni/bin/left-beside-itself"), "what it wrote beside itself is the node's: {state:?}");
+    assert!(!vendor.path().join("left-beside-itself").exists(), "and not in the vendor's directory on the host");
 }
 
 /// A plugin's own log, named in the profile (`diagnostics.logs`), is read on its node: a

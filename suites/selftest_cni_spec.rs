@@ -154,6 +154,8 @@ fn stand_in_plugin(stand_in: &StandIn) -> Result<(tempfile::TempDir, PathBuf, Ve
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let script = harness::fixtures::fixture_path("cni-spec/stand-ins/stand-in-plugin.py");
     std::os::unix::fs::symlink(&script, dir.path().join(format!("{plugin}-{fault}"))).map_err(|e| e.to_string())?;
+    // The stand-in's own bookkeeping, on the host where no check looks (see the script).
+    std::fs::write(dir.path().join("records"), dir.path().join("state").display().to_string()).map_err(|e| e.to_string())?;
     let ipam = r#"{"type": "host-local", "ranges": [[{"subnet": "10.40.0.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]}"#;
     let (plugins, plugin_dirs) = match plugin {
         "ptp" => (format!(r#"{{"type": "ptp-{fault}", "ipam": {ipam}}}"#), vec![dir.path().to_owned(), PathBuf::from("/usr/lib/cni")]),

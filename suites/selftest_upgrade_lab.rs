@@ -145,7 +145,13 @@ fn new_version(version: &NewVersion, dir: &Path) -> Result<CniProfile, Failed> {
                 Wrapper::Python => "upgrade/stand-ins/new-version.py",
                 Wrapper::SlowAdd => "upgrade/stand-ins/slow-add.sh",
             };
-            std::os::unix::fs::symlink(harness::fixtures::fixture_path(stand_in), bin.join(plugin)).map_err(|e| e.to_string())?;
+            // Under the plugin's name, as a vendor installs a new binary in the node's one
+            // plugin directory; it runs the real one (Debian unstable's) it is given.
+            let real = harness::host::unstable_plugins()?.dir.join(plugin);
+            let script = format!("#!/bin/sh\nexec '{}' '{}' '{}'\n", harness::fixtures::fixture_path(stand_in).display(), real.display(), bin.display());
+            std::fs::write(bin.join(plugin), script)
+                .and_then(|()| std::fs::set_permissions(bin.join(plugin), std::os::unix::fs::PermissionsExt::from_mode(0o755)))
+                .map_err(|e| e.to_string())?;
             std::fs::write(bin.join("fault"), fault).map_err(|e| e.to_string())?;
             format!("{NEW}-{fault}")
         }

@@ -469,7 +469,7 @@ impl NodeView {
         // overlay's mount empties its work directory: calls running at once must not share
         // one); the upper layer is the node's, so a DEL sees what its ADD wrote.
         let work = match (&self.own_directories, self.overlays(plugin_dirs)) {
-            (Some(state), overlays) if !overlays.is_empty() => {
+            (Some(state), overlays) => {
                 let calls = state.join(OVERLAY).join("calls");
                 let work = crate::cleanup::guard_creation(|| {
                     std::fs::create_dir_all(&calls)
@@ -500,12 +500,49 @@ impl NodeView {
         for pair in own.chunks(2) {
             mounts.push(ViewMount::bind(c_path(&pair[0])?, c_path(&pair[1])?, libc::MS_REC));
         }
+        // Last, over the node's `/opt`: its one plugin directory.
+        if let (Some(state), Some(work)) = (&self.own_directories, &work) {
+            mounts.push(self.cni_bin(state, plugin_dirs, work.path(), &c_path)?);
+        }
         // SAFETY: the closure runs in the child between fork and exec; it only makes system
         // calls on values made before the fork (no allocation, no lock).
         unsafe {
             std::os::unix::process::CommandExt::pre_exec(command, move || enter_node_view(&netns, &mounts));
         }
         Ok(work)
+    }
+
+    /// The node's one plugin directory, [`CNI_BIN`], as a vendor's installer fills it on a
+    /// real node: an overlay of what was installed there as node files (on top, as the
+    /// DaemonSet's copy wins), then each of `plugin_dirs` in `CNI_PATH`'s order (the first
+    /// of a name wins, as a lookup along `CNI_PATH` finds it). A plugin that runs
+    /// `$CNI_PATH/host-local`, or a helper beside itself, finds it there. What a plugin
+    /// writes there lands in the node's upper layer ([`CNI_BIN_UPPER`]), in its snapshot.
+    fn cni_bin(&self, state: &Path, plugin_dirs: &[PathBuf], work: &Path, c_path: &dyn Fn(&Path) -> Result<std::ffi::CString>) -> Result<ViewMount> {
+        let installed = state.join("opt/cni/bin");
+        let mut lowers = vec![installed.clone()];
+        // A plugin directory that is `/opt/cni/bin` itself is the installed one in the view.
+        lowers.extend(plugin_dirs.iter().filter(|d| d.as_path() != Path::new(CNI_BIN) && **d != installed).cloned());
+        lowers.dedup();
+        if let Some(odd) = lowers.iter().find(|d| d.to_string_lossy().contains([':', ',', '\\'])) {
+            return Err(HarnessError::Command {
+                command: format!("make node {}'s {CNI_BIN}", self.netns),
+                detail: format!("plugin directory {} holds ':', ',' or '\\', which an overlay's lowerdir cannot name; move it", odd.display()),
+            });
+        }
+        let (upper, work) = (state.join(OVERLAY).join(CNI_BIN_UPPER), work.join(CNI_BIN_UPPER));
+        for dir in [&upper, &work] {
+            std::fs::create_dir_all(dir).map_err(|e| HarnessError::Command { command: format!("mkdir {}", dir.display()), detail: e.to_string() })?;
+        }
+        let lowerdir = lowers.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(":");
+        let options = format!("lowerdir={lowerdir},upperdir={},workdir={}", upper.display(), work.display());
+        Ok(ViewMount {
+            source: c"overlay".to_owned(),
+            target: c_path(Path::new(CNI_BIN))?,
+            fstype: Some(c"overlay".to_owned()),
+            flags: 0,
+            data: Some(c_path(Path::new(&options))?),
+        })
     }
 
     /// Which of [`WRITTEN_APART`] the node's plugins see through an overlay: each that is a
@@ -550,9 +587,10 @@ impl NodeView {
             mkdir(Path::new(seen_as))?;
             crate::cleanup::guard_creation(|| mkdir(&state.join(name)))?;
         }
-        for (name, _) in WRITTEN_APART {
+        for name in WRITTEN_APART.map(|(name, _)| name).into_iter().chain([CNI_BIN_UPPER]) {
             crate::cleanup::guard_creation(|| mkdir(&state.join(OVERLAY).join(name)))?;
         }
+        crate::cleanup::guard_creation(|| mkdir(&self.on_host(Path::new(CNI_BIN))))?;
         self.make_mount_points(&self.mounts(plugin_dirs))?;
         for file in &self.files {
             let to = self.on_host(&file.to);
@@ -707,6 +745,32 @@ pub const WRITTEN_APART: [(&str, &str); 6] =
 /// The directory in a node's state holding the upper layers of [`WRITTEN_APART`].
 pub const OVERLAY: &str = "overlay";
 
+/// A node's one plugin directory, its `CNI_PATH`, where a vendor's installer puts plugins
+/// (the reference plugins too) on a real node: see [`NodeView::cni_bin`].
+pub const CNI_BIN: &str = "/opt/cni/bin";
+
+/// The upper layer of [`CNI_BIN`] in [`OVERLAY`]: what plugins wrote there.
+pub const CNI_BIN_UPPER: &str = "opt-cni-bin";
+
+/// One directory holding a link to every entry of `plugin_dirs`, the first of a name
+/// winning (as a lookup along `CNI_PATH` finds it): a host runtime's `CNI_PATH` when it has
+/// several plugin directories, so a plugin that runs `$CNI_PATH/host-local` finds it there
+/// as on a node. Removed when dropped.
+fn one_plugin_directory(plugin_dirs: &[PathBuf]) -> Result<tempfile::TempDir> {
+    let failed = |what: String, e: std::io::Error| HarnessError::Command { command: what, detail: e.to_string() };
+    let one = tempfile::Builder::new().prefix("cni-path-").tempdir().map_err(|e| failed("make a plugin directory".into(), e))?;
+    for dir in plugin_dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        for entry in entries.flatten() {
+            let link = one.path().join(entry.file_name());
+            if std::fs::symlink_metadata(&link).is_err() {
+                std::os::unix::fs::symlink(entry.path(), &link).map_err(|e| failed(format!("link {}", link.display()), e))?;
+            }
+        }
+    }
+    Ok(one)
+}
+
 /// Copies `from` (a file, or a directory with everything in it) to `to`, modes kept (an
 /// executable stays one), replacing what is there.
 fn copy_into_node(from: &Path, to: &Path) -> Result<()> {
@@ -847,16 +911,36 @@ impl CniRuntime {
         }
     }
 
+    /// Where plugin `plugin` is on this host: in what was installed on the node as its files
+    /// (a lab node's [`CNI_BIN`]), else in the first plugin directory that has it.
     pub fn plugin_path(&self, plugin: &str) -> Result<PathBuf> {
-        self.plugin_dirs
-            .iter()
+        self.installed_plugins()
+            .into_iter()
+            .chain(self.plugin_dirs.iter().cloned())
             .map(|dir| dir.join(plugin))
             .find(|path| path.is_file())
-            .ok_or_else(|| HarnessError::MissingPlugin { plugin: plugin.to_owned(), searched: self.cni_path() })
+            .ok_or_else(|| HarnessError::MissingPlugin { plugin: plugin.to_owned(), searched: self.searched() })
     }
 
-    fn cni_path(&self) -> String {
+    /// The node's own [`CNI_BIN`] on this host, when the runtime's plugins run on a node
+    /// with directories of its own (where they see one plugin directory).
+    fn installed_plugins(&self) -> Option<PathBuf> {
+        self.node.as_ref().filter(|node| node.own_directories.is_some()).map(|node| node.on_host(Path::new(CNI_BIN)))
+    }
+
+    /// The plugin directories [`plugin_path`](Self::plugin_path) looked through, for its
+    /// error: what the profile (or `CNI_PATH`) named.
+    fn searched(&self) -> String {
         std::env::join_paths(&self.plugin_dirs).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default()
+    }
+
+    /// `CNI_PATH` as the plugins see it: [`CNI_BIN`] on a node with directories of its own,
+    /// else the plugin directories themselves.
+    fn cni_path(&self) -> String {
+        match self.installed_plugins() {
+            Some(_) => CNI_BIN.to_owned(),
+            None => std::env::join_paths(&self.plugin_dirs).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default(),
+        }
     }
 
     /// CNI ADD: runs the chain in order and caches the final result.
@@ -971,8 +1055,19 @@ impl CniRuntime {
     /// it exited, whatever that was. An error only when it could not be run at all.
     pub fn exec(&self, command: &str, plugin_name: &str, stdin: &[u8], environment: &[(&str, String)]) -> Result<PluginOutput> {
         let binary = self.plugin_path(plugin_name)?;
-        let mut process = Command::new(&binary);
-        process.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()).env("CNI_PATH", self.cni_path());
+        // Run as a runtime runs it, from one plugin directory that is all of `CNI_PATH`: the
+        // node's own, or on the host (a VERSION before the lab is built) one made for the call.
+        let (run_as, cni_path, _made_for_the_call) = match (self.installed_plugins(), &self.node) {
+            (Some(_), _) => (Path::new(CNI_BIN).join(plugin_name), CNI_BIN.to_owned(), None),
+            (None, Some(_)) => (binary.clone(), self.cni_path(), None),
+            (None, None) if self.plugin_dirs.len() < 2 => (binary.clone(), self.cni_path(), None),
+            (None, None) => {
+                let one = one_plugin_directory(&self.plugin_dirs)?;
+                (one.path().join(plugin_name), one.path().display().to_string(), Some(one))
+            }
+        };
+        let mut process = Command::new(&run_as);
+        process.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()).env("CNI_PATH", &cni_path);
         process.envs(environment.iter().map(|(k, v)| (*k, v.as_str())));
         let attachment = attachment_of(environment);
         let failed =
@@ -1002,7 +1097,7 @@ impl CniRuntime {
         }
         *self.records.usage.lock().unwrap_or_else(|e| e.into_inner()) = self.usage().with(usage);
         let mut given: Vec<(String, String)> = environment.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
-        given.push(("CNI_PATH".into(), self.cni_path()));
+        given.push(("CNI_PATH".into(), cni_path));
         let invocation = Invocation {
             at,
             took: started.elapsed(),

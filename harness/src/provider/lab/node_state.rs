@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::cni::runtime::{NODE_DIRECTORIES, OVERLAY, WRITTEN_APART};
+use crate::cni::runtime::{CNI_BIN, CNI_BIN_UPPER, NODE_DIRECTORIES, OVERLAY, WRITTEN_APART};
 use crate::error::Result;
 use crate::provider::lab::shell::run;
 
@@ -134,6 +134,18 @@ fn written_apart(own_directories: &Path) -> Vec<String> {
             } else if !on_the_host.is_dir() {
                 lines.push(format!("written {}/", on_the_host.display()));
             }
+        }
+    }
+    // The node's plugin directory is no host directory: what a plugin wrote there is a
+    // file made or replaced (a directory there is where one went).
+    let upper = own_directories.join(OVERLAY).join(CNI_BIN_UPPER);
+    for file in files_under(&upper) {
+        let Ok(meta) = std::fs::symlink_metadata(upper.join(&file)) else { continue };
+        let seen_as = Path::new(CNI_BIN).join(&file);
+        if meta.file_type().is_char_device() && meta.rdev() == 0 {
+            lines.push(format!("removed {}", seen_as.display()));
+        } else if !meta.is_dir() {
+            lines.push(format!("written {}", seen_as.display()));
         }
     }
     lines
