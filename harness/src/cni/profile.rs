@@ -374,7 +374,7 @@ fn upgrade_procedure(file: UpgradeFile, installation: &Installation, malformed: 
     }
     let (first_selector, first_readiness) = match file.first {
         Some(first) if first.selector.trim().is_empty() => {
-            return Err(malformed("upgrade.first.selector: expected a label selector (`component=antrea-controller`)".into()))
+            return Err(malformed("upgrade.first.selector: expected a label selector (`component!=antrea-agent`)".into()))
         }
         Some(first) => (Some(first.selector), first.readiness),
         None => (None, Vec::new()),
@@ -479,7 +479,7 @@ mod tests {
             assert!(error.contains(expected) && error.contains(&path.display().to_string()), "{text}: {error}");
         }
         let antrea = load_profile("antrea").unwrap();
-        assert_eq!((antrea.upgrade.first_selector.as_deref(), antrea.upgrade.first_readiness.len()), (Some("component=antrea-controller"), 1));
+        assert_eq!((antrea.upgrade.first_selector.as_deref(), antrea.upgrade.first_readiness.len()), (Some("component!=antrea-agent"), 1));
         let cilium = load_profile("cilium").unwrap();
         assert_eq!(cilium.upgrade.preflight.as_ref().map(|p| p.release.as_str()), Some("cilium-preflight"));
         assert!(cilium.upgrade.values.contains(&("upgradeCompatibility".into(), "{initialMinor}".into())));

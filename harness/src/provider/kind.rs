@@ -574,11 +574,9 @@ pub fn upgrade_steps(
                 kubectl_step(&kubeconfig, purpose, args, timeouts.install_cni)
             };
             if let Some(selector) = &to.upgrade.first_selector {
-                steps.extend(
-                    sources
-                        .iter()
-                        .map(|source| apply(format!("upgrading {} to {} first: the objects labelled {selector}", to.name, to.version), source, Some(selector))),
-                );
+                steps.extend(sources.iter().map(|source| {
+                    apply(format!("upgrading {} to {} first: the objects its selector {selector} picks", to.name, to.version), source, Some(selector))
+                }));
                 steps.extend(to.upgrade.first_readiness.iter().flat_map(|w| rollout_steps(&kubeconfig, w, timeouts)));
             }
             steps.extend(sources.iter().map(|source| apply(format!("upgrading in place to {} {}", to.name, to.version), source, None)));
@@ -1042,12 +1040,12 @@ mod tests {
     }
 
     /// Antrea's docs/versioning.md: the Controller is upgraded before any Agent (the
-    /// manifest split by the Controller's label), then the whole release manifest, then
-    /// every workload awaited; nothing is deleted or restarted by hand.
+    /// manifest split: everything but the Agent's DaemonSet), then the whole release
+    /// manifest, then every workload awaited; nothing is deleted or restarted by hand.
     #[test]
     fn antrea_is_upgraded_controller_first_then_its_agents_roll() {
         let plan = upgrade_text("antrea-2.1", "antrea-2.1", "antrea", Addons::default());
-        let first = plan.find("--selector component=antrea-controller").expect("the Controller's objects first");
+        let first = plan.find("--selector component!=antrea-agent").expect("the Controller's objects first");
         let controller_ready = plan.find("rollout status deployment/antrea-controller").unwrap();
         let whole = plan.rfind("apply --server-side -f https://github.com/antrea-io/antrea/releases/download/v2.2.0/antrea.yml\n").unwrap();
         let agents = plan.find("rollout status daemonset/antrea-agent").unwrap();
@@ -1055,7 +1053,37 @@ mod tests {
         assert!(!plan.contains("delete") && !plan.contains("v2.1.0"), "{plan}");
         insta::assert_snapshot!("antrea_upgrade_plan", plan);
         let rollback = upgrade_text("antrea-2.1", "antrea", "antrea-2.1", Addons::default());
-        assert!(rollback.contains("releases/download/v2.1.0/antrea.yml --selector component=antrea-controller") && !rollback.contains("v2.2.0"), "{rollback}");
+        assert!(rollback.contains("releases/download/v2.1.0/antrea.yml --selector component!=antrea-agent") && !rollback.contains("v2.2.0"), "{rollback}");
+    }
+
+    /// What the first step of an Antrea upgrade applies, judged against every object of the
+    /// release manifests it is applied to (recorded from build/yamls/antrea.yml at tags
+    /// v2.1.0 and v2.2.0 of antrea-io/antrea): every object but the Agent's DaemonSet, so the
+    /// Controller comes up with its RBAC, config, APIServices, webhooks and CRDs of the new
+    /// version before any Agent is. kubectl filters the file's objects with apimachinery's
+    /// label selector, where `key!=value` also selects an object without the label
+    /// (`Requirement.Matches`, staging/src/k8s.io/apimachinery/pkg/labels/selector.go).
+    #[test]
+    fn antrea_s_first_step_applies_everything_but_the_agent_daemonset() {
+        let matches = |selector: &str, labels: &str| {
+            let labels: std::collections::BTreeMap<&str, &str> = labels.split(',').filter_map(|l| l.split_once('=')).collect();
+            selector.split(',').all(|requirement| match requirement.split_once("!=") {
+                Some((key, value)) => labels.get(key) != Some(&value),
+                None => requirement.split_once('=').is_some_and(|(key, value)| labels.get(key) == Some(&value)),
+            })
+        };
+        for (profile, objects) in [("antrea", "upstream/antrea-v2.2.0-objects.txt"), ("antrea-2.1", "upstream/antrea-v2.1.0-objects.txt")] {
+            let selector = cni::load_profile(profile).unwrap().upgrade.first_selector.unwrap();
+            let text = std::fs::read_to_string(crate::fixtures::fixture_path(objects)).unwrap();
+            let objects: Vec<Vec<&str>> = text.lines().filter(|l| !l.starts_with('#')).map(|l| l.split(' ').collect()).collect();
+            let left: Vec<String> = objects.iter().filter(|o| !matches(&selector, o[2])).map(|o| format!("{} {}", o[0], o[1])).collect();
+            assert_eq!(left, ["DaemonSet antrea-agent"], "{profile}: what waits for the whole manifest");
+            for first in ["Deployment antrea-controller", "APIService v1beta2.controlplane.antrea.io", "ValidatingWebhookConfiguration crdvalidator.antrea.io"]
+            {
+                assert!(objects.iter().any(|o| format!("{} {}", o[0], o[1]) == first), "{profile}: {first} is in the manifest");
+            }
+            assert!(objects.iter().filter(|o| o[0] == "CustomResourceDefinition").count() > 10, "{profile}: the CRDs are recorded");
+        }
     }
 
     /// Cilium's upgrade guide (Documentation/operations/upgrade.rst): the pre-flight check
