@@ -701,7 +701,7 @@ mod tests {
     #[test]
     fn a_pod_wait_inside_a_trial_ends_with_the_trial_and_names_both_budgets() {
         let access = a_pod_never_ready();
-        let _trial = crate::deadline::enter(std::time::Instant::now() + Duration::from_millis(300), "Timeouts::trial");
+        let _trial = crate::deadline::enter(crate::deadline::TrialClock::starting_now(Duration::from_millis(300)), "Timeouts::trial");
         let started = std::time::Instant::now();
         let error = access.wait_pod_ready("prod", "web", Duration::from_secs(180), "KubeTimeouts::pod_ready").unwrap_err().to_string();
         assert!(started.elapsed() < Duration::from_secs(3), "not the pod's 180 s");

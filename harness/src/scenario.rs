@@ -385,30 +385,46 @@ pub fn run_scenario_collecting(
         cx.rules_at_start = Some(crate::diagnostics::rule_counters(cluster.as_ref()));
     }
     let body = scenario.body;
-    let deadline = Instant::now() + timeouts.trial;
+    // Its end moves later while a step with a planned budget of its own runs (a CNI
+    // replacement: `ScenarioContext::upgrade_cni`).
+    let clock = crate::deadline::TrialClock::starting_now(timeouts.trial);
+    // Set when the runner gave up on the body: its own bundle is then taken already.
+    let abandoned = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let span = tracing::Span::current();
-    let (name, collect) = (scenario.name, collection.cloned());
+    let (name, collect, body_clock, body_abandoned) = (scenario.name, collection.cloned(), clock.clone(), Arc::clone(&abandoned));
     std::thread::spawn(move || {
         let _span = span.entered();
         let outcome = {
-            let _deadline = crate::deadline::enter(deadline, "Timeouts::trial");
+            let _deadline = crate::deadline::enter(body_clock, "Timeouts::trial");
             outcome_of(std::panic::catch_unwind(AssertUnwindSafe(|| body(&mut cx))))
         };
         let failed = outcome.is_failure();
         let wanted = collect.filter(|c| c.mode.wants(failed) && !matches!(outcome, TrialOutcome::Ignored(_)));
         let message = outcome.message();
         let _ = done_tx.send(outcome);
-        if let Some(collection) = wanted {
+        if let Some(collection) = wanted.filter(|_| !body_abandoned.load(Ordering::SeqCst)) {
             let _ = bundle_tx.send(cx.collect_bundle(name, &message, &collection));
         }
         // What the trial broke is mended here (see `Drop`), after its bundle saw it broken.
         drop(cx);
         let _ = mended_tx.send(());
     });
-    let (outcome, timed_out) = match done_rx.recv_timeout(timeouts.trial + timeouts.trial_grace) {
-        Ok(outcome) => (outcome, false),
-        Err(_) => (TrialOutcome::Error(format!("scenario timed out after {}s (Timeouts::trial)", timeouts.trial.as_secs())), true),
+    let outcome = loop {
+        let wait = clock.at().saturating_duration_since(Instant::now()) + timeouts.trial_grace;
+        match done_rx.recv_timeout(wait) {
+            Ok(outcome) => break Some(outcome),
+            // Moved later while it waited: wait on.
+            Err(_) if clock.at() + timeouts.trial_grace > Instant::now() => continue,
+            Err(_) => break None,
+        }
     };
+    let timed_out = outcome.is_none();
+    let outcome = outcome.unwrap_or_else(|| {
+        abandoned.store(true, Ordering::SeqCst);
+        let extended = clock.extended_by();
+        let planned = if extended.is_zero() { String::new() } else { format!(", {}s of it planned CNI replacements", extended.as_secs()) };
+        TrialOutcome::Error(format!("scenario timed out after {}s (Timeouts::trial{planned})", (timeouts.trial + extended).as_secs()))
+    });
     let failed = outcome.is_failure();
     let bundle = match collection.filter(|c| c.mode.wants(failed) && !matches!(outcome, TrialOutcome::Ignored(_))) {
         None => None,
@@ -419,11 +435,14 @@ pub fn run_scenario_collecting(
         Some(_) => bundle_rx.recv_timeout(crate::diagnostics::LIMITS.time + Duration::from_secs(30)).ok(),
     };
     // The next trial (or the process's end) must not come while this one is still rolling
-    // a CNI back or restoring a node. A body still running past its budget mends nothing yet.
-    if !timed_out && mended_rx.recv_timeout(timeouts.mend).is_err() {
+    // a CNI back or restoring a node: the caller's trial lock is held until then. A body
+    // that ran past its budget gets as long again to end and mend (its waits end with the
+    // trial's deadline, so it ends soon after; then its rollback runs).
+    if mended_rx.recv_timeout(timeouts.mend).is_err() {
         tracing::error!(
-            "trial {trial} of {}: still mending what it broke after {} s (Timeouts::mend); later trials may find the cluster unmended",
+            "trial {trial} of {}: {} after {} s (Timeouts::mend); later trials may find the cluster unmended",
             scenario.name,
+            if timed_out { "its body, timed out, has still not ended and mended what it broke" } else { "still mending what it broke" },
             timeouts.mend.as_secs()
         );
     }
@@ -1226,13 +1245,62 @@ mod tests {
         let outcome = run_scenario(
             &stand_in(),
             &scenario(|_| {
-                std::thread::sleep(Duration::from_secs(2));
+                std::thread::sleep(Duration::from_millis(300));
                 unreachable!()
             }),
             &timeouts,
             "t1",
         );
         assert!(matches!(&outcome, TrialOutcome::Error(m) if m.contains("timed out") && m.contains("Timeouts::trial")), "{outcome:?}");
+    }
+
+    /// The runner's caller holds the trial lock until `run_scenario` returns: a timed-out
+    /// trial returns only once its body has ended and mended what it broke (its node
+    /// restored), so the next disruptive trial never meets a half-mended cluster; bounded by
+    /// `Timeouts::mend`.
+    #[test]
+    fn a_timed_out_trial_returns_only_after_its_body_ended_and_mended() {
+        static RESTORED: AtomicUsize = AtomicUsize::new(0);
+        let worker = Node { name: "c-worker".into(), role: NodeRole::Worker, labels: Labels::new(), address: "192.0.2.21".parse().unwrap() };
+        let cluster: Arc<dyn Cluster> = Arc::new(crate::provider::stand_in::stand_in_with(vec![worker], &[]).with_restore(|_: &Node| {
+            RESTORED.fetch_add(1, Ordering::SeqCst);
+        }));
+        let slow = scenario(|cx| {
+            cx.fail_node("c-worker")?;
+            std::thread::sleep(Duration::from_millis(600));
+            Err(HarnessError::NotFound { what: "time".into(), wanted: "none".into() })
+        });
+        let timeouts = Timeouts { trial: Duration::from_millis(100), trial_grace: Duration::from_millis(50), ..Timeouts::default() };
+        let started = Instant::now();
+        let outcome = run_scenario(&cluster, &slow, &timeouts, "t1");
+        assert!(matches!(&outcome, TrialOutcome::Error(m) if m.contains("timed out after 0s (Timeouts::trial)")), "{outcome:?}");
+        assert!(started.elapsed() >= Duration::from_millis(600), "returned after {:?}, before its body ended", started.elapsed());
+        assert_eq!(RESTORED.load(Ordering::SeqCst), 1, "the node was restored before the runner returned");
+    }
+
+    /// A step with a planned budget of its own (a CNI replacement on kind) moves the trial's
+    /// end: the runner waits for it, and a trial that overruns even that says how much of
+    /// its budget the plan gave.
+    #[test]
+    fn a_planned_step_moves_the_trial_s_end_for_the_runner_too() {
+        let timeouts = Timeouts { trial: Duration::from_millis(100), trial_grace: Duration::from_millis(50), ..Timeouts::default() };
+        let planned = scenario(|_| {
+            crate::deadline::extend(Duration::from_millis(800));
+            std::thread::sleep(Duration::from_millis(400));
+            Err(HarnessError::CannotObserve { reason: "the planned step ended".into() })
+        });
+        let outcome = run_scenario(&stand_in(), &planned, &timeouts, "t1");
+        assert_eq!(outcome, TrialOutcome::Ignored("the planned step ended".into()), "ended, not timed out");
+        let overrun = scenario(|_| {
+            crate::deadline::extend(Duration::from_secs(1));
+            std::thread::sleep(Duration::from_millis(1500));
+            Err(HarnessError::CannotObserve { reason: "too late".into() })
+        });
+        let outcome = run_scenario(&stand_in(), &overrun, &timeouts, "t2");
+        assert!(
+            matches!(&outcome, TrialOutcome::Error(m) if m.contains("timed out after 1s (Timeouts::trial, 1s of it planned CNI replacements)")),
+            "{outcome:?}"
+        );
     }
 
     /// A trial that waits for a policy the stand-in never realizes.

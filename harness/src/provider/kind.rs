@@ -42,6 +42,11 @@ impl Default for KindTimeouts {
     }
 }
 
+/// What a plan of CLI steps may take, each at most its own budget.
+fn planned_budget(steps: &[CliStep]) -> Duration {
+    steps.iter().map(|step| step.timeout).sum()
+}
+
 /// How to build a kind cluster.
 #[derive(Debug, Clone)]
 pub struct KindOptions {
@@ -1056,6 +1061,23 @@ mod tests {
         assert!(rollback.contains("releases/download/v2.1.0/antrea.yml --selector component!=antrea-agent") && !rollback.contains("v2.2.0"), "{rollback}");
     }
 
+    /// A trial that upgrades gets the plan's budgets on top of its own: for Antrea 2.1 to
+    /// 2.2, every step's (the Controller's objects, its rollout, the manifest, each
+    /// workload's rollout), far more than `Timeouts::trial`'s 300 s.
+    #[test]
+    fn an_upgrade_s_trial_gets_its_plan_s_budget() {
+        let files = RunFiles::in_dir(Path::new("/run/cni-conformance/cniconf-0a1b2c"));
+        let [initial, to] = ["antrea-2.1", "antrea"].map(|name| cni::load_profile(name).unwrap());
+        let steps = upgrade_steps("cniconf-0a1b2c", &initial, &initial, &to, &files, &KindTimeouts::default(), Addons::default()).unwrap();
+        let budget = planned_budget(&steps);
+        assert_eq!(budget, steps.iter().map(|s| s.timeout).sum::<Duration>());
+        assert!(budget > Duration::from_secs(300) && steps.len() >= 4, "{} steps, {budget:?}", steps.len());
+        let clock = crate::deadline::TrialClock::starting_now(Duration::from_secs(300));
+        let _trial = crate::deadline::enter(clock.clone(), "Timeouts::trial");
+        crate::deadline::extend(budget);
+        assert_eq!(clock.extended_by(), budget);
+    }
+
     /// What the first step of an Antrea upgrade applies, judged against every object of the
     /// release manifests it is applied to (recorded from build/yamls/antrea.yml at tags
     /// v2.1.0 and v2.2.0 of antrea-io/antrea): every object but the Agent's DaemonSet, so the
@@ -1672,8 +1694,13 @@ impl super::kubernetes::Environment for KindEnvironment {
         Some(cli::run(&super::kubernetes::describe_pods_step(namespace, &["--kubeconfig", &kubeconfig])))
     }
 
+    /// The plan's steps in order; the trial replacing the CNI gets their budgets on top of
+    /// its own (`Timeouts::trial` fits a scenario, not a rolling upgrade node by node, let
+    /// alone the two or three of a scenario that also rolls back).
     fn replace_cni(&self, initial: &CniProfile, running: &CniProfile, with: &CniProfile) -> Result<()> {
-        for step in upgrade_steps(&self.cluster.name, initial, running, with, &self.cluster.files, &self.timeouts, self.cluster.addons)? {
+        let steps = upgrade_steps(&self.cluster.name, initial, running, with, &self.cluster.files, &self.timeouts, self.cluster.addons)?;
+        crate::deadline::extend(planned_budget(&steps));
+        for step in steps {
             cli::run(&step)?;
         }
         Ok(())
