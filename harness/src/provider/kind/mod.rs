@@ -3,9 +3,11 @@
 //! kubeconfig in a private file (never merged into the user's own), deleted when the suite
 //! ends; or, with `CNICONF_KEEP_CLUSTER=1`, kept and reused between runs.
 
-/// Why kind and existing clusters do not host the performance scenarios yet.
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+mod running_cni;
+pub use running_cni::{RunningCni, RUNNING_CNI};
 
 use serde_json::Value;
 
@@ -1078,6 +1080,33 @@ mod tests {
         assert_eq!(clock.extended_by(), budget);
     }
 
+    /// A kept cluster whose state says an upgrade trial's process died before its rollback
+    /// is taken back to its installed CNI by the rollback plan before anything else uses
+    /// it; a cluster whose state says nothing is left as it is. (Here no kubectl reaches a
+    /// cluster: the attempt's error names the plan's first step, and the record stays for
+    /// the next process to try again.)
+    #[test]
+    fn a_lost_rollback_is_repaired_from_the_cluster_s_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = RunFiles::in_dir(dir.path());
+        let installed = cni::load_profile("antrea-2.1").unwrap();
+        let cluster = KindCluster {
+            name: "cniconf-kept-antrea".into(),
+            plan: KindPlan::new("cniconf-kept-antrea", &installed, &files, &KindTimeouts::default(), Addons::default(), &[]),
+            files,
+            keep: true,
+            shared_run: None,
+            addons: Addons::default(),
+        };
+        let environment = KindEnvironment::without_echo(cluster, vec![], &KindTimeouts::default());
+        environment.restore_installed_cni().expect("nothing recorded: nothing to do");
+        let upgraded = RunningCni { installed: installed.source.clone(), running: cni::load_profile("antrea").unwrap().source, replacing_to: None };
+        upgraded.write(dir.path()).unwrap();
+        let error = environment.restore_installed_cni().unwrap_err().to_string();
+        assert!(error.contains("v2.1.0/antrea.yml --selector component!=antrea-agent"), "the rollback plan's first step: {error}");
+        assert_eq!(RunningCni::read(dir.path()).unwrap(), Some(upgraded), "kept for the next try");
+    }
+
     /// What the first step of an Antrea upgrade applies, judged against every object of the
     /// release manifests it is applied to (recorded from build/yamls/antrea.yml at tags
     /// v2.1.0 and v2.2.0 of antrea-io/antrea): every object but the Agent's DaemonSet, so the
@@ -1509,6 +1538,30 @@ impl KindEnvironment {
         }
     }
 
+    /// Brings a kept or shared cluster back to the CNI it was installed with when its state
+    /// says it runs another ([`RunningCni`]: an upgrade trial's process was killed before
+    /// its rollback): the upgrade plan from what runs to the installed profile. Waits for
+    /// every trial on the cluster to end first (a live trial's upgrade is no leftover).
+    pub fn restore_installed_cni(&self) -> Result<()> {
+        let _alone = runs::trial_lock(&self.cluster.name, true);
+        let Some(record) = RunningCni::read(&self.cluster.files.dir)? else { return Ok(()) };
+        let Some((installed, from)) = record.restoration() else { return Ok(()) };
+        let load = |path: &Path| crate::cni::load_profile(&path.display().to_string());
+        let (installed, from) = (load(installed)?, load(from)?);
+        tracing::warn!(
+            "kind cluster {} runs {} {}, not the {} {} it was installed with: restoring it",
+            self.cluster.name,
+            from.name,
+            from.version,
+            installed.name,
+            installed.version
+        );
+        for step in upgrade_steps(&self.cluster.name, &installed, &from, &installed, &self.cluster.files, &self.timeouts, self.cluster.addons)? {
+            cli::run(&step)?;
+        }
+        RunningCni { installed: installed.source.clone(), running: installed.source, replacing_to: None }.write(&self.cluster.files.dir)
+    }
+
     fn docker(&self, purpose: String, args: &[&str]) -> Result<()> {
         self.docker_output(purpose, args).map(drop)
     }
@@ -1697,13 +1750,21 @@ impl super::kubernetes::Environment for KindEnvironment {
     /// The plan's steps in order; the trial replacing the CNI gets their budgets on top of
     /// its own (`Timeouts::trial` fits a scenario, not a rolling upgrade node by node, let
     /// alone the two or three of a scenario that also rolls back).
+    /// The cluster's state says what it runs throughout ([`RunningCni`]), so a replacement
+    /// cut short by a killed process is undone by the next one (or by teardown).
     fn replace_cni(&self, initial: &CniProfile, running: &CniProfile, with: &CniProfile) -> Result<()> {
         let steps = upgrade_steps(&self.cluster.name, initial, running, with, &self.cluster.files, &self.timeouts, self.cluster.addons)?;
+        let record = |running: &CniProfile, replacing_to: Option<&CniProfile>| RunningCni {
+            installed: initial.source.clone(),
+            running: running.source.clone(),
+            replacing_to: replacing_to.map(|p| p.source.clone()),
+        };
+        record(running, Some(with)).write(&self.cluster.files.dir)?;
         crate::deadline::extend(planned_budget(&steps));
         for step in steps {
             cli::run(&step)?;
         }
-        Ok(())
+        record(with, None).write(&self.cluster.files.dir)
     }
 
     fn run_on_node(&self, node: &crate::model::Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
@@ -1773,6 +1834,8 @@ impl super::kubernetes::Environment for KindEnvironment {
                     self.docker(format!("removing egress IP {ip} from node {node}"), &["exec", &node, "ip", "addr", "del", &format!("{ip}/32"), "dev", "eth0"]);
                 problems.extend(removed.err());
             }
+            // A rollback this process lost (its trial's mend ran out) is not left to the next.
+            problems.extend(self.restore_installed_cni().err());
         }
         // After the run's objects are gone (the cluster tore them down first).
         problems.extend(
@@ -1842,7 +1905,8 @@ pub fn provision(cni: &CniProfile, options: &KindOptions, features: &[crate::cni
     let runtime = std::sync::Arc::new(
         tokio::runtime::Runtime::new().map_err(|e| HarnessError::Command { command: "starting a tokio runtime".into(), detail: e.to_string() })?,
     );
-    let environment = match KindEnvironment::start(cluster, &runtime, &options.timeouts) {
+    // A kept or shared cluster runs what it was installed with before this process uses it.
+    let environment = match KindEnvironment::start(cluster, &runtime, &options.timeouts).and_then(|e| e.restore_installed_cni().map(|()| e)) {
         Ok(environment) => environment,
         Err(e) => {
             let _ = cli::run(&KindPlan::new(&name, cni, &RunFiles::in_dir(&runs::state_dir(&name)), &options.timeouts, addons, &[]).delete);
