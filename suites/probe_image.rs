@@ -14,7 +14,7 @@ use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
 /// Why the image cannot be run here, if it cannot.
 fn unavailable() -> Option<String> {
-    [PROBE_IMAGE, TSN_PROXY_IMAGE, IPERF3_IMAGE].into_iter().find_map(|image| {
+    [PROBE_IMAGE, TSN_PROXY_IMAGE, IPERF3_IMAGE, harness::tools::NETTOOLS_IMAGE].into_iter().find_map(|image| {
         let inspect = CliStep::new(format!("looking for the image {image}"), "docker", ["image", "inspect", image], std::time::Duration::from_secs(30));
         cli::run(&inspect).err().map(|e| format!("{e}; build it with `cargo xtask image`"))
     })
@@ -136,10 +136,12 @@ fn iperf3_beside_a_container_serves_on_its_address() -> Result<(), Failed> {
     outcome
 }
 
-/// What a failed kind trial's path trace does on each node and on the external echo:
-/// this machine's tcpdump run in a container's network (`run_in_network_of`, nsenter),
-/// which the container's image lacks. It sees the container's own address and the SYN
-/// another container sends it, with that container's source address.
+/// What a failed kind trial's path trace and bundle do on each node and on the external
+/// echo: tcpdump, ip and the probe's tcx listing run in a helper container of the nettools
+/// image sharing the container's network (`run_in_network_of`: no nsenter, no root on this
+/// machine), tools the container's image lacks. It sees the container's own address and
+/// the SYN another container sends it, with that container's source address, and lists
+/// the tcx programs there (none).
 fn a_capture_in_a_containers_network_sees_what_reaches_it() -> Result<(), Failed> {
     use harness::provider::external::run_in_network_of;
     let runtime = Arc::new(tokio::runtime::Runtime::new()?);
@@ -151,11 +153,19 @@ fn a_capture_in_a_containers_network_sees_what_reaches_it() -> Result<(), Failed
         return Err(format!("the echo's network should hold its address {}: {addresses}", echo.address).into());
     }
     let filter = format!("tcp[tcpflags] & tcp-syn != 0 and dst host {} and dst port 8080", echo.address);
+    let listed = run_in_network_of(&echo.id(), "cni-probe", &["bpf-attachments"])?.stdout_of_success("cni-probe bpf-attachments in the echo's network")?;
+    if !listed.trim().is_empty() {
+        return Err(format!("no tcx program is attached in a probe container's network, yet: {listed}").into());
+    }
+    // Requests until the capture ends: the helper container takes its time to start.
     let capture = std::thread::scope(|scope| {
         let id = echo.id();
-        let capturing = scope.spawn(move || run_in_network_of(&id, "timeout", &["3", "tcpdump", "-i", "any", "-nn", "-l", "-c", "1", &filter]));
-        std::thread::sleep(std::time::Duration::from_millis(1200));
-        let answered = observe(&client, &format!("http://{}:8080/", echo.address));
+        let capturing = scope.spawn(move || run_in_network_of(&id, "timeout", &["8", "tcpdump", "-i", "any", "-nn", "-l", "-c", "1", &filter]));
+        let mut answered = Err::<Observation, Failed>("no request made".into());
+        while !capturing.is_finished() {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            answered = observe(&client, &format!("http://{}:8080/", echo.address));
+        }
         (capturing.join().expect("the capture returns"), answered)
     });
     let (captured, answered) = (capture.0?, capture.1?);

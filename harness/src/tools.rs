@@ -19,5 +19,13 @@ pub const IPERF3_PORT: u16 = 5201;
 /// libraries it links, FROM scratch) for throughput on kind.
 pub const IPERF3_IMAGE: &str = concat!("cni-iperf3:", env!("CARGO_PKG_VERSION"));
 
+/// The image of the tools the harness runs beside a node, in a helper container sharing its
+/// network (`docker run --network container:<node>`): tcpdump, sh, timeout and base64 (a
+/// failure's path trace), ip and conntrack (a bundle's look outside), and the static probe (`cni-probe bpf-attachments`). Built by
+/// `cargo xtask image` from this machine's Debian binaries and the libraries they link,
+/// FROM scratch. A helper container needs no root on the machine running the suites and
+/// works with a remote Docker host, where `nsenter` into a node's PID needs both.
+pub const NETTOOLS_IMAGE: &str = concat!("cni-nettools:", env!("CARGO_PKG_VERSION"));
+
 /// The reference TSN metadata proxy's image, built by `cargo xtask image`.
 pub const TSN_PROXY_IMAGE: &str = concat!("tsn-metadata-proxy:", env!("CARGO_PKG_VERSION"));

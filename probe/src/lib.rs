@@ -5,6 +5,7 @@
 //! prints one [`Observation`] as JSON: what was seen, or why nothing was (refused, timed
 //! out, unreachable). Nothing here knows where it runs: a network namespace or a container.
 
+pub mod attachments;
 pub mod hold;
 pub mod talk;
 
@@ -133,6 +134,10 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         interval_ms: u64,
     },
+    /// Print the BPF programs attached with tcx to each link of this network namespace,
+    /// one per line (`tcx egress on eth0: restore_prio`); needs CAP_NET_ADMIN and
+    /// CAP_SYS_ADMIN (or CAP_BPF) to read them.
+    BpfAttachments,
     /// Request URL once and print the observation as JSON; exit 0 only if it answered.
     Get {
         url: String,
@@ -197,6 +202,16 @@ pub fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
+        Command::BpfAttachments => match attachments::tcx_attachments() {
+            Ok(lines) => {
+                lines.iter().for_each(|line| println!("{line}"));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cni-probe bpf-attachments: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Get { url, timeout_ms } => {
             let observation = get(&url, Duration::from_millis(timeout_ms));
             println!("{}", serde_json::to_string(&observation).expect("observation serializes"));

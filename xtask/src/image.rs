@@ -1,10 +1,12 @@
 //! `cargo xtask image`: the probe and the reference TSN metadata proxy as `FROM scratch`
 //! container images — a static build of each binary, the Dockerfile beside it, `docker build`
-//! — and iperf3, Debian's binary with the libraries it links, FROM scratch too.
+//! — and iperf3 and the nettools (tcpdump, sh, timeout, base64, the static probe), Debian's
+//! binaries with the libraries they link, FROM scratch too.
 
 use std::process::Command;
 
 use harness::provider::kind::{IPERF3_IMAGE, PROBE_IMAGE, STATIC_PROBE, TSN_PROXY_IMAGE};
+use harness::tools::NETTOOLS_IMAGE;
 
 use crate::util::workspace_root;
 
@@ -17,30 +19,40 @@ fn host_triple() -> Result<String, String> {
         .ok_or_else(|| "`rustc -vV` named no host triple".into())
 }
 
-/// The iperf3 image: this machine's iperf3 (Debian's, from `cargo xtask deps`) and every
-/// library `ldd` says it loads, each at its path, under `context/rootfs`, plus an empty
-/// /tmp (iperf3 makes its send buffer's file there).
-fn iperf3_image(context: &std::path::Path) -> Result<(), String> {
-    let iperf3 = std::path::Path::new("/usr/bin/iperf3");
+/// A FROM scratch image of this machine's `binaries` (Debian's, from `cargo xtask deps`)
+/// with every library `ldd` says each loads, each at its path, under `context/rootfs`, plus
+/// `extra` files (from, path in the image) and an empty /tmp; `dockerfile` beside them.
+fn rootfs_image(context: &std::path::Path, binaries: &[&str], extra: &[(std::path::PathBuf, &str)], dockerfile: &str, tag: &str) -> Result<(), String> {
     let rootfs = context.join("rootfs");
     let _ = std::fs::remove_dir_all(&rootfs);
-    let linked = Command::new("ldd").arg(iperf3).output().map_err(|e| format!("failed to run `ldd {}`: {e}", iperf3.display()))?;
-    if !linked.status.success() {
-        return Err(format!("`ldd {}` failed: {}", iperf3.display(), String::from_utf8_lossy(&linked.stderr).trim()));
+    let mut files: Vec<(std::path::PathBuf, std::path::PathBuf)> = Vec::new();
+    for binary in binaries.iter().map(std::path::Path::new) {
+        let linked = Command::new("ldd").arg(binary).output().map_err(|e| format!("failed to run `ldd {}`: {e}", binary.display()))?;
+        files.push((binary.to_path_buf(), binary.to_path_buf()));
+        // A static binary: "not a dynamic executable", and nothing to add.
+        if linked.status.success() {
+            files.extend(libraries_of(&String::from_utf8_lossy(&linked.stdout)).into_iter().map(|l| (l.clone(), l)));
+        }
     }
-    let mut files = vec![iperf3.to_path_buf()];
-    files.extend(libraries_of(&String::from_utf8_lossy(&linked.stdout)));
-    for file in &files {
-        let there = rootfs.join(file.strip_prefix("/").unwrap_or(file));
+    files.extend(extra.iter().map(|(from, to)| (from.clone(), std::path::PathBuf::from(to))));
+    for (from, to) in &files {
+        let there = rootfs.join(to.strip_prefix("/").unwrap_or(to));
         std::fs::create_dir_all(there.parent().expect("a file has a parent")).map_err(|e| format!("creating {}: {e}", there.display()))?;
-        // Follows symlinks: the image gets the library's contents under the name it is loaded by.
-        std::fs::copy(file, &there).map_err(|e| format!("copying {} into the iperf3 image: {e}", file.display()))?;
+        // Follows symlinks: the image gets the file's contents under the name it is run or loaded by.
+        std::fs::copy(from, &there).map_err(|e| format!("copying {} into {tag}: {e}", from.display()))?;
     }
-    std::fs::create_dir_all(rootfs.join("tmp")).map_err(|e| format!("creating /tmp in the iperf3 image: {e}"))?;
+    std::fs::create_dir_all(rootfs.join("tmp")).map_err(|e| format!("creating /tmp in {tag}: {e}"))?;
     std::fs::set_permissions(rootfs.join("tmp"), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).map_err(|e| e.to_string())?;
-    std::fs::copy(workspace_root().join("iperf3-image/Dockerfile"), context.join("Dockerfile")).map_err(|e| format!("copying iperf3-image/Dockerfile: {e}"))?;
-    docker_build(context, IPERF3_IMAGE)
+    // The Dockerfile and what it names beside it (nettools' passwd and group).
+    let directory = workspace_root().join(dockerfile).parent().expect("a Dockerfile is in a directory").to_owned();
+    for entry in std::fs::read_dir(&directory).map_err(|e| format!("reading {}: {e}", directory.display()))?.flatten() {
+        std::fs::copy(entry.path(), context.join(entry.file_name())).map_err(|e| format!("copying {}: {e}", entry.path().display()))?;
+    }
+    docker_build(context, tag)
 }
+
+/// The tools a helper container runs in a node's network ([`NETTOOLS_IMAGE`]).
+pub const NETTOOLS: [&str; 6] = ["/usr/bin/tcpdump", "/usr/bin/dash", "/usr/bin/timeout", "/usr/bin/base64", "/usr/sbin/ip", "/usr/sbin/conntrack"];
 
 /// The files `ldd` output names: `libx.so => /path (0x..)` and the loader's `/path (0x..)`.
 fn libraries_of(ldd: &str) -> Vec<std::path::PathBuf> {
@@ -110,8 +122,23 @@ pub fn run() -> Result<(), String> {
     }
     // Only the performance family on kind needs it: without iperf3 here, say so and go on.
     match std::path::Path::new("/usr/bin/iperf3").is_file() {
-        true => iperf3_image(&target_dir.join("context").join("cni-iperf3"))?,
+        true => rootfs_image(&target_dir.join("context").join("cni-iperf3"), &["/usr/bin/iperf3"], &[], "iperf3-image/Dockerfile", IPERF3_IMAGE)?,
         false => eprintln!("xtask image: no /usr/bin/iperf3, so no {IPERF3_IMAGE} (the performance family on kind needs it): install iperf3 (`cargo xtask deps`) and run this again"),
+    }
+    // Beside every kind node in a failure's bundle: its captures and its tcx programs.
+    let probe = target_dir.join(&triple).join("release").join("cni-probe");
+    match NETTOOLS.iter().all(|tool| std::path::Path::new(tool).is_file()) {
+        true => rootfs_image(
+            &target_dir.join("context").join("cni-nettools"),
+            &NETTOOLS,
+            &[(probe, "/usr/bin/cni-probe")],
+            "nettools-image/Dockerfile",
+            NETTOOLS_IMAGE,
+        )?,
+        false => eprintln!(
+            "xtask image: not all of {} here, so no {NETTOOLS_IMAGE} (a kind failure's bundle needs it for captures): run `cargo xtask deps` and this again",
+            NETTOOLS.join(", ")
+        ),
     }
     // Node talkers on kind run this very binary, copied onto the nodes.
     if !root.join(STATIC_PROBE).is_file() {

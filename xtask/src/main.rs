@@ -22,7 +22,7 @@ commands:
                    plugins on the lab, a self-test), each verdict with its evidence, and one
                    conformance report (YAML, Markdown, HTML) in target/cni-conformance/certification/<cni>/
   lint             lint the GitHub Actions workflows with actionlint
-  image            build the probe's FROM-scratch container image (cni-probe:<version>) with Docker
+  image            build the FROM-scratch images (cni-probe, tsn-metadata-proxy, cni-iperf3, cni-nettools) with Docker
   gc [--force]     remove lab clusters left by killed runs (--force: also those of runs still alive)
   compare <baseline> <candidate> [--smallest-regression 0.10] [--alpha 0.05]
                    compare two runs' performance figures (figures.json, or the report directory

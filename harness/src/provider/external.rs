@@ -11,34 +11,45 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 use crate::error::{HarnessError, Result};
-use crate::tools::{IPERF3_IMAGE, PROBE_IMAGE};
+use crate::tools::{IPERF3_IMAGE, NETTOOLS_IMAGE, PROBE_IMAGE};
 
 /// Containers of a run carry this label with the run's cluster name, for `gc`.
 pub const CLUSTER_LABEL: &str = "cni-conformance.cluster";
 pub const ECHO_PORT: u16 = 8080;
 
-/// Runs this machine's `program` in the network namespace of the Docker container
-/// `container` (a kind node, the external echo): `nsenter --net` into the PID `docker
-/// inspect` reports. The container's links, addresses and packets, the host's tools (its
-/// image may have none: the probe image is one static binary). Needs root, as nsenter does.
+/// Runs `program args` in the network of Docker container `container` (a kind node, the
+/// external echo) from a helper container of [`NETTOOLS_IMAGE`] sharing it (`docker run
+/// --network container:<container>`): the container's links, addresses and packets, the
+/// image's tools (tcpdump, sh, timeout, base64, ip, conntrack, `cni-probe`). It needs no
+/// root on this machine and works where Docker runs elsewhere (a remote `DOCKER_HOST`,
+/// Docker Desktop), where the PID `docker inspect` reports is another machine's. Capturing
+/// and reading tcx programs need NET_RAW, NET_ADMIN and SYS_ADMIN, which it is given.
 pub fn run_in_network_of(container: &str, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
-    let inspect = crate::provider::cli::CliStep::new(
-        format!("finding the process of container {container}"),
-        "docker",
-        ["inspect", "--format", "{{.State.Pid}}", container],
-        Duration::from_secs(30),
-    );
-    let pid = crate::provider::cli::run(&inspect)?.trim().to_owned();
-    if pid.parse::<u32>().map_or(true, |pid| pid == 0) {
+    let output = std::process::Command::new("docker").args(helper_args(container, program, args)).output().map_err(|e| HarnessError::Command {
+        command: format!("docker run --network container:{container} {NETTOOLS_IMAGE} {program}"),
+        detail: format!("{e} (is Docker installed?)"),
+    })?;
+    let ran = crate::model::ExecOutput::from_output(&output);
+    // Docker's own refusal (no such image, no such container) is no program's answer.
+    if output.status.code() == Some(125) {
         return Err(HarnessError::NotReady {
-            what: format!("container {container}"),
-            detail: format!("it has no running process to enter (docker inspect: `{pid}`)"),
+            what: format!("a helper container of {NETTOOLS_IMAGE} in the network of container {container}"),
+            detail: format!("{} (build the image with `cargo xtask image`)", String::from_utf8_lossy(&output.stderr).trim()),
         });
     }
-    let output = std::process::Command::new("nsenter").args(["--target", &pid, "--net", "--", program]).args(args).output().map_err(|e| {
-        HarnessError::Command { command: format!("nsenter --target {pid} --net -- {program}"), detail: format!("{e} (nsenter is in util-linux)") }
-    })?;
-    Ok(crate::model::ExecOutput::from_output(&output))
+    Ok(ran)
+}
+
+/// `docker run` of a helper container in `container`'s network.
+fn helper_args(container: &str, program: &str, args: &[&str]) -> Vec<String> {
+    let mut all: Vec<String> = ["run", "--rm", "--network"].map(str::to_owned).into();
+    all.push(format!("container:{container}"));
+    for capability in ["NET_RAW", "NET_ADMIN", "SYS_ADMIN"] {
+        all.extend(["--cap-add".to_owned(), capability.to_owned()]);
+    }
+    all.extend([NETTOOLS_IMAGE.to_owned(), program.to_owned()]);
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    all
 }
 
 /// A probe container serving the echo on a Docker network. Removed when dropped.

@@ -629,6 +629,18 @@ impl Cluster for KubeCluster {
                 ));
             }
         }
+        // The BPF programs attached with tcx on each node's links, which the bundle's
+        // `bpftool net` (Debian's 7.1, where a node has one) does not list: read by the probe
+        // in the node's network, where the environment reaches it (kind's helper container).
+        for node in &self.nodes {
+            let reading = format!("cni-probe bpf-attachments in node {}'s network", node.name);
+            let text = match self.environment.run_in_node_network(node, crate::tools::PROBE, &["bpf-attachments"]).and_then(|o| o.stdout_of_success(&reading)) {
+                Ok(listed) if listed.trim().is_empty() => "no tcx program on any link of the node\n".to_owned(),
+                Ok(listed) => listed,
+                Err(e) => format!("{e}\n"),
+            };
+            records.push((format!("nodes/{}/bpf-tcx.txt", node.name), text));
+        }
         // The plugins' own logs on each node (profile field `diagnostics.logs`), their last
         // 64 KiB as the lab keeps them, read where the environment reaches a node's files
         // (a kind node's container); elsewhere the reason why not.
@@ -876,7 +888,7 @@ mod tests {
     /// node's log, its last 64 KiB read on the node (`tail -c`, `docker exec` on kind), as
     /// `nodes/<node>/logs/<path>`; a log a node lacks says why.
     #[test]
-    fn a_profile_s_plugin_logs_are_read_on_every_node_into_the_bundle() {
+    fn a_profile_s_plugin_logs_and_each_node_s_tcx_programs_are_read_into_the_bundle() {
         use crate::kube_access::mock;
         let (access, _seen, _runtime) = mock::api_server(|_, path, _| match path {
             "/api/v1/nodes" => (http::StatusCode::OK, mock::empty_list("Node")),
@@ -892,6 +904,12 @@ mod tests {
                     stderr: "tail: cannot open '/tmp/cni-inspect.log': No such file or directory".into(),
                     exit: "exit status 1".into(),
                 },
+                ("kind-worker", "cni-probe", ["bpf-attachments"]) => {
+                    crate::model::ExecOutput { stdout: "tcx egress on eth0: restore_prio\n".into(), stderr: String::new(), exit: "exit status 0".into() }
+                }
+                (_, "cni-probe", ["bpf-attachments"]) => {
+                    crate::model::ExecOutput { stdout: String::new(), stderr: String::new(), exit: "exit status 0".into() }
+                }
                 other => panic!("unexpected {other:?}"),
             }
         }
@@ -905,6 +923,9 @@ mod tests {
         let records: std::collections::BTreeMap<String, String> = cluster.own_records("t3-0a1b2c").into_iter().collect();
         assert_eq!(records.get("nodes/kind-worker/logs/tmp/cni-inspect.log").map(String::as_str), Some("ADD failed: no map\n"), "{records:#?}");
         assert!(records.get("nodes/kind-worker2/logs/tmp/cni-inspect.log").is_some_and(|t| t.contains("No such file or directory")), "{records:#?}");
+        // And each node's tcx programs, read by the probe in the node's network.
+        assert_eq!(records.get("nodes/kind-worker/bpf-tcx.txt").map(String::as_str), Some("tcx egress on eth0: restore_prio\n"), "{records:#?}");
+        assert_eq!(records.get("nodes/kind-worker2/bpf-tcx.txt").map(String::as_str), Some("no tcx program on any link of the node\n"), "{records:#?}");
     }
 
     /// An agent container that never restarted has no previous log: the kubelet answers

@@ -1709,7 +1709,7 @@ impl super::kubernetes::Environment for KindEnvironment {
     }
 
     /// The external host is the echo's container: iperf3 runs in the one beside it, other
-    /// tools are the host's, run in its network ([`super::external::run_in_network_of`]).
+    /// tools in a helper container sharing its network ([`super::external::run_in_network_of`]).
     fn run_outside(&self, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
         let beside = self.external_iperf3.lock().unwrap_or_else(|e| e.into_inner());
         match (program, beside.as_ref()) {
@@ -1719,7 +1719,7 @@ impl super::kubernetes::Environment for KindEnvironment {
                 wanted: "beside the external echo (the cluster was provisioned without performance tools)".into(),
             }),
             // Network tools (a bundle's addresses and conntrack, a path trace's capture):
-            // the host's, in the echo container's network.
+            // the helper image's, in the echo container's network.
             (other, _) => {
                 let echo = self.echo.lock().unwrap_or_else(|e| e.into_inner());
                 let echo = echo.as_ref().ok_or_else(|| HarnessError::NotFound {
@@ -1797,8 +1797,8 @@ impl super::kubernetes::Environment for KindEnvironment {
         Ok(there)
     }
 
-    /// The node container's network, entered from the host: kind's node image has no
-    /// tcpdump (nor base64 in every release), the machine running kind does.
+    /// The node container's network, from a helper container sharing it: kind's node image
+    /// has no tcpdump (nor base64 in every release, nor anything that lists tcx programs).
     fn run_in_node_network(&self, node: &crate::model::Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
         super::external::run_in_network_of(&node.name, program, args)
     }

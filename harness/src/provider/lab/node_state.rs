@@ -156,24 +156,13 @@ fn written_apart(own_directories: &Path) -> Vec<String> {
 /// by the kernel's BPF_PROG_QUERY in that namespace, on a thread of its own (a namespace is
 /// a thread's). A kernel without tcx lists none.
 pub fn bpf_attachments(netns: &str) -> Result<Vec<String>> {
-    use aya::programs::{SchedClassifier, TcAttachType};
     let failed = |what: &str, e: String| crate::error::HarnessError::Command { command: format!("{what} (node namespace {netns})"), detail: e };
     let namespace = crate::host::open_netns(netns)?;
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
                 nix::sched::setns(&namespace, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| failed("enter", e.to_string()))?;
-                let links = nix::net::if_::if_nameindex().map_err(|e| failed("list the links", e.to_string()))?;
-                let mut lines = Vec::new();
-                for link in links.iter() {
-                    let name = link.name().to_string_lossy();
-                    for (direction, attach) in [("ingress", TcAttachType::Ingress), ("egress", TcAttachType::Egress)] {
-                        for program in SchedClassifier::query_tcx(&name, attach).map(|(_, programs)| programs).unwrap_or_default() {
-                            lines.push(format!("tcx {direction} on {name}: {}", program.name_as_str().unwrap_or("(unnamed)")));
-                        }
-                    }
-                }
-                Ok(lines)
+                cni_probe::attachments::tcx_attachments().map_err(|e| failed("list tcx attachments", e))
             })
             .join()
             .unwrap_or_else(|_| Err(failed("list tcx attachments", "the thread panicked".into())))
