@@ -177,8 +177,27 @@ impl KubeAccess {
     /// Runs `command` in a pod's container; returns what it printed on stdout and stderr and
     /// how it exited (from the exec stream's final status).
     pub fn exec(&self, namespace: &str, pod: &str, container: Option<&str>, command: &[&str]) -> Result<crate::model::ExecOutput> {
+        self.block_on(self.exec_async(namespace, pod, container, command))
+    }
+
+    /// [`exec`](Self::exec) within `budget`: past it, the exec is dropped and the error
+    /// names the budget.
+    pub fn exec_within(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: Option<&str>,
+        command: &[&str],
+        budget: &crate::deadline::Budget,
+    ) -> Result<crate::model::ExecOutput> {
+        let what = format!("`{}` in pod {namespace}/{pod} to end", command.join(" "));
+        self.block_on(async { tokio::time::timeout(budget.duration, self.exec_async(namespace, pod, container, command)).await })
+            .map_err(|_| budget.timed_out(&what))?
+    }
+
+    async fn exec_async(&self, namespace: &str, pod: &str, container: Option<&str>, command: &[&str]) -> Result<crate::model::ExecOutput> {
         let what = format!("exec `{}` in pod {namespace}/{pod}", command.join(" "));
-        self.block_on(async {
+        {
             use tokio::io::AsyncReadExt;
             let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
             let mut params = AttachParams::default().stdout(true).stderr(true);
@@ -202,7 +221,7 @@ impl KubeAccess {
             };
             let _ = process.join().await;
             Ok(crate::model::ExecOutput { stdout, stderr, exit: exit_of(status.as_ref()) })
-        })
+        }
     }
 
     /// What a failed trial left in the API, as files for its diagnostics bundle: for each
@@ -333,7 +352,14 @@ impl KubeAccess {
                 for command in agent_commands {
                     for (file, run) in command.runs_for(&namespaces) {
                         let args: Vec<&str> = run.iter().map(String::as_str).collect();
-                        let text = match self.exec(agent_namespace, pod, command.container.as_deref(), &args) {
+                        // Within the bundle's time (its deadline on this thread) and as long
+                        // as it gives one node command.
+                        let budget = crate::deadline::budget(AGENT_COMMAND_BUDGET, "AGENT_COMMAND_BUDGET");
+                        if budget.duration.is_zero() {
+                            records.push((format!("agents/{pod}/{file}.txt"), format!("$ {}\n# skipped: no time left ({})\n", run.join(" "), budget.name)));
+                            continue;
+                        }
+                        let text = match self.exec_within(agent_namespace, pod, command.container.as_deref(), &args, &budget) {
                             Ok(output) => format!("$ {}\n# in pod {agent_namespace}/{pod}: {}\n{}{}", run.join(" "), output.exit, output.stdout, output.stderr),
                             Err(e) => {
                                 errors.push(format!("`{}` in pod {agent_namespace}/{pod}: {e}", run.join(" ")));
@@ -373,6 +399,11 @@ fn merged_kubeconfig(paths: &[std::path::PathBuf]) -> std::result::Result<kube::
     }
     merged.ok_or_else(|| "no kubeconfig file given".to_owned())
 }
+
+/// How long one agent command of a bundle may run: as long as the bundle gives one node
+/// command (`diagnostics::LIMITS.per_command`, which a test holds equal), and never past the
+/// bundle's own deadline.
+pub const AGENT_COMMAND_BUDGET: Duration = Duration::from_secs(5);
 
 /// How an exec ended, from the status the API server sends at the end of its stream:
 /// `Success`, or `NonZeroExitCode` with the code among the causes.

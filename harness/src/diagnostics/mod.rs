@@ -306,6 +306,9 @@ pub fn collect(cluster: &Arc<dyn Cluster>, evidence: &TrialEvidence, dir: &Path)
         Ok(bundle) => bundle,
         Err(dir) => return dir,
     };
+    // Every wait of the collection (an agent command, Antrea's Traceflow) ends with the
+    // bundle's time at the latest.
+    let _bundle_time = crate::deadline::enter(crate::deadline::TrialClock::starting_now(LIMITS.time), "LIMITS.time");
     // The counters first: the trace's replay moves them too.
     if let Some(start) = evidence.rules_at_start {
         let now = rule_counters(cluster.as_ref());
@@ -436,6 +439,11 @@ pub fn bundle_dir(root: &Path, scenario: &str, trial: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_agent_command_gets_what_a_node_command_gets() {
+        assert_eq!(crate::kube_access::AGENT_COMMAND_BUDGET, LIMITS.per_command);
+    }
 
     fn bundle(dir: &Path) -> Bundle {
         Bundle::start(dir).expect("a bundle directory")

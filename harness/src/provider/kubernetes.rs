@@ -311,7 +311,9 @@ impl KubeCluster {
     fn traceflow(&self, name: &str, client: &Pod, to: SocketAddr) -> Result<String> {
         let object = traceflow_object(name, client, to);
         let uid = self.access.create(&object, self.timeouts.crd_established)?;
-        let deadline = Instant::now() + Duration::from_secs(TRACEFLOW_TIMEOUT_SECONDS + 2);
+        // Never past the bundle's own deadline (its time on this thread).
+        let budget = crate::deadline::budget(Duration::from_secs(TRACEFLOW_TIMEOUT_SECONDS + 2), "the Traceflow's timeout");
+        let deadline = Instant::now() + budget.duration;
         let finished = loop {
             let seen = self.access.get(&object);
             match &seen {
@@ -563,7 +565,14 @@ impl Cluster for KubeCluster {
 
     /// iperf3 runs in the pod's `iperf3` container (see [`pod_object`]).
     fn run_in_pod(&self, pod: &Pod, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
-        if program != "iperf3" || self.environment.iperf3_image().is_none() {
+        if program != "iperf3" {
+            // A priority trace's pod hop (`tc` on the pod's eth0): its trace says so.
+            return Err(HarnessError::NotFound {
+                what: format!("`{program}` in pod {}/{}", pod.namespace, pod.name),
+                wanted: "a tool in the pod: pods on Kubernetes run only the probe (and iperf3 where performance tools were asked for), so this hop is not read here; the lab reads it".into(),
+            });
+        }
+        if self.environment.iperf3_image().is_none() {
             return Err(HarnessError::NotFound {
                 what: format!("`{program}` in pod {}/{}", pod.namespace, pod.name),
                 wanted:
@@ -800,6 +809,9 @@ mod tests {
         let error = cluster.run_in_pod(&pod, "iperf3", &["-c", "10.244.2.2"]).unwrap_err().to_string();
         assert!(error.contains("`iperf3` in pod perf-t1/client") && error.contains("only where performance tools were asked for"), "{error}");
         assert_eq!(seen.lock().unwrap().len(), asked, "nothing was exec'd");
+        // A priority trace's pod hop says why it is not read.
+        let tc = cluster.run_in_pod(&pod, "tc", &["-s", "class", "show", "dev", "eth0"]).unwrap_err().to_string();
+        assert!(tc.contains("`tc` in pod perf-t1/client") && tc.contains("this hop is not read here; the lab reads it"), "{tc}");
         let outside = cluster.run_outside("iperf3", &["-s"]).unwrap_err().to_string();
         assert!(outside.contains("outside a cluster the harness does not own"), "{outside}");
     }
@@ -880,6 +892,21 @@ mod tests {
         // A refused list is written down, not raised; a Gateway API the cluster lacks (404) is no error.
         assert!(
             records["api/errors.txt"].contains("listing httproutes in prod-t3-0a1b2c: ") && !records["api/errors.txt"].contains("gateways"),
+            "{records:#?}"
+        );
+        // The agent's commands (antctl) were run on the agent the trial used.
+        let execs = |seen: &Mutex<Vec<crate::kube_access::mock::Seen>>| seen.lock().unwrap().iter().filter(|s| s.uri.contains("/exec")).count();
+        assert!(execs(&seen) > 0 && records.contains_key("agents/antrea-agent-a/agentinfo.txt"), "{records:#?}");
+        // Once the bundle's time is spent, they are skipped with the reason, never run past it.
+        let before = execs(&seen);
+        let spent = crate::deadline::enter(crate::deadline::TrialClock::starting_now(Duration::ZERO), "LIMITS.time");
+        let records: std::collections::BTreeMap<String, String> = cluster.own_records("t3-0a1b2c").into_iter().collect();
+        drop(spent);
+        assert_eq!(execs(&seen), before, "no agent command run after the bundle's time");
+        assert!(
+            records
+                .get("agents/antrea-agent-a/agentinfo.txt")
+                .is_some_and(|t| t.contains("# skipped: no time left (AGENT_COMMAND_BUDGET, cut to the 0.0s left of LIMITS.time)")),
             "{records:#?}"
         );
     }
@@ -988,7 +1015,8 @@ mod tests {
                 (http::StatusCode::CREATED, created)
             }
             ("GET", "/apis/crd.antrea.io/v1beta1/traceflows/cniconf-t3-0a1b2c") => {
-                let phase = if counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 { "Running" } else { "Succeeded" };
+                // The first run finishes on the second look; later ones never do.
+                let phase = if counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 { "Succeeded" } else { "Running" };
                 (
                     http::StatusCode::OK,
                     json!({
@@ -1027,6 +1055,14 @@ mod tests {
         );
         let deleted = seen.iter().find(|s| s.method == "DELETE").expect("the Traceflow was deleted");
         assert_eq!(deleted.body["preconditions"]["uid"], "tf-uid", "only if it is still ours");
+        // A Traceflow that never finishes is followed no longer than the bundle's time: with
+        // none left, one look, then it is deleted and rendered as it stood.
+        let looked = polls.load(std::sync::atomic::Ordering::SeqCst);
+        let spent = crate::deadline::enter(crate::deadline::TrialClock::starting_now(Duration::ZERO), "LIMITS.time");
+        let records = cluster.flow_records("t3-0a1b2c", &web(), "172.18.0.100:8080".parse().unwrap());
+        drop(spent);
+        assert_eq!(polls.load(std::sync::atomic::Ordering::SeqCst), looked + 1, "one look with no time left");
+        assert!(records[0].1.contains("phase: Running"), "{records:?}");
         let without = KubeCluster::new(
             info(),
             mock::api_server(|_, _, _| (http::StatusCode::OK, mock::empty_list("Node"))).0,
