@@ -181,6 +181,50 @@ fn a_capture_in_a_containers_network_sees_what_reaches_it() -> Result<(), Failed
     }
 }
 
+/// A kind cluster whose nodes share a BPF filesystem (`bpffs: shared`) gets a directory of
+/// its own in the Docker host's, which Docker makes when it binds it into a node (kind's
+/// extraMounts are `--volume`s), and which the run's helper removes with what was pinned
+/// there. Done here with a BPF filesystem mounted at a temporary directory standing for the
+/// host's /sys/fs/bpf; the check before a cluster is made refuses a directory that is not
+/// one (by its type).
+fn a_shared_bpf_filesystem_is_a_directory_docker_makes_and_the_run_removes() -> Result<(), Failed> {
+    use harness::provider::kind::bpffs;
+    let host = tempfile::tempdir()?;
+    let root = host.path().display().to_string();
+    let mounted = std::process::Command::new("mount").args(["-t", "bpf", "bpf", &root]).status()?;
+    if !mounted.success() {
+        return Err(format!("could not mount a BPF filesystem at {root} ({mounted}): the test needs root").into());
+    }
+    let outcome = (|| -> Result<(), Failed> {
+        let timeout = std::time::Duration::from_secs(60);
+        cli::run(&bpffs::check_step(&root, timeout))?;
+        let plain = tempfile::tempdir()?;
+        let refused = cli::run(&bpffs::check_step(&plain.path().display().to_string(), timeout)).map(drop).unwrap_err().to_string();
+        if !refused.contains("not a BPF filesystem") || !refused.contains("sudo mount -t bpf bpf") {
+            return Err(format!("a plain directory should be refused with what to do: {refused}").into());
+        }
+        let cluster = format!("{}-bpffs", runs::new_cluster_name());
+        let node = format!("{}:/sys/fs/bpf", bpffs::of_cluster(&root, &cluster));
+        let seen = cli::run(&CliStep::new(
+            "a node binding the cluster's directory",
+            "docker",
+            ["run", "--rm", "--volume", &node, harness::tools::NETTOOLS_IMAGE, "sh", "-c", "stat -f -c %T /sys/fs/bpf && exec cni-probe bpf-attachments"],
+            timeout,
+        ))?;
+        if seen.trim() != "bpf_fs" || !host.path().join(&cluster).is_dir() {
+            return Err(format!("Docker should have made {cluster} in the host's BPF filesystem and the node see it as one: {seen:?}").into());
+        }
+        std::fs::create_dir(host.path().join(&cluster).join("pinned-by-a-plugin"))?;
+        cli::run(&bpffs::remove_step(&root, &cluster, timeout))?;
+        match host.path().join(&cluster).exists() {
+            true => Err(format!("{cluster} is still in the host's BPF filesystem after its removal").into()),
+            false => Ok(()),
+        }
+    })();
+    let _ = std::process::Command::new("umount").arg(&root).status();
+    outcome
+}
+
 /// A probe container labelled as `cluster`'s, as the harness labels its own; its short id.
 fn labelled_container(cluster: &str) -> Result<String, Failed> {
     let label = format!("{}={cluster}", harness::provider::external::CLUSTER_LABEL);
@@ -244,6 +288,10 @@ fn main() -> std::process::ExitCode {
         trial("iperf3_beside_a_container_serves_on_its_address", iperf3_beside_a_container_serves_on_its_address),
         trial("an_interrupted_run_removes_its_own_containers_only", an_interrupted_run_removes_its_own_containers_only),
         trial("a_capture_in_a_containers_network_sees_what_reaches_it", a_capture_in_a_containers_network_sees_what_reaches_it),
+        trial(
+            "a_shared_bpf_filesystem_is_a_directory_docker_makes_and_the_run_removes",
+            a_shared_bpf_filesystem_is_a_directory_docker_makes_and_the_run_removes,
+        ),
     ];
     libtest_mimic::run(&args, trials).exit_code()
 }

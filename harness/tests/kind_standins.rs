@@ -297,7 +297,7 @@ fn a_tsn_run_chains_the_proxy_after_flannel_is_ready_and_a_bad_entry_stops_it_be
     let calls = standins.calls();
     let position = |needle: &str| calls.iter().position(|c| c.contains(needle)).unwrap_or_else(|| panic!("no call with {needle}: {calls:#?}"));
     assert!(position("rollout status daemonset/kube-flannel-ds") < position("kind load docker-image tsn-metadata-proxy"), "{calls:#?}");
-    assert!(position("mountpoint -q bpf || mount -t bpf bpf bpf") < position("tsn-metadata-proxy.yaml"), "{calls:#?}");
+    assert!(position("= bpf_fs ] || mount -t bpf bpf") < position("tsn-metadata-proxy.yaml"), "{calls:#?}");
     assert!(position("tsn-metadata-proxy.yaml") < position("rollout status daemonset/tsn-metadata-proxy"), "{calls:#?}");
     assert_eq!(calls.iter().filter(|c| c.contains("mount -t bpf")).count(), 3, "every node gets a bpffs: {calls:#?}");
     assert!(daemonset.contains("kind: DaemonSet") && daemonset.contains("tsn-metadata-proxy:"), "{daemonset}");

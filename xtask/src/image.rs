@@ -52,7 +52,8 @@ fn rootfs_image(context: &std::path::Path, binaries: &[&str], extra: &[(std::pat
 }
 
 /// The tools a helper container runs in a node's network ([`NETTOOLS_IMAGE`]).
-pub const NETTOOLS: [&str; 6] = ["/usr/bin/tcpdump", "/usr/bin/dash", "/usr/bin/timeout", "/usr/bin/base64", "/usr/sbin/ip", "/usr/sbin/conntrack"];
+pub const NETTOOLS: [&str; 8] =
+    ["/usr/bin/tcpdump", "/usr/bin/dash", "/usr/bin/timeout", "/usr/bin/base64", "/usr/sbin/ip", "/usr/sbin/conntrack", "/usr/bin/stat", "/usr/bin/rm"];
 
 /// The files `ldd` output names: `libx.so => /path (0x..)` and the loader's `/path (0x..)`.
 fn libraries_of(ldd: &str) -> Vec<std::path::PathBuf> {

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod bpffs;
 mod running_cni;
 pub use running_cni::{RunningCni, RUNNING_CNI};
 
@@ -190,12 +191,15 @@ pub fn render_kind_config(path: &Path, cni: &CniProfile) -> Result<String> {
         if let Some(image) = &cni.kind_node_image {
             node.insert("image".into(), Value::String(image.clone()));
         }
-        // A shared BPF filesystem is the host's, mounted into every node (kind `extraMounts`),
-        // as a metadata proxy's own kind config does; per node, the plan mounts one in each.
+        // A shared BPF filesystem is a directory of the cluster's own in the host's, mounted
+        // into every node (kind `extraMounts`) as a metadata proxy's own kind config mounts the
+        // host's; per node, the plan mounts one in each. The cluster's name is filled in once
+        // it is known (it may be a digest of this text).
         if cni.bpffs == crate::cni::BpfFilesystem::Shared {
             let mounts = node.entry("extraMounts").or_insert_with(|| Value::Array(vec![]));
             if let Some(mounts) = mounts.as_array_mut() {
-                mounts.push(serde_json::json!({"hostPath": "/sys/fs/bpf", "containerPath": "/sys/fs/bpf"}));
+                let on_host = bpffs::of_cluster(bpffs::HOST_BPFFS, bpffs::CLUSTER_PLACEHOLDER);
+                mounts.push(serde_json::json!({"hostPath": on_host, "containerPath": "/sys/fs/bpf"}));
             }
         }
     }
@@ -315,7 +319,13 @@ pub struct KindPlan {
     pub load_images: Vec<CliStep>,
     /// With the `tsn_proxy` add-on, after the probe image: see [`tsn_proxy_steps`].
     pub tsn_proxy: Vec<CliStep>,
+    /// Before a new cluster is created: that what it needs of the Docker host is there
+    /// (its BPF filesystem, for a profile whose nodes share one).
+    pub before_create: Vec<CliStep>,
     pub delete: CliStep,
+    /// After the cluster is deleted: what it left on the Docker host (its directory in the
+    /// host's BPF filesystem).
+    pub after_delete: Vec<CliStep>,
 }
 
 impl KindPlan {
@@ -324,6 +334,7 @@ impl KindPlan {
         let kubectl = |purpose: String, args: Vec<String>, timeout| kubectl_step(&kubeconfig, purpose, args, timeout);
         let apply = |purpose: String, source: String| kubectl(purpose, vec!["apply".into(), "--server-side".into(), "-f".into(), source], timeouts.install_cni);
         let gateway = cni.gateway.as_ref().filter(|_| addons.gateway_api);
+        let shared_bpffs = cni.bpffs == crate::cni::BpfFilesystem::Shared;
         let helm_install = |name: &str, version: &str, installation: &Installation, extra: &[(String, String)]| {
             helm_step(&kubeconfig, HelmVerb::Install, name, version, installation, extra, timeouts.install_cni)
         };
@@ -448,12 +459,14 @@ impl KindPlan {
                 })
                 .collect(),
             tsn_proxy: Vec::new(),
+            before_create: shared_bpffs.then(|| bpffs::check_step(bpffs::HOST_BPFFS, timeouts.load_image)).into_iter().collect(),
             delete: CliStep::new(
                 format!("deleting kind cluster {cluster}"),
                 "kind",
                 ["delete", "cluster", "--name", cluster, "--kubeconfig", &kubeconfig],
                 timeouts.delete_cluster,
             ),
+            after_delete: shared_bpffs.then(|| bpffs::remove_step(bpffs::HOST_BPFFS, cluster, timeouts.delete_cluster)).into_iter().collect(),
         }
     }
 }
@@ -757,7 +770,8 @@ pub fn tsn_proxy_steps(cluster: &str, files: &RunFiles, timeouts: &KindTimeouts,
         steps.push(CliStep::new(
             format!("mounting a BPF filesystem at /sys/fs/bpf on node {node}"),
             "docker",
-            ["exec", node, "sh", "-c", "mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf"],
+            // By its type: a directory of sysfs, or another filesystem mounted there, is none.
+            ["exec", node, "sh", "-c", "[ \"$(stat -f -c %T /sys/fs/bpf)\" = bpf_fs ] || mount -t bpf bpf /sys/fs/bpf"],
             timeouts.install_cni,
         ));
     }
@@ -837,6 +851,7 @@ impl KindCluster {
         let owner = shared_run.as_ref().map(|run| run.runner).unwrap_or_else(std::process::id);
         let dir = runs::claim_for(&name, "kind", owner).map_err(io_error(format!("create {}", runs::state_dir(&name).display())))?;
         let files = RunFiles::in_dir(&dir);
+        let kind_config = kind_config.replace(bpffs::CLUSTER_PLACEHOLDER, &name);
         std::fs::write(&files.kind_config, kind_config).map_err(io_error(format!("write {}", files.kind_config.display())))?;
         let (nodes, pod_subnet) = cluster_shape(&options.kind_config, &name)?;
         render_manifests(cni, &files, &pod_subnet)?;
@@ -850,14 +865,15 @@ impl KindCluster {
         if let Some(run) = &cluster.shared_run {
             // Before anything is created: whatever happens to this process, the cluster goes
             // when the runner does (Ctrl-C, a crash, or simply the end of the run).
-            spawn_reaper(run.runner, &cluster.name, &dir).map_err(io_error(format!("start the reaper of {}", cluster.name)))?;
+            spawn_reaper(run.runner, &cluster.name, &dir, &cluster.plan.after_delete).map_err(io_error(format!("start the reaper of {}", cluster.name)))?;
         } else if !cluster.keep {
-            let delete = cluster.plan.delete.clone();
+            let (delete, after_delete) = (cluster.plan.delete.clone(), cluster.plan.after_delete.clone());
             let name = cluster.name.clone();
             crate::cleanup::register(&cluster.name, move || {
                 // The run's containers beside the cluster (the external echo, iperf3) too.
                 let _ = super::external::remove_containers_of(&name);
                 let _ = cli::run(&delete);
+                after_delete.iter().for_each(|step| drop(cli::run(step)));
                 runs::release(&name);
             });
         }
@@ -880,6 +896,9 @@ impl KindCluster {
                 cli::run(step)?;
             }
         } else {
+            for step in &self.plan.before_create {
+                cli::run(step)?;
+            }
             cli::run(&self.plan.create)?;
             if self.addons.load_balancer {
                 // kind's network exists once the cluster does.
@@ -916,20 +935,25 @@ impl KindCluster {
             tracing::info!("leaving kind cluster {} to the other processes of run {}; it is deleted when process {} ends", self.name, run.id, run.runner);
             return Ok(());
         }
-        let deleted = cli::run(&self.plan.delete);
+        let deleted = cli::run(&self.plan.delete).map(drop).and_then(|()| self.plan.after_delete.iter().try_for_each(|step| cli::run(step).map(drop)));
         crate::cleanup::unregister(&self.name);
         runs::release(&self.name);
-        deleted.map(drop)
+        deleted
     }
 }
 
-/// Starts a detached process that deletes cluster `name` (and its state directory) once
-/// process `runner` has ended.
-fn spawn_reaper(runner: u32, name: &str, state: &Path) -> std::io::Result<()> {
-    let script = r#"while kill -0 "$0" 2>/dev/null; do sleep 1; done; kind delete cluster --name "$1" >/dev/null 2>&1; rm -rf "$2" "$2.lock""#;
+/// Starts a detached process that deletes cluster `name`, then runs `after_delete`, then
+/// removes its state directory, once process `runner` has ended.
+fn spawn_reaper(runner: u32, name: &str, state: &Path, after_delete: &[CliStep]) -> std::io::Result<()> {
+    let script = r#"while kill -0 "$0" 2>/dev/null; do sleep 1; done; kind delete cluster --name "$1" >/dev/null 2>&1; sh -c "$3" >/dev/null 2>&1; rm -rf "$2" "$2.lock""#;
+    let after: Vec<String> = after_delete
+        .iter()
+        .map(|step| shlex::try_join(std::iter::once(step.program.as_str()).chain(step.args.iter().map(String::as_str))).map_err(std::io::Error::other))
+        .collect::<std::io::Result<_>>()?;
+    let after = if after.is_empty() { ":".to_owned() } else { after.join("; ") };
     let mut command = std::process::Command::new("sh");
     command
-        .args(["-c", script, &runner.to_string(), name, &state.display().to_string()])
+        .args(["-c", script, &runner.to_string(), name, &state.display().to_string(), &after])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
@@ -963,6 +987,11 @@ pub fn collect(force: bool, timeouts: &KindTimeouts) -> Result<Vec<KindCollected
         let delete = CliStep::new(format!("deleting kind cluster {name}"), "kind", ["delete", "cluster", "--name", &name], timeouts.delete_cluster);
         match cli::run(&delete) {
             Ok(_) => {
+                // Its directory in the host's BPF filesystem, if its nodes shared one (best
+                // effort: without the helper image there is nothing to remove it with).
+                if let Err(e) = cli::run(&bpffs::remove_step(bpffs::HOST_BPFFS, &name, timeouts.delete_cluster)) {
+                    tracing::warn!("{e}");
+                }
                 runs::release(&name);
                 collected.push(KindCollected::Deleted(name));
             }
@@ -1366,17 +1395,28 @@ mod tests {
         );
     }
 
-    /// A profile that shares the BPF filesystem gets the host's `/sys/fs/bpf` in every node
-    /// (kind `extraMounts`), as a metadata proxy's own kind config mounts it; per node (the
-    /// default), none.
+    /// A profile that shares the BPF filesystem gets a directory of the cluster's own in the
+    /// host's `/sys/fs/bpf` in every node (kind `extraMounts`, Docker makes it), checked to
+    /// be a BPF filesystem before the cluster is made and removed after it is deleted; per
+    /// node (the default), none of it.
     #[test]
-    fn a_shared_bpf_filesystem_is_the_hosts_in_every_node() {
+    fn a_shared_bpf_filesystem_is_a_directory_of_the_cluster_s_own_in_the_host_s() {
         let shared = CniProfile { bpffs: crate::cni::BpfFilesystem::Shared, ..cni::load_profile("flannel").unwrap() };
         let config: Value = serde_saphyr::from_str(&render_kind_config(&fixtures::fixture_path("cluster/kind.yaml"), &shared).unwrap()).unwrap();
         let nodes = config["nodes"].as_array().unwrap();
-        assert!(nodes.iter().all(|n| n["extraMounts"] == serde_json::json!([{"hostPath": "/sys/fs/bpf", "containerPath": "/sys/fs/bpf"}])), "{config}");
-        let per_node = render_kind_config(&fixtures::fixture_path("cluster/kind.yaml"), &cni::load_profile("flannel").unwrap()).unwrap();
+        let mount = serde_json::json!([{"hostPath": "/sys/fs/bpf/{cluster}", "containerPath": "/sys/fs/bpf"}]);
+        assert!(nodes.iter().all(|n| n["extraMounts"] == mount), "{config}");
+        let files = RunFiles::in_dir(Path::new("/run/cni-conformance/cniconf-0a1b2c"));
+        let plan = KindPlan::new("cniconf-0a1b2c", &shared, &files, &KindTimeouts::default(), Addons::default(), &[]);
+        let [check] = plan.before_create.as_slice() else { panic!("{:?}", plan.before_create) };
+        assert!(check.args.contains(&"/sys/fs/bpf:/host-bpf".to_owned()) && check.to_string().contains("= bpf_fs"), "{check}");
+        let [remove] = plan.after_delete.as_slice() else { panic!("{:?}", plan.after_delete) };
+        assert!(remove.to_string().ends_with("rm -rf /host-bpf/cniconf-0a1b2c"), "{remove}");
+        let flannel = cni::load_profile("flannel").unwrap();
+        let per_node = render_kind_config(&fixtures::fixture_path("cluster/kind.yaml"), &flannel).unwrap();
         assert!(!per_node.contains("extraMounts"), "{per_node}");
+        let plan = KindPlan::new("cniconf-0a1b2c", &flannel, &files, &KindTimeouts::default(), Addons::default(), &[]);
+        assert!(plan.before_create.is_empty() && plan.after_delete.is_empty());
     }
 
     #[test]
