@@ -22,7 +22,14 @@ fn host_triple() -> Result<String, String> {
 /// A FROM scratch image of this machine's `binaries` (Debian's, from `cargo xtask deps`)
 /// with every library `ldd` says each loads, each at its path, under `context/rootfs`, plus
 /// `extra` files (from, path in the image) and an empty /tmp; `dockerfile` beside them.
-fn rootfs_image(context: &std::path::Path, binaries: &[&str], extra: &[(std::path::PathBuf, &str)], dockerfile: &str, tag: &str) -> Result<(), String> {
+fn rootfs_image(
+    context: &std::path::Path,
+    binaries: &[&str],
+    extra: &[(std::path::PathBuf, &str)],
+    dockerfile: &str,
+    tag: &str,
+    source: &str,
+) -> Result<(), String> {
     let rootfs = context.join("rootfs");
     let _ = std::fs::remove_dir_all(&rootfs);
     let mut files: Vec<(std::path::PathBuf, std::path::PathBuf)> = Vec::new();
@@ -48,7 +55,7 @@ fn rootfs_image(context: &std::path::Path, binaries: &[&str], extra: &[(std::pat
     for entry in std::fs::read_dir(&directory).map_err(|e| format!("reading {}: {e}", directory.display()))?.flatten() {
         std::fs::copy(entry.path(), context.join(entry.file_name())).map_err(|e| format!("copying {}: {e}", entry.path().display()))?;
     }
-    docker_build(context, tag)
+    docker_build(context, tag, source)
 }
 
 /// The tools a helper container runs in a node's network ([`NETTOOLS_IMAGE`]).
@@ -78,8 +85,8 @@ fn builder_attests() -> bool {
 /// Docker's containerd image store, `docker save` of an attested image gives an archive
 /// whose index names blobs it lacks, and `kind load docker-image` fails in `ctr import`
 /// ("content digest ... not found", kind #3795). The classic builder attests nothing.
-fn docker_build_args(context: &std::path::Path, tag: &str, attests: bool) -> Vec<String> {
-    let mut args: Vec<String> = ["build", "--quiet", "--tag", tag].map(str::to_owned).into();
+fn docker_build_args(context: &std::path::Path, tag: &str, attests: bool, source: &str) -> Vec<String> {
+    let mut args: Vec<String> = ["build", "--quiet", "--tag", tag, "--label", &format!("{SOURCE_LABEL}={source}")].map(str::to_owned).into();
     if attests {
         args.extend(["--provenance=false", "--sbom=false"].map(str::to_owned));
     }
@@ -87,9 +94,9 @@ fn docker_build_args(context: &std::path::Path, tag: &str, attests: bool) -> Vec
     args
 }
 
-fn docker_build(context: &std::path::Path, tag: &str) -> Result<(), String> {
+fn docker_build(context: &std::path::Path, tag: &str, source: &str) -> Result<(), String> {
     let output = Command::new("docker")
-        .args(docker_build_args(context, tag, builder_attests()))
+        .args(docker_build_args(context, tag, builder_attests(), source))
         .output()
         .map_err(|e| format!("failed to run `docker build` (is Docker installed?): {e}"))?;
     if !output.status.success() {
@@ -99,8 +106,91 @@ fn docker_build(context: &std::path::Path, tag: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The label an image carries with the digest of what it was built from ([`source_digest`]).
+const SOURCE_LABEL: &str = "cni-conformance.source";
+
+/// The workspace's directories and files the images' binaries and contexts come from.
+const IMAGE_SOURCES: [&str; 8] = ["probe", "tsn-proxy", "bpf", "src/bin", "nettools-image", "iperf3-image", "Cargo.toml", "Cargo.lock"];
+
+/// A digest of everything the images are made of: every file of [`IMAGE_SOURCES`] (path
+/// and contents), the toolchain (`rustc -vV`), and this machine's binaries the rootfs
+/// images copy with every library they load (contents). Two builds from the same digest
+/// make the same images.
+fn source_digest(host_binaries: &[&str]) -> Result<String, String> {
+    use sha2::{Digest, Sha256};
+    let root = workspace_root();
+    let mut digest = Sha256::new();
+    let mut add_file = |path: &std::path::Path| -> Result<(), String> {
+        digest.update(path.strip_prefix(&root).unwrap_or(path).to_string_lossy().as_bytes());
+        digest.update(std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?);
+        Ok(())
+    };
+    for source in IMAGE_SOURCES {
+        let mut files: Vec<std::path::PathBuf> =
+            walkdir::WalkDir::new(root.join(source)).into_iter().filter_map(Result::ok).filter(|e| e.file_type().is_file()).map(|e| e.into_path()).collect();
+        files.sort();
+        for file in files {
+            add_file(&file)?;
+        }
+    }
+    for binary in host_binaries.iter().map(std::path::Path::new).filter(|b| b.is_file()) {
+        add_file(binary)?;
+        let linked = Command::new("ldd").arg(binary).output().map_err(|e| format!("failed to run `ldd {}`: {e}", binary.display()))?;
+        for library in libraries_of(&String::from_utf8_lossy(&linked.stdout)) {
+            add_file(&library)?;
+        }
+    }
+    let rustc = Command::new("rustc").arg("-vV").output().map_err(|e| format!("failed to run `rustc -vV`: {e}"))?;
+    digest.update(&rustc.stdout);
+    Ok(digest.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Whether `image` exists here and was built from `source`.
+fn built_from(image: &str, source: &str) -> bool {
+    let format = format!("{{{{ index .Config.Labels \"{SOURCE_LABEL}\" }}}}");
+    Command::new("docker")
+        .args(["image", "inspect", "--format", &format, image])
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == source)
+}
+
+/// Copies the static probe out of the probe image to [`STATIC_PROBE`], where the kind
+/// provider takes it from (node talkers run it).
+fn static_probe_from_image() -> Result<(), String> {
+    let to = workspace_root().join(STATIC_PROBE);
+    std::fs::create_dir_all(to.parent().expect("a file has a parent")).map_err(|e| e.to_string())?;
+    let created = Command::new("docker").args(["create", PROBE_IMAGE]).output().map_err(|e| format!("failed to run `docker create`: {e}"))?;
+    let container = String::from_utf8_lossy(&created.stdout).trim().to_owned();
+    if !created.status.success() || container.is_empty() {
+        return Err(format!("`docker create {PROBE_IMAGE}` failed: {}", String::from_utf8_lossy(&created.stderr).trim()));
+    }
+    let copied = Command::new("docker").args(["cp", &format!("{container}:/cni-probe"), &to.display().to_string()]).output();
+    let _ = Command::new("docker").args(["rm", &container]).output();
+    match copied {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(format!("copying the static probe out of {PROBE_IMAGE}: {}", String::from_utf8_lossy(&o.stderr).trim())),
+        Err(e) => Err(format!("failed to run `docker cp`: {e}")),
+    }
+}
+
 pub fn run() -> Result<(), String> {
     let root = workspace_root();
+    // What this machine has of the rootfs images' binaries decides which it builds.
+    let iperf3 = std::path::Path::new("/usr/bin/iperf3").is_file();
+    let nettools = NETTOOLS.iter().all(|tool| std::path::Path::new(tool).is_file());
+    let host_binaries: Vec<&str> = iperf3.then_some("/usr/bin/iperf3").into_iter().chain(NETTOOLS.iter().copied().filter(|_| nettools)).collect();
+    let source = source_digest(&host_binaries)?;
+    let wanted: Vec<&str> =
+        [PROBE_IMAGE, TSN_PROXY_IMAGE].into_iter().chain(iperf3.then_some(IPERF3_IMAGE)).chain(nettools.then_some(NETTOOLS_IMAGE)).collect();
+    // Built before from the same sources (another clone on this machine, or the last run):
+    // the same images, so not built again; the static probe comes out of its image.
+    if wanted.iter().all(|image| built_from(image, &source)) {
+        if !root.join(STATIC_PROBE).is_file() {
+            static_probe_from_image()?;
+        }
+        eprintln!("xtask image: {} built from these sources already (source {}), not built again", wanted.join(", "), &source[..12]);
+        return Ok(());
+    }
     let triple = host_triple()?;
     let target_dir = root.join("target/probe-image");
     // With an explicit --target, RUSTFLAGS reach only the probe, not build scripts.
@@ -119,22 +209,23 @@ pub fn run() -> Result<(), String> {
         let copy = |from: std::path::PathBuf, name: &str| std::fs::copy(&from, context.join(name)).map_err(|e| format!("copying {}: {e}", from.display()));
         copy(target_dir.join(&triple).join("release").join(binary), binary)?;
         copy(root.join(dockerfile), "Dockerfile")?;
-        docker_build(&context, tag)?;
+        docker_build(&context, tag, &source)?;
     }
     // Only the performance family on kind needs it: without iperf3 here, say so and go on.
-    match std::path::Path::new("/usr/bin/iperf3").is_file() {
-        true => rootfs_image(&target_dir.join("context").join("cni-iperf3"), &["/usr/bin/iperf3"], &[], "iperf3-image/Dockerfile", IPERF3_IMAGE)?,
+    match iperf3 {
+        true => rootfs_image(&target_dir.join("context").join("cni-iperf3"), &["/usr/bin/iperf3"], &[], "iperf3-image/Dockerfile", IPERF3_IMAGE, &source)?,
         false => eprintln!("xtask image: no /usr/bin/iperf3, so no {IPERF3_IMAGE} (the performance family on kind needs it): install iperf3 (`cargo xtask deps`) and run this again"),
     }
     // Beside every kind node in a failure's bundle: its captures and its tcx programs.
     let probe = target_dir.join(&triple).join("release").join("cni-probe");
-    match NETTOOLS.iter().all(|tool| std::path::Path::new(tool).is_file()) {
+    match nettools {
         true => rootfs_image(
             &target_dir.join("context").join("cni-nettools"),
             &NETTOOLS,
             &[(probe, "/usr/bin/cni-probe")],
             "nettools-image/Dockerfile",
             NETTOOLS_IMAGE,
+            &source,
         )?,
         false => eprintln!(
             "xtask image: not all of {} here, so no {NETTOOLS_IMAGE} (a kind failure's bundle needs it for captures): run `cargo xtask deps` and this again",
@@ -193,7 +284,7 @@ exit 0
             };
             let attests = String::from_utf8_lossy(&run("docker", &["build".into(), "--help".into()]).stdout).contains("--provenance");
             let tag = format!("cni-probe-{builder}-{store}:0.1.0");
-            let built = run("docker", &super::docker_build_args(dir.path(), &tag, attests));
+            let built = run("docker", &super::docker_build_args(dir.path(), &tag, attests, "0a1b2c"));
             assert!(built.status.success(), "{builder}/{store}: {}", String::from_utf8_lossy(&built.stderr));
             let loaded = run("kind", &["load".into(), "docker-image".into(), tag.clone()]);
             assert!(loaded.status.success(), "{builder}/{store}: {}", String::from_utf8_lossy(&loaded.stderr));

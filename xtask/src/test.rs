@@ -56,10 +56,13 @@ impl Totals {
 pub fn run() -> Result<(), String> {
     // The workflow lint (mostly a virtualenv's set-up, waiting on pip) beside the rest.
     let workflows = std::thread::spawn(crate::lint::run);
-    crate::lint::rust()?;
+    // rustfmt and clippy (a target directory of its own) beside the builds: each build
+    // leaves a core idle much of the time (a long chain of crates, one big crate at the
+    // end), and clippy's checks fill it.
+    let hygiene = std::thread::spawn(crate::lint::rust);
     // The image tests need the probe image; without Docker they are ignored with the reason.
-    // Its release build (a target directory of its own) runs beside the tests' build: each
-    // leaves a core idle much of the time (a long chain of crates, one big crate at the end).
+    // Its release build (a target directory of its own; none when the images were built
+    // from these sources before) runs beside the tests' build too.
     let images = match harness::provider::host::on_path("docker") {
         true => Some(std::thread::spawn(crate::image::run)),
         false => {
@@ -71,6 +74,7 @@ pub fn run() -> Result<(), String> {
     if let Some(images) = images {
         images.join().map_err(|_| "building the images panicked".to_owned())??;
     }
+    hygiene.join().map_err(|_| "the Rust lint panicked".to_owned())??;
     built?;
     workflows.join().map_err(|_| "the workflow lint panicked".to_owned())??;
     match harness::provider::host::on_path("cargo-nextest") {
