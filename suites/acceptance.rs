@@ -925,6 +925,80 @@ fn tuning_s_backups_land_in_the_node_s_own_run_cni() {
     assert_eq!(host_backups(), on_the_host, "nothing of it in the host's /run/cni/tuning");
 }
 
+/// A vendor's own crate outside this repository (`fixtures/vendor-crate`, the harness by
+/// path) builds a suite in a few lines (the shipped egress scenarios and one of its own),
+/// finds its profile in its own `fixtures/`, and runs on the lab with its suite binary as
+/// the probe (a crate that depends on the harness builds no `cni-probe`: the binary runs
+/// here from a directory of its own, nothing beside it), its reports and golden records in
+/// its own tree, nothing written into this checkout. (Built into this checkout's target
+/// directory, so the harness's dependencies are not compiled again; a vendor has its own.)
+#[test]
+fn a_vendor_s_own_crate_runs_the_shipped_scenarios_and_its_own_on_the_lab() {
+    let checkout = harness::workspace_root();
+    let vendor = tempfile::tempdir().unwrap();
+    let template = checkout.join("fixtures/vendor-crate");
+    copy_tree(&template, vendor.path());
+    let manifest = std::fs::read_to_string(template.join("Cargo.toml.in")).unwrap().replace("{harness}", &checkout.join("harness").display().to_string());
+    // This workspace's profile settings and lock file: the same builds of every dependency.
+    let ours = std::fs::read_to_string(checkout.join("Cargo.toml")).unwrap();
+    let profiles = &ours[ours.find("[profile.").unwrap()..];
+    std::fs::write(vendor.path().join("Cargo.toml"), format!("{manifest}\n{profiles}")).unwrap();
+    std::fs::remove_file(vendor.path().join("Cargo.toml.in")).unwrap();
+    std::fs::copy(checkout.join("Cargo.lock"), vendor.path().join("Cargo.lock")).unwrap();
+    let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for (name, _) in std::env::vars_os().filter(|(n, _)| n.to_string_lossy().starts_with("CARGO_") && n != "CARGO_HOME") {
+        cargo.env_remove(name);
+    }
+    let built = cargo
+        .args(["test", "--no-run", "--message-format=json-render-diagnostics", "--test", "egress_mycni"])
+        .env("CARGO_TARGET_DIR", checkout.join("target"))
+        .current_dir(vendor.path())
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "the vendor's crate builds: {}", String::from_utf8_lossy(&built.stderr));
+    let executable = String::from_utf8_lossy(&built.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|m| m["executable"].as_str().filter(|_| m["target"]["name"] == "egress_mycni").map(PathBuf::from))
+        .expect("cargo names the suite's test binary");
+    let alone = tempfile::tempdir().unwrap();
+    let suite = alone.path().join("egress_mycni");
+    std::fs::copy(&executable, &suite).unwrap();
+    let mut run = Command::new(&suite);
+    for name in
+        ["CNI_PROBE", "CNI_PATH", "CNICONF_FIXTURES", "CNICONF_REPORT_DIR", "CNICONF_GOLDEN_DIR", "CNICONF_CNI", "CNICONF_PROJECT_DIR", "NEXTEST_RUN_ID"]
+    {
+        run.env_remove(name);
+    }
+    // As `cargo test` runs a test binary: in its package, which cargo names.
+    let output = run.env("CARGO_MANIFEST_DIR", vendor.path()).current_dir(vendor.path()).output().unwrap();
+    assert!(output.status.success(), "the vendor's suite passes: {}\n{}", text(&output), String::from_utf8_lossy(&output.stderr));
+    let junit = std::fs::read_to_string(vendor.path().join("target/cni-conformance/egress_mycni/junit.xml")).expect("its JUnit in its own tree");
+    for scenario in ["selected_pod_leaves_with_the_egress_ip", "a_pod_on_the_control_plane_leaves_with_its_node_ip"] {
+        assert!(junit.contains(&format!("name=\"{scenario}\"")), "{scenario} in {junit}");
+    }
+    assert!(junit.contains("tests=\"5\"") && junit.contains("failures=\"0\""), "{junit}");
+    let golden: Vec<String> =
+        std::fs::read_dir(vendor.path().join("golden/egress_mycni")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(golden.iter().any(|g| g == "my-cni__a_pod_on_the_control_plane_leaves_with_its_node_ip.snap"), "its golden records in its own tree: {golden:?}");
+    assert!(vendor.path().join("target/cni-harness/probe-of-egress_mycni/cni-probe").is_symlink(), "its suite binary was its probe");
+    assert!(!checkout.join("target/cni-conformance/egress_mycni").exists() && !checkout.join("golden/egress_mycni").exists(), "nothing of it in this checkout");
+}
+
+/// Copies directory `from` into `to`, recursively.
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let there = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&there).unwrap();
+            copy_tree(&entry.path(), &there);
+        } else {
+            std::fs::copy(entry.path(), &there).unwrap();
+        }
+    }
+}
+
 /// On a lab node the profile's plugins are in one directory, `/opt/cni/bin`, as a vendor's
 /// installer puts them on a real node, and that is `CNI_PATH`: a plugin that runs
 /// `$CNI_PATH/host-local`-style paths (here `$CNI_PATH/bridge`) or a helper beside itself

@@ -37,7 +37,7 @@ pub fn object(name: &str) -> Result<PathBuf> {
 /// `bpf/<source>.c` compiled with `-D<define>` for each of `defines`, as `<name>.o`.
 pub fn variant(source: &str, name: &str, defines: &[&str]) -> Result<PathBuf> {
     let source = crate::workspace_root().join("bpf").join(format!("{source}.c"));
-    compile_as(&source, name, defines, &crate::workspace_root().join("target/bpf"))
+    compile_as(&source, name, defines, &crate::project_root().join("target/bpf"))
 }
 
 /// Compiles `source` with `defines` into `out_dir` as `<stem>.o`, unless an object newer

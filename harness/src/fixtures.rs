@@ -11,14 +11,32 @@ use crate::error::{HarnessError, Result};
 use crate::model::{EgressPolicy, HttpRoute, LabelSelector, Labels, NodeRole, WeightedBackend};
 use crate::verdict::weights::SplitCriteria;
 
-/// The repository's `fixtures/` directory (or `CNICONF_FIXTURES`).
-pub fn fixtures_dir() -> PathBuf {
-    std::env::var_os("CNICONF_FIXTURES").map(PathBuf::from).unwrap_or_else(|| crate::workspace_root().join("fixtures"))
+/// Where fixtures are looked up, first to last: `CNICONF_FIXTURES` alone when it is set;
+/// else the project's own `fixtures/` ([`crate::project_root`], a vendor's crate), then
+/// the ones this repository ships (the same directory when the project is this one).
+pub fn fixture_dirs() -> Vec<PathBuf> {
+    if let Some(dir) = std::env::var_os("CNICONF_FIXTURES") {
+        return vec![PathBuf::from(dir)];
+    }
+    let (project, shipped) = (crate::project_root().join("fixtures"), crate::workspace_root().join("fixtures"));
+    if project == shipped {
+        vec![shipped]
+    } else {
+        vec![project, shipped]
+    }
 }
 
-/// Resolves a path relative to [`fixtures_dir`].
+/// The first fixtures directory ([`fixture_dirs`]): the project's own.
+pub fn fixtures_dir() -> PathBuf {
+    fixture_dirs().swap_remove(0)
+}
+
+/// `relative` in the first of [`fixture_dirs`] that has it (a vendor's budgets or routes
+/// over the shipped ones), else where the first would have it (so an error names the
+/// project's own path).
 pub fn fixture_path(relative: &str) -> PathBuf {
-    fixtures_dir().join(relative)
+    let dirs = fixture_dirs();
+    dirs.iter().map(|dir| dir.join(relative)).find(|path| path.exists()).unwrap_or_else(|| dirs[0].join(relative))
 }
 
 fn read(path: &Path) -> Result<String> {

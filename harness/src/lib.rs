@@ -30,9 +30,32 @@ pub mod verdict;
 pub use error::{HarnessError, Result};
 pub use scenario::{Scenario, ScenarioContext, Suite, Timeouts};
 
-/// The repository root (where `fixtures/`, `golden/` and `target/` live).
+/// This repository's root, where the harness's own source tree is: its shipped
+/// `fixtures/` (what a project of its own does not override), `bpf/` sources, `golden/`
+/// records of the shipped profiles. Nothing is written here but by this repository's own
+/// suites, whose project it is ([`project_root`]).
 pub fn workspace_root() -> &'static std::path::Path {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the harness crate sits in the workspace")
+}
+
+/// Names the project the suites run for, when it is not the crate cargo runs them from.
+pub const PROJECT_DIR_VARIABLE: &str = "CNICONF_PROJECT_DIR";
+
+/// The project the suites run for, decided by the caller, never by where the harness's
+/// source is: `CNICONF_PROJECT_DIR`, else the package whose test cargo runs
+/// (`CARGO_MANIFEST_DIR`, which cargo and nextest give the test process), else this
+/// repository. A vendor's crate that depends on the harness is its own project: its
+/// `fixtures/` come before the shipped ones ([`fixtures::fixture_path`]), and its reports,
+/// golden records and builds go under it (`target/cni-conformance`, `golden/`,
+/// `target/cni-harness`). The harness's own unit tests run from its crate directory,
+/// whose project is this repository.
+pub fn project_root() -> std::path::PathBuf {
+    let own_crate = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    [PROJECT_DIR_VARIABLE, "CARGO_MANIFEST_DIR"]
+        .into_iter()
+        .filter_map(|name| std::env::var_os(name).filter(|v| !v.is_empty()).map(std::path::PathBuf::from))
+        .find(|dir| dir.as_path() != own_crate)
+        .unwrap_or_else(|| workspace_root().to_owned())
 }
 
 /// The layers of this crate, lowest first: a module may import from its own layer (without

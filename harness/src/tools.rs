@@ -29,3 +29,42 @@ pub const NETTOOLS_IMAGE: &str = concat!("cni-nettools:", env!("CARGO_PKG_VERSIO
 
 /// The reference TSN metadata proxy's image, built by `cargo xtask image`.
 pub const TSN_PROXY_IMAGE: &str = concat!("tsn-metadata-proxy:", env!("CARGO_PKG_VERSION"));
+
+/// Set once a suite binary has said it doubles as the probe ([`run_as_probe_when_called_so`]).
+static SUITE_IS_PROBE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// In a suite binary, first thing: when it was started under the name `cni-probe` (the
+/// link [`probe_of_this_suite`] makes), it is the probe: runs it and returns how it ended.
+/// Otherwise notes that this binary can be the probe and returns `None`. A crate that
+/// depends on the harness builds no probe of its own (cargo builds no binary of a
+/// dependency), so its suites carry it.
+pub fn run_as_probe_when_called_so() -> Option<std::process::ExitCode> {
+    let called = std::env::args_os().next().map(std::path::PathBuf::from);
+    if called.as_deref().and_then(std::path::Path::file_name).is_some_and(|name| name == PROBE) {
+        return Some(cni_probe::main());
+    }
+    SUITE_IS_PROBE.store(true, std::sync::atomic::Ordering::SeqCst);
+    None
+}
+
+/// The running suite binary as the probe: a link named `cni-probe` to it, in the project's
+/// `target/cni-harness/probe-of-<binary>/` (one per binary, made atomically: suites run at
+/// once); `None` when this binary is no suite ([`run_as_probe_when_called_so`] never ran).
+pub fn probe_of_this_suite() -> Option<crate::Result<std::path::PathBuf>> {
+    if !SUITE_IS_PROBE.load(std::sync::atomic::Ordering::SeqCst) {
+        return None;
+    }
+    let failed = |what: String, e: std::io::Error| crate::HarnessError::Command { command: what, detail: e.to_string() };
+    let made = (|| {
+        let exe = std::env::current_exe().map_err(|e| failed("find the running suite binary".into(), e))?;
+        let name = exe.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let dir = crate::project_root().join("target/cni-harness").join(format!("probe-of-{name}"));
+        std::fs::create_dir_all(&dir).map_err(|e| failed(format!("mkdir {}", dir.display()), e))?;
+        let (link, temporary) = (dir.join(PROBE), dir.join(format!(".{PROBE}-{}", std::process::id())));
+        let _ = std::fs::remove_file(&temporary);
+        std::os::unix::fs::symlink(&exe, &temporary).map_err(|e| failed(format!("link {}", temporary.display()), e))?;
+        std::fs::rename(&temporary, &link).map_err(|e| failed(format!("rename to {}", link.display()), e))?;
+        Ok(link)
+    })();
+    Some(made)
+}

@@ -193,14 +193,17 @@ pub fn profiles_dir() -> PathBuf {
     crate::fixtures::fixture_path("cni")
 }
 
-/// Names of the profiles under `fixtures/cni/`.
+/// Names of the profiles under `fixtures/cni/` of every fixtures directory (the project's
+/// and the shipped ones).
 pub fn known_profiles() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(profiles_dir())
-        .map(|entries| {
-            entries.filter_map(|e| e.ok()).filter(|e| e.path().join("profile.yaml").is_file()).filter_map(|e| e.file_name().into_string().ok()).collect()
-        })
-        .unwrap_or_default();
+    let mut names: Vec<String> = crate::fixtures::fixture_dirs()
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(dir.join("cni")).into_iter().flatten().filter_map(|e| e.ok()))
+        .filter(|e| e.path().join("profile.yaml").is_file())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
     names.sort();
+    names.dedup();
     names
 }
 
@@ -210,7 +213,7 @@ pub fn load_profile(name_or_path: &str) -> Result<CniProfile> {
     let path = if name_or_path.contains('/') || name_or_path.ends_with(".yaml") {
         as_path.to_owned()
     } else {
-        let path = profiles_dir().join(name_or_path).join("profile.yaml");
+        let path = crate::fixtures::fixture_path(&format!("cni/{name_or_path}/profile.yaml"));
         if !path.is_file() {
             return Err(HarnessError::UnknownName {
                 what: "CNI profile".into(),

@@ -132,11 +132,11 @@ pub struct Destinations {
 impl Destinations {
     pub fn for_suite(suite: &str) -> Self {
         let env_dir = |name: &str| std::env::var_os(name).map(PathBuf::from);
-        let reports = env_dir("CNICONF_REPORT_DIR").unwrap_or_else(|| crate::workspace_root().join("target/cni-conformance"));
+        let reports = env_dir("CNICONF_REPORT_DIR").unwrap_or_else(|| crate::project_root().join("target/cni-conformance"));
         // A profile named by its path is a vendor's: its records go with its reports, never
         // into the repository's `golden/`, which holds the shipped profiles' records.
         let vendors = std::env::var(crate::cni::CNI_VARIABLE).is_ok_and(|cni| cni.contains('/') || cni.ends_with(".yaml"));
-        let golden = env_dir("CNICONF_GOLDEN_DIR").unwrap_or_else(|| if vendors { reports.join("golden") } else { crate::workspace_root().join("golden") });
+        let golden = env_dir("CNICONF_GOLDEN_DIR").unwrap_or_else(|| if vendors { reports.join("golden") } else { crate::project_root().join("golden") });
         Self::in_dir(&reports, &golden, suite)
     }
 

@@ -968,18 +968,23 @@ fn plugin_dirs_or(profile: &[PathBuf], probe: &std::path::Path) -> Vec<PathBuf> 
     }
 }
 
-/// The probe binary: `CNI_PROBE`, or next to the running test binary as cargo lays them out.
+/// The probe binary: `CNI_PROBE`, or next to the running test binary as cargo lays them out
+/// (this repository's suites: the probe is one of its binaries), or, in a suite binary of a
+/// crate that depends on the harness (a vendor's), that binary itself under the name
+/// `cni-probe` ([`crate::tools::probe_of_this_suite`]).
 fn find_probe() -> Result<PathBuf> {
     if let Some(path) = std::env::var_os("CNI_PROBE") {
         return Ok(path.into());
     }
     let exe = std::env::current_exe().unwrap_or_default();
     let candidates: Vec<PathBuf> = exe.ancestors().skip(1).take(2).map(|dir| dir.join("cni-probe")).collect();
-    candidates
-        .iter()
-        .find(|c| c.is_file())
-        .cloned()
-        .ok_or_else(|| HarnessError::MissingProbe { searched: candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", ") })
+    if let Some(found) = candidates.iter().find(|c| c.is_file()) {
+        return Ok(found.clone());
+    }
+    match crate::tools::probe_of_this_suite() {
+        Some(probe) => probe,
+        None => Err(HarnessError::MissingProbe { searched: candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", ") }),
+    }
 }
 
 /// Runs `program args` in network namespace `netns`; what it printed and how it exited.
