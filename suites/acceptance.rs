@@ -985,6 +985,84 @@ fn a_vendor_s_own_crate_runs_the_shipped_scenarios_and_its_own_on_the_lab() {
     assert!(!checkout.join("target/cni-conformance/egress_mycni").exists() && !checkout.join("golden/egress_mycni").exists(), "nothing of it in this checkout");
 }
 
+/// The GitHub Action a vendor's pull request calls (`action.yml`), its steps run here as a
+/// runner would run them against a stand-in vendor's repository (`fixtures/vendor-action`:
+/// a profile, its conflist, a directory of built binaries): each `run` step in bash with
+/// its `env`, `working-directory` and the expressions of its inputs filled in, a step
+/// whose `if` is false skipped, the `uses` steps (toolchain, uploads) left to GitHub. The
+/// certification of the asked family passes, its report is where the action says (the
+/// step output `reports`) and on the job summary; the upgrade step is skipped without an
+/// `upgrade-from`. The vendor's example workflow passes actionlint (`cargo xtask lint`)
+/// and names only inputs the action has.
+#[test]
+fn the_github_action_certifies_a_stand_in_vendor_s_plugin_when_its_steps_run_here() {
+    let checkout = harness::workspace_root();
+    let action: serde_json::Value = serde_saphyr::from_str(&std::fs::read_to_string(checkout.join("action.yml")).unwrap()).unwrap();
+    let workflow: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(checkout.join("fixtures/vendor-action/.github/workflows/cni-conformance.yml")).unwrap()).unwrap();
+    let declared: Vec<&str> = action["inputs"].as_object().unwrap().keys().map(String::as_str).collect();
+    let called = workflow["jobs"]["certify"]["steps"].as_array().unwrap().iter().find(|s| s["name"] == "Certify").expect("the example calls the action");
+    for given in called["with"].as_object().unwrap().keys() {
+        assert!(declared.contains(&given.as_str()), "the example gives `{given}`, which the action does not declare ({declared:?})");
+    }
+    let workspace = tempfile::tempdir().unwrap();
+    copy_tree(&checkout.join("fixtures/vendor-action"), workspace.path());
+    let summary = workspace.path().join("step-summary.md");
+    let inputs = [("profile", "cni/profile.yaml"), ("plugin-dirs", "cni/bin:/usr/lib/cni"), ("families", "egress"), ("upgrade-from", "")];
+    let mut outputs: Vec<(String, String)> = Vec::new();
+    let fill = |text: &str, outputs: &[(String, String)]| {
+        let mut text = text.replace("${{ github.action_path }}", &checkout.display().to_string());
+        for (name, value) in inputs {
+            text = text.replace(&format!("${{{{ inputs.{name} }}}}"), value);
+        }
+        for (name, value) in outputs {
+            text = text.replace(&format!("${{{{ steps.paths.outputs.{name} }}}}"), value);
+        }
+        text
+    };
+    let mut ran = Vec::new();
+    for step in action["runs"]["steps"].as_array().unwrap() {
+        let name = step["name"].as_str().or(step["id"].as_str()).or(step["uses"].as_str()).unwrap_or("?").to_owned();
+        if step.get("uses").is_some() {
+            continue;
+        }
+        if step["if"] == "inputs.upgrade-from != ''" && inputs.iter().any(|(n, v)| *n == "upgrade-from" && v.is_empty()) {
+            continue;
+        }
+        assert!(step["if"].is_null() || step["if"] == "inputs.upgrade-from != ''", "a condition this test cannot evaluate: {step}");
+        let output_file = workspace.path().join("github-output");
+        let mut bash = Command::new("bash");
+        bash.args(["-eo", "pipefail", "-c", step["run"].as_str().unwrap()])
+            .current_dir(step["working-directory"].as_str().map(|d| PathBuf::from(fill(d, &outputs))).unwrap_or_else(|| workspace.path().to_owned()))
+            .env("GITHUB_WORKSPACE", workspace.path())
+            .env("GITHUB_OUTPUT", &output_file)
+            .env("GITHUB_STEP_SUMMARY", &summary);
+        for name in ["CNI_PATH", "CNICONF_REPORT_DIR", "CNICONF_CNI", "CNICONF_FIXTURES", "CNICONF_GOLDEN_DIR", "CNI_PROBE", "NEXTEST_RUN_ID"] {
+            bash.env_remove(name);
+        }
+        for (key, value) in step["env"].as_object().into_iter().flatten() {
+            bash.env(key, fill(value.as_str().unwrap(), &outputs));
+        }
+        let output = bash.output().unwrap();
+        assert!(output.status.success(), "step `{name}`: {}\n{}", text(&output), String::from_utf8_lossy(&output.stderr));
+        for line in std::fs::read_to_string(&output_file).unwrap_or_default().lines() {
+            if let Some((key, value)) = line.split_once('=') {
+                outputs.push((key.to_owned(), value.to_owned()));
+            }
+        }
+        let _ = std::fs::remove_file(&output_file);
+        ran.push(name);
+    }
+    assert_eq!(ran, ["paths", "Certify the profile"], "the upgrade step is skipped without upgrade-from");
+    let reports = PathBuf::from(&outputs.iter().find(|(k, _)| k == "reports").expect("the reports output").1);
+    let report =
+        std::fs::read_to_string(reports.join("certification/stand-in-vendor/conformance.yaml")).expect("the certification's report where the action says");
+    assert!(report.contains("notRun") && report.contains("cni_spec"), "the families not asked are named: {report}");
+    assert!(std::fs::read_to_string(&summary).unwrap_or_default().contains("stand-in-vendor"), "the report on the job summary");
+    let junit = std::fs::read_to_string(reports.join("certification/stand-in-vendor/egress/junit.xml")).unwrap();
+    assert!(junit.contains("failures=\"0\"") && junit.contains("selected_pod_leaves_with_the_egress_ip"), "{junit}");
+}
+
 /// Copies directory `from` into `to`, recursively.
 fn copy_tree(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).unwrap() {

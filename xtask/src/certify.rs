@@ -28,6 +28,9 @@ scenario family the profile claims, and writes one conformance report.
   --cni <name|path>   a shipped profile (a directory of fixtures/cni/) or a profile file;
                       default: reference-tsn-proxy, the suites' self-test on the lab
   --provider <name>   lab (default for lab profiles), kind, or existing (KUBECONFIG)
+  --families <a,b>    only these of the profile's families (a pull request's gate): the
+                      report names the others as not run (outcome Incomplete), and the
+                      exit status judges the families run
   --upgrade-from <p> --to <q>
                       certifies the upgrade from profile p to profile q instead: the
                       upgrade family (a cluster made with p, upgraded in place to q under
@@ -52,13 +55,15 @@ pub struct Request {
     pub provider: Option<String>,
     /// `--upgrade-from <p> --to <q>`: the upgrade pair, certified instead of `cni`.
     pub upgrade: Option<(String, String)>,
+    /// `--families a,b`: only these of the profile's families.
+    pub families: Option<Vec<String>>,
     /// `--help`: print [`USAGE`] and do nothing else.
     pub help: bool,
 }
 
 impl Request {
     pub fn parse(args: &[String]) -> Result<Self, String> {
-        let mut request = Request { cni: DEFAULT_PROFILE.into(), provider: None, upgrade: None, help: false };
+        let mut request = Request { cni: DEFAULT_PROFILE.into(), provider: None, upgrade: None, families: None, help: false };
         let (mut from, mut to, mut cni_given) = (None, None, false);
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -71,6 +76,7 @@ impl Request {
                 "--upgrade-from" => from = Some(value("--upgrade-from")?),
                 "--to" => to = Some(value("--to")?),
                 "--provider" => request.provider = Some(value("--provider")?),
+                "--families" => request.families = Some(value("--families")?.split(',').map(str::trim).filter(|f| !f.is_empty()).map(str::to_owned).collect()),
                 "-h" | "--help" => request.help = true,
                 other => return Err(format!("unknown certify argument `{other}`\n\n{USAGE}")),
             }
@@ -119,8 +125,7 @@ pub fn output_dir(cni: &CniProfile) -> PathBuf {
 /// plugins are missing (the suites say so, with the install command), passes here.
 fn plugins_claim_the_conflist_version(cni: &CniProfile) -> Result<(), String> {
     let Installation::Lab { conflist, plugin_dirs, .. } = &cni.installation else { return Ok(()) };
-    let built = workspace_root().join("target/debug");
-    let plugin_dirs = plugin_dirs.iter().map(|d| harness::cni::resolve_plugin_dir(d, &built)).collect();
+    let plugin_dirs = resolved(plugin_dirs);
     let runtime = harness::cni::runtime::CniRuntime { plugin_dirs, cache_dir: std::env::temp_dir(), node: None, records: Default::default(), budget: None };
     let list = harness::cni::runtime::NetworkConfigList::load(conflist).map_err(|e| e.to_string())?;
     if runtime.require_plugins(&list).is_err() {
@@ -129,13 +134,23 @@ fn plugins_claim_the_conflist_version(cni: &CniProfile) -> Result<(), String> {
     runtime.require_claimed_version(&list, conflist).map_err(|e| format!("profile {} ({}): {e}", cni.name, cni.source.display()))
 }
 
+/// The plugin directories a lab profile's plugins run from, as its lab runs them: `CNI_PATH`
+/// when set (a vendor's built binaries, the GitHub Action's `plugin-dirs`), else its
+/// `pluginDirs` (`{harness-binaries}` being this build's).
+fn resolved(plugin_dirs: &[PathBuf]) -> Vec<PathBuf> {
+    if let Some(given) = std::env::var_os("CNI_PATH") {
+        return std::env::split_paths(&given).collect();
+    }
+    let built = workspace_root().join("target/debug");
+    plugin_dirs.iter().map(|d| harness::cni::resolve_plugin_dir(d, &built)).collect()
+}
+
 /// The environment of the `cni_spec` family: the profile's conflist as the subject, its
 /// plugin directories (`{harness-binaries}` being this build's) as `CNI_PATH`, and the
 /// profile itself (node files, logs).
 fn spec_subject(cni: &CniProfile) -> Vec<(&'static str, std::ffi::OsString)> {
     let Installation::Lab { conflist, plugin_dirs, .. } = &cni.installation else { return Vec::new() };
-    let built = workspace_root().join("target/debug");
-    let dirs: Vec<PathBuf> = plugin_dirs.iter().map(|d| harness::cni::resolve_plugin_dir(d, &built)).collect();
+    let dirs = resolved(plugin_dirs);
     vec![
         ("CNICONF_SPEC_SUBJECT", conflist.clone().into_os_string()),
         ("CNICONF_SPEC_PLUGIN_DIR", std::env::join_paths(dirs).unwrap_or_default()),
@@ -167,6 +182,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Some(_) => vec!["upgrade"],
         None => families(&cni),
     };
+    let (families, not_asked) = chosen(families, request.families.as_deref(), &cni.name)?;
     let out = match &upgrade_to {
         Some(to) => output_dir(&CniProfile { name: format!("{}-to-{}", cni.name, to.name), ..cni.clone() }),
         None => output_dir(&cni),
@@ -218,8 +234,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     let interrupted = interrupted.load(std::sync::atomic::Ordering::SeqCst);
     let not_run: Vec<&str> = match interrupted {
-        true => families.iter().copied().filter(|family| !ran.contains(family)).collect(),
-        false => Vec::new(),
+        true => families.iter().copied().filter(|family| !ran.contains(family)).chain(not_asked.iter().copied()).collect(),
+        false => not_asked.clone(),
     };
     let families = if interrupted { ran } else { families };
     for family in &families {
@@ -253,8 +269,26 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     match (failed.is_empty(), report.outcome()) {
         (true, Outcome::Success | Outcome::Partial) => Ok(()),
+        // Incomplete only because fewer families were asked: those asked passed.
+        (true, Outcome::Incomplete) if !not_asked.is_empty() => {
+            println!("  only {} of the profile's families were asked for (--families); not run: {}", families.join(", "), not_asked.join(", "));
+            Ok(())
+        }
         _ => Err(format!("certification of {} failed: {}", cni.name, if failed.is_empty() { "see the report".into() } else { failed.join(", ") })),
     }
+}
+
+/// The families to run of `all` (the profile's, in their order): those `asked` (each one
+/// the profile claims), and those left out; all of them when none are asked.
+fn chosen<'a>(all: Vec<&'a str>, asked: Option<&[String]>, cni: &str) -> Result<(Vec<&'a str>, Vec<&'a str>), String> {
+    let Some(asked) = asked else { return Ok((all, Vec::new())) };
+    if let Some(unknown) = asked.iter().find(|family| !all.contains(&family.as_str())) {
+        return Err(format!("--families: `{unknown}` is not a family profile {cni} claims; expected some of {}", all.join(", ")));
+    }
+    if asked.is_empty() {
+        return Err(format!("--families names none; expected some of {}", all.join(", ")));
+    }
+    Ok(all.into_iter().partition(|family| asked.iter().any(|a| a == family)))
 }
 
 /// Merges the families' reports into `conformance.yaml`, `report.md` and `report.html` in
@@ -297,14 +331,17 @@ mod tests {
     #[test]
     fn arguments_name_the_profile_and_the_provider() {
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(Request::parse(&args(&[])).unwrap(), Request { cni: "reference-tsn-proxy".into(), provider: None, upgrade: None, help: false });
+        assert_eq!(
+            Request::parse(&args(&[])).unwrap(),
+            Request { cni: "reference-tsn-proxy".into(), provider: None, upgrade: None, families: None, help: false }
+        );
         assert_eq!(
             Request::parse(&args(&["--cni", "./vendor/profile.yaml", "--provider", "lab"])).unwrap(),
-            Request { cni: "./vendor/profile.yaml".into(), provider: Some("lab".into()), upgrade: None, help: false }
+            Request { cni: "./vendor/profile.yaml".into(), provider: Some("lab".into()), upgrade: None, families: None, help: false }
         );
         assert_eq!(
             Request::parse(&args(&["--upgrade-from", "reference", "--to", "./v2/profile.yaml"])).unwrap(),
-            Request { cni: "reference".into(), provider: None, upgrade: Some(("reference".into(), "./v2/profile.yaml".into())), help: false }
+            Request { cni: "reference".into(), provider: None, upgrade: Some(("reference".into(), "./v2/profile.yaml".into())), families: None, help: false }
         );
         assert!(Request::parse(&args(&["--upgrade-from", "reference"])).unwrap_err().contains("--upgrade-from needs --to"));
         assert!(Request::parse(&args(&["--to", "reference-1.9.1"])).unwrap_err().contains("--to needs --upgrade-from"));
@@ -313,6 +350,20 @@ mod tests {
         assert!(Request::parse(&args(&["-h", "--cni", "x"])).unwrap().help);
         assert!(Request::parse(&args(&["--cni"])).unwrap_err().contains("--cni needs a value"));
         assert!(Request::parse(&args(&["--flavour", "x"])).unwrap_err().contains("unknown certify argument `--flavour`"));
+        assert_eq!(Request::parse(&args(&["--families", "egress, perf"])).unwrap().families, Some(vec!["egress".to_owned(), "perf".to_owned()]));
+    }
+
+    /// `--families` keeps the profile's order and says which it left out; a family the
+    /// profile does not claim, or none, is refused naming what it claims.
+    #[test]
+    fn asked_families_are_run_in_the_profile_s_order_and_the_rest_named() {
+        let all = vec!["cni_spec", "egress", "canary", "perf"];
+        assert_eq!(chosen(all.clone(), None, "x").unwrap(), (all.clone(), vec![]));
+        let asked = ["perf".to_owned(), "egress".to_owned()];
+        assert_eq!(chosen(all.clone(), Some(&asked), "x").unwrap(), (vec!["egress", "perf"], vec!["cni_spec", "canary"]));
+        let error = chosen(all.clone(), Some(&["tsn".to_owned()]), "reference").unwrap_err();
+        assert!(error.contains("`tsn` is not a family profile reference claims; expected some of cni_spec, egress, canary, perf"), "{error}");
+        assert!(chosen(all, Some(&[]), "x").unwrap_err().contains("names none"));
     }
 
     #[test]

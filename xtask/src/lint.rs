@@ -43,11 +43,16 @@ pub fn run() -> Result<(), String> {
     if caught.status.success() {
         return Err("actionlint accepted a known-bad workflow; the lint step would check nothing".into());
     }
-    let workflows: Vec<PathBuf> = std::fs::read_dir(workspace_root().join(".github/workflows"))
-        .map_err(|e| format!("reading .github/workflows: {e}"))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
-        .collect();
+    // This repository's workflows, and the example a vendor copies to call its action.
+    let mut workflows = Vec::new();
+    for dir in [".github/workflows", "fixtures/vendor-action/.github/workflows"] {
+        workflows.extend(
+            std::fs::read_dir(workspace_root().join(dir))
+                .map_err(|e| format!("reading {dir}: {e}"))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml")),
+        );
+    }
     let output = lint(&binary, &workflows).map_err(|e| format!("failed to run actionlint: {e}"))?;
     if !output.status.success() {
         return Err(format!("actionlint found problems in the workflows:\n{}", String::from_utf8_lossy(&output.stdout)));
@@ -56,10 +61,31 @@ pub fn run() -> Result<(), String> {
     Ok(())
 }
 
+/// The code is formatted as `rustfmt.toml` says.
+pub fn formatted() -> Result<(), String> {
+    crate::util::cargo(&["fmt", "--all", "--check"]).map_err(|_| "the code is not formatted as rustfmt.toml says: run `cargo fmt --all`".to_owned())
+}
+
+/// The variables that make a cargo build clippy's pass over the workspace's crates, as
+/// `cargo clippy -- -D warnings` sets them for its own check (clippy's `src/main.rs`:
+/// `RUSTC_WORKSPACE_WRAPPER` is clippy-driver, `CLIPPY_ARGS` its arguments joined by
+/// `__CLIPPY_HACKERY__`); dependencies are compiled by rustc alone.
+pub fn clippy_in_the_build() -> Result<Vec<(String, String)>, String> {
+    let driver = std::process::Command::new("rustup")
+        .args(["which", "clippy-driver"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .or_else(|| harness::provider::host::on_path("clippy-driver").then(|| "clippy-driver".to_owned()))
+        .ok_or("clippy is not installed (no clippy-driver): `rustup component add clippy`")?;
+    Ok(vec![("RUSTC_WORKSPACE_WRAPPER".into(), driver), ("CLIPPY_ARGS".into(), "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__".into())])
+}
+
 /// The Rust code's hygiene, as every contributor's editor and CI expect it: formatted as
 /// `rustfmt.toml` says, and no clippy warning under the workspace's lints.
 pub fn rust() -> Result<(), String> {
-    crate::util::cargo(&["fmt", "--all", "--check"]).map_err(|_| "the code is not formatted as rustfmt.toml says: run `cargo fmt --all`".to_owned())?;
+    formatted()?;
     // A target directory of its own: clippy's checks run beside the tests' build (`xtask
     // test`), not waiting on its lock; they share nothing but the sources.
     let target = crate::util::workspace_root().join("target/clippy");

@@ -21,7 +21,7 @@ commands:
                    deps, then every scenario family the profile claims (default: the reference
                    plugins on the lab, a self-test), each verdict with its evidence, and one
                    conformance report (YAML, Markdown, HTML) in target/cni-conformance/certification/<cni>/
-  lint             lint the GitHub Actions workflows with actionlint
+  lint             rustfmt, clippy, and the GitHub Actions workflows (actionlint)
   image            build the FROM-scratch images (cni-probe, tsn-metadata-proxy, cni-iperf3, cni-nettools) with Docker
   gc [--force]     remove lab clusters left by killed runs (--force: also those of runs still alive)
   compare <baseline> <candidate> [--smallest-regression 0.10] [--alpha 0.05]
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
         // Certification installs what its profiles need, once they are read.
         Some("certify") => certify::run(&args[1..]),
         Some("image") => image::run(),
-        Some("lint") => lint::run(),
+        Some("lint") => lint::rust().and_then(|()| lint::run()),
         Some("gc") => gc::run(flag("--force")),
         Some("compare") => compare::run(&args[1..]),
         Some("-h" | "--help" | "help") => {

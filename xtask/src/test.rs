@@ -56,10 +56,7 @@ impl Totals {
 pub fn run() -> Result<(), String> {
     // The workflow lint (mostly a virtualenv's set-up, waiting on pip) beside the rest.
     let workflows = std::thread::spawn(crate::lint::run);
-    // rustfmt and clippy (a target directory of its own) beside the builds: each build
-    // leaves a core idle much of the time (a long chain of crates, one big crate at the
-    // end), and clippy's checks fill it.
-    let hygiene = std::thread::spawn(crate::lint::rust);
+    crate::lint::formatted()?;
     // The image tests need the probe image; without Docker they are ignored with the reason.
     // Its release build (a target directory of its own; none when the images were built
     // from these sources before) runs beside the tests' build too.
@@ -70,27 +67,44 @@ pub fn run() -> Result<(), String> {
             None
         }
     };
-    let built = crate::util::cargo(&["test", "--workspace", "--no-run"]);
+    // The tests' build is clippy's pass too: the workspace's crates compiled by
+    // clippy-driver (as `cargo clippy` runs it), every warning an error; the dependencies,
+    // compiled once, serve both (a `cargo clippy` of its own checks all of them again).
+    let linted = crate::lint::clippy_in_the_build()?;
+    let built = crate::util::cargo_command()
+        .args(["test", "--workspace", "--no-run"])
+        .envs(linted.iter().cloned())
+        .status()
+        .map_err(|e| format!("failed to run `cargo test --workspace --no-run`: {e}"))
+        .and_then(|status| match status.success() {
+            true => Ok(()),
+            false => Err(format!(
+                "`cargo test --workspace --no-run` failed ({status}): a compile error, or a clippy warning (above; fix it, or allow it where it is wrong, saying why)"
+            )),
+        });
     if let Some(images) = images {
         images.join().map_err(|_| "building the images panicked".to_owned())??;
     }
-    hygiene.join().map_err(|_| "the Rust lint panicked".to_owned())??;
     built?;
+    eprintln!("xtask test: the build passes clippy");
     workflows.join().map_err(|_| "the workflow lint panicked".to_owned())??;
     match harness::provider::host::on_path("cargo-nextest") {
-        true => run_nextest(),
+        true => run_nextest(&linted),
         false => {
             eprintln!("xtask test: no cargo-nextest on PATH; running the test binaries one after another with `cargo test`");
-            run_cargo_test()
+            run_cargo_test(&linted)
         }
     }
 }
 
 /// `cargo nextest run --workspace --profile ci`: independent test binaries and scenarios
 /// side by side, what a busy machine would move alone (`.config/nextest.toml`).
-fn run_nextest() -> Result<(), String> {
+/// `linted`: the build's clippy variables, kept for every cargo of the run (nextest's own
+/// build, the tests' cargo), so none compiles the workspace again without them.
+fn run_nextest(linted: &[(String, String)]) -> Result<(), String> {
     let mut child = crate::util::cargo_command()
         .args(["nextest", "run", "--workspace", "--profile", "ci", "--no-fail-fast"])
+        .envs(linted.iter().cloned())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("failed to run `cargo nextest run --workspace --profile ci`: {e}"))?;
@@ -116,9 +130,10 @@ fn read(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("failed to read {}: {e}", path.display()))
 }
 
-fn run_cargo_test() -> Result<(), String> {
+fn run_cargo_test(linted: &[(String, String)]) -> Result<(), String> {
     let mut child = crate::util::cargo_command()
         .args(["test", "--workspace"])
+        .envs(linted.iter().cloned())
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("failed to run `cargo test --workspace`: {e}"))?;
