@@ -1040,6 +1040,11 @@ fn the_github_action_certifies_a_stand_in_vendor_s_plugin_when_its_steps_run_her
         for name in ["CNI_PATH", "CNICONF_REPORT_DIR", "CNICONF_CNI", "CNICONF_FIXTURES", "CNICONF_GOLDEN_DIR", "CNI_PROBE", "NEXTEST_RUN_ID"] {
             bash.env_remove(name);
         }
+        // A runner's step has none of this test package's cargo variables: given to the
+        // cargo the step starts, they would change build scripts' inputs and rebuild.
+        for (name, _) in std::env::vars_os().filter(|(n, _)| n.to_string_lossy().starts_with("CARGO_") && n != "CARGO_HOME") {
+            bash.env_remove(name);
+        }
         for (key, value) in step["env"].as_object().into_iter().flatten() {
             bash.env(key, fill(value.as_str().unwrap(), &outputs));
         }
