@@ -12,7 +12,7 @@ use harness::diagnostics::Collect;
 use harness::provider::lab::{Lab, LabOptions};
 use harness::provider::Cluster;
 use harness::report::TrialOutcome;
-use harness::scenario::{run_scenario_collecting, Collection, UpgradePair};
+use harness::scenario::{run_scenario_collecting, Collection, Scenario, UpgradePair};
 use harness::scenarios::upgrade;
 use harness::verdict::FailureReason::{self, AddressReused, CheckFailed, ConnectionReset, LeftBehind, Regressed, VersionsOwnFault, WrongSource};
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -44,32 +44,33 @@ struct NewVersion {
     not_judged: &'static [(&'static str, &'static str)],
 }
 
-/// The stand-in a wrapped plugin runs as: `new-version.py` (its fault in a file beside it)
+/// The stand-in a wrapped plugin runs as: `new-version.sh` (its fault in a file beside it)
 /// or `slow-add.sh`.
 #[derive(Clone, Copy)]
 enum Wrapper {
-    Python,
+    Faulty,
     SlowAdd,
 }
 
-/// A Python wrapper starts in tens of milliseconds, as slow as a pod's whole start-up: the
-/// regression scenario would judge the wrapper, not the fault.
-const PYTHON_IS_SLOW: &[(&str, &str)] = &[(PERF, "the Python wrapper itself slows every plugin call")];
+/// The faulty wrapper runs `jq` on the calls it changes (ten to twenty milliseconds, half a
+/// pod's start-up on the lab): the regression scenario would judge the wrapper, not the
+/// fault. The slow-add wrapper is judged on it: its fault is the regression.
+const WRAPPER_IS_SLOW: &[(&str, &str)] = &[(PERF, "the wrapper itself (jq on the calls it changes) slows plugin calls")];
 
 const NEW_VERSIONS: [NewVersion; 9] = [
     NewVersion { name: "the_faithful_new_version_passes_every_upgrade_scenario", wrapped: None, on_install: None, fails: &[], not_judged: &[] },
     NewVersion {
         name: "a_new_version_whose_del_cannot_read_the_old_state_leaves_it_behind",
-        wrapped: Some(("host-local", Wrapper::Python, "del-loses-old-state")),
+        wrapped: Some(("host-local", Wrapper::Faulty, "del-loses-old-state")),
         on_install: None,
         fails: &[(DEL, LeftBehind), (HOST_PORT_DEL, LeftBehind)],
-        not_judged: PYTHON_IS_SLOW,
+        not_judged: WRAPPER_IS_SLOW,
     },
     // Its IPAM knows nothing of the old version's: CHECK does not find the old pods'
     // addresses, DEL does not free them, and new pods are handed them again.
     NewVersion {
         name: "a_new_version_that_renumbers_ipam_hands_out_old_pods_addresses",
-        wrapped: Some(("host-local", Wrapper::Python, "renumbers-ipam")),
+        wrapped: Some(("host-local", Wrapper::Faulty, "renumbers-ipam")),
         on_install: None,
         fails: &[
             (CHECK, CheckFailed),
@@ -79,7 +80,7 @@ const NEW_VERSIONS: [NewVersion; 9] = [
             (REACH, AddressReused),
             (ROLLBACK, CheckFailed),
         ],
-        not_judged: PYTHON_IS_SLOW,
+        not_judged: WRAPPER_IS_SLOW,
     },
     // Pod to pod is neither translated nor tracked on its way: only the connection to the
     // external host, masqueraded, loses its translation and is reset, and so does the one
@@ -94,34 +95,34 @@ const NEW_VERSIONS: [NewVersion; 9] = [
     },
     NewVersion {
         name: "a_new_version_whose_check_rejects_old_pods_fails_only_the_check",
-        wrapped: Some(("bridge", Wrapper::Python, "check-rejects-old-pods")),
+        wrapped: Some(("bridge", Wrapper::Faulty, "check-rejects-old-pods")),
         on_install: None,
         fails: &[(CHECK, CheckFailed), (HOST_PORT_CHECK, CheckFailed)],
-        not_judged: PYTHON_IS_SLOW,
+        not_judged: WRAPPER_IS_SLOW,
     },
     // A version's own faults, which its own pods show too (the scenarios' controls): the
     // outcome blames the version, never the crossing of versions.
     NewVersion {
         name: "a_new_version_whose_check_fails_on_its_own_pods_too_is_blamed_for_its_own_fault",
-        wrapped: Some(("bridge", Wrapper::Python, "check-fails-on-every-pod")),
+        wrapped: Some(("bridge", Wrapper::Faulty, "check-fails-on-every-pod")),
         on_install: None,
         fails: &[(CHECK, VersionsOwnFault), (HOST_PORT_CHECK, VersionsOwnFault)],
-        not_judged: PYTHON_IS_SLOW,
+        not_judged: WRAPPER_IS_SLOW,
     },
     NewVersion {
         name: "a_new_version_whose_del_frees_nothing_of_its_own_pods_either_is_blamed_for_its_own_fault",
-        wrapped: Some(("host-local", Wrapper::Python, "del-loses-every-reservation")),
+        wrapped: Some(("host-local", Wrapper::Faulty, "del-loses-every-reservation")),
         on_install: None,
         fails: &[(DEL, VersionsOwnFault), (HOST_PORT_DEL, VersionsOwnFault)],
-        not_judged: PYTHON_IS_SLOW,
+        not_judged: WRAPPER_IS_SLOW,
     },
     // Only a pod with a hostPort has port mappings for DEL to remove.
     NewVersion {
         name: "a_new_version_whose_del_forgets_old_port_mappings_leaves_them_behind",
-        wrapped: Some(("portmap", Wrapper::Python, "del-forgets-old-port-mappings")),
+        wrapped: Some(("portmap", Wrapper::Faulty, "del-forgets-old-port-mappings")),
         on_install: None,
         fails: &[(HOST_PORT_DEL, LeftBehind)],
-        not_judged: PYTHON_IS_SLOW,
+        not_judged: WRAPPER_IS_SLOW,
     },
     // 100 ms more per ADD: pod start-up regresses, nothing else changes.
     NewVersion {
@@ -142,7 +143,7 @@ fn new_version(version: &NewVersion, dir: &Path) -> Result<CniProfile, Failed> {
     let name = match version.wrapped {
         Some((plugin, wrapper, fault)) => {
             let stand_in = match wrapper {
-                Wrapper::Python => "upgrade/stand-ins/new-version.py",
+                Wrapper::Faulty => "upgrade/stand-ins/new-version.sh",
                 Wrapper::SlowAdd => "upgrade/stand-ins/slow-add.sh",
             };
             // Under the plugin's name, as a vendor installs a new binary in the node's one
@@ -174,7 +175,11 @@ fn new_version(version: &NewVersion, dir: &Path) -> Result<CniProfile, Failed> {
     cni::load_profile(&dir.join("profile.yaml").display().to_string()).map_err(|e| e.to_string().into())
 }
 
-fn check(version: &NewVersion) -> Result<(), Failed> {
+/// One scenario of the upgrade to `version`, on a lab of its own (one starts in under a
+/// second): what a broken version did in one scenario (its install flushed the nodes' NAT)
+/// must not be what fails the next. It must fail for the reason `version` says, naming the
+/// version, or pass; a failure's bundle must hold what shows why.
+fn check(version: &NewVersion, scenario: &Scenario) -> Result<(), Failed> {
     if let Err(reason) = harness::host::unstable_plugins() {
         return Err(format!("cannot run: {reason}").into());
     }
@@ -183,36 +188,27 @@ fn check(version: &NewVersion) -> Result<(), Failed> {
     let from = cni::load_profile(OLD).map_err(|e| e.to_string())?;
     let pair = Arc::new(UpgradePair { from: from.clone(), to: to.clone() });
     let timeouts = harness::provider::lab::timeouts();
-    // A lab of its own for each scenario (one starts in under a second): what a broken
-    // version did in one scenario (its install flushed the nodes' NAT) must not be what
-    // fails the next.
-    let mut outcomes: Vec<(&str, TrialOutcome)> = Vec::new();
-    let mut wrong = Vec::new();
     let bundles = tempfile::tempdir().map_err(|e| e.to_string())?;
     let collection = Collection { root: bundles.path().to_owned(), mode: Collect::Failures, profile_commands: vec![] };
-    for (i, scenario) in upgrade::all().iter().enumerate().filter(|(_, s)| !version.not_judged.iter().any(|(name, _)| *name == s.name)) {
-        let lab: Arc<dyn Cluster> = Arc::new(Lab::provision(&from, &LabOptions::from_env()?)?);
-        let (outcome, bundle) = run_scenario_collecting(&lab, scenario, &timeouts, &format!("t{}", i + 1), Some(Ok(Arc::clone(&pair))), Some(&collection));
-        lab.teardown()?;
-        // A failure's bundle holds the CNI calls of both versions: the one that did it is there.
-        wrong.extend(harness::diagnostics::bundle_problems(scenario.name, outcome.is_failure(), bundle.as_deref()));
-        outcomes.push((scenario.name, outcome));
-    }
-    for (scenario, outcome) in &outcomes {
-        match (version.fails.iter().find(|(name, _)| name == scenario), outcome) {
-            (None, TrialOutcome::Passed(_)) => {}
-            (Some((_, reason)), TrialOutcome::Failed(verdict)) if verdict.reason == Some(*reason) => {
-                if !verdict.message().contains(&to.name) {
-                    wrong.push(format!("{scenario}: the failure should name the version that did it ({}): {}", to.name, verdict.message()));
-                }
+    let lab: Arc<dyn Cluster> = Arc::new(Lab::provision(&from, &LabOptions::from_env()?)?);
+    let (outcome, bundle) = run_scenario_collecting(&lab, scenario, &timeouts, "t1", Some(Ok(Arc::clone(&pair))), Some(&collection));
+    lab.teardown()?;
+    // A failure's bundle holds the CNI calls of both versions: the one that did it is there.
+    let mut wrong = harness::diagnostics::bundle_problems(scenario.name, outcome.is_failure(), bundle.as_deref());
+    match (version.fails.iter().find(|(name, _)| *name == scenario.name), &outcome) {
+        (None, TrialOutcome::Passed(_)) => {}
+        (Some((_, reason)), TrialOutcome::Failed(verdict)) if verdict.reason == Some(*reason) => {
+            if !verdict.message().contains(&to.name) {
+                wrong.push(format!("{}: the failure should name the version that did it ({}): {}", scenario.name, to.name, verdict.message()));
             }
-            (expected, other) => wrong.push(format!(
-                "{scenario}: expected {}, got {}: {}",
-                expected.map_or("a pass".to_owned(), |(_, r)| format!("a failure for {r:?}")),
-                other.label(),
-                other.message()
-            )),
         }
+        (expected, other) => wrong.push(format!(
+            "{}: expected {}, got {}: {}",
+            scenario.name,
+            expected.map_or("a pass".to_owned(), |(_, r)| format!("a failure for {r:?}")),
+            other.label(),
+            other.message()
+        )),
     }
     if wrong.is_empty() {
         Ok(())
@@ -298,11 +294,38 @@ fn an_old_version_that_resets_connections_on_its_own_is_blamed_not_the_upgrade()
     }
 }
 
+/// A version's expected failures are judged only as scenarios of its own: one naming a
+/// scenario that does not exist, or one it is not judged on, would never be checked.
+fn every_failure_a_version_expects_is_of_a_scenario_it_runs() -> Result<(), Failed> {
+    let scenarios: Vec<&str> = upgrade::all().iter().map(|s| s.name).collect();
+    let unjudged: Vec<String> = NEW_VERSIONS
+        .iter()
+        .flat_map(|v| v.fails.iter().map(move |(name, _)| (v, *name)))
+        .filter(|(v, name)| !scenarios.contains(name) || v.not_judged.iter().any(|(n, _)| n == name))
+        .map(|(v, name)| format!("{}: {name}", v.name))
+        .collect();
+    if unjudged.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("expected failures of scenarios no trial runs: {}", unjudged.join(", ")).into())
+    }
+}
+
+/// Every version's scenarios, each a test of its own (`<version>::<scenario>`), so a
+/// runner spreads them over its slots and a figure a busy machine moves (the start-up
+/// regression) can take the machine alone (`.config/nextest.toml`). A version fails only
+/// its own scenarios; it passes every other one, each judged here.
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
     let trials = NEW_VERSIONS
         .iter()
-        .map(|version| Trial::test(version.name, move || check(version)))
+        .flat_map(|version| {
+            upgrade::all()
+                .into_iter()
+                .filter(|s| !version.not_judged.iter().any(|(name, _)| *name == s.name))
+                .map(move |scenario| Trial::test(format!("{}::{}", version.name, scenario.name), move || check(version, &scenario)))
+        })
+        .chain([Trial::test("every_failure_a_version_expects_is_of_a_scenario_it_runs", every_failure_a_version_expects_is_of_a_scenario_it_runs)])
         .chain([Trial::test("portmap_1_1_1_s_own_check_fault_is_not_blamed_on_the_upgrade", portmap_1_1_1_s_own_check_fault_is_not_blamed_on_the_upgrade)])
         .chain([Trial::test(
             "an_old_version_that_resets_connections_on_its_own_is_blamed_not_the_upgrade",

@@ -185,6 +185,19 @@ pub fn plugin_budget() -> Duration {
         .unwrap_or(PLUGIN_BUDGET)
 }
 
+/// The `PATH` every plugin runs with: a container runtime's, not the harness user's shell's
+/// (where a version manager's shims may come first, each start of a script's interpreter
+/// then costing a tenth of a second). libcni passes the runtime's own environment to the
+/// plugin (containernetworking/cni `pkg/invoke/args.go`, `Args.AsEnv`: `os.Environ()` plus
+/// the `CNI_*` variables, read at commit 5bab2c0), and containerd runs as a systemd service, whose default
+/// `PATH` this is. A plugin that needs a tool elsewhere finds it on no real node either.
+pub const RUNTIME_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// [`RUNTIME_PATH`], or `CNICONF_RUNTIME_PATH` where set.
+pub fn runtime_path() -> String {
+    std::env::var("CNICONF_RUNTIME_PATH").ok().filter(|path| !path.is_empty()).unwrap_or_else(|| RUNTIME_PATH.to_owned())
+}
+
 /// Who a call is for, as a person reads it: the pod (from `CNI_ARGS`) and container, or
 /// the container alone, or that the command has none (VERSION, STATUS, GC).
 fn attachment_of(environment: &[(&str, String)]) -> String {
@@ -1067,7 +1080,7 @@ impl CniRuntime {
             }
         };
         let mut process = Command::new(&run_as);
-        process.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()).env("CNI_PATH", &cni_path);
+        process.env_clear().env("PATH", runtime_path()).env("CNI_PATH", &cni_path);
         process.envs(environment.iter().map(|(k, v)| (*k, v.as_str())));
         let attachment = attachment_of(environment);
         let failed =
@@ -1379,6 +1392,21 @@ mod tests {
         let error = runtime.check(&list, &attachment()).unwrap_err().to_string();
         assert!(error.contains("CHECK exists from CNI 0.4.0; network `n` is 0.3.1"), "{error}");
         assert_eq!(std::fs::read_to_string(dir.path().join("calls")).unwrap(), "ADD\n");
+    }
+
+    /// A plugin gets a container runtime's `PATH`, not the one the harness was started with
+    /// (here the test's own, which on a machine with a version manager puts its shims first).
+    #[test]
+    fn a_plugin_runs_with_the_runtime_s_path_not_the_caller_s() {
+        let dir = stand_ins(&[("records", "#!/bin/sh\ncat > /dev/null\necho \"$PATH\" > \"$(dirname \"$0\")/path\"\necho '{\"cniVersion\":\"1.0.0\"}'\n")]);
+        let runtime =
+            CniRuntime { plugin_dirs: vec![dir.path().into()], cache_dir: dir.path().join("cache"), node: None, records: Default::default(), budget: None };
+        runtime.add(&one_plugin("records", "1.0.0"), &attachment()).unwrap();
+        let seen = std::fs::read_to_string(dir.path().join("path")).unwrap();
+        assert_eq!(seen.trim(), runtime_path());
+        if std::env::var_os("CNICONF_RUNTIME_PATH").is_none() {
+            assert_eq!(seen.trim(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        }
     }
 
     /// `xtask gc` of a killed run: a recorded plugin group whose leader is still the recorded
