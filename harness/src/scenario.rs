@@ -788,6 +788,13 @@ impl ScenarioContext {
         Ok(pair)
     }
 
+    /// Does what the upgrade to the pair's `to` needs before its switch (Cilium's pre-flight
+    /// check), before a scenario starts what it holds through the switch.
+    pub fn prepare_upgrade(&mut self) -> Result<()> {
+        let pair = self.upgrade_pair()?;
+        self.cluster.prepare_cni_replacement(&pair.to)
+    }
+
     /// Rolls the cluster's CNI back to the pair's `from`.
     pub fn roll_back_cni(&mut self) -> Result<()> {
         let pair = self.upgrade_pair()?;

@@ -648,6 +648,39 @@ fn an_upgrade_on_kind_runs_the_plan_in_order_and_a_failed_step_stops_it_naming_t
     environment.teardown().unwrap();
 }
 
+/// The pre-flight check runs before a scenario starts holding connections, not inside the
+/// held window (a Cilium pre-flight pulls images and waits for a DaemonSet: minutes the
+/// holds would otherwise have to span): prepared, the replacement that follows runs only
+/// the switch; a replacement to another profile than the prepared one runs its own.
+#[test]
+fn a_prepared_upgrade_runs_its_pre_flight_check_first_and_the_switch_alone_after() {
+    use harness::provider::kubernetes::Environment;
+    let _lock = PATH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let standins = StandIns::install();
+    let (old, new) = (cni::load_profile("cilium-1.15").unwrap(), cni::cilium());
+    let cluster = KindCluster::create(&old, &options(), Addons::default()).unwrap();
+    let environment = harness::provider::kind::KindEnvironment::without_echo(cluster, vec![], &KindTimeouts::default());
+    let before = standins.calls().len();
+    environment.prepare_cni_replacement(&old, &old, &new).unwrap();
+    let prepared: Vec<String> = standins.calls()[before..].to_vec();
+    assert!(
+        prepared.len() == 4 && prepared[0].contains("install cilium-preflight") && prepared[3].contains("uninstall cilium-preflight"),
+        "the pre-flight check alone: {prepared:#?}"
+    );
+    let before = standins.calls().len();
+    environment.replace_cni(&old, &old, &new).unwrap();
+    let switched: Vec<String> = standins.calls()[before..].to_vec();
+    assert!(
+        switched.len() == 3 && switched[0].contains(" upgrade cilium ") && !switched.iter().any(|c| c.contains("preflight") || c.contains("pre-flight")),
+        "the switch alone: {switched:#?}"
+    );
+    // Prepared once: the next replacement (the rollback, to the old profile) does its own.
+    let before = standins.calls().len();
+    environment.replace_cni(&old, &new, &old).unwrap();
+    assert!(standins.calls()[before].contains("install cilium-preflight"), "{:#?}", &standins.calls()[before..]);
+    environment.teardown().unwrap();
+}
+
 /// A failed trial's bundle on kind describes its pods with kubectl, against the run's own
 /// kubeconfig; a kubectl that fails is an error for the bundle to write down.
 #[test]

@@ -202,6 +202,11 @@ pub trait Environment: Send + Sync {
     fn describe_pods(&self, _namespace: &str) -> Option<Result<String>> {
         None
     }
+    /// Does what an upgrade from `running` to `with` needs before its switch and running
+    /// pods do not see (Cilium's pre-flight check); [`Self::replace_cni`] then skips it.
+    fn prepare_cni_replacement(&self, _initial: &CniProfile, _running: &CniProfile, _with: &CniProfile) -> Result<()> {
+        Ok(())
+    }
     /// Upgrades (or rolls back) the cluster's CNI in place from `running` to `with`; the
     /// cluster was made with `initial`.
     fn replace_cni(&self, _initial: &CniProfile, running: &CniProfile, with: &CniProfile) -> Result<()> {
@@ -546,6 +551,11 @@ impl Cluster for KubeCluster {
 
     /// An upgrade as the cluster's environment makes it; the CNI is taken to run `with` only
     /// once every step succeeded (a failed one is rolled back by applying the old again).
+    fn prepare_cni_replacement(&self, with: &CniProfile) -> Result<()> {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        self.environment.prepare_cni_replacement(&self.cni, &running, with)
+    }
+
     fn replace_cni(&self, with: &CniProfile) -> Result<()> {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         self.environment.replace_cni(&self.cni, &running, with)?;

@@ -116,6 +116,14 @@ pub trait Cluster: Send + Sync {
     fn run_outside(&self, program: &str, _args: &[&str]) -> Result<crate::model::ExecOutput> {
         Err(HarnessError::NotFound { what: "way to run tools outside".into(), wanted: format!("{program} on the external host") })
     }
+    /// Does what replacing the CNI by `with` needs before the switch, which running pods and
+    /// their connections do not see (Cilium's pre-flight check), so a scenario holding
+    /// connections through the switch need not hold them through this too. The replacement
+    /// that follows skips it; one not prepared does it itself. Nothing, where a replacement
+    /// needs nothing first (the lab).
+    fn prepare_cni_replacement(&self, _with: &CniProfile) -> Result<()> {
+        Ok(())
+    }
     /// Replaces the cluster's CNI by `with` in place, node by node, while pods run, as an
     /// upgrade (or a rollback) does: nothing is restarted that a real one would not restart
     /// ([`Feature::InPlaceUpgrade`]).

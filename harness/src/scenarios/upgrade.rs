@@ -126,6 +126,7 @@ fn long_lived_connections_stay_open(cx: &mut ScenarioContext) -> Result<Verdict>
 fn held_through_the_upgrade(cx: &mut ScenarioContext, holds: &[(&str, Option<&Pod>, SocketAddr)], budget: Duration) -> Result<Verdict> {
     let from = cx.upgrade_pair()?.from.name.clone();
     let (control, ()) = cx.hold_connections_while(holds, cx.timeouts().upgrade_hold, |_| Ok(()))?;
+    cx.prepare_upgrade()?;
     let (held, pair) = cx.hold_connections_while(holds, cx.timeouts().upgrade_hold, |cx| cx.upgrade_cni())?;
     let across = upgrade::connections_held(&pair.to.name, &pair.from.name, &held, budget);
     Ok(upgrade::ruled_by_control(across, &from, upgrade::Control::NothingUpgraded, &upgrade::connections_held_with_nothing_upgraded(&from, &control, budget)))
@@ -167,6 +168,7 @@ fn egress_sources_hold_through_the_upgrade(cx: &mut ScenarioContext) -> Result<V
     // Held a second longer: the sampling runs steady for a moment on both sides of the switch.
     let hold = cx.timeouts().upgrade_hold + Duration::from_secs(1);
     let (control, ()) = cx.hold_connections_while(&through_the_gateway, hold, |_| Ok(()))?;
+    cx.prepare_upgrade()?;
     let (held, (sampled, window, pair)) =
         cx.hold_connections_while(&through_the_gateway, hold, |cx| cx.sample_sources_while(&[&web, &db], |cx| cx.upgrade_cni()))?;
     let expected = |pod: &Pod| if pod.name == web.name { egress_ip.clone() } else { node_ip.clone() };

@@ -569,10 +569,33 @@ pub fn upgrade_steps(
     timeouts: &KindTimeouts,
     addons: Addons,
 ) -> Result<Vec<CliStep>> {
+    let plan = upgrade_plan(cluster, initial, running, to, files, timeouts, addons)?;
+    Ok([plan.preparation, plan.switch].concat())
+}
+
+/// An in-place upgrade's commands in two parts: what the CNI's guide has done before the
+/// switch, which running pods and their connections do not see (Cilium's pre-flight check
+/// pulls the new images and checks the new agent's policies), and the switch itself.
+#[derive(Debug, Clone)]
+pub struct UpgradePlan {
+    pub preparation: Vec<CliStep>,
+    pub switch: Vec<CliStep>,
+}
+
+/// [`upgrade_steps`], its preparation apart ([`UpgradePlan`]).
+pub fn upgrade_plan(
+    cluster: &str,
+    initial: &CniProfile,
+    running: &CniProfile,
+    to: &CniProfile,
+    files: &RunFiles,
+    timeouts: &KindTimeouts,
+    addons: Addons,
+) -> Result<UpgradePlan> {
     let kubeconfig = files.kubeconfig.display().to_string();
     let refused =
         |why: String| HarnessError::UpgradeRefused { from: format!("{} {}", running.name, running.version), to: format!("{} {}", to.name, to.version), why };
-    let mut steps = Vec::new();
+    let (mut preparation, mut steps) = (Vec::new(), Vec::new());
     // The values `to`'s chart is upgraded with: what it renders, and so what is awaited.
     let mut upgraded_with: Vec<(String, String)> = Vec::new();
     match (&running.installation, &to.installation) {
@@ -621,7 +644,7 @@ pub fn upgrade_steps(
                     values: preflight.values.clone(),
                 };
                 let api_server: Vec<(String, String)> = cluster_values.iter().filter(|(k, _)| k.starts_with("k8sService")).cloned().collect();
-                steps.extend(helm_step(
+                preparation.extend(helm_step(
                     &kubeconfig,
                     HelmVerb::Install,
                     &format!("the pre-flight check of {}", to.name),
@@ -630,8 +653,8 @@ pub fn upgrade_steps(
                     &api_server,
                     timeouts.install_cni,
                 ));
-                steps.extend(preflight.readiness.iter().flat_map(|w| rollout_steps(&kubeconfig, w, timeouts)));
-                steps.push(CliStep::new(
+                preparation.extend(preflight.readiness.iter().flat_map(|w| rollout_steps(&kubeconfig, w, timeouts)));
+                preparation.push(CliStep::new(
                     format!("removing the pre-flight check of {} {}", to.name, to.version),
                     "helm",
                     ["--kubeconfig", &kubeconfig, "uninstall", &preflight.release, "--namespace", namespace, "--wait"],
@@ -662,7 +685,7 @@ pub fn upgrade_steps(
     // Cilium 1.16 upgraded with `upgradeCompatibility=1.15` renders no `cilium-envoy`
     // DaemonSet (its chart's `envoyDaemonSetEnabled`): nothing to await there.
     steps.extend(to.readiness.iter().filter(|w| w.rendered_with(&upgraded_with)).flat_map(|w| rollout_steps(&kubeconfig, w, timeouts)));
-    Ok(steps)
+    Ok(UpgradePlan { preparation, switch: steps })
 }
 
 /// A user's own proxy image (its entrypoint takes the reference proxy's `install`
@@ -1492,6 +1515,8 @@ pub struct KindEnvironment {
     failed_nodes: std::sync::Mutex<Vec<(crate::model::Node, Uplink)>>,
     /// Egress IPs put on nodes (for CNIs that expect them there), as (node, IP).
     placed_ips: std::sync::Mutex<Vec<(String, std::net::IpAddr)>>,
+    /// The profile (its file) whose upgrade's preparation has run, and whose switch has not.
+    prepared: std::sync::Mutex<Option<PathBuf>>,
     /// The static probe node talkers run, and the nodes it has been copied to.
     static_probe: PathBuf,
     probe_on: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
@@ -1553,6 +1578,7 @@ impl KindEnvironment {
             timeouts: timeouts.clone(),
             failed_nodes: Default::default(),
             placed_ips: Default::default(),
+            prepared: Default::default(),
             static_probe: static_probe(),
             probe_on: Default::default(),
             external_iperf3: std::sync::Mutex::new(external_iperf3),
@@ -1571,6 +1597,7 @@ impl KindEnvironment {
             timeouts: timeouts.clone(),
             failed_nodes: Default::default(),
             placed_ips: Default::default(),
+            prepared: Default::default(),
             static_probe: static_probe(),
             probe_on: Default::default(),
             external_iperf3: Default::default(),
@@ -1792,8 +1819,25 @@ impl super::kubernetes::Environment for KindEnvironment {
     /// alone the two or three of a scenario that also rolls back).
     /// The cluster's state says what it runs throughout ([`RunningCni`]), so a replacement
     /// cut short by a killed process is undone by the next one (or by teardown).
+    /// What the switch to `with` needs done first ([`UpgradePlan::preparation`]), run now;
+    /// the replacement that follows skips it.
+    fn prepare_cni_replacement(&self, initial: &CniProfile, running: &CniProfile, with: &CniProfile) -> Result<()> {
+        let plan = upgrade_plan(&self.cluster.name, initial, running, with, &self.cluster.files, &self.timeouts, self.cluster.addons)?;
+        crate::deadline::extend(planned_budget(&plan.preparation));
+        for step in &plan.preparation {
+            cli::run(step)?;
+        }
+        *self.prepared.lock().unwrap_or_else(|e| e.into_inner()) = Some(with.source.clone());
+        Ok(())
+    }
+
     fn replace_cni(&self, initial: &CniProfile, running: &CniProfile, with: &CniProfile) -> Result<()> {
-        let steps = upgrade_steps(&self.cluster.name, initial, running, with, &self.cluster.files, &self.timeouts, self.cluster.addons)?;
+        let plan = upgrade_plan(&self.cluster.name, initial, running, with, &self.cluster.files, &self.timeouts, self.cluster.addons)?;
+        let prepared = self.prepared.lock().unwrap_or_else(|e| e.into_inner()).take().is_some_and(|source| source == with.source);
+        let steps = match prepared {
+            true => plan.switch,
+            false => [plan.preparation, plan.switch].concat(),
+        };
         let record = |running: &CniProfile, replacing_to: Option<&CniProfile>| RunningCni {
             installed: initial.source.clone(),
             running: running.source.clone(),
