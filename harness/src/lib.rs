@@ -10,6 +10,7 @@ pub mod cleanup;
 pub mod cni;
 pub mod deadline;
 pub mod diagnostics;
+pub mod environment;
 pub mod error;
 pub mod files;
 pub mod fixtures;
@@ -62,9 +63,9 @@ pub fn project_root() -> std::path::PathBuf {
 /// a circle) and from the layers below, never from one above. Providers and scenarios share
 /// names through `tools`, `install` and `verdict`, below both.
 pub const LAYERS: &[&[&str]] = &[
-    // Foundations: errors, budgets of waits, logging, the neutral model, this machine, files,
+    // Foundations: errors, the environment variables a run reads, budgets of waits, logging, the neutral model, this machine, files,
     // the harness's own programs, cleanup on interrupt.
-    &["error", "deadline", "logging", "model", "host", "files", "tools", "cleanup"],
+    &["error", "environment", "deadline", "logging", "model", "host", "files", "tools", "cleanup"],
     // What is installed and offered; pure verdicts.
     &["install", "verdict"],
     // Input files read into the model.

@@ -4,6 +4,7 @@
 mod certify;
 mod compare;
 mod deps;
+mod docs;
 mod gc;
 mod image;
 mod lint;
@@ -22,6 +23,8 @@ commands:
                    plugins on the lab, a self-test), each verdict with its evidence, and one
                    conformance report (YAML, Markdown, HTML) in target/cni-conformance/certification/<cni>/
   lint             rustfmt, clippy, and the GitHub Actions workflows (actionlint)
+  docs [--check]   regenerate the user guide's reference pages (docs/src/reference/) from the code, or only
+                   compare them, and check the guide's links and commands
   image            build the FROM-scratch images (cni-probe, tsn-metadata-proxy, cni-iperf3, cni-nettools) with Docker
   gc [--force]     remove lab clusters left by killed runs (--force: also those of runs still alive)
   compare <baseline> <candidate> [--smallest-regression 0.10] [--alpha 0.05]
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
         Some("certify") => certify::run(&args[1..]),
         Some("image") => image::run(),
         Some("lint") => lint::rust().and_then(|()| lint::run()),
+        Some("docs") => docs::run(flag("--check")),
         Some("gc") => gc::run(flag("--force")),
         Some("compare") => compare::run(&args[1..]),
         Some("-h" | "--help" | "help") => {

@@ -392,10 +392,10 @@ impl SequentialPlan {
     }
 }
 
-/// The README's table of the canary stages under `criteria`: per stage its tolerance, the
+/// The guide's table of the canary stages under `criteria` (`docs/src/statistics.md`): per stage its tolerance, the
 /// fixed verdict's requests, false-fail and power, and the sequential verdict's average
 /// requests (for a correct split, and for a split off by its tolerance below and above),
-/// worst case, false-fail and power. Every figure is the library's own, so the README
+/// worst case, false-fail and power. Every figure is the library's own, so the guide
 /// cannot state one the code does not give (a test compares them).
 pub fn stages_table(criteria: &SplitCriteria) -> String {
     let count = |n: f64| {
@@ -720,11 +720,11 @@ mod tests {
         assert!(stop.bound.starts_with("fail bound of b0"), "{stop:?}");
     }
 
-    /// The README states the table the code computes (`stages_table`), figure for figure.
+    /// The guide states the table the code computes (`stages_table`), figure for figure.
     #[test]
-    fn the_readme_states_the_stages_table_the_code_computes() {
+    fn the_guide_states_the_stages_table_the_code_computes() {
         let table = stages_table(&suite_criteria());
-        let readme_path = crate::workspace_root().join("README.md");
+        let readme_path = crate::workspace_root().join("docs/src/statistics.md");
         let readme = std::fs::read_to_string(&readme_path).unwrap();
         assert!(
             readme.contains(&table),
