@@ -39,6 +39,50 @@ pub fn cargo(args: &[&str]) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    /// Each package `cargo tree <args>` resolves (name and version), with its features.
+    fn resolved(args: &[&str]) -> BTreeMap<String, String> {
+        let output = super::cargo_command().args(["tree", "--prefix", "none", "--format", "{p}|{f}"]).args(args).output().unwrap();
+        assert!(output.status.success(), "cargo tree {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| {
+                let (package, features) = line.split_once('|')?;
+                // A crate printed before is marked ` (*)` after its features.
+                let features = features.trim_end_matches(" (*)");
+                let mut words = package.split_whitespace();
+                let mut features: Vec<&str> = features.split(',').filter(|f| !f.is_empty()).collect();
+                features.sort();
+                Some((format!("{} {}", words.next()?, words.next()?), features.join(",")))
+            })
+            .collect()
+    }
+
+    /// The xtask binary's build (`cargo xtask`), a certification's (`cargo build --bins
+    /// --test <family>` of the suites package) and the test build (`--workspace`, with
+    /// every dev-dependency) give every crate they share the same features, so they share
+    /// its compiled artifact: before the unification in `harness/Cargo.toml`, tokio,
+    /// serde_json and everything above them were compiled again for each (a fresh clone's
+    /// CI built the library four times, the GitHub Action's test waited on two of them).
+    #[test]
+    fn the_xtask_binary_certify_and_the_tests_resolve_the_same_features() {
+        let tests = resolved(&["--workspace", "--edges", "normal,build,dev"]);
+        for (build, args) in [
+            ("the xtask binary", ["--package", "xtask", "--edges", "normal,build"]),
+            ("a certification", ["--package", "cni-conformance", "--edges", "normal,build,dev"]),
+        ] {
+            let differ: Vec<String> = resolved(&args)
+                .into_iter()
+                .filter_map(|(package, features)| {
+                    let theirs = tests.get(&package)?;
+                    (theirs != &features).then(|| format!("{package}: [{features}] for {build}, [{theirs}] for the tests"))
+                })
+                .collect();
+            assert!(differ.is_empty(), "add the tests' features to harness/Cargo.toml's unification:\n{}", differ.join("\n"));
+        }
+    }
+
     /// Under `cargo test`, as under `cargo run`, this process has its package's variables;
     /// the cargo it starts must not (they are inputs of ring's and cc's build scripts).
     #[test]

@@ -135,7 +135,7 @@ pub fn trace(cluster: &Arc<dyn Cluster>, talk: &Talk) -> Result<PriorityTrace> {
         Ok(priority::parse_class_counters(&shown))
     };
     // The pod's own hop: the same classes and classifier on its eth0, for the replay only.
-    let pod_ready = talk.pod.as_ref().map(|pod| classes_in_pod(cluster.as_ref(), pod).map_err(|e| e.to_string()));
+    let pod_ready = talk.pod.as_ref().map(|pod| classes_in_pod(cluster.as_ref(), node, pod).map_err(|e| e.to_string()));
     let pod_before = talk.pod.as_ref().zip(pod_ready.clone()).map(|(pod, ready)| ready.and_then(|()| pod_counters(pod)));
     let nic_before = nic_counters();
     let options = cni_probe::talk::TalkOptions { tag: format!("{}-traced", talk.options.tag), ..talk.options.clone() };
@@ -171,12 +171,13 @@ pub fn trace(cluster: &Arc<dyn Cluster>, talk: &Talk) -> Result<PriorityTrace> {
     Ok(PriorityTrace { talker, priority: options.priority, sent, hops })
 }
 
-/// Puts the priority map's classes and classifier on the pod's `eth0` (where the pod's
-/// tools can: the lab's pods run the host's `tc`).
-fn classes_in_pod(cluster: &dyn Cluster, pod: &crate::model::Pod) -> Result<()> {
-    let classifier = crate::bpf::object("tsn_classify")?;
+/// Puts the priority map's classes and classifier on the pod's `eth0`, with the node's
+/// `tc` in the pod's network (the lab's pods run the host's; on kind through the node, the
+/// classifier's object copied onto the node first).
+fn classes_in_pod(cluster: &dyn Cluster, node: &crate::model::Node, pod: &crate::model::Pod) -> Result<()> {
+    let classifier = cluster.put_file_on_node(node, &crate::bpf::object("tsn_classify")?)?;
     let (root, classes) = crate::bpf::priority_classes(POD_NIC);
-    let filter = crate::bpf::classifier_filter(POD_NIC, &classifier.display().to_string());
+    let filter = crate::bpf::classifier_filter(POD_NIC, &classifier);
     for args in std::iter::once(&root).chain(&classes).chain(std::iter::once(&filter)) {
         let words: Vec<&str> = args.iter().map(String::as_str).collect();
         let output = cluster.run_in_pod(pod, "tc", &words)?;

@@ -220,6 +220,15 @@ pub trait Environment: Send + Sync {
     fn restore_node(&self, node: &Node) -> Result<()>;
     /// Runs `program args` on a node (its container on kind).
     fn run_on_node(&self, node: &Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput>;
+    /// Runs the node's `program` in `pod`'s network namespace, through the node the pod is
+    /// on (a priority trace's pod hop: `tc` on the pod's `eth0`); the pod's own containers
+    /// run only the probe. Where nodes cannot be reached (an existing cluster), it says so.
+    fn run_in_pod_network(&self, pod: &Pod, program: &str, _args: &[&str]) -> Result<crate::model::ExecOutput> {
+        Err(HarnessError::NotFound {
+            what: format!("`{program}` in pod {}/{}", pod.namespace, pod.name),
+            wanted: "a way into the pod's network through its node: the harness cannot reach this cluster's nodes, and pods run only the probe (and iperf3 where performance tools were asked for), so this hop is not read here".into(),
+        })
+    }
     /// Runs the harness machine's `program` in a node's network (see
     /// [`Cluster::run_in_node_network`]); where it cannot, as [`Self::run_on_node`].
     fn run_in_node_network(&self, node: &Node, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
@@ -573,14 +582,12 @@ impl Cluster for KubeCluster {
         self.access.exec(&pod.namespace, &pod.name, Some("probe"), &command)
     }
 
-    /// iperf3 runs in the pod's `iperf3` container (see [`pod_object`]).
+    /// iperf3 runs in the pod's `iperf3` container (see [`pod_object`]); anything else (a
+    /// priority trace's `tc`) in the pod's network through its node, where the environment
+    /// can reach nodes.
     fn run_in_pod(&self, pod: &Pod, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
         if program != "iperf3" {
-            // A priority trace's pod hop (`tc` on the pod's eth0): its trace says so.
-            return Err(HarnessError::NotFound {
-                what: format!("`{program}` in pod {}/{}", pod.namespace, pod.name),
-                wanted: "a tool in the pod: pods on Kubernetes run only the probe (and iperf3 where performance tools were asked for), so this hop is not read here; the lab reads it".into(),
-            });
+            return self.environment.run_in_pod_network(pod, program, args);
         }
         if self.environment.iperf3_image().is_none() {
             return Err(HarnessError::NotFound {
@@ -821,7 +828,10 @@ mod tests {
         assert_eq!(seen.lock().unwrap().len(), asked, "nothing was exec'd");
         // A priority trace's pod hop says why it is not read.
         let tc = cluster.run_in_pod(&pod, "tc", &["-s", "class", "show", "dev", "eth0"]).unwrap_err().to_string();
-        assert!(tc.contains("`tc` in pod perf-t1/client") && tc.contains("this hop is not read here; the lab reads it"), "{tc}");
+        assert!(
+            tc.contains("`tc` in pod perf-t1/client") && tc.contains("cannot reach this cluster's nodes") && tc.contains("this hop is not read here"),
+            "{tc}"
+        );
         let outside = cluster.run_outside("iperf3", &["-s"]).unwrap_err().to_string();
         assert!(outside.contains("outside a cluster the harness does not own"), "{outside}");
     }

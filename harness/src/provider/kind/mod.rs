@@ -1029,6 +1029,38 @@ mod tests {
     use super::*;
     use crate::cni;
 
+    /// The pod hop of a priority trace on kind: the script finds the pod's ready sandbox by
+    /// its exact name and namespace and runs the program in its network namespace; a pod
+    /// with no sandbox on the node is named. Run for real in `sh`, against stand-ins of
+    /// `crictl` (answering only the anchored filters) and `nsenter` (printing its arguments).
+    #[test]
+    fn a_program_runs_in_the_pod_s_network_namespace_found_through_crictl() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            std::fs::write(dir.path().join(name), text).unwrap();
+            std::fs::set_permissions(dir.path().join(name), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        };
+        write(
+            "crictl",
+            "#!/bin/sh\ncase \"$*\" in\n  'pods --name ^web$ --namespace ^prod-t1$ --state ready -q') echo 5f2a ;;\n  pods*) ;;\n  'inspectp -o go-template --template '*' 5f2a') echo /var/run/netns/cni-77 ;;\n  *) echo \"unexpected: $*\" >&2; exit 9 ;;\nesac\n",
+        );
+        write("nsenter", "#!/bin/sh\necho \"nsenter $*\"\n");
+        let path = format!("{}:/usr/bin:/bin", dir.path().display());
+        let run = |pod: &str| {
+            std::process::Command::new("sh")
+                .args(["-c", POD_NETWORK_SCRIPT, "sh", pod, "prod-t1", "tc", "-s", "class", "show", "dev", "eth0"])
+                .env("PATH", &path)
+                .output()
+                .unwrap()
+        };
+        let found = run("web");
+        assert!(found.status.success(), "{}", String::from_utf8_lossy(&found.stderr));
+        assert_eq!(String::from_utf8_lossy(&found.stdout).trim(), "nsenter --net=/var/run/netns/cni-77 tc -s class show dev eth0");
+        let missing = run("we");
+        assert_eq!(missing.status.code(), Some(3));
+        assert!(String::from_utf8_lossy(&missing.stderr).contains("no ready sandbox of pod prod-t1/we on this node"));
+    }
+
     fn plan_text(cni: &CniProfile) -> String {
         plan_text_with(cni, Addons::default())
     }
@@ -1526,6 +1558,21 @@ pub struct KindEnvironment {
     node_iperf3: std::sync::Mutex<std::collections::BTreeMap<String, super::external::Iperf3Beside>>,
 }
 
+/// Runs a program in a pod's network namespace on a kind node (`sh -c` this, then `sh`,
+/// the pod's name and namespace, the program and its arguments). A kind node runs
+/// containerd with `crictl` configured for it; `crictl pods` filters by regular
+/// expressions, hence the anchors (names are DNS labels: nothing to escape);
+/// `crictl inspectp` is verbose unless `--quiet`, and containerd's verbose sandbox status
+/// carries its OCI runtime spec, whose network namespace is the pod's
+/// (kubernetes-sigs/cri-tools `cmd/crictl/sandbox.go`: `inspectp`, `--quiet` "Do not show
+/// verbose information"). `nsenter` is util-linux's, in every Debian-based node image.
+pub const POD_NETWORK_SCRIPT: &str = r#"pod=$1 namespace=$2; shift 2
+id=$(crictl pods --name "^$pod\$" --namespace "^$namespace\$" --state ready -q | head -n 1)
+[ -n "$id" ] || { echo "no ready sandbox of pod $namespace/$pod on this node (crictl pods)" >&2; exit 3; }
+netns=$(crictl inspectp -o go-template --template '{{range .info.runtimeSpec.linux.namespaces}}{{if eq .type "network"}}{{.path}}{{end}}{{end}}' "$id")
+[ -n "$netns" ] || { echo "sandbox $id of pod $namespace/$pod names no network namespace (crictl inspectp)" >&2; exit 3; }
+exec nsenter --net="$netns" "$@""#;
+
 /// kind's Docker network, where nodes and the external echo meet.
 pub const KIND_NETWORK: &str = "kind";
 
@@ -1879,6 +1926,19 @@ impl super::kubernetes::Environment for KindEnvironment {
         );
         cli::run(&step.with_stdin_from(path))?;
         Ok(there)
+    }
+
+    /// In the pod's network namespace on its node container: the pod's sandbox found with
+    /// `crictl` (by name and namespace, ready), its network namespace read from the sandbox's
+    /// runtime spec, and `program` run there with `nsenter` ([`POD_NETWORK_SCRIPT`]).
+    fn run_in_pod_network(&self, pod: &crate::model::Pod, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
+        let mut command: Vec<&str> = vec!["exec", &pod.node, "sh", "-c", POD_NETWORK_SCRIPT, "sh", &pod.name, &pod.namespace, program];
+        command.extend_from_slice(args);
+        let output = std::process::Command::new("docker")
+            .args(&command)
+            .output()
+            .map_err(|e| HarnessError::Command { command: format!("docker exec {} ... {program}", pod.node), detail: e.to_string() })?;
+        Ok(crate::model::ExecOutput::from_output(&output))
     }
 
     /// The node container's network, from a helper container sharing it: kind's node image
