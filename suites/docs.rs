@@ -4,7 +4,7 @@
 //! exists, and its scenario tables name only real scenarios. rust-analyzer's sourcegen
 //! tests work this way: the check is a test, the update the same test with a switch.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use harness::environment::VARIABLES;
@@ -111,12 +111,155 @@ fn budgets_page() -> String {
     page
 }
 
+/// A field of the profile file, as its type in `harness/src/cni/profile.rs` declares it.
+struct ProfileField {
+    /// As written in YAML (serde's `rename_all = "camelCase"` applied).
+    name: String,
+    /// The Rust type, paths left out (`Vec<Workload>`).
+    ty: String,
+    optional: bool,
+    doc: String,
+}
+
+/// `snake_case` (a field) or `PascalCase` (a variant) as serde's camelCase writes it.
+fn camel_case(ident: &str) -> String {
+    let mut words = ident.split('_');
+    let first = words.next().unwrap_or_default();
+    let mut out: String = first.chars().take(1).flat_map(char::to_lowercase).chain(first.chars().skip(1)).collect();
+    for word in words {
+        out.extend(word.chars().take(1).flat_map(char::to_uppercase).chain(word.chars().skip(1)));
+    }
+    out
+}
+
+fn doc_of(attrs: &[syn::Attribute]) -> String {
+    let lines: Vec<String> = attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .filter_map(|a| match &a.meta {
+            syn::Meta::NameValue(syn::MetaNameValue { value: syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(text), .. }), .. }) => Some(text.value()),
+            _ => None,
+        })
+        .collect();
+    lines.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ")
+}
+
+/// Whether `#[serde(...)]` among `attrs` says `word` (`default`) or `rename_all = "camelCase"`.
+fn serde_says(attrs: &[syn::Attribute], word: &str) -> bool {
+    attrs.iter().filter(|a| a.path().is_ident("serde")).any(|a| {
+        let mut found = false;
+        let _ = a.parse_nested_meta(|meta| {
+            if meta.path.is_ident(word) {
+                found = true;
+            }
+            if meta.input.peek(syn::Token![=]) {
+                let _: syn::Expr = meta.value()?.parse()?;
+            }
+            Ok(())
+        });
+        found
+    })
+}
+
+fn type_name(ty: &syn::Type) -> String {
+    use quote::ToTokens;
+    let spelled = ty.to_token_stream().to_string().replace(' ', "");
+    // Keep each path's last segment: `Option<super::NodePlugins>` is `Option<NodePlugins>`.
+    let mut out = String::new();
+    for piece in spelled.split_inclusive(['<', '>', ',']) {
+        let (path, delimiter) = piece.split_at(piece.trim_end_matches(['<', '>', ',']).len());
+        out.push_str(path.rsplit("::").next().unwrap_or(path));
+        out.push_str(delimiter);
+    }
+    out
+}
+
+/// The profile file's types: each struct (or enum of one-value variants) deserialized from
+/// it, by name, with its fields.
+fn profile_types() -> BTreeMap<String, Vec<ProfileField>> {
+    let source = std::fs::read_to_string(root().join("harness/src/cni/profile.rs")).unwrap();
+    let file = syn::parse_file(&source).unwrap();
+    let mut types = BTreeMap::new();
+    for item in file.items {
+        let (name, fields) = match item {
+            syn::Item::Struct(s) => {
+                let camel = serde_says(&s.attrs, "rename_all");
+                let fields = s
+                    .fields
+                    .iter()
+                    .filter_map(|f| {
+                        let ident = f.ident.as_ref()?.to_string();
+                        let ty = type_name(&f.ty);
+                        Some(ProfileField {
+                            name: if camel { camel_case(&ident) } else { ident },
+                            optional: serde_says(&f.attrs, "default") || ty.starts_with("Option<"),
+                            ty,
+                            doc: doc_of(&f.attrs),
+                        })
+                    })
+                    .collect();
+                (s.ident.to_string(), fields)
+            }
+            syn::Item::Enum(e) => {
+                let fields = e
+                    .variants
+                    .iter()
+                    .filter_map(|v| {
+                        let ty = type_name(&v.fields.iter().next()?.ty);
+                        Some(ProfileField { name: camel_case(&v.ident.to_string()), ty, optional: true, doc: doc_of(&v.attrs) })
+                    })
+                    .collect();
+                (e.ident.to_string(), fields)
+            }
+            _ => continue,
+        };
+        types.insert(name, fields);
+    }
+    types
+}
+
+fn profile_page() -> String {
+    let types = profile_types();
+    let mut page = format!(
+        "{GENERATED}\n\n# Profile fields\n\nEvery field of a CNI profile file (`profile.yaml`), from the types it is read \
+         into and their doc comments (`harness/src/cni/profile.rs`). Unknown fields are refused, naming the file and the \
+         field. How to write one: [Certify your plugin](../certify.md).\n"
+    );
+    // Each type where the file puts it, from the top: (YAML path, type).
+    let mut queue = vec![(String::new(), "ProfileFile".to_owned())];
+    while let Some((path, name)) = queue.pop() {
+        let fields = &types[&name];
+        let title = if path.is_empty() { "The top level".to_owned() } else { format!("`{path}`") };
+        page += &format!("\n## {title}\n\n| field | type | | meaning |\n| --- | --- | --- | --- |\n");
+        for field in fields {
+            page += &format!("| `{}` | `{}` | {} | {} |\n", field.name, field.ty, if field.optional { "optional" } else { "required" }, cell(&field.doc));
+            let inner = field.ty.trim_start_matches("Option<").trim_start_matches("Vec<").trim_end_matches('>');
+            if types.contains_key(inner) {
+                let child = if path.is_empty() { field.name.clone() } else { format!("{path}.{}", field.name) };
+                let child = if field.ty.starts_with("Vec<") { format!("{child}[]") } else { child };
+                queue.insert(0, (child, inner.to_owned()));
+            }
+        }
+    }
+    page
+}
+
+/// Every field a profile may have is documented where it is declared: the generated page
+/// would otherwise have a field no one explains.
+#[test]
+fn every_profile_field_has_a_doc_comment() {
+    let missing: Vec<String> =
+        profile_types().iter().flat_map(|(ty, fields)| fields.iter().filter(|f| f.doc.is_empty()).map(move |f| format!("{ty}::{}", f.name))).collect();
+    assert!(missing.is_empty(), "fields of the profile file without a doc comment in harness/src/cni/profile.rs: {missing:?}");
+}
+
 /// Each reference page and what the code says it is.
 fn reference_pages() -> Vec<(&'static str, String)> {
     vec![
         ("reference/scenarios.md", scenarios_page()),
         ("reference/cni-spec-checks.md", checks_page()),
         ("reference/environment.md", environment_page()),
+        ("reference/profile.md", profile_page()),
         ("reference/budgets.md", budgets_page()),
     ]
 }

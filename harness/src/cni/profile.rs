@@ -16,13 +16,24 @@ pub const CNI_VARIABLE: &str = "CNICONF_CNI";
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ProfileFile {
+    /// The profile's name: what `--cni`, `CNICONF_CNI` and the reports call it.
     name: String,
+    /// The CNI's version: filled into `{version}` of manifest URLs, named in every report.
     version: String,
+    /// How the CNI is installed: exactly one of `manifests`, `helm` (on kind or an existing
+    /// cluster) or `lab` (a conflist and plugin binaries on the lab).
     install: InstallFile,
+    /// What must roll out before the CNI is ready (`{kind, namespace, name, createdLater,
+    /// renderedWhen}`): `createdLater` for what an operator creates, `renderedWhen: {value,
+    /// default, atLeast}` for what the chart renders only when a value is at least a version.
     #[serde(default)]
     readiness: Vec<Workload>,
+    /// What the CNI offers (`egress-gateway`, `egress-failover`, `egress-excluded-cidrs`,
+    /// `load-balancer-service`, `tsn-priority-map`, `host-port`, ...): a scenario that needs
+    /// one the profile lacks is ignored, with the reason.
     #[serde(default)]
     features: Vec<Feature>,
+    /// The CNI replaces kube-proxy: its agents are told the API server's address.
     #[serde(default)]
     replaces_kube_proxy: bool,
     /// Reference plugins the run puts on every node first.
@@ -72,7 +83,9 @@ struct UpgradeFile {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct UpgradeFirstFile {
+    /// The label selector of the objects applied first (Antrea: `component!=antrea-agent`).
     selector: String,
+    /// What must roll out before the rest is applied.
     #[serde(default)]
     readiness: Vec<Workload>,
 }
@@ -80,9 +93,13 @@ struct UpgradeFirstFile {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PreflightFile {
+    /// The pre-flight check's Helm release name (removed once it passed).
     release: String,
+    /// Its values, `key=value`.
     #[serde(default)]
     set: Vec<String>,
+    /// What must be ready before the upgrade goes on (Cilium: the pre-flight DaemonSet and
+    /// Deployment).
     #[serde(default)]
     readiness: Vec<Workload>,
 }
@@ -124,6 +141,7 @@ struct DiagnosticsFile {
 enum InstallFile {
     /// Release manifests applied in order.
     Manifests(Vec<ManifestFile>),
+    /// A Helm chart, installed (and upgraded) as one release.
     Helm(HelmFile),
     /// On the lab: a conflist and the directory of its plugin binaries.
     Lab(LabFile),
@@ -138,6 +156,7 @@ struct ManifestFile {
     /// a file beside the profile (`{podSubnet}` is filled in).
     #[serde(default)]
     file: Option<PathBuf>,
+    /// CRDs that must be Established before this manifest is applied (an operator's).
     #[serde(default)]
     wait_for_crds: Vec<String>,
 }
@@ -148,8 +167,11 @@ struct HelmFile {
     /// The chart repository; empty or absent when `chart` is an OCI reference.
     #[serde(default)]
     repo: String,
+    /// The chart's name in `repo`, or an OCI reference.
     chart: String,
+    /// The release name.
     release: String,
+    /// The namespace the release is installed in.
     namespace: String,
     /// Values as `helm --set` takes them: `key=value`.
     #[serde(default)]
@@ -184,7 +206,9 @@ struct LabFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NodeFileEntry {
+    /// A file or directory, relative to the profile's directory.
     from: PathBuf,
+    /// Where it goes on each node: an absolute path in one of the node's own directories.
     to: PathBuf,
 }
 
