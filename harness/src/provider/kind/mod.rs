@@ -552,27 +552,6 @@ fn cni_helm_values(cluster: &str, cni: &CniProfile, gateway: Option<&crate::gate
     extra
 }
 
-/// Every command that upgrades (or rolls back) the CNI of kind cluster `cluster` in place
-/// from `running` to `to`, as the CNI's own upgrade guide does it: the profile's upgrade
-/// procedure first (Antrea's Controller before its Agents; Cilium's pre-flight check),
-/// then its installation applied over the running one (`kubectl apply` of the release
-/// manifests, or `helm upgrade` of the same release), then every workload awaited. The
-/// agent DaemonSet replaces its pods node by node, as its rolling update does; nothing
-/// else is restarted. `addons` are the cluster's, as [`KindPlan::new`] installed them;
-/// `initial` is what the cluster was made with (`{initialMinor}` in upgrade values).
-pub fn upgrade_steps(
-    cluster: &str,
-    initial: &CniProfile,
-    running: &CniProfile,
-    to: &CniProfile,
-    files: &RunFiles,
-    timeouts: &KindTimeouts,
-    addons: Addons,
-) -> Result<Vec<CliStep>> {
-    let plan = upgrade_plan(cluster, initial, running, to, files, timeouts, addons)?;
-    Ok([plan.preparation, plan.switch].concat())
-}
-
 /// An in-place upgrade's commands in two parts: what the CNI's guide has done before the
 /// switch, which running pods and their connections do not see (Cilium's pre-flight check
 /// pulls the new images and checks the new agent's policies), and the switch itself.
@@ -582,7 +561,21 @@ pub struct UpgradePlan {
     pub switch: Vec<CliStep>,
 }
 
-/// [`upgrade_steps`], its preparation apart ([`UpgradePlan`]).
+impl UpgradePlan {
+    /// Every step in order: the preparation, then the switch.
+    pub fn all_steps(self) -> Vec<CliStep> {
+        [self.preparation, self.switch].concat()
+    }
+}
+
+/// The commands that upgrade (or roll back) the CNI of kind cluster `cluster` in place
+/// from `running` to `to`, as the CNI's own upgrade guide does it: the profile's upgrade
+/// procedure first (Antrea's Controller before its Agents; Cilium's pre-flight check),
+/// then its installation applied over the running one (`kubectl apply` of the release
+/// manifests, or `helm upgrade` of the same release), then every workload awaited. The
+/// agent DaemonSet replaces its pods node by node, as its rolling update does; nothing
+/// else is restarted. `addons` are the cluster's, as [`KindPlan::new`] installed them;
+/// `initial` is what the cluster was made with (`{initialMinor}` in upgrade values).
 pub fn upgrade_plan(
     cluster: &str,
     initial: &CniProfile,
@@ -1126,7 +1119,7 @@ mod tests {
     fn upgrade_text(initial: &str, running: &str, to: &str, addons: Addons) -> String {
         let files = RunFiles::in_dir(Path::new("/run/cni-conformance/cniconf-0a1b2c"));
         let [initial, running, to] = [initial, running, to].map(|name| cni::load_profile(name).unwrap());
-        let steps = upgrade_steps("cniconf-0a1b2c", &initial, &running, &to, &files, &KindTimeouts::default(), addons).unwrap();
+        let steps = upgrade_plan("cniconf-0a1b2c", &initial, &running, &to, &files, &KindTimeouts::default(), addons).unwrap().all_steps();
         steps.iter().map(|s| format!("# {} (timeout {}s)\n{s}\n", s.purpose, s.timeout.as_secs())).collect()
     }
 
@@ -1154,7 +1147,7 @@ mod tests {
     fn an_upgrade_s_trial_gets_its_plan_s_budget() {
         let files = RunFiles::in_dir(Path::new("/run/cni-conformance/cniconf-0a1b2c"));
         let [initial, to] = ["antrea-2.1", "antrea"].map(|name| cni::load_profile(name).unwrap());
-        let steps = upgrade_steps("cniconf-0a1b2c", &initial, &initial, &to, &files, &KindTimeouts::default(), Addons::default()).unwrap();
+        let steps = upgrade_plan("cniconf-0a1b2c", &initial, &initial, &to, &files, &KindTimeouts::default(), Addons::default()).unwrap().all_steps();
         let budget = planned_budget(&steps);
         assert_eq!(budget, steps.iter().map(|s| s.timeout).sum::<Duration>());
         assert!(budget > Duration::from_secs(300) && steps.len() >= 4, "{} steps, {budget:?}", steps.len());
@@ -1269,7 +1262,7 @@ mod tests {
     fn an_upgrade_that_changes_how_the_cni_installs_is_refused_before_anything_runs() {
         let files = RunFiles::in_dir(Path::new("/run/cni-conformance/cniconf-0a1b2c"));
         let (antrea, cilium) = (cni::antrea(), cni::cilium());
-        let error = upgrade_steps("cniconf-0a1b2c", &antrea, &antrea, &cilium, &files, &KindTimeouts::default(), Addons::default()).unwrap_err().to_string();
+        let error = upgrade_plan("cniconf-0a1b2c", &antrea, &antrea, &cilium, &files, &KindTimeouts::default(), Addons::default()).unwrap_err().to_string();
         assert!(error.contains("cannot upgrade antrea 2.2.0 in place to cilium 1.16.6: antrea is installed by manifests, cilium by Helm"), "{error}");
         let renamed = CniProfile {
             installation: Installation::Helm {
@@ -1281,7 +1274,7 @@ mod tests {
             },
             ..cilium.clone()
         };
-        let error = upgrade_steps("cniconf-0a1b2c", &cilium, &cilium, &renamed, &files, &KindTimeouts::default(), Addons::default()).unwrap_err().to_string();
+        let error = upgrade_plan("cniconf-0a1b2c", &cilium, &cilium, &renamed, &files, &KindTimeouts::default(), Addons::default()).unwrap_err().to_string();
         assert!(error.contains("an in-place upgrade keeps the Helm release: cilium of chart cilium in kube-system is running"), "{error}");
     }
 
@@ -1670,7 +1663,7 @@ impl KindEnvironment {
             installed.name,
             installed.version
         );
-        for step in upgrade_steps(&self.cluster.name, &installed, &from, &installed, &self.cluster.files, &self.timeouts, self.cluster.addons)? {
+        for step in upgrade_plan(&self.cluster.name, &installed, &from, &installed, &self.cluster.files, &self.timeouts, self.cluster.addons)?.all_steps() {
             cli::run(&step)?;
         }
         RunningCni { installed: installed.source.clone(), running: installed.source, replacing_to: None }.write(&self.cluster.files.dir)
