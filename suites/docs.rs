@@ -226,8 +226,8 @@ fn profile_page() -> String {
          field. How to write one: [Certify your plugin](../certify.md).\n"
     );
     // Each type where the file puts it, from the top: (YAML path, type).
-    let mut queue = vec![(String::new(), "ProfileFile".to_owned())];
-    while let Some((path, name)) = queue.pop() {
+    let mut queue = std::collections::VecDeque::from([(String::new(), "ProfileFile".to_owned())]);
+    while let Some((path, name)) = queue.pop_front() {
         let fields = &types[&name];
         let title = if path.is_empty() { "The top level".to_owned() } else { format!("`{path}`") };
         page += &format!("\n## {title}\n\n| field | type | | meaning |\n| --- | --- | --- | --- |\n");
@@ -237,7 +237,7 @@ fn profile_page() -> String {
             if types.contains_key(inner) {
                 let child = if path.is_empty() { field.name.clone() } else { format!("{path}.{}", field.name) };
                 let child = if field.ty.starts_with("Vec<") { format!("{child}[]") } else { child };
-                queue.insert(0, (child, inner.to_owned()));
+                queue.push_back((child, inner.to_owned()));
             }
         }
     }
@@ -298,21 +298,15 @@ fn variables_in(text: &str) -> Vec<String> {
     found
 }
 
+/// The files under `dir` whose names end in `.<extension>`, sorted.
 fn files_under(dir: &Path, extension: &str) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut dirs = vec![dir.to_owned()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == extension) {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    files
+    walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .flatten()
+        .map(walkdir::DirEntry::into_path)
+        .filter(|path| path.is_file() && path.extension().is_some_and(|e| e == extension))
+        .collect()
 }
 
 #[test]
@@ -367,11 +361,12 @@ fn links(text: &str) -> Vec<String> {
 fn the_summary_lists_every_page_and_every_link_between_pages_resolves() {
     let summary = std::fs::read_to_string(guide().join("SUMMARY.md")).unwrap();
     let listed: BTreeSet<PathBuf> = links(&summary).iter().map(|l| guide().join(l)).collect();
-    let pages: BTreeSet<PathBuf> = files_under(&guide(), "md").into_iter().filter(|p| !p.ends_with("SUMMARY.md")).collect();
-    let missing: Vec<_> = pages.difference(&listed).collect();
+    let on_disk: BTreeSet<PathBuf> = files_under(&guide(), "md").into_iter().filter(|p| !p.ends_with("SUMMARY.md")).collect();
+    let missing: Vec<_> = on_disk.difference(&listed).collect();
     assert!(missing.is_empty(), "pages the summary does not list: {missing:?}");
     let mut broken = Vec::new();
-    for (page, text) in pages_with_summary(&summary) {
+    // The summary is one of the guide's pages: its links are checked with theirs.
+    for (page, text) in pages() {
         for link in links(&text) {
             if link.starts_with("http://") || link.starts_with("https://") || link.starts_with('#') || link.starts_with("mailto:") {
                 continue;
@@ -383,12 +378,6 @@ fn the_summary_lists_every_page_and_every_link_between_pages_resolves() {
         }
     }
     assert!(broken.is_empty(), "links to nothing: {broken:?}");
-}
-
-fn pages_with_summary(summary: &str) -> Vec<(PathBuf, String)> {
-    let mut all = pages();
-    all.push((guide().join("SUMMARY.md"), summary.to_owned()));
-    all
 }
 
 /// The shell blocks of a page (```sh), each with the line it starts on.

@@ -63,7 +63,8 @@ pub fn project_root() -> std::path::PathBuf {
 /// a circle) and from the layers below, never from one above. Providers and scenarios share
 /// names through `tools`, `install` and `verdict`, below both.
 pub const LAYERS: &[&[&str]] = &[
-    // Foundations: errors, the environment variables a run reads, budgets of waits, logging, the neutral model, this machine, files,
+    // Foundations: errors, the environment variables a run reads, budgets of waits, logging,
+    // the neutral model, this machine, files,
     // the harness's own programs, cleanup on interrupt.
     &["error", "environment", "deadline", "logging", "model", "host", "files", "tools", "cleanup"],
     // What is installed and offered; pure verdicts.

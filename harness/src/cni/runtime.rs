@@ -189,8 +189,9 @@ pub fn plugin_budget() -> Duration {
 /// (where a version manager's shims may come first, each start of a script's interpreter
 /// then costing a tenth of a second). libcni passes the runtime's own environment to the
 /// plugin (containernetworking/cni `pkg/invoke/args.go`, `Args.AsEnv`: `os.Environ()` plus
-/// the `CNI_*` variables, read at commit 5bab2c0), and containerd runs as a systemd service, whose default
-/// `PATH` this is. A plugin that needs a tool elsewhere finds it on no real node either.
+/// the `CNI_*` variables, read at commit 5bab2c0), and containerd runs as a systemd
+/// service, whose default `PATH` this is. A plugin that needs a tool elsewhere finds it on
+/// no real node either.
 pub const RUNTIME_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// [`RUNTIME_PATH`], or `CNICONF_RUNTIME_PATH` where set.

@@ -392,8 +392,8 @@ impl SequentialPlan {
     }
 }
 
-/// The guide's table of the canary stages under `criteria` (`docs/src/statistics.md`): per stage its tolerance, the
-/// fixed verdict's requests, false-fail and power, and the sequential verdict's average
+/// The guide's table of the canary stages under `criteria` (`docs/src/statistics.md`): per
+/// stage its tolerance, the fixed verdict's requests, false-fail and power, and the sequential verdict's average
 /// requests (for a correct split, and for a split off by its tolerance below and above),
 /// worst case, false-fail and power. Every figure is the library's own, so the guide
 /// cannot state one the code does not give (a test compares them).

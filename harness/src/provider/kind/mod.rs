@@ -1566,6 +1566,16 @@ netns=$(crictl inspectp -o go-template --template '{{range .info.runtimeSpec.lin
 [ -n "$netns" ] || { echo "sandbox $id of pod $namespace/$pod names no network namespace (crictl inspectp)" >&2; exit 3; }
 exec nsenter --net="$netns" "$@""#;
 
+/// `program args` in node container `container` (`docker exec`), whatever it exits with.
+fn docker_exec(container: &str, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
+    let output = std::process::Command::new("docker")
+        .args(["exec", container, program])
+        .args(args)
+        .output()
+        .map_err(|e| HarnessError::Command { command: format!("docker exec {container} {program}"), detail: e.to_string() })?;
+    Ok(crate::model::ExecOutput::from_output(&output))
+}
+
 /// kind's Docker network, where nodes and the external echo meet.
 pub const KIND_NETWORK: &str = "kind";
 
@@ -1874,10 +1884,7 @@ impl super::kubernetes::Environment for KindEnvironment {
     fn replace_cni(&self, initial: &CniProfile, running: &CniProfile, with: &CniProfile) -> Result<()> {
         let plan = upgrade_plan(&self.cluster.name, initial, running, with, &self.cluster.files, &self.timeouts, self.cluster.addons)?;
         let prepared = self.prepared.lock().unwrap_or_else(|e| e.into_inner()).take().is_some_and(|source| source == with.source);
-        let steps = match prepared {
-            true => plan.switch,
-            false => [plan.preparation, plan.switch].concat(),
-        };
+        let steps = if prepared { plan.switch } else { plan.all_steps() };
         let record = |running: &CniProfile, replacing_to: Option<&CniProfile>| RunningCni {
             installed: initial.source.clone(),
             running: running.source.clone(),
@@ -1897,12 +1904,7 @@ impl super::kubernetes::Environment for KindEnvironment {
             "iperf3" => return self.iperf3_on_node(node, args),
             other => other.to_owned(),
         };
-        let output = std::process::Command::new("docker")
-            .args(["exec", &node.name, &program])
-            .args(args)
-            .output()
-            .map_err(|e| HarnessError::Command { command: format!("docker exec {} {program}", node.name), detail: e.to_string() })?;
-        Ok(crate::model::ExecOutput::from_output(&output))
+        docker_exec(&node.name, &program, args)
     }
 
     /// Streams the file into the node's container (`docker exec -i ... cat`), executable,
@@ -1925,13 +1927,9 @@ impl super::kubernetes::Environment for KindEnvironment {
     /// `crictl` (by name and namespace, ready), its network namespace read from the sandbox's
     /// runtime spec, and `program` run there with `nsenter` ([`POD_NETWORK_SCRIPT`]).
     fn run_in_pod_network(&self, pod: &crate::model::Pod, program: &str, args: &[&str]) -> Result<crate::model::ExecOutput> {
-        let mut command: Vec<&str> = vec!["exec", &pod.node, "sh", "-c", POD_NETWORK_SCRIPT, "sh", &pod.name, &pod.namespace, program];
-        command.extend_from_slice(args);
-        let output = std::process::Command::new("docker")
-            .args(&command)
-            .output()
-            .map_err(|e| HarnessError::Command { command: format!("docker exec {} ... {program}", pod.node), detail: e.to_string() })?;
-        Ok(crate::model::ExecOutput::from_output(&output))
+        let mut script: Vec<&str> = vec!["-c", POD_NETWORK_SCRIPT, "sh", &pod.name, &pod.namespace, program];
+        script.extend_from_slice(args);
+        docker_exec(&pod.node, "sh", &script)
     }
 
     /// The node container's network, from a helper container sharing it: kind's node image
